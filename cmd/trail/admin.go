@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/trailaudit/trail/internal/access"
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/store/sqlite"
+)
+
+// openStore opens the database named by the storage flags, as the server
+// would, so the CLI works beside a running server.
+func openStore(ctx context.Context, sf *storageFlags) (*sqlite.Store, error) {
+	if err := sf.validate(); err != nil {
+		return nil, usageError{err}
+	}
+	st, err := sqlite.Open(ctx, sf.databasePath(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open the database: %w", err)
+	}
+	return st, nil
+}
+
+type migrateCommand struct {
+	stdout  io.Writer
+	storage storageFlags
+}
+
+func (c *migrateCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	c.storage.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, &c.storage) // Open migrates
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Fprintln(c.stdout, "The database schema is up to date.")
+	return nil
+}
+
+type orgCommand struct {
+	stdout  io.Writer
+	storage storageFlags
+}
+
+func (c *orgCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usagef("say what to do: trail org create --name NAME [--external-id ID] | trail org list")
+	}
+	fs := flag.NewFlagSet("org "+args[0], flag.ContinueOnError)
+	c.storage.register(fs)
+	switch args[0] {
+	case "create":
+		name := fs.String("name", "", "organization name (required)")
+		ext := fs.String("external-id", "", "your own identifier for it (optional, unique)")
+		asJSON := fs.Bool("json", false, "print JSON")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if strings.TrimSpace(*name) == "" || len(*name) > 200 {
+			return usagef("--name is required (1 to 200 characters)")
+		}
+		if len(*ext) > 200 {
+			return usagef("--external-id must be at most 200 characters")
+		}
+		st, err := openStore(ctx, &c.storage)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		now := time.Now()
+		org := store.Organization{ID: access.NewOrganizationID(now), Name: *name, ExternalID: *ext, CreatedAt: now, UpdatedAt: now}
+		if err := st.CreateOrganization(ctx, org); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("an organization with external id %q already exists", *ext)
+			}
+			return err
+		}
+		t := cliTarget{Type: "organization", ID: org.ID, Name: org.Name}
+		for _, log := range []string{org.ID, store.SystemOrganizationID} {
+			if err := recordCLIAction(ctx, st, "trail.organization.created", log, t); err != nil {
+				return err
+			}
+		}
+		if *asJSON {
+			return json.NewEncoder(c.stdout).Encode(map[string]any{"id": org.ID, "name": org.Name, "external_id": org.ExternalID})
+		}
+		fmt.Fprintf(c.stdout, "Created organization %s (%s)\n", org.ID, org.Name)
+		return nil
+	case "list":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		st, err := openStore(ctx, &c.storage)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tEXTERNAL ID\tCREATED")
+		p := store.ListParams{Limit: 100, Order: store.OrderAsc}
+		for {
+			page, err := st.ListOrganizations(ctx, p)
+			if err != nil {
+				return err
+			}
+			for _, o := range page.Data {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.ID, o.Name, o.ExternalID, o.CreatedAt.Format(time.RFC3339))
+			}
+			if page.After == "" {
+				break
+			}
+			p.After = page.After
+		}
+		return tw.Flush()
+	}
+	return usagef("unknown org command %q: use create or list", args[0])
+}
+
+type keyCommand struct {
+	stdout  io.Writer
+	storage storageFlags
+}
+
+func (c *keyCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usagef("say what to do: trail key create --name NAME --scope SCOPE[,SCOPE] [--org ORG_ID] | trail key list | trail key revoke KEY_ID")
+	}
+	fs := flag.NewFlagSet("key "+args[0], flag.ContinueOnError)
+	c.storage.register(fs)
+	switch args[0] {
+	case "create":
+		name := fs.String("name", "", "a name to recognise the key by (required)")
+		scopes := fs.String("scope", "", "comma-separated scopes: events:write, events:read, exports, admin (required)")
+		org := fs.String("org", "", "restrict the key to this organization (optional)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if strings.TrimSpace(*name) == "" {
+			return usagef("--name is required")
+		}
+		sc, err := access.ParseScopes(strings.Split(*scopes, ","))
+		if err != nil || *scopes == "" {
+			return usagef("--scope: give one or more of events:write, events:read, exports, admin, comma-separated")
+		}
+		st, err := openStore(ctx, &c.storage)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if *org != "" {
+			if _, err := st.Organization(ctx, *org); err != nil {
+				return fmt.Errorf("--org %s: %w", *org, err)
+			}
+		}
+		secret, hash, prefix := access.Generate()
+		now := time.Now()
+		k := store.APIKey{ID: access.NewKeyID(now), Name: *name, Hash: hash, Prefix: prefix, Scopes: sc, OrganizationID: *org, CreatedAt: now}
+		if err := st.CreateAPIKey(ctx, k); err != nil {
+			return err
+		}
+		log := store.SystemOrganizationID
+		if *org != "" {
+			log = *org
+		}
+		if err := recordCLIAction(ctx, st, "trail.api_key.created", log, cliTarget{Type: "api_key", ID: k.ID, Name: k.Name}); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "Created API key %s. Its secret is shown only now:\n%s\n", k.ID, secret)
+		return nil
+	case "list":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		st, err := openStore(ctx, &c.storage)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPES\tORGANIZATION\tCREATED\tREVOKED")
+		p := store.ListParams{Limit: 100, Order: store.OrderAsc}
+		for {
+			page, err := st.ListAPIKeys(ctx, p)
+			if err != nil {
+				return err
+			}
+			for _, k := range page.Data {
+				revoked := ""
+				if !k.RevokedAt.IsZero() {
+					revoked = k.RevokedAt.Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, strings.Join(k.Scopes, ","),
+					k.OrganizationID, k.CreatedAt.Format(time.RFC3339), revoked)
+			}
+			if page.After == "" {
+				break
+			}
+			p.After = page.After
+		}
+		return tw.Flush()
+	case "revoke":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return usagef("give the id of the key to revoke: trail key revoke key_…")
+		}
+		st, err := openStore(ctx, &c.storage)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		k, err := st.APIKey(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		if err := st.RevokeAPIKey(ctx, k.ID, time.Now()); err != nil {
+			return err
+		}
+		log := store.SystemOrganizationID
+		if k.OrganizationID != "" {
+			log = k.OrganizationID
+		}
+		if err := recordCLIAction(ctx, st, "trail.api_key.revoked", log, cliTarget{Type: "api_key", ID: k.ID, Name: k.Name}); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "Revoked API key %s (%s). Servers stop accepting it within seconds.\n", k.ID, k.Name)
+		return nil
+	}
+	return usagef("unknown key command %q: use create, list or revoke", args[0])
+}
+
+type cliTarget struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// recordCLIAction audits an administrative action taken on the command line
+// (DESIGN §8): the actor is the operating-system user who ran it.
+func recordCLIAction(ctx context.Context, st store.Store, action, logOrg string, target cliTarget) error {
+	who := "unknown"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	host, _ := os.Hostname()
+	now := time.Now()
+	body, err := json.Marshal(map[string]any{
+		"action":      action,
+		"occurred_at": now.UTC().Format(time.RFC3339Nano),
+		"actor":       map[string]any{"type": "cli_user", "id": who, "name": who},
+		"targets":     []cliTarget{target},
+		"context":     map[string]any{"location": "cli@" + host, "user_agent": "trail/" + version},
+	})
+	if err != nil {
+		return fmt.Errorf("couldn't encode audit event: %w", err)
+	}
+	d, err := event.ParseEvent(body, now, event.DefaultLimits())
+	if err != nil {
+		return fmt.Errorf("couldn't build audit event for %s: %w", action, err)
+	}
+	res, err := st.Append(ctx, []store.Submission{{Events: []store.PendingEvent{{
+		OrganizationID: logOrg, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail,
+	}}}}, now)
+	if err == nil {
+		err = res[0].Err
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't record audit event %s: %w", action, err)
+	}
+	return nil
+}

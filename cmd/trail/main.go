@@ -1,0 +1,95 @@
+// Command trail is the Trail audit log service and its command-line tools.
+//
+//	trail serve            run the HTTP API and background workers
+//	trail migrate          bring the database schema up to date
+//	trail org create|list  manage organizations
+//	trail key create|list|revoke  manage API keys
+//	trail version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+type command interface {
+	Run(ctx context.Context, args []string) error
+}
+
+func commands(stdout, stderr io.Writer) map[string]command {
+	return map[string]command{
+		"serve":   &serveCommand{stdout: stdout, stderr: stderr},
+		"migrate": &migrateCommand{stdout: stdout},
+		"org":     &orgCommand{stdout: stdout},
+		"key":     &keyCommand{stdout: stdout},
+		"version": versionCommand{stdout: stdout},
+	}
+}
+
+const usage = `Trail is an audit log service.
+
+Usage:
+  trail serve                 run the API, the Admin Portal and the background workers
+  trail migrate               bring the database schema up to date
+  trail org create|list       manage organizations
+  trail key create|list|revoke  manage API keys
+  trail version               print the version
+
+Run 'trail COMMAND -h' for a command's flags. Every flag also reads a TRAIL_…
+environment variable (for example --data and TRAIL_DATA).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands(stdout, stderr)[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "trail: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err := cmd.Run(ctx, args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "trail %s: %v\n", args[0], err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "trail %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+type versionCommand struct{ stdout io.Writer }
+
+func (v versionCommand) Run(ctx context.Context, args []string) error {
+	fmt.Fprintf(v.stdout, "trail %s\n", version)
+	return nil
+}

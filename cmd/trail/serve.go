@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/trailaudit/trail/internal/access"
+	"github.com/trailaudit/trail/internal/api"
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/ingest"
+	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/store/sqlite"
+)
+
+type serveCommand struct {
+	stdout, stderr io.Writer
+
+	storage      storageFlags
+	listen       string
+	bootstrapKey string
+	logFormat    string
+	logLevel     string
+	maxBody      int64
+	maxBatchBody int64
+	rateLimit    float64
+	rateBurst    int64
+	trustProxy   bool
+	shutdownWait time.Duration
+}
+
+func (c *serveCommand) flags() *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	c.storage.register(fs)
+	fs.StringVar(&c.listen, "listen", envString("TRAIL_LISTEN", "127.0.0.1:8080"), "address to serve HTTP on [TRAIL_LISTEN]")
+	fs.StringVar(&c.bootstrapKey, "bootstrap-key", envString("TRAIL_BOOTSTRAP_KEY", ""), "on first start, create an admin API key with exactly this secret (sk_…) [TRAIL_BOOTSTRAP_KEY]")
+	fs.StringVar(&c.logFormat, "log-format", envString("TRAIL_LOG_FORMAT", "auto"), "log format: auto (text on a terminal, else JSON), text or json [TRAIL_LOG_FORMAT]")
+	fs.StringVar(&c.logLevel, "log-level", envString("TRAIL_LOG_LEVEL", "info"), "log level: debug, info, warn or error [TRAIL_LOG_LEVEL]")
+	fs.Int64Var(&c.maxBody, "max-body-bytes", envInt("TRAIL_MAX_BODY_BYTES", 1<<20), "largest accepted single-event request body [TRAIL_MAX_BODY_BYTES]")
+	fs.Int64Var(&c.maxBatchBody, "max-batch-body-bytes", envInt("TRAIL_MAX_BATCH_BODY_BYTES", 16<<20), "largest accepted batch request body [TRAIL_MAX_BATCH_BODY_BYTES]")
+	fs.Float64Var(&c.rateLimit, "rate-limit", envFloat("TRAIL_RATE_LIMIT", 0), "requests per second per API key; 0 means unlimited [TRAIL_RATE_LIMIT]")
+	fs.Int64Var(&c.rateBurst, "rate-burst", envInt("TRAIL_RATE_BURST", 0), "burst allowed above --rate-limit; 0 means one second's worth [TRAIL_RATE_BURST]")
+	fs.BoolVar(&c.trustProxy, "trust-proxy-headers", envString("TRAIL_TRUST_PROXY_HEADERS", "") == "true", "take client addresses from X-Forwarded-For (only behind a proxy you run) [TRAIL_TRUST_PROXY_HEADERS]")
+	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
+	return fs
+}
+
+func (c *serveCommand) Run(ctx context.Context, args []string) error {
+	fs := c.flags()
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if err := c.storage.validate(); err != nil {
+		return usageError{err}
+	}
+	if c.bootstrapKey != "" && (!strings.HasPrefix(c.bootstrapKey, "sk_") || len(c.bootstrapKey) < 24) {
+		return usagef("--bootstrap-key must start with sk_ and be at least 24 characters long")
+	}
+	logger, err := newLogger(c.stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		return usageError{err}
+	}
+
+	if err := os.MkdirAll(c.storage.Data, 0o700); err != nil {
+		return fmt.Errorf("couldn't create data directory %s: %w", c.storage.Data, err)
+	}
+	st, err := sqlite.Open(ctx, c.storage.databasePath(), logger)
+	if err != nil {
+		return fmt.Errorf("couldn't open the database: %w", err)
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("couldn't listen on %s (is another Trail running? choose another with --listen): %w", c.listen, err)
+	}
+	baseURL := "http://" + ln.Addr().String()
+
+	if err := c.bootstrap(ctx, st, baseURL); err != nil {
+		ln.Close()
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	indexer := ingest.NewIndexer(st, ingest.IndexerOptions{}, logger.With("worker", "indexer"), reg)
+	committer := ingest.New(st, ingest.Options{OnCommit: indexer.Wake}, logger.With("worker", "committer"), reg)
+	committer.Start()
+	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	indexer.Start(workers)
+	go expireIdempotencyKeys(workers, st, logger)
+
+	limits := event.DefaultLimits()
+	limits.MaxBodyBytes = c.maxBody
+	handler := api.New(st, committer, api.Config{
+		Limits:            limits,
+		MaxBatchBodyBytes: c.maxBatchBody,
+		RateLimit:         c.rateLimit,
+		RateBurst:         int(c.rateBurst),
+		TrustProxyHeaders: c.trustProxy,
+		Logger:            logger,
+		Registerer:        reg,
+		Gatherer:          reg,
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	handler.SetReady(true)
+	logger.Info("serving", "addr", ln.Addr().String(), "data", c.storage.Data)
+	fmt.Fprintf(c.stdout, "Trail listening on %s\n", baseURL)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("HTTP server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	// Shutdown order: stop taking requests, let in-flight ones finish (each
+	// waits for its batch to be durable), then drain the committer, then the
+	// background workers.
+	logger.Info("shutting down")
+	handler.SetReady(false)
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("in-flight requests did not finish in time", "err", err)
+	}
+	committer.Stop()
+	stopWorkers()
+	indexer.Stop()
+	logger.Info("stopped")
+	return nil
+}
+
+// bootstrap creates the first admin key on a database that has none, and
+// prints it once.
+func (c *serveCommand) bootstrap(ctx context.Context, st store.Store, baseURL string) error {
+	n, err := st.CountAPIKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't check for API keys: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	secret, hash, prefix := access.Generate()
+	if c.bootstrapKey != "" {
+		secret = c.bootstrapKey
+		hash = access.HashSecret(secret)
+		prefix = secret[:min(len(secret), 10)]
+	}
+	now := time.Now()
+	key := store.APIKey{ID: access.NewKeyID(now), Name: "bootstrap admin", Hash: hash, Prefix: prefix,
+		Scopes: []string{access.ScopeAdmin}, CreatedAt: now}
+	if err := st.CreateAPIKey(ctx, key); err != nil {
+		return fmt.Errorf("couldn't create the first admin API key: %w", err)
+	}
+	if err := recordCLIAction(ctx, st, "trail.api_key.created", store.SystemOrganizationID,
+		cliTarget{Type: "api_key", ID: key.ID, Name: key.Name}); err != nil {
+		return err
+	}
+	if c.bootstrapKey != "" {
+		fmt.Fprintf(c.stdout, "Created the admin API key %s from --bootstrap-key.\n", key.ID)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "Admin API key (shown only now; keep it safe): %s\n", secret)
+	fmt.Fprintf(c.stdout, "  try: curl -H 'Authorization: Bearer %s' %s/organizations\n", secret, baseURL)
+	return nil
+}
+
+// expireIdempotencyKeys forgets idempotency keys after their 24 hours.
+func expireIdempotencyKeys(ctx context.Context, st store.Store, logger *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := st.ExpireIdempotencyKeys(ctx, time.Now().Add(-24*time.Hour)); err != nil && !errors.Is(err, context.Canceled) {
+			logger.Warn("couldn't expire idempotency keys", "err", err)
+		} else if n > 0 {
+			logger.Debug("expired idempotency keys", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "auto":
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				return slog.New(slog.NewTextHandler(w, opts)), nil
+			}
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use auto, text or json", format)
+}

@@ -1,0 +1,32 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+var statusOK = []byte(`{"status":"ok"}`)
+
+// healthz answers 200 while the process can serve HTTP at all.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeRawJSON(w, http.StatusOK, statusOK)
+	return nil
+}
+
+// readyz answers 200 once SetReady(true) was called (the store is open and
+// the background workers run), 503 before that and while shutting down, so
+// a load balancer sends traffic only to a replica that can take it.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if !s.ready.Load() {
+		return &apiError{status: http.StatusServiceUnavailable, code: "not_ready",
+			message: "Trail is starting or shutting down and does not take requests yet; retry shortly.", retryAfter: 1}
+	}
+	writeRawJSON(w, http.StatusOK, statusOK)
+	return nil
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: nil}).ServeHTTP(w, r)
+	return nil
+}

@@ -1,0 +1,369 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/trailaudit/trail/internal/access"
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/ingest"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// maxIdempotencyKey is the longest Idempotency-Key header accepted.
+const maxIdempotencyKey = 255
+
+// createEvent is WorkOS's POST /audit_logs/events: one event, answered 201
+// {"success":true} once it is durable.
+func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, s.cfg.Limits.MaxBodyBytes)
+	if err != nil {
+		s.metrics.reject(rejectTooLarge, 1)
+		return err
+	}
+	idem, err := idempotencyKey(r)
+	if err != nil {
+		s.metrics.reject(rejectIdempotency, 1)
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	orgID, d, err := event.ParseCreate(body, now, s.cfg.Limits)
+	if err != nil {
+		s.metrics.reject(rejectInvalid, 1)
+		return eventError(err)
+	}
+	setOrg(r, orgID)
+	if err := writableOrg(principal(r), orgID); err != nil {
+		s.metrics.reject(rejectUnknownOrg, 1)
+		return err
+	}
+	sub := store.Submission{Events: []store.PendingEvent{{
+		OrganizationID: orgID, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail,
+	}}}
+	setIdempotency(&sub, idem, body)
+	res, err := s.submit(r.Context(), sub)
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		if errors.Is(res.Err, store.ErrNotFound) {
+			s.metrics.reject(rejectUnknownOrg, 1)
+			return errOrgNotFound(orgID)
+		}
+		s.metrics.reject(rejectInternal, 1)
+		return fmt.Errorf("couldn't store the event for %s: %w", orgID, res.Err)
+	}
+	if !res.Replayed {
+		s.metrics.accepted.Add(float64(len(res.Events)))
+	}
+	writeRawJSON(w, http.StatusCreated, []byte(`{"success":true}`))
+	return nil
+}
+
+// createEventBatch is POST /v1/events/batch: up to 1000 events, possibly of
+// several organizations, stored all together or not at all.
+func (s *Server) createEventBatch(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
+	if err != nil {
+		s.metrics.reject(rejectTooLarge, 1)
+		return err
+	}
+	idem, err := idempotencyKey(r)
+	if err != nil {
+		s.metrics.reject(rejectIdempotency, 1)
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	items, err := parseBatch(body, now, s.cfg.Limits)
+	if err != nil {
+		s.metrics.reject(rejectInvalid, len(items))
+		return err
+	}
+	orgs := distinctOrgs(items)
+	if len(orgs) == 1 {
+		setOrg(r, orgs[0])
+	}
+	p := principal(r)
+	for _, org := range orgs {
+		if err := writableOrg(p, org); err != nil {
+			s.metrics.reject(rejectUnknownOrg, len(items))
+			return err
+		}
+	}
+	sub := store.Submission{Events: make([]store.PendingEvent, len(items))}
+	for i, it := range items {
+		sub.Events[i] = store.PendingEvent{OrganizationID: it.orgID, ID: event.NewID(now), ReceivedAt: now, Tail: it.draft.Tail}
+	}
+	setIdempotency(&sub, idem, body)
+	res, err := s.submit(r.Context(), sub)
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		if errors.Is(res.Err, store.ErrNotFound) {
+			s.metrics.reject(rejectUnknownOrg, len(items))
+			return s.missingOrg(r.Context(), orgs)
+		}
+		s.metrics.reject(rejectInternal, len(items))
+		return fmt.Errorf("couldn't store a batch of %d events: %w", len(items), res.Err)
+	}
+	if !res.Replayed {
+		s.metrics.accepted.Add(float64(len(res.Events)))
+	}
+	out := struct {
+		Data []acceptedJSON `json:"data"`
+	}{Data: make([]acceptedJSON, len(res.Events))}
+	for i, a := range res.Events {
+		out.Data[i] = acceptedJSON{ID: a.ID, OrganizationID: a.OrganizationID, Seq: a.Seq, ReceivedAt: formatTime(a.ReceivedAt)}
+	}
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+type acceptedJSON struct {
+	ID             string `json:"id"`
+	OrganizationID string `json:"organization_id"`
+	Seq            int64  `json:"seq"`
+	ReceivedAt     string `json:"received_at"`
+}
+
+// missingOrg names the first of orgs that does not exist, after the store
+// refused a batch for naming an unknown organization.
+func (s *Server) missingOrg(ctx context.Context, orgs []string) error {
+	for _, org := range orgs {
+		_, err := s.st.Organization(ctx, org)
+		if errors.Is(err, store.ErrNotFound) {
+			return errOrgNotFound(org)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return &apiError{status: http.StatusNotFound, code: "entity_not_found",
+		message: "An organization of the batch was not found; nothing was stored."}
+}
+
+// submit hands sub to the committer, mapping back-pressure to 503.
+func (s *Server) submit(ctx context.Context, sub store.Submission) (store.AppendResult, error) {
+	res, err := s.sub.Submit(ctx, sub)
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, ingest.ErrOverloaded), errors.Is(err, ingest.ErrStopped), errors.Is(err, store.ErrUnavailable):
+		s.metrics.reject(rejectUnavailable, len(sub.Events))
+		return res, errIngestUnavailable
+	default:
+		return res, fmt.Errorf("couldn't submit %d events: %w", len(sub.Events), err)
+	}
+}
+
+// writableOrg refuses events for an organization the key may not see (404,
+// as if it did not exist) and for the system organization, whose log only
+// Trail itself writes.
+func writableOrg(p access.Principal, orgID string) error {
+	if !p.CanAccessOrg(orgID) {
+		return errOrgNotFound(orgID)
+	}
+	if orgID == store.SystemOrganizationID {
+		return &apiError{status: http.StatusForbidden, code: "forbidden",
+			message: "The organization org_system holds Trail's own audit events; events cannot be sent to it."}
+	}
+	return nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key header ("" if none).
+func idempotencyKey(r *http.Request) (string, error) {
+	k := r.Header.Get("Idempotency-Key")
+	if len(k) > maxIdempotencyKey {
+		return "", &apiError{status: http.StatusBadRequest, code: "invalid_idempotency_key",
+			message: "The Idempotency-Key header is " + strconv.Itoa(len(k)) + " bytes long; use at most 255."}
+	}
+	return k, nil
+}
+
+// setIdempotency makes sub idempotent on (key, SHA-256 of the body): a retry
+// with the same key and body is answered from the first result, and the
+// same key with another body is a new submission.
+func setIdempotency(sub *store.Submission, key string, body []byte) {
+	if key == "" {
+		return
+	}
+	sub.IdempotencyKey = key
+	sub.BodyHash = sha256.Sum256(body)
+}
+
+// eventError renders an error of the event parser.
+func eventError(err error) error {
+	var ee *event.Error
+	if errors.As(err, &ee) {
+		return fromEventError(ee)
+	}
+	return &apiError{status: http.StatusBadRequest, code: "invalid_audit_log_event", message: "Invalid Audit Log event: " + err.Error() + "."}
+}
+
+// batchItem is one validated event of a batch.
+type batchItem struct {
+	orgID string
+	draft *event.Draft
+}
+
+// Batch limits.
+const (
+	maxBatchEvents = 1000
+	maxBatchErrors = 1000 // errors reported for one batch; the rest are cut
+)
+
+// parseBatch validates a batch body {"events":[{"organization_id":…,
+// "event":{…}},…]}. It checks every item and reports every problem at once,
+// with field paths such as events[3].event.action; on any problem it returns
+// an error and the items it could read (for counting).
+func parseBatch(body []byte, now time.Time, lim event.Limits) ([]batchItem, error) {
+	if err := checkJSONObject(body); err != nil {
+		return nil, err
+	}
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, errInvalidJSON("the body must be a JSON object")
+	}
+	var errs []fieldError
+	for _, k := range sortedKeys(env) {
+		if k != "events" {
+			errs = append(errs, fieldError{Code: "unknown_field", Field: k, Message: k + " is not a field of a batch; send only events."})
+		}
+	}
+	raw, ok := env["events"]
+	if !ok || isNull(raw) {
+		errs = append(errs, fieldError{Code: "required", Field: "events", Message: "events is required: an array of 1 to 1000 events."})
+		return nil, errValidation(errs)
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		errs = append(errs, fieldError{Code: "invalid", Field: "events", Message: "events must be an array of 1 to 1000 events."})
+		return nil, errValidation(errs)
+	}
+	if len(list) == 0 || len(list) > maxBatchEvents {
+		errs = append(errs, fieldError{Code: "invalid", Field: "events",
+			Message: fmt.Sprintf("events must hold 1 to 1000 events, not %d; split larger batches.", len(list))})
+		return nil, errValidation(errs)
+	}
+	items := make([]batchItem, 0, len(list))
+	for i, rawItem := range list {
+		if len(errs) >= maxBatchErrors {
+			break
+		}
+		it, itemErrs := parseBatchItem(fmt.Sprintf("events[%d]", i), rawItem, now, lim)
+		errs = append(errs, itemErrs...)
+		if itemErrs == nil {
+			items = append(items, it)
+		}
+	}
+	if len(errs) > 0 {
+		if len(errs) > maxBatchErrors {
+			errs = errs[:maxBatchErrors]
+		}
+		return make([]batchItem, len(list)), errValidation(errs)
+	}
+	return items, nil
+}
+
+func parseBatchItem(path string, raw json.RawMessage, now time.Time, lim event.Limits) (batchItem, []fieldError) {
+	var item map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &item); err != nil || item == nil {
+		return batchItem{}, []fieldError{{Code: "invalid", Field: path,
+			Message: path + " must be an object with organization_id and event."}}
+	}
+	var errs []fieldError
+	for _, k := range sortedKeys(item) {
+		if k != "organization_id" && k != "event" {
+			errs = append(errs, fieldError{Code: "unknown_field", Field: path + "." + k,
+				Message: k + " is not a field of a batch item; send organization_id and event."})
+		}
+	}
+	var it batchItem
+	f := path + ".organization_id"
+	switch orgRaw, ok := item["organization_id"]; {
+	case !ok || isNull(orgRaw):
+		errs = append(errs, fieldError{Code: "required", Field: f, Message: f + " is required."})
+	case json.Unmarshal(orgRaw, &it.orgID) != nil:
+		errs = append(errs, fieldError{Code: "invalid", Field: f, Message: f + " must be a string."})
+	case it.orgID == "":
+		errs = append(errs, fieldError{Code: "required", Field: f, Message: f + " must not be empty."})
+	}
+	f = path + ".event"
+	evRaw, ok := item["event"]
+	if !ok || isNull(evRaw) {
+		return it, append(errs, fieldError{Code: "required", Field: f, Message: f + " is required."})
+	}
+	d, err := event.ParseEvent(evRaw, now, lim)
+	if err != nil {
+		var ee *event.Error
+		switch {
+		case !errors.As(err, &ee):
+			errs = append(errs, fieldError{Code: "invalid", Field: f, Message: err.Error()})
+		case len(ee.Errors) == 0:
+			code := ee.Code
+			if code == "" {
+				code = "invalid"
+			}
+			errs = append(errs, fieldError{Code: code, Field: f, Message: ee.Message})
+		default:
+			errs = append(errs, convertFieldErrors(ee.Errors, path+".")...)
+		}
+		return it, errs
+	}
+	it.draft = d
+	return it, errs
+}
+
+// checkJSONObject answers 400 invalid_json for a body that is not one JSON
+// object.
+func checkJSONObject(body []byte) error {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 {
+		return errInvalidJSON("the body is empty; send a JSON object")
+	}
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v)
+		return errInvalidJSON(trimJSONPrefix(err.Error()))
+	}
+	if b[0] != '{' {
+		return errInvalidJSON("the body must be a JSON object")
+	}
+	return nil
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func distinctOrgs(items []batchItem) []string {
+	var orgs []string
+	seen := map[string]bool{}
+	for _, it := range items {
+		if !seen[it.orgID] {
+			seen[it.orgID] = true
+			orgs = append(orgs, it.orgID)
+		}
+	}
+	return orgs
+}
+
+// formatTime is how the API writes times: RFC 3339 in UTC with
+// milliseconds, as WorkOS does.
+func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }

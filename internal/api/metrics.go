@@ -1,0 +1,79 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the API's Prometheus series. Labels are bounded: route is a
+// mux pattern (or "unmatched"), never a raw path.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	accepted prometheus.Counter
+	rejected *prometheus.CounterVec
+}
+
+// Reasons an event is rejected, the values of trail_events_rejected_total's
+// reason label.
+const (
+	rejectInvalid     = "invalid"      // failed validation
+	rejectTooLarge    = "too_large"    // body over the limit
+	rejectUnknownOrg  = "unknown_org"  // no such organization (or not the key's)
+	rejectUnavailable = "unavailable"  // overloaded, stopping, or storage down
+	rejectInternal    = "internal"     // an unexpected failure
+	rejectIdempotency = "bad_idem_key" // unusable Idempotency-Key header
+)
+
+func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trail_http_requests_total", Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "trail_http_request_duration_seconds", Help: "Time to answer an HTTP request, by route pattern.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
+		}, []string{"route"}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trail_events_accepted_total", Help: "Events accepted through the API (idempotent replays not counted).",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trail_events_rejected_total", Help: "Events refused by the API, by reason.",
+		}, []string{"reason"}),
+	}
+	m.requests = register(reg, log, m.requests)
+	m.duration = register(reg, log, m.duration)
+	m.accepted = register(reg, log, m.accepted)
+	m.rejected = register(reg, log, m.rejected)
+	return m
+}
+
+// register registers c, or reuses the collector already registered under its
+// name (two servers on one registry, as in tests).
+func register[C prometheus.Collector](reg prometheus.Registerer, log *slog.Logger, c C) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	log.Error("couldn't register an HTTP metric; it will not be exported", "err", err)
+	return c
+}
+
+func (m *metrics) observe(route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *metrics) reject(reason string, events int) {
+	m.rejected.WithLabelValues(reason).Add(float64(max(events, 1)))
+}

@@ -1,0 +1,415 @@
+// Package api is Trail's HTTP API: the WorkOS-compatible surface
+// (/audit_logs/…, /organizations) and Trail's own (/v1/…), with
+// authentication, rate limiting, request logs and metrics around every
+// handler. Handlers are small: they parse and check the request, call the
+// store or the ingest Submitter, and render the answer; every failure is a
+// JSON error a person can act on.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trailaudit/trail/internal/access"
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// Submitter durably stores a submission (the ingest group committer). It
+// returns only once the submission's batch is durable, or with an error
+// (ingest.ErrOverloaded, ingest.ErrStopped, store.ErrUnavailable, or the
+// context's error) when nothing is known to be stored.
+type Submitter interface {
+	Submit(ctx context.Context, s store.Submission) (store.AppendResult, error)
+}
+
+// Config tunes a Server. Zero values take the defaults.
+type Config struct {
+	// Limits bound one event; default event.DefaultLimits().
+	Limits event.Limits
+	// MaxBatchBodyBytes caps a POST /v1/events/batch body; default 16 MiB.
+	MaxBatchBodyBytes int64
+	// RateLimit is the sustained requests per second allowed to one API
+	// key (0 = no limit); RateBurst the burst above it (default: the rate
+	// rounded up, at least 1).
+	RateLimit float64
+	RateBurst int
+	// TrustProxyHeaders takes the client address for audit events from
+	// X-Forwarded-For (its last entry, the one the proxy in front of Trail
+	// added) instead of the connection. Set it only behind such a proxy.
+	TrustProxyHeaders bool
+	// KeyCacheTTL is how long an API key lookup (found or not) is reused
+	// before the database is asked again; default 5s. A key revoked
+	// through this server is dropped from its cache at once; other
+	// replicas notice within the TTL.
+	KeyCacheTTL time.Duration
+
+	Logger *slog.Logger
+	// Registerer receives the HTTP metrics; Gatherer is what /metrics
+	// serves. When both are nil a private registry is used for both.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Now is the clock for received_at and created_at; default time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP API. It implements http.Handler.
+type Server struct {
+	st       store.Store
+	sub      Submitter
+	cfg      Config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	patterns map[string]bool
+	ready    atomic.Bool
+	keys     *keyCache
+	limiter  *limiter
+	metrics  *metrics
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New returns a Server reading and writing st, submitting events through
+// sub. It starts not ready: call SetReady(true) once the process can serve.
+func New(st store.Store, sub Submitter, cfg Config) *Server {
+	if cfg.Limits == (event.Limits{}) {
+		cfg.Limits = event.DefaultLimits()
+	}
+	def := event.DefaultLimits()
+	if cfg.Limits.MaxBodyBytes <= 0 {
+		cfg.Limits.MaxBodyBytes = def.MaxBodyBytes
+	}
+	if cfg.MaxBatchBodyBytes <= 0 {
+		cfg.MaxBatchBodyBytes = 16 << 20
+	}
+	if cfg.KeyCacheTTL <= 0 {
+		cfg.KeyCacheTTL = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer == nil && cfg.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		cfg.Registerer, cfg.Gatherer = reg, reg
+	}
+	if cfg.Gatherer == nil {
+		if g, ok := cfg.Registerer.(prometheus.Gatherer); ok {
+			cfg.Gatherer = g
+		} else {
+			cfg.Gatherer = prometheus.NewRegistry() // serves nothing
+		}
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry() // collected nowhere
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{
+		st: st, sub: sub, cfg: cfg, log: cfg.Logger,
+		mux:      http.NewServeMux(),
+		patterns: map[string]bool{},
+		keys:     newKeyCache(cfg.KeyCacheTTL, 10_000),
+		metrics:  newMetrics(cfg.Registerer, cfg.Logger),
+	}
+	if cfg.RateLimit > 0 {
+		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	const anyScope = ""
+	s.handlePublic("GET /healthz", s.healthz)
+	s.handlePublic("GET /readyz", s.readyz)
+	s.handlePublic("GET /metrics", s.serveMetrics)
+
+	s.handle("POST /audit_logs/events", access.ScopeEventsWrite, s.createEvent)
+	s.handle("POST /v1/events/batch", access.ScopeEventsWrite, s.createEventBatch)
+	s.handle("GET /v1/events", access.ScopeEventsRead, s.listEvents)
+	s.handle("GET /v1/events/{id}", access.ScopeEventsRead, s.getEvent)
+
+	s.handle("POST /organizations", access.ScopeAdmin, s.createOrganization)
+	s.handle("GET /organizations", access.ScopeAdmin, s.listOrganizations)
+	// Any key restricted to the organization may read it; the handler checks.
+	s.handle("GET /organizations/{id}", anyScope, s.getOrganization)
+
+	s.handle("POST /v1/api_keys", access.ScopeAdmin, s.createAPIKey)
+	s.handle("GET /v1/api_keys", access.ScopeAdmin, s.listAPIKeys)
+	s.handle("GET /v1/api_keys/{id}", access.ScopeAdmin, s.getAPIKey)
+	s.handle("DELETE /v1/api_keys/{id}", access.ScopeAdmin, s.revokeAPIKey)
+}
+
+// SetReady sets what /readyz answers.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// handlerFunc is a route's handler. A returned error is rendered by
+// renderError: an *apiError as it is, anything else as 503 or 500.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handlePublic(pattern string, h handlerFunc) {
+	s.patterns[pattern] = true
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.renderError(w, r, err)
+		}
+	}))
+}
+
+// handle registers an authenticated route. scope, when not "", is required
+// of the key.
+func (s *Server) handle(pattern, scope string, h handlerFunc) {
+	s.patterns[pattern] = true
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticate(r)
+		if err != nil {
+			s.renderError(w, r, err)
+			return
+		}
+		info := infoFrom(r)
+		info.principal = &p
+		if s.limiter != nil {
+			if ok, retry := s.limiter.allow(p.ID, time.Now()); !ok {
+				s.renderError(w, r, errRateLimited(retry))
+				return
+			}
+		}
+		if scope != "" && !p.Can(scope) {
+			s.renderError(w, r, errForbidden(scope))
+			return
+		}
+		if err := h(w, r); err != nil {
+			s.renderError(w, r, err)
+		}
+	}))
+}
+
+// requestInfo travels with the request (as a pointer in its context) so the
+// handlers can add what the request log and metrics report.
+type requestInfo struct {
+	id        string
+	principal *access.Principal // nil before authentication
+	orgID     string            // the organization the request concerned
+	err       error             // an internal error behind a 5xx
+}
+
+type infoKey struct{}
+
+func infoFrom(r *http.Request) *requestInfo {
+	if info, ok := r.Context().Value(infoKey{}).(*requestInfo); ok {
+		return info
+	}
+	return &requestInfo{}
+}
+
+// principal is the authenticated caller; only call it from handlers
+// registered with handle.
+func principal(r *http.Request) access.Principal {
+	if p := infoFrom(r).principal; p != nil {
+		return *p
+	}
+	return access.Principal{}
+}
+
+// setOrg records the organization a request concerns, for the request log.
+func setOrg(r *http.Request, orgID string) { infoFrom(r).orgID = orgID }
+
+// ServeHTTP runs one request: request id, panic recovery, routing (with
+// JSON 404 and 405), the handler, then the request log and metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	info := &requestInfo{id: requestID(r.Header.Get("X-Request-ID"))}
+	w.Header().Set("X-Request-ID", info.id)
+	rec := &recorder{ResponseWriter: w}
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+
+	h, pattern := s.mux.Handler(r)
+	route := pattern
+	if !s.patterns[pattern] {
+		route = "unmatched" // never the raw path: it would explode the label set
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic while serving a request", "request_id", info.id, "method", r.Method,
+				"path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if !rec.wroteHeader {
+				writeAPIError(rec, errInternal(info.id))
+			}
+		}
+		s.observe(r, rec, info, route, time.Since(start))
+	}()
+	if route == "unmatched" {
+		s.unmatched(rec, r, h)
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+func errInternal(requestID string) *apiError {
+	return &apiError{status: http.StatusInternalServerError, code: "internal_error",
+		message: "Trail hit an internal error; retry, and if it persists report request id " + requestID + " to the operator."}
+}
+
+// renderError answers a handler's error.
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	if e, ok := asAPIError(err); ok {
+		writeAPIError(w, e)
+		return
+	}
+	info := infoFrom(r)
+	info.err = err
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		writeAPIError(w, errStorageUnavailable)
+	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
+		// The client went away; nobody reads this answer.
+		writeAPIError(w, &apiError{status: 499, code: "client_closed_request", message: "The client closed the request."})
+	default:
+		s.log.Error("request failed", "request_id", info.id, "method", r.Method, "path", r.URL.Path, "err", err)
+		writeAPIError(w, errInternal(info.id))
+	}
+}
+
+// unmatched answers a request no route matched, in JSON: 405 when the path
+// exists with other methods, 404 otherwise, and the mux's redirects (to a
+// cleaned path) as they are.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	cw := &captureWriter{header: http.Header{}}
+	h.ServeHTTP(cw, r)
+	path := truncate(r.URL.Path, 200)
+	switch {
+	case cw.status == http.StatusMethodNotAllowed:
+		allow := cw.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeAPIError(w, &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+			message: fmt.Sprintf("%s is not allowed on %s; use %s.", r.Method, path, allow)})
+	case cw.status >= 300 && cw.status < 400 && cw.header.Get("Location") != "":
+		w.Header().Set("Location", cw.header.Get("Location"))
+		writeAPIError(w, &apiError{status: cw.status, code: "redirect",
+			message: "Use the canonical path " + cw.header.Get("Location") + "."})
+	default:
+		writeAPIError(w, &apiError{status: http.StatusNotFound, code: "not_found",
+			message: fmt.Sprintf("Trail has no endpoint %s %s: check the method and path against the API documentation.", r.Method, path)})
+	}
+}
+
+func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, route string, d time.Duration) {
+	status := rec.status
+	if !rec.wroteHeader {
+		status = http.StatusOK
+	}
+	s.metrics.observe(route, status, d)
+	level := slog.LevelInfo
+	switch route {
+	case "GET /healthz", "GET /readyz", "GET /metrics":
+		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", info.id),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("remote", r.RemoteAddr),
+	}
+	if info.principal != nil {
+		attrs = append(attrs, slog.String("key_id", info.principal.ID))
+	}
+	if info.orgID != "" {
+		attrs = append(attrs, slog.String("organization_id", info.orgID))
+	}
+	if info.err != nil {
+		attrs = append(attrs, slog.String("err", info.err.Error()))
+	}
+	s.log.LogAttrs(context.WithoutCancel(r.Context()), level, "request", attrs...)
+}
+
+// requestID echoes a client's X-Request-ID when it is short and plain, and
+// makes a new one otherwise.
+func requestID(given string) string {
+	if len(given) > 0 && len(given) <= 128 {
+		ok := true
+		for i := 0; i < len(given) && ok; i++ {
+			c := given[i]
+			ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+				c == '-' || c == '_' || c == '.' || c == ':'
+		}
+		if ok {
+			return given
+		}
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// recorder remembers the status and size of the answer.
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *recorder) WriteHeader(status int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = status, true
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// captureWriter records what the mux's own 404/405/redirect handlers would
+// answer, so it can be answered in JSON instead.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *captureWriter) Header() http.Header { return w.header }
+func (w *captureWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+func (w *captureWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

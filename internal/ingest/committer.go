@@ -1,0 +1,204 @@
+// Package ingest owns the write path between the HTTP handlers and the store:
+// group commit (many concurrent requests, one durable transaction, each
+// request answered only after its batch is durable) and the background search
+// indexer that keeps search fresh behind it.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trailaudit/trail/internal/store"
+)
+
+var (
+	// ErrOverloaded means the intake queue is full: the caller should answer
+	// 503 with Retry-After rather than let memory grow without bound.
+	ErrOverloaded = errors.New("ingest queue is full")
+	// ErrStopped means the committer is shutting down and takes nothing new.
+	ErrStopped = errors.New("ingest is stopped")
+)
+
+// Appender stores batches durably (store.Store.Append).
+type Appender interface {
+	Append(ctx context.Context, subs []store.Submission, now time.Time) ([]store.AppendResult, error)
+}
+
+// Options tune the committer. Zero values take the defaults.
+type Options struct {
+	// MaxBatchEvents bounds one transaction (default 4096 events).
+	MaxBatchEvents int
+	// QueueSize bounds waiting submissions (default 16384); beyond it
+	// Submit fails fast with ErrOverloaded.
+	QueueSize int
+	// OnCommit is called after every durable batch (to wake the indexer).
+	OnCommit func()
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+type request struct {
+	sub  store.Submission
+	done chan outcome
+}
+
+type outcome struct {
+	res store.AppendResult
+	err error
+}
+
+// Committer batches concurrent submissions into transactions. There is no
+// timer: while one transaction commits, the next batch gathers in the queue,
+// so batches grow with load and a lone request pays no added delay.
+type Committer struct {
+	app    Appender
+	opts   Options
+	logger *slog.Logger
+
+	mu      sync.RWMutex // guards closed against sends on a closed queue
+	closed  bool
+	queue   chan *request
+	stopped chan struct{}
+	once    sync.Once
+
+	batchEvents  prometheus.Histogram
+	commitTime   prometheus.Histogram
+	commitErrors prometheus.Counter
+}
+
+// New returns a committer; call Start before Submit.
+func New(app Appender, opts Options, logger *slog.Logger, reg prometheus.Registerer) *Committer {
+	if opts.MaxBatchEvents <= 0 {
+		opts.MaxBatchEvents = 4096
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 16384
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Committer{
+		app: app, opts: opts, logger: logger,
+		queue:   make(chan *request, opts.QueueSize),
+		stopped: make(chan struct{}),
+		batchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "trail_ingest_batch_events", Help: "Events per group-commit transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "trail_ingest_commit_seconds", Help: "Duration of one group-commit transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trail_ingest_commit_errors_total", Help: "Group-commit transactions that failed (nothing of them was stored).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(c.batchEvents, c.commitTime, c.commitErrors,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "trail_ingest_queue_depth", Help: "Submissions waiting for the next transaction.",
+			}, func() float64 { return float64(len(c.queue)) }))
+	}
+	return c
+}
+
+// Start runs the writer until Stop.
+func (c *Committer) Start() {
+	go c.run()
+}
+
+// Stop refuses new submissions, commits every one already queued, and
+// returns when the writer has finished. Calling it twice is harmless.
+func (c *Committer) Stop() {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		close(c.queue)
+		c.mu.Unlock()
+	})
+	<-c.stopped
+}
+
+// Submit queues s and waits until its batch is durable. If ctx ends first the
+// submission may still be stored; the caller just stops waiting.
+func (c *Committer) Submit(ctx context.Context, s store.Submission) (store.AppendResult, error) {
+	r := &request{sub: s, done: make(chan outcome, 1)}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return store.AppendResult{}, ErrStopped
+	}
+	select {
+	case c.queue <- r:
+	default:
+		c.mu.RUnlock()
+		return store.AppendResult{}, ErrOverloaded
+	}
+	c.mu.RUnlock()
+	select {
+	case o := <-r.done:
+		return o.res, o.err
+	case <-ctx.Done():
+		return store.AppendResult{}, fmt.Errorf("waiting for commit: %w", ctx.Err())
+	}
+}
+
+func (c *Committer) run() {
+	defer close(c.stopped)
+	batch := make([]*request, 0, 256)
+	subs := make([]store.Submission, 0, 256)
+	for {
+		r, ok := <-c.queue
+		if !ok {
+			return
+		}
+		batch, subs = append(batch[:0], r), append(subs[:0], r.sub)
+		n := len(r.sub.Events)
+	gather:
+		for n < c.opts.MaxBatchEvents {
+			select {
+			case r, ok := <-c.queue:
+				if !ok {
+					break gather
+				}
+				batch, subs = append(batch, r), append(subs, r.sub)
+				n += len(r.sub.Events)
+			default:
+				break gather
+			}
+		}
+		c.commit(batch, subs, n)
+	}
+}
+
+func (c *Committer) commit(batch []*request, subs []store.Submission, events int) {
+	start := time.Now()
+	// Not the requests' contexts: a client that hangs up must not abort
+	// the transaction that also carries everyone else's events.
+	results, err := c.app.Append(context.Background(), subs, c.opts.Now())
+	c.commitTime.Observe(time.Since(start).Seconds())
+	c.batchEvents.Observe(float64(events))
+	if err != nil {
+		c.commitErrors.Inc()
+		c.logger.Error("group commit failed; nothing of the batch was stored", "submissions", len(subs), "events", events, "err", err)
+		for _, r := range batch {
+			r.done <- outcome{err: err}
+		}
+		return
+	}
+	for i, r := range batch {
+		r.done <- outcome{res: results[i]}
+	}
+	if c.opts.OnCommit != nil {
+		c.opts.OnCommit()
+	}
+}

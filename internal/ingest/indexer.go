@@ -1,0 +1,143 @@
+package ingest
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// IndexerOptions tune the background indexer. Zero values take the defaults.
+type IndexerOptions struct {
+	// Batch is the most events indexed in one transaction (default 2000).
+	// Larger batches amortise index page writes; smaller ones hold the
+	// single SQLite writer for less time, which bounds ingest latency.
+	Batch int
+	// Interval is how often it looks for work without being woken
+	// (default 200ms).
+	Interval time.Duration
+}
+
+// Indexer keeps search indexes fresh behind the committer: woken after each
+// commit, it indexes until it has caught up.
+type Indexer struct {
+	ix     store.SearchIndexer
+	opts   IndexerOptions
+	logger *slog.Logger
+	wake   chan struct{}
+
+	cancel   context.CancelFunc
+	done     chan struct{}
+	once     sync.Once
+	indexed  prometheus.Counter
+	caughtUp chan struct{} // closed and replaced each time a run finds no work (tests wait on it)
+	mu       sync.Mutex
+}
+
+// NewIndexer returns an indexer; call Start to run it.
+func NewIndexer(ix store.SearchIndexer, opts IndexerOptions, logger *slog.Logger, reg prometheus.Registerer) *Indexer {
+	if opts.Batch <= 0 {
+		opts.Batch = 2000
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 200 * time.Millisecond
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	x := &Indexer{
+		ix: ix, opts: opts, logger: logger,
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		caughtUp: make(chan struct{}),
+		indexed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trail_search_indexed_events_total", Help: "Events made searchable by the background indexer.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(x.indexed)
+	}
+	return x
+}
+
+// Wake asks for an indexing run soon; it never blocks.
+func (x *Indexer) Wake() {
+	select {
+	case x.wake <- struct{}{}:
+	default:
+	}
+}
+
+// CaughtUp returns a channel closed the next time the indexer finds nothing
+// left to index.
+func (x *Indexer) CaughtUp() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.caughtUp
+}
+
+// Start runs the indexer until Stop.
+func (x *Indexer) Start(ctx context.Context) {
+	ctx, x.cancel = context.WithCancel(ctx)
+	go x.run(ctx)
+}
+
+// Stop ends the loop after the current transaction and waits for it.
+func (x *Indexer) Stop() {
+	x.once.Do(func() {
+		if x.cancel != nil {
+			x.cancel()
+		}
+	})
+	if x.cancel != nil {
+		<-x.done
+	}
+}
+
+func (x *Indexer) run(ctx context.Context) {
+	defer close(x.done)
+	t := time.NewTicker(x.opts.Interval)
+	defer t.Stop()
+	for {
+		x.catchUp(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-x.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (x *Indexer) catchUp(ctx context.Context) {
+	for ctx.Err() == nil {
+		n, err := x.ix.IndexPending(ctx, x.opts.Batch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			x.logger.Error("search indexing failed; will retry", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			return
+		}
+		x.indexed.Add(float64(n))
+		if n < x.opts.Batch {
+			if n == 0 {
+				x.mu.Lock()
+				close(x.caughtUp)
+				x.caughtUp = make(chan struct{})
+				x.mu.Unlock()
+			}
+			if n == 0 {
+				return
+			}
+		}
+	}
+}

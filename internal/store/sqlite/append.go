@@ -1,0 +1,225 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// idempotencyTTL is how long an Idempotency-Key is remembered (DESIGN §5).
+const idempotencyTTL = 24 * time.Hour
+
+type appendStmts struct {
+	orgSeq, setSeq, insert, idemGet, idemPut *sql.Stmt
+}
+
+func (st *appendStmts) close() {
+	for _, s := range []*sql.Stmt{st.orgSeq, st.setSeq, st.insert, st.idemGet, st.idemPut} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = s.write.PrepareContext(ctx, q)
+		return st
+	}
+	s.stmts = appendStmts{
+		orgSeq:  prep(`SELECT next_seq FROM organizations WHERE id = ?`),
+		setSeq:  prep(`UPDATE organizations SET next_seq = ? WHERE id = ?`),
+		insert:  prep(`INSERT INTO events (organization_id, seq, id, record) VALUES (?, ?, ?, ?)`),
+		idemGet: prep(`SELECT result FROM idempotency_keys WHERE key = ? AND body_hash = ? AND created_at > ?`),
+		idemPut: prep(`INSERT OR REPLACE INTO idempotency_keys (key, body_hash, created_at, result) VALUES (?, ?, ?, ?)`),
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't prepare statements: %w", err)
+	}
+	return nil
+}
+
+// acceptedJSON is how an idempotent result is remembered.
+type acceptedJSON struct {
+	ID             string    `json:"id"`
+	OrganizationID string    `json:"organization_id"`
+	Seq            int64     `json:"seq"`
+	ReceivedAt     time.Time `json:"received_at"`
+}
+
+type idemKey struct {
+	key  string
+	hash [32]byte
+}
+
+// Append stores submissions in one IMMEDIATE transaction: seqs are read and
+// advanced under SQLite's single writer lock, so they are contiguous and no two
+// events of an organization can share one, even with a CLI process writing to
+// the same file.
+func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Time) ([]store.AppendResult, error) {
+	results := make([]store.AppendResult, len(subs))
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't begin append transaction: %w", classify(err))
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+
+	orgSeq := tx.StmtContext(ctx, s.stmts.orgSeq)
+	insert := tx.StmtContext(ctx, s.stmts.insert)
+
+	next := map[string]int64{} // organization → next seq, for the organizations of this batch
+	known := func(org string) (bool, error) {
+		if _, ok := next[org]; ok {
+			return true, nil
+		}
+		var n int64
+		err := orgSeq.QueryRowContext(ctx, org).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("couldn't read log size of %s: %w", org, classify(err))
+		}
+		next[org] = n
+		return true, nil
+	}
+
+	inBatch := map[idemKey]int{} // idempotency key → index of the submission that stored it
+	var buf []byte
+	for i := range subs {
+		sub := &subs[i]
+		if sub.IdempotencyKey != "" {
+			k := idemKey{sub.IdempotencyKey, sub.BodyHash}
+			if j, ok := inBatch[k]; ok {
+				results[i] = store.AppendResult{Events: results[j].Events, Replayed: true}
+				continue
+			}
+			prev, ok, err := s.idempotentResult(ctx, tx, k, now)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				results[i] = store.AppendResult{Events: prev, Replayed: true}
+				continue
+			}
+		}
+		// Check every organization first so a failing submission stores nothing.
+		var missing string
+		for _, e := range sub.Events {
+			ok, err := known(e.OrganizationID)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				missing = e.OrganizationID
+				break
+			}
+		}
+		if missing != "" {
+			results[i].Err = fmt.Errorf("organization %s: %w", missing, store.ErrNotFound)
+			continue
+		}
+		accepted := make([]event.Accepted, len(sub.Events))
+		for j, e := range sub.Events {
+			a := event.Accepted{ID: e.ID, OrganizationID: e.OrganizationID, Seq: next[e.OrganizationID], ReceivedAt: e.ReceivedAt}
+			next[e.OrganizationID]++
+			buf = event.AppendRecord(buf[:0], a, e.Tail)
+			if _, err := insert.ExecContext(ctx, a.OrganizationID, a.Seq, a.ID, buf); err != nil {
+				return nil, fmt.Errorf("couldn't insert event %s: %w", a.ID, classify(err))
+			}
+			accepted[j] = a
+		}
+		results[i].Events = accepted
+		if sub.IdempotencyKey != "" {
+			k := idemKey{sub.IdempotencyKey, sub.BodyHash}
+			inBatch[k] = i
+			if err := s.rememberIdempotent(ctx, tx, k, accepted, now); err != nil {
+				return nil, err
+			}
+		}
+	}
+	setSeq := tx.StmtContext(ctx, s.stmts.setSeq)
+	for org, n := range next {
+		if _, err := setSeq.ExecContext(ctx, n, org); err != nil {
+			return nil, fmt.Errorf("couldn't advance log of %s: %w", org, classify(err))
+		}
+	}
+	// If the process dies before this returns, nothing was acknowledged: the
+	// transaction is either wholly in the WAL (and the events simply have no
+	// waiting client) or not at all.
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("couldn't commit %d submissions: %w", len(subs), classify(err))
+	}
+	return results, nil
+}
+
+func (s *Store) idempotentResult(ctx context.Context, tx *sql.Tx, k idemKey, now time.Time) ([]event.Accepted, bool, error) {
+	var raw []byte
+	err := tx.StmtContext(ctx, s.stmts.idemGet).QueryRowContext(ctx, k.key, k.hash[:], ms(now.Add(-idempotencyTTL))).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("couldn't look up idempotency key: %w", classify(err))
+	}
+	var stored []acceptedJSON
+	if err := json.Unmarshal(raw, &stored); err != nil {
+		return nil, false, fmt.Errorf("couldn't decode remembered result of idempotency key: %w", err)
+	}
+	out := make([]event.Accepted, len(stored))
+	for i, a := range stored {
+		out[i] = event.Accepted{ID: a.ID, OrganizationID: a.OrganizationID, Seq: a.Seq, ReceivedAt: a.ReceivedAt.UTC()}
+	}
+	return out, true, nil
+}
+
+func (s *Store) rememberIdempotent(ctx context.Context, tx *sql.Tx, k idemKey, accepted []event.Accepted, now time.Time) error {
+	stored := make([]acceptedJSON, len(accepted))
+	for i, a := range accepted {
+		stored[i] = acceptedJSON{a.ID, a.OrganizationID, a.Seq, a.ReceivedAt}
+	}
+	raw, err := json.Marshal(stored)
+	if err != nil {
+		return fmt.Errorf("couldn't encode idempotent result: %w", err)
+	}
+	// OR REPLACE: an expired entry with the same key and body is overwritten.
+	if _, err := tx.StmtContext(ctx, s.stmts.idemPut).ExecContext(ctx, k.key, k.hash[:], ms(now), raw); err != nil {
+		return fmt.Errorf("couldn't remember idempotency key: %w", classify(err))
+	}
+	return nil
+}
+
+// ExpireIdempotencyKeys deletes keys created before cutoff.
+func (s *Store) ExpireIdempotencyKeys(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < ?`, ms(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("couldn't expire idempotency keys: %w", classify(err))
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// Event returns one event by id.
+func (s *Store) Event(ctx context.Context, id string) (store.StoredEvent, error) {
+	var e store.StoredEvent
+	err := s.read.QueryRowContext(ctx, `SELECT organization_id, seq, id, record FROM events WHERE id = ?`, id).
+		Scan(&e.OrganizationID, &e.Seq, &e.ID, &e.Record)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return e, fmt.Errorf("couldn't read event %s: %w", id, classify(err))
+	}
+	return e, nil
+}

@@ -1,0 +1,331 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// maxMergedActions bounds how many exact actions one query merges as ordered
+// index ranges; beyond it the query scans the organization's order and filters.
+const maxMergedActions = 32
+
+// SearchEvents answers one page of a filtered search.
+//
+// Every plan walks one index in sort-key order and stops after limit+1 rows,
+// so the cost of a first page depends on how selective the filters are, not
+// on how many events are stored. The index that drives the walk is chosen by
+// expected selectivity: a target id, then free text, then actor, then action.
+func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
+	var page store.EventPage
+	limit := q.Limit
+	if limit <= 0 || limit > 100 {
+		limit = 10
+	}
+	desc := q.Order != store.OrderAsc
+	backwards := q.Before != ""
+	scanDesc := desc != backwards
+
+	// Bounds on the sort key: [lo, hi).
+	var lo, hi *int64
+	if !q.From.IsZero() {
+		v := q.From.UnixMilli() << slotBits
+		lo = &v
+	}
+	if !q.To.IsZero() {
+		v := q.To.UnixMilli() << slotBits
+		hi = &v
+	}
+	if c := q.After + q.Before; c != "" {
+		key, err := decodeCursor(c)
+		if err != nil {
+			return page, err
+		}
+		if (q.After != "") == desc { // moving towards smaller keys
+			hi = minPtr(hi, key)
+		} else {
+			v := key + 1
+			lo = maxPtr(lo, v)
+		}
+	}
+
+	actions := append([]string(nil), q.Actions...)
+	if len(q.ActionPrefixes) > 0 {
+		expanded, err := s.expandPrefixes(ctx, q.OrganizationID, q.ActionPrefixes)
+		if err != nil {
+			return page, err
+		}
+		actions = append(actions, expanded...)
+		if len(actions) == 0 {
+			return page, nil // no action of this organization has that prefix
+		}
+	}
+
+	b := &queryBuilder{limit: limit + 1, scanDesc: scanDesc}
+	ftsQuery := ""
+	if q.Text != "" {
+		ftsQuery = ftsExpression(q.OrganizationID, q.Text)
+		if ftsQuery == "" {
+			return page, nil // nothing searchable in the text
+		}
+	}
+	switch {
+	case q.TargetType != "" && q.TargetID != "":
+		b.from = `event_targets d CROSS JOIN event_search s ON s.sort_key = d.sort_key`
+		b.where("d.organization_id = ?", q.OrganizationID)
+		b.where("d.target_type = ?", q.TargetType)
+		b.where("d.target_id = ?", q.TargetID)
+		b.where("s.organization_id = ?", q.OrganizationID)
+		b.keyCol = "d.sort_key"
+	case ftsQuery != "":
+		b.from = `event_fts d CROSS JOIN event_search s ON s.sort_key = d.rowid`
+		b.where("d.event_fts MATCH ?", ftsQuery)
+		b.where("s.organization_id = ?", q.OrganizationID)
+		b.keyCol = "d.rowid"
+		ftsQuery = "" // used
+	default:
+		b.from = `event_search s INDEXED BY ` + pickIndex(q, actions)
+		b.where("s.organization_id = ?", q.OrganizationID)
+		b.keyCol = "s.sort_key"
+	}
+	if lo != nil {
+		b.where(b.keyCol+" >= ?", *lo)
+	}
+	if hi != nil {
+		b.where(b.keyCol+" < ?", *hi)
+	}
+	if q.ActorID != "" {
+		b.where("s.actor_id = ?", q.ActorID)
+	}
+	if q.ActorName != "" {
+		b.where("s.actor_name = ?", q.ActorName)
+	}
+	if q.TargetType != "" && !strings.HasPrefix(b.from, "event_targets") {
+		if q.TargetID != "" {
+			b.where("EXISTS (SELECT 1 FROM event_targets t WHERE t.organization_id = s.organization_id AND t.target_type = ? AND t.target_id = ? AND t.sort_key = s.sort_key)", q.TargetType, q.TargetID)
+		} else {
+			b.where("EXISTS (SELECT 1 FROM event_targets t WHERE t.organization_id = s.organization_id AND t.target_type = ? AND t.sort_key = s.sort_key)", q.TargetType)
+		}
+	}
+	if ftsQuery != "" {
+		b.where("EXISTS (SELECT 1 FROM event_fts f WHERE f.event_fts MATCH ? AND f.rowid = s.sort_key)", ftsQuery)
+	}
+
+	var sqlText string
+	var args []any
+	if len(actions) > 0 && strings.HasPrefix(b.from, "event_search") && len(actions) <= maxMergedActions {
+		sqlText, args = b.mergedByAction(actions)
+	} else {
+		if len(actions) > 0 {
+			ph := strings.TrimSuffix(strings.Repeat("?,", len(actions)), ",")
+			b.where("s.action IN ("+ph+")", anySlice(actions)...)
+		}
+		sqlText, args = b.build()
+	}
+
+	rows, err := s.read.QueryContext(ctx, sqlText, args...)
+	if err != nil {
+		return page, fmt.Errorf("couldn't search events of %s: %w", q.OrganizationID, classify(err))
+	}
+	defer rows.Close()
+	var keys []int64
+	for rows.Next() {
+		var e store.StoredEvent
+		var key int64
+		if err := rows.Scan(&key, &e.OrganizationID, &e.Seq, &e.ID, &e.Record); err != nil {
+			return page, fmt.Errorf("couldn't read search result: %w", err)
+		}
+		page.Events = append(page.Events, e)
+		keys = append(keys, key)
+	}
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("couldn't search events of %s: %w", q.OrganizationID, classify(err))
+	}
+
+	more := len(page.Events) > limit
+	if more {
+		page.Events, keys = page.Events[:limit], keys[:limit]
+	}
+	if backwards {
+		for i, j := 0, len(keys)-1; i < j; i, j = i+1, j-1 {
+			page.Events[i], page.Events[j] = page.Events[j], page.Events[i]
+			keys[i], keys[j] = keys[j], keys[i]
+		}
+	}
+	if len(keys) == 0 {
+		return page, nil
+	}
+	first, last := encodeCursor(keys[0]), encodeCursor(keys[len(keys)-1])
+	if backwards {
+		page.After = last
+		if more {
+			page.Before = first
+		}
+	} else {
+		if more {
+			page.After = last
+		}
+		if q.After != "" {
+			page.Before = first
+		}
+	}
+	return page, nil
+}
+
+// pickIndex names the event_search index that walks the query's order while
+// narrowing the most: an equality prefix on (organization_id, X) followed by
+// sort_key.
+func pickIndex(q store.EventQuery, actions []string) string {
+	switch {
+	case q.ActorID != "":
+		return "event_search_actor_id"
+	case q.ActorName != "":
+		return "event_search_actor_name"
+	case len(actions) == 1:
+		return "event_search_action"
+	default:
+		return "event_search_org"
+	}
+}
+
+func (s *Store) expandPrefixes(ctx context.Context, org string, prefixes []string) ([]string, error) {
+	var out []string
+	for _, p := range prefixes {
+		rows, err := s.read.QueryContext(ctx,
+			`SELECT action FROM organization_actions WHERE organization_id = ? AND action >= ? AND action < ? ORDER BY action`,
+			org, p, p+"\U0010FFFF")
+		if err != nil {
+			return nil, fmt.Errorf("couldn't expand action prefix %q: %w", p, classify(err))
+		}
+		for rows.Next() {
+			var a string
+			if err := rows.Scan(&a); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("couldn't expand action prefix %q: %w", p, classify(err))
+		}
+	}
+	return out, nil
+}
+
+type queryBuilder struct {
+	from     string
+	conds    []string
+	args     []any
+	keyCol   string
+	limit    int
+	scanDesc bool
+}
+
+func (b *queryBuilder) where(cond string, args ...any) {
+	b.conds = append(b.conds, cond)
+	b.args = append(b.args, args...)
+}
+
+func (b *queryBuilder) dir() string {
+	if b.scanDesc {
+		return "DESC"
+	}
+	return "ASC"
+}
+
+func (b *queryBuilder) build() (string, []any) {
+	q := fmt.Sprintf(`SELECT %s, e.organization_id, e.seq, e.id, e.record FROM %s
+		JOIN events e ON e.organization_id = s.organization_id AND e.seq = s.seq
+		WHERE %s ORDER BY %s %s LIMIT %d`,
+		b.keyCol, b.from, strings.Join(b.conds, " AND "), b.keyCol, b.dir(), b.limit)
+	return q, b.args
+}
+
+// mergedByAction runs one ordered, limited index walk per action and merges
+// them: each branch reads at most limit rows of (organization_id, action,
+// sort_key), so "user.*" costs the same whether it matches 3 or 3 million
+// events.
+func (b *queryBuilder) mergedByAction(actions []string) (string, []any) {
+	var branches []string
+	var args []any
+	for _, a := range actions {
+		conds := append(append([]string(nil), b.conds...), "s.action = ?")
+		branches = append(branches, fmt.Sprintf(
+			`SELECT * FROM (SELECT s.sort_key, s.organization_id, s.seq FROM event_search s INDEXED BY event_search_action WHERE %s ORDER BY s.sort_key %s LIMIT %d)`,
+			strings.Join(conds, " AND "), b.dir(), b.limit))
+		args = append(args, b.args...)
+		args = append(args, a)
+	}
+	q := fmt.Sprintf(`SELECT m.sort_key, e.organization_id, e.seq, e.id, e.record FROM (%s) m
+		JOIN events e ON e.organization_id = m.organization_id AND e.seq = m.seq
+		ORDER BY m.sort_key %s LIMIT %d`, strings.Join(branches, " UNION ALL "), b.dir(), b.limit)
+	return q, args
+}
+
+// ftsExpression turns free text into an FTS5 query: every word must match
+// (as a phrase of its tokens, so "user_01" or "a@b.com" match as written), a
+// trailing * makes a word a prefix, and the organization column restricts
+// matches to one tenant. Operators in the user's text are never interpreted.
+func ftsExpression(org, text string) string {
+	var terms []string
+	for _, w := range strings.Fields(text) {
+		prefix := strings.HasSuffix(w, "*")
+		w = strings.TrimRight(w, "*")
+		if !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
+			continue
+		}
+		t := `"` + strings.ReplaceAll(w, `"`, `""`) + `"`
+		if prefix {
+			t += "*"
+		}
+		terms = append(terms, "body : "+t)
+	}
+	if len(terms) == 0 {
+		return ""
+	}
+	return `org : "` + strings.ReplaceAll(strings.ToLower(org), `"`, `""`) + `" AND ` + strings.Join(terms, " AND ")
+}
+
+func encodeCursor(key int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("k1:" + strconv.FormatInt(key, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !strings.HasPrefix(string(raw), "k1:") {
+		return 0, fmt.Errorf("cursor %q: %w", c, store.ErrInvalidCursor)
+	}
+	v, err := strconv.ParseInt(string(raw[3:]), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("cursor %q: %w", c, store.ErrInvalidCursor)
+	}
+	return v, nil
+}
+
+func minPtr(p *int64, v int64) *int64 {
+	if p == nil || v < *p {
+		return &v
+	}
+	return p
+}
+
+func maxPtr(p *int64, v int64) *int64 {
+	if p == nil || v > *p {
+		return &v
+	}
+	return p
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}

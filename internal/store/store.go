@@ -1,0 +1,177 @@
+// Package store defines what Trail needs from its database: organizations, API
+// keys, the append-only event log with its search index, and small settings. The
+// contract is written here, once; store/sqlite and store/postgres implement it and
+// both must pass the conformance suite in store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/trailaudit/trail/internal/event"
+)
+
+// Errors every implementation returns (wrapped) so callers can use errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrConflict      = errors.New("already exists")
+	ErrInvalidCursor = errors.New("invalid pagination cursor")
+	// ErrUnavailable means the database could not be reached or refused the
+	// write for a reason that may pass (disk full, connection lost). Callers map
+	// it to 503 with Retry-After; nothing of the failed transaction was stored.
+	ErrUnavailable = errors.New("storage unavailable")
+)
+
+// SystemOrganizationID is the reserved organization whose log records
+// deployment-wide administrative actions (DESIGN §8). It is created by the
+// first migration and hidden from organization listings.
+const SystemOrganizationID = "org_system"
+
+// Organization is a tenant.
+type Organization struct {
+	ID         string
+	Name       string
+	ExternalID string // "" when unset; unique when set
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// APIKey is a stored API key. The secret itself is never stored: only its
+// SHA-256 hash.
+type APIKey struct {
+	ID             string // "key_" + ULID
+	Name           string
+	Hash           [32]byte
+	Prefix         string   // the first characters of the secret, to recognise it in listings
+	Scopes         []string // see package access
+	OrganizationID string   // "" = every organization
+	CreatedAt      time.Time
+	RevokedAt      time.Time // zero while active
+}
+
+// ListParams is cursor pagination as WorkOS lists have it: at most one of
+// Before and After, Limit 1–100, Order "asc" or "desc".
+type ListParams struct {
+	Before, After string
+	Limit         int
+	Order         string
+	// OrganizationID, for API keys, lists only the keys restricted to it.
+	OrganizationID string
+}
+
+// ListPage is one page of a list with the cursors to go on either way ("" = no
+// more in that direction).
+type ListPage[T any] struct {
+	Data          []T
+	Before, After string
+}
+
+// Submission is one ingest request: the events of one API call, accepted or
+// rejected together. Its events may belong to different organizations.
+type Submission struct {
+	Events []PendingEvent
+	// IdempotencyKey, when set, makes the submission idempotent on
+	// (IdempotencyKey, BodyHash) for 24 hours: a repeat returns the first
+	// result and stores nothing.
+	IdempotencyKey string
+	BodyHash       [32]byte
+}
+
+// PendingEvent is a validated event waiting for its seq.
+type PendingEvent struct {
+	OrganizationID string
+	ID             string
+	ReceivedAt     time.Time
+	Tail           []byte // event.Draft.Tail
+}
+
+// AppendResult is what happened to one Submission.
+type AppendResult struct {
+	Events   []event.Accepted // in submission order
+	Replayed bool             // an idempotent repeat: nothing new was stored
+	Err      error            // ErrNotFound (unknown organization) or another per-submission error
+}
+
+// StoredEvent is one record of the log.
+type StoredEvent struct {
+	OrganizationID string
+	Seq            int64
+	ID             string
+	Record         []byte // canonical record bytes, exactly as stored
+}
+
+// Order of search results: by occurred_at, then seq.
+const (
+	OrderDesc = "desc"
+	OrderAsc  = "asc"
+)
+
+// EventQuery filters one organization's events. Empty fields do not filter.
+type EventQuery struct {
+	OrganizationID string
+	From, To       time.Time // occurred_at in [From, To); zero = unbounded
+	Actions        []string  // exact action names (OR)
+	ActionPrefixes []string  // "user." matches user.signed_in (OR with Actions)
+	ActorID        string
+	ActorName      string
+	TargetType     string
+	TargetID       string
+	Text           string // free text, every word must match
+	Limit          int    // 1–100
+	Order          string // OrderDesc (default) or OrderAsc
+	Before, After  string // opaque cursors from a previous EventPage
+}
+
+// EventPage is one page of search results in the requested order.
+type EventPage struct {
+	Events        []StoredEvent
+	Before, After string // cursors; "" when there is nothing more that way
+}
+
+// Store is the database behind one Trail deployment.
+//
+// Implementations are safe for concurrent use. Every write method is durable
+// when it returns nil: the data survives a crash of the process or the machine.
+type Store interface {
+	CreateOrganization(ctx context.Context, org Organization) error
+	Organization(ctx context.Context, id string) (Organization, error)
+	ListOrganizations(ctx context.Context, p ListParams) (ListPage[Organization], error)
+
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	APIKeyByHash(ctx context.Context, hash [32]byte) (APIKey, error)
+	APIKey(ctx context.Context, id string) (APIKey, error)
+	ListAPIKeys(ctx context.Context, p ListParams) (ListPage[APIKey], error)
+	// RevokeAPIKey marks the key revoked; revoking twice is not an error.
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+	// CountAPIKeys counts keys, revoked ones included (first-start detection).
+	CountAPIKeys(ctx context.Context) (int, error)
+
+	// Append stores the submissions in one transaction, assigning each event
+	// the next seq of its organization, and returns one result per
+	// submission. A submission naming an unknown organization fails alone
+	// (Err = ErrNotFound) and stores nothing; the others are unaffected. A
+	// non-nil error means the transaction failed and nothing was stored.
+	Append(ctx context.Context, subs []Submission, now time.Time) ([]AppendResult, error)
+
+	// Event returns the stored event with this id.
+	Event(ctx context.Context, id string) (StoredEvent, error)
+	// SearchEvents returns a page of one organization's events matching q.
+	// Search indexes may lag acceptance by up to about a second.
+	SearchEvents(ctx context.Context, q EventQuery) (EventPage, error)
+	// NextSeq is the seq the next accepted event of org will get (its log size).
+	NextSeq(ctx context.Context, org string) (int64, error)
+
+	// ExpireIdempotencyKeys forgets idempotency keys created before cutoff.
+	ExpireIdempotencyKeys(ctx context.Context, cutoff time.Time) (int64, error)
+
+	Close() error
+}
+
+// SearchIndexer is implemented by stores that maintain search indexes after
+// the ingest transaction rather than inside it.
+type SearchIndexer interface {
+	// IndexPending indexes up to max accepted-but-unindexed events and
+	// returns how many it indexed; 0 means the index is fresh.
+	IndexPending(ctx context.Context, max int) (int, error)
+}

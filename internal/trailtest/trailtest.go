@@ -1,0 +1,176 @@
+// Package trailtest starts real `trail serve` processes for black-box tests:
+// the binary is built once per test run, each server gets its own data
+// directory and port, and is stopped when the test ends.
+package trailtest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Binary builds cmd/trail (once per test process) and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		dir, err := os.MkdirTemp("", "trail-bin-")
+		if err != nil {
+			build.err = err
+			return
+		}
+		build.path = filepath.Join(dir, "trail")
+		cmd := exec.Command("go", "build", "-o", build.path, "./cmd/trail")
+		cmd.Dir = moduleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("go build ./cmd/trail: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
+	}
+	return build.path
+}
+
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// ModuleRoot is the repository root (for tests that need files in it).
+func ModuleRoot() string { return moduleRoot() }
+
+// AdminKey is the bootstrap admin secret every test server starts with.
+const AdminKey = "sk_test_admin_0123456789abcdefghijklmnop"
+
+// Server is a running trail serve.
+type Server struct {
+	URL  string
+	Key  string
+	Data string
+	cmd  *exec.Cmd
+	done chan error
+	logs *lockedBuffer
+}
+
+// Options for Start.
+type Options struct {
+	Data string   // data directory; default a new t.TempDir()
+	Args []string // extra flags
+	Env  []string // extra environment
+}
+
+// Start runs trail serve on a free loopback port and waits until it says it
+// is listening. The server is stopped (SIGTERM, then SIGKILL) at cleanup.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	bin := Binary(t)
+	if opts.Data == "" {
+		opts.Data = t.TempDir()
+	}
+	args := append([]string{"serve", "--data", opts.Data, "--listen", "127.0.0.1:0",
+		"--bootstrap-key", AdminKey, "--log-format", "json", "--log-level", "warn"}, opts.Args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), opts.Env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting trail serve: %v", err)
+	}
+	s := &Server{Key: AdminKey, Data: opts.Data, cmd: cmd, done: make(chan error, 1), logs: logs}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "Trail listening on "); ok {
+				urlc <- u
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() { s.Stop(t) })
+	select {
+	case s.URL = <-urlc:
+	case err := <-s.done:
+		t.Fatalf("trail serve exited before listening: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("trail serve did not start within 60s\n%s", logs.String())
+	}
+	return s
+}
+
+// Stop sends SIGTERM and waits for a clean exit (SIGKILL after 30 s).
+func (s *Server) Stop(t testing.TB) error {
+	if s.cmd.ProcessState != nil {
+		return nil
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		s.done <- err
+		return err
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		err := <-s.done
+		s.done <- err
+		t.Errorf("trail serve did not stop within 30s of SIGTERM\n%s", s.logs.String())
+		return err
+	}
+}
+
+// Kill sends SIGKILL (a crash) and waits for the process to be gone.
+func (s *Server) Kill() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	err := <-s.done
+	s.done <- err
+}
+
+// Logs returns what the server wrote to stderr so far.
+func (s *Server) Logs() string { return s.logs.String() }
+
+// Context returns a context that ends with the test.
+func Context(t testing.TB) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
