@@ -57,10 +57,12 @@ func TestWellFormedSecret(t *testing.T) {
 		{"sk_" + strings.Repeat("a", 40), true},
 		{"", false},
 		{"sk_", false},
-		{"sk_" + strings.Repeat("a", 39), false},
-		{"sk_" + strings.Repeat("a", 41), false},
+		{"sk_test_admin_0123456789abcdef", true},  // chosen with --bootstrap-key
+		{"sk_" + strings.Repeat("a", 20), false},  // too short
+		{"sk_" + strings.Repeat("a", 198), false}, // too long
 		{"pk_" + strings.Repeat("a", 40), false},
-		{"sk_" + strings.Repeat("a", 39) + "-", false},
+		{"sk_" + strings.Repeat("a", 39) + " ", false},
+		{"sk_" + strings.Repeat("a", 39) + "\"", false},
 		{"sk_" + strings.Repeat("é", 20), false},
 	}
 	for _, tt := range tests {

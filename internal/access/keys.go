@@ -58,15 +58,18 @@ func HashSecret(secret string) [32]byte {
 	return sha256.Sum256([]byte(secret))
 }
 
-// WellFormedSecret reports whether s has the shape of a secret Generate
-// makes, so that garbage can be refused without a database lookup.
+// WellFormedSecret reports whether s has the shape of an API key secret, so
+// that garbage can be refused without a database lookup.
 func WellFormedSecret(s string) bool {
-	if len(s) != len(SecretPrefix)+secretRandomLen || s[:len(SecretPrefix)] != SecretPrefix {
+	// Generated secrets are sk_ + 40 base62 characters, but an operator may
+	// choose the bootstrap secret (--bootstrap-key), so accept any sk_ token
+	// of sane length made of URL-safe characters.
+	if len(s) < 24 || len(s) > 200 || s[:len(SecretPrefix)] != SecretPrefix {
 		return false
 	}
 	for i := len(SecretPrefix); i < len(s); i++ {
 		c := s[i]
-		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z') {
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '_' || c == '-' || c == '.') {
 			return false
 		}
 	}

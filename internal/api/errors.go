@@ -53,8 +53,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		// Only our own types reach here; they always encode.
-		panic(fmt.Sprintf("api: couldn't encode %T: %v", v, err))
+		// Only our own types reach here, and they always encode.
+		writeRawJSON(w, http.StatusInternalServerError,
+			[]byte(`{"message":"Trail couldn't encode its answer; report this to the operator.","code":"internal_error"}`))
+		return
 	}
 	writeRawJSON(w, status, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
@@ -63,6 +65,7 @@ func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff") // records hold client strings
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
@@ -224,7 +226,8 @@ const (
 // parseBatch validates a batch body {"events":[{"organization_id":…,
 // "event":{…}},…]}. It checks every item and reports every problem at once,
 // with field paths such as events[3].event.action; on any problem it returns
-// an error and the items it could read (for counting).
+// an error and the items it could read (for counting). Unknown fields are
+// ignored, as event.ParseCreate ignores them.
 func parseBatch(body []byte, now time.Time, lim event.Limits) ([]batchItem, error) {
 	if err := checkJSONObject(body); err != nil {
 		return nil, err
@@ -234,24 +237,24 @@ func parseBatch(body []byte, now time.Time, lim event.Limits) ([]batchItem, erro
 		return nil, errInvalidJSON("the body must be a JSON object")
 	}
 	var errs []fieldError
-	for _, k := range sortedKeys(env) {
-		if k != "events" {
-			errs = append(errs, fieldError{Code: "unknown_field", Field: k, Message: k + " is not a field of a batch; send only events."})
-		}
-	}
 	raw, ok := env["events"]
 	if !ok || isNull(raw) {
-		errs = append(errs, fieldError{Code: "required", Field: "events", Message: "events is required: an array of 1 to 1000 events."})
+		errs = append(errs, fieldError{Code: event.CodeRequired, Field: "events", Message: "must be an array of 1 to 1000 events"})
 		return nil, errValidation(errs)
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(raw, &list); err != nil {
-		errs = append(errs, fieldError{Code: "invalid", Field: "events", Message: "events must be an array of 1 to 1000 events."})
+		errs = append(errs, fieldError{Code: event.CodeInvalidType, Field: "events", Message: "must be an array of 1 to 1000 events"})
 		return nil, errValidation(errs)
 	}
-	if len(list) == 0 || len(list) > maxBatchEvents {
-		errs = append(errs, fieldError{Code: "invalid", Field: "events",
-			Message: fmt.Sprintf("events must hold 1 to 1000 events, not %d; split larger batches.", len(list))})
+	switch {
+	case len(list) == 0:
+		errs = append(errs, fieldError{Code: event.CodeRequired, Field: "events", Message: "must hold at least one event"})
+	case len(list) > maxBatchEvents:
+		errs = append(errs, fieldError{Code: event.CodeTooMany, Field: "events",
+			Message: fmt.Sprintf("must hold at most %d events, not %d; split the batch", maxBatchEvents, len(list))})
+	}
+	if errs != nil {
 		return nil, errValidation(errs)
 	}
 	items := make([]batchItem, 0, len(list))
@@ -277,41 +280,39 @@ func parseBatch(body []byte, now time.Time, lim event.Limits) ([]batchItem, erro
 func parseBatchItem(path string, raw json.RawMessage, now time.Time, lim event.Limits) (batchItem, []fieldError) {
 	var item map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &item); err != nil || item == nil {
-		return batchItem{}, []fieldError{{Code: "invalid", Field: path,
-			Message: path + " must be an object with organization_id and event."}}
+		return batchItem{}, []fieldError{{Code: event.CodeInvalidType, Field: path,
+			Message: "must be an object with organization_id and event"}}
 	}
 	var errs []fieldError
-	for _, k := range sortedKeys(item) {
-		if k != "organization_id" && k != "event" {
-			errs = append(errs, fieldError{Code: "unknown_field", Field: path + "." + k,
-				Message: k + " is not a field of a batch item; send organization_id and event."})
-		}
-	}
 	var it batchItem
 	f := path + ".organization_id"
 	switch orgRaw, ok := item["organization_id"]; {
 	case !ok || isNull(orgRaw):
-		errs = append(errs, fieldError{Code: "required", Field: f, Message: f + " is required."})
+		errs = append(errs, fieldError{Code: event.CodeRequired, Field: f, Message: "must be a non-empty string"})
 	case json.Unmarshal(orgRaw, &it.orgID) != nil:
-		errs = append(errs, fieldError{Code: "invalid", Field: f, Message: f + " must be a string."})
+		errs = append(errs, fieldError{Code: event.CodeInvalidType, Field: f, Message: "must be a non-empty string"})
 	case it.orgID == "":
-		errs = append(errs, fieldError{Code: "required", Field: f, Message: f + " must not be empty."})
+		errs = append(errs, fieldError{Code: event.CodeRequired, Field: f, Message: "must be a non-empty string"})
+	case utf8.RuneCountInString(it.orgID) > event.MaxOrganizationIDLen:
+		errs = append(errs, fieldError{Code: event.CodeTooLong, Field: f, Message: fmt.Sprintf("must be at most %d characters", event.MaxOrganizationIDLen)})
+	case strings.ContainsFunc(it.orgID, unicode.IsControl):
+		errs = append(errs, fieldError{Code: event.CodeInvalidFormat, Field: f, Message: "must not contain control characters"})
 	}
 	f = path + ".event"
 	evRaw, ok := item["event"]
 	if !ok || isNull(evRaw) {
-		return it, append(errs, fieldError{Code: "required", Field: f, Message: f + " is required."})
+		return it, append(errs, fieldError{Code: event.CodeRequired, Field: f, Message: "must be an object"})
 	}
 	d, err := event.ParseEvent(evRaw, now, lim)
 	if err != nil {
 		var ee *event.Error
 		switch {
 		case !errors.As(err, &ee):
-			errs = append(errs, fieldError{Code: "invalid", Field: f, Message: err.Error()})
+			errs = append(errs, fieldError{Code: event.CodeInvalidValue, Field: f, Message: err.Error()})
 		case len(ee.Errors) == 0:
 			code := ee.Code
 			if code == "" {
-				code = "invalid"
+				code = event.CodeInvalidValue
 			}
 			errs = append(errs, fieldError{Code: code, Field: f, Message: ee.Message})
 		default:
@@ -343,15 +344,6 @@ func checkJSONObject(body []byte) error {
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 func distinctOrgs(items []batchItem) []string {
 	var orgs []string
 	seen := map[string]bool{}
@@ -364,6 +356,6 @@ func distinctOrgs(items []batchItem) []string {
 	return orgs
 }
 
-// formatTime is how the API writes times: RFC 3339 in UTC with
-// milliseconds, as WorkOS does.
-func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+// formatTime is how the API writes times: RFC 3339 in UTC with exactly three
+// fractional digits, as WorkOS does and as the canonical record does.
+func formatTime(t time.Time) string { return t.UTC().Format(event.TimeLayout) }

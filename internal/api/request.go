@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -143,7 +142,11 @@ func unknownParams(v url.Values, known map[string]bool, errs *[]fieldError) {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		addErr(errs, truncate(n, 100), "unknown_parameter", fmt.Sprintf("%s is not a parameter of this endpoint; remove it.", truncate(strconv.Quote(n), 100)))
+		field := truncate(n, 100)
+		if field == "" {
+			field = `""` // "?=x" names a parameter with no name
+		}
+		addErr(errs, field, "unknown_parameter", fmt.Sprintf("%s is not a parameter of this endpoint; remove it.", truncate(strconv.Quote(n), 100)))
 	}
 }
 

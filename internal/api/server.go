@@ -1,9 +1,3 @@
-// Package api is Trail's HTTP API: the WorkOS-compatible surface
-// (/audit_logs/…, /organizations) and Trail's own (/v1/…), with
-// authentication, rate limiting, request logs and metrics around every
-// handler. Handlers are small: they parse and check the request, call the
-// store or the ingest Submitter, and render the answer; every failure is a
-// JSON error a person can act on.
 package api
 
 import (
@@ -19,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
@@ -35,7 +30,7 @@ type Submitter interface {
 
 // Config tunes a Server. Zero values take the defaults.
 type Config struct {
-	// Limits bound one event; default event.DefaultLimits().
+	// Limits bound one event; zero fields take event.DefaultLimits().
 	Limits event.Limits
 	// MaxBatchBodyBytes caps a POST /v1/events/batch body; default 16 MiB.
 	MaxBatchBodyBytes int64
@@ -75,6 +70,8 @@ type Server struct {
 	keys     *keyCache
 	limiter  *limiter
 	metrics  *metrics
+
+	metricsHandler http.Handler
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -82,10 +79,13 @@ var _ http.Handler = (*Server)(nil)
 // New returns a Server reading and writing st, submitting events through
 // sub. It starts not ready: call SetReady(true) once the process can serve.
 func New(st store.Store, sub Submitter, cfg Config) *Server {
-	if cfg.Limits == (event.Limits{}) {
-		cfg.Limits = event.DefaultLimits()
-	}
 	def := event.DefaultLimits()
+	if cfg.Limits.MaxTargets <= 0 {
+		cfg.Limits.MaxTargets = def.MaxTargets
+	}
+	if cfg.Limits.MaxFuture <= 0 {
+		cfg.Limits.MaxFuture = def.MaxFuture
+	}
 	if cfg.Limits.MaxBodyBytes <= 0 {
 		cfg.Limits.MaxBodyBytes = def.MaxBodyBytes
 	}
@@ -122,6 +122,7 @@ func New(st store.Store, sub Submitter, cfg Config) *Server {
 		keys:     newKeyCache(cfg.KeyCacheTTL, 10_000),
 		metrics:  newMetrics(cfg.Registerer, cfg.Logger),
 	}
+	s.metricsHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
@@ -144,6 +145,7 @@ func (s *Server) routes() {
 	s.handle("GET /organizations", access.ScopeAdmin, s.listOrganizations)
 	// Any key restricted to the organization may read it; the handler checks.
 	s.handle("GET /organizations/{id}", anyScope, s.getOrganization)
+	s.handle("GET /organizations/external_id/{external_id}", anyScope, s.getOrganizationByExternalID)
 
 	s.handle("POST /v1/api_keys", access.ScopeAdmin, s.createAPIKey)
 	s.handle("GET /v1/api_keys", access.ScopeAdmin, s.listAPIKeys)

@@ -9,6 +9,8 @@ import (
 
 // Limits bounds what one event may contain. The metadata limits are WorkOS's and
 // are not configurable, so that SDK users see the same rules everywhere.
+// A zero (or negative) MaxTargets or MaxFuture means its default, so that the
+// zero Limits is usable.
 type Limits struct {
 	MaxTargets   int           // default 100
 	MaxFuture    time.Duration // how far occurred_at may be ahead of now; default 24h

@@ -1,7 +1,7 @@
 package event
 
 import (
-	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,14 +18,18 @@ const (
 // ParseCreate parses and validates a WorkOS `POST /audit_logs/events` body:
 // {"organization_id":"org_…","event":{…}}. now is the server clock (for the future limit).
 //
-// On success d.Tail holds the canonical encoding. On failure err is an *Error:
-// 400 invalid_json when the body is not one JSON object, else 422 with every
-// field error found, in document order. Unknown fields are ignored.
+// On success d.Tail holds the canonical encoding; d does not share memory with
+// body, which the caller may reuse. On failure err is an *Error: 400
+// invalid_json when the body is not one JSON object, else 422 with the field
+// errors found (all of them, up to MaxFieldErrors), in document order; fields
+// missing from an object come after that object's other errors. Unknown
+// fields are ignored and not stored.
 func ParseCreate(body []byte, now time.Time, lim Limits) (orgID string, d *Draft, err error) {
 	p := newParser(body, now, lim, false)
 	if k := p.sc.next(); k != kindObject {
 		return "", nil, p.notObject(k, "Request body")
 	}
+	orgRule := strRule{required: true, max: MaxOrganizationIDLen, noControl: true}
 	d = new(Draft)
 	var m members
 	var eventStart, eventEnd int
@@ -43,7 +47,7 @@ func ParseCreate(body []byte, now time.Time, lim Limits) (orgID string, d *Draft
 		}
 		switch bit {
 		case 1:
-			orgID, _ = p.str(at(""), "organization_id", strRule{required: true, max: MaxOrganizationIDLen, noControl: true})
+			orgID, _ = p.str(at(""), "organization_id", orgRule)
 		case 2:
 			switch p.sc.next() {
 			case kindObject:
@@ -61,7 +65,7 @@ func ParseCreate(body []byte, now time.Time, lim Limits) (orgID string, d *Draft
 	}
 	if p.sc.err == nil {
 		if m.seen&1 == 0 {
-			p.add("organization_id", CodeRequired, "must be a non-empty string")
+			p.add("organization_id", CodeRequired, orgRule.describe())
 		}
 		if m.seen&2 == 0 {
 			p.add("event", CodeRequired, "must be an object")
@@ -131,11 +135,13 @@ func (p *parser) add(field, code, msg string) {
 	}
 }
 
-// wrongType skips the value at the read position and reports invalid_type.
+// wrongType skips the value at the read position and reports invalid_type,
+// saying what was found.
 func (p *parser) wrongType(l loc, field, msg string) {
+	found := p.sc.next() // only peeks
 	p.sc.skipValue()
 	if p.sc.err == nil {
-		p.add(l.path(field), CodeInvalidType, msg)
+		p.add(l.path(field), CodeInvalidType, msg+", not "+found.an())
 	}
 }
 
@@ -172,8 +178,31 @@ func (p *parser) notObject(k kind, what string) error {
 
 // members tracks the keys of one object, to reject duplicates.
 type members struct {
-	seen    uint32   // bits of known keys
-	unknown []string // unknown keys, rarely any
+	seen    uint32              // bits of known keys
+	unknown []string            // the first unknown keys: usually none, so no allocation
+	more    map[string]struct{} // further unknown keys, so that many cost linear time
+}
+
+// maxListedUnknown is how many unknown keys members keeps in its slice.
+const maxListedUnknown = 8
+
+// sawUnknown records key and reports whether it was seen before.
+func (m *members) sawUnknown(key string) bool {
+	if slices.Contains(m.unknown, key) {
+		return true
+	}
+	if len(m.unknown) < maxListedUnknown {
+		m.unknown = append(m.unknown, key)
+		return false
+	}
+	if _, ok := m.more[key]; ok {
+		return true
+	}
+	if m.more == nil {
+		m.more = make(map[string]struct{})
+	}
+	m.more[key] = struct{}{}
+	return false
 }
 
 // claim decides what happens to the value of key, whose bit is 0 when the key
@@ -185,17 +214,9 @@ func (p *parser) claim(m *members, l loc, key string, bit uint32) bool {
 	if p.sc.err != nil {
 		return false
 	}
-	dup := false
+	var dup bool
 	if bit == 0 {
-		for _, u := range m.unknown {
-			if u == key {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			m.unknown = append(m.unknown, key)
-		}
+		dup = m.sawUnknown(key)
 	} else {
 		dup = m.seen&bit != 0
 		m.seen |= bit
@@ -203,7 +224,7 @@ func (p *parser) claim(m *members, l loc, key string, bit uint32) bool {
 	if bit == 0 || dup {
 		p.sc.skipValue()
 		if dup && p.sc.err == nil {
-			p.add(l.path(key), CodeInvalidFormat, "must appear only once in its object (duplicate key)")
+			p.add(l.path(keyName(key)), CodeInvalidFormat, "must appear only once in its object (duplicate key)")
 		}
 		return false
 	}
@@ -330,407 +351,3 @@ const (
 	timeMsg   = "must be an RFC 3339 timestamp with a time zone, such as 2026-11-25T18:43:09.709Z"
 	metaMsg   = "must be an object of at most 50 keys whose values are strings, numbers or booleans"
 )
-
-// strRule is what a string field must be.
-type strRule struct {
-	required  bool // absent, null and "" are errors; else they mean absent
-	max       int  // in characters (runes)
-	noControl bool // no C0, DEL or C1 control characters
-}
-
-// describe says in words what a value following r must be.
-func (r strRule) describe() string {
-	s := "must be a "
-	if r.required {
-		s += "non-empty "
-	}
-	s += "string of at most " + strconv.Itoa(r.max) + " characters"
-	if r.noControl {
-		s += " without control characters"
-	}
-	return s
-}
-
-// str reads a string field. ok is false when it is absent or invalid; an
-// optional empty string counts as absent, since Draft cannot tell them apart.
-func (p *parser) str(l loc, field string, r strRule) (s string, ok bool) {
-	switch p.sc.next() {
-	case kindInvalid:
-		return "", false
-	case kindNull:
-		p.sc.readNull()
-		if r.required {
-			p.add(l.path(field), CodeRequired, r.describe())
-		}
-		return "", false
-	case kindString:
-	default:
-		p.wrongType(l, field, r.describe())
-		return "", false
-	}
-	s, valid := p.sc.readString()
-	switch {
-	case p.sc.err != nil:
-		return "", false
-	case !valid:
-		p.add(l.path(field), CodeInvalidFormat, "must be valid UTF-8")
-	case s == "":
-		if r.required {
-			p.add(l.path(field), CodeRequired, r.describe())
-		}
-	case tooLong(s, r.max):
-		p.add(l.path(field), CodeTooLong, r.describe())
-	case r.noControl && hasControl(s):
-		p.add(l.path(field), CodeInvalidFormat, "must not contain control characters")
-	default:
-		return s, true
-	}
-	return "", false
-}
-
-// tooLong reports whether s has more than max characters.
-func tooLong(s string, max int) bool {
-	if len(s) <= max { // a character is at least one byte
-		return false
-	}
-	n := 0
-	for range s {
-		if n++; n > max {
-			return true
-		}
-	}
-	return false
-}
-
-// hasControl reports whether valid UTF-8 s has a C0 (U+0000–U+001F), DEL or
-// C1 (U+0080–U+009F) control character. C1 is 0xC2 0x80–0x9F in UTF-8.
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == 0x7f || (c == 0xc2 && i+1 < len(s) && s[i+1] < 0xa0) {
-			return true
-		}
-	}
-	return false
-}
-
-// timeField reads a timestamp field. With limits it is bounded by the Unix epoch
-// and by now plus MaxFuture.
-func (p *parser) timeField(l loc, field string, limits bool) (time.Time, bool) {
-	switch p.sc.next() {
-	case kindInvalid:
-		return time.Time{}, false
-	case kindNull:
-		p.sc.readNull()
-		p.add(l.path(field), CodeRequired, timeMsg)
-		return time.Time{}, false
-	case kindString:
-	default:
-		p.wrongType(l, field, timeMsg)
-		return time.Time{}, false
-	}
-	s, valid := p.sc.readString()
-	if p.sc.err != nil {
-		return time.Time{}, false
-	}
-	t, ok := parseTime(s)
-	switch {
-	case !valid || !ok:
-		code := CodeInvalidFormat
-		if s == "" {
-			code = CodeRequired
-		}
-		p.add(l.path(field), code, timeMsg)
-	case limits && t.Before(time.Unix(0, 0)):
-		p.add(l.path(field), CodeOutOfRange, "must not be before 1970-01-01T00:00:00Z")
-	case limits && t.After(p.now.Add(p.lim.MaxFuture)):
-		p.add(l.path(field), CodeOutOfRange, "must not be more than "+describeDuration(p.lim.MaxFuture)+" ahead of the server's clock")
-	default:
-		return t, true
-	}
-	return time.Time{}, false
-}
-
-// describeDuration writes d for people: "24 hours", "90 minutes", else d.String().
-func describeDuration(d time.Duration) string {
-	switch {
-	case d%time.Hour == 0:
-		if d == time.Hour {
-			return "1 hour"
-		}
-		return strconv.FormatInt(int64(d/time.Hour), 10) + " hours"
-	case d%time.Minute == 0:
-		return strconv.FormatInt(int64(d/time.Minute), 10) + " minutes"
-	}
-	return d.String()
-}
-
-// intField reads an integer field of at least min: a JSON number without fraction
-// or exponent that fits in int64. A null is absent unless required.
-func (p *parser) intField(l loc, field string, min int64, required bool) (int64, bool) {
-	msg := "must be an integer of at least " + strconv.FormatInt(min, 10)
-	switch p.sc.next() {
-	case kindInvalid:
-		return 0, false
-	case kindNull:
-		p.sc.readNull()
-		if required {
-			p.add(l.path(field), CodeRequired, msg)
-		}
-		return 0, false
-	case kindNumber:
-	default:
-		p.wrongType(l, field, msg)
-		return 0, false
-	}
-	text := p.sc.readNumber()
-	if p.sc.err != nil {
-		return 0, false
-	}
-	if strings.ContainsAny(text, ".eE") {
-		p.add(l.path(field), CodeInvalidType, msg)
-		return 0, false
-	}
-	n, err := strconv.ParseInt(text, 10, 64)
-	if err != nil || n < min {
-		p.add(l.path(field), CodeOutOfRange, msg)
-		return 0, false
-	}
-	return n, true
-}
-
-// actor reads the event's actor.
-func (p *parser) actor(base string) (Entity, Metadata) {
-	l := at(base)
-	switch p.sc.next() {
-	case kindObject:
-		return p.entity(loc{parent: base, name: "actor", idx: -1})
-	case kindNull:
-		p.sc.readNull()
-		p.add(l.path("actor"), CodeRequired, "must be an object with id and type")
-	case kindInvalid:
-	default:
-		p.wrongType(l, "actor", "must be an object with id and type")
-	}
-	return Entity{}, nil
-}
-
-// targets reads the event's targets. TargetsMetadata is parallel to Targets,
-// with nil for targets without metadata.
-func (p *parser) targets(base string) ([]Entity, []Metadata) {
-	l := loc{parent: base, name: "targets", idx: -1}
-	switch p.sc.next() {
-	case kindArray:
-	case kindNull:
-		p.sc.readNull()
-		p.add(l.path(""), CodeRequired, "must be an array of targets, possibly empty")
-		return nil, nil
-	case kindInvalid:
-		return nil, nil
-	default:
-		p.wrongType(at(base), "targets", "must be an array of targets, possibly empty")
-		return nil, nil
-	}
-	var ts []Entity
-	var mds []Metadata
-	i := 0
-	for more := p.sc.arrayFirst(); more; more = p.sc.arrayNext() {
-		if i == p.lim.MaxTargets && !p.record {
-			p.add(l.path(""), CodeTooMany, "must have at most "+strconv.Itoa(p.lim.MaxTargets)+" targets")
-		}
-		el := loc{parent: base, name: "targets", idx: i}
-		switch p.sc.next() {
-		case kindObject:
-			e, md := p.entity(el)
-			ts = append(ts, e)
-			mds = append(mds, md)
-		case kindInvalid:
-			return nil, nil
-		default:
-			p.wrongType(el, "", "must be an object with id and type")
-		}
-		i++
-	}
-	return ts, mds
-}
-
-// entity reads an actor or target object at the read position.
-func (p *parser) entity(l loc) (e Entity, md Metadata) {
-	const (
-		fID uint32 = 1 << iota
-		fType
-		fName
-		fMeta
-	)
-	var m members
-	for more := p.sc.objectFirst(); more; more = p.sc.objectNext() {
-		key, _ := p.sc.key()
-		var bit uint32
-		switch key {
-		case "id":
-			bit = fID
-		case "type":
-			bit = fType
-		case "name":
-			bit = fName
-		case "metadata":
-			bit = fMeta
-		}
-		if !p.claim(&m, l, key, bit) {
-			continue
-		}
-		switch bit {
-		case fID:
-			e.ID, _ = p.str(l, "id", strRule{required: true, max: MaxEntityFieldLen})
-		case fType:
-			e.Type, _ = p.str(l, "type", strRule{required: true, max: MaxEntityFieldLen, noControl: true})
-		case fName:
-			e.Name, _ = p.str(l, "name", strRule{max: MaxEntityFieldLen})
-		case fMeta:
-			md = p.metadata(l)
-		}
-	}
-	if p.sc.err != nil {
-		return e, md
-	}
-	if m.seen&fID == 0 {
-		p.add(l.path("id"), CodeRequired, strRule{required: true, max: MaxEntityFieldLen}.describe())
-	}
-	if m.seen&fType == 0 {
-		p.add(l.path("type"), CodeRequired, strRule{required: true, max: MaxEntityFieldLen, noControl: true}.describe())
-	}
-	return e, md
-}
-
-// context reads the event's context into d.
-func (p *parser) context(base string, d *Draft) {
-	l := loc{parent: base, name: "context", idx: -1}
-	switch p.sc.next() {
-	case kindObject:
-	case kindNull:
-		p.sc.readNull()
-		p.add(l.path(""), CodeRequired, "must be an object with location")
-		return
-	case kindInvalid:
-		return
-	default:
-		p.wrongType(at(base), "context", "must be an object with location")
-		return
-	}
-	const (
-		fLocation uint32 = 1 << iota
-		fUserAgent
-	)
-	locationRule := strRule{required: true, max: MaxLocationLen}
-	var m members
-	for more := p.sc.objectFirst(); more; more = p.sc.objectNext() {
-		key, _ := p.sc.key()
-		var bit uint32
-		switch key {
-		case "location":
-			bit = fLocation
-		case "user_agent":
-			bit = fUserAgent
-		}
-		if !p.claim(&m, l, key, bit) {
-			continue
-		}
-		switch bit {
-		case fLocation:
-			d.Location, _ = p.str(l, "location", locationRule)
-		case fUserAgent:
-			d.UserAgent, _ = p.str(l, "user_agent", strRule{max: MaxUserAgentLen})
-		}
-	}
-	if p.sc.err == nil && m.seen&fLocation == 0 {
-		p.add(l.path("location"), CodeRequired, locationRule.describe())
-	}
-}
-
-// metadata reads the "metadata" member of the object at l. Absent, null and
-// empty all give nil, which the record leaves out.
-func (p *parser) metadata(l loc) Metadata {
-	switch p.sc.next() {
-	case kindObject:
-	case kindNull:
-		p.sc.readNull()
-		return nil
-	case kindInvalid:
-		return nil
-	default:
-		p.wrongType(l, "metadata", metaMsg)
-		return nil
-	}
-	var md Metadata
-	n := 0
-	for more := p.sc.objectFirst(); more; more = p.sc.objectNext() {
-		key, keyValid := p.sc.key()
-		if p.sc.err != nil {
-			return nil
-		}
-		n++
-		if n == MaxMetadataKeys+1 {
-			p.add(l.path("metadata"), CodeTooMany, "must have at most 50 keys")
-		}
-		keyOK := keyValid && validMetadataKey(key)
-		if !keyOK {
-			p.add(l.path("metadata."+key), CodeInvalidFormat,
-				"metadata keys must be 1 to 40 characters of a-z, A-Z, 0-9, _ and -")
-		} else if _, dup := md[key]; dup {
-			p.sc.skipValue()
-			if p.sc.err == nil {
-				p.add(l.path("metadata."+key), CodeInvalidFormat, "must appear only once in its object (duplicate key)")
-			}
-			continue
-		}
-		v := p.metadataValue(l, key)
-		if keyOK && n <= MaxMetadataKeys {
-			if md == nil {
-				md = make(Metadata)
-			}
-			md[key] = v // nil when v was invalid: still there to catch a duplicate
-		}
-	}
-	return md
-}
-
-// validMetadataKey reports whether k matches ^[a-zA-Z0-9_-]{1,40}$.
-func validMetadataKey(k string) bool {
-	if len(k) == 0 || len(k) > MaxMetadataKeyLen {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// metadataValue reads one metadata value: a string (at most 500 characters),
-// a number (kept as its source text) or a boolean. It returns nil when invalid.
-func (p *parser) metadataValue(l loc, key string) any {
-	switch k := p.sc.next(); k {
-	case kindString:
-		s, valid := p.sc.readString()
-		switch {
-		case p.sc.err != nil:
-		case !valid:
-			p.add(l.path("metadata."+key), CodeInvalidFormat, "must be valid UTF-8")
-		case tooLong(s, MaxMetadataValueLen):
-			p.add(l.path("metadata."+key), CodeTooLong, "metadata strings must be at most 500 characters")
-		default:
-			return s
-		}
-	case kindNumber:
-		return json.Number(p.sc.readNumber())
-	case kindBool:
-		return p.sc.readBool()
-	case kindInvalid:
-	default:
-		p.wrongType(l, "metadata."+key,
-			"metadata values must be strings, numbers or booleans, not "+k.an()+" (no nesting)")
-	}
-	return nil
-}

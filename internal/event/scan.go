@@ -185,50 +185,53 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // readNumber consumes a number and returns its exact source text; the caller
 // has seen kindNumber.
 func (sc *scanner) readNumber() string {
-	start, i, n := sc.pos, sc.pos, len(sc.data)
-	digits := func() bool {
-		if i >= n {
-			sc.failEOF()
-			return false
-		}
-		if !isDigit(sc.data[i]) {
-			sc.fail(i, "invalid character %s in number (expected a digit)", sc.quoteByte(i))
-			return false
-		}
-		for i < n && isDigit(sc.data[i]) {
-			i++
-		}
-		return true
-	}
+	start := sc.pos
+	i := start
 	if sc.data[i] == '-' {
 		i++
 	}
-	if i < n && sc.data[i] == '0' {
+	if i < len(sc.data) && sc.data[i] == '0' {
 		i++
-		if i < n && isDigit(sc.data[i]) {
+		if i < len(sc.data) && isDigit(sc.data[i]) {
 			sc.fail(i-1, "number with a leading zero")
 			return ""
 		}
-	} else if !digits() {
+	} else if i = sc.digits(i); i < 0 {
 		return ""
 	}
-	if i < n && sc.data[i] == '.' {
-		i++
-		if !digits() {
+	if i < len(sc.data) && sc.data[i] == '.' {
+		if i = sc.digits(i + 1); i < 0 {
 			return ""
 		}
 	}
-	if i < n && (sc.data[i] == 'e' || sc.data[i] == 'E') {
+	if i < len(sc.data) && (sc.data[i] == 'e' || sc.data[i] == 'E') {
 		i++
-		if i < n && (sc.data[i] == '+' || sc.data[i] == '-') {
+		if i < len(sc.data) && (sc.data[i] == '+' || sc.data[i] == '-') {
 			i++
 		}
-		if !digits() {
+		if i = sc.digits(i); i < 0 {
 			return ""
 		}
 	}
 	sc.pos = i
 	return sc.str[start:i]
+}
+
+// digits consumes one or more digits from i and returns the index after
+// them, or -1 after recording a syntax error.
+func (sc *scanner) digits(i int) int {
+	if i >= len(sc.data) {
+		sc.failEOF()
+		return -1
+	}
+	if !isDigit(sc.data[i]) {
+		sc.fail(i, "invalid character %s in number (expected a digit)", sc.quoteByte(i))
+		return -1
+	}
+	for i < len(sc.data) && isDigit(sc.data[i]) {
+		i++
+	}
+	return i
 }
 
 // readString consumes a string (the caller has seen kindString) and returns
@@ -238,7 +241,7 @@ func (sc *scanner) readNumber() string {
 func (sc *scanner) readString() (string, bool) {
 	start := sc.pos + 1
 	ascii := true
-	for i := start; i < len(sc.data); i++ {
+	for i := start + plainPrefix(sc.str[start:]); i < len(sc.data); i++ {
 		switch c := sc.data[i]; {
 		case c == '"':
 			sc.pos = i + 1
@@ -513,9 +516,10 @@ func (sc *scanner) skipValue() {
 		case kindInvalid:
 			return
 		case kindObject:
+			open := sc.pos
 			if sc.objectFirst() {
 				if len(stack) == maxDepth {
-					sc.fail(sc.pos, "nesting deeper than %d levels", maxDepth)
+					sc.fail(open, "nesting deeper than %d levels", maxDepth)
 					return
 				}
 				stack = append(stack, '}')
@@ -524,9 +528,10 @@ func (sc *scanner) skipValue() {
 				continue
 			}
 		case kindArray:
+			open := sc.pos
 			if sc.arrayFirst() {
 				if len(stack) == maxDepth {
-					sc.fail(sc.pos, "nesting deeper than %d levels", maxDepth)
+					sc.fail(open, "nesting deeper than %d levels", maxDepth)
 					return
 				}
 				stack = append(stack, ']')

@@ -136,6 +136,7 @@ type EventPage struct {
 type Store interface {
 	CreateOrganization(ctx context.Context, org Organization) error
 	Organization(ctx context.Context, id string) (Organization, error)
+	OrganizationByExternalID(ctx context.Context, externalID string) (Organization, error)
 	ListOrganizations(ctx context.Context, p ListParams) (ListPage[Organization], error)
 
 	CreateAPIKey(ctx context.Context, k APIKey) error

@@ -49,6 +49,18 @@ func (s *Store) Organization(ctx context.Context, id string) (store.Organization
 	return o, nil
 }
 
+// OrganizationByExternalID returns the organization with this external id.
+func (s *Store) OrganizationByExternalID(ctx context.Context, externalID string) (store.Organization, error) {
+	o, err := scanOrg(s.read.QueryRowContext(ctx, `SELECT `+orgColumns+` FROM organizations WHERE external_id = ?`, externalID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, fmt.Errorf("organization with external id %q: %w", externalID, store.ErrNotFound)
+	}
+	if err != nil {
+		return o, fmt.Errorf("couldn't read organization with external id %q: %w", externalID, classify(err))
+	}
+	return o, nil
+}
+
 // ListOrganizations lists organizations by id (ids are time-ordered ULIDs),
 // hiding the system organization.
 func (s *Store) ListOrganizations(ctx context.Context, p store.ListParams) (store.ListPage[store.Organization], error) {

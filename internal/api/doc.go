@@ -1,0 +1,57 @@
+// Package api is Trail's HTTP API: the WorkOS-compatible surface
+// (/audit_logs/…, /organizations) and Trail's own (/v1/…), with
+// authentication, rate limiting, request logs and metrics around every
+// handler. Handlers are small: they parse and check the request, call the
+// store or the ingest Submitter, and render the answer; every failure is a
+// JSON error a person can act on, {"message":…,"code":…,"errors":[…]}.
+//
+// Routes:
+//
+//	GET    /healthz, /readyz, /metrics      no authentication
+//	POST   /audit_logs/events               events:write  (WorkOS)
+//	POST   /v1/events/batch                 events:write
+//	GET    /v1/events, /v1/events/{id}      events:read
+//	POST   /organizations                   admin, unrestricted  (WorkOS)
+//	GET    /organizations                   admin  (WorkOS)
+//	GET    /organizations/{id}              admin, or any key restricted to it  (WorkOS)
+//	GET    /organizations/external_id/{external_id}  the same  (WorkOS)
+//	POST   /v1/api_keys                     admin
+//	GET    /v1/api_keys, /v1/api_keys/{id}  admin
+//	DELETE /v1/api_keys/{id}                admin (revokes)
+//
+// Choices the design left open:
+//
+//   - A key restricted to an organization gets 404, worded exactly as for an
+//     organization, key or event that does not exist, for anything of
+//     another organization. It may read its own organization whatever its
+//     scopes, lists only its own organization and keys, creates keys only
+//     for it (organization_id defaults to it), and cannot create
+//     organizations (403).
+//   - The system organization's log is written only by Trail: events sent to
+//     org_system are refused with 403. Unrestricted readers may search it.
+//   - Validation errors of events and batches use WorkOS's 422 shape
+//     {"message":"Validation failed.","errors":[{"code","field","message"}]}
+//     (code, field, message in that order, as WorkOS writes them). Bad query
+//     parameters and admin request fields answer 422 with code
+//     invalid_request_parameters, every problem in "errors", and the
+//     problems repeated in "message".
+//   - Unknown query parameters are refused (422) on Trail's own lists and
+//     ignored on WorkOS's (GET /organizations), where SDKs may send filters
+//     such as domains[] (which match nothing: Trail organizations have no
+//     domains). Unknown JSON fields are refused in admin bodies and ignored
+//     in event bodies and batches, as the event parser ignores them.
+//   - POST /organizations accepts the fields the WorkOS SDKs send
+//     (domains, domain_data, metadata, allow_profiles_outside_organization,
+//     idempotency_key) when they are empty or false, and refuses non-empty
+//     values with 422 rather than drop them silently.
+//   - A batch reports at most 1000 field errors. Its idempotent replay
+//     answers the same body as the first time.
+//   - Times in answers are RFC 3339 UTC with milliseconds, the record's
+//     format. Audit events use the client address of the connection, or with
+//     TrustProxyHeaders the last X-Forwarded-For entry (the one the trusted
+//     proxy added; earlier ones can be forged by the client).
+//   - Revoking a revoked key answers 200 with the key and records nothing.
+//   - API key lookups are cached (found or not) for Config.KeyCacheTTL; a
+//     revocation through this server takes effect at once, on other replicas
+//     within the TTL.
+package api

@@ -1,0 +1,278 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrStopped is returned by WaitIdle once the integrator has stopped.
+var ErrStopped = errors.New("integrator is stopped")
+
+// Options tune the integrator. Zero values take the defaults.
+type Options struct {
+	// DataDir holds the signed-checkpoints state file (required).
+	DataDir string
+	// Batch is the most records integrated per log per pass, and per pass
+	// in total across logs (default 100,000).
+	Batch int
+	// Interval is the shortest time between two passes started by Wake,
+	// and how often the integrator looks for work unwoken (default 100ms).
+	// Each pass signs and stores one checkpoint per log it extends, so
+	// Interval bounds how many checkpoints a busy log accumulates.
+	Interval time.Duration
+	// CacheLogs is how many logs' right-edge tiles are kept in memory
+	// (default 1024); others are re-read from storage when they grow.
+	CacheLogs int
+}
+
+// Integrator computes the Merkle trees of every organization's log behind
+// ingest, and signs and stores a checkpoint for each extension.
+//
+// It never signs two inconsistent checkpoints for one origin: each new tree
+// is built from the stored hashes of the previous one, and before signing it
+// checks that the new tree contains the newest checkpoint it ever signed for
+// that origin, as recorded in <DataDir>/signed-checkpoints, which is written
+// before the database commit. A log whose database state disagrees with that
+// file (a database restored from an old backup, altered tiles) is refused:
+// nothing more is signed for it, and Refused says why.
+type Integrator struct {
+	storage   Storage
+	signer    *Signer
+	prefix    string
+	opts      Options
+	logger    *slog.Logger
+	statePath string
+
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	started  atomic.Bool
+
+	mu      sync.Mutex
+	refused map[string]string // organization → why
+	waiters []chan struct{}
+	stopped bool
+
+	// Owned by the loop goroutine.
+	heads   map[string]signedHead // origin → newest signed, as in the state file
+	checked map[string]bool       // organizations checked against heads and their newest checkpoint
+	edges   map[string]*edgeCache
+
+	m metrics
+}
+
+// NewIntegrator returns an integrator for the logs in storage, signing with
+// signer under origins "<originPrefix>/<organization id>". Call Start to
+// run it. reg may be nil.
+func NewIntegrator(storage Storage, signer *Signer, originPrefix string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Integrator, error) {
+	if err := checkOriginPrefix(originPrefix); err != nil {
+		return nil, err
+	}
+	if opts.DataDir == "" {
+		return nil, errors.New("ledger: Options.DataDir is required (it holds the signed-checkpoints file)")
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 100_000
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 100 * time.Millisecond
+	}
+	if opts.CacheLogs <= 0 {
+		opts.CacheLogs = 1024
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	i := &Integrator{
+		storage: storage, signer: signer, prefix: originPrefix, opts: opts, logger: logger,
+		statePath: filepath.Join(opts.DataDir, StateFile),
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		refused:   map[string]string{},
+		checked:   map[string]bool{},
+		edges:     map[string]*edgeCache{},
+	}
+	i.m = newMetrics(reg, func() float64 {
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		return float64(len(i.refused))
+	})
+	return i, nil
+}
+
+// Start reads the signed-checkpoints file and runs the integrator until Stop
+// or until ctx ends. Before its first pass it checks every log the file or the
+// database has checkpoints for; see Refused.
+func (i *Integrator) Start(ctx context.Context) error {
+	if i.started.Load() {
+		return errors.New("ledger: integrator already started")
+	}
+	if err := os.MkdirAll(i.opts.DataDir, 0o700); err != nil {
+		return fmt.Errorf("couldn't create data directory %s: %w", i.opts.DataDir, err)
+	}
+	heads, err := readStateFile(i.statePath)
+	if err != nil {
+		return fmt.Errorf("couldn't load the checkpoints this server signed (fix or restore the file; deleting it gives up the guarantee that Trail never signs two inconsistent checkpoints): %w", err)
+	}
+	i.heads = heads
+	i.started.Store(true)
+	go i.run(ctx)
+	return nil
+}
+
+// Stop ends the loop after the current pass and waits for it. Calling it
+// more than once, or without Start, is harmless.
+func (i *Integrator) Stop() {
+	i.stopOnce.Do(func() { close(i.stop) })
+	if i.started.Load() {
+		<-i.done
+	}
+}
+
+// Wake asks for a pass soon (at most Interval after the previous one
+// started); it never blocks. The ingest committer calls it after each commit.
+func (i *Integrator) Wake() {
+	select {
+	case i.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Idle returns a channel closed once a pass that starts after this call
+// finds nothing to integrate (every record committed before the call is then
+// covered by a stored checkpoint, except in refused logs), or once the
+// integrator stops. It wakes the integrator.
+func (i *Integrator) Idle() <-chan struct{} {
+	ch := make(chan struct{})
+	i.mu.Lock()
+	if i.stopped {
+		close(ch)
+	} else {
+		i.waiters = append(i.waiters, ch)
+	}
+	i.mu.Unlock()
+	i.Wake()
+	return ch
+}
+
+// WaitIdle waits for Idle. It returns ErrStopped if the integrator stopped
+// first, or ctx's error.
+func (i *Integrator) WaitIdle(ctx context.Context) error {
+	select {
+	case <-i.Idle():
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		if i.stopped {
+			return ErrStopped
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Refused returns the organizations whose logs the integrator refuses to
+// extend, each with the reason, for readiness reporting. It is empty when all
+// is well.
+func (i *Integrator) Refused() map[string]string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return maps.Clone(i.refused)
+}
+
+func (i *Integrator) isRefused(org string) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	_, ok := i.refused[org]
+	return ok
+}
+
+func (i *Integrator) run(ctx context.Context) {
+	defer close(i.done)
+	defer func() {
+		i.mu.Lock()
+		i.stopped = true
+		for _, ch := range i.waiters {
+			close(ch)
+		}
+		i.waiters = nil
+		i.mu.Unlock()
+	}()
+
+	i.startupChecks(ctx)
+	ticker := time.NewTicker(i.opts.Interval)
+	defer ticker.Stop()
+	// After a failure, wait before retrying so that a database outage is
+	// not hammered (and logged) every Interval.
+	backoff := min(time.Second, 10*i.opts.Interval)
+	var lastStart time.Time
+	for {
+		// Passes run back to back while logs have more than a batch
+		// waiting; otherwise one pass per wake-up.
+		for {
+			if i.stopping(ctx) {
+				return
+			}
+			lastStart = time.Now()
+			backlog, failed := i.passAndNotify(ctx)
+			if failed {
+				if !i.sleep(ctx, backoff) {
+					return
+				}
+				continue
+			}
+			if !backlog {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-i.stop:
+			return
+		case <-i.wake:
+		case <-ticker.C:
+		}
+		if !i.sleep(ctx, i.opts.Interval-time.Since(lastStart)) {
+			return
+		}
+	}
+}
+
+// sleep waits for d, or returns false if the integrator is stopping.
+func (i *Integrator) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return !i.stopping(ctx)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-i.stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (i *Integrator) stopping(ctx context.Context) bool {
+	select {
+	case <-i.stop:
+		return true
+	default:
+		return ctx.Err() != nil
+	}
+}

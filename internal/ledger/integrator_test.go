@@ -1,0 +1,223 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trailaudit/trail/internal/ledger"
+)
+
+func TestIntegrator(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		signer := newSigner(t)
+		dir := t.TempDir()
+		// A small batch makes passes split logs and group them in chunks.
+		i := startIntegrator(t, b.storage, signer, dir, ledger.Options{Batch: 700})
+		sizes := map[string]int{"org_a": 1, "org_b": 300, "org_c": 2500}
+		for round := range 2 {
+			for org, n := range sizes {
+				b.add(t, org, n)
+			}
+			waitIdle(t, i)
+			for org, n := range sizes {
+				want := int64(n * (round + 1))
+				st, err := b.storage.LogState(ctx, org)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.IntegratedSize != want || st.NextSeq != want {
+					t.Fatalf("%s: state %+v, want integrated %d", org, st, want)
+				}
+				o := newOracle()
+				o.add(t, readAll(t, b.storage, org, want)...)
+				c := latest(t, b.storage, signer, org)
+				if c.Origin != testPrefix+"/"+org || c.Size != want || c.Hash != o.root(want) {
+					t.Fatalf("%s: checkpoint %s %d %s, want %s/%s %d %s", org, c.Origin, c.Size, c.Hash, testPrefix, org, want, o.root(want))
+				}
+				// Every proof against the oracle's roots.
+				for _, seq := range []int64{0, want / 2, want - 1} {
+					p, err := ledger.InclusionProof(ctx, b.storage, org, seq, want)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if e1, e2 := o.checkInclusion(p, seq, want); e1 != nil || e2 != nil {
+						t.Fatalf("%s: inclusion of %d in %d: %v / %v", org, seq, want, e1, e2)
+					}
+				}
+				p, err := ledger.ConsistencyProof(ctx, b.storage, org, want/3+1, want)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e1, e2 := o.checkConsistency(p, want/3+1, want); e1 != nil || e2 != nil {
+					t.Fatalf("%s: consistency %d→%d: %v / %v", org, want/3+1, want, e1, e2)
+				}
+			}
+		}
+		// The state file holds the newest checkpoint of every origin.
+		raw, err := os.ReadFile(filepath.Join(dir, ledger.StateFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for org := range sizes {
+			c := latest(t, b.storage, signer, org)
+			line := c.Origin + " " + strconv.FormatInt(c.Size, 10) + " " + c.Hash.String()
+			if !strings.Contains(string(raw), line+"\n") {
+				t.Errorf("state file lacks %q:\n%s", line, raw)
+			}
+		}
+		if r := i.Refused(); len(r) != 0 {
+			t.Errorf("Refused = %v", r)
+		}
+	})
+}
+
+func TestIntegratorRestartContinues(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		signer, dir := newSigner(t), t.TempDir()
+		b.add(t, "org_r", 1000)
+		first := startIntegrator(t, b.storage, signer, dir, ledger.Options{})
+		waitIdle(t, first)
+		first.Stop()
+		old := latest(t, b.storage, signer, "org_r")
+
+		b.add(t, "org_r", 777)
+		second := startIntegrator(t, b.storage, signer, dir, ledger.Options{})
+		waitIdle(t, second)
+		now := latest(t, b.storage, signer, "org_r")
+		if now.Size != 1777 {
+			t.Fatalf("size %d, want 1777", now.Size)
+		}
+		o := newOracle()
+		o.add(t, readAll(t, b.storage, "org_r", 1777)...)
+		p, err := ledger.ConsistencyProof(context.Background(), b.storage, "org_r", old.Size, now.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e1, e2 := o.checkConsistency(p, old.Size, now.Size); e1 != nil || e2 != nil || o.root(old.Size) != old.Hash {
+			t.Fatalf("checkpoints across the restart are not consistent: %v / %v", e1, e2)
+		}
+		if r := second.Refused(); len(r) != 0 {
+			t.Errorf("Refused = %v", r)
+		}
+	})
+}
+
+func TestIntegratorLifecycle(t *testing.T) {
+	m := newMemStorage()
+	signer := newSigner(t)
+	i, err := ledger.NewIntegrator(m, signer, testPrefix, ledger.Options{DataDir: t.TempDir()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i.Stop() // before Start: harmless
+	i.Wake()
+	i.Wake() // never blocks
+
+	i, err = ledger.NewIntegrator(m, signer, testPrefix, ledger.Options{DataDir: t.TempDir()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := i.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := i.Start(context.Background()); err == nil {
+		t.Error("second Start succeeded")
+	}
+	waitIdle(t, i) // nothing to do at all
+	i.Stop()
+	i.Stop()
+	if err := i.WaitIdle(context.Background()); !errors.Is(err, ledger.ErrStopped) {
+		t.Errorf("WaitIdle after Stop = %v, want ErrStopped", err)
+	}
+	select {
+	case <-i.Idle():
+	default:
+		t.Error("Idle after Stop is not closed")
+	}
+
+	// Cancelling the context stops it too.
+	ctx, cancel := context.WithCancel(context.Background())
+	i, err = ledger.NewIntegrator(m, signer, testPrefix, ledger.Options{DataDir: t.TempDir()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := i.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer wcancel()
+	if err := i.WaitIdle(wctx); !errors.Is(err, ledger.ErrStopped) && err != nil {
+		t.Errorf("WaitIdle after cancel = %v", err)
+	}
+	i.Stop()
+}
+
+func TestNewIntegratorValidates(t *testing.T) {
+	signer := newSigner(t)
+	for _, tc := range []struct {
+		prefix string
+		opts   ledger.Options
+	}{
+		{"", ledger.Options{DataDir: "x"}},
+		{"has space", ledger.Options{DataDir: "x"}},
+		{"trailing/", ledger.Options{DataDir: "x"}},
+		{"ok.example", ledger.Options{}},
+	} {
+		if _, err := ledger.NewIntegrator(newMemStorage(), signer, tc.prefix, tc.opts, nil, nil); err == nil {
+			t.Errorf("NewIntegrator(%q, %+v) succeeded", tc.prefix, tc.opts)
+		}
+	}
+}
+
+func TestIntegratorMetrics(t *testing.T) {
+	m := newMemStorage()
+	reg := prometheus.NewRegistry()
+	i, err := ledger.NewIntegrator(m, newSigner(t), testPrefix, ledger.Options{DataDir: t.TempDir(), Interval: time.Millisecond}, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := i.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer i.Stop()
+	m.add("org_m1", 10)
+	m.add("org_m2", 5)
+	waitIdle(t, i)
+	if got := metricValue(t, reg, "trail_ledger_leaves_integrated_total"); got != 15 {
+		t.Errorf("leaves integrated = %v, want 15", got)
+	}
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 8 {
+		t.Errorf("registered %d metrics (%v), want 8", len(mfs), err)
+	}
+}
+
+// metricValue returns the value of a registered counter or gauge.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}

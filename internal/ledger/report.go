@@ -1,0 +1,172 @@
+package ledger
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ProblemKind names what is wrong with a bundle.
+type ProblemKind string
+
+// Kinds of problems Verify reports.
+const (
+	ProblemAltered           ProblemKind = "altered record"
+	ProblemMissing           ProblemKind = "missing records"
+	ProblemTruncated         ProblemKind = "truncated log"
+	ProblemReordered         ProblemKind = "records out of order"
+	ProblemWrongOrganization ProblemKind = "record of another organization"
+	ProblemMalformed         ProblemKind = "malformed bundle"
+	ProblemSignature         ProblemKind = "wrong signature or key"
+	ProblemTreeMismatch      ProblemKind = "hashes do not match the checkpoint"
+	ProblemInconsistent      ProblemKind = "not consistent with the older checkpoint"
+	ProblemIncomplete        ProblemKind = "bundle file cut short"
+)
+
+// maxProblems bounds the problems a report lists; it still counts them all.
+const maxProblems = 100
+
+// Problem is one thing Verify found wrong. Seq and SeqEnd (inclusive) locate
+// it in the log and Line in the bundle file, when they apply (else -1 / 0).
+type Problem struct {
+	Kind   ProblemKind
+	Seq    int64
+	SeqEnd int64
+	Line   int64
+	Detail string
+}
+
+func (p Problem) String() string { return string(p.Kind) + ": " + p.Detail }
+
+// Report is what Verify established about a bundle.
+type Report struct {
+	Origin         string
+	OrganizationID string
+	KeyName        string // the verifier key's name
+	CheckpointSize int64
+	From, To       int64 // the range of seqs the bundle covers
+	Records        int64 // record lines read
+	SinceSize      int64 // the older checkpoint's size, when one was given
+	Since          bool
+	Problems       []Problem // the first maxProblems problems
+	ProblemCount   int64
+}
+
+// OK reports whether the bundle verified.
+func (r *Report) OK() bool { return r.ProblemCount == 0 }
+
+func (r *Report) add(p Problem) {
+	r.ProblemCount++
+	if len(r.Problems) < maxProblems {
+		r.Problems = append(r.Problems, p)
+	}
+}
+
+// addFatal records the problem that stopped verification: always listed.
+func (r *Report) addFatal(p Problem) {
+	r.ProblemCount++
+	r.Problems = append(r.Problems, p)
+}
+
+// addMissing records that seq has no record, merging with a run of missing
+// seqs just before it.
+func (r *Report) addMissing(seq int64) {
+	if n := len(r.Problems); n > 0 {
+		if p := &r.Problems[n-1]; p.Kind == ProblemMissing && p.SeqEnd == seq-1 {
+			p.SeqEnd = seq
+			return
+		}
+	}
+	r.add(Problem{Kind: ProblemMissing, Seq: seq, SeqEnd: seq, Line: -1})
+}
+
+// finishMissing writes the details of missing runs, calling the run that
+// reaches the end of the range a truncation.
+func (r *Report) finishMissing() {
+	for i := range r.Problems {
+		p := &r.Problems[i]
+		if p.Kind != ProblemMissing {
+			continue
+		}
+		n := p.SeqEnd - p.Seq + 1
+		switch {
+		case p.SeqEnd == r.To-1:
+			p.Kind = ProblemTruncated
+			p.Detail = fmt.Sprintf("the last %s records (seq %s–%s) are not in the bundle, but the checkpoint covers them: the log was cut short",
+				commas(n), commas(p.Seq), commas(p.SeqEnd))
+		case n == 1:
+			p.Detail = fmt.Sprintf("seq %s is not in the bundle, but the checkpoint covers it: the record was deleted", commas(p.Seq))
+		default:
+			p.Detail = fmt.Sprintf("seq %s–%s (%s records) are not in the bundle, but the checkpoint covers them: the records were deleted",
+				commas(p.Seq), commas(p.SeqEnd), commas(n))
+		}
+	}
+}
+
+// String says in plain words what was proven, or what failed.
+func (r *Report) String() string {
+	var b strings.Builder
+	signed := fmt.Sprintf("checkpoint size %s signed by %s", commas(r.CheckpointSize), r.KeyName)
+	org := r.OrganizationID
+	if org == "" {
+		org = "the organization"
+	}
+	if r.OK() {
+		n := r.To - r.From
+		switch {
+		case n == 0:
+			fmt.Fprintf(&b, "The bundle holds no events; %s for %s is authentic.", signed, org)
+		case r.From == 0 && r.To == r.CheckpointSize:
+			fmt.Fprintf(&b, "%s of %s (seq 0–%s) match %s: none altered, none missing.",
+				plural(n, "event"), org, commas(r.To-1), signed)
+		default:
+			fmt.Fprintf(&b, "%s of %s (seq %s–%s) match %s: none altered, none missing in that range.",
+				plural(n, "event"), org, commas(r.From), commas(r.To-1), signed)
+		}
+		if r.Since {
+			fmt.Fprintf(&b, " Checkpoint size %s is consistent with your older checkpoint size %s: the log only grew.",
+				commas(r.CheckpointSize), commas(r.SinceSize))
+		}
+		return b.String()
+	}
+	if r.Origin != "" {
+		fmt.Fprintf(&b, "VERIFICATION FAILED for %s (%s): ", org, signed)
+	} else {
+		fmt.Fprintf(&b, "VERIFICATION FAILED (key %s): ", r.KeyName)
+	}
+	fmt.Fprintf(&b, "%s.", plural(r.ProblemCount, "problem"))
+	for _, p := range r.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p.String())
+	}
+	if r.ProblemCount > int64(len(r.Problems)) {
+		fmt.Fprintf(&b, "\n  … and %s more.", commas(r.ProblemCount-int64(len(r.Problems))))
+	}
+	return b.String()
+}
+
+// plural returns "1 event", "2 events", "1,000 events".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return commas(n) + " " + noun + "s"
+}
+
+// commas formats n with thousands separators: 1,204,331.
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,151 @@
+package ledger
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// SigningKeyFile is the name of the signing key in the data directory.
+const SigningKeyFile = "signing.key"
+
+// Signer signs checkpoints with one Ed25519 note key.
+type Signer struct {
+	signer   note.Signer
+	verifier note.Verifier
+	vkey     string
+}
+
+// LoadOrCreateSigner reads the note signing key in <dataDir>/signing.key, or,
+// on first start, generates one named name and writes it there with mode 0600.
+// An existing key is used as it is, whatever its name: changing the key would
+// leave every verifier holding the old verifier key unable to check new
+// checkpoints.
+func LoadOrCreateSigner(dataDir, name string) (*Signer, error) {
+	path := filepath.Join(dataDir, SigningKeyFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := createKey(dataDir, path, name); err != nil {
+			return nil, err
+		}
+		raw, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read signing key %s: %w", path, err)
+	}
+	s, err := NewSignerFromKey(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// createKey writes a new key so that path either does not exist or holds a
+// complete key: the key goes to a temporary file, is synced, then linked into
+// place (link fails if another process got there first, whose key is kept).
+func createKey(dataDir, path, name string) error {
+	skey, _, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		return fmt.Errorf("couldn't generate a signing key named %q: %w", name, err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("couldn't create data directory %s: %w", dataDir, err)
+	}
+	tmp, err := os.CreateTemp(dataDir, SigningKeyFile+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("couldn't create signing key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("couldn't restrict signing key permissions: %w", err)
+	}
+	if _, err := tmp.WriteString(skey + "\n"); err != nil {
+		tmp.Close()
+		return fmt.Errorf("couldn't write signing key: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("couldn't sync signing key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("couldn't write signing key: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("couldn't install signing key %s: %w", path, err)
+	}
+	return syncDir(dataDir)
+}
+
+// NewSignerFromKey returns a signer for a note private key
+// ("PRIVATE+KEY+<name>+<hash>+<key data>", as note.GenerateKey makes).
+func NewSignerFromKey(skey string) (*Signer, error) {
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("invalid note signing key (want PRIVATE+KEY+<name>+<hash>+<key>): %w", err)
+	}
+	// note derives no verifier from a signer key: decode the Ed25519 seed
+	// (algorithm byte 1, then 32 bytes) to get its public key.
+	// PRIVATE+KEY+<name>+<hash>+<key>: the key's base64 may contain '+'.
+	f := strings.SplitN(skey, "+", 5)
+	if len(f) != 5 {
+		return nil, errors.New("invalid note signing key: want PRIVATE+KEY+<name>+<hash>+<key>")
+	}
+	data, err := base64.StdEncoding.DecodeString(f[4])
+	if err != nil || len(data) != 1+ed25519.SeedSize || data[0] != 1 {
+		return nil, errors.New("invalid note signing key: not an Ed25519 key")
+	}
+	pub := ed25519.NewKeyFromSeed(data[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't derive verifier key: %w", err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't derive verifier key: %w", err)
+	}
+	if v.KeyHash() != s.KeyHash() {
+		return nil, errors.New("invalid note signing key: its key hash does not match its key")
+	}
+	return &Signer{signer: s, verifier: v, vkey: vkey}, nil
+}
+
+// Name is the key name that appears on signature lines.
+func (s *Signer) Name() string { return s.signer.Name() }
+
+// VerifierKey returns the public verifier key in note format
+// ("<name>+<hash>+<key data>"), what `trail verify --key` takes.
+func (s *Signer) VerifierKey() string { return s.vkey }
+
+// Verifier returns the verifier of this signer's signatures.
+func (s *Signer) Verifier() note.Verifier { return s.verifier }
+
+// Sign returns the signed checkpoint note of c.
+func (s *Signer) Sign(c Checkpoint) ([]byte, error) {
+	msg, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(c))}, s.signer)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't sign checkpoint %s/%d: %w", c.Origin, c.Size, err)
+	}
+	return msg, nil
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("couldn't open %s to sync it: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("couldn't sync directory %s: %w", dir, err)
+	}
+	return nil
+}

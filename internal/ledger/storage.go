@@ -1,0 +1,112 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// TileHeight is the height of stored tiles: 2^8 = 256 hashes per tile, as
+// C2SP tlog-tiles requires.
+const TileHeight = 8
+
+// ErrSizeChanged is returned (wrapped) by Storage.Integrate when the log's
+// integrated size is no longer the one the caller extended: another writer
+// integrated it first. Nothing was stored; the caller re-reads and retries.
+var ErrSizeChanged = errors.New("integrated size changed since it was read")
+
+// LogState is where one organization's log stands.
+type LogState struct {
+	OrganizationID string
+	// IntegratedSize is the number of records covered by stored tiles and
+	// by the newest stored checkpoint.
+	IntegratedSize int64
+	// NextSeq is the number of records accepted (the log size);
+	// NextSeq ≥ IntegratedSize.
+	NextSeq int64
+}
+
+// TileData is one tile to store: Tile.H is TileHeight, Tile.W is
+// len(Data)/tlog.HashSize, and Data is tlog.ReadTileData's output.
+type TileData struct {
+	Tile tlog.Tile
+	Data []byte
+}
+
+// Storage is what the ledger needs from the database. Implementations are safe
+// for concurrent use. Unknown organizations and absent rows are errors
+// wrapping store.ErrNotFound; a database that cannot be reached is an error
+// wrapping store.ErrUnavailable.
+type Storage interface {
+	// PendingLogs returns every log with records not yet integrated
+	// (NextSeq > IntegratedSize), in any order. It may miss records
+	// committed concurrently; the next call sees them.
+	PendingLogs(ctx context.Context) ([]LogState, error)
+
+	// IntegratedLogs returns every log with IntegratedSize > 0, in any
+	// order (startup checks).
+	IntegratedLogs(ctx context.Context) ([]LogState, error)
+
+	// LogState returns one log's state.
+	LogState(ctx context.Context, org string) (LogState, error)
+
+	// ReadRecords calls fn for every stored record of org with
+	// from ≤ seq < to, in increasing seq order, with the record's bytes
+	// exactly as stored. Seqs with no stored record (deleted by retention,
+	// or tampered with) are skipped silently: callers detect gaps. record
+	// is only valid during the call. If fn returns an error ReadRecords
+	// stops and returns it. Implementations read in bounded batches rather
+	// than holding one snapshot for a whole long range.
+	ReadRecords(ctx context.Context, org string, from, to int64, fn func(seq int64, record []byte) error) error
+
+	// ReadTiles returns, for each requested tile, the data of the widest
+	// version stored for (org, t.L, t.N); t.H is always TileHeight. Each
+	// result holds at least t.W hashes and may hold more (a narrower
+	// version of a tile is a prefix of a wider one). A tile that is not
+	// stored, or stored narrower than t.W, is an error wrapping
+	// store.ErrNotFound.
+	ReadTiles(ctx context.Context, org string, tiles []tlog.Tile) ([][]byte, error)
+
+	// Integrate atomically stores the tiles (each replacing any stored
+	// version of the same (org, L, N)), the signed checkpoint of size
+	// newSize, and newSize as the integrated size — but only if the
+	// integrated size is still oldSize and NextSeq ≥ newSize; otherwise it
+	// stores nothing and returns an error wrapping ErrSizeChanged.
+	//
+	// It is durable when it returns nil. If the process dies during the
+	// call, either all of it was stored or none of it; an error may also
+	// be returned after a commit that did persist (a lost acknowledgement),
+	// so callers re-read the state rather than assume either.
+	Integrate(ctx context.Context, org string, oldSize, newSize int64, tiles []TileData, checkpoint []byte) error
+
+	// LatestCheckpoint returns the stored checkpoint note of the largest
+	// size (the one stored with the current integrated size).
+	LatestCheckpoint(ctx context.Context, org string) ([]byte, error)
+
+	// Checkpoint returns the stored checkpoint note of exactly this size.
+	// Every checkpoint ever stored is kept.
+	Checkpoint(ctx context.Context, org string, size int64) ([]byte, error)
+}
+
+// Integration is one log's growth, as Storage.Integrate takes it.
+type Integration struct {
+	OrganizationID   string
+	OldSize, NewSize int64
+	Tiles            []TileData
+	Checkpoint       []byte
+}
+
+// BatchStorage is implemented by storages that can store the integrations of
+// several logs in one durable transaction: with many active organizations a
+// pass then costs one commit instead of one per organization. The integrator
+// uses it when the Storage has it.
+type BatchStorage interface {
+	// IntegrateBatch does, in one transaction, what Integrate does for each
+	// integration. errs[i] is nil if integration i was stored, or wraps
+	// ErrSizeChanged if its log had moved on (nothing of it was stored; the
+	// others are unaffected). A non-nil err means the transaction failed:
+	// as with Integrate, nothing was stored, or, if only the
+	// acknowledgement was lost, everything.
+	IntegrateBatch(ctx context.Context, batch []Integration) (errs []error, err error)
+}

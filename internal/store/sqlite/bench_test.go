@@ -1,0 +1,277 @@
+package sqlite
+
+// Ingest and indexing throughput, each beside the physical limit measured in
+// the same run (PERFORMANCE-NOTES: absolute figures drift between machines,
+// ratios to a baseline do not). Run with
+//
+//	go test ./internal/store/sqlite -run '^$' -bench . -benchtime 20x -count 3
+//
+// b.N is the number of 1,000-event batches; every figure is in events/s.
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/store/storetest"
+)
+
+const (
+	benchBatch = 1000 // events per transaction
+	benchOrgs  = 100  // organizations, round-robin
+	indexBatch = 2000 // what ingest.Indexer uses
+)
+
+// benchEvent is one generated event, the same in every benchmark: event j
+// belongs to organization j % benchOrgs.
+type benchEvent struct {
+	id       string
+	received time.Time
+	tail     []byte
+}
+
+var benchCache struct {
+	sync.Mutex
+	rng    *rand.Rand
+	events []benchEvent
+}
+
+// benchEvents returns the first n events of one fixed sequence, generating
+// more when needed (outside any timer: callers stop it).
+func benchEvents(b *testing.B, n int) []benchEvent {
+	b.Helper()
+	c := &benchCache
+	c.Lock()
+	defer c.Unlock()
+	if c.rng == nil {
+		c.rng = rand.New(rand.NewPCG(2026, 11))
+	}
+	received := time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
+	for j := len(c.events); j < n; j++ {
+		d, err := event.ParseEvent(storetest.Event(c.rng, j), time.Now(), event.DefaultLimits())
+		if err != nil {
+			b.Fatalf("generated event %d is invalid: %v", j, err)
+		}
+		at := received.Add(time.Duration(j) * 50 * time.Microsecond).Truncate(time.Millisecond)
+		c.events = append(c.events, benchEvent{id: event.NewID(at), received: at, tail: d.Tail})
+	}
+	return c.events[:n]
+}
+
+func benchOrg(i int) string { return fmt.Sprintf("org_01JBENCH%018d", i) }
+
+func reportRate(b *testing.B, events int) {
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// openBench opens a fresh store with benchOrgs organizations.
+func openBench(b *testing.B) *Store {
+	b.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "trail.db"), nil)
+	if err != nil {
+		b.Fatalf("Open: %v", err)
+	}
+	b.Cleanup(func() { s.Close() })
+	now := time.Now()
+	for i := range benchOrgs {
+		if err := s.CreateOrganization(ctx, store.Organization{ID: benchOrg(i), Name: "bench", CreatedAt: now, UpdatedAt: now}); err != nil {
+			b.Fatalf("CreateOrganization: %v", err)
+		}
+	}
+	return s
+}
+
+// submissions cuts the first n×benchBatch events into n submissions of
+// benchBatch events.
+func submissions(b *testing.B, n int) [][]store.Submission {
+	b.Helper()
+	evs := benchEvents(b, n*benchBatch)
+	out := make([][]store.Submission, n)
+	for i := range out {
+		var sub store.Submission
+		sub.Events = make([]store.PendingEvent, benchBatch)
+		for k := range benchBatch {
+			j := i*benchBatch + k
+			e := evs[j]
+			sub.Events[k] = store.PendingEvent{OrganizationID: benchOrg(j % benchOrgs), ID: e.id, ReceivedAt: e.received, Tail: e.tail}
+		}
+		out[i] = []store.Submission{sub}
+	}
+	return out
+}
+
+// BenchmarkBareInsert is the physical limit: the same records into a table
+// holding nothing but them, under its primary key (organization_id, seq),
+// through a connection with the store's write pragmas, 1,000 rows a
+// transaction.
+func BenchmarkBareInsert(b *testing.B) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", dsn(filepath.Join(b.TempDir(), "bare.db"), false))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE bare (organization_id TEXT, seq INTEGER, record BLOB, PRIMARY KEY (organization_id, seq))`); err != nil {
+		b.Fatal(err)
+	}
+	evs := benchEvents(b, b.N*benchBatch)
+	next := make([]int64, benchOrgs)
+	var buf []byte
+	size := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO bare (organization_id, seq, record) VALUES (?, ?, ?)`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for k := range benchBatch {
+			j := i*benchBatch + k
+			org := j % benchOrgs
+			a := event.Accepted{ID: evs[j].id, OrganizationID: benchOrg(org), Seq: next[org], ReceivedAt: evs[j].received}
+			next[org]++
+			buf = event.AppendRecord(buf[:0], a, evs[j].tail)
+			size += len(buf)
+			if _, err := ins.ExecContext(ctx, a.OrganizationID, a.Seq, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ins.Close()
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportRate(b, b.N*benchBatch)
+	b.ReportMetric(float64(size)/float64(b.N*benchBatch), "B/record")
+}
+
+// BenchmarkAppend is Store.Append of 1,000-event submissions, one a
+// transaction, search indexing not included.
+func BenchmarkAppend(b *testing.B) {
+	s := openBench(b)
+	subs := submissions(b, b.N)
+	ctx := context.Background()
+	now := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := s.Append(ctx, subs[i], now)
+		if err != nil || res[0].Err != nil {
+			b.Fatalf("Append: %v %v", err, res)
+		}
+	}
+	b.StopTimer()
+	reportRate(b, b.N*benchBatch)
+}
+
+// BenchmarkAppendAndIndex is Append as in BenchmarkAppend while IndexPending
+// runs in another goroutine, as the background indexer does (batches of
+// 2,000, woken after each commit). The clock stops when every event is
+// searchable. max-lag-events is the largest number of acknowledged events
+// not yet searchable seen after a commit; max-append-ms the longest Append
+// (it waits while IndexPending holds the single write connection); drain-ms
+// how long indexing took to catch up after the last Append returned.
+func BenchmarkAppendAndIndex(b *testing.B) {
+	s := openBench(b)
+	subs := submissions(b, b.N)
+	ctx := context.Background()
+	now := time.Now()
+	total := int64(b.N * benchBatch)
+
+	var appended, indexed atomic.Int64
+	var maxLag int64
+	wake := make(chan struct{}, 1)
+	finished := make(chan struct{}) // closed after the last Append
+	result := make(chan error, 1)
+	b.ResetTimer()
+	go func() {
+		for {
+			n, err := s.IndexPending(ctx, indexBatch)
+			if err != nil {
+				result <- err
+				return
+			}
+			indexed.Add(int64(n))
+			if n > 0 {
+				continue
+			}
+			if indexed.Load() == total {
+				result <- nil
+				return
+			}
+			select {
+			case <-wake:
+			case <-finished:
+			}
+		}
+	}()
+	var maxAppend time.Duration
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		res, err := s.Append(ctx, subs[i], now)
+		if err != nil || res[0].Err != nil {
+			b.Fatalf("Append: %v %v", err, res)
+		}
+		maxAppend = max(maxAppend, time.Since(start))
+		lag := appended.Add(benchBatch) - indexed.Load()
+		maxLag = max(maxLag, lag)
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	appendDone := time.Now()
+	close(finished)
+	if err := <-result; err != nil {
+		b.Fatalf("IndexPending: %v", err)
+	}
+	b.StopTimer()
+	drain := time.Since(appendDone)
+	reportRate(b, int(total))
+	b.ReportMetric(float64(maxLag), "max-lag-events")
+	b.ReportMetric(float64(maxAppend.Milliseconds()), "max-append-ms")
+	b.ReportMetric(float64(drain.Milliseconds()), "drain-ms")
+}
+
+// BenchmarkIndexPending is indexing alone: b.N×1,000 appended events (not
+// timed), then IndexPending in batches of 2,000 until it reports 0.
+func BenchmarkIndexPending(b *testing.B) {
+	s := openBench(b)
+	ctx := context.Background()
+	now := time.Now()
+	for _, sub := range submissions(b, b.N) {
+		if _, err := s.Append(ctx, sub, now); err != nil {
+			b.Fatalf("Append: %v", err)
+		}
+	}
+	b.ResetTimer()
+	n := 0
+	for {
+		k, err := s.IndexPending(ctx, indexBatch)
+		if err != nil {
+			b.Fatalf("IndexPending: %v", err)
+		}
+		if k == 0 {
+			break
+		}
+		n += k
+	}
+	b.StopTimer()
+	if n != b.N*benchBatch {
+		b.Fatalf("indexed %d events, want %d", n, b.N*benchBatch)
+	}
+	reportRate(b, n)
+}

@@ -1,0 +1,501 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+const lgPrefix = "trail.test"
+
+var lgEpoch = time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+
+func lgOpen(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// lgAppend appends n events to org, creating it first if needed.
+func lgAppend(t *testing.T, s *Store, org string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.LogState(ctx, org); errors.Is(err, store.ErrNotFound) {
+		if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: lgEpoch, UpdatedAt: lgEpoch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := event.ParseEvent([]byte(`{"action":"user.signed_in","occurred_at":"2026-11-25T17:59:59.123Z",`+
+		`"actor":{"id":"user_1","type":"user"},"targets":[{"id":"team_1","type":"team"}],"context":{"location":"203.0.113.7"}}`),
+		lgEpoch, event.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n > 0 {
+		k := min(n, 4096)
+		var sub store.Submission
+		now := time.Now()
+		for range k {
+			sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail})
+		}
+		res, err := s.Append(ctx, []store.Submission{sub}, now)
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("Append: %v %v", err, res[0].Err)
+		}
+		n -= k
+	}
+}
+
+func lgSigner(t *testing.T) *ledger.Signer {
+	t.Helper()
+	skey, _, err := note.GenerateKey(rand.Reader, lgPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ledger.NewSignerFromKey(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// lgIntegrate runs an integrator until it has nothing left to do and stops
+// it; it returns the integrator (for Refused) and what it logged.
+func lgIntegrate(t *testing.T, s *Store, signer *ledger.Signer, dir string) (*ledger.Integrator, string) {
+	t.Helper()
+	var logs bytes.Buffer
+	i, err := ledger.NewIntegrator(s, signer, lgPrefix, ledger.Options{DataDir: dir, Interval: time.Millisecond},
+		slog.New(slog.NewTextHandler(&logs, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := i.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = i.WaitIdle(ctx)
+	i.Stop()
+	if err != nil {
+		t.Fatalf("WaitIdle: %v", err)
+	}
+	return i, logs.String()
+}
+
+func TestLedgerStorage(t *testing.T) {
+	ctx := context.Background()
+	s := lgOpen(t, filepath.Join(t.TempDir(), "trail.db"))
+	const org = "org_storage"
+	if _, err := s.LogState(ctx, org); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LogState of an unknown organization: %v", err)
+	}
+	lgAppend(t, s, org, 5000) // more than one ReadRecords batch
+	lgAppend(t, s, "org_other", 3)
+
+	pending, err := s.PendingLogs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(pending, func(a, b ledger.LogState) int { return strings.Compare(a.OrganizationID, b.OrganizationID) })
+	if want := []ledger.LogState{{OrganizationID: "org_other", NextSeq: 3}, {OrganizationID: org, NextSeq: 5000}}; !slices.Equal(pending, want) {
+		t.Fatalf("PendingLogs = %v, want %v", pending, want)
+	}
+
+	// ReadRecords streams in seq order, bytes as stored, skipping gaps.
+	var seqs []int64
+	err = s.ReadRecords(ctx, org, 0, 5000, func(seq int64, rec []byte) error {
+		if !bytes.Contains(rec, []byte(`"seq":`+strconv.FormatInt(seq, 10)+`,`)) {
+			t.Fatalf("record %d: %s", seq, rec)
+		}
+		seqs = append(seqs, seq)
+		return nil
+	})
+	if err != nil || len(seqs) != 5000 || seqs[0] != 0 || seqs[4999] != 4999 || !slices.IsSorted(seqs) {
+		t.Fatalf("ReadRecords: %d records, %v", len(seqs), err)
+	}
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM events WHERE organization_id = ? AND seq = 4095`, org); err != nil {
+		t.Fatal(err)
+	}
+	seqs = nil
+	s.ReadRecords(ctx, org, 4090, 4100, func(seq int64, _ []byte) error { seqs = append(seqs, seq); return nil })
+	if want := []int64{4090, 4091, 4092, 4093, 4094, 4096, 4097, 4098, 4099}; !slices.Equal(seqs, want) {
+		t.Fatalf("ReadRecords over a gap = %v, want %v", seqs, want)
+	}
+	stop := errors.New("stop")
+	if err := s.ReadRecords(ctx, org, 0, 10, func(int64, []byte) error { return stop }); err != stop {
+		t.Fatalf("ReadRecords returned %v, want the callback's error", err)
+	}
+
+	// Integrate is a compare-and-swap on the integrated size.
+	tile := func(l int, n int64, w int, fill byte) ledger.TileData {
+		return ledger.TileData{Tile: tlog.Tile{H: 8, L: l, N: n, W: w}, Data: bytes.Repeat([]byte{fill}, w*32)}
+	}
+	if err := s.Integrate(ctx, org, 0, 10, []ledger.TileData{tile(0, 0, 10, 1)}, []byte("note 10\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		old, new int64
+		err      error
+	}{
+		{0, 20, ledger.ErrSizeChanged},    // stale size
+		{10, 5001, ledger.ErrSizeChanged}, // beyond the log
+	} {
+		if err := s.Integrate(ctx, org, tc.old, tc.new, nil, []byte("x\n")); !errors.Is(err, tc.err) {
+			t.Errorf("Integrate(%d→%d) = %v, want %v", tc.old, tc.new, err, tc.err)
+		}
+	}
+	if err := s.Integrate(ctx, "org_none", 0, 1, nil, []byte("x\n")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Integrate of an unknown organization = %v", err)
+	}
+	if err := s.Integrate(ctx, org, 10, 10, nil, []byte("x\n")); err == nil {
+		t.Error("Integrate that does not grow succeeded")
+	}
+	// All or nothing: a bad tile after a good one stores neither, nor the size.
+	bad := tile(0, 1, 3, 9)
+	bad.Data = bad.Data[:40]
+	if err := s.Integrate(ctx, org, 10, 300, []ledger.TileData{tile(0, 0, 256, 2), bad}, []byte("note 300\n")); err == nil {
+		t.Fatal("Integrate with a malformed tile succeeded")
+	}
+	if st, _ := s.LogState(ctx, org); st.IntegratedSize != 10 {
+		t.Fatalf("integrated size %d after a failed Integrate", st.IntegratedSize)
+	}
+	if _, err := s.Checkpoint(ctx, org, 300); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("checkpoint of a failed Integrate: %v", err)
+	}
+	// A wider version replaces the tile.
+	if err := s.Integrate(ctx, org, 10, 300, []ledger.TileData{tile(0, 0, 256, 3), tile(0, 1, 44, 4), tile(1, 0, 1, 5)}, []byte("note 300\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadTiles(ctx, org, []tlog.Tile{{H: 8, L: 1, N: 0, W: 1}, {H: 8, L: 0, N: 0, W: 5}, {H: 8, L: 0, N: 1, W: 44}})
+	if err != nil || len(got[0]) != 32 || len(got[1]) != 256*32 || got[1][0] != 3 || len(got[2]) != 44*32 {
+		t.Fatalf("ReadTiles = %d %d %d bytes, %v", len(got[0]), len(got[1]), len(got[2]), err)
+	}
+	for _, missing := range []tlog.Tile{{H: 8, L: 0, N: 1, W: 45}, {H: 8, L: 0, N: 2, W: 1}, {H: 8, L: 2, N: 0, W: 1}} {
+		if _, err := s.ReadTiles(ctx, org, []tlog.Tile{missing}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ReadTiles(%s) = %v, want ErrNotFound", missing.Path(), err)
+		}
+	}
+
+	// Checkpoints: every one kept; the newest is the largest.
+	for size, want := range map[int64]string{10: "note 10\n", 300: "note 300\n"} {
+		if c, err := s.Checkpoint(ctx, org, size); err != nil || string(c) != want {
+			t.Errorf("Checkpoint(%d) = %q, %v", size, c, err)
+		}
+	}
+	if c, err := s.LatestCheckpoint(ctx, org); err != nil || string(c) != "note 300\n" {
+		t.Errorf("LatestCheckpoint = %q, %v", c, err)
+	}
+	if _, err := s.LatestCheckpoint(ctx, "org_other"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LatestCheckpoint without one = %v", err)
+	}
+	logs, err := s.IntegratedLogs(ctx)
+	if err != nil || len(logs) != 1 || logs[0] != (ledger.LogState{OrganizationID: org, IntegratedSize: 300, NextSeq: 5000}) {
+		t.Errorf("IntegratedLogs = %v, %v", logs, err)
+	}
+}
+
+// TestLedgerQueryPlans checks that the integrator's queries use indexes:
+// the (organization_id, seq) index for records and the partial index for
+// pending logs.
+func TestLedgerIntegrateBatch(t *testing.T) {
+	ctx := context.Background()
+	s := lgOpen(t, filepath.Join(t.TempDir(), "trail.db"))
+	for _, org := range []string{"org_a", "org_b", "org_c"} {
+		lgAppend(t, s, org, 10)
+	}
+	one := func(org string, old, new int64) ledger.Integration {
+		return ledger.Integration{OrganizationID: org, OldSize: old, NewSize: new,
+			Tiles:      []ledger.TileData{{Tile: tlog.Tile{H: 8, L: 0, N: 0, W: int(new)}, Data: make([]byte, 32*new)}},
+			Checkpoint: []byte(org + " " + strconv.FormatInt(new, 10) + "\n")}
+	}
+	// A stale compare-and-swap skips its log only.
+	errs, err := s.IntegrateBatch(ctx, []ledger.Integration{one("org_a", 0, 5), one("org_b", 3, 5), one("org_c", 0, 10)})
+	if err != nil || errs[0] != nil || !errors.Is(errs[1], ledger.ErrSizeChanged) || errs[2] != nil {
+		t.Fatalf("IntegrateBatch = %v, %v", errs, err)
+	}
+	for org, want := range map[string]int64{"org_a": 5, "org_b": 0, "org_c": 10} {
+		if st, _ := s.LogState(ctx, org); st.IntegratedSize != want {
+			t.Errorf("%s integrated %d, want %d", org, st.IntegratedSize, want)
+		}
+	}
+	// A failing statement fails the whole transaction.
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO ledger_checkpoints VALUES ('org_b', 7, 'x', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.IntegrateBatch(ctx, []ledger.Integration{one("org_a", 5, 8), one("org_b", 0, 7)}); err == nil {
+		t.Fatal("IntegrateBatch with a conflicting checkpoint succeeded")
+	}
+	if st, _ := s.LogState(ctx, "org_a"); st.IntegratedSize != 5 {
+		t.Errorf("org_a integrated %d after a failed batch, want 5", st.IntegratedSize)
+	}
+	if _, err := s.Checkpoint(ctx, "org_a", 8); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("checkpoint of a failed batch: %v", err)
+	}
+}
+
+func TestLedgerQueryPlans(t *testing.T) {
+	s := lgOpen(t, filepath.Join(t.TempDir(), "trail.db"))
+	for _, tc := range []struct {
+		query string
+		args  []any
+		uses  string
+	}{
+		{`SELECT seq, record FROM events WHERE organization_id = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?`,
+			[]any{"a", 0, 9, 10}, "USING INDEX events_org_seq (organization_id=? AND seq>? AND seq<?)"},
+		{`SELECT id, integrated_size, next_seq FROM organizations WHERE next_seq > integrated_size`,
+			nil, "organizations_unintegrated"},
+		{`SELECT level, n, data FROM ledger_tiles WHERE organization_id = ? AND (level, n) IN (VALUES (?, ?), (?, ?), (?, ?))`,
+			[]any{"a", 0, 1, 1, 0, 2, 0}, "USING PRIMARY KEY (organization_id=? AND level=? AND n=?)"},
+	} {
+		rows, err := s.read.Query(`EXPLAIN QUERY PLAN `+tc.query, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan strings.Builder
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			rows.Scan(&id, &parent, &unused, &detail)
+			plan.WriteString(detail + "\n")
+		}
+		rows.Close()
+		if !strings.Contains(plan.String(), tc.uses) {
+			t.Errorf("%s\nplan does not use %s:\n%s", tc.query, tc.uses, plan.String())
+		}
+	}
+}
+
+func TestLedgerMigrationDown(t *testing.T) {
+	ctx := context.Background()
+	s := lgOpen(t, filepath.Join(t.TempDir(), "trail.db"))
+	p, err := Migrator(s.write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 1); err != nil {
+		t.Fatalf("down to 1: %v", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+}
+
+// lgSetup makes a database with 1,000 integrated records of org and returns
+// the store, its path, the signer and the data directory.
+func lgSetup(t *testing.T, org string) (*Store, string, *ledger.Signer, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "trail.db")
+	s := lgOpen(t, path)
+	lgAppend(t, s, org, 1000)
+	signer := lgSigner(t)
+	lgIntegrate(t, s, signer, dir)
+	return s, path, signer, dir
+}
+
+func lgVerify(t *testing.T, s *Store, org string, signer *ledger.Signer) ledger.Report {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := ledger.WriteBundle(context.Background(), &buf, s, org, ledger.BundleOptions{}); err != nil {
+		t.Fatalf("WriteBundle: %v", err)
+	}
+	rep, err := ledger.Verify(&buf, signer.VerifierKey(), ledger.VerifyOptions{})
+	if err != nil && !errors.Is(err, ledger.ErrVerificationFailed) {
+		t.Fatalf("Verify: %v", err)
+	}
+	return rep
+}
+
+// TestLedgerTamperedDatabase alters the SQLite file directly, through its own
+// connection as an attacker with file access would, and checks that a bundle
+// written from it fails verification saying what and where.
+func TestLedgerTamperedDatabase(t *testing.T) {
+	const org = "org_tamper"
+	for _, tc := range []struct {
+		name    string
+		tamper  func(t *testing.T, db *sql.DB)
+		kind    ledger.ProblemKind
+		details []string
+	}{
+		{"one byte of a record changed", func(t *testing.T, db *sql.DB) {
+			var rec []byte
+			if err := db.QueryRow(`SELECT record FROM events WHERE organization_id = ? AND seq = 37`, org).Scan(&rec); err != nil {
+				t.Fatal(err)
+			}
+			i := bytes.Index(rec, []byte("signed_in"))
+			rec[i] = 'S'
+			lgExec(t, db, `UPDATE events SET record = ? WHERE organization_id = ? AND seq = 37`, rec, org)
+		}, ledger.ProblemAltered, []string{"seq 37 (line "}},
+		{"record deleted", func(t *testing.T, db *sql.DB) {
+			lgExec(t, db, `DELETE FROM events WHERE organization_id = ? AND seq = 37`, org)
+		}, ledger.ProblemMissing, []string{"seq 37 is not in the bundle"}},
+		{"two records' bodies swapped", func(t *testing.T, db *sql.DB) {
+			var r10, r20 []byte
+			db.QueryRow(`SELECT record FROM events WHERE organization_id = ? AND seq = 10`, org).Scan(&r10)
+			db.QueryRow(`SELECT record FROM events WHERE organization_id = ? AND seq = 20`, org).Scan(&r20)
+			lgExec(t, db, `UPDATE events SET record = ? WHERE organization_id = ? AND seq = 10`, r20, org)
+			lgExec(t, db, `UPDATE events SET record = ? WHERE organization_id = ? AND seq = 20`, r10, org)
+		}, ledger.ProblemReordered, []string{"holds seq 20 where seq 10 belongs", "holds seq 10 where seq 20 belongs"}},
+		{"log truncated", func(t *testing.T, db *sql.DB) {
+			lgExec(t, db, `DELETE FROM events WHERE organization_id = ? AND seq >= 990`, org)
+			lgExec(t, db, `UPDATE organizations SET next_seq = 990 WHERE id = ?`, org)
+		}, ledger.ProblemTruncated, []string{"the last 10 records (seq 990–999)"}},
+		{"checkpoint replaced, signed by another key", func(t *testing.T, db *sql.DB) {
+			var msg []byte
+			if err := db.QueryRow(`SELECT note FROM ledger_checkpoints WHERE organization_id = ? AND size = 1000`, org).Scan(&msg); err != nil {
+				t.Fatal(err)
+			}
+			forged, err := note.Sign(&note.Note{Text: textOf(t, msg)}, lgSignerRaw(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lgExec(t, db, `UPDATE ledger_checkpoints SET note = ? WHERE organization_id = ? AND size = 1000`, string(forged), org)
+		}, ledger.ProblemSignature, []string{"is not signed by key " + lgPrefix}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, path, signer, _ := lgSetup(t, org)
+			if rep := lgVerify(t, s, org, signer); !rep.OK() {
+				t.Fatalf("before tampering: %s", rep.String())
+			}
+			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.tamper(t, db)
+			db.Close()
+			rep := lgVerify(t, s, org, signer)
+			if rep.OK() {
+				t.Fatalf("tampering went unnoticed: %s", rep.String())
+			}
+			for _, d := range tc.details {
+				found := false
+				for _, p := range rep.Problems {
+					found = found || p.Kind == tc.kind && strings.Contains(p.Detail, d)
+				}
+				if !found {
+					t.Errorf("no %q problem saying %q:\n%s", tc.kind, d, rep.String())
+				}
+			}
+			t.Log(rep.String())
+		})
+	}
+}
+
+func lgExec(t *testing.T, db *sql.DB, query string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// textOf returns the text of a signed note, signatures removed.
+func textOf(t *testing.T, msg []byte) string {
+	t.Helper()
+	i := bytes.LastIndex(msg, []byte("\n\n"))
+	if i < 0 {
+		t.Fatalf("not a note: %q", msg)
+	}
+	return string(msg[:i+1])
+}
+
+// lgSignerRaw is a note signer with the same name as the real key but
+// another key.
+func lgSignerRaw(t *testing.T) note.Signer {
+	t.Helper()
+	skey, _, err := note.GenerateKey(rand.Reader, lgPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestLedgerRestoredBackupRefused restores an older copy of the database file
+// under a server that has since signed larger checkpoints: it must refuse to
+// sign for the organization, and say why.
+func TestLedgerRestoredBackupRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		after  int // events appended after the restore
+		reason string
+	}{
+		{"events missing", 0, "restored from an older backup"},
+		{"other events written since", 250, "another history"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			const org = "org_restore"
+			dir := t.TempDir()
+			path := filepath.Join(dir, "trail.db")
+			backup := filepath.Join(t.TempDir(), "backup.db")
+			signer := lgSigner(t)
+
+			s, err := Open(ctx, path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lgAppend(t, s, org, 100)
+			lgAppend(t, s, "org_fine", 10)
+			lgIntegrate(t, s, signer, dir)
+			if _, err := s.write.ExecContext(ctx, `VACUUM INTO ?`, backup); err != nil {
+				t.Fatal(err)
+			}
+			lgAppend(t, s, org, 200)
+			lgIntegrate(t, s, signer, dir)
+			s.Close()
+
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				os.Remove(path + suffix)
+			}
+			raw, err := os.ReadFile(backup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, raw, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s = lgOpen(t, path)
+			lgAppend(t, s, org, tc.after)
+			lgAppend(t, s, "org_fine", 5)
+			i, logs := lgIntegrate(t, s, signer, dir)
+			reason, refused := i.Refused()[org]
+			if !refused || !strings.Contains(reason, tc.reason) {
+				t.Fatalf("Refused()[%s] = %q, %v; want a reason with %q\nlogs:\n%s", org, reason, refused, tc.reason, logs)
+			}
+			if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "org="+org) || !strings.Contains(logs, "signed_size=300") {
+				t.Errorf("the refusal was not logged loudly:\n%s", logs)
+			}
+			if st, _ := s.LogState(ctx, org); st.IntegratedSize != 100 {
+				t.Errorf("refused log integrated to %d", st.IntegratedSize)
+			}
+			if st, _ := s.LogState(ctx, "org_fine"); st.IntegratedSize != 15 {
+				t.Errorf("other log integrated to %d, want 15", st.IntegratedSize)
+			}
+			t.Log(reason)
+		})
+	}
+}

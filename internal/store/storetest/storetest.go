@@ -1,0 +1,118 @@
+// Package storetest is the conformance suite of store.Store: every backend
+// runs Run against fresh databases and must pass the same cases, so that
+// callers can rely on the contract written in package store rather than on
+// one implementation's behaviour.
+//
+// A backend's test calls
+//
+//	storetest.Run(t, func(t *testing.T) store.Store { … a fresh, empty, migrated store … })
+//
+// The suite is written against the contract only. Where the contract leaves a
+// choice open (how search tokenises unusual text, what a limit above 100
+// gives), the cases accept every reasonable answer and say so.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// Run runs the conformance suite. open returns a fresh, empty, migrated store
+// and arranges for it to be closed (t.Cleanup) when t ends; it is called
+// once per group of cases that need their own database.
+//
+// When the store implements store.SearchIndexer, the suite calls
+// IndexPending until it reports 0 before every search: search may lag
+// acceptance, and the contract says so.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("Organizations", func(t *testing.T) { testOrganizations(t, open) })
+	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, open) })
+	t.Run("Append", func(t *testing.T) { testAppend(t, open) })
+	t.Run("Search", func(t *testing.T) { testSearch(t, open) })
+}
+
+// t0 is a fixed instant of millisecond precision (what every backend keeps).
+var t0 = time.Date(2026, 3, 14, 15, 9, 26, 535_000_000, time.UTC)
+
+func ctxOf(t *testing.T) context.Context { return t.Context() }
+
+// orgID returns the id of the i-th test organization. Ids sort in i order,
+// as time-ordered ULIDs sort in creation order.
+func orgID(prefix string, i int) string { return fmt.Sprintf("org_01JT%s%014d", prefix, i) }
+
+// mustCreateOrg creates an organization named after its id.
+func mustCreateOrg(t *testing.T, s store.Store, id string, created time.Time) store.Organization {
+	t.Helper()
+	o := store.Organization{ID: id, Name: "Org " + id, CreatedAt: created, UpdatedAt: created}
+	if err := s.CreateOrganization(ctxOf(t), o); err != nil {
+		t.Fatalf("CreateOrganization(%s): %v", id, err)
+	}
+	return o
+}
+
+// draft validates raw (an event object) as the ingest path does.
+func draft(t testing.TB, raw []byte) *event.Draft {
+	t.Helper()
+	d, err := event.ParseEvent(raw, time.Now(), event.DefaultLimits())
+	if err != nil {
+		t.Fatalf("event.ParseEvent: %v\n%s", err, raw)
+	}
+	return d
+}
+
+// pending makes an event of org ready for Append, received at received.
+func pending(org string, d *event.Draft, received time.Time) store.PendingEvent {
+	return store.PendingEvent{OrganizationID: org, ID: event.NewID(received), ReceivedAt: received, Tail: d.Tail}
+}
+
+// record is the canonical record an accepted event must be stored as.
+func record(a event.Accepted, tail []byte) []byte { return event.AppendRecord(nil, a, tail) }
+
+// indexAll brings search up to date when the store indexes after the fact.
+// batch bounds each IndexPending call; small values exercise batch edges.
+func indexAll(t *testing.T, s store.Store, batch int) int {
+	t.Helper()
+	ix, ok := s.(store.SearchIndexer)
+	if !ok {
+		return 0
+	}
+	total := 0
+	for range 1_000_000 {
+		n, err := ix.IndexPending(ctxOf(t), batch)
+		if err != nil {
+			t.Fatalf("IndexPending(%d): %v", batch, err)
+		}
+		if n < 0 || n > batch {
+			t.Fatalf("IndexPending(%d) = %d, want 0…%d", batch, n, batch)
+		}
+		if n == 0 {
+			return total
+		}
+		total += n
+	}
+	t.Fatalf("IndexPending never reported 0")
+	return total
+}
+
+// wantErr fails unless err matches target (errors.Is).
+func wantErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Errorf("%s: error = %v, want one matching %q", what, err, target)
+	}
+}
+
+func sameTime(a, b time.Time) bool { return a.Equal(b) }
+
+func reversed[T any](s []T) []T {
+	out := slices.Clone(s)
+	slices.Reverse(out)
+	return out
+}
