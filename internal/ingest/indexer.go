@@ -13,7 +13,7 @@ import (
 
 // IndexerOptions tune the background indexer. Zero values take the defaults.
 type IndexerOptions struct {
-	// Batch is the most events indexed in one transaction (default 2000).
+	// Batch is the most events indexed in one transaction (default 5000).
 	// Larger batches amortise index page writes; smaller ones hold the
 	// single SQLite writer for less time, which bounds ingest latency.
 	Batch int
@@ -41,7 +41,7 @@ type Indexer struct {
 // NewIndexer returns an indexer; call Start to run it.
 func NewIndexer(ix store.SearchIndexer, opts IndexerOptions, logger *slog.Logger, reg prometheus.Registerer) *Indexer {
 	if opts.Batch <= 0 {
-		opts.Batch = 2000
+		opts.Batch = 5000
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = 200 * time.Millisecond

@@ -27,7 +27,7 @@ import (
 const (
 	benchBatch = 1000 // events per transaction
 	benchOrgs  = 100  // organizations, round-robin
-	indexBatch = 2000 // what ingest.Indexer uses
+	indexBatch = 5000 // what ingest.Indexer uses
 )
 
 // benchEvent is one generated event, the same in every benchmark: event j
@@ -115,7 +115,7 @@ func submissions(b *testing.B, n int) [][]store.Submission {
 // transaction.
 func BenchmarkBareInsert(b *testing.B) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(b.TempDir(), "bare.db"), false))
+	db, err := sql.Open("sqlite", dsn(filepath.Join(b.TempDir(), "bare.db"), false, true))
 	if err != nil {
 		b.Fatal(err)
 	}

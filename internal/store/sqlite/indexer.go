@@ -1,10 +1,11 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/trailaudit/trail/internal/event"
@@ -27,7 +28,7 @@ type pendingRow struct {
 // action list and the full-text entry, then the new high-water mark. If the
 // process dies before the commit, the next run redoes the same events.
 func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
-	tx, err := s.write.BeginTx(ctx, nil)
+	tx, err := s.searchWrite.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't begin index transaction: %w", classify(err))
 	}
@@ -37,7 +38,9 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&from); err != nil {
 		return 0, fmt.Errorf("couldn't read search high-water mark: %w", classify(err))
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT pos, organization_id, seq, record FROM events WHERE pos > ? ORDER BY pos LIMIT ?`, from, limit)
+	// The events come from the main file's read pool: a snapshot that
+	// holds every event committed so far, in pos order.
+	rows, err := s.read.QueryContext(ctx, `SELECT pos, organization_id, seq, record FROM events WHERE pos > ? ORDER BY pos LIMIT ?`, from, limit)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't read events to index: %w", classify(err))
 	}
@@ -58,24 +61,11 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 		return 0, nil
 	}
 
-	ins := struct{ search, target, action, fts, maxKey *sql.Stmt }{}
-	for _, p := range []struct {
-		st **sql.Stmt
-		q  string
-	}{
-		{&ins.search, `INSERT INTO event_search (sort_key, organization_id, seq, action, actor_id, actor_name) VALUES (?, ?, ?, ?, ?, ?)`},
-		{&ins.target, `INSERT OR IGNORE INTO event_targets (organization_id, target_type, target_id, sort_key) VALUES (?, ?, ?, ?)`},
-		{&ins.action, `INSERT OR IGNORE INTO organization_actions (organization_id, action) VALUES (?, ?)`},
-		{&ins.fts, `INSERT INTO event_fts (rowid, org, body) VALUES (?, ?, ?)`},
-		{&ins.maxKey, `SELECT max(sort_key) FROM event_search WHERE sort_key >= ? AND sort_key < ?`},
-	} {
-		st, err := tx.PrepareContext(ctx, p.q)
-		if err != nil {
-			return 0, fmt.Errorf("couldn't prepare index statement: %w", err)
-		}
-		defer st.Close()
-		*p.st = st
+	maxKey, err := tx.PrepareContext(ctx, `SELECT max(sort_key) FROM event_search WHERE sort_key >= ? AND sort_key < ?`)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't prepare index statement: %w", err)
 	}
+	defer maxKey.Close()
 
 	nextKey := map[int64]int64{} // occurred_at millisecond → next free sort key in it
 	allocate := func(msec int64) (int64, error) {
@@ -83,7 +73,7 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 		if !ok {
 			lo := msec << slotBits
 			var cur sql.NullInt64
-			if err := ins.maxKey.QueryRowContext(ctx, lo, lo+1<<slotBits).Scan(&cur); err != nil {
+			if err := maxKey.QueryRowContext(ctx, lo, lo+1<<slotBits).Scan(&cur); err != nil {
 				return 0, fmt.Errorf("couldn't allocate sort key: %w", classify(err))
 			}
 			k = lo
@@ -105,6 +95,18 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 		return k, nil
 	}
 
+	// Rows are gathered first and written in key order with multi-row
+	// INSERTs: B-tree and FTS5 inserts in ascending key order append to
+	// the right edge instead of splitting pages all over, and one statement
+	// per hundred rows costs far less than one per row.
+	type ftsRow struct {
+		key  int64
+		org  string
+		text string
+	}
+	search := make([]any, 0, len(pending)*6)
+	var targets, actions []any
+	fts := make([]ftsRow, 0, len(pending))
 	seenAction := map[[2]string]bool{}
 	var text []byte
 	for _, p := range pending {
@@ -118,23 +120,34 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if _, err := ins.search.ExecContext(ctx, key, p.org, p.seq, rec.Action, rec.Actor.ID, rec.Actor.Name); err != nil {
-			return 0, fmt.Errorf("couldn't index event %s/%d: %w", p.org, p.seq, classify(err))
-		}
+		search = append(search, key, p.org, p.seq, rec.Action, rec.Actor.ID, rec.Actor.Name)
 		for _, t := range rec.Targets {
-			if _, err := ins.target.ExecContext(ctx, p.org, t.Type, t.ID, key); err != nil {
-				return 0, fmt.Errorf("couldn't index targets of %s/%d: %w", p.org, p.seq, classify(err))
-			}
+			targets = append(targets, p.org, t.Type, t.ID, key)
 		}
 		if ak := [2]string{p.org, rec.Action}; !seenAction[ak] {
 			seenAction[ak] = true
-			if _, err := ins.action.ExecContext(ctx, p.org, rec.Action); err != nil {
-				return 0, fmt.Errorf("couldn't record action of %s/%d: %w", p.org, p.seq, classify(err))
-			}
+			actions = append(actions, p.org, rec.Action)
 		}
 		text = rec.AppendSearchText(text[:0])
-		if _, err := ins.fts.ExecContext(ctx, key, strings.ToLower(p.org), text); err != nil {
-			return 0, fmt.Errorf("couldn't index text of %s/%d: %w", p.org, p.seq, classify(err))
+		fts = append(fts, ftsRow{key, strings.ToLower(p.org), string(text)})
+	}
+	slices.SortFunc(fts, func(a, b ftsRow) int { return cmp.Compare(a.key, b.key) })
+	ftsArgs := make([]any, 0, len(fts)*3)
+	for _, r := range fts {
+		ftsArgs = append(ftsArgs, r.key, r.org, r.text)
+	}
+	for _, ins := range []struct {
+		what, head string
+		cols       int
+		args       []any
+	}{
+		{"events", `INSERT INTO event_search (sort_key, organization_id, seq, action, actor_id, actor_name) VALUES `, 6, search},
+		{"targets", `INSERT OR IGNORE INTO event_targets (organization_id, target_type, target_id, sort_key) VALUES `, 4, targets},
+		{"actions", `INSERT OR IGNORE INTO organization_actions (organization_id, action) VALUES `, 2, actions},
+		{"text", `INSERT INTO event_fts (rowid, org, body) VALUES `, 3, ftsArgs},
+	} {
+		if err := insertRows(ctx, tx, ins.head, ins.cols, ins.args); err != nil {
+			return 0, fmt.Errorf("couldn't index %s of %d events: %w", ins.what, len(pending), err)
 		}
 	}
 	last := pending[len(pending)-1].pos
@@ -149,11 +162,52 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 
 // IndexLag reports how many accepted events are not searchable yet.
 func (s *Store) IndexLag(ctx context.Context) (int64, error) {
-	var lag sql.NullInt64
-	err := s.read.QueryRowContext(ctx,
-		`SELECT (SELECT count(*) FROM events WHERE pos > (SELECT indexed_pos FROM search_state WHERE id = 1))`).Scan(&lag)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var indexed int64
+	if err := s.searchRead.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&indexed); err != nil {
+		return 0, fmt.Errorf("couldn't read search high-water mark: %w", classify(err))
+	}
+	var lag int64
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE pos > ?`, indexed).Scan(&lag); err != nil {
 		return 0, fmt.Errorf("couldn't measure index lag: %w", classify(err))
 	}
-	return lag.Int64, nil
+	return lag, nil
+}
+
+// rowsPerInsert is how many rows one multi-row INSERT carries; with at most
+// 6 columns it stays far below SQLite's limit of 32,766 parameters.
+const rowsPerInsert = 200
+
+// insertRows runs head followed by "(?,…),(?,…)…" over args, cols values per
+// row, rowsPerInsert rows per statement. Statements are cached per shape by
+// the driver's prepared-statement reuse within the transaction.
+func insertRows(ctx context.Context, tx *sql.Tx, head string, cols int, args []any) error {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	for len(args) > 0 {
+		n := min(len(args)/cols, rowsPerInsert)
+		chunk := args[:n*cols]
+		args = args[n*cols:]
+		if n == rowsPerInsert {
+			if full == nil {
+				var err error
+				full, err = tx.PrepareContext(ctx, head+strings.TrimSuffix(strings.Repeat(row+",", n), ","))
+				if err != nil {
+					return classify(err)
+				}
+			}
+			if _, err := full.ExecContext(ctx, chunk...); err != nil {
+				return classify(err)
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, head+strings.TrimSuffix(strings.Repeat(row+",", n), ","), chunk...); err != nil {
+			return classify(err)
+		}
+	}
+	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strconv"
+	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/trailaudit/trail/internal/store"
@@ -34,11 +36,11 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	// Bounds on the sort key: [lo, hi).
 	var lo, hi *int64
 	if !q.From.IsZero() {
-		v := q.From.UnixMilli() << slotBits
+		v := ceilMS(q.From) << slotBits
 		lo = &v
 	}
 	if !q.To.IsZero() {
-		v := q.To.UnixMilli() << slotBits
+		v := ceilMS(q.To) << slotBits
 		hi = &v
 	}
 	if c := q.After + q.Before; c != "" {
@@ -61,6 +63,8 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 			return page, err
 		}
 		actions = append(actions, expanded...)
+		slices.Sort(actions)
+		actions = slices.Compact(actions)
 		if len(actions) == 0 {
 			return page, nil // no action of this organization has that prefix
 		}
@@ -109,8 +113,10 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		if q.TargetID != "" {
 			b.where("EXISTS (SELECT 1 FROM event_targets t WHERE t.organization_id = s.organization_id AND t.target_type = ? AND t.target_id = ? AND t.sort_key = s.sort_key)", q.TargetType, q.TargetID)
 		} else {
-			b.where("EXISTS (SELECT 1 FROM event_targets t WHERE t.organization_id = s.organization_id AND t.target_type = ? AND t.sort_key = s.sort_key)", q.TargetType)
+			b.where("EXISTS (SELECT 1 FROM event_targets t INDEXED BY event_targets_type WHERE t.organization_id = s.organization_id AND t.target_type = ? AND t.sort_key = s.sort_key)", q.TargetType)
 		}
+	} else if q.TargetID != "" {
+		b.where("EXISTS (SELECT 1 FROM event_targets t INDEXED BY event_targets_id WHERE t.organization_id = s.organization_id AND t.target_id = ? AND t.sort_key = s.sort_key)", q.TargetID)
 	}
 	if ftsQuery != "" {
 		b.where("EXISTS (SELECT 1 FROM event_fts f WHERE f.event_fts MATCH ? AND f.rowid = s.sort_key)", ftsQuery)
@@ -128,23 +134,25 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		sqlText, args = b.build()
 	}
 
-	rows, err := s.read.QueryContext(ctx, sqlText, args...)
+	rows, err := s.searchRead.QueryContext(ctx, sqlText, args...)
 	if err != nil {
 		return page, fmt.Errorf("couldn't search events of %s: %w", q.OrganizationID, classify(err))
 	}
-	defer rows.Close()
-	var keys []int64
+	var keys, seqs []int64
 	for rows.Next() {
-		var e store.StoredEvent
-		var key int64
-		if err := rows.Scan(&key, &e.OrganizationID, &e.Seq, &e.ID, &e.Record); err != nil {
+		var key, seq int64
+		if err := rows.Scan(&key, &seq); err != nil {
+			rows.Close()
 			return page, fmt.Errorf("couldn't read search result: %w", err)
 		}
-		page.Events = append(page.Events, e)
-		keys = append(keys, key)
+		keys, seqs = append(keys, key), append(seqs, seq)
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return page, fmt.Errorf("couldn't search events of %s: %w", q.OrganizationID, classify(err))
+	}
+	if page.Events, err = s.eventsBySeq(ctx, q.OrganizationID, seqs); err != nil {
+		return page, err
 	}
 
 	more := len(page.Events) > limit
@@ -177,6 +185,45 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	return page, nil
 }
 
+// eventsBySeq reads the stored events of org with the given seqs, in the
+// order given, from the log.
+func (s *Store) eventsBySeq(ctx context.Context, org string, seqs []int64) ([]store.StoredEvent, error) {
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")
+	args := make([]any, 0, len(seqs)+1)
+	args = append(args, org)
+	for _, q := range seqs {
+		args = append(args, q)
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT seq, id, record FROM events WHERE organization_id = ? AND seq IN (`+ph+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read events of %s: %w", org, classify(err))
+	}
+	defer rows.Close()
+	bySeq := make(map[int64]store.StoredEvent, len(seqs))
+	for rows.Next() {
+		e := store.StoredEvent{OrganizationID: org}
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Record); err != nil {
+			return nil, fmt.Errorf("couldn't read event of %s: %w", org, err)
+		}
+		bySeq[e.Seq] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read events of %s: %w", org, classify(err))
+	}
+	out := make([]store.StoredEvent, 0, len(seqs))
+	for _, q := range seqs {
+		// An indexed event whose record is gone was removed by retention
+		// after the index was read; it is simply no longer a result.
+		if e, ok := bySeq[q]; ok {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
 // pickIndex names the event_search index that walks the query's order while
 // narrowing the most: an equality prefix on (organization_id, X) followed by
 // sort_key.
@@ -196,7 +243,7 @@ func pickIndex(q store.EventQuery, actions []string) string {
 func (s *Store) expandPrefixes(ctx context.Context, org string, prefixes []string) ([]string, error) {
 	var out []string
 	for _, p := range prefixes {
-		rows, err := s.read.QueryContext(ctx,
+		rows, err := s.searchRead.QueryContext(ctx,
 			`SELECT action FROM organization_actions WHERE organization_id = ? AND action >= ? AND action < ? ORDER BY action`,
 			org, p, p+"\U0010FFFF")
 		if err != nil {
@@ -240,9 +287,7 @@ func (b *queryBuilder) dir() string {
 }
 
 func (b *queryBuilder) build() (string, []any) {
-	q := fmt.Sprintf(`SELECT %s, e.organization_id, e.seq, e.id, e.record FROM %s
-		JOIN events e ON e.organization_id = s.organization_id AND e.seq = s.seq
-		WHERE %s ORDER BY %s %s LIMIT %d`,
+	q := fmt.Sprintf(`SELECT %s, s.seq FROM %s WHERE %s ORDER BY %s %s LIMIT %d`,
 		b.keyCol, b.from, strings.Join(b.conds, " AND "), b.keyCol, b.dir(), b.limit)
 	return q, b.args
 }
@@ -257,14 +302,13 @@ func (b *queryBuilder) mergedByAction(actions []string) (string, []any) {
 	for _, a := range actions {
 		conds := append(append([]string(nil), b.conds...), "s.action = ?")
 		branches = append(branches, fmt.Sprintf(
-			`SELECT * FROM (SELECT s.sort_key, s.organization_id, s.seq FROM event_search s INDEXED BY event_search_action WHERE %s ORDER BY s.sort_key %s LIMIT %d)`,
+			`SELECT * FROM (SELECT s.sort_key, s.seq FROM event_search s INDEXED BY event_search_action WHERE %s ORDER BY s.sort_key %s LIMIT %d)`,
 			strings.Join(conds, " AND "), b.dir(), b.limit))
 		args = append(args, b.args...)
 		args = append(args, a)
 	}
-	q := fmt.Sprintf(`SELECT m.sort_key, e.organization_id, e.seq, e.id, e.record FROM (%s) m
-		JOIN events e ON e.organization_id = m.organization_id AND e.seq = m.seq
-		ORDER BY m.sort_key %s LIMIT %d`, strings.Join(branches, " UNION ALL "), b.dir(), b.limit)
+	q := fmt.Sprintf(`SELECT m.sort_key, m.seq FROM (%s) m ORDER BY m.sort_key %s LIMIT %d`,
+		strings.Join(branches, " UNION ALL "), b.dir(), b.limit)
 	return q, args
 }
 
@@ -290,6 +334,17 @@ func ftsExpression(org, text string) string {
 		return ""
 	}
 	return `org : "` + strings.ReplaceAll(strings.ToLower(org), `"`, `""`) + `" AND ` + strings.Join(terms, " AND ")
+}
+
+// ceilMS is the first unix millisecond not before t. Sort keys hold
+// milliseconds, so a bound of 10:00:00.0005 must start at .001: an event
+// stored at .000 happened before it.
+func ceilMS(t time.Time) int64 {
+	ms := t.UnixMilli()
+	if t.Sub(time.UnixMilli(ms)) > 0 {
+		ms++
+	}
+	return ms
 }
 
 func encodeCursor(key int64) string {

@@ -1,10 +1,17 @@
-// Package sqlite is Trail's embedded storage: one SQLite file in WAL mode with
-// synchronous=FULL, through the pure-Go driver modernc.org/sqlite.
+// Package sqlite is Trail's embedded storage: SQLite in WAL mode through the
+// pure-Go driver modernc.org/sqlite.
 //
-// Writes go through one connection (SQLite has one writer anyway; serialising
-// in Go avoids SQLITE_BUSY retries), reads through a separate read-only pool.
-// Search indexes are maintained by IndexPending, after the ingest
-// transaction, in batches (see docs/ARCHITECTURE.md for why).
+// The log (organizations, keys, events, tree tiles, checkpoints) lives in one
+// file with synchronous=FULL: a commit there is what "acknowledged" means.
+// The search indexes live in a second file beside it (<name>.search.db),
+// written by IndexPending in large batches on a writer of their own, so
+// indexing never holds the lock ingest waits for and can run on another core
+// (see docs/ARCHITECTURE.md). That file is a projection: it can be deleted at
+// any time and is rebuilt from the events.
+//
+// Each file is written through one connection (SQLite has one writer anyway;
+// serialising in Go avoids SQLITE_BUSY retries) and read through a separate
+// read-only pool.
 package sqlite
 
 import (
@@ -18,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -27,16 +35,19 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql search_migrations/*.sql
 var migrations embed.FS
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	path   string
-	write  *sql.DB // exactly one connection
-	read   *sql.DB
-	logger *slog.Logger
-	stmts  appendStmts
+	path        string
+	write       *sql.DB // exactly one connection
+	read        *sql.DB
+	searchPath  string
+	searchWrite *sql.DB // exactly one connection
+	searchRead  *sql.DB
+	logger      *slog.Logger
+	stmts       appendStmts
 }
 
 var (
@@ -55,29 +66,15 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 			return nil, fmt.Errorf("couldn't create database directory %s: %w", dir, err)
 		}
 	}
-	write, err := sql.Open("sqlite", dsn(path, false))
-	if err != nil {
-		return nil, fmt.Errorf("couldn't open %s: %w", path, err)
+	s := &Store{path: path, searchPath: SearchPath(path), logger: logger}
+	var err error
+	if s.write, s.read, err = openPools(ctx, path, true, "migrations"); err != nil {
+		return nil, err
 	}
-	write.SetMaxOpenConns(1)
-	write.SetMaxIdleConns(1)
-	write.SetConnMaxLifetime(0)
-	write.SetConnMaxIdleTime(0)
-
-	if err := migrate(ctx, write); err != nil {
-		write.Close()
-		return nil, fmt.Errorf("couldn't migrate %s: %w", path, err)
+	if err := s.openSearch(ctx); err != nil {
+		s.Close()
+		return nil, err
 	}
-	read, err := sql.Open("sqlite", dsn(path, true))
-	if err != nil {
-		write.Close()
-		return nil, fmt.Errorf("couldn't open %s for reading: %w", path, err)
-	}
-	n := max(4, runtime.GOMAXPROCS(0)*2)
-	read.SetMaxOpenConns(n)
-	read.SetMaxIdleConns(n)
-
-	s := &Store{path: path, write: write, read: read, logger: logger}
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -85,13 +82,94 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	return s, nil
 }
 
+// SearchPath is the search index file that belongs to the database at path.
+func SearchPath(path string) string {
+	return strings.TrimSuffix(path, filepath.Ext(path)) + ".search.db"
+}
+
+// openPools opens one file's writer and reader pools and migrates it with the
+// migrations in dir.
+func openPools(ctx context.Context, path string, durable bool, dir string) (write, read *sql.DB, err error) {
+	write, err = sql.Open("sqlite", dsn(path, false, durable))
+	if err != nil {
+		return nil, nil, fmt.Errorf("couldn't open %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, write, dir); err != nil {
+		write.Close()
+		return nil, nil, fmt.Errorf("couldn't migrate %s: %w", path, err)
+	}
+	read, err = sql.Open("sqlite", dsn(path, true, durable))
+	if err != nil {
+		write.Close()
+		return nil, nil, fmt.Errorf("couldn't open %s for reading: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0)*2)
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+	return write, read, nil
+}
+
+// openSearch opens the search index file, and starts it over when it was
+// built from another database or from a later state of this one (a restored
+// backup): an index that names events which do not exist would return
+// wrong results.
+func (s *Store) openSearch(ctx context.Context) error {
+	var identity string
+	var maxPos sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, `SELECT (SELECT value FROM database_identity WHERE id = 1), (SELECT max(pos) FROM events)`).Scan(&identity, &maxPos); err != nil {
+		return fmt.Errorf("couldn't read database identity of %s: %w", s.path, classify(err))
+	}
+	for attempt := 0; ; attempt++ {
+		var err error
+		if s.searchWrite, s.searchRead, err = openPools(ctx, s.searchPath, false, "search_migrations"); err != nil {
+			return err
+		}
+		var source string
+		var indexed int64
+		if err := s.searchWrite.QueryRowContext(ctx, `SELECT source, indexed_pos FROM search_state WHERE id = 1`).Scan(&source, &indexed); err != nil {
+			return fmt.Errorf("couldn't read search state of %s: %w", s.searchPath, classify(err))
+		}
+		if source == identity && indexed <= maxPos.Int64 {
+			return nil
+		}
+		if source == "" && indexed == 0 {
+			if _, err := s.searchWrite.ExecContext(ctx, `UPDATE search_state SET source = ? WHERE id = 1`, identity); err != nil {
+				return fmt.Errorf("couldn't claim search index %s: %w", s.searchPath, classify(err))
+			}
+			return nil
+		}
+		if attempt > 0 {
+			return fmt.Errorf("search index %s still does not match %s after rebuilding it", s.searchPath, s.path)
+		}
+		s.logger.Warn("search index does not match the database (restored from a backup?); rebuilding it from the events",
+			"search_index", s.searchPath, "database", s.path, "indexed_pos", indexed, "max_pos", maxPos.Int64)
+		s.searchRead.Close()
+		s.searchWrite.Close()
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(s.searchPath + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("couldn't remove stale search index: %w", err)
+			}
+		}
+	}
+}
+
 // dsn builds the connection string. synchronous=FULL makes a commit durable
-// against power loss in WAL mode, which is what "acknowledged" means here.
-func dsn(path string, readOnly bool) string {
+// against power loss in WAL mode, which is what "acknowledged" means for the
+// log; the search file, rebuildable, uses NORMAL (consistent after a crash,
+// possibly missing its last commits, which the indexer redoes).
+func dsn(path string, readOnly, durable bool) string {
 	v := url.Values{}
 	v.Add("_pragma", "busy_timeout(10000)")
 	v.Add("_pragma", "journal_mode(WAL)")
-	v.Add("_pragma", "synchronous(FULL)")
+	if durable {
+		v.Add("_pragma", "synchronous(FULL)")
+	} else {
+		v.Add("_pragma", "synchronous(NORMAL)")
+	}
 	v.Add("_pragma", "foreign_keys(1)")
 	v.Add("_pragma", "temp_store(MEMORY)")
 	if readOnly {
@@ -106,8 +184,8 @@ func dsn(path string, readOnly bool) string {
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
-	p, err := Migrator(db)
+func migrate(ctx context.Context, db *sql.DB, dir string) error {
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub(migrations, dir), goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		return err
 	}
@@ -122,10 +200,16 @@ func Migrator(db *sql.DB) (*goose.Provider, error) {
 	return goose.NewProvider(goose.DialectSQLite3, db, mustSub(migrations, "migrations"), goose.WithDisableGlobalRegistry(true))
 }
 
-// Close closes both pools.
+// Close closes all pools.
 func (s *Store) Close() error {
 	s.stmts.close()
-	return errors.Join(s.read.Close(), s.write.Close())
+	var errs []error
+	for _, db := range []*sql.DB{s.searchRead, s.searchWrite, s.read, s.write} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Path is the database file.

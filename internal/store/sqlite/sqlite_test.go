@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -340,5 +341,72 @@ func TestSameMillisecondKeepsSeqOrder(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The search file is a projection: deleted, or swapped for one built from
+// another database or from a later state of this one (a restored backup),
+// it is rebuilt from the events and answers exactly as before.
+func TestSearchIndexRebuilds(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	pathA, pathB := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	g := newGen(7)
+
+	open := func(path string) *sqlite.Store {
+		s, err := sqlite.Open(ctx, path, nil)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", path, err)
+		}
+		return s
+	}
+	a, b := open(pathA), open(pathB)
+	createOrg(t, a, "org_a")
+	createOrg(t, b, "org_a")
+	appendOK(t, a, t0, g.sub(t, 50, "org_a"))
+	appendOK(t, b, t0, g.sub(t, 20, "org_a"))
+	indexAll(t, a, 1000)
+	indexAll(t, b, 1000)
+	want := seqsOf(searchAll(t, b, store.EventQuery{OrganizationID: "org_a", Order: store.OrderAsc}))
+	if len(want) != 20 {
+		t.Fatalf("b holds %d searchable events, want 20", len(want))
+	}
+	a.Close()
+	b.Close()
+
+	copyFile := func(from, to string) {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, corrupt := range map[string]func(){
+		"deleted": func() { os.Remove(sqlite.SearchPath(pathB)) },
+		"other database": func() {
+			copyFile(sqlite.SearchPath(pathA), sqlite.SearchPath(pathB))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, suffix := range []string{"-wal", "-shm"} {
+				os.Remove(sqlite.SearchPath(pathB) + suffix)
+			}
+			corrupt()
+			s := openAt(t, pathB)
+			lag, err := s.IndexLag(ctx)
+			if err != nil || lag != 20 {
+				t.Fatalf("IndexLag after reopening = %d, %v; want 20 (a full rebuild)", lag, err)
+			}
+			if n := indexAll(t, s, 7); n != 20 {
+				t.Fatalf("rebuild indexed %d events, want 20", n)
+			}
+			got := seqsOf(searchAll(t, s, store.EventQuery{OrganizationID: "org_a", Order: store.OrderAsc}))
+			if !slices.Equal(got, want) {
+				t.Fatalf("after rebuild search = %v, want %v", got, want)
+			}
+			s.Close()
+		})
 	}
 }

@@ -1,8 +1,9 @@
 -- The foundation schema. Times are unix milliseconds.
 --
--- Ingest writes only `events` (plus one organization row update per batch); the
--- search tables below it are maintained by the background indexer in larger
--- batches, so the ingest transaction touches as few B-tree pages as possible.
+-- Ingest writes only `events` (plus one organization row update per batch);
+-- the search indexes live in a separate file (search_migrations/), maintained
+-- by the background indexer, so the ingest transaction touches as few B-tree
+-- pages as possible and never waits for indexing.
 
 -- +goose Up
 CREATE TABLE organizations (
@@ -17,6 +18,15 @@ CREATE TABLE organizations (
 
 INSERT INTO organizations (id, name, created_at, updated_at)
 VALUES ('org_system', 'Trail system', CAST(unixepoch('subsec') * 1000 AS INTEGER), CAST(unixepoch('subsec') * 1000 AS INTEGER));
+
+-- Names this database, so a search index built from another database (or
+-- from this one before it was swapped for a different file) is recognised
+-- and rebuilt.
+CREATE TABLE database_identity (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value TEXT NOT NULL
+);
+INSERT INTO database_identity (id, value) VALUES (1, lower(hex(randomblob(16))));
 
 CREATE TABLE api_keys (
     id              TEXT PRIMARY KEY,
@@ -52,62 +62,9 @@ CREATE TABLE idempotency_keys (
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 
--- How far the indexer has got: every event with pos <= indexed_pos is searchable.
-CREATE TABLE search_state (
-    id          INTEGER PRIMARY KEY CHECK (id = 1),
-    indexed_pos INTEGER NOT NULL
-);
-INSERT INTO search_state (id, indexed_pos) VALUES (1, 0);
-
--- sort_key orders events by (occurred_at, seq) within an organization:
--- (occurred_at in unix ms) << 21 | slot, where slots in one millisecond are
--- handed out in increasing order as the indexer walks each organization's log
--- in seq order. It is also the rowid of event_fts, so free-text matches come
--- out of FTS5 already in result order.
-CREATE TABLE event_search (
-    sort_key        INTEGER PRIMARY KEY,
-    organization_id TEXT NOT NULL,
-    seq             INTEGER NOT NULL,
-    action          TEXT NOT NULL,
-    actor_id        TEXT NOT NULL,
-    actor_name      TEXT NOT NULL
-);
-CREATE INDEX event_search_org ON event_search (organization_id, sort_key);
-CREATE INDEX event_search_action ON event_search (organization_id, action, sort_key);
-CREATE INDEX event_search_actor_id ON event_search (organization_id, actor_id, sort_key);
-CREATE INDEX event_search_actor_name ON event_search (organization_id, actor_name, sort_key);
-
-CREATE TABLE event_targets (
-    organization_id TEXT NOT NULL,
-    target_type     TEXT NOT NULL,
-    target_id       TEXT NOT NULL,
-    sort_key        INTEGER NOT NULL,
-    PRIMARY KEY (organization_id, target_type, target_id, sort_key)
-) WITHOUT ROWID;
-
--- The distinct actions of each organization: expands "user.*" into exact
--- names, each of which is an ordered index range.
-CREATE TABLE organization_actions (
-    organization_id TEXT NOT NULL,
-    action          TEXT NOT NULL,
-    PRIMARY KEY (organization_id, action)
-) WITHOUT ROWID;
-
--- Contentless: the text lives in events.record already.
-CREATE VIRTUAL TABLE event_fts USING fts5 (
-    org, body,
-    content = '',
-    contentless_delete = 1,
-    tokenize = "unicode61 remove_diacritics 2 tokenchars '_'"
-);
-
 -- +goose Down
-DROP TABLE event_fts;
-DROP TABLE organization_actions;
-DROP TABLE event_targets;
-DROP TABLE event_search;
-DROP TABLE search_state;
 DROP TABLE idempotency_keys;
 DROP TABLE events;
 DROP TABLE api_keys;
+DROP TABLE database_identity;
 DROP TABLE organizations;
