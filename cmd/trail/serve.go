@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/ingest"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/sqlite"
 )
@@ -38,6 +40,7 @@ type serveCommand struct {
 	rateBurst    int64
 	trustProxy   bool
 	shutdownWait time.Duration
+	logOrigin    string
 }
 
 func (c *serveCommand) flags() *flag.FlagSet {
@@ -53,6 +56,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.Float64Var(&c.rateLimit, "rate-limit", envFloat("TRAIL_RATE_LIMIT", 0), "requests per second per API key; 0 means unlimited [TRAIL_RATE_LIMIT]")
 	fs.Int64Var(&c.rateBurst, "rate-burst", envInt("TRAIL_RATE_BURST", 0), "burst allowed above --rate-limit; 0 means one second's worth [TRAIL_RATE_BURST]")
 	fs.BoolVar(&c.trustProxy, "trust-proxy-headers", envString("TRAIL_TRUST_PROXY_HEADERS", "") == "true", "take client addresses from X-Forwarded-For (only behind a proxy you run) [TRAIL_TRUST_PROXY_HEADERS]")
+	fs.StringVar(&c.logOrigin, "log-origin", envString("TRAIL_LOG_ORIGIN", ""), "origin prefix of the signed checkpoints, \"<prefix>/<org id>\"; fixed on first start (default: the listen address) [TRAIL_LOG_ORIGIN]")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
 	return fs
 }
@@ -99,13 +103,39 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	origin, err := c.originPrefix(ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	signer, err := ledger.LoadOrCreateSigner(c.storage.Data, origin)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("couldn't load the checkpoint signing key: %w", err)
+	}
+	integrator, err := ledger.NewIntegrator(st, signer, origin, ledger.Options{DataDir: c.storage.Data}, logger.With("worker", "integrator"), reg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
 	indexer := ingest.NewIndexer(st, ingest.IndexerOptions{}, logger.With("worker", "indexer"), reg)
-	committer := ingest.New(st, ingest.Options{OnCommit: indexer.Wake}, logger.With("worker", "committer"), reg)
+	committer := ingest.New(st, ingest.Options{OnCommit: func() {
+		indexer.Wake()
+		integrator.Wake()
+	}}, logger.With("worker", "committer"), reg)
 	committer.Start()
 	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()
 	indexer.Start(workers)
+	if err := integrator.Start(workers); err != nil {
+		ln.Close()
+		committer.Stop()
+		return fmt.Errorf("couldn't start the log integrator: %w", err)
+	}
+	defer integrator.Stop()
 	go expireIdempotencyKeys(workers, st, logger)
+	go c.reportRefusals(workers, integrator, logger)
 
 	limits := event.DefaultLimits()
 	limits.MaxBodyBytes = c.maxBody
@@ -118,6 +148,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Logger:            logger,
 		Registerer:        reg,
 		Gatherer:          reg,
+		Log:               api.LogConfig{Storage: st, VerifierKey: signer.VerifierKey(), Refused: integrator.Refused},
 	})
 	srv := &http.Server{
 		Handler:           handler,
@@ -149,10 +180,80 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		logger.Warn("in-flight requests did not finish in time", "err", err)
 	}
 	committer.Stop()
+	integrator.Stop()
 	stopWorkers()
 	indexer.Stop()
 	logger.Info("stopped")
 	return nil
+}
+
+// originFile keeps the checkpoint origin prefix chosen on first start: every
+// checkpoint of a log must carry the same origin, so moving the server to
+// another address must not change it.
+const originFile = "log-origin"
+
+// originPrefix returns the origin prefix of this deployment's checkpoints:
+// --log-origin when given (and then remembered), else the one remembered
+// from the first start, else one derived from the listen address.
+func (c *serveCommand) originPrefix(listenAddr string) (string, error) {
+	path := filepath.Join(c.storage.Data, originFile)
+	saved, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("couldn't read %s: %w", path, err)
+	}
+	prefix := strings.TrimSpace(string(saved))
+	switch {
+	case c.logOrigin != "" && prefix != "" && c.logOrigin != prefix:
+		return "", usagef("--log-origin %q differs from %q, the origin this data directory's checkpoints already carry (in %s); verifiers treat a new origin as a different log. Remove the file only if no checkpoint was ever handed out", c.logOrigin, prefix, path)
+	case c.logOrigin != "":
+		prefix = c.logOrigin
+	case prefix == "":
+		host, port, err := net.SplitHostPort(listenAddr)
+		if err != nil {
+			return "", fmt.Errorf("couldn't derive a log origin from %q (set --log-origin): %w", listenAddr, err)
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			if host, err = os.Hostname(); err != nil {
+				return "", fmt.Errorf("couldn't derive a log origin from the host name (set --log-origin): %w", err)
+			}
+		}
+		prefix = net.JoinHostPort(host, port) + "/trail"
+	}
+	if string(saved) != prefix+"\n" {
+		if err := os.WriteFile(path, []byte(prefix+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("couldn't remember the log origin in %s: %w", path, err)
+		}
+	}
+	return prefix, nil
+}
+
+// reportRefusals says loudly, once per organization, when the integrator
+// refuses to sign for a log: that means the database disagrees with a
+// checkpoint this server already signed (e.g. it was restored from an old
+// backup), and an operator must look.
+func (c *serveCommand) reportRefusals(ctx context.Context, in *ledger.Integrator, logger *slog.Logger) {
+	reported := map[string]bool{}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		if err := in.WaitIdle(ctx); err != nil {
+			return
+		}
+		for org, why := range in.Refused() {
+			if reported[org] {
+				continue
+			}
+			reported[org] = true
+			logger.Error("REFUSING TO SIGN checkpoints for this organization's log: the database disagrees with a checkpoint this server already signed; new events are stored but not covered by checkpoints until an operator restores the matching database",
+				"organization_id", org, "reason", why)
+			fmt.Fprintf(c.stderr, "trail: REFUSING TO SIGN checkpoints for %s: %s\n", org, why)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // bootstrap creates the first admin key on a database that has none, and

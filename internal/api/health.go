@@ -18,6 +18,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 		return &apiError{status: http.StatusServiceUnavailable, code: "not_ready",
 			message: "Trail is starting or shutting down and does not take requests yet; retry shortly.", retryAfter: 1}
 	}
+	if s.cfg.Log.Refused != nil {
+		if refused := s.cfg.Log.Refused(); len(refused) > 0 {
+			// Still ready: ingest and queries work, and every replica
+			// shares the database, so taking this one out of rotation
+			// would not help. The body says what needs an operator.
+			writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "log_refused": refused,
+				"message": "Trail refuses to sign checkpoints for these organizations because the database disagrees with checkpoints it already signed; see the server log."})
+			return nil
+		}
+	}
 	writeRawJSON(w, http.StatusOK, statusOK)
 	return nil
 }

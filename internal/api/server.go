@@ -56,6 +56,9 @@ type Config struct {
 	Gatherer   prometheus.Gatherer
 	// Now is the clock for received_at and created_at; default time.Now.
 	Now func() time.Time
+
+	// Log serves the verifiable log; its routes exist only when set.
+	Log LogConfig
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -151,6 +154,8 @@ func (s *Server) routes() {
 	s.handle("GET /v1/api_keys", access.ScopeAdmin, s.listAPIKeys)
 	s.handle("GET /v1/api_keys/{id}", access.ScopeAdmin, s.getAPIKey)
 	s.handle("DELETE /v1/api_keys/{id}", access.ScopeAdmin, s.revokeAPIKey)
+
+	s.logRoutes()
 }
 
 // SetReady sets what /readyz answers.
