@@ -90,6 +90,14 @@ func SearchPath(path string) string {
 // openPools opens one file's writer and reader pools and migrates it with the
 // migrations in dir.
 func openPools(ctx context.Context, path string, durable bool, dir string) (write, read *sql.DB, err error) {
+	// The file holds API key hashes and every event: readable by the
+	// owner only. SQLite gives the -wal and -shm files the mode of the
+	// database file, so creating it here first covers them too.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("couldn't open %s: %w", path, err)
+	}
+	f.Close()
 	write, err = sql.Open("sqlite", dsn(path, false, durable))
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't open %s: %w", path, err)

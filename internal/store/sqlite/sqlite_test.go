@@ -410,3 +410,20 @@ func TestSearchIndexRebuilds(t *testing.T) {
 		})
 	}
 }
+
+// Both database files (and their WAL files) hold key hashes and events:
+// readable by the owner only.
+func TestFilesArePrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trail.db")
+	s := openAt(t, path)
+	createOrg(t, s, "org_a")
+	for _, p := range []string{path, path + "-wal", sqlite.SearchPath(path)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %o, want 600", filepath.Base(p), mode)
+		}
+	}
+}
