@@ -3,33 +3,102 @@
 package sdk
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
+// minNode is the oldest Node.js the pinned @workos-inc/node supports (its
+// package.json "engines"); older ones lack globals the SDK uses.
+var minNode = [3]int{20, 15, 0}
+
 func TestWorkOSNodeSDK(t *testing.T) {
 	dir := filepath.Join(trailtest.ModuleRoot(), "test", "sdk", "node")
 	node, err := exec.LookPath("node")
-	if err != nil || !exists(filepath.Join(dir, "node_modules", "@workos-inc", "node")) {
-		msg := "the WorkOS Node SDK test needs node and `npm ci` in test/sdk/node (./scripts/test does both)"
-		if os.Getenv("TRAIL_TEST_REQUIRE_ALL") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+	if err != nil || !exists(filepath.Join(dir, "node_modules", "@workos-inc", "node", "package.json")) {
+		missing(t, "the WorkOS Node SDK test needs node and `npm ci` in test/sdk/node (./scripts/test does both)")
 	}
+	if v, err := nodeVersion(node); err != nil {
+		missing(t, fmt.Sprintf("couldn't tell the version of %s: %v", node, err))
+	} else if less(v, minNode) {
+		missing(t, fmt.Sprintf("the WorkOS Node SDK needs Node.js %d.%d or newer; %s is %d.%d.%d",
+			minNode[0], minNode[1], node, v[0], v[1], v[2]))
+	}
+
 	srv := trailtest.Start(t, trailtest.Options{})
-	cmd := exec.Command(node, "--test", "--test-reporter=spec", "workos.test.mjs")
+	// A second server with a small per-key rate limit, for the SDK's 429
+	// handling: one request a second, bursts of three.
+	limited := trailtest.Start(t, trailtest.Options{Args: []string{"--rate-limit", "1", "--rate-burst", "3"}})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "workos.test.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TRAIL_URL="+srv.URL, "TRAIL_API_KEY="+srv.Key)
+	cmd.Env = append(os.Environ(),
+		"TRAIL_URL="+srv.URL, "TRAIL_API_KEY="+srv.Key,
+		"TRAIL_LIMITED_URL="+limited.URL, "TRAIL_LIMITED_API_KEY="+limited.Key)
 	out, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", out)
 	if err != nil {
-		t.Fatalf("the WorkOS Node SDK tests failed: %v\nserver log:\n%s", err, srv.Logs())
+		t.Fatalf("the WorkOS Node SDK tests failed: %v\nserver log:\n%s\nrate-limited server log:\n%s",
+			err, srv.Logs(), limited.Logs())
 	}
+	// Every test must have run: a skipped one proves nothing.
+	summary := map[string]int{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*ℹ (tests|pass|fail|skipped|todo|cancelled) (\d+)\s*$`).FindAllStringSubmatch(string(out), -1) {
+		summary[m[1]], _ = strconv.Atoi(m[2])
+	}
+	if summary["tests"] == 0 || summary["pass"] != summary["tests"] {
+		t.Fatalf("node --test ran %d tests and passed %d (skipped %d, todo %d): every test must run and pass",
+			summary["tests"], summary["pass"], summary["skipped"], summary["todo"])
+	}
+}
+
+// missing fails the test when TRAIL_TEST_REQUIRE_ALL is set (as
+// ./scripts/test and CI set it), and skips it otherwise.
+func missing(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("TRAIL_TEST_REQUIRE_ALL") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+func nodeVersion(node string) ([3]int, error) {
+	var v [3]int
+	out, err := exec.Command(node, "--version").Output()
+	if err != nil {
+		return v, err
+	}
+	s := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
+	parts := strings.SplitN(s, ".", 3)
+	if len(parts) != 3 {
+		return v, fmt.Errorf("unexpected version %q", s)
+	}
+	for i, p := range parts {
+		if v[i], err = strconv.Atoi(p); err != nil {
+			return v, fmt.Errorf("unexpected version %q", s)
+		}
+	}
+	return v, nil
+}
+
+func less(a, b [3]int) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
 }
 
 func exists(p string) bool {
