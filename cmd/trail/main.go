@@ -4,6 +4,8 @@
 //	trail migrate          bring the database schema up to date
 //	trail org create|list  manage organizations
 //	trail key create|list|revoke  manage API keys
+//	trail log key|checkpoint|pull  fetch the verifier key, checkpoints and bundles
+//	trail verify FILE --key VKEY   check a bundle offline
 //	trail version
 package main
 
@@ -31,6 +33,8 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"migrate": &migrateCommand{stdout: stdout},
 		"org":     &orgCommand{stdout: stdout},
 		"key":     &keyCommand{stdout: stdout},
+		"log":     &logCommand{stdout: stdout, stderr: stderr},
+		"verify":  &verifyCommand{stdout: stdout, stderr: stderr},
 		"version": versionCommand{stdout: stdout},
 	}
 }
@@ -42,6 +46,8 @@ Usage:
   trail migrate               bring the database schema up to date
   trail org create|list       manage organizations
   trail key create|list|revoke  manage API keys
+  trail log key|checkpoint|pull  fetch the log's verifier key, a checkpoint or a bundle
+  trail verify FILE --key VKEY  check a bundle offline (see docs/VERIFYING.md)
   trail version               print the version
 
 Run 'trail COMMAND -h' for a command's flags. Every flag also reads a TRAIL_…

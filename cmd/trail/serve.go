@@ -135,7 +135,6 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	defer integrator.Stop()
 	go expireIdempotencyKeys(workers, st, logger)
-	go c.reportRefusals(workers, integrator, logger)
 
 	limits := event.DefaultLimits()
 	limits.MaxBodyBytes = c.maxBody
@@ -225,35 +224,6 @@ func (c *serveCommand) originPrefix(listenAddr string) (string, error) {
 		}
 	}
 	return prefix, nil
-}
-
-// reportRefusals says loudly, once per organization, when the integrator
-// refuses to sign for a log: that means the database disagrees with a
-// checkpoint this server already signed (e.g. it was restored from an old
-// backup), and an operator must look.
-func (c *serveCommand) reportRefusals(ctx context.Context, in *ledger.Integrator, logger *slog.Logger) {
-	reported := map[string]bool{}
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		if err := in.WaitIdle(ctx); err != nil {
-			return
-		}
-		for org, why := range in.Refused() {
-			if reported[org] {
-				continue
-			}
-			reported[org] = true
-			logger.Error("REFUSING TO SIGN checkpoints for this organization's log: the database disagrees with a checkpoint this server already signed; new events are stored but not covered by checkpoints until an operator restores the matching database",
-				"organization_id", org, "reason", why)
-			fmt.Fprintf(c.stderr, "trail: REFUSING TO SIGN checkpoints for %s: %s\n", org, why)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // bootstrap creates the first admin key on a database that has none, and

@@ -1,0 +1,597 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trailaudit/trail/internal/ledger"
+)
+
+// logCommand fetches what an auditor needs from a Trail server's verifiable
+// log (DESIGN §3): the verifier key, checkpoints and bundles.
+type logCommand struct {
+	stdout, stderr io.Writer
+}
+
+const logUsage = `say what to do:
+  trail log key --server URL | --data DIR
+  trail log checkpoint --server URL --api-key KEY --org ID [--size N] [--out FILE]
+  trail log pull --server URL --api-key KEY --org ID [--from A] [--to B] [--size N] [--since CHECKPOINT_FILE] --out FILE`
+
+func (c *logCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usagef("%s", logUsage)
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintf(c.stderr, "Usage:\n%s\n\nRun 'trail log COMMAND -h' for a command's flags; docs/VERIFYING.md explains the steps.\n",
+			strings.TrimPrefix(logUsage, "say what to do:\n"))
+		return flag.ErrHelp
+	}
+	fs := flag.NewFlagSet("log "+args[0], flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	switch args[0] {
+	case "key":
+		return c.key(ctx, fs, args[1:])
+	case "checkpoint":
+		return c.checkpoint(ctx, fs, args[1:])
+	case "pull":
+		return c.pull(ctx, fs, args[1:])
+	}
+	return usagef("unknown log command %q: use key, checkpoint or pull", args[0])
+}
+
+// serverFlags name a Trail server and what to ask it about.
+type serverFlags struct {
+	server string
+	apiKey string
+	org    string
+}
+
+func (s *serverFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.server, "server", envString("TRAIL_SERVER", ""), "URL of the Trail server, e.g. https://trail.example.com [TRAIL_SERVER]")
+	fs.StringVar(&s.apiKey, "api-key", envString("TRAIL_API_KEY", ""), "API key with the events:read scope [TRAIL_API_KEY]")
+	fs.StringVar(&s.org, "org", envString("TRAIL_ORG", ""), "organization id (org_…) [TRAIL_ORG]")
+}
+
+// client checks the flags and returns a client for the server.
+func (s *serverFlags) client() (*logClient, error) {
+	if s.server == "" {
+		return nil, usagef("--server is required (or TRAIL_SERVER): the URL of the Trail server")
+	}
+	if s.apiKey == "" {
+		return nil, usagef("--api-key is required (or TRAIL_API_KEY): a key with the events:read scope")
+	}
+	if s.org == "" {
+		return nil, usagef("--org is required: the id of the organization whose log to fetch")
+	}
+	return newLogClient(s.server, s.apiKey)
+}
+
+// parseFlags parses args, calling a mistake a usage error, and refuses
+// arguments that are not flags.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func (c *logCommand) key(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	server := fs.String("server", envString("TRAIL_SERVER", ""), "URL of the Trail server to ask for its verifier key [TRAIL_SERVER]")
+	// Only --data of the storage flags: the key is read from the data
+	// directory, no database is opened.
+	var sf storageFlags
+	storage := flag.NewFlagSet("", flag.ContinueOnError)
+	sf.register(storage)
+	data := storage.Lookup("data")
+	fs.Var(data.Value, data.Name, data.Usage)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	offline := flagSet(fs, "data")
+	if offline && flagSet(fs, "server") {
+		return usagef("give --server or --data, not both")
+	}
+	if !offline && *server != "" {
+		cl, err := newLogClient(*server, "")
+		if err != nil {
+			return err
+		}
+		body, err := cl.getSmall(ctx, "/v1/log/key", nil, 4<<10)
+		if err != nil {
+			return err
+		}
+		vkey := strings.TrimSpace(string(body))
+		if _, err := note.NewVerifier(vkey); err != nil {
+			return fmt.Errorf("the server's answer is not a verifier key (<name>+<hash>+<key>): %w", err)
+		}
+		fmt.Fprintln(c.stdout, vkey)
+		return nil
+	}
+	s, err := ledger.LoadSigner(sf.Data)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no signing key in %s (looked for %s): give the data directory of the Trail server with --data, or ask a running server with --server URL", sf.Data, ledger.SigningKeyFile)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, s.VerifierKey())
+	return nil
+}
+
+func (c *logCommand) checkpoint(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	var sf serverFlags
+	sf.register(fs)
+	size := fs.Int64("size", 0, "the checkpoint of exactly this tree size; 0 means the newest")
+	out := fs.String("out", "", "file to save the checkpoint note in; empty or - means standard output")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *size < 0 {
+		return usagef("--size must be a tree size, 0 or more")
+	}
+	cl, err := sf.client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *size > 0 {
+		q.Set("size", strconv.FormatInt(*size, 10))
+	}
+	msg, err := cl.getSmall(ctx, cl.orgPath(sf.org, "checkpoint"), q, 64<<10)
+	if err != nil {
+		return err
+	}
+	ck, err := checkpointOf(msg)
+	if err != nil {
+		return fmt.Errorf("the server's answer is not a checkpoint note: %w", err)
+	}
+	if got := ledger.OrganizationOf(ck.Origin); got != sf.org {
+		return fmt.Errorf("the server sent a checkpoint of %s (origin %q), not of %s", got, ck.Origin, sf.org)
+	}
+	if *out == "" || *out == "-" {
+		_, err := c.stdout.Write(msg)
+		return err
+	}
+	if err := writeFileAtomic(*out, msg, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Saved checkpoint size %s of %s to %s.\n", commas(ck.Size), sf.org, *out)
+	return nil
+}
+
+func (c *logCommand) pull(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	var sf serverFlags
+	sf.register(fs)
+	from := fs.Int64("from", 0, "first seq to include")
+	to := fs.Int64("to", 0, "seq to stop before; default: the checkpoint's size")
+	size := fs.Int64("size", 0, "prove against the checkpoint of exactly this tree size; 0 means the newest")
+	since := fs.String("since", "", "a checkpoint file you saved earlier (trail log checkpoint): include the proof that the log only grew since")
+	out := fs.String("out", "", "file to save the bundle in (required; - means standard output)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("--out FILE is required: where to save the bundle (- for standard output)")
+	}
+	toSet := flagSet(fs, "to")
+	switch {
+	case *from < 0:
+		return usagef("--from must be a seq, 0 or more")
+	case toSet && *to < *from:
+		return usagef("--to (%d) must not be less than --from (%d)", *to, *from)
+	case *size < 0:
+		return usagef("--size must be a tree size, 0 or more")
+	}
+	cl, err := sf.client()
+	if err != nil {
+		return err
+	}
+	var sinceSize int64
+	if *since != "" {
+		old, err := readCheckpointFile(*since)
+		if err != nil {
+			return err
+		}
+		if got := ledger.OrganizationOf(old.Origin); got != sf.org {
+			return usagef("--since %s is a checkpoint of %s, not of %s", *since, got, sf.org)
+		}
+		if *size > 0 && old.Size > *size {
+			return usagef("--since %s has size %s, more than --size %s", *since, commas(old.Size), commas(*size))
+		}
+		sinceSize = old.Size
+	}
+
+	q := url.Values{}
+	q.Set("from", strconv.FormatInt(*from, 10))
+	if toSet {
+		q.Set("to", strconv.FormatInt(*to, 10))
+	}
+	if *size > 0 {
+		q.Set("size", strconv.FormatInt(*size, 10))
+	}
+	if sinceSize > 0 {
+		q.Set("since", strconv.FormatInt(sinceSize, 10))
+	}
+	resp, err := cl.get(ctx, cl.orgPath(sf.org, "bundle"), q)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	want := bundleWant{org: sf.org, from: *from, to: -1, size: *size, since: sinceSize}
+	if toSet {
+		want.to = *to
+	}
+	sum, err := c.save(resp.Body, *out, want)
+	if err != nil {
+		return err
+	}
+
+	what := "an empty range at seq " + commas(sum.from)
+	if sum.to > sum.from {
+		what = fmt.Sprintf("seq %s–%s", commas(sum.from), commas(sum.to-1))
+	}
+	line := fmt.Sprintf("Saved %s of %s (%s, %s) under checkpoint size %s", plural(sum.records, "record"), sf.org, what,
+		byteSize(sum.bytes), commas(sum.checkpoint.Size))
+	w := c.stdout
+	if *out == "-" {
+		w = c.stderr
+	} else {
+		line += " to " + *out
+	}
+	if sinceSize > 0 {
+		line += fmt.Sprintf(", with the consistency proof from your checkpoint size %s", commas(sinceSize))
+	}
+	fmt.Fprintln(w, line+".")
+	return nil
+}
+
+// bundleWant is what pull asked the server for, to check the bundle against.
+type bundleWant struct {
+	org      string
+	from, to int64 // to = -1: the checkpoint's size
+	size     int64 // 0: the newest checkpoint
+	since    int64 // 0: no consistency proof asked for
+}
+
+// check reports how a bundle's header differs from what was asked for.
+func (w bundleWant) check(ck ledger.Checkpoint, from, to int64) error {
+	if got := ledger.OrganizationOf(ck.Origin); got != w.org {
+		return fmt.Errorf("the server sent a bundle of %s (checkpoint origin %q), not of %s", got, ck.Origin, w.org)
+	}
+	if w.size > 0 && ck.Size != w.size {
+		return fmt.Errorf("the server sent a bundle under checkpoint size %s, not %s", commas(ck.Size), commas(w.size))
+	}
+	if from != w.from || (w.to >= 0 && to != w.to) {
+		return fmt.Errorf("the server sent a bundle of the range [%d, %d), not the range asked for", from, to)
+	}
+	return nil
+}
+
+// bundleSummary is what pull read from a bundle as it saved it.
+type bundleSummary struct {
+	checkpoint ledger.Checkpoint
+	from, to   int64
+	records    int64
+	bytes      int64
+}
+
+// save streams a bundle from body into the file out (through out.tmp, renamed
+// once complete) or to standard output for "-". It reads the bundle as it
+// passes, to report on it and to notice one that breaks off; it holds no
+// more than a line of it in memory.
+func (c *logCommand) save(body io.Reader, out string, want bundleWant) (bundleSummary, error) {
+	if out == "-" {
+		bw := bufio.NewWriterSize(c.stdout, 1<<20)
+		sum, err := c.copyBundle(bw, body, want)
+		if err == nil {
+			err = bw.Flush()
+		}
+		return sum, err
+	}
+	tmp := out + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return bundleSummary{}, fmt.Errorf("couldn't create %s: %w", tmp, err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	sum, err := c.copyBundle(bw, body, want)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, out)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return sum, fmt.Errorf("%w; nothing was saved to %s", err, out)
+	}
+	return sum, nil
+}
+
+// copyBundle copies a bundle from src to dst byte for byte, reading it with
+// ledger.ReadBundle on the way and checking it is the bundle asked for.
+func (c *logCommand) copyBundle(dst io.Writer, src io.Reader, want bundleWant) (bundleSummary, error) {
+	var sum bundleSummary
+	d := &downloadReader{r: src, w: dst}
+	prog := newProgress(c.stderr)
+	defer prog.clear()
+	problem := func(err error) error {
+		switch {
+		case d.writeErr != nil:
+			return fmt.Errorf("couldn't write the bundle: %w", d.writeErr)
+		case d.readErr != nil:
+			return fmt.Errorf("the download broke off after %s: %w", byteSize(d.n), d.readErr)
+		case errors.Is(err, ledger.ErrBundleTruncated):
+			return fmt.Errorf("the server's answer ends after %s, before the bundle's end line (the server may have failed while writing it: see its log)", byteSize(d.n))
+		}
+		return fmt.Errorf("the server's answer is not a well-formed bundle: %w", err)
+	}
+	br, err := ledger.ReadBundle(d)
+	if err != nil {
+		return sum, problem(err)
+	}
+	if sum.checkpoint, err = checkpointOf(br.Note); err != nil {
+		return sum, problem(err)
+	}
+	sum.from, sum.to = br.From, br.To
+	if err := want.check(sum.checkpoint, br.From, br.To); err != nil {
+		return sum, err
+	}
+	for {
+		e, err := br.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return sum, problem(err)
+		}
+		if e.Record != nil {
+			if sum.records++; sum.records%1024 == 1 {
+				prog.update(" downloaded %s (%s)", plural(sum.records, "record"), byteSize(d.n))
+			}
+		}
+	}
+	// ReadBundle checked that nothing follows the end line; this only
+	// makes sure every byte read has reached dst.
+	if _, err := io.Copy(io.Discard, d); err != nil {
+		return sum, problem(err)
+	}
+	sum.bytes = d.n
+	if want.since > 0 && br.SinceSize != want.since {
+		return sum, fmt.Errorf("the server left out the proof that the log extends your checkpoint size %s", commas(want.since))
+	}
+	return sum, nil
+}
+
+// downloadReader passes what it reads from r on to w, counting the bytes and
+// keeping apart the errors of each side.
+type downloadReader struct {
+	r        io.Reader
+	w        io.Writer
+	n        int64
+	readErr  error
+	writeErr error
+}
+
+func (d *downloadReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if n > 0 {
+		if _, werr := d.w.Write(p[:n]); werr != nil {
+			d.writeErr = werr
+			return n, werr
+		}
+		d.n += int64(n)
+	}
+	if err != nil && err != io.EOF {
+		d.readErr = err
+	}
+	return n, err
+}
+
+// checkpointOf parses the body of a checkpoint note (the text before the
+// blank line that starts its signatures) without checking the signatures:
+// trail verify does that, with the key the auditor trusts.
+func checkpointOf(msg []byte) (ledger.Checkpoint, error) {
+	i := bytes.Index(msg, []byte("\n\n"))
+	if i < 0 {
+		return ledger.Checkpoint{}, fmt.Errorf("%w: no blank line before the signatures", ledger.ErrMalformedCheckpoint)
+	}
+	return ledger.ParseCheckpointBody(msg[:i+1])
+}
+
+// readCheckpointFile reads a checkpoint note saved by trail log checkpoint.
+func readCheckpointFile(path string) (ledger.Checkpoint, error) {
+	msg, err := readSmallFile(path, 64<<10)
+	if err != nil {
+		return ledger.Checkpoint{}, usageError{fmt.Errorf("--since: %w", err)}
+	}
+	ck, err := checkpointOf(msg)
+	if err != nil {
+		return ledger.Checkpoint{}, usagef("--since %s is not a checkpoint note (save one with trail log checkpoint): %w", path, err)
+	}
+	return ck, nil
+}
+
+// readSmallFile reads a file of at most limit bytes.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read %s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %s", path, byteSize(limit))
+	}
+	return b, nil
+}
+
+// writeFileAtomic writes data to path.tmp and renames it to path, so path
+// is never left half written.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return fmt.Errorf("couldn't create %s: %w", tmp, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("couldn't save %s: %w", path, err)
+	}
+	return nil
+}
+
+// plural returns "1 record", "2 records", "1,000 records".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return commas(n) + " " + noun + "s"
+}
+
+// logClient calls the log endpoints of a Trail server.
+type logClient struct {
+	base   *url.URL
+	apiKey string // "" for public endpoints
+	http   *http.Client
+}
+
+func newLogClient(server, apiKey string) (*logClient, error) {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usagef("--server %q: give the server's URL, e.g. https://trail.example.com", server)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 2 * time.Minute
+	// No overall timeout: a bundle of a large log takes as long as it takes.
+	return &logClient{base: u, apiKey: apiKey, http: &http.Client{Transport: t}}, nil
+}
+
+// orgPath returns the path of an organization's log endpoint.
+func (c *logClient) orgPath(org, endpoint string) string {
+	return "/v1/organizations/" + url.PathEscape(org) + "/log/" + endpoint
+}
+
+// get requests path (below the server URL) and returns the response if it
+// succeeded; otherwise an error that says what the server answered.
+func (c *logClient) get(ctx context.Context, path string, q url.Values) (*http.Response, error) {
+	u := c.base.JoinPath(path)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't build the request for %s: %w", u.Redacted(), err)
+	}
+	req.Header.Set("User-Agent", "trail/"+version)
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL
+		}
+		return nil, fmt.Errorf("couldn't reach the Trail server at %s (is it running, and is --server right?): %w", c.base.Redacted(), err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, answerError(resp)
+	}
+	return resp, nil
+}
+
+// getSmall is get for an answer of at most limit bytes, returned whole.
+func (c *logClient) getSmall(ctx context.Context, path string, q url.Values, limit int64) ([]byte, error) {
+	resp, err := c.get(ctx, path, q)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("the download from %s broke off: %w", c.base.Redacted(), err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("the server's answer to %s is larger than %s: is --server a Trail server?", path, byteSize(limit))
+	}
+	return b, nil
+}
+
+// answerError describes an unsuccessful answer, with the server's own
+// message when it sent one ({"message": …, "code": …}).
+func answerError(resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	var e struct {
+		Message string `json:"message"`
+		Code    string `json:"code"`
+	}
+	status := strings.TrimSpace(resp.Status)
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		if e.Code != "" {
+			status += ", " + e.Code
+		}
+		return fmt.Errorf("the server refused: %s (%s)", e.Message, status)
+	}
+	text := strings.Join(strings.Fields(string(body)), " ")
+	if len(text) > 200 {
+		text = text[:200] + "…"
+	}
+	if text == "" {
+		text = "no message"
+	}
+	hint := ""
+	if resp.StatusCode == http.StatusNotFound {
+		hint = "; is --server a Trail server recent enough to serve its log?"
+	}
+	return fmt.Errorf("the server answered %s: %q%s", status, text, hint)
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trailaudit/trail/internal/ledger"
+)
+
+// verifyCommand checks a bundle offline against a verifier key (DESIGN §3)
+// and says in plain words what it proved. Exit status: 0 verified, 1 not
+// verified (or the check could not be made), 2 a mistake in the command line.
+type verifyCommand struct {
+	stdin          io.Reader // nil means os.Stdin
+	stdout, stderr io.Writer
+}
+
+const verifyUsage = "trail verify FILE --key VERIFIER_KEY [--since CHECKPOINT_FILE]"
+
+func (c *verifyCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\nFILE is a bundle (trail log pull), or - for standard input.\n\n", verifyUsage)
+		fs.PrintDefaults()
+	}
+	keyFlag := fs.String("key", envString("TRAIL_VERIFIER_KEY", ""),
+		"the log's verifier key (<name>+<hash>+<key>), obtained out of band, or a file holding it [TRAIL_VERIFIER_KEY]")
+	sinceFlag := fs.String("since", "", "a checkpoint file you saved earlier: also check that the bundle's checkpoint extends it")
+	files, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 {
+		return usagef("give one bundle file to verify (- for standard input): %s", verifyUsage)
+	}
+	vkey, err := verifierKey(*keyFlag)
+	if err != nil {
+		return err
+	}
+	var opts ledger.VerifyOptions
+	if *sinceFlag != "" {
+		if opts.Since, err = readSmallFile(*sinceFlag, 64<<10); err != nil {
+			return usageError{fmt.Errorf("--since: %w", err)}
+		}
+	}
+
+	var in io.Reader
+	if files[0] == "-" {
+		in = c.stdin
+		if in == nil {
+			in = os.Stdin
+		}
+	} else {
+		f, err := os.Open(files[0])
+		if err != nil {
+			return usageError{err}
+		}
+		defer f.Close()
+		in = f
+	}
+	// Stop reading when interrupted: main catches the signal, so the
+	// process only ends once Verify returns.
+	in = ctxReader{ctx: ctx, r: in}
+
+	prog := newProgress(c.stderr)
+	if prog.w != nil {
+		opts.ProgressEvery = 4096
+		opts.Progress = func(n int64) { prog.update(" verified %s", plural(n, "record")) }
+	}
+	rep, err := ledger.Verify(in, vkey, opts)
+	prog.clear()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	switch {
+	case err == nil:
+		fmt.Fprintln(c.stdout, rep.String())
+		return nil
+	case errors.Is(err, ledger.ErrVerificationFailed):
+		fmt.Fprintln(c.stdout, rep.String())
+		return fmt.Errorf("%w: %s, listed above", ledger.ErrVerificationFailed, plural(rep.ProblemCount, "problem"))
+	}
+	return err
+}
+
+// ctxReader reads from r until ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// verifierKey returns the verifier key --key gives: the key itself, or the
+// contents of a file holding it.
+func verifierKey(arg string) (string, error) {
+	arg = strings.TrimSpace(arg)
+	if arg == "" {
+		return "", usagef("--key is required (or TRAIL_VERIFIER_KEY): the log's verifier key, obtained out of band (see trail log key), or a file holding it")
+	}
+	if _, err := note.NewVerifier(arg); err == nil {
+		return arg, nil
+	}
+	if strings.HasPrefix(arg, "PRIVATE+KEY+") {
+		// Never echo a private key back.
+		return "", usagef("--key is a private signing key: give its verifier key instead (trail log key prints it); and keep the private key secret")
+	}
+	raw, err := readSmallFile(arg, 4<<10)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", usagef("--key %q is neither a verifier key (<name>+<hash>+<key>) nor a file holding one", arg)
+	}
+	if err != nil {
+		return "", usageError{fmt.Errorf("--key: %w", err)}
+	}
+	key := strings.TrimSpace(string(raw))
+	if strings.HasPrefix(key, "PRIVATE+KEY+") {
+		return "", usagef("--key %s holds a private signing key: give its verifier key instead (trail log key prints it)", arg)
+	}
+	if _, err := note.NewVerifier(key); err != nil {
+		return "", usagef("--key %s does not hold a verifier key (one line, <name>+<hash>+<key>): %w", arg, err)
+	}
+	return key, nil
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments ("trail verify FILE --key K"), which flag.Parse alone
+// stops at. Everything after "--" is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,330 @@
+// Package verify_test drives the verifiable log end to end, as an auditor
+// would: a real `trail serve`, `trail log pull` over HTTP, and `trail verify`
+// offline — then tampers with the real SQLite file behind the server's back
+// and checks that `trail verify` names what was changed and where.
+package verify_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	_ "modernc.org/sqlite"
+
+	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/trailtest"
+)
+
+// auditor runs trail subcommands as a separate process, as a user would.
+type auditor struct {
+	t   *testing.T
+	bin string
+	dir string
+}
+
+// run runs trail with args and returns its exit code and combined output.
+func (a auditor) run(args ...string) (int, string) {
+	a.t.Helper()
+	cmd := exec.Command(a.bin, args...)
+	cmd.Dir = a.dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String()
+	}
+	if err != nil {
+		a.t.Fatalf("trail %v: %v", args, err)
+	}
+	return 0, out.String()
+}
+
+func (a auditor) ok(args ...string) string {
+	a.t.Helper()
+	code, out := a.run(args...)
+	if code != 0 {
+		a.t.Fatalf("trail %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+func request(t *testing.T, srv *trailtest.Server, method, path, body string) []byte {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+srv.Key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, data)
+	}
+	return data
+}
+
+// sendEvents posts n events to org in batches.
+func sendEvents(t *testing.T, srv *trailtest.Server, org string, n int) {
+	t.Helper()
+	for n > 0 {
+		k := min(n, 500)
+		var evs []string
+		for i := range k {
+			evs = append(evs, fmt.Sprintf(`{"organization_id":%q,"event":{"action":"document.updated","occurred_at":"2026-11-25T10:00:%02d.000Z","actor":{"type":"user","id":"user_%d","name":"Ada Lovelace"},"targets":[{"type":"document","id":"doc_%d"}],"context":{"location":"203.0.113.7","user_agent":"test"},"metadata":{"n":%d}}}`, org, i%60, i%7, i, i))
+		}
+		request(t, srv, "POST", "/v1/events/batch", `{"events":[`+strings.Join(evs, ",")+`]}`)
+		n -= k
+	}
+}
+
+// waitCheckpoint waits until org's newest checkpoint has the given size.
+func waitCheckpoint(t *testing.T, srv *trailtest.Server, org string, size int64) []byte {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/organizations/"+org+"/log/checkpoint", nil)
+		req.Header.Set("Authorization", "Bearer "+srv.Key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode == 200 {
+			ck, err := ledger.ParseCheckpointBody(data[:bytes.Index(data, []byte("\n\n"))+1])
+			if err != nil {
+				t.Fatalf("checkpoint: %v\n%s", err, data)
+			}
+			if ck.Size == size {
+				return data
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of size %d after 30s; last: %d %s\n%s", size, res.StatusCode, data, srv.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func withDB(t *testing.T, data string, fn func(db *sql.DB)) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "trail.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fn(db)
+}
+
+func exec1(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	res, err := db.Exec(q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("%s changed %d rows, want 1", q, n)
+	}
+}
+
+func TestPullAndVerify(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts trail serve several times")
+	}
+	data := t.TempDir()
+	a := auditor{t: t, bin: trailtest.Binary(t), dir: t.TempDir()}
+	srv := trailtest.Start(t, trailtest.Options{Data: data})
+
+	var org struct{ ID string }
+	json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
+	sendEvents(t, srv, org.ID, 700) // seq 0 is the organization's creation
+	first := waitCheckpoint(t, srv, org.ID, 701)
+
+	key := strings.TrimSpace(a.ok("log", "key", "--server", srv.URL))
+	if _, err := note.NewVerifier(key); err != nil {
+		t.Fatalf("trail log key printed %q: %v", key, err)
+	}
+	old := filepath.Join(a.dir, "old.checkpoint")
+	a.ok("log", "checkpoint", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--out", old)
+	if saved, _ := os.ReadFile(old); !bytes.Equal(saved, first) {
+		t.Fatalf("saved checkpoint differs from the served one:\n%s\n%s", saved, first)
+	}
+
+	sendEvents(t, srv, org.ID, 300)
+	waitCheckpoint(t, srv, org.ID, 1001)
+
+	pull := func(name string, extra ...string) string {
+		t.Helper()
+		out := filepath.Join(a.dir, name)
+		a.ok(append([]string{"log", "pull", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--out", out}, extra...)...)
+		return out
+	}
+
+	// The whole log, and the growth since the saved checkpoint.
+	whole := pull("whole.bundle", "--since", old)
+	out := a.ok("verify", whole, "--key", key, "--since", old)
+	for _, want := range []string{"1,001 events of " + org.ID, "seq 0–1,000", "none altered, none missing"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("trail verify output lacks %q:\n%s", want, out)
+		}
+	}
+	partial := pull("partial.bundle", "--from", "900")
+	if out := a.ok("verify", partial, "--key", key); !strings.Contains(out, "seq 900–1,000") {
+		t.Errorf("partial bundle: %s", out)
+	}
+
+	// A checkpoint is only as good as the key: another key's verifier fails.
+	otherSigner, otherVerifier, err := note.GenerateKey(rand.Reader, "impostor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := a.run("verify", whole, "--key", otherVerifier); code == 0 || !strings.Contains(strings.ToLower(out), "signature") {
+		t.Errorf("verify with another key: exit %d\n%s", code, out)
+	}
+
+	// Now tamper with the server's database, as an insider with file access
+	// would, and check that an auditor pulling afterwards sees exactly what
+	// was done.
+	if err := srv.Stop(t); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	withDB(t, data, func(db *sql.DB) {
+		var rec []byte
+		if err := db.QueryRow(`SELECT record FROM events WHERE organization_id = ? AND seq = 123`, org.ID).Scan(&rec); err != nil {
+			t.Fatal(err)
+		}
+		rec = bytes.Replace(rec, []byte("Ada Lovelace"), []byte("Bob Lovelace"), 1)
+		exec1(t, db, `UPDATE events SET record = ? WHERE organization_id = ? AND seq = 123`, rec, org.ID)
+		exec1(t, db, `DELETE FROM events WHERE organization_id = ? AND seq = 456`, org.ID)
+	})
+	srv = trailtest.Start(t, trailtest.Options{Data: data})
+	tampered := pull("tampered.bundle")
+	code, out := a.run("verify", tampered, "--key", key)
+	if code == 0 {
+		t.Fatalf("verify of a tampered log succeeded:\n%s", out)
+	}
+	for _, want := range []string{"seq 123", "seq 456"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output does not name %s:\n%s", want, out)
+		}
+	}
+
+	// A checkpoint replaced by one signed with another key.
+	if err := srv.Stop(t); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	withDB(t, data, func(db *sql.DB) {
+		var msg []byte
+		if err := db.QueryRow(`SELECT note FROM ledger_checkpoints WHERE organization_id = ? ORDER BY size DESC LIMIT 1`, org.ID).Scan(&msg); err != nil {
+			t.Fatal(err)
+		}
+		ck, err := ledger.ParseCheckpointBody(msg[:bytes.Index(msg, []byte("\n\n"))+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		impostor, err := ledger.NewSignerFromKey(otherSigner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged, err := impostor.Sign(ck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec1(t, db, `UPDATE ledger_checkpoints SET note = ? WHERE organization_id = ? AND size = ?`, forged, org.ID, ck.Size)
+	})
+	srv = trailtest.Start(t, trailtest.Options{Data: data})
+	forged := pull("forged.bundle", "--from", "900")
+	if code, out := a.run("verify", forged, "--key", key); code == 0 || !strings.Contains(strings.ToLower(out), "signature") {
+		t.Errorf("verify of a bundle under a forged checkpoint: exit %d\n%s", code, out)
+	}
+}
+
+// A database restored from an old backup would let the server sign a
+// checkpoint that contradicts one it already handed out; it refuses, and an
+// auditor holding the newer checkpoint detects the rollback.
+func TestRestoredBackupIsRefusedAndDetected(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts trail serve several times")
+	}
+	data := t.TempDir()
+	a := auditor{t: t, bin: trailtest.Binary(t), dir: t.TempDir()}
+	srv := trailtest.Start(t, trailtest.Options{Data: data})
+	var org struct{ ID string }
+	json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
+	sendEvents(t, srv, org.ID, 100)
+	waitCheckpoint(t, srv, org.ID, 101)
+	key := strings.TrimSpace(a.ok("log", "key", "--server", srv.URL))
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	backup := t.TempDir()
+	copyDB(t, data, backup)
+
+	srv = trailtest.Start(t, trailtest.Options{Data: data})
+	sendEvents(t, srv, org.ID, 50)
+	waitCheckpoint(t, srv, org.ID, 151)
+	newer := filepath.Join(a.dir, "newer.checkpoint")
+	a.ok("log", "checkpoint", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--out", newer)
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	copyDB(t, backup, data) // the restore: 50 acknowledged events are gone
+	srv = trailtest.Start(t, trailtest.Options{Data: data})
+	sendEvents(t, srv, org.ID, 60) // would re-sign sizes 101…161, forking the log
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body := string(request(t, srv, "GET", "/readyz", ""))
+		if strings.Contains(body, "degraded") && strings.Contains(body, org.ID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never reported the refused log: %s\n%s", body, srv.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(strings.ToLower(srv.Logs()), "refusing to sign") {
+		t.Errorf("the server did not log its refusal loudly:\n%s", srv.Logs())
+	}
+	// The server still serves its old checkpoint (size 101); an auditor
+	// holding the size-151 checkpoint sees the rollback.
+	bundle := filepath.Join(a.dir, "after-restore.bundle")
+	a.ok("log", "pull", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--out", bundle)
+	code, out := a.run("verify", bundle, "--key", key, "--since", newer)
+	if code == 0 {
+		t.Fatalf("verify --since a newer checkpoint accepted a rolled-back log:\n%s", out)
+	}
+}
+
+func copyDB(t *testing.T, from, to string) {
+	t.Helper()
+	for _, name := range []string{"trail.db", "trail.db-wal", "trail.db-shm"} {
+		data, err := os.ReadFile(filepath.Join(from, name))
+		if os.IsNotExist(err) {
+			os.Remove(filepath.Join(to, name))
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
