@@ -1,0 +1,313 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// gateAppender records every Append call and, while gate is set, holds each
+// call until the test releases it: that is how a slow commit looks to the
+// committer.
+type gateAppender struct {
+	mu      sync.Mutex
+	calls   [][]store.Submission
+	gate    chan struct{} // nil: never block
+	entered chan struct{} // receives once per call, before blocking
+	err     error
+}
+
+func (a *gateAppender) Append(ctx context.Context, subs []store.Submission, now time.Time) ([]store.AppendResult, error) {
+	a.mu.Lock()
+	a.calls = append(a.calls, append([]store.Submission(nil), subs...))
+	gate, err := a.gate, a.err
+	a.mu.Unlock()
+	if a.entered != nil {
+		a.entered <- struct{}{}
+	}
+	if gate != nil {
+		<-gate
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.AppendResult, len(subs))
+	for i, s := range subs {
+		for _, e := range s.Events {
+			out[i].Events = append(out[i].Events, event.Accepted{ID: e.ID, OrganizationID: e.OrganizationID})
+		}
+	}
+	return out, nil
+}
+
+func (a *gateAppender) batches() [][]store.Submission {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([][]store.Submission(nil), a.calls...)
+}
+
+func sub(id string, n int) store.Submission {
+	var s store.Submission
+	for i := range n {
+		s.Events = append(s.Events, store.PendingEvent{OrganizationID: "org_a", ID: fmt.Sprintf("%s-%d", id, i)})
+	}
+	return s
+}
+
+// While one transaction commits, every submission that arrives gathers into
+// the next one, and each caller gets its own result.
+func TestCommitterGroupsWhileCommitting(t *testing.T) {
+	app := &gateAppender{gate: make(chan struct{}), entered: make(chan struct{}, 100)}
+	var commits atomic.Int32
+	c := New(app, Options{OnCommit: func() { commits.Add(1) }}, nil, nil)
+	c.Start()
+	defer c.Stop()
+
+	first := make(chan store.AppendResult, 1)
+	go func() {
+		res, err := c.Submit(context.Background(), sub("first", 1))
+		if err != nil {
+			t.Error(err)
+		}
+		first <- res
+	}()
+	<-app.entered // the first transaction is in progress and blocked
+
+	const waiting = 20
+	var wg sync.WaitGroup
+	results := make([]store.AppendResult, waiting)
+	for i := range waiting {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := c.Submit(context.Background(), sub(fmt.Sprint("w", i), 2))
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = res
+		}()
+	}
+	// Let them all queue, then release both transactions.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c.queue) < waiting && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(app.gate)
+	wg.Wait()
+	if r := <-first; len(r.Events) != 1 || r.Events[0].ID != "first-0" {
+		t.Errorf("first result %+v", r)
+	}
+	for i, r := range results {
+		if len(r.Events) != 2 || r.Events[0].ID != fmt.Sprintf("w%d-0", i) {
+			t.Errorf("result %d = %+v: routed to the wrong caller", i, r)
+		}
+	}
+	b := app.batches()
+	if len(b) != 2 || len(b[1]) != waiting {
+		sizes := []int{}
+		for _, x := range b {
+			sizes = append(sizes, len(x))
+		}
+		t.Fatalf("transactions carried %v submissions, want [1 %d]", sizes, waiting)
+	}
+	if commits.Load() != 2 {
+		t.Errorf("OnCommit called %d times, want 2", commits.Load())
+	}
+}
+
+// A batch never grows past MaxBatchEvents (beyond the submission that
+// crosses it).
+func TestCommitterBoundsBatches(t *testing.T) {
+	app := &gateAppender{gate: make(chan struct{}), entered: make(chan struct{}, 100)}
+	c := New(app, Options{MaxBatchEvents: 10}, nil, nil)
+	c.Start()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); c.Submit(context.Background(), sub("x", 1)) }()
+	<-app.entered
+	for i := range 12 {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Submit(context.Background(), sub(fmt.Sprint(i), 3)) }()
+	}
+	for len(c.queue) < 12 {
+		time.Sleep(time.Millisecond)
+	}
+	close(app.gate)
+	wg.Wait()
+	c.Stop()
+	for i, b := range app.batches() {
+		n := 0
+		for _, s := range b {
+			n += len(s.Events)
+		}
+		if n > 10+3 {
+			t.Errorf("transaction %d carried %d events, bound is 10 (+ one submission)", i, n)
+		}
+	}
+}
+
+// A full queue answers at once instead of growing memory.
+func TestCommitterOverload(t *testing.T) {
+	app := &gateAppender{gate: make(chan struct{}), entered: make(chan struct{}, 100)}
+	c := New(app, Options{QueueSize: 2}, nil, nil)
+	c.Start()
+	var wg sync.WaitGroup
+	submit := func() {
+		defer wg.Done()
+		c.Submit(context.Background(), sub("q", 1))
+	}
+	wg.Add(1)
+	go submit()
+	<-app.entered
+	wg.Add(2)
+	go submit()
+	go submit()
+	for len(c.queue) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	_, err := c.Submit(context.Background(), sub("over", 1))
+	if !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("Submit on a full queue = %v, want ErrOverloaded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("overload answer took %v", d)
+	}
+	close(app.gate)
+	wg.Wait()
+	c.Stop()
+}
+
+// Stop commits what is queued, then refuses new work.
+func TestCommitterStopDrains(t *testing.T) {
+	app := &gateAppender{gate: make(chan struct{}), entered: make(chan struct{}, 100)}
+	c := New(app, Options{}, nil, nil)
+	c.Start()
+	errs := make(chan error, 5)
+	go func() { _, err := c.Submit(context.Background(), sub("a", 1)); errs <- err }()
+	<-app.entered
+	for i := range 4 {
+		go func() { _, err := c.Submit(context.Background(), sub(fmt.Sprint(i), 1)); errs <- err }()
+	}
+	for len(c.queue) < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	stopped := make(chan struct{})
+	go func() { c.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while a transaction was still in progress")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(app.gate)
+	<-stopped
+	for range 5 {
+		if err := <-errs; err != nil {
+			t.Errorf("queued submission failed at shutdown: %v", err)
+		}
+	}
+	if _, err := c.Submit(context.Background(), sub("late", 1)); !errors.Is(err, ErrStopped) {
+		t.Errorf("Submit after Stop = %v, want ErrStopped", err)
+	}
+	c.Stop() // twice is harmless
+}
+
+// A failed transaction fails every submission in it, and nothing is
+// reported as committed.
+func TestCommitterFailure(t *testing.T) {
+	boom := fmt.Errorf("disk full: %w", store.ErrUnavailable)
+	app := &gateAppender{err: boom}
+	var commits atomic.Int32
+	c := New(app, Options{OnCommit: func() { commits.Add(1) }}, nil, nil)
+	c.Start()
+	defer c.Stop()
+	_, err := c.Submit(context.Background(), sub("a", 1))
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Submit = %v, want the store's error", err)
+	}
+	if commits.Load() != 0 {
+		t.Error("OnCommit called after a failed transaction")
+	}
+}
+
+// A caller that stops waiting gets its context's error; the transaction
+// still completes for everyone else.
+func TestCommitterCallerGivesUp(t *testing.T) {
+	app := &gateAppender{gate: make(chan struct{}), entered: make(chan struct{}, 100)}
+	c := New(app, Options{}, nil, nil)
+	c.Start()
+	defer c.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := c.Submit(ctx, sub("a", 1)); done <- err }()
+	<-app.entered
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Submit after cancel = %v", err)
+	}
+	close(app.gate)
+	if _, err := c.Submit(context.Background(), sub("b", 1)); err != nil {
+		t.Fatalf("next Submit: %v", err)
+	}
+}
+
+type countingIndexer struct {
+	pending atomic.Int64
+	calls   atomic.Int64
+	fail    atomic.Bool
+}
+
+func (x *countingIndexer) IndexPending(ctx context.Context, max int) (int, error) {
+	x.calls.Add(1)
+	if x.fail.Load() {
+		return 0, errors.New("index file is locked")
+	}
+	n := min(x.pending.Load(), int64(max))
+	x.pending.Add(-n)
+	return int(n), nil
+}
+
+// Woken, the indexer works in batches until nothing is pending; it retries
+// after a failure.
+func TestIndexerCatchesUp(t *testing.T) {
+	ix := &countingIndexer{}
+	x := NewIndexer(ix, IndexerOptions{Batch: 10, Interval: time.Hour}, nil, nil)
+	x.Start(context.Background())
+	defer x.Stop()
+	<-x.CaughtUp()
+
+	ix.pending.Store(95)
+	caught := x.CaughtUp()
+	x.Wake()
+	select {
+	case <-caught:
+	case <-time.After(5 * time.Second):
+		t.Fatal("indexer did not catch up after Wake")
+	}
+	if p := ix.pending.Load(); p != 0 {
+		t.Fatalf("%d events left unindexed", p)
+	}
+
+	ix.fail.Store(true)
+	ix.pending.Store(5)
+	x.Wake()
+	time.Sleep(50 * time.Millisecond)
+	ix.fail.Store(false)
+	caught = x.CaughtUp()
+	x.Wake()
+	select {
+	case <-caught:
+	case <-time.After(5 * time.Second):
+		t.Fatal("indexer did not recover after a failure")
+	}
+	if p := ix.pending.Load(); p != 0 {
+		t.Fatalf("%d events left unindexed after recovery", p)
+	}
+}
