@@ -41,6 +41,7 @@ type serveCommand struct {
 	trustProxy   bool
 	shutdownWait time.Duration
 	logOrigin    string
+	signingKey   string // file holding the note signing key
 }
 
 func (c *serveCommand) flags() *flag.FlagSet {
@@ -57,6 +58,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.Int64Var(&c.rateBurst, "rate-burst", envInt("TRAIL_RATE_BURST", 0), "burst allowed above --rate-limit; 0 means one second's worth [TRAIL_RATE_BURST]")
 	fs.BoolVar(&c.trustProxy, "trust-proxy-headers", envString("TRAIL_TRUST_PROXY_HEADERS", "") == "true", "take client addresses from X-Forwarded-For (only behind a proxy you run) [TRAIL_TRUST_PROXY_HEADERS]")
 	fs.StringVar(&c.logOrigin, "log-origin", envString("TRAIL_LOG_ORIGIN", ""), "origin prefix of the signed checkpoints, \"<prefix>/<org id>\"; fixed on first start (default: the listen address) [TRAIL_LOG_ORIGIN]")
+	fs.StringVar(&c.signingKey, "signing-key-file", envString("TRAIL_SIGNING_KEY_FILE", ""), "file holding the checkpoint signing key (note format, PRIVATE+KEY+…); replicas on one database must share it; default: <data>/signing.key, created on first start. TRAIL_SIGNING_KEY may hold the key itself [TRAIL_SIGNING_KEY_FILE]")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
 	return fs
 }
@@ -108,10 +110,14 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	signer, err := ledger.LoadOrCreateSigner(c.storage.Data, origin)
+	signer, err := c.loadSigner(origin)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("couldn't load the checkpoint signing key: %w", err)
+		return err
+	}
+	if err := checkSigningKey(ctx, st, signer); err != nil {
+		ln.Close()
+		return err
 	}
 	integrator, err := ledger.NewIntegrator(st, signer, origin, ledger.Options{DataDir: c.storage.Data}, logger.With("worker", "integrator"), reg)
 	if err != nil {
@@ -224,6 +230,58 @@ func (c *serveCommand) originPrefix(listenAddr string) (string, error) {
 		}
 	}
 	return prefix, nil
+}
+
+// loadSigner returns the checkpoint signer: the key in TRAIL_SIGNING_KEY,
+// else in --signing-key-file, else the data directory's (created on first
+// start).
+func (c *serveCommand) loadSigner(origin string) (*ledger.Signer, error) {
+	if skey := strings.TrimSpace(os.Getenv("TRAIL_SIGNING_KEY")); skey != "" {
+		s, err := ledger.NewSignerFromKey(skey)
+		if err != nil {
+			return nil, usagef("TRAIL_SIGNING_KEY: %v", err)
+		}
+		return s, nil
+	}
+	if c.signingKey != "" {
+		raw, err := os.ReadFile(c.signingKey)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read --signing-key-file: %w", err)
+		}
+		s, err := ledger.NewSignerFromKey(strings.TrimSpace(string(raw)))
+		if err != nil {
+			return nil, usagef("--signing-key-file %s: %v", c.signingKey, err)
+		}
+		return s, nil
+	}
+	s, err := ledger.LoadOrCreateSigner(c.storage.Data, origin)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't load the checkpoint signing key: %w", err)
+	}
+	return s, nil
+}
+
+// checkSigningKey refuses to start with a key other than the one the
+// database's checkpoints were signed with: verifiers hold that key, and a
+// replica signing with another would publish checkpoints none of them can
+// check (typically a replica started without the shared --signing-key-file).
+func checkSigningKey(ctx context.Context, st ledger.Storage, signer *ledger.Signer) error {
+	logs, err := st.IntegratedLogs(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't read the logs to check the signing key: %w", err)
+	}
+	if len(logs) == 0 {
+		return nil
+	}
+	org := logs[0].OrganizationID
+	note, err := st.LatestCheckpoint(ctx, org)
+	if err != nil {
+		return fmt.Errorf("couldn't read a checkpoint to check the signing key: %w", err)
+	}
+	if _, err := ledger.ParseCheckpoint(note, signer.Verifier()); err != nil {
+		return fmt.Errorf("the checkpoints in this database were not signed by this server's key %s (%v); start it with the deployment's key (--signing-key-file or TRAIL_SIGNING_KEY) — signing with another key would publish checkpoints that no verifier can check", signer.VerifierKey(), err)
+	}
+	return nil
 }
 
 // bootstrap creates the first admin key on a database that has none, and

@@ -328,3 +328,41 @@ func copyDB(t *testing.T, from, to string) {
 		}
 	}
 }
+
+// A server given a signing key other than the one its database's
+// checkpoints carry refuses to start, instead of publishing checkpoints no
+// verifier can check.
+func TestWrongSigningKeyRefused(t *testing.T) {
+	data := t.TempDir()
+	srv := trailtest.Start(t, trailtest.Options{Data: data})
+	var org struct{ ID string }
+	json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
+	waitCheckpoint(t, srv, org.ID, 1)
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := note.GenerateKey(rand.Reader, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(trailtest.Binary(t), "serve", "--data", data, "--listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "TRAIL_SIGNING_KEY="+other)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("trail serve started with a foreign signing key:\n%s", out)
+	}
+	if !strings.Contains(string(out), "not signed by this server's key") {
+		t.Errorf("the refusal does not say why:\n%s", out)
+	}
+
+	// The right key, given explicitly, works (as replicas sharing it would).
+	key, err := os.ReadFile(filepath.Join(data, "signing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "shared.key")
+	os.WriteFile(keyFile, key, 0o600)
+	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: []string{"--signing-key-file", keyFile}})
+	request(t, srv, "POST", "/audit_logs/events", `{"organization_id":"`+org.ID+`","event":{"action":"a.b","occurred_at":"2026-11-25T10:00:00Z","actor":{"type":"user","id":"u"},"targets":[{"type":"t","id":"1"}],"context":{"location":"1.2.3.4"}}}`)
+	waitCheckpoint(t, srv, org.ID, 2)
+}
