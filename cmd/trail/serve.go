@@ -119,11 +119,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	integrator, err := ledger.NewIntegrator(st, signer, origin, ledger.Options{DataDir: c.storage.Data}, logger.With("worker", "integrator"), reg)
-	if err != nil {
-		ln.Close()
-		return err
-	}
+	integrator := &integratorRunner{st: st, signer: signer, dataDir: c.storage.Data, prefix: origin,
+		explicit: c.logOrigin != "", logger: logger.With("worker", "integrator"), reg: reg}
 
 	indexer := ingest.NewIndexer(st, ingest.IndexerOptions{}, logger.With("worker", "indexer"), reg)
 	committer := ingest.New(st, ingest.Options{OnCommit: func() {
@@ -134,12 +131,11 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()
 	indexer.Start(workers)
-	if err := integrator.Start(workers); err != nil {
-		ln.Close()
-		committer.Stop()
-		return fmt.Errorf("couldn't start the log integrator: %w", err)
-	}
-	defer integrator.Stop()
+	integrating := make(chan struct{})
+	go func() {
+		defer close(integrating)
+		integrator.run(workers)
+	}()
 	go expireIdempotencyKeys(workers, st, logger)
 
 	limits := event.DefaultLimits()
@@ -185,8 +181,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		logger.Warn("in-flight requests did not finish in time", "err", err)
 	}
 	committer.Stop()
-	integrator.Stop()
 	stopWorkers()
+	<-integrating
 	indexer.Stop()
 	logger.Info("stopped")
 	return nil
