@@ -299,7 +299,10 @@ func (c *serveCommand) bootstrap(ctx context.Context, st store.Store, baseURL st
 	now := time.Now()
 	key := store.APIKey{ID: access.NewKeyID(now), Name: "bootstrap admin", Hash: hash, Prefix: prefix,
 		Scopes: []string{access.ScopeAdmin}, CreatedAt: now}
-	if err := st.CreateAPIKey(ctx, key); err != nil {
+	if err := st.CreateAPIKey(ctx, key); errors.Is(err, store.ErrConflict) && c.bootstrapKey != "" {
+		// Replicas started together: another one created the same key.
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("couldn't create the first admin API key: %w", err)
 	}
 	if err := recordCLIAction(ctx, st, "trail.api_key.created", store.SystemOrganizationID,
