@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -54,7 +55,10 @@ func (r *integratorRunner) run(ctx context.Context) {
 	}
 	reg := &termRegisterer{under: r.reg}
 	defer reg.unregisterAll()
-	in, err := ledger.NewIntegrator(r.st, r.signer, prefix, ledger.Options{DataDir: r.dataDir}, r.logger, reg)
+	// A pass every 250 ms keeps the lag to a checkpoint well under the 1 s
+	// promised while storing 2.5× fewer checkpoints than the 100 ms default
+	// on a deployment with many quiet organizations (docs/SCALING.md).
+	in, err := ledger.NewIntegrator(r.st, r.signer, prefix, ledger.Options{DataDir: r.dataDir, Interval: 250 * time.Millisecond}, r.logger, reg)
 	if err != nil {
 		r.logger.Error("not integrating", "err", err)
 		<-ctx.Done()
