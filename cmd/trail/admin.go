@@ -17,20 +17,13 @@ import (
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
-	"github.com/trailaudit/trail/internal/store/sqlite"
 )
 
 // openStore opens the database named by the storage flags, as the server
 // would, so the CLI works beside a running server.
-func openStore(ctx context.Context, sf *storageFlags) (*sqlite.Store, error) {
-	if err := sf.validate(); err != nil {
-		return nil, usageError{err}
-	}
-	st, err := sqlite.Open(ctx, sf.databasePath(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		return nil, fmt.Errorf("couldn't open the database: %w", err)
-	}
-	return st, nil
+func openStore(ctx context.Context, sf *storageFlags) (store.Store, error) {
+	st, _, _, err := openBackend(ctx, sf, slog.New(slog.DiscardHandler))
+	return st, err
 }
 
 type migrateCommand struct {

@@ -24,10 +24,17 @@ func (s *storageFlags) register(fs *flag.FlagSet) {
 func (s *storageFlags) sqlitePath() string { return filepath.Join(s.Data, "trail.db") }
 
 func (s *storageFlags) validate() error {
-	if s.Database != "" && !strings.HasPrefix(s.Database, "sqlite:") && !strings.HasPrefix(s.Database, "file:") {
-		return fmt.Errorf("--database %q: only the embedded SQLite database is supported by this build; leave --database empty", redactURL(s.Database))
+	switch {
+	case s.Database == "", s.postgres(),
+		strings.HasPrefix(s.Database, "sqlite:"), strings.HasPrefix(s.Database, "file:"):
+		return nil
 	}
-	return nil
+	return fmt.Errorf("--database %q: use postgres://user:password@host:5432/dbname for PostgreSQL, or leave it empty for the embedded SQLite database in --data", redactURL(s.Database))
+}
+
+// postgres reports whether --database names a PostgreSQL server.
+func (s *storageFlags) postgres() bool {
+	return strings.HasPrefix(s.Database, "postgres://") || strings.HasPrefix(s.Database, "postgresql://")
 }
 
 // databasePath returns the SQLite file to open.

@@ -21,9 +21,9 @@ import (
 	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/ingest"
+	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
-	"github.com/trailaudit/trail/internal/store/sqlite"
 )
 
 type serveCommand struct {
@@ -85,9 +85,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(c.storage.Data, 0o700); err != nil {
 		return fmt.Errorf("couldn't create data directory %s: %w", c.storage.Data, err)
 	}
-	st, err := sqlite.Open(ctx, c.storage.databasePath(), logger)
+	st, pool, searchIndexer, err := openBackend(ctx, &c.storage, logger)
 	if err != nil {
-		return fmt.Errorf("couldn't open the database: %w", err)
+		return err
 	}
 	defer st.Close()
 
@@ -122,21 +122,41 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	integrator := &integratorRunner{st: st, signer: signer, dataDir: c.storage.Data, prefix: origin,
 		explicit: c.logOrigin != "", logger: logger.With("worker", "integrator"), reg: reg}
 
-	indexer := ingest.NewIndexer(st, ingest.IndexerOptions{}, logger.With("worker", "indexer"), reg)
+	var indexer *ingest.Indexer
+	if searchIndexer != nil {
+		indexer = ingest.NewIndexer(searchIndexer, ingest.IndexerOptions{}, logger.With("worker", "indexer"), reg)
+	}
 	committer := ingest.New(st, ingest.Options{OnCommit: func() {
-		indexer.Wake()
+		if indexer != nil {
+			indexer.Wake()
+		}
 		integrator.Wake()
 	}}, logger.With("worker", "committer"), reg)
 	committer.Start()
 	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()
-	indexer.Start(workers)
+	if indexer != nil {
+		indexer.Start(workers)
+	}
 	integrating := make(chan struct{})
 	go func() {
 		defer close(integrating)
-		integrator.run(workers)
+		if pool == nil {
+			integrator.run(workers)
+			return
+		}
+		// With replicas on one PostgreSQL, one of them integrates at a
+		// time; another takes over within about a second of its death.
+		// Other replicas learn of new records by polling (the integrator
+		// looks for work every Interval even unwoken).
+		lease.Run(workers, pool, "integrator", lease.Options{}, logger.With("worker", "integrator"), integrator.run)
 	}()
 	go expireIdempotencyKeys(workers, st, logger)
+	if pg, ok := st.(interface {
+		EnsurePartitions(context.Context, time.Time) error
+	}); ok {
+		go maintainPartitions(workers, pg.EnsurePartitions, logger)
+	}
 
 	limits := event.DefaultLimits()
 	limits.MaxBodyBytes = c.maxBody
@@ -183,7 +203,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	committer.Stop()
 	stopWorkers()
 	<-integrating
-	indexer.Stop()
+	if indexer != nil {
+		indexer.Stop()
+	}
 	logger.Info("stopped")
 	return nil
 }
@@ -316,6 +338,23 @@ func (c *serveCommand) bootstrap(ctx context.Context, st store.Store, baseURL st
 	fmt.Fprintf(c.stdout, "Admin API key (shown only now; keep it safe): %s\n", secret)
 	fmt.Fprintf(c.stdout, "  try: curl -H 'Authorization: Bearer %s' %s/organizations\n", secret, baseURL)
 	return nil
+}
+
+// maintainPartitions keeps the events table's time partitions created
+// ahead, every few hours (idempotent, so every replica may do it).
+func maintainPartitions(ctx context.Context, ensure func(context.Context, time.Time) error, logger *slog.Logger) {
+	t := time.NewTicker(6 * time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := ensure(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			logger.Error("couldn't create the events table's next partitions; inserts fall into the default partition until this succeeds", "err", err)
+		}
+	}
 }
 
 // expireIdempotencyKeys forgets idempotency keys after their 24 hours.

@@ -297,7 +297,7 @@ func start() (_ *server, missing string, err error) {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '%s'
 fsync = off
-synchronous_commit = off
+# synchronous_commit stays on: tests crash this server and count acknowledged commits
 full_page_writes = off
 max_connections = 200
 shared_buffers = 128MB
@@ -518,4 +518,37 @@ func versionLess(a, b string) bool {
 func executable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// Restart crashes the throwaway server (an immediate stop: no checkpoint,
+// connections cut, as when the machine under it fails), keeps it down for
+// down, and starts it again on the same port with the same data. Tests use it
+// to check that the code under test fails fast while the database is gone and
+// recovers by itself. It cannot restart a TRAIL_TEST_DATABASE server: the test
+// is skipped then.
+func Restart(t testing.TB, down time.Duration) {
+	t.Helper()
+	if os.Getenv(EnvDatabase) != "" {
+		t.Skipf("%s is set: not restarting a server this test did not start", EnvDatabase)
+	}
+	shared.mu.Lock()
+	s := shared.srv
+	shared.mu.Unlock()
+	if s == nil {
+		t.Fatal("pgtest.Restart: no throwaway server is running (call New first)")
+	}
+	u, err := url.Parse(s.url)
+	if err != nil {
+		t.Fatalf("pgtest.Restart: %v", err)
+	}
+	if out, err := s.run(s.pgCtl, "stop", "-D", s.data, "-m", "immediate", "-w"); err != nil {
+		t.Fatalf("pg_ctl stop: %v\n%s", err, out)
+	}
+	time.Sleep(down)
+	if out, err := s.run(s.pgCtl, "start", "-w", "-t", "60", "-D", s.data, "-l", s.logFile, "-o", "-p "+u.Port()); err != nil {
+		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, tail(s.logFile))
+	}
+	if err := waitReady(s.url); err != nil {
+		t.Fatalf("pgtest.Restart: %v\n%s", err, tail(s.logFile))
+	}
 }

@@ -9,14 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/ledger"
@@ -103,157 +100,9 @@ func lgIntegrate(t *testing.T, s *Store, signer *ledger.Signer, dir string) (*le
 	return i, logs.String()
 }
 
-func TestLedgerStorage(t *testing.T) {
-	ctx := context.Background()
-	s := lgOpen(t, filepath.Join(t.TempDir(), "trail.db"))
-	const org = "org_storage"
-	if _, err := s.LogState(ctx, org); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("LogState of an unknown organization: %v", err)
-	}
-	lgAppend(t, s, org, 5000) // more than one ReadRecords batch
-	lgAppend(t, s, "org_other", 3)
-
-	pending, err := s.PendingLogs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.SortFunc(pending, func(a, b ledger.LogState) int { return strings.Compare(a.OrganizationID, b.OrganizationID) })
-	if want := []ledger.LogState{{OrganizationID: "org_other", NextSeq: 3}, {OrganizationID: org, NextSeq: 5000}}; !slices.Equal(pending, want) {
-		t.Fatalf("PendingLogs = %v, want %v", pending, want)
-	}
-
-	// ReadRecords streams in seq order, bytes as stored, skipping gaps.
-	var seqs []int64
-	err = s.ReadRecords(ctx, org, 0, 5000, func(seq int64, rec []byte) error {
-		if !bytes.Contains(rec, []byte(`"seq":`+strconv.FormatInt(seq, 10)+`,`)) {
-			t.Fatalf("record %d: %s", seq, rec)
-		}
-		seqs = append(seqs, seq)
-		return nil
-	})
-	if err != nil || len(seqs) != 5000 || seqs[0] != 0 || seqs[4999] != 4999 || !slices.IsSorted(seqs) {
-		t.Fatalf("ReadRecords: %d records, %v", len(seqs), err)
-	}
-	if _, err := s.write.ExecContext(ctx, `DELETE FROM events WHERE organization_id = ? AND seq = 4095`, org); err != nil {
-		t.Fatal(err)
-	}
-	seqs = nil
-	s.ReadRecords(ctx, org, 4090, 4100, func(seq int64, _ []byte) error { seqs = append(seqs, seq); return nil })
-	if want := []int64{4090, 4091, 4092, 4093, 4094, 4096, 4097, 4098, 4099}; !slices.Equal(seqs, want) {
-		t.Fatalf("ReadRecords over a gap = %v, want %v", seqs, want)
-	}
-	stop := errors.New("stop")
-	if err := s.ReadRecords(ctx, org, 0, 10, func(int64, []byte) error { return stop }); err != stop {
-		t.Fatalf("ReadRecords returned %v, want the callback's error", err)
-	}
-
-	// Integrate is a compare-and-swap on the integrated size.
-	tile := func(l int, n int64, w int, fill byte) ledger.TileData {
-		return ledger.TileData{Tile: tlog.Tile{H: 8, L: l, N: n, W: w}, Data: bytes.Repeat([]byte{fill}, w*32)}
-	}
-	if err := s.Integrate(ctx, org, 0, 10, []ledger.TileData{tile(0, 0, 10, 1)}, []byte("note 10\n")); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		old, new int64
-		err      error
-	}{
-		{0, 20, ledger.ErrSizeChanged},    // stale size
-		{10, 5001, ledger.ErrSizeChanged}, // beyond the log
-	} {
-		if err := s.Integrate(ctx, org, tc.old, tc.new, nil, []byte("x\n")); !errors.Is(err, tc.err) {
-			t.Errorf("Integrate(%d→%d) = %v, want %v", tc.old, tc.new, err, tc.err)
-		}
-	}
-	if err := s.Integrate(ctx, "org_none", 0, 1, nil, []byte("x\n")); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Integrate of an unknown organization = %v", err)
-	}
-	if err := s.Integrate(ctx, org, 10, 10, nil, []byte("x\n")); err == nil {
-		t.Error("Integrate that does not grow succeeded")
-	}
-	// All or nothing: a bad tile after a good one stores neither, nor the size.
-	bad := tile(0, 1, 3, 9)
-	bad.Data = bad.Data[:40]
-	if err := s.Integrate(ctx, org, 10, 300, []ledger.TileData{tile(0, 0, 256, 2), bad}, []byte("note 300\n")); err == nil {
-		t.Fatal("Integrate with a malformed tile succeeded")
-	}
-	if st, _ := s.LogState(ctx, org); st.IntegratedSize != 10 {
-		t.Fatalf("integrated size %d after a failed Integrate", st.IntegratedSize)
-	}
-	if _, err := s.Checkpoint(ctx, org, 300); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("checkpoint of a failed Integrate: %v", err)
-	}
-	// A wider version replaces the tile.
-	if err := s.Integrate(ctx, org, 10, 300, []ledger.TileData{tile(0, 0, 256, 3), tile(0, 1, 44, 4), tile(1, 0, 1, 5)}, []byte("note 300\n")); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.ReadTiles(ctx, org, []tlog.Tile{{H: 8, L: 1, N: 0, W: 1}, {H: 8, L: 0, N: 0, W: 5}, {H: 8, L: 0, N: 1, W: 44}})
-	if err != nil || len(got[0]) != 32 || len(got[1]) != 256*32 || got[1][0] != 3 || len(got[2]) != 44*32 {
-		t.Fatalf("ReadTiles = %d %d %d bytes, %v", len(got[0]), len(got[1]), len(got[2]), err)
-	}
-	for _, missing := range []tlog.Tile{{H: 8, L: 0, N: 1, W: 45}, {H: 8, L: 0, N: 2, W: 1}, {H: 8, L: 2, N: 0, W: 1}} {
-		if _, err := s.ReadTiles(ctx, org, []tlog.Tile{missing}); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("ReadTiles(%s) = %v, want ErrNotFound", missing.Path(), err)
-		}
-	}
-
-	// Checkpoints: every one kept; the newest is the largest.
-	for size, want := range map[int64]string{10: "note 10\n", 300: "note 300\n"} {
-		if c, err := s.Checkpoint(ctx, org, size); err != nil || string(c) != want {
-			t.Errorf("Checkpoint(%d) = %q, %v", size, c, err)
-		}
-	}
-	if c, err := s.LatestCheckpoint(ctx, org); err != nil || string(c) != "note 300\n" {
-		t.Errorf("LatestCheckpoint = %q, %v", c, err)
-	}
-	if _, err := s.LatestCheckpoint(ctx, "org_other"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("LatestCheckpoint without one = %v", err)
-	}
-	logs, err := s.IntegratedLogs(ctx)
-	if err != nil || len(logs) != 1 || logs[0] != (ledger.LogState{OrganizationID: org, IntegratedSize: 300, NextSeq: 5000}) {
-		t.Errorf("IntegratedLogs = %v, %v", logs, err)
-	}
-}
-
 // TestLedgerQueryPlans checks that the integrator's queries use indexes:
 // the (organization_id, seq) index for records and the partial index for
 // pending logs.
-func TestLedgerIntegrateBatch(t *testing.T) {
-	ctx := context.Background()
-	s := lgOpen(t, filepath.Join(t.TempDir(), "trail.db"))
-	for _, org := range []string{"org_a", "org_b", "org_c"} {
-		lgAppend(t, s, org, 10)
-	}
-	one := func(org string, old, new int64) ledger.Integration {
-		return ledger.Integration{OrganizationID: org, OldSize: old, NewSize: new,
-			Tiles:      []ledger.TileData{{Tile: tlog.Tile{H: 8, L: 0, N: 0, W: int(new)}, Data: make([]byte, 32*new)}},
-			Checkpoint: []byte(org + " " + strconv.FormatInt(new, 10) + "\n")}
-	}
-	// A stale compare-and-swap skips its log only.
-	errs, err := s.IntegrateBatch(ctx, []ledger.Integration{one("org_a", 0, 5), one("org_b", 3, 5), one("org_c", 0, 10)})
-	if err != nil || errs[0] != nil || !errors.Is(errs[1], ledger.ErrSizeChanged) || errs[2] != nil {
-		t.Fatalf("IntegrateBatch = %v, %v", errs, err)
-	}
-	for org, want := range map[string]int64{"org_a": 5, "org_b": 0, "org_c": 10} {
-		if st, _ := s.LogState(ctx, org); st.IntegratedSize != want {
-			t.Errorf("%s integrated %d, want %d", org, st.IntegratedSize, want)
-		}
-	}
-	// A failing statement fails the whole transaction.
-	if _, err := s.write.ExecContext(ctx, `INSERT INTO ledger_checkpoints VALUES ('org_b', 7, 'x', 0)`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.IntegrateBatch(ctx, []ledger.Integration{one("org_a", 5, 8), one("org_b", 0, 7)}); err == nil {
-		t.Fatal("IntegrateBatch with a conflicting checkpoint succeeded")
-	}
-	if st, _ := s.LogState(ctx, "org_a"); st.IntegratedSize != 5 {
-		t.Errorf("org_a integrated %d after a failed batch, want 5", st.IntegratedSize)
-	}
-	if _, err := s.Checkpoint(ctx, "org_a", 8); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("checkpoint of a failed batch: %v", err)
-	}
-}
-
 func TestLedgerQueryPlans(t *testing.T) {
 	s := lgOpen(t, filepath.Join(t.TempDir(), "trail.db"))
 	for _, tc := range []struct {

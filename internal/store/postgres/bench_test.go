@@ -1,0 +1,261 @@
+package postgres_test
+
+// Ingest throughput, beside the physical limit measured in the same run on
+// the same server (absolute figures drift between machines and server
+// settings; ratios to a baseline do not). Run with
+//
+//	go test ./internal/store/postgres -run '^$' -bench . -benchtime 50x -count 3
+//
+// b.N is the number of 1,000-event batches; every figure is in events/s.
+// pgtest's throwaway server runs with fsync off, so commits cost no disk
+// flush here: the figures are the CPU and I/O of the statements.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/store/postgres"
+	"github.com/trailaudit/trail/internal/store/storetest"
+)
+
+const (
+	benchBatch = 1000 // events per transaction
+	benchOrgs  = 100  // organizations, round-robin
+)
+
+type benchEvent struct {
+	id       string
+	received time.Time
+	tail     []byte
+}
+
+var benchCache struct {
+	sync.Mutex
+	rng    *rand.Rand
+	events []benchEvent
+}
+
+// benchEvents returns the first n events of one fixed sequence (event j
+// belongs to organization j % benchOrgs), generating more when needed.
+func benchEvents(b testing.TB, n int) []benchEvent {
+	b.Helper()
+	c := &benchCache
+	c.Lock()
+	defer c.Unlock()
+	if c.rng == nil {
+		c.rng = rand.New(rand.NewPCG(2026, 11))
+	}
+	received := time.Now().UTC().Truncate(time.Millisecond)
+	for j := len(c.events); j < n; j++ {
+		d, err := event.ParseEvent(storetest.Event(c.rng, j), time.Now(), event.DefaultLimits())
+		if err != nil {
+			b.Fatalf("generated event %d is invalid: %v", j, err)
+		}
+		at := received.Add(time.Duration(j) * 50 * time.Microsecond).Truncate(time.Millisecond)
+		c.events = append(c.events, benchEvent{id: event.NewID(at), received: at, tail: d.Tail})
+	}
+	return c.events[:n]
+}
+
+func benchOrg(i int) string { return fmt.Sprintf("org_01JBENCH%018d", i) }
+
+func reportRate(b *testing.B, events int) {
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+func openBench(b *testing.B) *postgres.Store {
+	b.Helper()
+	s := openFresh(b)
+	now := time.Now()
+	for i := range benchOrgs {
+		if err := s.CreateOrganization(context.Background(), store.Organization{ID: benchOrg(i), Name: "bench", CreatedAt: now, UpdatedAt: now}); err != nil {
+			b.Fatalf("CreateOrganization: %v", err)
+		}
+	}
+	return s
+}
+
+// submissions cuts the first n×benchBatch events into n submissions.
+func submissions(b testing.TB, n int) [][]store.Submission {
+	b.Helper()
+	evs := benchEvents(b, n*benchBatch)
+	out := make([][]store.Submission, n)
+	for i := range out {
+		var sub store.Submission
+		sub.Events = make([]store.PendingEvent, benchBatch)
+		for k := range benchBatch {
+			j := i*benchBatch + k
+			e := evs[j]
+			sub.Events[k] = store.PendingEvent{OrganizationID: benchOrg(j % benchOrgs), ID: e.id, ReceivedAt: e.received, Tail: e.tail}
+		}
+		out[i] = []store.Submission{sub}
+	}
+	return out
+}
+
+// bareRows returns the records of batch i as the store would write them,
+// with their organizations and seqs.
+func bareRows(evs []benchEvent, i int, next []int64) [][]any {
+	rows := make([][]any, benchBatch)
+	for k := range benchBatch {
+		j := i*benchBatch + k
+		org := j % benchOrgs
+		a := event.Accepted{ID: evs[j].id, OrganizationID: benchOrg(org), Seq: next[org], ReceivedAt: evs[j].received}
+		next[org]++
+		rows[k] = []any{a.OrganizationID, a.Seq, event.AppendRecord(nil, a, evs[j].tail)}
+	}
+	return rows
+}
+
+// openBare creates a table holding nothing but the records, under the
+// primary key (organization_id, seq), on a fresh database.
+func openBare(b *testing.B) *pgx.Conn {
+	b.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.New(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, `CREATE TABLE bare (organization_id text COLLATE "C", seq bigint, record bytea, PRIMARY KEY (organization_id, seq))`); err != nil {
+		b.Fatal(err)
+	}
+	return conn
+}
+
+// BenchmarkBareCopy is the physical limit: the same records COPYed into a
+// table with only a primary key, 1,000 rows a transaction, records encoded
+// as Append encodes them.
+func BenchmarkBareCopy(b *testing.B) {
+	ctx := context.Background()
+	conn := openBare(b)
+	evs := benchEvents(b, b.N*benchBatch)
+	next := make([]int64, benchOrgs)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rows := bareRows(evs, i, next)
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"bare"}, []string{"organization_id", "seq", "record"}, pgx.CopyFromRows(rows)); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportRate(b, b.N*benchBatch)
+}
+
+// BenchmarkBareUnnest is BenchmarkBareCopy with one INSERT … SELECT FROM
+// unnest of three arrays per batch instead of COPY: the other way to send
+// a batch in one statement.
+func BenchmarkBareUnnest(b *testing.B) {
+	ctx := context.Background()
+	conn := openBare(b)
+	evs := benchEvents(b, b.N*benchBatch)
+	next := make([]int64, benchOrgs)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rows := bareRows(evs, i, next)
+		orgs, seqs, records := make([]string, len(rows)), make([]int64, len(rows)), make([][]byte, len(rows))
+		for k, r := range rows {
+			orgs[k], seqs[k], records[k] = r[0].(string), r[1].(int64), r[2].([]byte)
+		}
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO bare SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])`, orgs, seqs, records); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportRate(b, b.N*benchBatch)
+}
+
+// BenchmarkAppend is Store.Append of 1,000-event submissions, one a
+// transaction, search columns, targets and full-text vector included.
+// "noindexes" drops the search indexes first (keeping the primary keys and
+// the id index): the difference is what maintaining them in the ingest
+// transaction costs, which is what indexing after the fact would move out
+// of it.
+func BenchmarkAppend(b *testing.B) {
+	for _, variant := range []string{"all", "noindexes"} {
+		b.Run("indexes="+variant, func(b *testing.B) {
+			s := openBench(b)
+			if variant == "noindexes" {
+				for _, ix := range []string{"events_org_time", "events_action", "events_actor_id", "events_actor_name", "events_search", "event_targets_type", "event_targets_id"} {
+					if _, err := s.Pool().Exec(context.Background(), `DROP INDEX `+ix); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			subs := submissions(b, b.N)
+			ctx := context.Background()
+			now := time.Now()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				res, err := s.Append(ctx, subs[i], now)
+				if err != nil || res[0].Err != nil {
+					b.Fatalf("Append: %v %v", err, res)
+				}
+			}
+			b.StopTimer()
+			reportRate(b, b.N*benchBatch)
+		})
+	}
+}
+
+// BenchmarkAppendParallel is BenchmarkAppend from four replicas at once
+// (four stores, each its own pool), every batch spanning all organizations:
+// how the per-organization row locks let concurrent writers proceed.
+func BenchmarkAppendParallel(b *testing.B) {
+	const replicas = 4
+	dsn := pgtest.New(b)
+	first := openDSN(b, dsn)
+	now := time.Now()
+	for i := range benchOrgs {
+		if err := first.CreateOrganization(context.Background(), store.Organization{ID: benchOrg(i), Name: "bench", CreatedAt: now, UpdatedAt: now}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stores := make([]*postgres.Store, replicas)
+	for i := range stores {
+		stores[i] = openDSN(b, dsn)
+	}
+	subs := submissions(b, b.N)
+	ctx := context.Background()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for r := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := r; i < b.N; i += replicas {
+				res, err := stores[r].Append(ctx, subs[i], now)
+				if err != nil || res[0].Err != nil {
+					b.Errorf("Append: %v %v", err, res)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	reportRate(b, b.N*benchBatch)
+}

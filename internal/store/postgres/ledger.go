@@ -1,0 +1,300 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// recordBatch is how many records one ReadRecords query reads: each batch
+// is its own statement, so a long export neither holds one snapshot open
+// (which would hold back vacuum) nor buffers the whole range.
+const recordBatch = 4096
+
+// PendingLogs lists the logs with records not yet integrated. It scans the
+// organizations table: an index on next_seq or integrated_size (even a
+// partial one) would turn every append's UPDATE into a non-HOT update.
+func (s *Store) PendingLogs(ctx context.Context) ([]ledger.LogState, error) {
+	return s.logStates(ctx, "pending logs",
+		`SELECT id, integrated_size, next_seq FROM organizations WHERE next_seq > integrated_size`)
+}
+
+// IntegratedLogs lists the logs with at least one integrated record.
+func (s *Store) IntegratedLogs(ctx context.Context) ([]ledger.LogState, error) {
+	return s.logStates(ctx, "integrated logs",
+		`SELECT id, integrated_size, next_seq FROM organizations WHERE integrated_size > 0`)
+}
+
+func (s *Store) logStates(ctx context.Context, what, query string) ([]ledger.LogState, error) {
+	rows, err := s.pool.Query(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list %s: %w", what, classify(err))
+	}
+	var out []ledger.LogState
+	var st ledger.LogState
+	if _, err := pgx.ForEachRow(rows, []any{&st.OrganizationID, &st.IntegratedSize, &st.NextSeq}, func() error {
+		out = append(out, st)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("couldn't list %s: %w", what, classify(err))
+	}
+	return out, nil
+}
+
+// LogState returns one organization's log state.
+func (s *Store) LogState(ctx context.Context, org string) (ledger.LogState, error) {
+	st := ledger.LogState{OrganizationID: org}
+	err := s.pool.QueryRow(ctx, `SELECT integrated_size, next_seq FROM organizations WHERE id = $1`, org).
+		Scan(&st.IntegratedSize, &st.NextSeq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, fmt.Errorf("organization %s: %w", org, store.ErrNotFound)
+	}
+	if err != nil {
+		return st, fmt.Errorf("couldn't read log state of %s: %w", org, classify(err))
+	}
+	return st, nil
+}
+
+// ReadRecords streams records [from, to) of org in seq order, in batches of
+// recordBatch along the primary key (organization_id, seq, received_at).
+func (s *Store) ReadRecords(ctx context.Context, org string, from, to int64, fn func(seq int64, record []byte) error) error {
+	for from < to {
+		n, last, err := s.readRecordBatch(ctx, org, from, to, fn)
+		if err != nil || n < recordBatch {
+			return err
+		}
+		from = last + 1
+	}
+	return nil
+}
+
+func (s *Store) readRecordBatch(ctx context.Context, org string, from, to int64, fn func(int64, []byte) error) (n int, last int64, err error) {
+	rows, err := s.pool.Query(ctx,
+		`SELECT seq, record FROM events WHERE organization_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4`,
+		org, from, to, recordBatch)
+	if err != nil {
+		return 0, 0, fmt.Errorf("couldn't read records %d–%d of %s: %w", from, to-1, org, classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		// RawValues are only valid until the next row, as fn is told.
+		raw := rows.RawValues()
+		if err := rows.Scan(&last, nil); err != nil {
+			return n, last, fmt.Errorf("couldn't read a record of %s: %w", org, err)
+		}
+		if err := fn(last, raw[1]); err != nil {
+			return n, last, err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, last, fmt.Errorf("couldn't read records %d–%d of %s: %w", from, to-1, org, classify(err))
+	}
+	return n, last, nil
+}
+
+// ReadTiles reads the stored (widest) version of each tile, in one query.
+func (s *Store) ReadTiles(ctx context.Context, org string, tiles []tlog.Tile) ([][]byte, error) {
+	levels, ns := make([]int32, len(tiles)), make([]int64, len(tiles))
+	for i, t := range tiles {
+		if t.H != ledger.TileHeight {
+			return nil, fmt.Errorf("tile %s of %s: only height %d is stored", t.Path(), org, ledger.TileHeight)
+		}
+		levels[i], ns[i] = int32(t.L), t.N
+	}
+	rows, err := s.pool.Query(ctx,
+		`SELECT u.i, t.data FROM unnest($2::int[], $3::bigint[]) WITH ORDINALITY AS u(level, n, i)
+		JOIN ledger_tiles t ON t.organization_id = $1 AND t.level = u.level AND t.n = u.n`, org, levels, ns)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read tiles of %s: %w", org, classify(err))
+	}
+	out := make([][]byte, len(tiles))
+	var i int64
+	var data []byte
+	if _, err := pgx.ForEachRow(rows, []any{&i, &data}, func() error {
+		out[i-1] = data
+		data = nil
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("couldn't read tiles of %s: %w", org, classify(err))
+	}
+	for i, t := range tiles {
+		if len(out[i]) < t.W*tlog.HashSize {
+			return nil, fmt.Errorf("tile %s of %s holds %d hashes, want at least %d: %w", t.Path(), org, len(out[i])/tlog.HashSize, t.W, store.ErrNotFound)
+		}
+	}
+	return out, nil
+}
+
+// Integrate stores tiles, checkpoint and the new integrated size in one
+// transaction, if the integrated size is still oldSize.
+func (s *Store) Integrate(ctx context.Context, org string, oldSize, newSize int64, tiles []ledger.TileData, checkpoint []byte) error {
+	errs, err := s.IntegrateBatch(ctx, []ledger.Integration{{
+		OrganizationID: org, OldSize: oldSize, NewSize: newSize, Tiles: tiles, Checkpoint: checkpoint,
+	}})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
+
+// IntegrateBatch stores several logs' integrations in one transaction (one
+// commit); an integration whose compare-and-swap fails is skipped.
+// Organizations are updated in id order, the order Append locks them in,
+// so that the two never deadlock.
+func (s *Store) IntegrateBatch(ctx context.Context, batch []ledger.Integration) ([]error, error) {
+	for _, in := range batch {
+		if in.NewSize <= in.OldSize {
+			return nil, fmt.Errorf("integrating %s from size %d to %d: the tree must grow", in.OrganizationID, in.OldSize, in.NewSize)
+		}
+		for _, t := range in.Tiles {
+			if t.Tile.H != ledger.TileHeight || t.Tile.W < 1 || t.Tile.W*tlog.HashSize != len(t.Data) {
+				return nil, fmt.Errorf("tile %s of %s has %d bytes of data: not a height-%d tile of that width",
+					t.Tile.Path(), in.OrganizationID, len(t.Data), ledger.TileHeight)
+			}
+		}
+	}
+	order := make([]int, len(batch))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return strings.Compare(batch[a].OrganizationID, batch[b].OrganizationID)
+	})
+	var errs []error
+	err := retry(ctx, func() error {
+		var err error
+		errs, err = s.integrateTx(ctx, batch, order)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+func (s *Store) integrateTx(ctx context.Context, batch []ledger.Integration, order []int) ([]error, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't begin integration: %w", classify(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+
+	// The compare-and-swaps first, pipelined; then the rows of the
+	// integrations that won, pipelined too.
+	cas := &pgx.Batch{}
+	for _, i := range order {
+		in := batch[i]
+		cas.Queue(`UPDATE organizations SET integrated_size = $2 WHERE id = $1 AND integrated_size = $3 AND next_seq >= $2`,
+			in.OrganizationID, in.NewSize, in.OldSize)
+	}
+	won := make([]bool, len(batch))
+	br := tx.SendBatch(ctx, cas)
+	for _, i := range order {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return nil, fmt.Errorf("couldn't advance integrated size of %s: %w", batch[i].OrganizationID, classify(err))
+		}
+		won[i] = tag.RowsAffected() == 1
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("couldn't advance integrated sizes: %w", classify(err))
+	}
+
+	errs := make([]error, len(batch))
+	rows := &pgx.Batch{}
+	now := time.Now()
+	for _, i := range order {
+		in := batch[i]
+		org := in.OrganizationID
+		if !won[i] {
+			var cur, next int64
+			err := tx.QueryRow(ctx, `SELECT integrated_size, next_seq FROM organizations WHERE id = $1`, org).Scan(&cur, &next)
+			if errors.Is(err, pgx.ErrNoRows) {
+				errs[i] = fmt.Errorf("organization %s: %w", org, store.ErrNotFound)
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("couldn't read log state of %s: %w", org, classify(err))
+			}
+			errs[i] = fmt.Errorf("log of %s is at integrated size %d with %d records, not %d with at least %d: %w",
+				org, cur, next, in.OldSize, in.NewSize, ledger.ErrSizeChanged)
+			continue
+		}
+		if tiles := distinctTiles(in.Tiles); len(tiles) > 0 {
+			levels, ns, widths, data := make([]int32, len(tiles)), make([]int64, len(tiles)), make([]int32, len(tiles)), make([][]byte, len(tiles))
+			for j, t := range tiles {
+				levels[j], ns[j], widths[j], data[j] = int32(t.Tile.L), t.Tile.N, int32(t.Tile.W), t.Data
+			}
+			rows.Queue(`INSERT INTO ledger_tiles (organization_id, level, n, width, data)
+				SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::int[], $5::bytea[])
+				ON CONFLICT (organization_id, level, n) DO UPDATE SET width = excluded.width, data = excluded.data`,
+				org, levels, ns, widths, data)
+		}
+		rows.Queue(`INSERT INTO ledger_checkpoints (organization_id, size, note, created_at) VALUES ($1, $2, $3, $4)`,
+			org, in.NewSize, in.Checkpoint, now)
+	}
+	if rows.Len() > 0 {
+		if err := tx.SendBatch(ctx, rows).Close(); err != nil {
+			return nil, fmt.Errorf("couldn't store tiles and checkpoints of %d logs: %w", len(batch), classify(err))
+		}
+	}
+	// If the process dies before this returns, the transaction either
+	// committed or did not; the integrator re-reads the state.
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("couldn't commit integration of %d logs: %w", len(batch), classify(err))
+	}
+	return errs, nil
+}
+
+// distinctTiles returns tiles sorted by (level, n), keeping for each the
+// one given last, as writing them one after the other would: one INSERT …
+// ON CONFLICT cannot update the same row twice.
+func distinctTiles(tiles []ledger.TileData) []ledger.TileData {
+	sorted := slices.SortedStableFunc(slices.Values(tiles), func(a, b ledger.TileData) int {
+		return cmp.Or(cmp.Compare(a.Tile.L, b.Tile.L), cmp.Compare(a.Tile.N, b.Tile.N))
+	})
+	out := sorted[:0]
+	for i, t := range sorted {
+		if i+1 < len(sorted) && sorted[i+1].Tile.L == t.Tile.L && sorted[i+1].Tile.N == t.Tile.N {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// LatestCheckpoint returns the checkpoint of org's largest tree.
+func (s *Store) LatestCheckpoint(ctx context.Context, org string) ([]byte, error) {
+	return s.checkpoint(ctx, fmt.Sprintf("newest checkpoint of %s", org),
+		`SELECT note FROM ledger_checkpoints WHERE organization_id = $1 ORDER BY size DESC LIMIT 1`, org)
+}
+
+// Checkpoint returns the checkpoint of org's tree of exactly this size.
+func (s *Store) Checkpoint(ctx context.Context, org string, size int64) ([]byte, error) {
+	return s.checkpoint(ctx, fmt.Sprintf("checkpoint %d of %s", size, org),
+		`SELECT note FROM ledger_checkpoints WHERE organization_id = $1 AND size = $2`, org, size)
+}
+
+func (s *Store) checkpoint(ctx context.Context, what, query string, args ...any) ([]byte, error) {
+	var note []byte
+	err := s.pool.QueryRow(ctx, query, args...).Scan(&note)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read %s: %w", what, classify(err))
+	}
+	return note, nil
+}

@@ -1,0 +1,233 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLockKey is the pg_advisory_lock key held while migrating: one
+// fixed number for every Trail replica ("trail:migrate" in ASCII).
+const migrationLockKey int64 = 0x747261696c3a6d67
+
+// Store is the PostgreSQL implementation of store.Store, ledger.Storage and
+// ledger.BatchStorage.
+type Store struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+
+	// known caches what never changes once committed, to save a query in
+	// the append transaction: organizations that exist (they are never
+	// deleted) and (organization, action) pairs already listed in
+	// organization_actions.
+	known sync.Map // string (organization id) or actionKey → struct{}
+}
+
+type actionKey struct{ org, action string }
+
+var (
+	_ store.Store         = (*Store)(nil)
+	_ ledger.Storage      = (*Store)(nil)
+	_ ledger.BatchStorage = (*Store)(nil)
+)
+
+// Open connects to the database at dsn (a postgres:// URL or key=value
+// string, as pgx takes it), migrates it to the current schema and creates
+// the event partitions of this month and the next two.
+func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't parse the database URL: %w", err)
+	}
+	// Plan every statement with its parameters: search predicates differ
+	// by orders of magnitude in selectivity (a rare word or a common one),
+	// and with monthly partitions a plan made for the actual values prunes
+	// partitions at plan time.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	// An acknowledged event must survive a crash of the database server:
+	// a commit returns only once its WAL is flushed, whatever the server's
+	// default (synchronous_commit = off would lose the last commits).
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "trail"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't connect to the database: %w", classify(err))
+	}
+	s := &Store{pool: pool, logger: logger}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := s.EnsurePartitions(ctx, time.Now()); err != nil {
+		// The DEFAULT partition takes every row meanwhile: a replica
+		// that could not take the locks now (a long query holding them)
+		// still starts, and the next call creates the partitions.
+		if !errors.Is(err, store.ErrUnavailable) {
+			pool.Close()
+			return nil, err
+		}
+		logger.Warn("couldn't create event partitions ahead; events go to the default partition until they exist", "err", err)
+	}
+	return s, nil
+}
+
+// Pool is the connection pool, for work that coordinates replicas through
+// the database (leases).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close closes the pool, waiting for connections in use to be released.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// migrate runs the embedded migrations while holding migrationLockKey on a
+// connection of its own, so replicas started at once migrate one after the
+// other: the first applies, the others find nothing to do. The lock is a
+// session lock: if this process dies, the server releases it with the
+// connection.
+func (s *Store) migrate(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("couldn't connect to migrate the database: %w", classify(err))
+	}
+	defer conn.Close(context.WithoutCancel(ctx)) // releases the lock too
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		return fmt.Errorf("couldn't take the migration lock: %w", classify(err))
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	p, err := Migrator(db)
+	if err != nil {
+		return err
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("couldn't migrate the database: %w", classify(err))
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey); err != nil {
+		return fmt.Errorf("couldn't release the migration lock: %w", classify(err))
+	}
+	return nil
+}
+
+// Migrator returns the goose provider for this schema (for `trail migrate`).
+// It takes no lock itself: callers that may run beside a starting replica
+// hold migrationLockKey, as Open does.
+func Migrator(db *sql.DB) (*goose.Provider, error) {
+	p, err := goose.NewProvider(goose.DialectPostgres, db, mustSub(migrations, "migrations"), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't load migrations: %w", err)
+	}
+	return p, nil
+}
+
+func mustSub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err) // the directory is embedded at build time
+	}
+	return sub
+}
+
+// Retries of a transaction the database aborted to resolve a conflict.
+const (
+	maxAttempts = 5
+	retryBase   = 5 * time.Millisecond
+)
+
+// retry runs fn until it succeeds, fails for a reason other than a
+// serialization failure or deadlock, or has been tried maxAttempts times;
+// then such a failure is ErrUnavailable. fn must be a whole transaction:
+// an aborted one stored nothing, so it can simply run again.
+func retry(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := range maxAttempts {
+		if err = fn(); err == nil || !retryable(err) {
+			return err
+		}
+		d := retryBase << attempt
+		d += rand.N(d)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(d):
+		}
+	}
+	return fmt.Errorf("%w: still conflicting after %d attempts: %w", store.ErrUnavailable, maxAttempts, err)
+}
+
+// retryable reports whether err aborted a transaction only to resolve a
+// conflict with another one.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// classify maps driver errors to the store's sentinels: unique violations
+// are ErrConflict; a database that cannot be reached, is out of disk or
+// connections, is shutting down or read-only (a failover in progress) is
+// ErrUnavailable. Errors of the caller's context are left as they are.
+func classify(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505": // unique_violation
+			return fmt.Errorf("%w: %w", store.ErrConflict, err)
+		case pe.Code == "23503": // foreign_key_violation: as SQLite reports it
+			return fmt.Errorf("%w: %w", store.ErrConflict, err)
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"), // insufficient resources: disk full, out of memory, too many connections
+			pe.Code == "57P01",               // admin_shutdown
+			pe.Code == "57P02",               // crash_shutdown
+			pe.Code == "57P03",               // cannot_connect_now (starting up, recovering)
+			pe.Code == "55P03",               // lock_not_available (lock_timeout)
+			pe.Code == "25006",               // read_only_sql_transaction (a standby, mid-failover)
+			pe.Code == "40001",               // serialization_failure, after retries
+			pe.Code == "40P01":               // deadlock_detected, after retries
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return err
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	// SafeToRetry: the driver failed before sending anything, e.g. on a
+	// connection the server had already closed ("conn closed").
+	if errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}

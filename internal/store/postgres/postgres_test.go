@@ -1,0 +1,133 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/store/postgres"
+	"github.com/trailaudit/trail/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// openDSN opens a store on the database at dsn and closes it when t ends.
+func openDSN(t testing.TB, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatalf("postgres.Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// openFresh opens a store on a fresh, empty database.
+func openFresh(t testing.TB) *postgres.Store {
+	t.Helper()
+	return openDSN(t, pgtest.New(t))
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
+}
+
+func TestLedgerConformance(t *testing.T) {
+	storetest.RunLedger(t, storetest.LedgerBackend{
+		Open: func(t *testing.T) storetest.LedgerStore { return openFresh(t) },
+		DeleteRecord: func(t *testing.T, s storetest.LedgerStore, org string, seq int64) {
+			exec(t, s.(*postgres.Store), `DELETE FROM events WHERE organization_id = $1 AND seq = $2`, org, seq)
+		},
+		InsertCheckpoint: func(t *testing.T, s storetest.LedgerStore, org string, size int64, note string) {
+			exec(t, s.(*postgres.Store), `INSERT INTO ledger_checkpoints VALUES ($1, $2, $3, now())`, org, size, []byte(note))
+		},
+	})
+}
+
+// exec runs a statement on the store's database behind its back.
+func exec(t testing.TB, s *postgres.Store, query string, args ...any) {
+	t.Helper()
+	if _, err := s.Pool().Exec(context.Background(), query, args...); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := postgres.Open(ctx, "postgres://trail@127.0.0.1:1/trail?connect_timeout=5", nil)
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open of a server that is not there = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestLargeEvent stores the largest event the limits allow (50 metadata
+// keys of 500-character values on the actor, 100 targets and the event):
+// its search vector stays within PostgreSQL's limits and it is found by
+// its words.
+func TestLargeEvent(t *testing.T) {
+	ctx := context.Background()
+	s := openFresh(t)
+	createOrg(t, s, "org_large")
+	md := func(seed int) map[string]any {
+		m := map[string]any{}
+		for k := range 50 {
+			var b strings.Builder
+			for b.Len() < 490 {
+				fmt.Fprintf(&b, "w%d_%d ", seed, b.Len()%97)
+			}
+			m[fmt.Sprintf("key_%d", k)] = b.String()[:490] + fmt.Sprintf(" k%d", k)
+		}
+		return m
+	}
+	var targets []any
+	for i := range 100 {
+		targets = append(targets, map[string]any{"id": fmt.Sprintf("t_%d", i), "type": "doc", "metadata": md(i)})
+	}
+	raw, err := json.Marshal(map[string]any{
+		"action": "big.event", "occurred_at": "2026-01-02T03:04:05.678Z",
+		"actor":   map[string]any{"id": "user_big", "type": "user", "metadata": md(1000)},
+		"targets": targets, "context": map[string]any{"location": "192.0.2.1"}, "metadata": md(2000),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := event.ParseEvent(raw, time.Now(), event.DefaultLimits())
+	if err != nil {
+		t.Fatalf("ParseEvent: %v", err)
+	}
+	now := time.Now()
+	res, err := s.Append(ctx, []store.Submission{{Events: []store.PendingEvent{{OrganizationID: "org_large", ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail}}}}, now)
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("Append of a %d-byte event: %v %v", len(raw), err, res)
+	}
+	for _, text := range []string{"k49", "w2000_5*", "t_99 k7"} {
+		page, err := s.SearchEvents(ctx, store.EventQuery{OrganizationID: "org_large", Text: text})
+		if err != nil || len(page.Events) != 1 {
+			t.Errorf("search %q = %d events, %v; want the event", text, len(page.Events), err)
+		}
+	}
+}
+
+// TestConformanceSmallTextWindow runs the suite with free-text searches
+// giving up their first step after a few events, so that both steps, and
+// the switch between them, are checked against the brute-force answers.
+func TestConformanceSmallTextWindow(t *testing.T) {
+	for _, window := range []int{0, 5} {
+		t.Run(fmt.Sprint(window), func(t *testing.T) {
+			defer postgres.SetTextWindow(window)()
+			storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
+		})
+	}
+}
