@@ -17,6 +17,7 @@ import (
 	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/ingest"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/loadgen"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/sqlite"
@@ -48,7 +49,7 @@ func eventBody(org string, i int64) []byte {
 // clients; b.N is the number of requests per variant.
 func BenchmarkHTTPIngest(b *testing.B) {
 	const concurrency = 64
-	for _, v := range []string{"ceiling", "trail"} {
+	for _, v := range []string{"ceiling", "trail-without-ledger", "trail"} {
 		b.Run(v, func(b *testing.B) {
 			var h http.Handler
 			org := "org_bench"
@@ -63,8 +64,10 @@ func BenchmarkHTTPIngest(b *testing.B) {
 					w.Header().Set("Content-Type", "application/json")
 					w.Write([]byte(`{"success":true}`))
 				})
+			case "trail-without-ledger":
+				h, org = trailHandler(b, false)
 			case "trail":
-				h, org = trailHandler(b)
+				h, org = trailHandler(b, true)
 			}
 			srv := httptest.NewServer(h)
 			defer srv.Close()
@@ -95,7 +98,9 @@ func BenchmarkHTTPIngest(b *testing.B) {
 	}
 }
 
-func trailHandler(b *testing.B) (http.Handler, string) {
+// trailHandler is trail serve's ingest path: API, group commit, search
+// indexer and, with ledger, the integrator signing checkpoints.
+func trailHandler(b *testing.B, withLedger bool) (http.Handler, string) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, b.TempDir()+"/trail.db", nil)
 	if err != nil {
@@ -113,7 +118,24 @@ func trailHandler(b *testing.B) (http.Handler, string) {
 	}
 	reg := prometheus.NewRegistry()
 	ix := ingest.NewIndexer(st, ingest.IndexerOptions{}, nil, reg)
-	c := ingest.New(st, ingest.Options{OnCommit: ix.Wake}, nil, reg)
+	wake := ix.Wake
+	if withLedger {
+		dir := b.TempDir()
+		signer, err := ledger.LoadOrCreateSigner(dir, "bench.example")
+		if err != nil {
+			b.Fatal(err)
+		}
+		in, err := ledger.NewIntegrator(st, signer, "bench.example/log", ledger.Options{DataDir: dir, Interval: 250 * time.Millisecond}, nil, reg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := in.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(in.Stop)
+		wake = func() { ix.Wake(); in.Wake() }
+	}
+	c := ingest.New(st, ingest.Options{OnCommit: wake}, nil, reg)
 	c.Start()
 	ix.Start(ctx)
 	b.Cleanup(func() { c.Stop(); ix.Stop() })

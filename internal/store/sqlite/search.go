@@ -124,7 +124,11 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 
 	var sqlText string
 	var args []any
-	if len(actions) > 0 && strings.HasPrefix(b.from, "event_search") && len(actions) <= maxMergedActions {
+	// Merging per-action walks pays when the action is the most selective
+	// filter; with an actor the actor's index narrows far more (an actor
+	// has few events, an action may have millions), and actions filter it.
+	actorDriven := q.ActorID != "" || q.ActorName != ""
+	if len(actions) > 0 && strings.HasPrefix(b.from, "event_search") && !actorDriven && len(actions) <= maxMergedActions {
 		sqlText, args = b.mergedByAction(actions)
 	} else {
 		if len(actions) > 0 {
