@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -48,6 +49,9 @@ type Store struct {
 	searchRead  *sql.DB
 	logger      *slog.Logger
 	stmts       appendStmts
+
+	stopCheckpoints func()
+	checkpoints     sync.WaitGroup
 }
 
 var (
@@ -79,7 +83,49 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 		s.Close()
 		return nil, err
 	}
+	ckCtx, stop := context.WithCancel(context.Background())
+	s.stopCheckpoints = stop
+	for _, path := range []string{s.path, s.searchPath} {
+		db, err := sql.Open("sqlite", dsn(path, false, path == s.path))
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("couldn't open %s for checkpoints: %w", path, err)
+		}
+		db.SetMaxOpenConns(1)
+		s.checkpoints.Add(1)
+		go s.checkpointLoop(ckCtx, path, db)
+	}
 	return s, nil
+}
+
+// checkpointInterval is how often the WAL is copied back into the database
+// file. The writers never do it themselves (wal_autocheckpoint is off):
+// a checkpoint inside a commit would stall every request waiting on it.
+const checkpointInterval = 100 * time.Millisecond
+
+// checkpointLoop runs PASSIVE checkpoints on its own connection until ctx
+// ends: they copy committed frames into the database file beside the writer,
+// never blocking it, and once a checkpoint has caught up the next write
+// starts the WAL over, so it stays small.
+func (s *Store) checkpointLoop(ctx context.Context, path string, db *sql.DB) {
+	defer s.checkpoints.Done()
+	defer db.Close()
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var busy, logFrames, done int
+		err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &done)
+		if err != nil && ctx.Err() == nil && !failing {
+			s.logger.Warn("WAL checkpoint failed; will retry", "file", path, "err", err)
+		}
+		failing = err != nil
+	}
 }
 
 // SearchPath is the search index file that belongs to the database at path.
@@ -187,6 +233,11 @@ func dsn(path string, readOnly, durable bool) string {
 		// A large cache keeps the hot right edges of every index in memory,
 		// so a commit writes only the pages it dirtied.
 		v.Add("_pragma", "cache_size(-262144)") // 256 MiB
+		// The writer never checkpoints: copying the WAL back into the
+		// database (and syncing it) inside a commit stalls every request
+		// waiting on that commit. A background checkpointer does it
+		// (Store.checkpointLoop).
+		v.Add("_pragma", "wal_autocheckpoint(0)")
 		v.Add("_txlock", "immediate")
 	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
@@ -210,6 +261,10 @@ func Migrator(db *sql.DB) (*goose.Provider, error) {
 
 // Close closes all pools.
 func (s *Store) Close() error {
+	if s.stopCheckpoints != nil {
+		s.stopCheckpoints()
+		s.checkpoints.Wait()
+	}
 	s.stmts.close()
 	var errs []error
 	for _, db := range []*sql.DB{s.searchRead, s.searchWrite, s.read, s.write} {
