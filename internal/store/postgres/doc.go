@@ -58,8 +58,10 @@
 // SQLite. Words are split as the SQLite store's FTS5 tokenizer does (runs
 // of letters, digits and '_', case folded, no stemming or stop words, as
 // the 'simple' configuration would) at consecutive positions, so a query
-// word of several parts matches as a phrase. Each vector also holds a
-// lexeme naming the organization, so that the GIN index narrows to one
-// tenant. See SearchEvents for how a query picks between walking an index
-// in order and reading the GIN index.
+// word of several parts matches as a phrase, and diacritics are folded as
+// FTS5's remove_diacritics does ("cafe" finds "café"). Each vector also holds a lexeme naming the organization, so that the GIN
+// index narrows to one tenant. A query with free text (or a lone target
+// type or id) first walks an index in result order checking each event,
+// and reads the GIN (or target) index only when the first few thousand
+// events hold less than a page: see searchChecked.
 package postgres

@@ -1,9 +1,10 @@
 package postgres
 
-// SetTextWindow sets how many events free-text search checks one by one
-// before it asks the GIN index, and returns a function restoring it.
-func SetTextWindow(n int) (restore func()) {
-	old := textWindow
-	textWindow = n
-	return func() { textWindow = old }
+// SetCheckWindow sets how many events a search with free text or a lone
+// target checks one by one before it changes plan, and returns a function
+// restoring it.
+func SetCheckWindow(n int) (restore func()) {
+	old := checkWindow
+	checkWindow = n
+	return func() { checkWindow = old }
 }

@@ -120,14 +120,47 @@ func TestLargeEvent(t *testing.T) {
 	}
 }
 
-// TestConformanceSmallTextWindow runs the suite with free-text searches
-// giving up their first step after a few events, so that both steps, and
-// the switch between them, are checked against the brute-force answers.
-func TestConformanceSmallTextWindow(t *testing.T) {
+// TestConformanceSmallCheckWindow runs the search suite with searches that
+// check free text or a lone target per event giving up that first step
+// after a few events (or at once), so that both steps, and the switch
+// between them, are checked against the brute-force answers.
+func TestConformanceSmallCheckWindow(t *testing.T) {
 	for _, window := range []int{0, 5} {
 		t.Run(fmt.Sprint(window), func(t *testing.T) {
-			defer postgres.SetTextWindow(window)()
-			storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
+			defer postgres.SetCheckWindow(window)()
+			storetest.RunSearch(t, func(t *testing.T) store.Store { return openFresh(t) })
 		})
+	}
+}
+
+// TestEventByID finds events whose id was not minted from their
+// received_at too (the lookup first narrows to partitions by the id's
+// time).
+func TestEventByID(t *testing.T) {
+	ctx := context.Background()
+	s := openFresh(t)
+	createOrg(t, s, "org_ids")
+	g := newGen(5)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	same := g.event(t, "org_ids", now)
+	other := g.event(t, "org_ids", now)
+	other.ID = event.NewID(now.AddDate(0, -2, 0))
+	odd := g.event(t, "org_ids", now)
+	odd.ID = "evt_not-a-ulid"
+	res, err := s.Append(ctx, []store.Submission{{Events: []store.PendingEvent{same, other, odd}}}, now)
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("Append: %v %v", err, res)
+	}
+	for i, a := range res[0].Events {
+		if e, err := s.Event(ctx, a.ID); err != nil || e.Seq != a.Seq || e.ID != a.ID {
+			t.Errorf("Event(%s) = %+v, %v; want seq %d", a.ID, e, err, a.Seq)
+		} else if i == 0 && !strings.Contains(string(e.Record), `"id":"`+a.ID+`"`) {
+			t.Errorf("Event(%s) record = %s", a.ID, e.Record)
+		}
+	}
+	for _, id := range []string{event.NewID(now), "evt_x", ""} {
+		if _, err := s.Event(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Event(%q) = %v, want ErrNotFound", id, err)
+		}
 	}
 }

@@ -71,87 +71,59 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		}
 	}
 
-	b := &builder{}
-	org := b.arg(q.OrganizationID)
-	key := "e" // the alias whose (occurred_at, seq) orders the walk
-	from := "events e"
-	b.where("e.organization_id = " + org)
-	if q.TargetType != "" && q.TargetID != "" {
-		// Driven by the target: one index range of its events in order.
-		// received_at in the join prunes each lookup to one partition.
-		key = "d"
-		from = `event_targets d JOIN events e ON e.organization_id = d.organization_id AND e.seq = d.seq AND e.received_at = d.received_at`
-		b.where("d.organization_id = " + org)
-		b.where("d.target_type = " + b.arg(q.TargetType))
-		b.where("d.target_id = " + b.arg(q.TargetID))
-	} else if q.TargetType != "" || q.TargetID != "" {
-		// An event may have several targets of one type, or one id under
-		// several types: checked per event rather than walked, so that no
-		// event comes out twice. A LATERAL subquery with LIMIT 1, unlike
-		// EXISTS, cannot become a hash semi-join over every such target
-		// of the organization (which the planner picks when it
-		// underestimates the matches): it stays a probe of the
-		// (organization_id, X, occurred_at, seq) index per event walked.
-		col, v := "target_type", q.TargetType
-		if q.TargetID != "" {
-			col, v = "target_id", q.TargetID
-		}
-		from += ` CROSS JOIN LATERAL (SELECT 1 FROM event_targets t WHERE t.organization_id = e.organization_id AND t.` + col + ` = ` + b.arg(v) +
-			` AND t.occurred_at = e.occurred_at AND t.seq = e.seq AND t.received_at = e.received_at LIMIT 1) t`
+	dir := "ASC"
+	if scanDesc {
+		dir = "DESC"
 	}
+	p := &plan{n: limit + 1, dir: dir}
+	p.org = p.arg(q.OrganizationID)
 	if !q.From.IsZero() {
-		b.where(key + ".occurred_at >= " + b.arg(ceilMS(q.From)))
+		p.bounds = append(p.bounds, "%[1]s.occurred_at >= "+p.arg(ceilMS(q.From)))
 	}
 	if !q.To.IsZero() {
-		b.where(key + ".occurred_at < " + b.arg(ceilMS(q.To)))
+		p.bounds = append(p.bounds, "%[1]s.occurred_at < "+p.arg(ceilMS(q.To)))
 	}
 	if cur != nil {
 		op := ">"
 		if (q.After != "") == desc { // moving towards smaller keys
 			op = "<"
 		}
-		b.where(fmt.Sprintf("(%s.occurred_at, %s.seq) %s (%s, %s)", key, key, op, b.arg(cur.at), b.arg(cur.seq)))
+		p.bounds = append(p.bounds, fmt.Sprintf("(%%[1]s.occurred_at, %%[1]s.seq) %s (%s, %s)", op, p.arg(cur.at), p.arg(cur.seq)))
 	}
 	if q.ActorID != "" {
-		b.where("e.actor_id = " + b.arg(q.ActorID))
+		p.filters = append(p.filters, "e.actor_id = "+p.arg(q.ActorID))
 	}
 	if q.ActorName != "" {
-		b.where("e.actor_name = " + b.arg(q.ActorName))
+		p.filters = append(p.filters, "e.actor_name = "+p.arg(q.ActorName))
+	}
+	if tsquery != "" {
+		p.tsquery, p.text = tsquery, p.arg(tsquery)
+		p.textIndex = len(p.args) - 1
+	}
+	if q.TargetType != "" {
+		p.targetType = p.arg(q.TargetType)
+	}
+	if q.TargetID != "" {
+		p.targetID = p.arg(q.TargetID)
 	}
 
-	dir := "ASC"
-	if scanDesc {
-		dir = "DESC"
-	}
-	order := func(alias string) string {
-		return fmt.Sprintf(" ORDER BY %s.occurred_at %s, %s.seq %s", alias, dir, alias, dir)
-	}
-	limitN := fmt.Sprintf(" LIMIT %d", limit+1)
 	var (
 		keys []cursor
 		err  error
 	)
 	switch {
-	case tsquery != "" && key == "e":
-		b.whereActions(actions)
-		keys, page.Events, err = s.searchText(ctx, b, from, q.OrganizationID, tsquery, order, limit+1)
-	case len(actions) > 1 && len(actions) <= maxMergedActions && key == "e":
-		// One ordered, limited walk of (organization_id, action,
-		// occurred_at, seq) per action, merged: "user.*" costs the same
-		// whether it matches 3 events or 3 million.
-		acts := b.arg(actions)
-		b.where("e.action = a.action")
-		sql := `SELECT m.occurred_at, m.seq, m.id, m.record FROM unnest(` + acts + `::text[]) AS a(action)
-			CROSS JOIN LATERAL (SELECT e.occurred_at, e.seq, e.id, e.record FROM ` + from + ` WHERE ` + b.conds() + order("e") + limitN + `) m` +
-			order("m") + limitN
-		keys, page.Events, err = s.searchRows(ctx, q.OrganizationID, sql, b.args)
+	case p.targetType != "" && p.targetID != "":
+		// Driven by the target: one index range of its events in order.
+		p.whereActions(actions)
+		keys, page.Events, err = s.searchRows(ctx, q.OrganizationID, p.byTarget(), p.args)
+	case p.text != "" || p.targetType != "" || p.targetID != "":
+		p.whereActions(actions)
+		keys, page.Events, err = s.searchChecked(ctx, q.OrganizationID, p)
+	case len(actions) > 1 && len(actions) <= maxMergedActions:
+		keys, page.Events, err = s.searchRows(ctx, q.OrganizationID, p.mergedActions(actions), p.args)
 	default:
-		b.whereActions(actions)
-		if tsquery != "" {
-			b.where("e.search @@ " + b.arg(tsquery) + "::tsquery")
-		}
-		sql := `SELECT ` + key + `.occurred_at, ` + key + `.seq, e.id, e.record FROM ` + from + ` WHERE ` + b.conds() + order(key) + limitN
-		keys, page.Events, err = s.searchRows(ctx, q.OrganizationID, sql, b.args)
+		p.whereActions(actions)
+		keys, page.Events, err = s.searchRows(ctx, q.OrganizationID, p.walk(), p.args)
 	}
 	if err != nil {
 		return page, err
@@ -185,41 +157,60 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	return page, nil
 }
 
-// textWindow is how many events, in result order, a free-text search
-// checks one by one before it asks the full-text index instead.
-var textWindow = 2000
+// checkWindow is how many events, in result order, a search with free
+// text or a lone target filter checks one by one before it changes plan.
+var checkWindow = 2000
 
-// searchText runs a search with free text in two steps, because which plan
-// is fast depends on how common the words are in this organization, which
-// no statistic tells (the planner only knows how common they are overall):
+// searchChecked runs a search whose free text or lone target type or id
+// is checked per event, in up to two steps, because which plan is fast
+// depends on how common the match is in this organization, which no
+// statistic tells (the planner knows how common a word is overall, not in
+// one tenant, and nothing of how often a target goes with the other
+// filters):
 //
-//  1. Walk the other filters' index in result order, checking each event's
-//     vector, for at most textWindow events. Words that occur in more than
-//     a few percent of the events fill the page here, at the cost of the
-//     page alone.
-//  2. Otherwise the words are rare here: take their matches in this
-//     organization from the GIN index (the organization's lexeme ANDed in,
-//     so other tenants' matches are never read) and sort them. There are
-//     few, since the first textWindow events held fewer than a page.
-//
-// The second step returns the exact answer on its own; the first only
-// saves it when it can.
-func (s *Store) searchText(ctx context.Context, b *builder, from, org, tsquery string, order func(string) string, n int) ([]cursor, []store.StoredEvent, error) {
-	args := append(b.args[:len(b.args):len(b.args)], tsquery)
-	text := "$" + strconv.Itoa(len(args))
-	walk := `SELECT w.occurred_at, w.seq, w.id, w.record FROM (SELECT e.occurred_at, e.seq, e.id, e.record, e.search FROM ` + from + ` WHERE ` +
-		b.conds() + order("e") + fmt.Sprintf(" LIMIT %d", textWindow) + `) w WHERE w.search @@ ` + text + `::tsquery` + order("w") + fmt.Sprintf(" LIMIT %d", n)
-	keys, events, err := s.searchRows(ctx, org, walk, args)
-	if err != nil || len(keys) == n {
-		return keys, events, err
+//  1. Walk the other filters' index in result order and check each event,
+//     for at most checkWindow events. Matches common enough fill the page
+//     here at the cost of the page alone; if the walk ends before the
+//     window is full, its answer is exact too.
+//  2. Otherwise matches are rare here: read them from the index that holds
+//     them — the GIN index for text (the organization's lexeme ANDed in, so
+//     other tenants' matches are never read), then sort; the target's
+//     (organization_id, X, occurred_at, seq) index, in order, for a
+//     target — and check the other filters on each.
+func (s *Store) searchChecked(ctx context.Context, org string, p *plan) ([]cursor, []store.StoredEvent, error) {
+	if checkWindow > 0 {
+		rows, err := s.pool.Query(ctx, p.window(), p.args...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
+		}
+		var keys []cursor
+		var events []store.StoredEvent
+		full := false
+		var k cursor
+		var e store.StoredEvent
+		var match bool
+		var rn int64
+		_, err = pgx.ForEachRow(rows, []any{&k.at, &k.seq, &e.ID, &e.Record, &match, &rn}, func() error {
+			full = full || rn == int64(checkWindow)
+			if match && len(keys) < p.n {
+				keys = append(keys, k)
+				events = append(events, store.StoredEvent{OrganizationID: org, Seq: k.seq, ID: e.ID, Record: e.Record})
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
+		}
+		if len(keys) == p.n || !full {
+			return keys, events, nil
+		}
 	}
-	args[len(args)-1] = tenantQuery(org, tsquery)
-	// Ordering by expressions no index holds keeps the planner from
-	// walking an index in order again: it reads the matches and sorts.
-	sorted := `SELECT e.occurred_at, e.seq, e.id, e.record FROM ` + from + ` WHERE ` + b.conds() + ` AND e.search @@ ` + text + `::tsquery` +
-		strings.NewReplacer("e.occurred_at", "(e.occurred_at + interval '0 s')", "e.seq", "(e.seq + 0)").Replace(order("e")) +
-		fmt.Sprintf(" LIMIT %d", n)
-	return s.searchRows(ctx, org, sorted, args)
+	if p.text != "" {
+		args := slices.Clone(p.args)
+		args[p.textIndex] = tenantQuery(org, p.tsquery)
+		return s.searchRows(ctx, org, p.sortedText(), args)
+	}
+	return s.searchRows(ctx, org, p.byLoneTarget(), p.args)
 }
 
 // searchRows runs a search query returning (occurred_at, seq, id, record).
@@ -259,32 +250,171 @@ func (s *Store) expandPrefixes(ctx context.Context, org string, prefixes []strin
 	return out, nil
 }
 
-// builder collects the conditions and parameters of a query.
-type builder struct {
+// plan holds the parts of a search query: its parameters and conditions,
+// and how each way of running it is written. Conditions on events are on
+// alias e.
+type plan struct {
 	args    []any
-	clauses []string
+	n       int    // rows to return: the page and one more
+	dir     string // ASC or DESC
+	org     string // placeholder of the organization id
+	bounds  []string
+	filters []string
+	// Checked per event when they do not drive the walk (placeholders,
+	// "" when absent).
+	text, targetType, targetID string
+	tsquery                    string // the text's query itself
+	textIndex                  int    // and its index in args
 }
 
 // arg adds a parameter and returns its placeholder.
-func (b *builder) arg(v any) string {
-	b.args = append(b.args, v)
-	return "$" + strconv.Itoa(len(b.args))
+func (p *plan) arg(v any) string {
+	p.args = append(p.args, v)
+	return "$" + strconv.Itoa(len(p.args))
 }
 
-func (b *builder) where(cond string) { b.clauses = append(b.clauses, cond) }
-
 // whereActions filters on exact actions, if any.
-func (b *builder) whereActions(actions []string) {
+func (p *plan) whereActions(actions []string) {
 	switch len(actions) {
 	case 0:
 	case 1:
-		b.where("e.action = " + b.arg(actions[0]))
+		p.filters = append(p.filters, "e.action = "+p.arg(actions[0]))
 	default:
-		b.where("e.action = ANY(" + b.arg(actions) + "::text[])")
+		p.filters = append(p.filters, "e.action = ANY("+p.arg(actions)+"::text[])")
 	}
 }
 
-func (b *builder) conds() string { return strings.Join(b.clauses, " AND ") }
+// where joins the organization condition, the bounds on alias's
+// (occurred_at, seq), the filters and extra conditions.
+func (p *plan) where(alias string, extra ...string) string {
+	conds := []string{alias + ".organization_id = " + p.org}
+	for _, b := range p.bounds {
+		conds = append(conds, fmt.Sprintf(b, alias))
+	}
+	conds = append(conds, p.filters...)
+	conds = append(conds, extra...)
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+// order is the result order on alias, and the limit.
+func (p *plan) order(alias string, limit int) string {
+	return fmt.Sprintf(" ORDER BY %s.occurred_at %s, %s.seq %s LIMIT %d", alias, p.dir, alias, p.dir, limit)
+}
+
+// targetCheck is the condition that the event has the lone target type or
+// id asked for ("" when none is).
+func (p *plan) targetCheck() string {
+	col, v := "target_type", p.targetType
+	if p.targetID != "" {
+		col, v = "target_id", p.targetID
+	}
+	if v == "" {
+		return ""
+	}
+	// The organization as a parameter rather than e.organization_id: if
+	// the planner evaluates this once, hashing the target's rows, it
+	// reads them through the (organization_id, X, …) index.
+	return `EXISTS (SELECT 1 FROM event_targets t WHERE t.organization_id = ` + p.org + ` AND t.` + col + ` = ` + v +
+		` AND t.occurred_at = e.occurred_at AND t.seq = e.seq AND t.received_at = e.received_at)`
+}
+
+// checks is the conditions searchChecked checks per event.
+func (p *plan) checks() []string {
+	var out []string
+	if p.text != "" {
+		out = append(out, "e.search @@ "+p.text+"::tsquery")
+	}
+	if c := p.targetCheck(); c != "" {
+		out = append(out, c)
+	}
+	return out
+}
+
+// walk is one ordered walk of the index of the filters.
+func (p *plan) walk() string {
+	return `SELECT e.occurred_at, e.seq, e.id, e.record FROM events e` + p.where("e") + p.order("e", p.n)
+}
+
+// mergedActions is one ordered, limited walk of (organization_id, action,
+// occurred_at, seq) per action, merged: "user.*" costs the same whether it
+// matches 3 events or 3 million.
+func (p *plan) mergedActions(actions []string) string {
+	acts := p.arg(actions)
+	return `SELECT m.occurred_at, m.seq, m.id, m.record FROM unnest(` + acts + `::text[]) AS a(action)
+		CROSS JOIN LATERAL (SELECT e.occurred_at, e.seq, e.id, e.record FROM events e` + p.where("e", "e.action = a.action") + p.order("e", p.n) + `) m` +
+		p.order("m", p.n)
+}
+
+// byTarget walks the events of one target (type and id) in order; the
+// join on received_at prunes each lookup of the event to one partition.
+func (p *plan) byTarget() string {
+	extra := []string{"d.target_type = " + p.targetType, "d.target_id = " + p.targetID}
+	if p.text != "" {
+		extra = append(extra, "e.search @@ "+p.text+"::tsquery")
+	}
+	return `SELECT d.occurred_at, d.seq, e.id, e.record FROM event_targets d
+		JOIN events e ON e.organization_id = d.organization_id AND e.seq = d.seq AND e.received_at = d.received_at` +
+		p.where("d", extra...) + p.order("d", p.n)
+}
+
+// window is the first step of searchChecked: the walk of at most
+// checkWindow events with the checks as a column, and each event's rank in
+// the walk. It returns the matches and the window's last event, so that
+// the caller knows whether the window was full. The checks, in the select
+// list, cannot become a join that reads every match first.
+func (p *plan) window() string {
+	return `SELECT w.occurred_at, w.seq, w.id, w.record, w.match, w.rn FROM (
+		SELECT e.occurred_at, e.seq, e.id, e.record, (` + strings.Join(p.checks(), " AND ") + `) AS match,
+			row_number() OVER (` + strings.TrimSuffix(p.order("e", 0), " LIMIT 0") + `) AS rn
+		FROM events e` + p.where("e") + p.order("e", checkWindow) + `) w
+		WHERE w.match OR w.rn = ` + strconv.Itoa(checkWindow) + p.order("w", p.n+1)
+}
+
+// sortedText reads the text's matches in the organization from the GIN
+// index and sorts them; the text's parameter must hold the tenant query.
+// Ordering by expressions no index holds keeps the planner from walking an
+// index in order instead.
+func (p *plan) sortedText() string {
+	conds := []string{"e.search @@ " + p.text + "::tsquery"}
+	if c := p.targetCheck(); c != "" {
+		conds = append(conds, c)
+	}
+	return `SELECT e.occurred_at, e.seq, e.id, e.record FROM events e` + p.where("e", conds...) +
+		fmt.Sprintf(" ORDER BY (e.occurred_at + interval '0 s') %s, (e.seq + 0) %s LIMIT %d", p.dir, p.dir, p.n)
+}
+
+// byLoneTarget walks the index of a target type or a target id alone, in
+// order, one row per event (an event may have several targets of the type,
+// or the id under several types: their rows are adjacent in the walk).
+func (p *plan) byLoneTarget() string {
+	col, v := "target_type", p.targetType
+	if p.targetID != "" {
+		col, v = "target_id", p.targetID
+	}
+	return `SELECT d.occurred_at, d.seq, e.id, e.record FROM (
+		SELECT DISTINCT ON (d.occurred_at, d.seq) d.organization_id, d.occurred_at, d.seq, d.received_at FROM event_targets d` +
+		p.whereTargets("d", "d."+col+" = "+v) + strings.TrimSuffix(p.order("d", 0), " LIMIT 0") + `) d
+		JOIN events e ON e.organization_id = d.organization_id AND e.seq = d.seq AND e.received_at = d.received_at` +
+		filtersWhere(p.filters) + p.order("d", p.n)
+}
+
+// whereTargets is the organization and bounds on a targets alias, with
+// extra conditions.
+func (p *plan) whereTargets(alias string, extra ...string) string {
+	conds := []string{alias + ".organization_id = " + p.org}
+	for _, b := range p.bounds {
+		conds = append(conds, fmt.Sprintf(b, alias))
+	}
+	conds = append(conds, extra...)
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+func filtersWhere(filters []string) string {
+	if len(filters) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(filters, " AND ")
+}
 
 // ceilMS is the first millisecond not before t. occurred_at holds
 // milliseconds, so a bound of 10:00:00.0005 must start at .001: an event

@@ -7,6 +7,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Free-text search splits text into words the way the SQLite backend's FTS5
@@ -37,30 +40,62 @@ func isWordRune(r rune) bool {
 	return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) || unicode.Is(unicode.Mn, r)
 }
 
-// appendWords appends the words of text, case folded, to dst.
+// asciiWord marks the ASCII bytes that belong to a word.
+var asciiWord = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	}
+	return t
+}()
+
+// appendWords appends the words of text, case folded, to dst. The words
+// share text's memory unless they had to be folded.
 func appendWords(dst []string, text string) []string {
-	for text != "" {
-		i := strings.IndexFunc(text, isWordRune)
-		if i < 0 {
-			break
+	// wordAt reports whether a word character starts at text[i], whether
+	// it may need folding, and its length.
+	wordAt := func(i int) (ok, fold bool, size int) {
+		if c := text[i]; c < utf8.RuneSelf {
+			return asciiWord[c], 'A' <= c && c <= 'Z', 1
 		}
-		text = text[i:]
-		j := strings.IndexFunc(text, func(r rune) bool { return !isWordRune(r) })
-		if j < 0 {
-			j = len(text)
+		r, size := utf8.DecodeRuneInString(text[i:])
+		return isWordRune(r), true, size
+	}
+	for i := 0; i < len(text); {
+		ok, _, size := wordAt(i)
+		if !ok {
+			i += size
+			continue
 		}
-		dst = append(dst, lower(text[:j]))
-		text = text[j:]
+		start, fold := i, false
+		for i < len(text) {
+			ok, f, size := wordAt(i)
+			if !ok {
+				break
+			}
+			fold = fold || f
+			i += size
+		}
+		w := text[start:i]
+		if fold {
+			w = foldWord(w)
+		}
+		dst = append(dst, w)
 	}
 	return dst
 }
 
-// lower folds case without allocating for words that are already lower-case
-// ASCII, which most of an event's text is.
-func lower(w string) string {
+// foldWord folds a word with upper-case or non-ASCII letters: lower case,
+// and without diacritics ("Café" is "cafe"), as FTS5's unicode61 tokenizer
+// with remove_diacritics does for the SQLite store.
+func foldWord(w string) string {
+	w = strings.ToLower(w)
 	for i := 0; i < len(w); i++ {
-		if c := w[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
-			return strings.ToLower(w)
+		if w[i] >= utf8.RuneSelf {
+			t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+			if out, _, err := transform.String(t, w); err == nil && out != "" {
+				return out
+			}
+			return w
 		}
 	}
 	return w
@@ -73,45 +108,61 @@ func orgLexeme(org string) string { return "org:" + org }
 
 // searchVector builds the tsvector of an event: every word of text at its
 // position (1-based, consecutive across lines, as the phrase matching of
-// queries expects), plus orgLexeme(org).
+// queries expects), plus orgLexeme(org). words is scratch space, returned
+// for reuse.
 func searchVector(org string, text []byte, words []string) (pgtype.TSVector, []string) {
 	words = appendWords(words[:0], string(text))
-	type entry struct {
+	// Sorting the occurrences by word, then position, leaves each word's
+	// positions contiguous and increasing: one backing array holds them
+	// all, and lexemes come out in the byte order PostgreSQL keeps them in
+	// (sending them so spares the server a sort).
+	type occurrence struct {
 		word string
-		pos  []pgtype.TSVectorPosition
+		pos  uint16
 	}
-	byWord := make(map[string]int, len(words))
-	entries := make([]entry, 0, len(words)+1)
-	size := 0
+	occ := make([]occurrence, 0, len(words))
 	for i, w := range words {
-		if len(w) > maxLexemeBytes {
-			continue
+		if len(w) <= maxLexemeBytes {
+			occ = append(occ, occurrence{w, uint16(min(i+1, maxPosition))})
 		}
-		pos := uint16(min(i+1, maxPosition))
-		k, ok := byWord[w]
-		if !ok {
-			if size += len(w) + 8; size > maxVectorBytes {
-				break
+	}
+	slices.SortFunc(occ, func(a, b occurrence) int {
+		if c := strings.Compare(a.word, b.word); c != 0 {
+			return c
+		}
+		return int(a.pos) - int(b.pos)
+	})
+	positions := make([]pgtype.TSVectorPosition, 0, len(occ))
+	lexemes := make([]pgtype.TSVectorLexeme, 0, len(occ)/2+1)
+	orgWord := orgLexeme(org)
+	orgDone := false
+	addOrg := func() {
+		lexemes = append(lexemes, pgtype.TSVectorLexeme{Word: orgWord})
+		orgDone = true
+	}
+	size := 0
+	for i := 0; i < len(occ); {
+		w := occ[i].word
+		if size += len(w) + 8; size > maxVectorBytes {
+			break
+		}
+		if !orgDone && orgWord < w {
+			addOrg()
+		}
+		start := len(positions)
+		for ; i < len(occ) && occ[i].word == w; i++ {
+			// Positions past maxPosition are all stored as it, once.
+			if n := len(positions) - start; n < maxPositions && (n == 0 || positions[len(positions)-1].Position < occ[i].pos) {
+				positions = append(positions, pgtype.TSVectorPosition{Position: occ[i].pos})
 			}
-			k = len(entries)
-			byWord[w] = k
-			entries = append(entries, entry{word: w})
 		}
-		e := &entries[k]
-		if n := len(e.pos); n < maxPositions && (n == 0 || e.pos[n-1].Position < pos) {
-			e.pos = append(e.pos, pgtype.TSVectorPosition{Position: pos})
-			size += 2
-		}
+		size += 2 * (len(positions) - start)
+		lexemes = append(lexemes, pgtype.TSVectorLexeme{Word: w, Positions: positions[start:len(positions):len(positions)]})
 	}
-	entries = append(entries, entry{word: orgLexeme(org)})
-	// PostgreSQL keeps lexemes in byte order; sending them so spares the
-	// server a sort.
-	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.word, b.word) })
-	v := pgtype.TSVector{Valid: true, Lexemes: make([]pgtype.TSVectorLexeme, len(entries))}
-	for i, e := range entries {
-		v.Lexemes[i] = pgtype.TSVectorLexeme{Word: e.word, Positions: e.pos}
+	if !orgDone {
+		addOrg()
 	}
-	return v, words
+	return pgtype.TSVector{Valid: true, Lexemes: lexemes}, words
 }
 
 // searchQuery turns free text into a tsquery (in its text form): for every

@@ -15,7 +15,8 @@ func TestAppendWords(t *testing.T) {
 		{"carol@example.com", []string{"carol", "example", "com"}},
 		{"203.0.113.7", []string{"203", "0", "113", "7"}},
 		{"Mozilla/5.0 (X11; Linux x86_64)", []string{"mozilla", "5", "0", "x11", "linux", "x86_64"}},
-		{"Ünïcode ÇA VA", []string{"ünïcode", "ça", "va"}},
+		{"Ünïcode ÇA VA", []string{"unicode", "ca", "va"}},
+		{"café naïve Ångström", []string{"cafe", "naive", "angstrom"}},
 		{"  -- ", nil},
 		{"日本語 テキスト", []string{"日本語", "テキスト"}},
 	} {
