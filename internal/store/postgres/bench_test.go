@@ -14,7 +14,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,4 +260,106 @@ func BenchmarkAppendParallel(b *testing.B) {
 	wg.Wait()
 	b.StopTimer()
 	reportRate(b, b.N*benchBatch)
+}
+
+// BenchmarkCopySameIndexes is the baseline the ingest target is stated
+// against: the very rows Append stores (events with their search columns
+// and vector, and targets), computed before the clock starts, COPYed into
+// the same schema with the same indexes, 1,000 events a transaction —
+// storing without sequencing, idempotency or checks.
+func BenchmarkCopySameIndexes(b *testing.B) {
+	s := openBench(b)
+	ctx := context.Background()
+	next := map[string]int64{}
+	type batch struct{ events, targets [][]any }
+	batches := make([]batch, b.N)
+	for i, subs := range submissions(b, b.N) {
+		ev, tg, err := postgres.BaselineRows(subs, next)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batches[i] = batch{ev, tg}
+	}
+	b.ResetTimer()
+	for _, bt := range batches {
+		tx, err := s.Pool().Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, postgres.EventColumns, pgx.CopyFromRows(bt.events)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_targets"}, postgres.TargetColumns, pgx.CopyFromRows(bt.targets)); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reportRate(b, b.N*benchBatch)
+}
+
+// BenchmarkNaiveInsert is what most applications do: one INSERT per event
+// (and one per target), each event its own transaction, from 16
+// connections, into the same schema and indexes, rows computed before the
+// clock starts.
+func BenchmarkNaiveInsert(b *testing.B) {
+	const conns = 16
+	s := openBench(b)
+	ctx := context.Background()
+	next := map[string]int64{}
+	var events, targets [][]any
+	for _, subs := range submissions(b, b.N) {
+		ev, tg, err := postgres.BaselineRows(subs, next)
+		if err != nil {
+			b.Fatal(err)
+		}
+		events, targets = append(events, ev...), append(targets, tg...)
+	}
+	byEvent := map[string][][]any{} // organization_id/seq → its target rows
+	for _, t := range targets {
+		k := fmt.Sprint(t[3], "/", t[0])
+		byEvent[k] = append(byEvent[k], t)
+	}
+	insEvent := `INSERT INTO events (` + strings.Join(postgres.EventColumns, ", ") + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	insTarget := `INSERT INTO event_targets (` + strings.Join(postgres.TargetColumns, ", ") + `) VALUES ($1, $2, $3, $4, $5, $6)`
+	var work sync.WaitGroup
+	var failed atomic.Value
+	next64 := atomic.Int64{}
+	b.ResetTimer()
+	for range conns {
+		work.Add(1)
+		go func() {
+			defer work.Done()
+			for {
+				i := next64.Add(1) - 1
+				if i >= int64(len(events)) {
+					return
+				}
+				e := events[i]
+				err := pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, insEvent, e...); err != nil {
+						return err
+					}
+					for _, t := range byEvent[fmt.Sprint(e[3], "/", e[0])] {
+						if _, err := tx.Exec(ctx, insTarget, t...); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	work.Wait()
+	b.StopTimer()
+	if err, ok := failed.Load().(error); ok {
+		b.Fatal(err)
+	}
+	reportRate(b, len(events))
 }
