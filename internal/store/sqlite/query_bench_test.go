@@ -137,6 +137,12 @@ func BenchmarkQuery(b *testing.B) {
 		{"target", func(org string, d *event.Record) store.EventQuery {
 			return store.EventQuery{OrganizationID: org, TargetType: d.Targets[0].Type, TargetID: d.Targets[0].ID}
 		}},
+		{"target-id", func(org string, d *event.Record) store.EventQuery {
+			return store.EventQuery{OrganizationID: org, TargetID: d.Targets[0].ID}
+		}},
+		{"target-type", func(org string, d *event.Record) store.EventQuery {
+			return store.EventQuery{OrganizationID: org, TargetType: d.Targets[0].Type}
+		}},
 		{"text", func(org string, d *event.Record) store.EventQuery {
 			return store.EventQuery{OrganizationID: org, Text: d.Actor.Name}
 		}},

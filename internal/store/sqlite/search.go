@@ -86,6 +86,23 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		b.where("d.target_id = ?", q.TargetID)
 		b.where("s.organization_id = ?", q.OrganizationID)
 		b.keyCol = "d.sort_key"
+	case q.TargetType != "" || q.TargetID != "":
+		// A target type or id alone: walk its own index in order (a rare
+		// one would otherwise mean probing every event of the
+		// organization). An event with two targets of that type, or two
+		// of that id, appears twice in it: DISTINCT keeps one.
+		if q.TargetID != "" {
+			b.from = `event_targets d INDEXED BY event_targets_id CROSS JOIN event_search s ON s.sort_key = d.sort_key`
+			b.where("d.organization_id = ?", q.OrganizationID)
+			b.where("d.target_id = ?", q.TargetID)
+		} else {
+			b.from = `event_targets d INDEXED BY event_targets_type CROSS JOIN event_search s ON s.sort_key = d.sort_key`
+			b.where("d.organization_id = ?", q.OrganizationID)
+			b.where("d.target_type = ?", q.TargetType)
+		}
+		b.where("s.organization_id = ?", q.OrganizationID)
+		b.keyCol = "d.sort_key"
+		b.distinct = true
 	case ftsQuery != "":
 		b.from = `event_fts d CROSS JOIN event_search s ON s.sort_key = d.rowid`
 		b.where("d.event_fts MATCH ?", ftsQuery)
@@ -109,15 +126,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	if q.ActorName != "" {
 		b.where("s.actor_name = ?", q.ActorName)
 	}
-	if q.TargetType != "" && !strings.HasPrefix(b.from, "event_targets") {
-		if q.TargetID != "" {
-			b.where("EXISTS (SELECT 1 FROM event_targets t WHERE t.organization_id = s.organization_id AND t.target_type = ? AND t.target_id = ? AND t.sort_key = s.sort_key)", q.TargetType, q.TargetID)
-		} else {
-			b.where("EXISTS (SELECT 1 FROM event_targets t INDEXED BY event_targets_type WHERE t.organization_id = s.organization_id AND t.target_type = ? AND t.sort_key = s.sort_key)", q.TargetType)
-		}
-	} else if q.TargetID != "" {
-		b.where("EXISTS (SELECT 1 FROM event_targets t INDEXED BY event_targets_id WHERE t.organization_id = s.organization_id AND t.target_id = ? AND t.sort_key = s.sort_key)", q.TargetID)
-	}
+	// Every target filter drives the walk (above), so none is left here.
 	if ftsQuery != "" {
 		b.where("EXISTS (SELECT 1 FROM event_fts f WHERE f.event_fts MATCH ? AND f.rowid = s.sort_key)", ftsQuery)
 	}
@@ -276,6 +285,7 @@ type queryBuilder struct {
 	keyCol   string
 	limit    int
 	scanDesc bool
+	distinct bool
 }
 
 func (b *queryBuilder) where(cond string, args ...any) {
@@ -291,8 +301,12 @@ func (b *queryBuilder) dir() string {
 }
 
 func (b *queryBuilder) build() (string, []any) {
-	q := fmt.Sprintf(`SELECT %s, s.seq FROM %s WHERE %s ORDER BY %s %s LIMIT %d`,
-		b.keyCol, b.from, strings.Join(b.conds, " AND "), b.keyCol, b.dir(), b.limit)
+	distinct := ""
+	if b.distinct {
+		distinct = "DISTINCT "
+	}
+	q := fmt.Sprintf(`SELECT %s%s, s.seq FROM %s WHERE %s ORDER BY %s %s LIMIT %d`,
+		distinct, b.keyCol, b.from, strings.Join(b.conds, " AND "), b.keyCol, b.dir(), b.limit)
 	return q, b.args
 }
 
