@@ -35,6 +35,7 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"key":     &keyCommand{stdout: stdout},
 		"log":     &logCommand{stdout: stdout, stderr: stderr},
 		"verify":  &verifyCommand{stdout: stdout, stderr: stderr},
+		"bench":   &benchCommand{stdout: stdout, stderr: stderr},
 		"version": versionCommand{stdout: stdout},
 	}
 }
@@ -48,6 +49,7 @@ Usage:
   trail key create|list|revoke  manage API keys
   trail log key|checkpoint|pull  fetch the log's verifier key, a checkpoint or a bundle
   trail verify FILE --key VKEY  check a bundle offline (see docs/VERIFYING.md)
+  trail bench ingest|query|verify|check  measure a server under load, check nothing was lost
   trail version               print the version
 
 Run 'trail COMMAND -h' for a command's flags. Every flag also reads a TRAIL_…
