@@ -42,7 +42,11 @@ func extend(ctx context.Context, s Storage, org string, oldSize, newSize int64, 
 	r.pending = p
 	next := oldSize
 	var firstReceived time.Time
-	err := s.ReadRecords(ctx, org, oldSize, newSize, func(seq int64, record []byte) error {
+	read := s.ReadRecords
+	if rr, ok := s.(RecentRecordReader); ok {
+		read = rr.ReadRecentRecords
+	}
+	err := read(ctx, org, oldSize, newSize, func(seq int64, record []byte) error {
 		if seq != next {
 			return fmt.Errorf("record %d of %s: %w", next, org, errGap)
 		}

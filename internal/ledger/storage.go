@@ -89,6 +89,16 @@ type Storage interface {
 	Checkpoint(ctx context.Context, org string, size int64) ([]byte, error)
 }
 
+// RecentRecordReader is implemented by storages that keep the records this
+// process has just committed in memory. The integrator reads the records it
+// integrates through it, sparing a database read of each record right after
+// it was written. ReadRecentRecords has ReadRecords' contract, and must pass
+// exactly the bytes that were committed (anything it does not hold it reads
+// from the database). Bundles always read the database.
+type RecentRecordReader interface {
+	ReadRecentRecords(ctx context.Context, org string, from, to int64, fn func(seq int64, record []byte) error) error
+}
+
 // Integration is one log's growth, as Storage.Integrate takes it.
 type Integration struct {
 	OrganizationID   string

@@ -96,6 +96,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 	}
 
 	inBatch := map[idemKey]int{} // idempotency key → index of the submission that stored it
+	var fresh []freshRecord
 	var buf []byte
 	for i := range subs {
 		sub := &subs[i]
@@ -138,6 +139,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 			if _, err := insert.ExecContext(ctx, a.OrganizationID, a.Seq, a.ID, buf); err != nil {
 				return nil, fmt.Errorf("couldn't insert event %s: %w", a.ID, classify(err))
 			}
+			fresh = append(fresh, freshRecord{a.OrganizationID, a.Seq, append([]byte(nil), buf...)})
 			accepted[j] = a
 		}
 		results[i].Events = accepted
@@ -161,6 +163,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("couldn't commit %d submissions: %w", len(subs), classify(err))
 	}
+	s.recent.add(fresh)
 	return results, nil
 }
 

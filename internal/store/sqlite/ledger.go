@@ -215,6 +215,11 @@ func (s *Store) IntegrateBatch(ctx context.Context, batch []ledger.Integration) 
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("couldn't commit integration of %d logs: %w", len(batch), classify(err))
 	}
+	for i, in := range batch {
+		if errs[i] == nil {
+			s.recent.trim(in.OrganizationID, in.NewSize)
+		}
+	}
 	return errs, nil
 }
 

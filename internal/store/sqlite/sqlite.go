@@ -49,6 +49,7 @@ type Store struct {
 	searchRead  *sql.DB
 	logger      *slog.Logger
 	stmts       appendStmts
+	recent      *recentRecords
 
 	stopCheckpoints func()
 	checkpoints     sync.WaitGroup
@@ -70,7 +71,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 			return nil, fmt.Errorf("couldn't create database directory %s: %w", dir, err)
 		}
 	}
-	s := &Store{path: path, searchPath: SearchPath(path), logger: logger}
+	s := &Store{path: path, searchPath: SearchPath(path), logger: logger, recent: newRecentRecords()}
 	var err error
 	if s.write, s.read, err = openPools(ctx, path, true, "migrations"); err != nil {
 		return nil, err
