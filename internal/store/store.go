@@ -176,3 +176,40 @@ type SearchIndexer interface {
 	// returns how many it indexed; 0 means the index is fresh.
 	IndexPending(ctx context.Context, max int) (int, error)
 }
+
+// FinishPage turns the rows of a list query into a ListPage. The query asked
+// for limit+1 rows in scan order: the extra row only says there is more. When
+// the caller paged backwards (a Before cursor) the query ran in the opposite
+// order, so the page is flipped back. Cursors are idOf of the first and last
+// rows; after reports whether the request had an After cursor (then there is
+// a page before this one).
+func FinishPage[T any](rows []T, limit int, backwards, after bool, idOf func(T) string) ListPage[T] {
+	page := ListPage[T]{Data: rows}
+	more := len(page.Data) > limit
+	if more {
+		page.Data = page.Data[:limit]
+	}
+	if backwards {
+		for i, j := 0, len(page.Data)-1; i < j; i, j = i+1, j-1 {
+			page.Data[i], page.Data[j] = page.Data[j], page.Data[i]
+		}
+	}
+	if len(page.Data) == 0 {
+		return page
+	}
+	first, last := idOf(page.Data[0]), idOf(page.Data[len(page.Data)-1])
+	if backwards {
+		page.After = last
+		if more {
+			page.Before = first
+		}
+	} else {
+		if more {
+			page.After = last
+		}
+		if after {
+			page.Before = first
+		}
+	}
+	return page
+}

@@ -135,31 +135,5 @@ func listByID[T any](ctx context.Context, db *sql.DB, table, columns, where stri
 	if err := rows.Err(); err != nil {
 		return page, fmt.Errorf("couldn't list %s: %w", table, classify(err))
 	}
-	more := len(page.Data) > limit
-	if more {
-		page.Data = page.Data[:limit]
-	}
-	if backwards {
-		for i, j := 0, len(page.Data)-1; i < j; i, j = i+1, j-1 {
-			page.Data[i], page.Data[j] = page.Data[j], page.Data[i]
-		}
-	}
-	if len(page.Data) == 0 {
-		return page, nil
-	}
-	first, last := idOf(page.Data[0]), idOf(page.Data[len(page.Data)-1])
-	if backwards {
-		page.After = last
-		if more {
-			page.Before = first
-		}
-	} else {
-		if more {
-			page.After = last
-		}
-		if p.After != "" {
-			page.Before = first
-		}
-	}
-	return page, nil
+	return store.FinishPage(page.Data, limit, backwards, p.After != "", idOf), nil
 }
