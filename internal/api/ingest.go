@@ -26,6 +26,11 @@ const maxIdempotencyKey = 255
 // createEvent is WorkOS's POST /audit_logs/events: one event, answered 201
 // {"success":true} once it is durable.
 func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
+	release, err := s.reserveIntake(r, s.cfg.Limits.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	defer release()
 	body, err := readBody(w, r, s.cfg.Limits.MaxBodyBytes)
 	if err != nil {
 		s.metrics.reject(rejectTooLarge, 1)
@@ -73,6 +78,11 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
 // createEventBatch is POST /v1/events/batch: up to 1000 events, possibly of
 // several organizations, stored all together or not at all.
 func (s *Server) createEventBatch(w http.ResponseWriter, r *http.Request) error {
+	release, err := s.reserveIntake(r, s.cfg.MaxBatchBodyBytes)
+	if err != nil {
+		return err
+	}
+	defer release()
 	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
 	if err != nil {
 		s.metrics.reject(rejectTooLarge, 1)
@@ -151,6 +161,25 @@ func (s *Server) missingOrg(ctx context.Context, orgs []string) error {
 	}
 	return &apiError{status: http.StatusNotFound, code: "entity_not_found",
 		message: "An organization of the batch was not found; nothing was stored."}
+}
+
+// reserveIntake admits an ingest request only while the bodies being read,
+// parsed and committed fit in Config.MaxIntakeBytes (its Content-Length, or
+// its limit when the length is unknown). Past that it answers 503 with
+// Retry-After at once, before reading anything: without it a flood of
+// large batches is read and parsed all at once, memory grows with the
+// number of clients, and every answer waits for all the others.
+func (s *Server) reserveIntake(r *http.Request, limit int64) (release func(), err error) {
+	n := limit
+	if r.ContentLength >= 0 && r.ContentLength < limit {
+		n = r.ContentLength
+	}
+	n = min(max(n, 1), s.cfg.MaxIntakeBytes)
+	if !s.intake.TryAcquire(n) {
+		s.metrics.reject(rejectUnavailable, 1)
+		return nil, errIngestUnavailable
+	}
+	return func() { s.intake.Release(n) }, nil
 }
 
 // submit hands sub to the committer, mapping back-pressure to 503.

@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/trailaudit/trail/internal/access"
+	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/ingest"
 	"github.com/trailaudit/trail/internal/store"
 )
@@ -318,5 +320,63 @@ func TestConcurrentIngest(t *testing.T) {
 	}
 	if n := e.nextSeq(org) - base; n != 8*perWorker {
 		t.Fatalf("%d events stored, want %d", n, 8*perWorker)
+	}
+}
+
+// blockingSubmitter, once armed, holds every submission until release is
+// closed; before that it passes them to next.
+type blockingSubmitter struct {
+	next    Submitter
+	armed   *atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b blockingSubmitter) Submit(ctx context.Context, s store.Submission) (store.AppendResult, error) {
+	if !b.armed.Load() {
+		return b.next.Submit(ctx, s)
+	}
+	b.entered <- struct{}{}
+	<-b.release
+	return store.AppendResult{Events: make([]event.Accepted, len(s.Events))}, nil
+}
+
+// Ingest in progress is bounded in bytes: past the bound a request is
+// refused at once with 503 and Retry-After, before its body is read, and
+// admitted again once the work ahead of it is done.
+func TestIngestIntakeBound(t *testing.T) {
+	block := blockingSubmitter{armed: &atomic.Bool{}, entered: make(chan struct{}, 10), release: make(chan struct{})}
+	body := eventBody("org_placeholder", "user.signed_in")
+	e := newEnv(t, func(c *Config, e *env) {
+		c.MaxIntakeBytes = int64(len(body)) + 100 // room for one request
+		block.next = e.com
+		e.subOverride = block
+	})
+	org := e.org("Acme")
+	body = eventBody(org, "user.signed_in")
+	block.armed.Store(true)
+	done := make(chan int, 1)
+	go func() { done <- e.do("POST", "/audit_logs/events", e.admin, body).Code }()
+	<-block.entered // the first request holds the intake while it commits
+
+	start := time.Now()
+	res := e.do("POST", "/audit_logs/events", e.admin, body)
+	if res.Code != 503 || res.Header().Get("Retry-After") == "" {
+		t.Fatalf("second request during a full intake: %d %s (Retry-After %q), want 503 with Retry-After", res.Code, res.Body, res.Header().Get("Retry-After"))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the refusal took %v", d)
+	}
+	res = e.do("POST", "/v1/events/batch", e.admin, batchBody(`{"organization_id":"`+org+`","event":`+string(innerEvent(body))+`}`))
+	if res.Code != 503 {
+		t.Fatalf("batch during a full intake: %d %s, want 503", res.Code, res.Body)
+	}
+	close(block.release)
+	if code := <-done; code != 201 {
+		t.Fatalf("the admitted request: %d", code)
+	}
+	block.armed.Store(false)
+	if res := e.do("POST", "/audit_logs/events", e.admin, body); res.Code != 201 {
+		t.Fatalf("after the intake drained: %d %s", res.Code, res.Body)
 	}
 }

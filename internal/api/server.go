@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
@@ -34,6 +35,12 @@ type Config struct {
 	Limits event.Limits
 	// MaxBatchBodyBytes caps a POST /v1/events/batch body; default 16 MiB.
 	MaxBatchBodyBytes int64
+	// MaxIntakeBytes bounds the request bodies of ingest requests in
+	// progress (being read, parsed or waiting for their commit); beyond it
+	// ingest answers 503 with Retry-After at once. Default 16 MiB: a few
+	// seconds of work at this machine's ingest rate, so an accepted request
+	// is answered within seconds however many clients push at once.
+	MaxIntakeBytes int64
 	// RateLimit is the sustained requests per second allowed to one API
 	// key (0 = no limit); RateBurst the burst above it (default: the rate
 	// rounded up, at least 1).
@@ -73,6 +80,7 @@ type Server struct {
 	keys     *keyCache
 	limiter  *limiter
 	metrics  *metrics
+	intake   *semaphore.Weighted
 
 	metricsHandler http.Handler
 }
@@ -94,6 +102,9 @@ func New(st store.Store, sub Submitter, cfg Config) *Server {
 	}
 	if cfg.MaxBatchBodyBytes <= 0 {
 		cfg.MaxBatchBodyBytes = 16 << 20
+	}
+	if cfg.MaxIntakeBytes <= 0 {
+		cfg.MaxIntakeBytes = 16 << 20
 	}
 	if cfg.KeyCacheTTL <= 0 {
 		cfg.KeyCacheTTL = 5 * time.Second
@@ -124,6 +135,7 @@ func New(st store.Store, sub Submitter, cfg Config) *Server {
 		patterns: map[string]bool{},
 		keys:     newKeyCache(cfg.KeyCacheTTL, 10_000),
 		metrics:  newMetrics(cfg.Registerer, cfg.Logger),
+		intake:   semaphore.NewWeighted(cfg.MaxIntakeBytes),
 	}
 	s.metricsHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	if cfg.RateLimit > 0 {

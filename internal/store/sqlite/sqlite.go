@@ -239,6 +239,10 @@ func dsn(path string, readOnly, durable bool) string {
 		// waiting on that commit. A background checkpointer does it
 		// (Store.checkpointLoop).
 		v.Add("_pragma", "wal_autocheckpoint(0)")
+		// Once checkpointed, the WAL is cut back to 64 MiB when it
+		// restarts: a burst (or a full disk, where the WAL grew into every
+		// free byte) does not keep its space for ever.
+		v.Add("_pragma", "journal_size_limit(67108864)")
 		v.Add("_txlock", "immediate")
 	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
