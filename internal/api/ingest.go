@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
@@ -164,22 +167,66 @@ func (s *Server) missingOrg(ctx context.Context, orgs []string) error {
 }
 
 // reserveIntake admits an ingest request only while the bodies being read,
-// parsed and committed fit in Config.MaxIntakeBytes (its Content-Length, or
-// its limit when the length is unknown). Past that it answers 503 with
-// Retry-After at once, before reading anything: without it a flood of
-// large batches is read and parsed all at once, memory grows with the
-// number of clients, and every answer waits for all the others.
+// parsed and committed fit in Config.MaxIntakeBytes. Past that it answers 503
+// with Retry-After at once: without it a flood of large batches is read and
+// parsed all at once, memory grows with the number of clients, and every
+// answer waits for all the others.
+//
+// A body of known length reserves that length before anything is read. A
+// body of unknown length (chunked) reserves as its bytes arrive, from a
+// separate budget of the same size, so that clients streaming endless or
+// slow bodies can only crowd out each other, never the clients that say
+// how much they send.
 func (s *Server) reserveIntake(r *http.Request, limit int64) (release func(), err error) {
-	n := limit
-	if r.ContentLength >= 0 && r.ContentLength < limit {
-		n = r.ContentLength
+	if r.ContentLength < 0 {
+		// limit+1: a body over its limit gets its 413 from readBody.
+		cr := &chunkedIntake{r: r.Body, sem: s.intake.chunked, max: limit + 1}
+		r.Body = cr
+		return cr.release, nil
 	}
-	n = min(max(n, 1), s.cfg.MaxIntakeBytes)
-	if !s.intake.TryAcquire(n) {
+	n := min(max(min(r.ContentLength, limit), 1), s.cfg.MaxIntakeBytes)
+	if !s.intake.known.TryAcquire(n) {
 		s.metrics.reject(rejectUnavailable, 1)
 		return nil, errIngestUnavailable
 	}
-	return func() { s.intake.Release(n) }, nil
+	return func() { s.intake.known.Release(n) }, nil
+}
+
+// intakeBudgets are the two byte budgets of reserveIntake.
+type intakeBudgets struct {
+	known, chunked *semaphore.Weighted
+}
+
+// errIntakeFull ends the read of a chunked body when the budget is spent.
+var errIntakeFull = errors.New("ingest intake is full")
+
+// chunkedIntake reserves a chunked body's bytes from the budget as they are
+// read, and gives them all back at release.
+type chunkedIntake struct {
+	r    io.ReadCloser
+	sem  *semaphore.Weighted
+	max  int64
+	held int64
+}
+
+func (c *chunkedIntake) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		if c.held+int64(n) > c.max || !c.sem.TryAcquire(int64(n)) {
+			return 0, errIntakeFull
+		}
+		c.held += int64(n)
+	}
+	return n, err
+}
+
+func (c *chunkedIntake) Close() error { return c.r.Close() }
+
+func (c *chunkedIntake) release() {
+	if c.held > 0 {
+		c.sem.Release(c.held)
+		c.held = 0
+	}
 }
 
 // submit hands sub to the committer, mapping back-pressure to 503.

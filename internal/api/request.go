@@ -31,6 +31,8 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	switch {
 	case errors.As(err, &mbe):
 		return nil, errTooLarge(limit)
+	case errors.Is(err, errIntakeFull):
+		return nil, errIngestUnavailable
 	case err != nil:
 		return nil, &apiError{status: http.StatusBadRequest, code: "invalid_body",
 			message: "Couldn't read the request body: " + err.Error() + "."}

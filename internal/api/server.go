@@ -80,7 +80,7 @@ type Server struct {
 	keys     *keyCache
 	limiter  *limiter
 	metrics  *metrics
-	intake   *semaphore.Weighted
+	intake   intakeBudgets
 
 	metricsHandler http.Handler
 }
@@ -135,7 +135,9 @@ func New(st store.Store, sub Submitter, cfg Config) *Server {
 		patterns: map[string]bool{},
 		keys:     newKeyCache(cfg.KeyCacheTTL, 10_000),
 		metrics:  newMetrics(cfg.Registerer, cfg.Logger),
-		intake:   semaphore.NewWeighted(cfg.MaxIntakeBytes),
+		intake: intakeBudgets{known: semaphore.NewWeighted(cfg.MaxIntakeBytes),
+			// Room for one chunked body of the largest size allowed.
+			chunked: semaphore.NewWeighted(max(cfg.MaxIntakeBytes, cfg.MaxBatchBodyBytes+1))},
 	}
 	s.metricsHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	if cfg.RateLimit > 0 {
