@@ -36,6 +36,7 @@ type Indexer struct {
 	indexed  prometheus.Counter
 	caughtUp chan struct{} // closed and replaced each time a run finds no work (tests wait on it)
 	mu       sync.Mutex
+	failures int // consecutive failed runs (the loop's goroutine only)
 }
 
 // NewIndexer returns an indexer; call Start to run it.
@@ -115,27 +116,32 @@ func (x *Indexer) run(ctx context.Context) {
 
 func (x *Indexer) catchUp(ctx context.Context) {
 	for ctx.Err() == nil {
-		n, err := x.ix.IndexPending(ctx, x.opts.Batch)
+		batch := x.opts.Batch >> min(x.failures, 6) // smaller while failing
+		n, err := x.ix.IndexPending(ctx, max(batch, 100))
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			x.logger.Error("search indexing failed; will retry", "err", err)
+			// Back off, longer each time: the search index can always
+			// catch up later, and while the disk is full every attempt
+			// grows its files into space the log and the ledger need more.
+			x.failures++
+			wait := min(time.Second<<min(x.failures-1, 5), 30*time.Second)
+			x.logger.Error("search indexing failed; will retry", "err", err, "retry_in", wait.String())
 			select {
 			case <-ctx.Done():
-			case <-time.After(time.Second):
+			case <-time.After(wait):
 			}
 			return
 		}
+		x.failures = 0
 		x.indexed.Add(float64(n))
-		if n < x.opts.Batch {
+		if n < batch {
 			if n == 0 {
 				x.mu.Lock()
 				close(x.caughtUp)
 				x.caughtUp = make(chan struct{})
 				x.mu.Unlock()
-			}
-			if n == 0 {
 				return
 			}
 		}
