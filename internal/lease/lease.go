@@ -4,10 +4,12 @@
 // killed, or loses its connection — PostgreSQL releases the lock and another
 // replica, polling, takes it over within about a second.
 //
-// Work run this way must still be safe if two replicas briefly overlap (a
-// holder cut off from the database notices only at its next health check):
-// the lock avoids duplicated effort, correctness comes from the storage's own
-// compare-and-set (for the ledger, ledger.ErrSizeChanged).
+// A holder cut off from the database notices at its next health check
+// (every Options.Check) and stops its work; a new holder waits two check
+// intervals before starting, so the two do not overlap unless the old one is
+// stalled for longer than that. Work run this way must therefore still be
+// safe if they do: for the ledger, the storage's compare-and-set
+// (ledger.ErrSizeChanged) keeps two integrators from forking a log.
 package lease
 
 import (
@@ -93,6 +95,14 @@ func hold(ctx context.Context, pool *pgxpool.Pool, key int64, opts Options, logg
 		return false, nil
 	}
 	held = true
+	// The previous holder may have lost its session without noticing yet:
+	// it finds out at its next check and stops its work. Wait out two
+	// check intervals before starting, so the two never run together.
+	select {
+	case <-ctx.Done():
+		return true, nil
+	case <-time.After(2 * opts.Check):
+	}
 	logger.Info("lease taken: this replica now runs the work")
 
 	workCtx, cancel := context.WithCancel(ctx)
