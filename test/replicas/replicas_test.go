@@ -285,13 +285,15 @@ func TestReplicasUnderLoadAndFailures(t *testing.T) {
 	// SIGKILL the replica holding the integrator lease mid-load, and
 	// restart it.
 	leader := -1
-	for i := range 3 {
-		if strings.Contains(c.replica(i).Logs(), "lease taken") {
-			leader = i
+	for deadline := time.Now().Add(10 * time.Second); leader < 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for i := range 3 {
+			if strings.Contains(c.replica(i).Logs(), "lease taken") {
+				leader = i
+			}
 		}
 	}
 	if leader < 0 {
-		t.Fatal("no replica reports holding the integrator lease")
+		t.Fatal("no replica reports holding the integrator lease within 10s")
 	}
 	c.replica(leader).Kill()
 	time.Sleep(700 * time.Millisecond)
