@@ -284,22 +284,32 @@ func (c *serveCommand) loadSigner(origin string) (*ledger.Signer, error) {
 // replica signing with another would publish checkpoints none of them can
 // check (typically a replica started without the shared --signing-key-file).
 func checkSigningKey(ctx context.Context, st ledger.Storage, signer *ledger.Signer) error {
-	logs, err := st.IntegratedLogs(ctx)
-	if err != nil {
-		return fmt.Errorf("couldn't read the logs to check the signing key: %w", err)
-	}
-	if len(logs) == 0 {
-		return nil
-	}
-	org := logs[0].OrganizationID
-	note, err := st.LatestCheckpoint(ctx, org)
-	if err != nil {
-		return fmt.Errorf("couldn't read a checkpoint to check the signing key: %w", err)
+	note, org, err := anyStoredCheckpoint(ctx, st)
+	if err != nil || note == nil {
+		return err
 	}
 	if _, err := ledger.ParseCheckpoint(note, signer.Verifier()); err != nil {
-		return fmt.Errorf("the checkpoints in this database were not signed by this server's key %s (%v); start it with the deployment's key (--signing-key-file or TRAIL_SIGNING_KEY) — signing with another key would publish checkpoints that no verifier can check", signer.VerifierKey(), err)
+		return fmt.Errorf("the checkpoints in this database were not signed by this server's key %s (checkpoint of %s: %v); start it with the deployment's key (--signing-key-file or TRAIL_SIGNING_KEY) — signing with another key would publish checkpoints that no verifier can check", signer.VerifierKey(), org, err)
 	}
 	return nil
+}
+
+// anyStoredCheckpoint returns the newest checkpoint of one integrated log,
+// and its organization; nil when nothing was integrated yet.
+func anyStoredCheckpoint(ctx context.Context, st ledger.Storage) (note []byte, org string, err error) {
+	logs, err := st.IntegratedLogs(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("couldn't read the integrated logs: %w", err)
+	}
+	if len(logs) == 0 {
+		return nil, "", nil
+	}
+	org = logs[0].OrganizationID
+	note, err = st.LatestCheckpoint(ctx, org)
+	if err != nil {
+		return nil, "", fmt.Errorf("couldn't read the checkpoint of %s: %w", org, err)
+	}
+	return note, org, nil
 }
 
 // bootstrap creates the first admin key on a database that has none, and

@@ -80,17 +80,12 @@ func (r *integratorRunner) run(ctx context.Context) {
 // signing the same logs; the configured one only for a database with no
 // checkpoint yet.
 func (r *integratorRunner) origin(ctx context.Context) (string, error) {
-	logs, err := r.st.IntegratedLogs(ctx)
+	note, org, err := anyStoredCheckpoint(ctx, r.st)
 	if err != nil {
-		return "", fmt.Errorf("couldn't read the logs: %w", err)
+		return "", err
 	}
-	if len(logs) == 0 {
+	if note == nil {
 		return r.prefix, nil
-	}
-	org := logs[0].OrganizationID
-	note, err := r.st.LatestCheckpoint(ctx, org)
-	if err != nil {
-		return "", fmt.Errorf("couldn't read a checkpoint of %s: %w", org, err)
 	}
 	ck, err := ledger.ParseCheckpoint(note, r.signer.Verifier())
 	if err != nil {

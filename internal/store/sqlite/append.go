@@ -97,7 +97,6 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 
 	inBatch := map[idemKey]int{} // idempotency key → index of the submission that stored it
 	var fresh []freshRecord
-	var buf []byte
 	for i := range subs {
 		sub := &subs[i]
 		if sub.IdempotencyKey != "" {
@@ -135,11 +134,13 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 		for j, e := range sub.Events {
 			a := event.Accepted{ID: e.ID, OrganizationID: e.OrganizationID, Seq: next[e.OrganizationID], ReceivedAt: e.ReceivedAt}
 			next[e.OrganizationID]++
-			buf = event.AppendRecord(buf[:0], a, e.Tail)
-			if _, err := insert.ExecContext(ctx, a.OrganizationID, a.Seq, a.ID, buf); err != nil {
+			// Each record gets its own buffer: the integrator's cache
+			// keeps it after the commit.
+			rec := event.AppendRecord(make([]byte, 0, 64+len(e.Tail)), a, e.Tail)
+			if _, err := insert.ExecContext(ctx, a.OrganizationID, a.Seq, a.ID, rec); err != nil {
 				return nil, fmt.Errorf("couldn't insert event %s: %w", a.ID, classify(err))
 			}
-			fresh = append(fresh, freshRecord{a.OrganizationID, a.Seq, append([]byte(nil), buf...)})
+			fresh = append(fresh, freshRecord{a.OrganizationID, a.Seq, rec})
 			accepted[j] = a
 		}
 		results[i].Events = accepted
