@@ -21,6 +21,7 @@ import (
 	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/ingest"
+	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
@@ -42,6 +43,7 @@ type serveCommand struct {
 	shutdownWait time.Duration
 	logOrigin    string
 	signingKey   string // file holding the note signing key
+	masterKey    string // file holding the master key (package keyring)
 }
 
 func (c *serveCommand) flags() *flag.FlagSet {
@@ -59,6 +61,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.BoolVar(&c.trustProxy, "trust-proxy-headers", envString("TRAIL_TRUST_PROXY_HEADERS", "") == "true", "take client addresses from X-Forwarded-For (only behind a proxy you run) [TRAIL_TRUST_PROXY_HEADERS]")
 	fs.StringVar(&c.logOrigin, "log-origin", envString("TRAIL_LOG_ORIGIN", ""), "origin prefix of the signed checkpoints, \"<prefix>/<org id>\"; fixed on first start (default: the listen address) [TRAIL_LOG_ORIGIN]")
 	fs.StringVar(&c.signingKey, "signing-key-file", envString("TRAIL_SIGNING_KEY_FILE", ""), "file holding the checkpoint signing key (note format, PRIVATE+KEY+…); replicas on one database must share it; default: <data>/signing.key, created on first start. TRAIL_SIGNING_KEY may hold the key itself [TRAIL_SIGNING_KEY_FILE]")
+	fs.StringVar(&c.masterKey, "master-key-file", envString("TRAIL_MASTER_KEY_FILE", ""), "file holding the master key (base64 of 32 bytes) from which the keys for stored secrets, download links and portal sessions are derived; replicas on one database must share it; default: <data>/master.key, created on first start. TRAIL_MASTER_KEY may hold the key itself [TRAIL_MASTER_KEY_FILE]")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
 	return fs
 }
@@ -119,6 +122,12 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
+	keys, err := c.loadKeyring()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	_ = keys // used by the features that derive keys from it
 	integrator := &integratorRunner{st: st, signer: signer, dataDir: c.storage.Data, prefix: origin,
 		explicit: c.logOrigin != "", logger: logger.With("worker", "integrator"), reg: reg}
 
@@ -277,6 +286,34 @@ func (c *serveCommand) loadSigner(origin string) (*ledger.Signer, error) {
 		return nil, fmt.Errorf("couldn't load the checkpoint signing key: %w", err)
 	}
 	return s, nil
+}
+
+// loadKeyring returns the master key: TRAIL_MASTER_KEY, else
+// --master-key-file, else the data directory's (created on first start).
+func (c *serveCommand) loadKeyring() (*keyring.Keyring, error) {
+	if text := strings.TrimSpace(os.Getenv("TRAIL_MASTER_KEY")); text != "" {
+		k, err := keyring.Parse(text)
+		if err != nil {
+			return nil, usagef("TRAIL_MASTER_KEY: %v", err)
+		}
+		return k, nil
+	}
+	if c.masterKey != "" {
+		raw, err := os.ReadFile(c.masterKey)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read --master-key-file: %w", err)
+		}
+		k, err := keyring.Parse(string(raw))
+		if err != nil {
+			return nil, usagef("--master-key-file %s: %v", c.masterKey, err)
+		}
+		return k, nil
+	}
+	k, err := keyring.LoadOrCreate(c.storage.Data)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't load the master key: %w", err)
+	}
+	return k, nil
 }
 
 // checkSigningKey refuses to start with a key other than the one the

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
@@ -39,6 +40,7 @@ type cluster struct {
 	t        *testing.T
 	dsn      string
 	keyFile  string
+	master   string // the deployment's master key, shared like the signing key
 	verifier note.Verifier
 	vkey     string
 	client   *http.Client
@@ -62,7 +64,15 @@ func newCluster(t *testing.T, n int) *cluster {
 	if err := os.WriteFile(keyFile, []byte(skey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, dsn: pgtest.New(t), keyFile: keyFile, verifier: v, vkey: vkey,
+	master, err := keyring.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterFile := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(masterFile, []byte(master.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, dsn: pgtest.New(t), keyFile: keyFile, master: masterFile, verifier: v, vkey: vkey,
 		client: &http.Client{Timeout: 20 * time.Second}}
 	c.replicas = make([]*trailtest.Server, n)
 	c.data = make([]string, n)
@@ -86,7 +96,7 @@ func newCluster(t *testing.T, n int) *cluster {
 
 func (c *cluster) start(data string) *trailtest.Server {
 	return trailtest.Start(c.t, trailtest.Options{Data: data, Args: []string{
-		"--database", c.dsn, "--signing-key-file", c.keyFile, "--log-origin", "trail.test/log", "--log-level", "info",
+		"--database", c.dsn, "--signing-key-file", c.keyFile, "--master-key-file", c.master, "--log-origin", "trail.test/log", "--log-level", "info",
 	}})
 }
 
