@@ -28,8 +28,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/keyring"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
