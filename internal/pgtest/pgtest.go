@@ -105,7 +105,7 @@ func adminURL(t testing.TB) string {
 		return dsn
 	}
 	shared.once.Do(func() {
-		srv, missing, err := start()
+		srv, missing, err := start(false)
 		shared.mu.Lock()
 		shared.srv, shared.missing, shared.err = srv, missing, err
 		shared.mu.Unlock()
@@ -238,7 +238,7 @@ type server struct {
 
 // start initialises and starts a throwaway server. missing explains why
 // PostgreSQL cannot run here at all; err reports any other failure.
-func start() (_ *server, missing string, err error) {
+func start(durable bool) (_ *server, missing string, err error) {
 	bin, err := findBinDir()
 	if err != nil {
 		return nil, err.Error(), nil
@@ -291,17 +291,22 @@ func start() (_ *server, missing string, err error) {
 		"-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		return nil, "", fmt.Errorf("initdb: %w\n%s", err, out)
 	}
-	// Test settings only: durability off, room for several pools.
+	// Test settings: durability off (unless asked for), room for several pools.
 	conf := fmt.Sprintf(`
-# pgtest: a throwaway server for tests; never use these settings for real data.
+# pgtest: a throwaway server; its data is removed when it stops.
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '%s'
-fsync = off
-# synchronous_commit stays on: tests crash this server and count acknowledged commits
-full_page_writes = off
 max_connections = 200
 shared_buffers = 128MB
 `, pgDir)
+	if !durable {
+		conf += `
+# Tests only: never use these settings for real data.
+fsync = off
+# synchronous_commit stays on: tests crash this server and count acknowledged commits
+full_page_writes = off
+`
+	}
 	f, err := os.OpenFile(filepath.Join(s.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return nil, "", fmt.Errorf("opening postgresql.conf: %w", err)
@@ -338,6 +343,46 @@ shared_buffers = 128MB
 	}
 	return nil, "", startErr
 }
+
+// Server is a throwaway PostgreSQL server started outside a test, by
+// benchmark programs that compare Trail with plain PostgreSQL.
+type Server struct{ s *server }
+
+// Start initialises and starts a throwaway server on a loopback port, with
+// PostgreSQL's default durability (fsync and full page writes on), so that
+// measurements on it are of a server configured for real data. Stop removes
+// it.
+func Start() (*Server, error) {
+	srv, missing, err := start(true)
+	if err != nil {
+		return nil, err
+	}
+	if missing != "" {
+		return nil, errors.New(missing)
+	}
+	return &Server{s: srv}, nil
+}
+
+// CreateDatabase creates a new empty database and returns its URL.
+func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, s.s.url)
+	if err != nil {
+		return "", fmt.Errorf("connecting to the throwaway server: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("creating database %s: %w", name, err)
+	}
+	u, err := url.Parse(s.s.url)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// Stop stops the server and removes its data.
+func (s *Server) Stop() error { return s.s.stop() }
 
 // makeDir creates the server's temporary directory, 0755 so that the
 // unprivileged user can reach the subdirectory it is handed.

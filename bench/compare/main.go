@@ -1,0 +1,395 @@
+// Command compare measures Trail's ingest against its baselines on this
+// machine, in one run, and writes docs/PERFORMANCE.md with a chart.
+//
+// It runs, at each concurrency and several times over (interleaved, so that
+// a noisy minute does not favour one system): Trail embedded (a real
+// `trail serve` on SQLite, driven over HTTP by `trail bench ingest`'s
+// engine), Trail on PostgreSQL (the same, with --database), and the
+// baselines of package bench — the naive one-INSERT-per-event-per-transaction
+// approach on SQLite and on PostgreSQL, and the bare ceilings (1,000-row
+// transactions into a table with only a primary key; COPY on PostgreSQL).
+// PostgreSQL is a throwaway server started here with its default
+// durability (fsync on).
+//
+// Usage: go run ./bench/compare [-duration 10s] [-runs 3] [-concurrency 1,4,16,64]
+// (bench/compare.sh does that and names the output files).
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/trailaudit/trail/internal/bench"
+	"github.com/trailaudit/trail/internal/pgtest"
+)
+
+// The systems compared, in the order the table lists them.
+const (
+	trailSQLite   = "trail-sqlite"
+	trailPostgres = "trail-postgres"
+)
+
+var systems = []struct {
+	name, label, backend string
+	ceiling              bool // measured once per run, not per concurrency
+}{
+	{trailSQLite, "Trail embedded (SQLite), HTTP", "sqlite", false},
+	{bench.BaselineSQLiteNaive, "naive SQLite: 1 INSERT per event per transaction", "sqlite", false},
+	{bench.BaselineSQLiteBare, "bare SQLite: 1,000-row transactions, primary key only", "sqlite", true},
+	{trailPostgres, "Trail on PostgreSQL, HTTP", "postgres", false},
+	{bench.BaselinePostgresNaive, "naive PostgreSQL: 1 INSERT per event, autocommit", "postgres", false},
+	{bench.BaselinePostgresCopy, "bare PostgreSQL: COPY of 1,000 rows, primary key only", "postgres", true},
+}
+
+type measurement struct {
+	system      string
+	concurrency int
+	eventsPerS  float64
+	p99ms       float64
+	errors      int64
+	peakRSS     int64
+}
+
+func main() {
+	var (
+		out         = flag.String("out", "docs/PERFORMANCE.md", "Markdown report to write")
+		svg         = flag.String("svg", "docs/performance.svg", "chart to write (SVG)")
+		notes       = flag.String("notes", "bench/compare/notes.md", "hand-written notes (profiles) included in the report")
+		duration    = flag.Duration("duration", 10*time.Second, "length of each measurement")
+		runs        = flag.Int("runs", 3, "measurements of each cell; the report gives their median")
+		concurrency = flag.String("concurrency", "1,4,16,64", "client counts to measure")
+		orgs        = flag.Int("orgs", 10, "organizations the events are spread over")
+		trailBin    = flag.String("trail", "", "trail binary to measure (default: built from this checkout)")
+	)
+	flag.Parse()
+	levels, err := parseLevels(*concurrency)
+	if err != nil {
+		fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tmp, err := os.MkdirTemp("", "trail-compare-")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	bin := *trailBin
+	if bin == "" {
+		bin = filepath.Join(tmp, "trail")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/trail")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fatal(fmt.Errorf("building trail: %w", err))
+		}
+	}
+	pg, err := pgtest.Start()
+	if err != nil {
+		fatal(fmt.Errorf("starting a throwaway PostgreSQL: %w", err))
+	}
+	defer pg.Stop()
+
+	started := time.Now()
+	var all []measurement
+	dbs := 0
+	newDB := func() (string, error) {
+		dbs++
+		return pg.CreateDatabase(ctx, fmt.Sprintf("compare_%d", dbs))
+	}
+	for run := 1; run <= *runs; run++ {
+		for _, sys := range systems {
+			cs := levels
+			if sys.ceiling {
+				cs = []int{1}
+			}
+			for _, c := range cs {
+				if ctx.Err() != nil {
+					fatal(ctx.Err())
+				}
+				fmt.Fprintf(os.Stderr, "run %d/%d: %s, %d clients … ", run, *runs, sys.name, c)
+				m, err := measure(ctx, sys.name, c, *duration, *orgs, bin, tmp, newDB)
+				if err != nil {
+					fatal(fmt.Errorf("%s at %d clients: %w", sys.name, c, err))
+				}
+				fmt.Fprintf(os.Stderr, "%.0f events/s, p99 %.1f ms\n", m.eventsPerS, m.p99ms)
+				all = append(all, m)
+			}
+		}
+	}
+	notesText, _ := os.ReadFile(*notes)
+	med := medians(all)
+	cmdline := "bench/compare.sh " + strings.Join(os.Args[1:], " ")
+	if err := writeSVG(*svg, med, levels); err != nil {
+		fatal(err)
+	}
+	if err := writeReport(*out, *svg, med, levels, reportInfo{
+		command: strings.TrimSpace(cmdline), duration: *duration, runs: *runs, orgs: *orgs,
+		took: time.Since(started), notes: string(notesText),
+	}); err != nil {
+		fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s and %s\n", *out, *svg)
+}
+
+func parseLevels(s string) ([]int, error) {
+	var levels []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-concurrency: %q is not a positive number", f)
+		}
+		levels = append(levels, n)
+	}
+	slices.Sort(levels)
+	return slices.Compact(levels), nil
+}
+
+// measure runs one cell on fresh storage.
+func measure(ctx context.Context, system string, c int, d time.Duration, orgs int, bin, tmp string, newDB func() (string, error)) (measurement, error) {
+	m := measurement{system: system, concurrency: c}
+	var rep bench.Report
+	switch system {
+	case trailSQLite, trailPostgres:
+		opts := bench.EmbeddedOptions{Executable: bin}
+		if system == trailPostgres {
+			dsn, err := newDB()
+			if err != nil {
+				return m, err
+			}
+			opts.Args = []string{"--database", dsn}
+		}
+		srv, err := bench.StartEmbedded(ctx, opts)
+		if err != nil {
+			return m, err
+		}
+		client := bench.NewClient(srv.URL, srv.Key, c)
+		rep, err = bench.Ingest(ctx, client, bench.IngestOptions{
+			Load: bench.Load{Concurrency: c, Duration: d}, Orgs: orgs, Target: "embedded"})
+		stopErr := srv.Stop()
+		if err != nil {
+			return m, fmt.Errorf("%w\nserver log:\n%s", err, srv.Logs())
+		}
+		if stopErr != nil {
+			return m, fmt.Errorf("stopping the server: %w", stopErr)
+		}
+		m.peakRSS = srv.PeakRSS()
+	default:
+		opts := bench.BaselineOptions{Kind: system, Concurrency: c, Duration: d, Orgs: orgs}
+		if strings.HasPrefix(system, "postgres") {
+			dsn, err := newDB()
+			if err != nil {
+				return m, err
+			}
+			opts.Database = dsn
+		} else {
+			dir, err := os.MkdirTemp(tmp, system+"-")
+			if err != nil {
+				return m, err
+			}
+			defer os.RemoveAll(dir)
+			opts.Dir = dir
+		}
+		var err error
+		if rep, err = bench.Baseline(ctx, opts); err != nil {
+			return m, err
+		}
+	}
+	m.eventsPerS, m.p99ms, m.errors = rep.EventsPerSecond, rep.Latency.P99Ms, rep.Errors
+	if rep.Errors > 0 {
+		return m, fmt.Errorf("%d errors (first: %s)", rep.Errors, rep.FirstError)
+	}
+	return m, nil
+}
+
+// cell is the median of one system at one concurrency.
+type cell struct {
+	eventsPerS, p99ms float64
+	peakRSS           int64
+	n                 int
+}
+
+type key struct {
+	system      string
+	concurrency int
+}
+
+func medians(all []measurement) map[key]cell {
+	groups := map[key][]measurement{}
+	for _, m := range all {
+		k := key{m.system, m.concurrency}
+		groups[k] = append(groups[k], m)
+	}
+	out := map[key]cell{}
+	for k, ms := range groups {
+		eps := make([]float64, len(ms))
+		p99 := make([]float64, len(ms))
+		var rss int64
+		for i, m := range ms {
+			eps[i], p99[i] = m.eventsPerS, m.p99ms
+			rss = max(rss, m.peakRSS)
+		}
+		out[k] = cell{eventsPerS: median(eps), p99ms: median(p99), peakRSS: rss, n: len(ms)}
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+type reportInfo struct {
+	command  string
+	duration time.Duration
+	runs     int
+	orgs     int
+	took     time.Duration
+	notes    string
+}
+
+// machine describes this machine in a line or two.
+func machine() string {
+	cpu := "unknown CPU"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+		f.Close()
+	}
+	mem := ""
+	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				mem = fmt.Sprintf(", %.0f GiB RAM", float64(kb)/(1<<20))
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	pgVersion := ""
+	if out, err := exec.Command("sh", "-c", "ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1").Output(); err == nil && len(out) > 0 {
+		if v, err := exec.Command(filepath.Join(strings.TrimSpace(string(out)), "postgres"), "--version").Output(); err == nil {
+			pgVersion = "; " + strings.TrimSpace(string(v))
+		}
+	}
+	return fmt.Sprintf("%s, %d logical CPUs%s; Linux %s; %s%s", cpu, runtime.NumCPU(), mem,
+		strings.TrimSpace(string(kernel)), runtime.Version(), pgVersion)
+}
+
+func writeReport(path, svgPath string, med map[key]cell, levels []int, info reportInfo) error {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# Performance\n\n")
+	p("<!-- Generated by bench/compare.sh (bench/compare/main.go); do not edit by hand: rerun it. Hand-written notes come from bench/compare/notes.md. -->\n\n")
+	p("How fast Trail ingests, next to what the same machine does without it. Every figure below comes from one run of\n\n")
+	p("```sh\n%s\n```\n\n", info.command)
+	p("on %s, on %s. Each cell is the median of %d measurements of %s each, interleaved (all systems at every concurrency, then again), with %d organizations; the run took %s.\n\n",
+		machine(), time.Now().UTC().Format("2006-01-02"), info.runs, info.duration, info.orgs, info.took.Round(time.Second))
+	p("- **Trail**: a real `trail serve` (fresh data directory or database for each measurement) driven over loopback HTTP by `trail bench ingest`'s engine: closed loop, each client sending one event (`POST /audit_logs/events`, the WorkOS call) and waiting for its answer. An event is acknowledged only once durable, with its seq, search indexing and Merkle integration behind it.\n")
+	p("- **naive**: what most applications do — in process, no HTTP, one `INSERT` of the same canonical record per event, each its own transaction, from as many connections as clients (SQLite in WAL mode with synchronous=FULL; PostgreSQL with its default durability).\n")
+	p("- **bare**: the ceiling — one connection storing the same records 1,000 a transaction into a table with only its primary key (SQLite `INSERT`s; PostgreSQL `COPY`). Its latency is that of a 1,000-row transaction.\n\n")
+	p("![Throughput and p99 latency against concurrency](%s)\n\n", relPath(path, svgPath))
+
+	p("| system | clients | events/s | p99 ms | × naive | × bare | peak RSS |\n")
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, sys := range systems {
+		cs := levels
+		if sys.ceiling {
+			cs = []int{1}
+		}
+		for _, c := range cs {
+			m, ok := med[key{sys.name, c}]
+			if !ok {
+				continue
+			}
+			naive, bare := "—", "—"
+			if !sys.ceiling && !strings.HasSuffix(sys.name, "naive") {
+				if n, ok := med[key{naiveOf(sys.backend), c}]; ok && n.eventsPerS > 0 {
+					naive = fmt.Sprintf("%.2f×", m.eventsPerS/n.eventsPerS)
+				}
+			}
+			if !sys.ceiling {
+				if c0, ok := med[key{bareOf(sys.backend), 1}]; ok && c0.eventsPerS > 0 {
+					bare = fmt.Sprintf("%.2f×", m.eventsPerS/c0.eventsPerS)
+				}
+			}
+			clients := strconv.Itoa(c)
+			if sys.ceiling {
+				clients = "1 (batches)"
+			}
+			rss := "—"
+			if m.peakRSS > 0 {
+				rss = fmt.Sprintf("%.0f MiB", float64(m.peakRSS)/(1<<20))
+			}
+			p("| %s | %s | %s | %.1f | %s | %s | %s |\n", sys.label, clients, thousands(m.eventsPerS), m.p99ms, naive, bare, rss)
+		}
+	}
+	p("\n× naive: Trail's events/s divided by the naive approach's on the same database at the same concurrency. × bare: events/s divided by the bare ceiling of the same database.\n\n")
+	if strings.TrimSpace(info.notes) != "" {
+		p("%s\n", strings.TrimSpace(info.notes))
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+func naiveOf(backend string) string {
+	if backend == "postgres" {
+		return bench.BaselinePostgresNaive
+	}
+	return bench.BaselineSQLiteNaive
+}
+
+func bareOf(backend string) string {
+	if backend == "postgres" {
+		return bench.BaselinePostgresCopy
+	}
+	return bench.BaselineSQLiteBare
+}
+
+func relPath(from, to string) string {
+	rel, err := filepath.Rel(filepath.Dir(from), to)
+	if err != nil {
+		return to
+	}
+	return filepath.ToSlash(rel)
+}
+
+// thousands formats v rounded, with thin separators: 12,345.
+func thousands(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "compare:", err)
+	os.Exit(1)
+}
