@@ -20,6 +20,11 @@ type IndexerOptions struct {
 	// Interval is how often it looks for work without being woken
 	// (default 200ms).
 	Interval time.Duration
+	// Hold, when set, is called before each batch and blocks while
+	// indexing must wait (the disk is nearly full: what space is left goes
+	// to signing acknowledged events first). It returns ctx's error if ctx
+	// ends while waiting.
+	Hold func(ctx context.Context) error
 }
 
 // Indexer keeps search indexes fresh behind the committer: woken after each
@@ -116,6 +121,11 @@ func (x *Indexer) run(ctx context.Context) {
 
 func (x *Indexer) catchUp(ctx context.Context) {
 	for ctx.Err() == nil {
+		if x.opts.Hold != nil {
+			if err := x.opts.Hold(ctx); err != nil {
+				return
+			}
+		}
 		batch := x.opts.Batch >> min(x.failures, 6) // smaller while failing
 		n, err := x.ix.IndexPending(ctx, max(batch, 100))
 		if err != nil {

@@ -311,3 +311,42 @@ func TestIndexerCatchesUp(t *testing.T) {
 		t.Fatalf("%d events left unindexed after recovery", p)
 	}
 }
+
+// While Hold blocks, the indexer indexes nothing; once it returns, the
+// indexer catches up.
+func TestIndexerHolds(t *testing.T) {
+	ix := &countingIndexer{}
+	release := make(chan struct{})
+	var holding atomic.Bool
+	holding.Store(true)
+	hold := func(ctx context.Context) error {
+		if !holding.Load() {
+			return nil
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	ix.pending.Store(50)
+	x := NewIndexer(ix, IndexerOptions{Batch: 10, Interval: time.Hour, Hold: hold}, nil, nil)
+	x.Start(context.Background())
+	defer x.Stop()
+	time.Sleep(30 * time.Millisecond)
+	if c := ix.calls.Load(); c != 0 {
+		t.Fatalf("indexed %d times while held", c)
+	}
+	caught := x.CaughtUp()
+	holding.Store(false)
+	close(release)
+	select {
+	case <-caught:
+	case <-time.After(5 * time.Second):
+		t.Fatal("indexer did not catch up once released")
+	}
+	if p := ix.pending.Load(); p != 0 {
+		t.Fatalf("%d events left unindexed", p)
+	}
+}
