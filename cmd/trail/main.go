@@ -6,6 +6,7 @@
 //	trail key create|list|revoke  manage API keys
 //	trail log key|checkpoint|pull  fetch the verifier key, checkpoints and bundles
 //	trail verify FILE --key VKEY   check a bundle offline
+//	trail export                   export an organization's events through a server
 //	trail version
 package main
 
@@ -35,6 +36,7 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"key":     &keyCommand{stdout: stdout},
 		"log":     &logCommand{stdout: stdout, stderr: stderr},
 		"verify":  &verifyCommand{stdout: stdout, stderr: stderr},
+		"export":  &exportCommand{stdout: stdout, stderr: stderr},
 		"bench":   &benchCommand{stdout: stdout, stderr: stderr},
 		"version": versionCommand{stdout: stdout},
 	}
@@ -49,6 +51,7 @@ Usage:
   trail key create|list|revoke  manage API keys
   trail log key|checkpoint|pull  fetch the log's verifier key, a checkpoint or a bundle
   trail verify FILE --key VKEY  check a bundle offline (see docs/VERIFYING.md)
+  trail export --server URL --org ID  export an organization's events (CSV or a verifiable NDJSON bundle)
   trail bench ingest|query|verify|check  measure a server under load, check nothing was lost
   trail version               print the version
 

@@ -19,31 +19,45 @@ import (
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/api"
+	"github.com/trailaudit/trail/internal/diskguard"
 	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/export"
 	"github.com/trailaudit/trail/internal/ingest"
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/retention"
+	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store"
 )
 
 type serveCommand struct {
 	stdout, stderr io.Writer
 
-	storage      storageFlags
-	listen       string
-	bootstrapKey string
-	logFormat    string
-	logLevel     string
-	maxBody      int64
-	maxBatchBody int64
-	rateLimit    float64
-	rateBurst    int64
-	trustProxy   bool
-	shutdownWait time.Duration
-	logOrigin    string
-	signingKey   string // file holding the note signing key
-	masterKey    string // file holding the master key (package keyring)
+	storage        storageFlags
+	listen         string
+	bootstrapKey   string
+	logFormat      string
+	logLevel       string
+	maxBody        int64
+	maxBatchBody   int64
+	rateLimit      float64
+	rateBurst      int64
+	trustProxy     bool
+	shutdownWait   time.Duration
+	logOrigin      string
+	signingKey     string // file holding the note signing key
+	masterKey      string // file holding the master key (package keyring)
+	diskReserveMiB int64
+	retention      retentionFlags
+
+	streamsAllowPrivate bool   // log streams may reach private addresses
+	publicURL           string // the URL Admin Portal links point at
+
+	requireSchemas bool // refuse events of actions without a schema
+
+	exportDir     string  // where export files are kept
+	exportMaxRate float64 // events per second one export job reads at most
 }
 
 func (c *serveCommand) flags() *flag.FlagSet {
@@ -61,7 +75,14 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.BoolVar(&c.trustProxy, "trust-proxy-headers", envString("TRAIL_TRUST_PROXY_HEADERS", "") == "true", "take client addresses from X-Forwarded-For (only behind a proxy you run) [TRAIL_TRUST_PROXY_HEADERS]")
 	fs.StringVar(&c.logOrigin, "log-origin", envString("TRAIL_LOG_ORIGIN", ""), "origin prefix of the signed checkpoints, \"<prefix>/<org id>\"; fixed on first start (default: the listen address) [TRAIL_LOG_ORIGIN]")
 	fs.StringVar(&c.signingKey, "signing-key-file", envString("TRAIL_SIGNING_KEY_FILE", ""), "file holding the checkpoint signing key (note format, PRIVATE+KEY+…); replicas on one database must share it; default: <data>/signing.key, created on first start. TRAIL_SIGNING_KEY may hold the key itself [TRAIL_SIGNING_KEY_FILE]")
+	fs.BoolVar(&c.requireSchemas, "require-schemas", envString("TRAIL_REQUIRE_SCHEMAS", "") == "true", "refuse (400) events of actions that have no schema (POST /audit_logs/actions/{action}/schemas) [TRAIL_REQUIRE_SCHEMAS]")
+	fs.Int64Var(&c.diskReserveMiB, "disk-reserve-mib", envInt("TRAIL_DISK_RESERVE_MIB", 8), "with SQLite, MiB of disk held in reserve: when the disk is nearly full it is released so acknowledged events are still signed, and ingest answers 503 until space returns; 0 disables [TRAIL_DISK_RESERVE_MIB]")
 	fs.StringVar(&c.masterKey, "master-key-file", envString("TRAIL_MASTER_KEY_FILE", ""), "file holding the master key (base64 of 32 bytes) from which the keys for stored secrets, download links and portal sessions are derived; replicas on one database must share it; default: <data>/master.key, created on first start. TRAIL_MASTER_KEY may hold the key itself [TRAIL_MASTER_KEY_FILE]")
+	fs.StringVar(&c.publicURL, "public-url", envString("TRAIL_PUBLIC_URL", ""), "the URL users reach this server at, e.g. https://trail.example.com; Admin Portal links point there, and an https URL makes its cookies Secure (default: http://<listen address>) [TRAIL_PUBLIC_URL]")
+	fs.StringVar(&c.exportDir, "export-dir", envString("TRAIL_EXPORT_DIR", ""), "directory for export files, kept 24 hours (default: <data>/exports); with several PostgreSQL replicas it must be one directory they all share [TRAIL_EXPORT_DIR]")
+	fs.BoolVar(&c.streamsAllowPrivate, "streams-allow-private", envString("TRAIL_STREAMS_ALLOW_PRIVATE", "") == "true", "let log streams deliver to loopback, private and link-local addresses (a SIEM on your own network); cloud metadata addresses stay refused [TRAIL_STREAMS_ALLOW_PRIVATE]")
+	c.retention.register(fs)
+	fs.Float64Var(&c.exportMaxRate, "export-max-rate", envFloat("TRAIL_EXPORT_MAX_RATE", 0), "events per second one export job reads at most, to spare a busy database; 0 means no limit [TRAIL_EXPORT_MAX_RATE]")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
 	return fs
 }
@@ -75,6 +96,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if err := c.storage.validate(); err != nil {
+		return usageError{err}
+	}
+	if _, err := c.retention.options(); err != nil {
 		return usageError{err}
 	}
 	if c.bootstrapKey != "" && (!strings.HasPrefix(c.bootstrapKey, "sk_") || len(c.bootstrapKey) < 24) {
@@ -93,6 +117,10 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
+	schemaStore, ok := st.(store.SchemaStore)
+	if !ok { // both backends implement it
+		return fmt.Errorf("this database backend (%T) does not store schemas", st)
+	}
 
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
@@ -131,11 +159,26 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	integrator := &integratorRunner{st: st, signer: signer, dataDir: c.storage.Data, prefix: origin,
 		explicit: c.logOrigin != "", logger: logger.With("worker", "integrator"), reg: reg}
 
+	// With SQLite the data directory holds the log: a disk reserve keeps
+	// the last megabytes for signing what was acknowledged (package
+	// diskguard). The search indexer waits while the disk is short.
+	var guard *diskguard.Guard
+	indexerOpts := ingest.IndexerOptions{}
+	if pool == nil && c.diskReserveMiB > 0 {
+		guard = diskguard.New(c.storage.Data, diskguard.Options{Reserve: c.diskReserveMiB << 20}, logger.With("worker", "diskguard"))
+		indexerOpts.Hold = guard.WaitRoom
+	}
 	var indexer *ingest.Indexer
 	if searchIndexer != nil {
-		indexer = ingest.NewIndexer(searchIndexer, ingest.IndexerOptions{}, logger.With("worker", "indexer"), reg)
+		indexer = ingest.NewIndexer(searchIndexer, indexerOpts, logger.With("worker", "indexer"), reg)
+	}
+	streams, err := newStreams(st, keys, c.streamsAllowPrivate, logger, reg)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	committer := ingest.New(st, ingest.Options{OnCommit: func() {
+		streams.Wake()
 		if indexer != nil {
 			indexer.Wake()
 		}
@@ -144,6 +187,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	committer.Start()
 	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()
+	if guard != nil {
+		go guard.Run(workers)
+	}
 	if indexer != nil {
 		indexer.Start(workers)
 	}
@@ -161,6 +207,17 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		lease.Run(workers, pool, "integrator", lease.Options{}, logger.With("worker", "integrator"), integrator.run)
 	}()
 	go expireIdempotencyKeys(workers, st, logger)
+	retentionStore, ok := st.(retention.Storage)
+	if !ok { // both backends implement it
+		ln.Close()
+		return fmt.Errorf("this database backend (%T) does not keep retention settings", st)
+	}
+	sweeper, retentionDone, err := startRetention(workers, retentionStore, pool, &c.retention, logger, reg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	streamsDone := streams.start(workers, pool)
 	if pg, ok := st.(interface {
 		EnsurePartitions(context.Context, time.Time) error
 	}); ok {
@@ -169,7 +226,31 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 
 	limits := event.DefaultLimits()
 	limits.MaxBodyBytes = c.maxBody
-	handler := api.New(st, committer, api.Config{
+	schemas := schema.NewRegistry(schemaStore, schema.Options{RequireSchemas: c.requireSchemas, Registerer: reg})
+	publicURL := c.publicURL
+	if publicURL == "" {
+		publicURL = baseURL
+	}
+	var apiServer *api.Server // the portal records its admins' actions through it
+	portalConfig, err := newPortal(workers, st, signer.VerifierKey(), keys, publicURL, logger, func() *api.Server { return apiServer })
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	exports, err := openExports(ctx, st, pool, &c.storage, c.exportDir, c.exportMaxRate, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer exports.close()
+	if err := exports.svc.Start(workers); err != nil {
+		ln.Close()
+		return err
+	}
+	defer exports.svc.Stop(context.Background()) // on early returns; a no-op after the shutdown's Stop
+	exportAPI := api.ExportConfig{Service: exports.svc, BaseURL: c.publicURL,
+		Links: export.NewLinks(keys.Key("trail export links v1"))}
+	handler := api.New(st, guardedSubmitter(committer, guard), api.Config{
 		Limits:            limits,
 		MaxBatchBodyBytes: c.maxBatchBody,
 		RateLimit:         c.rateLimit,
@@ -179,7 +260,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Registerer:        reg,
 		Gatherer:          reg,
 		Log:               api.LogConfig{Storage: st, VerifierKey: signer.VerifierKey(), Refused: integrator.Refused},
+		Retention:         api.RetentionConfig{Store: retentionStore, DefaultDays: int(c.retention.defaultDays), Changed: sweeper.Wake},
+		Streams:           streams.apiConfig(st),
+		Portal:            portalConfig,
+		Exports:           exportAPI,
+		Schemas:           schemas,
 	})
+	apiServer = handler
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -210,8 +297,15 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		logger.Warn("in-flight requests did not finish in time", "err", err)
 	}
 	committer.Stop()
+	// Running exports get what is left of the shutdown timeout; past it
+	// they are cancelled and River runs them again after the restart.
+	if err := exports.svc.Stop(sctx); err != nil {
+		logger.Warn("export jobs did not stop in time; they will run again after the restart", "err", err)
+	}
 	stopWorkers()
 	<-integrating
+	<-retentionDone
+	<-streamsDone
 	if indexer != nil {
 		indexer.Stop()
 	}

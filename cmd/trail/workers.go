@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -9,9 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/retention"
 )
 
 // integratorRunner runs the ledger integrator for as long as this replica
@@ -144,4 +148,79 @@ func (t *termRegisterer) unregisterAll() {
 		t.under.Unregister(c)
 	}
 	t.cs = nil
+}
+
+// retentionFlags configure the retention sweeper (package retention).
+type retentionFlags struct {
+	defaultDays int64
+	interval    time.Duration
+	testNow     string // testing only: the sweeper's fixed clock, RFC 3339
+}
+
+func (f *retentionFlags) register(fs *flag.FlagSet) {
+	fs.Int64Var(&f.defaultDays, "retention-default-days", envInt("TRAIL_RETENTION_DEFAULT_DAYS", retention.DefaultDays), "days an organization's events are kept unless it sets its own retention (PUT /organizations/{id}/audit_logs_retention); any whole number of days from 1 to 36500 [TRAIL_RETENTION_DEFAULT_DAYS]")
+	fs.DurationVar(&f.interval, "retention-sweep-interval", envDuration("TRAIL_RETENTION_SWEEP_INTERVAL", time.Hour), "how often events past retention are deleted; 0 turns deletion off [TRAIL_RETENTION_SWEEP_INTERVAL]")
+	fs.StringVar(&f.testNow, "retention-test-now", envString("TRAIL_RETENTION_TEST_NOW", ""), "for tests only, never in production: the retention sweeper acts as if the time were this RFC 3339 instant [TRAIL_RETENTION_TEST_NOW]")
+}
+
+// options checks the flags and returns the sweeper's options.
+func (f *retentionFlags) options() (retention.Options, error) {
+	opts := retention.Options{DefaultDays: int(f.defaultDays), Interval: f.interval}
+	if f.defaultDays < 1 || f.defaultDays > 36500 {
+		return opts, fmt.Errorf("--retention-default-days %d: give a whole number of days from 1 to 36500", f.defaultDays)
+	}
+	if f.interval < 0 {
+		return opts, fmt.Errorf("--retention-sweep-interval %s: give a positive duration such as 1h, or 0 to turn deletion off", f.interval)
+	}
+	if f.testNow != "" {
+		at, err := time.Parse(time.RFC3339Nano, f.testNow)
+		if err != nil {
+			return opts, fmt.Errorf("--retention-test-now %q: give an RFC 3339 time such as 2026-01-02T15:04:05Z", f.testNow)
+		}
+		opts.Now = func() time.Time { return at }
+	}
+	return opts, nil
+}
+
+// startRetention starts the retention sweeper: always with SQLite; with
+// PostgreSQL on one replica at a time, under the "retention" lease. It
+// returns the sweeper (for Wake) and a channel closed once it has stopped
+// after ctx ends. With interval 0 nothing runs.
+func startRetention(ctx context.Context, st retention.Storage, pool *pgxpool.Pool, f *retentionFlags, logger *slog.Logger, reg prometheus.Registerer) (*retention.Sweeper, <-chan struct{}, error) {
+	opts, err := f.options()
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	logger = logger.With("worker", "retention")
+	sw := retention.New(st, opts, logger, reg)
+	done := make(chan struct{})
+	if f.interval == 0 {
+		logger.Warn("retention sweeps are off (--retention-sweep-interval 0): events are kept past their retention period")
+		close(done)
+		return sw, done, nil
+	}
+	if f.testNow != "" {
+		logger.Warn("the retention sweeper runs on a fixed test clock (--retention-test-now); never use it in production", "now", f.testNow)
+	}
+	go func() {
+		defer close(done)
+		if pool == nil {
+			sw.Run(ctx)
+			return
+		}
+		// The lease's session keeps its connection for as long as it is
+		// held: it gets a pool of its own, of one connection, so that it
+		// never takes one of the store's (a small pool could run dry).
+		cfg := pool.Config().Copy()
+		cfg.MaxConns, cfg.MinConns = 1, 0
+		lp, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			logger.Warn("couldn't open the retention lease's connection pool; using the store's", "err", err)
+			lp = pool
+		} else {
+			defer lp.Close()
+		}
+		lease.Run(ctx, lp, "retention", lease.Options{}, logger, sw.Run)
+	}()
+	return sw, done, nil
 }

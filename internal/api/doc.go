@@ -22,6 +22,12 @@
 //	GET    /v1/organizations/{id}/log/checkpoint, …/log/proof/inclusion,
 //	       …/log/proof/consistency, …/log/records, …/log/bundle
 //	                                        events:read, exports or admin (see log.go)
+//	POST   /audit_logs/actions/{action}/schemas  admin, unrestricted  (WorkOS; schemas.go)
+//	GET    /audit_logs/actions, /audit_logs/actions/{action}/schemas  events:read  (WorkOS)
+//	POST   /v1/actor_schema                 admin, unrestricted (the next version)
+//	GET    /v1/actor_schema                 events:read (the latest version)
+//	GET    /v1/actor_schema/versions        events:read
+//	                                        (the schema routes exist only with Config.Schemas)
 //
 // Choices the design left open:
 //
@@ -58,4 +64,22 @@
 //   - API key lookups are cached (found or not) for Config.KeyCacheTTL; a
 //     revocation through this server takes effect at once, on other replicas
 //     within the TTL.
+//   - Schemas (package schema) are deployment-wide, as in WorkOS, so only
+//     an unrestricted admin key creates them; any key with events:read
+//     (admin implies it) reads them. An event naming a version is refused
+//     with 400 invalid_audit_log_event when it does not match it (or the
+//     version does not exist; "errors" point at the failing paths, such as
+//     event.targets[0].type); in a batch, one refused event refuses the
+//     batch, paths prefixed events[i]. An event without version is
+//     accepted and, when it does not match its action's latest version (or
+//     the actor schema), stored with schema_mismatch: the record's bytes are
+//     unchanged, and GET /v1/events and /v1/events/{id} add
+//     "schema_mismatch":true as the record's last member (the flag is not
+//     part of the Merkle leaf; the log endpoints serve records bare).
+//     GET /v1/events?schema_mismatch=true finds them. Trail's own audit
+//     events are never checked against schemas.
+//   - Lists of schemas and actions follow WorkOS's pagination: versions
+//     newest first by default (cursors are version numbers), actions by
+//     name (cursors are names). Unknown query parameters are ignored, as
+//     on WorkOS's other lists.
 package api

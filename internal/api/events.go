@@ -26,6 +26,7 @@ var eventQueryParams = map[string]bool{
 	"organization_id": true, "range_start": true, "range_end": true, "action": true,
 	"actor_id": true, "actor_name": true, "target_type": true, "target_id": true,
 	"q": true, "limit": true, "order": true, "before": true, "after": true,
+	"schema_mismatch": true,
 }
 
 // parseEventQuery turns the query string of GET /v1/events into a
@@ -65,6 +66,14 @@ func parseEventQuery(v url.Values, defaultOrg string) (store.EventQuery, []field
 	if n := utf8.RuneCountInString(q.Text); n > maxQueryText {
 		addErr(&errs, "q", "invalid", fmt.Sprintf("q must be at most %d characters, not %d.", maxQueryText, n))
 		q.Text = ""
+	}
+
+	switch sm := single(v, "schema_mismatch", &errs); sm {
+	case "":
+	case "true":
+		q.SchemaMismatch = true
+	default:
+		addErr(&errs, "schema_mismatch", "invalid", fmt.Sprintf("schema_mismatch takes only true (the events recorded as not matching their action's latest schema), not %q; leave it out to search every event.", truncate(sm, 40)))
 	}
 
 	lp := listParams(v, &errs)
@@ -167,7 +176,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) error {
 func eventList(page store.EventPage) []byte {
 	size := 64
 	for _, e := range page.Events {
-		size += len(e.Record) + 1
+		size += len(e.Record) + 24
 	}
 	var b bytes.Buffer
 	b.Grow(size)
@@ -176,7 +185,7 @@ func eventList(page store.EventPage) []byte {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.Write(e.Record)
+		b.Write(appendMismatch(b.AvailableBuffer(), e))
 	}
 	b.WriteString(`],"list_metadata":`)
 	meta, _ := json.Marshal(listMeta(page.Before, page.After)) // strings and nulls only
@@ -199,6 +208,6 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) error {
 		return errNotFound("Event", id)
 	}
 	setOrg(r, ev.OrganizationID)
-	writeRawJSON(w, http.StatusOK, ev.Record)
+	writeRawJSON(w, http.StatusOK, appendMismatch(nil, ev))
 	return nil
 }

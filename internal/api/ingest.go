@@ -58,6 +58,11 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
 	sub := store.Submission{Events: []store.PendingEvent{{
 		OrganizationID: orgID, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail,
 	}}}
+	drafts := []*event.Draft{d}
+	outcomes, err := s.checkSchemas(r.Context(), drafts, false, sub.Events)
+	if err != nil {
+		return err
+	}
 	setIdempotency(&sub, idem, body)
 	res, err := s.submit(r.Context(), sub)
 	if err != nil {
@@ -73,6 +78,7 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !res.Replayed {
 		s.metrics.accepted.Add(float64(len(res.Events)))
+		s.countMismatches(drafts, outcomes)
 	}
 	writeRawJSON(w, http.StatusCreated, []byte(`{"success":true}`))
 	return nil
@@ -114,8 +120,14 @@ func (s *Server) createEventBatch(w http.ResponseWriter, r *http.Request) error 
 		}
 	}
 	sub := store.Submission{Events: make([]store.PendingEvent, len(items))}
+	drafts := make([]*event.Draft, len(items))
 	for i, it := range items {
 		sub.Events[i] = store.PendingEvent{OrganizationID: it.orgID, ID: event.NewID(now), ReceivedAt: now, Tail: it.draft.Tail}
+		drafts[i] = it.draft
+	}
+	outcomes, err := s.checkSchemas(r.Context(), drafts, true, sub.Events)
+	if err != nil {
+		return err
 	}
 	setIdempotency(&sub, idem, body)
 	res, err := s.submit(r.Context(), sub)
@@ -132,6 +144,7 @@ func (s *Server) createEventBatch(w http.ResponseWriter, r *http.Request) error 
 	}
 	if !res.Replayed {
 		s.metrics.accepted.Add(float64(len(res.Events)))
+		s.countMismatches(drafts, outcomes)
 	}
 	out := struct {
 		Data []acceptedJSON `json:"data"`

@@ -18,6 +18,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -66,6 +67,18 @@ type Config struct {
 
 	// Log serves the verifiable log; its routes exist only when set.
 	Log LogConfig
+	// Retention serves organizations' retention settings; its routes
+	// exist only when set.
+	Retention RetentionConfig
+	// Streams serves log streams; their routes exist only when set.
+	Streams StreamsConfig
+	// Exports serves asynchronous exports; its routes exist only when set.
+	Exports ExportConfig
+	// Schemas checks events against versioned schemas and serves the
+	// schema endpoints (schemas.go); both exist only when set.
+	Schemas *schema.Registry
+	// Portal serves the Admin Portal; its routes exist only when set.
+	Portal PortalConfig
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -170,6 +183,11 @@ func (s *Server) routes() {
 	s.handle("DELETE /v1/api_keys/{id}", access.ScopeAdmin, s.revokeAPIKey)
 
 	s.logRoutes()
+	s.retentionRoutes()
+	s.streamRoutes()
+	s.exportRoutes()
+	s.schemaRoutes()
+	s.portalRoutes()
 }
 
 // SetReady sets what /readyz answers.

@@ -43,6 +43,9 @@ type Embedded struct {
 	logs    *tail
 	tmp     bool
 	peak    int64
+	// peakReset: ResetPeakRSS was called, so the exit's resource usage
+	// (the peak of the whole life) no longer says anything.
+	peakReset bool
 }
 
 // StartEmbedded runs `trail serve` on a loopback port of its own and waits
@@ -137,7 +140,7 @@ func (e *Embedded) Stop() error {
 			<-e.done
 		}
 	}
-	if ps := e.cmd.ProcessState; ps != nil {
+	if ps := e.cmd.ProcessState; ps != nil && !e.peakReset {
 		e.peak = max(e.peak, maxRSS(ps))
 	}
 	e.cleanup()

@@ -45,6 +45,7 @@ type Report struct {
 
 	Queries []QueryStats `json:"queries,omitempty"`
 	Verify  *VerifyStats `json:"verify,omitempty"`
+	Export  *ExportStats `json:"export,omitempty"`
 
 	ServerRSS *RSS `json:"server_peak_rss,omitempty"`
 
@@ -145,7 +146,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		row("load", "%s", load)
 	}
-	if r.Mode != "verify" {
+	if r.Mode != "verify" && r.Mode != "export" {
 		row("requests", "%d in %.2fs (%d errors)", r.Requests, r.ElapsedSeconds, r.Errors)
 		tp := fmt.Sprintf("%.1f req/s", r.RequestsPerSecond)
 		if r.Events > 0 {
@@ -164,6 +165,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("sha256", "%.1f MB/s (%.3fs, best of %d)", v.SHA256MBPerSec, v.SHA256Seconds, v.Runs)
 		row("ratio", "verify takes %.1f× as long as sha256 of the same file", v.RatioToSHA256)
 		row("verified", "%s", v.Verified)
+	}
+	if x := r.Export; x != nil {
+		row("export", "%d of %d events of %s to %s, %.1f MB (%s)", x.Events, x.EventsRead, x.Organization, x.Format, float64(x.Bytes)/1e6, x.ExportID)
+		row("export time", "%.0f events/s (%.2fs from request to ready, queue included)", x.EventsPerSecond, x.ExportSeconds)
+		row("baseline", "%.0f events/s (%.2fs to stream the same records raw: the log bundle)", x.BaselineEventsPerSecond, x.BaselineSeconds)
+		row("ratio", "the export takes %.2f× as long as reading the records raw", x.RatioToBaseline)
+		row("download", "%.2fs", x.DownloadSeconds)
 	}
 	switch {
 	case r.ServerRSS == nil:

@@ -48,8 +48,12 @@ type Report struct {
 	Records        int64 // record lines read
 	SinceSize      int64 // the older checkpoint's size, when one was given
 	Since          bool
-	Problems       []Problem // the first maxProblems problems
-	ProblemCount   int64
+	// Subset is set for a subset bundle (an export's filtered records);
+	// Selection is what it says it selected (not verifiable).
+	Subset       bool
+	Selection    string
+	Problems     []Problem // the first maxProblems problems
+	ProblemCount int64
 }
 
 // OK reports whether the bundle verified.
@@ -110,6 +114,14 @@ func (r *Report) String() string {
 	org := r.OrganizationID
 	if org == "" {
 		org = "the organization"
+	}
+	if r.OK() && r.Subset {
+		fmt.Fprintf(&b, "%s of %s are in its log under %s, each at its seq, unaltered.", plural(r.Records, "event"), org, signed)
+		if r.Selection != "" {
+			fmt.Fprintf(&b, " The export says it selected: %s.", r.Selection)
+		}
+		b.WriteString(" This proves the events are authentic, not that the selection is complete: a bundle of some events cannot show which others a filter would have matched.")
+		return b.String()
 	}
 	if r.OK() {
 		n := r.To - r.From

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +52,12 @@ func Verify(r io.Reader, verifierKey string, opts VerifyOptions) (Report, error)
 		opts.ProgressEvery = 1 << 16
 	}
 
-	br, err := ReadBundle(r)
+	// A subset bundle (a filtered export) starts with its own magic line.
+	bufr := bufio.NewReaderSize(r, 1<<20)
+	if peek, _ := bufr.Peek(len(subsetMagic) + 1); string(peek) == subsetMagic+"\n" {
+		return verifySubset(bufr, v, rep, opts)
+	}
+	br, err := ReadBundle(bufr)
 	if err != nil {
 		rep.addFatal(formatProblem(err))
 		return rep, failed(&rep)

@@ -84,6 +84,10 @@ type PendingEvent struct {
 	ID             string
 	ReceivedAt     time.Time
 	Tail           []byte // event.Draft.Tail
+	// SchemaMismatch records that the event named no schema version and
+	// did not match its action's latest schema (package schema). It is
+	// stored beside the record, never in it.
+	SchemaMismatch bool
 }
 
 // AppendResult is what happened to one Submission.
@@ -99,6 +103,7 @@ type StoredEvent struct {
 	Seq            int64
 	ID             string
 	Record         []byte // canonical record bytes, exactly as stored
+	SchemaMismatch bool   // see PendingEvent.SchemaMismatch; set by Event and SearchEvents
 }
 
 // Order of search results: by occurred_at, then seq.
@@ -118,6 +123,7 @@ type EventQuery struct {
 	TargetType     string
 	TargetID       string
 	Text           string // free text, every word must match
+	SchemaMismatch bool   // only events recorded with a schema mismatch
 	Limit          int    // 1–100
 	Order          string // OrderDesc (default) or OrderAsc
 	Before, After  string // opaque cursors from a previous EventPage

@@ -124,6 +124,7 @@ func searchFieldsOf(subs []store.Submission) ([][]searchFields, error) {
 type newEvent struct {
 	accepted event.Accepted
 	record   []byte
+	mismatch bool // store.PendingEvent.SchemaMismatch
 	*searchFields
 }
 
@@ -200,7 +201,7 @@ func (s *Store) appendTx(ctx context.Context, subs []store.Submission, fields []
 		for j, e := range subs[i].Events {
 			a := event.Accepted{ID: e.ID, OrganizationID: e.OrganizationID, Seq: next[e.OrganizationID], ReceivedAt: e.ReceivedAt}
 			next[e.OrganizationID]++
-			events = append(events, newEvent{accepted: a, record: event.AppendRecord(nil, a, e.Tail), searchFields: &fields[i][j]})
+			events = append(events, newEvent{accepted: a, record: event.AppendRecord(nil, a, e.Tail), mismatch: e.SchemaMismatch, searchFields: &fields[i][j]})
 			accepted[j] = a
 		}
 		results[i].Events = accepted
@@ -448,11 +449,11 @@ func (s *Store) insertEvents(ctx context.Context, tx pgx.Tx, events []newEvent) 
 		return nil
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"events"},
-		[]string{"seq", "received_at", "occurred_at", "organization_id", "id", "action", "actor_id", "actor_name", "search", "record"},
+		[]string{"seq", "received_at", "occurred_at", "organization_id", "id", "action", "actor_id", "actor_name", "search", "record", "schema_mismatch"},
 		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
 			e := &events[i]
 			return []any{e.accepted.Seq, e.accepted.ReceivedAt, e.rec.OccurredAt, e.accepted.OrganizationID, e.accepted.ID,
-				e.rec.Action, e.rec.Actor.ID, e.rec.Actor.Name, e.search, e.record}, nil
+				e.rec.Action, e.rec.Actor.ID, e.rec.Actor.Name, e.search, e.record, e.mismatch}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("couldn't insert %d events: %w", len(events), classify(err))
@@ -512,17 +513,17 @@ const idWindow = time.Hour
 // Event returns one event by id.
 func (s *Store) Event(ctx context.Context, id string) (store.StoredEvent, error) {
 	var e store.StoredEvent
-	const q = `SELECT organization_id, seq, id, record FROM events WHERE id = $1`
+	const q = `SELECT organization_id, seq, id, record, schema_mismatch FROM events WHERE id = $1`
 	var err error
 	if u, perr := ulid.ParseStrict(strings.TrimPrefix(id, "evt_")); perr == nil {
 		at := time.UnixMilli(int64(u.Time())).UTC()
 		err = s.pool.QueryRow(ctx, q+` AND received_at >= $2 AND received_at < $3 LIMIT 1`, id, at.Add(-idWindow), at.Add(idWindow)).
-			Scan(&e.OrganizationID, &e.Seq, &e.ID, &e.Record)
+			Scan(&e.OrganizationID, &e.Seq, &e.ID, &e.Record, &e.SchemaMismatch)
 	} else {
 		err = pgx.ErrNoRows
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		err = s.pool.QueryRow(ctx, q+` LIMIT 1`, id).Scan(&e.OrganizationID, &e.Seq, &e.ID, &e.Record)
+		err = s.pool.QueryRow(ctx, q+` LIMIT 1`, id).Scan(&e.OrganizationID, &e.Seq, &e.ID, &e.Record, &e.SchemaMismatch)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return e, fmt.Errorf("event %s: %w", id, store.ErrNotFound)

@@ -43,6 +43,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
 }
 
+func TestRetentionConformance(t *testing.T) {
+	storetest.RunRetention(t, func(t *testing.T) storetest.RetentionStore { return openFresh(t) })
+}
+
 func TestLedgerConformance(t *testing.T) {
 	storetest.RunLedger(t, storetest.LedgerBackend{
 		Open: func(t *testing.T) storetest.LedgerStore { return openFresh(t) },
@@ -163,4 +167,20 @@ func TestEventByID(t *testing.T) {
 			t.Errorf("Event(%q) = %v, want ErrNotFound", id, err)
 		}
 	}
+}
+
+func TestStreamsConformance(t *testing.T) {
+	storetest.RunStreams(t, func(t *testing.T) storetest.StreamsStore { return openFresh(t) })
+}
+
+func TestPortalConformance(t *testing.T) {
+	storetest.RunPortal(t, func(t *testing.T) storetest.PortalBackend { return openFresh(t) })
+}
+
+func TestSchemaConformance(t *testing.T) {
+	storetest.RunSchemas(t, func(t *testing.T) storetest.SchemaBackend { return openFresh(t) })
+}
+
+func TestExportsConformance(t *testing.T) {
+	storetest.RunExports(t, func(t *testing.T) store.ExportStore { return openFresh(t) })
 }

@@ -96,6 +96,10 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	if q.ActorName != "" {
 		p.filters = append(p.filters, "e.actor_name = "+p.arg(q.ActorName))
 	}
+	if q.SchemaMismatch {
+		// Walks the partial index of mismatches (migration 00003).
+		p.filters = append(p.filters, "e.schema_mismatch")
+	}
 	if tsquery != "" {
 		p.tsquery, p.text = tsquery, p.arg(tsquery)
 		p.textIndex = len(p.args) - 1
@@ -190,11 +194,11 @@ func (s *Store) searchChecked(ctx context.Context, org string, p *plan) ([]curso
 		var e store.StoredEvent
 		var match bool
 		var rn int64
-		_, err = pgx.ForEachRow(rows, []any{&k.at, &k.seq, &e.ID, &e.Record, &match, &rn}, func() error {
+		_, err = pgx.ForEachRow(rows, []any{&k.at, &k.seq, &e.ID, &e.Record, &e.SchemaMismatch, &match, &rn}, func() error {
 			full = full || rn == int64(checkWindow)
 			if match && len(keys) < p.n {
 				keys = append(keys, k)
-				events = append(events, store.StoredEvent{OrganizationID: org, Seq: k.seq, ID: e.ID, Record: e.Record})
+				events = append(events, store.StoredEvent{OrganizationID: org, Seq: k.seq, ID: e.ID, Record: e.Record, SchemaMismatch: e.SchemaMismatch})
 			}
 			return nil
 		})
@@ -213,7 +217,8 @@ func (s *Store) searchChecked(ctx context.Context, org string, p *plan) ([]curso
 	return s.searchRows(ctx, org, p.byLoneTarget(), p.args)
 }
 
-// searchRows runs a search query returning (occurred_at, seq, id, record).
+// searchRows runs a search query returning (occurred_at, seq, id, record,
+// schema_mismatch).
 func (s *Store) searchRows(ctx context.Context, org, sql string, args []any) ([]cursor, []store.StoredEvent, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -223,9 +228,9 @@ func (s *Store) searchRows(ctx context.Context, org, sql string, args []any) ([]
 	var events []store.StoredEvent
 	var k cursor
 	var e store.StoredEvent
-	_, err = pgx.ForEachRow(rows, []any{&k.at, &k.seq, &e.ID, &e.Record}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&k.at, &k.seq, &e.ID, &e.Record, &e.SchemaMismatch}, func() error {
 		keys = append(keys, k)
-		events = append(events, store.StoredEvent{OrganizationID: org, Seq: k.seq, ID: e.ID, Record: e.Record})
+		events = append(events, store.StoredEvent{OrganizationID: org, Seq: k.seq, ID: e.ID, Record: e.Record, SchemaMismatch: e.SchemaMismatch})
 		return nil
 	})
 	if err != nil {
@@ -332,7 +337,7 @@ func (p *plan) checks() []string {
 
 // walk is one ordered walk of the index of the filters.
 func (p *plan) walk() string {
-	return `SELECT e.occurred_at, e.seq, e.id, e.record FROM events e` + p.where("e") + p.order("e", p.n)
+	return `SELECT e.occurred_at, e.seq, e.id, e.record, e.schema_mismatch FROM events e` + p.where("e") + p.order("e", p.n)
 }
 
 // mergedActions is one ordered, limited walk of (organization_id, action,
@@ -340,8 +345,8 @@ func (p *plan) walk() string {
 // matches 3 events or 3 million.
 func (p *plan) mergedActions(actions []string) string {
 	acts := p.arg(actions)
-	return `SELECT m.occurred_at, m.seq, m.id, m.record FROM unnest(` + acts + `::text[]) AS a(action)
-		CROSS JOIN LATERAL (SELECT e.occurred_at, e.seq, e.id, e.record FROM events e` + p.where("e", "e.action = a.action") + p.order("e", p.n) + `) m` +
+	return `SELECT m.occurred_at, m.seq, m.id, m.record, m.schema_mismatch FROM unnest(` + acts + `::text[]) AS a(action)
+		CROSS JOIN LATERAL (SELECT e.occurred_at, e.seq, e.id, e.record, e.schema_mismatch FROM events e` + p.where("e", "e.action = a.action") + p.order("e", p.n) + `) m` +
 		p.order("m", p.n)
 }
 
@@ -352,7 +357,7 @@ func (p *plan) byTarget() string {
 	if p.text != "" {
 		extra = append(extra, "e.search @@ "+p.text+"::tsquery")
 	}
-	return `SELECT d.occurred_at, d.seq, e.id, e.record FROM event_targets d
+	return `SELECT d.occurred_at, d.seq, e.id, e.record, e.schema_mismatch FROM event_targets d
 		JOIN events e ON e.organization_id = d.organization_id AND e.seq = d.seq AND e.received_at = d.received_at` +
 		p.where("d", extra...) + p.order("d", p.n)
 }
@@ -363,8 +368,8 @@ func (p *plan) byTarget() string {
 // the caller knows whether the window was full. The checks, in the select
 // list, cannot become a join that reads every match first.
 func (p *plan) window() string {
-	return `SELECT w.occurred_at, w.seq, w.id, w.record, w.match, w.rn FROM (
-		SELECT e.occurred_at, e.seq, e.id, e.record, (` + strings.Join(p.checks(), " AND ") + `) AS match,
+	return `SELECT w.occurred_at, w.seq, w.id, w.record, w.schema_mismatch, w.match, w.rn FROM (
+		SELECT e.occurred_at, e.seq, e.id, e.record, e.schema_mismatch, (` + strings.Join(p.checks(), " AND ") + `) AS match,
 			row_number() OVER (` + strings.TrimSuffix(p.order("e", 0), " LIMIT 0") + `) AS rn
 		FROM events e` + p.where("e") + p.order("e", checkWindow) + `) w
 		WHERE w.match OR w.rn = ` + strconv.Itoa(checkWindow) + p.order("w", p.n+1)
@@ -379,7 +384,7 @@ func (p *plan) sortedText() string {
 	if c := p.targetCheck(); c != "" {
 		conds = append(conds, c)
 	}
-	return `SELECT e.occurred_at, e.seq, e.id, e.record FROM events e` + p.where("e", conds...) +
+	return `SELECT e.occurred_at, e.seq, e.id, e.record, e.schema_mismatch FROM events e` + p.where("e", conds...) +
 		fmt.Sprintf(" ORDER BY (e.occurred_at + interval '0 s') %s, (e.seq + 0) %s LIMIT %d", p.dir, p.dir, p.n)
 }
 
@@ -391,7 +396,7 @@ func (p *plan) byLoneTarget() string {
 	if p.targetID != "" {
 		col, v = "target_id", p.targetID
 	}
-	return `SELECT d.occurred_at, d.seq, e.id, e.record FROM (
+	return `SELECT d.occurred_at, d.seq, e.id, e.record, e.schema_mismatch FROM (
 		SELECT DISTINCT ON (d.occurred_at, d.seq) d.organization_id, d.occurred_at, d.seq, d.received_at FROM event_targets d` +
 		p.whereTargets("d", "d."+col+" = "+v) + strings.TrimSuffix(p.order("d", 0), " LIMIT 0") + `) d
 		JOIN events e ON e.organization_id = d.organization_id AND e.seq = d.seq AND e.received_at = d.received_at` +

@@ -40,7 +40,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	s.stmts = appendStmts{
 		orgSeq:  prep(`SELECT next_seq FROM organizations WHERE id = ?`),
 		setSeq:  prep(`UPDATE organizations SET next_seq = ? WHERE id = ?`),
-		insert:  prep(`INSERT INTO events (organization_id, seq, id, record) VALUES (?, ?, ?, ?)`),
+		insert:  prep(`INSERT INTO events (organization_id, seq, id, record, schema_mismatch) VALUES (?, ?, ?, ?, ?)`),
 		idemGet: prep(`SELECT result FROM idempotency_keys WHERE key = ? AND body_hash = ? AND created_at > ?`),
 		idemPut: prep(`INSERT OR REPLACE INTO idempotency_keys (key, body_hash, created_at, result) VALUES (?, ?, ?, ?)`),
 	}
@@ -137,7 +137,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 			// Each record gets its own buffer: the integrator's cache
 			// keeps it after the commit.
 			rec := event.AppendRecord(make([]byte, 0, 64+len(e.Tail)), a, e.Tail)
-			if _, err := insert.ExecContext(ctx, a.OrganizationID, a.Seq, a.ID, rec); err != nil {
+			if _, err := insert.ExecContext(ctx, a.OrganizationID, a.Seq, a.ID, rec, e.SchemaMismatch); err != nil {
 				return nil, fmt.Errorf("couldn't insert event %s: %w", a.ID, classify(err))
 			}
 			fresh = append(fresh, freshRecord{a.OrganizationID, a.Seq, rec})
@@ -217,8 +217,8 @@ func (s *Store) ExpireIdempotencyKeys(ctx context.Context, cutoff time.Time) (in
 // Event returns one event by id.
 func (s *Store) Event(ctx context.Context, id string) (store.StoredEvent, error) {
 	var e store.StoredEvent
-	err := s.read.QueryRowContext(ctx, `SELECT organization_id, seq, id, record FROM events WHERE id = ?`, id).
-		Scan(&e.OrganizationID, &e.Seq, &e.ID, &e.Record)
+	err := s.read.QueryRowContext(ctx, `SELECT organization_id, seq, id, record, schema_mismatch FROM events WHERE id = ?`, id).
+		Scan(&e.OrganizationID, &e.Seq, &e.ID, &e.Record, &e.SchemaMismatch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, fmt.Errorf("event %s: %w", id, store.ErrNotFound)
 	}

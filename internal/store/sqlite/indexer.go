@@ -17,10 +17,11 @@ import (
 const slotBits = 21
 
 type pendingRow struct {
-	pos    int64
-	org    string
-	seq    int64
-	record []byte
+	pos      int64
+	org      string
+	seq      int64
+	record   []byte
+	mismatch bool // events.schema_mismatch
 }
 
 // IndexPending makes up to max more events searchable, in one transaction:
@@ -40,14 +41,14 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 	}
 	// The events come from the main file's read pool: a snapshot that
 	// holds every event committed so far, in pos order.
-	rows, err := s.read.QueryContext(ctx, `SELECT pos, organization_id, seq, record FROM events WHERE pos > ? ORDER BY pos LIMIT ?`, from, limit)
+	rows, err := s.read.QueryContext(ctx, `SELECT pos, organization_id, seq, record, schema_mismatch FROM events WHERE pos > ? ORDER BY pos LIMIT ?`, from, limit)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't read events to index: %w", classify(err))
 	}
 	var pending []pendingRow
 	for rows.Next() {
 		var p pendingRow
-		if err := rows.Scan(&p.pos, &p.org, &p.seq, &p.record); err != nil {
+		if err := rows.Scan(&p.pos, &p.org, &p.seq, &p.record, &p.mismatch); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("couldn't read event to index: %w", err)
 		}
@@ -104,7 +105,7 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 		org  string
 		text string
 	}
-	search := make([]any, 0, len(pending)*6)
+	search := make([]any, 0, len(pending)*7)
 	var targets, actions []any
 	fts := make([]ftsRow, 0, len(pending))
 	seenAction := map[[2]string]bool{}
@@ -120,7 +121,7 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		search = append(search, key, p.org, p.seq, rec.Action, rec.Actor.ID, rec.Actor.Name)
+		search = append(search, key, p.org, p.seq, rec.Action, rec.Actor.ID, rec.Actor.Name, p.mismatch)
 		for _, t := range rec.Targets {
 			targets = append(targets, p.org, t.Type, t.ID, key)
 		}
@@ -141,7 +142,7 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 		cols       int
 		args       []any
 	}{
-		{"events", `INSERT INTO event_search (sort_key, organization_id, seq, action, actor_id, actor_name) VALUES `, 6, search},
+		{"events", `INSERT INTO event_search (sort_key, organization_id, seq, action, actor_id, actor_name, schema_mismatch) VALUES `, 7, search},
 		{"targets", `INSERT OR IGNORE INTO event_targets (organization_id, target_type, target_id, sort_key) VALUES `, 4, targets},
 		{"actions", `INSERT OR IGNORE INTO organization_actions (organization_id, action) VALUES `, 2, actions},
 		{"text", `INSERT INTO event_fts (rowid, org, body) VALUES `, 3, ftsArgs},
@@ -174,7 +175,7 @@ func (s *Store) IndexLag(ctx context.Context) (int64, error) {
 }
 
 // rowsPerInsert is how many rows one multi-row INSERT carries; with at most
-// 6 columns it stays far below SQLite's limit of 32,766 parameters.
+// 7 columns it stays far below SQLite's limit of 32,766 parameters.
 const rowsPerInsert = 200
 
 // insertRows runs head followed by "(?,…),(?,…)…" over args, cols values per

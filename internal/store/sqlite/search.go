@@ -126,6 +126,9 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	if q.ActorName != "" {
 		b.where("s.actor_name = ?", q.ActorName)
 	}
+	if q.SchemaMismatch {
+		b.where("s.schema_mismatch = 1")
+	}
 	// Every target filter drives the walk (above), so none is left here.
 	if ftsQuery != "" {
 		b.where("EXISTS (SELECT 1 FROM event_fts f WHERE f.event_fts MATCH ? AND f.rowid = s.sort_key)", ftsQuery)
@@ -137,7 +140,9 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	// filter; with an actor the actor's index narrows far more (an actor
 	// has few events, an action may have millions), and actions filter it.
 	actorDriven := q.ActorID != "" || q.ActorName != ""
-	if len(actions) > 0 && strings.HasPrefix(b.from, "event_search") && !actorDriven && len(actions) <= maxMergedActions {
+	// Mismatches are rare: their own partial index narrows more than
+	// merging action walks.
+	if len(actions) > 0 && strings.HasPrefix(b.from, "event_search") && !actorDriven && !q.SchemaMismatch && len(actions) <= maxMergedActions {
 		sqlText, args = b.mergedByAction(actions)
 	} else {
 		if len(actions) > 0 {
@@ -210,7 +215,7 @@ func (s *Store) eventsBySeq(ctx context.Context, org string, seqs []int64) ([]st
 	for _, q := range seqs {
 		args = append(args, q)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT seq, id, record FROM events WHERE organization_id = ? AND seq IN (`+ph+`)`, args...)
+	rows, err := s.read.QueryContext(ctx, `SELECT seq, id, record, schema_mismatch FROM events WHERE organization_id = ? AND seq IN (`+ph+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read events of %s: %w", org, classify(err))
 	}
@@ -218,7 +223,7 @@ func (s *Store) eventsBySeq(ctx context.Context, org string, seqs []int64) ([]st
 	bySeq := make(map[int64]store.StoredEvent, len(seqs))
 	for rows.Next() {
 		e := store.StoredEvent{OrganizationID: org}
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Record); err != nil {
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Record, &e.SchemaMismatch); err != nil {
 			return nil, fmt.Errorf("couldn't read event of %s: %w", org, err)
 		}
 		bySeq[e.Seq] = e
@@ -246,6 +251,8 @@ func pickIndex(q store.EventQuery, actions []string) string {
 		return "event_search_actor_id"
 	case q.ActorName != "":
 		return "event_search_actor_name"
+	case q.SchemaMismatch:
+		return "event_search_mismatch"
 	case len(actions) == 1:
 		return "event_search_action"
 	default:

@@ -175,7 +175,12 @@ func openPools(ctx context.Context, path string, durable bool, dir string) (writ
 func (s *Store) openSearch(ctx context.Context) error {
 	var identity string
 	var maxPos sql.NullInt64
-	if err := s.read.QueryRowContext(ctx, `SELECT (SELECT value FROM database_identity WHERE id = 1), (SELECT max(pos) FROM events)`).Scan(&identity, &maxPos); err != nil {
+	// The highest pos ever handed out (AUTOINCREMENT's high-water mark in
+	// sqlite_sequence), not max(pos) of the rows left: retention may have
+	// deleted the newest events of an idle deployment, which is no reason
+	// to rebuild; a restored backup lowers the mark too.
+	if err := s.read.QueryRowContext(ctx, `SELECT (SELECT value FROM database_identity WHERE id = 1),
+		max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), coalesce((SELECT max(pos) FROM events), 0))`).Scan(&identity, &maxPos); err != nil {
 		return fmt.Errorf("couldn't read database identity of %s: %w", s.path, classify(err))
 	}
 	for attempt := 0; ; attempt++ {

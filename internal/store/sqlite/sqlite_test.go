@@ -40,6 +40,12 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestRetentionConformance(t *testing.T) {
+	storetest.RunRetention(t, func(t *testing.T) storetest.RetentionStore {
+		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+}
+
 var t0 = time.Date(2026, 3, 14, 15, 9, 26, 535_000_000, time.UTC)
 
 // gen makes valid pending events from storetest.Event and remembers their
@@ -426,4 +432,33 @@ func TestFilesArePrivate(t *testing.T) {
 			t.Errorf("%s has mode %o, want 600", filepath.Base(p), mode)
 		}
 	}
+}
+
+func TestStreamsConformance(t *testing.T) {
+	storetest.RunStreams(t, func(t *testing.T) storetest.StreamsStore {
+		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+}
+
+func TestPortalConformance(t *testing.T) {
+	storetest.RunPortal(t, func(t *testing.T) storetest.PortalBackend {
+		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+}
+
+func TestSchemaConformance(t *testing.T) {
+	storetest.RunSchemas(t, func(t *testing.T) storetest.SchemaBackend {
+		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+}
+
+func TestExportsConformance(t *testing.T) {
+	storetest.RunExports(t, func(t *testing.T) store.ExportStore {
+		x, err := sqlite.OpenExports(t.Context(), sqlite.ExportsPath(filepath.Join(t.TempDir(), "trail.db")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { x.Close() })
+		return x
+	})
 }

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestServeRetentionFlags checks that bad retention flags stop `trail serve`
+// at once with a message that says what to give instead (exit status 2).
+func TestServeRetentionFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--retention-default-days", "0"}, nil, "--retention-default-days 0: give a whole number of days from 1 to 36500"},
+		{[]string{"--retention-default-days", "36501"}, nil, "--retention-default-days 36501: give a whole number of days from 1 to 36500"},
+		{nil, map[string]string{"TRAIL_RETENTION_DEFAULT_DAYS": "-5"}, "--retention-default-days -5: give a whole number of days"},
+		{[]string{"--retention-sweep-interval", "-1h"}, nil, "--retention-sweep-interval -1h0m0s: give a positive duration such as 1h, or 0 to turn deletion off"},
+		{[]string{"--retention-test-now", "yesterday"}, nil, `--retention-test-now "yesterday": give an RFC 3339 time`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"serve", "--data", filepath.Join(t.TempDir(), "data"), "--listen", "127.0.0.1:0"}, tc.args...)
+			if code := run(t.Context(), args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("trail serve %s: exit %d, stderr %q; want exit 2 saying %q", strings.Join(tc.args, " "), code, stderr.String(), tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trailaudit/trail/internal/api"
+	"github.com/trailaudit/trail/internal/keyring"
+	"github.com/trailaudit/trail/internal/lease"
+	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/stream"
+)
+
+// streamsRunner wires log streams into trail serve: the codec that seals
+// their secrets, and the delivery engine, run on one replica at a time.
+type streamsRunner struct {
+	st     stream.Store
+	codec  *stream.Codec
+	engine *stream.Engine
+	logger *slog.Logger
+}
+
+// newStreams prepares log streams over st, sealing secrets under the
+// master key's "trail stream secrets v1" key.
+func newStreams(st backend, keys *keyring.Keyring, allowPrivate bool, logger *slog.Logger, reg prometheus.Registerer) (*streamsRunner, error) {
+	ss, ok := st.(store.StreamStore)
+	if !ok { // both backends implement it
+		return nil, fmt.Errorf("this database backend (%T) does not store log streams", st)
+	}
+	codec := stream.NewCodec(stream.Policy{AllowPrivate: allowPrivate}, keys.Sealer(stream.SealPurpose))
+	logger = logger.With("worker", "streams")
+	return &streamsRunner{st: streamStore{ss, st}, codec: codec, logger: logger,
+		engine: stream.New(streamStore{ss, st}, codec, stream.Options{}, logger, reg)}, nil
+}
+
+// streamStore joins the stream store and the records reader of one backend.
+type streamStore struct {
+	store.StreamStore
+	records backend
+}
+
+func (s streamStore) ReadRecords(ctx context.Context, org string, from, to int64, fn func(int64, []byte) error) error {
+	return s.records.ReadRecords(ctx, org, from, to, fn)
+}
+
+// Wake tells the engine new events were committed.
+func (r *streamsRunner) Wake() { r.engine.Wake() }
+
+// start runs the engine until ctx ends; the returned channel closes once it
+// has stopped. With PostgreSQL one replica delivers every stream at a time
+// (the "streams" lease); a replica that dies hands over within seconds.
+func (r *streamsRunner) start(ctx context.Context, pool *pgxpool.Pool) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if pool == nil {
+			r.engine.Run(ctx)
+			return
+		}
+		// The lease's session holds a connection for as long as it is
+		// held: it gets a pool of its own, one connection, so that it never
+		// takes one of the store's (a small pool could run dry).
+		cfg := pool.Config().Copy()
+		cfg.MaxConns, cfg.MinConns = 1, 0
+		lp, err := pgxpool.NewWithConfig(ctx, cfg)
+		if err != nil {
+			r.logger.Warn("couldn't open the streams lease's connection pool; using the store's", "err", err)
+			lp = pool
+		} else {
+			defer lp.Close()
+		}
+		lease.Run(ctx, lp, "streams", lease.Options{}, r.logger, r.engine.Run)
+	}()
+	return done
+}
+
+// apiConfig is the API's view of log streams.
+func (r *streamsRunner) apiConfig(st backend) api.StreamsConfig {
+	return api.StreamsConfig{Store: r.st, Records: st, Codec: r.codec, Wake: r.engine.Wake}
+}

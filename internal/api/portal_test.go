@@ -1,0 +1,128 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/access"
+)
+
+// fakeLinks records the links the API asks for.
+type fakeLinks struct {
+	intents []string
+	calls   []string
+}
+
+func (f *fakeLinks) Intents() []string { return f.intents }
+func (f *fakeLinks) GenerateLink(_ context.Context, org, intent string, admins []string, returnURL string) (string, time.Time, error) {
+	f.calls = append(f.calls, org+" "+intent+" "+strings.Join(admins, ",")+" "+returnURL)
+	return "http://trail.test/portal/launch?secret=ptl_x", time.Date(2026, 11, 25, 19, 5, 0, 0, time.UTC), nil
+}
+
+func withPortal(links *fakeLinks, pages http.Handler) envOption {
+	return func(c *Config, _ *env) { c.Portal = PortalConfig{Handler: pages, Links: links} }
+}
+
+func TestGeneratePortalLink(t *testing.T) {
+	links := &fakeLinks{intents: []string{"audit_logs"}}
+	pages := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(299) })
+	e := newEnv(t, withPortal(links, pages))
+	org := e.org("Acme")
+	other := e.org("Beta")
+	restricted, _ := e.key("restricted admin", []string{access.ScopeAdmin}, org)
+	reader, _ := e.key("reader", []string{access.ScopeEventsRead}, "")
+
+	res := e.do("POST", "/portal/generate_link", e.admin, `{"organization":"`+org+`","intent":"audit_logs","return_url":"https://app.example.com/x?y=1","admin_emails":["alice@example.com"]}`)
+	expect(t, res, http.StatusCreated, `{"link":"http://trail.test/portal/launch?secret=ptl_x"}`)
+	if len(links.calls) != 1 || links.calls[0] != org+" audit_logs alice@example.com https://app.example.com/x?y=1" {
+		t.Errorf("GenerateLink calls %q", links.calls)
+	}
+	list := e.search(e.admin, "/v1/events?organization_id="+org+"&action=trail.portal_link.generated", 1)
+	if got := string(list.Data[0]); !strings.Contains(got, `"intent":"audit_logs"`) || !strings.Contains(got, `"admin_emails":"alice@example.com"`) {
+		t.Errorf("audit event %s", got)
+	}
+
+	tests := []struct {
+		name, secret, body string
+		status             int
+		code, field        string
+	}{
+		{"no organization", e.admin, `{"intent":"audit_logs"}`, 422, "invalid_request_parameters", "organization"},
+		{"no intent", e.admin, `{"organization":"` + org + `"}`, 422, "invalid_request_parameters", "intent"},
+		{"other WorkOS intent", e.admin, `{"organization":"` + org + `","intent":"sso"}`, 422, "invalid_request_parameters", "intent"},
+		{"log streams not offered", e.admin, `{"organization":"` + org + `","intent":"log_streams"}`, 422, "invalid_request_parameters", "intent"},
+		{"javascript return URL", e.admin, `{"organization":"` + org + `","intent":"audit_logs","return_url":"javascript:alert(1)"}`, 422, "invalid_request_parameters", "return_url"},
+		{"relative return URL", e.admin, `{"organization":"` + org + `","intent":"audit_logs","return_url":"//evil.example/x"}`, 422, "invalid_request_parameters", "return_url"},
+		{"credentials in URL", e.admin, `{"organization":"` + org + `","intent":"audit_logs","success_url":"https://u:p@evil.example/"}`, 422, "invalid_request_parameters", "success_url"},
+		{"bad email", e.admin, `{"organization":"` + org + `","intent":"audit_logs","admin_emails":["Alice <a@b.c>"]}`, 422, "invalid_request_parameters", "admin_emails[0]"},
+		{"unknown field", e.admin, `{"organization":"` + org + `","intent":"audit_logs","x":1}`, 422, "invalid_request_parameters", "x"},
+		{"unknown organization", e.admin, `{"organization":"org_nope","intent":"audit_logs"}`, 404, "entity_not_found", ""},
+		{"system organization", e.admin, `{"organization":"org_system","intent":"audit_logs"}`, 404, "entity_not_found", ""},
+		{"key restricted to another org", restricted, `{"organization":"` + other + `","intent":"audit_logs"}`, 404, "entity_not_found", ""},
+		{"read-only key", reader, `{"organization":"` + org + `","intent":"audit_logs"}`, 403, "forbidden", ""},
+		{"no key", "", `{"organization":"` + org + `","intent":"audit_logs"}`, 401, "unauthorized", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := len(links.calls)
+			res := e.do("POST", "/portal/generate_link", tt.secret, tt.body)
+			if res.Code != tt.status {
+				t.Fatalf("%d %s, want %d", res.Code, res.Body, tt.status)
+			}
+			if tt.code != "" {
+				b := expectError(t, res, tt.status, tt.code)
+				if tt.field != "" && (len(b.Errors) == 0 || b.Errors[0].Field != tt.field) {
+					t.Errorf("errors %+v, want field %s", b.Errors, tt.field)
+				}
+			}
+			if len(links.calls) != n {
+				t.Errorf("a link was generated")
+			}
+		})
+	}
+	// A key restricted to the organization may generate its links.
+	if res := e.do("POST", "/portal/generate_link", restricted, `{"organization":"`+org+`","intent":"audit_logs"}`); res.Code != 201 {
+		t.Errorf("restricted admin key for its own org: %d %s", res.Code, res.Body)
+	}
+	// Everything else under /portal/ is the portal's, with no API key.
+	for _, p := range []string{"/portal/", "/portal/events", "/portal/launch?secret=x"} {
+		if res := e.do("GET", p, "", ""); res.Code != 299 {
+			t.Errorf("GET %s: %d, want the portal handler's", p, res.Code)
+		}
+	}
+}
+
+func TestPortalRoutesNeedConfig(t *testing.T) {
+	e := newEnv(t)
+	org := e.org("Acme")
+	expectError(t, e.do("POST", "/portal/generate_link", e.admin, `{"organization":"`+org+`","intent":"audit_logs"}`), 404, "not_found")
+	expectError(t, e.do("GET", "/portal/events", "", ""), 404, "not_found")
+}
+
+func TestAuditPortal(t *testing.T) {
+	var srv *Server
+	pages := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		admin := r.URL.Query().Get("admin")
+		srv.AuditPortal(r, PortalAction{OrganizationID: r.URL.Query().Get("org"), Action: "trail.portal_session.started", Admin: admin,
+			Target: PortalTarget{Type: "organization", ID: "x"}, Metadata: map[string]string{"intent": "audit_logs"}})
+	})
+	e := newEnv(t, withPortal(&fakeLinks{intents: []string{"audit_logs"}}, pages))
+	srv = e.srv
+	org := e.org("Acme")
+	for _, admin := range []string{"alice@example.com", ""} {
+		req := httptest.NewRequest("GET", "/portal/x?org="+org+"&admin="+admin, nil)
+		req.Header.Set("User-Agent", "Browser/1.0")
+		e.srv.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	list := e.search(e.admin, "/v1/events?organization_id="+org+"&action=trail.portal_session.started&order=asc", 2)
+	for i, want := range []string{`"actor":{"id":"alice@example.com","type":"portal_admin","name":"alice@example.com"}`,
+		`"actor":{"id":"portal admin","type":"portal_admin","name":"portal admin"}`} {
+		if got := string(list.Data[i]); !strings.Contains(got, want) || !strings.Contains(got, `"user_agent":"Browser/1.0"`) {
+			t.Errorf("event %d: %s, want %s", i, got, want)
+		}
+	}
+}

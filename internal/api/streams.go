@@ -1,0 +1,490 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/trailaudit/trail/internal/access"
+	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/stream"
+)
+
+// Log streams over HTTP (DESIGN §6): create, list, read, update, delete,
+// pause, resume and test an organization's streams, and WorkOS's
+// audit_log_configuration. Destination secrets are write-only: answers name
+// the secrets that are set, never their values. Every change is an audit
+// event in the organization's log.
+
+// StreamsConfig connects the API to log streams. Without Store the stream
+// routes are not served.
+type StreamsConfig struct {
+	Store store.StreamStore
+	// Records reads an organization's records (for the age of the oldest
+	// undelivered event); ledger.Storage has it.
+	Records interface {
+		ReadRecords(ctx context.Context, org string, from, to int64, fn func(seq int64, record []byte) error) error
+	}
+	// Codec parses, seals and tests stream configurations.
+	Codec *stream.Codec
+	// Wake, when set, tells the delivery engine a stream changed.
+	Wake func()
+}
+
+// WorkOS's GET /organizations/{id}/audit_log_configuration shares its route
+// with the other GET /organizations/{id}/<resource> endpoints (retention.go).
+func init() {
+	orgResourceGets["audit_log_configuration"] = orgResource{access.ScopeAdmin, (*Server).auditLogConfiguration}
+}
+
+func (s *Server) streamRoutes() {
+	if s.cfg.Streams.Store == nil {
+		return
+	}
+	const base = "/v1/organizations/{id}/log_streams"
+	s.handle("POST "+base, access.ScopeAdmin, s.createStream)
+	s.handle("GET "+base, access.ScopeAdmin, s.listStreams)
+	s.handle("GET "+base+"/{stream}", access.ScopeAdmin, s.getStream)
+	s.handle("PATCH "+base+"/{stream}", access.ScopeAdmin, s.updateStream)
+	s.handle("DELETE "+base+"/{stream}", access.ScopeAdmin, s.deleteStream)
+	s.handle("POST "+base+"/{stream}/pause", access.ScopeAdmin, s.pauseStream)
+	s.handle("POST "+base+"/{stream}/resume", access.ScopeAdmin, s.resumeStream)
+	s.handle("POST "+base+"/{stream}/test", access.ScopeAdmin, s.testStream)
+}
+
+// streamJSON is a stream as the API shows it.
+type streamJSON struct {
+	Object         string          `json:"object"`
+	ID             string          `json:"id"`
+	OrganizationID string          `json:"organization_id"`
+	Name           string          `json:"name"`
+	Type           string          `json:"type"`
+	State          string          `json:"state"`
+	Config         json.RawMessage `json:"config"`
+	Secrets        []string        `json:"secrets"` // the names of the secrets that are set
+	Cursor         int64           `json:"cursor"`
+	LagEvents      int64           `json:"lag_events"`
+	LagSeconds     float64         `json:"lag_seconds"`
+	LastSyncedAt   *string         `json:"last_synced_at"`
+	LastError      *string         `json:"last_error"`
+	LastErrorAt    *string         `json:"last_error_at"`
+	CreatedAt      string          `json:"created_at"`
+	UpdatedAt      string          `json:"updated_at"`
+}
+
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := formatTime(t)
+	return &s
+}
+
+// streamView renders st with its lag, read from the log.
+func (s *Server) streamView(ctx context.Context, st store.Stream) (streamJSON, error) {
+	j := streamJSON{Object: "log_stream", ID: st.ID, OrganizationID: st.OrganizationID, Name: st.Name, Type: st.Type,
+		State: st.State, Config: json.RawMessage(st.Config), Secrets: []string{}, Cursor: st.Cursor,
+		LastSyncedAt: optTime(st.LastSyncedAt), LastErrorAt: optTime(st.LastErrorAt),
+		CreatedAt: formatTime(st.CreatedAt), UpdatedAt: formatTime(st.UpdatedAt)}
+	if st.LastError != "" {
+		j.LastError = &st.LastError
+	}
+	if set, err := s.cfg.Streams.Codec.Unseal(st.Type, st.Secrets, st.ID); err == nil {
+		j.Secrets = set.SecretNames()
+	} else {
+		msg := "Trail can't decrypt this stream's secrets (was the master key changed?); update the stream with its secrets again."
+		j.LastError = &msg
+	}
+	size, err := s.st.NextSeq(ctx, st.OrganizationID)
+	if err != nil {
+		return j, err
+	}
+	j.LagEvents = max(0, size-st.Cursor)
+	if j.LagEvents > 0 && s.cfg.Streams.Records != nil {
+		err := s.cfg.Streams.Records.ReadRecords(ctx, st.OrganizationID, st.Cursor, st.Cursor+1, func(_ int64, rec []byte) error {
+			at := stream.Event{Record: rec}.ReceivedAt()
+			if !at.IsZero() {
+				j.LagSeconds = max(0, float64(s.cfg.Now().Sub(at).Milliseconds())/1000)
+			}
+			return nil
+		})
+		if err != nil {
+			return j, err
+		}
+	}
+	return j, nil
+}
+
+// streamOrg authorizes a request on an organization's streams.
+func (s *Server) streamOrg(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !principal(r).CanAccessOrg(id) {
+		return id, errOrgNotFound(id)
+	}
+	setOrg(r, id)
+	if _, err := s.st.Organization(r.Context(), id); errors.Is(err, store.ErrNotFound) {
+		return id, errOrgNotFound(id)
+	} else if err != nil {
+		return id, err
+	}
+	return id, nil
+}
+
+// loadStream returns the stream named in the path, of the path's organization.
+func (s *Server) loadStream(r *http.Request) (store.Stream, error) {
+	org, err := s.streamOrg(r)
+	if err != nil {
+		return store.Stream{}, err
+	}
+	id := r.PathValue("stream")
+	st, err := s.cfg.Streams.Store.Stream(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && st.OrganizationID != org {
+		return st, errNotFound("Log stream", id)
+	}
+	return st, err
+}
+
+func configError(err error) error {
+	var ce *stream.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	errs := make([]fieldError, len(ce.Errors))
+	for i, fe := range ce.Errors {
+		errs[i] = fieldError{Code: fe.Code, Field: fe.Field, Message: fe.Message}
+	}
+	return errInvalidParams(errs)
+}
+
+type createStreamRequest struct {
+	Type   *string         `json:"type"`
+	Name   *string         `json:"name"`
+	Start  *string         `json:"start"`
+	Config json.RawMessage `json:"config"`
+}
+
+func (s *Server) createStream(w http.ResponseWriter, r *http.Request) error {
+	org, err := s.streamOrg(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(w, r, adminBodyLimit)
+	if err != nil {
+		return err
+	}
+	var req createStreamRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	var errs []fieldError
+	if req.Type == nil || *req.Type == "" {
+		addErr(&errs, "type", "required", "type is required: one of datadog, splunk, s3, webhook, syslog.")
+	}
+	start := "now"
+	if req.Start != nil {
+		start = *req.Start
+	}
+	if start != "now" && start != "beginning" {
+		addErr(&errs, "start", "invalid", fmt.Sprintf("start must be now (deliver events from now on) or beginning (every retained event), not %q.", truncate(start, 40)))
+	}
+	name := ""
+	if req.Name != nil {
+		name = *req.Name
+		if utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name) {
+			addErr(&errs, "name", "invalid", "name must be at most 200 characters.")
+		}
+	}
+	if len(errs) > 0 {
+		return errInvalidParams(errs)
+	}
+	if name == "" {
+		name = *req.Type
+	}
+	set, err := s.cfg.Streams.Codec.Parse(*req.Type, req.Config, nil)
+	if err != nil {
+		return configError(err)
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
+	st := store.Stream{ID: "ls_" + ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(),
+		OrganizationID: org, Type: set.Type, Name: name, Config: set.Public(), State: store.StreamActive,
+		CreatedAt: now, UpdatedAt: now, Version: 1}
+	st.Secrets = s.cfg.Streams.Codec.Seal(set, st.ID)
+	if start == "now" {
+		if st.Cursor, err = s.st.NextSeq(r.Context(), org); err != nil {
+			return err
+		}
+	}
+	if err := s.cfg.Streams.Store.CreateStream(r.Context(), st); errors.Is(err, store.ErrNotFound) {
+		return errOrgNotFound(org)
+	} else if err != nil {
+		return err
+	}
+	s.auditStream(r, "trail.log_stream.created", st, map[string]string{"type": st.Type, "start": start})
+	s.wakeStreams()
+	j, err := s.streamView(r.Context(), st)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, j)
+	return nil
+}
+
+func (s *Server) auditStream(r *http.Request, action string, st store.Stream, meta map[string]string) {
+	s.audit(r, auditAction{action: action, target: auditEntity{Type: "log_stream", ID: st.ID, Name: st.Name},
+		orgs: []string{st.OrganizationID}, meta: meta})
+}
+
+func (s *Server) wakeStreams() {
+	if s.cfg.Streams.Wake != nil {
+		s.cfg.Streams.Wake()
+	}
+}
+
+func (s *Server) listStreams(w http.ResponseWriter, r *http.Request) error {
+	org, err := s.streamOrg(r)
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(r)
+	if err != nil {
+		return err
+	}
+	var errs []fieldError
+	p := listParams(q, &errs)
+	unknownParams(q, map[string]bool{"before": true, "after": true, "limit": true, "order": true}, &errs)
+	if len(errs) > 0 {
+		return errInvalidParams(errs)
+	}
+	page, err := s.cfg.Streams.Store.ListStreams(r.Context(), org, p)
+	if err != nil {
+		return err
+	}
+	data := make([]streamJSON, 0, len(page.Data))
+	for _, st := range page.Data {
+		j, err := s.streamView(r.Context(), st)
+		if err != nil {
+			return err
+		}
+		data = append(data, j)
+	}
+	type meta struct {
+		Before *string `json:"before"`
+		After  *string `json:"after"`
+	}
+	out := struct {
+		Object       string       `json:"object"`
+		Data         []streamJSON `json:"data"`
+		ListMetadata meta         `json:"list_metadata"`
+	}{Object: "list", Data: data}
+	if page.Before != "" {
+		out.ListMetadata.Before = &page.Before
+	}
+	if page.After != "" {
+		out.ListMetadata.After = &page.After
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getStream(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.loadStream(r)
+	if err != nil {
+		return err
+	}
+	j, err := s.streamView(r.Context(), st)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
+
+type updateStreamRequest struct {
+	Type   *string         `json:"type"`
+	Name   *string         `json:"name"`
+	Config json.RawMessage `json:"config"`
+}
+
+// updateStream changes a stream's name and settings: config fields left
+// out keep their values (so secrets need not be sent again). An invalid or
+// failing stream becomes active again, to be tried with the new settings.
+func (s *Server) updateStream(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.loadStream(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(w, r, adminBodyLimit)
+	if err != nil {
+		return err
+	}
+	var req updateStreamRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	if req.Type != nil && *req.Type != st.Type {
+		return errInvalidParams([]fieldError{{Code: "invalid", Field: "type",
+			Message: "A stream's type cannot change; create a new stream and delete this one."}})
+	}
+	if req.Name != nil {
+		if *req.Name == "" || utf8.RuneCountInString(*req.Name) > maxNameLen || !utf8.ValidString(*req.Name) {
+			return errInvalidParams([]fieldError{{Code: "invalid", Field: "name", Message: "name must be 1 to 200 characters."}})
+		}
+		st.Name = *req.Name
+	}
+	prev, err := s.cfg.Streams.Codec.Unseal(st.Type, st.Secrets, st.ID)
+	if err != nil {
+		prev = nil // start over: every required secret must be sent again
+	}
+	set, err := s.cfg.Streams.Codec.Parse(st.Type, req.Config, prev)
+	if err != nil {
+		return configError(err)
+	}
+	st.Config, st.Secrets = set.Public(), s.cfg.Streams.Codec.Seal(set, st.ID)
+	if st.State != store.StreamInactive {
+		st.State = store.StreamActive
+	}
+	return s.saveStream(w, r, st, "trail.log_stream.updated")
+}
+
+func (s *Server) saveStream(w http.ResponseWriter, r *http.Request, st store.Stream, action string) error {
+	st.UpdatedAt = s.cfg.Now().UTC().Truncate(time.Millisecond)
+	if err := s.cfg.Streams.Store.UpdateStream(r.Context(), st); errors.Is(err, store.ErrNotFound) {
+		return errNotFound("Log stream", st.ID)
+	} else if err != nil {
+		return err
+	}
+	s.auditStream(r, action, st, map[string]string{"type": st.Type, "state": st.State})
+	s.wakeStreams()
+	st, err := s.cfg.Streams.Store.Stream(r.Context(), st.ID)
+	if err != nil {
+		return err
+	}
+	j, err := s.streamView(r.Context(), st)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
+
+func (s *Server) pauseStream(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.loadStream(r)
+	if err != nil {
+		return err
+	}
+	st.State = store.StreamInactive
+	return s.saveStream(w, r, st, "trail.log_stream.paused")
+}
+
+// resumeStream makes a paused (or invalid) stream active again; delivery
+// goes on from its cursor.
+func (s *Server) resumeStream(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.loadStream(r)
+	if err != nil {
+		return err
+	}
+	st.State = store.StreamActive
+	return s.saveStream(w, r, st, "trail.log_stream.resumed")
+}
+
+func (s *Server) deleteStream(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.loadStream(r)
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Streams.Store.DeleteStream(r.Context(), st.ID); errors.Is(err, store.ErrNotFound) {
+		return errNotFound("Log stream", st.ID)
+	} else if err != nil {
+		return err
+	}
+	s.auditStream(r, "trail.log_stream.deleted", st, map[string]string{"type": st.Type})
+	s.wakeStreams()
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// testStream sends one synthetic event to the destination and reports its
+// answer. A refusal is not an error of the request: it is the answer.
+func (s *Server) testStream(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.loadStream(r)
+	if err != nil {
+		return err
+	}
+	set, err := s.cfg.Streams.Codec.Unseal(st.Type, st.Secrets, st.ID)
+	if err != nil {
+		return &apiError{status: http.StatusConflict, code: "stream_secrets_unreadable",
+			message: "Trail can't decrypt this stream's secrets (was the master key changed?); update the stream with its secrets again."}
+	}
+	start := time.Now()
+	terr := s.cfg.Streams.Codec.Test(r.Context(), set, st.OrganizationID)
+	out := struct {
+		Success    bool    `json:"success"`
+		Message    string  `json:"message"`
+		Retryable  bool    `json:"retryable"`
+		DurationMS float64 `json:"duration_ms"`
+	}{Success: terr == nil, Message: "The destination accepted the test event.", DurationMS: float64(time.Since(start).Microseconds()) / 1000}
+	if terr != nil {
+		out.Message = terr.Error()
+		var f *stream.Failure
+		out.Retryable = !errors.As(terr, &f) || !f.Permanent
+	}
+	result := "accepted"
+	if terr != nil {
+		result = "refused"
+	}
+	s.auditStream(r, "trail.log_stream.tested", st, map[string]string{"type": st.Type, "result": result})
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// workOSStreamTypes are WorkOS's names of the destination types.
+var workOSStreamTypes = map[string]string{stream.TypeDatadog: "Datadog", stream.TypeSplunk: "Splunk",
+	stream.TypeS3: "S3", stream.TypeWebhook: "GenericHttps", stream.TypeSyslog: "Syslog"}
+
+// auditLogConfiguration is WorkOS's GET /organizations/{id}/audit_log_configuration:
+// the retention period, and the organization's (first) log stream.
+func (s *Server) auditLogConfiguration(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Streams.Store == nil {
+		return errNoEndpoint(r)
+	}
+	org, err := s.streamOrg(r)
+	if err != nil {
+		return err
+	}
+	days, err := s.organizationRetentionDays(r.Context(), org)
+	if errors.Is(err, store.ErrNotFound) {
+		return errOrgNotFound(org)
+	} else if err != nil {
+		return err
+	}
+	type logStream struct {
+		ID           string  `json:"id"`
+		Type         string  `json:"type"`
+		State        string  `json:"state"`
+		LastSyncedAt *string `json:"last_synced_at"`
+		CreatedAt    string  `json:"created_at"`
+	}
+	out := struct {
+		OrganizationID        string     `json:"organization_id"`
+		RetentionPeriodInDays int        `json:"retention_period_in_days"`
+		State                 string     `json:"state"`
+		LogStream             *logStream `json:"log_stream,omitempty"`
+	}{OrganizationID: org, RetentionPeriodInDays: days, State: "active"}
+	page, err := s.cfg.Streams.Store.ListStreams(r.Context(), org, store.ListParams{Limit: 1, Order: store.OrderAsc})
+	if err != nil {
+		return err
+	}
+	if len(page.Data) > 0 {
+		st := page.Data[0]
+		out.LogStream = &logStream{ID: st.ID, Type: workOSStreamTypes[st.Type], State: st.State,
+			LastSyncedAt: optTime(st.LastSyncedAt), CreatedAt: formatTime(st.CreatedAt)}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -1,0 +1,203 @@
+package api
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/trailaudit/trail/internal/access"
+	"github.com/trailaudit/trail/internal/keyring"
+	"github.com/trailaudit/trail/internal/stream"
+)
+
+var updateStreamGolden = flag.Bool("update-streams", false, "rewrite testdata/streams golden files")
+
+func withStreams() envOption {
+	return func(cfg *Config, e *env) {
+		keys, err := keyring.Generate()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		cfg.Streams = StreamsConfig{Store: e.st, Records: e.st,
+			Codec: stream.NewCodec(stream.Policy{AllowLoopback: true}, keys.Sealer(stream.SealPurpose))}
+	}
+}
+
+var (
+	volatileIDs   = regexp.MustCompile(`(ls|org|evt)_[0-9A-Z]{26}`)
+	volatileTimes = regexp.MustCompile(`"\d{4}-\d\d-\d\dT[0-9:.]+Z"`)
+	volatileURL   = regexp.MustCompile(`(http://)?127\.0\.0\.1:\d+`)
+	volatileNums  = regexp.MustCompile(`"(lag_seconds|duration_ms)":[0-9.]+`)
+)
+
+// streamGolden compares an answer, with ids, times and ports replaced, to
+// testdata/streams/NAME.golden.
+func streamGolden(t *testing.T, name string, res *httptest.ResponseRecorder) {
+	t.Helper()
+	body := volatileIDs.ReplaceAllString(res.Body.String(), "${1}_ID")
+	body = volatileTimes.ReplaceAllString(body, `"TIME"`)
+	body = volatileURL.ReplaceAllString(body, "http://RECEIVER")
+	body = volatileNums.ReplaceAllString(body, `"${1}":N`)
+	got := fmt.Sprintf("%d\n%s\n", res.Code, body)
+	path := filepath.Join("testdata", "streams", name+".golden")
+	if *updateStreamGolden {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update-streams to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s changed:\n got %s\nwant %s", name, got, want)
+	}
+}
+
+type receiver struct {
+	mu     sync.Mutex
+	bodies []string
+	status int
+}
+
+func newReceiver(t *testing.T) (*receiver, *httptest.Server) {
+	r := &receiver{status: 200}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.bodies = append(r.bodies, string(b))
+		w.WriteHeader(r.status)
+	}))
+	t.Cleanup(srv.Close)
+	return r, srv
+}
+
+func TestLogStreamsAPI(t *testing.T) {
+	e := newEnv(t, withStreams())
+	org := e.org("Acme")
+	rcv, srv := newReceiver(t)
+	base := "/v1/organizations/" + org + "/log_streams"
+	for range 3 {
+		if res := e.do("POST", "/audit_logs/events", e.admin, eventBody(org, "user.signed_in")); res.Code != 201 {
+			t.Fatalf("ingest: %d %s", res.Code, res.Body)
+		}
+	}
+
+	secret := "s3cr3t-hmac-key-0123456789"
+	res := e.do("POST", base, e.admin, `{"type":"webhook","name":"SIEM","start":"beginning","config":{"url":"`+srv.URL+`","secret":"`+secret+`","headers":{"X-Token":"tok-42"}}}`)
+	streamGolden(t, "created", res)
+	if strings.Contains(res.Body.String(), secret) || strings.Contains(res.Body.String(), "tok-42") {
+		t.Fatalf("the answer shows a secret: %s", res.Body)
+	}
+	var created streamJSON
+	decode(t, res, &created)
+	if created.LagEvents < 3 || created.Cursor != 0 {
+		t.Errorf("a stream from the beginning: cursor %d, lag %d events", created.Cursor, created.LagEvents)
+	}
+	path := base + "/" + created.ID
+
+	res = e.do("GET", path, e.admin, "")
+	streamGolden(t, "get", res)
+	res = e.do("GET", base+"?limit=5", e.admin, "")
+	streamGolden(t, "list", res)
+
+	// Update: the secret is kept when left out.
+	res = e.do("PATCH", path, e.admin, `{"name":"SIEM 2","config":{"format":"ndjson"}}`)
+	streamGolden(t, "updated", res)
+	res = e.do("POST", path+"/pause", e.admin, "")
+	streamGolden(t, "paused", res)
+	res = e.do("POST", path+"/resume", e.admin, "")
+	if res.Code != 200 || !strings.Contains(res.Body.String(), `"state":"active"`) {
+		t.Errorf("resume: %d %s", res.Code, res.Body)
+	}
+
+	// Test: one synthetic event, signed with the kept secret.
+	res = e.do("POST", path+"/test", e.admin, "")
+	streamGolden(t, "test-ok", res)
+	rcv.mu.Lock()
+	if len(rcv.bodies) != 1 || !strings.Contains(rcv.bodies[0], `"action":"trail.log_stream.test"`) {
+		t.Errorf("receiver got %q", rcv.bodies)
+	}
+	rcv.status = 401
+	rcv.mu.Unlock()
+	res = e.do("POST", path+"/test", e.admin, "")
+	streamGolden(t, "test-refused", res)
+
+	res = e.do("GET", "/organizations/"+org+"/audit_log_configuration", e.admin, "")
+	streamGolden(t, "audit-log-configuration", res)
+
+	res = e.do("DELETE", path, e.admin, "")
+	if res.Code != 204 {
+		t.Errorf("delete: %d %s", res.Code, res.Body)
+	}
+	expectError(t, e.do("GET", path, e.admin, ""), 404, "entity_not_found")
+
+	// Every change is an audit event in the organization's log.
+	got := e.search(e.admin, "/v1/events?organization_id="+org+"&action=trail.log_stream.*&order=asc", 7).actions(t)
+	want := []string{"trail.log_stream.created", "trail.log_stream.updated", "trail.log_stream.paused", "trail.log_stream.resumed",
+		"trail.log_stream.tested", "trail.log_stream.tested", "trail.log_stream.deleted"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("audit events %v, want %v", got, want)
+	}
+}
+
+func TestLogStreamsAPIErrors(t *testing.T) {
+	e := newEnv(t, withStreams())
+	org, other := e.org("Acme"), e.org("Other")
+	base := "/v1/organizations/" + org + "/log_streams"
+	good := `{"type":"splunk","config":{"url":"https://splunk.example","token":"t"}}`
+	res := e.do("POST", base, e.admin, good)
+	var st streamJSON
+	decode(t, res, &st)
+	restricted, _ := e.key("other admin", []string{access.ScopeAdmin}, other)
+	reader, _ := e.key("reader", []string{access.ScopeEventsRead}, "")
+	cases := []struct {
+		name, method, path, secret, body string
+		status                           int
+		code                             string
+	}{
+		{"unknown type", "POST", base, e.admin, `{"type":"kafka","config":{}}`, 422, "invalid_request_parameters"},
+		{"missing type", "POST", base, e.admin, `{"config":{}}`, 422, "invalid_request_parameters"},
+		{"missing secret", "POST", base, e.admin, `{"type":"splunk","config":{"url":"https://splunk.example"}}`, 422, "invalid_request_parameters"},
+		{"unknown setting", "POST", base, e.admin, `{"type":"splunk","config":{"url":"https://splunk.example","token":"t","tokne":"x"}}`, 422, "invalid_request_parameters"},
+		{"private address", "POST", base, e.admin, `{"type":"splunk","config":{"url":"https://10.1.2.3","token":"t"}}`, 422, "invalid_request_parameters"},
+		{"bad start", "POST", base, e.admin, `{"type":"splunk","start":"yesterday","config":{"url":"https://splunk.example","token":"t"}}`, 422, "invalid_request_parameters"},
+		{"not JSON", "POST", base, e.admin, `{"type":`, 400, "invalid_json"},
+		{"unknown field", "POST", base, e.admin, `{"type":"splunk","colour":"red"}`, 422, "invalid_request_parameters"},
+		{"unknown organization", "POST", "/v1/organizations/org_nope/log_streams", e.admin, good, 404, "entity_not_found"},
+		{"another organization's key", "GET", base, restricted, "", 404, "entity_not_found"},
+		{"not admin", "GET", base, reader, "", 403, "forbidden"},
+		{"stream of another organization", "GET", "/v1/organizations/" + other + "/log_streams/" + st.ID, e.admin, "", 404, "entity_not_found"},
+		{"unknown stream", "PATCH", base + "/ls_nope", e.admin, `{}`, 404, "entity_not_found"},
+		{"type change", "PATCH", base + "/" + st.ID, e.admin, `{"type":"datadog"}`, 422, "invalid_request_parameters"},
+		{"empty name", "PATCH", base + "/" + st.ID, e.admin, `{"name":""}`, 422, "invalid_request_parameters"},
+		{"bad list limit", "GET", base + "?limit=1000", e.admin, "", 422, "invalid_request_parameters"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := e.do(c.method, c.path, c.secret, c.body)
+			body := expectError(t, res, c.status, c.code)
+			if body.Message == "" {
+				t.Errorf("no message")
+			}
+		})
+	}
+	res = e.do("POST", base, e.admin, `{"type":"splunk","config":{"url":"https://10.1.2.3","token":"t","bogus":1}}`)
+	streamGolden(t, "invalid-config", res)
+	var fields struct{ Errors []fieldError }
+	json.Unmarshal(res.Body.Bytes(), &fields)
+	if len(fields.Errors) == 0 || !strings.HasPrefix(fields.Errors[0].Field, "config.") {
+		t.Errorf("errors do not name the setting: %s", res.Body)
+	}
+}

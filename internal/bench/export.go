@@ -1,0 +1,178 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// ExportOptions configure an export run.
+type ExportOptions struct {
+	Org    string // organization to export; with Seed, created when empty
+	Seed   int64  // events to store first
+	Format string // "csv" (default) or "ndjson"
+	Target string
+	// Restart, when set, is called once the events are stored and signed,
+	// before anything is measured: it restarts the server (the embedded
+	// one) so that its peak RSS is the export's, not the ingest's, and
+	// returns the client of the new process.
+	Restart func(ctx context.Context) (*Client, error)
+	// Step, when set, is told what the run is doing (for a progress line).
+	Step func(what string)
+}
+
+// ExportStats are the results of an export run.
+type ExportStats struct {
+	Organization string `json:"organization"`
+	Format       string `json:"format"`
+	ExportID     string `json:"export_id"`
+	Events       int64  `json:"events"`      // events exported
+	EventsRead   int64  `json:"events_read"` // events the job read
+	Bytes        int64  `json:"bytes"`       // size of the file
+	// ExportSeconds runs from POST /audit_logs/exports to the export being
+	// ready (seen by polling every 50 ms): the job, plus its time in the
+	// queue.
+	ExportSeconds   float64 `json:"export_seconds"`
+	EventsPerSecond float64 `json:"events_per_second"`
+	DownloadSeconds float64 `json:"download_seconds"`
+	// The baseline reads the same records raw from the same server: the
+	// log bundle of the organization (records as stored, with hashes),
+	// streamed and discarded.
+	BaselineSeconds         float64 `json:"baseline_seconds"`
+	BaselineEventsPerSecond float64 `json:"baseline_events_per_second"`
+	RatioToBaseline         float64 `json:"ratio_to_baseline"` // export time / baseline time
+}
+
+type exportAnswer struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	URL      string `json:"url"`
+	Error    string `json:"error"`
+	Progress struct {
+		EventsRead     int64 `json:"events_read"`
+		EventsTotal    int64 `json:"events_total"`
+		EventsExported int64 `json:"events_exported"`
+	} `json:"progress"`
+}
+
+// Export stores events (optionally), then times an export of the whole of
+// one organization's log to CSV (or NDJSON) against reading the same
+// records raw from the same server.
+func Export(ctx context.Context, c *Client, opts ExportOptions) (Report, error) {
+	rep := Report{Mode: "export", RunID: NewRunID(), Target: opts.Target}
+	step := func(s string) {
+		if opts.Step != nil {
+			opts.Step(s)
+		}
+	}
+	if opts.Format == "" {
+		opts.Format = "csv"
+	}
+	org := opts.Org
+	if opts.Seed > 0 {
+		if org == "" {
+			orgs, err := c.CreateOrganizations(ctx, rep.RunID, 1)
+			if err != nil {
+				return rep, err
+			}
+			org = orgs[0]
+		}
+		step(fmt.Sprintf("storing %d events in %s", opts.Seed, org))
+		if _, err := seed(ctx, c, rep.RunID, []string{org}, opts.Seed, nil); err != nil {
+			return rep, err
+		}
+	}
+	if org == "" {
+		return rep, fmt.Errorf("name the organization to export (--org), or store events first with --seed N")
+	}
+	rep.Orgs = 1
+	step("waiting for a checkpoint that covers them")
+	if err := waitCheckpoint(ctx, c, org, opts.Seed, 5*time.Minute); err != nil {
+		return rep, err
+	}
+	if opts.Restart != nil {
+		step("restarting the server")
+		var err error
+		if c, err = opts.Restart(ctx); err != nil {
+			return rep, err
+		}
+	}
+	st := &ExportStats{Organization: org, Format: opts.Format}
+	rep.Export = st
+
+	step("exporting")
+	body, _ := json.Marshal(map[string]any{"organization_id": org, "range_start": "1970-01-01T00:00:00Z",
+		"range_end": time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339), "format": opts.Format})
+	t0 := time.Now()
+	raw, err := c.Do(ctx, http.MethodPost, "/audit_logs/exports", body)
+	if err != nil {
+		return rep, fmt.Errorf("couldn't create the export: %w", err)
+	}
+	var a exportAnswer
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return rep, fmt.Errorf("couldn't read the export created: %w", err)
+	}
+	st.ExportID = a.ID
+	for a.State == "pending" {
+		select {
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if raw, err = c.Do(ctx, http.MethodGet, "/audit_logs/exports/"+url.PathEscape(a.ID), nil); err != nil {
+			return rep, fmt.Errorf("couldn't read export %s: %w", a.ID, err)
+		}
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return rep, fmt.Errorf("couldn't read export %s: %w", a.ID, err)
+		}
+		step(fmt.Sprintf("exporting: %d of %d events read", a.Progress.EventsRead, a.Progress.EventsTotal))
+	}
+	st.ExportSeconds = time.Since(t0).Seconds()
+	if a.State != "ready" {
+		return rep, fmt.Errorf("export %s ended %s: %s", a.ID, a.State, a.Error)
+	}
+	st.Events, st.EventsRead = a.Progress.EventsExported, a.Progress.EventsRead
+	st.EventsPerSecond = float64(st.EventsRead) / st.ExportSeconds
+
+	step("downloading the export")
+	t1 := time.Now()
+	n, err := discard(ctx, c, a.URL)
+	if err != nil {
+		return rep, fmt.Errorf("couldn't download export %s: %w", a.ID, err)
+	}
+	st.Bytes, st.DownloadSeconds = n, time.Since(t1).Seconds()
+
+	step("reading the same records raw (baseline)")
+	t2 := time.Now()
+	if _, err := discard(ctx, c, c.Base+"/v1/organizations/"+url.PathEscape(org)+"/log/bundle"); err != nil {
+		return rep, fmt.Errorf("couldn't read the log bundle (the baseline): %w", err)
+	}
+	st.BaselineSeconds = time.Since(t2).Seconds()
+	st.BaselineEventsPerSecond = float64(st.EventsRead) / st.BaselineSeconds
+	st.RatioToBaseline = st.ExportSeconds / st.BaselineSeconds
+	return rep, nil
+}
+
+// discard GETs an absolute URL (with the API key) and counts its bytes.
+func discard(ctx context.Context, c *Client, u string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.APIKey)
+	req.Header.Set("User-Agent", c.UserAgent)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		return 0, fmt.Errorf("the server answered %d: %s", resp.StatusCode, msg)
+	}
+	return io.Copy(io.Discard, resp.Body)
+}

@@ -1,0 +1,202 @@
+package portal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// maxActionOptions bounds the actions offered in the filter.
+const maxActionOptions = 500
+
+type eventsData struct {
+	Filter       filter
+	Active       bool
+	Problems     []string
+	Actions      []actionOption
+	Rows         []eventRow
+	Newer, Older string // page URLs; "" at an end
+	Histogram    histogramView
+}
+
+type actionOption struct {
+	Name     string
+	Selected bool
+}
+
+// eventRow is one line of the events table.
+type eventRow struct {
+	ID         string
+	Seq        int64
+	URL        string
+	OccurredAt time.Time
+	Action     string
+	Actor      entityView
+	Targets    []entityView
+	MoreTarget int
+	Location   string
+}
+
+type entityView struct {
+	Type, ID, Name string
+	Metadata       []kv
+}
+
+type kv struct{ Key, Value string }
+
+func entity(e event.Entity, md event.Metadata) entityView {
+	return entityView{Type: e.Type, ID: e.ID, Name: e.Name, Metadata: metadata(md)}
+}
+
+func metadata(md event.Metadata) []kv {
+	out := make([]kv, 0, len(md))
+	for k, v := range md {
+		out = append(out, kv{k, fmt.Sprint(v)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// events is GET /portal/events: the organization's events, newest first.
+func (p *Portal) events(w http.ResponseWriter, r *http.Request) {
+	s := sessionFrom(r)
+	f, problems := parseFilter(r.URL.Query())
+	d := eventsData{Filter: f, Active: f.active(), Problems: problems}
+	status := http.StatusOK
+	actions, err := p.cfg.Store.OrganizationActions(r.Context(), s.Org, maxActionOptions)
+	if err != nil {
+		p.fail(w, r, s, err)
+		return
+	}
+	for _, a := range f.Actions {
+		if !slices.Contains(actions, a) { // from a shared URL, or not indexed yet
+			actions = append(actions, a)
+		}
+	}
+	slices.Sort(actions)
+	for _, a := range actions {
+		d.Actions = append(d.Actions, actionOption{Name: a, Selected: slices.Contains(f.Actions, a)})
+	}
+	if len(problems) == 0 {
+		page, err := p.cfg.Store.SearchEvents(r.Context(), f.query(s.Org))
+		switch {
+		case errors.Is(err, store.ErrInvalidCursor):
+			d.Problems = append(d.Problems, "The page cursor is not valid; go back to the first page.")
+		case err != nil:
+			p.fail(w, r, s, err)
+			return
+		default:
+			if d.Rows, err = rows(page.Events); err != nil {
+				p.fail(w, r, s, err)
+				return
+			}
+			if page.Before != "" {
+				d.Newer = f.link("/portal/events", "before", page.Before)
+			}
+			if page.After != "" {
+				d.Older = f.link("/portal/events", "after", page.After)
+			}
+		}
+	}
+	if len(d.Problems) > 0 {
+		status = http.StatusBadRequest
+	} else {
+		d.Histogram = histogramFor(f, p.cfg.Now())
+	}
+	p.render(w, r, status, "events", page{Title: "Events", Nav: "events", Session: s, Data: d})
+}
+
+func rows(evs []store.StoredEvent) ([]eventRow, error) {
+	out := make([]eventRow, 0, len(evs))
+	for _, e := range evs {
+		rec, err := event.ParseRecord(e.Record)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't decode event %s (seq %d) of %s: %w", e.ID, e.Seq, e.OrganizationID, err)
+		}
+		row := eventRow{ID: e.ID, Seq: e.Seq, URL: "/portal/events/" + e.ID, OccurredAt: rec.OccurredAt,
+			Action: rec.Action, Actor: entity(rec.Actor, nil), Location: rec.Location}
+		for i, t := range rec.Targets {
+			if i == 3 {
+				row.MoreTarget = len(rec.Targets) - 3
+				break
+			}
+			row.Targets = append(row.Targets, entity(t, nil))
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+type eventData struct {
+	ID, Action string
+	Seq        int64
+	Version    int64
+	OccurredAt time.Time
+	ReceivedAt time.Time
+	Actor      entityView
+	Targets    []entityView
+	Location   string
+	UserAgent  string
+	Metadata   []kv
+	Record     string // indented for reading
+	Proof      proofView
+	Back       string
+}
+
+// eventDetail is GET /portal/events/{id}: one event's full record and the
+// check of its inclusion in the newest signed checkpoint.
+func (p *Portal) eventDetail(w http.ResponseWriter, r *http.Request) {
+	s := sessionFrom(r)
+	id := r.PathValue("id")
+	notFound := func() {
+		p.messageWith(w, r, http.StatusNotFound, messageData{Heading: "Event not found",
+			Text: "There is no event with this id in the audit log of " + s.OrgName + "."}, s)
+	}
+	if len(id) > 100 || checkText(id) != nil {
+		notFound()
+		return
+	}
+	e, err := p.cfg.Store.Event(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && e.OrganizationID != s.Org {
+		notFound() // another organization's event is not there for this session
+		return
+	}
+	if err != nil {
+		p.fail(w, r, s, err)
+		return
+	}
+	rec, err := event.ParseRecord(e.Record)
+	if err != nil {
+		p.fail(w, r, s, fmt.Errorf("couldn't decode event %s: %w", e.ID, err))
+		return
+	}
+	d := eventData{ID: e.ID, Seq: e.Seq, Action: rec.Action, Version: rec.Version, OccurredAt: rec.OccurredAt,
+		ReceivedAt: rec.ReceivedAt, Actor: entity(rec.Actor, rec.ActorMetadata), Location: rec.Location,
+		UserAgent: rec.UserAgent, Metadata: metadata(rec.Metadata), Back: "/portal/events"}
+	for i, t := range rec.Targets {
+		var md event.Metadata
+		if i < len(rec.TargetsMetadata) {
+			md = rec.TargetsMetadata[i]
+		}
+		d.Targets = append(d.Targets, entity(t, md))
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, e.Record, "", "  ") == nil {
+		d.Record = pretty.String()
+	} else {
+		d.Record = string(e.Record)
+	}
+	if d.Proof, err = p.proveInclusion(r.Context(), s.Org, e); err != nil {
+		p.fail(w, r, s, err)
+		return
+	}
+	p.render(w, r, http.StatusOK, "event", page{Title: "Event " + e.ID, Nav: "events", Session: s, Data: d})
+}

@@ -1,0 +1,190 @@
+package portal
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// filter is the events page's query: what the URL says, so a filtered view
+// can be bookmarked, shared and navigated with the back button.
+type filter struct {
+	// As typed, for the form.
+	From, To   string
+	Actions    []string
+	ActorID    string
+	ActorName  string
+	TargetType string
+	TargetID   string
+	Text       string
+	// Cursors: After pages to older events, Before to newer ones.
+	After, Before string
+
+	from, to time.Time // zero = unbounded
+}
+
+// Bounds of the filter's values.
+const (
+	maxFilterLen  = 500 // bytes of one value
+	maxActions    = 50
+	maxCursorLen  = 200
+	eventPageSize = 50
+)
+
+// Time forms the date fields accept, all in UTC: what <input
+// type="datetime-local"> sends (with or without seconds), a date, or RFC 3339.
+var timeLayouts = []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02T15:04:05.000", time.RFC3339Nano}
+
+// parseTime reads a date field. A bare date as the end of a range means the
+// end of that day.
+func parseTime(v string, end bool) (time.Time, bool) {
+	if t, err := time.Parse("2006-01-02", v); err == nil {
+		if end {
+			t = t.AddDate(0, 0, 1)
+		}
+		return t, true
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, v); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// parseFilter reads the events page's query parameters. Unknown parameters
+// are ignored; every problem with a known one is described for the page.
+func parseFilter(v url.Values) (filter, []string) {
+	var f filter
+	var problems []string
+	one := func(name, label string) string {
+		vals := v[name]
+		if len(vals) == 0 {
+			return ""
+		}
+		if len(vals) > 1 {
+			problems = append(problems, fmt.Sprintf("%s is given %d times; give it once.", label, len(vals)))
+			return ""
+		}
+		s := strings.TrimSpace(vals[0])
+		if err := checkText(s); err != nil {
+			problems = append(problems, fmt.Sprintf("%s %v.", label, err))
+			return ""
+		}
+		return s
+	}
+	f.From, f.To = one("from", "From"), one("to", "To")
+	f.ActorID, f.ActorName = one("actor_id", "Actor id"), one("actor_name", "Actor name")
+	f.TargetType, f.TargetID = one("target_type", "Target type"), one("target_id", "Target id")
+	f.Text = one("q", "Search text")
+	f.After, f.Before = one("after", "The page cursor"), one("before", "The page cursor")
+	for _, c := range []string{f.After, f.Before} {
+		if len(c) > maxCursorLen {
+			problems = append(problems, "The page cursor is too long; go back to the first page.")
+		}
+	}
+	if f.After != "" && f.Before != "" {
+		problems = append(problems, "A page has either an after or a before cursor, not both; go back to the first page.")
+		f.After, f.Before = "", ""
+	}
+	var ok bool
+	if f.From != "" {
+		if f.from, ok = parseTime(f.From, false); !ok {
+			problems = append(problems, fmt.Sprintf("From %q is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).", truncate(f.From, 40)))
+		}
+	}
+	if f.To != "" {
+		if f.to, ok = parseTime(f.To, true); !ok {
+			problems = append(problems, fmt.Sprintf("To %q is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).", truncate(f.To, 40)))
+		}
+	}
+	if !f.from.IsZero() && !f.to.IsZero() && !f.from.Before(f.to) {
+		problems = append(problems, "From must be before To.")
+	}
+	seen := map[string]bool{}
+	for _, a := range v["action"] {
+		a = strings.TrimSpace(a)
+		switch err := checkText(a); {
+		case a == "" || seen[a]:
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("An action %v.", err))
+		case len(f.Actions) == maxActions:
+			problems = append(problems, fmt.Sprintf("Choose at most %d actions.", maxActions))
+		default:
+			seen[a] = true
+			f.Actions = append(f.Actions, a)
+		}
+	}
+	return f, problems
+}
+
+func checkText(s string) error {
+	switch {
+	case len(s) > maxFilterLen:
+		return fmt.Errorf("is longer than %d characters", maxFilterLen)
+	case !utf8.ValidString(s):
+		return errors.New("is not valid text (UTF-8)")
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return errors.New("contains control characters")
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	for i := range s {
+		if n == 0 {
+			return s[:i] + "…"
+		}
+		n--
+	}
+	return s
+}
+
+// query is the store query of the filter, in org, newest first.
+func (f filter) query(org string) store.EventQuery {
+	return store.EventQuery{OrganizationID: org, From: f.from, To: f.to, Actions: f.Actions,
+		ActorID: f.ActorID, ActorName: f.ActorName, TargetType: f.TargetType, TargetID: f.TargetID,
+		Text: f.Text, Limit: eventPageSize, Order: store.OrderDesc, After: f.After, Before: f.Before}
+}
+
+// values are the filter's query parameters without the cursors.
+func (f filter) values() url.Values {
+	v := url.Values{}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	set("from", f.From)
+	set("to", f.To)
+	for _, a := range f.Actions {
+		v.Add("action", a)
+	}
+	set("actor_id", f.ActorID)
+	set("actor_name", f.ActorName)
+	set("target_type", f.TargetType)
+	set("target_id", f.TargetID)
+	set("q", f.Text)
+	return v
+}
+
+// active reports whether anything filters.
+func (f filter) active() bool { return len(f.values()) > 0 }
+
+// link is path with the filter and one extra parameter (a cursor).
+func (f filter) link(path, key, value string) string {
+	v := f.values()
+	if key != "" {
+		v.Set(key, value)
+	}
+	if len(v) == 0 {
+		return path
+	}
+	return path + "?" + v.Encode()
+}

@@ -1,0 +1,241 @@
+// Package portal is the Admin Portal (DESIGN §7): the pages an
+// organization's IT admin opens through a short-lived link the application
+// generates, to read the organization's audit log, check an event's
+// inclusion in the signed log, and learn how to verify the whole log.
+//
+// It is server-rendered html/template with its CSS and JavaScript embedded
+// and served under content-hashed URLs; it loads nothing from elsewhere and
+// reads fine without JavaScript. A link (links.go) is a random token stored
+// hashed and redeemed once, atomically in the database; it starts a session
+// (session.go): a signed, expiring cookie scoped to one organization and one
+// intent. Every query a page makes is bounded to the session's
+// organization, and everything another organization owns answers 404.
+package portal
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// Store is what the portal reads and writes.
+type Store interface {
+	Organization(ctx context.Context, id string) (store.Organization, error)
+	Event(ctx context.Context, id string) (store.StoredEvent, error)
+	SearchEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error)
+	store.PortalStore
+}
+
+// Intents of a portal session.
+const (
+	IntentAuditLogs  = "audit_logs"
+	IntentLogStreams = "log_streams"
+)
+
+// Action is something an admin did in the portal, for the audit log.
+type Action struct {
+	OrganizationID string
+	Action         string // trail.<resource>.<verb>
+	Admin          string // the admin named in the link; "" when none
+	TargetType     string
+	TargetID       string
+	TargetName     string
+	Metadata       map[string]string
+}
+
+// Config configures a Portal.
+type Config struct {
+	Store Store
+	// Ledger and VerifierKey serve inclusion proofs and the integrity page.
+	Ledger      ledger.Storage
+	VerifierKey string
+	// BaseURL is the server's public URL (scheme and host, no path): links
+	// are BaseURL + "/portal/launch?secret=…". An https BaseURL also makes
+	// the session cookie Secure.
+	BaseURL string
+	// SessionKey (32 bytes, from the keyring) signs session cookies and
+	// CSRF tokens.
+	SessionKey []byte
+	// Audit records an admin's action (nil: not recorded). r is the request
+	// the action happened in.
+	Audit func(r *http.Request, a Action)
+	// LogStreams, when set, serves the log streams pages under
+	// /portal/streams and makes the log_streams intent available.
+	LogStreams http.Handler
+
+	Logger *slog.Logger
+	Now    func() time.Time
+	// LinkTTL is how long a link may wait to be opened (default 5 minutes);
+	// SessionTTL how long a session lasts (default 12 hours).
+	LinkTTL    time.Duration
+	SessionTTL time.Duration
+}
+
+// Portal serves the Admin Portal under /portal/. It implements http.Handler.
+type Portal struct {
+	cfg      Config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	tmpl     map[string]*template.Template
+	assets   *assets
+	verifier verifier
+	secure   bool
+}
+
+var _ http.Handler = (*Portal)(nil)
+
+// New returns a Portal. It fails when the configuration is incomplete or a
+// template does not parse.
+func New(cfg Config) (*Portal, error) {
+	if cfg.Store == nil || cfg.Ledger == nil {
+		return nil, errors.New("portal: Store and Ledger are required")
+	}
+	if len(cfg.SessionKey) < 32 {
+		return nil, errors.New("portal: SessionKey must be at least 32 bytes")
+	}
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" || (base.Path != "" && base.Path != "/") {
+		return nil, fmt.Errorf("portal: base URL %q must be http(s)://host[:port] without a path", cfg.BaseURL)
+	}
+	cfg.BaseURL = base.Scheme + "://" + base.Host
+	v, err := newVerifier(cfg.VerifierKey)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.LinkTTL <= 0 {
+		cfg.LinkTTL = 5 * time.Minute
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	a, err := loadAssets()
+	if err != nil {
+		return nil, err
+	}
+	p := &Portal{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), assets: a, verifier: v, secure: base.Scheme == "https"}
+	if p.tmpl, err = parseTemplates(a); err != nil {
+		return nil, err
+	}
+	p.routes()
+	return p, nil
+}
+
+func (p *Portal) routes() {
+	p.mux.HandleFunc("GET /portal/assets/{name}", p.serveAsset)
+	p.mux.HandleFunc("GET /portal/launch", p.launch)
+	p.mux.Handle("GET /portal/{$}", p.session(p.home))
+	p.mux.Handle("GET /portal/events", p.session(p.intent(IntentAuditLogs, p.events)))
+	p.mux.Handle("GET /portal/events/histogram.svg", p.session(p.intent(IntentAuditLogs, p.histogram)))
+	p.mux.Handle("GET /portal/events/{id}", p.session(p.intent(IntentAuditLogs, p.eventDetail)))
+	p.mux.Handle("GET /portal/integrity", p.session(p.integrity))
+	p.mux.Handle("GET /portal/integrity/{file}", p.session(p.download))
+	p.mux.Handle("POST /portal/logout", p.session(p.csrf(p.logout)))
+	if p.cfg.LogStreams != nil {
+		p.mux.Handle("/portal/streams", p.session(p.intent(IntentLogStreams, p.cfg.LogStreams.ServeHTTP)))
+		p.mux.Handle("/portal/streams/", p.session(p.intent(IntentLogStreams, p.cfg.LogStreams.ServeHTTP)))
+	}
+	p.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		p.message(w, r, http.StatusNotFound, "Page not found", "There is no such page in the Admin Portal.")
+	})
+}
+
+// ServeHTTP sets the security headers every answer carries, then routes.
+func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	// Nothing inline, nothing from elsewhere: scripts, styles and images
+	// come from this origin's hashed asset URLs (and the histogram).
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
+		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			p.log.Error("panic in the Admin Portal", "path", r.URL.Path, "panic", fmt.Sprint(v))
+			p.message(w, r, http.StatusInternalServerError, "Something went wrong",
+				"The portal hit an internal error. Try again; if it persists, tell the application's operator.")
+		}
+	}()
+	p.mux.ServeHTTP(w, r)
+}
+
+// page is what every full page's template gets.
+type page struct {
+	Title   string
+	Nav     string // the current section: events, integrity
+	Session *session
+	CSRF    string
+	Asset   func(string) string
+	Data    any
+}
+
+func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name string, pg page) {
+	pg.Asset = p.assets.url
+	if pg.Session != nil {
+		pg.CSRF = p.csrfToken(pg.Session)
+	}
+	var buf bytes.Buffer
+	if err := p.tmpl[name].ExecuteTemplate(&buf, "layout", pg); err != nil {
+		p.log.Error("couldn't render a portal page", "template", name, "err", err)
+		http.Error(w, "The page could not be rendered.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+type messageData struct {
+	Heading, Text string
+	ReturnURL     string
+}
+
+// message renders a page that only says something: an error, a rejected
+// link, a closed session.
+func (p *Portal) message(w http.ResponseWriter, r *http.Request, status int, heading, text string) {
+	p.messageWith(w, r, status, messageData{Heading: heading, Text: text}, nil)
+}
+
+func (p *Portal) messageWith(w http.ResponseWriter, r *http.Request, status int, m messageData, s *session) {
+	p.render(w, r, status, "message", page{Title: m.Heading, Session: s, Data: m})
+}
+
+// fail answers an unexpected error (the database is down, …) without
+// details: they go to the log.
+func (p *Portal) fail(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the browser went away
+	}
+	status, text := http.StatusInternalServerError, "The portal hit an internal error. Try again; if it persists, tell the application's operator."
+	if errors.Is(err, store.ErrUnavailable) {
+		w.Header().Set("Retry-After", "5")
+		status, text = http.StatusServiceUnavailable, "The audit log's database is unavailable right now. Try again in a few seconds."
+	}
+	var show *session // the navigation, for a request in a session
+	org := ""
+	if s != nil && s.ID != "" {
+		show, org = s, s.Org
+	}
+	p.log.Error("Admin Portal request failed", "path", r.URL.Path, "organization_id", org, "err", err)
+	p.messageWith(w, r, status, messageData{Heading: "Something went wrong", Text: text}, show)
+}

@@ -1,0 +1,221 @@
+package portal
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Sessions are signed cookies, not database rows: a session is a few
+// hundred bytes the browser holds, HMAC-SHA256-signed with a key derived
+// from the deployment's master key, so any replica sharing that key checks
+// it without a database read and nothing needs cleaning up. It carries its
+// own expiry (12 hours from the link's use). The price is that a session
+// cannot be revoked server-side before it expires; signing out deletes the
+// cookie, and the link that started it can never be used again.
+
+// cookieName is the session cookie. It is scoped to /portal, HttpOnly,
+// SameSite=Lax (sent on top-level navigation from the application, never on
+// a cross-site POST or fetch), and Secure when the portal is served over
+// HTTPS.
+const cookieName = "trail_portal"
+
+// maxCookieLen bounds the cookie value the portal parses.
+const maxCookieLen = 3000
+
+// session is one admin's portal session.
+type session struct {
+	Version   int    `json:"v"`
+	Org       string `json:"o"`
+	OrgName   string `json:"n"`
+	Intent    string `json:"i"`
+	Admin     string `json:"a,omitempty"` // the admin(s) the link named, comma-separated
+	ReturnURL string `json:"r,omitempty"`
+	ID        string `json:"s"` // random; the CSRF token is derived from it
+	Expires   int64  `json:"e"` // unix seconds
+}
+
+// actor is the admin the session's actions are attributed to: the first
+// one the link named.
+func (s *session) actor() string {
+	a, _, _ := strings.Cut(s.Admin, ",")
+	return a
+}
+
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+func (p *Portal) mac(label, data string) []byte {
+	m := hmac.New(sha256.New, p.cfg.SessionKey)
+	m.Write([]byte(label))
+	m.Write([]byte{0})
+	m.Write([]byte(data))
+	return m.Sum(nil)
+}
+
+// encodeSession returns the cookie value of s: base64url(JSON) "." base64url(MAC).
+func (p *Portal) encodeSession(s *session) string {
+	raw, _ := json.Marshal(s) // plain strings and ints always encode
+	body := base64.RawURLEncoding.EncodeToString(raw)
+	return body + "." + base64.RawURLEncoding.EncodeToString(p.mac("session", body))
+}
+
+var (
+	errBadSession     = errors.New("session cookie is malformed or not signed by this deployment")
+	errExpiredSession = errors.New("session expired")
+)
+
+// decodeSession checks and opens a cookie value: the signature first, so
+// nothing of a forged cookie is ever parsed.
+func (p *Portal) decodeSession(v string, now time.Time) (*session, error) {
+	if len(v) > maxCookieLen {
+		return nil, errBadSession
+	}
+	body, sig, ok := strings.Cut(v, ".")
+	if !ok {
+		return nil, errBadSession
+	}
+	mac, err := base64.RawURLEncoding.Strict().DecodeString(sig)
+	if err != nil || !hmac.Equal(mac, p.mac("session", body)) {
+		return nil, errBadSession
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(body)
+	if err != nil {
+		return nil, errBadSession
+	}
+	var s session
+	if err := json.Unmarshal(raw, &s); err != nil || s.Version != 1 || s.Org == "" || s.ID == "" {
+		return nil, errBadSession
+	}
+	if now.Unix() >= s.Expires {
+		return nil, errExpiredSession
+	}
+	return &s, nil
+}
+
+func (p *Portal) setCookie(w http.ResponseWriter, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: value, Path: "/portal", MaxAge: maxAge,
+		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+}
+
+type sessionKey struct{}
+
+func sessionFrom(r *http.Request) *session {
+	s, _ := r.Context().Value(sessionKey{}).(*session)
+	return s
+}
+
+// session requires a valid session cookie; without one the page says how
+// to get in.
+func (p *Portal) session(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(cookieName)
+		var s *session
+		if err == nil {
+			s, err = p.decodeSession(c.Value, p.cfg.Now())
+		}
+		switch {
+		case errors.Is(err, errExpiredSession):
+			p.setCookie(w, "", -1)
+			p.message(w, r, http.StatusUnauthorized, "Your session has ended",
+				"Portal sessions last 12 hours. Open the Admin Portal again from your application to start a new one.")
+			return
+		case err != nil:
+			if c != nil {
+				p.setCookie(w, "", -1)
+			}
+			p.message(w, r, http.StatusUnauthorized, "Sign-in needed",
+				"The Admin Portal opens through a link your application generates. Open it again from your application.")
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
+	})
+}
+
+// intent lets through only sessions opened for intent.
+func (p *Portal) intent(intent string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s := sessionFrom(r)
+		if s.Intent != intent {
+			p.messageWith(w, r, http.StatusForbidden, messageData{Heading: "Not part of this session",
+				Text: "This portal session was opened for " + intentName(s.Intent) + ". Open a new link from your application for " + intentName(intent) + "."}, s)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func intentName(intent string) string {
+	if intent == IntentLogStreams {
+		return "log streams"
+	}
+	return "audit logs"
+}
+
+// csrfToken is the session's anti-forgery token, carried by every form
+// that changes something.
+func (p *Portal) csrfToken(s *session) string {
+	return base64.RawURLEncoding.EncodeToString(p.mac("csrf", s.ID))
+}
+
+// csrf requires the session's token in the form field "csrf".
+func (p *Portal) csrf(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s := sessionFrom(r)
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		got := r.PostFormValue("csrf")
+		if !hmac.Equal([]byte(got), []byte(p.csrfToken(s))) {
+			p.messageWith(w, r, http.StatusForbidden, messageData{Heading: "Form expired",
+				Text: "This form was not sent from your current portal session. Go back, reload the page and try again."}, s)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// home sends the session to its intent's first page.
+func (p *Portal) home(w http.ResponseWriter, r *http.Request) {
+	http.Redirect(w, r, landing(sessionFrom(r).Intent), http.StatusSeeOther)
+}
+
+func landing(intent string) string {
+	if intent == IntentLogStreams {
+		return "/portal/streams"
+	}
+	return "/portal/events"
+}
+
+// logout ends the session in this browser.
+func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
+	s := sessionFrom(r)
+	p.setCookie(w, "", -1)
+	p.audit(r, s, "trail.portal_session.ended", nil)
+	p.messageWith(w, r, http.StatusOK, messageData{Heading: "You have signed out",
+		Text: "Your Admin Portal session has ended. Open a new link from your application to come back.", ReturnURL: s.ReturnURL}, nil)
+}
+
+func (p *Portal) audit(r *http.Request, s *session, action string, meta map[string]string) {
+	if p.cfg.Audit == nil {
+		return
+	}
+	m := map[string]string{"portal_session": s.ID[:8], "intent": s.Intent}
+	if strings.Contains(s.Admin, ",") {
+		m["admin_emails"] = s.Admin
+	}
+	for k, v := range meta {
+		m[k] = v
+	}
+	p.cfg.Audit(r, Action{OrganizationID: s.Org, Action: action, Admin: s.actor(),
+		TargetType: "organization", TargetID: s.Org, TargetName: s.OrgName, Metadata: m})
+}

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// The Admin Portal's storage (DESIGN §7), beside Store rather than in it: a
+// backend that serves the portal implements PortalStore as well.
+
+// Errors of RedeemPortalLink, besides ErrNotFound (no such link).
+var (
+	// ErrLinkUsed means the link was already opened once.
+	ErrLinkUsed = errors.New("portal link already used")
+	// ErrLinkExpired means the link was never opened and is past its
+	// expiry.
+	ErrLinkExpired = errors.New("portal link expired")
+)
+
+// PortalLink is a generated Admin Portal link. The token itself is never
+// stored: only its SHA-256 hash.
+type PortalLink struct {
+	Hash           [32]byte
+	OrganizationID string
+	Intent         string // "audit_logs" or "log_streams"
+	AdminEmail     string // the admin the link names; "" when none
+	ReturnURL      string // "" when none
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	UsedAt         time.Time // zero until redeemed
+}
+
+// PortalLinks stores portal links and redeems each at most once.
+type PortalLinks interface {
+	// CreatePortalLink stores a new link; ErrNotFound when its organization
+	// does not exist, ErrConflict when the hash is already stored.
+	CreatePortalLink(ctx context.Context, l PortalLink) error
+	// RedeemPortalLink marks the link with this hash used at now and
+	// returns it. It succeeds at most once per link, atomically in the
+	// database, so that two replicas given the same link at the same
+	// instant cannot both redeem it. An unknown hash is ErrNotFound, a link
+	// already used ErrLinkUsed (whatever its expiry), a link with
+	// ExpiresAt ≤ now ErrLinkExpired; in those cases nothing changes.
+	RedeemPortalLink(ctx context.Context, hash [32]byte, now time.Time) (PortalLink, error)
+	// DeletePortalLinks forgets links that expired before cutoff, used or
+	// not, and returns how many.
+	DeletePortalLinks(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
+// MaxHistogramBuckets bounds EventHistogram.
+const MaxHistogramBuckets = 120
+
+// PortalQueries are the read queries of the portal's events page.
+type PortalQueries interface {
+	// OrganizationActions returns up to limit distinct actions that org's
+	// indexed events carry, in byte order (empty for an unknown
+	// organization). Like search, it may lag acceptance by about a second.
+	OrganizationActions(ctx context.Context, org string, limit int) ([]string, error)
+	// EventHistogram counts org's indexed events by occurred_at in n
+	// consecutive buckets of width step from from: counts[i] is the number
+	// of events with from+i·step ≤ occurred_at < from+(i+1)·step. n is 1 …
+	// MaxHistogramBuckets and step at least a millisecond. It reads the
+	// time index once, in one ordered range scan.
+	EventHistogram(ctx context.Context, org string, from time.Time, step time.Duration, n int) ([]int64, error)
+}
+
+// PortalStore is what the Admin Portal needs beyond Store.
+type PortalStore interface {
+	PortalLinks
+	PortalQueries
+}

@@ -1,0 +1,128 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/trailaudit/trail/internal/store"
+)
+
+var _ store.PortalStore = (*Store)(nil)
+
+// CreatePortalLink stores a new portal link.
+func (s *Store) CreatePortalLink(ctx context.Context, l store.PortalLink) error {
+	tag, err := s.pool.Exec(ctx,
+		`INSERT INTO portal_links (token_hash, organization_id, intent, admin_email, return_url, created_at, expires_at)
+		 SELECT $1, id, $2, $3, $4, $5, $6 FROM organizations WHERE id = $7`,
+		l.Hash[:], l.Intent, l.AdminEmail, l.ReturnURL, l.CreatedAt, l.ExpiresAt, l.OrganizationID)
+	if err != nil {
+		return fmt.Errorf("couldn't store a portal link for %s: %w", l.OrganizationID, classify(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("organization %s: %w", l.OrganizationID, store.ErrNotFound)
+	}
+	return nil
+}
+
+const linkColumns = `organization_id, intent, admin_email, return_url, created_at, expires_at, used_at`
+
+func scanLink(row pgx.Row, hash [32]byte) (store.PortalLink, error) {
+	l := store.PortalLink{Hash: hash}
+	var used *time.Time
+	if err := row.Scan(&l.OrganizationID, &l.Intent, &l.AdminEmail, &l.ReturnURL, &l.CreatedAt, &l.ExpiresAt, &used); err != nil {
+		return l, err
+	}
+	l.CreatedAt, l.ExpiresAt = l.CreatedAt.UTC(), l.ExpiresAt.UTC()
+	if used != nil {
+		l.UsedAt = used.UTC()
+	}
+	return l, nil
+}
+
+// RedeemPortalLink marks the link used, once: the UPDATE's condition is the
+// check, and a concurrent redemption waits on the row lock, then re-checks
+// the condition against the committed row (READ COMMITTED) and matches
+// nothing.
+func (s *Store) RedeemPortalLink(ctx context.Context, hash [32]byte, now time.Time) (store.PortalLink, error) {
+	l, err := scanLink(s.pool.QueryRow(ctx,
+		`UPDATE portal_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
+		 RETURNING `+linkColumns, hash[:], now), hash)
+	if err == nil {
+		return l, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return l, fmt.Errorf("couldn't redeem a portal link: %w", classify(err))
+	}
+	l, err = scanLink(s.pool.QueryRow(ctx, `SELECT `+linkColumns+` FROM portal_links WHERE token_hash = $1`, hash[:]), hash)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return l, fmt.Errorf("portal link: %w", store.ErrNotFound)
+	case err != nil:
+		return l, fmt.Errorf("couldn't read a portal link: %w", classify(err))
+	case !l.UsedAt.IsZero():
+		return l, fmt.Errorf("portal link of %s opened at %s: %w", l.OrganizationID, l.UsedAt.Format(time.RFC3339), store.ErrLinkUsed)
+	default:
+		return l, fmt.Errorf("portal link of %s expired at %s: %w", l.OrganizationID, l.ExpiresAt.Format(time.RFC3339), store.ErrLinkExpired)
+	}
+}
+
+// DeletePortalLinks forgets links that expired before cutoff.
+func (s *Store) DeletePortalLinks(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM portal_links WHERE expires_at < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't delete expired portal links: %w", classify(err))
+	}
+	return tag.RowsAffected(), nil
+}
+
+// OrganizationActions reads organization_actions (written in the ingest
+// transaction).
+func (s *Store) OrganizationActions(ctx context.Context, org string, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx,
+		`SELECT action FROM organization_actions WHERE organization_id = $1 ORDER BY action LIMIT $2`, org, limit)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list the actions of %s: %w", org, classify(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list the actions of %s: %w", org, classify(err))
+	}
+	return out, nil
+}
+
+// EventHistogram counts over events_org_time (organization_id, occurred_at,
+// seq), an index-only range scan. occurred_at has millisecond precision, so
+// its epoch in milliseconds is a whole number.
+func (s *Store) EventHistogram(ctx context.Context, org string, from time.Time, step time.Duration, n int) ([]int64, error) {
+	if n < 1 || n > store.MaxHistogramBuckets || step < time.Millisecond {
+		return nil, fmt.Errorf("histogram of %d buckets of %s: need 1 to %d buckets of at least 1ms", n, step, store.MaxHistogramBuckets)
+	}
+	fromMS, stepMS := from.UnixMilli(), step.Milliseconds()
+	to := time.UnixMilli(fromMS + int64(n)*stepMS)
+	rows, err := s.pool.Query(ctx,
+		`SELECT ((extract(epoch FROM occurred_at) * 1000)::bigint - $2) / $3, count(*) FROM events
+		 WHERE organization_id = $1 AND occurred_at >= $4 AND occurred_at < $5 GROUP BY 1`,
+		org, fromMS, stepMS, time.UnixMilli(fromMS), to)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't count the events of %s: %w", org, classify(err))
+	}
+	defer rows.Close()
+	counts := make([]int64, n)
+	for rows.Next() {
+		var b, c int64
+		if err := rows.Scan(&b, &c); err != nil {
+			return nil, fmt.Errorf("couldn't count the events of %s: %w", org, classify(err))
+		}
+		if b >= 0 && b < int64(n) {
+			counts[b] += c
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't count the events of %s: %w", org, classify(err))
+	}
+	return counts, nil
+}

@@ -1,0 +1,173 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// TestDropPartitionWaitsNotLong holds a lock on an expired partition, as a
+// long query would: DropPartitions waits for it without holding ingest up,
+// gives up after partitionWait without an error, and drops it at the next
+// call once the lock is gone.
+func TestDropPartitionWaitsNotLong(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.New(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	jan := time.Date(2025, 1, 10, 0, 0, 0, 0, time.UTC)
+	const org = "org_locked"
+	if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: jan, UpdatedAt: jan}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := event.ParseEvent([]byte(`{"action":"a.b","occurred_at":"2025-01-10T00:00:00Z","actor":{"id":"u","type":"user"},"targets":[{"id":"t","type":"team"}],"context":{"location":"x"}}`),
+		jan, event.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := store.Submission{Events: []store.PendingEvent{{OrganizationID: org, ID: event.NewID(jan), ReceivedAt: jan, Tail: d.Tail}}}
+	if res, err := s.Append(ctx, []store.Submission{sub}, jan); err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	if err := s.EnsurePartitions(ctx, jan); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Integrate(ctx, org, 0, 1, []ledger.TileData{{Tile: tlog.Tile{H: ledger.TileHeight, W: 1}, Data: make([]byte, 32)}}, []byte("note\n")); err != nil {
+		t.Fatal(err)
+	}
+
+	blocker, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := blocker.QueryRow(ctx, `SELECT count(*) FROM events_y2025m01`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("reading the partition: %d rows, %v", n, err)
+	}
+	// While the drop waits for January, ingest goes on: it must not queue
+	// behind a lock the drop holds on the parent table.
+	type result struct {
+		drop store.PartitionDrop
+		err  error
+	}
+	dropped := make(chan result, 1)
+	go func() {
+		drop, err := s.DropPartitions(ctx, time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC))
+		dropped <- result{drop, err}
+	}()
+	waiting := func() bool {
+		var n int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	for deadline := time.Now().Add(time.Minute); !waiting(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the drop never waited for the locked partition")
+		}
+	}
+	now := time.Now()
+	sub = store.Submission{Events: []store.PendingEvent{{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail}}}
+	if res, err := s.Append(ctx, []store.Submission{sub}, now); err != nil || res[0].Err != nil || res[0].Events[0].Seq != 1 {
+		t.Fatalf("Append while a drop waits: %v %+v", err, res)
+	}
+	if !waiting() {
+		t.Error("the append waited until the drop gave up on the locked partition: ingest queued behind the drop")
+	}
+	if r := <-dropped; r.err != nil || len(r.drop.Partitions) != 0 {
+		t.Errorf("DropPartitions while January is locked = %+v, %v; want nothing dropped and no error", r.drop, r.err)
+	}
+	if err := blocker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	drop, err := s.DropPartitions(ctx, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil || len(drop.Partitions) != 3 || drop.Partitions[0] != "events_y2025m01" || drop.Records != 1 {
+		t.Errorf("DropPartitions once unlocked = %+v, %v; want January to March 2025 dropped, with January's 1 record", drop, err)
+	}
+	var left int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relname LIKE 'event%2025m0%'`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d partitions of 2025 left (events and event_targets), %v", left, err)
+	}
+	// The default partitions are never dropped, and ingest goes on.
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relname IN ('events_default', 'event_targets_default')`).Scan(&left); err != nil || left != 2 {
+		t.Errorf("%d default partitions left, %v; want 2", left, err)
+	}
+	now = time.Now()
+	sub = store.Submission{Events: []store.PendingEvent{{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail}}}
+	if res, err := s.Append(ctx, []store.Submission{sub}, now); err != nil || res[0].Err != nil || res[0].Events[0].Seq != 2 {
+		t.Fatalf("Append after the drop: %v %+v", err, res)
+	}
+}
+
+// BenchmarkPruneRecords deletes 20,000 integrated records of one
+// organization (each with two target rows) in batches of 1,000, the
+// sweeper's default.
+func BenchmarkPruneRecords(b *testing.B) {
+	ctx := context.Background()
+	const n = 20_000
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	d, err := event.ParseEvent([]byte(`{"action":"doc.viewed","occurred_at":"2026-01-01T00:00:00.000Z","actor":{"id":"u","type":"user","name":"U"},`+
+		`"targets":[{"id":"d","type":"doc"},{"id":"t","type":"team"}],"context":{"location":"203.0.113.7"},"metadata":{"k":"some words to index"}}`),
+		now, event.DefaultLimits())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := Open(ctx, pgtest.New(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		org := fmt.Sprintf("org_bench%d", i)
+		if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: now, UpdatedAt: now}); err != nil {
+			b.Fatal(err)
+		}
+		for done := 0; done < n; done += 4000 {
+			var sub store.Submission
+			for j := range 4000 {
+				at := now.Add(-90 * 24 * time.Hour).Add(time.Duration(done+j) * time.Millisecond)
+				sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(at), ReceivedAt: at, Tail: d.Tail})
+			}
+			if res, err := s.Append(ctx, []store.Submission{sub}, now); err != nil || res[0].Err != nil {
+				b.Fatal(err, res[0].Err)
+			}
+		}
+		var tiles []ledger.TileData
+		for k := int64(0); k*256 < n; k++ {
+			w := int(min(n-k*256, 256))
+			tiles = append(tiles, ledger.TileData{Tile: tlog.Tile{H: ledger.TileHeight, N: k, W: w}, Data: make([]byte, 32*w)})
+		}
+		if err := s.Integrate(ctx, org, 0, n, tiles, []byte("note\n")); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		total := 0
+		for {
+			k, err := s.PruneRecords(ctx, org, now.Add(-30*24*time.Hour), 1000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += k
+			if k < 1000 {
+				break
+			}
+		}
+		b.StopTimer()
+		if total != n {
+			b.Fatalf("pruned %d of %d", total, n)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}

@@ -1,0 +1,68 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Retention (DESIGN §3): each organization keeps its records for a period of
+// days, its own or the deployment's default; past it, package retention
+// deletes the records' bodies and their search entries. Tree hashes and
+// checkpoints are never deleted, so proofs keep working and what remains
+// still verifies.
+//
+// A record's age counts from its received_at, which Trail assigns: it grows
+// with seq within an organization, so the records past retention are always
+// a prefix of the log (seq 0 up to the first retained one), and the client
+// cannot make an event expire early (or late) by backdating occurred_at.
+
+// RetentionStore keeps organizations' retention settings and deletes records
+// past retention. Implementations are safe for concurrent use and durable
+// when a write method returns nil.
+type RetentionStore interface {
+	// Retention returns org's own retention period in days; set is false
+	// (and days 0) when it has none and the deployment's default applies.
+	// An unknown organization is an error wrapping ErrNotFound.
+	Retention(ctx context.Context, org string) (days int, set bool, err error)
+
+	// SetRetention sets org's retention period (days > 0). An unknown
+	// organization is an error wrapping ErrNotFound.
+	SetRetention(ctx context.Context, org string, days int, at time.Time) error
+
+	// RetentionSettings returns every organization's own retention period
+	// in days (organizations without one are absent).
+	RetentionSettings(ctx context.Context) (map[string]int, error)
+
+	// PruneRecords deletes up to limit records of org, with their search
+	// entries, walking the log in seq order from its first stored record
+	// and stopping at the first one that is not yet due: received at or
+	// after cutoff, or not integrated into the Merkle tree yet (seq ≥ the
+	// integrated size; no leaf hash may be lost). An implementation may
+	// also stop, earlier, at a record whose search entries are not written
+	// yet. It returns how many records it deleted; fewer than limit means
+	// none is due now. Each call is one short transaction (per database),
+	// so that a sweep never holds ingest up for long. If the process dies
+	// midway, what was committed stays deleted and the next call carries
+	// on: a record is never searchable after its body is gone.
+	PruneRecords(ctx context.Context, org string, cutoff time.Time, limit int) (int, error)
+}
+
+// PartitionDropper is implemented by stores whose events are partitioned by
+// time of receipt, where dropping a whole partition is far cheaper than
+// deleting its rows.
+type PartitionDropper interface {
+	// DropPartitions drops every time partition of the events (with their
+	// search rows) whose whole time range is before cutoff and whose
+	// records are all integrated; a partition it cannot drop now (records
+	// not integrated, a lock it could not take quickly) is left for a
+	// later call, and its rows to PruneRecords. The caller chooses cutoff
+	// so that every organization's retention has passed for the whole
+	// partition.
+	DropPartitions(ctx context.Context, cutoff time.Time) (PartitionDrop, error)
+}
+
+// PartitionDrop is what DropPartitions did.
+type PartitionDrop struct {
+	Partitions []string // names of the event partitions dropped, oldest first
+	Records    int64    // records they held
+}

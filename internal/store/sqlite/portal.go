@@ -1,0 +1,140 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trailaudit/trail/internal/store"
+)
+
+var _ store.PortalStore = (*Store)(nil)
+
+// CreatePortalLink stores a new portal link.
+func (s *Store) CreatePortalLink(ctx context.Context, l store.PortalLink) error {
+	res, err := s.write.ExecContext(ctx,
+		`INSERT INTO portal_links (token_hash, organization_id, intent, admin_email, return_url, created_at, expires_at)
+		 SELECT ?, id, ?, ?, ?, ?, ? FROM organizations WHERE id = ?`,
+		l.Hash[:], l.Intent, l.AdminEmail, l.ReturnURL, ms(l.CreatedAt), ms(l.ExpiresAt), l.OrganizationID)
+	if err != nil {
+		return fmt.Errorf("couldn't store a portal link for %s: %w", l.OrganizationID, classify(err))
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("organization %s: %w", l.OrganizationID, store.ErrNotFound)
+	}
+	return nil
+}
+
+const linkColumns = `organization_id, intent, admin_email, return_url, created_at, expires_at, used_at`
+
+func scanLink(row *sql.Row, hash [32]byte) (store.PortalLink, error) {
+	l := store.PortalLink{Hash: hash}
+	var created, expires int64
+	var used sql.NullInt64
+	if err := row.Scan(&l.OrganizationID, &l.Intent, &l.AdminEmail, &l.ReturnURL, &created, &expires, &used); err != nil {
+		return l, err
+	}
+	l.CreatedAt, l.ExpiresAt, l.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+	return l, nil
+}
+
+// RedeemPortalLink marks the link used, once: the UPDATE's condition is the
+// check, so of two concurrent redemptions only one changes the row.
+func (s *Store) RedeemPortalLink(ctx context.Context, hash [32]byte, now time.Time) (store.PortalLink, error) {
+	l, err := scanLink(s.write.QueryRowContext(ctx,
+		`UPDATE portal_links SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
+		 RETURNING `+linkColumns, ms(now), hash[:], ms(now)), hash)
+	if err == nil {
+		return l, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return l, fmt.Errorf("couldn't redeem a portal link: %w", classify(err))
+	}
+	// Not redeemed: say why.
+	l, err = scanLink(s.write.QueryRowContext(ctx, `SELECT `+linkColumns+` FROM portal_links WHERE token_hash = ?`, hash[:]), hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return l, fmt.Errorf("portal link: %w", store.ErrNotFound)
+	case err != nil:
+		return l, fmt.Errorf("couldn't read a portal link: %w", classify(err))
+	case !l.UsedAt.IsZero():
+		return l, fmt.Errorf("portal link of %s opened at %s: %w", l.OrganizationID, l.UsedAt.Format(time.RFC3339), store.ErrLinkUsed)
+	default:
+		return l, fmt.Errorf("portal link of %s expired at %s: %w", l.OrganizationID, l.ExpiresAt.Format(time.RFC3339), store.ErrLinkExpired)
+	}
+}
+
+// DeletePortalLinks forgets links that expired before cutoff.
+func (s *Store) DeletePortalLinks(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.write.ExecContext(ctx, `DELETE FROM portal_links WHERE expires_at < ?`, ms(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("couldn't delete expired portal links: %w", classify(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("couldn't delete expired portal links: %w", classify(err))
+	}
+	return n, nil
+}
+
+// OrganizationActions reads the search file's list of the organization's
+// actions (filled by the indexer).
+func (s *Store) OrganizationActions(ctx context.Context, org string, limit int) ([]string, error) {
+	rows, err := s.searchRead.QueryContext(ctx,
+		`SELECT action FROM organization_actions WHERE organization_id = ? ORDER BY action LIMIT ?`, org, limit)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list the actions of %s: %w", org, classify(err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, fmt.Errorf("couldn't list the actions of %s: %w", org, classify(err))
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't list the actions of %s: %w", org, classify(err))
+	}
+	return out, nil
+}
+
+// EventHistogram counts over the (organization_id, sort_key) index: the sort
+// key's high bits are occurred_at in unix milliseconds, so a bucket is one
+// range of the index.
+func (s *Store) EventHistogram(ctx context.Context, org string, from time.Time, step time.Duration, n int) ([]int64, error) {
+	if n < 1 || n > store.MaxHistogramBuckets || step < time.Millisecond {
+		return nil, fmt.Errorf("histogram of %d buckets of %s: need 1 to %d buckets of at least 1ms", n, step, store.MaxHistogramBuckets)
+	}
+	fromMS, stepMS := ms(from), step.Milliseconds()
+	// One counting walk of an index range per bucket: each is a tight loop
+	// over (organization_id, sort_key) with nothing computed per row and no
+	// sorting (a GROUP BY on the bucket would sort every row).
+	rows, err := s.searchRead.QueryContext(ctx,
+		`WITH RECURSIVE b(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM b WHERE i + 1 < ?4)
+		 SELECT i, (SELECT count(*) FROM event_search INDEXED BY event_search_org
+		            WHERE organization_id = ?1 AND sort_key >= ((?2 + i * ?3) << ?5) AND sort_key < ((?2 + (i + 1) * ?3) << ?5))
+		 FROM b`,
+		org, fromMS, stepMS, n, slotBits)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't count the events of %s: %w", org, classify(err))
+	}
+	defer rows.Close()
+	counts := make([]int64, n)
+	for rows.Next() {
+		var b, c int64
+		if err := rows.Scan(&b, &c); err != nil {
+			return nil, fmt.Errorf("couldn't count the events of %s: %w", org, classify(err))
+		}
+		if b >= 0 && b < int64(n) {
+			counts[b] += c
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't count the events of %s: %w", org, classify(err))
+	}
+	return counts, nil
+}

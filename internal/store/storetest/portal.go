@@ -1,0 +1,235 @@
+package storetest
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// PortalBackend is a store that serves the Admin Portal.
+type PortalBackend interface {
+	store.Store
+	store.PortalStore
+}
+
+// RunPortal runs the conformance cases of store.PortalStore. open returns a
+// fresh, empty, migrated store, closed when t ends.
+func RunPortal(t *testing.T, open func(t *testing.T) PortalBackend) {
+	t.Run("Links", func(t *testing.T) { testPortalLinks(t, open(t)) })
+	t.Run("RedeemOnceConcurrently", func(t *testing.T) { testPortalRedeemRace(t, open(t)) })
+	t.Run("Actions", func(t *testing.T) { testPortalActions(t, open(t)) })
+	t.Run("Histogram", func(t *testing.T) { testPortalHistogram(t, open(t)) })
+}
+
+func linkHash(i int) [32]byte { return sha256.Sum256(fmt.Appendf(nil, "link %d", i)) }
+
+func testPortalLinks(t *testing.T, s PortalBackend) {
+	ctx := ctxOf(t)
+	org := mustCreateOrg(t, s, orgID("P", 1), t0).ID
+	other := mustCreateOrg(t, s, orgID("P", 2), t0).ID
+	link := func(i int, o string, expires time.Time) store.PortalLink {
+		return store.PortalLink{Hash: linkHash(i), OrganizationID: o, Intent: "audit_logs",
+			AdminEmail: fmt.Sprintf("admin%d@example.com", i), ReturnURL: "https://app.example.com/settings?x=1",
+			CreatedAt: t0, ExpiresAt: expires}
+	}
+	exp := t0.Add(5 * time.Minute)
+	for i, o := range []string{org, other, org} {
+		if err := s.CreatePortalLink(ctx, link(i, o, exp)); err != nil {
+			t.Fatalf("CreatePortalLink(%d): %v", i, err)
+		}
+	}
+	err := s.CreatePortalLink(ctx, link(0, org, exp))
+	wantErr(t, "CreatePortalLink of a stored hash", err, store.ErrConflict)
+	err = s.CreatePortalLink(ctx, link(9, "org_does_not_exist", exp))
+	wantErr(t, "CreatePortalLink for an unknown organization", err, store.ErrNotFound)
+
+	tests := []struct {
+		name    string
+		hash    [32]byte
+		now     time.Time
+		wantErr error
+		wantOrg string
+	}{
+		{"unknown hash", linkHash(99), t0, store.ErrNotFound, ""},
+		{"expired exactly at its expiry", linkHash(0), exp, store.ErrLinkExpired, ""},
+		{"expired stays unredeemed", linkHash(0), exp.Add(time.Hour), store.ErrLinkExpired, ""},
+		{"first use", linkHash(1), t0.Add(time.Minute), nil, other},
+		{"second use", linkHash(1), t0.Add(2 * time.Minute), store.ErrLinkUsed, ""},
+		{"used, then expired: still used", linkHash(1), exp.Add(time.Hour), store.ErrLinkUsed, ""},
+		{"another link of the org is independent", linkHash(2), exp.Add(-time.Millisecond), nil, org},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.RedeemPortalLink(ctx, tt.hash, tt.now)
+			if tt.wantErr != nil {
+				wantErr(t, "RedeemPortalLink", err, tt.wantErr)
+				return
+			}
+			if err != nil {
+				t.Fatalf("RedeemPortalLink: %v", err)
+			}
+			i := slices.Index([][32]byte{linkHash(0), linkHash(1), linkHash(2)}, tt.hash)
+			want := link(i, tt.wantOrg, exp)
+			want.UsedAt = tt.now
+			if got.Hash != want.Hash || got.OrganizationID != want.OrganizationID || got.Intent != want.Intent ||
+				got.AdminEmail != want.AdminEmail || got.ReturnURL != want.ReturnURL || !got.CreatedAt.Equal(want.CreatedAt) ||
+				!got.ExpiresAt.Equal(want.ExpiresAt) || !got.UsedAt.Equal(want.UsedAt) {
+				t.Errorf("RedeemPortalLink = %+v, want %+v", got, want)
+			}
+		})
+	}
+
+	// Deleting forgets links expired before the cutoff, used or not.
+	n, err := s.DeletePortalLinks(ctx, exp.Add(time.Millisecond))
+	if err != nil || n != 3 {
+		t.Fatalf("DeletePortalLinks = %d, %v; want 3, nil", n, err)
+	}
+	_, err = s.RedeemPortalLink(ctx, linkHash(0), t0)
+	wantErr(t, "RedeemPortalLink after DeletePortalLinks", err, store.ErrNotFound)
+}
+
+// testPortalRedeemRace redeems one link from many goroutines at once: exactly
+// one wins.
+func testPortalRedeemRace(t *testing.T, s PortalBackend) {
+	ctx := ctxOf(t)
+	org := mustCreateOrg(t, s, orgID("R", 1), t0).ID
+	l := store.PortalLink{Hash: linkHash(1), OrganizationID: org, Intent: "audit_logs", CreatedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)}
+	if err := s.CreatePortalLink(ctx, l); err != nil {
+		t.Fatalf("CreatePortalLink: %v", err)
+	}
+	const n = 16
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { _, errs[i] = s.RedeemPortalLink(ctx, l.Hash, t0.Add(time.Second)) })
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrLinkUsed):
+			t.Errorf("RedeemPortalLink: %v, want nil or ErrLinkUsed", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d concurrent redemptions succeeded, want exactly 1", won, n)
+	}
+}
+
+// portalEvent is an event of org with this action and occurred_at.
+func portalEvent(org, action string, at time.Time, i int) store.PendingEvent {
+	raw := fmt.Appendf(nil, `{"action":%q,"occurred_at":%q,"actor":{"id":"user_%d","type":"user"},"targets":[],"context":{"location":"203.0.113.7"}}`,
+		action, at.Format(time.RFC3339Nano), i)
+	d, err := event.ParseEvent(raw, time.Now(), event.DefaultLimits())
+	if err != nil {
+		panic(fmt.Sprintf("invalid test event: %v", err)) // a bug in this file
+	}
+	return store.PendingEvent{OrganizationID: org, ID: fmt.Sprintf("evt_01JTPORTAL%016d", i), ReceivedAt: t0, Tail: d.Tail}
+}
+
+func appendAll(t *testing.T, s store.Store, evs []store.PendingEvent) {
+	t.Helper()
+	res, err := s.Append(ctxOf(t), []store.Submission{{Events: evs}}, t0)
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("Append: %v %v", err, res)
+	}
+	indexAll(t, s, 1000)
+}
+
+func testPortalActions(t *testing.T, s PortalBackend) {
+	ctx := ctxOf(t)
+	a := mustCreateOrg(t, s, orgID("A", 1), t0).ID
+	b := mustCreateOrg(t, s, orgID("A", 2), t0).ID
+	var evs []store.PendingEvent
+	for i, act := range []string{"user.signed_in", "team.deleted", "user.signed_in", "a.b", "<script>é"} {
+		evs = append(evs, portalEvent(a, act, t0, i))
+	}
+	evs = append(evs, portalEvent(b, "only.in.b", t0, 10))
+	appendAll(t, s, evs)
+
+	tests := []struct {
+		org   string
+		limit int
+		want  []string
+	}{
+		{a, 100, []string{"<script>é", "a.b", "team.deleted", "user.signed_in"}},
+		{a, 2, []string{"<script>é", "a.b"}},
+		{b, 100, []string{"only.in.b"}},
+		{"org_unknown", 100, nil},
+	}
+	for _, tt := range tests {
+		got, err := s.OrganizationActions(ctx, tt.org, tt.limit)
+		if err != nil {
+			t.Fatalf("OrganizationActions(%s, %d): %v", tt.org, tt.limit, err)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("OrganizationActions(%s, %d) = %q, want %q", tt.org, tt.limit, got, tt.want)
+		}
+	}
+}
+
+func testPortalHistogram(t *testing.T, s PortalBackend) {
+	ctx := ctxOf(t)
+	a := mustCreateOrg(t, s, orgID("H", 1), t0).ID
+	b := mustCreateOrg(t, s, orgID("H", 2), t0).ID
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	offsets := []time.Duration{ // from base
+		-time.Millisecond,            // before the range
+		0,                            // first bucket, at its start
+		time.Hour - time.Millisecond, // first bucket, at its end
+		time.Hour,                    // second bucket
+		2*time.Hour + 30*time.Minute, // third
+		2*time.Hour + 31*time.Minute, // third
+		4 * time.Hour,                // just past the range of 4 buckets
+	}
+	var evs []store.PendingEvent
+	for i, off := range offsets {
+		evs = append(evs, portalEvent(a, "x.y", base.Add(off), i))
+		evs = append(evs, portalEvent(b, "x.y", base.Add(time.Hour), 100+i)) // another org's
+	}
+	appendAll(t, s, evs)
+
+	tests := []struct {
+		name string
+		org  string
+		from time.Time
+		step time.Duration
+		n    int
+		want []int64
+	}{
+		{"hours", a, base, time.Hour, 4, []int64{2, 1, 2, 0}},
+		{"one bucket", a, base, 4 * time.Hour, 1, []int64{5}},
+		{"wider", a, base.Add(-time.Hour), time.Hour, 6, []int64{1, 2, 1, 2, 0, 1}},
+		{"another org", b, base, time.Hour, 2, []int64{0, 7}},
+		{"unknown org", "org_unknown", base, time.Hour, 2, []int64{0, 0}},
+		{"minutes", a, base.Add(2*time.Hour + 30*time.Minute), time.Minute, 2, []int64{1, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.EventHistogram(ctx, tt.org, tt.from, tt.step, tt.n)
+			if err != nil {
+				t.Fatalf("EventHistogram: %v", err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("EventHistogram(%s, %s, %s, %d) = %v, want %v", tt.org, tt.from.Format(time.RFC3339), tt.step, tt.n, got, tt.want)
+			}
+		})
+	}
+	for _, bad := range []struct {
+		step time.Duration
+		n    int
+	}{{time.Hour, 0}, {time.Hour, store.MaxHistogramBuckets + 1}, {0, 4}, {time.Microsecond, 4}} {
+		if _, err := s.EventHistogram(ctx, a, base, bad.step, bad.n); err == nil {
+			t.Errorf("EventHistogram(step %s, n %d) = nil error, want one", bad.step, bad.n)
+		}
+	}
+}

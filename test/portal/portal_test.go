@@ -1,0 +1,579 @@
+// Package portal_test drives the Admin Portal of a real `trail serve` in a
+// real headless Chromium (Debian's chromium, through chromedp): links and
+// sessions, the events page and its filters, an event with its inclusion
+// proof, the integrity page, rejected links, cross-organization attempts and
+// hostile event contents.
+//
+// With TRAIL_UPDATE_SCREENSHOTS=1 it also writes a screenshot of each page,
+// at laptop and phone widths, to docs/screenshots/.
+package portal_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	_ "modernc.org/sqlite"
+
+	"github.com/trailaudit/trail/internal/trailtest"
+)
+
+// missing fails the test when TRAIL_TEST_REQUIRE_ALL is set (as
+// ./scripts/test sets it), and skips it otherwise.
+func missing(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("TRAIL_TEST_REQUIRE_ALL") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	missing(t, "the Admin Portal browser tests need Debian's chromium (./scripts/test installs it as root)")
+	return ""
+}
+
+// browser starts a headless Chromium with a fresh profile, closed at cleanup.
+func browser(t *testing.T) context.Context {
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// run runs browser steps with a time bound (a hung page fails the test
+// instead of hanging it).
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// get runs one action that returns a value, with a time bound.
+func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	return get(t, ctx, expr, chromedp.Evaluate[T](expr))
+}
+
+func visible(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(sel))
+}
+
+// api calls the server's API with the admin key and decodes the JSON answer.
+func api(t *testing.T, srv *trailtest.Server, method, path string, body any, out any) int {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, srv.URL+path, r)
+	req.Header.Set("Authorization", "Bearer "+srv.Key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if out != nil && res.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %v\n%s", method, path, err, raw)
+		}
+	}
+	return res.StatusCode
+}
+
+func createOrg(t *testing.T, srv *trailtest.Server, name string) string {
+	var o struct{ ID string }
+	if st := api(t, srv, "POST", "/organizations", map[string]any{"name": name}, &o); st != 201 && st != 200 {
+		t.Fatalf("POST /organizations: %d", st)
+	}
+	return o.ID
+}
+
+func sendEvent(t *testing.T, srv *trailtest.Server, org string, ev map[string]any) {
+	if st := api(t, srv, "POST", "/audit_logs/events", map[string]any{"organization_id": org, "event": ev}, nil); st != 201 && st != 200 {
+		t.Fatalf("POST /audit_logs/events: %d for %v", st, ev)
+	}
+}
+
+// waitSearchable waits until org's log holds n events and all are searchable
+// and covered by a checkpoint (indexing and integration follow acceptance
+// within about a second).
+func waitSearchable(t *testing.T, srv *trailtest.Server, org string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var page struct{ Data []json.RawMessage }
+		api(t, srv, "GET", "/v1/events?limit=100&organization_id="+org, nil, &page)
+		var cp struct{ size int }
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/organizations/"+org+"/log/checkpoint", nil)
+		req.Header.Set("Authorization", "Bearer "+srv.Key)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if lines := strings.Split(string(b), "\n"); res.StatusCode == 200 && len(lines) > 1 {
+				fmt.Sscan(lines[1], &cp.size)
+			}
+		}
+		if len(page.Data) >= min(n, 100) && cp.size >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("org %s: %d searchable events, checkpoint size %d after 30s; want %d", org, len(page.Data), cp.size, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func generateLink(t *testing.T, srv *trailtest.Server, org string, admins []string) string {
+	t.Helper()
+	var out struct{ Link string }
+	body := map[string]any{"organization": org, "intent": "audit_logs", "return_url": "https://app.example.com/settings"}
+	if admins != nil {
+		body["admin_emails"] = admins
+	}
+	if st := api(t, srv, "POST", "/portal/generate_link", body, &out); st != 201 {
+		t.Fatalf("POST /portal/generate_link: %d", st)
+	}
+	if !strings.HasPrefix(out.Link, srv.URL+"/portal/launch?secret=ptl_") {
+		t.Fatalf("link %q does not point at the server", out.Link)
+	}
+	return out.Link
+}
+
+// Hostile contents: markup, quotes, right-to-left text, long values.
+const (
+	hostileActor = `"><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">`
+	hostileRTL   = "\u202eFDP.exe \u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627"
+)
+
+var hostileLong = strings.Repeat("W", 500)
+
+type fixture struct {
+	srv          *trailtest.Server
+	orgA, orgB   string
+	eventOfB     string
+	totalA       int
+	hostileEvent string
+}
+
+func setup(t *testing.T) *fixture {
+	srv := trailtest.Start(t, trailtest.Options{})
+	f := &fixture{srv: srv}
+	f.orgA = createOrg(t, srv, `Acme "Ops" <b>Corp</b>`)
+	f.orgB = createOrg(t, srv, "Beta Industries")
+	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)
+	actions := []string{"user.signed_in", "user.signed_out", "team.deleted", "invoice.paid", "api_key.created"}
+	for i := range 60 {
+		sendEvent(t, srv, f.orgA, map[string]any{
+			"action":      actions[i%len(actions)],
+			"occurred_at": base.Add(time.Duration(i) * 2 * time.Minute).Format(time.RFC3339),
+			"actor":       map[string]any{"id": fmt.Sprintf("user_%02d", i%7), "type": "user", "name": fmt.Sprintf("User %d", i%7)},
+			"targets":     []any{map[string]any{"id": fmt.Sprintf("team_%d", i%3), "type": "team", "name": "Platform"}},
+			"context":     map[string]any{"location": "203.0.113.7", "user_agent": "Mozilla/5.0"},
+			"metadata":    map[string]any{"plan": "enterprise", "seats": i},
+		})
+	}
+	sendEvent(t, srv, f.orgA, map[string]any{
+		"action":      "settings.updated",
+		"occurred_at": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339),
+		"actor":       map[string]any{"id": "user_evil", "type": "user", "name": hostileActor},
+		"targets":     []any{map[string]any{"id": `t"1'`, "type": "<b>doc</b>", "name": hostileRTL}},
+		"context":     map[string]any{"location": "198.51.100.1", "user_agent": hostileActor},
+		"metadata":    map[string]any{"note": hostileRTL, "long": hostileLong, "html": "</pre><script>window.__pwned=3</script>"},
+	})
+	f.totalA = 61 + 2 // and Trail's own events: organization created, (later) link generated
+	sendEvent(t, srv, f.orgB, map[string]any{
+		"action": "beta.secret_rotated", "occurred_at": time.Now().UTC().Format(time.RFC3339),
+		"actor":   map[string]any{"id": "user_b", "type": "user"},
+		"targets": []any{}, "context": map[string]any{"location": "192.0.2.9"},
+	})
+	waitSearchable(t, srv, f.orgA, 62)
+	waitSearchable(t, srv, f.orgB, 2)
+	var page struct {
+		Data []struct {
+			ID     string
+			Action string
+		}
+	}
+	api(t, srv, "GET", "/v1/events?organization_id="+f.orgB+"&action=beta.secret_rotated", nil, &page)
+	if len(page.Data) != 1 {
+		t.Fatalf("org B's event not found: %+v", page)
+	}
+	f.eventOfB = page.Data[0].ID
+	api(t, srv, "GET", "/v1/events?organization_id="+f.orgA+"&action=settings.updated", nil, &page)
+	if len(page.Data) != 1 {
+		t.Fatalf("the hostile event not found: %+v", page)
+	}
+	f.hostileEvent = page.Data[0].ID
+	return f
+}
+
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	return get(t, ctx, "read "+sel, chromedp.Text(chromedp.CSS(sel)))
+}
+
+func location(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	return get(t, ctx, "location", chromedp.Location())
+}
+
+func TestPortal(t *testing.T) {
+	f := setup(t)
+	ctx := browser(t)
+	link := generateLink(t, f.srv, f.orgA, []string{"alice@example.com"})
+
+	t.Run("OpenLink", func(t *testing.T) {
+		run(t, ctx, "open the link", chromedp.Navigate(link), visible("table.events"))
+		if u := location(t, ctx); u != f.srv.URL+"/portal/events" {
+			t.Errorf("after the link the browser is at %s, want the clean %s/portal/events", u, f.srv.URL)
+		}
+		if h := text(t, ctx, ".brand"); !strings.Contains(h, `Acme "Ops" <b>Corp</b>`) {
+			t.Errorf("header %q does not show the organization's name as text", h)
+		}
+		rows := eval[int](t, ctx, `document.querySelectorAll("table.events tbody tr").length`)
+		if rows != 50 {
+			t.Errorf("first page has %d rows, want 50", rows)
+		}
+		// Opening the link is itself an event, searchable within about a
+		// second (search follows acceptance).
+		first := ""
+		for range 100 {
+			if first = text(t, ctx, "table.events tbody tr:first-child"); strings.Contains(first, "trail.portal_session.started") {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+			run(t, ctx, "reload", chromedp.Reload(), visible("table.events"))
+		}
+		if !strings.Contains(first, "trail.portal_session.started") || !strings.Contains(first, "alice@example.com") {
+			t.Errorf("newest event is %q; want the portal session just started, by alice", first)
+		}
+		screenshots(t, ctx, "events")
+	})
+
+	t.Run("HostileContentIsInert", func(t *testing.T) {
+		run(t, ctx, "open the hostile event", chromedp.Navigate(f.srv.URL+"/portal/events/"+f.hostileEvent),
+			visible("section.proof"))
+		pwned := eval[any](t, ctx, `window.__pwned`)
+		if pwned != nil {
+			t.Fatalf("hostile metadata ran a script: window.__pwned = %v", pwned)
+		}
+		body := text(t, ctx, "main")
+		for _, want := range []string{hostileActor, hostileRTL, hostileLong, "</pre><script>window.__pwned=3</script>", `t"1'`, "<b>doc</b>"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("page does not show %q as text", want)
+			}
+		}
+		imgs := eval[int](t, ctx, `document.querySelectorAll("main img, main script, main b").length`)
+		if imgs != 0 {
+			t.Errorf("%d elements were injected into the page by event contents", imgs)
+		}
+		// The long value stays inside the viewport (wrapped, not overflowing).
+		overflow := eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth`)
+		if overflow {
+			t.Errorf("the page scrolls sideways: a long value is not wrapped")
+		}
+		screenshots(t, ctx, "event-hostile")
+	})
+
+	t.Run("FilterAndPage", func(t *testing.T) {
+		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("form.filters"))
+		run(t, ctx, "filter by actor",
+			chromedp.SendKeys(chromedp.CSS("#f-actor-id"), "user_03"),
+			chromedp.Click(chromedp.CSS("form.filters button[type=submit]")))
+		u := waitURL(t, ctx, func(u string) bool { return strings.Contains(u, "actor_id=") })
+		run(t, ctx, "filtered page", visible("table.events"))
+		if !strings.Contains(u, "actor_id=user_03") || strings.Contains(u, "actor_name=") {
+			t.Errorf("filtered URL %s: want actor_id=user_03 and no empty fields", u)
+		}
+		actors := eval[[]string](t, ctx, `[...document.querySelectorAll("table.events tbody td[data-label=Actor] .sub")].map(e => e.textContent)`)
+		if len(actors) != 9 { // i%7 == 3 for i < 60
+			t.Errorf("%d events of user_03, want 9: %q", len(actors), actors)
+		}
+		for _, a := range actors {
+			if !strings.HasSuffix(a, "user_03") {
+				t.Errorf("row of actor %q in a filter on user_03", a)
+			}
+		}
+		// Several actions, from the URL (shareable): the select shows them chosen.
+		run(t, ctx, "filter by actions",
+			chromedp.Navigate(f.srv.URL+"/portal/events?action=team.deleted&action=invoice.paid"),
+			visible("table.events"))
+		selected := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-action option:checked")].map(o => o.value)`)
+		got := eval[[]string](t, ctx, `[...new Set([...document.querySelectorAll("table.events code.action")].map(e => e.textContent))].sort()`)
+		if strings.Join(selected, ",") != "invoice.paid,team.deleted" || strings.Join(got, ",") != "invoice.paid,team.deleted" {
+			t.Errorf("actions selected %q, shown %q; want invoice.paid and team.deleted", selected, got)
+		}
+		// The organization's actions are offered; another organization's are not.
+		options := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-action option")].map(o => o.value)`)
+		if !strings.Contains(strings.Join(options, " "), "user.signed_in") || strings.Contains(strings.Join(options, " "), "beta.") {
+			t.Errorf("action options %q: want org A's actions only", options)
+		}
+		// Paging, then back.
+		run(t, ctx, "first page", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("a[rel=next]"))
+		run(t, ctx, "older", chromedp.Click(chromedp.CSS("a[rel=next]")), visible("a[rel=prev]"))
+		rows := eval[int](t, ctx, `document.querySelectorAll("table.events tbody tr").length`)
+		if rows < 13 || rows > 16 {
+			t.Errorf("second page has %d rows, want the rest of the log (13 to 16)", rows)
+		}
+		if u := location(t, ctx); !strings.Contains(u, "after=") {
+			t.Errorf("second page URL %s has no cursor", u)
+		}
+		eval[any](t, ctx, `history.back()`)
+		if u := waitLocation(t, ctx, f.srv.URL+"/portal/events"); u != f.srv.URL+"/portal/events" {
+			t.Errorf("back button went to %s", u)
+		}
+		// A bad filter is a clear message, not an error page.
+		run(t, ctx, "bad filter", chromedp.Navigate(f.srv.URL+"/portal/events?from=yesterday"), visible(".alert.error"))
+		if msg := text(t, ctx, ".alert.error"); !strings.Contains(msg, `From "yesterday" is not a date`) {
+			t.Errorf("bad date message: %q", msg)
+		}
+		screenshots(t, ctx, "events-bad-filter")
+	})
+
+	t.Run("EventDetailAndProof", func(t *testing.T) {
+		run(t, ctx, "filter", chromedp.Navigate(f.srv.URL+"/portal/events?action=invoice.paid"), visible("table.events"))
+		run(t, ctx, "open the first event", chromedp.Click(chromedp.CSS("table.events tbody tr:first-child td.time a")),
+			visible("section.proof"))
+		if cls := attr(t, ctx, "section.proof", "class"); !strings.Contains(cls, "verified") {
+			t.Fatalf("proof section %q is not verified: %s", cls, text(t, ctx, "section.proof"))
+		}
+		body := text(t, ctx, "main")
+		for _, want := range []string{"Sequence number", "invoice.paid", "Included in the signed log", `"organization_id": "` + f.orgA + `"`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("event page lacks %q", want)
+			}
+		}
+		run(t, ctx, "open proof", chromedp.Click(chromedp.CSS("section.proof summary")), visible("ol.path"))
+		screenshots(t, ctx, "event")
+		// Back to the filtered list.
+		run(t, ctx, "back link", chromedp.Click(chromedp.CSS("a[data-back]")), visible("table.events"))
+		if u := location(t, ctx); !strings.HasSuffix(u, "/portal/events?action=invoice.paid") {
+			t.Errorf("← Events went to %s, want the filtered list", u)
+		}
+	})
+
+	t.Run("Integrity", func(t *testing.T) {
+		run(t, ctx, "integrity", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("nav"),
+			chromedp.Click(chromedp.CSS(`a[href="/portal/integrity"]`)), visible("#how-h"))
+		res, err := http.Get(f.srv.URL + "/v1/log/key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		body := text(t, ctx, "main")
+		for _, want := range []string{strings.TrimSpace(string(key)), "trail verify " + f.orgA + ".bundle --key trail.vkey",
+			"trail log pull --server " + f.srv.URL + " --org " + f.orgA, "Events covered"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("integrity page lacks %q", want)
+			}
+		}
+		screenshots(t, ctx, "integrity")
+	})
+
+	t.Run("CrossOrganization", func(t *testing.T) {
+		for _, path := range []string{"/portal/events/" + f.eventOfB, "/portal/events/" + f.eventOfB + "?organization_id=" + f.orgB} {
+			run(t, ctx, "B's event", chromedp.Navigate(f.srv.URL+path), visible("main h1"))
+			if h := text(t, ctx, "main h1"); h != "Event not found" {
+				t.Errorf("%s with A's session: %q, want Event not found", path, h)
+			}
+		}
+		run(t, ctx, "search B's action", chromedp.Navigate(f.srv.URL+"/portal/events?action=beta.secret_rotated&organization_id="+f.orgB),
+			visible("table.events"))
+		if body := text(t, ctx, "table.events"); !strings.Contains(body, "No events match") {
+			t.Errorf("A's session searching B's action found: %q", body)
+		}
+		run(t, ctx, "integrity", chromedp.Navigate(f.srv.URL+"/portal/integrity"), visible("#how-h"))
+		if body := text(t, ctx, "main"); strings.Contains(body, f.orgB) {
+			t.Errorf("A's integrity page mentions org B")
+		}
+	})
+
+	t.Run("RejectedLinks", func(t *testing.T) {
+		other := browser(t) // no session
+		// A link past its 5 minutes: the test moves its expiry into the
+		// past in the server's database rather than waiting.
+		expired := generateLink(t, f.srv, f.orgA, nil)
+		expire(t, f.srv, expired)
+		for _, tt := range []struct{ name, url, heading string }{
+			{"reused", link, "This link was already used"},
+			{"expired", expired, "This link has expired"},
+			{"forged", f.srv.URL + "/portal/launch?secret=ptl_" + strings.Repeat("A", 43), "This link is not valid"},
+			{"malformed", f.srv.URL + "/portal/launch?secret=%3Cscript%3E", "This link is not valid"},
+			{"no session", f.srv.URL + "/portal/events", "Sign-in needed"},
+		} {
+			run(t, other, tt.name, chromedp.Navigate(tt.url), visible("main h1"))
+			if h := text(t, other, "main h1"); h != tt.heading {
+				t.Errorf("%s link: heading %q, want %q", tt.name, h, tt.heading)
+			}
+			if tt.name == "reused" || tt.name == "expired" {
+				screenshots(t, other, "link-"+tt.name)
+			}
+		}
+	})
+
+	t.Run("SignOut", func(t *testing.T) {
+		run(t, ctx, "sign out", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("nav"),
+			chromedp.Click(chromedp.CSS(`form[action="/portal/logout"] button`)), visible("section.message"))
+		if h := text(t, ctx, "main h1"); h != "You have signed out" {
+			t.Errorf("after sign out: %q", h)
+		}
+		if href := attr(t, ctx, "main a.button", "href"); href != "https://app.example.com/settings" {
+			t.Errorf("return link %q", href)
+		}
+		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("main h1"))
+		if h := text(t, ctx, "main h1"); h != "Sign-in needed" {
+			t.Errorf("events after sign out: %q", h)
+		}
+	})
+
+	// The portal's actions are in org A's log, attributed to alice.
+	var page struct {
+		Data []struct {
+			Action string
+			Actor  struct{ ID, Type string }
+		}
+	}
+	api(t, f.srv, "GET", "/v1/events?organization_id="+f.orgA+"&action=trail.portal_session.started", nil, &page)
+	if len(page.Data) != 1 || page.Data[0].Actor.ID != "alice@example.com" || page.Data[0].Actor.Type != "portal_admin" {
+		t.Errorf("session start events: %+v; want one by alice@example.com", page.Data)
+	}
+}
+
+// waitLocation waits (up to 10 s) until the browser is at want, and returns
+// where it is.
+func waitLocation(t *testing.T, ctx context.Context, want string) string {
+	t.Helper()
+	return waitURL(t, ctx, func(u string) bool { return u == want })
+}
+
+// waitURL waits (up to 10 s) until the browser's URL satisfies ok, and
+// returns it.
+func waitURL(t *testing.T, ctx context.Context, ok func(string) bool) string {
+	t.Helper()
+	u := ""
+	for range 100 {
+		// Reading the URL while the page navigates may fail: try again.
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		got, err := chromedp.Run(actx, chromedp.Location())
+		cancel()
+		if err == nil {
+			if u = got; ok(u) {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return u
+}
+
+// expire moves the expiry of the link's stored row a minute into the past,
+// in the running server's SQLite database (the row is keyed by the SHA-256
+// of the link's secret).
+func expire(t *testing.T, srv *trailtest.Server, link string) {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := sha256.Sum256([]byte(u.Query().Get("secret")))
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(srv.Data, "trail.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(`UPDATE portal_links SET expires_at = ? WHERE token_hash = ?`, time.Now().Add(-time.Minute).UnixMilli(), hash[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("expiring the link changed %d rows, want 1", n)
+	}
+}
+
+func attr(t *testing.T, ctx context.Context, sel, name string) string {
+	t.Helper()
+	return get(t, ctx, "attribute "+name+" of "+sel, chromedp.AttributeValue(chromedp.CSS(sel), name)).Value
+}
+
+// screenshots saves the current page at laptop and phone widths when
+// TRAIL_UPDATE_SCREENSHOTS is set.
+func screenshots(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if os.Getenv("TRAIL_UPDATE_SCREENSHOTS") == "" {
+		return
+	}
+	dir := filepath.Join(trailtest.ModuleRoot(), "docs", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []struct {
+		suffix        string
+		width, height int64
+		mobile        bool
+	}{{"laptop", 1280, 800, false}, {"phone", 390, 844, true}} {
+		opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(2)}
+		if v.mobile {
+			opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait)
+		}
+		// Reloaded at that size, as a phone would load it (the script
+		// folds the filters on narrow screens).
+		run(t, ctx, "resize for "+name, chromedp.EmulateViewport(v.width, v.height, opts...), chromedp.Reload(),
+			visible("main"), chromedp.Sleep(300*time.Millisecond)) // let the layout settle
+		png := get(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
+		if err := os.WriteFile(filepath.Join(dir, "portal-"+name+"-"+v.suffix+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, ctx, "back to the laptop viewport", chromedp.EmulateViewport(1280, 900))
+}
