@@ -16,9 +16,10 @@ import (
 
 // newPortal builds the Admin Portal for `trail serve` and starts the
 // cleanup of expired links under ctx. server returns the API server once it
-// exists: the portal records its admins' actions through it.
+// exists: the portal records its admins' actions, and manages log streams,
+// through it. exports (nil: none) serves the events page's CSV export.
 func newPortal(ctx context.Context, st store.Store, vkey string, keys *keyring.Keyring, publicURL string,
-	logger *slog.Logger, server func() *api.Server) (api.PortalConfig, error) {
+	logger *slog.Logger, server func() *api.Server, exports portal.Exports) (api.PortalConfig, error) {
 	ps, ok := st.(portal.Store)
 	ls, ok2 := st.(ledger.Storage)
 	if !ok || !ok2 {
@@ -28,6 +29,8 @@ func newPortal(ctx context.Context, st store.Store, vkey string, keys *keyring.K
 		Store: ps, Ledger: ls, VerifierKey: vkey, BaseURL: publicURL,
 		SessionKey: keys.Key("trail portal sessions v1"),
 		Logger:     logger.With("component", "portal"),
+		Exports:    exports,
+		Streams:    portalStreams{server},
 		Audit: func(r *http.Request, a portal.Action) {
 			server().AuditPortal(r, api.PortalAction{OrganizationID: a.OrganizationID, Action: a.Action, Admin: a.Admin,
 				Target:   api.PortalTarget{Type: a.TargetType, ID: a.TargetID, Name: a.TargetName},
@@ -57,4 +60,51 @@ func deletePortalLinks(ctx context.Context, st store.PortalLinks, logger *slog.L
 		case <-t.C:
 		}
 	}
+}
+
+// portalStreams gives the portal's log streams pages the API's stream
+// operations (api.Server.PortalStreams and the like), which apply the same
+// validation, SSRF policy and sealing as the HTTP API.
+type portalStreams struct{ server func() *api.Server }
+
+var _ portal.Streams = portalStreams{}
+
+func status(ps api.PortalStream) portal.StreamStatus {
+	return portal.StreamStatus{Stream: ps.Stream, SecretNames: ps.SecretNames, LagEvents: ps.LagEvents,
+		LagSeconds: ps.LagSeconds, Unreadable: ps.Unreadable}
+}
+
+func (s portalStreams) List(ctx context.Context, org string) ([]portal.StreamStatus, error) {
+	list, err := s.server().PortalStreams(ctx, org)
+	out := make([]portal.StreamStatus, len(list))
+	for i, ps := range list {
+		out[i] = status(ps)
+	}
+	return out, err
+}
+
+func (s portalStreams) Get(ctx context.Context, org, id string) (portal.StreamStatus, error) {
+	ps, err := s.server().PortalStream(ctx, org, id)
+	return status(ps), err
+}
+
+func (s portalStreams) Create(ctx context.Context, org, typ, name, start string, config []byte) (store.Stream, error) {
+	return s.server().PortalCreateStream(ctx, org, typ, name, start, config)
+}
+
+func (s portalStreams) Update(ctx context.Context, org, id, name string, config []byte) (store.Stream, error) {
+	return s.server().PortalUpdateStream(ctx, org, id, name, config)
+}
+
+func (s portalStreams) SetActive(ctx context.Context, org, id string, active bool) (store.Stream, error) {
+	return s.server().PortalSetStreamActive(ctx, org, id, active)
+}
+
+func (s portalStreams) Delete(ctx context.Context, org, id string) (store.Stream, error) {
+	return s.server().PortalDeleteStream(ctx, org, id)
+}
+
+func (s portalStreams) Test(ctx context.Context, org, id string) (store.Stream, portal.StreamTest, error) {
+	st, t, err := s.server().PortalTestStream(ctx, org, id)
+	return st, portal.StreamTest{Accepted: t.Accepted, Message: t.Message, Retryable: t.Retryable, Duration: t.Duration}, err
 }

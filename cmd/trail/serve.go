@@ -231,12 +231,6 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if publicURL == "" {
 		publicURL = baseURL
 	}
-	var apiServer *api.Server // the portal records its admins' actions through it
-	portalConfig, err := newPortal(workers, st, signer.VerifierKey(), keys, publicURL, logger, func() *api.Server { return apiServer })
-	if err != nil {
-		ln.Close()
-		return err
-	}
 	exports, err := openExports(ctx, st, pool, &c.storage, c.exportDir, c.exportMaxRate, logger)
 	if err != nil {
 		ln.Close()
@@ -250,6 +244,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	defer exports.svc.Stop(context.Background()) // on early returns; a no-op after the shutdown's Stop
 	exportAPI := api.ExportConfig{Service: exports.svc, BaseURL: c.publicURL,
 		Links: export.NewLinks(keys.Key("trail export links v1"))}
+	var apiServer *api.Server // the portal records its admins' actions, and acts on streams, through it
+	portalConfig, err := newPortal(workers, st, signer.VerifierKey(), keys, publicURL, logger, func() *api.Server { return apiServer },
+		exports.svc)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	handler := api.New(st, guardedSubmitter(committer, guard), api.Config{
 		Limits:            limits,
 		MaxBatchBodyBytes: c.maxBatchBody,

@@ -28,6 +28,10 @@
 //	GET    /v1/actor_schema                 events:read (the latest version)
 //	GET    /v1/actor_schema/versions        events:read
 //	                                        (the schema routes exist only with Config.Schemas)
+//	POST   /audit_logs/exports              exports  (WorkOS; exports.go)
+//	GET    /audit_logs/exports/{id}         exports  (WorkOS)
+//	GET    /audit_logs/exports/{id}/download  the signed link itself (no API key)
+//	                                        (the export routes exist only with Config.Exports)
 //
 // Choices the design left open:
 //

@@ -20,27 +20,29 @@ func (e *Embedded) ResetPeakRSS() bool {
 	return true
 }
 
-// WaitIdle waits until the server has used no CPU for quiet (its
-// background work done: checkpoints, search indexing, integration), or
-// timeout has passed.
-func (e *Embedded) WaitIdle(ctx context.Context, quiet, timeout time.Duration) error {
+// WaitIdle waits until the server has used less than a tenth of a core
+// over a whole window (its start-up work done: WAL recovery, search
+// indexing, integration; what remains is its periodic polling), or timeout
+// has passed.
+func (e *Embedded) WaitIdle(ctx context.Context, window, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	last, since := int64(-1), time.Now()
+	last := cpuTicks(e.cmd.Process.Pid)
+	if last < 0 {
+		return nil // not on Linux: nothing to wait on
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	quiet := int64(window.Seconds() * ticksPerSecond / 10)
 	for time.Now().Before(deadline) {
-		cpu := cpuTicks(e.cmd.Process.Pid)
-		if cpu < 0 {
-			return nil // not on Linux: nothing to wait on
-		}
-		if cpu != last {
-			last, since = cpu, time.Now()
-		} else if time.Since(since) >= quiet {
-			return nil
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(window):
 		}
+		cpu := cpuTicks(e.cmd.Process.Pid)
+		if cpu-last <= quiet {
+			return nil
+		}
+		last = cpu
 	}
 	return fmt.Errorf("the embedded server was still busy after %v", timeout)
 }

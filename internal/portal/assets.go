@@ -74,13 +74,14 @@ func (p *Portal) serveAsset(w http.ResponseWriter, r *http.Request) {
 }
 
 // pages are the templates, each parsed with the layout.
-var pages = []string{"message", "events", "event", "integrity"}
+var pages = []string{"message", "events", "event", "integrity", "export", "streams", "stream", "streamform", "streamdelete"}
 
 func parseTemplates(a *assets) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") },
 		"datetime": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 		"commas":   commas,
+		"bytes":    byteSize,
 	}
 	out := map[string]*template.Template{}
 	for _, name := range pages {
@@ -112,4 +113,15 @@ func commas(n int64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// byteSize writes n bytes for people: 512 B, 14.2 KB, 3.1 MB.
+func byteSize(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d B", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%.1f KB", float64(n)/1000)
+	}
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
 }

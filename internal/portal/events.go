@@ -25,6 +25,10 @@ type eventsData struct {
 	Rows         []eventRow
 	Newer, Older string // page URLs; "" at an end
 	Histogram    histogramView
+	// Export: the CSV export form is offered; ExportNote says why the
+	// filter can't be exported as it is.
+	Export     bool
+	ExportNote string
 }
 
 type actionOption struct {
@@ -104,6 +108,12 @@ func (p *Portal) events(w http.ResponseWriter, r *http.Request) {
 			if page.After != "" {
 				d.Older = f.link("/portal/events", "after", page.After)
 			}
+		}
+	}
+	if p.cfg.Exports != nil && len(d.Problems) == 0 {
+		d.Export = true
+		if _, notes := f.exportFilter(); len(notes) > 0 {
+			d.ExportNote = notes[0]
 		}
 	}
 	if len(d.Problems) > 0 {

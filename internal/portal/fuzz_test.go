@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"testing"
@@ -68,4 +69,55 @@ func FuzzSessionCookie(f *testing.F) {
 			t.Fatalf("accepted a cookie the portal did not issue: %q → %+v", v, s)
 		}
 	})
+}
+
+// FuzzStreamForm: any posted form gives a config object or field errors,
+// never a panic; an accepted form's object is a JSON object whose keys are
+// the destination's settings, and its secrets are never echoed into the
+// form's values.
+func FuzzStreamForm(f *testing.F) {
+	for _, s := range []string{"", "type=webhook&url=https%3A%2F%2Fx.example&secret=0123456789abcdef&headers=X-A%3A+1%0AX-B%3A2",
+		"type=syslog&address=h%3A514&facility=99&ca_pem=%00", "type=s3&bucket=b&path_style=on&edit=1", "type=datadog&api_key=k&site=eu1&name=%E2%80%AE",
+		"type=splunk&url=a&url=b&token=%ff", "type=webhook&headers=%3Avalue", "type=nope&edit=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		dest, ok := destination(v.Get("type"))
+		if !ok {
+			dest = destinations[0]
+		}
+		form := newForm(dest, nil, nil)
+		form.Edit = v.Get("edit") != ""
+		_, config, ok := parseStreamForm(form, v)
+		for _, ff := range form.Fields {
+			if ff.Kind == kindSecret && ff.Value != "" {
+				t.Fatalf("secret %s echoed", ff.Key)
+			}
+		}
+		if !ok {
+			return
+		}
+		var obj map[string]any
+		if err := json.Unmarshal(config, &obj); err != nil {
+			t.Fatalf("config %s: %v", config, err)
+		}
+		for k := range obj {
+			if _, known := fieldOf(dest, k); !known {
+				t.Fatalf("unknown key %q", k)
+			}
+		}
+	})
+}
+
+func fieldOf(d destSpec, key string) (fieldSpec, bool) {
+	for _, f := range d.Fields {
+		if f.Key == key {
+			return f, true
+		}
+	}
+	return fieldSpec{}, false
 }

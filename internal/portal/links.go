@@ -43,7 +43,7 @@ func parseToken(t string) ([32]byte, bool) {
 
 // Intents lists the intents links can be generated for.
 func (p *Portal) Intents() []string {
-	if p.cfg.LogStreams != nil {
+	if p.cfg.Streams != nil {
 		return []string{IntentAuditLogs, IntentLogStreams}
 	}
 	return []string{IntentAuditLogs}
@@ -52,7 +52,7 @@ func (p *Portal) Intents() []string {
 // GenerateLink stores a new link into org's portal (it implements
 // api.PortalLinks). The caller has validated returnURL and the emails.
 func (p *Portal) GenerateLink(ctx context.Context, org, intent string, adminEmails []string, returnURL string) (string, time.Time, error) {
-	if intent != IntentAuditLogs && (intent != IntentLogStreams || p.cfg.LogStreams == nil) {
+	if intent != IntentAuditLogs && (intent != IntentLogStreams || p.cfg.Streams == nil) {
 		return "", time.Time{}, fmt.Errorf("intent %q is not available", intent)
 	}
 	now := p.cfg.Now().UTC().Truncate(time.Millisecond)

@@ -68,9 +68,11 @@ type Config struct {
 	// Audit records an admin's action (nil: not recorded). r is the request
 	// the action happened in.
 	Audit func(r *http.Request, a Action)
-	// LogStreams, when set, serves the log streams pages under
+	// Streams, when set, serves the log streams pages under
 	// /portal/streams and makes the log_streams intent available.
-	LogStreams http.Handler
+	Streams Streams
+	// Exports, when set, offers a CSV export of the events page's filter.
+	Exports Exports
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -145,9 +147,26 @@ func (p *Portal) routes() {
 	p.mux.Handle("GET /portal/integrity", p.session(p.integrity))
 	p.mux.Handle("GET /portal/integrity/{file}", p.session(p.download))
 	p.mux.Handle("POST /portal/logout", p.session(p.csrf(p.logout)))
-	if p.cfg.LogStreams != nil {
-		p.mux.Handle("/portal/streams", p.session(p.intent(IntentLogStreams, p.cfg.LogStreams.ServeHTTP)))
-		p.mux.Handle("/portal/streams/", p.session(p.intent(IntentLogStreams, p.cfg.LogStreams.ServeHTTP)))
+	if p.cfg.Exports != nil {
+		p.mux.Handle("POST /portal/exports", p.session(p.csrf(p.intent(IntentAuditLogs, p.createExport))))
+		p.mux.Handle("GET /portal/exports/{id}", p.session(p.intent(IntentAuditLogs, p.exportPage)))
+		p.mux.Handle("GET /portal/exports/{id}/status", p.session(p.intent(IntentAuditLogs, p.exportStatus)))
+		p.mux.Handle("GET /portal/exports/{id}/download", p.session(p.intent(IntentAuditLogs, p.downloadExport)))
+	}
+	if p.cfg.Streams != nil {
+		streams := func(h http.HandlerFunc) http.Handler { return p.session(p.intent(IntentLogStreams, h)) }
+		change := func(h http.HandlerFunc) http.Handler { return p.session(p.csrf(p.intent(IntentLogStreams, h))) }
+		p.mux.Handle("GET /portal/streams", streams(p.streamList))
+		p.mux.Handle("GET /portal/streams/new", streams(p.newStream))
+		p.mux.Handle("POST /portal/streams", change(p.createStream))
+		p.mux.Handle("GET /portal/streams/{id}", streams(p.streamDetail))
+		p.mux.Handle("GET /portal/streams/{id}/edit", streams(p.editStream))
+		p.mux.Handle("POST /portal/streams/{id}/edit", change(p.updateStream))
+		p.mux.Handle("POST /portal/streams/{id}/test", change(p.testStream))
+		p.mux.Handle("POST /portal/streams/{id}/pause", change(p.setStreamActive(false)))
+		p.mux.Handle("POST /portal/streams/{id}/resume", change(p.setStreamActive(true)))
+		p.mux.Handle("GET /portal/streams/{id}/delete", streams(p.confirmDelete))
+		p.mux.Handle("POST /portal/streams/{id}/delete", change(p.deleteStream))
 	}
 	p.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.message(w, r, http.StatusNotFound, "Page not found", "There is no such page in the Admin Portal.")
@@ -181,9 +200,10 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // page is what every full page's template gets.
 type page struct {
 	Title   string
-	Nav     string // the current section: events, integrity
+	Nav     string // the current section: events, streams, integrity
 	Session *session
 	CSRF    string
+	Refresh int // seconds; > 0 reloads the page (a meta refresh, no script)
 	Asset   func(string) string
 	Data    any
 }

@@ -206,6 +206,12 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) audit(r *http.Request, s *session, action string, meta map[string]string) {
+	p.auditTarget(r, s, action, "organization", s.Org, s.OrgName, meta)
+}
+
+// auditTarget records an admin's action on a target of the session's
+// organization (a log stream, an export).
+func (p *Portal) auditTarget(r *http.Request, s *session, action, targetType, targetID, targetName string, meta map[string]string) {
 	if p.cfg.Audit == nil {
 		return
 	}
@@ -217,5 +223,5 @@ func (p *Portal) audit(r *http.Request, s *session, action string, meta map[stri
 		m[k] = v
 	}
 	p.cfg.Audit(r, Action{OrganizationID: s.Org, Action: action, Admin: s.actor(),
-		TargetType: "organization", TargetID: s.Org, TargetName: s.OrgName, Metadata: m})
+		TargetType: targetType, TargetID: targetID, TargetName: targetName, Metadata: m})
 }

@@ -91,8 +91,7 @@ type datadog struct {
 	url    string
 	header http.Header
 	s      datadogSettings
-	raw    bytes.Buffer
-	zbuf   bytes.Buffer
+	raw    bytes.Buffer // reused: only its compressed copy is sent
 	zw     *gzip.Writer
 }
 
@@ -125,15 +124,17 @@ func DatadogBody(dst *bytes.Buffer, batch []Event, service, source, tags, hostna
 func (d *datadog) Send(ctx context.Context, batch []Event) error {
 	d.raw.Reset()
 	DatadogBody(&d.raw, batch, d.s.Service, d.s.Source, d.s.Tags, d.s.Hostname)
-	d.zbuf.Reset()
+	// A new buffer for each request: the transport may still read the
+	// last one after it answered.
+	zbuf := bytes.NewBuffer(make([]byte, 0, d.raw.Len()/4))
 	if d.zw == nil {
-		d.zw, _ = gzip.NewWriterLevel(&d.zbuf, gzip.BestSpeed)
+		d.zw, _ = gzip.NewWriterLevel(zbuf, gzip.BestSpeed)
 	} else {
-		d.zw.Reset(&d.zbuf)
+		d.zw.Reset(zbuf)
 	}
 	d.zw.Write(d.raw.Bytes())
 	d.zw.Close()
-	return post(ctx, d.env, d.url, d.header, d.zbuf.Bytes())
+	return post(ctx, d.env, d.url, d.header, zbuf.Bytes())
 }
 
 func (d *datadog) Close() error { return nil }

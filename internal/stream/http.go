@@ -13,6 +13,10 @@ const userAgent = "Trail-Log-Streams/1"
 
 // post sends one HTTP request and classifies the answer: nil for 2xx, a
 // *Failure otherwise.
+//
+// The transport may go on reading body after post returned (a receiver
+// that answers before reading it all, e.g. 413), so callers give each
+// request a buffer of its own and never reuse it.
 func post(ctx context.Context, e *env, url string, header http.Header, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {

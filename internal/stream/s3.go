@@ -97,7 +97,6 @@ func (s *s3Settings) open(e *env) (Destination, error) {
 type s3dest struct {
 	client *s3.Client
 	s      s3Settings
-	buf    bytes.Buffer
 }
 
 func (d *s3dest) Limits() Limits { return Limits{MaxEvents: 10_000, MaxBytes: 16 << 20} }
@@ -110,18 +109,20 @@ func S3Key(prefix string, batch []Event) string {
 }
 
 func (d *s3dest) Send(ctx context.Context, batch []Event) error {
-	d.buf.Reset()
+	// A new buffer for each object: the SDK's transport may still read the
+	// last one after it answered.
+	var buf bytes.Buffer
 	for _, ev := range batch {
-		d.buf.Write(ev.Record)
-		d.buf.WriteByte('\n')
+		buf.Write(ev.Record)
+		buf.WriteByte('\n')
 	}
-	sum := md5.Sum(d.buf.Bytes())
+	sum := md5.Sum(buf.Bytes())
 	key := S3Key(d.s.Prefix, batch)
 	_, err := d.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(d.s.Bucket),
 		Key:           aws.String(key),
-		Body:          bytes.NewReader(d.buf.Bytes()),
-		ContentLength: aws.Int64(int64(d.buf.Len())),
+		Body:          bytes.NewReader(buf.Bytes()),
+		ContentLength: aws.Int64(int64(buf.Len())),
 		ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
 		ContentType:   aws.String("application/x-ndjson"),
 	})

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -86,5 +87,53 @@ func TestS3Compatible(t *testing.T) {
 	var f *stream.Failure
 	if err := missing.Send(context.Background(), fixed); !asFailure(err, &f) || !f.Permanent {
 		t.Errorf("Send to a missing bucket = %v, want a permanent failure", err)
+	}
+}
+
+// TestS3VirtualHost addresses the bucket as a host name
+// (audit-bucket.s3.test), as AWS does by default; a test transport sends
+// every name to the local S3-compatible server, which routes by the Host
+// header.
+func TestS3VirtualHost(t *testing.T) {
+	backend := s3mem.New()
+	if err := backend.CreateBucket("audit-bucket"); err != nil {
+		t.Fatal(err)
+	}
+	var hosts []string
+	var mu sync.Mutex
+	var fake http.Handler
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts = append(hosts, r.Host)
+		mu.Unlock()
+		fake.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}}}
+	c := newCodec(t)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	fake = gofakes3.New(backend, gofakes3.WithHostBucketBase("s3.test:"+port)).Server()
+	srv.Start()
+	set, err := c.Parse(stream.TypeS3, []byte(`{"bucket":"audit-bucket","endpoint":"http://s3.test:`+port+`",
+		"access_key_id":"AKIDEXAMPLE","secret_access_key":"secret"}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.OpenWithClient(set, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Send(context.Background(), fixed); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	obj, err := backend.GetObject("audit-bucket", stream.S3Key("", fixed), nil)
+	if err != nil {
+		t.Fatalf("object not stored under its key: %v", err)
+	}
+	obj.Contents.Close()
+	if len(hosts) != 1 || !strings.HasPrefix(hosts[0], "audit-bucket.s3.test:") {
+		t.Errorf("requests went to hosts %v, want audit-bucket.s3.test (virtual-host style)", hosts)
 	}
 }

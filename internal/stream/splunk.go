@@ -63,7 +63,7 @@ type splunk struct {
 	url    string
 	header http.Header
 	s      splunkSettings
-	buf    bytes.Buffer
+	size   int // the last body's size, to allocate the next one
 }
 
 func (d *splunk) Limits() Limits { return Limits{MaxEvents: 1000, MaxBytes: 900 << 10} }
@@ -92,9 +92,12 @@ func SplunkBody(dst *bytes.Buffer, batch []Event, index, source, sourcetype, hos
 }
 
 func (d *splunk) Send(ctx context.Context, batch []Event) error {
-	d.buf.Reset()
-	SplunkBody(&d.buf, batch, d.s.Index, d.s.Source, d.s.SourceType, d.s.Host)
-	return post(ctx, d.env, d.url, d.header, d.buf.Bytes())
+	// A new buffer for each request: the transport may still read the
+	// last one after it answered.
+	buf := bytes.NewBuffer(make([]byte, 0, d.size+d.size/4))
+	SplunkBody(buf, batch, d.s.Index, d.s.Source, d.s.SourceType, d.s.Host)
+	d.size = buf.Len()
+	return post(ctx, d.env, d.url, d.header, buf.Bytes())
 }
 
 func (d *splunk) Close() error { return nil }

@@ -95,7 +95,7 @@ type webhook struct {
 	ndjson bool
 	secret []byte
 	header http.Header
-	buf    []byte
+	size   int // the last body's size, to allocate the next one
 }
 
 func (w *webhook) Limits() Limits { return Limits{MaxEvents: 1000, MaxBytes: 5 << 20} }
@@ -130,10 +130,11 @@ func Sign(secret []byte, ts int64, body []byte) string {
 }
 
 func (w *webhook) Send(ctx context.Context, batch []Event) error {
-	w.buf = WebhookBody(w.buf[:0], batch, w.ndjson)
+	body := WebhookBody(make([]byte, 0, w.size+w.size/4), batch, w.ndjson)
+	w.size = len(body)
 	h := w.header.Clone()
-	h.Set("Trail-Signature", Sign(w.secret, w.env.now().Unix(), w.buf))
-	return post(ctx, w.env, w.url, h, w.buf)
+	h.Set("Trail-Signature", Sign(w.secret, w.env.now().Unix(), body))
+	return post(ctx, w.env, w.url, h, body)
 }
 
 func (w *webhook) Close() error { return nil }

@@ -550,6 +550,13 @@ func attr(t *testing.T, ctx context.Context, sel, name string) string {
 // TRAIL_UPDATE_SCREENSHOTS is set.
 func screenshots(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
+	shots(t, ctx, name, true)
+}
+
+// shots is screenshots, without the reload when reload is false (a page
+// that answered a POST is not sent again).
+func shots(t *testing.T, ctx context.Context, name string, reload bool) {
+	t.Helper()
 	if os.Getenv("TRAIL_UPDATE_SCREENSHOTS") == "" {
 		return
 	}
@@ -568,8 +575,12 @@ func screenshots(t *testing.T, ctx context.Context, name string) {
 		}
 		// Reloaded at that size, as a phone would load it (the script
 		// folds the filters on narrow screens).
-		run(t, ctx, "resize for "+name, chromedp.EmulateViewport(v.width, v.height, opts...), chromedp.Reload(),
-			visible("main"), chromedp.Sleep(300*time.Millisecond)) // let the layout settle
+		steps := []chromedp.Action[chromedp.Void]{chromedp.EmulateViewport(v.width, v.height, opts...)}
+		if reload {
+			steps = append(steps, chromedp.Reload())
+		}
+		steps = append(steps, visible("main"), chromedp.Sleep(300*time.Millisecond)) // let the layout settle
+		run(t, ctx, "resize for "+name, steps...)
 		png := get(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
 		if err := os.WriteFile(filepath.Join(dir, "portal-"+name+"-"+v.suffix+".png"), png, 0o644); err != nil {
 			t.Fatal(err)

@@ -45,6 +45,21 @@ test('portal.generateLink returns a single-use link into the organization', asyn
   assert.match(await again.text(), /This link was already used/);
 });
 
+test('portal.generateLink opens the log streams pages for intent log_streams', async () => {
+  const org = await workos.organizations.createOrganization({ name: 'Portal SDK streams' });
+  const { link } = await workos.portal.generateLink({ organization: org.id, intent: GeneratePortalLinkIntent.LogStreams });
+  const first = await fetch(link, { redirect: 'manual' });
+  assert.equal(first.status, 303);
+  assert.equal(first.headers.get('location'), '/portal/streams');
+  const cookie = first.headers.get('set-cookie').split(';')[0];
+  const page = await fetch(new URL('/portal/streams', url), { headers: { cookie } });
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /Add a log stream/);
+  // The audit logs pages are not part of a log streams session.
+  const events = await fetch(new URL('/portal/events', url), { headers: { cookie } });
+  assert.equal(events.status, 403);
+});
+
 test('portal.generateLink errors are WorkOS-shaped', async () => {
   const org = await workos.organizations.createOrganization({ name: 'Portal SDK errors' });
   const unknown = await rejection(workos.portal.generateLink({ organization: 'org_01JUNKNOWN000000000000000', intent: 'audit_logs' }));
@@ -52,7 +67,7 @@ test('portal.generateLink errors are WorkOS-shaped', async () => {
 
   for (const [body, field] of [
     [{ organization: org.id, intent: 'sso' }, 'intent'],
-    [{ organization: org.id, intent: 'log_streams' }, 'intent'], // no log streams pages in the portal yet
+    [{ organization: org.id, intent: 'dsync' }, 'intent'],
     [{ organization: org.id, intent: 'audit_logs', returnUrl: 'javascript:alert(1)' }, 'return_url'],
     [{ organization: org.id, intent: 'audit_logs', successUrl: '//evil.example' }, 'success_url'],
   ]) {

@@ -1,0 +1,327 @@
+package portal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/trailaudit/trail/internal/stream"
+)
+
+// The create and edit forms of a log stream: one field per setting of the
+// destination type, as the stream API's config object names them. The form
+// is turned into that object and validated by the stream package (the same
+// rules and SSRF policy as the API); its field errors are shown beside the
+// fields. Secrets are write-only: a form never shows one, and on an edit an
+// empty secret field keeps the stored value.
+
+// Kinds of form fields.
+const (
+	kindText     = "text"
+	kindURL      = "url"
+	kindSecret   = "secret"
+	kindSelect   = "select"
+	kindCheckbox = "checkbox"
+	kindTextarea = "textarea"
+	kindNumber   = "number"
+	kindHeaders  = "headers" // "Name: value" lines; values are secret
+)
+
+type fieldSpec struct {
+	Key         string // the config object's key
+	Label       string
+	Kind        string
+	Options     []string
+	Required    bool
+	Help        string
+	Placeholder string
+}
+
+type destSpec struct {
+	Type, Label, Help string
+	Fields            []fieldSpec
+}
+
+var destinations = []destSpec{
+	{Type: stream.TypeWebhook, Label: "Webhook (HTTPS)", Help: "Batches POSTed to your HTTPS endpoint, signed with an HMAC-SHA256 Trail-Signature header.",
+		Fields: []fieldSpec{
+			{Key: "url", Label: "URL", Kind: kindURL, Required: true, Placeholder: "https://siem.example.com/trail", Help: "Trail POSTs each batch of events here."},
+			{Key: "format", Label: "Format", Kind: kindSelect, Options: []string{"json", "ndjson"}, Help: "json: a JSON array of events; ndjson: one event a line."},
+			{Key: "secret", Label: "Signing secret", Kind: kindSecret, Required: true, Help: "At least 16 characters: the key of the Trail-Signature HMAC your receiver checks."},
+			{Key: "headers", Label: "Extra headers", Kind: kindHeaders, Help: "One a line, as Name: value (at most 20). Values are kept secret."},
+		}},
+	{Type: stream.TypeDatadog, Label: "Datadog", Help: "Datadog's HTTP logs intake (v2).",
+		Fields: []fieldSpec{
+			{Key: "api_key", Label: "API key", Kind: kindSecret, Required: true, Help: "A Datadog API key."},
+			{Key: "site", Label: "Site", Kind: kindSelect, Options: []string{"us1", "us3", "us5", "eu1", "ap1", "ap2", "us1-fed"}, Help: "Your Datadog site."},
+			{Key: "endpoint", Label: "Intake URL", Kind: kindURL, Placeholder: "https://…", Help: "Optional: replaces the site's intake (a proxy)."},
+			{Key: "service", Label: "Service", Kind: kindText, Placeholder: "audit-logs"},
+			{Key: "source", Label: "Source", Kind: kindText, Placeholder: "trail"},
+			{Key: "tags", Label: "Tags", Kind: kindText, Placeholder: "env:prod,team:security"},
+			{Key: "hostname", Label: "Hostname", Kind: kindText},
+		}},
+	{Type: stream.TypeSplunk, Label: "Splunk HTTP Event Collector", Help: "Splunk's HTTP Event Collector.",
+		Fields: []fieldSpec{
+			{Key: "url", Label: "Collector URL", Kind: kindURL, Required: true, Placeholder: "https://splunk.example.com:8088", Help: "The collector's base URL; Trail adds /services/collector/event."},
+			{Key: "token", Label: "HEC token", Kind: kindSecret, Required: true},
+			{Key: "index", Label: "Index", Kind: kindText},
+			{Key: "source", Label: "Source", Kind: kindText, Placeholder: "trail"},
+			{Key: "sourcetype", Label: "Source type", Kind: kindText, Placeholder: "_json"},
+			{Key: "host", Label: "Host", Kind: kindText},
+		}},
+	{Type: stream.TypeS3, Label: "S3-compatible storage", Help: "Objects in an AWS S3, Google Cloud Storage (interoperability) or MinIO bucket, under YYYY-MM-DD/.",
+		Fields: []fieldSpec{
+			{Key: "bucket", Label: "Bucket", Kind: kindText, Required: true},
+			{Key: "region", Label: "Region", Kind: kindText, Placeholder: "us-east-1"},
+			{Key: "endpoint", Label: "Endpoint", Kind: kindURL, Placeholder: "https://…", Help: "Optional: an S3-compatible service; default AWS."},
+			{Key: "path_style", Label: "Path-style addressing (MinIO and most self-hosted stores)", Kind: kindCheckbox},
+			{Key: "prefix", Label: "Key prefix", Kind: kindText},
+			{Key: "access_key_id", Label: "Access key id", Kind: kindSecret},
+			{Key: "secret_access_key", Label: "Secret access key", Kind: kindSecret},
+			{Key: "session_token", Label: "Session token", Kind: kindSecret},
+		}},
+	{Type: stream.TypeSyslog, Label: "Syslog (RFC 5424)", Help: "RFC 5424 messages over TLS (or TCP toward private addresses, when the operator allows it).",
+		Fields: []fieldSpec{
+			{Key: "address", Label: "Address", Kind: kindText, Required: true, Placeholder: "syslog.example.com:6514", Help: "host:port"},
+			{Key: "transport", Label: "Transport", Kind: kindSelect, Options: []string{"tls", "tcp"}},
+			{Key: "server_name", Label: "TLS server name", Kind: kindText, Help: "Optional: the name the certificate must carry, when it is not the address's host."},
+			{Key: "ca_pem", Label: "CA certificates (PEM)", Kind: kindTextarea, Help: "Optional: trust these instead of the system's."},
+			{Key: "hostname", Label: "HOSTNAME field", Kind: kindText, Placeholder: "trail"},
+			{Key: "app_name", Label: "APP-NAME field", Kind: kindText, Placeholder: "trail"},
+			{Key: "facility", Label: "Facility", Kind: kindNumber, Placeholder: "13", Help: "0–23; default 13 (log audit)."},
+		}},
+}
+
+func destination(typ string) (destSpec, bool) {
+	for _, d := range destinations {
+		if d.Type == typ {
+			return d, true
+		}
+	}
+	return destSpec{}, false
+}
+
+// formField is one field as a form shows it.
+type formField struct {
+	fieldSpec
+	ID        string
+	Value     string // never a secret
+	Checked   bool
+	SecretSet bool   // edit: a value is stored
+	SetNames  string // headers: the names of the stored headers
+	Error     string
+}
+
+// streamForm is the create or edit form of a stream.
+type streamForm struct {
+	Dest       destSpec
+	Edit       bool
+	StreamID   string
+	Action     string
+	Name       string
+	NameError  string
+	Start      string
+	StartError string
+	Fields     []formField
+	Errors     []string // errors that belong to no field
+}
+
+// newForm returns dest's form with values from config (the stored public
+// settings) and the names of the secrets set.
+func newForm(dest destSpec, config map[string]any, secrets []string) *streamForm {
+	f := &streamForm{Dest: dest, Start: "now"}
+	for _, spec := range dest.Fields {
+		ff := formField{fieldSpec: spec, ID: "c-" + spec.Key}
+		switch v := config[spec.Key].(type) {
+		case string:
+			if spec.Kind != kindSecret {
+				ff.Value = v
+			}
+		case bool:
+			ff.Checked = v
+		case float64:
+			ff.Value = strconv.FormatFloat(v, 'f', -1, 64)
+		}
+		switch spec.Kind {
+		case kindSecret:
+			ff.SecretSet = slices.Contains(secrets, spec.Key)
+		case kindHeaders:
+			var names []string
+			for _, s := range secrets {
+				if n, ok := strings.CutPrefix(s, "headers."); ok {
+					names = append(names, n)
+				}
+			}
+			ff.SecretSet, ff.SetNames = len(names) > 0, strings.Join(names, ", ")
+		}
+		f.Fields = append(f.Fields, ff)
+	}
+	return f
+}
+
+// Bounds of a stream form.
+const (
+	maxFormValue = 16 << 10 // bytes of one field (a CA bundle fits)
+	maxHeaders   = 20
+)
+
+// parseStreamForm reads a posted form into the stream's name and its
+// config object. On an edit, empty secrets are left out (kept), and every
+// other field is sent (so that a cleared field is cleared). Problems the
+// form itself can tell (a header line without a colon, a facility that is
+// not a number) are set on the form's fields and reported with ok false.
+func parseStreamForm(f *streamForm, v url.Values) (name string, config []byte, ok bool) {
+	ok = true
+	one := func(key string, multiline bool) (string, bool) {
+		s := v.Get(key)
+		if len(v[key]) > 1 || len(s) > maxFormValue || checkMultiline(s) != nil || !multiline && strings.ContainsAny(s, "\r\n") {
+			return "", false
+		}
+		return s, true
+	}
+	name, good := one("name", false)
+	name = strings.TrimSpace(name)
+	if !good {
+		f.NameError, ok = "The name must be one line of text.", false
+	}
+	f.Name = name
+	if s := v.Get("start"); !f.Edit && s != "" {
+		f.Start = s
+	}
+	obj := map[string]any{}
+	for i := range f.Fields {
+		ff := &f.Fields[i]
+		raw, good := one(ff.Key, ff.Kind == kindTextarea || ff.Kind == kindHeaders)
+		if !good {
+			ff.Error, ok = ff.Label+" is too long or holds control characters.", false
+			continue
+		}
+		switch ff.Kind {
+		case kindSecret:
+			if raw != "" {
+				obj[ff.Key] = raw
+			}
+		case kindCheckbox:
+			ff.Checked = raw != ""
+			if ff.Checked || f.Edit {
+				obj[ff.Key] = ff.Checked
+			}
+		case kindNumber:
+			ff.Value = strings.TrimSpace(raw)
+			if ff.Value == "" {
+				if f.Edit {
+					obj[ff.Key] = nil
+				}
+				break
+			}
+			n, err := strconv.Atoi(ff.Value)
+			if err != nil {
+				ff.Error, ok = ff.Label+" must be a whole number.", false
+				break
+			}
+			obj[ff.Key] = n
+		case kindHeaders:
+			if strings.TrimSpace(raw) == "" {
+				break
+			}
+			h, problem := parseHeaders(raw)
+			if problem != "" {
+				ff.Error, ok = problem, false
+				break
+			}
+			obj[ff.Key] = h
+		case kindTextarea:
+			ff.Value = raw
+			if raw != "" || f.Edit {
+				obj[ff.Key] = raw
+			}
+		default:
+			ff.Value = strings.TrimSpace(raw)
+			if ff.Value != "" || f.Edit {
+				obj[ff.Key] = ff.Value
+			}
+		}
+	}
+	config, _ = json.Marshal(obj) // strings, numbers, booleans and maps of strings always encode
+	return name, config, ok
+}
+
+// checkMultiline checks a value that may span lines (a PEM bundle, header
+// lines): valid UTF-8 without control characters other than line breaks
+// and tabs.
+func checkMultiline(s string) error {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t' }) {
+		return errors.New("is not plain text")
+	}
+	return nil
+}
+
+// parseHeaders reads "Name: value" lines; problem says what is wrong
+// with them, for the form.
+func parseHeaders(raw string) (h map[string]string, problem string) {
+	h = map[string]string{}
+	for i, line := range strings.Split(strings.ReplaceAll(raw, "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, val, found := strings.Cut(line, ":")
+		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
+		if !found || k == "" {
+			return nil, fmt.Sprintf("Line %d is not a header: write it as Name: value.", i+1)
+		}
+		if len(h) == maxHeaders {
+			return nil, fmt.Sprintf("At most %d headers.", maxHeaders)
+		}
+		h[k] = val
+	}
+	return h, ""
+}
+
+// setErrors puts the stream package's field errors beside their fields.
+func (f *streamForm) setErrors(errs []stream.FieldError) {
+	for _, fe := range errs {
+		key := strings.TrimPrefix(fe.Field, "config.")
+		switch {
+		case fe.Field == "name":
+			f.NameError = fe.Message
+			continue
+		case fe.Field == "start":
+			f.StartError = fe.Message
+			continue
+		}
+		placed := false
+		for i := range f.Fields {
+			if f.Fields[i].Key == key && strings.HasPrefix(fe.Field, "config.") {
+				if f.Fields[i].Error != "" {
+					f.Fields[i].Error += " "
+				}
+				// "config.url must be …" reads "URL must be …" beside the field.
+				f.Fields[i].Error += strings.ReplaceAll(fe.Message, fe.Field, f.Fields[i].Label)
+				placed = true
+			}
+		}
+		if !placed {
+			f.Errors = append(f.Errors, fe.Message)
+		}
+	}
+}
+
+// hasErrors reports whether any field has an error.
+func (f *streamForm) hasErrors() bool {
+	if f.NameError != "" || f.StartError != "" || len(f.Errors) > 0 {
+		return true
+	}
+	for _, ff := range f.Fields {
+		if ff.Error != "" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,358 @@
+package portal_test
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/trailaudit/trail/internal/trailtest"
+)
+
+// Phase 2 of the Admin Portal in a real browser: CSV export of a filter
+// from the events page, and the log streams pages (create with field
+// errors, test, pause, resume, edit, delete with confirmation) against a
+// webhook receiver on loopback (trail serve --streams-allow-private), with
+// cross-organization attempts and a hostile stream name.
+
+func generateIntentLink(t *testing.T, srv *trailtest.Server, org, intent string, admins []string) string {
+	t.Helper()
+	var out struct{ Link string }
+	body := map[string]any{"organization": org, "intent": intent, "admin_emails": admins}
+	if st := api(t, srv, "POST", "/portal/generate_link", body, &out); st != 201 {
+		t.Fatalf("POST /portal/generate_link (%s): %d", intent, st)
+	}
+	return out.Link
+}
+
+// hookReceiver is a webhook destination on loopback.
+type hookReceiver struct {
+	mu     sync.Mutex
+	bodies []string
+	srv    *httptest.Server
+}
+
+func (h *hookReceiver) got(s string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, b := range h.bodies {
+		if strings.Contains(b, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionDo sends a request with the browser's portal session cookie (read
+// through the DevTools protocol: it is HttpOnly) and, for a POST, the CSRF
+// token in a form; it returns the status and body. The portal's CSP
+// (connect-src 'none') keeps the page itself from fetching.
+func sessionDo(t *testing.T, ctx context.Context, srv *trailtest.Server, method, path, csrf string) (int, string) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := chromedp.Call(cctx, network.GetCookies, network.GetCookiesParams{URLs: []string{srv.URL + "/portal/"}})
+	if err != nil {
+		t.Fatalf("reading the browser's cookies: %v", err)
+	}
+	var body io.Reader
+	if method == "POST" {
+		body = strings.NewReader(url.Values{"csrf": {csrf}}.Encode())
+	}
+	req, _ := http.NewRequest(method, srv.URL+path, body)
+	if method == "POST" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for _, c := range res.Cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestPortalStreamsAndExport(t *testing.T) {
+	srv := trailtest.Start(t, trailtest.Options{Args: []string{"--streams-allow-private"}})
+	orgA := createOrg(t, srv, "Acme Streams")
+	orgB := createOrg(t, srv, "Beta Streams")
+	base := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	for i := range 12 {
+		action := []string{"user.signed_in", "invoice.paid", "team.deleted"}[i%3]
+		sendEvent(t, srv, orgA, map[string]any{"action": action, "occurred_at": base.Add(time.Duration(i) * time.Minute).Format(time.RFC3339),
+			"actor":   map[string]any{"id": fmt.Sprintf("user_%d", i%4), "type": "user", "name": fmt.Sprintf("=cmd|' /C calc'!A%d", i)},
+			"targets": []any{map[string]any{"id": "t1", "type": "team"}}, "context": map[string]any{"location": "203.0.113.7"}})
+	}
+	sendEvent(t, srv, orgB, map[string]any{"action": "user.signed_in", "occurred_at": base.Format(time.RFC3339),
+		"actor": map[string]any{"id": "user_b", "type": "user"}, "targets": []any{}, "context": map[string]any{"location": "192.0.2.9"}})
+	waitSearchable(t, srv, orgA, 12)
+
+	rc := &hookReceiver{}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.bodies = append(rc.bodies, string(b))
+		rc.mu.Unlock()
+	}))
+	t.Cleanup(rc.srv.Close)
+
+	// Organization B's stream and export, made through the API.
+	var streamB, exportB struct{ ID string }
+	if st := api(t, srv, "POST", "/v1/organizations/"+orgB+"/log_streams", map[string]any{"type": "webhook", "name": "B's secret stream",
+		"config": map[string]any{"url": rc.srv.URL + "/b", "secret": "0123456789abcdef-b"}}, &streamB); st != 201 {
+		t.Fatalf("creating B's stream: %d", st)
+	}
+	if st := api(t, srv, "POST", "/audit_logs/exports", map[string]any{"organization_id": orgB,
+		"range_start": base.Add(-time.Hour).Format(time.RFC3339), "range_end": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, &exportB); st != 201 {
+		t.Fatalf("creating B's export: %d", st)
+	}
+
+	ctx := browser(t)
+	const hostileName = "<img src=x onerror=\"window.__pwned=1\">\u202egnp.exe"
+
+	t.Run("Streams", func(t *testing.T) {
+		run(t, ctx, "open the log streams link", chromedp.Navigate(generateIntentLink(t, srv, orgA, "log_streams", []string{"alice@example.com"})),
+			visible("table.streams"))
+		if u := location(t, ctx); u != srv.URL+"/portal/streams" {
+			t.Errorf("landed at %s", u)
+		}
+		if body := text(t, ctx, "table.streams"); !strings.Contains(body, "No log streams yet") {
+			t.Errorf("A sees streams: %q", body)
+		}
+		run(t, ctx, "new webhook", chromedp.Click(chromedp.CSS(`a[href="/portal/streams/new?type=webhook"]`)), visible("form.stream-form"))
+		screenshots(t, ctx, "stream-new")
+
+		// Field-level errors beside the fields.
+		run(t, ctx, "bad form",
+			chromedp.SetValue(chromedp.CSS("#s-name"), hostileName),
+			chromedp.SendKeys(chromedp.CSS("#c-url"), "ftp://siem.example.com"),
+			chromedp.SendKeys(chromedp.CSS("#c-secret"), "short"),
+			chromedp.Click(chromedp.CSS("#stream-save")), visible("#c-url-err"))
+		if msg := text(t, ctx, "#c-url-err"); !strings.Contains(msg, "URL must be an absolute https:// URL") {
+			t.Errorf("URL error: %q", msg)
+		}
+		if msg := text(t, ctx, "#c-secret-err"); !strings.Contains(msg, "at least 16 characters") {
+			t.Errorf("secret error: %q", msg)
+		}
+		if v := eval[string](t, ctx, `document.querySelector("#c-secret").value`); v != "" {
+			t.Errorf("the secret was echoed: %q", v)
+		}
+		if v := eval[string](t, ctx, `document.querySelector("#s-name").value`); v != hostileName {
+			t.Errorf("name kept as %q", v)
+		}
+		shots(t, ctx, "stream-form-errors", false)
+
+		// A valid stream to the loopback receiver.
+		run(t, ctx, "good form",
+			chromedp.SetValue(chromedp.CSS("#c-url"), rc.srv.URL+"/hook"),
+			chromedp.SendKeys(chromedp.CSS("#c-secret"), "0123456789abcdef-secret"),
+			chromedp.SendKeys(chromedp.CSS("#c-headers"), "X-Token: hunter2"),
+			chromedp.Click(chromedp.CSS("#stream-save")), visible("#stream-state"))
+		if n := text(t, ctx, ".alert.ok"); !strings.Contains(n, "The stream was created") {
+			t.Errorf("notice %q", n)
+		}
+		if h := text(t, ctx, "main h1"); h != hostileName {
+			t.Errorf("heading %q, want the name as text", h)
+		}
+		if v := eval[any](t, ctx, `window.__pwned`); v != nil {
+			t.Fatalf("the stream's name ran a script")
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll("main img").length`); n != 0 {
+			t.Errorf("%d images injected by the name", n)
+		}
+		if body := text(t, ctx, "main"); strings.Contains(body, "hunter2") || strings.Contains(body, "0123456789abcdef-secret") {
+			t.Error("the stream page shows a secret")
+		}
+		streamURL := location(t, ctx)
+		streamURL = strings.Split(streamURL, "?")[0]
+		screenshots(t, ctx, "stream")
+
+		// Test event: the destination's answer, and the receiver got it.
+		run(t, ctx, "test", chromedp.Click(chromedp.CSS("#stream-test")), visible("#test-result"))
+		if r := text(t, ctx, "#test-result"); !strings.Contains(r, "Test event delivered") {
+			t.Errorf("test result %q", r)
+		}
+		if !rc.got(`"action":"trail.log_stream.test"`) {
+			t.Errorf("the receiver did not get the test event")
+		}
+		shots(t, ctx, "stream-tested", false)
+
+		// Pause and resume.
+		run(t, ctx, "pause", chromedp.Click(chromedp.CSS("#stream-pause")), visible("#stream-resume"))
+		if s := text(t, ctx, "#stream-state"); s != "Paused" {
+			t.Errorf("state after pause %q", s)
+		}
+		run(t, ctx, "resume", chromedp.Click(chromedp.CSS("#stream-resume")), visible("#stream-pause"))
+		if s := text(t, ctx, "#stream-state"); s != "Active" {
+			t.Errorf("state after resume %q", s)
+		}
+
+		// Edit: secrets are write-only.
+		run(t, ctx, "edit", chromedp.Click(chromedp.CSS("#stream-edit")), visible("form.stream-form"))
+		if p := attr(t, ctx, "#c-secret", "placeholder"); p != "set — leave empty to keep" {
+			t.Errorf("secret placeholder %q", p)
+		}
+		if v := eval[string](t, ctx, `document.querySelector("#c-secret").value + document.querySelector("#c-headers").value`); v != "" {
+			t.Errorf("the edit form holds secrets: %q", v)
+		}
+		screenshots(t, ctx, "stream-edit")
+		run(t, ctx, "rename", chromedp.SetValue(chromedp.CSS("#s-name"), "SIEM webhook"), chromedp.SetValue(chromedp.CSS("#c-format"), "ndjson"),
+			chromedp.Click(chromedp.CSS("#stream-save")), visible("#stream-state"))
+		if h := text(t, ctx, "main h1"); h != "SIEM webhook" {
+			t.Errorf("after the edit: %q", h)
+		}
+		if body := text(t, ctx, "main"); !strings.Contains(body, "ndjson") || !strings.Contains(body, "The stream's settings were saved") {
+			t.Errorf("after the edit the page lacks the new format or the notice")
+		}
+		run(t, ctx, "test again", chromedp.Click(chromedp.CSS("#stream-test")), visible("#test-result"))
+		if r := text(t, ctx, "#test-result"); !strings.Contains(r, "Test event delivered") {
+			t.Errorf("test after the edit (kept secret): %q", r)
+		}
+
+		// The list with its status columns.
+		run(t, ctx, "list", chromedp.Navigate(srv.URL+"/portal/streams"), visible("table.streams"))
+		row := text(t, ctx, "table.streams tbody tr")
+		for _, want := range []string{"SIEM webhook", "Webhook (HTTPS)", "Active"} {
+			if !strings.Contains(row, want) {
+				t.Errorf("list row %q lacks %q", row, want)
+			}
+		}
+		if strings.Contains(text(t, ctx, "main"), "B's secret stream") {
+			t.Error("A's list shows B's stream")
+		}
+		screenshots(t, ctx, "streams")
+
+		// Cross-organization: B's stream does not exist for A's session.
+		csrf := attr(t, ctx, `form[action="/portal/logout"] input[name=csrf]`, "value")
+		for _, p := range []string{"", "/edit", "/delete"} {
+			run(t, ctx, "B's stream "+p, chromedp.Navigate(srv.URL+"/portal/streams/"+streamB.ID+p), visible("main h1"))
+			if h := text(t, ctx, "main h1"); h != "Log stream not found" {
+				t.Errorf("B's stream%s from A's session: %q", p, h)
+			}
+		}
+		for _, p := range []string{"/pause", "/resume", "/test", "/delete", "/edit"} {
+			if st, _ := sessionDo(t, ctx, srv, "POST", "/portal/streams/"+streamB.ID+p, csrf); st != 404 {
+				t.Errorf("POST B's stream%s from A's session: %d", p, st)
+			}
+		}
+		for _, p := range []string{"", "/status", "/download"} {
+			if st, _ := sessionDo(t, ctx, srv, "GET", "/portal/exports/"+exportB.ID+p, ""); st != 403 {
+				t.Errorf("B's export%s from A's log streams session: %d, want 403 (wrong intent)", p, st)
+			}
+		}
+		var bs struct{ State, Name string }
+		api(t, srv, "GET", "/v1/organizations/"+orgB+"/log_streams/"+streamB.ID, nil, &bs)
+		if bs.State != "active" || bs.Name != "B's secret stream" {
+			t.Errorf("B's stream changed: %+v", bs)
+		}
+
+		// Delete, with a confirmation step.
+		run(t, ctx, "open the stream", chromedp.Navigate(streamURL), visible("#stream-delete"))
+		run(t, ctx, "delete", chromedp.Click(chromedp.CSS("#stream-delete")), visible("#stream-delete-confirm"))
+		screenshots(t, ctx, "stream-delete")
+		run(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#stream-delete-confirm")), visible("table.streams"))
+		if n := text(t, ctx, ".alert.ok"); !strings.Contains(n, "The stream was deleted") {
+			t.Errorf("after delete: %q", n)
+		}
+		if body := text(t, ctx, "table.streams"); !strings.Contains(body, "No log streams yet") {
+			t.Errorf("after delete the list shows %q", body)
+		}
+	})
+
+	t.Run("ExportCSV", func(t *testing.T) {
+		run(t, ctx, "open the audit logs link", chromedp.Navigate(generateIntentLink(t, srv, orgA, "audit_logs", []string{"bob@example.com"})),
+			visible("table.events"))
+		run(t, ctx, "filter", chromedp.Navigate(srv.URL+"/portal/events?action=user.signed_in&actor_id=user_0"), visible("#export-csv"))
+		run(t, ctx, "export", chromedp.Click(chromedp.CSS("#export-csv")), visible("#export-progress"))
+		if u := location(t, ctx); !strings.Contains(u, "/portal/exports/audit_log_export_") {
+			t.Fatalf("export page at %s", u)
+		}
+		// The page refreshes itself until the file is ready.
+		ready := false
+		for range 300 {
+			if eval[bool](t, ctx, `!!document.querySelector("#export-download")`) {
+				ready = true
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !ready {
+			t.Fatalf("the export page never offered the download: %s", text(t, ctx, "main"))
+		}
+		screenshots(t, ctx, "export")
+		href := attr(t, ctx, "#export-download", "href")
+		st, body := sessionDo(t, ctx, srv, "GET", href, "")
+		if st != 200 {
+			t.Fatalf("download: %d", st)
+		}
+		rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+		if err != nil {
+			t.Fatalf("CSV: %v\n%s", err, body)
+		}
+		// user.signed_in is i%3 == 0, user_0 is i%4 == 0: i = 0 and 12 → only i = 0 (i < 12).
+		if len(rows) != 2 || rows[1][2] != "user.signed_in" || rows[1][3] != "user_0" {
+			t.Fatalf("CSV rows: %q", rows)
+		}
+		if !strings.HasPrefix(rows[1][5], "'") {
+			t.Errorf("formula in actor name not neutralised: %q", rows[1][5])
+		}
+		// Free text can't be exported: the page says so.
+		run(t, ctx, "free text", chromedp.Navigate(srv.URL+"/portal/events?q=calc"), visible("#export-note"))
+		if n := text(t, ctx, "#export-note"); !strings.Contains(n, "can't filter by search text") {
+			t.Errorf("note %q", n)
+		}
+		// B's export does not exist for A's session.
+		for _, p := range []string{"", "/status", "/download"} {
+			if st, _ := sessionDo(t, ctx, srv, "GET", "/portal/exports/"+exportB.ID+p, ""); st != 404 {
+				t.Errorf("B's export%s from A's session: %d", p, st)
+			}
+		}
+		// A log streams page from an audit logs session.
+		run(t, ctx, "streams", chromedp.Navigate(srv.URL+"/portal/streams"), visible("main h1"))
+		if h := text(t, ctx, "main h1"); h != "Not part of this session" {
+			t.Errorf("streams from an audit logs session: %q", h)
+		}
+	})
+
+	// The portal's actions are in A's log, by the admins the links named.
+	want := map[string]string{"trail.log_stream.created": "alice@example.com", "trail.log_stream.tested": "alice@example.com",
+		"trail.log_stream.paused": "alice@example.com", "trail.log_stream.resumed": "alice@example.com",
+		"trail.log_stream.updated": "alice@example.com", "trail.log_stream.deleted": "alice@example.com",
+		"trail.export.requested": "bob@example.com"}
+	deadline := time.Now().Add(20 * time.Second)
+	for action, admin := range want {
+		for {
+			var page struct {
+				Data []struct {
+					Actor struct{ ID, Type string }
+				}
+			}
+			api(t, srv, "GET", "/v1/events?organization_id="+orgA+"&action="+action, nil, &page)
+			if len(page.Data) > 0 {
+				if a := page.Data[0].Actor; a.ID != admin || a.Type != "portal_admin" {
+					t.Errorf("%s by %+v, want %s", action, a, admin)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("no %s event in A's log", action)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
