@@ -443,3 +443,77 @@ func testFeatureIsolation(t *testing.T, e *env) {
 		t.Fatal("A's list shows B's stream")
 	}
 }
+
+// TestStreamTypes: each destination type's form creates a stream, and each
+// one's invalid settings are shown beside their fields; an edit keeps the
+// secrets left empty.
+func TestStreamTypes(t *testing.T) {
+	e := newEnv(t)
+	f := e.withFeatures()
+	e.org("org_a", "Acme")
+	c := e.client()
+	c.openIntent("org_a", IntentLogStreams)
+	token := c.csrf("/portal/streams")
+	for _, tc := range []struct {
+		typ      string
+		good     url.Values
+		bad      url.Values
+		errField string
+		secrets  []string
+	}{
+		{"datadog", url.Values{"api_key": {"dd-key"}, "site": {"eu1"}, "tags": {"env:prod"}},
+			url.Values{"site": {"mars1"}}, "site", []string{"api_key"}},
+		{"splunk", url.Values{"url": {"https://splunk.example.com:8088"}, "token": {"hec-token"}, "index": {"audit"}},
+			url.Values{"url": {"https://splunk.example.com:8088/services/collector/event"}, "token": {"t"}}, "url", []string{"token"}},
+		{"s3", url.Values{"bucket": {"audit-logs"}, "region": {"eu-west-1"}, "endpoint": {"https://minio.example.com"}, "path_style": {"on"},
+			"access_key_id": {"AKIA"}, "secret_access_key": {"sk"}},
+			url.Values{"bucket": {"Bad_Bucket!"}}, "bucket", []string{"access_key_id", "secret_access_key"}},
+		{"syslog", url.Values{"address": {"syslog.example.com:6514"}, "facility": {"13"}},
+			url.Values{"address": {"no-port"}}, "address", nil},
+		{"webhook", url.Values{"url": {"https://siem.example.com/h"}, "secret": {"0123456789abcdef"}, "format": {"ndjson"}},
+			url.Values{"url": {"https://siem.example.com/h"}, "secret": {"0123456789abcdef"}, "headers": {"Host: evil"}}, "headers", []string{"secret"}},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			form := func(v url.Values) url.Values {
+				out := url.Values{"csrf": {token}, "type": {tc.typ}, "name": {tc.typ + " stream"}}
+				for k, vs := range v {
+					out[k] = vs
+				}
+				return out
+			}
+			r := c.do("POST", "/portal/streams", form(tc.bad))
+			if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="c-`+tc.errField+`-err"`) {
+				t.Fatalf("bad %s: %d, no error beside %s\n%s", tc.typ, r.status, tc.errField, r.body)
+			}
+			r = c.do("POST", "/portal/streams", form(tc.good))
+			m := streamPath.FindStringSubmatch(r.header.Get("Location"))
+			if r.status != http.StatusSeeOther || m == nil {
+				t.Fatalf("good %s: %d\n%s", tc.typ, r.status, r.body)
+			}
+			got, err := f.api.PortalStream(context.Background(), "org_a", m[1])
+			if err != nil || got.Stream.Type != tc.typ || strings.Join(got.SecretNames, ",") != strings.Join(tc.secrets, ",") {
+				t.Fatalf("stored %+v %v", got, err)
+			}
+			// Edit: a public setting changes, the secrets stay.
+			edit := c.get("/portal/streams/" + m[1] + "/edit")
+			for _, s := range tc.secrets {
+				if !strings.Contains(edit.body, `id="c-`+s+`" name="`+s+`" value="" autocomplete="new-password" placeholder="set — leave empty to keep"`) {
+					t.Errorf("edit form: secret %s not shown as set\n%s", s, edit.body)
+				}
+			}
+			v := form(tc.good)
+			for _, s := range tc.secrets {
+				v.Set(s, "")
+			}
+			v.Set("name", "renamed")
+			v.Del("type")
+			if r = c.do("POST", "/portal/streams/"+m[1]+"/edit", v); r.status != http.StatusSeeOther {
+				t.Fatalf("edit: %d\n%s", r.status, r.body)
+			}
+			after, _ := f.api.PortalStream(context.Background(), "org_a", m[1])
+			if after.Stream.Name != "renamed" || strings.Join(after.SecretNames, ",") != strings.Join(tc.secrets, ",") {
+				t.Errorf("after the edit: %q, secrets %v", after.Stream.Name, after.SecretNames)
+			}
+		})
+	}
+}

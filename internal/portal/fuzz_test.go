@@ -36,6 +36,9 @@ func FuzzParseFilter(f *testing.F) {
 			t.Fatalf("filter %+v does not round-trip through its URL: %+v %q", fl, again, problems)
 		}
 		_ = fl.query("org_a")
+		if ef, notes := fl.exportFilter(); len(notes) == 0 && (fl.Text != "" || fl.TargetID != "" || !ef.RangeStart.Equal(fl.from)) {
+			t.Fatalf("filter %+v exported as %+v", fl, ef)
+		}
 		histogramFor(fl, time.Now())
 	})
 }

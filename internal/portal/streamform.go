@@ -313,8 +313,9 @@ func (f *streamForm) setErrors(errs []stream.FieldError) {
 	}
 }
 
-// hasErrors reports whether any field has an error.
-func (f *streamForm) hasErrors() bool {
+// HasErrors reports whether any field has an error (the template shows a
+// summary linking to the fields).
+func (f *streamForm) HasErrors() bool {
 	if f.NameError != "" || f.StartError != "" || len(f.Errors) > 0 {
 		return true
 	}

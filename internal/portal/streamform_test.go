@@ -88,7 +88,7 @@ func TestStreamFormErrors(t *testing.T) {
 	f := newForm(dest, nil, nil)
 	f.setErrors([]stream.FieldError{{Field: "config.url", Message: "config.url must use https://."}, {Field: "name", Message: "bad name"},
 		{Field: "config", Message: "config is not valid JSON."}, {Field: "config.nope", Message: "x"}})
-	if f.Fields[0].Error != "URL must use https://." || f.NameError != "bad name" || len(f.Errors) != 2 || !f.hasErrors() {
+	if f.Fields[0].Error != "URL must use https://." || f.NameError != "bad name" || len(f.Errors) != 2 || !f.HasErrors() {
 		t.Fatalf("%+v", f)
 	}
 }
