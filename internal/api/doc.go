@@ -32,6 +32,16 @@
 //	GET    /audit_logs/exports/{id}         exports  (WorkOS)
 //	GET    /audit_logs/exports/{id}/download  the signed link itself (no API key)
 //	                                        (the export routes exist only with Config.Exports)
+//	GET    /organizations/{id}/audit_logs_retention  admin, or any key restricted to it  (WorkOS; retention.go)
+//	PUT    /organizations/{id}/audit_logs_retention  admin  (WorkOS)
+//	GET    /organizations/{id}/audit_log_configuration  admin  (WorkOS; streams.go)
+//	POST   /v1/organizations/{id}/log_streams, GET …/log_streams,
+//	       GET, PATCH, DELETE …/log_streams/{stream},
+//	       POST …/log_streams/{stream}/pause, …/resume, …/test
+//	                                        admin  (streams.go; only with Config.Streams)
+//	POST   /portal/generate_link            admin  (WorkOS; portal.go)
+//	GET    /portal/…                        the Admin Portal's pages (package portal), by
+//	                                        session cookie, only with Config.Portal
 //
 // Choices the design left open:
 //
