@@ -20,6 +20,11 @@ type IndexerOptions struct {
 	// Interval is how often it looks for work without being woken
 	// (default 200ms).
 	Interval time.Duration
+	// Gap is the least time between the starts of two catch-up passes
+	// (default 100ms). Under a trickle of commits each one would wake the
+	// indexer for a transaction of a few events; waiting a little lets one
+	// transaction carry them all, at a small, bounded cost in freshness.
+	Gap time.Duration
 	// Hold, when set, is called before each batch and blocks while
 	// indexing must wait (the disk is nearly full: what space is left goes
 	// to signing acknowledged events first). It returns ctx's error if ctx
@@ -51,6 +56,9 @@ func NewIndexer(ix store.SearchIndexer, opts IndexerOptions, logger *slog.Logger
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = 200 * time.Millisecond
+	}
+	if opts.Gap <= 0 {
+		opts.Gap = 100 * time.Millisecond
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -109,12 +117,20 @@ func (x *Indexer) run(ctx context.Context) {
 	t := time.NewTicker(x.opts.Interval)
 	defer t.Stop()
 	for {
+		started := time.Now()
 		x.catchUp(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-x.wake:
 		case <-t.C:
+		}
+		if wait := x.opts.Gap - time.Since(started); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
 		}
 	}
 }
