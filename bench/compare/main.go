@@ -72,6 +72,8 @@ func main() {
 		concurrency = flag.String("concurrency", "1,4,16,64", "client counts to measure")
 		orgs        = flag.Int("orgs", 10, "organizations the events are spread over")
 		trailBin    = flag.String("trail", "", "trail binary to measure (default: built from this checkout)")
+		querySeed   = flag.Int64("query-seed", 1_000_000, "events stored before the query runs (0 skips them)")
+		queryConc   = flag.Int("query-concurrency", 4, "clients of the query runs")
 	)
 	flag.Parse()
 	levels, err := parseLevels(*concurrency)
@@ -128,6 +130,18 @@ func main() {
 			}
 		}
 	}
+	var queries []queryRun
+	if *querySeed > 0 {
+		for _, backend := range []string{"sqlite", "postgres"} {
+			fmt.Fprintf(os.Stderr, "query run on %s: storing %d events, then searching for %s … ", backend, *querySeed, *duration)
+			q, err := measureQueries(ctx, backend, *querySeed, *queryConc, *duration, *orgs, bin, newDB)
+			if err != nil {
+				fatal(fmt.Errorf("query run on %s: %w", backend, err))
+			}
+			fmt.Fprintf(os.Stderr, "%d searches\n", q.report.Requests)
+			queries = append(queries, q)
+		}
+	}
 	notesText, _ := os.ReadFile(*notes)
 	med := medians(all)
 	cmdline := "bench/compare.sh " + strings.Join(os.Args[1:], " ")
@@ -136,7 +150,7 @@ func main() {
 	}
 	if err := writeReport(*out, *svg, med, levels, reportInfo{
 		command: strings.TrimSpace(cmdline), duration: *duration, runs: *runs, orgs: *orgs,
-		took: time.Since(started), notes: string(notesText),
+		took: time.Since(started), notes: string(notesText), queries: queries, querySeed: *querySeed,
 	}); err != nil {
 		fatal(err)
 	}
@@ -258,12 +272,52 @@ func median(v []float64) float64 {
 }
 
 type reportInfo struct {
-	command  string
-	duration time.Duration
-	runs     int
-	orgs     int
-	took     time.Duration
-	notes    string
+	command   string
+	duration  time.Duration
+	runs      int
+	orgs      int
+	took      time.Duration
+	notes     string
+	queries   []queryRun
+	querySeed int64
+}
+
+// queryRun is `trail bench query` against one backend.
+type queryRun struct {
+	backend string
+	report  bench.Report
+}
+
+// measureQueries stores seed events in a fresh Trail (batches of 1,000),
+// waits for the search index, and runs the query mix of `trail bench query`.
+func measureQueries(ctx context.Context, backend string, seed int64, c int, d time.Duration, orgs int, bin string, newDB func() (string, error)) (queryRun, error) {
+	q := queryRun{backend: backend}
+	opts := bench.EmbeddedOptions{Executable: bin}
+	if backend == "postgres" {
+		dsn, err := newDB()
+		if err != nil {
+			return q, err
+		}
+		opts.Args = []string{"--database", dsn}
+	}
+	srv, err := bench.StartEmbedded(ctx, opts)
+	if err != nil {
+		return q, err
+	}
+	client := bench.NewClient(srv.URL, srv.Key, max(c, 8))
+	q.report, err = bench.Query(ctx, client, bench.QueryOptions{Load: bench.Load{Concurrency: c, Duration: d},
+		OrgCount: orgs, Seed: seed, Limit: 50, Target: "embedded"})
+	stopErr := srv.Stop()
+	if err != nil {
+		return q, fmt.Errorf("%w\nserver log:\n%s", err, srv.Logs())
+	}
+	if stopErr != nil {
+		return q, fmt.Errorf("stopping the server: %w", stopErr)
+	}
+	if q.report.Errors > 0 {
+		return q, fmt.Errorf("%d failed searches (first: %s)", q.report.Errors, q.report.FirstError)
+	}
+	return q, nil
 }
 
 // machine describes this machine in a line or two.
@@ -348,6 +402,30 @@ func writeReport(path, svgPath string, med map[key]cell, levels []int, info repo
 		}
 	}
 	p("\n× naive: Trail's events/s divided by the naive approach's on the same database at the same concurrency. × bare: events/s divided by the bare ceiling of the same database.\n\n")
+	if len(info.queries) > 0 {
+		p("## Queries\n\n")
+		p("First pages (50 events) of `GET /v1/events` over HTTP, the mix of `trail bench query` (%d clients, %s), after storing %s events over %d organizations in a fresh Trail. The baseline is the unfiltered newest page of the same run: × newest is a filter's p99 over it.\n\n",
+			info.queries[0].report.Concurrency, info.duration, thousands(float64(info.querySeed)), info.orgs)
+		p("| backend | filter | searches | p50 ms | p90 ms | p99 ms | × newest | example |\n")
+		p("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		for _, q := range info.queries {
+			var newest float64
+			for _, k := range q.report.Queries {
+				if k.Kind == "newest" {
+					newest = k.Latency.P99Ms
+				}
+			}
+			for _, k := range q.report.Queries {
+				ratio := "—"
+				if newest > 0 && k.Kind != "newest" {
+					ratio = fmt.Sprintf("%.2f×", k.Latency.P99Ms/newest)
+				}
+				p("| %s | %s | %s | %.2f | %.2f | %.2f | %s | `%s` |\n", q.backend, k.Kind, thousands(float64(k.Requests)),
+					k.Latency.P50Ms, k.Latency.P90Ms, k.Latency.P99Ms, ratio, k.Example)
+			}
+		}
+		p("\n")
+	}
 	if strings.TrimSpace(info.notes) != "" {
 		p("%s\n", strings.TrimSpace(info.notes))
 	}
