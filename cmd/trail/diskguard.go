@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"syscall"
 
 	"github.com/trailaudit/trail/internal/api"
@@ -41,8 +40,8 @@ func (d diskGuardedSubmitter) Submit(ctx context.Context, s store.Submission) (s
 	return res, err
 }
 
-// diskFull reports whether err says the disk is full: ENOSPC, or SQLite's
-// SQLITE_FULL ("database or disk is full").
+// diskFull reports whether err says the disk is full: the store's
+// ErrDiskFull (SQLite's SQLITE_FULL), or ENOSPC from a file write.
 func diskFull(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "disk is full")
+	return errors.Is(err, store.ErrDiskFull) || errors.Is(err, syscall.ENOSPC)
 }

@@ -8,8 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/oklog/ulid/v2"
-
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/stream"
 )
@@ -108,21 +106,7 @@ func (s *Server) PortalCreateStream(ctx context.Context, org, typ, name, start s
 	if name == "" {
 		name = typ
 	}
-	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
-	st := store.Stream{ID: "ls_" + ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(),
-		OrganizationID: org, Type: set.Type, Name: name, Config: set.Public(), State: store.StreamActive,
-		CreatedAt: now, UpdatedAt: now, Version: 1}
-	st.Secrets = s.cfg.Streams.Codec.Seal(set, st.ID)
-	if start == "now" {
-		if st.Cursor, err = s.st.NextSeq(ctx, org); err != nil {
-			return store.Stream{}, err
-		}
-	}
-	if err := s.cfg.Streams.Store.CreateStream(ctx, st); err != nil {
-		return store.Stream{}, err
-	}
-	s.wakeStreams()
-	return st, nil
+	return s.createStoredStream(ctx, org, name, start, set)
 }
 
 // PortalUpdateStream changes the name and settings of one of org's
@@ -139,11 +123,7 @@ func (s *Server) PortalUpdateStream(ctx context.Context, org, id, name string, c
 		errs = append(errs, stream.FieldError{Field: "name", Code: "required", Message: "The name is required."})
 	}
 	checkStreamName(name, &errs)
-	prev, err := s.cfg.Streams.Codec.Unseal(st.Type, st.Secrets, st.ID)
-	if err != nil {
-		prev = nil // every required secret must be given again
-	}
-	set, err := s.cfg.Streams.Codec.Parse(st.Type, config, prev)
+	up, err := s.reconfigure(st, config)
 	var ce *stream.ConfigError
 	if errors.As(err, &ce) {
 		errs = append(errs, ce.Errors...)
@@ -153,12 +133,8 @@ func (s *Server) PortalUpdateStream(ctx context.Context, org, id, name string, c
 	if len(errs) > 0 {
 		return st, &stream.ConfigError{Errors: errs}
 	}
-	st.Name = name
-	st.Config, st.Secrets = set.Public(), s.cfg.Streams.Codec.Seal(set, st.ID)
-	if st.State != store.StreamInactive {
-		st.State = store.StreamActive
-	}
-	return s.portalSave(ctx, st)
+	up.Name = name
+	return s.portalSave(ctx, up)
 }
 
 func (s *Server) portalSave(ctx context.Context, st store.Stream) (store.Stream, error) {

@@ -210,29 +210,61 @@ func (s *Server) createStream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return configError(err)
 	}
-	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
-	st := store.Stream{ID: "ls_" + ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(),
-		OrganizationID: org, Type: set.Type, Name: name, Config: set.Public(), State: store.StreamActive,
-		CreatedAt: now, UpdatedAt: now, Version: 1}
-	st.Secrets = s.cfg.Streams.Codec.Seal(set, st.ID)
-	if start == "now" {
-		if st.Cursor, err = s.st.NextSeq(r.Context(), org); err != nil {
-			return err
-		}
-	}
-	if err := s.cfg.Streams.Store.CreateStream(r.Context(), st); errors.Is(err, store.ErrNotFound) {
+	st, err := s.createStoredStream(r.Context(), org, name, start, set)
+	if errors.Is(err, store.ErrNotFound) {
 		return errOrgNotFound(org)
 	} else if err != nil {
 		return err
 	}
 	s.auditStream(r, "trail.log_stream.created", st, map[string]string{"type": st.Type, "start": start})
-	s.wakeStreams()
 	j, err := s.streamView(r.Context(), st)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, j)
 	return nil
+}
+
+// createStoredStream stores a new stream of org with parsed settings, its
+// secrets sealed, starting at the log's end (start "now") or its beginning,
+// and wakes the delivery engine. It is shared by the API and the portal.
+func (s *Server) createStoredStream(ctx context.Context, org, name, start string, set *stream.Settings) (store.Stream, error) {
+	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
+	st := store.Stream{ID: "ls_" + ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(),
+		OrganizationID: org, Type: set.Type, Name: name, Config: set.Public(), State: store.StreamActive,
+		CreatedAt: now, UpdatedAt: now, Version: 1}
+	st.Secrets = s.cfg.Streams.Codec.Seal(set, st.ID)
+	if start == "now" {
+		var err error
+		if st.Cursor, err = s.st.NextSeq(ctx, org); err != nil {
+			return store.Stream{}, err
+		}
+	}
+	if err := s.cfg.Streams.Store.CreateStream(ctx, st); err != nil {
+		return store.Stream{}, err
+	}
+	s.wakeStreams()
+	return st, nil
+}
+
+// reconfigure parses config over st's settings (fields left out keep their
+// values, secrets too) and seals the result into st. An invalid or failing
+// stream becomes active again, to be tried with the new settings; a paused
+// one stays paused. It is shared by the API and the portal.
+func (s *Server) reconfigure(st store.Stream, config []byte) (store.Stream, error) {
+	prev, err := s.cfg.Streams.Codec.Unseal(st.Type, st.Secrets, st.ID)
+	if err != nil {
+		prev = nil // start over: every required secret must be sent again
+	}
+	set, err := s.cfg.Streams.Codec.Parse(st.Type, config, prev)
+	if err != nil {
+		return st, err
+	}
+	st.Config, st.Secrets = set.Public(), s.cfg.Streams.Codec.Seal(set, st.ID)
+	if st.State != store.StreamInactive {
+		st.State = store.StreamActive
+	}
+	return st, nil
 }
 
 func (s *Server) auditStream(r *http.Request, action string, st store.Stream, meta map[string]string) {
@@ -337,17 +369,8 @@ func (s *Server) updateStream(w http.ResponseWriter, r *http.Request) error {
 		}
 		st.Name = *req.Name
 	}
-	prev, err := s.cfg.Streams.Codec.Unseal(st.Type, st.Secrets, st.ID)
-	if err != nil {
-		prev = nil // start over: every required secret must be sent again
-	}
-	set, err := s.cfg.Streams.Codec.Parse(st.Type, req.Config, prev)
-	if err != nil {
+	if st, err = s.reconfigure(st, req.Config); err != nil {
 		return configError(err)
-	}
-	st.Config, st.Secrets = set.Public(), s.cfg.Streams.Codec.Seal(set, st.ID)
-	if st.State != store.StreamInactive {
-		st.State = store.StreamActive
 	}
 	return s.saveStream(w, r, st, "trail.log_stream.updated")
 }

@@ -73,19 +73,9 @@ func Export(ctx context.Context, c *Client, opts ExportOptions) (Report, error) 
 	if opts.Format == "" {
 		opts.Format = "csv"
 	}
-	org := opts.Org
-	if opts.Seed > 0 {
-		if org == "" {
-			orgs, err := c.CreateOrganizations(ctx, rep.RunID, 1)
-			if err != nil {
-				return rep, err
-			}
-			org = orgs[0]
-		}
-		step(fmt.Sprintf("storing %d events in %s", opts.Seed, org))
-		if _, err := seed(ctx, c, rep.RunID, []string{org}, opts.Seed, nil); err != nil {
-			return rep, err
-		}
+	org, err := seedOrganization(ctx, c, rep.RunID, opts.Org, opts.Seed, step)
+	if err != nil {
+		return rep, err
 	}
 	if org == "" {
 		return rep, fmt.Errorf("name the organization to export (--org), or store events first with --seed N")
@@ -97,7 +87,6 @@ func Export(ctx context.Context, c *Client, opts ExportOptions) (Report, error) 
 	}
 	if opts.Restart != nil {
 		step("restarting the server")
-		var err error
 		if c, err = opts.Restart(ctx); err != nil {
 			return rep, err
 		}

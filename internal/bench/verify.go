@@ -38,19 +38,9 @@ func Verify(ctx context.Context, c *Client, opts VerifyOptions) (Report, error) 
 			opts.Step(s)
 		}
 	}
-	org := opts.Org
-	if opts.Seed > 0 {
-		if org == "" {
-			orgs, err := c.CreateOrganizations(ctx, rep.RunID, 1)
-			if err != nil {
-				return rep, err
-			}
-			org = orgs[0]
-		}
-		step(fmt.Sprintf("storing %d events in %s", opts.Seed, org))
-		if _, err := seed(ctx, c, rep.RunID, []string{org}, opts.Seed, nil); err != nil {
-			return rep, err
-		}
+	org, err := seedOrganization(ctx, c, rep.RunID, opts.Org, opts.Seed, step)
+	if err != nil {
+		return rep, err
 	}
 	if org == "" {
 		return rep, fmt.Errorf("name the organization whose log to verify (--org), or store events first with --seed N")
@@ -197,4 +187,24 @@ func waitCheckpoint(ctx context.Context, c *Client, org string, size int64, time
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// seedOrganization stores n events (none when n is 0) in org, or in a new
+// organization when org is "", and returns the organization.
+func seedOrganization(ctx context.Context, c *Client, runID, org string, n int64, step func(string)) (string, error) {
+	if n <= 0 {
+		return org, nil
+	}
+	if org == "" {
+		orgs, err := c.CreateOrganizations(ctx, runID, 1)
+		if err != nil {
+			return "", err
+		}
+		org = orgs[0]
+	}
+	step(fmt.Sprintf("storing %d events in %s", n, org))
+	if _, err := seed(ctx, c, runID, []string{org}, n, nil); err != nil {
+		return "", err
+	}
+	return org, nil
 }

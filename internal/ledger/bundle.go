@@ -17,6 +17,30 @@ const bundleMagic = "trail-bundle v1"
 // groupSize is how many seqs one leaves line covers at most: one level-0 tile.
 const groupSize = 1 << TileHeight
 
+// storedCheckpoint reads org's stored checkpoint of the given size (0: the
+// newest) without checking its signature — a bundle carries it for the
+// reader to check — but making sure it is one of org's.
+func storedCheckpoint(ctx context.Context, s Storage, org string, size int64) ([]byte, Checkpoint, error) {
+	var msg []byte
+	var err error
+	if size > 0 {
+		msg, err = s.Checkpoint(ctx, org, size)
+	} else {
+		msg, err = s.LatestCheckpoint(ctx, org)
+	}
+	if err != nil {
+		return nil, Checkpoint{}, fmt.Errorf("couldn't read checkpoint of %s: %w", org, err)
+	}
+	ck, err := parseUnverified(msg)
+	if err != nil {
+		return nil, Checkpoint{}, fmt.Errorf("stored checkpoint of %s: %w", org, err)
+	}
+	if OrganizationOf(ck.Origin) != org {
+		return nil, Checkpoint{}, fmt.Errorf("stored checkpoint of %s is for origin %q", org, ck.Origin)
+	}
+	return msg, ck, nil
+}
+
 // groupEnd returns the end of the leaves group holding seq: the end of its
 // level-0 tile, or to.
 func groupEnd(seq, to int64) int64 {
@@ -50,22 +74,9 @@ type BundleInfo struct {
 // simply absent from the bundle.
 func WriteBundle(ctx context.Context, w io.Writer, s Storage, org string, opts BundleOptions) (BundleInfo, error) {
 	var info BundleInfo
-	var msg []byte
-	var err error
-	if opts.Size > 0 {
-		msg, err = s.Checkpoint(ctx, org, opts.Size)
-	} else {
-		msg, err = s.LatestCheckpoint(ctx, org)
-	}
+	msg, ck, err := storedCheckpoint(ctx, s, org, opts.Size)
 	if err != nil {
-		return info, fmt.Errorf("couldn't read checkpoint of %s: %w", org, err)
-	}
-	ck, err := parseUnverified(msg)
-	if err != nil {
-		return info, fmt.Errorf("stored checkpoint of %s: %w", org, err)
-	}
-	if OrganizationOf(ck.Origin) != org {
-		return info, fmt.Errorf("stored checkpoint of %s is for origin %q", org, ck.Origin)
+		return info, err
 	}
 	from, to := opts.From, opts.To
 	if to == 0 {

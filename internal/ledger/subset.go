@@ -76,22 +76,9 @@ const maxSubtreesLine = 1024
 // hashes and one line of subtree hashes.
 func WriteSubset(ctx context.Context, w io.Writer, s Storage, org string, opts SubsetOptions) (SubsetInfo, error) {
 	var info SubsetInfo
-	var msg []byte
-	var err error
-	if opts.Size > 0 {
-		msg, err = s.Checkpoint(ctx, org, opts.Size)
-	} else {
-		msg, err = s.LatestCheckpoint(ctx, org)
-	}
+	msg, ck, err := storedCheckpoint(ctx, s, org, opts.Size)
 	if err != nil {
-		return info, fmt.Errorf("couldn't read checkpoint of %s: %w", org, err)
-	}
-	ck, err := parseUnverified(msg)
-	if err != nil {
-		return info, fmt.Errorf("stored checkpoint of %s: %w", org, err)
-	}
-	if OrganizationOf(ck.Origin) != org {
-		return info, fmt.Errorf("stored checkpoint of %s is for origin %q", org, ck.Origin)
+		return info, err
 	}
 	info.Checkpoint = ck
 	size := ck.Size

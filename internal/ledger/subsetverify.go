@@ -64,16 +64,10 @@ func verifySubset(r *bufio.Reader, v note.Verifier, rep Report, opts VerifyOptio
 		return fail(b.errorf("want an empty \"left\" line"))
 	}
 
-	ck, err := ParseCheckpoint(b.Note, v)
-	if err != nil {
-		kind := ProblemSignature
-		if errors.Is(err, ErrMalformedCheckpoint) {
-			kind = ProblemMalformed
-		}
-		rep.add(Problem{Kind: kind, Seq: -1, Line: 3, Detail: err.Error()})
+	ck, ok := checkBundleNote(&rep, b.Note, v)
+	if !ok {
 		return rep, failed(&rep)
 	}
-	rep.Origin, rep.CheckpointSize, rep.OrganizationID = ck.Origin, ck.Size, OrganizationOf(ck.Origin)
 	if size != ck.Size {
 		rep.add(Problem{Kind: ProblemMalformed, Seq: -1, Line: -1,
 			Detail: fmt.Sprintf("the subset bundle's range ends at %s, not at the checkpoint size %s", commas(size), commas(ck.Size))})

@@ -63,16 +63,10 @@ func Verify(r io.Reader, verifierKey string, opts VerifyOptions) (Report, error)
 		return rep, failed(&rep)
 	}
 	rep.From, rep.To = br.From, br.To
-	ck, err := ParseCheckpoint(br.Note, v)
-	if err != nil {
-		kind := ProblemSignature
-		if errors.Is(err, ErrMalformedCheckpoint) {
-			kind = ProblemMalformed
-		}
-		rep.add(Problem{Kind: kind, Seq: -1, Line: 3, Detail: err.Error()})
+	ck, ok := checkBundleNote(&rep, br.Note, v)
+	if !ok {
 		return rep, failed(&rep)
 	}
-	rep.Origin, rep.CheckpointSize, rep.OrganizationID = ck.Origin, ck.Size, OrganizationOf(ck.Origin)
 	if br.To > ck.Size {
 		rep.add(Problem{Kind: ProblemMalformed, Seq: -1, Line: -1,
 			Detail: fmt.Sprintf("the bundle's range ends at seq %s, beyond checkpoint size %s", commas(br.To), commas(ck.Size))})
@@ -257,4 +251,21 @@ func (tb *treeBuilder) add(leaf tlog.Hash) error {
 
 func (tb *treeBuilder) root() (tlog.Hash, error) {
 	return tlog.TreeHash(tb.n, tb)
+}
+
+// checkBundleNote checks a bundle's checkpoint note against the verifier
+// and records it in rep, or records why it failed (its signature, or its
+// form) and reports false.
+func checkBundleNote(rep *Report, msg []byte, v note.Verifier) (Checkpoint, bool) {
+	ck, err := ParseCheckpoint(msg, v)
+	if err != nil {
+		kind := ProblemSignature
+		if errors.Is(err, ErrMalformedCheckpoint) {
+			kind = ProblemMalformed
+		}
+		rep.add(Problem{Kind: kind, Seq: -1, Line: 3, Detail: err.Error()})
+		return ck, false
+	}
+	rep.Origin, rep.CheckpointSize, rep.OrganizationID = ck.Origin, ck.Size, OrganizationOf(ck.Origin)
+	return ck, true
 }

@@ -21,6 +21,9 @@ var (
 	// write for a reason that may pass (disk full, connection lost). Callers map
 	// it to 503 with Retry-After; nothing of the failed transaction was stored.
 	ErrUnavailable = errors.New("storage unavailable")
+	// ErrDiskFull accompanies ErrUnavailable when the write failed for lack
+	// of disk space.
+	ErrDiskFull = errors.New("disk is full")
 )
 
 // SystemOrganizationID is the reserved organization whose log records

@@ -296,7 +296,9 @@ func classify(err error) error {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY:
+		case sqlite3.SQLITE_FULL:
+			return fmt.Errorf("%w (%w): %w", store.ErrUnavailable, store.ErrDiskFull, err)
+		case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY:
 			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 		case sqlite3.SQLITE_CONSTRAINT:
 			return fmt.Errorf("%w: %w", store.ErrConflict, err)
