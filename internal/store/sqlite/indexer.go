@@ -5,8 +5,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/trailaudit/trail/internal/event"
 )
@@ -15,6 +17,35 @@ import (
 // organizations can share one occurred_at millisecond before keys spill into
 // the next one.
 const slotBits = 21
+
+// sortKeyCache holds, for recently seen occurred_at milliseconds, the next
+// sort key free in each, so that a pass does not probe event_search once
+// per event (events rarely share a millisecond). Only IndexPending adds
+// search rows, under mu; deleting rows (retention) can only leave a cached
+// key above what a probe would give, never below, so the cache stays right.
+//
+// top is the highest sort key in use (or handed out) once known: a
+// millisecond whose first key lies above it has no key in use, which is
+// the case of most live events, needing no probe either.
+type sortKeyCache struct {
+	mu       sync.Mutex
+	next     map[int64]int64
+	top      int64
+	knownTop bool
+}
+
+// maxCachedMilliseconds bounds the cache: past it the cache starts over.
+const maxCachedMilliseconds = 1 << 18
+
+func (c *sortKeyCache) remember(next map[int64]int64) {
+	if c.next == nil || len(c.next)+len(next) > maxCachedMilliseconds {
+		c.next = make(map[int64]int64, len(next))
+	}
+	for ms, k := range next {
+		c.next[ms] = k
+		c.top = max(c.top, k-1)
+	}
+}
 
 type pendingRow struct {
 	pos      int64
@@ -29,6 +60,17 @@ type pendingRow struct {
 // action list and the full-text entry, then the new high-water mark. If the
 // process dies before the commit, the next run redoes the same events.
 func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
+	n, err := s.indexPending(ctx, limit)
+	if err != nil {
+		// Whatever failed, the next pass starts from what is stored.
+		s.sortKeys.mu.Lock()
+		s.sortKeys.next, s.sortKeys.knownTop = nil, false
+		s.sortKeys.mu.Unlock()
+	}
+	return n, err
+}
+
+func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	tx, err := s.searchWrite.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't begin index transaction: %w", classify(err))
@@ -62,16 +104,44 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 		return 0, nil
 	}
 
-	maxKey, err := tx.PrepareContext(ctx, `SELECT max(sort_key) FROM event_search WHERE sort_key >= ? AND sort_key < ?`)
-	if err != nil {
-		return 0, fmt.Errorf("couldn't prepare index statement: %w", err)
+	// Sort keys come from the cache of each recent millisecond's next free
+	// key; a millisecond not in it costs one index probe. What this pass
+	// hands out goes into the cache only once it commits.
+	s.sortKeys.mu.Lock()
+	defer s.sortKeys.mu.Unlock()
+	if !s.sortKeys.knownTop {
+		var top sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT max(sort_key) FROM event_search`).Scan(&top); err != nil {
+			return 0, fmt.Errorf("couldn't read the highest sort key: %w", classify(err))
+		}
+		s.sortKeys.top, s.sortKeys.knownTop = top.Int64, true
+		if !top.Valid {
+			s.sortKeys.top = math.MinInt64
+		}
 	}
-	defer maxKey.Close()
-
-	nextKey := map[int64]int64{} // occurred_at millisecond → next free sort key in it
+	nextKey := map[int64]int64{}    // occurred_at millisecond → next free sort key in it
+	passTop := int64(math.MinInt64) // highest key handed out in this pass
+	var maxKey *sql.Stmt
+	defer func() {
+		if maxKey != nil {
+			maxKey.Close()
+		}
+	}()
 	allocate := func(msec int64) (int64, error) {
 		k, ok := nextKey[msec]
 		if !ok {
+			k, ok = s.sortKeys.next[msec]
+		}
+		if !ok && msec<<slotBits > max(s.sortKeys.top, passTop) {
+			k, ok = msec<<slotBits, true
+		}
+		if !ok {
+			if maxKey == nil {
+				var err error
+				if maxKey, err = tx.PrepareContext(ctx, `SELECT max(sort_key) FROM event_search WHERE sort_key >= ? AND sort_key < ?`); err != nil {
+					return 0, fmt.Errorf("couldn't prepare index statement: %w", err)
+				}
+			}
 			lo := msec << slotBits
 			var cur sql.NullInt64
 			if err := maxKey.QueryRowContext(ctx, lo, lo+1<<slotBits).Scan(&cur); err != nil {
@@ -81,6 +151,9 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 			if cur.Valid {
 				k = cur.Int64 + 1
 			}
+			if passTop >= k && passTop < lo+1<<slotBits {
+				k = passTop + 1 // a full millisecond of this pass spilled here
+			}
 		}
 		if k >= (msec+1)<<slotBits {
 			// The millisecond is full: take the first key after every key
@@ -89,10 +162,11 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 			if err := tx.QueryRowContext(ctx, `SELECT max(sort_key) FROM event_search WHERE sort_key >= ?`, msec<<slotBits).Scan(&cur); err != nil {
 				return 0, fmt.Errorf("couldn't allocate sort key: %w", classify(err))
 			}
-			k = max(k, cur.Int64+1)
+			k = max(k, cur.Int64+1, passTop+1)
 			s.logger.Warn("more events share one occurred_at millisecond than sort keys hold; ordering within it is approximate", "millisecond", msec)
 		}
 		nextKey[msec] = k + 1
+		passTop = max(passTop, k)
 		return k, nil
 	}
 
@@ -101,15 +175,15 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 	// the right edge instead of splitting pages all over, and one statement
 	// per hundred rows costs far less than one per row.
 	type ftsRow struct {
-		key  int64
-		org  string
-		text string
+		key          int64
+		facets, text string
 	}
-	search := make([]any, 0, len(pending)*7)
-	var targets, actions []any
+	search := make([]any, 0, len(pending)*4)
+	var actions []any
 	fts := make([]ftsRow, 0, len(pending))
 	seenAction := map[[2]string]bool{}
-	var text []byte
+	var text, facets []byte
+	hasher := newFacetHasher()
 	for _, p := range pending {
 		rec, err := event.ParseRecord(p.record)
 		if err != nil {
@@ -121,33 +195,35 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		search = append(search, key, p.org, p.seq, rec.Action, rec.Actor.ID, rec.Actor.Name, p.mismatch)
-		for _, t := range rec.Targets {
-			targets = append(targets, p.org, t.Type, t.ID, key)
-		}
+		search = append(search, key, p.org, p.seq, rec.Action)
 		if ak := [2]string{p.org, rec.Action}; !seenAction[ak] {
 			seenAction[ak] = true
 			actions = append(actions, p.org, rec.Action)
 		}
 		text = rec.AppendSearchText(text[:0])
-		fts = append(fts, ftsRow{key, strings.ToLower(p.org), string(text)})
+		facets = hasher.appendFacets(facets[:0], p.org, rec, p.mismatch)
+		fts = append(fts, ftsRow{key, string(facets), string(text)})
 	}
 	slices.SortFunc(fts, func(a, b ftsRow) int { return cmp.Compare(a.key, b.key) })
 	ftsArgs := make([]any, 0, len(fts)*3)
 	for _, r := range fts {
-		ftsArgs = append(ftsArgs, r.key, r.org, r.text)
+		ftsArgs = append(ftsArgs, r.key, r.facets, r.text)
 	}
 	for _, ins := range []struct {
 		what, head string
-		cols       int
+		cols, rows int
 		args       []any
 	}{
-		{"events", `INSERT INTO event_search (sort_key, organization_id, seq, action, actor_id, actor_name, schema_mismatch) VALUES `, 7, search},
-		{"targets", `INSERT OR IGNORE INTO event_targets (organization_id, target_type, target_id, sort_key) VALUES `, 4, targets},
-		{"actions", `INSERT OR IGNORE INTO organization_actions (organization_id, action) VALUES `, 2, actions},
-		{"text", `INSERT INTO event_fts (rowid, org, body) VALUES `, 3, ftsArgs},
+		{"events", `INSERT INTO event_search (sort_key, organization_id, seq, action) VALUES `, 4, rowsPerInsert, search},
+		{"actions", `INSERT OR IGNORE INTO organization_actions (organization_id, action) VALUES `, 2, rowsPerInsert, actions},
+		// FTS5 writes its buffered tokens out as a new segment at every
+		// statement boundary inside a transaction (its savepoint hook), so
+		// the text goes in as few statements as SQLite's parameter limit
+		// allows: one segment per pass rather than one per 200 events,
+		// and far less merging afterwards.
+		{"text", `INSERT INTO event_fts (rowid, facets, body) VALUES `, 3, maxParams / 3, ftsArgs},
 	} {
-		if err := insertRows(ctx, tx, ins.head, ins.cols, ins.args); err != nil {
+		if err := insertRows(ctx, tx, ins.head, ins.cols, ins.rows, ins.args); err != nil {
 			return 0, fmt.Errorf("couldn't index %s of %d events: %w", ins.what, len(pending), err)
 		}
 	}
@@ -158,6 +234,7 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("couldn't commit index of %d events: %w", len(pending), classify(err))
 	}
+	s.sortKeys.remember(nextKey)
 	return len(pending), nil
 }
 
@@ -174,14 +251,16 @@ func (s *Store) IndexLag(ctx context.Context) (int64, error) {
 	return lag, nil
 }
 
-// rowsPerInsert is how many rows one multi-row INSERT carries; with at most
-// 7 columns it stays far below SQLite's limit of 32,766 parameters.
-const rowsPerInsert = 200
+// rowsPerInsert is how many rows one multi-row INSERT carries into a
+// B-tree; maxParams is SQLite's limit of parameters in one statement.
+const (
+	rowsPerInsert = 200
+	maxParams     = 32766
+)
 
 // insertRows runs head followed by "(?,…),(?,…)…" over args, cols values per
-// row, rowsPerInsert rows per statement. Statements are cached per shape by
-// the driver's prepared-statement reuse within the transaction.
-func insertRows(ctx context.Context, tx *sql.Tx, head string, cols int, args []any) error {
+// row, at most rowsPerInsert rows per statement.
+func insertRows(ctx context.Context, tx *sql.Tx, head string, cols, rowsPerInsert int, args []any) error {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
 	var full *sql.Stmt
 	defer func() {

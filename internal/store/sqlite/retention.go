@@ -75,9 +75,9 @@ var betweenPruneCommits func()
 // dueRecord is a record PruneRecords deletes, with what locates its search
 // entries.
 type dueRecord struct {
-	seq        int64
-	occurredMS int64
-	targets    []event.Entity
+	seq          int64
+	occurredMS   int64
+	facets, text string // exactly what IndexPending gave event_fts
 }
 
 // PruneRecords deletes the due records at the start of org's log, in two
@@ -153,16 +153,18 @@ func (s *Store) PruneRecords(ctx context.Context, org string, cutoff time.Time, 
 // indexed) and received before cutoff, stopping at the first that is not.
 func (s *Store) dueRecords(ctx context.Context, org string, integrated, indexed int64, cutoff time.Time, limit int) ([]dueRecord, error) {
 	rows, err := s.read.QueryContext(ctx,
-		`SELECT pos, seq, record FROM events WHERE organization_id = ? AND seq < ? ORDER BY seq LIMIT ?`, org, integrated, limit)
+		`SELECT pos, seq, record, schema_mismatch FROM events WHERE organization_id = ? AND seq < ? ORDER BY seq LIMIT ?`, org, integrated, limit)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read records of %s: %w", org, classify(err))
 	}
 	defer rows.Close()
 	var due []dueRecord
+	hasher := newFacetHasher()
 	for rows.Next() {
 		var pos, seq int64
 		var raw []byte
-		if err := rows.Scan(&pos, &seq, &raw); err != nil {
+		var mismatch bool
+		if err := rows.Scan(&pos, &seq, &raw, &mismatch); err != nil {
 			return nil, fmt.Errorf("couldn't read a record of %s: %w", org, err)
 		}
 		if pos > indexed {
@@ -175,7 +177,12 @@ func (s *Store) dueRecords(ctx context.Context, org string, integrated, indexed 
 		if !rec.ReceivedAt.Before(cutoff) {
 			break
 		}
-		due = append(due, dueRecord{seq: seq, occurredMS: rec.OccurredAt.UnixMilli(), targets: rec.Targets})
+		due = append(due, dueRecord{
+			seq:        seq,
+			occurredMS: rec.OccurredAt.UnixMilli(),
+			facets:     string(hasher.appendFacets(nil, org, rec, mismatch)),
+			text:       string(rec.AppendSearchText(nil)),
+		})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("couldn't read records of %s: %w", org, classify(err))
@@ -183,8 +190,9 @@ func (s *Store) dueRecords(ctx context.Context, org string, integrated, indexed 
 	return due, nil
 }
 
-// removeSearchEntries deletes the search row, target rows and full-text
-// entry of each due record. A record's sort key is found in the range of its
+// removeSearchEntries deletes the search row and full-text entry of each due
+// record. event_fts is contentless: FTS5's 'delete' command takes the
+// values the entry was indexed with, recomputed from the record. A record's sort key is found in the range of its
 // occurred_at millisecond; only when that millisecond's keys are all taken
 // (more than 2^21 events in it, see IndexPending) can it lie beyond.
 func removeSearchEntries(ctx context.Context, tx *sql.Tx, org string, due []dueRecord) error {
@@ -195,7 +203,7 @@ func removeSearchEntries(ctx context.Context, tx *sql.Tx, org string, due []dueR
 		}
 		return st, nil
 	}
-	var stmts [6]*sql.Stmt
+	var stmts [5]*sql.Stmt
 	defer func() {
 		for _, st := range stmts {
 			if st != nil {
@@ -208,15 +216,14 @@ func removeSearchEntries(ctx context.Context, tx *sql.Tx, org string, due []dueR
 		`SELECT max(sort_key) FROM event_search WHERE sort_key >= ? AND sort_key < ?`,
 		`SELECT sort_key FROM event_search WHERE organization_id = ? AND sort_key >= ? AND seq = ? ORDER BY sort_key LIMIT 1`,
 		`DELETE FROM event_search WHERE sort_key = ?`,
-		`DELETE FROM event_targets WHERE organization_id = ? AND target_type = ? AND target_id = ? AND sort_key = ?`,
-		`DELETE FROM event_fts WHERE rowid = ?`,
+		`INSERT INTO event_fts (event_fts, rowid, facets, body) VALUES ('delete', ?, ?, ?)`,
 	} {
 		var err error
 		if stmts[i], err = prep(q); err != nil {
 			return err
 		}
 	}
-	inMS, maxInMS, beyond, delSearch, delTarget, delText := stmts[0], stmts[1], stmts[2], stmts[3], stmts[4], stmts[5]
+	inMS, maxInMS, beyond, delSearch, delText := stmts[0], stmts[1], stmts[2], stmts[3], stmts[4]
 	for _, d := range due {
 		lo, hi := d.occurredMS<<slotBits, (d.occurredMS+1)<<slotBits
 		var key int64
@@ -240,12 +247,7 @@ func removeSearchEntries(ctx context.Context, tx *sql.Tx, org string, due []dueR
 		if _, err := delSearch.ExecContext(ctx, key); err != nil {
 			return fmt.Errorf("couldn't remove the search entry of %s/%d: %w", org, d.seq, classify(err))
 		}
-		for _, t := range d.targets {
-			if _, err := delTarget.ExecContext(ctx, org, t.Type, t.ID, key); err != nil {
-				return fmt.Errorf("couldn't remove a target entry of %s/%d: %w", org, d.seq, classify(err))
-			}
-		}
-		if _, err := delText.ExecContext(ctx, key); err != nil {
+		if _, err := delText.ExecContext(ctx, key, d.facets, d.text); err != nil {
 			return fmt.Errorf("couldn't remove the text entry of %s/%d: %w", org, d.seq, classify(err))
 		}
 	}

@@ -13,16 +13,18 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// maxMergedActions bounds how many exact actions one query merges as ordered
-// index ranges; beyond it the query scans the organization's order and filters.
-const maxMergedActions = 32
+// maxFacetActions bounds how many exact actions one query ORs as facet
+// terms; beyond it the query walks the organization's order and filters on
+// the action column.
+const maxFacetActions = 64
 
 // SearchEvents answers one page of a filtered search.
 //
-// Every plan walks one index in sort-key order and stops after limit+1 rows,
-// so the cost of a first page depends on how selective the filters are, not
-// on how many events are stored. The index that drives the walk is chosen by
-// expected selectivity: a target id, then free text, then actor, then action.
+// Every plan walks in sort-key order and stops after limit+1 rows, so the
+// cost of a first page depends on how selective the filters are, not on how
+// many events are stored: with no filter but the organization (and time),
+// its range of event_search_org; with any other, one FTS5 expression over
+// facet tokens and free text (see facets.go).
 func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
 	var page store.EventPage
 	limit := q.Limit
@@ -70,87 +72,70 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		}
 	}
 
-	b := &queryBuilder{limit: limit + 1, scanDesc: scanDesc}
-	ftsQuery := ""
-	if q.Text != "" {
-		ftsQuery = ftsExpression(q.OrganizationID, q.Text)
-		if ftsQuery == "" {
-			return page, nil // nothing searchable in the text
-		}
-	}
+	// Every filter but the organization alone is a facet term or free
+	// text of one FTS5 expression, which yields matches in rowid (sort
+	// key) order, seeking past non-matches of its rarest term: one walk
+	// whatever the combination. The organization check on event_search
+	// keeps tenants apart even if two facet hashes met.
+	org := q.OrganizationID
+	var terms []string
 	switch {
 	case q.TargetType != "" && q.TargetID != "":
-		b.from = `event_targets d CROSS JOIN event_search s ON s.sort_key = d.sort_key`
-		b.where("d.organization_id = ?", q.OrganizationID)
-		b.where("d.target_type = ?", q.TargetType)
-		b.where("d.target_id = ?", q.TargetID)
-		b.where("s.organization_id = ?", q.OrganizationID)
-		b.keyCol = "d.sort_key"
-	case q.TargetType != "" || q.TargetID != "":
-		// A target type or id alone: walk its own index in order (a rare
-		// one would otherwise mean probing every event of the
-		// organization). An event with two targets of that type, or two
-		// of that id, appears twice in it: DISTINCT keeps one.
-		if q.TargetID != "" {
-			b.from = `event_targets d INDEXED BY event_targets_id CROSS JOIN event_search s ON s.sort_key = d.sort_key`
-			b.where("d.organization_id = ?", q.OrganizationID)
-			b.where("d.target_id = ?", q.TargetID)
-		} else {
-			b.from = `event_targets d INDEXED BY event_targets_type CROSS JOIN event_search s ON s.sort_key = d.sort_key`
-			b.where("d.organization_id = ?", q.OrganizationID)
-			b.where("d.target_type = ?", q.TargetType)
+		terms = append(terms, facetTerm(facetTarget, org, q.TargetType, q.TargetID))
+	case q.TargetType != "":
+		terms = append(terms, facetTerm(facetTargetType, org, q.TargetType))
+	case q.TargetID != "":
+		terms = append(terms, facetTerm(facetTargetID, org, q.TargetID))
+	}
+	if q.ActorID != "" {
+		terms = append(terms, facetTerm(facetActorID, org, q.ActorID))
+	}
+	if q.ActorName != "" {
+		terms = append(terms, facetTerm(facetActorName, org, q.ActorName))
+	}
+	if q.SchemaMismatch {
+		terms = append(terms, facetTerm(facetMismatch, org))
+	}
+	actionsInSQL := len(actions) > maxFacetActions
+	if len(actions) > 0 && !actionsInSQL {
+		alts := make([]string, len(actions))
+		for i, a := range actions {
+			alts[i] = facetTerm(facetAction, org, a)
 		}
-		b.where("s.organization_id = ?", q.OrganizationID)
-		b.keyCol = "d.sort_key"
-		b.distinct = true
-	case ftsQuery != "":
+		terms = append(terms, anyOf(alts))
+	}
+	if q.Text != "" {
+		text := ftsExpression(q.Text)
+		if text == "" {
+			return page, nil // nothing searchable in the text
+		}
+		if len(terms) == 0 {
+			terms = append(terms, facetTerm(facetOrganization, org))
+		}
+		terms = append(terms, text)
+	}
+
+	b := &queryBuilder{limit: limit + 1, scanDesc: scanDesc}
+	if len(terms) > 0 {
 		b.from = `event_fts d CROSS JOIN event_search s ON s.sort_key = d.rowid`
-		b.where("d.event_fts MATCH ?", ftsQuery)
-		b.where("s.organization_id = ?", q.OrganizationID)
+		b.where("d.event_fts MATCH ?", strings.Join(terms, " AND "))
 		b.keyCol = "d.rowid"
-		ftsQuery = "" // used
-	default:
-		b.from = `event_search s INDEXED BY ` + pickIndex(q, actions)
-		b.where("s.organization_id = ?", q.OrganizationID)
+	} else {
+		b.from = `event_search s INDEXED BY event_search_org`
 		b.keyCol = "s.sort_key"
 	}
+	b.where("s.organization_id = ?", org)
 	if lo != nil {
 		b.where(b.keyCol+" >= ?", *lo)
 	}
 	if hi != nil {
 		b.where(b.keyCol+" < ?", *hi)
 	}
-	if q.ActorID != "" {
-		b.where("s.actor_id = ?", q.ActorID)
+	if actionsInSQL {
+		ph := strings.TrimSuffix(strings.Repeat("?,", len(actions)), ",")
+		b.where("s.action IN ("+ph+")", anySlice(actions)...)
 	}
-	if q.ActorName != "" {
-		b.where("s.actor_name = ?", q.ActorName)
-	}
-	if q.SchemaMismatch {
-		b.where("s.schema_mismatch = 1")
-	}
-	// Every target filter drives the walk (above), so none is left here.
-	if ftsQuery != "" {
-		b.where("EXISTS (SELECT 1 FROM event_fts f WHERE f.event_fts MATCH ? AND f.rowid = s.sort_key)", ftsQuery)
-	}
-
-	var sqlText string
-	var args []any
-	// Merging per-action walks pays when the action is the most selective
-	// filter; with an actor the actor's index narrows far more (an actor
-	// has few events, an action may have millions), and actions filter it.
-	actorDriven := q.ActorID != "" || q.ActorName != ""
-	// Mismatches are rare: their own partial index narrows more than
-	// merging action walks.
-	if len(actions) > 0 && strings.HasPrefix(b.from, "event_search") && !actorDriven && !q.SchemaMismatch && len(actions) <= maxMergedActions {
-		sqlText, args = b.mergedByAction(actions)
-	} else {
-		if len(actions) > 0 {
-			ph := strings.TrimSuffix(strings.Repeat("?,", len(actions)), ",")
-			b.where("s.action IN ("+ph+")", anySlice(actions)...)
-		}
-		sqlText, args = b.build()
-	}
+	sqlText, args := b.build()
 
 	rows, err := s.searchRead.QueryContext(ctx, sqlText, args...)
 	if err != nil {
@@ -242,24 +227,6 @@ func (s *Store) eventsBySeq(ctx context.Context, org string, seqs []int64) ([]st
 	return out, nil
 }
 
-// pickIndex names the event_search index that walks the query's order while
-// narrowing the most: an equality prefix on (organization_id, X) followed by
-// sort_key.
-func pickIndex(q store.EventQuery, actions []string) string {
-	switch {
-	case q.ActorID != "":
-		return "event_search_actor_id"
-	case q.ActorName != "":
-		return "event_search_actor_name"
-	case q.SchemaMismatch:
-		return "event_search_mismatch"
-	case len(actions) == 1:
-		return "event_search_action"
-	default:
-		return "event_search_org"
-	}
-}
-
 func (s *Store) expandPrefixes(ctx context.Context, org string, prefixes []string) ([]string, error) {
 	var out []string
 	for _, p := range prefixes {
@@ -292,7 +259,6 @@ type queryBuilder struct {
 	keyCol   string
 	limit    int
 	scanDesc bool
-	distinct bool
 }
 
 func (b *queryBuilder) where(cond string, args ...any) {
@@ -308,40 +274,16 @@ func (b *queryBuilder) dir() string {
 }
 
 func (b *queryBuilder) build() (string, []any) {
-	distinct := ""
-	if b.distinct {
-		distinct = "DISTINCT "
-	}
-	q := fmt.Sprintf(`SELECT %s%s, s.seq FROM %s WHERE %s ORDER BY %s %s LIMIT %d`,
-		distinct, b.keyCol, b.from, strings.Join(b.conds, " AND "), b.keyCol, b.dir(), b.limit)
+	q := fmt.Sprintf(`SELECT %s, s.seq FROM %s WHERE %s ORDER BY %s %s LIMIT %d`,
+		b.keyCol, b.from, strings.Join(b.conds, " AND "), b.keyCol, b.dir(), b.limit)
 	return q, b.args
 }
 
-// mergedByAction runs one ordered, limited index walk per action and merges
-// them: each branch reads at most limit rows of (organization_id, action,
-// sort_key), so "user.*" costs the same whether it matches 3 or 3 million
-// events.
-func (b *queryBuilder) mergedByAction(actions []string) (string, []any) {
-	var branches []string
-	var args []any
-	for _, a := range actions {
-		conds := append(append([]string(nil), b.conds...), "s.action = ?")
-		branches = append(branches, fmt.Sprintf(
-			`SELECT * FROM (SELECT s.sort_key, s.seq FROM event_search s INDEXED BY event_search_action WHERE %s ORDER BY s.sort_key %s LIMIT %d)`,
-			strings.Join(conds, " AND "), b.dir(), b.limit))
-		args = append(args, b.args...)
-		args = append(args, a)
-	}
-	q := fmt.Sprintf(`SELECT m.sort_key, m.seq FROM (%s) m ORDER BY m.sort_key %s LIMIT %d`,
-		strings.Join(branches, " UNION ALL "), b.dir(), b.limit)
-	return q, args
-}
-
-// ftsExpression turns free text into an FTS5 query: every word must match
-// (as a phrase of its tokens, so "user_01" or "a@b.com" match as written), a
-// trailing * makes a word a prefix, and the organization column restricts
-// matches to one tenant. Operators in the user's text are never interpreted.
-func ftsExpression(org, text string) string {
+// ftsExpression turns free text into an FTS5 query on the body column:
+// every word must match (as a phrase of its tokens, so "user_01" or
+// "a@b.com" match as written) and a trailing * makes a word a prefix.
+// Operators in the user's text are never interpreted.
+func ftsExpression(text string) string {
 	var terms []string
 	for _, w := range strings.Fields(text) {
 		prefix := strings.HasSuffix(w, "*")
@@ -358,7 +300,7 @@ func ftsExpression(org, text string) string {
 	if len(terms) == 0 {
 		return ""
 	}
-	return `org : "` + strings.ReplaceAll(strings.ToLower(org), `"`, `""`) + `" AND ` + strings.Join(terms, " AND ")
+	return strings.Join(terms, " AND ")
 }
 
 // ceilMS is the first unix millisecond not before t. Sort keys hold

@@ -1,0 +1,110 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// TestSortKeysAcrossPasses indexes events that share occurred_at
+// milliseconds across many small passes, with timestamps before and after
+// everything indexed so far, in two organizations, and with the store
+// reopened half way (a cold sort-key cache). Every sort key must be
+// unique, and each organization's keys must order its events by
+// (occurred_at, seq).
+func TestSortKeysAcrossPasses(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	s, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	orgs := []string{"org_KeysA", "org_KeysB"}
+	for _, org := range orgs {
+		if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Four milliseconds, visited in the order late, early, same, later
+	// still, early again; each round is appended and indexed in passes of
+	// 3 events.
+	base := now.Add(-time.Hour)
+	rounds := []time.Duration{10, 0, 10, 20, 0, 5}
+	occurred := map[string][]time.Time{} // org → occurred_at by seq
+	for round, offset := range rounds {
+		if round == 3 {
+			s.Close()
+			if s, err = Open(ctx, path, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var sub store.Submission
+		for i := range 7 {
+			org := orgs[i%2]
+			at := base.Add(offset * time.Millisecond)
+			raw := fmt.Sprintf(`{"action":"doc.viewed","occurred_at":%q,"actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"}}`,
+				at.Format(time.RFC3339Nano))
+			d, err := event.ParseEvent([]byte(raw), now, event.DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail})
+			occurred[org] = append(occurred[org], at)
+		}
+		if res, err := s.Append(ctx, []store.Submission{sub}, now); err != nil || res[0].Err != nil {
+			t.Fatal(err, res[0].Err)
+		}
+		for {
+			n, err := s.IndexPending(ctx, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+
+	seen := map[int64]bool{}
+	for _, org := range orgs {
+		rows, err := s.searchRead.QueryContext(ctx, `SELECT sort_key, seq FROM event_search WHERE organization_id = ? ORDER BY sort_key`, org)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var prev struct {
+			at  time.Time
+			seq int64
+		}
+		n := 0
+		for rows.Next() {
+			var key, seq int64
+			if err := rows.Scan(&key, &seq); err != nil {
+				t.Fatal(err)
+			}
+			if seen[key] {
+				t.Errorf("sort key %d handed out twice", key)
+			}
+			seen[key] = true
+			at := occurred[org][seq]
+			if key>>slotBits != at.UnixMilli() {
+				t.Errorf("%s seq %d: key %d is in millisecond %d, occurred_at is %d", org, seq, key, key>>slotBits, at.UnixMilli())
+			}
+			if n > 0 && (at.Before(prev.at) || at.Equal(prev.at) && seq < prev.seq) {
+				t.Errorf("%s: seq %d (%s) sorts after seq %d (%s)", org, seq, at.Format(time.StampMilli), prev.seq, prev.at.Format(time.StampMilli))
+			}
+			prev.at, prev.seq = at, seq
+			n++
+		}
+		rows.Close()
+		if n != len(occurred[org]) {
+			t.Errorf("%s: %d search rows, want %d", org, n, len(occurred[org]))
+		}
+	}
+}
