@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -235,7 +236,31 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 		return 0, fmt.Errorf("couldn't commit index of %d events: %w", len(pending), classify(err))
 	}
 	s.sortKeys.remember(nextKey)
+	s.boundSearchWAL(ctx)
 	return len(pending), nil
+}
+
+// maxSearchWAL is how large the search file's WAL may grow before the
+// indexer checkpoints it itself.
+const maxSearchWAL = 256 << 20
+
+// boundSearchWAL keeps the search file's WAL from growing without end while
+// the indexer catches up pass after pass: the background checkpointer
+// copies frames, but the WAL only starts over when a writer begins after a
+// checkpoint that caught up, which back-to-back passes never leave time
+// for. Past maxSearchWAL the indexer, between two passes, checkpoints and
+// truncates it (waiting for readers up to the busy timeout); ingest never
+// waits on this file.
+func (s *Store) boundSearchWAL(ctx context.Context) {
+	fi, err := os.Stat(s.searchPath + "-wal")
+	if err != nil || fi.Size() < maxSearchWAL {
+		return
+	}
+	var busy, logFrames, done int
+	if err := s.searchWrite.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil && ctx.Err() == nil {
+		// The pass is committed; the background checkpointer goes on.
+		s.logger.Warn("couldn't checkpoint the search file's WAL", "mib", fi.Size()>>20, "err", err)
+	}
 }
 
 // IndexLag reports how many accepted events are not searchable yet.
