@@ -350,3 +350,76 @@ func TestIndexerHolds(t *testing.T) {
 		t.Fatalf("%d events left unindexed", p)
 	}
 }
+
+// One client sending requests one after another is never held back by
+// MinInterval: each of its commits carries a single request.
+func TestCommitterLoneClientNotSpaced(t *testing.T) {
+	app := &gateAppender{}
+	c := New(app, Options{MinInterval: time.Hour}, nil, nil)
+	c.Start()
+	defer c.Stop()
+	for i := range 3 {
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Submit(context.Background(), sub(fmt.Sprint("lone", i), 1))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("request %d of a lone client was held back", i)
+		}
+	}
+}
+
+// After a commit that carried several requests, the requests arriving
+// within MinInterval of its start all go into the next transaction.
+func TestCommitterSpacesCommitsUnderLoad(t *testing.T) {
+	gate := make(chan struct{})
+	app := &gateAppender{gate: gate, entered: make(chan struct{}, 100)}
+	c := New(app, Options{MinInterval: 2 * time.Second}, nil, nil)
+	c.Start()
+	defer c.Stop()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	submit := func(id string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Submit(ctx, sub(id, 1)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	// A pair of requests commits together: queued behind a blocked commit.
+	submit("blocked")
+	<-app.entered
+	submit("pair-a")
+	submit("pair-b")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c.queue) < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	app.mu.Lock()
+	app.gate = nil
+	app.mu.Unlock()
+	close(gate)
+	<-app.entered // the pair's commit
+	wg.Wait()
+	// Right after the pair's commit, five concurrent requests: they wait
+	// out the interval together instead of the first committing alone.
+	for i := range 5 {
+		submit(fmt.Sprint("burst", i))
+	}
+	wg.Wait()
+	batches := app.batches()
+	if len(batches) != 3 {
+		t.Fatalf("%d commits, want 3 (blocked, pair, burst): %v", len(batches), batches)
+	}
+	if len(batches[1]) != 2 || len(batches[2]) != 5 {
+		t.Errorf("commits carried %d and %d requests, want 2 and 5", len(batches[1]), len(batches[2]))
+	}
+}

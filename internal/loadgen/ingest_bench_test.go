@@ -8,6 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,7 +51,10 @@ func eventBody(org string, i int64) []byte {
 // alone: a handler that decodes the same body and answers 200. 64 keep-alive
 // clients; b.N is the number of requests per variant.
 func BenchmarkHTTPIngest(b *testing.B) {
-	const concurrency = 64
+	concurrency := 64
+	if v := os.Getenv("TRAIL_BENCH_CLIENTS"); v != "" {
+		concurrency, _ = strconv.Atoi(v)
+	}
 	for _, v := range []string{"ceiling", "trail-without-ledger", "trail"} {
 		b.Run(v, func(b *testing.B) {
 			var h http.Handler
@@ -70,7 +76,41 @@ func BenchmarkHTTPIngest(b *testing.B) {
 			case "trail":
 				h, org, reg = trailHandler(b, true)
 			}
-			srv := httptest.NewServer(h)
+			// Freshness: every 10 ms, how many requests have been answered
+			// and how many events the indexer has made searchable; after
+			// the run, for each sample, how long until the events answered
+			// by then were all searchable (answers go out after the commit,
+			// so every answered event is stored).
+			var answered atomic.Int64
+			counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.ServeHTTP(w, r)
+				answered.Add(1)
+			})
+			type sample struct {
+				at                time.Time
+				answered, indexed float64
+			}
+			var samples []sample
+			stopSampling, sampled := make(chan struct{}), make(chan struct{})
+			if reg != nil {
+				go func() {
+					defer close(sampled)
+					t := time.NewTicker(10 * time.Millisecond)
+					defer t.Stop()
+					for stop := false; !stop; {
+						select {
+						case <-stopSampling:
+							stop = true
+						case <-t.C:
+						}
+						a := float64(answered.Load())
+						samples = append(samples, sample{time.Now(), a, counterValue(b, reg, "trail_search_indexed_events_total")})
+					}
+				}()
+			} else {
+				close(sampled)
+			}
+			srv := httptest.NewServer(counted)
 			defer srv.Close()
 			client := loadgen.NewClient(concurrency)
 			bodies := make([][]byte, 1024)
@@ -100,6 +140,24 @@ func BenchmarkHTTPIngest(b *testing.B) {
 				// commit, and how long a commit takes.
 				b.ReportMetric(histogramMean(b, reg, "trail_ingest_batch_events"), "events/commit")
 				b.ReportMetric(histogramMean(b, reg, "trail_ingest_commit_seconds")*1000, "commit-ms")
+				deadline := time.Now().Add(30 * time.Second)
+				for counterValue(b, reg, "trail_search_indexed_events_total") < float64(answered.Load()) && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				close(stopSampling)
+				<-sampled
+				var stalest time.Duration
+				j := 0
+				for _, smp := range samples {
+					for j < len(samples) && samples[j].indexed < smp.answered {
+						j++
+					}
+					if j == len(samples) {
+						b.Fatalf("%v answered events never became searchable", smp.answered)
+					}
+					stalest = max(stalest, samples[j].at.Sub(smp.at))
+				}
+				b.ReportMetric(float64(stalest.Milliseconds()), "max-unsearchable-ms")
 			}
 		})
 	}
@@ -107,6 +165,20 @@ func BenchmarkHTTPIngest(b *testing.B) {
 
 // trailHandler is trail serve's ingest path: API, group commit, search
 // indexer and, with ledger, the integrator signing checkpoints.
+func counterValue(b *testing.B, reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	b.Fatalf("no metric %s", name)
+	return 0
+}
+
 func histogramMean(b *testing.B, reg *prometheus.Registry, name string) float64 {
 	mfs, err := reg.Gather()
 	if err != nil {
