@@ -170,8 +170,15 @@ func testServe(t *testing.T, args []string) {
 	sizeA, sizeB := recent[len(recent)-1].Seq+1, int64(1+1+30)
 	checkpointA := c.integrated(a.ID, sizeA)
 	checkpointB := c.integrated(b.ID, sizeB)
+	// Searchable a little after acknowledgement (the indexer runs a pass
+	// at most every 300 ms).
+	var ids map[string]bool
+	waitFor(t, fmt.Sprintf("%d events of %s searchable", sizeA, a.ID), func() bool {
+		ids = c.searchIDs(a.ID)
+		return int64(len(ids)) == sizeA
+	})
 	var seq0 []byte
-	for id := range c.searchIDs(a.ID) {
+	for id := range ids {
 		body := c.must("GET", "/v1/events/"+id, "", http.StatusOK, nil)
 		if bytes.Contains(body, []byte(`"seq":0,`)) {
 			seq0 = body
@@ -209,7 +216,7 @@ func testServe(t *testing.T, args []string) {
 			t.Errorf("GET /v1/events/%s of a pruned event: %d %s", e.ID, code, body)
 		}
 	}
-	ids := c.searchIDs(a.ID)
+	ids = c.searchIDs(a.ID)
 	if len(ids) != len(recent) {
 		t.Errorf("search of %s finds %d events, want the %d of the second batch", a.ID, len(ids), len(recent))
 	}
