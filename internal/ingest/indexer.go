@@ -21,7 +21,8 @@ type IndexerOptions struct {
 	// (default 200ms).
 	Interval time.Duration
 	// Gap is the least time between the starts of two catch-up passes
-	// (default 300ms). Under a stream of commits each one would wake the
+	// (default 300ms) while passes follow each other (the last two that
+	// found work started less than 2×Gap apart). Under a stream of commits each one would wake the
 	// indexer for a transaction of a few events; waiting lets one
 	// transaction (one FTS5 segment) carry them all, at a bounded cost in
 	// freshness. At 64 concurrent clients on two cores, 300ms rather than
@@ -120,16 +121,25 @@ func (x *Indexer) run(ctx context.Context) {
 	defer close(x.done)
 	t := time.NewTicker(x.opts.Interval)
 	defer t.Stop()
+	var started, before time.Time // starts of the last two passes that found work
 	for {
-		started := time.Now()
-		x.catchUp(ctx)
+		start := time.Now()
+		if x.catchUp(ctx) > 0 {
+			before, started = started, start
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-x.wake:
 		case <-t.C:
 		}
-		if wait := x.opts.Gap - time.Since(started); wait > 0 {
+		// Passes are spaced only while they come one after another:
+		// after a quiet spell the next commit is indexed at once, so an
+		// event sent by hand is searchable as soon as it is answered.
+		if before.IsZero() || started.Sub(before) >= 2*x.opts.Gap {
+			continue
+		}
+		if wait := x.opts.Gap - time.Since(start); wait > 0 {
 			select {
 			case <-ctx.Done():
 				return
@@ -139,18 +149,20 @@ func (x *Indexer) run(ctx context.Context) {
 	}
 }
 
-func (x *Indexer) catchUp(ctx context.Context) {
+// catchUp indexes until nothing is pending and reports how many events
+// it made searchable.
+func (x *Indexer) catchUp(ctx context.Context) (indexed int) {
 	for ctx.Err() == nil {
 		if x.opts.Hold != nil {
 			if err := x.opts.Hold(ctx); err != nil {
-				return
+				return indexed
 			}
 		}
 		batch := x.opts.Batch >> min(x.failures, 6) // smaller while failing
 		n, err := x.ix.IndexPending(ctx, max(batch, 100))
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return indexed
 			}
 			// Back off, longer each time: the search index can always
 			// catch up later, and while the disk is full every attempt
@@ -162,9 +174,10 @@ func (x *Indexer) catchUp(ctx context.Context) {
 			case <-ctx.Done():
 			case <-time.After(wait):
 			}
-			return
+			return indexed
 		}
 		x.failures = 0
+		indexed += n
 		x.indexed.Add(float64(n))
 		if n < batch {
 			if n == 0 {
@@ -172,8 +185,9 @@ func (x *Indexer) catchUp(ctx context.Context) {
 				close(x.caughtUp)
 				x.caughtUp = make(chan struct{})
 				x.mu.Unlock()
-				return
+				return indexed
 			}
 		}
 	}
+	return indexed
 }

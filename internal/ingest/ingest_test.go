@@ -423,3 +423,29 @@ func TestCommitterSpacesCommitsUnderLoad(t *testing.T) {
 		t.Errorf("commits carried %d and %d requests, want 2 and 5", len(batches[1]), len(batches[2]))
 	}
 }
+
+// Passes are spaced by Gap only while they follow each other: the first two
+// commits after a quiet spell are indexed at once, the third waits.
+func TestIndexerSpacesOnlyBackToBackPasses(t *testing.T) {
+	ix := &countingIndexer{}
+	x := NewIndexer(ix, IndexerOptions{Interval: time.Hour, Gap: time.Hour}, nil, nil)
+	x.Start(context.Background())
+	defer x.Stop()
+	<-x.CaughtUp()
+	for i := range 2 {
+		ix.pending.Store(3)
+		caught := x.CaughtUp()
+		x.Wake()
+		select {
+		case <-caught:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("commit %d after a quiet spell waited for the gap", i+1)
+		}
+	}
+	ix.pending.Store(3)
+	x.Wake()
+	time.Sleep(200 * time.Millisecond)
+	if p := ix.pending.Load(); p != 3 {
+		t.Errorf("a third pass right after two ran at once (%d left); want it to wait out the gap", p)
+	}
+}
