@@ -197,29 +197,27 @@ func (c *Committer) run() {
 		}
 	gather:
 		for n < c.opts.MaxBatchEvents {
-			if wait != nil {
+			var r *request
+			var ok bool
+			if wait != nil { // lingering: take what arrives until the timer fires
 				select {
-				case r, ok := <-c.queue:
-					if !ok {
-						break gather
-					}
-					batch, subs = append(batch, r), append(subs, r.sub)
-					n += len(r.sub.Events)
+				case r, ok = <-c.queue:
 				case <-wait:
 					wait = nil
+					continue
 				}
-				continue
-			}
-			select {
-			case r, ok := <-c.queue:
-				if !ok {
+			} else { // take only what is already queued
+				select {
+				case r, ok = <-c.queue:
+				default:
 					break gather
 				}
-				batch, subs = append(batch, r), append(subs, r.sub)
-				n += len(r.sub.Events)
-			default:
+			}
+			if !ok {
 				break gather
 			}
+			batch, subs = append(batch, r), append(subs, r.sub)
+			n += len(r.sub.Events)
 		}
 		if wait != nil && !linger.Stop() {
 			<-linger.C

@@ -179,14 +179,12 @@ func (x *Indexer) catchUp(ctx context.Context) (indexed int) {
 		x.failures = 0
 		indexed += n
 		x.indexed.Add(float64(n))
-		if n < batch {
-			if n == 0 {
-				x.mu.Lock()
-				close(x.caughtUp)
-				x.caughtUp = make(chan struct{})
-				x.mu.Unlock()
-				return indexed
-			}
+		if n == 0 {
+			x.mu.Lock()
+			close(x.caughtUp)
+			x.caughtUp = make(chan struct{})
+			x.mu.Unlock()
+			return indexed
 		}
 	}
 	return indexed

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/api"
@@ -163,37 +164,33 @@ func BenchmarkHTTPIngest(b *testing.B) {
 	}
 }
 
-// trailHandler is trail serve's ingest path: API, group commit, search
-// indexer and, with ledger, the integrator signing checkpoints.
+// counterValue and histogramMean read the registry the handler reports to.
 func counterValue(b *testing.B, reg *prometheus.Registry, name string) float64 {
-	mfs, err := reg.Gather()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	b.Fatalf("no metric %s", name)
-	return 0
+	return metric(b, reg, name).GetCounter().GetValue()
 }
 
 func histogramMean(b *testing.B, reg *prometheus.Registry, name string) float64 {
+	h := metric(b, reg, name).GetHistogram()
+	return h.GetSampleSum() / float64(max(h.GetSampleCount(), 1))
+}
+
+// metric is the first (unlabelled) series of the metric called name.
+func metric(b *testing.B, reg *prometheus.Registry, name string) *dto.Metric {
 	mfs, err := reg.Gather()
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			h := mf.GetMetric()[0].GetHistogram()
-			return h.GetSampleSum() / float64(max(h.GetSampleCount(), 1))
+			return mf.GetMetric()[0]
 		}
 	}
 	b.Fatalf("no metric %s", name)
-	return 0
+	return nil
 }
 
+// trailHandler is trail serve's ingest path: API, group commit, search
+// indexer and, with ledger, the integrator signing checkpoints.
 func trailHandler(b *testing.B, withLedger bool) (http.Handler, string, *prometheus.Registry) {
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, b.TempDir()+"/trail.db", nil)

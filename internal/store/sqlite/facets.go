@@ -102,6 +102,14 @@ func (f *facetHasher) appendFacets(dst []byte, org string, rec *event.Record, mi
 	return dst
 }
 
+// ftsEntry is what event_fts holds for one event: its facet tokens and
+// its free text. The indexer inserts it and retention deletes it with the
+// same values (FTS5's 'delete' on a contentless table needs exactly what
+// was inserted), so both build it here, reusing the buffers given.
+func (f *facetHasher) ftsEntry(facets, text []byte, org string, rec *event.Record, mismatch bool) (facetsOut, textOut []byte) {
+	return f.appendFacets(facets[:0], org, rec, mismatch), rec.AppendSearchText(text[:0])
+}
+
 // facetTerm is a facet as a term of an FTS5 query on the facets column.
 func facetTerm(kind facetKind, org string, values ...string) string {
 	return "facets : " + facet(kind, org, values...)

@@ -201,8 +201,7 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 			seenAction[ak] = true
 			actions = append(actions, p.org, rec.Action)
 		}
-		text = rec.AppendSearchText(text[:0])
-		facets = hasher.appendFacets(facets[:0], p.org, rec, p.mismatch)
+		facets, text = hasher.ftsEntry(facets, text, p.org, rec, p.mismatch)
 		fts = append(fts, ftsRow{key, string(facets), string(text)})
 	}
 	slices.SortFunc(fts, func(a, b ftsRow) int { return cmp.Compare(a.key, b.key) })
@@ -284,8 +283,8 @@ const (
 )
 
 // insertRows runs head followed by "(?,…),(?,…)…" over args, cols values per
-// row, at most rowsPerInsert rows per statement.
-func insertRows(ctx context.Context, tx *sql.Tx, head string, cols, rowsPerInsert int, args []any) error {
+// row, at most perStatement rows per statement.
+func insertRows(ctx context.Context, tx *sql.Tx, head string, cols, perStatement int, args []any) error {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
 	var full *sql.Stmt
 	defer func() {
@@ -294,10 +293,10 @@ func insertRows(ctx context.Context, tx *sql.Tx, head string, cols, rowsPerInser
 		}
 	}()
 	for len(args) > 0 {
-		n := min(len(args)/cols, rowsPerInsert)
+		n := min(len(args)/cols, perStatement)
 		chunk := args[:n*cols]
 		args = args[n*cols:]
-		if n == rowsPerInsert {
+		if n == perStatement {
 			if full == nil {
 				var err error
 				full, err = tx.PrepareContext(ctx, head+strings.TrimSuffix(strings.Repeat(row+",", n), ","))

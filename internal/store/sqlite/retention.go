@@ -177,12 +177,8 @@ func (s *Store) dueRecords(ctx context.Context, org string, integrated, indexed 
 		if !rec.ReceivedAt.Before(cutoff) {
 			break
 		}
-		due = append(due, dueRecord{
-			seq:        seq,
-			occurredMS: rec.OccurredAt.UnixMilli(),
-			facets:     string(hasher.appendFacets(nil, org, rec, mismatch)),
-			text:       string(rec.AppendSearchText(nil)),
-		})
+		facets, text := hasher.ftsEntry(nil, nil, org, rec, mismatch)
+		due = append(due, dueRecord{seq: seq, occurredMS: rec.OccurredAt.UnixMilli(), facets: string(facets), text: string(text)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("couldn't read records of %s: %w", org, classify(err))
