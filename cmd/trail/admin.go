@@ -269,7 +269,7 @@ func recordCLIAction(ctx context.Context, st store.Store, action, logOrg string,
 		return fmt.Errorf("couldn't build audit event for %s: %w", action, err)
 	}
 	res, err := st.Append(ctx, []store.Submission{{Events: []store.PendingEvent{{
-		OrganizationID: logOrg, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail,
+		OrganizationID: logOrg, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail, Draft: d,
 	}}}}, now)
 	if err == nil {
 		err = res[0].Err

@@ -91,7 +91,7 @@ func (s *Server) recordAudit(ctx context.Context, raw []byte, orgs []string, now
 	}
 	sub := store.Submission{Events: make([]store.PendingEvent, len(orgs))}
 	for i, org := range orgs {
-		sub.Events[i] = store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail}
+		sub.Events[i] = store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail, Draft: d}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()

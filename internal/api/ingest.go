@@ -56,7 +56,7 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	sub := store.Submission{Events: []store.PendingEvent{{
-		OrganizationID: orgID, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail,
+		OrganizationID: orgID, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail, Draft: d,
 	}}}
 	drafts := []*event.Draft{d}
 	outcomes, err := s.checkSchemas(r.Context(), drafts, false, sub.Events)
@@ -122,7 +122,7 @@ func (s *Server) createEventBatch(w http.ResponseWriter, r *http.Request) error 
 	sub := store.Submission{Events: make([]store.PendingEvent, len(items))}
 	drafts := make([]*event.Draft, len(items))
 	for i, it := range items {
-		sub.Events[i] = store.PendingEvent{OrganizationID: it.orgID, ID: event.NewID(now), ReceivedAt: now, Tail: it.draft.Tail}
+		sub.Events[i] = store.PendingEvent{OrganizationID: it.orgID, ID: event.NewID(now), ReceivedAt: now, Tail: it.draft.Tail, Draft: it.draft}
 		drafts[i] = it.draft
 	}
 	outcomes, err := s.checkSchemas(r.Context(), drafts, true, sub.Events)

@@ -87,6 +87,9 @@ type PendingEvent struct {
 	ID             string
 	ReceivedAt     time.Time
 	Tail           []byte // event.Draft.Tail
+	// Draft, when the caller has it, is the event Tail encodes: a store
+	// may index a fresh event from it instead of parsing its record back.
+	Draft *event.Draft
 	// SchemaMismatch records that the event named no schema version and
 	// did not match its action's latest schema (package schema). It is
 	// stored beside the record, never in it.

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -97,6 +98,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 
 	inBatch := map[idemKey]int{} // idempotency key → index of the submission that stored it
 	var fresh []freshRecord
+	var toIndex []pendingRow
 	for i := range subs {
 		sub := &subs[i]
 		if sub.IdempotencyKey != "" {
@@ -137,10 +139,16 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 			// Each record gets its own buffer: the integrator's cache
 			// keeps it after the commit.
 			rec := event.AppendRecord(make([]byte, 0, 64+len(e.Tail)), a, e.Tail)
-			if _, err := insert.ExecContext(ctx, a.OrganizationID, a.Seq, a.ID, rec, e.SchemaMismatch); err != nil {
+			res, err := insert.ExecContext(ctx, a.OrganizationID, a.Seq, a.ID, rec, e.SchemaMismatch)
+			if err != nil {
 				return nil, fmt.Errorf("couldn't insert event %s: %w", a.ID, classify(err))
 			}
+			pos, err := res.LastInsertId()
+			if err != nil {
+				return nil, fmt.Errorf("couldn't read the position of event %s: %w", a.ID, classify(err))
+			}
 			fresh = append(fresh, freshRecord{a.OrganizationID, a.Seq, rec})
+			toIndex = append(toIndex, pendingRow{pos: pos, org: a.OrganizationID, seq: a.Seq, record: rec, mismatch: e.SchemaMismatch, draft: draftOf(e)})
 			accepted[j] = a
 		}
 		results[i].Events = accepted
@@ -165,7 +173,17 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 		return nil, fmt.Errorf("couldn't commit %d submissions: %w", len(subs), classify(err))
 	}
 	s.recent.add(fresh)
+	s.unindexed.add(toIndex)
 	return results, nil
+}
+
+// draftOf is e's draft if it is the event e's tail encodes (the record is
+// the truth; a caller's mistake must not reach the search index).
+func draftOf(e store.PendingEvent) *event.Draft {
+	if e.Draft == nil || !bytes.Equal(e.Draft.Tail, e.Tail) {
+		return nil
+	}
+	return e.Draft
 }
 
 func (s *Store) idempotentResult(ctx context.Context, tx *sql.Tx, k idemKey, now time.Time) ([]event.Accepted, bool, error) {

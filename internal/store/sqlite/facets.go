@@ -6,23 +6,35 @@ import (
 	"encoding/binary"
 	"hash"
 	"strings"
+	"unicode"
 
 	"github.com/trailaudit/trail/internal/event"
 )
 
 // A facet is one exact-match filter value of an event (its organization,
 // action, actor id, actor name, a target's type, id, or type and id
-// together, a schema mismatch) turned into one full-text token of
-// event_fts's facets column. Every facet filter is then one FTS5 term, and
-// filters combine as FTS5 AND/OR expressions that come out in rowid (sort
-// key) order.
+// together, a schema mismatch) turned into a token: the kind letter
+// followed by 16 base32 characters (80 bits) of SHA-256 over kind,
+// organization and value. It is exact (no tokenizer splits or folds the
+// value), scoped to one organization, and a fixed 17 bytes however long the
+// value. Queries also check the organization column of event_search, so a
+// hash collision could never cross tenants; within one, two distinct
+// values share a token with probability 2^-80.
 //
-// The token is the kind letter followed by 16 base32 characters (80 bits)
-// of SHA-256 over kind, organization and value: exact (no tokenizer splits
-// or folds the value), scoped to one organization, and a fixed 21 bytes
-// however long the value. Queries also check the organization column of
-// event_search, so a hash collision could never cross tenants; within one,
-// two distinct values share a token with probability 2^-80.
+// Facets of kinds that take few values in an organization (organization,
+// action, target type, schema mismatch) are tokens of event_fts's facets
+// column: every such filter is one FTS5 term, and filters combine as FTS5
+// AND/OR expressions that come out in rowid (sort key) order.
+//
+// Facets of kinds that take about as many values as there are events
+// (actor id and name, target id, target type and id) would each add a
+// distinct term to every FTS5 segment, and distinct terms are what FTS5
+// pays for most: with them it indexed a third fewer events a second. These
+// values are whole lines of the event's free text already, so a filter on
+// one finds its candidates as a phrase of the body column (case folded and
+// without diacritics: a superset), and keeps the exact ones by their facet
+// token in event_search.exact. A value with no letter or digit makes no
+// phrase; only then is its facet token in event_fts as well.
 type facetKind byte
 
 const (
@@ -79,27 +91,56 @@ func facet(kind facetKind, org string, values ...string) string {
 	return string(newFacetHasher().appendFacet(make([]byte, 0, facetLen), kind, org, values...))
 }
 
-// appendFacets appends the space-separated facet tokens of one event.
-func (f *facetHasher) appendFacets(dst []byte, org string, rec *event.Record, mismatch bool) []byte {
-	add := func(kind facetKind, values ...string) {
-		if len(dst) > 0 {
-			dst = append(dst, ' ')
-		}
-		dst = f.appendFacet(dst, kind, org, values...)
+// appendToken appends one facet token to a space-separated list.
+func (f *facetHasher) appendToken(dst []byte, kind facetKind, org string, values ...string) []byte {
+	if len(dst) > 0 {
+		dst = append(dst, ' ')
 	}
-	add(facetOrganization)
-	add(facetAction, rec.Action)
-	add(facetActorID, rec.Actor.ID)
-	add(facetActorName, rec.Actor.Name)
+	return f.appendFacet(dst, kind, org, values...)
+}
+
+// appendFacets appends the facet tokens of one event that event_fts holds:
+// those of the few-valued kinds, and those of many-valued values that make
+// no phrase.
+func (f *facetHasher) appendFacets(dst []byte, org string, rec *event.Record, mismatch bool) []byte {
+	dst = f.appendToken(dst, facetOrganization, org)
+	dst = f.appendToken(dst, facetAction, org, rec.Action)
+	if !hasWord(rec.Actor.ID) {
+		dst = f.appendToken(dst, facetActorID, org, rec.Actor.ID)
+	}
+	if rec.Actor.Name != "" && !hasWord(rec.Actor.Name) {
+		dst = f.appendToken(dst, facetActorName, org, rec.Actor.Name)
+	}
 	for _, t := range rec.Targets {
-		add(facetTargetType, t.Type)
-		add(facetTargetID, t.ID)
-		add(facetTarget, t.Type, t.ID)
+		dst = f.appendToken(dst, facetTargetType, org, t.Type)
+		if !hasWord(t.ID) {
+			dst = f.appendToken(dst, facetTargetID, org, t.ID)
+		}
 	}
 	if mismatch {
-		add(facetMismatch)
+		dst = f.appendToken(dst, facetMismatch, org)
 	}
 	return dst
+}
+
+// appendExact appends the facet tokens of one event's many-valued kinds,
+// what event_search.exact holds.
+func (f *facetHasher) appendExact(dst []byte, org string, rec *event.Record) []byte {
+	dst = f.appendToken(dst, facetActorID, org, rec.Actor.ID)
+	if rec.Actor.Name != "" {
+		dst = f.appendToken(dst, facetActorName, org, rec.Actor.Name)
+	}
+	for _, t := range rec.Targets {
+		dst = f.appendToken(dst, facetTargetID, org, t.ID)
+		dst = f.appendToken(dst, facetTarget, org, t.Type, t.ID)
+	}
+	return dst
+}
+
+// hasWord reports whether the full-text tokenizer finds a word in s: a
+// phrase query for s then matches every event whose text has s as a line.
+func hasWord(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) })
 }
 
 // ftsEntry is what event_fts holds for one event: its facet tokens and
@@ -113,6 +154,23 @@ func (f *facetHasher) ftsEntry(facets, text []byte, org string, rec *event.Recor
 // facetTerm is a facet as a term of an FTS5 query on the facets column.
 func facetTerm(kind facetKind, org string, values ...string) string {
 	return "facets : " + facet(kind, org, values...)
+}
+
+// candidateTerm is the FTS5 term that finds the events with value as a
+// many-valued facet of the kind given (and possibly others, which the
+// check of event_search.exact removes): the phrase of value in the body,
+// or its facet token if it has no word.
+func candidateTerm(kind facetKind, org, value string) string {
+	if !hasWord(value) {
+		return facetTerm(kind, org, value)
+	}
+	return "body : " + quotePhrase(value)
+}
+
+// quotePhrase is s as an FTS5 string: the tokenizer splits it into a
+// phrase, and no character of it is syntax.
+func quotePhrase(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
 // anyOf is an FTS5 OR of terms, parenthesised.

@@ -21,51 +21,98 @@ const slotBits = 21
 
 // sortKeyCache holds, for recently seen occurred_at milliseconds, the next
 // sort key free in each, so that a pass does not probe event_search once
-// per event (events rarely share a millisecond). Only IndexPending adds
-// search rows, under mu; deleting rows (retention) can only leave a cached
-// key above what a probe would give, never below, so the cache stays right.
+// per event. Only IndexPending adds search rows, under mu; deleting rows
+// (retention) can only leave a cached key above what a probe would give,
+// never below, so the cache stays right.
 //
-// top is the highest sort key in use (or handed out) once known: a
-// millisecond whose first key lies above it has no key in use, which is
-// the case of most live events, needing no probe either.
+// floor is a millisecond below which the cache may be incomplete: every
+// millisecond above it that holds a key in use is in next, so one that is
+// not has no key in use and needs no probe either. It starts at the
+// millisecond of the highest key in use when the cache starts empty, and
+// rises only when the cache forgets its oldest milliseconds. Events that
+// arrive out of order by seconds (clients batching, clocks apart) thus
+// cost no probe; only one older than everything the cache remembers does.
 type sortKeyCache struct {
-	mu       sync.Mutex
-	next     map[int64]int64
-	top      int64
-	knownTop bool
+	mu    sync.Mutex
+	next  map[int64]int64
+	floor int64
+	known bool // next and floor describe the search file
+	limit int  // milliseconds held before the oldest half is forgotten
 }
 
-// maxCachedMilliseconds bounds the cache: past it the cache starts over.
+// maxCachedMilliseconds bounds the cache: past it the oldest half goes.
 const maxCachedMilliseconds = 1 << 18
 
-func (c *sortKeyCache) remember(next map[int64]int64) {
-	if c.next == nil || len(c.next)+len(next) > maxCachedMilliseconds {
-		c.next = make(map[int64]int64, len(next))
+// start makes the cache describe a search file whose highest key in use is
+// top (valid false: no key in use).
+func (c *sortKeyCache) start(top int64, valid bool) {
+	c.next, c.known = map[int64]int64{}, true
+	c.floor = math.MinInt64
+	if valid {
+		c.floor = top >> slotBits
 	}
-	for ms, k := range next {
-		c.next[ms] = k
-		c.top = max(c.top, k-1)
+	if c.limit == 0 {
+		c.limit = maxCachedMilliseconds
 	}
 }
 
+// forget drops the cache; the next pass starts it from what is stored.
+func (c *sortKeyCache) forget() { c.next, c.known = nil, false }
+
+// lookup returns the next free key of msec if the cache knows it.
+func (c *sortKeyCache) lookup(msec int64) (int64, bool) {
+	if k, ok := c.next[msec]; ok {
+		return k, true
+	}
+	if msec > c.floor {
+		return msec << slotBits, true
+	}
+	return 0, false
+}
+
+// remember records what a committed pass handed out.
+func (c *sortKeyCache) remember(next map[int64]int64) {
+	for ms, k := range next {
+		c.next[ms] = k
+	}
+	if len(c.next) <= c.limit {
+		return
+	}
+	// Forget the older half; the cache stays complete above the newest
+	// millisecond forgotten.
+	ms := make([]int64, 0, len(c.next))
+	for m := range c.next {
+		ms = append(ms, m)
+	}
+	slices.Sort(ms)
+	cut := ms[len(ms)/2]
+	for _, m := range ms[:len(ms)/2+1] {
+		delete(c.next, m)
+	}
+	c.floor = max(c.floor, cut)
+}
+
+// pendingRow is an event to index.
 type pendingRow struct {
 	pos      int64
 	org      string
 	seq      int64
 	record   []byte
-	mismatch bool // events.schema_mismatch
+	mismatch bool         // events.schema_mismatch
+	draft    *event.Draft // what record encodes, when the event was committed by this process; nil otherwise
 }
 
-// IndexPending makes up to max more events searchable, in one transaction:
-// the search row with its sort key, the target rows, the organization's
-// action list and the full-text entry, then the new high-water mark. If the
-// process dies before the commit, the next run redoes the same events.
+// IndexPending makes up to limit more events searchable, in one
+// transaction: the search row with its sort key and exact facets, the
+// organization's action list and the full-text entry, then the new
+// high-water mark. If the process dies before the commit, the next run
+// redoes the same events.
 func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 	n, err := s.indexPending(ctx, limit)
 	if err != nil {
 		// Whatever failed, the next pass starts from what is stored.
 		s.sortKeys.mu.Lock()
-		s.sortKeys.next, s.sortKeys.knownTop = nil, false
+		s.sortKeys.forget()
 		s.sortKeys.mu.Unlock()
 	}
 	return n, err
@@ -82,24 +129,15 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&from); err != nil {
 		return 0, fmt.Errorf("couldn't read search high-water mark: %w", classify(err))
 	}
-	// The events come from the main file's read pool: a snapshot that
-	// holds every event committed so far, in pos order.
-	rows, err := s.read.QueryContext(ctx, `SELECT pos, organization_id, seq, record, schema_mismatch FROM events WHERE pos > ? ORDER BY pos LIMIT ?`, from, limit)
-	if err != nil {
-		return 0, fmt.Errorf("couldn't read events to index: %w", classify(err))
-	}
-	var pending []pendingRow
-	for rows.Next() {
-		var p pendingRow
-		if err := rows.Scan(&p.pos, &p.org, &p.seq, &p.record, &p.mismatch); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("couldn't read event to index: %w", err)
+	// Events this process just committed come from memory; others from
+	// the main file's read pool: a snapshot that holds every event
+	// committed so far, in pos order.
+	pending := s.unindexed.run(from, limit)
+	if len(pending) == 0 {
+		var err error
+		if pending, err = s.readPending(ctx, from, limit); err != nil {
+			return 0, err
 		}
-		pending = append(pending, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("couldn't read events to index: %w", classify(err))
 	}
 	if len(pending) == 0 {
 		return 0, nil
@@ -110,15 +148,12 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	// hands out goes into the cache only once it commits.
 	s.sortKeys.mu.Lock()
 	defer s.sortKeys.mu.Unlock()
-	if !s.sortKeys.knownTop {
+	if !s.sortKeys.known {
 		var top sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT max(sort_key) FROM event_search`).Scan(&top); err != nil {
 			return 0, fmt.Errorf("couldn't read the highest sort key: %w", classify(err))
 		}
-		s.sortKeys.top, s.sortKeys.knownTop = top.Int64, true
-		if !top.Valid {
-			s.sortKeys.top = math.MinInt64
-		}
+		s.sortKeys.start(top.Int64, top.Valid)
 	}
 	nextKey := map[int64]int64{}    // occurred_at millisecond → next free sort key in it
 	passTop := int64(math.MinInt64) // highest key handed out in this pass
@@ -131,10 +166,7 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	allocate := func(msec int64) (int64, error) {
 		k, ok := nextKey[msec]
 		if !ok {
-			k, ok = s.sortKeys.next[msec]
-		}
-		if !ok && msec<<slotBits > max(s.sortKeys.top, passTop) {
-			k, ok = msec<<slotBits, true
+			k, ok = s.sortKeys.lookup(msec)
 		}
 		if !ok {
 			if maxKey == nil {
@@ -167,6 +199,13 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 			s.logger.Warn("more events share one occurred_at millisecond than sort keys hold; ordering within it is approximate", "millisecond", msec)
 		}
 		nextKey[msec] = k + 1
+		if spilled := k >> slotBits; spilled != msec {
+			// The key lies in a later millisecond's range: that one's
+			// next free key is past it too.
+			if n, ok := nextKey[spilled]; !ok || n <= k {
+				nextKey[spilled] = k + 1
+			}
+		}
 		passTop = max(passTop, k)
 		return k, nil
 	}
@@ -179,14 +218,14 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 		key          int64
 		facets, text string
 	}
-	search := make([]any, 0, len(pending)*4)
+	search := make([]any, 0, len(pending)*5)
 	var actions []any
 	fts := make([]ftsRow, 0, len(pending))
 	seenAction := map[[2]string]bool{}
-	var text, facets []byte
+	var text, facets, exact []byte
 	hasher := newFacetHasher()
 	for _, p := range pending {
-		rec, err := event.ParseRecord(p.record)
+		rec, err := p.parsed()
 		if err != nil {
 			// Stored records were produced by event.AppendRecord; one that
 			// does not parse means the database was altered outside Trail.
@@ -196,7 +235,8 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		search = append(search, key, p.org, p.seq, rec.Action)
+		exact = hasher.appendExact(exact[:0], p.org, rec)
+		search = append(search, key, p.org, p.seq, rec.Action, string(exact))
 		if ak := [2]string{p.org, rec.Action}; !seenAction[ak] {
 			seenAction[ak] = true
 			actions = append(actions, p.org, rec.Action)
@@ -214,7 +254,7 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 		cols, rows int
 		args       []any
 	}{
-		{"events", `INSERT INTO event_search (sort_key, organization_id, seq, action) VALUES `, 4, rowsPerInsert, search},
+		{"events", `INSERT INTO event_search (sort_key, organization_id, seq, action, exact) VALUES `, 5, rowsPerInsert, search},
 		{"actions", `INSERT OR IGNORE INTO organization_actions (organization_id, action) VALUES `, 2, rowsPerInsert, actions},
 		// FTS5 writes its buffered tokens out as a new segment at every
 		// statement boundary inside a transaction (its savepoint hook), so
@@ -237,6 +277,27 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	s.sortKeys.remember(nextKey)
 	s.boundSearchWAL(ctx)
 	return len(pending), nil
+}
+
+// readPending reads up to limit events after position from.
+func (s *Store) readPending(ctx context.Context, from int64, limit int) ([]pendingRow, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT pos, organization_id, seq, record, schema_mismatch FROM events WHERE pos > ? ORDER BY pos LIMIT ?`, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read events to index: %w", classify(err))
+	}
+	defer rows.Close()
+	var pending []pendingRow
+	for rows.Next() {
+		var p pendingRow
+		if err := rows.Scan(&p.pos, &p.org, &p.seq, &p.record, &p.mismatch); err != nil {
+			return nil, fmt.Errorf("couldn't read event to index: %w", err)
+		}
+		pending = append(pending, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read events to index: %w", classify(err))
+	}
+	return pending, nil
 }
 
 // maxSearchWAL is how large the search file's WAL may grow before the

@@ -14,10 +14,17 @@ import (
 // TestSortKeysAcrossPasses indexes events that share occurred_at
 // milliseconds across many small passes, with timestamps before and after
 // everything indexed so far, in two organizations, and with the store
-// reopened half way (a cold sort-key cache). Every sort key must be
-// unique, and each organization's keys must order its events by
-// (occurred_at, seq).
+// reopened half way (a cold sort-key cache), once with the cache holding
+// every millisecond and once holding two (it forgets the older half at
+// every pass). Every sort key must be unique, and each organization's keys
+// must order its events by (occurred_at, seq).
 func TestSortKeysAcrossPasses(t *testing.T) {
+	for _, limit := range []int{0, 2} {
+		t.Run(fmt.Sprintf("cache=%d", limit), func(t *testing.T) { testSortKeysAcrossPasses(t, limit) })
+	}
+}
+
+func testSortKeysAcrossPasses(t *testing.T, cacheLimit int) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "trail.db")
 	s, err := Open(ctx, path, nil)
@@ -25,6 +32,7 @@ func TestSortKeysAcrossPasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { s.Close() }()
+	s.sortKeys.limit = cacheLimit
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	orgs := []string{"org_KeysA", "org_KeysB"}
 	for _, org := range orgs {
@@ -36,7 +44,7 @@ func TestSortKeysAcrossPasses(t *testing.T) {
 	// still, early again; each round is appended and indexed in passes of
 	// 3 events.
 	base := now.Add(-time.Hour)
-	rounds := []time.Duration{10, 0, 10, 20, 0, 5}
+	rounds := []time.Duration{10, 0, 10, 20, 0, 5, 30, 25, 40, 20}
 	occurred := map[string][]time.Time{} // org → occurred_at by seq
 	for round, offset := range rounds {
 		if round == 3 {
@@ -44,11 +52,12 @@ func TestSortKeysAcrossPasses(t *testing.T) {
 			if s, err = Open(ctx, path, nil); err != nil {
 				t.Fatal(err)
 			}
+			s.sortKeys.limit = cacheLimit
 		}
 		var sub store.Submission
 		for i := range 7 {
 			org := orgs[i%2]
-			at := base.Add(offset * time.Millisecond)
+			at := base.Add((offset + time.Duration(i%3)) * time.Millisecond)
 			raw := fmt.Sprintf(`{"action":"doc.viewed","occurred_at":%q,"actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"}}`,
 				at.Format(time.RFC3339Nano))
 			d, err := event.ParseEvent([]byte(raw), now, event.DefaultLimits())

@@ -78,20 +78,25 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	// whatever the combination. The organization check on event_search
 	// keeps tenants apart even if two facet hashes met.
 	org := q.OrganizationID
-	var terms []string
-	switch {
-	case q.TargetType != "" && q.TargetID != "":
-		terms = append(terms, facetTerm(facetTarget, org, q.TargetType, q.TargetID))
-	case q.TargetType != "":
+	var terms, exact []string // FTS5 terms; facet tokens event_search.exact must hold
+	if q.TargetType != "" {
 		terms = append(terms, facetTerm(facetTargetType, org, q.TargetType))
-	case q.TargetID != "":
-		terms = append(terms, facetTerm(facetTargetID, org, q.TargetID))
+	}
+	if q.TargetID != "" {
+		terms = append(terms, candidateTerm(facetTargetID, org, q.TargetID))
+		if q.TargetType != "" {
+			exact = append(exact, facet(facetTarget, org, q.TargetType, q.TargetID))
+		} else {
+			exact = append(exact, facet(facetTargetID, org, q.TargetID))
+		}
 	}
 	if q.ActorID != "" {
-		terms = append(terms, facetTerm(facetActorID, org, q.ActorID))
+		terms = append(terms, candidateTerm(facetActorID, org, q.ActorID))
+		exact = append(exact, facet(facetActorID, org, q.ActorID))
 	}
 	if q.ActorName != "" {
-		terms = append(terms, facetTerm(facetActorName, org, q.ActorName))
+		terms = append(terms, candidateTerm(facetActorName, org, q.ActorName))
+		exact = append(exact, facet(facetActorName, org, q.ActorName))
 	}
 	if q.SchemaMismatch {
 		terms = append(terms, facetTerm(facetMismatch, org))
@@ -125,6 +130,11 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		b.keyCol = "s.sort_key"
 	}
 	b.where("s.organization_id = ?", org)
+	for _, tok := range exact {
+		// Tokens are fixed-length runs without spaces, separated by
+		// spaces: a match is a whole token.
+		b.where("instr(s.exact, ?) > 0", tok)
+	}
 	if lo != nil {
 		b.where(b.keyCol+" >= ?", *lo)
 	}
@@ -291,7 +301,7 @@ func ftsExpression(text string) string {
 		if !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
 			continue
 		}
-		t := `"` + strings.ReplaceAll(w, `"`, `""`) + `"`
+		t := quotePhrase(w)
 		if prefix {
 			t += "*"
 		}

@@ -50,6 +50,7 @@ type Store struct {
 	logger      *slog.Logger
 	stmts       appendStmts
 	recent      *recentRecords
+	unindexed   unindexedEvents
 	sortKeys    sortKeyCache
 
 	stopCheckpoints func()

@@ -1,0 +1,103 @@
+package sqlite
+
+import (
+	"sync"
+
+	"github.com/trailaudit/trail/internal/event"
+)
+
+// unindexedBudget bounds the bytes of records held for the indexer: many
+// seconds of the highest ingest rates, while the indexer takes them every
+// fraction of a second.
+const unindexedBudget = 32 << 20
+
+// unindexedEvents holds the events this process committed and the indexer
+// has not covered yet, in pos order, each with the draft it was accepted
+// from, so the indexer neither reads them back from the events table nor
+// parses their records again (together about a seventh of its cost). It is
+// only a shortcut: the indexer takes from it only a run of positions that
+// directly follows the search high-water mark, and reads the table whenever
+// it does not hold one (after a restart, when another process appended in
+// between, when the budget dropped the oldest). Retention removes only
+// events the indexer covered, so nothing held here can have been deleted.
+type unindexedEvents struct {
+	mu     sync.Mutex
+	items  []pendingRow // items[head:] are live, pos ascending
+	head   int
+	bytes  int
+	budget int // bytes of records held at most; 0 means unindexedBudget
+}
+
+// add appends events just committed, in pos order.
+func (u *unindexedEvents) add(rows []pendingRow) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, r := range rows {
+		if n := len(u.items); n > u.head && u.items[n-1].pos >= r.pos {
+			// Out of order cannot happen within one writer; if it ever
+			// did, the table is the truth.
+			u.clearLocked()
+		}
+		u.items = append(u.items, r)
+		u.bytes += len(r.record)
+	}
+	budget := u.budget
+	if budget == 0 {
+		budget = unindexedBudget
+	}
+	for u.bytes > budget && u.head < len(u.items) {
+		u.dropLocked()
+	}
+	u.compactLocked()
+}
+
+// run returns up to limit events with positions from+1, from+2, … as held,
+// or nothing if the next position is not held. Events at or below from are
+// covered and forgotten.
+func (u *unindexedEvents) run(from int64, limit int) []pendingRow {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for u.head < len(u.items) && u.items[u.head].pos <= from {
+		u.dropLocked()
+	}
+	u.compactLocked()
+	var out []pendingRow
+	next := from + 1
+	for i := u.head; i < len(u.items) && len(out) < limit && u.items[i].pos == next; i++ {
+		out = append(out, u.items[i])
+		next++
+	}
+	return out
+}
+
+func (u *unindexedEvents) dropLocked() {
+	u.bytes -= len(u.items[u.head].record)
+	u.items[u.head] = pendingRow{}
+	u.head++
+}
+
+func (u *unindexedEvents) clearLocked() {
+	clear(u.items)
+	u.items, u.head, u.bytes = u.items[:0], 0, 0
+}
+
+func (u *unindexedEvents) compactLocked() {
+	if u.head == len(u.items) {
+		u.clearLocked()
+		return
+	}
+	if u.head > len(u.items)/2 {
+		n := copy(u.items, u.items[u.head:])
+		clear(u.items[n:])
+		u.items, u.head = u.items[:n], 0
+	}
+}
+
+// parsed returns the event a pending row holds: its draft if it came with
+// one, else its record parsed.
+func (p *pendingRow) parsed() (*event.Record, error) {
+	if p.draft != nil {
+		return &event.Record{Draft: *p.draft}, nil
+	}
+	return event.ParseRecord(p.record)
+}
