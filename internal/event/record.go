@@ -40,6 +40,16 @@ func AppendRecord(dst []byte, a Accepted, tail []byte) []byte {
 	return append(dst, '}')
 }
 
+// RecordSize is the length of AppendRecord's output for a and a tail of
+// tailLen bytes, when a's id and organization id need no escaping (a
+// capacity to allocate, not a promise).
+func RecordSize(a Accepted, tailLen int) int {
+	// {"id":"","organization_id":"","seq":,"received_at":"",} with 20
+	// digits of seq and 24 characters of time.
+	const fixed = 55 + 20 + 24
+	return fixed + len(a.ID) + len(a.OrganizationID) + tailLen
+}
+
 // NewID returns a new event id, "evt_" + a ULID of t's millisecond and 80
 // random bits. Times outside what a ULID can hold are clamped to its range.
 func NewID(t time.Time) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -314,5 +315,15 @@ func TestPlainPrefix(t *testing.T) {
 		if got := plainPrefix(s); got != want {
 			t.Fatalf("plainPrefix of byte %#x: %d, want %d", c, got, want)
 		}
+	}
+}
+
+func TestRecordSize(t *testing.T) {
+	a := Accepted{ID: "evt_01JBXYZABCDEFGHJKMNPQRSTVW", OrganizationID: "org_01JBXYZABCDEFGHJKMNPQRSTVW", Seq: math.MaxInt64,
+		ReceivedAt: time.Date(2026, 11, 26, 23, 59, 59, 999e6, time.UTC)}
+	tail := []byte(`"action":"a"`)
+	rec := AppendRecord(nil, a, tail)
+	if got := RecordSize(a, len(tail)); got < len(rec) {
+		t.Fatalf("RecordSize = %d, record is %d bytes: %s", got, len(rec), rec)
 	}
 }

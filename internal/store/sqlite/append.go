@@ -97,8 +97,12 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 	}
 
 	inBatch := map[idemKey]int{} // idempotency key → index of the submission that stored it
-	var fresh []freshRecord
-	var toIndex []pendingRow
+	n := 0
+	for _, sub := range subs {
+		n += len(sub.Events)
+	}
+	fresh := make([]freshRecord, 0, n)
+	toIndex := make([]pendingRow, 0, n)
 	for i := range subs {
 		sub := &subs[i]
 		if sub.IdempotencyKey != "" {
@@ -138,7 +142,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 			next[e.OrganizationID]++
 			// Each record gets its own buffer: the integrator's cache
 			// keeps it after the commit.
-			rec := event.AppendRecord(make([]byte, 0, 64+len(e.Tail)), a, e.Tail)
+			rec := event.AppendRecord(make([]byte, 0, event.RecordSize(a, len(e.Tail))), a, e.Tail)
 			res, err := insert.ExecContext(ctx, a.OrganizationID, a.Seq, a.ID, rec, e.SchemaMismatch)
 			if err != nil {
 				return nil, fmt.Errorf("couldn't insert event %s: %w", a.ID, classify(err))

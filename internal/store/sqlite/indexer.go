@@ -32,12 +32,19 @@ const slotBits = 21
 // rises only when the cache forgets its oldest milliseconds. Events that
 // arrive out of order by seconds (clients batching, clocks apart) thus
 // cost no probe; only one older than everything the cache remembers does.
+//
+// It also remembers which (organization, action) pairs organization_actions
+// holds, so a pass inserts only new ones, and the high-water mark the last
+// pass committed: a pass that finds another one (a newer version of Trail
+// rebuilt the search file from another process) starts the cache over.
 type sortKeyCache struct {
-	mu    sync.Mutex
-	next  map[int64]int64
-	floor int64
-	known bool // next and floor describe the search file
-	limit int  // milliseconds held before the oldest half is forgotten
+	mu      sync.Mutex
+	next    map[int64]int64
+	floor   int64
+	known   bool // next, floor, actions and pos describe the search file
+	limit   int  // milliseconds held before the oldest half is forgotten
+	actions map[[2]string]struct{}
+	pos     int64
 }
 
 // maxCachedMilliseconds bounds the cache: past it the oldest half goes.
@@ -45,8 +52,9 @@ const maxCachedMilliseconds = 1 << 18
 
 // start makes the cache describe a search file whose highest key in use is
 // top (valid false: no key in use).
-func (c *sortKeyCache) start(top int64, valid bool) {
-	c.next, c.known = map[int64]int64{}, true
+func (c *sortKeyCache) start(top int64, valid bool, pos int64) {
+	c.next, c.known, c.pos = map[int64]int64{}, true, pos
+	c.actions = map[[2]string]struct{}{}
 	c.floor = math.MinInt64
 	if valid {
 		c.floor = top >> slotBits
@@ -57,7 +65,7 @@ func (c *sortKeyCache) start(top int64, valid bool) {
 }
 
 // forget drops the cache; the next pass starts it from what is stored.
-func (c *sortKeyCache) forget() { c.next, c.known = nil, false }
+func (c *sortKeyCache) forget() { c.next, c.actions, c.known = nil, nil, false }
 
 // lookup returns the next free key of msec if the cache knows it.
 func (c *sortKeyCache) lookup(msec int64) (int64, bool) {
@@ -70,8 +78,19 @@ func (c *sortKeyCache) lookup(msec int64) (int64, bool) {
 	return 0, false
 }
 
-// remember records what a committed pass handed out.
-func (c *sortKeyCache) remember(next map[int64]int64) {
+// maxCachedActions bounds the remembered (organization, action) pairs.
+const maxCachedActions = 1 << 16
+
+// remember records what a committed pass handed out and inserted, and the
+// high-water mark it committed.
+func (c *sortKeyCache) remember(next map[int64]int64, actions map[[2]string]struct{}, pos int64) {
+	c.pos = pos
+	if len(c.actions)+len(actions) > maxCachedActions {
+		c.actions = map[[2]string]struct{}{}
+	}
+	for a := range actions {
+		c.actions[a] = struct{}{}
+	}
 	for ms, k := range next {
 		c.next[ms] = k
 	}
@@ -148,12 +167,16 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	// hands out goes into the cache only once it commits.
 	s.sortKeys.mu.Lock()
 	defer s.sortKeys.mu.Unlock()
+	if s.sortKeys.known && s.sortKeys.pos != from {
+		s.logger.Warn("the search file changed under the indexer; starting its caches over", "expected", s.sortKeys.pos, "found", from)
+		s.sortKeys.forget()
+	}
 	if !s.sortKeys.known {
 		var top sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT max(sort_key) FROM event_search`).Scan(&top); err != nil {
 			return 0, fmt.Errorf("couldn't read the highest sort key: %w", classify(err))
 		}
-		s.sortKeys.start(top.Int64, top.Valid)
+		s.sortKeys.start(top.Int64, top.Valid, from)
 	}
 	nextKey := map[int64]int64{}    // occurred_at millisecond → next free sort key in it
 	passTop := int64(math.MinInt64) // highest key handed out in this pass
@@ -221,7 +244,7 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	search := make([]any, 0, len(pending)*5)
 	var actions []any
 	fts := make([]ftsRow, 0, len(pending))
-	seenAction := map[[2]string]bool{}
+	newActions := map[[2]string]struct{}{}
 	var text, facets, exact []byte
 	hasher := newFacetHasher()
 	for _, p := range pending {
@@ -237,9 +260,12 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 		}
 		exact = hasher.appendExact(exact[:0], p.org, rec)
 		search = append(search, key, p.org, p.seq, rec.Action, string(exact))
-		if ak := [2]string{p.org, rec.Action}; !seenAction[ak] {
-			seenAction[ak] = true
-			actions = append(actions, p.org, rec.Action)
+		ak := [2]string{p.org, rec.Action}
+		if _, ok := s.sortKeys.actions[ak]; !ok {
+			if _, ok := newActions[ak]; !ok {
+				newActions[ak] = struct{}{}
+				actions = append(actions, p.org, rec.Action)
+			}
 		}
 		facets, text = hasher.ftsEntry(facets, text, p.org, rec, p.mismatch)
 		fts = append(fts, ftsRow{key, string(facets), string(text)})
@@ -274,7 +300,7 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("couldn't commit index of %d events: %w", len(pending), classify(err))
 	}
-	s.sortKeys.remember(nextKey)
+	s.sortKeys.remember(nextKey, newActions, last)
 	s.boundSearchWAL(ctx)
 	return len(pending), nil
 }

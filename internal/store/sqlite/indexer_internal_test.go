@@ -117,3 +117,66 @@ func testSortKeysAcrossPasses(t *testing.T, cacheLimit int) {
 		}
 	}
 }
+
+// TestIndexerCachesFollowARebuild empties the search file behind a running
+// store's back, as a newer version of Trail opening the same data directory
+// would rebuild it. The indexer must notice, start its caches over, and
+// make every event searchable again, the organization's action list
+// included.
+func TestIndexerCachesFollowARebuild(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "trail.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	const org = "org_Rebuilt"
+	if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	var sub store.Submission
+	for i := range 5 {
+		raw := fmt.Sprintf(`{"action":"doc.viewed_%d","occurred_at":%q,"actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"}}`,
+			i%2, now.Add(time.Duration(i)*time.Millisecond).Format(time.RFC3339Nano))
+		d, err := event.ParseEvent([]byte(raw), now, event.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail, Draft: d})
+	}
+	if res, err := s.Append(ctx, []store.Submission{sub}, now); err != nil || res[0].Err != nil {
+		t.Fatal(err, res[0].Err)
+	}
+	indexAll := func() {
+		t.Helper()
+		for {
+			n, err := s.IndexPending(ctx, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				return
+			}
+		}
+	}
+	indexAll()
+	for _, q := range []string{
+		`DELETE FROM event_search`,
+		`INSERT INTO event_fts (event_fts) VALUES ('delete-all')`,
+		`DELETE FROM organization_actions`,
+		`UPDATE search_state SET indexed_pos = 0`,
+	} {
+		if _, err := s.searchWrite.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	indexAll()
+	page, err := s.SearchEvents(ctx, store.EventQuery{OrganizationID: org, ActionPrefixes: []string{"doc."}, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 5 {
+		t.Fatalf("found %d events after the rebuild, want 5", len(page.Events))
+	}
+}

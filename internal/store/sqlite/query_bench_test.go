@@ -134,6 +134,9 @@ func BenchmarkQuery(b *testing.B) {
 		{"actor", func(org string, d *event.Record) store.EventQuery {
 			return store.EventQuery{OrganizationID: org, ActorID: d.Actor.ID}
 		}},
+		{"actor-name", func(org string, d *event.Record) store.EventQuery {
+			return store.EventQuery{OrganizationID: org, ActorName: d.Actor.Name}
+		}},
 		{"target", func(org string, d *event.Record) store.EventQuery {
 			return store.EventQuery{OrganizationID: org, TargetType: d.Targets[0].Type, TargetID: d.Targets[0].ID}
 		}},
