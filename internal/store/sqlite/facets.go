@@ -151,20 +151,9 @@ func (f *facetHasher) ftsEntry(facets, text []byte, org string, rec *event.Recor
 	return f.appendFacets(facets[:0], org, rec, mismatch), rec.AppendSearchText(text[:0])
 }
 
-// facetTerm is a facet as a term of an FTS5 query on the facets column.
-func facetTerm(kind facetKind, org string, values ...string) string {
+// facetTermOf is a facet as a term of an FTS5 query on the facets column.
+func facetTermOf(kind facetKind, org string, values ...string) string {
 	return "facets : " + facet(kind, org, values...)
-}
-
-// candidateTerm is the FTS5 term that finds the events with value as a
-// many-valued facet of the kind given (and possibly others, which the
-// check of event_search.exact removes): the phrase of value in the body,
-// or its facet token if it has no word.
-func candidateTerm(kind facetKind, org, value string) string {
-	if !hasWord(value) {
-		return facetTerm(kind, org, value)
-	}
-	return "body : " + quotePhrase(value)
 }
 
 // quotePhrase is s as an FTS5 string: the tokenizer splits it into a

@@ -118,7 +118,7 @@ func TestPruneLeavesNoSearchRows(t *testing.T) {
 	}
 	var text int
 	if err := s.searchRead.QueryRowContext(ctx, `SELECT count(*) FROM event_fts WHERE event_fts MATCH ?`,
-		facetTerm(facetOrganization, org)).Scan(&text); err != nil || text != 0 {
+		facetTermOf(facetOrganization, org)).Scan(&text); err != nil || text != 0 {
 		t.Errorf("full-text entries left: %d, %v", text, err)
 	}
 }

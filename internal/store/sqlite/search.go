@@ -79,11 +79,25 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	// keeps tenants apart even if two facet hashes met.
 	org := q.OrganizationID
 	var terms, exact []string // FTS5 terms; facet tokens event_search.exact must hold
+	scoped := false            // some term matches only this organization's events
+	facetFilter := func(kind facetKind, values ...string) {
+		terms = append(terms, facetTermOf(kind, org, values...))
+		scoped = true
+	}
+	// A many-valued filter finds its candidates by the value's phrase in
+	// the body, or by its facet token if it has no word (facets.go).
+	candidates := func(kind facetKind, value string) {
+		if !hasWord(value) {
+			facetFilter(kind, value)
+			return
+		}
+		terms = append(terms, "body : "+quotePhrase(value))
+	}
 	if q.TargetType != "" {
-		terms = append(terms, facetTerm(facetTargetType, org, q.TargetType))
+		facetFilter(facetTargetType, q.TargetType)
 	}
 	if q.TargetID != "" {
-		terms = append(terms, candidateTerm(facetTargetID, org, q.TargetID))
+		candidates(facetTargetID, q.TargetID)
 		if q.TargetType != "" {
 			exact = append(exact, facet(facetTarget, org, q.TargetType, q.TargetID))
 		} else {
@@ -91,33 +105,37 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		}
 	}
 	if q.ActorID != "" {
-		terms = append(terms, candidateTerm(facetActorID, org, q.ActorID))
+		candidates(facetActorID, q.ActorID)
 		exact = append(exact, facet(facetActorID, org, q.ActorID))
 	}
 	if q.ActorName != "" {
-		terms = append(terms, candidateTerm(facetActorName, org, q.ActorName))
+		candidates(facetActorName, q.ActorName)
 		exact = append(exact, facet(facetActorName, org, q.ActorName))
 	}
 	if q.SchemaMismatch {
-		terms = append(terms, facetTerm(facetMismatch, org))
+		facetFilter(facetMismatch)
 	}
 	actionsInSQL := len(actions) > maxFacetActions
 	if len(actions) > 0 && !actionsInSQL {
 		alts := make([]string, len(actions))
 		for i, a := range actions {
-			alts[i] = facetTerm(facetAction, org, a)
+			alts[i] = facetTermOf(facetAction, org, a)
 		}
 		terms = append(terms, anyOf(alts))
+		scoped = true
 	}
 	if q.Text != "" {
 		text := ftsExpression(q.Text)
 		if text == "" {
 			return page, nil // nothing searchable in the text
 		}
-		if len(terms) == 0 {
-			terms = append(terms, facetTerm(facetOrganization, org))
-		}
 		terms = append(terms, text)
+	}
+	if len(terms) > 0 && !scoped {
+		// Phrases and words match in every organization: the
+		// organization's own facet keeps FTS5 from walking the others'
+		// matches (an actor id such as "system" may be in all of them).
+		facetFilter(facetOrganization)
 	}
 
 	b := &queryBuilder{limit: limit + 1, scanDesc: scanDesc}
