@@ -79,7 +79,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	// keeps tenants apart even if two facet hashes met.
 	org := q.OrganizationID
 	var terms, exact []string // FTS5 terms; facet tokens event_search.exact must hold
-	scoped := false            // some term matches only this organization's events
+	scoped := false           // some term matches only this organization's events
 	facetFilter := func(kind facetKind, values ...string) {
 		terms = append(terms, facetTermOf(kind, org, values...))
 		scoped = true
