@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -54,8 +55,11 @@ const maxNameLen = 200
 func (req *createOrganizationRequest) validate() []fieldError {
 	var errs []fieldError
 	validateName(req.Name, &errs)
-	if req.ExternalID != nil && utf8.RuneCountInString(*req.ExternalID) > maxNameLen {
+	switch {
+	case req.ExternalID != nil && utf8.RuneCountInString(*req.ExternalID) > maxNameLen:
 		addErr(&errs, "external_id", "invalid", "external_id must be at most 200 characters.")
+	case req.ExternalID != nil && strings.IndexByte(*req.ExternalID, 0) >= 0:
+		addErr(&errs, "external_id", "invalid", "external_id must not contain the NUL character (U+0000).")
 	}
 	if len(req.Metadata) > 0 {
 		addErr(&errs, "metadata", "unsupported", "Trail does not store organization metadata; send an empty object or leave metadata out.")
@@ -75,6 +79,8 @@ func validateName(name *string, errs *[]fieldError) {
 		addErr(errs, "name", "required", "name is required: 1 to 200 characters.")
 	case utf8.RuneCountInString(*name) > maxNameLen:
 		addErr(errs, "name", "invalid", fmt.Sprintf("name must be at most 200 characters, not %d.", utf8.RuneCountInString(*name)))
+	case strings.IndexByte(*name, 0) >= 0:
+		addErr(errs, "name", "invalid", "name must not contain the NUL character (U+0000).")
 	}
 }
 

@@ -52,6 +52,8 @@ func TestCreateOrganizationInvalid(t *testing.T) {
 		{"empty name", e.admin, `{"name":""}`, 422, "invalid_request_parameters", "name"},
 		{"long name", e.admin, `{"name":"` + strings.Repeat("n", 201) + `"}`, 422, "invalid_request_parameters", "name"},
 		{"long external id", e.admin, `{"name":"a","external_id":"` + strings.Repeat("e", 201) + `"}`, 422, "invalid_request_parameters", "external_id"},
+		{"NUL in name", e.admin, `{"name":"a\u0000b"}`, 422, "invalid_request_parameters", "name"},
+		{"NUL in external id", e.admin, `{"name":"a","external_id":"x\u0000"}`, 422, "invalid_request_parameters", "external_id"},
 		{"name not a string", e.admin, `{"name":7}`, 422, "invalid_request_parameters", "name"},
 		{"unknown field", e.admin, `{"name":"a","colour":"red"}`, 422, "invalid_request_parameters", "colour"},
 		{"metadata", e.admin, `{"name":"a","metadata":{"tier":"gold"}}`, 422, "invalid_request_parameters", "metadata"},

@@ -14,6 +14,10 @@ type strRule struct {
 	required  bool // absent, null and "" are errors; else they mean absent
 	max       int  // in characters (runes)
 	noControl bool // no C0, DEL or C1 control characters
+	// noNUL: no U+0000 in a request. Identifiers and names are filter
+	// keys, stored as text by the PostgreSQL backend, which cannot hold
+	// NUL; a stored record is read as it is.
+	noNUL bool
 }
 
 // describe says in words what a value following r must be.
@@ -59,6 +63,8 @@ func (p *parser) str(l loc, field string, r strRule) (s string, ok bool) {
 		p.add(l.path(field), CodeTooLong, r.describe())
 	case r.noControl && hasControl(s):
 		p.add(l.path(field), CodeInvalidFormat, "must not contain control characters")
+	case r.noNUL && !p.record && strings.IndexByte(s, 0) >= 0:
+		p.add(l.path(field), CodeInvalidFormat, "must not contain the NUL character (U+0000)")
 	default:
 		return s, true
 	}

@@ -93,11 +93,11 @@ func (p *parser) entity(l loc) (e Entity, md Metadata) {
 		}
 		switch bit {
 		case fID:
-			e.ID, _ = p.str(l, "id", strRule{required: true, max: MaxEntityFieldLen})
+			e.ID, _ = p.str(l, "id", strRule{required: true, max: MaxEntityFieldLen, noNUL: true})
 		case fType:
 			e.Type, _ = p.str(l, "type", strRule{required: true, max: MaxEntityFieldLen, noControl: true})
 		case fName:
-			e.Name, _ = p.str(l, "name", strRule{max: MaxEntityFieldLen})
+			e.Name, _ = p.str(l, "name", strRule{max: MaxEntityFieldLen, noNUL: true})
 		case fMeta:
 			md = p.metadata(l)
 		}

@@ -108,6 +108,8 @@ func TestParseCreateRejects(t *testing.T) {
 		{"actor id number", body(func(ev map[string]any) { obj(ev, "actor")["id"] = 5 }), []string{"event.actor.id invalid_type"}},
 		{"actor id 1001", body(func(ev map[string]any) { obj(ev, "actor")["id"] = long(1001) }), []string{"event.actor.id too_long"}},
 		{"actor type control", body(func(ev map[string]any) { obj(ev, "actor")["type"] = "us\ter" }), []string{"event.actor.type invalid_format"}},
+		{"actor id NUL", body(func(ev map[string]any) { obj(ev, "actor")["id"] = "a\x00b" }), []string{"event.actor.id invalid_format"}},
+		{"actor name NUL", body(func(ev map[string]any) { obj(ev, "actor")["name"] = "\x00" }), []string{"event.actor.name invalid_format"}},
 		{"actor type 1001", body(func(ev map[string]any) { obj(ev, "actor")["type"] = long(1001) }), []string{"event.actor.type too_long"}},
 		{"actor name number", body(func(ev map[string]any) { obj(ev, "actor")["name"] = 5 }), []string{"event.actor.name invalid_type"}},
 		{"actor name 1001", body(func(ev map[string]any) { obj(ev, "actor")["name"] = long(1001) }), []string{"event.actor.name too_long"}},
@@ -133,6 +135,8 @@ func TestParseCreateRejects(t *testing.T) {
 		}), []string{"event.targets[1].id invalid_type"}},
 		{"target name too long", body(func(ev map[string]any) { target(ev, 0)["name"] = long(1001) }), []string{"event.targets[0].name too_long"}},
 		{"target type control", body(func(ev map[string]any) { target(ev, 0)["type"] = "\u0085" }), []string{"event.targets[0].type invalid_format"}},
+		{"target id NUL", body(func(ev map[string]any) { target(ev, 0)["id"] = "t\x00" }), []string{"event.targets[0].id invalid_format"}},
+		{"target name NUL", body(func(ev map[string]any) { target(ev, 0)["name"] = "t\x00" }), []string{"event.targets[0].name invalid_format"}},
 		{"target metadata key", body(func(ev map[string]any) { target(ev, 0)["metadata"] = map[string]any{"bad key": "v"} }), []string{`event.targets[0].metadata."bad key" invalid_format`}},
 		{"target metadata null value", body(func(ev map[string]any) { target(ev, 0)["metadata"] = map[string]any{"k": nil} }), []string{"event.targets[0].metadata.k invalid_type"}},
 		{"101 targets", body(func(ev map[string]any) {

@@ -327,3 +327,18 @@ func TestRecordSize(t *testing.T) {
 		t.Fatalf("RecordSize = %d, record is %d bytes: %s", got, len(rec), rec)
 	}
 }
+
+// TestParseRecordKeepsNUL: requests may no longer carry NUL in identifiers
+// and names, but records stored before that rule must still read back.
+func TestParseRecordKeepsNUL(t *testing.T) {
+	raw := `{"id":"evt_1","organization_id":"org_1","seq":0,"received_at":"2026-11-25T18:43:10.123Z","action":"a",` +
+		`"occurred_at":"2026-11-25T18:43:09.709Z","actor":{"id":"u\u0000","type":"user","name":"\u0000"},` +
+		`"targets":[{"id":"t\u0000","type":"team"}],"context":{"location":"l"}}`
+	r, err := ParseRecord([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Actor.ID != "u\x00" || r.Actor.Name != "\x00" || r.Targets[0].ID != "t\x00" {
+		t.Fatalf("read %+v", r.Draft)
+	}
+}

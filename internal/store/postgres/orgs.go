@@ -52,6 +52,10 @@ func (s *Store) Organization(ctx context.Context, id string) (store.Organization
 
 // OrganizationByExternalID returns the organization with this external id.
 func (s *Store) OrganizationByExternalID(ctx context.Context, externalID string) (store.Organization, error) {
+	if strings.IndexByte(externalID, 0) >= 0 {
+		// PostgreSQL text cannot hold NUL: no organization has it.
+		return store.Organization{}, fmt.Errorf("organization with external id %q: %w", externalID, store.ErrNotFound)
+	}
 	o, err := scanOrg(s.pool.QueryRow(ctx, `SELECT `+orgColumns+` FROM organizations WHERE external_id = $1`, externalID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, fmt.Errorf("organization with external id %q: %w", externalID, store.ErrNotFound)

@@ -33,6 +33,9 @@ const maxMergedActions = 32
 // alone is checked per event.
 func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
 	var page store.EventPage
+	if matchesNothingStorable(q) {
+		return page, nil
+	}
 	limit := q.Limit
 	if limit <= 0 || limit > 100 {
 		limit = 10
@@ -464,4 +467,14 @@ func decodeCursor(c string) (cursor, error) {
 		return cursor{}, bad
 	}
 	return cursor{at: time.UnixMilli(ms).UTC(), seq: seq}, nil
+}
+
+// matchesNothingStorable reports whether an exact filter of q holds NUL:
+// no stored event can match it (PostgreSQL text cannot hold NUL, and
+// requests with one in those fields are refused), and PostgreSQL would
+// refuse the query itself.
+func matchesNothingStorable(q store.EventQuery) bool {
+	nul := func(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+	return nul(q.ActorID) || nul(q.ActorName) || nul(q.TargetType) || nul(q.TargetID) || nul(q.OrganizationID) ||
+		slices.ContainsFunc(q.Actions, nul) || slices.ContainsFunc(q.ActionPrefixes, nul)
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"hash"
 	"strings"
-	"unicode"
 
 	"github.com/trailaudit/trail/internal/event"
 )
@@ -137,10 +136,21 @@ func (f *facetHasher) appendExact(dst []byte, org string, rec *event.Record) []b
 	return dst
 }
 
-// hasWord reports whether the full-text tokenizer finds a word in s: a
-// phrase query for s then matches every event whose text has s as a line.
+// hasWord reports whether s has an ASCII letter or digit: then the
+// full-text tokenizer surely finds a word in s, and a phrase query for s
+// matches every event whose text has s as a line. Other letters count for
+// nothing here, on purpose: SQLite's unicode61 tables are not Go's (a few
+// characters Go calls letters make no token in SQLite), and what goes into
+// the contentless FTS5 table must never change with a Go release, or
+// retention would delete entries with other values than were inserted. A
+// value without one keeps its facet token in FTS5, which is exact anyway.
 func hasWord(s string) bool {
-	return strings.ContainsFunc(s, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) })
+	for i := 0; i < len(s); i++ {
+		if c := s[i] | 0x20; 'a' <= c && c <= 'z' || '0' <= s[i] && s[i] <= '9' {
+			return true
+		}
+	}
+	return false
 }
 
 // ftsEntry is what event_fts holds for one event: its facet tokens and
@@ -157,8 +167,10 @@ func facetTermOf(kind facetKind, org string, values ...string) string {
 }
 
 // quotePhrase is s as an FTS5 string: the tokenizer splits it into a
-// phrase, and no character of it is syntax.
+// phrase, and no character of it is syntax. FTS5's query parser stops at
+// NUL, which the tokenizer treats as a separator like a space.
 func quotePhrase(s string) string {
+	s = strings.ReplaceAll(s, "\x00", " ")
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 

@@ -180,3 +180,79 @@ func TestIndexerCachesFollowARebuild(t *testing.T) {
 		t.Fatalf("found %d events after the rebuild, want 5", len(page.Events))
 	}
 }
+
+// TestSortKeysSpill fills an occurred_at millisecond (its last slot taken,
+// as after 2^21 events in it), so that the next event of that millisecond
+// gets a key in the following millisecond's range; an event of the
+// following millisecond must then get a key after it, whether it is
+// indexed in the same pass or a later one.
+func TestSortKeysSpill(t *testing.T) {
+	for _, perPass := range []int{1, 10} {
+		t.Run(fmt.Sprintf("pass=%d", perPass), func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "trail.db")
+			s, err := Open(ctx, path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { s.Close() }()
+			now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+			const org = "org_Spill"
+			if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: now, UpdatedAt: now}); err != nil {
+				t.Fatal(err)
+			}
+			at := now.Add(-time.Hour)
+			msec := at.UnixMilli()
+			if _, err := s.searchWrite.ExecContext(ctx, `INSERT INTO event_search (sort_key, organization_id, seq, action, exact) VALUES (?, 'org_Other', 0, 'x', '')`,
+				(msec+1)<<slotBits-1); err != nil {
+				t.Fatal(err)
+			}
+			var sub store.Submission
+			for _, offset := range []time.Duration{0, time.Millisecond, 0, time.Millisecond} {
+				raw := fmt.Sprintf(`{"action":"doc.viewed","occurred_at":%q,"actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"}}`,
+					at.Add(offset).Format(time.RFC3339Nano))
+				d, err := event.ParseEvent([]byte(raw), now, event.DefaultLimits())
+				if err != nil {
+					t.Fatal(err)
+				}
+				sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail, Draft: d})
+			}
+			if res, err := s.Append(ctx, []store.Submission{sub}, now); err != nil || res[0].Err != nil {
+				t.Fatal(err, res[0].Err)
+			}
+			for {
+				n, err := s.IndexPending(ctx, perPass)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+			}
+			rows, err := s.searchRead.QueryContext(ctx, `SELECT sort_key, seq FROM event_search WHERE organization_id = ? ORDER BY seq`, org)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			keys := map[int64]int64{}
+			for rows.Next() {
+				var key, seq int64
+				if err := rows.Scan(&key, &seq); err != nil {
+					t.Fatal(err)
+				}
+				if key <= (msec+1)<<slotBits-1 {
+					t.Errorf("seq %d got key %d, not after the full millisecond", seq, key)
+				}
+				keys[seq] = key
+			}
+			if len(keys) != 4 {
+				t.Fatalf("%d events indexed, want 4", len(keys))
+			}
+			// Within the organization the order is (occurred_at, seq) as far
+			// as the spill allows: seq 0 before seq 2, seq 1 before seq 3.
+			if keys[0] >= keys[2] || keys[1] >= keys[3] {
+				t.Errorf("keys out of seq order: %v", keys)
+			}
+		})
+	}
+}

@@ -6,10 +6,20 @@ import (
 	"github.com/trailaudit/trail/internal/event"
 )
 
-// unindexedBudget bounds the bytes of records held for the indexer: many
-// seconds of the highest ingest rates, while the indexer takes them every
-// fraction of a second.
-const unindexedBudget = 32 << 20
+// unindexedBudget bounds the memory held for the indexer, counted as
+// heldSize: seconds of the highest ingest rates, while the indexer takes
+// them every fraction of a second.
+const unindexedBudget = 64 << 20
+
+// heldSize is what holding r costs, roughly: its record, and when it has a
+// draft, the draft's tail and the parsed values (about as large again).
+func heldSize(r *pendingRow) int {
+	n := len(r.record)
+	if r.draft != nil {
+		n += 2 * len(r.draft.Tail)
+	}
+	return n
+}
 
 // unindexedEvents holds the events this process committed and the indexer
 // has not covered yet, in pos order, each with the draft it was accepted
@@ -24,8 +34,8 @@ type unindexedEvents struct {
 	mu     sync.Mutex
 	items  []pendingRow // items[head:] are live, pos ascending
 	head   int
-	bytes  int
-	budget int // bytes of records held at most; 0 means unindexedBudget
+	bytes  int // heldSize of items[head:]
+	budget int // bytes held at most; 0 means unindexedBudget
 }
 
 // add appends events just committed, in pos order.
@@ -39,7 +49,7 @@ func (u *unindexedEvents) add(rows []pendingRow) {
 			u.clearLocked()
 		}
 		u.items = append(u.items, r)
-		u.bytes += len(r.record)
+		u.bytes += heldSize(&r)
 	}
 	budget := u.budget
 	if budget == 0 {
@@ -71,14 +81,21 @@ func (u *unindexedEvents) run(from int64, limit int) []pendingRow {
 }
 
 func (u *unindexedEvents) dropLocked() {
-	u.bytes -= len(u.items[u.head].record)
+	u.bytes -= heldSize(&u.items[u.head])
 	u.items[u.head] = pendingRow{}
 	u.head++
 }
 
+// keptCapacity is the most items an empty queue keeps room for: after a
+// burst the memory goes back.
+const keptCapacity = 1 << 14
+
 func (u *unindexedEvents) clearLocked() {
 	clear(u.items)
 	u.items, u.head, u.bytes = u.items[:0], 0, 0
+	if cap(u.items) > keptCapacity {
+		u.items = nil
+	}
 }
 
 func (u *unindexedEvents) compactLocked() {

@@ -42,7 +42,7 @@ func testOrganizations(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatalf("OrganizationByExternalID(%q): %v", want.ExternalID, err)
 		}
 		checkOrg(t, got, want)
-		for _, ext := range []string{"", "acme-4", "ACME-42", "org_unknown"} {
+		for _, ext := range []string{"", "acme-4", "ACME-42", "org_unknown", "acme-42\x00"} {
 			_, err := s.OrganizationByExternalID(ctx, ext)
 			wantErr(t, fmt.Sprintf("OrganizationByExternalID(%q)", ext), err, store.ErrNotFound)
 		}

@@ -65,6 +65,8 @@ var (
 		{ID: "--", Type: "user", Name: "José Núñez"},
 		{ID: "user_12", Type: "user", Name: "Jose Nunez"},
 		{ID: "user_13", Type: "user", Name: "..."},
+		{ID: "user_14", Type: "user", Name: "日本語"},
+		{ID: "ᦰ", Type: "user", Name: "ᦰ ᦱ"},
 	}
 	searchTargets = func() []event.Entity {
 		var ts []event.Entity
@@ -452,6 +454,13 @@ func searchCases() []searchCase {
 		{"ActorNameDiacritics", store.EventQuery{ActorName: "Jose Nunez"}},
 		{"ActorNameAccented", store.EventQuery{ActorName: "José Núñez"}},
 		{"ActorNameNoWord", store.EventQuery{ActorName: "..."}},
+		{"ActorIDNUL", store.EventQuery{ActorID: "a\x00b"}}, // no event has one: requests cannot
+		{"ActorNameNUL", store.EventQuery{ActorName: "\x00"}},
+		{"TargetIDNUL", store.EventQuery{TargetType: "team", TargetID: "a\x00"}},
+		{"TextNUL", store.EventQuery{Text: "alpha\x00bravo"}},
+		{"ActorIDNonASCII", store.EventQuery{ActorID: "ᦰ"}},
+		{"ActorNameNonASCII", store.EventQuery{ActorName: "日本語"}},
+		{"ActorNameNonASCIIWords", store.EventQuery{ActorName: "ᦰ ᦱ"}},
 		{"Text", store.EventQuery{Text: "alpha"}},
 		{"TextTwoWords", store.EventQuery{Text: "alpha johnson"}},
 		{"TextCaseInsensitive", store.EventQuery{Text: "ALPHA Johnson"}},

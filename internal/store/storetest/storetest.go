@@ -74,8 +74,16 @@ func draft(t testing.TB, raw []byte) *event.Draft {
 }
 
 // pending makes an event of org ready for Append, received at received.
+//
+// Events received at an even millisecond carry their draft, as the HTTP
+// handlers' do; the others only their tail, so that a store that indexes
+// from drafts is tested both ways.
 func pending(org string, d *event.Draft, received time.Time) store.PendingEvent {
-	return store.PendingEvent{OrganizationID: org, ID: event.NewID(received), ReceivedAt: received, Tail: d.Tail}
+	pe := store.PendingEvent{OrganizationID: org, ID: event.NewID(received), ReceivedAt: received, Tail: d.Tail}
+	if received.UnixMilli()%2 == 0 {
+		pe.Draft = d
+	}
+	return pe
 }
 
 // record is the canonical record an accepted event must be stored as.
