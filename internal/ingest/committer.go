@@ -240,8 +240,30 @@ func (c *Committer) commit(batch []*request, subs []store.Submission, events int
 	if err != nil {
 		c.commitErrors.Inc()
 		c.logger.Error("group commit failed; nothing of the batch was stored", "submissions", len(subs), "events", events, "err", err)
+		if len(batch) == 1 || errors.Is(err, store.ErrUnavailable) {
+			// The store itself is failing (or there is no one else to
+			// spare): every caller gets the error.
+			for _, r := range batch {
+				r.done <- outcome{err: err}
+			}
+			return
+		}
+		// Something in the batch failed it, perhaps one caller's event
+		// the store cannot hold: commit each submission alone, so that
+		// one caller's failure is not everyone's.
+		stored := false
 		for _, r := range batch {
-			r.done <- outcome{err: err}
+			res, err := c.app.Append(context.Background(), []store.Submission{r.sub}, c.opts.Now())
+			if err != nil {
+				c.logger.Error("commit of one submission failed", "events", len(r.sub.Events), "err", err)
+				r.done <- outcome{err: err}
+				continue
+			}
+			stored = true
+			r.done <- outcome{res: res[0]}
+		}
+		if stored && c.opts.OnCommit != nil {
+			c.opts.OnCommit()
 		}
 		return
 	}

@@ -449,3 +449,93 @@ func TestIndexerSpacesOnlyBackToBackPasses(t *testing.T) {
 		t.Errorf("a third pass right after two ran at once (%d left); want it to wait out the gap", p)
 	}
 }
+
+// poisonAppender fails any transaction that carries an event with id
+// "poison-0", as a store fails on a value it cannot hold.
+type poisonAppender struct {
+	gateAppender
+}
+
+func (a *poisonAppender) Append(ctx context.Context, subs []store.Submission, now time.Time) ([]store.AppendResult, error) {
+	res, err := a.gateAppender.Append(ctx, subs, now)
+	for _, s := range subs {
+		if len(s.Events) > 0 && s.Events[0].ID == "poison-0" {
+			return nil, errors.New("invalid byte sequence")
+		}
+	}
+	return res, err
+}
+
+// A submission that fails its group's transaction fails alone: the others
+// of the group are committed on their own. A store that is unavailable
+// fails the whole group at once, without a retry per caller.
+func TestCommitterIsolatesAFailingSubmission(t *testing.T) {
+	app := &poisonAppender{gateAppender{gate: make(chan struct{}), entered: make(chan struct{}, 100)}}
+	var commits atomic.Int32
+	c := New(app, Options{OnCommit: func() { commits.Add(1) }}, nil, nil)
+	c.Start()
+	defer c.Stop()
+
+	go func() { _, _ = c.Submit(context.Background(), sub("first", 1)) }()
+	<-app.entered // the first transaction holds the committer
+
+	names := []string{"a", "poison", "b"}
+	errs := make([]error, len(names))
+	results := make([]store.AppendResult, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = c.Submit(context.Background(), sub(name, 1))
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c.queue) < len(names) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(app.gate)
+	wg.Wait()
+	for i, name := range names {
+		switch {
+		case name == "poison" && errs[i] == nil:
+			t.Errorf("the failing submission succeeded")
+		case name != "poison" && (errs[i] != nil || len(results[i].Events) != 1 || results[i].Events[0].ID != name+"-0"):
+			t.Errorf("%s: %+v, %v; want it stored despite its neighbour", name, results[i], errs[i])
+		}
+	}
+	if b := app.batches(); len(b) != 2+len(names) {
+		t.Errorf("%d transactions, want the first, the failed group, and one per submission", len(b))
+	}
+}
+
+func TestCommitterUnavailableFailsTheGroup(t *testing.T) {
+	app := &gateAppender{gate: make(chan struct{}), entered: make(chan struct{}, 100)}
+	c := New(app, Options{}, nil, nil)
+	c.Start()
+	defer c.Stop()
+	go func() { _, _ = c.Submit(context.Background(), sub("first", 1)) }()
+	<-app.entered
+	app.mu.Lock()
+	app.err = fmt.Errorf("disk full: %w", store.ErrUnavailable)
+	app.mu.Unlock()
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Submit(context.Background(), sub(fmt.Sprint("s", i), 1)); !errors.Is(err, store.ErrUnavailable) {
+				t.Errorf("Submit = %v, want the store's error", err)
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c.queue) < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(app.gate)
+	wg.Wait()
+	if b := app.batches(); len(b) != 2 {
+		t.Errorf("%d transactions, want 2 (no retry per caller while the store is unavailable)", len(b))
+	}
+}
