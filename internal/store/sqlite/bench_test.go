@@ -221,12 +221,13 @@ func BenchmarkAppendWithIntegrator(b *testing.B) {
 }
 
 // BenchmarkAppendAndIndex is Append as in BenchmarkAppend while IndexPending
-// runs in another goroutine, as the background indexer does (batches of
-// 2,000, woken after each commit). The clock stops when every event is
-// searchable. max-lag-events is the largest number of acknowledged events
-// not yet searchable seen after a commit; max-append-ms the longest Append
-// (it waits while IndexPending holds the single write connection); drain-ms
-// how long indexing took to catch up after the last Append returned.
+// runs in another goroutine, as the background indexer does (passes of up
+// to indexBatch events, woken after each commit). The clock stops when
+// every event is searchable. max-lag-events is the largest number of
+// acknowledged events not yet searchable seen after a commit;
+// max-unsearchable-ms the longest any acknowledged event waited to become
+// searchable; max-append-ms the longest Append; drain-ms how long indexing
+// took to catch up after the last Append returned.
 func BenchmarkAppendAndIndex(b *testing.B) {
 	s := openBench(b)
 	subs := submissions(b, b.N)
@@ -236,19 +237,31 @@ func BenchmarkAppendAndIndex(b *testing.B) {
 
 	var appended, indexed atomic.Int64
 	var maxLag int64
+	// acked[i] is when batch i was acknowledged; the indexer goroutine
+	// measures, after each pass, how long the batches it completed waited.
+	acked := make([]atomic.Int64, b.N)
+	var maxWait time.Duration
 	wake := make(chan struct{}, 1)
 	finished := make(chan struct{}) // closed after the last Append
 	result := make(chan error, 1)
 	b.ResetTimer()
 	go func() {
+		waited := 0 // batches whose wait is measured
 		for {
 			n, err := s.IndexPending(ctx, indexBatch)
 			if err != nil {
 				result <- err
 				return
 			}
-			indexed.Add(int64(n))
+			done := indexed.Add(int64(n))
 			if n > 0 {
+				now := time.Now()
+				for ; waited < int(done/benchBatch); waited++ {
+					// 0: searchable before Append had even returned.
+					if t := acked[waited].Load(); t != 0 {
+						maxWait = max(maxWait, now.Sub(time.Unix(0, t)))
+					}
+				}
 				continue
 			}
 			if indexed.Load() == total {
@@ -269,6 +282,7 @@ func BenchmarkAppendAndIndex(b *testing.B) {
 			b.Fatalf("Append: %v %v", err, res)
 		}
 		maxAppend = max(maxAppend, time.Since(start))
+		acked[i].Store(time.Now().UnixNano())
 		lag := appended.Add(benchBatch) - indexed.Load()
 		maxLag = max(maxLag, lag)
 		select {
@@ -285,6 +299,7 @@ func BenchmarkAppendAndIndex(b *testing.B) {
 	drain := time.Since(appendDone)
 	reportRate(b, int(total))
 	b.ReportMetric(float64(maxLag), "max-lag-events")
+	b.ReportMetric(float64(maxWait.Milliseconds()), "max-unsearchable-ms")
 	b.ReportMetric(float64(maxAppend.Milliseconds()), "max-append-ms")
 	b.ReportMetric(float64(drain.Milliseconds()), "drain-ms")
 }
