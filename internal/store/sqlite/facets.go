@@ -32,8 +32,9 @@ import (
 // values are whole lines of the event's free text already, so a filter on
 // one finds its candidates as a phrase of the body column (case folded and
 // without diacritics: a superset), and keeps the exact ones by their facet
-// token in event_search.exact. A value with no letter or digit makes no
-// phrase; only then is its facet token in event_fts as well.
+// token in event_search.exact. A value without an ASCII letter or digit
+// is not trusted to make a phrase (see hasWord); only then is its facet
+// token in event_fts as well.
 type facetKind byte
 
 const (

@@ -4,8 +4,9 @@
 -- more events searchable a second without them). Their values are lines of
 -- the free text already, so a filter on one finds candidates as a phrase of
 -- the body, and event_search.exact, the space-separated facet tokens of
--- those kinds, keeps the exact matches (see facets.go). A value with no
--- letter or digit makes no phrase: its facet token stays in event_fts.
+-- those kinds, keeps the exact matches (see facets.go). A value without an
+-- ASCII letter or digit is not trusted to make a phrase: its facet token
+-- stays in event_fts.
 --
 -- The search file is a projection of the events: this migration drops it
 -- and rebuilds it from the first event (indexed_pos back to 0).
