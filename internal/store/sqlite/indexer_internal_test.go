@@ -11,6 +11,62 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
+// testNow is the clock of the indexer tests.
+var testNow = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// openIndexerTest opens a store at path with the given organizations.
+func openIndexerTest(t *testing.T, path string, orgs ...string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, org := range orgs {
+		if err := s.CreateOrganization(context.Background(), store.Organization{ID: org, Name: org, CreatedAt: testNow, UpdatedAt: testNow}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// indexerEvent is an event of org with the given action and occurred_at,
+// with its draft when withDraft.
+func indexerEvent(t *testing.T, org, action string, at time.Time, withDraft bool) store.PendingEvent {
+	t.Helper()
+	raw := fmt.Sprintf(`{"action":%q,"occurred_at":%q,"actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"}}`,
+		action, at.Format(time.RFC3339Nano))
+	d, err := event.ParseEvent([]byte(raw), testNow, event.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe := store.PendingEvent{OrganizationID: org, ID: event.NewID(testNow), ReceivedAt: testNow, Tail: d.Tail}
+	if withDraft {
+		pe.Draft = d
+	}
+	return pe
+}
+
+// appendAndIndex appends sub and indexes everything pending, perPass
+// events a pass.
+func appendAndIndex(t *testing.T, s *Store, sub store.Submission, perPass int) {
+	t.Helper()
+	ctx := context.Background()
+	if len(sub.Events) > 0 {
+		if res, err := s.Append(ctx, []store.Submission{sub}, testNow); err != nil || res[0].Err != nil {
+			t.Fatal(err, res[0].Err)
+		}
+	}
+	for {
+		n, err := s.IndexPending(ctx, perPass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
 // TestSortKeysAcrossPasses indexes events that share occurred_at
 // milliseconds across many small passes, with timestamps before and after
 // everything indexed so far, in two organizations, and with the store
@@ -27,58 +83,30 @@ func TestSortKeysAcrossPasses(t *testing.T) {
 func testSortKeysAcrossPasses(t *testing.T, cacheLimit int) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "trail.db")
-	s, err := Open(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orgs := []string{"org_KeysA", "org_KeysB"}
+	s := openIndexerTest(t, path, orgs...)
 	defer func() { s.Close() }()
 	s.sortKeys.limit = cacheLimit
-	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	orgs := []string{"org_KeysA", "org_KeysB"}
-	for _, org := range orgs {
-		if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: now, UpdatedAt: now}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Four milliseconds, visited in the order late, early, same, later
-	// still, early again; each round is appended and indexed in passes of
-	// 3 events.
-	base := now.Add(-time.Hour)
+	// Milliseconds visited in the order late, early, same, later still,
+	// early again…; each round is appended and indexed in passes of 3
+	// events.
+	base := testNow.Add(-time.Hour)
 	rounds := []time.Duration{10, 0, 10, 20, 0, 5, 30, 25, 40, 20}
 	occurred := map[string][]time.Time{} // org → occurred_at by seq
 	for round, offset := range rounds {
 		if round == 3 {
 			s.Close()
-			if s, err = Open(ctx, path, nil); err != nil {
-				t.Fatal(err)
-			}
+			s = openIndexerTest(t, path)
 			s.sortKeys.limit = cacheLimit
 		}
 		var sub store.Submission
 		for i := range 7 {
 			org := orgs[i%2]
 			at := base.Add((offset + time.Duration(i%3)) * time.Millisecond)
-			raw := fmt.Sprintf(`{"action":"doc.viewed","occurred_at":%q,"actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"}}`,
-				at.Format(time.RFC3339Nano))
-			d, err := event.ParseEvent([]byte(raw), now, event.DefaultLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
-			sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail})
+			sub.Events = append(sub.Events, indexerEvent(t, org, "doc.viewed", at, round%2 == 0))
 			occurred[org] = append(occurred[org], at)
 		}
-		if res, err := s.Append(ctx, []store.Submission{sub}, now); err != nil || res[0].Err != nil {
-			t.Fatal(err, res[0].Err)
-		}
-		for {
-			n, err := s.IndexPending(ctx, 3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 {
-				break
-			}
-		}
+		appendAndIndex(t, s, sub, 3)
 	}
 
 	seen := map[int64]bool{}
@@ -125,42 +153,14 @@ func testSortKeysAcrossPasses(t *testing.T, cacheLimit int) {
 // included.
 func TestIndexerCachesFollowARebuild(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "trail.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	const org = "org_Rebuilt"
-	if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	s := openIndexerTest(t, filepath.Join(t.TempDir(), "trail.db"), org)
+	defer s.Close()
 	var sub store.Submission
 	for i := range 5 {
-		raw := fmt.Sprintf(`{"action":"doc.viewed_%d","occurred_at":%q,"actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"}}`,
-			i%2, now.Add(time.Duration(i)*time.Millisecond).Format(time.RFC3339Nano))
-		d, err := event.ParseEvent([]byte(raw), now, event.DefaultLimits())
-		if err != nil {
-			t.Fatal(err)
-		}
-		sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail, Draft: d})
+		sub.Events = append(sub.Events, indexerEvent(t, org, fmt.Sprintf("doc.viewed_%d", i%2), testNow.Add(time.Duration(i)*time.Millisecond), true))
 	}
-	if res, err := s.Append(ctx, []store.Submission{sub}, now); err != nil || res[0].Err != nil {
-		t.Fatal(err, res[0].Err)
-	}
-	indexAll := func() {
-		t.Helper()
-		for {
-			n, err := s.IndexPending(ctx, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 {
-				return
-			}
-		}
-	}
-	indexAll()
+	appendAndIndex(t, s, sub, 2)
 	for _, q := range []string{
 		`DELETE FROM event_search`,
 		`INSERT INTO event_fts (event_fts) VALUES ('delete-all')`,
@@ -171,7 +171,7 @@ func TestIndexerCachesFollowARebuild(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	indexAll()
+	appendAndIndex(t, s, store.Submission{}, 2)
 	page, err := s.SearchEvents(ctx, store.EventQuery{OrganizationID: org, ActionPrefixes: []string{"doc."}, Limit: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -190,18 +190,10 @@ func TestSortKeysSpill(t *testing.T) {
 	for _, perPass := range []int{1, 10} {
 		t.Run(fmt.Sprintf("pass=%d", perPass), func(t *testing.T) {
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "trail.db")
-			s, err := Open(ctx, path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { s.Close() }()
-			now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 			const org = "org_Spill"
-			if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: now, UpdatedAt: now}); err != nil {
-				t.Fatal(err)
-			}
-			at := now.Add(-time.Hour)
+			s := openIndexerTest(t, filepath.Join(t.TempDir(), "trail.db"), org)
+			defer s.Close()
+			at := testNow.Add(-time.Hour)
 			msec := at.UnixMilli()
 			if _, err := s.searchWrite.ExecContext(ctx, `INSERT INTO event_search (sort_key, organization_id, seq, action, exact) VALUES (?, 'org_Other', 0, 'x', '')`,
 				(msec+1)<<slotBits-1); err != nil {
@@ -209,26 +201,9 @@ func TestSortKeysSpill(t *testing.T) {
 			}
 			var sub store.Submission
 			for _, offset := range []time.Duration{0, time.Millisecond, 0, time.Millisecond} {
-				raw := fmt.Sprintf(`{"action":"doc.viewed","occurred_at":%q,"actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"}}`,
-					at.Add(offset).Format(time.RFC3339Nano))
-				d, err := event.ParseEvent([]byte(raw), now, event.DefaultLimits())
-				if err != nil {
-					t.Fatal(err)
-				}
-				sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail, Draft: d})
+				sub.Events = append(sub.Events, indexerEvent(t, org, "doc.viewed", at.Add(offset), true))
 			}
-			if res, err := s.Append(ctx, []store.Submission{sub}, now); err != nil || res[0].Err != nil {
-				t.Fatal(err, res[0].Err)
-			}
-			for {
-				n, err := s.IndexPending(ctx, perPass)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if n == 0 {
-					break
-				}
-			}
+			appendAndIndex(t, s, sub, perPass)
 			rows, err := s.searchRead.QueryContext(ctx, `SELECT sort_key, seq FROM event_search WHERE organization_id = ? ORDER BY seq`, org)
 			if err != nil {
 				t.Fatal(err)
