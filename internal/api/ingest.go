@@ -56,9 +56,10 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	sub := store.Submission{Events: []store.PendingEvent{{
-		OrganizationID: orgID, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail, Draft: d,
+		OrganizationID: orgID, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail,
 	}}}
 	drafts := []*event.Draft{d}
+	handOverDrafts(&sub, drafts, len(body))
 	outcomes, err := s.checkSchemas(r.Context(), drafts, false, sub.Events)
 	if err != nil {
 		return err
@@ -122,9 +123,10 @@ func (s *Server) createEventBatch(w http.ResponseWriter, r *http.Request) error 
 	sub := store.Submission{Events: make([]store.PendingEvent, len(items))}
 	drafts := make([]*event.Draft, len(items))
 	for i, it := range items {
-		sub.Events[i] = store.PendingEvent{OrganizationID: it.orgID, ID: event.NewID(now), ReceivedAt: now, Tail: it.draft.Tail, Draft: it.draft}
+		sub.Events[i] = store.PendingEvent{OrganizationID: it.orgID, ID: event.NewID(now), ReceivedAt: now, Tail: it.draft.Tail}
 		drafts[i] = it.draft
 	}
+	handOverDrafts(&sub, drafts, len(body))
 	outcomes, err := s.checkSchemas(r.Context(), drafts, true, sub.Events)
 	if err != nil {
 		return err
@@ -448,3 +450,22 @@ func distinctOrgs(items []batchItem) []string {
 // formatTime is how the API writes times: RFC 3339 in UTC with exactly three
 // fractional digits, as WorkOS does and as the canonical record does.
 func formatTime(t time.Time) string { return t.UTC().Format(event.TimeLayout) }
+
+// handOverDrafts gives the store each event's parsed draft (its search
+// indexer then need not parse the record again) unless the drafts would
+// keep much more memory alive than they hold: their strings share one copy
+// of the request body, and the store may keep the drafts until the events
+// are indexed, counting about twice their tails. A body mostly made of
+// anything else (whitespace, say) would make that count a lie.
+func handOverDrafts(sub *store.Submission, drafts []*event.Draft, bodyLen int) {
+	tails := 0
+	for _, d := range drafts {
+		tails += len(d.Tail)
+	}
+	if bodyLen > 2*tails+1024 {
+		return
+	}
+	for i, d := range drafts {
+		sub.Events[i].Draft = d
+	}
+}
