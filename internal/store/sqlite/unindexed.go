@@ -12,7 +12,9 @@ import (
 const unindexedBudget = 64 << 20
 
 // heldSize is what holding r costs, roughly: its record, and when it has a
-// draft, the draft's tail and the parsed values (about as large again).
+// draft, the draft's tail and the parsed values, which share a copy of the
+// request body (the API hands drafts over only when that body is not much
+// larger than their tails).
 func heldSize(r *pendingRow) int {
 	n := len(r.record)
 	if r.draft != nil {
@@ -44,8 +46,9 @@ func (u *unindexedEvents) add(rows []pendingRow) {
 	defer u.mu.Unlock()
 	for _, r := range rows {
 		if n := len(u.items); n > u.head && u.items[n-1].pos >= r.pos {
-			// Out of order cannot happen within one writer; if it ever
-			// did, the table is the truth.
+			// Two Appends can get here out of commit order (the second
+			// commits, on the connection the first just released, and
+			// adds first): start over, the table is the truth.
 			u.clearLocked()
 		}
 		u.items = append(u.items, r)
