@@ -101,8 +101,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 	for _, sub := range subs {
 		n += len(sub.Events)
 	}
-	fresh := make([]freshRecord, 0, n)
-	toIndex := make([]pendingRow, 0, n)
+	fresh := make([]pendingRow, 0, n) // for the integrator's and the indexer's caches
 	for i := range subs {
 		sub := &subs[i]
 		if sub.IdempotencyKey != "" {
@@ -151,8 +150,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 			if err != nil {
 				return nil, fmt.Errorf("couldn't read the position of event %s: %w", a.ID, classify(err))
 			}
-			fresh = append(fresh, freshRecord{a.OrganizationID, a.Seq, rec})
-			toIndex = append(toIndex, pendingRow{pos: pos, org: a.OrganizationID, seq: a.Seq, record: rec, mismatch: e.SchemaMismatch, draft: draftOf(e)})
+			fresh = append(fresh, pendingRow{pos: pos, org: a.OrganizationID, seq: a.Seq, record: rec, mismatch: e.SchemaMismatch, draft: draftOf(e)})
 			accepted[j] = a
 		}
 		results[i].Events = accepted
@@ -177,7 +175,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 		return nil, fmt.Errorf("couldn't commit %d submissions: %w", len(subs), classify(err))
 	}
 	s.recent.add(fresh)
-	s.unindexed.add(toIndex)
+	s.unindexed.add(fresh)
 	return results, nil
 }
 

@@ -19,7 +19,8 @@ import (
 // the next one.
 const slotBits = 21
 
-// sortKeyCache holds, for recently seen occurred_at milliseconds, the next
+// indexerCache is what the indexer remembers of the search file between
+// passes. It holds, for recently seen occurred_at milliseconds, the next
 // sort key free in each, so that a pass does not probe event_search once
 // per event. Only IndexPending adds search rows, under mu; deleting rows
 // (retention) can only leave a cached key above what a probe would give,
@@ -37,7 +38,7 @@ const slotBits = 21
 // holds, so a pass inserts only new ones, and the high-water mark the last
 // pass committed: a pass that finds another one (a newer version of Trail
 // rebuilt the search file from another process) starts the cache over.
-type sortKeyCache struct {
+type indexerCache struct {
 	mu      sync.Mutex
 	next    map[int64]int64
 	floor   int64
@@ -52,7 +53,7 @@ const maxCachedMilliseconds = 1 << 18
 
 // start makes the cache describe a search file whose highest key in use is
 // top (valid false: no key in use).
-func (c *sortKeyCache) start(top int64, valid bool, pos int64) {
+func (c *indexerCache) start(top int64, valid bool, pos int64) {
 	c.next, c.known, c.pos = map[int64]int64{}, true, pos
 	c.actions = map[[2]string]struct{}{}
 	c.floor = math.MinInt64
@@ -65,10 +66,10 @@ func (c *sortKeyCache) start(top int64, valid bool, pos int64) {
 }
 
 // forget drops the cache; the next pass starts it from what is stored.
-func (c *sortKeyCache) forget() { c.next, c.actions, c.known = nil, nil, false }
+func (c *indexerCache) forget() { c.next, c.actions, c.known = nil, nil, false }
 
 // lookup returns the next free key of msec if the cache knows it.
-func (c *sortKeyCache) lookup(msec int64) (int64, bool) {
+func (c *indexerCache) lookup(msec int64) (int64, bool) {
 	if k, ok := c.next[msec]; ok {
 		return k, true
 	}
@@ -83,7 +84,7 @@ const maxCachedActions = 1 << 16
 
 // remember records what a committed pass handed out and inserted, and the
 // high-water mark it committed.
-func (c *sortKeyCache) remember(next map[int64]int64, actions map[[2]string]struct{}, pos int64) {
+func (c *indexerCache) remember(next map[int64]int64, actions map[[2]string]struct{}, pos int64) {
 	c.pos = pos
 	if len(c.actions)+len(actions) > maxCachedActions {
 		c.actions = map[[2]string]struct{}{}
@@ -130,9 +131,9 @@ func (s *Store) IndexPending(ctx context.Context, limit int) (int, error) {
 	n, err := s.indexPending(ctx, limit)
 	if err != nil {
 		// Whatever failed, the next pass starts from what is stored.
-		s.sortKeys.mu.Lock()
-		s.sortKeys.forget()
-		s.sortKeys.mu.Unlock()
+		s.indexCache.mu.Lock()
+		s.indexCache.forget()
+		s.indexCache.mu.Unlock()
 	}
 	return n, err
 }
@@ -165,18 +166,18 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	// Sort keys come from the cache of each recent millisecond's next free
 	// key; a millisecond not in it costs one index probe. What this pass
 	// hands out goes into the cache only once it commits.
-	s.sortKeys.mu.Lock()
-	defer s.sortKeys.mu.Unlock()
-	if s.sortKeys.known && s.sortKeys.pos != from {
-		s.logger.Warn("the search file changed under the indexer; starting its caches over", "expected", s.sortKeys.pos, "found", from)
-		s.sortKeys.forget()
+	s.indexCache.mu.Lock()
+	defer s.indexCache.mu.Unlock()
+	if s.indexCache.known && s.indexCache.pos != from {
+		s.logger.Warn("the search file changed under the indexer; starting its caches over", "expected", s.indexCache.pos, "found", from)
+		s.indexCache.forget()
 	}
-	if !s.sortKeys.known {
+	if !s.indexCache.known {
 		var top sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT max(sort_key) FROM event_search`).Scan(&top); err != nil {
 			return 0, fmt.Errorf("couldn't read the highest sort key: %w", classify(err))
 		}
-		s.sortKeys.start(top.Int64, top.Valid, from)
+		s.indexCache.start(top.Int64, top.Valid, from)
 	}
 	nextKey := map[int64]int64{}    // occurred_at millisecond → next free sort key in it
 	passTop := int64(math.MinInt64) // highest key handed out in this pass
@@ -189,7 +190,7 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	allocate := func(msec int64) (int64, error) {
 		k, ok := nextKey[msec]
 		if !ok {
-			k, ok = s.sortKeys.lookup(msec)
+			k, ok = s.indexCache.lookup(msec)
 		}
 		if !ok {
 			if maxKey == nil {
@@ -261,7 +262,7 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 		exact = hasher.appendExact(exact[:0], p.org, rec)
 		search = append(search, key, p.org, p.seq, rec.Action, string(exact))
 		ak := [2]string{p.org, rec.Action}
-		if _, ok := s.sortKeys.actions[ak]; !ok {
+		if _, ok := s.indexCache.actions[ak]; !ok {
 			if _, ok := newActions[ak]; !ok {
 				newActions[ak] = struct{}{}
 				actions = append(actions, p.org, rec.Action)
@@ -300,7 +301,7 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("couldn't commit index of %d events: %w", len(pending), classify(err))
 	}
-	s.sortKeys.remember(nextKey, newActions, last)
+	s.indexCache.remember(nextKey, newActions, last)
 	s.boundSearchWAL(ctx)
 	return len(pending), nil
 }

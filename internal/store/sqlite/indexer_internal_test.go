@@ -86,7 +86,7 @@ func testSortKeysAcrossPasses(t *testing.T, cacheLimit int) {
 	orgs := []string{"org_KeysA", "org_KeysB"}
 	s := openIndexerTest(t, path, orgs...)
 	defer func() { s.Close() }()
-	s.sortKeys.limit = cacheLimit
+	s.indexCache.limit = cacheLimit
 	// Milliseconds visited in the order late, early, same, later still,
 	// early again…; each round is appended and indexed in passes of 3
 	// events.
@@ -97,7 +97,7 @@ func testSortKeysAcrossPasses(t *testing.T, cacheLimit int) {
 		if round == 3 {
 			s.Close()
 			s = openIndexerTest(t, path)
-			s.sortKeys.limit = cacheLimit
+			s.indexCache.limit = cacheLimit
 		}
 		var sub store.Submission
 		for i := range 7 {

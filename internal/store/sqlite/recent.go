@@ -35,18 +35,12 @@ type recentEntry struct {
 	size int
 }
 
-type freshRecord struct {
-	org    string
-	seq    int64
-	record []byte
-}
-
 func newRecentRecords() *recentRecords {
 	return &recentRecords{orgs: map[string]*orgRecent{}}
 }
 
 // add remembers committed records, given in seq order per organization.
-func (r *recentRecords) add(fresh []freshRecord) {
+func (r *recentRecords) add(fresh []pendingRow) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, f := range fresh {

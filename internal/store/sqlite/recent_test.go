@@ -6,15 +6,15 @@ import (
 	"testing"
 )
 
-func rec(org string, seq int64, size int) freshRecord {
+func rec(org string, seq int64, size int) pendingRow {
 	b := bytes.Repeat([]byte{'x'}, size)
 	copy(b, fmt.Sprintf("%s/%d", org, seq))
-	return freshRecord{org, seq, b}
+	return pendingRow{org: org, seq: seq, record: b}
 }
 
 func TestRecentRecords(t *testing.T) {
 	r := newRecentRecords()
-	r.add([]freshRecord{rec("a", 0, 10), rec("b", 5, 10), rec("a", 1, 10), rec("a", 2, 10)})
+	r.add([]pendingRow{rec("a", 0, 10), rec("b", 5, 10), rec("a", 1, 10), rec("a", 2, 10)})
 
 	tests := []struct {
 		name     string
@@ -44,7 +44,7 @@ func TestRecentRecords(t *testing.T) {
 	}
 
 	// Another process appended seq 3: the cache starts over at 4.
-	r.add([]freshRecord{rec("a", 4, 10)})
+	r.add([]pendingRow{rec("a", 4, 10)})
 	if _, ok := r.get("a", 2, 3); ok {
 		t.Error("records before a gap are still served")
 	}
@@ -62,7 +62,7 @@ func TestRecentRecords(t *testing.T) {
 	big := newRecentRecords()
 	per := recentBudget / 4
 	for seq := range int64(6) {
-		big.add([]freshRecord{rec("a", seq, per)})
+		big.add([]pendingRow{rec("a", seq, per)})
 	}
 	if _, ok := big.get("a", 0, 6); ok {
 		t.Error("more than the budget is held")

@@ -51,7 +51,7 @@ type Store struct {
 	stmts       appendStmts
 	recent      *recentRecords
 	unindexed   unindexedEvents
-	sortKeys    sortKeyCache
+	indexCache  indexerCache
 
 	stopCheckpoints func()
 	checkpoints     sync.WaitGroup
