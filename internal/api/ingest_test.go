@@ -380,3 +380,72 @@ func TestIngestIntakeBound(t *testing.T) {
 		t.Fatalf("after the intake drained: %d %s", res.Code, res.Body)
 	}
 }
+
+// Large bodies are parsed a few at a time (one per core), each turn ending
+// before the request waits for its commit; small ones never wait for a turn;
+// a request whose client leaves while it waits for a turn stores nothing.
+func TestParseTurns(t *testing.T) {
+	block := blockingSubmitter{armed: &atomic.Bool{}, entered: make(chan struct{}, 64), release: make(chan struct{})}
+	e := newEnv(t, func(c *Config, e *env) {
+		block.next = e.com
+		e.subOverride = block
+	})
+	org := e.org("Acme")
+	item := `{"organization_id":"` + org + `","event":` + string(innerEvent(eventBody(org, "user.signed_in"))) + `}`
+	items := make([]string, 0, 1000)
+	for len(strings.Join(items, ",")) < parseTurnMin {
+		items = append(items, item)
+	}
+	large := batchBody(items...)
+	turns := cap(e.srv.parsing)
+
+	// More large batches than turns all reach their commit together: a turn
+	// is not held while the commit is awaited.
+	block.armed.Store(true)
+	codes := make(chan int, turns+2)
+	for range turns + 2 {
+		go func() { codes <- e.do("POST", "/v1/events/batch", e.admin, large).Code }()
+	}
+	for i := range turns + 2 {
+		select {
+		case <-block.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d large batches reached their commit", i, turns+2)
+		}
+	}
+	close(block.release)
+	for range turns + 2 {
+		if code := <-codes; code != 201 {
+			t.Fatalf("large batch: %d", code)
+		}
+	}
+	block.armed.Store(false)
+
+	// Every turn taken: a small event is not held up; a large batch waits,
+	// and if its client leaves, answers 499 with nothing stored.
+	for range turns {
+		e.srv.parsing <- struct{}{}
+	}
+	if res := e.do("POST", "/audit_logs/events", e.admin, eventBody(org, "user.signed_in")); res.Code != 201 {
+		t.Fatalf("small event while every turn is taken: %d %s", res.Code, res.Body)
+	}
+	before := e.nextSeq(org)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, "POST", "/v1/events/batch", strings.NewReader(large))
+	req.Header.Set("Authorization", "Bearer "+e.admin)
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	if rec.Code != 499 {
+		t.Fatalf("large batch whose client left while waiting for a turn: %d %s, want 499", rec.Code, rec.Body)
+	}
+	if n := e.nextSeq(org) - before; n != 0 {
+		t.Fatalf("%d events of the abandoned batch were stored", n)
+	}
+	for range turns {
+		<-e.srv.parsing
+	}
+	if res := e.do("POST", "/v1/events/batch", e.admin, large); res.Code != 201 {
+		t.Fatalf("large batch once turns are free: %d %s", res.Code, res.Body.String()[:min(200, res.Body.Len())])
+	}
+}

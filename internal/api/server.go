@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,7 @@ type Server struct {
 	limiter  *limiter
 	metrics  *metrics
 	intake   intakeBudgets
+	parsing  chan struct{} // parseTurn's turns, one per core
 
 	metricsHandler http.Handler
 }
@@ -148,6 +150,7 @@ func New(st store.Store, sub Submitter, cfg Config) *Server {
 		patterns: map[string]bool{},
 		keys:     newKeyCache(cfg.KeyCacheTTL, 10_000),
 		metrics:  newMetrics(cfg.Registerer, cfg.Logger),
+		parsing:  make(chan struct{}, runtime.GOMAXPROCS(0)),
 		intake: intakeBudgets{known: semaphore.NewWeighted(cfg.MaxIntakeBytes),
 			// Room for one chunked body of the largest size allowed.
 			chunked: semaphore.NewWeighted(max(cfg.MaxIntakeBytes, cfg.MaxBatchBodyBytes+1))},
