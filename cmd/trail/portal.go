@@ -44,7 +44,10 @@ func newPortal(ctx context.Context, st store.Store, vkey string, keys *keyring.K
 	return api.PortalConfig{Handler: p, Links: p}, nil
 }
 
-// deletePortalLinks forgets portal links a day after they expired.
+// deletePortalLinks forgets portal links a day after they expired. A link's
+// row also says whether the session it opened has ended, and that session
+// lasts 12 hours from a use within the link's 5 minutes: a day later it is
+// over, and a session whose row is gone is refused anyway.
 func deletePortalLinks(ctx context.Context, st store.PortalLinks, logger *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()

@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +40,9 @@ type PortalLinks interface {
 	// intent and returns its URL and expiry. adminEmails may be empty;
 	// returnURL is "" or an absolute http(s) URL.
 	GenerateLink(ctx context.Context, org, intent string, adminEmails []string, returnURL string) (link string, expires time.Time, err error)
+	// EndSessions ends every open portal session of org and every link
+	// of org not opened yet, and returns how many.
+	EndSessions(ctx context.Context, org string) (int64, error)
 }
 
 func (s *Server) portalRoutes() {
@@ -49,6 +53,9 @@ func (s *Server) portalRoutes() {
 	// of the organization to whoever holds it. A key restricted to one
 	// organization generates links for that organization only.
 	s.handle("POST /portal/generate_link", access.ScopeAdmin, s.generatePortalLink)
+	// Revoking is the counterpart: whoever may hand out access may take it
+	// back (a leaked link, a departed admin).
+	s.handle("DELETE /v1/organizations/{id}/portal_sessions", access.ScopeAdmin, s.revokePortalSessions)
 	s.patterns["/portal/"] = true
 	s.mux.Handle("/portal/", s.cfg.Portal.Handler)
 }
@@ -164,6 +171,40 @@ func (s *Server) generatePortalLink(w http.ResponseWriter, r *http.Request) erro
 		meta:   meta,
 	})
 	writeJSON(w, http.StatusCreated, map[string]string{"link": link})
+	return nil
+}
+
+// revokePortalSessions is DELETE /v1/organizations/{id}/portal_sessions: every
+// Admin Portal session of the organization ends at once, on every replica,
+// and every link generated for it and not opened yet can no longer be. New
+// links work as before.
+func (s *Server) revokePortalSessions(w http.ResponseWriter, r *http.Request) error {
+	orgID := r.PathValue("id")
+	if !principal(r).CanAccessOrg(orgID) || orgID == store.SystemOrganizationID {
+		return errOrgNotFound(orgID)
+	}
+	setOrg(r, orgID)
+	org, err := s.st.Organization(r.Context(), orgID)
+	if errors.Is(err, store.ErrNotFound) {
+		return errOrgNotFound(orgID)
+	}
+	if err != nil {
+		return err
+	}
+	n, err := s.cfg.Portal.Links.EndSessions(r.Context(), org.ID)
+	if err != nil {
+		return err
+	}
+	s.audit(r, auditAction{
+		action: "trail.portal_sessions.revoked",
+		target: auditEntity{Type: "organization", ID: org.ID, Name: org.Name},
+		orgs:   []string{org.ID},
+		meta:   map[string]string{"ended": strconv.FormatInt(n, 10)},
+	})
+	writeJSON(w, http.StatusOK, struct {
+		OrganizationID string `json:"organization_id"`
+		Ended          int64  `json:"ended"`
+	}{org.ID, n})
 	return nil
 }
 

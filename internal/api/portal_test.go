@@ -23,6 +23,11 @@ func (f *fakeLinks) GenerateLink(_ context.Context, org, intent string, admins [
 	return "http://trail.test/portal/launch?secret=ptl_x", time.Date(2026, 11, 25, 19, 5, 0, 0, time.UTC), nil
 }
 
+func (f *fakeLinks) EndSessions(_ context.Context, org string) (int64, error) {
+	f.calls = append(f.calls, "end "+org)
+	return 3, nil
+}
+
 func withPortal(links *fakeLinks, pages http.Handler) envOption {
 	return func(c *Config, _ *env) { c.Portal = PortalConfig{Handler: pages, Links: links} }
 }
@@ -96,11 +101,51 @@ func TestGeneratePortalLink(t *testing.T) {
 	}
 }
 
+func TestRevokePortalSessions(t *testing.T) {
+	links := &fakeLinks{intents: []string{"audit_logs"}}
+	e := newEnv(t, withPortal(links, http.NotFoundHandler()))
+	org := e.org("Acme")
+	other := e.org("Beta")
+	restricted, _ := e.key("restricted admin", []string{access.ScopeAdmin}, org)
+	reader, _ := e.key("reader", []string{access.ScopeEventsRead}, "")
+
+	res := e.do("DELETE", "/v1/organizations/"+org+"/portal_sessions", restricted, "")
+	expect(t, res, http.StatusOK, `{"organization_id":"`+org+`","ended":3}`)
+	if len(links.calls) != 1 || links.calls[0] != "end "+org {
+		t.Errorf("EndSessions calls %q", links.calls)
+	}
+	list := e.search(e.admin, "/v1/events?organization_id="+org+"&action=trail.portal_sessions.revoked", 1)
+	if got := string(list.Data[0]); !strings.Contains(got, `"ended":"3"`) || !strings.Contains(got, `"id":"`+org+`"`) {
+		t.Errorf("audit event %s", got)
+	}
+
+	for _, tt := range []struct {
+		name, secret, org string
+		status            int
+		code              string
+	}{
+		{"unknown organization", e.admin, "org_nope", 404, "entity_not_found"},
+		{"system organization", e.admin, "org_system", 404, "entity_not_found"},
+		{"key restricted to another org", restricted, other, 404, "entity_not_found"},
+		{"read-only key", reader, org, 403, "forbidden"},
+		{"no key", "", org, 401, "unauthorized"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := len(links.calls)
+			expectError(t, e.do("DELETE", "/v1/organizations/"+tt.org+"/portal_sessions", tt.secret, ""), tt.status, tt.code)
+			if len(links.calls) != n {
+				t.Errorf("EndSessions called: %q", links.calls[n:])
+			}
+		})
+	}
+}
+
 func TestPortalRoutesNeedConfig(t *testing.T) {
 	e := newEnv(t)
 	org := e.org("Acme")
 	expectError(t, e.do("POST", "/portal/generate_link", e.admin, `{"organization":"`+org+`","intent":"audit_logs"}`), 404, "not_found")
 	expectError(t, e.do("GET", "/portal/events", "", ""), 404, "not_found")
+	expectError(t, e.do("DELETE", "/v1/organizations/"+org+"/portal_sessions", e.admin, ""), 404, "not_found")
 }
 
 func TestAuditPortal(t *testing.T) {

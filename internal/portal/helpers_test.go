@@ -222,6 +222,16 @@ func (c *client) do(method, path string, form url.Values) response {
 
 func (c *client) get(path string) response { c.t.Helper(); return c.do("GET", path, nil) }
 
+// cookie is the client's session cookie value ("" when none).
+func (c *client) cookie() string {
+	for _, ck := range c.c.Jar.Cookies(&url.URL{Path: "/portal/"}) {
+		if ck.Name == cookieName {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
 // open generates a link into org and opens it.
 func (c *client) open(org string, admins ...string) response {
 	c.t.Helper()

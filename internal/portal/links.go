@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -86,6 +87,10 @@ func (p *Portal) launch(w http.ResponseWriter, r *http.Request) {
 		p.message(w, r, http.StatusGone, "This link was already used",
 			"Each portal link opens one session, once. Open the Admin Portal again from your application to get a new link.")
 		return
+	case errors.Is(err, store.ErrLinkRevoked):
+		p.message(w, r, http.StatusGone, "This link was revoked",
+			"The organization's Admin Portal sessions were revoked after this link was generated. Open the Admin Portal again from your application to get a new link.")
+		return
 	case errors.Is(err, store.ErrLinkExpired):
 		p.message(w, r, http.StatusGone, "This link has expired",
 			"Portal links must be opened within 5 minutes. Open the Admin Portal again from your application to get a new link.")
@@ -99,8 +104,8 @@ func (p *Portal) launch(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, nil, err)
 		return
 	}
-	s := &session{Version: 1, Org: org.ID, OrgName: org.Name, Intent: l.Intent, Admin: l.AdminEmail,
-		ReturnURL: l.ReturnURL, ID: newSessionID(), Expires: now.Add(p.cfg.SessionTTL).Unix()}
+	s := &session{Version: sessionVersion, Org: org.ID, OrgName: org.Name, Intent: l.Intent, Admin: l.AdminEmail,
+		ReturnURL: l.ReturnURL, ID: newSessionID(), Expires: now.Add(p.cfg.SessionTTL).Unix(), Link: hex.EncodeToString(hash[:])}
 	p.setCookie(w, p.encodeSession(s), int(p.cfg.SessionTTL/time.Second))
 	p.audit(r, s, "trail.portal_session.started", nil)
 	http.Redirect(w, r, landing(s.Intent), http.StatusSeeOther)

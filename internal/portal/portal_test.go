@@ -1,6 +1,8 @@
 package portal
 
 import (
+	"context"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -93,16 +95,26 @@ func firstLine(s string) string {
 
 func TestSessionCookie(t *testing.T) {
 	e := newEnv(t)
-	s := &session{Version: 1, Org: "org_a", OrgName: "A", Intent: IntentAuditLogs, ID: "0123456789abcdef", Expires: e.clock.Now().Add(time.Hour).Unix()}
+	s := &session{Version: sessionVersion, Org: "org_a", OrgName: "A", Intent: IntentAuditLogs, ID: "0123456789abcdef",
+		Expires: e.clock.Now().Add(time.Hour).Unix(), Link: strings.Repeat("ab", 32)}
 	good := e.p.encodeSession(s)
 	other := *e.p
 	other.cfg.SessionKey = []byte(strings.Repeat("k", 32))
+	with := func(change func(*session)) string {
+		c := *s
+		change(&c)
+		return e.p.encodeSession(&c)
+	}
 	tests := []struct {
 		name, value string
 		ok          bool
 	}{
 		{"good", good, true},
 		{"another key", other.encodeSession(s), false},
+		{"version 1 (no link)", with(func(c *session) { c.Version, c.Link = 1, "" }), false},
+		{"no link", with(func(c *session) { c.Link = "" }), false},
+		{"short link", with(func(c *session) { c.Link = c.Link[2:] }), false},
+		{"link not hex", with(func(c *session) { c.Link = strings.Repeat("zz", 32) }), false},
 		{"altered", strings.Replace(good, good[3:4], string(good[3]^1), 1), false},
 		{"no signature", strings.Split(good, ".")[0], false},
 		{"empty", "", false},
@@ -375,4 +387,69 @@ func TestDownloadsVerify(t *testing.T) {
 			t.Errorf("unknown download: want 404")
 		}
 	})
+}
+
+// Sessions end on the server: a cookie replayed after its admin signed out,
+// or after the organization's sessions were revoked, is refused; a link
+// generated before the revocation and not opened yet is refused too.
+func TestSessionsEndOnTheServer(t *testing.T) { forEachBackend(t, testSessionsEndOnTheServer) }
+
+func testSessionsEndOnTheServer(t *testing.T, e *env) {
+	e.org("org_a", "Acme")
+	e.org("org_b", "Beta")
+	replay := func(cookie string) response {
+		t.Helper()
+		c := e.client()
+		c.c.Jar.SetCookies(nil, []*http.Cookie{{Name: cookieName, Value: cookie, Path: "/portal"}})
+		return c.get("/portal/events")
+	}
+	const ended = "This portal session was signed out or revoked."
+
+	// Sign-out.
+	c := e.client()
+	c.open("org_a", "alice@example.com")
+	cookie := c.cookie()
+	if res := replay(cookie); res.status != 200 {
+		t.Fatalf("the session's cookie in another client before sign-out: %d", res.status)
+	}
+	token := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(c.get("/portal/events").body)
+	if token == nil {
+		t.Fatal("no CSRF token in the page")
+	}
+	if res := c.do("POST", "/portal/logout", url.Values{"csrf": {token[1]}}); res.status != 200 {
+		t.Fatalf("logout: %d", res.status)
+	}
+	if res := replay(cookie); res.status != 401 || !strings.Contains(res.body, ended) {
+		t.Errorf("the cookie replayed after sign-out: %d %s", res.status, firstLine(res.body))
+	}
+
+	// Revocation: org A's open session and unopened link end; org B's
+	// session does not.
+	a, b := e.client(), e.client()
+	a.open("org_a")
+	b.open("org_b")
+	pending, _, err := e.p.GenerateLink(context.Background(), "org_a", IntentAuditLogs, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.p.EndSessions(context.Background(), "org_a")
+	if err != nil || n != 2 {
+		t.Fatalf("EndSessions = %d, %v; want 2 (one session, one link), nil", n, err)
+	}
+	if res := a.get("/portal/events"); res.status != 401 || !strings.Contains(res.body, ended) {
+		t.Errorf("org A's session after the revocation: %d", res.status)
+	}
+	if res := b.get("/portal/events"); res.status != 200 {
+		t.Errorf("org B's session after org A's revocation: %d", res.status)
+	}
+	if res := e.client().get(strings.TrimPrefix(pending, "http://portal.test")); res.status != 410 || !strings.Contains(res.body, "This link was revoked") {
+		t.Errorf("a link generated before the revocation: %d", res.status)
+	}
+	// Access is not withdrawn for good: a new link opens a new session.
+	if res := a.open("org_a"); res.status != 303 {
+		t.Fatalf("a new link after the revocation: %d", res.status)
+	}
+	if res := a.get("/portal/events"); res.status != 200 {
+		t.Errorf("the new session: %d", res.status)
+	}
 }

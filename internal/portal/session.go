@@ -9,18 +9,22 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/trailaudit/trail/internal/store"
 )
 
-// Sessions are signed cookies, not database rows: a session is a few
+// Sessions are signed cookies that name a database row: a session is a few
 // hundred bytes the browser holds, HMAC-SHA256-signed with a key derived
-// from the deployment's master key, so any replica sharing that key checks
-// it without a database read and nothing needs cleaning up. It carries its
-// own expiry (12 hours from the link's use). The price is that a session
-// cannot be revoked server-side before it expires; signing out deletes the
-// cookie, and the link that started it can never be used again.
+// from the deployment's master key, carrying its own expiry (12 hours from
+// the link's use) and the hash of the link that opened it. Every request
+// also reads that link's row (store.PortalLinks.PortalLink, one primary-key
+// read), so a session ends for every replica the moment its admin signs out
+// or the organization's sessions are revoked (EndSessions), not when the
+// cookie expires: a copied or stolen cookie is worth nothing after either.
 
 // cookieName is the session cookie. It is scoped to /portal, HttpOnly,
 // SameSite=Lax (sent on top-level navigation from the application, never on
@@ -41,6 +45,23 @@ type session struct {
 	ReturnURL string `json:"r,omitempty"`
 	ID        string `json:"s"` // random; the CSRF token is derived from it
 	Expires   int64  `json:"e"` // unix seconds
+	Link      string `json:"l"` // hex SHA-256 of the link's token: the row that says whether the session ended
+}
+
+// sessionVersion is the cookie format; cookies of another version are
+// refused (version 1 had no Link).
+const sessionVersion = 2
+
+// linkHash is the session's link hash, false when Link is malformed.
+func (s *session) linkHash() ([32]byte, bool) {
+	var h [32]byte
+	if len(s.Link) != 2*len(h) {
+		return h, false
+	}
+	if _, err := hex.Decode(h[:], []byte(s.Link)); err != nil {
+		return h, false
+	}
+	return h, true
 }
 
 // actor is the admin the session's actions are attributed to: the first
@@ -74,6 +95,7 @@ func (p *Portal) encodeSession(s *session) string {
 var (
 	errBadSession     = errors.New("session cookie is malformed or not signed by this deployment")
 	errExpiredSession = errors.New("session expired")
+	errEndedSession   = errors.New("session ended (signed out or revoked)")
 )
 
 // decodeSession checks and opens a cookie value: the signature first, so
@@ -95,7 +117,10 @@ func (p *Portal) decodeSession(v string, now time.Time) (*session, error) {
 		return nil, errBadSession
 	}
 	var s session
-	if err := json.Unmarshal(raw, &s); err != nil || s.Version != 1 || s.Org == "" || s.ID == "" {
+	if err := json.Unmarshal(raw, &s); err != nil || s.Version != sessionVersion || s.Org == "" || s.ID == "" {
+		return nil, errBadSession
+	}
+	if _, ok := s.linkHash(); !ok {
 		return nil, errBadSession
 	}
 	if now.Unix() >= s.Expires {
@@ -125,11 +150,22 @@ func (p *Portal) session(h http.HandlerFunc) http.Handler {
 		if err == nil {
 			s, err = p.decodeSession(c.Value, p.cfg.Now())
 		}
+		if err == nil {
+			err = p.checkNotEnded(r.Context(), s)
+		}
 		switch {
 		case errors.Is(err, errExpiredSession):
 			p.setCookie(w, "", -1)
 			p.message(w, r, http.StatusUnauthorized, "Your session has ended",
 				"Portal sessions last 12 hours. Open the Admin Portal again from your application to start a new one.")
+			return
+		case errors.Is(err, errEndedSession):
+			p.setCookie(w, "", -1)
+			p.message(w, r, http.StatusUnauthorized, "Your session has ended",
+				"This portal session was signed out or revoked. Open the Admin Portal again from your application to start a new one.")
+			return
+		case err != nil && !errors.Is(err, errBadSession) && !errors.Is(err, http.ErrNoCookie):
+			p.fail(w, r, nil, err) // the database could not say
 			return
 		case err != nil:
 			if c != nil {
@@ -141,6 +177,34 @@ func (p *Portal) session(h http.HandlerFunc) http.Handler {
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 	})
+}
+
+// checkNotEnded reads the row of the link that opened s: errEndedSession
+// when the session was ended, or the row is gone (links are kept well past
+// the sessions they open, so a missing row is a session to refuse).
+func (p *Portal) checkNotEnded(ctx context.Context, s *session) error {
+	hash, _ := s.linkHash() // checked by decodeSession
+	l, err := p.cfg.Store.PortalLink(ctx, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errEndedSession
+	case err != nil:
+		return fmt.Errorf("checking the portal session of %s: %w", s.Org, err)
+	case !l.EndedAt.IsZero() || l.UsedAt.IsZero() || l.OrganizationID != s.Org:
+		return errEndedSession
+	}
+	return nil
+}
+
+// EndSessions revokes org's Admin Portal access as it stands: every open
+// session ends at once, on every replica, and every link not opened yet can
+// no longer be. It returns how many sessions and links it ended.
+func (p *Portal) EndSessions(ctx context.Context, org string) (int64, error) {
+	n, err := p.cfg.Store.EndPortalSessions(ctx, org, p.cfg.Now())
+	if err != nil {
+		return 0, fmt.Errorf("ending the portal sessions of %s: %w", org, err)
+	}
+	return n, nil
 }
 
 // intent lets through only sessions opened for intent.
@@ -196,9 +260,15 @@ func landing(intent string) string {
 	return "/portal/events"
 }
 
-// logout ends the session in this browser.
+// logout ends the session: in the database, so that the cookie is refused
+// wherever it is replayed, then in this browser.
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
+	hash, _ := s.linkHash()
+	if err := p.cfg.Store.EndPortalSession(r.Context(), hash, p.cfg.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		p.fail(w, r, s, err)
+		return
+	}
 	p.setCookie(w, "", -1)
 	p.audit(r, s, "trail.portal_session.ended", nil)
 	p.messageWith(w, r, http.StatusOK, messageData{Heading: "You have signed out",

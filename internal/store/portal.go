@@ -16,6 +16,9 @@ var (
 	// ErrLinkExpired means the link was never opened and is past its
 	// expiry.
 	ErrLinkExpired = errors.New("portal link expired")
+	// ErrLinkRevoked means the organization's portal sessions were
+	// revoked (EndPortalSessions) before the link was opened.
+	ErrLinkRevoked = errors.New("portal link revoked")
 )
 
 // PortalLink is a generated Admin Portal link. The token itself is never
@@ -29,9 +32,11 @@ type PortalLink struct {
 	CreatedAt      time.Time
 	ExpiresAt      time.Time
 	UsedAt         time.Time // zero until redeemed
+	EndedAt        time.Time // zero until the session it opened ended
 }
 
-// PortalLinks stores portal links and redeems each at most once.
+// PortalLinks stores portal links, redeems each at most once, and ends the
+// session a redeemed link opened.
 type PortalLinks interface {
 	// CreatePortalLink stores a new link; ErrNotFound when its organization
 	// does not exist, ErrConflict when the hash is already stored.
@@ -40,12 +45,25 @@ type PortalLinks interface {
 	// returns it. It succeeds at most once per link, atomically in the
 	// database, so that two replicas given the same link at the same
 	// instant cannot both redeem it. An unknown hash is ErrNotFound, a link
-	// already used ErrLinkUsed (whatever its expiry), a link with
-	// ExpiresAt ≤ now ErrLinkExpired; in those cases nothing changes.
+	// already used ErrLinkUsed (whatever its expiry), a link revoked before
+	// it was used ErrLinkRevoked, a link with ExpiresAt ≤ now
+	// ErrLinkExpired; in those cases nothing changes.
 	RedeemPortalLink(ctx context.Context, hash [32]byte, now time.Time) (PortalLink, error)
 	// DeletePortalLinks forgets links that expired before cutoff, used or
 	// not, and returns how many.
 	DeletePortalLinks(ctx context.Context, cutoff time.Time) (int64, error)
+	// PortalLink returns the link with this hash; ErrNotFound when there
+	// is none (never issued, or forgotten).
+	PortalLink(ctx context.Context, hash [32]byte) (PortalLink, error)
+	// EndPortalSession ends the session the link with this hash opened, at
+	// now (sign-out). Ending it again changes nothing; ErrNotFound when no
+	// redeemed link has this hash.
+	EndPortalSession(ctx context.Context, hash [32]byte, now time.Time) error
+	// EndPortalSessions revokes org's portal access as it stands at now:
+	// every session opened through a link of org that has not ended yet
+	// ends, and every link not opened yet (nor expired) can no longer be.
+	// It returns how many sessions and links it ended.
+	EndPortalSessions(ctx context.Context, org string, now time.Time) (int64, error)
 }
 
 // MaxHistogramBuckets bounds EventHistogram.

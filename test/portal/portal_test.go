@@ -488,6 +488,33 @@ func TestPortal(t *testing.T) {
 	if len(page.Data) != 1 || page.Data[0].Actor.ID != "alice@example.com" || page.Data[0].Actor.Type != "portal_admin" {
 		t.Errorf("session start events: %+v; want one by alice@example.com", page.Data)
 	}
+
+	t.Run("Revoked", func(t *testing.T) {
+		// An open session and a link not opened yet, then the API revokes
+		// org A's portal access: the page refuses the session on reload,
+		// the link is refused, and org B's session goes on.
+		b := browser(t)
+		run(t, b, "open org A", chromedp.Navigate(generateLink(t, f.srv, f.orgA, nil)), visible("nav"))
+		other := browser(t)
+		run(t, other, "open org B", chromedp.Navigate(generateLink(t, f.srv, f.orgB, nil)), visible("nav"))
+		pending := generateLink(t, f.srv, f.orgA, nil)
+		var out struct{ Ended int }
+		if code := api(t, f.srv, "DELETE", "/v1/organizations/"+f.orgA+"/portal_sessions", nil, &out); code != 200 || out.Ended < 2 {
+			t.Fatalf("revoking org A's portal sessions: %d, %d ended; want 200, at least 2 (this session, the pending link)", code, out.Ended)
+		}
+		run(t, b, "reload", chromedp.Reload(), visible("main h1"))
+		if h := text(t, b, "main h1"); h != "Your session has ended" {
+			t.Errorf("org A's session after the revocation: %q", h)
+		}
+		run(t, b, "pending link", chromedp.Navigate(pending), visible("main h1"))
+		if h := text(t, b, "main h1"); h != "This link was revoked" {
+			t.Errorf("a link generated before the revocation: %q", h)
+		}
+		run(t, other, "reload org B", chromedp.Reload(), visible("nav"))
+		if h := text(t, other, "main h1"); h != "Events" {
+			t.Errorf("org B's session after org A's revocation: %q", h)
+		}
+	})
 }
 
 // waitLocation waits (up to 10 s) until the browser is at want, and returns

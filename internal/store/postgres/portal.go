@@ -28,17 +28,20 @@ func (s *Store) CreatePortalLink(ctx context.Context, l store.PortalLink) error 
 	return nil
 }
 
-const linkColumns = `organization_id, intent, admin_email, return_url, created_at, expires_at, used_at`
+const linkColumns = `organization_id, intent, admin_email, return_url, created_at, expires_at, used_at, ended_at`
 
 func scanLink(row pgx.Row, hash [32]byte) (store.PortalLink, error) {
 	l := store.PortalLink{Hash: hash}
-	var used *time.Time
-	if err := row.Scan(&l.OrganizationID, &l.Intent, &l.AdminEmail, &l.ReturnURL, &l.CreatedAt, &l.ExpiresAt, &used); err != nil {
+	var used, ended *time.Time
+	if err := row.Scan(&l.OrganizationID, &l.Intent, &l.AdminEmail, &l.ReturnURL, &l.CreatedAt, &l.ExpiresAt, &used, &ended); err != nil {
 		return l, err
 	}
 	l.CreatedAt, l.ExpiresAt = l.CreatedAt.UTC(), l.ExpiresAt.UTC()
 	if used != nil {
 		l.UsedAt = used.UTC()
+	}
+	if ended != nil {
+		l.EndedAt = ended.UTC()
 	}
 	return l, nil
 }
@@ -49,7 +52,7 @@ func scanLink(row pgx.Row, hash [32]byte) (store.PortalLink, error) {
 // nothing.
 func (s *Store) RedeemPortalLink(ctx context.Context, hash [32]byte, now time.Time) (store.PortalLink, error) {
 	l, err := scanLink(s.pool.QueryRow(ctx,
-		`UPDATE portal_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
+		`UPDATE portal_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND ended_at IS NULL AND expires_at > $2
 		 RETURNING `+linkColumns, hash[:], now), hash)
 	if err == nil {
 		return l, nil
@@ -65,6 +68,8 @@ func (s *Store) RedeemPortalLink(ctx context.Context, hash [32]byte, now time.Ti
 		return l, fmt.Errorf("couldn't read a portal link: %w", classify(err))
 	case !l.UsedAt.IsZero():
 		return l, fmt.Errorf("portal link of %s opened at %s: %w", l.OrganizationID, l.UsedAt.Format(time.RFC3339), store.ErrLinkUsed)
+	case !l.EndedAt.IsZero():
+		return l, fmt.Errorf("portal link of %s revoked at %s: %w", l.OrganizationID, l.EndedAt.Format(time.RFC3339), store.ErrLinkRevoked)
 	default:
 		return l, fmt.Errorf("portal link of %s expired at %s: %w", l.OrganizationID, l.ExpiresAt.Format(time.RFC3339), store.ErrLinkExpired)
 	}
@@ -75,6 +80,46 @@ func (s *Store) DeletePortalLinks(ctx context.Context, cutoff time.Time) (int64,
 	tag, err := s.pool.Exec(ctx, `DELETE FROM portal_links WHERE expires_at < $1`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't delete expired portal links: %w", classify(err))
+	}
+	return tag.RowsAffected(), nil
+}
+
+// PortalLink reads one link.
+func (s *Store) PortalLink(ctx context.Context, hash [32]byte) (store.PortalLink, error) {
+	l, err := scanLink(s.pool.QueryRow(ctx, `SELECT `+linkColumns+` FROM portal_links WHERE token_hash = $1`, hash[:]), hash)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return l, fmt.Errorf("portal link: %w", store.ErrNotFound)
+	case err != nil:
+		return l, fmt.Errorf("couldn't read a portal link: %w", classify(err))
+	}
+	return l, nil
+}
+
+// EndPortalSession sets ended_at once; a second call finds the row with
+// ended_at set and leaves it.
+func (s *Store) EndPortalSession(ctx context.Context, hash [32]byte, now time.Time) error {
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE portal_links SET ended_at = coalesce(ended_at, $2) WHERE token_hash = $1 AND used_at IS NOT NULL`,
+		hash[:], now)
+	if err != nil {
+		return fmt.Errorf("couldn't end a portal session: %w", classify(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("portal session: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// EndPortalSessions ends the organization's open sessions and the links
+// that could still be opened (an expired one cannot, and is left as it is).
+func (s *Store) EndPortalSessions(ctx context.Context, org string, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE portal_links SET ended_at = $2 WHERE organization_id = $1 AND ended_at IS NULL
+		 AND (used_at IS NOT NULL OR expires_at > $2)`,
+		org, now)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't end the portal sessions of %s: %w", org, classify(err))
 	}
 	return tag.RowsAffected(), nil
 }

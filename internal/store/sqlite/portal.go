@@ -27,16 +27,16 @@ func (s *Store) CreatePortalLink(ctx context.Context, l store.PortalLink) error 
 	return nil
 }
 
-const linkColumns = `organization_id, intent, admin_email, return_url, created_at, expires_at, used_at`
+const linkColumns = `organization_id, intent, admin_email, return_url, created_at, expires_at, used_at, ended_at`
 
 func scanLink(row *sql.Row, hash [32]byte) (store.PortalLink, error) {
 	l := store.PortalLink{Hash: hash}
 	var created, expires int64
-	var used sql.NullInt64
-	if err := row.Scan(&l.OrganizationID, &l.Intent, &l.AdminEmail, &l.ReturnURL, &created, &expires, &used); err != nil {
+	var used, ended sql.NullInt64
+	if err := row.Scan(&l.OrganizationID, &l.Intent, &l.AdminEmail, &l.ReturnURL, &created, &expires, &used, &ended); err != nil {
 		return l, err
 	}
-	l.CreatedAt, l.ExpiresAt, l.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+	l.CreatedAt, l.ExpiresAt, l.UsedAt, l.EndedAt = fromMS(created), fromMS(expires), fromNullMS(used), fromNullMS(ended)
 	return l, nil
 }
 
@@ -44,7 +44,7 @@ func scanLink(row *sql.Row, hash [32]byte) (store.PortalLink, error) {
 // check, so of two concurrent redemptions only one changes the row.
 func (s *Store) RedeemPortalLink(ctx context.Context, hash [32]byte, now time.Time) (store.PortalLink, error) {
 	l, err := scanLink(s.write.QueryRowContext(ctx,
-		`UPDATE portal_links SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
+		`UPDATE portal_links SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND ended_at IS NULL AND expires_at > ?
 		 RETURNING `+linkColumns, ms(now), hash[:], ms(now)), hash)
 	if err == nil {
 		return l, nil
@@ -61,6 +61,8 @@ func (s *Store) RedeemPortalLink(ctx context.Context, hash [32]byte, now time.Ti
 		return l, fmt.Errorf("couldn't read a portal link: %w", classify(err))
 	case !l.UsedAt.IsZero():
 		return l, fmt.Errorf("portal link of %s opened at %s: %w", l.OrganizationID, l.UsedAt.Format(time.RFC3339), store.ErrLinkUsed)
+	case !l.EndedAt.IsZero():
+		return l, fmt.Errorf("portal link of %s revoked at %s: %w", l.OrganizationID, l.EndedAt.Format(time.RFC3339), store.ErrLinkRevoked)
 	default:
 		return l, fmt.Errorf("portal link of %s expired at %s: %w", l.OrganizationID, l.ExpiresAt.Format(time.RFC3339), store.ErrLinkExpired)
 	}
@@ -75,6 +77,51 @@ func (s *Store) DeletePortalLinks(ctx context.Context, cutoff time.Time) (int64,
 	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("couldn't delete expired portal links: %w", classify(err))
+	}
+	return n, nil
+}
+
+// PortalLink reads one link.
+func (s *Store) PortalLink(ctx context.Context, hash [32]byte) (store.PortalLink, error) {
+	l, err := scanLink(s.read.QueryRowContext(ctx, `SELECT `+linkColumns+` FROM portal_links WHERE token_hash = ?`, hash[:]), hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return l, fmt.Errorf("portal link: %w", store.ErrNotFound)
+	case err != nil:
+		return l, fmt.Errorf("couldn't read a portal link: %w", classify(err))
+	}
+	return l, nil
+}
+
+// EndPortalSession sets ended_at once; a second call finds the row with
+// ended_at set and leaves it.
+func (s *Store) EndPortalSession(ctx context.Context, hash [32]byte, now time.Time) error {
+	var org string
+	err := s.write.QueryRowContext(ctx,
+		`UPDATE portal_links SET ended_at = coalesce(ended_at, ?) WHERE token_hash = ? AND used_at IS NOT NULL
+		 RETURNING organization_id`, ms(now), hash[:]).Scan(&org)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("portal session: %w", store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("couldn't end a portal session: %w", classify(err))
+	}
+	return nil
+}
+
+// EndPortalSessions ends the organization's open sessions and the links
+// that could still be opened (an expired one cannot, and is left as it is).
+func (s *Store) EndPortalSessions(ctx context.Context, org string, now time.Time) (int64, error) {
+	res, err := s.write.ExecContext(ctx,
+		`UPDATE portal_links SET ended_at = ? WHERE organization_id = ? AND ended_at IS NULL
+		 AND (used_at IS NOT NULL OR expires_at > ?)`,
+		ms(now), org, ms(now))
+	if err != nil {
+		return 0, fmt.Errorf("couldn't end the portal sessions of %s: %w", org, classify(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("couldn't end the portal sessions of %s: %w", org, classify(err))
 	}
 	return n, nil
 }

@@ -24,6 +24,7 @@ type PortalBackend interface {
 func RunPortal(t *testing.T, open func(t *testing.T) PortalBackend) {
 	t.Run("Links", func(t *testing.T) { testPortalLinks(t, open(t)) })
 	t.Run("RedeemOnceConcurrently", func(t *testing.T) { testPortalRedeemRace(t, open(t)) })
+	t.Run("Sessions", func(t *testing.T) { testPortalSessions(t, open(t)) })
 	t.Run("Actions", func(t *testing.T) { testPortalActions(t, open(t)) })
 	t.Run("Histogram", func(t *testing.T) { testPortalHistogram(t, open(t)) })
 }
@@ -93,6 +94,98 @@ func testPortalLinks(t *testing.T, s PortalBackend) {
 	}
 	_, err = s.RedeemPortalLink(ctx, linkHash(0), t0)
 	wantErr(t, "RedeemPortalLink after DeletePortalLinks", err, store.ErrNotFound)
+}
+
+// testPortalSessions ends sessions one at a time (sign-out) and all of an
+// organization's at once (revocation).
+func testPortalSessions(t *testing.T, s PortalBackend) {
+	ctx := ctxOf(t)
+	org := mustCreateOrg(t, s, orgID("S", 1), t0).ID
+	other := mustCreateOrg(t, s, orgID("S", 2), t0).ID
+	exp := t0.Add(5 * time.Minute)
+	// Links 0-3 and 6 of org, 4 of other; 3 and 6 are never redeemed, and
+	// 6 expires before the revocation.
+	for i, o := range map[int]string{0: org, 1: org, 2: org, 3: org, 4: other, 6: org} {
+		expires := exp
+		if i == 6 {
+			expires = t0.Add(90 * time.Second)
+		}
+		l := store.PortalLink{Hash: linkHash(i), OrganizationID: o, Intent: "audit_logs", CreatedAt: t0, ExpiresAt: expires}
+		if err := s.CreatePortalLink(ctx, l); err != nil {
+			t.Fatalf("CreatePortalLink(%d): %v", i, err)
+		}
+		if i != 3 && i != 6 {
+			if _, err := s.RedeemPortalLink(ctx, l.Hash, t0.Add(time.Second)); err != nil {
+				t.Fatalf("RedeemPortalLink(%d): %v", i, err)
+			}
+		}
+	}
+	ended := func(i int) time.Time {
+		t.Helper()
+		l, err := s.PortalLink(ctx, linkHash(i))
+		if err != nil {
+			t.Fatalf("PortalLink(%d): %v", i, err)
+		}
+		return l.EndedAt
+	}
+	if l, err := s.PortalLink(ctx, linkHash(0)); err != nil || l.OrganizationID != org || !l.UsedAt.Equal(t0.Add(time.Second)) || !l.EndedAt.IsZero() {
+		t.Fatalf("PortalLink of a redeemed link = %+v, %v", l, err)
+	}
+	_, err := s.PortalLink(ctx, linkHash(99))
+	wantErr(t, "PortalLink of an unknown hash", err, store.ErrNotFound)
+
+	// Sign-out: once; a second sign-out keeps the first time.
+	signOut := t0.Add(time.Minute)
+	if err := s.EndPortalSession(ctx, linkHash(0), signOut); err != nil {
+		t.Fatalf("EndPortalSession: %v", err)
+	}
+	if err := s.EndPortalSession(ctx, linkHash(0), signOut.Add(time.Minute)); err != nil {
+		t.Fatalf("EndPortalSession again: %v", err)
+	}
+	if got := ended(0); !got.Equal(signOut) {
+		t.Errorf("ended at %v after two sign-outs, want the first, %v", got, signOut)
+	}
+	if got := ended(1); !got.IsZero() {
+		t.Errorf("another session of the organization ended at %v by one sign-out", got)
+	}
+	wantErr(t, "EndPortalSession of a link never opened", s.EndPortalSession(ctx, linkHash(3), signOut), store.ErrNotFound)
+	wantErr(t, "EndPortalSession of an unknown hash", s.EndPortalSession(ctx, linkHash(99), signOut), store.ErrNotFound)
+
+	// Revocation: every open session of org (1 and 2) and its link never
+	// opened (3); not its expired link (6), nor other's (4); not again the
+	// session already ended (0).
+	revoked := t0.Add(2 * time.Minute)
+	n, err := s.EndPortalSessions(ctx, org, revoked)
+	if err != nil || n != 3 {
+		t.Fatalf("EndPortalSessions = %d, %v; want 3, nil", n, err)
+	}
+	for i, want := range map[int]time.Time{0: signOut, 1: revoked, 2: revoked, 3: revoked, 4: {}, 6: {}} {
+		if got := ended(i); !got.Equal(want) {
+			t.Errorf("link %d: ended at %v, want %v", i, got, want)
+		}
+	}
+	if n, err := s.EndPortalSessions(ctx, org, revoked.Add(time.Minute)); err != nil || n != 0 {
+		t.Errorf("EndPortalSessions again = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := s.EndPortalSessions(ctx, "org_does_not_exist", revoked); err != nil || n != 0 {
+		t.Errorf("EndPortalSessions of an unknown organization = %d, %v; want 0, nil", n, err)
+	}
+	// The link never opened can no longer be, though it has not expired;
+	// signing out of the session it never opened finds none.
+	_, err = s.RedeemPortalLink(ctx, linkHash(3), revoked)
+	wantErr(t, "RedeemPortalLink of a revoked link", err, store.ErrLinkRevoked)
+	if l, err := s.PortalLink(ctx, linkHash(3)); err != nil || !l.UsedAt.IsZero() {
+		t.Errorf("the revoked link after a redemption attempt: %+v, %v", l, err)
+	}
+	wantErr(t, "EndPortalSession of a revoked link never opened", s.EndPortalSession(ctx, linkHash(3), revoked), store.ErrNotFound)
+	// A link issued after the revocation opens as usual.
+	l := store.PortalLink{Hash: linkHash(5), OrganizationID: org, Intent: "audit_logs", CreatedAt: revoked, ExpiresAt: revoked.Add(5 * time.Minute)}
+	if err := s.CreatePortalLink(ctx, l); err != nil {
+		t.Fatalf("CreatePortalLink after the revocation: %v", err)
+	}
+	if _, err := s.RedeemPortalLink(ctx, l.Hash, revoked.Add(time.Second)); err != nil {
+		t.Errorf("RedeemPortalLink of a link issued after the revocation: %v", err)
+	}
 }
 
 // testPortalRedeemRace redeems one link from many goroutines at once: exactly
