@@ -7,17 +7,19 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/trailaudit/trail/internal/export"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
 	"github.com/trailaudit/trail/internal/store/sqlite"
 )
 
-// backend is what trail serve needs of a database: the store and the
-// ledger's storage. Both backends implement both.
+// backend is what trail serve needs of a database: the store, the
+// ledger's storage and what export jobs read. Both backends implement all.
 type backend interface {
 	store.Store
 	ledger.Storage
+	export.Reader
 }
 
 var (

@@ -49,14 +49,18 @@ const subsetMagic = "trail-subset v1"
 type SubsetOptions struct {
 	// Size selects the checkpoint; 0 means the newest.
 	Size int64
+	// From excludes records with seq < From from the selection, and they
+	// are not read: the caller knows none of them would be selected (the
+	// tree still covers them, as subtree hashes).
+	From int64
 	// UpTo, when > 0, excludes records with seq ≥ UpTo from the selection
 	// (the tree still covers the whole checkpoint).
 	UpTo int64
 	// Selection describes the selection in words (one line), for people.
 	Selection string
 	// Select decides whether a record goes in the bundle; it sees every
-	// stored record of [0, min(UpTo, size)) in seq order. record is only
-	// valid during the call.
+	// stored record of [From, min(UpTo, size)) in seq order. record is
+	// only valid during the call.
 	Select func(seq int64, record []byte) (bool, error)
 }
 
@@ -99,7 +103,7 @@ func WriteSubset(ctx context.Context, w io.Writer, s Storage, org string, opts S
 	fmt.Fprintf(bw, "selection %s\nrange 0 %d\nleft\n", sel, size)
 
 	sw := subsetWriter{lw: leavesWriter{ctx: ctx, s: s, org: org, w: bw, to: size}, hr: newHashReader(ctx, s, org)}
-	err = s.ReadRecords(ctx, org, 0, scanTo, func(seq int64, record []byte) error {
+	err = s.ReadRecords(ctx, org, max(opts.From, 0), scanTo, func(seq int64, record []byte) error {
 		info.Read++
 		ok, err := opts.Select(seq, record)
 		if err != nil || !ok {

@@ -61,6 +61,29 @@ func TestSubsetVerifies(t *testing.T) {
 	}
 }
 
+// A bundle that starts reading at From is the bundle of a selection that
+// takes nothing before From, byte for byte.
+func TestSubsetFrom(t *testing.T) {
+	b := memBackend(t)
+	const org = "org_subset_from"
+	signer := newSigner(t)
+	i := startIntegrator(t, b.storage, signer, t.TempDir(), ledger.Options{})
+	b.add(t, org, 5000)
+	waitIdle(t, i)
+	for _, from := range []int64{0, 1, 255, 256, 257, 3000, 4999, 5000, 6000} {
+		odd := func(s int64) bool { return s%2 == 1 }
+		got := writeSubset(t, b.storage, org, ledger.SubsetOptions{From: from, Select: selectSeqs(odd)})
+		want := writeSubset(t, b.storage, org, ledger.SubsetOptions{Select: selectSeqs(func(s int64) bool { return s >= from && odd(s) })})
+		if !bytes.Equal(got, want) {
+			t.Errorf("From %d: the bundle differs from the one selecting nothing before %d", from, from)
+		}
+		rep, err := ledger.Verify(bytes.NewReader(got), signer.VerifierKey(), ledger.VerifyOptions{})
+		if wantN := (max(5000-from, 0) + from%2) / 2; err != nil || rep.Records != wantN {
+			t.Errorf("From %d: verified %d records (%v), want %d", from, rep.Records, err, wantN)
+		}
+	}
+}
+
 func TestSubsetTampering(t *testing.T) {
 	b := memBackend(t)
 	const org = "org_subset"

@@ -478,3 +478,31 @@ func matchesNothingStorable(q store.EventQuery) bool {
 	return nul(q.ActorID) || nul(q.ActorName) || nul(q.TargetType) || nul(q.TargetID) || nul(q.OrganizationID) ||
 		slices.ContainsFunc(q.Actions, nul) || slices.ContainsFunc(q.ActionPrefixes, nul)
 }
+
+// FirstSeqSince returns a seq below which org has no event with occurred_at
+// at or after since, so that a reader of the events since then can skip the
+// log before it; 0 when finding it would mean passing more than limit
+// events (the caller reads from the start). It walks events_org_time from
+// since, index only; the log size is read first, so an event committed
+// meanwhile, which the caller cannot be reading, changes nothing.
+func (s *Store) FirstSeqSince(ctx context.Context, org string, since time.Time, limit int64) (int64, error) {
+	size, err := s.NextSeq(ctx, org)
+	if err != nil {
+		return 0, err
+	}
+	var first *int64
+	var n int64
+	err = s.pool.QueryRow(ctx,
+		`SELECT min(seq), count(*) FROM (SELECT seq FROM events WHERE organization_id = $1 AND occurred_at >= $2 LIMIT $3) s`,
+		org, since, limit+1).Scan(&first, &n)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't find the first event of %s since %s: %w", org, since.Format(time.RFC3339), classify(err))
+	}
+	switch {
+	case n > limit:
+		return 0, nil
+	case first == nil:
+		return size, nil
+	}
+	return min(*first, size), nil
+}

@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -378,4 +380,77 @@ func anySlice(ss []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// FirstSeqSince returns a seq below which org has no event with occurred_at
+// at or after since, so that a reader of the events since then can skip the
+// log before it; 0 when finding it would mean passing more than limit
+// events (the caller reads from the start).
+//
+// It asks the search file: the least seq of org's indexed events from since
+// on (the walk of event_search_org from since's first sort key; spilled
+// sort keys are only ever later than their millisecond, so none is missed),
+// and the first of org's events the indexer has not reached. indexed_pos is
+// read first: every event at or below it is in event_search, every event
+// after it is in the scan of the table, however far the indexer moves in
+// between. The log size is read before either, so an event appended
+// meanwhile, which the caller cannot be reading, changes nothing.
+func (s *Store) FirstSeqSince(ctx context.Context, org string, since time.Time, limit int64) (int64, error) {
+	fail := func(err error) (int64, error) {
+		return 0, fmt.Errorf("couldn't find the first event of %s since %s: %w", org, since.Format(time.RFC3339), classify(err))
+	}
+	size, err := s.NextSeq(ctx, org)
+	if err != nil {
+		return 0, err
+	}
+	var indexed int64
+	if err := s.searchRead.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&indexed); err != nil {
+		return fail(err)
+	}
+	first := size
+	rows, err := s.searchRead.QueryContext(ctx,
+		`SELECT seq FROM event_search INDEXED BY event_search_org WHERE organization_id = ? AND sort_key >= ? ORDER BY sort_key LIMIT ?`,
+		org, since.UnixMilli()<<slotBits, limit+1)
+	if err != nil {
+		return fail(err)
+	}
+	var n int64
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		first = min(first, seq)
+		n++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	if n > limit {
+		return 0, nil
+	}
+	// The events after indexed_pos, in pos order, hence in seq order for
+	// org: the first of org's is its least unindexed seq. NOT INDEXED keeps
+	// the walk on pos (the rowid) rather than on org's whole log; it
+	// passes at most limit events.
+	var seq sql.NullInt64
+	err = s.read.QueryRowContext(ctx,
+		`SELECT seq FROM events NOT INDEXED WHERE pos > ? AND pos <= ? AND organization_id = ? ORDER BY pos LIMIT 1`,
+		indexed, indexed+limit, org).Scan(&seq)
+	switch {
+	case err == nil:
+		return min(first, seq.Int64), nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return fail(err)
+	}
+	var last sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, `SELECT max(pos) FROM events`).Scan(&last); err != nil {
+		return fail(err)
+	}
+	if last.Int64 > indexed+limit {
+		return 0, nil // the indexer is further behind than limit events
+	}
+	return first, nil
 }

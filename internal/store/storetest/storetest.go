@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, open) })
 	t.Run("Append", func(t *testing.T) { testAppend(t, open) })
 	t.Run("Search", func(t *testing.T) { testSearch(t, open) })
+	t.Run("FirstSeqSince", func(t *testing.T) { testFirstSeqSince(t, open) })
 }
 
 // RunSearch runs only the search cases of Run, for a backend that checks
