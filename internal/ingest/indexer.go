@@ -51,7 +51,8 @@ type Indexer struct {
 	indexed  prometheus.Counter
 	caughtUp chan struct{} // closed and replaced each time a run finds no work (tests wait on it)
 	mu       sync.Mutex
-	failures int // consecutive failed runs (the loop's goroutine only)
+	failures int           // consecutive failed runs (the loop's goroutine only)
+	lag      *lagCollector // nil unless the store reports its lag and metrics are registered
 }
 
 // NewIndexer returns an indexer; call Start to run it.
@@ -79,8 +80,55 @@ func NewIndexer(ix store.SearchIndexer, opts IndexerOptions, logger *slog.Logger
 	}
 	if reg != nil {
 		reg.MustRegister(x.indexed)
+		if lr, ok := ix.(lagReporter); ok {
+			x.lag = &lagCollector{lr: lr, now: time.Now}
+			reg.MustRegister(x.lag)
+		}
 	}
 	return x
+}
+
+// lagReporter is a search indexer that can say how far behind ingest it is.
+type lagReporter interface {
+	SearchLag(ctx context.Context) (store.SearchLag, error)
+}
+
+// lagCollector exports the search lag at each scrape: ingest is never
+// slowed down for search, so when events arrive faster than they can be
+// indexed for long (batch ingest on two cores, beyond about 30,000 events
+// a second), search falls behind, and these say by how much.
+type lagCollector struct {
+	lr  lagReporter
+	now func() time.Time
+}
+
+var (
+	lagEventsDesc = prometheus.NewDesc("trail_search_lag_events",
+		"Accepted events not searchable yet.", nil, nil)
+	lagSecondsDesc = prometheus.NewDesc("trail_search_lag_seconds",
+		"Age of the oldest accepted event not searchable yet (0 when search is fresh).", nil, nil)
+)
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- lagEventsDesc
+	ch <- lagSecondsDesc
+}
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	lag, err := c.lr.SearchLag(ctx)
+	if err != nil {
+		// Left out of this scrape rather than failing all of /metrics
+		// while the database cannot answer.
+		return
+	}
+	age := 0.0
+	if !lag.Oldest.IsZero() {
+		age = max(c.now().Sub(lag.Oldest).Seconds(), 0)
+	}
+	ch <- prometheus.MustNewConstMetric(lagEventsDesc, prometheus.GaugeValue, float64(lag.Events))
+	ch <- prometheus.MustNewConstMetric(lagSecondsDesc, prometheus.GaugeValue, age)
 }
 
 // Wake asks for an indexing run soon; it never blocks.

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
@@ -537,5 +541,62 @@ func TestCommitterUnavailableFailsTheGroup(t *testing.T) {
 	wg.Wait()
 	if b := app.batches(); len(b) != 2 {
 		t.Errorf("%d transactions, want 2 (no retry per caller while the store is unavailable)", len(b))
+	}
+}
+
+// lagIndexer is a countingIndexer that reports a search lag.
+type lagIndexer struct {
+	countingIndexer
+	lag store.SearchLag
+	err error
+}
+
+func (x *lagIndexer) SearchLag(context.Context) (store.SearchLag, error) { return x.lag, x.err }
+
+// The search lag is on /metrics when the store reports it: events and the
+// age of the oldest; a store that cannot answer leaves both out of the
+// scrape rather than failing it.
+func TestIndexerExportsSearchLag(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	gauges := func(reg *prometheus.Registry) map[string]float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("Gather: %v", err)
+		}
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			if strings.HasPrefix(mf.GetName(), "trail_search_lag_") {
+				out[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		lag  store.SearchLag
+		err  error
+		want map[string]float64
+	}{
+		{"fresh", store.SearchLag{}, nil, map[string]float64{"trail_search_lag_events": 0, "trail_search_lag_seconds": 0}},
+		{"behind", store.SearchLag{Events: 1200, Oldest: now.Add(-1500 * time.Millisecond)}, nil,
+			map[string]float64{"trail_search_lag_events": 1200, "trail_search_lag_seconds": 1.5}},
+		{"unavailable", store.SearchLag{}, errors.New("database is locked"), map[string]float64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			ix := &lagIndexer{lag: tc.lag, err: tc.err}
+			x := NewIndexer(ix, IndexerOptions{}, nil, reg)
+			x.lag.now = func() time.Time { return now }
+			if got := gauges(reg); !maps.Equal(got, tc.want) {
+				t.Errorf("gauges %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// A store that does not report it exports nothing of it.
+	reg := prometheus.NewRegistry()
+	NewIndexer(&countingIndexer{}, IndexerOptions{}, nil, reg)
+	if got := gauges(reg); len(got) != 0 {
+		t.Errorf("gauges %v without a lag reporter", got)
 	}
 }

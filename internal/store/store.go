@@ -189,6 +189,14 @@ type SearchIndexer interface {
 	IndexPending(ctx context.Context, max int) (int, error)
 }
 
+// SearchLag is how far search is behind ingest: the accepted events not
+// searchable yet, and when the oldest of them was received (zero when
+// there is none). A SearchIndexer may report it (SearchLag(ctx)).
+type SearchLag struct {
+	Events int64
+	Oldest time.Time
+}
+
 // FinishPage turns the rows of a list query into a ListPage. The query asked
 // for limit+1 rows in scan order: the extra row only says there is more. When
 // the caller paged backwards (a Before cursor) the query ran in the opposite

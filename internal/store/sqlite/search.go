@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -453,4 +454,32 @@ func (s *Store) FirstSeqSince(ctx context.Context, org string, since time.Time, 
 		return 0, nil // the indexer is further behind than limit events
 	}
 	return first, nil
+}
+
+// SearchLag reports the events after the search file's high-water mark, in
+// constant time: their count is the distance from the high-water mark to
+// the last pos (an upper bound: pos has gaps only where a transaction rolled
+// back), and the oldest is the first after it, whose record says when it
+// was received.
+func (s *Store) SearchLag(ctx context.Context) (store.SearchLag, error) {
+	var lag store.SearchLag
+	var indexed int64
+	if err := s.searchRead.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&indexed); err != nil {
+		return lag, fmt.Errorf("couldn't read search high-water mark: %w", classify(err))
+	}
+	var pos sql.NullInt64
+	var record []byte
+	err := s.read.QueryRowContext(ctx,
+		`SELECT pos, record, (SELECT max(pos) FROM events) FROM events WHERE pos > ? ORDER BY pos LIMIT 1`, indexed).Scan(&pos, &record, &lag.Events)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return lag, nil
+	case err != nil:
+		return lag, fmt.Errorf("couldn't measure search lag: %w", classify(err))
+	}
+	lag.Events -= indexed
+	if r, err := event.ParseRecord(record); err == nil {
+		lag.Oldest = r.ReceivedAt
+	}
+	return lag, nil
 }

@@ -248,6 +248,47 @@ func TestReopenContinues(t *testing.T) {
 	}
 }
 
+// SearchLag counts the events the indexer has not reached and says when the
+// oldest of them was received.
+func TestSearchLag(t *testing.T) {
+	ctx := context.Background()
+	s := openAt(t, filepath.Join(t.TempDir(), "trail.db"))
+	g := newGen(3)
+	const org = "org_lag"
+	createOrg(t, s, org)
+	if lag, err := s.SearchLag(ctx); err != nil || lag != (store.SearchLag{}) {
+		t.Fatalf("SearchLag of an empty store = %+v, %v", lag, err)
+	}
+	var received []time.Time // of each event, in pos order
+	for range 3 {
+		sub := g.sub(t, 10, org)
+		for _, ev := range sub.Events {
+			received = append(received, ev.ReceivedAt)
+		}
+		appendOK(t, s, t0, sub)
+	}
+	for _, step := range []struct {
+		index  int // IndexPending(index) first; 0: none
+		events int64
+		oldest time.Time
+	}{
+		{0, 30, received[0]},
+		{10, 20, received[10]},
+		{5, 15, received[15]},
+		{15, 0, time.Time{}},
+	} {
+		if step.index > 0 {
+			if n, err := s.IndexPending(ctx, step.index); err != nil || n != step.index {
+				t.Fatalf("IndexPending(%d) = %d, %v", step.index, n, err)
+			}
+		}
+		lag, err := s.SearchLag(ctx)
+		if err != nil || lag.Events != step.events || !lag.Oldest.Equal(step.oldest) {
+			t.Errorf("SearchLag = %+v, %v; want %d events, the oldest received at %v", lag, err, step.events, step.oldest)
+		}
+	}
+}
+
 func TestIndexerResumesAfterReopen(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
