@@ -61,8 +61,9 @@ type PortalLinks interface {
 	EndPortalSession(ctx context.Context, hash [32]byte, now time.Time) error
 	// EndPortalSessions revokes org's portal access as it stands at now:
 	// every session opened through a link of org that has not ended yet
-	// ends, and every link not opened yet (nor expired) can no longer be.
-	// It returns how many sessions and links it ended.
+	// ends, and every link not opened yet can no longer be, even one that
+	// is expiring as this runs. It returns how many sessions and links it
+	// ended (expired links included).
 	EndPortalSessions(ctx context.Context, org string, now time.Time) (int64, error)
 }
 

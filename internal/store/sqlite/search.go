@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,11 +42,11 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	// Bounds on the sort key: [lo, hi).
 	var lo, hi *int64
 	if !q.From.IsZero() {
-		v := ceilMS(q.From) << slotBits
+		v := sortKeyAt(ceilMS(q.From))
 		lo = &v
 	}
 	if !q.To.IsZero() {
-		v := ceilMS(q.To) << slotBits
+		v := sortKeyAt(ceilMS(q.To))
 		hi = &v
 	}
 	if c := q.After + q.Before; c != "" {
@@ -334,6 +335,15 @@ func ftsExpression(text string) string {
 	return strings.Join(terms, " AND ")
 }
 
+// maxSortMS is the last unix millisecond a sort key can hold (in 2109).
+const maxSortMS = math.MaxInt64 >> slotBits
+
+// sortKeyAt is the first sort key of unix millisecond ms, clamped to the
+// milliseconds keys can hold: no event is stored before 1970 (the parser
+// refuses it) nor far in the future, and a bound such as year 1800 or 9999
+// must not wrap around when shifted.
+func sortKeyAt(ms int64) int64 { return min(max(ms, 0), maxSortMS) << slotBits }
+
 // ceilMS is the first unix millisecond not before t. Sort keys hold
 // milliseconds, so a bound of 10:00:00.0005 must start at .001: an event
 // stored at .000 happened before it.
@@ -404,14 +414,21 @@ func (s *Store) FirstSeqSince(ctx context.Context, org string, since time.Time, 
 	if err != nil {
 		return 0, err
 	}
+	// One read transaction: the high-water mark and the walk see the same
+	// search file, even if another process rebuilt it in between.
+	tx, err := s.searchRead.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
 	var indexed int64
-	if err := s.searchRead.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&indexed); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&indexed); err != nil {
 		return fail(err)
 	}
 	first := size
-	rows, err := s.searchRead.QueryContext(ctx,
+	rows, err := tx.QueryContext(ctx,
 		`SELECT seq FROM event_search INDEXED BY event_search_org WHERE organization_id = ? AND sort_key >= ? ORDER BY sort_key LIMIT ?`,
-		org, since.UnixMilli()<<slotBits, limit+1)
+		org, sortKeyAt(since.UnixMilli()), limit+1)
 	if err != nil {
 		return fail(err)
 	}
@@ -458,9 +475,9 @@ func (s *Store) FirstSeqSince(ctx context.Context, org string, since time.Time, 
 
 // SearchLag reports the events after the search file's high-water mark, in
 // constant time: their count is the distance from the high-water mark to
-// the last pos (an upper bound: pos has gaps only where a transaction rolled
-// back), and the oldest is the first after it, whose record says when it
-// was received.
+// the last pos (an upper bound: retention leaves gaps, below the high-water
+// mark in practice), and the oldest is the first after it, whose record
+// says when it was received.
 func (s *Store) SearchLag(ctx context.Context) (store.SearchLag, error) {
 	var lag store.SearchLag
 	var indexed int64
@@ -478,8 +495,11 @@ func (s *Store) SearchLag(ctx context.Context) (store.SearchLag, error) {
 		return lag, fmt.Errorf("couldn't measure search lag: %w", classify(err))
 	}
 	lag.Events -= indexed
-	if r, err := event.ParseRecord(record); err == nil {
-		lag.Oldest = r.ReceivedAt
+	r, err := event.ParseRecord(record)
+	if err != nil {
+		// Not an age of 0, which would say search is fresh.
+		return lag, fmt.Errorf("couldn't read the oldest unindexed record (pos %d): %w", pos.Int64, err)
 	}
+	lag.Oldest = r.ReceivedAt
 	return lag, nil
 }

@@ -97,6 +97,22 @@ func testFirstSeqSince(t *testing.T, open func(t *testing.T) store.Store) {
 	if got, err := f.FirstSeqSince(ctx, a, t0.Add(150*time.Minute), 1000); err != nil || got != int64(len(at)) {
 		t.Errorf("FirstSeqSince(+150m) = %d, %v; want %d, the log size", got, err, len(at))
 	}
+	// Dates far outside what a sort key holds are bounds like any other:
+	// since 1800 is every event, since 9999 none; a search from 1800 to
+	// 9999 finds them all.
+	for _, c := range []struct {
+		since time.Time
+		want  int64
+	}{{time.Date(1800, 1, 1, 0, 0, 0, 0, time.UTC), 0}, {time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), int64(len(at))}} {
+		if got, err := f.FirstSeqSince(ctx, a, c.since, 1000); err != nil || got != c.want {
+			t.Errorf("FirstSeqSince(%d) = %d, %v; want %d", c.since.Year(), got, err, c.want)
+		}
+	}
+	page, err := s.SearchEvents(ctx, store.EventQuery{OrganizationID: a, Limit: 100,
+		From: time.Date(1800, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil || len(page.Events) != len(at) {
+		t.Errorf("SearchEvents from 1800 to 9999 = %d events, %v; want %d", len(page.Events), err, len(at))
+	}
 	if _, err := f.FirstSeqSince(ctx, "org_does_not_exist", t0, 1000); err == nil {
 		t.Error("FirstSeqSince of an unknown organization: no error")
 	}
