@@ -239,6 +239,55 @@ func (c *keyCommand) Run(ctx context.Context, args []string) error {
 	return usagef("unknown key command %q: use create, list or revoke", args[0])
 }
 
+type portalCommand struct {
+	stdout  io.Writer
+	storage storageFlags
+}
+
+// Run is `trail portal revoke ORG_ID`: the CLI's DELETE
+// /v1/organizations/{id}/portal_sessions, for an operator at the server.
+func (c *portalCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "revoke" {
+		return usagef("say what to do: trail portal revoke ORG_ID (end the organization's Admin Portal sessions and unopened links)")
+	}
+	fs := flag.NewFlagSet("portal revoke", flag.ContinueOnError)
+	c.storage.register(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("give the id of the organization: trail portal revoke org_…")
+	}
+	st, err := openStore(ctx, &c.storage)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ps, ok := st.(store.PortalLinks)
+	if !ok {
+		return fmt.Errorf("this database backend (%T) does not serve the Admin Portal", st)
+	}
+	org, err := st.Organization(ctx, fs.Arg(0))
+	if err == nil && org.ID == store.SystemOrganizationID {
+		err = fmt.Errorf("organization %s: %w", org.ID, store.ErrNotFound)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return usagef("no organization %s: see trail org list", fs.Arg(0))
+	}
+	if err != nil {
+		return err
+	}
+	n, err := ps.EndPortalSessions(ctx, org.ID, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := recordCLIAction(ctx, st, "trail.portal_sessions.revoked", org.ID, cliTarget{Type: "organization", ID: org.ID, Name: org.Name}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Ended %d Admin Portal sessions and links of %s (%s). Every server refuses them from now on.\n", n, org.ID, org.Name)
+	return nil
+}
+
 type cliTarget struct {
 	Type string `json:"type"`
 	ID   string `json:"id"`

@@ -34,6 +34,7 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"migrate": &migrateCommand{stdout: stdout},
 		"org":     &orgCommand{stdout: stdout},
 		"key":     &keyCommand{stdout: stdout},
+		"portal":  &portalCommand{stdout: stdout},
 		"log":     &logCommand{stdout: stdout, stderr: stderr},
 		"verify":  &verifyCommand{stdout: stdout, stderr: stderr},
 		"export":  &exportCommand{stdout: stdout, stderr: stderr},
@@ -49,6 +50,7 @@ Usage:
   trail migrate               bring the database schema up to date
   trail org create|list       manage organizations
   trail key create|list|revoke  manage API keys
+  trail portal revoke ORG_ID  end an organization's Admin Portal sessions
   trail log key|checkpoint|pull  fetch the log's verifier key, a checkpoint or a bundle
   trail verify FILE --key VKEY  check a bundle offline (see docs/VERIFYING.md)
   trail export --server URL --org ID  export an organization's events (CSV or a verifiable NDJSON bundle)
