@@ -130,6 +130,22 @@ func (s *Server) createOrganization(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
+// visibleOrg returns organization id when the caller may see it and it
+// exists, and otherwise the 404 an unknown organization gets, so that a key
+// restricted to another organization learns nothing. It records the
+// organization for the request log.
+func (s *Server) visibleOrg(r *http.Request, id string) (store.Organization, error) {
+	if !principal(r).CanAccessOrg(id) {
+		return store.Organization{}, errOrgNotFound(id)
+	}
+	setOrg(r, id)
+	org, err := s.st.Organization(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return org, errOrgNotFound(id)
+	}
+	return org, err
+}
+
 // getOrganization is GET /organizations/{id}: for admin keys, and for any
 // key restricted to that organization.
 func (s *Server) getOrganization(w http.ResponseWriter, r *http.Request) error {

@@ -138,14 +138,10 @@ func (s *Server) generatePortalLink(w http.ResponseWriter, r *http.Request) erro
 		return errInvalidParams(errs)
 	}
 	orgID := *req.Organization
-	if !principal(r).CanAccessOrg(orgID) {
+	if orgID == store.SystemOrganizationID {
 		return errOrgNotFound(orgID)
 	}
-	setOrg(r, orgID)
-	org, err := s.st.Organization(r.Context(), orgID)
-	if errors.Is(err, store.ErrNotFound) || orgID == store.SystemOrganizationID {
-		return errOrgNotFound(orgID)
-	}
+	org, err := s.visibleOrg(r, orgID)
 	if err != nil {
 		return err
 	}
@@ -180,14 +176,10 @@ func (s *Server) generatePortalLink(w http.ResponseWriter, r *http.Request) erro
 // links work as before.
 func (s *Server) revokePortalSessions(w http.ResponseWriter, r *http.Request) error {
 	orgID := r.PathValue("id")
-	if !principal(r).CanAccessOrg(orgID) || orgID == store.SystemOrganizationID {
+	if orgID == store.SystemOrganizationID {
 		return errOrgNotFound(orgID)
 	}
-	setOrg(r, orgID)
-	org, err := s.st.Organization(r.Context(), orgID)
-	if errors.Is(err, store.ErrNotFound) {
-		return errOrgNotFound(orgID)
-	}
+	org, err := s.visibleOrg(r, orgID)
 	if err != nil {
 		return err
 	}

@@ -134,21 +134,6 @@ func (req *retentionRequest) days() (int, []fieldError) {
 	return max(days, period), nil
 }
 
-// retentionOrg checks that the caller may see organization id at all, and
-// that it exists; it returns its name.
-func (s *Server) retentionOrg(r *http.Request, id string) (store.Organization, error) {
-	p := principal(r)
-	if !p.CanAccessOrg(id) {
-		return store.Organization{}, errOrgNotFound(id)
-	}
-	setOrg(r, id)
-	org, err := s.st.Organization(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return org, errOrgNotFound(id)
-	}
-	return org, err
-}
-
 func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Retention.Store == nil {
 		return errNoEndpoint(r)
@@ -160,7 +145,7 @@ func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) error {
 	if !p.Restricted() && !p.Can(access.ScopeAdmin) {
 		return errForbidden(access.ScopeAdmin)
 	}
-	if _, err := s.retentionOrg(r, id); err != nil {
+	if _, err := s.visibleOrg(r, id); err != nil {
 		return err
 	}
 	days, err := s.organizationRetentionDays(r.Context(), id)
@@ -196,7 +181,7 @@ func (s *Server) putRetention(w http.ResponseWriter, r *http.Request) error {
 	if errs != nil {
 		return errValidation(errs)
 	}
-	org, err := s.retentionOrg(r, id)
+	org, err := s.visibleOrg(r, id)
 	if err != nil {
 		return err
 	}

@@ -124,16 +124,8 @@ func (s *Server) streamView(ctx context.Context, st store.Stream) (streamJSON, e
 // streamOrg authorizes a request on an organization's streams.
 func (s *Server) streamOrg(r *http.Request) (string, error) {
 	id := r.PathValue("id")
-	if !principal(r).CanAccessOrg(id) {
-		return id, errOrgNotFound(id)
-	}
-	setOrg(r, id)
-	if _, err := s.st.Organization(r.Context(), id); errors.Is(err, store.ErrNotFound) {
-		return id, errOrgNotFound(id)
-	} else if err != nil {
-		return id, err
-	}
-	return id, nil
+	_, err := s.visibleOrg(r, id)
+	return id, err
 }
 
 // loadStream returns the stream named in the path, of the path's organization.

@@ -145,9 +145,9 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 
-	var from int64
-	if err := tx.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&from); err != nil {
-		return 0, fmt.Errorf("couldn't read search high-water mark: %w", classify(err))
+	from, err := indexedPos(ctx, tx)
+	if err != nil {
+		return 0, err
 	}
 	// Events this process just committed come from memory; others from
 	// the main file's read pool: a snapshot that holds every event
@@ -350,11 +350,24 @@ func (s *Store) boundSearchWAL(ctx context.Context) {
 	}
 }
 
+// indexedPos reads the search file's high-water mark: every event at or
+// below that pos is indexed. q is the search file's pool or a transaction
+// on it.
+func indexedPos(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}) (int64, error) {
+	var pos int64
+	if err := q.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("couldn't read search high-water mark: %w", classify(err))
+	}
+	return pos, nil
+}
+
 // IndexLag reports how many accepted events are not searchable yet.
 func (s *Store) IndexLag(ctx context.Context) (int64, error) {
-	var indexed int64
-	if err := s.searchRead.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&indexed); err != nil {
-		return 0, fmt.Errorf("couldn't read search high-water mark: %w", classify(err))
+	indexed, err := indexedPos(ctx, s.searchRead)
+	if err != nil {
+		return 0, err
 	}
 	var lag int64
 	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE pos > ?`, indexed).Scan(&lag); err != nil {

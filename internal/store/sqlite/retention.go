@@ -121,9 +121,9 @@ func (s *Store) PruneRecords(ctx context.Context, org string, cutoff time.Time, 
 		return 0, fmt.Errorf("couldn't begin removing search entries: %w", classify(err))
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	var indexed int64
-	if err := tx.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&indexed); err != nil {
-		return 0, fmt.Errorf("couldn't read search high-water mark: %w", classify(err))
+	indexed, err := indexedPos(ctx, tx)
+	if err != nil {
+		return 0, err
 	}
 	due, err := s.dueRecords(ctx, org, integrated, indexed, cutoff, limit)
 	if err != nil || len(due) == 0 {

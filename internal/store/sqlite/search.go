@@ -421,8 +421,8 @@ func (s *Store) FirstSeqSince(ctx context.Context, org string, since time.Time, 
 		return fail(err)
 	}
 	defer tx.Rollback()
-	var indexed int64
-	if err := tx.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&indexed); err != nil {
+	indexed, err := indexedPos(ctx, tx)
+	if err != nil {
 		return fail(err)
 	}
 	first := size
@@ -480,13 +480,13 @@ func (s *Store) FirstSeqSince(ctx context.Context, org string, since time.Time, 
 // says when it was received.
 func (s *Store) SearchLag(ctx context.Context) (store.SearchLag, error) {
 	var lag store.SearchLag
-	var indexed int64
-	if err := s.searchRead.QueryRowContext(ctx, `SELECT indexed_pos FROM search_state WHERE id = 1`).Scan(&indexed); err != nil {
-		return lag, fmt.Errorf("couldn't read search high-water mark: %w", classify(err))
+	indexed, err := indexedPos(ctx, s.searchRead)
+	if err != nil {
+		return lag, err
 	}
 	var pos sql.NullInt64
 	var record []byte
-	err := s.read.QueryRowContext(ctx,
+	err = s.read.QueryRowContext(ctx,
 		`SELECT pos, record, (SELECT max(pos) FROM events) FROM events WHERE pos > ? ORDER BY pos LIMIT 1`, indexed).Scan(&pos, &record, &lag.Events)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
