@@ -37,7 +37,7 @@ func TestAPIKeys(t *testing.T) {
 		t.Fatalf("key %+v", k)
 	}
 	// The new secret works, within its scopes and organization.
-	if r := e.do("POST", "/audit_logs/events", k.Secret, eventBody(acme, "user.signed_in")); r.Code != 201 {
+	if r := e.do("POST", "/audit_logs/events", k.Secret, e.eventBody(acme, "user.signed_in")); r.Code != 201 {
 		t.Fatalf("new key writes: %d %s", r.Code, r.Body)
 	}
 	// GET shows it without the secret.
@@ -79,7 +79,7 @@ func TestAPIKeys(t *testing.T) {
 	if again.Code != 200 || again.Body.String() != rev.Body.String() {
 		t.Fatalf("revoke again: %d %s", again.Code, again.Body)
 	}
-	expect(t, e.do("POST", "/audit_logs/events", k.Secret, eventBody(acme, "user.signed_in")), 401, unauthorized)
+	expect(t, e.do("POST", "/audit_logs/events", k.Secret, e.eventBody(acme, "user.signed_in")), 401, unauthorized)
 	expect(t, e.do("GET", "/v1/api_keys/key_nope", e.admin, ""), 404, `{"message":"API key 'key_nope' not found.","code":"entity_not_found"}`)
 	expect(t, e.do("DELETE", "/v1/api_keys/key_nope", e.admin, ""), 404, `{"message":"API key 'key_nope' not found.","code":"entity_not_found"}`)
 }

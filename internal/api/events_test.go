@@ -29,7 +29,7 @@ func seed(t *testing.T, e *env, org string) (base time.Time) {
 		{"billing.updated", "user_3", "Carol", "invoice", "inv_9", "upgrade plan"},
 	}
 	for i, ev := range events {
-		body := eventBody(org, ev.action, func(m map[string]any) {
+		body := e.eventBody(org, ev.action, func(m map[string]any) {
 			m["occurred_at"] = base.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)
 			m["actor"] = map[string]any{"id": ev.actorID, "type": "user", "name": ev.actorName}
 			m["targets"] = []any{map[string]any{"id": ev.targetID, "type": ev.targetType}}

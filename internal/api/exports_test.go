@@ -102,7 +102,7 @@ func TestExportLifecycle(t *testing.T) {
 	e := newExportEnv(t)
 	org := e.org("Acme")
 	for _, action := range []string{"user.signed_in", "user.signed_out", "=cmd|' /C calc'!A0"} {
-		res := e.do("POST", "/audit_logs/events", e.admin, eventBody(org, action))
+		res := e.do("POST", "/audit_logs/events", e.admin, e.eventBody(org, action))
 		if res.Code != http.StatusCreated && res.Code != http.StatusOK {
 			t.Fatalf("event: %d %s", res.Code, res.Body)
 		}

@@ -33,6 +33,7 @@ type env struct {
 	srv   *Server
 	reg   *prometheus.Registry
 	logs  *syncBuffer
+	now   func() time.Time // the server's clock; every time a test sends comes from it
 
 	admin string // secret of an unrestricted admin key
 
@@ -66,6 +67,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg, e)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	e.now = cfg.Now
 	var sub Submitter = e.com
 	if e.subOverride != nil {
 		sub = e.subOverride
@@ -135,7 +140,7 @@ func (e *env) nextSeq(org string) int64 {
 // acceptance by design), and returns the last list.
 func (e *env) search(secret, path string, want int) eventListBody {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		res := e.do("GET", path, secret, "")
 		if res.Code != http.StatusOK {
@@ -147,7 +152,7 @@ func (e *env) search(secret, path string, want int) eventListBody {
 			return l
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("GET %s: %d events after 10s, want %d: %s", path, len(l.Data), want, res.Body)
+			e.t.Fatalf("GET %s: %d events after a minute, want %d: %s", path, len(l.Data), want, res.Body)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -247,11 +252,18 @@ func quote(s string) string {
 	return string(b)
 }
 
-// eventBody is a valid WorkOS event for org.
-func eventBody(org, action string, opts ...func(map[string]any)) string {
+// eventBody is a valid WorkOS event for org, which occurred a minute before
+// the server's clock reads.
+func (e *env) eventBody(org, action string, opts ...func(map[string]any)) string {
+	return eventBodyAt(e.now(), org, action, opts...)
+}
+
+// eventBodyAt is eventBody for a server whose clock reads now, for tests
+// that build bodies before their env exists.
+func eventBodyAt(now time.Time, org, action string, opts ...func(map[string]any)) string {
 	ev := map[string]any{
 		"action":      action,
-		"occurred_at": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano),
+		"occurred_at": now.UTC().Add(-time.Minute).Format(time.RFC3339Nano),
 		"actor":       map[string]any{"id": "user_1", "type": "user", "name": "Jon Smith"},
 		"targets":     []any{map[string]any{"id": "team_1", "type": "team", "name": "Blue"}},
 		"context":     map[string]any{"location": "203.0.113.7", "user_agent": "test"},
@@ -295,7 +307,5 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
-
-func nowForTests() time.Time { return time.Date(2026, 11, 25, 19, 0, 0, 0, time.UTC) }
 
 func defaultLimits() event.Limits { return event.DefaultLimits() }

@@ -14,7 +14,7 @@ func TestOrganizationIsolation(t *testing.T) {
 	acme, globex := e.org("Acme"), e.org("Globex")
 	acmeKey, _ := e.key("acme all", []string{access.ScopeAdmin}, acme)
 	_, globexKeyID := e.key("globex writer", []string{access.ScopeEventsWrite}, globex)
-	if res := e.do("POST", "/audit_logs/events", e.admin, eventBody(globex, "secret.thing")); res.Code != 201 {
+	if res := e.do("POST", "/audit_logs/events", e.admin, e.eventBody(globex, "secret.thing")); res.Code != 201 {
 		t.Fatal(res.Body)
 	}
 	l := e.search(e.admin, "/v1/events?organization_id="+globex+"&action=secret.thing", 1)
@@ -23,8 +23,8 @@ func TestOrganizationIsolation(t *testing.T) {
 	tests := []struct {
 		method, path, body, want string
 	}{
-		{"POST", "/audit_logs/events", eventBody(globex, "a.b"), orgNotFound},
-		{"POST", "/v1/events/batch", batchBody(`{"organization_id":"` + globex + `","event":` + string(innerEvent(eventBody(globex, "a.b"))) + `}`), orgNotFound},
+		{"POST", "/audit_logs/events", e.eventBody(globex, "a.b"), orgNotFound},
+		{"POST", "/v1/events/batch", batchBody(`{"organization_id":"` + globex + `","event":` + string(innerEvent(e.eventBody(globex, "a.b"))) + `}`), orgNotFound},
 		{"GET", "/v1/events?organization_id=" + globex, "", orgNotFound},
 		{"GET", "/v1/events/" + globexEvent, "", `{"message":"Event '` + globexEvent + `' not found.","code":"entity_not_found"}`},
 		{"GET", "/organizations/" + globex, "", orgNotFound},

@@ -14,17 +14,20 @@ import (
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 var updateGolden = flag.Bool("update-schemas", false, "rewrite testdata/schemas/*.golden from the current answers")
 
-// schemaNow is the fixed clock of the schema tests, so answers are golden.
-var schemaNow = time.Date(2026, 11, 25, 19, 0, 0, 123e6, time.UTC)
+// schemaNow is the fixed clock of the schema tests, so answers are golden:
+// goldens hold it as {{now}}, so it can move (testclock).
+func schemaNow(t testing.TB) time.Time { return testclock.Now(t).Add(123 * time.Millisecond) }
 
 // withSchemas serves schemas from the env's store, at schemaNow.
-func withSchemas(require bool) envOption {
+func withSchemas(t testing.TB, require bool) envOption {
+	now := schemaNow(t)
 	return func(cfg *Config, e *env) {
-		cfg.Now = func() time.Time { return schemaNow }
+		cfg.Now = func() time.Time { return now }
 		cfg.Schemas = schema.NewRegistry(e.st, schema.Options{RequireSchemas: require, Registerer: e.reg})
 	}
 }
@@ -36,6 +39,7 @@ func golden(t *testing.T, name string, res interface {
 }, body string) {
 	t.Helper()
 	got := fmt.Sprintf("%d\n%s\n", res.Result().StatusCode, body)
+	got = strings.ReplaceAll(got, testclock.Format(schemaNow(t)), "{{now}}")
 	path := filepath.Join("testdata", "schemas", name+".golden")
 	if *updateGolden {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -59,9 +63,9 @@ const invoiceSchemaBody = `{"actor":{"metadata":{"type":"object","properties":{"
 	`"metadata":{"type":"object","properties":{"transactionId":{"type":"string"}}}}`
 
 // invoiceEvent is an event of invoice.paid; version 0 sends none.
-func invoiceEvent(org string, version int, targetType string, meta map[string]any) string {
-	return eventBody(org, "invoice.paid", func(ev map[string]any) {
-		ev["occurred_at"] = schemaNow.Add(-time.Hour).Format(time.RFC3339Nano)
+func (e *env) invoiceEvent(org string, version int, targetType string, meta map[string]any) string {
+	return e.eventBody(org, "invoice.paid", func(ev map[string]any) {
+		ev["occurred_at"] = e.now().Add(-time.Hour).Format(time.RFC3339Nano)
 		ev["actor"] = map[string]any{"id": "user_1", "type": "user", "metadata": map[string]any{"role": "admin"}}
 		ev["targets"] = []any{map[string]any{"id": "inv_1", "type": targetType, "metadata": map[string]any{"cost": 12.5}}}
 		ev["metadata"] = meta
@@ -72,7 +76,7 @@ func invoiceEvent(org string, version int, targetType string, meta map[string]an
 }
 
 func TestActionSchemaEndpoints(t *testing.T) {
-	e := newEnv(t, withSchemas(false))
+	e := newEnv(t, withSchemas(t, false))
 	res := e.do("POST", "/audit_logs/actions/invoice.paid/schemas", e.admin, invoiceSchemaBody)
 	golden(t, "create", res, res.Body.String())
 	res = e.do("POST", "/audit_logs/actions/invoice.paid/schemas", e.admin, `{"targets":[{"type":"invoice"}]}`)
@@ -159,7 +163,7 @@ func TestActionSchemaEndpoints(t *testing.T) {
 }
 
 func TestActorSchemaEndpoints(t *testing.T) {
-	e := newEnv(t, withSchemas(false))
+	e := newEnv(t, withSchemas(t, false))
 	expectError(t, e.do("GET", "/v1/actor_schema", e.admin, ""), http.StatusNotFound, "entity_not_found")
 	expectError(t, e.do("GET", "/v1/actor_schema/versions", e.admin, ""), http.StatusNotFound, "entity_not_found")
 	res := e.do("POST", "/v1/actor_schema", e.admin, `{"metadata":{"type":"object","properties":{"email":{"type":"string"},"role":{"type":"string"}}}}`)
@@ -179,13 +183,13 @@ func TestSchemaRoutesOnlyWhenConfigured(t *testing.T) {
 	expectError(t, e.do("GET", "/audit_logs/actions", e.admin, ""), http.StatusNotFound, "not_found")
 	// Versions are not checked without schemas.
 	org := e.org("Acme")
-	if res := e.do("POST", "/audit_logs/events", e.admin, invoiceEvent(org, 3, "team", nil)); res.Code != http.StatusCreated {
+	if res := e.do("POST", "/audit_logs/events", e.admin, e.invoiceEvent(org, 3, "team", nil)); res.Code != http.StatusCreated {
 		t.Errorf("event with a version, schemas off: %d %s", res.Code, res.Body)
 	}
 }
 
 func TestSchemaIngest(t *testing.T) {
-	e := newEnv(t, withSchemas(false))
+	e := newEnv(t, withSchemas(t, false))
 	org := e.org("Acme")
 	if res := e.do("POST", "/audit_logs/actions/invoice.paid/schemas", e.admin, invoiceSchemaBody); res.Code != http.StatusCreated {
 		t.Fatalf("create schema: %d %s", res.Code, res.Body)
@@ -193,10 +197,10 @@ func TestSchemaIngest(t *testing.T) {
 	ok := map[string]any{"transactionId": "tx_1"}
 
 	// An event naming its version is validated against it.
-	expect(t, e.do("POST", "/audit_logs/events", e.admin, invoiceEvent(org, 1, "invoice", ok)), http.StatusCreated, `{"success":true}`)
-	res := e.do("POST", "/audit_logs/events", e.admin, invoiceEvent(org, 1, "team", map[string]any{"transactionId": 7}))
+	expect(t, e.do("POST", "/audit_logs/events", e.admin, e.invoiceEvent(org, 1, "invoice", ok)), http.StatusCreated, `{"success":true}`)
+	res := e.do("POST", "/audit_logs/events", e.admin, e.invoiceEvent(org, 1, "team", map[string]any{"transactionId": 7}))
 	golden(t, "event-invalid", res, res.Body.String())
-	res = e.do("POST", "/audit_logs/events", e.admin, invoiceEvent(org, 9, "invoice", ok))
+	res = e.do("POST", "/audit_logs/events", e.admin, e.invoiceEvent(org, 9, "invoice", ok))
 	golden(t, "event-unknown-version", res, res.Body.String())
 	if n := e.nextSeq(org); n != 2 { // organization created + one event
 		t.Fatalf("log size %d after refusals, want 2", n)
@@ -204,8 +208,8 @@ func TestSchemaIngest(t *testing.T) {
 
 	// Without a version: accepted, and recorded as a mismatch when it does
 	// not match the latest version.
-	expect(t, e.do("POST", "/audit_logs/events", e.admin, invoiceEvent(org, 0, "invoice", ok)), http.StatusCreated, `{"success":true}`)
-	expect(t, e.do("POST", "/audit_logs/events", e.admin, invoiceEvent(org, 0, "team", ok)), http.StatusCreated, `{"success":true}`)
+	expect(t, e.do("POST", "/audit_logs/events", e.admin, e.invoiceEvent(org, 0, "invoice", ok)), http.StatusCreated, `{"success":true}`)
+	expect(t, e.do("POST", "/audit_logs/events", e.admin, e.invoiceEvent(org, 0, "team", ok)), http.StatusCreated, `{"success":true}`)
 
 	all := e.search(e.admin, "/v1/events?organization_id="+org+"&action=invoice.paid&order=asc", 3)
 	for i, raw := range all.Data {
@@ -240,12 +244,12 @@ func TestSchemaIngest(t *testing.T) {
 
 	// Batches: the same checks, errors by index, nothing stored on a refusal.
 	before := e.nextSeq(org)
-	res = e.do("POST", "/v1/events/batch", e.admin, batchBody(invoiceEvent(org, 1, "invoice", ok), invoiceEvent(org, 1, "team", ok), invoiceEvent(org, 0, "team", ok)))
+	res = e.do("POST", "/v1/events/batch", e.admin, batchBody(e.invoiceEvent(org, 1, "invoice", ok), e.invoiceEvent(org, 1, "team", ok), e.invoiceEvent(org, 0, "team", ok)))
 	golden(t, "batch-invalid", res, res.Body.String())
 	if n := e.nextSeq(org); n != before {
 		t.Fatalf("a refused batch stored %d events", n-before)
 	}
-	res = e.do("POST", "/v1/events/batch", e.admin, batchBody(invoiceEvent(org, 1, "invoice", ok), invoiceEvent(org, 0, "team", ok)))
+	res = e.do("POST", "/v1/events/batch", e.admin, batchBody(e.invoiceEvent(org, 1, "invoice", ok), e.invoiceEvent(org, 0, "team", ok)))
 	if res.Code != http.StatusCreated {
 		t.Fatalf("batch: %d %s", res.Code, res.Body)
 	}
@@ -253,19 +257,19 @@ func TestSchemaIngest(t *testing.T) {
 }
 
 func TestActorSchemaIngest(t *testing.T) {
-	e := newEnv(t, withSchemas(false))
+	e := newEnv(t, withSchemas(t, false))
 	org := e.org("Acme")
 	e.do("POST", "/audit_logs/actions/invoice.paid/schemas", e.admin, invoiceSchemaBody)
 	e.do("POST", "/v1/actor_schema", e.admin, `{"metadata":{"properties":{"email":{"type":"string"}}}}`)
 	ok := map[string]any{"transactionId": "tx_1"}
 	// The actor has a role (the action's schema) but no email (the deployment's).
-	res := e.do("POST", "/audit_logs/events", e.admin, invoiceEvent(org, 1, "invoice", ok))
+	res := e.do("POST", "/audit_logs/events", e.admin, e.invoiceEvent(org, 1, "invoice", ok))
 	b := expectError(t, res, http.StatusBadRequest, "invalid_audit_log_event")
 	if len(b.Errors) != 1 || b.Errors[0].Field != "event.actor.metadata.email" || b.Errors[0].Code != "required" {
 		t.Errorf("errors %+v", b.Errors)
 	}
 	// An action without schema: only the actor schema, a mismatch recorded.
-	expect(t, e.do("POST", "/audit_logs/events", e.admin, eventBody(org, "user.signed_in")), http.StatusCreated, `{"success":true}`)
+	expect(t, e.do("POST", "/audit_logs/events", e.admin, e.eventBody(org, "user.signed_in")), http.StatusCreated, `{"success":true}`)
 	mm := e.search(e.admin, "/v1/events?organization_id="+org+"&schema_mismatch=true", 1)
 	if got := mm.actions(t); got[0] != "user.signed_in" {
 		t.Errorf("mismatches %v", got)
@@ -276,14 +280,14 @@ func TestActorSchemaIngest(t *testing.T) {
 }
 
 func TestRequireSchemas(t *testing.T) {
-	e := newEnv(t, withSchemas(true))
+	e := newEnv(t, withSchemas(t, true))
 	org := e.org("Acme")
-	res := e.do("POST", "/audit_logs/events", e.admin, eventBody(org, "user.signed_in", func(ev map[string]any) {
-		ev["occurred_at"] = schemaNow.Add(-time.Hour).Format(time.RFC3339Nano)
+	res := e.do("POST", "/audit_logs/events", e.admin, e.eventBody(org, "user.signed_in", func(ev map[string]any) {
+		ev["occurred_at"] = e.now().Add(-time.Hour).Format(time.RFC3339Nano)
 	}))
 	golden(t, "event-schema-required", res, res.Body.String())
 	e.do("POST", "/audit_logs/actions/invoice.paid/schemas", e.admin, invoiceSchemaBody)
-	expect(t, e.do("POST", "/audit_logs/events", e.admin, invoiceEvent(org, 0, "invoice", map[string]any{"transactionId": "t"})), http.StatusCreated, `{"success":true}`)
+	expect(t, e.do("POST", "/audit_logs/events", e.admin, e.invoiceEvent(org, 0, "invoice", map[string]any{"transactionId": "t"})), http.StatusCreated, `{"success":true}`)
 	// Trail's own audit events are not subject to it.
 	e.search(e.admin, "/v1/events?organization_id="+store.SystemOrganizationID+"&action=trail.schema.created", 1)
 }

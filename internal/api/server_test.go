@@ -25,8 +25,8 @@ func TestMetrics(t *testing.T) {
 	e := newEnv(t)
 	org := e.org("Acme")
 	e.do("GET", "/v1/events/evt_01JDXYZ", e.admin, "")
-	e.do("POST", "/audit_logs/events", e.admin, eventBody(org, "user.signed_in"))
-	e.do("POST", "/audit_logs/events", e.admin, eventBody(org, ""))
+	e.do("POST", "/audit_logs/events", e.admin, e.eventBody(org, "user.signed_in"))
+	e.do("POST", "/audit_logs/events", e.admin, e.eventBody(org, ""))
 	e.do("GET", "/no/such/route/12345", "", "")
 	res := e.do("GET", "/metrics", "", "")
 	if res.Code != 200 {
@@ -89,7 +89,7 @@ func TestRequestID(t *testing.T) {
 func TestRequestLog(t *testing.T) {
 	e := newEnv(t)
 	org := e.org("Acme")
-	e.do("POST", "/audit_logs/events", e.admin, eventBody(org, "user.signed_in"), "X-Request-ID", "req-42")
+	e.do("POST", "/audit_logs/events", e.admin, e.eventBody(org, "user.signed_in"), "X-Request-ID", "req-42")
 	logs := e.logs.String()
 	var line string
 	for _, l := range strings.Split(logs, "\n") {

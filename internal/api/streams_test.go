@@ -89,7 +89,7 @@ func TestLogStreamsAPI(t *testing.T) {
 	rcv, srv := newReceiver(t)
 	base := "/v1/organizations/" + org + "/log_streams"
 	for range 3 {
-		if res := e.do("POST", "/audit_logs/events", e.admin, eventBody(org, "user.signed_in")); res.Code != 201 {
+		if res := e.do("POST", "/audit_logs/events", e.admin, e.eventBody(org, "user.signed_in")); res.Code != 201 {
 			t.Fatalf("ingest: %d %s", res.Code, res.Body)
 		}
 	}
