@@ -68,7 +68,7 @@ func newTestLog(t *testing.T, signer *ledger.Signer, org string, batches ...int)
 		t.Fatalf("Start: %v", err)
 	}
 	defer in.Stop()
-	d, err := event.ParseEvent([]byte(`{"action":"user.signed_in","occurred_at":"2026-11-25T17:59:59.123Z",`+
+	d, err := event.ParseEvent([]byte(`{"action":"user.signed_in","occurred_at":"`+now.UTC().Add(-time.Minute).Format(time.RFC3339Nano)+`",`+
 		`"actor":{"id":"user_1","type":"user"},"targets":[{"id":"team_1","type":"team"}],`+
 		`"context":{"location":"203.0.113.7"}}`), now, event.DefaultLimits())
 	if err != nil {

@@ -21,7 +21,10 @@ import (
 	"github.com/trailaudit/trail/internal/store/sqlite"
 )
 
-var epoch = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC) // events from it on, a minute apart, stay in the past
+// epoch is ten days before the tests start, on the real clock that the
+// export service reads: events from it on, a minute apart, stay in the past
+// whatever the date.
+var epoch = time.Now().UTC().Truncate(time.Minute).Add(-10 * 24 * time.Hour)
 
 // fixture is a SQLite store with an integrator and an export service.
 type fixture struct {

@@ -20,11 +20,12 @@ import (
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/sqlite"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 const testPrefix = "trail.test"
 
-var testEpoch = time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+var testEpoch = testclock.Must().Add(-time.Hour)
 
 // record returns a canonical-looking record of org at seq.
 func record(org string, seq int64) []byte {
@@ -297,7 +298,7 @@ func openSQLite(tb testing.TB, path string) *sqlite.Store {
 	return st
 }
 
-var eventJSON = []byte(`{"action":"user.signed_in","occurred_at":"2026-11-25T17:59:59.123Z",` +
+var eventJSON = []byte(`{"action":"user.signed_in","occurred_at":"` + testclock.Format(testEpoch.Add(-877*time.Millisecond)) + `",` +
 	`"actor":{"id":"user_1","type":"user","name":"Ada"},"targets":[{"id":"team_1","type":"team"}],` +
 	`"context":{"location":"203.0.113.7","user_agent":"test"},"metadata":{"n":1}}`)
 
@@ -317,7 +318,7 @@ func appendEvents(tb testing.TB, st *sqlite.Store, org string, n int) {
 	for n > 0 {
 		k := min(n, 4096)
 		var sub store.Submission
-		now := time.Now()
+		now := testEpoch
 		for range k {
 			sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail})
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
 	"github.com/trailaudit/trail/internal/store/sqlite"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -114,7 +115,7 @@ func newEnvOn(t *testing.T, st backend) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(in.Stop)
-	e := &env{t: t, st: st, in: in, vkey: signer.VerifierKey(), clock: &clock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}}
+	e := &env{t: t, st: st, in: in, vkey: signer.VerifierKey(), clock: &clock{now: testclock.Now(t)}}
 	key := make([]byte, 32)
 	e.p, err = New(Config{Store: st, Ledger: st, VerifierKey: signer.VerifierKey(), BaseURL: "http://portal.test",
 		SessionKey: key, Now: e.clock.Now, Audit: func(r *http.Request, a Action) {
@@ -143,7 +144,7 @@ func (e *env) add(org string, raws ...string) []string {
 	e.t.Helper()
 	var sub store.Submission
 	for _, raw := range raws {
-		d, err := event.ParseEvent([]byte(raw), time.Now(), event.DefaultLimits())
+		d, err := event.ParseEvent([]byte(raw), e.clock.Now(), event.DefaultLimits())
 		if err != nil {
 			e.t.Fatalf("%v: %s", err, raw)
 		}

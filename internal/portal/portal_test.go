@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 func TestLinks(t *testing.T) {
@@ -195,7 +196,7 @@ func testIsolation(t *testing.T, e *env) {
 func TestSecurityHeadersAndEscaping(t *testing.T) {
 	e := newEnv(t)
 	e.org("org_a", `Acme <script>alert("org")</script>`)
-	hostile := `{"action":"x.y","occurred_at":"2026-11-25T11:00:00Z","actor":{"id":"u\"><script>alert(1)</script>","type":"user","name":"\u202eevil \u05e9\u05dc\u05d5\u05dd"},"targets":[],"context":{"location":"<img src=x onerror=alert(2)>"},"metadata":{"a":"</pre><script>alert(3)</script>","b":"` + strings.Repeat("L", 500) + `"}}`
+	hostile := `{"action":"x.y","occurred_at":"` + testclock.Format(e.clock.Now().Add(-time.Hour)) + `","actor":{"id":"u\"><script>alert(1)</script>","type":"user","name":"\u202eevil \u05e9\u05dc\u05d5\u05dd"},"targets":[],"context":{"location":"<img src=x onerror=alert(2)>"},"metadata":{"a":"</pre><script>alert(3)</script>","b":"` + strings.Repeat("L", 500) + `"}}`
 	ids := e.add("org_a", hostile)
 	c := e.client()
 	c.open("org_a")
@@ -275,6 +276,14 @@ func testEventsPage(t *testing.T, e *env) {
 		raws = append(raws, ev([]string{"user.signed_in", "team.deleted", "invoice.paid"}[i%3], "user_"+string(rune('a'+i%5)), now.Add(-time.Duration(i)*time.Minute)))
 	}
 	e.add("org_a", raws...)
+	// day is the clock's date; the events of it, a page of them at most,
+	// are what a whole-day filter shows wherever the clock stands.
+	day, ofDay := now.Format("2006-01-02"), 0
+	for i := range 120 {
+		if now.Add(-time.Duration(i)*time.Minute).Format("2006-01-02") == day {
+			ofDay++
+		}
+	}
 	c := e.client()
 	c.open("org_a")
 	rows := regexp.MustCompile(`<tr>\s*<td class="time"`)
@@ -289,10 +298,10 @@ func testEventsPage(t *testing.T, e *env) {
 		{"?action=team.deleted&action=invoice.paid", 200, 50, []string{`rel="next"`}},
 		{"?actor_id=user_b&action=user.signed_in", 200, 8, nil},
 		{"?from=" + now.Add(-10*time.Minute).Format("2006-01-02T15:04") + "&to=" + now.Add(-5*time.Minute).Format("2006-01-02T15:04"), 200, 5, nil},
-		{"?from=2026-11-25&to=2026-11-25", 200, 50, nil}, // a whole day
+		{"?from=" + day + "&to=" + day, 200, min(ofDay, 50), nil}, // a whole day
 		{"?target_type=team&target_id=t1", 200, 50, nil},
 		{"?from=yesterday", 400, 0, []string{"is not a date"}},
-		{"?from=2026-11-25T12:00&to=2026-11-25T11:00", 400, 0, []string{"From must be before To"}},
+		{"?from=" + day + "T12:00&to=" + day + "T11:00", 400, 0, []string{"From must be before To"}},
 		{"?after=bogus", 400, 0, []string{"page cursor is not valid"}},
 		{"?after=a&before=b", 400, 0, []string{"not both"}},
 		{"?q=" + strings.Repeat("x", 600), 400, 0, []string{"longer than 500"}},
@@ -336,7 +345,7 @@ func testEventsPage(t *testing.T, e *env) {
 }
 
 func TestBuckets(t *testing.T) {
-	base := time.Date(2026, 11, 25, 10, 17, 0, 0, time.UTC)
+	base := testclock.Now(t).Truncate(time.Minute)
 	tests := []struct {
 		span     time.Duration
 		step     time.Duration

@@ -18,6 +18,7 @@ import (
 	"github.com/trailaudit/trail/internal/retention"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/sqlite"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 func TestValidDaysAndPeriods(t *testing.T) {
@@ -88,7 +89,7 @@ func setup(t *testing.T, now time.Time, n int) *sqlite.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	d, err := event.ParseEvent([]byte(`{"action":"a.b","occurred_at":"2026-01-01T00:00:00Z","actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"}}`),
+	d, err := event.ParseEvent([]byte(`{"action":"a.b","occurred_at":"`+testclock.Format(now.AddDate(0, -5, 0))+`","actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"}}`),
 		now, event.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ func setup(t *testing.T, now time.Time, n int) *sqlite.Store {
 }
 
 func TestSweepGoesOnPastAFailingOrganization(t *testing.T) {
-	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	now := testclock.Now(t)
 	st := setup(t, now, 10)
 	f := &faulty{Store: st, failOrg: "org_b", err: errors.New("disk on fire")}
 	reg := prometheus.NewRegistry()
@@ -159,8 +160,8 @@ func TestSweepGoesOnPastAFailingOrganization(t *testing.T) {
 	if _, err := sw.Sweep(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := metric(t, reg, "trail_retention_last_sweep_timestamp_seconds"); got != float64(now.Unix()) {
-		t.Errorf("last sweep metric = %v, want %d", got, now.Unix())
+	if got := metric(t, reg, "trail_retention_last_sweep_timestamp_seconds"); got != float64(now.UnixNano())/1e9 {
+		t.Errorf("last sweep metric = %v, want %v", got, float64(now.UnixNano())/1e9)
 	}
 	if n := count(t, st, "org_b"); n != 0 {
 		t.Errorf("org_b holds %d records after a good sweep", n)
@@ -168,7 +169,7 @@ func TestSweepGoesOnPastAFailingOrganization(t *testing.T) {
 }
 
 func TestReader(t *testing.T) {
-	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	now := testclock.Now(t)
 	st := setup(t, now, 1)
 	if err := st.SetRetention(t.Context(), "org_b", 730, now); err != nil {
 		t.Fatal(err)
@@ -188,7 +189,7 @@ func TestReader(t *testing.T) {
 }
 
 func TestRunLifecycle(t *testing.T) {
-	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	now := testclock.Now(t)
 	st := setup(t, now, 5)
 	var clock atomic.Int64
 	clock.Store(now.Add(-90 * 24 * time.Hour).UnixNano()) // the events are 10 days old: nothing due

@@ -7,9 +7,10 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
-var testNow = time.Date(2026, 11, 25, 19, 0, 0, 0, time.UTC)
+var testNow = testclock.Must()
 
 func mustAction(t testing.TB, body string) *Definition {
 	t.Helper()
@@ -34,7 +35,7 @@ func mustActor(t testing.TB, body string) *Definition {
 func draftOf(t testing.TB, actorMeta string, targets [][2]string, meta string) *event.Draft {
 	t.Helper()
 	var b strings.Builder
-	b.WriteString(`{"action":"invoice.paid","occurred_at":"2026-11-25T18:43:09.709Z","actor":{"id":"u1","type":"user"`)
+	b.WriteString(`{"action":"invoice.paid","occurred_at":"` + testclock.Format(testNow.Add(-16*time.Minute-50291*time.Millisecond)) + `","actor":{"id":"u1","type":"user"`)
 	if actorMeta != "" {
 		b.WriteString(`,"metadata":` + actorMeta)
 	}

@@ -85,8 +85,9 @@ func sendEvents(t *testing.T, srv *trailtest.Server, org string, n int) {
 	for n > 0 {
 		k := min(n, 500)
 		var evs []string
+		hour := time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15")
 		for i := range k {
-			evs = append(evs, fmt.Sprintf(`{"organization_id":%q,"event":{"action":"document.updated","occurred_at":"2026-11-25T10:00:%02d.000Z","actor":{"type":"user","id":"user_%d","name":"Ada Lovelace"},"targets":[{"type":"document","id":"doc_%d"}],"context":{"location":"203.0.113.7","user_agent":"test"},"metadata":{"n":%d}}}`, org, i%60, i%7, i, i))
+			evs = append(evs, fmt.Sprintf(`{"organization_id":%q,"event":{"action":"document.updated","occurred_at":"%s:00:%02d.000Z","actor":{"type":"user","id":"user_%d","name":"Ada Lovelace"},"targets":[{"type":"document","id":"doc_%d"}],"context":{"location":"203.0.113.7","user_agent":"test"},"metadata":{"n":%d}}}`, org, hour, i%60, i%7, i, i))
 		}
 		request(t, srv, "POST", "/v1/events/batch", `{"events":[`+strings.Join(evs, ",")+`]}`)
 		n -= k
@@ -363,6 +364,6 @@ func TestWrongSigningKeyRefused(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "shared.key")
 	os.WriteFile(keyFile, key, 0o600)
 	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: []string{"--signing-key-file", keyFile}})
-	request(t, srv, "POST", "/audit_logs/events", `{"organization_id":"`+org.ID+`","event":{"action":"a.b","occurred_at":"2026-11-25T10:00:00Z","actor":{"type":"user","id":"u"},"targets":[{"type":"t","id":"1"}],"context":{"location":"1.2.3.4"}}}`)
+	request(t, srv, "POST", "/audit_logs/events", `{"organization_id":"`+org.ID+`","event":{"action":"a.b","occurred_at":"`+time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)+`","actor":{"type":"user","id":"u"},"targets":[{"type":"t","id":"1"}],"context":{"location":"1.2.3.4"}}}`)
 	waitCheckpoint(t, srv, org.ID, 2)
 }

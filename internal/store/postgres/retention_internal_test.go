@@ -25,12 +25,15 @@ func TestDropPartitionWaitsNotLong(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	jan := time.Date(2025, 1, 10, 0, 0, 0, 0, time.UTC)
+	// A January two years before the real clock (which Open made partitions
+	// for): old enough that no partition of the current months is in range.
+	jan := time.Date(time.Now().UTC().Year()-2, 1, 10, 0, 0, 0, 0, time.UTC)
+	janPart, yearGlob := partitionName("events", jan.AddDate(0, 0, -9)), fmt.Sprintf("event%%%dm0%%", jan.Year())
 	const org = "org_locked"
 	if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: jan, UpdatedAt: jan}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := event.ParseEvent([]byte(`{"action":"a.b","occurred_at":"2025-01-10T00:00:00Z","actor":{"id":"u","type":"user"},"targets":[{"id":"t","type":"team"}],"context":{"location":"x"}}`),
+	d, err := event.ParseEvent([]byte(`{"action":"a.b","occurred_at":"`+jan.Format(time.RFC3339)+`","actor":{"id":"u","type":"user"},"targets":[{"id":"t","type":"team"}],"context":{"location":"x"}}`),
 		jan, event.DefaultLimits())
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +54,7 @@ func TestDropPartitionWaitsNotLong(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int
-	if err := blocker.QueryRow(ctx, `SELECT count(*) FROM events_y2025m01`).Scan(&n); err != nil || n != 1 {
+	if err := blocker.QueryRow(ctx, `SELECT count(*) FROM `+janPart).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("reading the partition: %d rows, %v", n, err)
 	}
 	// While the drop waits for January, ingest goes on: it must not queue
@@ -62,7 +65,7 @@ func TestDropPartitionWaitsNotLong(t *testing.T) {
 	}
 	dropped := make(chan result, 1)
 	go func() {
-		drop, err := s.DropPartitions(ctx, time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC))
+		drop, err := s.DropPartitions(ctx, jan.AddDate(0, 1, -9))
 		dropped <- result{drop, err}
 	}()
 	waiting := func() bool {
@@ -91,13 +94,13 @@ func TestDropPartitionWaitsNotLong(t *testing.T) {
 	if err := blocker.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	drop, err := s.DropPartitions(ctx, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	if err != nil || len(drop.Partitions) != 3 || drop.Partitions[0] != "events_y2025m01" || drop.Records != 1 {
-		t.Errorf("DropPartitions once unlocked = %+v, %v; want January to March 2025 dropped, with January's 1 record", drop, err)
+	drop, err := s.DropPartitions(ctx, jan.AddDate(1, 0, -9))
+	if err != nil || len(drop.Partitions) != 3 || drop.Partitions[0] != janPart || drop.Records != 1 {
+		t.Errorf("DropPartitions once unlocked = %+v, %v; want January to March dropped, with January's 1 record", drop, err)
 	}
 	var left int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relname LIKE 'event%2025m0%'`).Scan(&left); err != nil || left != 0 {
-		t.Errorf("%d partitions of 2025 left (events and event_targets), %v", left, err)
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relname LIKE $1`, yearGlob).Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d partitions of that year left (events and event_targets), %v", left, err)
 	}
 	// The default partitions are never dropped, and ingest goes on.
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relname IN ('events_default', 'event_targets_default')`).Scan(&left); err != nil || left != 2 {
@@ -116,8 +119,8 @@ func TestDropPartitionWaitsNotLong(t *testing.T) {
 func BenchmarkPruneRecords(b *testing.B) {
 	ctx := context.Background()
 	const n = 20_000
-	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	d, err := event.ParseEvent([]byte(`{"action":"doc.viewed","occurred_at":"2026-01-01T00:00:00.000Z","actor":{"id":"u","type":"user","name":"U"},`+
+	now := time.Now().UTC()
+	d, err := event.ParseEvent([]byte(`{"action":"doc.viewed","occurred_at":"`+now.AddDate(0, -5, 0).Format(time.RFC3339)+`","actor":{"id":"u","type":"user","name":"U"},`+
 		`"targets":[{"id":"d","type":"doc"},{"id":"t","type":"team"}],"context":{"location":"203.0.113.7"},"metadata":{"k":"some words to index"}}`),
 		now, event.DefaultLimits())
 	if err != nil {

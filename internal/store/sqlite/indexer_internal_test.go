@@ -9,10 +9,11 @@ import (
 
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 // testNow is the clock of the indexer tests.
-var testNow = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+var testNow = testclock.Must()
 
 // openIndexerTest opens a store at path with the given organizations.
 func openIndexerTest(t *testing.T, path string, orgs ...string) *Store {

@@ -18,11 +18,12 @@ import (
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 const lgPrefix = "trail.test"
 
-var lgEpoch = time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+var lgEpoch = testclock.Must().Add(-time.Hour)
 
 func lgOpen(t *testing.T, path string) *Store {
 	t.Helper()
@@ -43,7 +44,7 @@ func lgAppend(t *testing.T, s *Store, org string, n int) {
 			t.Fatal(err)
 		}
 	}
-	d, err := event.ParseEvent([]byte(`{"action":"user.signed_in","occurred_at":"2026-11-25T17:59:59.123Z",`+
+	d, err := event.ParseEvent([]byte(`{"action":"user.signed_in","occurred_at":"`+testclock.Format(lgEpoch.Add(-877*time.Millisecond))+`",`+
 		`"actor":{"id":"user_1","type":"user"},"targets":[{"id":"team_1","type":"team"}],"context":{"location":"203.0.113.7"}}`),
 		lgEpoch, event.DefaultLimits())
 	if err != nil {
@@ -52,7 +53,7 @@ func lgAppend(t *testing.T, s *Store, org string, n int) {
 	for n > 0 {
 		k := min(n, 4096)
 		var sub store.Submission
-		now := time.Now()
+		now := lgEpoch
 		for range k {
 			sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail})
 		}

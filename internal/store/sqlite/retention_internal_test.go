@@ -13,6 +13,7 @@ import (
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 // TestPruneLeavesNoSearchRows prunes while the indexer indexes the same
@@ -27,7 +28,7 @@ func TestPruneLeavesNoSearchRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	now := testclock.Must()
 	const org, n = "org_Stale", 400
 	if err := s.CreateOrganization(ctx, store.Organization{ID: org, Name: org, CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
@@ -144,8 +145,8 @@ func TestPruneLeavesNoSearchRows(t *testing.T) {
 func BenchmarkPruneRecords(b *testing.B) {
 	ctx := context.Background()
 	const n = 20_000
-	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	d, err := event.ParseEvent([]byte(`{"action":"doc.viewed","occurred_at":"2026-01-01T00:00:00.000Z","actor":{"id":"u","type":"user","name":"U"},`+
+	now := testclock.Must()
+	d, err := event.ParseEvent([]byte(`{"action":"doc.viewed","occurred_at":"`+testclock.Format(now.AddDate(0, -5, 0))+`","actor":{"id":"u","type":"user","name":"U"},`+
 		`"targets":[{"id":"d","type":"doc"},{"id":"t","type":"team"}],"context":{"location":"203.0.113.7"},"metadata":{"k":"some words to index"}}`),
 		now, event.DefaultLimits())
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/sqlite"
 	"github.com/trailaudit/trail/internal/store/storetest"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 // openAt opens the store at path and closes it when t ends.
@@ -46,7 +47,7 @@ func TestRetentionConformance(t *testing.T) {
 	})
 }
 
-var t0 = time.Date(2026, 3, 14, 15, 9, 26, 535_000_000, time.UTC)
+var t0 = testclock.Must().Add(-(100*24*time.Hour + 535*time.Millisecond))
 
 // gen makes valid pending events from storetest.Event and remembers their
 // tails, to check stored records.
@@ -74,7 +75,7 @@ func (g *gen) event(t *testing.T, org string) store.PendingEvent {
 		m["occurred_at"] = g.at.Format(time.RFC3339Nano)
 		raw, _ = json.Marshal(m)
 	}
-	d, err := event.ParseEvent(raw, time.Now(), event.DefaultLimits())
+	d, err := event.ParseEvent(raw, t0, event.DefaultLimits())
 	if err != nil {
 		t.Fatalf("ParseEvent: %v\n%s", err, raw)
 	}
@@ -348,7 +349,7 @@ func TestSameMillisecondKeepsSeqOrder(t *testing.T) {
 	createOrg(t, s, a)
 	createOrg(t, s, b)
 	g := newGen(3)
-	g.at = time.Date(2026, 5, 1, 12, 0, 0, 123_000_000, time.UTC)
+	g.at = t0.Add(-30*24*time.Hour + 123*time.Millisecond).Truncate(time.Millisecond)
 	// 3,000 events of two organizations in one millisecond, appended in six
 	// calls, indexed in batches that straddle them.
 	for i := range 6 {

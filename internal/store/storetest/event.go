@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 // EventEpoch is the occurred_at of the first event Event generates; later
-// events are spread after it. It is in the past, so generated events pass the
-// "at most 24 h ahead" rule whatever the clock.
-var EventEpoch = time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)
+// events are spread after it. It is 18 months before the tests' fixed clock
+// (testclock), so generated events pass the "at most 24 h ahead" rule
+// against it and against the real clock, whatever the date.
+var EventEpoch = testclock.Must().AddDate(0, -18, 0).Truncate(time.Hour)
 
 // Actions are the 20 actions Event draws from.
 var Actions = []string{
