@@ -1,6 +1,10 @@
 package event
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 // benchBody is a realistic event: an actor and two targets with names and
 // metadata, a browser user agent, event metadata of each value type.
@@ -57,5 +61,28 @@ func BenchmarkNewID(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		NewID(testNow)
+	}
+}
+
+// BenchmarkParseUnknownKeys parses events padded with unknown keys: the
+// cost per byte must stay flat from 64 KiB to 1 MiB (linear time), which a
+// parser that rescans its keys would not.
+func BenchmarkParseUnknownKeys(b *testing.B) {
+	for _, size := range []int{64 << 10, 256 << 10, 1 << 20} {
+		var sb strings.Builder
+		sb.WriteString(`{"organization_id":"org_1","event":{`)
+		for i := 0; sb.Len() < size; i++ {
+			fmt.Fprintf(&sb, `"u%d":0,`, i)
+		}
+		sb.WriteString(`"u9":1,` + mustJSON(baseEvent())[1:] + `}`)
+		body := []byte(sb.String())
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, _, err := ParseCreate(body, testNow, DefaultLimits()); err == nil {
+					b.Fatal("an unknown key was accepted")
+				}
+			}
+		})
 	}
 }

@@ -553,13 +553,10 @@ func TestHugeInput(t *testing.T) {
 			fmt.Fprintf(&b, `"u%d":0,`, i)
 		}
 		b.WriteString(`"u9":1,` + mustJSON(baseEvent())[1:] + `}`)
-		start := time.Now()
+		// Its cost, which must grow linearly, is BenchmarkParseUnknownKeys.
 		_, _, err := ParseCreate([]byte(b.String()), testNow, DefaultLimits())
 		if got := fieldCodes(asError(t, err)); !reflect.DeepEqual(got, []string{"event.u9 invalid_format"}) {
 			t.Fatalf("got %q", got)
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("took %v: unknown keys must cost linear time", d)
 		}
 	})
 	t.Run("1 MiB metadata value", func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/testclock"
 )
 
 // gateAppender records every Append call and, while gate is set, holds each
@@ -176,13 +177,11 @@ func TestCommitterOverload(t *testing.T) {
 	for len(c.queue) < 2 {
 		time.Sleep(time.Millisecond)
 	}
-	start := time.Now()
+	// The store is held at app.gate until after this answer: getting one at
+	// all shows the refusal waits for no commit.
 	_, err := c.Submit(context.Background(), sub("over", 1))
 	if !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("Submit on a full queue = %v, want ErrOverloaded", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("overload answer took %v", d)
 	}
 	close(app.gate)
 	wg.Wait()
@@ -373,7 +372,7 @@ func TestCommitterLoneClientNotSpaced(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(time.Minute):
 			t.Fatalf("request %d of a lone client was held back", i)
 		}
 	}
@@ -442,7 +441,7 @@ func TestIndexerSpacesOnlyBackToBackPasses(t *testing.T) {
 		x.Wake()
 		select {
 		case <-caught:
-		case <-time.After(10 * time.Second):
+		case <-time.After(time.Minute):
 			t.Fatalf("commit %d after a quiet spell waited for the gap", i+1)
 		}
 	}
@@ -557,7 +556,7 @@ func (x *lagIndexer) SearchLag(context.Context) (store.SearchLag, error) { retur
 // age of the oldest; a store that cannot answer leaves both out of the
 // scrape rather than failing it.
 func TestIndexerExportsSearchLag(t *testing.T) {
-	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	now := testclock.Now(t)
 	gauges := func(reg *prometheus.Registry) map[string]float64 {
 		t.Helper()
 		mfs, err := reg.Gather()

@@ -44,7 +44,9 @@ func pick[T any](short, long_ T) T {
 }
 
 // requestTimeout bounds every request: a fault must never turn into a hang.
-const requestTimeout = 10 * time.Second
+// It is generous, because these tests may share a busy machine: how fast
+// answers come is measured by BenchmarkOverload, never asserted here.
+const requestTimeout = 60 * time.Second
 
 func newClient(conns int) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -88,7 +90,7 @@ func do(ctx context.Context, c *http.Client, srv *trailtest.Server, method, path
 	return answer{code: res.StatusCode, body: data, retryAfter: res.Header.Get("Retry-After"), took: time.Since(start), err: err}
 }
 
-func must(t *testing.T, c *http.Client, srv *trailtest.Server, method, path string, body []byte) []byte {
+func must(t testing.TB, c *http.Client, srv *trailtest.Server, method, path string, body []byte) []byte {
 	t.Helper()
 	a := do(context.Background(), c, srv, method, path, body)
 	if a.err != nil || a.code < 200 || a.code > 299 {
@@ -97,7 +99,7 @@ func must(t *testing.T, c *http.Client, srv *trailtest.Server, method, path stri
 	return a.body
 }
 
-func createOrgs(t *testing.T, c *http.Client, srv *trailtest.Server, n int, name string) []string {
+func createOrgs(t testing.TB, c *http.Client, srv *trailtest.Server, n int, name string) []string {
 	t.Helper()
 	var orgs []string
 	for i := range n {
