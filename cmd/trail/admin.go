@@ -295,7 +295,7 @@ type cliTarget struct {
 }
 
 // recordCLIAction audits an administrative action taken on the command line
-// (DESIGN §8): the actor is the operating-system user who ran it.
+// (docs/DESIGN.md §8): the actor is the operating-system user who ran it.
 func recordCLIAction(ctx context.Context, st store.Store, action, logOrg string, target cliTarget) error {
 	who := "unknown"
 	if u, err := user.Current(); err == nil {

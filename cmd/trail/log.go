@@ -22,7 +22,7 @@ import (
 )
 
 // logCommand fetches what an auditor needs from a Trail server's verifiable
-// log (DESIGN §3): the verifier key, checkpoints and bundles.
+// log (docs/DESIGN.md §3): the verifier key, checkpoints and bundles.
 type logCommand struct {
 	stdout, stderr io.Writer
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/trailaudit/trail/internal/ledger"
 )
 
-// verifyCommand checks a bundle offline against a verifier key (DESIGN §3)
+// verifyCommand checks a bundle offline against a verifier key (docs/DESIGN.md §3)
 // and says in plain words what it proved. Exit status: 0 verified, 1 not
 // verified (or the check could not be made), 2 a mistake in the command line.
 type verifyCommand struct {

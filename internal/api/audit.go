@@ -13,7 +13,7 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// Trail audits itself (DESIGN §8): each administrative action becomes an
+// Trail audits itself (docs/DESIGN.md §8): each administrative action becomes an
 // audit event, validated and encoded like any other, in the affected
 // organization's log and, for deployment-wide actions, in the system log.
 
@@ -31,7 +31,7 @@ type auditEntity struct {
 	Name string `json:"name,omitempty"`
 }
 
-// auditEvent is the wire shape of an event (DESIGN §2).
+// auditEvent is the wire shape of an event (docs/DESIGN.md §2).
 type auditEvent struct {
 	Action     string            `json:"action"`
 	OccurredAt string            `json:"occurred_at"`

@@ -70,7 +70,7 @@ func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// The answers fixed by DESIGN §5 and WorkOS.
+// The answers fixed by docs/DESIGN.md §5 and WorkOS.
 
 var errUnauthorized = &apiError{
 	status:  http.StatusUnauthorized,

@@ -14,7 +14,7 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// Exports, as WorkOS has them (DESIGN §5): POST /audit_logs/exports creates
+// Exports, as WorkOS has them (docs/DESIGN.md §5): POST /audit_logs/exports creates
 // a pending export, a background job (package export) writes its file, and
 // GET /audit_logs/exports/{id} answers its state and, once ready, a signed
 // download link valid 10 minutes (each GET signs a new one). The download

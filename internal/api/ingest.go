@@ -231,11 +231,10 @@ const parseTurnMin = 64 << 10
 // Parsing a large batch takes milliseconds of CPU. Under a flood, the
 // intake budget admits dozens at once; all runnable together, they keep the
 // Go scheduler's run queues long, so a connection with a new request waits
-// that much longer to be served, even when its answer is an immediate 503.
-// Measured with 500 clients sending batches of 1000 events on two cores,
-// turns cut the p99 of refusals from 540-740 ms to 130-180 ms at the same
-// throughput. Waiting for a turn blocks, it does not spin, and the bytes
-// stay counted by the intake budget meanwhile.
+// that much longer to be served, even when its answer is an immediate 503
+// (docs/PERFORMANCE.md, "Refusals under a flood of batches", has the
+// figures). Waiting for a turn blocks, it does not spin, and the bytes stay
+// counted by the intake budget meanwhile.
 func (s *Server) parseTurn(ctx context.Context, size int) (done func(), err error) {
 	if size < parseTurnMin {
 		return func() {}, nil

@@ -15,7 +15,7 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// The verifiable log over HTTP (DESIGN §3): the verifier key, checkpoints,
+// The verifiable log over HTTP (docs/DESIGN.md §3): the verifier key, checkpoints,
 // RFC 6962 inclusion and consistency proofs, the canonical records, and
 // bundles that `trail verify` checks offline. Nothing here needs to be
 // trusted: every answer is checkable against a checkpoint signed by the

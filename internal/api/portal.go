@@ -17,7 +17,7 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// The Admin Portal (DESIGN §7) is served by package portal; the API only
+// The Admin Portal (docs/DESIGN.md §7) is served by package portal; the API only
 // generates its links (POST /portal/generate_link, WorkOS-compatible) and
 // records the portal's actions in the audit log.
 

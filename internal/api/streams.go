@@ -16,7 +16,7 @@ import (
 	"github.com/trailaudit/trail/internal/stream"
 )
 
-// Log streams over HTTP (DESIGN §6): create, list, read, update, delete,
+// Log streams over HTTP (docs/DESIGN.md §6): create, list, read, update, delete,
 // pause, resume and test an organization's streams, and WorkOS's
 // audit_log_configuration. Destination secrets are write-only: answers name
 // the secrets that are set, never their values. Every change is an audit

@@ -2,7 +2,7 @@
 // last byte while Trail still owes work on what it acknowledged.
 //
 // An acknowledged event must still be integrated into the Merkle tree and
-// covered by a signed checkpoint within about a second (DESIGN §3), and
+// covered by a signed checkpoint within about a second (docs/DESIGN.md §3), and
 // that takes a little disk: the checkpoint row, the integrator's state file.
 // If ingest may use every free byte, a full disk leaves acknowledged events
 // uncovered until an operator frees space — and freed space is taken again

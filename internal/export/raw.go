@@ -16,7 +16,7 @@ import (
 // canonical JSON, the form the CSV's targets and metadata cells take.
 //
 // parse accepts only the canonical layout (no whitespace, the fields of
-// DESIGN §2); anything else reports false and the caller falls back to
+// docs/DESIGN.md §2); anything else reports false and the caller falls back to
 // event.ParseRecord, so an odd record costs time, never a wrong cell.
 // Slices are valid as long as the record's bytes are.
 type rawRecord struct {

@@ -44,9 +44,8 @@ type Options struct {
 	// gathering the requests behind it into the same transaction; a
 	// request arriving later, or from a lone client, waits for nothing.
 	// Each commit costs a WAL write of every page it touched and an fsync
-	// whatever it carries: at 64 concurrent clients on two cores, spacing
-	// commits 1 ms apart doubled the events per commit (10 to 20) and
-	// gave 20% more requests per second at a lower p99.
+	// whatever it carries, so fuller commits are cheaper per event
+	// (docs/PERFORMANCE.md, "Spacing commits and indexer passes").
 	MinInterval time.Duration
 	// OnCommit is called after every durable batch (to wake the indexer).
 	OnCommit func()

@@ -25,10 +25,8 @@ type IndexerOptions struct {
 	// found work started less than 2×Gap apart). Under a stream of
 	// commits each one would wake the indexer for a transaction of a few
 	// events; waiting lets one transaction (one FTS5 segment) carry them
-	// all, at a bounded cost in freshness. At 64 concurrent clients on two cores, 300ms rather than
-	// 100ms gave 8% more requests per second, with every acknowledged
-	// event searchable within 400ms (BenchmarkHTTPIngest,
-	// max-unsearchable-ms); 500ms gave no more.
+	// all, at a bounded cost in freshness (docs/PERFORMANCE.md, "Spacing
+	// commits and indexer passes", has the measurements behind 300ms).
 	Gap time.Duration
 	// Hold, when set, is called before each batch and blocks while
 	// indexing must wait (the disk is nearly full: what space is left goes

@@ -1,7 +1,7 @@
 // Package ledger owns Trail's verifiable logs: one append-only RFC 6962 Merkle
 // tree per organization over its canonical records in seq order, the signed
 // checkpoints that commit to each tree, inclusion and consistency proofs, and
-// the offline-verifiable bundle that exports carry (DESIGN §3).
+// the offline-verifiable bundle that exports carry (docs/DESIGN.md §3).
 //
 // All tree math is golang.org/x/mod/sumdb/tlog (leaf hash SHA-256(0x00‖record),
 // stored hashes, tree hashes, proofs, tiles) and all signing is
@@ -59,7 +59,7 @@
 //	[since <size> [<hash> …]]
 //	end <number of record lines>
 //
-// Record lines are the canonical records exactly as stored (DESIGN §2), so
+// Record lines are the canonical records exactly as stored (docs/DESIGN.md §2), so
 // `grep '^{'` turns a bundle into plain NDJSON. The hash lines are:
 //
 //   - left: the hashes tlog.TreeHash(from) reads, in the order it reads them:

@@ -12,7 +12,7 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// CSV export of the events page's filter (DESIGN §7): the admin posts the
+// CSV export of the events page's filter (docs/DESIGN.md §7): the admin posts the
 // filter, the portal creates an export through the export service (the same
 // jobs and files as POST /audit_logs/exports), shows its progress, and
 // serves the file through the session once it is ready. The export filter

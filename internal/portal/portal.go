@@ -1,4 +1,4 @@
-// Package portal is the Admin Portal (DESIGN §7): the pages an
+// Package portal is the Admin Portal (docs/DESIGN.md §7): the pages an
 // organization's IT admin opens through a short-lived link the application
 // generates, to read the organization's audit log, check an event's
 // inclusion in the signed log, and learn how to verify the whole log.

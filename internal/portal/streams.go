@@ -14,7 +14,7 @@ import (
 	"github.com/trailaudit/trail/internal/stream"
 )
 
-// The log streams pages (intent log_streams, DESIGN §6 and §7): the
+// The log streams pages (intent log_streams, docs/DESIGN.md §6 and §7): the
 // organization's streams with their delivery status, create and edit forms
 // per destination type, a test event, pause and resume, and deletion with
 // a confirmation step. Every change is an audit event by the portal admin.

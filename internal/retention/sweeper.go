@@ -1,6 +1,6 @@
 // Package retention deletes the records of each organization's log once they
 // are older than its retention period (its own, set through the API, or the
-// deployment's default), as DESIGN §3 has it: record bodies and their search
+// deployment's default), as docs/DESIGN.md §3 has it: record bodies and their search
 // entries go, tree hashes and checkpoints stay, so every proof still works
 // and a bundle of what remains still verifies.
 //

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The Admin Portal's storage (DESIGN §7), beside Store rather than in it: a
+// The Admin Portal's storage (docs/DESIGN.md §7), beside Store rather than in it: a
 // backend that serves the portal implements PortalStore as well.
 
 // Errors of RedeemPortalLink, besides ErrNotFound (no such link).

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Retention (DESIGN §3): each organization keeps its records for a period of
+// Retention (docs/DESIGN.md §3): each organization keeps its records for a period of
 // days, its own or the deployment's default; past it, package retention
 // deletes the records' bodies and their search entries. Tree hashes and
 // checkpoints are never deleted, so proofs keep working and what remains

@@ -27,7 +27,7 @@ var (
 )
 
 // SystemOrganizationID is the reserved organization whose log records
-// deployment-wide administrative actions (DESIGN §8). It is created by the
+// deployment-wide administrative actions (docs/DESIGN.md §8). It is created by the
 // first migration and hidden from organization listings.
 const SystemOrganizationID = "org_system"
 

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Log stream states, as WorkOS names them (DESIGN §6).
+// Log stream states, as WorkOS names them (docs/DESIGN.md §6).
 const (
 	// StreamActive: delivering, or caught up.
 	StreamActive = "active"

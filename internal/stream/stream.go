@@ -1,4 +1,4 @@
-// Package stream is the log stream delivery engine (DESIGN §6): it sends each
+// Package stream is the log stream delivery engine (docs/DESIGN.md §6): it sends each
 // organization's events, in seq order and at least once, to the streams'
 // destinations — Datadog, Splunk HEC, S3-compatible object storage, HTTPS
 // webhooks and syslog — one file per destination.
@@ -33,7 +33,7 @@ import (
 type Event struct {
 	OrganizationID string
 	Seq            int64
-	// Record is the canonical record, exactly as stored (DESIGN §2); it
+	// Record is the canonical record, exactly as stored (docs/DESIGN.md §2); it
 	// carries the event's id, which receivers use to drop repeats.
 	Record []byte
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// idempotencyTTL is how long an Idempotency-Key is remembered (DESIGN §5).
+// idempotencyTTL is how long an Idempotency-Key is remembered (docs/DESIGN.md §5).
 const idempotencyTTL = 24 * time.Hour
 
 type appendStmts struct {

@@ -1,7 +1,7 @@
 package sqlite
 
 // Ingest and indexing throughput, each beside the physical limit measured in
-// the same run (PERFORMANCE-NOTES: absolute figures drift between machines,
+// the same run (docs/PERFORMANCE.md: absolute figures drift between machines,
 // ratios to a baseline do not). Run with
 //
 //	go test ./internal/store/sqlite -run '^$' -bench . -benchtime 20x -count 3
