@@ -34,7 +34,7 @@ type migrateCommand struct {
 func (c *migrateCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	c.storage.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	st, err := openStore(ctx, &c.storage) // Open migrates
@@ -62,7 +62,7 @@ func (c *orgCommand) Run(ctx context.Context, args []string) error {
 		name := fs.String("name", "", "organization name (required)")
 		ext := fs.String("external-id", "", "your own identifier for it (optional, unique)")
 		asJSON := fs.Bool("json", false, "print JSON")
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if strings.TrimSpace(*name) == "" || len(*name) > 200 {
@@ -96,7 +96,7 @@ func (c *orgCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "Created organization %s (%s)\n", org.ID, org.Name)
 		return nil
 	case "list":
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		st, err := openStore(ctx, &c.storage)
@@ -141,7 +141,7 @@ func (c *keyCommand) Run(ctx context.Context, args []string) error {
 		name := fs.String("name", "", "a name to recognise the key by (required)")
 		scopes := fs.String("scope", "", "comma-separated scopes: events:write, events:read, exports, admin (required)")
 		org := fs.String("org", "", "restrict the key to this organization (optional)")
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if strings.TrimSpace(*name) == "" {
@@ -177,7 +177,7 @@ func (c *keyCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "Created API key %s. Its secret is shown only now:\n%s\n", k.ID, secret)
 		return nil
 	case "list":
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		st, err := openStore(ctx, &c.storage)
@@ -208,7 +208,7 @@ func (c *keyCommand) Run(ctx context.Context, args []string) error {
 		}
 		return tw.Flush()
 	case "revoke":
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 {
@@ -252,7 +252,7 @@ func (c *portalCommand) Run(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("portal revoke", flag.ContinueOnError)
 	c.storage.register(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -57,6 +58,11 @@ func redactURL(u string) string {
 	return u
 }
 
+// The env… functions give a flag its default from its TRAIL_… variable, so
+// that -h shows what is in force. They do not judge the value: parseFlags
+// sets every flag from its variable again, with the flag's own parser, and
+// refuses a value that does not parse.
+
 func envString(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v
@@ -69,7 +75,6 @@ func envInt(name string, def int64) int64 {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			return n
 		}
-		fmt.Fprintf(os.Stderr, "trail: ignoring %s=%q: not a whole number\n", name, v)
 	}
 	return def
 }
@@ -79,7 +84,6 @@ func envFloat(name string, def float64) float64 {
 		if n, err := strconv.ParseFloat(v, 64); err == nil {
 			return n
 		}
-		fmt.Fprintf(os.Stderr, "trail: ignoring %s=%q: not a number\n", name, v)
 	}
 	return def
 }
@@ -89,7 +93,76 @@ func envDuration(name string, def time.Duration) time.Duration {
 		if d, err := time.ParseDuration(v); err == nil {
 			return d
 		}
-		fmt.Fprintf(os.Stderr, "trail: ignoring %s=%q: not a duration such as 30s\n", name, v)
 	}
 	return def
+}
+
+// parseFlags sets each flag of fs from the TRAIL_… variable its usage names
+// ("[TRAIL_X]" at the end), or from the file that TRAIL_X_FILE names (for
+// secrets such as a database URL, kept out of the environment), then parses
+// args, which take precedence. A variable that does not parse fails the
+// command like a bad flag does (exit status 2), naming the variable: a
+// setting is never silently ignored.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	return nil
+}
+
+// applyEnv sets each flag of fs from its TRAIL_… variable (see parseFlags).
+func applyEnv(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envVarOf(f)
+		if err != nil || name == "" {
+			return
+		}
+		v, ok, lerr := lookupSetting(name)
+		if lerr != nil {
+			err = usageError{lerr}
+			return
+		}
+		if !ok {
+			return
+		}
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = usagef("%s=%q: invalid value for --%s: %v", name, v, f.Name, serr)
+		}
+	})
+	return err
+}
+
+// envVarOf is the TRAIL_… variable named at the end of f's usage, or "".
+func envVarOf(f *flag.Flag) string {
+	u := strings.TrimSpace(f.Usage)
+	i := strings.LastIndex(u, "[TRAIL_")
+	if i < 0 || !strings.HasSuffix(u, "]") {
+		return ""
+	}
+	return u[i+1 : len(u)-1]
+}
+
+// lookupSetting reads name, or the file name_FILE names (its content less
+// a trailing newline). Both set at once is a mistake.
+func lookupSetting(name string) (string, bool, error) {
+	v, ok := os.LookupEnv(name)
+	path, fromFile := os.LookupEnv(name + "_FILE")
+	if !fromFile || strings.HasSuffix(name, "_FILE") {
+		return v, ok, nil
+	}
+	if ok {
+		return "", false, fmt.Errorf("both %s and %s_FILE are set: set one", name, name)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), true, nil
 }

@@ -81,7 +81,7 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	fs.Var(&actorIDs, "actor-id", "only events of these actor ids")
 	fs.Var(&actorNames, "actor-name", "only events of these actor names")
 	fs.Var(&targets, "target", "only events with a target of one of these types")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	switch {

@@ -81,14 +81,11 @@ func (s *serverFlags) client() (*logClient, error) {
 	return newLogClient(s.server, s.apiKey)
 }
 
-// parseFlags parses args, calling a mistake a usage error, and refuses
-// arguments that are not flags.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+// parseFlagsOnly is parseFlags for commands that take no arguments but
+// flags: it refuses any other.
+func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
@@ -112,7 +109,7 @@ func (c *logCommand) key(ctx context.Context, fs *flag.FlagSet, args []string) e
 	sf.register(storage)
 	data := storage.Lookup("data")
 	fs.Var(data.Value, data.Name, data.Usage)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	offline := flagSet(fs, "data")
@@ -151,7 +148,7 @@ func (c *logCommand) checkpoint(ctx context.Context, fs *flag.FlagSet, args []st
 	sf.register(fs)
 	size := fs.Int64("size", 0, "the checkpoint of exactly this tree size; 0 means the newest")
 	out := fs.String("out", "", "file to save the checkpoint note in; empty or - means standard output")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *size < 0 {
@@ -195,7 +192,7 @@ func (c *logCommand) pull(ctx context.Context, fs *flag.FlagSet, args []string) 
 	size := fs.Int64("size", 0, "prove against the checkpoint of exactly this tree size; 0 means the newest")
 	since := fs.String("since", "", "a checkpoint file you saved earlier (trail log checkpoint): include the proof that the log only grew since")
 	out := fs.String("out", "", "file to save the bundle in (required; - means standard output)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +47,7 @@ type serveCommand struct {
 	rateBurst      int64
 	trustProxy     bool
 	shutdownWait   time.Duration
+	checkConfig    bool // validate the settings and exit
 	logOrigin      string
 	signingKey     string // file holding the note signing key
 	masterKey      string // file holding the master key (package keyring)
@@ -84,12 +87,13 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	c.retention.register(fs)
 	fs.Float64Var(&c.exportMaxRate, "export-max-rate", envFloat("TRAIL_EXPORT_MAX_RATE", 0), "events per second one export job reads at most, to spare a busy database; 0 means no limit [TRAIL_EXPORT_MAX_RATE]")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
+	fs.BoolVar(&c.checkConfig, "check-config", false, "check every setting (flags, TRAIL_… variables and the files they name) and exit: 0 when all are valid, 2 naming the first that is not")
 	return fs
 }
 
 func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	fs := c.flags()
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -107,6 +111,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	logger, err := newLogger(c.stderr, c.logFormat, c.logLevel)
 	if err != nil {
 		return usageError{err}
+	}
+	if err := c.validate(); err != nil {
+		return usageError{err}
+	}
+	if c.checkConfig {
+		fmt.Fprintln(c.stdout, "trail serve: configuration is valid")
+		return nil
 	}
 
 	if err := os.MkdirAll(c.storage.Data, 0o700); err != nil {
@@ -537,4 +548,46 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: use auto, text or json", format)
+}
+
+// validate checks the settings that need no database: addresses, URLs,
+// limits and the key files named (read, never created).
+func (c *serveCommand) validate() error {
+	if _, _, err := net.SplitHostPort(c.listen); err != nil {
+		return fmt.Errorf("--listen %q: want host:port, such as 127.0.0.1:8080: %w", c.listen, err)
+	}
+	if c.publicURL != "" {
+		u, err := url.Parse(c.publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--public-url %q: want an absolute http or https URL, such as https://trail.example.com", c.publicURL)
+		}
+	}
+	for _, n := range []struct {
+		name  string
+		value int64
+	}{{"--max-body-bytes", c.maxBody}, {"--max-batch-body-bytes", c.maxBatchBody}} {
+		if n.value <= 0 {
+			return fmt.Errorf("%s %d: want a positive number of bytes", n.name, n.value)
+		}
+	}
+	for _, n := range []struct {
+		name  string
+		value float64
+	}{{"--rate-limit", c.rateLimit}, {"--export-max-rate", c.exportMaxRate}} {
+		if n.value < 0 || math.IsNaN(n.value) || math.IsInf(n.value, 0) {
+			return fmt.Errorf("%s %v: want 0 (no limit) or a positive number", n.name, n.value)
+		}
+	}
+	if c.rateBurst < 0 || c.diskReserveMiB < 0 || c.shutdownWait < 0 {
+		return fmt.Errorf("--rate-burst, --disk-reserve-mib and --shutdown-timeout cannot be negative")
+	}
+	for _, f := range []struct{ flag, path string }{{"--signing-key-file", c.signingKey}, {"--master-key-file", c.masterKey}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+	}
+	return nil
 }

@@ -140,6 +140,9 @@ func verifierKey(arg string) (string, error) {
 // stops at. Everything after "--" is positional.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
+	if err := applyEnv(fs); err != nil {
+		return nil, err
+	}
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
