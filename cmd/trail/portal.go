@@ -32,7 +32,7 @@ func newPortal(ctx context.Context, st store.Store, vkey string, keys *keyring.K
 		Exports:    exports,
 		Streams:    portalStreams{server},
 		Audit: func(r *http.Request, a portal.Action) {
-			server().AuditPortal(r, api.PortalAction{OrganizationID: a.OrganizationID, Action: a.Action, Admin: a.Admin,
+			server().AuditPortal(r, api.PortalAction{OrganizationID: a.OrganizationID, Action: a.Action, Admin: a.Admin, AdminID: a.AdminID,
 				Target:   api.PortalTarget{Type: a.TargetType, ID: a.TargetID, Name: a.TargetName},
 				Metadata: a.Metadata})
 		},

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/store"
@@ -38,11 +40,15 @@ type PortalLinks interface {
 	Intents() []string
 	// GenerateLink stores a new single-use link into org's portal for
 	// intent and returns its URL and expiry. adminEmails may be empty;
+	// externalUserID is the application's id of the admin ("" when none);
 	// returnURL is "" or an absolute http(s) URL.
-	GenerateLink(ctx context.Context, org, intent string, adminEmails []string, returnURL string) (link string, expires time.Time, err error)
+	GenerateLink(ctx context.Context, org, intent string, adminEmails []string, externalUserID, returnURL string) (link string, expires time.Time, err error)
 	// EndSessions ends every open portal session of org and every link
 	// of org not opened yet, and returns how many.
 	EndSessions(ctx context.Context, org string) (int64, error)
+	// RevokeLinks is EndSessions for the links of org generated for one
+	// externalUserID (not ""): the organization's other admins keep theirs.
+	RevokeLinks(ctx context.Context, org, externalUserID string) (int64, error)
 }
 
 func (s *Server) portalRoutes() {
@@ -56,6 +62,9 @@ func (s *Server) portalRoutes() {
 	// Revoking is the counterpart: whoever may hand out access may take it
 	// back (a leaked link, a departed admin).
 	s.handle("DELETE /v1/organizations/{id}/portal_sessions", access.ScopeAdmin, s.revokePortalSessions)
+	// WorkOS's per-admin revocation (SDK adminPortal.revokeLink): the links
+	// generated with that external_user_id, and their sessions.
+	s.handle("POST /portal/revoke_link", access.ScopeAdmin, s.revokePortalLink)
 	s.patterns["/portal/"] = true
 	s.mux.Handle("/portal/", s.cfg.Portal.Handler)
 }
@@ -63,18 +72,49 @@ func (s *Server) portalRoutes() {
 // generateLinkRequest is the body of POST /portal/generate_link as the
 // WorkOS SDKs send it.
 type generateLinkRequest struct {
-	Organization *string  `json:"organization"`
-	Intent       *string  `json:"intent"`
-	ReturnURL    *string  `json:"return_url"`
-	SuccessURL   *string  `json:"success_url"` // WorkOS's, for setup flows; validated, unused by these intents
-	AdminEmails  []string `json:"admin_emails"`
+	Organization *string `json:"organization"`
+	// Intent is optional, as in WorkOS's API since SDK v11: audit_logs
+	// when absent.
+	Intent      *string  `json:"intent"`
+	ReturnURL   *string  `json:"return_url"`
+	SuccessURL  *string  `json:"success_url"` // WorkOS's, for setup flows; validated, unused by these intents
+	AdminEmails []string `json:"admin_emails"`
+	// ItContactEmails are WorkOS's IT contacts granted access to the
+	// portal: to Trail, more admins the link names.
+	ItContactEmails []string `json:"it_contact_emails"`
+	// ExternalUserID is the application's id of the admin the link is for:
+	// the actor of what the session does, and what revoke_link revokes.
+	ExternalUserID *string `json:"external_user_id"`
+	// IntentOptions configure WorkOS's SSO setup flow; accepted, unused.
+	IntentOptions json.RawMessage `json:"intent_options"`
 }
 
 const (
-	maxPortalURLLen   = 1000
-	maxPortalAdmins   = 10
-	maxPortalEmailLen = 254
+	maxPortalURLLen    = 1000
+	maxPortalAdmins    = 10
+	maxPortalITContact = 20 // WorkOS's limit for it_contact_emails
+	maxPortalEmailLen  = 254
+	maxExternalUserID  = 255
 )
+
+// workosOnlyIntents are the Admin Portal intents of WorkOS products Trail
+// does not have, with the product's name for the answer.
+var workosOnlyIntents = map[string]string{
+	"sso":                 "Single Sign-On",
+	"dsync":               "Directory Sync",
+	"domain_verification": "Domain Verification",
+	"certificate_renewal": "SAML certificate renewal (Single Sign-On)",
+	"bring_your_own_key":  "Bring Your Own Key (Vault)",
+}
+
+// validExternalUserID reports whether id may name a portal admin: 1 to 255
+// bytes of printable UTF-8 without control characters.
+func validExternalUserID(id string) bool {
+	if id == "" || len(id) > maxExternalUserID || !utf8.ValidString(id) {
+		return false
+	}
+	return !strings.ContainsFunc(id, unicode.IsControl)
+}
 
 // validPortalURL reports whether u may be a portal return URL: an absolute
 // http or https URL without credentials, at most 1000 bytes. Anything else
@@ -93,12 +133,16 @@ func (req *generateLinkRequest) validate(intents []string) []fieldError {
 	if req.Organization == nil || *req.Organization == "" {
 		addErr(&errs, "organization", "required", "organization is required: the id of the organization whose portal to open.")
 	}
-	switch {
-	case req.Intent == nil || *req.Intent == "":
-		addErr(&errs, "intent", "required", "intent is required: "+strings.Join(intents, " or ")+".")
-	case !slices.Contains(intents, *req.Intent):
+	if req.Intent == nil || *req.Intent == "" {
+		def := "audit_logs"
+		req.Intent = &def
+	}
+	if !slices.Contains(intents, *req.Intent) {
 		msg := fmt.Sprintf("intent %q is not available in this deployment; use %s.", truncate(*req.Intent, 50), strings.Join(intents, " or "))
-		if *req.Intent == "log_streams" {
+		if product, ok := workosOnlyIntents[*req.Intent]; ok {
+			msg = fmt.Sprintf("intent %s is for WorkOS %s, which this organization does not have: Trail is an audit log service, and its Admin Portal serves %s.",
+				*req.Intent, product, strings.Join(intents, " and "))
+		} else if *req.Intent == "log_streams" {
 			msg = "intent log_streams is not available: this deployment's Admin Portal has no log streams pages; use audit_logs."
 		}
 		addErr(&errs, "intent", "invalid", msg)
@@ -114,13 +158,36 @@ func (req *generateLinkRequest) validate(intents []string) []fieldError {
 	if len(req.AdminEmails) > maxPortalAdmins {
 		addErr(&errs, "admin_emails", "invalid", fmt.Sprintf("admin_emails holds at most %d addresses.", maxPortalAdmins))
 	}
-	for i, e := range req.AdminEmails {
-		a, err := mail.ParseAddress(e)
-		if err != nil || a.Address != e || a.Name != "" || len(e) > maxPortalEmailLen {
-			addErr(&errs, fmt.Sprintf("admin_emails[%d]", i), "invalid", "admin_emails must hold plain email addresses such as admin@example.com.")
+	if len(req.ItContactEmails) > maxPortalITContact {
+		addErr(&errs, "it_contact_emails", "invalid", fmt.Sprintf("it_contact_emails holds at most %d addresses.", maxPortalITContact))
+	}
+	for _, list := range []struct {
+		name   string
+		emails []string
+	}{{"admin_emails", req.AdminEmails}, {"it_contact_emails", req.ItContactEmails}} {
+		for i, e := range list.emails {
+			a, err := mail.ParseAddress(e)
+			if err != nil || a.Address != e || a.Name != "" || len(e) > maxPortalEmailLen {
+				addErr(&errs, fmt.Sprintf("%s[%d]", list.name, i), "invalid", list.name+" must hold plain email addresses such as admin@example.com.")
+			}
 		}
 	}
+	if req.ExternalUserID != nil && !validExternalUserID(*req.ExternalUserID) {
+		addErr(&errs, "external_user_id", "invalid", "external_user_id must be your application's id of the admin: 1 to 255 characters, no control characters.")
+	}
 	return errs
+}
+
+// emails are the admins the link names: admin_emails, then the
+// it_contact_emails not among them.
+func (req *generateLinkRequest) emails() []string {
+	out := slices.Clone(req.AdminEmails)
+	for _, e := range req.ItContactEmails {
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // generatePortalLink is POST /portal/generate_link: a link into the
@@ -149,7 +216,12 @@ func (s *Server) generatePortalLink(w http.ResponseWriter, r *http.Request) erro
 	if req.ReturnURL != nil {
 		returnURL = *req.ReturnURL
 	}
-	link, expires, err := s.cfg.Portal.Links.GenerateLink(r.Context(), orgID, *req.Intent, req.AdminEmails, returnURL)
+	externalUserID := ""
+	if req.ExternalUserID != nil {
+		externalUserID = *req.ExternalUserID
+	}
+	emails := req.emails()
+	link, expires, err := s.cfg.Portal.Links.GenerateLink(r.Context(), orgID, *req.Intent, emails, externalUserID, returnURL)
 	if errors.Is(err, store.ErrNotFound) {
 		return errOrgNotFound(orgID)
 	}
@@ -157,8 +229,11 @@ func (s *Server) generatePortalLink(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	meta := map[string]string{"intent": *req.Intent, "expires_at": formatTime(expires)}
-	if len(req.AdminEmails) > 0 {
-		meta["admin_emails"] = truncateRunes(strings.Join(req.AdminEmails, ","), 500)
+	if len(emails) > 0 {
+		meta["admin_emails"] = truncateRunes(strings.Join(emails, ","), 500)
+	}
+	if externalUserID != "" {
+		meta["external_user_id"] = truncateRunes(externalUserID, 255)
 	}
 	s.audit(r, auditAction{
 		action: "trail.portal_link.generated",
@@ -200,13 +275,75 @@ func (s *Server) revokePortalSessions(w http.ResponseWriter, r *http.Request) er
 	return nil
 }
 
+// revokeLinkRequest is the body of POST /portal/revoke_link as the WorkOS
+// SDKs send it.
+type revokeLinkRequest struct {
+	Organization   *string `json:"organization"`
+	ExternalUserID *string `json:"external_user_id"`
+}
+
+// revokePortalLink is POST /portal/revoke_link: every link of the
+// organization generated with that external_user_id can no longer be
+// opened, and every session opened through one ends at once, on every
+// replica. The organization's other admins keep their sessions. Like
+// WorkOS's revocation endpoints it answers 200 with no body; revoking a
+// user with no links is not an error (the user may never have opened the
+// portal).
+func (s *Server) revokePortalLink(w http.ResponseWriter, r *http.Request) error {
+	body, err := readBody(w, r, adminBodyLimit)
+	if err != nil {
+		return err
+	}
+	var req revokeLinkRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	var errs []fieldError
+	if req.Organization == nil || *req.Organization == "" {
+		addErr(&errs, "organization", "required", "organization is required: the id of the organization whose portal links to revoke.")
+	}
+	switch {
+	case req.ExternalUserID == nil || *req.ExternalUserID == "":
+		addErr(&errs, "external_user_id", "required", "external_user_id is required: the id your application gave generate_link for the admin.")
+	case !validExternalUserID(*req.ExternalUserID):
+		addErr(&errs, "external_user_id", "invalid", "external_user_id must be 1 to 255 characters, no control characters.")
+	}
+	if errs != nil {
+		return errInvalidParams(errs)
+	}
+	orgID := *req.Organization
+	if orgID == store.SystemOrganizationID {
+		return errOrgNotFound(orgID)
+	}
+	org, err := s.visibleOrg(r, orgID)
+	if err != nil {
+		return err
+	}
+	n, err := s.cfg.Portal.Links.RevokeLinks(r.Context(), org.ID, *req.ExternalUserID)
+	if err != nil {
+		return err
+	}
+	s.audit(r, auditAction{
+		action: "trail.portal_link.revoked",
+		target: auditEntity{Type: "portal_admin", ID: truncateRunes(*req.ExternalUserID, 255), Name: truncateRunes(*req.ExternalUserID, 255)},
+		orgs:   []string{org.ID},
+		meta:   map[string]string{"ended": strconv.FormatInt(n, 10), "organization_name": truncateRunes(org.Name, 255)},
+	})
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
 // PortalAction is an action an admin took in the Admin Portal.
 type PortalAction struct {
 	OrganizationID string
 	Action         string // trail.<resource>.<verb>
 	// Admin is the admin the portal link named; "" for an unnamed one
 	// (recorded as "portal admin").
-	Admin    string
+	Admin string
+	// AdminID is the application's id of the admin (the link's
+	// external_user_id), the actor's id when set; "" when none.
+	AdminID  string
 	Target   PortalTarget
 	Metadata map[string]string
 }
@@ -222,7 +359,12 @@ type PortalTarget struct {
 // route). As with the API's own actions, a failure is logged, not returned.
 func (s *Server) AuditPortal(r *http.Request, a PortalAction) {
 	actor := auditEntity{Type: "portal_admin", ID: a.Admin, Name: a.Admin}
-	if a.Admin == "" {
+	switch {
+	case a.AdminID != "" && a.Admin != "":
+		actor.ID = a.AdminID
+	case a.AdminID != "":
+		actor.ID, actor.Name = a.AdminID, a.AdminID
+	case a.Admin == "":
 		actor.ID, actor.Name = "portal admin", "portal admin"
 	}
 	now := s.cfg.Now().UTC()

@@ -18,14 +18,23 @@ type fakeLinks struct {
 }
 
 func (f *fakeLinks) Intents() []string { return f.intents }
-func (f *fakeLinks) GenerateLink(_ context.Context, org, intent string, admins []string, returnURL string) (string, time.Time, error) {
-	f.calls = append(f.calls, org+" "+intent+" "+strings.Join(admins, ",")+" "+returnURL)
+func (f *fakeLinks) GenerateLink(_ context.Context, org, intent string, admins []string, user, returnURL string) (string, time.Time, error) {
+	call := org + " " + intent + " " + strings.Join(admins, ",") + " " + returnURL
+	if user != "" {
+		call += " user=" + user
+	}
+	f.calls = append(f.calls, call)
 	return "http://trail.test/portal/launch?secret=ptl_x", time.Date(2026, 11, 25, 19, 5, 0, 0, time.UTC), nil
 }
 
 func (f *fakeLinks) EndSessions(_ context.Context, org string) (int64, error) {
 	f.calls = append(f.calls, "end "+org)
 	return 3, nil
+}
+
+func (f *fakeLinks) RevokeLinks(_ context.Context, org, user string) (int64, error) {
+	f.calls = append(f.calls, "revoke "+org+" "+user)
+	return 2, nil
 }
 
 func withPortal(links *fakeLinks, pages http.Handler) envOption {
@@ -57,8 +66,18 @@ func TestGeneratePortalLink(t *testing.T) {
 		code, field        string
 	}{
 		{"no organization", e.admin, `{"intent":"audit_logs"}`, 422, "invalid_request_parameters", "organization"},
-		{"no intent", e.admin, `{"organization":"` + org + `"}`, 422, "invalid_request_parameters", "intent"},
-		{"other WorkOS intent", e.admin, `{"organization":"` + org + `","intent":"sso"}`, 422, "invalid_request_parameters", "intent"},
+		{"WorkOS SSO intent", e.admin, `{"organization":"` + org + `","intent":"sso"}`, 422, "invalid_request_parameters", "intent"},
+		{"WorkOS directory sync intent", e.admin, `{"organization":"` + org + `","intent":"dsync"}`, 422, "invalid_request_parameters", "intent"},
+		{"WorkOS domain verification intent", e.admin, `{"organization":"` + org + `","intent":"domain_verification"}`, 422, "invalid_request_parameters", "intent"},
+		{"WorkOS certificate renewal intent", e.admin, `{"organization":"` + org + `","intent":"certificate_renewal"}`, 422, "invalid_request_parameters", "intent"},
+		{"WorkOS BYOK intent", e.admin, `{"organization":"` + org + `","intent":"bring_your_own_key"}`, 422, "invalid_request_parameters", "intent"},
+		{"unknown intent", e.admin, `{"organization":"` + org + `","intent":"everything"}`, 422, "invalid_request_parameters", "intent"},
+		{"bad IT contact email", e.admin, `{"organization":"` + org + `","it_contact_emails":["it@example.com","nope"]}`, 422, "invalid_request_parameters", "it_contact_emails[1]"},
+		{"too many IT contacts", e.admin, `{"organization":"` + org + `","it_contact_emails":[` + strings.Repeat(`"it@example.com",`, 20) + `"it@example.com"]}`, 422, "invalid_request_parameters", "it_contact_emails"},
+		{"empty external user", e.admin, `{"organization":"` + org + `","external_user_id":""}`, 422, "invalid_request_parameters", "external_user_id"},
+		{"control character in external user", e.admin, `{"organization":"` + org + `","external_user_id":"a\nb"}`, 422, "invalid_request_parameters", "external_user_id"},
+		{"long external user", e.admin, `{"organization":"` + org + `","external_user_id":"` + strings.Repeat("u", 256) + `"}`, 422, "invalid_request_parameters", "external_user_id"},
+		{"external user not a string", e.admin, `{"organization":"` + org + `","external_user_id":7}`, 422, "invalid_request_parameters", "external_user_id"},
 		{"log streams not offered", e.admin, `{"organization":"` + org + `","intent":"log_streams"}`, 422, "invalid_request_parameters", "intent"},
 		{"javascript return URL", e.admin, `{"organization":"` + org + `","intent":"audit_logs","return_url":"javascript:alert(1)"}`, 422, "invalid_request_parameters", "return_url"},
 		{"relative return URL", e.admin, `{"organization":"` + org + `","intent":"audit_logs","return_url":"//evil.example/x"}`, 422, "invalid_request_parameters", "return_url"},
@@ -88,6 +107,23 @@ func TestGeneratePortalLink(t *testing.T) {
 				t.Errorf("a link was generated")
 			}
 		})
+	}
+	// What WorkOS's SDKs 11 and 12 send: no intent (audit_logs), IT
+	// contacts (more admins, after admin_emails, without repeats), the
+	// admin's external_user_id, and intent_options (accepted, unused).
+	links.calls = nil
+	res = e.do("POST", "/portal/generate_link", e.admin, `{"organization":"`+org+`","admin_emails":["alice@example.com"],"it_contact_emails":["it@example.com","alice@example.com"],"external_user_id":"user_42","intent_options":{"sso":{"bookmark_slug":"x"}}}`)
+	expect(t, res, http.StatusCreated, `{"link":"http://trail.test/portal/launch?secret=ptl_x"}`)
+	if want := org + " audit_logs alice@example.com,it@example.com  user=user_42"; len(links.calls) != 1 || links.calls[0] != want {
+		t.Errorf("GenerateLink calls %q, want %q", links.calls, want)
+	}
+	list = e.search(e.admin, "/v1/events?organization_id="+org+"&action=trail.portal_link.generated&order=desc", 2)
+	if got := string(list.Data[0]); !strings.Contains(got, `"external_user_id":"user_42"`) || !strings.Contains(got, `"admin_emails":"alice@example.com,it@example.com"`) {
+		t.Errorf("audit event %s", got)
+	}
+	// The message for a WorkOS product Trail lacks names the product.
+	if b := expectError(t, e.do("POST", "/portal/generate_link", e.admin, `{"organization":"`+org+`","intent":"dsync"}`), 422, "invalid_request_parameters"); !strings.Contains(b.Message, "Directory Sync") || !strings.Contains(b.Message, "audit_logs") {
+		t.Errorf("message for the dsync intent: %q", b.Message)
 	}
 	// A key restricted to the organization may generate its links.
 	if res := e.do("POST", "/portal/generate_link", restricted, `{"organization":"`+org+`","intent":"audit_logs"}`); res.Code != 201 {
@@ -140,32 +176,86 @@ func TestRevokePortalSessions(t *testing.T) {
 	}
 }
 
+func TestRevokePortalLink(t *testing.T) {
+	links := &fakeLinks{intents: []string{"audit_logs"}}
+	e := newEnv(t, withPortal(links, http.NotFoundHandler()))
+	org := e.org("Acme")
+	other := e.org("Beta")
+	restricted, _ := e.key("restricted admin", []string{access.ScopeAdmin}, org)
+	reader, _ := e.key("reader", []string{access.ScopeEventsRead}, "")
+
+	// As the WorkOS Node SDK 12 sends it; WorkOS answers 200 with no body.
+	res := e.do("POST", "/portal/revoke_link", restricted, `{"organization":"`+org+`","external_user_id":"user_42"}`)
+	if res.Code != http.StatusOK || res.Body.Len() != 0 {
+		t.Fatalf("revoke_link: %d %q, want 200 with no body", res.Code, res.Body)
+	}
+	if len(links.calls) != 1 || links.calls[0] != "revoke "+org+" user_42" {
+		t.Errorf("RevokeLinks calls %q", links.calls)
+	}
+	list := e.search(e.admin, "/v1/events?organization_id="+org+"&action=trail.portal_link.revoked", 1)
+	if got := string(list.Data[0]); !strings.Contains(got, `"ended":"2"`) || !strings.Contains(got, `{"id":"user_42","type":"portal_admin","name":"user_42"}`) {
+		t.Errorf("audit event %s", got)
+	}
+
+	for _, tt := range []struct {
+		name, secret, body string
+		status             int
+		code, field        string
+	}{
+		{"no organization", e.admin, `{"external_user_id":"user_42"}`, 422, "invalid_request_parameters", "organization"},
+		{"no external user", e.admin, `{"organization":"` + org + `"}`, 422, "invalid_request_parameters", "external_user_id"},
+		{"empty external user", e.admin, `{"organization":"` + org + `","external_user_id":""}`, 422, "invalid_request_parameters", "external_user_id"},
+		{"external user not a string", e.admin, `{"organization":"` + org + `","external_user_id":["a"]}`, 422, "invalid_request_parameters", "external_user_id"},
+		{"unknown field", e.admin, `{"organization":"` + org + `","external_user_id":"u","x":1}`, 422, "invalid_request_parameters", "x"},
+		{"not JSON", e.admin, `{`, 400, "invalid_json", ""},
+		{"unknown organization", e.admin, `{"organization":"org_nope","external_user_id":"u"}`, 404, "entity_not_found", ""},
+		{"system organization", e.admin, `{"organization":"org_system","external_user_id":"u"}`, 404, "entity_not_found", ""},
+		{"key restricted to another org", restricted, `{"organization":"` + other + `","external_user_id":"u"}`, 404, "entity_not_found", ""},
+		{"read-only key", reader, `{"organization":"` + org + `","external_user_id":"u"}`, 403, "forbidden", ""},
+		{"no key", "", `{"organization":"` + org + `","external_user_id":"u"}`, 401, "unauthorized", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := len(links.calls)
+			b := expectError(t, e.do("POST", "/portal/revoke_link", tt.secret, tt.body), tt.status, tt.code)
+			if tt.field != "" && (len(b.Errors) == 0 || b.Errors[0].Field != tt.field) {
+				t.Errorf("errors %+v, want field %s", b.Errors, tt.field)
+			}
+			if len(links.calls) != n {
+				t.Errorf("RevokeLinks called: %q", links.calls[n:])
+			}
+		})
+	}
+}
+
 func TestPortalRoutesNeedConfig(t *testing.T) {
 	e := newEnv(t)
 	org := e.org("Acme")
 	expectError(t, e.do("POST", "/portal/generate_link", e.admin, `{"organization":"`+org+`","intent":"audit_logs"}`), 404, "not_found")
 	expectError(t, e.do("GET", "/portal/events", "", ""), 404, "not_found")
 	expectError(t, e.do("DELETE", "/v1/organizations/"+org+"/portal_sessions", e.admin, ""), 404, "not_found")
+	expectError(t, e.do("POST", "/portal/revoke_link", e.admin, `{"organization":"`+org+`","external_user_id":"u"}`), 404, "not_found")
 }
 
 func TestAuditPortal(t *testing.T) {
 	var srv *Server
 	pages := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		admin := r.URL.Query().Get("admin")
-		srv.AuditPortal(r, PortalAction{OrganizationID: r.URL.Query().Get("org"), Action: "trail.portal_session.started", Admin: admin,
+		admin, user := r.URL.Query().Get("admin"), r.URL.Query().Get("user")
+		srv.AuditPortal(r, PortalAction{OrganizationID: r.URL.Query().Get("org"), Action: "trail.portal_session.started", Admin: admin, AdminID: user,
 			Target: PortalTarget{Type: "organization", ID: "x"}, Metadata: map[string]string{"intent": "audit_logs"}})
 	})
 	e := newEnv(t, withPortal(&fakeLinks{intents: []string{"audit_logs"}}, pages))
 	srv = e.srv
 	org := e.org("Acme")
-	for _, admin := range []string{"alice@example.com", ""} {
-		req := httptest.NewRequest("GET", "/portal/x?org="+org+"&admin="+admin, nil)
+	for _, q := range []string{"admin=alice@example.com", "", "admin=alice@example.com&user=user_42", "user=user_42"} {
+		req := httptest.NewRequest("GET", "/portal/x?org="+org+"&"+q, nil)
 		req.Header.Set("User-Agent", "Browser/1.0")
 		e.srv.ServeHTTP(httptest.NewRecorder(), req)
 	}
-	list := e.search(e.admin, "/v1/events?organization_id="+org+"&action=trail.portal_session.started&order=asc", 2)
+	list := e.search(e.admin, "/v1/events?organization_id="+org+"&action=trail.portal_session.started&order=asc", 4)
 	for i, want := range []string{`"actor":{"id":"alice@example.com","type":"portal_admin","name":"alice@example.com"}`,
-		`"actor":{"id":"portal admin","type":"portal_admin","name":"portal admin"}`} {
+		`"actor":{"id":"portal admin","type":"portal_admin","name":"portal admin"}`,
+		`"actor":{"id":"user_42","type":"portal_admin","name":"alice@example.com"}`,
+		`"actor":{"id":"user_42","type":"portal_admin","name":"user_42"}`} {
 		if got := string(list.Data[i]); !strings.Contains(got, want) || !strings.Contains(got, `"user_agent":"Browser/1.0"`) {
 			t.Errorf("event %d: %s, want %s", i, got, want)
 		}

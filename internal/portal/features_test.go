@@ -122,7 +122,7 @@ func (t testStreams) Test(ctx context.Context, org, id string) (store.Stream, St
 // openIntent generates a link for intent into org and opens it.
 func (c *client) openIntent(org, intent string, admins ...string) {
 	c.t.Helper()
-	link, _, err := c.e.p.GenerateLink(context.Background(), org, intent, admins, "")
+	link, _, err := c.e.p.GenerateLink(context.Background(), org, intent, admins, "", "")
 	if err != nil {
 		c.t.Fatal(err)
 	}

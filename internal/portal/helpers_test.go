@@ -186,6 +186,9 @@ type client struct {
 	t *testing.T
 	e *env
 	c *http.Client
+	// user is the application's id of the admin the links open names
+	// (external_user_id); "" for none.
+	user string
 }
 
 func (e *env) client() *client {
@@ -236,7 +239,7 @@ func (c *client) cookie() string {
 // open generates a link into org and opens it.
 func (c *client) open(org string, admins ...string) response {
 	c.t.Helper()
-	link, _, err := c.e.p.GenerateLink(context.Background(), org, IntentAuditLogs, admins, "https://app.example.com/back")
+	link, _, err := c.e.p.GenerateLink(context.Background(), org, IntentAuditLogs, admins, c.user, "https://app.example.com/back")
 	if err != nil {
 		c.t.Fatal(err)
 	}

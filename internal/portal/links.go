@@ -51,15 +51,16 @@ func (p *Portal) Intents() []string {
 }
 
 // GenerateLink stores a new link into org's portal (it implements
-// api.PortalLinks). The caller has validated returnURL and the emails.
-func (p *Portal) GenerateLink(ctx context.Context, org, intent string, adminEmails []string, returnURL string) (string, time.Time, error) {
+// api.PortalLinks). The caller has validated returnURL, the emails and
+// externalUserID (the application's id of the admin, "" when none).
+func (p *Portal) GenerateLink(ctx context.Context, org, intent string, adminEmails []string, externalUserID, returnURL string) (string, time.Time, error) {
 	if intent != IntentAuditLogs && (intent != IntentLogStreams || p.cfg.Streams == nil) {
 		return "", time.Time{}, fmt.Errorf("intent %q is not available", intent)
 	}
 	now := p.cfg.Now().UTC().Truncate(time.Millisecond)
 	token := newToken()
 	l := store.PortalLink{Hash: sha256.Sum256([]byte(token)), OrganizationID: org, Intent: intent,
-		AdminEmail: strings.Join(adminEmails, ","), ReturnURL: returnURL, CreatedAt: now, ExpiresAt: now.Add(p.cfg.LinkTTL)}
+		AdminEmail: strings.Join(adminEmails, ","), ExternalUserID: externalUserID, ReturnURL: returnURL, CreatedAt: now, ExpiresAt: now.Add(p.cfg.LinkTTL)}
 	if err := p.cfg.Store.CreatePortalLink(ctx, l); err != nil {
 		return "", time.Time{}, err
 	}
@@ -104,7 +105,7 @@ func (p *Portal) launch(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, nil, err)
 		return
 	}
-	s := &session{Version: sessionVersion, Org: org.ID, OrgName: org.Name, Intent: l.Intent, Admin: l.AdminEmail,
+	s := &session{Version: sessionVersion, Org: org.ID, OrgName: org.Name, Intent: l.Intent, Admin: l.AdminEmail, User: l.ExternalUserID,
 		ReturnURL: l.ReturnURL, ID: newSessionID(), Expires: now.Add(p.cfg.SessionTTL).Unix(), Link: hex.EncodeToString(hash[:])}
 	p.setCookie(w, p.encodeSession(s), int(p.cfg.SessionTTL/time.Second))
 	p.audit(r, s, "trail.portal_session.started", nil)

@@ -46,6 +46,7 @@ type Action struct {
 	OrganizationID string
 	Action         string // trail.<resource>.<verb>
 	Admin          string // the admin named in the link; "" when none
+	AdminID        string // the application's id of that admin (external_user_id); "" when none
 	TargetType     string
 	TargetID       string
 	TargetName     string

@@ -17,7 +17,7 @@ func TestLinks(t *testing.T) {
 	e := newEnv(t)
 	e.org("org_a", "Acme")
 	c := e.client()
-	link, expires, err := e.p.GenerateLink(t.Context(), "org_a", IntentAuditLogs, []string{"alice@example.com"}, "")
+	link, expires, err := e.p.GenerateLink(t.Context(), "org_a", IntentAuditLogs, []string{"alice@example.com"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestLinks(t *testing.T) {
 		t.Errorf("audited %+v, want the session start by alice in org_a", e.audited)
 	}
 
-	expired, _, _ := e.p.GenerateLink(t.Context(), "org_a", IntentAuditLogs, nil, "")
+	expired, _, _ := e.p.GenerateLink(t.Context(), "org_a", IntentAuditLogs, nil, "", "")
 	e.clock.Add(5 * time.Minute)
 	tests := []struct {
 		name   string
@@ -437,7 +437,7 @@ func testSessionsEndOnTheServer(t *testing.T, e *env) {
 	a, b := e.client(), e.client()
 	a.open("org_a")
 	b.open("org_b")
-	pending, _, err := e.p.GenerateLink(context.Background(), "org_a", IntentAuditLogs, nil, "")
+	pending, _, err := e.p.GenerateLink(context.Background(), "org_a", IntentAuditLogs, nil, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,4 +461,65 @@ func testSessionsEndOnTheServer(t *testing.T, e *env) {
 	if res := a.get("/portal/events"); res.status != 200 {
 		t.Errorf("the new session: %d", res.status)
 	}
+}
+
+// TestRevokeUserLinks ends one admin's sessions and unopened links (WorkOS's
+// revoke_link) on both backends: that admin's, in that organization only;
+// the admin's external_user_id is the actor id of what the session does.
+func TestRevokeUserLinks(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		const ended = "This portal session was signed out or revoked."
+		e.org("org_a", "Acme")
+		e.org("org_b", "Beta")
+		alice, bob, unnamed, aliceB := e.client(), e.client(), e.client(), e.client()
+		alice.user, bob.user, aliceB.user = "user_alice", "user_bob", "user_alice"
+		for _, c := range []struct {
+			c   *client
+			org string
+		}{{alice, "org_a"}, {bob, "org_a"}, {unnamed, "org_a"}, {aliceB, "org_b"}} {
+			if res := c.c.open(c.org, "it@example.com"); res.status != 303 {
+				t.Fatalf("opening a link of %s for %q: %d", c.org, c.c.user, res.status)
+			}
+		}
+		pending, _, err := e.p.GenerateLink(context.Background(), "org_a", IntentAuditLogs, nil, "user_alice", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.mu.Lock()
+		var started *Action
+		for i := range e.audited {
+			if a := &e.audited[i]; a.Action == "trail.portal_session.started" && a.OrganizationID == "org_a" && a.AdminID == "user_alice" {
+				started = a
+			}
+		}
+		e.mu.Unlock()
+		if started == nil || started.Admin != "it@example.com" {
+			t.Errorf("alice's session start was not audited with her external_user_id as the admin id: %+v", started)
+		}
+
+		n, err := e.p.RevokeLinks(context.Background(), "org_a", "user_alice")
+		if err != nil || n != 2 {
+			t.Fatalf("RevokeLinks = %d, %v; want 2 (one session, one link), nil", n, err)
+		}
+		for _, tt := range []struct {
+			name   string
+			c      *client
+			status int
+		}{
+			{"alice in org A", alice, 401},
+			{"bob in org A", bob, 200},
+			{"an unnamed admin of org A", unnamed, 200},
+			{"alice in org B", aliceB, 200},
+		} {
+			if res := tt.c.get("/portal/events"); res.status != tt.status || (tt.status == 401 && !strings.Contains(res.body, ended)) {
+				t.Errorf("%s after revoking alice in org A: %d, want %d", tt.name, res.status, tt.status)
+			}
+		}
+		if res := e.client().get(strings.TrimPrefix(pending, "http://portal.test")); res.status != 410 || !strings.Contains(res.body, "This link was revoked") {
+			t.Errorf("alice's unopened link after the revocation: %d", res.status)
+		}
+		if res := alice.open("org_a"); res.status != 303 {
+			t.Errorf("a new link for alice after the revocation: %d", res.status)
+		}
+	})
 }

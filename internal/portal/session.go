@@ -42,6 +42,7 @@ type session struct {
 	OrgName   string `json:"n"`
 	Intent    string `json:"i"`
 	Admin     string `json:"a,omitempty"` // the admin(s) the link named, comma-separated
+	User      string `json:"u,omitempty"` // the application's id of the admin (external_user_id)
 	ReturnURL string `json:"r,omitempty"`
 	ID        string `json:"s"` // random; the CSRF token is derived from it
 	Expires   int64  `json:"e"` // unix seconds
@@ -207,6 +208,18 @@ func (p *Portal) EndSessions(ctx context.Context, org string) (int64, error) {
 	return n, nil
 }
 
+// RevokeLinks ends the links of org generated for one user of the
+// application (external_user_id) and the sessions they opened, on every
+// replica at once; the organization's other admins are untouched. It
+// returns how many sessions and links it ended.
+func (p *Portal) RevokeLinks(ctx context.Context, org, externalUserID string) (int64, error) {
+	n, err := p.cfg.Store.RevokePortalLinks(ctx, org, externalUserID, p.cfg.Now())
+	if err != nil {
+		return 0, fmt.Errorf("revoking the portal links of %s in %s: %w", externalUserID, org, err)
+	}
+	return n, nil
+}
+
 // intent lets through only sessions opened for intent.
 func (p *Portal) intent(intent string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -292,6 +305,6 @@ func (p *Portal) auditTarget(r *http.Request, s *session, action, targetType, ta
 	for k, v := range meta {
 		m[k] = v
 	}
-	p.cfg.Audit(r, Action{OrganizationID: s.Org, Action: action, Admin: s.actor(),
+	p.cfg.Audit(r, Action{OrganizationID: s.Org, Action: action, Admin: s.actor(), AdminID: s.User,
 		TargetType: targetType, TargetID: targetID, TargetName: targetName, Metadata: m})
 }

@@ -28,6 +28,9 @@ type PortalLink struct {
 	OrganizationID string
 	Intent         string // "audit_logs" or "log_streams"
 	AdminEmail     string // the admin the link names; "" when none
+	// ExternalUserID is the application's id of the user the link was
+	// generated for (WorkOS's external_user_id); "" when none.
+	ExternalUserID string
 	ReturnURL      string // "" when none
 	CreatedAt      time.Time
 	ExpiresAt      time.Time
@@ -65,6 +68,10 @@ type PortalLinks interface {
 	// is expiring as this runs. It returns how many sessions and links it
 	// ended (expired links included).
 	EndPortalSessions(ctx context.Context, org string, now time.Time) (int64, error)
+	// RevokePortalLinks is EndPortalSessions for the links of org generated
+	// for one user (PortalLink.ExternalUserID, not ""): they and the
+	// sessions they opened end; other links of org are untouched.
+	RevokePortalLinks(ctx context.Context, org, externalUserID string, now time.Time) (int64, error)
 }
 
 // MaxHistogramBuckets bounds EventHistogram.

@@ -16,9 +16,9 @@ var _ store.PortalStore = (*Store)(nil)
 // CreatePortalLink stores a new portal link.
 func (s *Store) CreatePortalLink(ctx context.Context, l store.PortalLink) error {
 	tag, err := s.pool.Exec(ctx,
-		`INSERT INTO portal_links (token_hash, organization_id, intent, admin_email, return_url, created_at, expires_at)
-		 SELECT $1, id, $2, $3, $4, $5, $6 FROM organizations WHERE id = $7`,
-		l.Hash[:], l.Intent, l.AdminEmail, l.ReturnURL, l.CreatedAt, l.ExpiresAt, l.OrganizationID)
+		`INSERT INTO portal_links (token_hash, organization_id, intent, admin_email, external_user_id, return_url, created_at, expires_at)
+		 SELECT $1, id, $2, $3, $4, $5, $6, $7 FROM organizations WHERE id = $8`,
+		l.Hash[:], l.Intent, l.AdminEmail, l.ExternalUserID, l.ReturnURL, l.CreatedAt, l.ExpiresAt, l.OrganizationID)
 	if err != nil {
 		return fmt.Errorf("couldn't store a portal link for %s: %w", l.OrganizationID, classify(err))
 	}
@@ -28,12 +28,12 @@ func (s *Store) CreatePortalLink(ctx context.Context, l store.PortalLink) error 
 	return nil
 }
 
-const linkColumns = `organization_id, intent, admin_email, return_url, created_at, expires_at, used_at, ended_at`
+const linkColumns = `organization_id, intent, admin_email, external_user_id, return_url, created_at, expires_at, used_at, ended_at`
 
 func scanLink(row pgx.Row, hash [32]byte) (store.PortalLink, error) {
 	l := store.PortalLink{Hash: hash}
 	var used, ended *time.Time
-	if err := row.Scan(&l.OrganizationID, &l.Intent, &l.AdminEmail, &l.ReturnURL, &l.CreatedAt, &l.ExpiresAt, &used, &ended); err != nil {
+	if err := row.Scan(&l.OrganizationID, &l.Intent, &l.AdminEmail, &l.ExternalUserID, &l.ReturnURL, &l.CreatedAt, &l.ExpiresAt, &used, &ended); err != nil {
 		return l, err
 	}
 	l.CreatedAt, l.ExpiresAt = l.CreatedAt.UTC(), l.ExpiresAt.UTC()
@@ -121,6 +121,21 @@ func (s *Store) EndPortalSessions(ctx context.Context, org string, now time.Time
 		org, now)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't end the portal sessions of %s: %w", org, classify(err))
+	}
+	return tag.RowsAffected(), nil
+}
+
+// RevokePortalLinks ends the links of the organization generated for the
+// user that are not ended yet, as EndPortalSessions does for all of them.
+func (s *Store) RevokePortalLinks(ctx context.Context, org, externalUserID string, now time.Time) (int64, error) {
+	if externalUserID == "" {
+		return 0, fmt.Errorf("revoking the portal links of %s: no external user id given", org)
+	}
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE portal_links SET ended_at = $3 WHERE organization_id = $1 AND external_user_id = $2 AND ended_at IS NULL`,
+		org, externalUserID, now)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't revoke the portal links of %s in %s: %w", externalUserID, org, classify(err))
 	}
 	return tag.RowsAffected(), nil
 }

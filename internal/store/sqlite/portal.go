@@ -15,9 +15,9 @@ var _ store.PortalStore = (*Store)(nil)
 // CreatePortalLink stores a new portal link.
 func (s *Store) CreatePortalLink(ctx context.Context, l store.PortalLink) error {
 	res, err := s.write.ExecContext(ctx,
-		`INSERT INTO portal_links (token_hash, organization_id, intent, admin_email, return_url, created_at, expires_at)
-		 SELECT ?, id, ?, ?, ?, ?, ? FROM organizations WHERE id = ?`,
-		l.Hash[:], l.Intent, l.AdminEmail, l.ReturnURL, ms(l.CreatedAt), ms(l.ExpiresAt), l.OrganizationID)
+		`INSERT INTO portal_links (token_hash, organization_id, intent, admin_email, external_user_id, return_url, created_at, expires_at)
+		 SELECT ?, id, ?, ?, ?, ?, ?, ? FROM organizations WHERE id = ?`,
+		l.Hash[:], l.Intent, l.AdminEmail, l.ExternalUserID, l.ReturnURL, ms(l.CreatedAt), ms(l.ExpiresAt), l.OrganizationID)
 	if err != nil {
 		return fmt.Errorf("couldn't store a portal link for %s: %w", l.OrganizationID, classify(err))
 	}
@@ -27,13 +27,13 @@ func (s *Store) CreatePortalLink(ctx context.Context, l store.PortalLink) error 
 	return nil
 }
 
-const linkColumns = `organization_id, intent, admin_email, return_url, created_at, expires_at, used_at, ended_at`
+const linkColumns = `organization_id, intent, admin_email, external_user_id, return_url, created_at, expires_at, used_at, ended_at`
 
 func scanLink(row *sql.Row, hash [32]byte) (store.PortalLink, error) {
 	l := store.PortalLink{Hash: hash}
 	var created, expires int64
 	var used, ended sql.NullInt64
-	if err := row.Scan(&l.OrganizationID, &l.Intent, &l.AdminEmail, &l.ReturnURL, &created, &expires, &used, &ended); err != nil {
+	if err := row.Scan(&l.OrganizationID, &l.Intent, &l.AdminEmail, &l.ExternalUserID, &l.ReturnURL, &created, &expires, &used, &ended); err != nil {
 		return l, err
 	}
 	l.CreatedAt, l.ExpiresAt, l.UsedAt, l.EndedAt = fromMS(created), fromMS(expires), fromNullMS(used), fromNullMS(ended)
@@ -122,6 +122,25 @@ func (s *Store) EndPortalSessions(ctx context.Context, org string, now time.Time
 	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("couldn't end the portal sessions of %s: %w", org, classify(err))
+	}
+	return n, nil
+}
+
+// RevokePortalLinks ends the links of the organization generated for the
+// user that are not ended yet, as EndPortalSessions does for all of them.
+func (s *Store) RevokePortalLinks(ctx context.Context, org, externalUserID string, now time.Time) (int64, error) {
+	if externalUserID == "" {
+		return 0, fmt.Errorf("revoking the portal links of %s: no external user id given", org)
+	}
+	res, err := s.write.ExecContext(ctx,
+		`UPDATE portal_links SET ended_at = ? WHERE organization_id = ? AND external_user_id = ? AND ended_at IS NULL`,
+		ms(now), org, externalUserID)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't revoke the portal links of %s in %s: %w", externalUserID, org, classify(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("couldn't revoke the portal links of %s in %s: %w", externalUserID, org, classify(err))
 	}
 	return n, nil
 }

@@ -25,6 +25,7 @@ func RunPortal(t *testing.T, open func(t *testing.T) PortalBackend) {
 	t.Run("Links", func(t *testing.T) { testPortalLinks(t, open(t)) })
 	t.Run("RedeemOnceConcurrently", func(t *testing.T) { testPortalRedeemRace(t, open(t)) })
 	t.Run("Sessions", func(t *testing.T) { testPortalSessions(t, open(t)) })
+	t.Run("RevokeUserLinks", func(t *testing.T) { testPortalRevokeUser(t, open(t)) })
 	t.Run("Actions", func(t *testing.T) { testPortalActions(t, open(t)) })
 	t.Run("Histogram", func(t *testing.T) { testPortalHistogram(t, open(t)) })
 }
@@ -190,6 +191,74 @@ func testPortalSessions(t *testing.T, s PortalBackend) {
 	if _, err := s.RedeemPortalLink(ctx, l.Hash, revoked.Add(time.Second)); err != nil {
 		t.Errorf("RedeemPortalLink of a link issued after the revocation: %v", err)
 	}
+}
+
+// testPortalRevokeUser revokes one user's links (WorkOS's revoke_link): that
+// user's sessions and unopened links in that organization end; another
+// user's, an unnamed admin's and the same user's in another organization do
+// not.
+func testPortalRevokeUser(t *testing.T, s PortalBackend) {
+	ctx := ctxOf(t)
+	org := mustCreateOrg(t, s, orgID("U", 1), t0).ID
+	other := mustCreateOrg(t, s, orgID("U", 2), t0).ID
+	exp := t0.Add(5 * time.Minute)
+	links := []struct {
+		org, user string
+		redeem    bool
+	}{
+		{org, "user_1", true},   // 0: user_1's open session
+		{org, "user_1", false},  // 1: user_1's unopened link
+		{org, "user_2", true},   // 2: another user
+		{org, "", true},         // 3: an unnamed admin
+		{other, "user_1", true}, // 4: user_1 in another organization
+	}
+	for i, l := range links {
+		pl := store.PortalLink{Hash: linkHash(i), OrganizationID: l.org, Intent: "audit_logs", ExternalUserID: l.user,
+			AdminEmail: "it@example.com", CreatedAt: t0, ExpiresAt: exp}
+		if err := s.CreatePortalLink(ctx, pl); err != nil {
+			t.Fatalf("CreatePortalLink(%d): %v", i, err)
+		}
+		if got, err := s.PortalLink(ctx, pl.Hash); err != nil || got.ExternalUserID != l.user {
+			t.Fatalf("PortalLink(%d) = %+v, %v; want external user %q", i, got, err, l.user)
+		}
+		if l.redeem {
+			if got, err := s.RedeemPortalLink(ctx, pl.Hash, t0.Add(time.Second)); err != nil || got.ExternalUserID != l.user {
+				t.Fatalf("RedeemPortalLink(%d) = %+v, %v", i, got, err)
+			}
+		}
+	}
+	revoked := t0.Add(time.Minute)
+	tests := []struct {
+		name      string
+		org, user string
+		want      int64
+	}{
+		{"the user's links", org, "user_1", 2},
+		{"again: nothing left", org, "user_1", 0},
+		{"an unknown user", org, "user_9", 0},
+		{"an unknown organization", "org_does_not_exist", "user_1", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if n, err := s.RevokePortalLinks(ctx, tt.org, tt.user, revoked); err != nil || n != tt.want {
+				t.Fatalf("RevokePortalLinks(%s, %s) = %d, %v; want %d, nil", tt.org, tt.user, n, err, tt.want)
+			}
+		})
+	}
+	if n, err := s.RevokePortalLinks(ctx, org, "", revoked); err == nil {
+		t.Errorf("RevokePortalLinks without a user = %d, nil; want an error (it must not end the unnamed admins' links)", n)
+	}
+	for i, wantEnded := range []bool{true, true, false, false, false} {
+		l, err := s.PortalLink(ctx, linkHash(i))
+		if err != nil {
+			t.Fatalf("PortalLink(%d): %v", i, err)
+		}
+		if got := !l.EndedAt.IsZero(); got != wantEnded {
+			t.Errorf("link %d (%s of %s): ended = %v, want %v", i, links[i].user, links[i].org, got, wantEnded)
+		}
+	}
+	_, err := s.RedeemPortalLink(ctx, linkHash(1), revoked)
+	wantErr(t, "RedeemPortalLink of a revoked user's link", err, store.ErrLinkRevoked)
 }
 
 // testPortalRedeemRace redeems one link from many goroutines at once: exactly
