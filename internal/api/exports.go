@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -50,9 +51,24 @@ type exportRequest struct {
 	RangeEnd       *string  `json:"range_end"`
 	Actions        []string `json:"actions"`
 	ActorNames     []string `json:"actor_names"`
-	ActorIDs       []string `json:"actor_ids"`
-	Targets        []string `json:"targets"`
-	Format         string   `json:"format"`
+	// Actors is WorkOS's deprecated name of actor_names, still in its
+	// API reference and its Go, Python and Ruby SDKs: the same filter.
+	Actors   []string `json:"actors"`
+	ActorIDs []string `json:"actor_ids"`
+	Targets  []string `json:"targets"`
+	Format   string   `json:"format"`
+}
+
+// actorNames is the actor-name filter: actor_names, then the deprecated
+// actors not among them.
+func (req *exportRequest) actorNames() []string {
+	out := slices.Clone(req.ActorNames)
+	for _, a := range req.Actors {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // exportJSON is an export as WorkOS answers it, plus Trail's fields.
@@ -125,7 +141,7 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) error {
 	for _, l := range []struct {
 		field string
 		vals  []string
-	}{{"actions", req.Actions}, {"actor_names", req.ActorNames}, {"actor_ids", req.ActorIDs}, {"targets", req.Targets}} {
+	}{{"actions", req.Actions}, {"actor_names", req.ActorNames}, {"actors", req.Actors}, {"actor_ids", req.ActorIDs}, {"targets", req.Targets}} {
 		if len(l.vals) > maxExportFilterValues {
 			addErr(&errs, l.field, "too_many", fmt.Sprintf("%s may list at most %d values, not %d.", l.field, maxExportFilterValues, len(l.vals)))
 			continue
@@ -135,6 +151,9 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) error {
 				addErr(&errs, fmt.Sprintf("%s[%d]", l.field, i), "invalid", fmt.Sprintf("%s[%d] must be 1 to %d characters long.", l.field, i, maxExportValueLen))
 			}
 		}
+	}
+	if len(req.ActorNames) <= maxExportFilterValues && len(req.Actors) <= maxExportFilterValues && len(req.actorNames()) > maxExportFilterValues {
+		addErr(&errs, "actors", "too_many", fmt.Sprintf("actor_names and actors (the same filter) may list at most %d values together.", maxExportFilterValues))
 	}
 	if errs != nil {
 		return errInvalidParams(errs)
@@ -169,7 +188,7 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) error {
 		format = export.FormatCSV
 	}
 	f := store.ExportFilter{RangeStart: start.UTC(), RangeEnd: end.UTC(), Actions: req.Actions,
-		ActorNames: req.ActorNames, ActorIDs: req.ActorIDs, Targets: req.Targets}
+		ActorNames: req.actorNames(), ActorIDs: req.ActorIDs, Targets: req.Targets}
 	e, err := s.cfg.Exports.Service.Create(r.Context(), org, format, f)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/csv"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -178,6 +179,9 @@ func TestExportBadRequests(t *testing.T) {
 		{"unknown field", `{"organization_id":"` + org + `",` + wideRange + `,"actor":"x"}`, 422, "invalid_request_parameters"},
 		{"wrong type", `{"organization_id":"` + org + `",` + wideRange + `,"actions":"user.signed_in"}`, 422, "invalid_request_parameters"},
 		{"empty value", `{"organization_id":"` + org + `",` + wideRange + `,"targets":[""]}`, 422, "invalid_request_parameters"},
+		{"empty actor", `{"organization_id":"` + org + `",` + wideRange + `,"actors":[""]}`, 422, "invalid_request_parameters"},
+		{"actors not a list", `{"organization_id":"` + org + `",` + wideRange + `,"actors":"Jon Smith"}`, 422, "invalid_request_parameters"},
+		{"too many actor names together", `{"organization_id":"` + org + `",` + wideRange + `,"actors":` + manyNames("a", 60) + `,"actor_names":` + manyNames("b", 60) + `}`, 422, "invalid_request_parameters"},
 		{"not JSON", `{"organization_id":`, 400, "invalid_json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,4 +227,52 @@ func FuzzExportRequest(f *testing.F) {
 			t.Fatalf("body %q: %d %s", body, res.Code, res.Body)
 		}
 	})
+}
+
+// manyNames is a JSON list of n distinct names.
+func manyNames(prefix string, n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%q", fmt.Sprintf("%s%d", prefix, i))
+	}
+	return "[" + strings.Join(names, ",") + "]"
+}
+
+// TestExportActors: WorkOS's deprecated "actors" is the actor-name filter,
+// alone or together with actor_names (either name matches).
+func TestExportActors(t *testing.T) {
+	e := newExportEnv(t)
+	org := e.org("Acme")
+	for _, name := range []string{"Jon Smith", "Ada Lovelace", "Grace Hopper"} {
+		body := eventBody(org, "user.signed_in", func(ev map[string]any) {
+			ev["actor"] = map[string]any{"id": "user_" + strings.Fields(name)[0], "type": "user", "name": name}
+		})
+		if res := e.do("POST", "/audit_logs/events", e.admin, body); res.Code != http.StatusCreated && res.Code != http.StatusOK {
+			t.Fatalf("event: %d %s", res.Code, res.Body)
+		}
+	}
+	for _, tc := range []struct {
+		name, filter string
+		want         int64
+		wantNames    string
+	}{
+		{"actors alone", `"actors":["Jon Smith"]`, 1, `["Jon Smith"]`},
+		{"actors and actor_names", `"actors":["Jon Smith","Ada Lovelace"],"actor_names":["Ada Lovelace","Grace Hopper"]`, 3, `["Ada Lovelace","Grace Hopper","Jon Smith"]`},
+		{"an actor nobody is", `"actors":["Nobody"]`, 0, `["Nobody"]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.do("POST", "/audit_logs/exports", e.admin, `{"organization_id":"`+org+`",`+wideRange+`,`+tc.filter+`}`)
+			if res.Code != http.StatusCreated {
+				t.Fatalf("POST /audit_logs/exports: %d %s", res.Code, res.Body)
+			}
+			if !strings.Contains(res.Body.String(), `"actor_names":`+tc.wantNames) {
+				t.Errorf("the export's filter: %s, want actor_names %s", res.Body, tc.wantNames)
+			}
+			var b exportBodyJSON
+			decode(t, res, &b)
+			if b = e.waitReady(e.admin, b.ID); b.State != "ready" || b.Progress.EventsExported != tc.want {
+				t.Errorf("export %+v, want %d events", b, tc.want)
+			}
+		})
+	}
 }
