@@ -70,6 +70,11 @@
 //     values with 422 rather than drop them silently.
 //   - A batch reports at most 1000 field errors. Its idempotent replay
 //     answers the same body as the first time.
+//   - Idempotency-Key is WorkOS's: the key alone decides for 24 hours (in
+//     the organization of the request's first event). A reuse with another
+//     body is answered like the first request, stores nothing, and is
+//     counted and logged at WARN (checkReplay); if the first answer names
+//     an organization the caller may not see, 409 idempotency_key_reused.
 //   - Times in answers are RFC 3339 UTC with milliseconds, the record's
 //     format. Audit events use the client address of the connection, or with
 //     TrustProxyHeaders the last X-Forwarded-For entry (the one the trusted

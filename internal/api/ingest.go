@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,6 +89,9 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.accepted.Add(float64(len(res.Events)))
 		s.countMismatches(drafts, outcomes)
 	}
+	if err := s.checkReplay(r, sub, res); err != nil {
+		return err
+	}
 	writeRawJSON(w, http.StatusCreated, []byte(`{"success":true}`))
 	return nil
 }
@@ -160,6 +164,9 @@ func (s *Server) createEventBatch(w http.ResponseWriter, r *http.Request) error 
 	if !res.Replayed {
 		s.metrics.accepted.Add(float64(len(res.Events)))
 		s.countMismatches(drafts, outcomes)
+	}
+	if err := s.checkReplay(r, sub, res); err != nil {
+		return err
 	}
 	out := struct {
 		Data []acceptedJSON `json:"data"`
@@ -323,15 +330,52 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return k, nil
 }
 
-// setIdempotency makes sub idempotent on (key, SHA-256 of the body): a retry
-// with the same key and body is answered from the first result, and the
-// same key with another body is a new submission.
+// setIdempotency makes sub idempotent on its Idempotency-Key alone, as
+// WorkOS defines it: for 24 hours, a request with the same key (in the
+// organization of its first event) is answered with the first request's
+// result and stores nothing, whatever its body. The body's SHA-256 is kept
+// with the key to tell a retry from a reuse (checkReplay).
 func setIdempotency(sub *store.Submission, key string, body []byte) {
 	if key == "" {
 		return
 	}
 	sub.IdempotencyKey = key
 	sub.BodyHash = sha256.Sum256(body)
+}
+
+// checkReplay handles an idempotent replay whose body differed from the
+// first request's with that key: the first answer stands (WorkOS's
+// definition), but an application that rebuilt its event differently, or
+// reused a key for another event, is losing that event, so it is counted
+// (trail_idempotency_key_reused_total) and logged at WARN with both
+// requests' event ids (the new ones were minted, never stored) and the new
+// body's hash. A first result that holds events of an organization the
+// caller may not see is not shown to it: 409.
+func (s *Server) checkReplay(r *http.Request, sub store.Submission, res store.AppendResult) error {
+	if !res.Replayed || !res.BodyMismatch {
+		return nil
+	}
+	s.metrics.idemReuse.Inc()
+	first, unsent := make([]string, len(res.Events)), make([]string, len(sub.Events))
+	for i, a := range res.Events {
+		first[i] = a.ID
+	}
+	for i, e := range sub.Events {
+		unsent[i] = e.ID
+	}
+	s.log.Warn("an Idempotency-Key was reused with another body: answered with the first request's result, the new events were not stored",
+		"request_id", infoFrom(r).id, "idempotency_key", truncate(sub.IdempotencyKey, 100),
+		"first_event_ids", truncate(strings.Join(first, ","), 1000),
+		"new_event_ids", truncate(strings.Join(unsent, ","), 1000),
+		"new_body_sha256", hex.EncodeToString(sub.BodyHash[:]))
+	p := principal(r)
+	for _, a := range res.Events {
+		if !p.CanAccessOrg(a.OrganizationID) {
+			return &apiError{status: http.StatusConflict, code: "idempotency_key_reused",
+				message: "This Idempotency-Key was used in the last 24 hours for another request; use a new key for a new request."}
+		}
+	}
+	return nil
 }
 
 // eventError renders an error of the event parser.

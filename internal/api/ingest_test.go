@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,17 +96,95 @@ func TestIdempotency(t *testing.T) {
 	if n := e.nextSeq(org) - base; n != 1 {
 		t.Fatalf("same key, same body, three times: %d events stored, want 1", n)
 	}
-	// The same key with another body is another event: never drop one.
-	expect(t, e.do("POST", "/audit_logs/events", e.admin, b, "Idempotency-Key", "k1"), 201, `{"success":true}`)
-	if n := e.nextSeq(org) - base; n != 2 {
-		t.Fatalf("same key, other body: %d events stored, want 2", n)
+	if got := reuseCount(t, e); got != 0 {
+		t.Errorf("trail_idempotency_key_reused_total = %v after plain retries, want 0", got)
 	}
+	// The key alone decides, as WorkOS defines it: an event rebuilt on
+	// retry (a new occurred_at), the same JSON with its keys in another
+	// order, or another event altogether, is answered like the first
+	// request and stores nothing; each is counted and logged.
+	var reordered map[string]any
+	if err := json.Unmarshal([]byte(a), &reordered); err != nil {
+		t.Fatal(err)
+	}
+	reorderedBody := `{"organization_id":"` + org + `","event":` + mustJSON(reordered["event"]) + `}`
+	if reorderedBody == a {
+		t.Fatal("the reordered body is the same bytes")
+	}
+	rebuilt := eventBody(org, "user.signed_in", func(ev map[string]any) {
+		ev["occurred_at"] = time.Now().UTC().Format(time.RFC3339Nano)
+	})
+	for i, body := range []string{rebuilt, reorderedBody, b} {
+		expect(t, e.do("POST", "/audit_logs/events", e.admin, body, "Idempotency-Key", "k1"), 201, `{"success":true}`)
+		if n := e.nextSeq(org) - base; n != 1 {
+			t.Fatalf("same key, body %d: %d events stored, want 1", i, n)
+		}
+		if got := reuseCount(t, e); got != float64(i+1) {
+			t.Errorf("trail_idempotency_key_reused_total = %v after %d reuses", got, i+1)
+		}
+	}
+	first := e.search(e.admin, "/v1/events?organization_id="+org+"&action=user.signed_in", 1).records(t)[0]
+	var warned int
+	for line := range strings.SplitSeq(e.logs.String(), "\n") {
+		if !strings.Contains(line, "Idempotency-Key was reused") {
+			continue
+		}
+		warned++
+		if !strings.Contains(line, `"level":"WARN"`) || !strings.Contains(line, `"first_event_ids":"`+first.ID+`"`) ||
+			!regexp.MustCompile(`"new_event_ids":"evt_[0-9A-Z]{26}"`).MatchString(line) || !regexp.MustCompile(`"new_body_sha256":"[0-9a-f]{64}"`).MatchString(line) {
+			t.Errorf("log line %s: want WARN with the first event's id, the new event's id and the new body's hash", line)
+		}
+	}
+	if warned != 3 {
+		t.Errorf("%d warnings of a reused key, want 3", warned)
+	}
+	// Another key is another request.
+	expect(t, e.do("POST", "/audit_logs/events", e.admin, b, "Idempotency-Key", "k2"), 201, `{"success":true}`)
 	// No key: every request is an event.
 	e.do("POST", "/audit_logs/events", e.admin, a)
 	e.do("POST", "/audit_logs/events", e.admin, a)
 	if n := e.nextSeq(org) - base; n != 4 {
-		t.Fatalf("no key: %d events stored, want 4", n)
+		t.Fatalf("another key and no key: %d events stored, want 4", n)
 	}
+}
+
+// TestIdempotencyAcrossOrganizations: keys belong to the organization of the
+// request's first event; a reused key whose first answer holds events of an
+// organization the caller may not see is refused rather than shown.
+func TestIdempotencyAcrossOrganizations(t *testing.T) {
+	e := newEnv(t)
+	acme, globex := e.org("Acme"), e.org("Globex")
+	onlyAcme, _ := e.key("acme writer", []string{access.ScopeEventsWrite}, acme)
+	both := batchBody(eventBody(acme, "a.b"), eventBody(globex, "a.b"))
+	if res := e.do("POST", "/v1/events/batch", e.admin, both, "Idempotency-Key", "shared"); res.Code != 201 {
+		t.Fatalf("batch: %d %s", res.Code, res.Body)
+	}
+	acmeBase, globexBase := e.nextSeq(acme), e.nextSeq(globex)
+	// The same key for another organization first: a new request.
+	expect(t, e.do("POST", "/audit_logs/events", e.admin, eventBody(globex, "x.y"), "Idempotency-Key", "shared"), 201, `{"success":true}`)
+	if n := e.nextSeq(globex) - globexBase; n != 1 {
+		t.Errorf("the key in another organization: %d events stored, want 1", n)
+	}
+	// The acme-only key reusing it with another body: the first answer
+	// names Globex's event, which that key may not see.
+	expectError(t, e.do("POST", "/v1/events/batch", onlyAcme, batchBody(eventBody(acme, "c.d")), "Idempotency-Key", "shared"), 409, "idempotency_key_reused")
+	if n := e.nextSeq(acme) - acmeBase; n != 0 {
+		t.Errorf("a refused reuse stored %d events", n)
+	}
+}
+
+func reuseCount(t *testing.T, e *env) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "trail_idempotency_key_reused_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 func TestBatch(t *testing.T) {

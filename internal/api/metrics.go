@@ -12,10 +12,11 @@ import (
 // metrics are the API's Prometheus series. Labels are bounded: route is a
 // mux pattern (or "unmatched"), never a raw path.
 type metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	accepted prometheus.Counter
-	rejected *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	accepted  prometheus.Counter
+	rejected  *prometheus.CounterVec
+	idemReuse prometheus.Counter
 }
 
 // Reasons an event is rejected, the values of trail_events_rejected_total's
@@ -44,8 +45,13 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trail_events_rejected_total", Help: "Events refused by the API, by reason.",
 		}, []string{"reason"}),
+		idemReuse: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trail_idempotency_key_reused_total",
+			Help: "Ingest requests that reused an Idempotency-Key with another body within 24 hours; answered with the first request's result, nothing stored.",
+		}),
 	}
 	m.requests = register(reg, log, m.requests)
+	m.idemReuse = register(reg, log, m.idemReuse)
 	m.duration = register(reg, log, m.duration)
 	m.accepted = register(reg, log, m.accepted)
 	m.rejected = register(reg, log, m.rejected)

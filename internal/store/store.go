@@ -74,9 +74,12 @@ type ListPage[T any] struct {
 // rejected together. Its events may belong to different organizations.
 type Submission struct {
 	Events []PendingEvent
-	// IdempotencyKey, when set, makes the submission idempotent on
-	// (IdempotencyKey, BodyHash) for 24 hours: a repeat returns the first
-	// result and stores nothing.
+	// IdempotencyKey, when set, makes the submission idempotent on the key
+	// alone, as WorkOS defines it, for 24 hours: a later submission with
+	// the same key (in the organization of its first event) returns the
+	// first one's result and stores nothing, whatever its body. BodyHash
+	// (the SHA-256 of the request body) is remembered with the key, so a
+	// repeat with another body is told apart (AppendResult.BodyMismatch).
 	IdempotencyKey string
 	BodyHash       [32]byte
 }
@@ -100,7 +103,11 @@ type PendingEvent struct {
 type AppendResult struct {
 	Events   []event.Accepted // in submission order
 	Replayed bool             // an idempotent repeat: nothing new was stored
-	Err      error            // ErrNotFound (unknown organization) or another per-submission error
+	// BodyMismatch marks a replay whose body differed from the first
+	// submission's with that key: the first result stands, and the new
+	// events (their ids in the Submission) were never stored.
+	BodyMismatch bool
+	Err          error // ErrNotFound (unknown organization) or another per-submission error
 }
 
 // StoredEvent is one record of the log.

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -31,14 +30,14 @@ type acceptedJSON struct {
 }
 
 // idemKey is an idempotency key as stored: org is the organization of the
-// submission's first event.
+// submission's first event. The key alone decides (WorkOS's definition);
+// the body's hash is remembered beside it.
 type idemKey struct {
 	org, key string
-	hash     [32]byte
 }
 
 func keyOf(sub *store.Submission) idemKey {
-	k := idemKey{key: sub.IdempotencyKey, hash: sub.BodyHash}
+	k := idemKey{key: sub.IdempotencyKey}
 	if len(sub.Events) > 0 {
 		k.org = sub.Events[0].OrganizationID
 	}
@@ -46,7 +45,14 @@ func keyOf(sub *store.Submission) idemKey {
 }
 
 func compareKeys(a, b idemKey) int {
-	return cmp.Or(strings.Compare(a.org, b.org), strings.Compare(a.key, b.key), bytes.Compare(a.hash[:], b.hash[:]))
+	return cmp.Or(strings.Compare(a.org, b.org), strings.Compare(a.key, b.key))
+}
+
+// remembered is the result a claimed key already holds, and the hash of
+// the body that stored it.
+type remembered struct {
+	accepted []event.Accepted
+	hash     [32]byte
 }
 
 // errRetryAppend asks Append to run the transaction again: something it
@@ -167,13 +173,13 @@ func (s *Store) appendTx(ctx context.Context, subs []store.Submission, fields []
 			claimOf[k] = i
 		}
 	}
-	replayed, err := claimKeys(ctx, tx, claims, now)
+	replayed, err := claimKeys(ctx, tx, claims, func(k idemKey) [32]byte { return subs[claimOf[k]].BodyHash }, now)
 	if err != nil {
 		return nil, err
 	}
-	for k, accepted := range replayed {
+	for k, r := range replayed {
 		i := claimOf[k]
-		results[i] = store.AppendResult{Events: accepted, Replayed: true}
+		results[i] = store.AppendResult{Events: r.accepted, Replayed: true, BodyMismatch: r.hash != subs[i].BodyHash}
 	}
 	isNew := func(i int) bool { return dupOf[i] < 0 && results[i].Err == nil && !results[i].Replayed }
 
@@ -231,7 +237,8 @@ func (s *Store) appendTx(ctx context.Context, subs []store.Submission, fields []
 			if err != nil {
 				return nil, err
 			}
-			orgs, keys, hashes, values = append(orgs, k.org), append(keys, k.key), append(hashes, k.hash[:]), append(values, raw)
+			hash := subs[claimOf[k]].BodyHash
+			orgs, keys, hashes, values = append(orgs, k.org), append(keys, k.key), append(hashes, hash[:]), append(values, raw)
 		}
 		batch.Queue(`UPDATE idempotency_keys k SET result = u.result
 			FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[]) AS u(organization_id, key, body_hash, result)
@@ -258,7 +265,7 @@ func (s *Store) appendTx(ctx context.Context, subs []store.Submission, fields []
 			if results[j].Err != nil {
 				results[i].Err = results[j].Err
 			} else {
-				results[i] = store.AppendResult{Events: results[j].Events, Replayed: true}
+				results[i] = store.AppendResult{Events: results[j].Events, Replayed: true, BodyMismatch: subs[j].BodyHash != subs[i].BodyHash}
 			}
 		}
 	}
@@ -311,36 +318,36 @@ func (s *Store) missingOrganization(sub *store.Submission) string {
 }
 
 // claimKeys claims the idempotency keys of new-looking submissions, in
-// key order. A key that is free, or remembered for longer than
-// idempotencyTTL, is claimed (its result is written before commit); one
-// claimed by a transaction still running elsewhere makes this INSERT wait
-// for it, so two replicas given the same request at once store it once. It
-// returns the remembered results of the keys that were not claimed.
-func claimKeys(ctx context.Context, tx pgx.Tx, claims []idemKey, now time.Time) (map[idemKey][]event.Accepted, error) {
+// key order, with the hash of each one's body (hashOf). A key that is
+// free, or remembered for longer than idempotencyTTL, is claimed (its
+// result is written before commit); one claimed by a transaction still
+// running elsewhere makes this INSERT wait for it, so two replicas given
+// the same key at once store one submission. It returns what the keys that
+// were not claimed remember.
+func claimKeys(ctx context.Context, tx pgx.Tx, claims []idemKey, hashOf func(idemKey) [32]byte, now time.Time) (map[idemKey]remembered, error) {
 	if len(claims) == 0 {
 		return nil, nil
 	}
 	sorted := slices.SortedFunc(slices.Values(claims), compareKeys)
 	orgs, keys, hashes := make([]string, len(sorted)), make([]string, len(sorted)), make([][]byte, len(sorted))
 	for i, k := range sorted {
-		orgs[i], keys[i], hashes[i] = k.org, k.key, k.hash[:]
+		h := hashOf(k)
+		orgs[i], keys[i], hashes[i] = k.org, k.key, h[:]
 	}
 	rows, err := tx.Query(ctx, `INSERT INTO idempotency_keys AS k (organization_id, key, body_hash, created_at)
 		SELECT u.organization_id, u.key, u.body_hash, $4
 		FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS u(organization_id, key, body_hash, n)
 		ORDER BY u.n
-		ON CONFLICT (organization_id, key, body_hash) DO UPDATE SET created_at = excluded.created_at, result = NULL
+		ON CONFLICT (organization_id, key) DO UPDATE SET body_hash = excluded.body_hash, created_at = excluded.created_at, result = NULL
 			WHERE k.created_at <= $5
-		RETURNING k.organization_id, k.key, k.body_hash`,
+		RETURNING k.organization_id, k.key`,
 		orgs, keys, hashes, now, now.Add(-idempotencyTTL))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't claim idempotency keys: %w", classify(err))
 	}
 	claimed := map[idemKey]bool{}
 	var k idemKey
-	var hash []byte
-	_, err = pgx.ForEachRow(rows, []any{&k.org, &k.key, &hash}, func() error {
-		copy(k.hash[:], hash)
+	_, err = pgx.ForEachRow(rows, []any{&k.org, &k.key}, func() error {
 		claimed[k] = true
 		return nil
 	})
@@ -350,23 +357,22 @@ func claimKeys(ctx context.Context, tx pgx.Tx, claims []idemKey, now time.Time) 
 	if len(claimed) == len(sorted) {
 		return nil, nil
 	}
-	orgs, keys, hashes = orgs[:0], keys[:0], hashes[:0]
+	orgs, keys = orgs[:0], keys[:0]
 	for _, k := range sorted {
 		if !claimed[k] {
-			orgs, keys, hashes = append(orgs, k.org), append(keys, k.key), append(hashes, k.hash[:])
+			orgs, keys = append(orgs, k.org), append(keys, k.key)
 		}
 	}
 	rows, err = tx.Query(ctx, `SELECT k.organization_id, k.key, k.body_hash, k.result FROM idempotency_keys k
-		JOIN unnest($1::text[], $2::text[], $3::bytea[]) AS u(organization_id, key, body_hash)
-		ON k.organization_id = u.organization_id AND k.key = u.key AND k.body_hash = u.body_hash`,
-		orgs, keys, hashes)
+		JOIN unnest($1::text[], $2::text[]) AS u(organization_id, key)
+		ON k.organization_id = u.organization_id AND k.key = u.key`,
+		orgs, keys)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read remembered idempotent results: %w", classify(err))
 	}
-	replayed := map[idemKey][]event.Accepted{}
-	var raw []byte
+	replayed := map[idemKey]remembered{}
+	var raw, hash []byte
 	_, err = pgx.ForEachRow(rows, []any{&k.org, &k.key, &hash, &raw}, func() error {
-		copy(k.hash[:], hash)
 		if raw == nil {
 			return fmt.Errorf("idempotency key %q has no result", k.key)
 		}
@@ -374,11 +380,12 @@ func claimKeys(ctx context.Context, tx pgx.Tx, claims []idemKey, now time.Time) 
 		if err := json.Unmarshal(raw, &stored); err != nil {
 			return fmt.Errorf("couldn't decode remembered result of idempotency key %q: %w", k.key, err)
 		}
-		out := make([]event.Accepted, len(stored))
+		r := remembered{accepted: make([]event.Accepted, len(stored))}
+		copy(r.hash[:], hash)
 		for i, a := range stored {
-			out[i] = event.Accepted{ID: a.ID, OrganizationID: a.OrganizationID, Seq: a.Seq, ReceivedAt: a.ReceivedAt.UTC()}
+			r.accepted[i] = event.Accepted{ID: a.ID, OrganizationID: a.OrganizationID, Seq: a.Seq, ReceivedAt: a.ReceivedAt.UTC()}
 		}
-		replayed[k] = out
+		replayed[k] = r
 		return nil
 	})
 	if err != nil {

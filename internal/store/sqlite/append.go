@@ -42,8 +42,8 @@ func (s *Store) prepare(ctx context.Context) error {
 		orgSeq:  prep(`SELECT next_seq FROM organizations WHERE id = ?`),
 		setSeq:  prep(`UPDATE organizations SET next_seq = ? WHERE id = ?`),
 		insert:  prep(`INSERT INTO events (organization_id, seq, id, record, schema_mismatch) VALUES (?, ?, ?, ?, ?)`),
-		idemGet: prep(`SELECT result FROM idempotency_keys WHERE key = ? AND body_hash = ? AND created_at > ?`),
-		idemPut: prep(`INSERT OR REPLACE INTO idempotency_keys (key, body_hash, created_at, result) VALUES (?, ?, ?, ?)`),
+		idemGet: prep(`SELECT body_hash, result FROM idempotency_keys WHERE organization_id = ? AND key = ? AND created_at > ?`),
+		idemPut: prep(`INSERT OR REPLACE INTO idempotency_keys (organization_id, key, body_hash, created_at, result) VALUES (?, ?, ?, ?, ?)`),
 	}
 	if err != nil {
 		return fmt.Errorf("couldn't prepare statements: %w", err)
@@ -59,9 +59,18 @@ type acceptedJSON struct {
 	ReceivedAt     time.Time `json:"received_at"`
 }
 
+// idemKey is an idempotency key as stored: org is the organization of the
+// submission's first event.
 type idemKey struct {
-	key  string
-	hash [32]byte
+	org, key string
+}
+
+func keyOf(sub *store.Submission) idemKey {
+	k := idemKey{key: sub.IdempotencyKey}
+	if len(sub.Events) > 0 {
+		k.org = sub.Events[0].OrganizationID
+	}
+	return k
 }
 
 // Append stores submissions in one IMMEDIATE transaction: seqs are read and
@@ -105,17 +114,17 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 	for i := range subs {
 		sub := &subs[i]
 		if sub.IdempotencyKey != "" {
-			k := idemKey{sub.IdempotencyKey, sub.BodyHash}
+			k := keyOf(sub)
 			if j, ok := inBatch[k]; ok {
-				results[i] = store.AppendResult{Events: results[j].Events, Replayed: true}
+				results[i] = store.AppendResult{Events: results[j].Events, Replayed: true, BodyMismatch: subs[j].BodyHash != sub.BodyHash}
 				continue
 			}
-			prev, ok, err := s.idempotentResult(ctx, tx, k, now)
+			prev, hash, ok, err := s.idempotentResult(ctx, tx, k, now)
 			if err != nil {
 				return nil, err
 			}
 			if ok {
-				results[i] = store.AppendResult{Events: prev, Replayed: true}
+				results[i] = store.AppendResult{Events: prev, Replayed: true, BodyMismatch: hash != sub.BodyHash}
 				continue
 			}
 		}
@@ -155,9 +164,9 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 		}
 		results[i].Events = accepted
 		if sub.IdempotencyKey != "" {
-			k := idemKey{sub.IdempotencyKey, sub.BodyHash}
+			k := keyOf(sub)
 			inBatch[k] = i
-			if err := s.rememberIdempotent(ctx, tx, k, accepted, now); err != nil {
+			if err := s.rememberIdempotent(ctx, tx, k, sub.BodyHash, accepted, now); err != nil {
 				return nil, err
 			}
 		}
@@ -188,27 +197,31 @@ func draftOf(e store.PendingEvent) *event.Draft {
 	return e.Draft
 }
 
-func (s *Store) idempotentResult(ctx context.Context, tx *sql.Tx, k idemKey, now time.Time) ([]event.Accepted, bool, error) {
-	var raw []byte
-	err := tx.StmtContext(ctx, s.stmts.idemGet).QueryRowContext(ctx, k.key, k.hash[:], ms(now.Add(-idempotencyTTL))).Scan(&raw)
+// idempotentResult is the remembered result of k and the hash of the body
+// that stored it; false when k is not remembered (or expired).
+func (s *Store) idempotentResult(ctx context.Context, tx *sql.Tx, k idemKey, now time.Time) ([]event.Accepted, [32]byte, bool, error) {
+	var raw, hashBytes []byte
+	var hash [32]byte
+	err := tx.StmtContext(ctx, s.stmts.idemGet).QueryRowContext(ctx, k.org, k.key, ms(now.Add(-idempotencyTTL))).Scan(&hashBytes, &raw)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, nil
+		return nil, hash, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("couldn't look up idempotency key: %w", classify(err))
+		return nil, hash, false, fmt.Errorf("couldn't look up idempotency key: %w", classify(err))
 	}
+	copy(hash[:], hashBytes)
 	var stored []acceptedJSON
 	if err := json.Unmarshal(raw, &stored); err != nil {
-		return nil, false, fmt.Errorf("couldn't decode remembered result of idempotency key: %w", err)
+		return nil, hash, false, fmt.Errorf("couldn't decode remembered result of idempotency key: %w", err)
 	}
 	out := make([]event.Accepted, len(stored))
 	for i, a := range stored {
 		out[i] = event.Accepted{ID: a.ID, OrganizationID: a.OrganizationID, Seq: a.Seq, ReceivedAt: a.ReceivedAt.UTC()}
 	}
-	return out, true, nil
+	return out, hash, true, nil
 }
 
-func (s *Store) rememberIdempotent(ctx context.Context, tx *sql.Tx, k idemKey, accepted []event.Accepted, now time.Time) error {
+func (s *Store) rememberIdempotent(ctx context.Context, tx *sql.Tx, k idemKey, hash [32]byte, accepted []event.Accepted, now time.Time) error {
 	stored := make([]acceptedJSON, len(accepted))
 	for i, a := range accepted {
 		stored[i] = acceptedJSON{a.ID, a.OrganizationID, a.Seq, a.ReceivedAt}
@@ -217,8 +230,8 @@ func (s *Store) rememberIdempotent(ctx context.Context, tx *sql.Tx, k idemKey, a
 	if err != nil {
 		return fmt.Errorf("couldn't encode idempotent result: %w", err)
 	}
-	// OR REPLACE: an expired entry with the same key and body is overwritten.
-	if _, err := tx.StmtContext(ctx, s.stmts.idemPut).ExecContext(ctx, k.key, k.hash[:], ms(now), raw); err != nil {
+	// OR REPLACE: an expired entry with the same key is overwritten.
+	if _, err := tx.StmtContext(ctx, s.stmts.idemPut).ExecContext(ctx, k.org, k.key, hash[:], ms(now), raw); err != nil {
 		return fmt.Errorf("couldn't remember idempotency key: %w", classify(err))
 	}
 	return nil

@@ -260,8 +260,8 @@ func testAppend(t *testing.T, open func(t *testing.T) store.Store) {
 			// A retry carries freshly generated event ids; the answer is the first one.
 			retry := idempotent(ap.sub(a, b, a), "key-1", "body-1")
 			res := ap.appendOK(now.Add(23*time.Hour), retry, ap.sub(b))
-			if r := res[0]; r.Err != nil || !r.Replayed || !sameAccepted(r.Events, orig) {
-				t.Errorf("replay: result = %+v\nwant Replayed with %+v", r, orig)
+			if r := res[0]; r.Err != nil || !r.Replayed || r.BodyMismatch || !sameAccepted(r.Events, orig) {
+				t.Errorf("replay: result = %+v\nwant Replayed (same body) with %+v", r, orig)
 			}
 			ap.checkAbsent(retry.Events...)
 			ap.checkAccepted("submission beside a replay", ap.subOf(res[1]), res[1])
@@ -273,22 +273,38 @@ func testAppend(t *testing.T, open func(t *testing.T) store.Store) {
 		})
 
 		t.Run("SameKeyOtherBody", func(t *testing.T) {
+			// The key alone decides (WorkOS's definition): another body
+			// with a used key is answered with the first result, stores
+			// nothing, and is marked as a mismatch.
 			ap := ap.with(t)
-			other := idempotent(ap.sub(a), "key-1", "body-2")
-			res := ap.appendOK(now, other)
-			ap.checkAccepted("same key, other body", other, res[0])
-			ap.checkStored(res[0].Events...)
-			otherAccepted := res[0].Events
-			ap.wantNextSeq(map[string]int64{a: 3})
-			// And each (key, body) is remembered on its own.
-			res = ap.appendOK(now, idempotent(ap.sub(a), "key-1", "body-1"), idempotent(ap.sub(a), "key-1", "body-2"))
-			if !res[0].Replayed || !sameAccepted(res[0].Events, orig) {
-				t.Errorf("replay of body-1 = %+v, want %+v", res[0], orig)
+			before := map[string]int64{a: ap.nextSeq(a), b: ap.nextSeq(b)}
+			tests := []struct {
+				name string
+				sub  store.Submission
+			}{
+				{"other body", idempotent(ap.sub(a), "key-1", "body-2")},
+				{"other body, other events", idempotent(ap.sub(a, a, b, b), "key-1", "body-3")},
+				{"the first body after another", idempotent(ap.sub(a, b, a), "key-1", "body-1")},
 			}
-			if !res[1].Replayed || !sameAccepted(res[1].Events, otherAccepted) {
-				t.Errorf("replay of body-2 = %+v, want its first result", res[1])
+			for _, tt := range tests {
+				res := ap.appendOK(now.Add(time.Hour), tt.sub)
+				r := res[0]
+				wantMismatch := tt.name != "the first body after another"
+				if r.Err != nil || !r.Replayed || r.BodyMismatch != wantMismatch || !sameAccepted(r.Events, orig) {
+					t.Errorf("%s: result = %+v\nwant Replayed (mismatch %v) with the first result %+v", tt.name, r, wantMismatch, orig)
+				}
+				ap.checkAbsent(tt.sub.Events...)
 			}
-			ap.wantNextSeq(map[string]int64{a: 3})
+			ap.wantNextSeq(before)
+			ap.checkStored(orig...)
+			// Keys belong to the organization of the first event: the
+			// same key for another organization is a new submission.
+			elsewhere := idempotent(ap.sub(b), "key-1", "body-2")
+			res := ap.appendOK(now, elsewhere)
+			if r := res[0]; r.Replayed || r.BodyMismatch {
+				t.Errorf("the key in another organization = %+v, want a new submission", r)
+			}
+			ap.checkAccepted("the key in another organization", elsewhere, res[0])
 		})
 
 		t.Run("WithinOneCall", func(t *testing.T) {
@@ -299,16 +315,15 @@ func testAppend(t *testing.T, open func(t *testing.T) store.Store) {
 			before := map[string]int64{a: ap.nextSeq(a), b: ap.nextSeq(b)}
 			res := ap.appendOK(now, x, dup, y, dup)
 			ap.checkAccepted("first of duplicates", x, res[0])
-			for _, i := range []int{1, 3} {
-				if r := res[i]; r.Err != nil || !r.Replayed || !sameAccepted(r.Events, res[0].Events) {
-					t.Errorf("duplicate %d in one call: result = %+v, want Replayed with %+v", i, r, res[0].Events)
+			for _, i := range []int{1, 2, 3} {
+				if r := res[i]; r.Err != nil || !r.Replayed || r.BodyMismatch != (i == 2) || !sameAccepted(r.Events, res[0].Events) {
+					t.Errorf("repeat %d of the key in one call: result = %+v, want Replayed (mismatch %v) with %+v", i, r, i == 2, res[0].Events)
 				}
 			}
-			ap.checkAccepted("same key, other body in one call", y, res[2])
 			ap.checkAbsent(dup.Events...)
+			ap.checkAbsent(y.Events...)
 			ap.checkStored(res[0].Events...)
-			ap.checkStored(res[2].Events...)
-			ap.wantNextSeq(map[string]int64{a: before[a] + 1, b: before[b] + 2})
+			ap.wantNextSeq(map[string]int64{a: before[a] + 1, b: before[b] + 1})
 		})
 
 		t.Run("FailedSubmissionIsNotRemembered", func(t *testing.T) {
@@ -345,10 +360,20 @@ func testAppend(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		// …and that new result is what is remembered from then on.
 		r2 := ap.appendOK(now.Add(25*time.Hour), idempotent(ap.sub(a), "k", "b"))[0]
-		if !r2.Replayed || !sameAccepted(r2.Events, r.Events) {
+		if !r2.Replayed || r2.BodyMismatch || !sameAccepted(r2.Events, r.Events) {
 			t.Errorf("repeat after the key was stored again = %+v, want a replay of %+v", r2, r.Events)
 		}
 		ap.wantNextSeq(map[string]int64{a: 2})
+		// An expired key is free for another body too, and that body is
+		// what the key stands for from then on.
+		other := idempotent(ap.sub(a), "k", "other body")
+		r3 := ap.appendOK(now.Add(50*time.Hour), other)[0]
+		ap.checkAccepted("another body after the key expired", other, r3)
+		r4 := ap.appendOK(now.Add(50*time.Hour+time.Minute), idempotent(ap.sub(a), "k", "b"))[0]
+		if !r4.Replayed || !r4.BodyMismatch || !sameAccepted(r4.Events, r3.Events) {
+			t.Errorf("the old body after the key was taken again = %+v, want a mismatched replay of %+v", r4, r3.Events)
+		}
+		ap.wantNextSeq(map[string]int64{a: 3})
 	})
 
 	t.Run("ExpireIdempotencyKeys", func(t *testing.T) {
