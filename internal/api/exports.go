@@ -110,13 +110,19 @@ const (
 	maxExportValueLen     = 500
 )
 
-// errInvalidExportRange is WorkOS's 400 for a bad range, with the field
-// at fault in errors (so SDKs raise their bad-request exception).
-func errInvalidExportRange(field, msg string) *apiError {
-	const code = "invalid_audit_log_export_range_date"
-	return &apiError{status: http.StatusBadRequest, code: code, message: msg,
-		errors: []fieldError{{Code: code, Field: field, Message: msg}}}
+// errInvalidExportRange is WorkOS's 400 for a bad range: a message and a
+// code, no "errors" (WorkOS's API reference documents exactly
+// {"message":"Invalid date range","code":"invalid_audit_log_export_range_date"}),
+// so that every SDK raises the exception it raises against WorkOS (the Node
+// SDK's GenericServerException: it raises BadRequestException only for a
+// 400 with both code and errors).
+func errInvalidExportRange(msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_audit_log_export_range_date", message: msg}
 }
+
+// errExportRangeOrder is WorkOS's documented answer, to the byte, for a
+// range_end not after range_start.
+var errExportRangeOrder = errInvalidExportRange("Invalid date range")
 
 func errExportNotFound(id string) *apiError { return errNotFound("AuditLogExport", id) }
 
@@ -159,17 +165,17 @@ func (s *Server) createExport(w http.ResponseWriter, r *http.Request) error {
 		return errInvalidParams(errs)
 	}
 	if req.RangeStart == nil || req.RangeEnd == nil {
-		return errInvalidExportRange("range_start", "range_start and range_end are required: the export covers events whose occurred_at is in [range_start, range_end), as RFC 3339 timestamps such as 2026-11-01T00:00:00.000Z.")
+		return errInvalidExportRange("range_start and range_end are required: the export covers events whose occurred_at is in [range_start, range_end), as RFC 3339 timestamps such as 2026-11-01T00:00:00.000Z.")
 	}
 	start, err1 := time.Parse(time.RFC3339Nano, *req.RangeStart)
 	end, err2 := time.Parse(time.RFC3339Nano, *req.RangeEnd)
 	switch {
 	case err1 != nil:
-		return errInvalidExportRange("range_start", fmt.Sprintf("range_start %q is not an RFC 3339 timestamp; use a form such as 2026-11-01T00:00:00.000Z.", truncate(*req.RangeStart, 50)))
+		return errInvalidExportRange(fmt.Sprintf("range_start %q is not an RFC 3339 timestamp; use a form such as 2026-11-01T00:00:00.000Z.", truncate(*req.RangeStart, 50)))
 	case err2 != nil:
-		return errInvalidExportRange("range_end", fmt.Sprintf("range_end %q is not an RFC 3339 timestamp; use a form such as 2026-11-30T00:00:00.000Z.", truncate(*req.RangeEnd, 50)))
+		return errInvalidExportRange(fmt.Sprintf("range_end %q is not an RFC 3339 timestamp; use a form such as 2026-11-30T00:00:00.000Z.", truncate(*req.RangeEnd, 50)))
 	case !start.Before(end):
-		return errInvalidExportRange("range_end", fmt.Sprintf("range_start (%s) must be before range_end (%s).", *req.RangeStart, *req.RangeEnd))
+		return errExportRangeOrder
 	}
 
 	p := principal(r)

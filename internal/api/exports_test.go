@@ -189,6 +189,20 @@ func TestExportBadRequests(t *testing.T) {
 		})
 	}
 	expectError(t, e.do("GET", "/audit_logs/exports/audit_log_export_nope", e.admin, ""), http.StatusNotFound, "entity_not_found")
+
+	// WorkOS's documented answer, to the byte, without "errors": the SDKs
+	// raise the exception they raise against WorkOS.
+	for _, rng := range []string{
+		`"range_start":"2026-02-01T00:00:00Z","range_end":"2026-01-01T00:00:00Z"`,
+		`"range_start":"2026-02-01T00:00:00Z","range_end":"2026-02-01T00:00:00Z"`,
+	} {
+		expect(t, e.do("POST", "/audit_logs/exports", e.admin, `{"organization_id":"`+org+`",`+rng+`}`), http.StatusBadRequest,
+			`{"message":"Invalid date range","code":"invalid_audit_log_export_range_date"}`)
+	}
+	if b := expectError(t, e.do("POST", "/audit_logs/exports", e.admin, `{"organization_id":"`+org+`","range_start":"yesterday","range_end":"2026-01-01T00:00:00Z"}`),
+		http.StatusBadRequest, "invalid_audit_log_export_range_date"); len(b.Errors) != 0 || !strings.Contains(b.Message, "range_start") {
+		t.Errorf("an unparsable range_start: %+v, want a message naming it and no errors", b)
+	}
 }
 
 func TestExportAccess(t *testing.T) {

@@ -66,7 +66,32 @@ func (s *Server) portalRoutes() {
 	// generated with that external_user_id, and their sessions.
 	s.handle("POST /portal/revoke_link", access.ScopeAdmin, s.revokePortalLink)
 	s.patterns["/portal/"] = true
-	s.mux.Handle("/portal/", s.cfg.Portal.Handler)
+	s.mux.Handle("/portal/", http.HandlerFunc(s.portalPages))
+}
+
+// portalAPIPaths are the API endpoints under /portal/, the rest being the
+// portal's pages.
+var portalAPIPaths = []string{"/portal/generate_link", "/portal/revoke_link"}
+
+// portalPages hands the portal its pages, but answers API clients in JSON:
+// an API endpoint under /portal/ with the wrong method is 405, and a request
+// that carries an API key (Authorization) or a JSON body is an API call that
+// matched no endpoint, 404 — not the portal's HTML, which an SDK cannot
+// parse. Browsers send neither to the portal's pages.
+func (s *Server) portalPages(w http.ResponseWriter, r *http.Request) {
+	path := truncate(r.URL.Path, 200)
+	if slices.Contains(portalAPIPaths, r.URL.Path) {
+		w.Header().Set("Allow", http.MethodPost)
+		writeAPIError(w, &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+			message: fmt.Sprintf("%s is not allowed on %s; use POST.", r.Method, path)})
+		return
+	}
+	if r.Header.Get("Authorization") != "" || strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		writeAPIError(w, &apiError{status: http.StatusNotFound, code: "not_found",
+			message: fmt.Sprintf("Trail has no endpoint %s %s: check the method and path against the API documentation.", r.Method, path)})
+		return
+	}
+	s.cfg.Portal.Handler.ServeHTTP(w, r)
 }
 
 // generateLinkRequest is the body of POST /portal/generate_link as the

@@ -261,3 +261,50 @@ func TestAuditPortal(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONErrorsUnderEveryPrefix: an unknown path or method under any API
+// prefix answers JSON an SDK can parse, never HTML; only the portal's own
+// pages (no API key, no JSON body) reach the portal.
+func TestJSONErrorsUnderEveryPrefix(t *testing.T) {
+	pages := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(299)
+	})
+	e := newEnv(t, withPortal(&fakeLinks{intents: []string{"audit_logs"}}, pages))
+	tests := []struct {
+		name, method, path, secret, contentType string
+		status                                  int
+		code                                    string
+	}{
+		{"root", "GET", "/", e.admin, "", 404, "not_found"},
+		{"under /audit_logs/", "POST", "/audit_logs/nope", e.admin, "application/json", 404, "not_found"},
+		{"deep under /audit_logs/", "GET", "/audit_logs/exports/x/y/z", e.admin, "", 404, "not_found"},
+		{"under /organizations", "GET", "/organizations/org_x/nope/deeper", e.admin, "", 404, "not_found"},
+		{"under /v1/", "GET", "/v1/nope", e.admin, "", 404, "not_found"},
+		{"under /v1/ without a key", "GET", "/v1/nope", "", "", 404, "not_found"},
+		{"under /portal/ with a key", "POST", "/portal/nope", e.admin, "application/json", 404, "not_found"},
+		{"under /portal/ with a JSON body", "POST", "/portal/generate_links", "", "application/json", 404, "not_found"},
+		{"a portal endpoint with GET", "GET", "/portal/revoke_link", e.admin, "", 405, "method_not_allowed"},
+		{"a portal endpoint with GET, no key", "GET", "/portal/generate_link", "", "", 405, "method_not_allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var res *httptest.ResponseRecorder
+			if tt.contentType != "" {
+				res = e.do(tt.method, tt.path, tt.secret, "{}", "Content-Type", tt.contentType)
+			} else {
+				res = e.do(tt.method, tt.path, tt.secret, "")
+			}
+			if ct := res.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json: %s", ct, res.Body)
+			}
+			expectError(t, res, tt.status, tt.code)
+		})
+	}
+	// The portal's pages are the portal's.
+	for _, p := range []string{"/portal/events", "/portal/nope"} {
+		if res := e.do("GET", p, "", ""); res.Code != 299 {
+			t.Errorf("GET %s from a browser: %d, want the portal's answer", p, res.Code)
+		}
+	}
+}
