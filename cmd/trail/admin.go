@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
@@ -53,7 +54,7 @@ type orgCommand struct {
 
 func (c *orgCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usagef("say what to do: trail org create --name NAME [--external-id ID] | trail org list")
+		return usagef("say what to do: trail org create --name NAME [--external-id ID] | trail org list | trail org import FILE...")
 	}
 	fs := flag.NewFlagSet("org "+args[0], flag.ContinueOnError)
 	c.storage.register(fs)
@@ -121,8 +122,175 @@ func (c *orgCommand) Run(ctx context.Context, args []string) error {
 			p.After = page.After
 		}
 		return tw.Flush()
+	case "import":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			return usagef("name the file(s) to import: trail org import FILE... (WorkOS's list-organizations JSON, one file per page)")
+		}
+		orgs, err := readWorkOSOrganizations(fs.Args(), c.stdout)
+		if err != nil {
+			return err
+		}
+		st, err := openStore(ctx, &c.storage)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return importOrganizations(ctx, st, orgs, c.stdout)
 	}
-	return usagef("unknown org command %q: use create or list", args[0])
+	return usagef("unknown org command %q: use create, list or import", args[0])
+}
+
+// workosOrganizationList is a page of WorkOS's GET /organizations, as its
+// API and SDKs write it; only the fields Trail keeps are read.
+type workosOrganizationList struct {
+	Object *string `json:"object"`
+	Data   []struct {
+		Object     *string `json:"object"`
+		ID         *string `json:"id"`
+		Name       *string `json:"name"`
+		ExternalID *string `json:"external_id"`
+		CreatedAt  *string `json:"created_at"`
+		UpdatedAt  *string `json:"updated_at"`
+	} `json:"data"`
+	ListMetadata struct {
+		After *string `json:"after"`
+	} `json:"list_metadata"`
+}
+
+// readWorkOSOrganizations reads and checks every file before anything is
+// imported: a mistake anywhere is reported with its file and position, and
+// nothing is written.
+func readWorkOSOrganizations(files []string, stdout io.Writer) ([]store.Organization, error) {
+	var out []store.Organization
+	var problems []string
+	byID := map[string]string{}  // id → where it was first seen
+	byExt := map[string]string{} // external_id → id
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read %s: %w", file, err)
+		}
+		var page workosOrganizationList
+		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		if err := dec.Decode(&page); err != nil {
+			return nil, fmt.Errorf("%s is not WorkOS's list-organizations JSON ({\"data\":[{\"object\":\"organization\",\"id\":…}],\"list_metadata\":…}): %w", file, err)
+		}
+		if page.Object != nil && *page.Object != "list" || page.Data == nil {
+			return nil, fmt.Errorf("%s is not WorkOS's list-organizations JSON: want an object with \"data\", the list of organizations", file)
+		}
+		if page.ListMetadata.After != nil && *page.ListMetadata.After != "" {
+			fmt.Fprintf(stdout, "Note: %s is one page of a longer list (list_metadata.after is %q); import every page, e.g. trail org import page1.json page2.json …\n",
+				file, *page.ListMetadata.After)
+		}
+		for i, o := range page.Data {
+			where := fmt.Sprintf("%s: data[%d]", file, i)
+			bad := func(msg string) { problems = append(problems, where+": "+msg) }
+			switch {
+			case o.Object != nil && *o.Object != "organization":
+				bad(fmt.Sprintf("object is %q, not \"organization\"", *o.Object))
+				continue
+			case o.ID == nil || !access.ValidOrganizationID(*o.ID):
+				bad("id must be a WorkOS organization id (org_ and a 26-character ULID)")
+				continue
+			case o.Name == nil || *o.Name == "" || utf8.RuneCountInString(*o.Name) > 200 || strings.IndexByte(*o.Name, 0) >= 0:
+				bad("name must be 1 to 200 characters, without NUL")
+				continue
+			case o.ExternalID != nil && (utf8.RuneCountInString(*o.ExternalID) > 200 || strings.IndexByte(*o.ExternalID, 0) >= 0):
+				bad("external_id must be at most 200 characters, without NUL")
+				continue
+			}
+			org := store.Organization{ID: *o.ID, Name: *o.Name}
+			if o.ExternalID != nil {
+				org.ExternalID = *o.ExternalID
+			}
+			if prev, ok := byID[org.ID]; ok {
+				bad(fmt.Sprintf("%s is listed twice (first at %s)", org.ID, prev))
+				continue
+			}
+			if other, ok := byExt[org.ExternalID]; ok && org.ExternalID != "" {
+				bad(fmt.Sprintf("external_id %q is also %s's", org.ExternalID, other))
+				continue
+			}
+			byID[org.ID] = where
+			if org.ExternalID != "" {
+				byExt[org.ExternalID] = org.ID
+			}
+			// WorkOS's timestamps are kept: the organization existed
+			// before it moved.
+			now := time.Now().UTC().Truncate(time.Millisecond)
+			org.CreatedAt, org.UpdatedAt = now, now
+			if o.CreatedAt != nil {
+				if t, err := time.Parse(time.RFC3339Nano, *o.CreatedAt); err == nil && !t.After(now) {
+					org.CreatedAt, org.UpdatedAt = t.UTC().Truncate(time.Millisecond), t.UTC().Truncate(time.Millisecond)
+				}
+			}
+			if o.UpdatedAt != nil {
+				if t, err := time.Parse(time.RFC3339Nano, *o.UpdatedAt); err == nil && !t.After(now) && !t.Before(org.CreatedAt) {
+					org.UpdatedAt = t.UTC().Truncate(time.Millisecond)
+				}
+			}
+			out = append(out, org)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("nothing was imported; fix these and run again:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return out, nil
+}
+
+// importOrganizations creates the organizations not there yet, under their
+// WorkOS ids, each recorded in its own log and in org_system as the CLI's
+// other actions are. It is idempotent: an organization already there with
+// the same id is left as it is (and said so when its name or external id
+// differ). An external id held by another organization stops the import
+// before anything is created.
+func importOrganizations(ctx context.Context, st store.Store, orgs []store.Organization, stdout io.Writer) error {
+	var create []store.Organization
+	var present, differ int
+	for _, o := range orgs {
+		have, err := st.Organization(ctx, o.ID)
+		switch {
+		case err == nil:
+			present++
+			if have.Name != o.Name || have.ExternalID != o.ExternalID {
+				differ++
+				fmt.Fprintf(stdout, "Kept %s as it is here (%q, external id %q); the file says %q, external id %q\n",
+					o.ID, have.Name, have.ExternalID, o.Name, o.ExternalID)
+			}
+			continue
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if o.ExternalID != "" {
+			other, err := st.OrganizationByExternalID(ctx, o.ExternalID)
+			if err == nil {
+				return fmt.Errorf("nothing was imported: %s's external id %q is already %s's here", o.ID, o.ExternalID, other.ID)
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		create = append(create, o)
+	}
+	for i, o := range create {
+		if err := st.CreateOrganization(ctx, o); err != nil {
+			return fmt.Errorf("imported %d of %d organizations, then %s failed (run the same command again to go on): %w", i, len(create), o.ID, err)
+		}
+		t := cliTarget{Type: "organization", ID: o.ID, Name: o.Name}
+		for _, log := range []string{o.ID, store.SystemOrganizationID} {
+			if err := recordCLIAction(ctx, st, "trail.organization.imported", log, t); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "Imported %d organizations; %d were already here", len(create), present)
+	if differ > 0 {
+		fmt.Fprintf(stdout, " (%d with another name or external id, kept as they are)", differ)
+	}
+	fmt.Fprintln(stdout, ".")
+	return nil
 }
 
 type keyCommand struct {

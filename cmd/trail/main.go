@@ -2,7 +2,7 @@
 //
 //	trail serve            run the HTTP API and background workers
 //	trail migrate          bring the database schema up to date
-//	trail org create|list  manage organizations
+//	trail org create|list|import  manage organizations (import: WorkOS's, under their ids)
 //	trail key create|list|revoke  manage API keys
 //	trail log key|checkpoint|pull  fetch the verifier key, checkpoints and bundles
 //	trail verify FILE --key VKEY   check a bundle offline
@@ -48,7 +48,7 @@ const usage = `Trail is an audit log service.
 Usage:
   trail serve                 run the API, the Admin Portal and the background workers
   trail migrate               bring the database schema up to date
-  trail org create|list       manage organizations
+  trail org create|list|import  manage organizations (import FILE: WorkOS's list-organizations JSON)
   trail key create|list|revoke  manage API keys
   trail portal revoke ORG_ID  end an organization's Admin Portal sessions
   trail log key|checkpoint|pull  fetch the log's verifier key, a checkpoint or a bundle

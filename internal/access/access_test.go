@@ -155,3 +155,25 @@ func TestPrincipal(t *testing.T) {
 		t.Errorf("Restricted: %v for %+v, %v for %+v", p.Restricted(), p, admin.Restricted(), admin)
 	}
 }
+
+func TestValidOrganizationID(t *testing.T) {
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{
+		{NewOrganizationID(time.Now()), true},
+		{"org_01EHZNVPK3SFK441A1RGBFSHRT", true},
+		{"org_7ZZZZZZZZZZZZZZZZZZZZZZZZZ", true},
+		{"org_8ZZZZZZZZZZZZZZZZZZZZZZZZZ", false}, // past the ULID range
+		{"org_01ehznvpk3sfk441a1rgbfshrt", false},
+		{"org_01EHZNVPK3SFK441A1RGBFSHRU", false}, // U is not Crockford base32
+		{"org_01EHZNVPK3SFK441A1RGBFSHR", false},
+		{"org_system", false},
+		{"01EHZNVPK3SFK441A1RGBFSHRT", false},
+		{"", false},
+	} {
+		if got := ValidOrganizationID(tt.id); got != tt.want {
+			t.Errorf("ValidOrganizationID(%q) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+}

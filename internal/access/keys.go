@@ -8,6 +8,7 @@ package access
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -82,6 +83,19 @@ func NewKeyID(t time.Time) string { return "key_" + newULID(t) }
 // NewOrganizationID returns a new organization id: "org_" and a ULID for
 // time t.
 func NewOrganizationID(t time.Time) string { return "org_" + newULID(t) }
+
+// ValidOrganizationID reports whether id has the form of a WorkOS (and
+// Trail) organization id: "org_" and a ULID of 26 upper-case Crockford
+// base32 characters, within the ULID range. A WorkOS customer creates or
+// imports its organizations under the ids its database already holds.
+func ValidOrganizationID(id string) bool {
+	u, ok := strings.CutPrefix(id, "org_")
+	if !ok || len(u) != ulid.EncodedSize || strings.ToUpper(u) != u {
+		return false
+	}
+	_, err := ulid.ParseStrict(u)
+	return err == nil
+}
 
 func newULID(t time.Time) string {
 	// DefaultEntropy is safe for concurrent use and monotonic within one

@@ -41,6 +41,10 @@ func orgJSON(o store.Organization) organizationJSON {
 // SDKs send it. The fields Trail does not store are accepted only when
 // empty, so that nothing a client sends is silently dropped.
 type createOrganizationRequest struct {
+	// ID, Trail's extension, creates the organization under an id it
+	// already has at WorkOS (org_ and a ULID), so that an application
+	// switching over keeps passing the ids its database holds.
+	ID                               *string                    `json:"id"`
 	Name                             *string                    `json:"name"`
 	ExternalID                       *string                    `json:"external_id"`
 	Metadata                         map[string]json.RawMessage `json:"metadata"`
@@ -54,6 +58,9 @@ const maxNameLen = 200
 
 func (req *createOrganizationRequest) validate() []fieldError {
 	var errs []fieldError
+	if req.ID != nil && !access.ValidOrganizationID(*req.ID) {
+		addErr(&errs, "id", "invalid", "id must be an organization id in WorkOS's form, org_ and a 26-character ULID such as org_01EHZNVPK3SFK441A1RGBFSHRT; leave it out to have Trail make one.")
+	}
 	validateName(req.Name, &errs)
 	switch {
 	case req.ExternalID != nil && utf8.RuneCountInString(*req.ExternalID) > maxNameLen:
@@ -105,20 +112,25 @@ func (s *Server) createOrganization(w http.ResponseWriter, r *http.Request) erro
 	}
 	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
 	org := store.Organization{ID: access.NewOrganizationID(now), Name: *req.Name, CreatedAt: now, UpdatedAt: now}
+	if req.ID != nil {
+		org.ID = *req.ID
+	}
 	if req.ExternalID != nil {
 		org.ExternalID = *req.ExternalID
 	}
 	setOrg(r, org.ID)
 	if err := s.st.CreateOrganization(r.Context(), org); err != nil {
-		if errors.Is(err, store.ErrConflict) && org.ExternalID != "" {
-			return &apiError{status: http.StatusConflict, code: "conflict",
-				message: fmt.Sprintf("An organization with external_id '%s' already exists.", org.ExternalID)}
+		if errors.Is(err, store.ErrConflict) {
+			return s.orgConflict(r, org)
 		}
 		return err
 	}
 	meta := map[string]string{}
 	if org.ExternalID != "" {
 		meta["external_id"] = org.ExternalID
+	}
+	if req.ID != nil {
+		meta["id_given"] = "true"
 	}
 	s.audit(r, auditAction{
 		action: "trail.organization.created",
@@ -128,6 +140,19 @@ func (s *Server) createOrganization(w http.ResponseWriter, r *http.Request) erro
 	})
 	writeJSON(w, http.StatusCreated, orgJSON(org))
 	return nil
+}
+
+// orgConflict is the 409 of an organization that could not be created
+// because its id or its external_id is taken, saying which.
+func (s *Server) orgConflict(r *http.Request, org store.Organization) error {
+	if _, err := s.st.Organization(r.Context(), org.ID); err == nil {
+		return &apiError{status: http.StatusConflict, code: "conflict",
+			message: fmt.Sprintf("An organization with id '%s' already exists.", org.ID)}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return &apiError{status: http.StatusConflict, code: "conflict",
+		message: fmt.Sprintf("An organization with external_id '%s' already exists.", org.ExternalID)}
 }
 
 // visibleOrg returns organization id when the caller may see it and it

@@ -62,6 +62,17 @@ func TestCreateOrganizationInvalid(t *testing.T) {
 		{"array", e.admin, `[]`, 400, "invalid_json", ""},
 		{"empty body", e.admin, ``, 400, "invalid_json", ""},
 		{"restricted admin", restrictedAdmin, `{"name":"a"}`, 403, "forbidden", ""},
+		{"id not an organization id", e.admin, `{"id":"acme","name":"a"}`, 422, "invalid_request_parameters", "id"},
+		{"id without its prefix", e.admin, `{"id":"01EHZNVPK3SFK441A1RGBFSHRT","name":"a"}`, 422, "invalid_request_parameters", "id"},
+		{"id of another kind", e.admin, `{"id":"user_01EHZNVPK3SFK441A1RGBFSHRT","name":"a"}`, 422, "invalid_request_parameters", "id"},
+		{"id too short", e.admin, `{"id":"org_01EHZNVPK3SFK441A1RGBFSHR","name":"a"}`, 422, "invalid_request_parameters", "id"},
+		{"id too long", e.admin, `{"id":"org_01EHZNVPK3SFK441A1RGBFSHRTX","name":"a"}`, 422, "invalid_request_parameters", "id"},
+		{"id in lower case", e.admin, `{"id":"org_01ehznvpk3sfk441a1rgbfshrt","name":"a"}`, 422, "invalid_request_parameters", "id"},
+		{"id with a letter outside Crockford's", e.admin, `{"id":"org_01EHZNVPK3SFK441A1RGBFSHRU","name":"a"}`, 422, "invalid_request_parameters", "id"},
+		{"id past the ULID range", e.admin, `{"id":"org_81EHZNVPK3SFK441A1RGBFSHRT","name":"a"}`, 422, "invalid_request_parameters", "id"},
+		{"the system organization's id", e.admin, `{"id":"org_system","name":"a"}`, 422, "invalid_request_parameters", "id"},
+		{"empty id", e.admin, `{"id":"","name":"a"}`, 422, "invalid_request_parameters", "id"},
+		{"id not a string", e.admin, `{"id":7,"name":"a"}`, 422, "invalid_request_parameters", "id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,5 +196,38 @@ func TestListOrganizations(t *testing.T) {
 		if len(b.Errors) == 0 {
 			t.Errorf("%s: no field errors in %+v", q, b)
 		}
+	}
+}
+
+// TestCreateOrganizationWithID: a WorkOS customer creates its organizations
+// under the ids its database holds; a taken id is 409, and audited nothing.
+func TestCreateOrganizationWithID(t *testing.T) {
+	e := newEnv(t)
+	const id = "org_01EHZNVPK3SFK441A1RGBFSHRT"
+	res := e.do("POST", "/organizations", e.admin, `{"id":"`+id+`","name":"Acme","external_id":"acme-1"}`)
+	if res.Code != 201 || !strings.Contains(res.Body.String(), `"id":"`+id+`"`) {
+		t.Fatalf("create with an id: %d %s", res.Code, res.Body)
+	}
+	if get := e.do("GET", "/organizations/"+id, e.admin, ""); get.Code != 200 || get.Body.String() != res.Body.String() {
+		t.Errorf("GET: %d %s\nwant %s", get.Code, get.Body, res.Body)
+	}
+	// Events for it are accepted under that id.
+	expect(t, e.do("POST", "/audit_logs/events", e.admin, eventBody(id, "user.signed_in")), 201, `{"success":true}`)
+	created := e.search(e.admin, "/v1/events?organization_id="+id+"&action=trail.organization.created", 1).records(t)[0]
+	if created.Targets[0].ID != id {
+		t.Errorf("audit event targets %+v", created.Targets)
+	}
+	for _, tt := range []struct{ name, body, want string }{
+		{"taken id", `{"id":"` + id + `","name":"Other"}`, `{"message":"An organization with id '` + id + `' already exists.","code":"conflict"}`},
+		{"taken id and external id", `{"id":"` + id + `","name":"Acme","external_id":"acme-1"}`, `{"message":"An organization with id '` + id + `' already exists.","code":"conflict"}`},
+		{"new id, taken external id", `{"id":"org_01EHZNVPK3SFK441A1RGBFSHRV","name":"Acme","external_id":"acme-1"}`, `{"message":"An organization with external_id 'acme-1' already exists.","code":"conflict"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			expect(t, e.do("POST", "/organizations", e.admin, tt.body), 409, tt.want)
+		})
+	}
+	e.search(e.admin, "/v1/events?organization_id="+id+"&action=trail.organization.created", 1)
+	if res := e.do("GET", "/organizations/org_01EHZNVPK3SFK441A1RGBFSHRV", e.admin, ""); res.Code != 404 {
+		t.Errorf("the organization refused for its external id exists: %d", res.Code)
 	}
 }
