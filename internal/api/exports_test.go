@@ -258,7 +258,7 @@ func TestExportActors(t *testing.T) {
 	e := newExportEnv(t)
 	org := e.org("Acme")
 	for _, name := range []string{"Jon Smith", "Ada Lovelace", "Grace Hopper"} {
-		body := eventBody(org, "user.signed_in", func(ev map[string]any) {
+		body := e.eventBody(org, "user.signed_in", func(ev map[string]any) {
 			ev["actor"] = map[string]any{"id": "user_" + strings.Fields(name)[0], "type": "user", "name": name}
 		})
 		if res := e.do("POST", "/audit_logs/events", e.admin, body); res.Code != http.StatusCreated && res.Code != http.StatusOK {

@@ -111,7 +111,7 @@ func TestIdempotency(t *testing.T) {
 	if reorderedBody == a {
 		t.Fatal("the reordered body is the same bytes")
 	}
-	rebuilt := eventBody(org, "user.signed_in", func(ev map[string]any) {
+	rebuilt := e.eventBody(org, "user.signed_in", func(ev map[string]any) {
 		ev["occurred_at"] = time.Now().UTC().Format(time.RFC3339Nano)
 	})
 	for i, body := range []string{rebuilt, reorderedBody, b} {
@@ -155,19 +155,19 @@ func TestIdempotencyAcrossOrganizations(t *testing.T) {
 	e := newEnv(t)
 	acme, globex := e.org("Acme"), e.org("Globex")
 	onlyAcme, _ := e.key("acme writer", []string{access.ScopeEventsWrite}, acme)
-	both := batchBody(eventBody(acme, "a.b"), eventBody(globex, "a.b"))
+	both := batchBody(e.eventBody(acme, "a.b"), e.eventBody(globex, "a.b"))
 	if res := e.do("POST", "/v1/events/batch", e.admin, both, "Idempotency-Key", "shared"); res.Code != 201 {
 		t.Fatalf("batch: %d %s", res.Code, res.Body)
 	}
 	acmeBase, globexBase := e.nextSeq(acme), e.nextSeq(globex)
 	// The same key for another organization first: a new request.
-	expect(t, e.do("POST", "/audit_logs/events", e.admin, eventBody(globex, "x.y"), "Idempotency-Key", "shared"), 201, `{"success":true}`)
+	expect(t, e.do("POST", "/audit_logs/events", e.admin, e.eventBody(globex, "x.y"), "Idempotency-Key", "shared"), 201, `{"success":true}`)
 	if n := e.nextSeq(globex) - globexBase; n != 1 {
 		t.Errorf("the key in another organization: %d events stored, want 1", n)
 	}
 	// The acme-only key reusing it with another body: the first answer
 	// names Globex's event, which that key may not see.
-	expectError(t, e.do("POST", "/v1/events/batch", onlyAcme, batchBody(eventBody(acme, "c.d")), "Idempotency-Key", "shared"), 409, "idempotency_key_reused")
+	expectError(t, e.do("POST", "/v1/events/batch", onlyAcme, batchBody(e.eventBody(acme, "c.d")), "Idempotency-Key", "shared"), 409, "idempotency_key_reused")
 	if n := e.nextSeq(acme) - acmeBase; n != 0 {
 		t.Errorf("a refused reuse stored %d events", n)
 	}

@@ -212,7 +212,7 @@ func TestCreateOrganizationWithID(t *testing.T) {
 		t.Errorf("GET: %d %s\nwant %s", get.Code, get.Body, res.Body)
 	}
 	// Events for it are accepted under that id.
-	expect(t, e.do("POST", "/audit_logs/events", e.admin, eventBody(id, "user.signed_in")), 201, `{"success":true}`)
+	expect(t, e.do("POST", "/audit_logs/events", e.admin, e.eventBody(id, "user.signed_in")), 201, `{"success":true}`)
 	created := e.search(e.admin, "/v1/events?organization_id="+id+"&action=trail.organization.created", 1).records(t)[0]
 	if created.Targets[0].ID != id {
 		t.Errorf("audit event targets %+v", created.Targets)
