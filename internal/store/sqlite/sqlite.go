@@ -260,6 +260,9 @@ func migrate(ctx context.Context, db *sql.DB, dir string) error {
 	if err != nil {
 		return err
 	}
+	if err := store.CheckSchemaVersion(ctx, p); err != nil {
+		return err
+	}
 	if _, err := p.Up(ctx); err != nil {
 		return err
 	}
