@@ -103,6 +103,16 @@ func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format
 type versionCommand struct{ stdout io.Writer }
 
 func (v versionCommand) Run(ctx context.Context, args []string) error {
-	fmt.Fprintf(v.stdout, "trail %s\n", version)
+	b := readBuildInfo()
+	fmt.Fprintf(v.stdout, "trail %s\n", b.Version)
+	modified := ""
+	if b.Modified {
+		modified = " (with uncommitted changes)"
+	}
+	fmt.Fprintf(v.stdout, "revision %s%s", b.Revision, modified)
+	if b.Time != "" {
+		fmt.Fprintf(v.stdout, " of %s", b.Time)
+	}
+	fmt.Fprintf(v.stdout, "\nbuilt with %s\n", b.GoVersion)
 	return nil
 }

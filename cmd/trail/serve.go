@@ -146,6 +146,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(buildInfoGauge(readBuildInfo()))
 
 	origin, err := c.originPrefix(ln.Addr().String())
 	if err != nil {
