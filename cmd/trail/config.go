@@ -129,10 +129,12 @@ func applyEnv(fs *flag.FlagSet) error {
 			err = usageError{lerr}
 			return
 		}
-		if !ok {
-			return
+		if !ok || v == "" {
+			return // an empty variable counts as unset, as in most deployments' tooling
 		}
-		if serr := fs.Set(f.Name, v); serr != nil {
+		// The flag's own parser, without marking the flag as given: code
+		// that asks whether a flag was on the command line still can.
+		if serr := f.Value.Set(v); serr != nil {
 			err = usagef("%s=%q: invalid value for --%s: %v", name, v, f.Name, serr)
 		}
 	})
