@@ -147,6 +147,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(buildInfoGauge(readBuildInfo()))
+	leases := lease.Options{Metrics: lease.NewMetrics(reg)}
 
 	origin, err := c.originPrefix(ln.Addr().String())
 	if err != nil {
@@ -213,10 +214,11 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			return
 		}
 		// With replicas on one PostgreSQL, one of them integrates at a
-		// time; another takes over within about a second of its death.
+		// time; another takes over within the lease's TTL of its death
+		// or stall, at once after a clean shutdown.
 		// Other replicas learn of new records by polling (the integrator
 		// looks for work every Interval even unwoken).
-		lease.Run(workers, pool, "integrator", lease.Options{}, logger.With("worker", "integrator"), integrator.run)
+		lease.Run(workers, pool, "integrator", leases, logger.With("worker", "integrator"), integrator.run)
 	}()
 	go expireIdempotencyKeys(workers, st, logger)
 	retentionStore, ok := st.(retention.Storage)
@@ -224,12 +226,12 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ln.Close()
 		return fmt.Errorf("this database backend (%T) does not keep retention settings", st)
 	}
-	sweeper, retentionDone, err := startRetention(workers, retentionStore, pool, &c.retention, logger, reg)
+	sweeper, retentionDone, err := startRetention(workers, retentionStore, pool, leases, &c.retention, logger, reg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	streamsDone := streams.start(workers, pool)
+	streamsDone := streams.start(workers, pool, leases)
 	if pg, ok := st.(interface {
 		EnsurePartitions(context.Context, time.Time) error
 	}); ok {

@@ -52,8 +52,9 @@ func (r *streamsRunner) Wake() { r.engine.Wake() }
 
 // start runs the engine until ctx ends; the returned channel closes once it
 // has stopped. With PostgreSQL one replica delivers every stream at a time
-// (the "streams" lease); a replica that dies hands over within seconds.
-func (r *streamsRunner) start(ctx context.Context, pool *pgxpool.Pool) <-chan struct{} {
+// (the "streams" lease); a replica that dies or stalls hands over within
+// the lease's TTL.
+func (r *streamsRunner) start(ctx context.Context, pool *pgxpool.Pool, leases lease.Options) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -61,19 +62,7 @@ func (r *streamsRunner) start(ctx context.Context, pool *pgxpool.Pool) <-chan st
 			r.engine.Run(ctx)
 			return
 		}
-		// The lease's session holds a connection for as long as it is
-		// held: it gets a pool of its own, one connection, so that it never
-		// takes one of the store's (a small pool could run dry).
-		cfg := pool.Config().Copy()
-		cfg.MaxConns, cfg.MinConns = 1, 0
-		lp, err := pgxpool.NewWithConfig(ctx, cfg)
-		if err != nil {
-			r.logger.Warn("couldn't open the streams lease's connection pool; using the store's", "err", err)
-			lp = pool
-		} else {
-			defer lp.Close()
-		}
-		lease.Run(ctx, lp, "streams", lease.Options{}, r.logger, r.engine.Run)
+		lease.Run(ctx, pool, "streams", leases, r.logger, r.engine.Run)
 	}()
 	return done
 }

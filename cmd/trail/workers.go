@@ -183,10 +183,11 @@ func (f *retentionFlags) options() (retention.Options, error) {
 }
 
 // startRetention starts the retention sweeper: always with SQLite; with
-// PostgreSQL on one replica at a time, under the "retention" lease. It
+// PostgreSQL on one replica at a time, under the "retention" lease (taken
+// with leases). It
 // returns the sweeper (for Wake) and a channel closed once it has stopped
 // after ctx ends. With interval 0 nothing runs.
-func startRetention(ctx context.Context, st retention.Storage, pool *pgxpool.Pool, f *retentionFlags, logger *slog.Logger, reg prometheus.Registerer) (*retention.Sweeper, <-chan struct{}, error) {
+func startRetention(ctx context.Context, st retention.Storage, pool *pgxpool.Pool, leases lease.Options, f *retentionFlags, logger *slog.Logger, reg prometheus.Registerer) (*retention.Sweeper, <-chan struct{}, error) {
 	opts, err := f.options()
 	if err != nil {
 		return nil, nil, usageError{err}
@@ -208,19 +209,7 @@ func startRetention(ctx context.Context, st retention.Storage, pool *pgxpool.Poo
 			sw.Run(ctx)
 			return
 		}
-		// The lease's session keeps its connection for as long as it is
-		// held: it gets a pool of its own, of one connection, so that it
-		// never takes one of the store's (a small pool could run dry).
-		cfg := pool.Config().Copy()
-		cfg.MaxConns, cfg.MinConns = 1, 0
-		lp, err := pgxpool.NewWithConfig(ctx, cfg)
-		if err != nil {
-			logger.Warn("couldn't open the retention lease's connection pool; using the store's", "err", err)
-			lp = pool
-		} else {
-			defer lp.Close()
-		}
-		lease.Run(ctx, lp, "retention", lease.Options{}, logger, sw.Run)
+		lease.Run(ctx, pool, "retention", leases, logger, sw.Run)
 	}()
 	return sw, done, nil
 }

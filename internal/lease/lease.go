@@ -1,109 +1,200 @@
-// Package lease runs background work on exactly one replica at a time, using
-// PostgreSQL session advisory locks: the replica whose database session holds
-// the lock does the work; when that session ends — the process exits, is
-// killed, or loses its connection — PostgreSQL releases the lock and another
-// replica, polling, takes it over within about a second.
+// Package lease runs background work on exactly one replica at a time.
 //
-// A holder cut off from the database notices at its next health check
-// (every Options.Check) and stops its work; a new holder waits two check
-// intervals before starting, so the two do not overlap unless the old one is
-// stalled for longer than that. Work run this way must therefore still be
-// safe if they do: for the ledger, the storage's compare-and-set
-// (ledger.ErrSizeChanged) keeps two integrators from forking a log.
+// A lease is a row of the leases table in PostgreSQL (migration 00011):
+// its holder, a fencing token that grows with every change of holder, and
+// an expiry on the database's clock. The holder renews it well before it
+// expires; a replica takes it only once it has expired (or was released).
+// So a holder that dies, stalls (SIGSTOP, a long GC, a full disk) or is cut
+// off from the database loses the lease after TTL, however its connection
+// fares, and another replica takes over.
+//
+// A holder stops its work on its own as soon as it cannot show a renewal
+// younger than the TTL less a margin, measured on its own clock from before
+// it sent the renewal. The database measures the lease from after the
+// renewal arrived, so the holder always stops before the lease can expire
+// for others: the two never run together unless a clock runs fast by more
+// than the margin. Work run this way must still be safe if they do: for the
+// ledger, the storage's compare-and-set (ledger.ErrSizeChanged) keeps two
+// integrators from forking a log.
 package lease
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options tune Run. Zero values take the defaults.
 type Options struct {
-	// Retry is how often a replica without the lock tries to take it
-	// (default 1s): the takeover time after a holder dies.
-	Retry time.Duration
-	// Check is how often the holder checks that its session, and with it
-	// the lock, is still alive (default 1s).
-	Check time.Duration
+	// TTL is how long a lease lasts unrenewed (default 10s): the longest
+	// a dead or stalled holder keeps others from the work.
+	TTL time.Duration
+	// Renew is how often the holder renews (default TTL/5), and how often
+	// a replica without the lease tries to take it.
+	Renew time.Duration
+	// Holder names this replica in the table, logs and metrics (default
+	// host name and process id).
+	Holder string
+	// Metrics, when set, exports which leases this replica holds.
+	Metrics *Metrics
 }
 
-// Key maps a lease name to the advisory lock key, so that unrelated work
-// takes unrelated locks.
-func Key(name string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("trail lease " + name))
-	return int64(h.Sum64())
+func (o *Options) defaults() {
+	if o.TTL <= 0 {
+		o.TTL = 10 * time.Second
+	}
+	if o.Renew <= 0 || o.Renew > o.TTL/3 {
+		o.Renew = o.TTL / 5
+	}
+	if o.Holder == "" {
+		o.Holder = DefaultHolder()
+	}
 }
+
+// DefaultHolder is this process's name as a lease holder: host name and
+// process id.
+func DefaultHolder() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	return host + ":" + strconv.Itoa(os.Getpid())
+}
+
+// Metrics are the lease gauges of one process.
+type Metrics struct {
+	held *prometheus.GaugeVec
+}
+
+// NewMetrics registers trail_lease_held{lease,holder} with reg: 1 while
+// this replica holds the lease, else 0. Summed over a fleet it names the
+// holder of each lease, and shows none or two.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "trail_lease_held",
+		Help: "1 while this replica holds the lease (integrator, streams, retention), else 0.",
+	}, []string{"lease", "holder"})}
+	if reg != nil {
+		reg.MustRegister(m.held)
+	}
+	return m
+}
+
+func (m *Metrics) set(name, holder string, held bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if held {
+		v = 1
+	}
+	m.held.WithLabelValues(name, holder).Set(v)
+}
+
+// errLost is a renewal that found the lease no longer this holder's.
+var errLost = errors.New("the lease is no longer ours")
 
 // Run calls work whenever this process holds the lease name, with a context
 // that ends when the lease is lost or ctx ends, and waits for work to return
-// before trying to take the lease again. It returns when ctx ends.
+// before trying to take the lease again. It returns when ctx ends, releasing
+// the lease if it holds it.
 func Run(ctx context.Context, pool *pgxpool.Pool, name string, opts Options, logger *slog.Logger, work func(ctx context.Context)) {
-	if opts.Retry <= 0 {
-		opts.Retry = time.Second
-	}
-	if opts.Check <= 0 {
-		opts.Check = time.Second
-	}
+	opts.defaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	key := Key(name)
+	l := &lease{pool: pool, name: name, opts: opts, logger: logger.With("lease", name, "holder", opts.Holder)}
+	opts.Metrics.set(name, opts.Holder, false)
 	for ctx.Err() == nil {
-		held, err := hold(ctx, pool, key, opts, logger.With("lease", name), work)
-		if err != nil && ctx.Err() == nil {
-			logger.Warn("lease lost or not taken; retrying", "lease", name, "err", err)
-		}
-		if held && ctx.Err() == nil {
-			logger.Info("lease released", "lease", name)
+		sent := time.Now()
+		token, err := l.take(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			l.logger.Warn("couldn't try to take the lease; retrying", "err", err)
+		case token > 0:
+			l.hold(ctx, token, sent, work)
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(opts.Retry):
+		case <-time.After(opts.Renew):
 		}
 	}
 }
 
-// hold tries once to take the lock; if it gets it, it runs work until the
-// session fails or ctx ends. held reports whether the lock was taken.
-func hold(ctx context.Context, pool *pgxpool.Pool, key int64, opts Options, logger *slog.Logger, work func(ctx context.Context)) (held bool, err error) {
-	conn, err := pool.Acquire(ctx)
+type lease struct {
+	pool   *pgxpool.Pool
+	name   string
+	opts   Options
+	logger *slog.Logger
+}
+
+// take claims the lease if it is free, expired or already ours, and
+// returns its fencing token; 0 when another replica holds it.
+func (l *lease) take(ctx context.Context) (int64, error) {
+	var token int64
+	err := l.pool.QueryRow(ctx, `
+		INSERT INTO leases (name, holder, token, acquired_at, expires_at)
+		VALUES ($1, $2, 1, now(), now() + $3 * interval '1 millisecond')
+		ON CONFLICT (name) DO UPDATE SET
+			holder = EXCLUDED.holder,
+			token = leases.token + 1,
+			acquired_at = now(),
+			expires_at = EXCLUDED.expires_at
+		WHERE leases.expires_at <= now() OR leases.holder = EXCLUDED.holder
+		RETURNING token`, l.name, l.opts.Holder, l.opts.TTL.Milliseconds()).Scan(&token)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
 	if err != nil {
-		return false, fmt.Errorf("couldn't get a connection: %w", err)
+		return 0, fmt.Errorf("couldn't take lease %s: %w", l.name, err)
 	}
-	// The lock belongs to this session: the connection is never returned
-	// to the pool while it might hold it (a pooled connection carrying a
-	// lock would hand it to unrelated code).
-	defer func() {
-		if held {
-			conn.Hijack().Close(context.WithoutCancel(ctx))
-		} else {
-			conn.Release()
-		}
-	}()
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
-		return false, fmt.Errorf("couldn't try the advisory lock: %w", err)
+	return token, nil
+}
+
+// renew extends the lease held with token; errLost when it is no longer.
+func (l *lease) renew(ctx context.Context, token int64) error {
+	tag, err := l.pool.Exec(ctx, `
+		UPDATE leases SET expires_at = now() + $4 * interval '1 millisecond'
+		WHERE name = $1 AND holder = $2 AND token = $3 AND expires_at > now()`,
+		l.name, l.opts.Holder, token, l.opts.TTL.Milliseconds())
+	if err != nil {
+		return fmt.Errorf("couldn't renew lease %s: %w", l.name, err)
 	}
-	if !ok {
-		return false, nil
+	if tag.RowsAffected() == 0 {
+		return errLost
 	}
-	held = true
-	// The previous holder may have lost its session without noticing yet:
-	// it finds out at its next check and stops its work. Wait out two
-	// check intervals before starting, so the two never run together.
-	select {
-	case <-ctx.Done():
-		return true, nil
-	case <-time.After(2 * opts.Check):
+	return nil
+}
+
+// release gives the lease up at once, so a successor need not wait for it
+// to expire.
+func (l *lease) release(ctx context.Context, token int64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if _, err := l.pool.Exec(ctx, `UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND token = $3`,
+		l.name, l.opts.Holder, token); err != nil {
+		l.logger.Warn("couldn't release the lease; it expires by itself", "err", err)
 	}
-	logger.Info("lease taken: this replica now runs the work")
+}
+
+// hold runs work while the lease held with token, taken by a request sent
+// at sent, stays renewed.
+func (l *lease) hold(ctx context.Context, token int64, sent time.Time, work func(ctx context.Context)) {
+	// The holder's deadline: TTL less a margin from before the request
+	// that took or last renewed the lease was sent.
+	margin := l.opts.TTL / 5
+	deadline := sent.Add(l.opts.TTL - margin)
+	l.logger.Info("lease taken: this replica now runs the work", "token", token)
+	l.opts.Metrics.set(l.name, l.opts.Holder, true)
+	defer l.opts.Metrics.set(l.name, l.opts.Holder, false)
 
 	workCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -111,40 +202,52 @@ func hold(ctx context.Context, pool *pgxpool.Pool, key int64, opts Options, logg
 		defer close(done)
 		work(workCtx)
 	}()
-	defer func() {
+	stop := func(why string, err error) {
 		cancel()
 		<-done
-	}()
-	t := time.NewTicker(opts.Check)
-	defer t.Stop()
+		if ctx.Err() != nil {
+			l.release(ctx, token)
+			l.logger.Info("lease released")
+			return
+		}
+		l.logger.Warn("lease given up: "+why, "err", err)
+	}
+	expire := time.NewTimer(time.Until(deadline))
+	defer expire.Stop()
+	tick := time.NewTicker(l.opts.Renew)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			// Unlock explicitly so a successor need not wait for the
-			// session to close.
-			uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer ucancel()
-			cancel()
-			<-done
-			conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, key)
-			return true, nil
+			stop("shutting down", nil)
+			return
 		case <-done:
-			return true, errors.New("the work returned while holding the lease")
-		case <-t.C:
-			cctx, ccancel := context.WithTimeout(ctx, opts.Check*3)
-			var still bool
-			// A bigint advisory lock shows in pg_locks as classid (high
-			// 32 bits), objid (low 32 bits) and objsubid 1.
-			err := conn.QueryRow(cctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-				AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1)`,
-				int64(uint64(key)>>32), int64(uint64(key)&0xffffffff)).Scan(&still)
-			ccancel()
+			stop("the work returned while holding the lease", nil)
+			return
+		case <-expire.C:
+			// Renewals did not get through in time (the database is
+			// unreachable, or this process was stopped): another
+			// replica may take the lease at expiry, so stop first.
+			stop("no renewal in time", errors.New("lease deadline passed"))
+			return
+		case <-tick.C:
+			sent := time.Now()
+			rctx, rcancel := context.WithDeadline(ctx, deadline)
+			err := l.renew(rctx, token)
+			rcancel()
 			if err != nil {
-				return true, fmt.Errorf("lost the session holding the lease: %w", err)
+				if ctx.Err() != nil {
+					continue // shutting down: the Done case releases
+				}
+				if errors.Is(err, errLost) {
+					stop("another replica holds it", err)
+					return
+				}
+				l.logger.Warn("couldn't renew the lease; the work stops if it cannot by its deadline", "err", err, "deadline", deadline)
+				continue
 			}
-			if !still {
-				return true, errors.New("the session no longer holds the lease")
-			}
+			deadline = sent.Add(l.opts.TTL - margin)
+			expire.Reset(time.Until(deadline))
 		}
 	}
 }

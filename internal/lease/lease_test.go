@@ -11,6 +11,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/internal/store/postgres"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -24,7 +25,7 @@ type replica struct {
 	terms   atomic.Int32
 }
 
-func startReplica(t *testing.T, dsn string, active *atomic.Int32, maxActive *atomic.Int32) *replica {
+func startReplica(t *testing.T, dsn, holder string, active *atomic.Int32, maxActive *atomic.Int32) *replica {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
@@ -32,9 +33,10 @@ func startReplica(t *testing.T, dsn string, active *atomic.Int32, maxActive *ato
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &replica{pool: pool, cancel: cancel, done: make(chan struct{})}
+	opts := lease.Options{TTL: time.Second, Renew: 100 * time.Millisecond, Holder: holder}
 	go func() {
 		defer close(r.done)
-		lease.Run(ctx, pool, "integrator", lease.Options{Retry: 50 * time.Millisecond, Check: 50 * time.Millisecond}, nil, func(ctx context.Context) {
+		lease.Run(ctx, pool, "integrator", opts, nil, func(ctx context.Context) {
 			n := active.Add(1)
 			for {
 				m := maxActive.Load()
@@ -70,14 +72,31 @@ func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 	return time.Since(start)
 }
 
-func TestOneHolderAndTakeover(t *testing.T) {
+// migrated is a fresh database with Trail's schema, leases table included.
+func migrated(t *testing.T) string {
+	t.Helper()
 	dsn := pgtest.New(t)
+	st, err := postgres.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	return dsn
+}
+
+func TestOneHolderAndTakeover(t *testing.T) {
+	dsn := migrated(t)
+	// The first replica reaches the database through a proxy that can
+	// freeze, as a stopped process or a partition would.
+	px := newProxy(t, dsn)
 	var active, maxActive atomic.Int32
 	replicas := []*replica{
-		startReplica(t, dsn, &active, &maxActive),
-		startReplica(t, dsn, &active, &maxActive),
-		startReplica(t, dsn, &active, &maxActive),
+		startReplica(t, px.dsn, "r0", &active, &maxActive),
 	}
+	waitFor(t, "the first replica taking the lease", func() bool { return replicas[0].running.Load() })
+	replicas = append(replicas,
+		startReplica(t, dsn, "r1", &active, &maxActive),
+		startReplica(t, dsn, "r2", &active, &maxActive))
 	holder := func() *replica {
 		for _, r := range replicas {
 			if r.running.Load() {
@@ -86,30 +105,26 @@ func TestOneHolderAndTakeover(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, "a replica taking the lease", func() bool { return holder() != nil })
 
-	// The holder's database session dies (as when its process is killed
-	// or its connection drops): another replica takes over.
-	first := holder()
-	admin, err := pgxpool.New(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.Exec(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()`); err != nil {
-		t.Fatal(err)
-	}
-	took := waitFor(t, "another replica taking over", func() bool {
+	// The holder stalls: it stops its work by its deadline, and another
+	// replica takes the lease once it expires, never both at once.
+	px.freeze()
+	took := waitFor(t, "another replica taking over from a stalled holder", func() bool {
 		h := holder()
-		return h != nil && h != first || first.terms.Load() > 1
+		return h != nil && h != replicas[0]
 	})
-	t.Logf("takeover after the holder's session died: %v", took)
+	t.Logf("takeover from a stalled holder: %v", took)
+	if replicas[0].running.Load() {
+		t.Error("the stalled holder still runs the work")
+	}
+	px.thaw()
 
-	// A clean stop hands over too.
+	// A clean stop hands over at once (the lease is released).
 	h := holder()
 	waitFor(t, "a holder", func() bool { h = holder(); return h != nil })
 	h.stop()
-	waitFor(t, "takeover after a clean stop", func() bool { n := holder(); return n != nil && n != h })
+	took = waitFor(t, "takeover after a clean stop", func() bool { n := holder(); return n != nil && n != h })
+	t.Logf("takeover after a clean stop: %v", took)
 
 	if m := maxActive.Load(); m > 1 {
 		t.Fatalf("%d replicas held the lease at once", m)
@@ -125,8 +140,25 @@ func TestOneHolderAndTakeover(t *testing.T) {
 	}
 }
 
-func TestKeysDiffer(t *testing.T) {
-	if lease.Key("integrator") == lease.Key("indexer") {
-		t.Fatal("two lease names share a lock key")
+// The fencing token grows with every change of holder, and the table
+// names the holder.
+func TestTokenAndHolder(t *testing.T) {
+	dsn := migrated(t)
+	var active, maxActive atomic.Int32
+	a := startReplica(t, dsn, "a", &active, &maxActive)
+	waitFor(t, "a taking the lease", func() bool { return a.running.Load() })
+	row := func() (holder string, token int64) {
+		if err := a.pool.QueryRow(context.Background(), `SELECT holder, token FROM leases WHERE name = 'integrator'`).Scan(&holder, &token); err != nil {
+			t.Fatal(err)
+		}
+		return holder, token
+	}
+	h1, t1 := row()
+	a.stop()
+	b := startReplica(t, dsn, "b", &active, &maxActive)
+	waitFor(t, "b taking the lease", func() bool { return b.running.Load() })
+	h2, t2 := row()
+	if h1 != "a" || h2 != "b" || t2 <= t1 {
+		t.Fatalf("holders %q then %q, tokens %d then %d; want a then b with a growing token", h1, h2, t1, t2)
 	}
 }

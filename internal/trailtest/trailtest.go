@@ -148,6 +148,10 @@ func (s *Server) Kill() {
 	s.done <- err
 }
 
+// Signal sends sig to the server's process: SIGSTOP and SIGCONT stall and
+// resume it, as a paused VM or a frozen container would.
+func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
+
 // Logs returns what the server wrote to stderr so far.
 func (s *Server) Logs() string { return s.logs.String() }
 
