@@ -164,10 +164,7 @@ func (req *generateLinkRequest) validate(intents []string) []fieldError {
 	}
 	if !slices.Contains(intents, *req.Intent) {
 		msg := fmt.Sprintf("intent %q is not available in this deployment; use %s.", truncate(*req.Intent, 50), strings.Join(intents, " or "))
-		if product, ok := workosOnlyIntents[*req.Intent]; ok {
-			msg = fmt.Sprintf("intent %s is for WorkOS %s, which this organization does not have: Trail is an audit log service, and its Admin Portal serves %s.",
-				*req.Intent, product, strings.Join(intents, " and "))
-		} else if *req.Intent == "log_streams" {
+		if *req.Intent == "log_streams" {
 			msg = "intent log_streams is not available: this deployment's Admin Portal has no log streams pages; use audit_logs."
 		}
 		addErr(&errs, "intent", "invalid", msg)
@@ -226,7 +223,18 @@ func (s *Server) generatePortalLink(w http.ResponseWriter, r *http.Request) erro
 	if err := decodeStrict(body, &req); err != nil {
 		return err
 	}
-	if errs := req.validate(s.cfg.Portal.Links.Intents()); errs != nil {
+	intents := s.cfg.Portal.Links.Intents()
+	if req.Intent != nil {
+		if product, ok := workosOnlyIntents[*req.Intent]; ok {
+			// The message is the whole answer (no "errors"), so that the
+			// SDKs, which show the codes of "errors" instead of the
+			// message when there are any, show which product is missing.
+			return &apiError{status: http.StatusUnprocessableEntity, code: "intent_not_available",
+				message: fmt.Sprintf("intent %s is for WorkOS %s, which this organization does not have: Trail is an audit log service, and its Admin Portal serves %s.",
+					*req.Intent, product, strings.Join(intents, " and "))}
+		}
+	}
+	if errs := req.validate(intents); errs != nil {
 		return errInvalidParams(errs)
 	}
 	orgID := *req.Organization

@@ -66,11 +66,11 @@ func TestGeneratePortalLink(t *testing.T) {
 		code, field        string
 	}{
 		{"no organization", e.admin, `{"intent":"audit_logs"}`, 422, "invalid_request_parameters", "organization"},
-		{"WorkOS SSO intent", e.admin, `{"organization":"` + org + `","intent":"sso"}`, 422, "invalid_request_parameters", "intent"},
-		{"WorkOS directory sync intent", e.admin, `{"organization":"` + org + `","intent":"dsync"}`, 422, "invalid_request_parameters", "intent"},
-		{"WorkOS domain verification intent", e.admin, `{"organization":"` + org + `","intent":"domain_verification"}`, 422, "invalid_request_parameters", "intent"},
-		{"WorkOS certificate renewal intent", e.admin, `{"organization":"` + org + `","intent":"certificate_renewal"}`, 422, "invalid_request_parameters", "intent"},
-		{"WorkOS BYOK intent", e.admin, `{"organization":"` + org + `","intent":"bring_your_own_key"}`, 422, "invalid_request_parameters", "intent"},
+		{"WorkOS SSO intent", e.admin, `{"organization":"` + org + `","intent":"sso"}`, 422, "intent_not_available", ""},
+		{"WorkOS directory sync intent", e.admin, `{"organization":"` + org + `","intent":"dsync"}`, 422, "intent_not_available", ""},
+		{"WorkOS domain verification intent", e.admin, `{"organization":"` + org + `","intent":"domain_verification"}`, 422, "intent_not_available", ""},
+		{"WorkOS certificate renewal intent", e.admin, `{"organization":"` + org + `","intent":"certificate_renewal"}`, 422, "intent_not_available", ""},
+		{"WorkOS BYOK intent", e.admin, `{"organization":"` + org + `","intent":"bring_your_own_key"}`, 422, "intent_not_available", ""},
 		{"unknown intent", e.admin, `{"organization":"` + org + `","intent":"everything"}`, 422, "invalid_request_parameters", "intent"},
 		{"bad IT contact email", e.admin, `{"organization":"` + org + `","it_contact_emails":["it@example.com","nope"]}`, 422, "invalid_request_parameters", "it_contact_emails[1]"},
 		{"too many IT contacts", e.admin, `{"organization":"` + org + `","it_contact_emails":[` + strings.Repeat(`"it@example.com",`, 20) + `"it@example.com"]}`, 422, "invalid_request_parameters", "it_contact_emails"},
@@ -122,7 +122,7 @@ func TestGeneratePortalLink(t *testing.T) {
 		t.Errorf("audit event %s", got)
 	}
 	// The message for a WorkOS product Trail lacks names the product.
-	if b := expectError(t, e.do("POST", "/portal/generate_link", e.admin, `{"organization":"`+org+`","intent":"dsync"}`), 422, "invalid_request_parameters"); !strings.Contains(b.Message, "Directory Sync") || !strings.Contains(b.Message, "audit_logs") {
+	if b := expectError(t, e.do("POST", "/portal/generate_link", e.admin, `{"organization":"`+org+`","intent":"dsync"}`), 422, "intent_not_available"); !strings.Contains(b.Message, "Directory Sync") || !strings.Contains(b.Message, "audit_logs") || len(b.Errors) != 0 {
 		t.Errorf("message for the dsync intent: %q", b.Message)
 	}
 	// A key restricted to the organization may generate its links.

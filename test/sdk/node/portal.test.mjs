@@ -65,9 +65,14 @@ test('portal.generateLink errors are WorkOS-shaped', async () => {
   const unknown = await rejection(workos.portal.generateLink({ organization: 'org_01JUNKNOWN000000000000000', intent: 'audit_logs' }));
   assert.ok(unknown instanceof NotFoundException, String(unknown));
 
+  // WorkOS's intents for products Trail lacks: a message naming the
+  // product, which the SDK shows as the exception's message.
+  for (const [intent, product] of [['sso', 'Single Sign-On'], ['dsync', 'Directory Sync']]) {
+    const err = await rejection(workos.portal.generateLink({ organization: org.id, intent }));
+    assert.ok(err instanceof UnprocessableEntityException, `${intent}: ${err}`);
+    assert.match(err.message, new RegExp(`intent ${intent} is for WorkOS ${product}`));
+  }
   for (const [body, field] of [
-    [{ organization: org.id, intent: 'sso' }, 'intent'],
-    [{ organization: org.id, intent: 'dsync' }, 'intent'],
     [{ organization: org.id, intent: 'audit_logs', returnUrl: 'javascript:alert(1)' }, 'return_url'],
     [{ organization: org.id, intent: 'audit_logs', successUrl: '//evil.example' }, 'success_url'],
   ]) {
