@@ -4,6 +4,7 @@ package sdk
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,15 +18,23 @@ import (
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
-// minNode is the oldest Node.js the pinned @workos-inc/node supports (its
-// package.json "engines"); older ones lack globals the SDK uses.
+// minNode is the oldest Node.js the pinned SDKs run on: 8.9.0's
+// package.json "engines"; older ones lack globals the SDK uses. 12.3.0
+// declares 22.11 in its "engines" but uses nothing newer than 8.9.0 does:
+// its suite (test/sdk/node12) passes on Node.js 20, the newest Debian ships.
 var minNode = [3]int{20, 15, 0}
 
+// sdkDirs are the pinned WorkOS Node SDKs, each in its own directory with
+// its package.json, package-lock.json and *.test.mjs files.
+var sdkDirs = []struct{ dir, version string }{
+	{"node", "8.9.0"},
+	{"node12", "12.3.0"},
+}
+
 func TestWorkOSNodeSDK(t *testing.T) {
-	dir := filepath.Join(trailtest.ModuleRoot(), "test", "sdk", "node")
 	node, err := exec.LookPath("node")
-	if err != nil || !exists(filepath.Join(dir, "node_modules", "@workos-inc", "node", "package.json")) {
-		missing(t, "the WorkOS Node SDK test needs node and `npm ci` in test/sdk/node (./scripts/test does both)")
+	if err != nil {
+		missing(t, "the WorkOS Node SDK test needs node (./scripts/test installs it)")
 	}
 	if v, err := nodeVersion(node); err != nil {
 		missing(t, fmt.Sprintf("couldn't tell the version of %s: %v", node, err))
@@ -33,6 +42,27 @@ func TestWorkOSNodeSDK(t *testing.T) {
 		missing(t, fmt.Sprintf("the WorkOS Node SDK needs Node.js %d.%d or newer; %s is %d.%d.%d",
 			minNode[0], minNode[1], node, v[0], v[1], v[2]))
 	}
+	for _, sdk := range sdkDirs {
+		t.Run(sdk.version, func(t *testing.T) {
+			dir := filepath.Join(trailtest.ModuleRoot(), "test", "sdk", sdk.dir)
+			if !exists(filepath.Join(dir, "node_modules", "@workos-inc", "node", "package.json")) {
+				missing(t, "the WorkOS Node SDK "+sdk.version+" test needs `npm ci` in test/sdk/"+sdk.dir+" (./scripts/test does it)")
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, "node_modules", "@workos-inc", "node", "package.json"))
+			var pkg struct{ Version string }
+			if err == nil {
+				err = json.Unmarshal(raw, &pkg)
+			}
+			if err != nil || pkg.Version != sdk.version {
+				t.Fatalf("test/sdk/%s has @workos-inc/node %q installed (%v), want %s: run npm ci there", sdk.dir, pkg.Version, err, sdk.version)
+			}
+			runNodeSuite(t, node, dir)
+		})
+	}
+}
+
+// runNodeSuite runs every *.test.mjs of dir against fresh servers.
+func runNodeSuite(t *testing.T, node, dir string) {
 
 	srv := trailtest.Start(t, trailtest.Options{})
 	// A second server with a small per-key rate limit, for the SDK's 429
