@@ -61,10 +61,20 @@ func TestWorkOSNodeSDK(t *testing.T) {
 	}
 }
 
+// importedOrg is the organization of testdata/workos-organizations.json, a
+// page of WorkOS's list of organizations: each suite's main server starts on
+// a database where `trail org import` created it, as docs/WORKOS.md says to.
+const importedOrg = "org_01EHZNVPK3SFK441A1RGBFSHRT"
+
 // runNodeSuite runs every *.test.mjs of dir against fresh servers.
 func runNodeSuite(t *testing.T, node, dir string) {
-
-	srv := trailtest.Start(t, trailtest.Options{})
+	data := t.TempDir()
+	imp := exec.Command(trailtest.Binary(t), "org", "import", "--data", data,
+		filepath.Join(trailtest.ModuleRoot(), "test", "sdk", "testdata", "workos-organizations.json"))
+	if out, err := imp.CombinedOutput(); err != nil || !strings.Contains(string(out), "Imported 1 organizations") {
+		t.Fatalf("trail org import: %v\n%s", err, out)
+	}
+	srv := trailtest.Start(t, trailtest.Options{Data: data})
 	// A second server with a small per-key rate limit, for the SDK's 429
 	// handling: one request a second, bursts of three.
 	limited := trailtest.Start(t, trailtest.Options{Args: []string{"--rate-limit", "1", "--rate-burst", "3"}})
@@ -84,7 +94,7 @@ func runNodeSuite(t *testing.T, node, dir string) {
 	cmd := exec.CommandContext(ctx, node, append([]string{"--test", "--test-reporter=spec"}, files...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
-		"TRAIL_URL="+srv.URL, "TRAIL_API_KEY="+srv.Key,
+		"TRAIL_URL="+srv.URL, "TRAIL_API_KEY="+srv.Key, "TRAIL_IMPORTED_ORG="+importedOrg,
 		"TRAIL_LIMITED_URL="+limited.URL, "TRAIL_LIMITED_API_KEY="+limited.Key)
 	out, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", out)
