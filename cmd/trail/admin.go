@@ -412,14 +412,16 @@ type portalCommand struct {
 	storage storageFlags
 }
 
-// Run is `trail portal revoke ORG_ID`: the CLI's DELETE
-// /v1/organizations/{id}/portal_sessions, for an operator at the server.
+// Run is `trail portal revoke [--user EXTERNAL_USER_ID] ORG_ID`: the CLI's
+// DELETE /v1/organizations/{id}/portal_sessions, or with --user its POST
+// /portal/revoke_link, for an operator at the server.
 func (c *portalCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "revoke" {
-		return usagef("say what to do: trail portal revoke ORG_ID (end the organization's Admin Portal sessions and unopened links)")
+		return usagef("say what to do: trail portal revoke [--user EXTERNAL_USER_ID] ORG_ID (end the organization's, or one admin's, Admin Portal sessions and unopened links)")
 	}
 	fs := flag.NewFlagSet("portal revoke", flag.ContinueOnError)
 	c.storage.register(fs)
+	user := fs.String("user", "", "end only the links and sessions generated for this external_user_id")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -444,6 +446,17 @@ func (c *portalCommand) Run(ctx context.Context, args []string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if *user != "" {
+		n, err := ps.RevokePortalLinks(ctx, org.ID, *user, time.Now())
+		if err != nil {
+			return err
+		}
+		if err := recordCLIAction(ctx, st, "trail.portal_link.revoked", org.ID, cliTarget{Type: "portal_admin", ID: *user, Name: *user}); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "Ended %d Admin Portal sessions and links of %s in %s (%s). Every server refuses them from now on.\n", n, *user, org.ID, org.Name)
+		return nil
 	}
 	n, err := ps.EndPortalSessions(ctx, org.ID, time.Now())
 	if err != nil {

@@ -72,6 +72,34 @@ func TestPortalRevokeCommand(t *testing.T) {
 		t.Errorf("the organization's log went from %d to %d events (%v); want one audit event", before, after, err)
 	}
 
+	// --user: only that admin's links (WorkOS's revoke_link).
+	st, err = openStore(ctx, sf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, theirs := sha256.Sum256([]byte("mine")), sha256.Sum256([]byte("theirs"))
+	for h, user := range map[[32]byte]string{mine: "user_42", theirs: "user_7"} {
+		if err := st.(store.PortalLinks).CreatePortalLink(ctx, store.PortalLink{Hash: h, OrganizationID: org, Intent: "audit_logs",
+			ExternalUserID: user, CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	code, out, errOut = trail(2, "portal", "revoke", "--user", "user_42", org)
+	if code != 0 || !strings.Contains(out, "Ended 1 Admin Portal sessions and links of user_42 in "+org) {
+		t.Fatalf("trail portal revoke --user: %d %q %q", code, out, errOut)
+	}
+	st, err = openStore(ctx, sf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, wantEnded := range map[[32]byte]bool{mine: true, theirs: false} {
+		if l, err := st.(store.PortalLinks).PortalLink(ctx, h); err != nil || l.EndedAt.IsZero() == wantEnded {
+			t.Errorf("link of %s after revoking user_42: %+v, %v; want ended %v", l.ExternalUserID, l, err, wantEnded)
+		}
+	}
+	st.Close()
+
 	for _, c := range []struct {
 		args []string
 		want string
@@ -79,7 +107,7 @@ func TestPortalRevokeCommand(t *testing.T) {
 		{[]string{"portal", "revoke", "org_nope"}, "no organization org_nope: see trail org list"},
 		{[]string{"portal", "revoke", store.SystemOrganizationID}, "no organization org_system"},
 		{[]string{"portal", "revoke"}, "give the id of the organization"},
-		{[]string{"portal"}, "say what to do: trail portal revoke ORG_ID"},
+		{[]string{"portal"}, "say what to do: trail portal revoke [--user EXTERNAL_USER_ID] ORG_ID"},
 	} {
 		if code, _, errOut := trail(min(2, len(c.args)), c.args...); code != 2 || !strings.Contains(errOut, c.want) {
 			t.Errorf("trail %s: exit %d, stderr %q; want exit 2 saying %q", strings.Join(c.args, " "), code, errOut, c.want)
