@@ -123,7 +123,7 @@ func (c *orgCommand) Run(ctx context.Context, args []string) error {
 		}
 		return tw.Flush()
 	case "import":
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if fs.NArg() == 0 {
