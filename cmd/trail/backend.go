@@ -15,11 +15,13 @@ import (
 )
 
 // backend is what trail serve needs of a database: the store, the
-// ledger's storage and what export jobs read. Both backends implement all.
+// ledger's storage, what export jobs read and the deployment's settings.
+// Both backends implement all, checked at compile time below.
 type backend interface {
 	store.Store
 	ledger.Storage
 	export.Reader
+	store.DeploymentStore
 }
 
 var (

@@ -30,16 +30,17 @@ type command interface {
 
 func commands(stdout, stderr io.Writer) map[string]command {
 	return map[string]command{
-		"serve":   &serveCommand{stdout: stdout, stderr: stderr},
-		"migrate": &migrateCommand{stdout: stdout},
-		"org":     &orgCommand{stdout: stdout},
-		"key":     &keyCommand{stdout: stdout},
-		"portal":  &portalCommand{stdout: stdout},
-		"log":     &logCommand{stdout: stdout, stderr: stderr},
-		"verify":  &verifyCommand{stdout: stdout, stderr: stderr},
-		"export":  &exportCommand{stdout: stdout, stderr: stderr},
-		"bench":   &benchCommand{stdout: stdout, stderr: stderr},
-		"version": versionCommand{stdout: stdout},
+		"serve":      &serveCommand{stdout: stdout, stderr: stderr},
+		"migrate":    &migrateCommand{stdout: stdout},
+		"org":        &orgCommand{stdout: stdout},
+		"key":        &keyCommand{stdout: stdout},
+		"portal":     &portalCommand{stdout: stdout},
+		"deployment": &deploymentCommand{stdout: stdout},
+		"log":        &logCommand{stdout: stdout, stderr: stderr},
+		"verify":     &verifyCommand{stdout: stdout, stderr: stderr},
+		"export":     &exportCommand{stdout: stdout, stderr: stderr},
+		"bench":      &benchCommand{stdout: stdout, stderr: stderr},
+		"version":    versionCommand{stdout: stdout},
 	}
 }
 
@@ -51,6 +52,7 @@ Usage:
   trail org create|list|import  manage organizations (import FILE: WorkOS's list-organizations JSON)
   trail key create|list|revoke  manage API keys
   trail portal revoke ORG_ID  end an organization's Admin Portal sessions
+  trail deployment show|set   the settings every replica must agree on
   trail log key|checkpoint|pull  fetch the log's verifier key, a checkpoint or a bundle
   trail verify FILE --key VKEY  check a bundle offline (see docs/VERIFYING.md)
   trail export --server URL --org ID  export an organization's events (CSV or a verifiable NDJSON bundle)

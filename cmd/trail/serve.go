@@ -133,6 +133,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("this database backend (%T) does not store schemas", st)
 	}
 
+	if err := c.requireExplicitOrigin(pool != nil, savedOrigin(c.storage.Data)); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("couldn't listen on %s (is another Trail running? choose another with --listen): %w", c.listen, err)
@@ -169,6 +172,10 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	_ = keys // used by the features that derive keys from it
+	if err := c.checkDeploymentIdentity(ctx, st, pool != nil, origin, signer, keys); err != nil {
+		ln.Close()
+		return err
+	}
 	integrator := &integratorRunner{st: st, signer: signer, dataDir: c.storage.Data, prefix: origin,
 		explicit: c.logOrigin != "", logger: logger.With("worker", "integrator"), reg: reg}
 

@@ -34,7 +34,7 @@ func TestServe(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			var args []string
 			if backend == "postgres" {
-				args = []string{"--database", pgtest.New(t)}
+				args = []string{"--database", pgtest.New(t), "--log-origin", "trail.test/retention"}
 			}
 			testServe(t, args)
 		})

@@ -43,6 +43,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
 }
 
+func TestDeploymentConformance(t *testing.T) {
+	storetest.RunDeployment(t, func(t *testing.T) store.DeploymentStore { return openFresh(t) })
+}
+
 func TestRetentionConformance(t *testing.T) {
 	storetest.RunRetention(t, func(t *testing.T) storetest.RetentionStore { return openFresh(t) })
 }

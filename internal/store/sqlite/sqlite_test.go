@@ -41,6 +41,12 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestDeploymentConformance(t *testing.T) {
+	storetest.RunDeployment(t, func(t *testing.T) store.DeploymentStore {
+		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
+	})
+}
+
 func TestRetentionConformance(t *testing.T) {
 	storetest.RunRetention(t, func(t *testing.T) storetest.RetentionStore {
 		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
