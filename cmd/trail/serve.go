@@ -31,6 +31,7 @@ import (
 	"github.com/trailaudit/trail/internal/retention"
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/store/postgres"
 )
 
 type serveCommand struct {
@@ -151,6 +152,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(buildInfoGauge(readBuildInfo()))
 	leases := lease.Options{Metrics: lease.NewMetrics(reg)}
+	if pool != nil {
+		reg.MustRegister(postgres.NewPoolCollector(pool))
+	}
 
 	origin, err := c.originPrefix(ln.Addr().String())
 	if err != nil {
