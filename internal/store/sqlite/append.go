@@ -159,7 +159,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 			if err != nil {
 				return nil, fmt.Errorf("couldn't read the position of event %s: %w", a.ID, classify(err))
 			}
-			fresh = append(fresh, pendingRow{pos: pos, org: a.OrganizationID, seq: a.Seq, record: rec, mismatch: e.SchemaMismatch, draft: draftOf(e)})
+			fresh = append(fresh, pendingRow{pos: pos, org: a.OrganizationID, seq: a.Seq, id: a.ID, record: rec, mismatch: e.SchemaMismatch, draft: draftOf(e)})
 			accepted[j] = a
 		}
 		results[i].Events = accepted

@@ -117,6 +117,7 @@ type pendingRow struct {
 	pos      int64
 	org      string
 	seq      int64
+	id       string
 	record   []byte
 	mismatch bool         // events.schema_mismatch
 	draft    *event.Draft // what record encodes, when the event was committed by this process; nil otherwise

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
@@ -22,57 +23,182 @@ import (
 // the action column.
 const maxFacetActions = 64
 
-// SearchEvents answers one page of a filtered search.
+// SearchEvents answers one page of a filtered search: the indexed events
+// from the search file, and the tail the indexer has not reached yet
+// filtered in Go with the same rules, merged in order (see tail.go).
 //
-// Every plan walks in sort-key order and stops after limit+1 rows, so the
-// cost of a first page depends on how selective the filters are, not on how
-// many events are stored: with no filter but the organization (and time),
-// its range of event_search_org; with any other, one FTS5 expression over
-// facet tokens and free text (see facets.go).
+// Every plan on the search file walks in sort-key order and stops after
+// limit+1 rows, so the cost of a first page depends on how selective the
+// filters are, not on how many events are stored: with no filter but the
+// organization (and time), its range of event_search_org; with any other,
+// one FTS5 expression over facet tokens and free text (see facets.go). The
+// tail costs a pass over its events, bounded by maxBacklog.
 func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
 	var page store.EventPage
 	limit := q.Limit
 	if limit <= 0 || limit > 100 {
 		limit = 10
 	}
+	if !utf8.ValidString(q.Text) {
+		// Both the tokenizer and its Go twin see the same text.
+		q.Text = strings.ToValidUTF8(q.Text, " ")
+	}
 	desc := q.Order != store.OrderAsc
 	backwards := q.Before != ""
 	scanDesc := desc != backwards
+	org := q.OrganizationID
+	fail := func(err error) (store.EventPage, error) {
+		return page, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
+	}
 
-	// Bounds on the sort key: [lo, hi).
-	var lo, hi *int64
+	// One read transaction of the search file: its high-water mark and
+	// its rows are one snapshot.
+	tx, err := s.searchRead.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	indexed, err := indexedPos(ctx, tx)
+	if err != nil {
+		return page, err
+	}
+
+	// Bounds, exclusive: (lo, hi).
+	var lo, hi *position
 	if !q.From.IsZero() {
-		v := sortKeyAt(ceilMS(q.From))
-		lo = &v
+		lo = &position{min(max(ceilMS(q.From), 0), maxSortMS), -1, 0}
 	}
 	if !q.To.IsZero() {
-		v := sortKeyAt(ceilMS(q.To))
-		hi = &v
+		hi = &position{min(max(ceilMS(q.To), 0), maxSortMS), -1, 0}
 	}
 	if c := q.After + q.Before; c != "" {
-		key, err := decodeCursor(c)
+		down := (q.After != "") == desc // moving towards smaller positions
+		p, err := cursorBound(ctx, tx, org, c, indexed, down)
 		if err != nil {
 			return page, err
 		}
-		if (q.After != "") == desc { // moving towards smaller keys
-			hi = minPtr(hi, key)
-		} else {
-			v := key + 1
-			lo = maxPtr(lo, v)
+		if down {
+			if hi == nil || comparePositions(p, *hi) < 0 {
+				hi = &p
+			}
+		} else if lo == nil || comparePositions(p, *lo) > 0 {
+			lo = &p
 		}
 	}
 
+	var text *textQuery
+	if q.Text != "" {
+		t, ok := compileText(q.Text)
+		if !ok {
+			return page, nil // nothing searchable in the text
+		}
+		text = &t
+	}
+
+	keys, seqs, err := s.searchIndexed(ctx, tx, q, lo, hi, limit+1, scanDesc)
+	if err != nil {
+		return page, err
+	}
+	if err := tx.Rollback(); err != nil {
+		return fail(err)
+	}
+
+	tailRows, err := s.readTail(ctx, org, indexed)
+	if err != nil {
+		return page, err
+	}
+	tail, err := parseTail(tailRows)
+	if err != nil {
+		return page, err
+	}
+	filter := &tailFilter{lo: lo, hi: hi, actions: q.Actions, prefixes: q.ActionPrefixes, q: &q, text: text}
+	top := topTail(tail, filter, limit+1, scanDesc)
+
+	// Merge the two walks.
+	indexedEvents, err := s.eventsBySeq(ctx, org, seqs)
+	if err != nil {
+		return page, err
+	}
+	bySeq := make(map[int64]store.StoredEvent, len(indexedEvents))
+	for _, e := range indexedEvents {
+		bySeq[e.Seq] = e
+	}
+	type result struct {
+		e      store.StoredEvent
+		cursor string
+	}
+	var results []result
+	i, j := 0, 0
+	for len(results) <= limit && (i < len(keys) || j < len(top)) {
+		takeIndexed := j == len(top)
+		if i < len(keys) && j < len(top) {
+			c := comparePositions(keyPosition(keys[i]), top[j].at)
+			takeIndexed = c < 0 != scanDesc
+		}
+		if takeIndexed {
+			// An indexed event whose record is gone was removed by
+			// retention after the index was read; it is simply no
+			// longer a result.
+			if e, ok := bySeq[seqs[i]]; ok {
+				results = append(results, result{e, encodeCursor(keys[i])})
+			}
+			i++
+			continue
+		}
+		t := top[j]
+		results = append(results, result{
+			store.StoredEvent{OrganizationID: org, Seq: t.row.seq, ID: t.row.id, Record: t.row.record, SchemaMismatch: t.row.mismatch},
+			encodeTailCursor(t.at.ms, t.row.pos, t.row.seq),
+		})
+		j++
+	}
+
+	more := len(results) > limit
+	if more {
+		results = results[:limit]
+	}
+	if backwards {
+		slices.Reverse(results)
+	}
+	if len(results) == 0 {
+		return page, nil
+	}
+	page.Events = make([]store.StoredEvent, len(results))
+	for i, r := range results {
+		page.Events[i] = r.e
+	}
+	first, last := results[0].cursor, results[len(results)-1].cursor
+	if backwards {
+		page.After = last
+		if more {
+			page.Before = first
+		}
+	} else {
+		if more {
+			page.After = last
+		}
+		if q.After != "" {
+			page.Before = first
+		}
+	}
+	return page, nil
+}
+
+// searchIndexed walks the search file (in transaction tx) for up to n of
+// q's indexed events strictly between lo and hi, in sort-key order, and
+// returns their sort keys and seqs.
+func (s *Store) searchIndexed(ctx context.Context, tx *sql.Tx, q store.EventQuery, lo, hi *position, n int, scanDesc bool) (keys, seqs []int64, err error) {
 	actions := append([]string(nil), q.Actions...)
 	if len(q.ActionPrefixes) > 0 {
-		expanded, err := s.expandPrefixes(ctx, q.OrganizationID, q.ActionPrefixes)
+		expanded, err := expandPrefixes(ctx, tx, q.OrganizationID, q.ActionPrefixes)
 		if err != nil {
-			return page, err
+			return nil, nil, err
 		}
 		actions = append(actions, expanded...)
 		slices.Sort(actions)
 		actions = slices.Compact(actions)
 		if len(actions) == 0 {
-			return page, nil // no action of this organization has that prefix
+			return nil, nil, nil // no indexed action of this organization has that prefix
 		}
 	}
 
@@ -131,7 +257,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	if q.Text != "" {
 		text := ftsExpression(q.Text)
 		if text == "" {
-			return page, nil // nothing searchable in the text
+			return nil, nil, nil // nothing searchable in the text
 		}
 		terms = append(terms, text)
 	}
@@ -142,7 +268,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		facetFilter(facetOrganization)
 	}
 
-	b := &queryBuilder{limit: limit + 1, scanDesc: scanDesc}
+	b := &queryBuilder{limit: n, scanDesc: scanDesc}
 	if len(terms) > 0 {
 		b.from = `event_fts d CROSS JOIN event_search s ON s.sort_key = d.rowid`
 		b.where("d.event_fts MATCH ?", strings.Join(terms, " AND "))
@@ -158,10 +284,10 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		b.where("instr(s.exact, ?) > 0", tok)
 	}
 	if lo != nil {
-		b.where(b.keyCol+" >= ?", *lo)
+		b.where(b.keyCol+" >= ?", keyFrom(*lo))
 	}
 	if hi != nil {
-		b.where(b.keyCol+" < ?", *hi)
+		b.where(b.keyCol+" < ?", keyBelow(*hi))
 	}
 	if actionsInSQL {
 		ph := strings.TrimSuffix(strings.Repeat("?,", len(actions)), ",")
@@ -169,55 +295,22 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	}
 	sqlText, args := b.build()
 
-	rows, err := s.searchRead.QueryContext(ctx, sqlText, args...)
+	rows, err := tx.QueryContext(ctx, sqlText, args...)
 	if err != nil {
-		return page, fmt.Errorf("couldn't search events of %s: %w", q.OrganizationID, classify(err))
+		return nil, nil, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
 	}
-	var keys, seqs []int64
+	defer rows.Close()
 	for rows.Next() {
 		var key, seq int64
 		if err := rows.Scan(&key, &seq); err != nil {
-			rows.Close()
-			return page, fmt.Errorf("couldn't read search result: %w", err)
+			return nil, nil, fmt.Errorf("couldn't read search result: %w", err)
 		}
 		keys, seqs = append(keys, key), append(seqs, seq)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return page, fmt.Errorf("couldn't search events of %s: %w", q.OrganizationID, classify(err))
+		return nil, nil, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
 	}
-	if page.Events, err = s.eventsBySeq(ctx, q.OrganizationID, seqs); err != nil {
-		return page, err
-	}
-
-	more := len(page.Events) > limit
-	if more {
-		page.Events, keys = page.Events[:limit], keys[:limit]
-	}
-	if backwards {
-		for i, j := 0, len(keys)-1; i < j; i, j = i+1, j-1 {
-			page.Events[i], page.Events[j] = page.Events[j], page.Events[i]
-			keys[i], keys[j] = keys[j], keys[i]
-		}
-	}
-	if len(keys) == 0 {
-		return page, nil
-	}
-	first, last := encodeCursor(keys[0]), encodeCursor(keys[len(keys)-1])
-	if backwards {
-		page.After = last
-		if more {
-			page.Before = first
-		}
-	} else {
-		if more {
-			page.After = last
-		}
-		if q.After != "" {
-			page.Before = first
-		}
-	}
-	return page, nil
+	return keys, seqs, nil
 }
 
 // eventsBySeq reads the stored events of org with the given seqs, in the
@@ -259,10 +352,12 @@ func (s *Store) eventsBySeq(ctx context.Context, org string, seqs []int64) ([]st
 	return out, nil
 }
 
-func (s *Store) expandPrefixes(ctx context.Context, org string, prefixes []string) ([]string, error) {
+// expandPrefixes reads the indexed actions of org that start with one of
+// prefixes, in transaction tx of the search file.
+func expandPrefixes(ctx context.Context, tx *sql.Tx, org string, prefixes []string) ([]string, error) {
 	var out []string
 	for _, p := range prefixes {
-		rows, err := s.searchRead.QueryContext(ctx,
+		rows, err := tx.QueryContext(ctx,
 			`SELECT action FROM organization_actions WHERE organization_id = ? AND action >= ? AND action < ? ORDER BY action`,
 			org, p, p+"\U0010FFFF")
 		if err != nil {
@@ -369,20 +464,6 @@ func decodeCursor(c string) (int64, error) {
 		return 0, fmt.Errorf("cursor %q: %w", c, store.ErrInvalidCursor)
 	}
 	return v, nil
-}
-
-func minPtr(p *int64, v int64) *int64 {
-	if p == nil || v < *p {
-		return &v
-	}
-	return p
-}
-
-func maxPtr(p *int64, v int64) *int64 {
-	if p == nil || v > *p {
-		return &v
-	}
-	return p
 }
 
 func anySlice(ss []string) []any {

@@ -47,6 +47,27 @@ func TestDeploymentConformance(t *testing.T) {
 	})
 }
 
+// appendElsewhere is a store whose events are appended through another
+// Store on the same file, as by another process: what it has not indexed
+// yet it reads from the events table, not from its own memory.
+type appendElsewhere struct {
+	*sqlite.Store
+	appender *sqlite.Store
+}
+
+func (s appendElsewhere) Append(ctx context.Context, subs []store.Submission, now time.Time) ([]store.AppendResult, error) {
+	return s.appender.Append(ctx, subs, now)
+}
+
+// TestSearchConformanceFromTable runs the search cases with the events
+// not indexed yet read from the events table.
+func TestSearchConformanceFromTable(t *testing.T) {
+	storetest.RunSearch(t, func(t *testing.T) store.Store {
+		path := filepath.Join(t.TempDir(), "trail.db")
+		return appendElsewhere{Store: openAt(t, path), appender: openAt(t, path)}
+	})
+}
+
 func TestRetentionConformance(t *testing.T) {
 	storetest.RunRetention(t, func(t *testing.T) storetest.RetentionStore {
 		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"sort"
 	"sync"
 
 	"github.com/trailaudit/trail/internal/event"
@@ -81,6 +82,23 @@ func (u *unindexedEvents) run(from int64, limit int) []pendingRow {
 		next++
 	}
 	return out
+}
+
+// tail returns org's events after position from, as held, if the queue
+// holds every position from from+1 to last; ok is false otherwise.
+func (u *unindexedEvents) tail(org string, from, last int64) (rows []pendingRow, ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	items := u.items[u.head:]
+	i := sort.Search(len(items), func(i int) bool { return items[i].pos > from })
+	next := from + 1
+	for ; i < len(items) && items[i].pos == next; i++ {
+		if items[i].org == org {
+			rows = append(rows, items[i])
+		}
+		next++
+	}
+	return rows, next > last
 }
 
 func (u *unindexedEvents) dropLocked() {

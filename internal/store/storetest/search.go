@@ -30,11 +30,14 @@ type searchEvent struct {
 }
 
 // searchFixture is one store holding ~500 events of three organizations,
-// every one of them indexed, and the same events in memory.
+// indexed as its indexing says, and the same events in memory.
 type searchFixture struct {
 	s      store.Store
 	orgs   []string
 	events []searchEvent
+	// between, when set, runs before every search of a walk but the
+	// first (an indexer pass between two pages).
+	between func()
 }
 
 // hot is the start of the 60 ms in which most fixture events occur, so that
@@ -138,10 +141,26 @@ func searchSpec(rng *rand.Rand, org int) spec {
 	return e
 }
 
+// indexing is how much of a search fixture a store that indexes after the
+// fact (store.SearchIndexer) has indexed when the cases run. The contract
+// is read-your-writes: every answer is the same whatever it is.
+type indexing int
+
+const (
+	indexedFully  indexing = iota // everything
+	indexedPartly                 // part of the way, batches ending at arbitrary points
+	indexedNone                   // nothing: every event waits for the indexer
+)
+
+func (i indexing) String() string {
+	return [...]string{"Indexed", "PartlyIndexed", "NotIndexed"}[i]
+}
+
 // newSearchFixture appends ~500 events to three organizations of a fresh
 // store, in calls of varied size with organizations interleaved, indexing
-// part of the way in between so that index batches end at arbitrary points.
-func newSearchFixture(t *testing.T, s store.Store) *searchFixture {
+// part of the way in between (unless indexedNone) so that index batches end
+// at arbitrary points, and all of it at the end if indexedFully.
+func newSearchFixture(t *testing.T, s store.Store, ix indexing) *searchFixture {
 	t.Helper()
 	f := &searchFixture{s: s, orgs: []string{orgID("SA", 1), orgID("SB", 2), orgID("SC", 3)}}
 	for _, o := range f.orgs {
@@ -196,10 +215,15 @@ func newSearchFixture(t *testing.T, s store.Store) *searchFixture {
 			}
 		}
 		if rng.IntN(3) == 0 {
-			indexAll(t, s, 1+rng.IntN(50))
+			n := 1 + rng.IntN(50)
+			if ix != indexedNone {
+				indexAll(t, s, n)
+			}
 		}
 	}
-	indexAll(t, s, 64)
+	if ix == indexedFully {
+		indexAll(t, s, 64)
+	}
 	return f
 }
 
@@ -329,8 +353,12 @@ func (f *searchFixture) check(t *testing.T, q store.EventQuery) {
 		size = 10
 	}
 	label := fmt.Sprintf("%+v", q)
+	searches := 0
 	search := func(q store.EventQuery) (store.EventPage, bool) {
 		t.Helper()
+		if searches++; searches > 1 && f.between != nil {
+			f.between()
+		}
 		page, err := f.s.SearchEvents(ctx, q)
 		if err != nil {
 			t.Errorf("SearchEvents(%+v): %v", q, err)
@@ -492,8 +520,8 @@ func searchCases() []searchCase {
 	}
 }
 
-func testSearch(t *testing.T, open func(t *testing.T) store.Store) {
-	f := newSearchFixture(t, open(t))
+func testSearch(t *testing.T, open func(t *testing.T) store.Store, ix indexing) {
+	f := newSearchFixture(t, open(t), ix)
 	ctx := ctxOf(t)
 
 	t.Run("Fixture", func(t *testing.T) {
@@ -637,4 +665,39 @@ func testSearch(t *testing.T, open func(t *testing.T) store.Store) {
 			}
 		}
 	})
+}
+
+// testSearchIndexedBetweenPages walks queries page by page, forward and
+// back, with an indexer pass of a few events before every page: events
+// move from the not-yet-indexed tail into the index while the walk goes
+// on, and it must neither skip nor repeat one.
+func testSearchIndexedBetweenPages(t *testing.T, open func(t *testing.T) store.Store) {
+	ms := func(n int) time.Time { return hot.Add(time.Duration(n) * time.Millisecond) }
+	for _, c := range []searchCase{
+		{"All", store.EventQuery{}},
+		{"Range", store.EventQuery{From: ms(20), To: ms(45)}},
+		{"ActionPrefix", store.EventQuery{ActionPrefixes: []string{"user."}}},
+		{"ActorID", store.EventQuery{ActorID: "user_01"}},
+		{"TargetType", store.EventQuery{TargetType: "document"}},
+		{"Text", store.EventQuery{Text: "alpha"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, order := range []string{store.OrderDesc, store.OrderAsc} {
+				for _, start := range []indexing{indexedNone, indexedPartly} {
+					f := newSearchFixture(t, open(t), start)
+					if ix, ok := f.s.(store.SearchIndexer); ok {
+						rng := rand.New(rand.NewPCG(uint64(len(c.name)), uint64(start)))
+						f.between = func() {
+							if _, err := ix.IndexPending(ctxOf(t), 1+rng.IntN(12)); err != nil {
+								t.Fatalf("IndexPending: %v", err)
+							}
+						}
+					}
+					q := c.q
+					q.OrganizationID, q.Order, q.Limit = f.orgs[0], order, 7
+					f.check(t, q)
+				}
+			}
+		})
+	}
 }

@@ -1,0 +1,291 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// Read-your-writes. The search file covers the events up to its high-water
+// mark (search_state.indexed_pos); the indexer adds the rest a fraction of
+// a second later. Every read of the search file therefore also covers the
+// tail, the events after the mark, with the same rules in Go:
+//
+//   - The mark and the search file's rows are read in one read transaction
+//     (one WAL snapshot of the search file), so an indexer pass committing
+//     meanwhile moves no event in or out of what the read sees as indexed.
+//   - The tail is every event with pos above that mark, read after it: an
+//     event acknowledged before the read began is in one part or the other,
+//     never in both.
+//   - The tail comes from unindexedEvents when it holds every position of
+//     it (events this process committed), else from the events table.
+//
+// Order. Within one occurred_at millisecond the indexer hands out sort keys
+// in pos order, so a tail event comes after every indexed event of its
+// millisecond and the order of the two parts is total and stable: a
+// position is (millisecond, tier, n), where tier 0 is an indexed event
+// (n its sort key) and tier 1 a tail event (n its pos). When the indexer
+// reaches an event it takes the place it already had; cursors name
+// positions, so a walk neither skips nor repeats an event when a pass
+// happens between two pages.
+
+// position is a place in the order of search results. Bounds use tier -1:
+// before every event of the millisecond.
+type position struct {
+	ms   int64
+	tier int8
+	n    int64
+}
+
+func comparePositions(a, b position) int {
+	return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.tier, b.tier), cmp.Compare(a.n, b.n))
+}
+
+func keyPosition(key int64) position { return position{key >> slotBits, 0, key} }
+
+// keyFrom is the least sort key after the exclusive bound p.
+func keyFrom(p position) int64 {
+	switch p.tier {
+	case 0:
+		return p.n + 1
+	case 1:
+		return sortKeyAt(p.ms + 1)
+	}
+	return sortKeyAt(p.ms)
+}
+
+// keyBelow is the sort key the exclusive bound p puts every result below.
+func keyBelow(p position) int64 {
+	switch p.tier {
+	case 0:
+		return p.n
+	case 1:
+		return sortKeyAt(p.ms + 1)
+	}
+	return sortKeyAt(p.ms)
+}
+
+// A tail event's cursor names its millisecond, pos and seq: "u1:ms:pos:seq".
+// Once the event is indexed, its seq finds its sort key.
+func encodeTailCursor(ms, pos, seq int64) string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "u1:%d:%d:%d", ms, pos, seq))
+}
+
+// cursorBound is the exclusive bound a cursor sets in the direction of the
+// walk (towards smaller positions when down), read in the search
+// transaction tx whose high-water mark is indexed.
+func cursorBound(ctx context.Context, tx *sql.Tx, org, c string, indexed int64, down bool) (position, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || !strings.HasPrefix(string(raw), "u1:") {
+		key, err := decodeCursor(c)
+		return keyPosition(key), err
+	}
+	var v [3]int64
+	parts := strings.Split(string(raw[3:]), ":")
+	if len(parts) != 3 {
+		return position{}, fmt.Errorf("cursor %q: %w", c, store.ErrInvalidCursor)
+	}
+	for i, p := range parts {
+		if v[i], err = strconv.ParseInt(p, 10, 64); err != nil || v[i] < 0 || i == 0 && v[i] > maxSortMS {
+			return position{}, fmt.Errorf("cursor %q: %w", c, store.ErrInvalidCursor)
+		}
+	}
+	ms, pos, seq := v[0], v[1], v[2]
+	if pos > indexed {
+		return position{ms, 1, pos}, nil
+	}
+	// Indexed since: the bound lies among the organization's sort keys of
+	// that millisecond, which are in seq order. Going up, it is after the
+	// event (or where it was, if retention removed it); going down, before.
+	limit := seq
+	if down {
+		limit--
+	}
+	var key sql.NullInt64
+	err = tx.QueryRowContext(ctx,
+		`SELECT max(sort_key) FROM event_search INDEXED BY event_search_org WHERE organization_id = ? AND sort_key >= ? AND sort_key < ? AND seq <= ?`,
+		org, sortKeyAt(ms), sortKeyAt(ms+1), limit).Scan(&key)
+	if err != nil {
+		return position{}, fmt.Errorf("couldn't find the place of cursor %q: %w", c, classify(err))
+	}
+	k := sortKeyAt(ms) - 1
+	if key.Valid {
+		k = key.Int64
+	}
+	if down {
+		return position{ms, 0, k + 1}, nil
+	}
+	return position{ms, 0, k}, nil
+}
+
+// tailEvent is an event of the tail, parsed.
+type tailEvent struct {
+	row *pendingRow
+	rec *event.Record
+	at  position
+}
+
+// readTail returns org's events after the high-water mark indexed, in pos
+// order: every event committed before it was called, and maybe later ones.
+func (s *Store) readTail(ctx context.Context, org string, indexed int64) ([]pendingRow, error) {
+	var last sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, `SELECT max(pos) FROM events`).Scan(&last); err != nil {
+		return nil, fmt.Errorf("couldn't read the last position: %w", classify(err))
+	}
+	if last.Int64 <= indexed {
+		return nil, nil
+	}
+	if rows, ok := s.unindexed.tail(org, indexed, last.Int64); ok {
+		return rows, nil
+	}
+	// NOT INDEXED: a walk of pos (the rowid) from the mark, not of org's
+	// whole log.
+	rows, err := s.read.QueryContext(ctx,
+		`SELECT pos, seq, id, record, schema_mismatch FROM events NOT INDEXED WHERE pos > ? AND organization_id = ? ORDER BY pos`, indexed, org)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the events of %s not indexed yet: %w", org, classify(err))
+	}
+	defer rows.Close()
+	var out []pendingRow
+	for rows.Next() {
+		p := pendingRow{org: org}
+		if err := rows.Scan(&p.pos, &p.seq, &p.id, &p.record, &p.mismatch); err != nil {
+			return nil, fmt.Errorf("couldn't read an event of %s not indexed yet: %w", org, classify(err))
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read the events of %s not indexed yet: %w", org, classify(err))
+	}
+	return out, nil
+}
+
+// parseTail parses the tail's events.
+func parseTail(rows []pendingRow) ([]tailEvent, error) {
+	out := make([]tailEvent, len(rows))
+	for i := range rows {
+		rec, err := rows[i].parsed()
+		if err != nil {
+			return nil, fmt.Errorf("couldn't parse stored record %s/%d: %w", rows[i].org, rows[i].seq, err)
+		}
+		out[i] = tailEvent{row: &rows[i], rec: rec, at: position{rec.OccurredAt.UnixMilli(), 1, rows[i].pos}}
+	}
+	return out, nil
+}
+
+// tailFilter is an EventQuery's filter applied in Go to tail events, with
+// the index's rules: exact values for every facet, the tokenizer's for
+// free text, prefixes as expandPrefixes reads them.
+type tailFilter struct {
+	lo, hi   *position // exclusive
+	actions  []string  // q.Actions
+	prefixes []string
+	q        *store.EventQuery
+	text     *textQuery
+	z        tokenizer
+	buf      []byte
+}
+
+func (f *tailFilter) match(e *tailEvent) bool {
+	if f.lo != nil && comparePositions(e.at, *f.lo) <= 0 || f.hi != nil && comparePositions(e.at, *f.hi) >= 0 {
+		return false
+	}
+	q, r := f.q, e.rec
+	if q.SchemaMismatch && !e.row.mismatch {
+		return false
+	}
+	if len(f.actions)+len(f.prefixes) > 0 && !slices.Contains(f.actions, r.Action) && !slices.ContainsFunc(f.prefixes, func(p string) bool { return hasActionPrefix(r.Action, p) }) {
+		return false
+	}
+	if q.ActorID != "" && r.Actor.ID != q.ActorID || q.ActorName != "" && r.Actor.Name != q.ActorName {
+		return false
+	}
+	if q.TargetType != "" || q.TargetID != "" {
+		if !slices.ContainsFunc(r.Targets, func(t event.Entity) bool {
+			return (q.TargetType == "" || t.Type == q.TargetType) && (q.TargetID == "" || t.ID == q.TargetID)
+		}) {
+			return false
+		}
+	}
+	if f.text != nil {
+		f.buf = r.AppendSearchText(f.buf[:0])
+		f.z.reset()
+		f.z.add(string(f.buf))
+		if !f.text.matches(&f.z) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasActionPrefix is expandPrefixes' test: action >= p AND action < p || U+10FFFF.
+func hasActionPrefix(action, p string) bool {
+	return action >= p && action < p+"\U0010FFFF"
+}
+
+// topTail returns the first n matching tail events in the order of a walk
+// (descending when desc), by a bounded heap: the tail is in pos order, not
+// in occurred_at order.
+func topTail(evs []tailEvent, f *tailFilter, n int, desc bool) []*tailEvent {
+	// before reports whether a comes first in the walk.
+	before := func(a, b *tailEvent) bool {
+		c := comparePositions(a.at, b.at)
+		if desc {
+			return c > 0
+		}
+		return c < 0
+	}
+	// h is a heap whose root is the last in walk order of the best n.
+	var h []*tailEvent
+	for i := range evs {
+		e := &evs[i]
+		if len(h) == n && !before(e, h[0]) {
+			continue
+		}
+		if !f.match(e) {
+			continue
+		}
+		if len(h) < n {
+			h = append(h, e)
+			for j := len(h) - 1; j > 0; {
+				p := (j - 1) / 2
+				if !before(h[p], h[j]) {
+					break
+				}
+				h[p], h[j] = h[j], h[p]
+				j = p
+			}
+			continue
+		}
+		h[0] = e
+		for j := 0; ; {
+			l, r, m := 2*j+1, 2*j+2, j
+			if l < len(h) && before(h[m], h[l]) {
+				m = l
+			}
+			if r < len(h) && before(h[m], h[r]) {
+				m = r
+			}
+			if m == j {
+				break
+			}
+			h[m], h[j] = h[j], h[m]
+			j = m
+		}
+	}
+	slices.SortFunc(h, func(a, b *tailEvent) int {
+		if before(a, b) {
+			return -1
+		}
+		return 1
+	})
+	return h
+}
