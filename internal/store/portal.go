@@ -80,14 +80,15 @@ const MaxHistogramBuckets = 120
 // PortalQueries are the read queries of the portal's events page.
 type PortalQueries interface {
 	// OrganizationActions returns up to limit distinct actions that org's
-	// indexed events carry, in byte order (empty for an unknown
-	// organization). Like search, it may lag acceptance by about a second.
+	// events carry, in byte order (empty for an unknown organization).
+	// Like search, it includes every event acknowledged before it began.
 	OrganizationActions(ctx context.Context, org string, limit int) ([]string, error)
-	// EventHistogram counts org's indexed events by occurred_at in n
+	// EventHistogram counts org's events by occurred_at in n
 	// consecutive buckets of width step from from: counts[i] is the number
 	// of events with from+i·step ≤ occurred_at < from+(i+1)·step. n is 1 …
 	// MaxHistogramBuckets and step at least a millisecond. It reads the
-	// time index once, in one ordered range scan.
+	// time index once, in one ordered range scan, and includes every event
+	// acknowledged before it began.
 	EventHistogram(ctx context.Context, org string, from time.Time, step time.Duration, n int) ([]int64, error)
 }
 

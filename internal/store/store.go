@@ -177,7 +177,10 @@ type Store interface {
 	// Event returns the stored event with this id.
 	Event(ctx context.Context, id string) (StoredEvent, error)
 	// SearchEvents returns a page of one organization's events matching q.
-	// Search indexes may lag acceptance by up to about a second.
+	// It includes every event acknowledged (Append returned) before it
+	// began, whether or not a search index has caught up with it, with the
+	// same matching and order either way; a cursor stays valid while
+	// indexes catch up, so a walk neither skips nor repeats an event.
 	SearchEvents(ctx context.Context, q EventQuery) (EventPage, error)
 	// NextSeq is the seq the next accepted event of org will get (its log size).
 	NextSeq(ctx context.Context, org string) (int64, error)
@@ -189,7 +192,8 @@ type Store interface {
 }
 
 // SearchIndexer is implemented by stores that maintain search indexes after
-// the ingest transaction rather than inside it.
+// the ingest transaction rather than inside it. Their reads cover what the
+// indexes have not reached yet (see SearchEvents).
 type SearchIndexer interface {
 	// IndexPending indexes up to max accepted-but-unindexed events and
 	// returns how many it indexed; 0 means the index is fresh.

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/trailaudit/trail/internal/store"
@@ -146,26 +148,59 @@ func (s *Store) RevokePortalLinks(ctx context.Context, org, externalUserID strin
 }
 
 // OrganizationActions reads the search file's list of the organization's
-// actions (filled by the indexer).
+// actions (filled by the indexer), and adds those of its events the
+// indexer has not reached yet (read in the same snapshot as the
+// high-water mark; see tail.go).
 func (s *Store) OrganizationActions(ctx context.Context, org string, limit int) ([]string, error) {
-	rows, err := s.searchRead.QueryContext(ctx,
+	fail := func(err error) ([]string, error) {
+		return nil, fmt.Errorf("couldn't list the actions of %s: %w", org, classify(err))
+	}
+	tx, err := s.searchRead.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	indexed, err := indexedPos(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx,
 		`SELECT action FROM organization_actions WHERE organization_id = ? ORDER BY action LIMIT ?`, org, limit)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't list the actions of %s: %w", org, classify(err))
+		return fail(err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var a string
 		if err := rows.Scan(&a); err != nil {
-			return nil, fmt.Errorf("couldn't list the actions of %s: %w", org, classify(err))
+			return fail(err)
 		}
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("couldn't list the actions of %s: %w", org, classify(err))
+		return fail(err)
 	}
-	return out, nil
+	rows.Close()
+	tx.Rollback() //nolint:errcheck // read-only
+
+	tailRows, err := s.readTail(ctx, org, indexed)
+	if err != nil {
+		return nil, err
+	}
+	tail, err := parseTail(tailRows)
+	if err != nil {
+		return nil, err
+	}
+	if len(tail) == 0 {
+		return out, nil
+	}
+	for _, e := range tail {
+		out = append(out, e.rec.Action)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	return out[:min(len(out), max(limit, 0))], nil
 }
 
 // EventHistogram counts over the (organization_id, sort_key) index: the sort
@@ -176,10 +211,24 @@ func (s *Store) EventHistogram(ctx context.Context, org string, from time.Time, 
 		return nil, fmt.Errorf("histogram of %d buckets of %s: need 1 to %d buckets of at least 1ms", n, step, store.MaxHistogramBuckets)
 	}
 	fromMS, stepMS := ms(from), step.Milliseconds()
+	fail := func(err error) ([]int64, error) {
+		return nil, fmt.Errorf("couldn't count the events of %s: %w", org, classify(err))
+	}
+	// The high-water mark and the counts in one snapshot; then the events
+	// after the mark (see tail.go).
+	tx, err := s.searchRead.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	indexed, err := indexedPos(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
 	// One counting walk of an index range per bucket: each is a tight loop
 	// over (organization_id, sort_key) with nothing computed per row and no
 	// sorting (a GROUP BY on the bucket would sort every row).
-	rows, err := s.searchRead.QueryContext(ctx,
+	rows, err := tx.QueryContext(ctx,
 		`WITH RECURSIVE b(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM b WHERE i + 1 < ?4)
 		 SELECT i, (SELECT count(*) FROM event_search INDEXED BY event_search_org
 		            WHERE organization_id = ?1 AND sort_key >= (max(min(?2 + i * ?3, ?6), 0) << ?5)
@@ -202,6 +251,27 @@ func (s *Store) EventHistogram(ctx context.Context, org string, from time.Time, 
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("couldn't count the events of %s: %w", org, classify(err))
+	}
+	rows.Close()
+	tx.Rollback() //nolint:errcheck // read-only
+
+	tailRows, err := s.readTail(ctx, org, indexed)
+	if err != nil {
+		return nil, err
+	}
+	tail, err := parseTail(tailRows)
+	if err != nil {
+		return nil, err
+	}
+	// Bucket i is [bound(i), bound(i+1)) in milliseconds, clamped as the
+	// query's sort-key bounds are.
+	bound := func(i int) int64 { return max(min(fromMS+int64(i)*stepMS, maxSortMS), 0) }
+	for _, e := range tail {
+		m := e.at.ms
+		i := sort.Search(n+1, func(i int) bool { return bound(i) > m }) - 1
+		if i >= 0 && i < n && m < bound(i+1) {
+			counts[i]++
+		}
 	}
 	return counts, nil
 }

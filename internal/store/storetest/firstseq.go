@@ -43,7 +43,7 @@ func testFirstSeqSince(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, h := range hours[:5] {
 		evs = append(evs, add(a, h), add(b, -h))
 	}
-	appendAll(t, s, evs) // and indexes them
+	appendAll(t, s, evs, indexedFully)
 
 	want := func(since time.Time) int64 {
 		least := int64(len(at))

@@ -26,8 +26,16 @@ func RunPortal(t *testing.T, open func(t *testing.T) PortalBackend) {
 	t.Run("RedeemOnceConcurrently", func(t *testing.T) { testPortalRedeemRace(t, open(t)) })
 	t.Run("Sessions", func(t *testing.T) { testPortalSessions(t, open(t)) })
 	t.Run("RevokeUserLinks", func(t *testing.T) { testPortalRevokeUser(t, open(t)) })
-	t.Run("Actions", func(t *testing.T) { testPortalActions(t, open(t)) })
-	t.Run("Histogram", func(t *testing.T) { testPortalHistogram(t, open(t)) })
+	for _, ix := range []indexing{indexedFully, indexedPartly, indexedNone} {
+		// Like search, they include every acknowledged event, whatever
+		// the indexer has reached.
+		name := ""
+		if ix != indexedFully {
+			name = ix.String()
+		}
+		t.Run("Actions"+name, func(t *testing.T) { testPortalActions(t, open(t), ix) })
+		t.Run("Histogram"+name, func(t *testing.T) { testPortalHistogram(t, open(t), ix) })
+	}
 }
 
 func linkHash(i int) [32]byte { return sha256.Sum256(fmt.Appendf(nil, "link %d", i)) }
@@ -302,16 +310,23 @@ func portalEvent(org, action string, at time.Time, i int) store.PendingEvent {
 	return store.PendingEvent{OrganizationID: org, ID: fmt.Sprintf("evt_01JTPORTAL%016d", i), ReceivedAt: t0, Tail: d.Tail}
 }
 
-func appendAll(t *testing.T, s store.Store, evs []store.PendingEvent) {
+// appendAll appends evs and indexes them as ix says (indexedPartly: the
+// first half of them).
+func appendAll(t *testing.T, s store.Store, evs []store.PendingEvent, ix indexing) {
 	t.Helper()
-	res, err := s.Append(ctxOf(t), []store.Submission{{Events: evs}}, t0)
-	if err != nil || res[0].Err != nil {
-		t.Fatalf("Append: %v %v", err, res)
+	half := len(evs) / 2
+	for i, part := range [][]store.PendingEvent{evs[:half], evs[half:]} {
+		res, err := s.Append(ctxOf(t), []store.Submission{{Events: part}}, t0)
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("Append: %v %v", err, res)
+		}
+		if ix == indexedFully || ix == indexedPartly && i == 0 {
+			indexAll(t, s, 1000)
+		}
 	}
-	indexAll(t, s, 1000)
 }
 
-func testPortalActions(t *testing.T, s PortalBackend) {
+func testPortalActions(t *testing.T, s PortalBackend, ix indexing) {
 	ctx := ctxOf(t)
 	a := mustCreateOrg(t, s, orgID("A", 1), t0).ID
 	b := mustCreateOrg(t, s, orgID("A", 2), t0).ID
@@ -320,7 +335,7 @@ func testPortalActions(t *testing.T, s PortalBackend) {
 		evs = append(evs, portalEvent(a, act, t0, i))
 	}
 	evs = append(evs, portalEvent(b, "only.in.b", t0, 10))
-	appendAll(t, s, evs)
+	appendAll(t, s, evs, ix)
 
 	tests := []struct {
 		org   string
@@ -343,7 +358,7 @@ func testPortalActions(t *testing.T, s PortalBackend) {
 	}
 }
 
-func testPortalHistogram(t *testing.T, s PortalBackend) {
+func testPortalHistogram(t *testing.T, s PortalBackend, ix indexing) {
 	ctx := ctxOf(t)
 	a := mustCreateOrg(t, s, orgID("H", 1), t0).ID
 	b := mustCreateOrg(t, s, orgID("H", 2), t0).ID
@@ -362,7 +377,7 @@ func testPortalHistogram(t *testing.T, s PortalBackend) {
 		evs = append(evs, portalEvent(a, "x.y", base.Add(off), i))
 		evs = append(evs, portalEvent(b, "x.y", base.Add(time.Hour), 100+i)) // another org's
 	}
-	appendAll(t, s, evs)
+	appendAll(t, s, evs, ix)
 
 	tests := []struct {
 		name string
