@@ -78,6 +78,9 @@ func keyOf(sub *store.Submission) idemKey {
 // events of an organization can share one, even with a CLI process writing to
 // the same file.
 func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Time) ([]store.AppendResult, error) {
+	if err := s.admit(ctx); err != nil {
+		return nil, err
+	}
 	results := make([]store.AppendResult, len(subs))
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -185,6 +188,9 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 	}
 	s.recent.add(fresh)
 	s.unindexed.add(fresh)
+	if len(fresh) > 0 {
+		s.noteAppended(fresh[len(fresh)-1].pos)
+	}
 	return results, nil
 }
 

@@ -303,6 +303,7 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 		return 0, fmt.Errorf("couldn't commit index of %d events: %w", len(pending), classify(err))
 	}
 	s.indexCache.remember(nextKey, newActions, last)
+	s.noteIndexed(last)
 	s.boundSearchWAL(ctx)
 	return len(pending), nil
 }

@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -52,6 +53,11 @@ type Store struct {
 	recent      *recentRecords
 	unindexed   unindexedEvents
 	indexCache  indexerCache
+	// lastPos is the highest pos this process committed, indexedMark the
+	// highest search high-water mark it saw: together the backlog
+	// (backlog.go). backlogLimit, when not 0, replaces maxBacklogEvents.
+	lastPos, indexedMark atomic.Int64
+	backlogLimit         int64
 
 	stopCheckpoints func()
 	checkpoints     sync.WaitGroup

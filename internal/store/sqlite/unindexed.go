@@ -7,10 +7,11 @@ import (
 	"github.com/trailaudit/trail/internal/event"
 )
 
-// unindexedBudget bounds the memory held for the indexer, counted as
-// heldSize: seconds of the highest ingest rates, while the indexer takes
-// them every fraction of a second.
-const unindexedBudget = 64 << 20
+// unindexedBudget bounds the memory held for the indexer and for reads of
+// the events it has not reached yet, counted as heldSize: above what
+// admit lets the backlog reach (maxBacklogBytes), so that the queue holds
+// every event of the backlog this process committed.
+const unindexedBudget = 256 << 20
 
 // heldSize is what holding r costs, roughly: its record, and when it has a
 // draft, the draft's tail and the parsed values, which share a copy of the
@@ -27,8 +28,9 @@ func heldSize(r *pendingRow) int {
 // unindexedEvents holds the events this process committed and the indexer
 // has not covered yet, in pos order, each with the draft it was accepted
 // from, so the indexer neither reads them back from the events table nor
-// parses their records again (together about a seventh of its cost). It is
-// only a shortcut: the indexer takes from it only a run of positions that
+// parses their records again (together about a seventh of its cost), and
+// reads cover them at the cost of filtering drafts in memory (tail.go). It
+// is only a shortcut: the indexer takes from it only a run of positions that
 // directly follows the search high-water mark, and reads the table whenever
 // it does not hold one (after a restart, when another process appended in
 // between, when the budget dropped the oldest). Retention removes only
@@ -99,6 +101,27 @@ func (u *unindexedEvents) tail(org string, from, last int64) (rows []pendingRow,
 		next++
 	}
 	return rows, next > last
+}
+
+// heldAfter is how many bytes (heldSize) the queue holds of events after
+// position from.
+func (u *unindexedEvents) heldAfter(from int64) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	items := u.items[u.head:]
+	i := sort.Search(len(items), func(i int) bool { return items[i].pos > from })
+	n := u.bytes
+	for k := range items[:i] {
+		n -= heldSize(&items[k])
+	}
+	return n
+}
+
+// heldBytes is how many bytes the queue holds.
+func (u *unindexedEvents) heldBytes() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.bytes
 }
 
 func (u *unindexedEvents) dropLocked() {

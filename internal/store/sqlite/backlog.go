@@ -1,0 +1,65 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// The backlog is the events accepted and not indexed yet. Reads cover it
+// in Go (tail.go), at a cost that grows with it, so it is bounded: past
+// maxBacklogEvents events, or maxBacklogBytes held in memory for them,
+// Append refuses new submissions with store.ErrUnavailable (503 with
+// Retry-After to clients) until the indexer has caught up below the bound.
+// Ingest never outruns search by more than that, and no read is ever
+// answered from an incomplete index. The indexer takes about 30,000 events
+// a second on two cores (docs/PERFORMANCE.md), so the bound is a few
+// seconds of a sustained burst beyond that rate.
+const (
+	maxBacklogEvents = 100_000
+	maxBacklogBytes  = 192 << 20
+)
+
+// admit refuses an Append while the backlog is at its bound. It reads the
+// search file only when the marks in memory say the bound may be reached.
+func (s *Store) admit(ctx context.Context) error {
+	limit := s.backlogLimit
+	if limit == 0 {
+		limit = maxBacklogEvents
+	}
+	last, mark := s.lastPos.Load(), s.indexedMark.Load()
+	if last-mark < limit && s.unindexed.heldBytes() < maxBacklogBytes {
+		return nil
+	}
+	indexed, err := indexedPos(ctx, s.searchRead)
+	if err != nil {
+		return err
+	}
+	s.noteIndexed(indexed)
+	events, bytes := last-indexed, s.unindexed.heldAfter(indexed)
+	if events >= limit || bytes >= maxBacklogBytes {
+		return fmt.Errorf("%d accepted events (%d MiB) are waiting for the search indexer, the most Trail lets wait: %w", events, bytes>>20, store.ErrUnavailable)
+	}
+	return nil
+}
+
+// noteIndexed records a high-water mark read or committed.
+func (s *Store) noteIndexed(pos int64) {
+	for {
+		cur := s.indexedMark.Load()
+		if pos <= cur || s.indexedMark.CompareAndSwap(cur, pos) {
+			return
+		}
+	}
+}
+
+// noteAppended records the last position committed.
+func (s *Store) noteAppended(pos int64) {
+	for {
+		cur := s.lastPos.Load()
+		if pos <= cur || s.lastPos.CompareAndSwap(cur, pos) {
+			return
+		}
+	}
+}
