@@ -121,6 +121,11 @@ type pendingRow struct {
 	record   []byte
 	mismatch bool         // events.schema_mismatch
 	draft    *event.Draft // what record encodes, when the event was committed by this process; nil otherwise
+	// For reads of events not indexed yet (tail.go), set by prepare:
+	// occurred_at in unix milliseconds, and the tokens of the draft's
+	// search text, made by the first read that needs them.
+	ms   int64
+	text *lazyTokens
 }
 
 // IndexPending makes up to limit more events searchable, in one

@@ -184,19 +184,15 @@ func (s *Store) OrganizationActions(ctx context.Context, org string, limit int) 
 	rows.Close()
 	tx.Rollback() //nolint:errcheck // read-only
 
-	tailRows, err := s.readTail(ctx, org, indexed)
+	n := len(out)
+	err = s.scanTail(ctx, org, indexed, func(rows []pendingRow) error {
+		return orgRows(rows, org, func(p *pendingRow) { out = append(out, p.draft.Action) })
+	})
 	if err != nil {
 		return nil, err
 	}
-	tail, err := parseTail(tailRows)
-	if err != nil {
-		return nil, err
-	}
-	if len(tail) == 0 {
+	if len(out) == n {
 		return out, nil
-	}
-	for _, e := range tail {
-		out = append(out, e.rec.Action)
 	}
 	slices.Sort(out)
 	out = slices.Compact(out)
@@ -255,23 +251,19 @@ func (s *Store) EventHistogram(ctx context.Context, org string, from time.Time, 
 	rows.Close()
 	tx.Rollback() //nolint:errcheck // read-only
 
-	tailRows, err := s.readTail(ctx, org, indexed)
-	if err != nil {
-		return nil, err
-	}
-	tail, err := parseTail(tailRows)
-	if err != nil {
-		return nil, err
-	}
 	// Bucket i is [bound(i), bound(i+1)) in milliseconds, clamped as the
 	// query's sort-key bounds are.
 	bound := func(i int) int64 { return max(min(fromMS+int64(i)*stepMS, maxSortMS), 0) }
-	for _, e := range tail {
-		m := e.at.ms
-		i := sort.Search(n+1, func(i int) bool { return bound(i) > m }) - 1
-		if i >= 0 && i < n && m < bound(i+1) {
-			counts[i]++
-		}
+	err = s.scanTail(ctx, org, indexed, func(rows []pendingRow) error {
+		return orgRows(rows, org, func(p *pendingRow) {
+			i := sort.Search(n+1, func(i int) bool { return bound(i) > p.ms }) - 1
+			if i >= 0 && i < n && p.ms < bound(i+1) {
+				counts[i]++
+			}
+		})
+	})
+	if err != nil {
+		return nil, err
 	}
 	return counts, nil
 }

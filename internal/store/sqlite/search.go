@@ -103,16 +103,16 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		return fail(err)
 	}
 
-	tailRows, err := s.readTail(ctx, org, indexed)
-	if err != nil {
-		return page, err
-	}
-	tail, err := parseTail(tailRows)
-	if err != nil {
-		return page, err
-	}
 	filter := &tailFilter{lo: lo, hi: hi, actions: q.Actions, prefixes: q.ActionPrefixes, q: &q, text: text}
-	top := topTail(tail, filter, limit+1, scanDesc)
+	var top []pendingRow
+	err = s.scanTail(ctx, org, indexed, func(rows []pendingRow) error {
+		var err error
+		top, err = topTail(rows, org, filter, limit+1, scanDesc)
+		return err
+	})
+	if err != nil {
+		return page, err
+	}
 
 	// Merge the two walks.
 	indexedEvents, err := s.eventsBySeq(ctx, org, seqs)
@@ -132,7 +132,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	for len(results) <= limit && (i < len(keys) || j < len(top)) {
 		takeIndexed := j == len(top)
 		if i < len(keys) && j < len(top) {
-			c := comparePositions(keyPosition(keys[i]), top[j].at)
+			c := comparePositions(keyPosition(keys[i]), top[j].at())
 			takeIndexed = c < 0 != scanDesc
 		}
 		if takeIndexed {
@@ -145,10 +145,10 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 			i++
 			continue
 		}
-		t := top[j]
+		t := &top[j]
 		results = append(results, result{
-			store.StoredEvent{OrganizationID: org, Seq: t.row.seq, ID: t.row.id, Record: t.row.record, SchemaMismatch: t.row.mismatch},
-			encodeTailCursor(t.at.ms, t.row.pos, t.row.seq),
+			store.StoredEvent{OrganizationID: org, Seq: t.seq, ID: t.id, Record: t.record, SchemaMismatch: t.mismatch},
+			encodeTailCursor(t.ms, t.pos, t.seq),
 		})
 		j++
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
@@ -126,59 +127,97 @@ func cursorBound(ctx context.Context, tx *sql.Tx, org, c string, indexed int64, 
 	return position{ms, 0, k}, nil
 }
 
-// tailEvent is an event of the tail, parsed.
-type tailEvent struct {
-	row *pendingRow
-	rec *event.Record
-	at  position
+// lazyTokens are the tokens of an event's search text, made once.
+type lazyTokens struct {
+	once sync.Once
+	z    tokenizer
 }
 
-// readTail returns org's events after the high-water mark indexed, in pos
-// order: every event committed before it was called, and maybe later ones.
-func (s *Store) readTail(ctx context.Context, org string, indexed int64) ([]pendingRow, error) {
+// prepare gives p its draft (parsing its record if it has none; a record
+// that does not parse keeps none, and its reads fail) and what reads of
+// the tail use.
+func (p *pendingRow) prepare() {
+	if p.draft == nil {
+		rec, err := event.ParseRecord(p.record)
+		if err != nil {
+			return
+		}
+		p.draft = &rec.Draft
+	}
+	p.ms = p.draft.OccurredAt.UnixMilli()
+	p.text = &lazyTokens{}
+}
+
+// tokens returns the tokens of p's search text.
+func (p *pendingRow) tokens() *tokenizer {
+	p.text.once.Do(func() {
+		p.text.z.add(string(p.draft.AppendSearchText(nil)))
+	})
+	return &p.text.z
+}
+
+func (p *pendingRow) at() position { return position{p.ms, 1, p.pos} }
+
+// scanTail calls fn with the events after the high-water mark indexed, in
+// pos order: every event committed before it was called, maybe later ones
+// too, and maybe other organizations' (fn filters). It reads them from
+// unindexedEvents when it holds them all, else org's from the events
+// table. fn must not keep the slice.
+func (s *Store) scanTail(ctx context.Context, org string, indexed int64, fn func(rows []pendingRow) error) error {
 	var last sql.NullInt64
 	if err := s.read.QueryRowContext(ctx, `SELECT max(pos) FROM events`).Scan(&last); err != nil {
-		return nil, fmt.Errorf("couldn't read the last position: %w", classify(err))
+		return fmt.Errorf("couldn't read the last position: %w", classify(err))
 	}
 	if last.Int64 <= indexed {
-		return nil, nil
+		return nil
 	}
-	if rows, ok := s.unindexed.tail(org, indexed, last.Int64); ok {
-		return rows, nil
+	var err error
+	if s.unindexed.scan(indexed, last.Int64, func(rows []pendingRow) { err = fn(rows) }) {
+		return err
 	}
 	// NOT INDEXED: a walk of pos (the rowid) from the mark, not of org's
 	// whole log.
 	rows, err := s.read.QueryContext(ctx,
 		`SELECT pos, seq, id, record, schema_mismatch FROM events NOT INDEXED WHERE pos > ? AND organization_id = ? ORDER BY pos`, indexed, org)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read the events of %s not indexed yet: %w", org, classify(err))
+		return fmt.Errorf("couldn't read the events of %s not indexed yet: %w", org, classify(err))
 	}
 	defer rows.Close()
 	var out []pendingRow
 	for rows.Next() {
 		p := pendingRow{org: org}
 		if err := rows.Scan(&p.pos, &p.seq, &p.id, &p.record, &p.mismatch); err != nil {
-			return nil, fmt.Errorf("couldn't read an event of %s not indexed yet: %w", org, classify(err))
+			return fmt.Errorf("couldn't read an event of %s not indexed yet: %w", org, classify(err))
 		}
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("couldn't read the events of %s not indexed yet: %w", org, classify(err))
+		return fmt.Errorf("couldn't read the events of %s not indexed yet: %w", org, classify(err))
 	}
-	return out, nil
+	for i := range out {
+		if out[i].prepare(); out[i].draft == nil {
+			_, err := event.ParseRecord(out[i].record)
+			return fmt.Errorf("couldn't parse stored record %s/%d: %w", org, out[i].seq, err)
+		}
+	}
+	return fn(out)
 }
 
-// parseTail parses the tail's events.
-func parseTail(rows []pendingRow) ([]tailEvent, error) {
-	out := make([]tailEvent, len(rows))
+// orgRows calls fn with each of rows that is org's and has a draft; a row
+// without one (its record did not parse) is an error.
+func orgRows(rows []pendingRow, org string, fn func(p *pendingRow)) error {
 	for i := range rows {
-		rec, err := rows[i].parsed()
-		if err != nil {
-			return nil, fmt.Errorf("couldn't parse stored record %s/%d: %w", rows[i].org, rows[i].seq, err)
+		p := &rows[i]
+		if p.org != org {
+			continue
 		}
-		out[i] = tailEvent{row: &rows[i], rec: rec, at: position{rec.OccurredAt.UnixMilli(), 1, rows[i].pos}}
+		if p.draft == nil {
+			_, err := event.ParseRecord(p.record)
+			return fmt.Errorf("couldn't parse stored record %s/%d: %w", org, p.seq, err)
+		}
+		fn(p)
 	}
-	return out, nil
+	return nil
 }
 
 // tailFilter is an EventQuery's filter applied in Go to tail events, with
@@ -190,16 +229,15 @@ type tailFilter struct {
 	prefixes []string
 	q        *store.EventQuery
 	text     *textQuery
-	z        tokenizer
-	buf      []byte
 }
 
-func (f *tailFilter) match(e *tailEvent) bool {
-	if f.lo != nil && comparePositions(e.at, *f.lo) <= 0 || f.hi != nil && comparePositions(e.at, *f.hi) >= 0 {
+func (f *tailFilter) match(p *pendingRow) bool {
+	at := p.at()
+	if f.lo != nil && comparePositions(at, *f.lo) <= 0 || f.hi != nil && comparePositions(at, *f.hi) >= 0 {
 		return false
 	}
-	q, r := f.q, e.rec
-	if q.SchemaMismatch && !e.row.mismatch {
+	q, r := f.q, p.draft
+	if q.SchemaMismatch && !p.mismatch {
 		return false
 	}
 	if len(f.actions)+len(f.prefixes) > 0 && !slices.Contains(f.actions, r.Action) && !slices.ContainsFunc(f.prefixes, func(p string) bool { return hasActionPrefix(r.Action, p) }) {
@@ -215,15 +253,7 @@ func (f *tailFilter) match(e *tailEvent) bool {
 			return false
 		}
 	}
-	if f.text != nil {
-		f.buf = r.AppendSearchText(f.buf[:0])
-		f.z.reset()
-		f.z.add(string(f.buf))
-		if !f.text.matches(&f.z) {
-			return false
-		}
-	}
-	return true
+	return f.text == nil || f.text.matches(p.tokens())
 }
 
 // hasActionPrefix is expandPrefixes' test: action >= p AND action < p || U+10FFFF.
@@ -231,27 +261,23 @@ func hasActionPrefix(action, p string) bool {
 	return action >= p && action < p+"\U0010FFFF"
 }
 
-// topTail returns the first n matching tail events in the order of a walk
-// (descending when desc), by a bounded heap: the tail is in pos order, not
-// in occurred_at order.
-func topTail(evs []tailEvent, f *tailFilter, n int, desc bool) []*tailEvent {
+// topTail returns copies of the first n of org's tail events f matches in
+// the order of a walk (descending when desc), by a bounded heap: the tail
+// is in pos order, not in occurred_at order.
+func topTail(rows []pendingRow, org string, f *tailFilter, n int, desc bool) ([]pendingRow, error) {
 	// before reports whether a comes first in the walk.
-	before := func(a, b *tailEvent) bool {
-		c := comparePositions(a.at, b.at)
+	before := func(a, b *pendingRow) bool {
+		c := comparePositions(a.at(), b.at())
 		if desc {
 			return c > 0
 		}
 		return c < 0
 	}
 	// h is a heap whose root is the last in walk order of the best n.
-	var h []*tailEvent
-	for i := range evs {
-		e := &evs[i]
-		if len(h) == n && !before(e, h[0]) {
-			continue
-		}
-		if !f.match(e) {
-			continue
+	var h []*pendingRow
+	err := orgRows(rows, org, func(e *pendingRow) {
+		if len(h) == n && !before(e, h[0]) || !f.match(e) {
+			return
 		}
 		if len(h) < n {
 			h = append(h, e)
@@ -263,7 +289,7 @@ func topTail(evs []tailEvent, f *tailFilter, n int, desc bool) []*tailEvent {
 				h[p], h[j] = h[j], h[p]
 				j = p
 			}
-			continue
+			return
 		}
 		h[0] = e
 		for j := 0; ; {
@@ -280,12 +306,19 @@ func topTail(evs []tailEvent, f *tailFilter, n int, desc bool) []*tailEvent {
 			h[m], h[j] = h[j], h[m]
 			j = m
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(h, func(a, b *tailEvent) int {
+	slices.SortFunc(h, func(a, b *pendingRow) int {
 		if before(a, b) {
 			return -1
 		}
 		return 1
 	})
-	return h
+	out := make([]pendingRow, len(h))
+	for i, p := range h {
+		out[i] = *p
+	}
+	return out, nil
 }

@@ -20,7 +20,8 @@ const unindexedBudget = 256 << 20
 func heldSize(r *pendingRow) int {
 	n := len(r.record)
 	if r.draft != nil {
-		n += 2 * len(r.draft.Tail)
+		// And the tokens of its text, once a read has made them.
+		n += 3 * len(r.draft.Tail)
 	}
 	return n
 }
@@ -36,15 +37,20 @@ func heldSize(r *pendingRow) int {
 // between, when the budget dropped the oldest). Retention removes only
 // events the indexer covered, so nothing held here can have been deleted.
 type unindexedEvents struct {
-	mu     sync.Mutex
+	mu     sync.RWMutex // reads of the tail scan items[head:] under RLock
 	items  []pendingRow // items[head:] are live, pos ascending
 	head   int
 	bytes  int // heldSize of items[head:]
 	budget int // bytes held at most; 0 means unindexedBudget
 }
 
-// add appends events just committed, in pos order.
+// add appends events just committed, in pos order. Each gets its draft
+// (parsed from its record if it came without one), so that reads of the
+// tail filter drafts without parsing.
 func (u *unindexedEvents) add(rows []pendingRow) {
+	for i := range rows {
+		rows[i].prepare()
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, r := range rows {
@@ -86,28 +92,33 @@ func (u *unindexedEvents) run(from int64, limit int) []pendingRow {
 	return out
 }
 
-// tail returns org's events after position from, as held, if the queue
-// holds every position from from+1 to last; ok is false otherwise.
-func (u *unindexedEvents) tail(org string, from, last int64) (rows []pendingRow, ok bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+// scan calls fn, under the read lock, with the held events after position
+// from, of every organization, in pos order, if the queue holds every
+// position from from+1 to last; it reports whether it did. fn must not
+// keep the slice or change its events.
+func (u *unindexedEvents) scan(from, last int64, fn func(rows []pendingRow)) bool {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
 	items := u.items[u.head:]
 	i := sort.Search(len(items), func(i int) bool { return items[i].pos > from })
-	next := from + 1
-	for ; i < len(items) && items[i].pos == next; i++ {
-		if items[i].org == org {
-			rows = append(rows, items[i])
-		}
-		next++
+	if i == len(items) || items[i].pos != from+1 {
+		return false
 	}
-	return rows, next > last
+	// Positions are held in increasing order: the run is contiguous up to
+	// last if the event last-from positions on is at last.
+	j := i + int(last-from) - 1
+	if j >= len(items) || items[j].pos != last {
+		return false
+	}
+	fn(items[i:])
+	return true
 }
 
 // heldAfter is how many bytes (heldSize) the queue holds of events after
 // position from.
 func (u *unindexedEvents) heldAfter(from int64) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	u.mu.RLock()
+	defer u.mu.RUnlock()
 	items := u.items[u.head:]
 	i := sort.Search(len(items), func(i int) bool { return items[i].pos > from })
 	n := u.bytes
@@ -119,8 +130,8 @@ func (u *unindexedEvents) heldAfter(from int64) int {
 
 // heldBytes is how many bytes the queue holds.
 func (u *unindexedEvents) heldBytes() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	u.mu.RLock()
+	defer u.mu.RUnlock()
 	return u.bytes
 }
 
