@@ -18,7 +18,7 @@ import (
 // seconds of a sustained burst beyond that rate.
 const (
 	maxBacklogEvents = 100_000
-	maxBacklogBytes  = 192 << 20
+	maxBacklogBytes  = 256 << 20
 )
 
 // admit refuses an Append while the backlog is at its bound. It reads the

@@ -126,6 +126,10 @@ type pendingRow struct {
 	// search text, made by the first read that needs them.
 	ms   int64
 	text *lazyTokens
+	// Hashes of the action and the actor's id and name, kept beside the
+	// row so that a filter rules most rows out without reading their
+	// drafts.
+	actionHash, actorIDHash, actorNameHash uint32
 }
 
 // IndexPending makes up to limit more events searchable, in one

@@ -194,3 +194,90 @@ func BenchmarkQuery(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkQueryUnindexed measures first pages while events wait for the
+// indexer: on a store of indexed events (as BenchmarkQuery's), it appends
+// a backlog of 0, 10,000 and 100,000 events to one organization, the worst
+// case (every one of them is that organization's), and queries that
+// organization before the indexer runs ("unindexed-N") and again once it
+// has indexed them ("indexed-N"), in the same run:
+//
+//	go test ./internal/store/sqlite -run '^$' -bench QueryUnindexed -benchtime 200x -timeout 1h
+func BenchmarkQueryUnindexed(b *testing.B) {
+	s, _ := openQueryBench(b)
+	ctx := context.Background()
+	org := benchOrg(0)
+	rng := rand.New(rand.NewPCG(5, 6))
+	next := time.Now()
+	for _, backlog := range []int{0, 10_000, 100_000} {
+		// The backlog, appended as the API does (drafts and all), in
+		// batches of 1000.
+		var last *event.Draft
+		for j := 0; j < backlog; {
+			var sub store.Submission
+			for ; j < backlog && len(sub.Events) < 1000; j++ {
+				next = next.Add(time.Millisecond)
+				d, err := event.ParseEvent(storetest.Event(rng, j), next, event.DefaultLimits())
+				if err != nil {
+					b.Fatal(err)
+				}
+				sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: org, ID: event.NewID(next), ReceivedAt: next, Tail: d.Tail, Draft: d})
+				last = d
+			}
+			if _, err := s.Append(ctx, []store.Submission{sub}, time.Now()); err != nil {
+				b.Fatalf("Append: %v", err)
+			}
+		}
+		if last == nil { // filter on the newest event's values
+			page, err := s.SearchEvents(ctx, store.EventQuery{OrganizationID: org, Limit: 1})
+			if err != nil || len(page.Events) != 1 {
+				b.Fatalf("SearchEvents: %v", err)
+			}
+			rec, err := event.ParseRecord(page.Events[0].Record)
+			if err != nil {
+				b.Fatal(err)
+			}
+			last = &rec.Draft
+		}
+		queries := []struct {
+			name string
+			q    store.EventQuery
+		}{
+			{"newest", store.EventQuery{OrganizationID: org}},
+			{"actor", store.EventQuery{OrganizationID: org, ActorID: last.Actor.ID}},
+			{"action-prefix", store.EventQuery{OrganizationID: org, ActionPrefixes: []string{"user."}}},
+			{"text", store.EventQuery{OrganizationID: org, Text: last.Actor.Name}},
+		}
+		for _, state := range []string{"unindexed", "indexed"} {
+			if state == "indexed" {
+				for {
+					k, err := s.IndexPending(ctx, 100_000)
+					if err != nil {
+						b.Fatalf("IndexPending: %v", err)
+					}
+					if k == 0 {
+						break
+					}
+				}
+			} else if backlog == 0 {
+				continue // the same as indexed-0
+			}
+			for _, q := range queries {
+				b.Run(fmt.Sprintf("%s-%d/%s", state, backlog, q.name), func(b *testing.B) {
+					lat := make([]time.Duration, 0, b.N)
+					for b.Loop() {
+						start := time.Now()
+						page, err := s.SearchEvents(ctx, q.q)
+						if err != nil || len(page.Events) == 0 {
+							b.Fatalf("SearchEvents(%s): %d events, %v", q.name, len(page.Events), err)
+						}
+						lat = append(lat, time.Since(start))
+					}
+					slices.Sort(lat)
+					b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+				})
+			}
+		}
+	}
+}

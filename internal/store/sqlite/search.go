@@ -103,7 +103,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		return fail(err)
 	}
 
-	filter := &tailFilter{lo: lo, hi: hi, actions: q.Actions, prefixes: q.ActionPrefixes, q: &q, text: text}
+	filter := newTailFilter(&q, lo, hi, text)
 	var top []pendingRow
 	err = s.scanTail(ctx, org, indexed, func(rows []pendingRow) error {
 		var err error

@@ -127,10 +127,12 @@ func cursorBound(ctx context.Context, tx *sql.Tx, org, c string, indexed int64, 
 	return position{ms, 0, k}, nil
 }
 
-// lazyTokens are the tokens of an event's search text, made once.
+// lazyTokens are the tokens of an event's search text and their Bloom
+// filter, made once.
 type lazyTokens struct {
-	once sync.Once
-	z    tokenizer
+	once  sync.Once
+	bloom tokenBloom
+	z     tokenizer
 }
 
 // prepare gives p its draft (parsing its record if it has none; a record
@@ -146,14 +148,25 @@ func (p *pendingRow) prepare() {
 	}
 	p.ms = p.draft.OccurredAt.UnixMilli()
 	p.text = &lazyTokens{}
+	p.actionHash, p.actorIDHash, p.actorNameHash = hash32(p.draft.Action), hash32(p.draft.Actor.ID), hash32(p.draft.Actor.Name)
+}
+
+// hash32 is FNV-1a of s.
+func hash32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
 }
 
 // tokens returns the tokens of p's search text.
-func (p *pendingRow) tokens() *tokenizer {
+func (p *pendingRow) tokens() *lazyTokens {
 	p.text.once.Do(func() {
 		p.text.z.add(string(p.draft.AppendSearchText(nil)))
+		p.text.bloom = p.text.z.bloom()
 	})
-	return &p.text.z
+	return p.text
 }
 
 func (p *pendingRow) at() position { return position{p.ms, 1, p.pos} }
@@ -203,10 +216,19 @@ func (s *Store) scanTail(ctx context.Context, org string, indexed int64, fn func
 	return fn(out)
 }
 
-// orgRows calls fn with each of rows that is org's and has a draft; a row
-// without one (its record did not parse) is an error.
+// orgRows calls fn with each of rows that is org's and has a draft, last
+// first when backwards; a row without one (its record did not parse) is an
+// error.
 func orgRows(rows []pendingRow, org string, fn func(p *pendingRow)) error {
-	for i := range rows {
+	return orgRowsFrom(rows, org, false, fn)
+}
+
+func orgRowsFrom(rows []pendingRow, org string, backwards bool, fn func(p *pendingRow)) error {
+	for k := range rows {
+		i := k
+		if backwards {
+			i = len(rows) - 1 - k
+		}
 		p := &rows[i]
 		if p.org != org {
 			continue
@@ -229,6 +251,18 @@ type tailFilter struct {
 	prefixes []string
 	q        *store.EventQuery
 	text     *textQuery
+	// Hashes of q's actor id and name and of its actions.
+	actorID, actorName uint32
+	actionHashes       []uint32
+}
+
+func newTailFilter(q *store.EventQuery, lo, hi *position, text *textQuery) *tailFilter {
+	f := &tailFilter{lo: lo, hi: hi, actions: q.Actions, prefixes: q.ActionPrefixes, q: q, text: text,
+		actorID: hash32(q.ActorID), actorName: hash32(q.ActorName)}
+	for _, a := range q.Actions {
+		f.actionHashes = append(f.actionHashes, hash32(a))
+	}
+	return f
 }
 
 func (f *tailFilter) match(p *pendingRow) bool {
@@ -236,10 +270,14 @@ func (f *tailFilter) match(p *pendingRow) bool {
 	if f.lo != nil && comparePositions(at, *f.lo) <= 0 || f.hi != nil && comparePositions(at, *f.hi) >= 0 {
 		return false
 	}
-	q, r := f.q, p.draft
-	if q.SchemaMismatch && !p.mismatch {
-		return false
+	q := f.q
+	if q.SchemaMismatch && !p.mismatch ||
+		q.ActorID != "" && p.actorIDHash != f.actorID ||
+		q.ActorName != "" && p.actorNameHash != f.actorName ||
+		len(f.prefixes) == 0 && len(f.actions) > 0 && !slices.Contains(f.actionHashes, p.actionHash) {
+		return false // without reading the draft
 	}
+	r := p.draft
 	if len(f.actions)+len(f.prefixes) > 0 && !slices.Contains(f.actions, r.Action) && !slices.ContainsFunc(f.prefixes, func(p string) bool { return hasActionPrefix(r.Action, p) }) {
 		return false
 	}
@@ -253,7 +291,11 @@ func (f *tailFilter) match(p *pendingRow) bool {
 			return false
 		}
 	}
-	return f.text == nil || f.text.matches(p.tokens())
+	if f.text == nil {
+		return true
+	}
+	t := p.tokens()
+	return f.text.mayMatch(&t.bloom) && f.text.matches(&t.z)
 }
 
 // hasActionPrefix is expandPrefixes' test: action >= p AND action < p || U+10FFFF.
@@ -274,8 +316,10 @@ func topTail(rows []pendingRow, org string, f *tailFilter, n int, desc bool) ([]
 		return c < 0
 	}
 	// h is a heap whose root is the last in walk order of the best n.
+	// Events mostly come in occurred_at order: walking them in the
+	// direction of the page fills the heap first with the ones that stay.
 	var h []*pendingRow
-	err := orgRows(rows, org, func(e *pendingRow) {
+	err := orgRowsFrom(rows, org, desc, func(e *pendingRow) {
 		if len(h) == n && !before(e, h[0]) || !f.match(e) {
 			return
 		}

@@ -125,6 +125,7 @@ func (z *tokenizer) token(i int) []byte {
 // in matches nothing, as FTS5's empty phrase does.
 type textQuery struct {
 	phrases []textPhrase
+	need    tokenBloom // the bits of every token a match must hold whole
 }
 
 type textPhrase struct {
@@ -149,8 +150,50 @@ func compileText(text string) (q textQuery, ok bool) {
 			p.tokens = append(p.tokens, bytes.Clone(z.token(i)))
 		}
 		q.phrases = append(q.phrases, p)
+		whole := p.tokens
+		if prefix && len(whole) > 0 {
+			whole = whole[:len(whole)-1]
+		}
+		for _, t := range whole {
+			q.need.add(t)
+		}
 	}
 	return q, len(q.phrases) > 0
+}
+
+// mayMatch reports whether a text whose tokens make bloom may match: false
+// means it surely does not.
+func (q *textQuery) mayMatch(bloom *tokenBloom) bool {
+	for i, w := range q.need {
+		if bloom[i]&w != w {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenBloom is a Bloom filter of a text's tokens (512 bits, two per
+// token): a query word's token that is not in it is not in the text, so
+// most texts are ruled out without reading their tokens.
+type tokenBloom [8]uint64
+
+func (f *tokenBloom) add(tok []byte) {
+	h := uint64(14695981039346656037) // FNV-1a
+	for _, c := range tok {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	for _, b := range [2]uint64{h & 511, h >> 32 & 511} {
+		f[b>>6] |= 1 << (b & 63)
+	}
+}
+
+// bloom returns the Bloom filter of the tokens held.
+func (z *tokenizer) bloom() tokenBloom {
+	var f tokenBloom
+	for i := range z.n() {
+		f.add(z.token(i))
+	}
+	return f
 }
 
 // matches reports whether the tokens of an event's text (z) hold every

@@ -11,7 +11,7 @@ import (
 // the events it has not reached yet, counted as heldSize: above what
 // admit lets the backlog reach (maxBacklogBytes), so that the queue holds
 // every event of the backlog this process committed.
-const unindexedBudget = 256 << 20
+const unindexedBudget = 320 << 20
 
 // heldSize is what holding r costs, roughly: its record, and when it has a
 // draft, the draft's tail and the parsed values, which share a copy of the
@@ -20,8 +20,7 @@ const unindexedBudget = 256 << 20
 func heldSize(r *pendingRow) int {
 	n := len(r.record)
 	if r.draft != nil {
-		// And the tokens of its text, once a read has made them.
-		n += 3 * len(r.draft.Tail)
+		n += 2 * len(r.draft.Tail)
 	}
 	return n
 }
@@ -37,6 +36,10 @@ func heldSize(r *pendingRow) int {
 // between, when the budget dropped the oldest). Retention removes only
 // events the indexer covered, so nothing held here can have been deleted.
 type unindexedEvents struct {
+	// orgs interns organization ids, so that reads comparing them touch
+	// one copy rather than one per event.
+	orgs map[string]string
+
 	mu     sync.RWMutex // reads of the tail scan items[head:] under RLock
 	items  []pendingRow // items[head:] are live, pos ascending
 	head   int
@@ -53,7 +56,15 @@ func (u *unindexedEvents) add(rows []pendingRow) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if u.orgs == nil || len(u.orgs) > 1<<16 {
+		u.orgs = map[string]string{}
+	}
 	for _, r := range rows {
+		if o, ok := u.orgs[r.org]; ok {
+			r.org = o
+		} else {
+			u.orgs[r.org] = r.org
+		}
 		if n := len(u.items); n > u.head && u.items[n-1].pos >= r.pos {
 			// Two Appends can get here out of commit order (the second
 			// commits, on the connection the first just released, and
