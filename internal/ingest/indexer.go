@@ -91,10 +91,12 @@ type lagReporter interface {
 	SearchLag(ctx context.Context) (store.SearchLag, error)
 }
 
-// lagCollector exports the search lag at each scrape: ingest is never
-// slowed down for search, so when events arrive faster than they can be
-// indexed for long (batch ingest on two cores, beyond about 30,000 events
-// a second), search falls behind, and these say by how much.
+// lagCollector exports the indexing lag at each scrape: when events
+// arrive faster than they can be indexed for long (batch ingest on two
+// cores, beyond about 30,000 events a second), the indexer falls behind,
+// and these say by how much. Searches cover the events not indexed yet
+// all the same (the store filters them in memory), and past a bounded
+// backlog the store refuses ingest until the indexer has caught up.
 type lagCollector struct {
 	lr  lagReporter
 	now func() time.Time
@@ -102,9 +104,9 @@ type lagCollector struct {
 
 var (
 	lagEventsDesc = prometheus.NewDesc("trail_search_lag_events",
-		"Accepted events not searchable yet.", nil, nil)
+		"Accepted events not indexed yet (searches cover them from memory).", nil, nil)
 	lagSecondsDesc = prometheus.NewDesc("trail_search_lag_seconds",
-		"Age of the oldest accepted event not searchable yet (0 when search is fresh).", nil, nil)
+		"Age of the oldest accepted event not indexed yet (0 when the index is fresh).", nil, nil)
 )
 
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -18,10 +18,11 @@ const idempotencyTTL = 24 * time.Hour
 
 type appendStmts struct {
 	orgSeq, setSeq, insert, idemGet, idemPut *sql.Stmt
+	lastPos                                  *sql.Stmt // on the read pool: max(pos), for every read of the tail
 }
 
 func (st *appendStmts) close() {
-	for _, s := range []*sql.Stmt{st.orgSeq, st.setSeq, st.insert, st.idemGet, st.idemPut} {
+	for _, s := range []*sql.Stmt{st.orgSeq, st.setSeq, st.insert, st.idemGet, st.idemPut, st.lastPos} {
 		if s != nil {
 			s.Close()
 		}
@@ -46,6 +47,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		idemPut: prep(`INSERT OR REPLACE INTO idempotency_keys (organization_id, key, body_hash, created_at, result) VALUES (?, ?, ?, ?, ?)`),
 	}
 	if err != nil {
+		return fmt.Errorf("couldn't prepare statements: %w", err)
+	}
+	if s.stmts.lastPos, err = s.read.PrepareContext(ctx, `SELECT max(pos) FROM events`); err != nil {
 		return fmt.Errorf("couldn't prepare statements: %w", err)
 	}
 	return nil

@@ -374,7 +374,7 @@ func indexedPos(ctx context.Context, q interface {
 	return pos, nil
 }
 
-// IndexLag reports how many accepted events are not searchable yet.
+// IndexLag reports how many accepted events are not indexed yet.
 func (s *Store) IndexLag(ctx context.Context) (int64, error) {
 	indexed, err := indexedPos(ctx, s.searchRead)
 	if err != nil {

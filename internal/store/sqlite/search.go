@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -51,16 +52,22 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		return page, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
 	}
 
-	// One read transaction of the search file: its high-water mark and
-	// its rows are one snapshot.
-	tx, err := s.searchRead.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fail(err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
-	indexed, err := indexedPos(ctx, tx)
-	if err != nil {
-		return page, err
+	// The search file's high-water mark and its rows must be one
+	// snapshot. Usually one statement reads both; expanding prefixes or
+	// placing a tail event's cursor needs the mark first, and then all of
+	// it is one read transaction.
+	var sq searchQuerier = s.searchRead
+	indexed := int64(-1) // read with the rows
+	if len(q.ActionPrefixes) > 0 || isTailCursor(q.After+q.Before) {
+		tx, err := s.searchRead.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return fail(err)
+		}
+		defer tx.Rollback() //nolint:errcheck // read-only
+		if indexed, err = indexedPos(ctx, tx); err != nil {
+			return page, err
+		}
+		sq = tx
 	}
 
 	// Bounds, exclusive: (lo, hi).
@@ -73,7 +80,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	}
 	if c := q.After + q.Before; c != "" {
 		down := (q.After != "") == desc // moving towards smaller positions
-		p, err := cursorBound(ctx, tx, org, c, indexed, down)
+		p, err := cursorBound(ctx, sq, org, c, indexed, down)
 		if err != nil {
 			return page, err
 		}
@@ -95,12 +102,17 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		text = &t
 	}
 
-	keys, seqs, err := s.searchIndexed(ctx, tx, q, lo, hi, limit+1, scanDesc)
+	keys, seqs, mark, err := s.searchIndexed(ctx, sq, q, lo, hi, limit+1, scanDesc, indexed < 0)
 	if err != nil {
 		return page, err
 	}
-	if err := tx.Rollback(); err != nil {
-		return fail(err)
+	if indexed < 0 {
+		indexed = mark
+	}
+	if tx, ok := sq.(*sql.Tx); ok {
+		if err := tx.Rollback(); err != nil {
+			return fail(err)
+		}
 	}
 
 	filter := newTailFilter(&q, lo, hi, text)
@@ -184,21 +196,28 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	return page, nil
 }
 
-// searchIndexed walks the search file (in transaction tx) for up to n of
-// q's indexed events strictly between lo and hi, in sort-key order, and
-// returns their sort keys and seqs.
-func (s *Store) searchIndexed(ctx context.Context, tx *sql.Tx, q store.EventQuery, lo, hi *position, n int, scanDesc bool) (keys, seqs []int64, err error) {
+// searchIndexed walks the search file (sq) for up to n of q's indexed
+// events strictly between lo and hi, in sort-key order, and returns their
+// sort keys and seqs; withMark, also the high-water mark, read by the same
+// statement (one snapshot).
+func (s *Store) searchIndexed(ctx context.Context, sq searchQuerier, q store.EventQuery, lo, hi *position, n int, scanDesc, withMark bool) (keys, seqs []int64, mark int64, err error) {
+	none := func() ([]int64, []int64, int64, error) {
+		if withMark {
+			mark, err = indexedPos(ctx, sq)
+		}
+		return nil, nil, mark, err
+	}
 	actions := append([]string(nil), q.Actions...)
 	if len(q.ActionPrefixes) > 0 {
-		expanded, err := expandPrefixes(ctx, tx, q.OrganizationID, q.ActionPrefixes)
+		expanded, err := expandPrefixes(ctx, sq, q.OrganizationID, q.ActionPrefixes)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
 		actions = append(actions, expanded...)
 		slices.Sort(actions)
 		actions = slices.Compact(actions)
 		if len(actions) == 0 {
-			return nil, nil, nil // no indexed action of this organization has that prefix
+			return none() // no indexed action of this organization has that prefix
 		}
 	}
 
@@ -257,7 +276,7 @@ func (s *Store) searchIndexed(ctx context.Context, tx *sql.Tx, q store.EventQuer
 	if q.Text != "" {
 		text := ftsExpression(q.Text)
 		if text == "" {
-			return nil, nil, nil // nothing searchable in the text
+			return none() // nothing searchable in the text
 		}
 		terms = append(terms, text)
 	}
@@ -294,23 +313,48 @@ func (s *Store) searchIndexed(ctx context.Context, tx *sql.Tx, q store.EventQuer
 		b.where("s.action IN ("+ph+")", anySlice(actions)...)
 	}
 	sqlText, args := b.build()
+	if withMark {
+		// One statement, one snapshot: the mark as a row of key -1 (sort
+		// keys are never negative), then the walk's rows.
+		sqlText = `SELECT -1, indexed_pos FROM search_state WHERE id = 1 UNION ALL SELECT * FROM (` + sqlText + `)`
+	}
 
-	rows, err := tx.QueryContext(ctx, sqlText, args...)
+	rows, err := sq.QueryContext(ctx, sqlText, args...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
+		return nil, nil, 0, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
 	}
 	defer rows.Close()
+	type row struct{ key, seq int64 }
+	var found []row
+	marked := false
 	for rows.Next() {
-		var key, seq int64
-		if err := rows.Scan(&key, &seq); err != nil {
-			return nil, nil, fmt.Errorf("couldn't read search result: %w", err)
+		var r row
+		if err := rows.Scan(&r.key, &r.seq); err != nil {
+			return nil, nil, 0, fmt.Errorf("couldn't read search result: %w", err)
 		}
-		keys, seqs = append(keys, key), append(seqs, seq)
+		if r.key == -1 {
+			mark, marked = r.seq, true
+			continue
+		}
+		found = append(found, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
+		return nil, nil, 0, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
 	}
-	return keys, seqs, nil
+	if withMark && !marked {
+		return nil, nil, 0, fmt.Errorf("couldn't read search high-water mark")
+	}
+	// In the walk's order, whatever order the compound statement gave.
+	slices.SortFunc(found, func(a, b row) int {
+		if scanDesc {
+			return cmp.Compare(b.key, a.key)
+		}
+		return cmp.Compare(a.key, b.key)
+	})
+	for _, r := range found {
+		keys, seqs = append(keys, r.key), append(seqs, r.seq)
+	}
+	return keys, seqs, mark, nil
 }
 
 // eventsBySeq reads the stored events of org with the given seqs, in the
@@ -354,7 +398,7 @@ func (s *Store) eventsBySeq(ctx context.Context, org string, seqs []int64) ([]st
 
 // expandPrefixes reads the indexed actions of org that start with one of
 // prefixes, in transaction tx of the search file.
-func expandPrefixes(ctx context.Context, tx *sql.Tx, org string, prefixes []string) ([]string, error) {
+func expandPrefixes(ctx context.Context, tx searchQuerier, org string, prefixes []string) ([]string, error) {
 	var out []string
 	for _, p := range prefixes {
 		rows, err := tx.QueryContext(ctx,

@@ -80,10 +80,22 @@ func encodeTailCursor(ms, pos, seq int64) string {
 	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "u1:%d:%d:%d", ms, pos, seq))
 }
 
+// searchQuerier is the search file's pool or a read transaction on it.
+type searchQuerier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// isTailCursor reports whether c is a tail event's cursor.
+func isTailCursor(c string) bool {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	return err == nil && strings.HasPrefix(string(raw), "u1:")
+}
+
 // cursorBound is the exclusive bound a cursor sets in the direction of the
-// walk (towards smaller positions when down), read in the search
-// transaction tx whose high-water mark is indexed.
-func cursorBound(ctx context.Context, tx *sql.Tx, org, c string, indexed int64, down bool) (position, error) {
+// walk (towards smaller positions when down). A tail event's cursor is read
+// in the search transaction tx whose high-water mark is indexed.
+func cursorBound(ctx context.Context, tx searchQuerier, org, c string, indexed int64, down bool) (position, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil || !strings.HasPrefix(string(raw), "u1:") {
 		key, err := decodeCursor(c)
@@ -178,7 +190,7 @@ func (p *pendingRow) at() position { return position{p.ms, 1, p.pos} }
 // table. fn must not keep the slice.
 func (s *Store) scanTail(ctx context.Context, org string, indexed int64, fn func(rows []pendingRow) error) error {
 	var last sql.NullInt64
-	if err := s.read.QueryRowContext(ctx, `SELECT max(pos) FROM events`).Scan(&last); err != nil {
+	if err := s.stmts.lastPos.QueryRowContext(ctx).Scan(&last); err != nil {
 		return fmt.Errorf("couldn't read the last position: %w", classify(err))
 	}
 	if last.Int64 <= indexed {
