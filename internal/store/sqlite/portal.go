@@ -185,7 +185,11 @@ func (s *Store) OrganizationActions(ctx context.Context, org string, limit int) 
 	tx.Rollback() //nolint:errcheck // read-only
 
 	n := len(out)
-	err = s.scanTail(ctx, org, indexed, func(rows []pendingRow) error {
+	last, err := s.lastPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.scanTail(ctx, org, indexed, last, func(rows []pendingRow) error {
 		return orgRows(rows, org, func(p *pendingRow) { out = append(out, p.draft.Action) })
 	})
 	if err != nil {
@@ -254,7 +258,11 @@ func (s *Store) EventHistogram(ctx context.Context, org string, from time.Time, 
 	// Bucket i is [bound(i), bound(i+1)) in milliseconds, clamped as the
 	// query's sort-key bounds are.
 	bound := func(i int) int64 { return max(min(fromMS+int64(i)*stepMS, maxSortMS), 0) }
-	err = s.scanTail(ctx, org, indexed, func(rows []pendingRow) error {
+	last, err := s.lastPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.scanTail(ctx, org, indexed, last, func(rows []pendingRow) error {
 		return orgRows(rows, org, func(p *pendingRow) {
 			i := sort.Search(n+1, func(i int) bool { return bound(i) > p.ms }) - 1
 			if i >= 0 && i < n && p.ms < bound(i+1) {

@@ -115,9 +115,16 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		}
 	}
 
+	// The indexed events' records, and with them the last position of
+	// the log: read after the mark, so the tail up to it holds every
+	// event acknowledged before this read began.
+	indexedEvents, last, err := s.eventsAndLast(ctx, org, seqs)
+	if err != nil {
+		return page, err
+	}
 	filter := newTailFilter(&q, lo, hi, text)
 	var top []pendingRow
-	err = s.scanTail(ctx, org, indexed, func(rows []pendingRow) error {
+	err = s.scanTail(ctx, org, indexed, last, func(rows []pendingRow) error {
 		var err error
 		top, err = topTail(rows, org, filter, limit+1, scanDesc)
 		return err
@@ -127,10 +134,6 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	}
 
 	// Merge the two walks.
-	indexedEvents, err := s.eventsBySeq(ctx, org, seqs)
-	if err != nil {
-		return page, err
-	}
 	bySeq := make(map[int64]store.StoredEvent, len(indexedEvents))
 	for _, e := range indexedEvents {
 		bySeq[e.Seq] = e
@@ -179,15 +182,15 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	for i, r := range results {
 		page.Events[i] = r.e
 	}
-	first, last := results[0].cursor, results[len(results)-1].cursor
+	first, final := results[0].cursor, results[len(results)-1].cursor
 	if backwards {
-		page.After = last
+		page.After = final
 		if more {
 			page.Before = first
 		}
 	} else {
 		if more {
-			page.After = last
+			page.After = final
 		}
 		if q.After != "" {
 			page.Before = first
@@ -360,8 +363,32 @@ func (s *Store) searchIndexed(ctx context.Context, sq searchQuerier, q store.Eve
 // eventsBySeq reads the stored events of org with the given seqs, in the
 // order given, from the log.
 func (s *Store) eventsBySeq(ctx context.Context, org string, seqs []int64) ([]store.StoredEvent, error) {
+	evs, _, err := s.readEvents(ctx, org, seqs, false)
+	return evs, err
+}
+
+// eventsAndLast is eventsBySeq that also reads the log's last position
+// (0 when it is empty), in the same statement.
+func (s *Store) eventsAndLast(ctx context.Context, org string, seqs []int64) ([]store.StoredEvent, int64, error) {
 	if len(seqs) == 0 {
-		return nil, nil
+		last, err := s.lastPosition(ctx)
+		return nil, last, err
+	}
+	return s.readEvents(ctx, org, seqs, true)
+}
+
+// lastPosition reads the log's last position (0 when it is empty).
+func (s *Store) lastPosition(ctx context.Context) (int64, error) {
+	var last sql.NullInt64
+	if err := s.stmts.lastPos.QueryRowContext(ctx).Scan(&last); err != nil {
+		return 0, fmt.Errorf("couldn't read the last position: %w", classify(err))
+	}
+	return last.Int64, nil
+}
+
+func (s *Store) readEvents(ctx context.Context, org string, seqs []int64, withLast bool) (_ []store.StoredEvent, last int64, _ error) {
+	if len(seqs) == 0 {
+		return nil, 0, nil
 	}
 	ph := strings.TrimSuffix(strings.Repeat("?,", len(seqs)), ",")
 	args := make([]any, 0, len(seqs)+1)
@@ -369,21 +396,31 @@ func (s *Store) eventsBySeq(ctx context.Context, org string, seqs []int64) ([]st
 	for _, q := range seqs {
 		args = append(args, q)
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT seq, id, record, schema_mismatch FROM events WHERE organization_id = ? AND seq IN (`+ph+`)`, args...)
+	query := `SELECT seq, id, record, schema_mismatch, 0 FROM events WHERE organization_id = ? AND seq IN (` + ph + `)`
+	if withLast {
+		// A row of seq -1 carries max(pos): one statement, one snapshot.
+		query += ` UNION ALL SELECT -1, '', NULL, 0, coalesce(max(pos), 0) FROM events`
+	}
+	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read events of %s: %w", org, classify(err))
+		return nil, 0, fmt.Errorf("couldn't read events of %s: %w", org, classify(err))
 	}
 	defer rows.Close()
 	bySeq := make(map[int64]store.StoredEvent, len(seqs))
 	for rows.Next() {
 		e := store.StoredEvent{OrganizationID: org}
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Record, &e.SchemaMismatch); err != nil {
-			return nil, fmt.Errorf("couldn't read event of %s: %w", org, err)
+		var pos int64
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Record, &e.SchemaMismatch, &pos); err != nil {
+			return nil, 0, fmt.Errorf("couldn't read event of %s: %w", org, err)
+		}
+		if e.Seq == -1 {
+			last = pos
+			continue
 		}
 		bySeq[e.Seq] = e
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("couldn't read events of %s: %w", org, classify(err))
+		return nil, 0, fmt.Errorf("couldn't read events of %s: %w", org, classify(err))
 	}
 	out := make([]store.StoredEvent, 0, len(seqs))
 	for _, q := range seqs {
@@ -393,7 +430,7 @@ func (s *Store) eventsBySeq(ctx context.Context, org string, seqs []int64) ([]st
 			out = append(out, e)
 		}
 	}
-	return out, nil
+	return out, last, nil
 }
 
 // expandPrefixes reads the indexed actions of org that start with one of

@@ -184,20 +184,16 @@ func (p *pendingRow) tokens() *lazyTokens {
 func (p *pendingRow) at() position { return position{p.ms, 1, p.pos} }
 
 // scanTail calls fn with the events after the high-water mark indexed, in
-// pos order: every event committed before it was called, maybe later ones
-// too, and maybe other organizations' (fn filters). It reads them from
-// unindexedEvents when it holds them all, else org's from the events
-// table. fn must not keep the slice.
-func (s *Store) scanTail(ctx context.Context, org string, indexed int64, fn func(rows []pendingRow) error) error {
-	var last sql.NullInt64
-	if err := s.stmts.lastPos.QueryRowContext(ctx).Scan(&last); err != nil {
-		return fmt.Errorf("couldn't read the last position: %w", classify(err))
-	}
-	if last.Int64 <= indexed {
+// pos order: every event up to position last (read after the mark), maybe
+// later ones too, and maybe other organizations' (fn filters). It reads
+// them from unindexedEvents when it holds them all, else org's from the
+// events table. fn must not keep the slice.
+func (s *Store) scanTail(ctx context.Context, org string, indexed, last int64, fn func(rows []pendingRow) error) error {
+	if last <= indexed {
 		return nil
 	}
 	var err error
-	if s.unindexed.scan(indexed, last.Int64, func(rows []pendingRow) { err = fn(rows) }) {
+	if s.unindexed.scan(indexed, last, func(rows []pendingRow) { err = fn(rows) }) {
 		return err
 	}
 	// NOT INDEXED: a walk of pos (the rowid) from the mark, not of org's
