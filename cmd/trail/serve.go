@@ -192,6 +192,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		guard = diskguard.New(c.storage.Data, diskguard.Options{Reserve: c.diskReserveMiB << 20}, logger.With("worker", "diskguard"))
 		indexerOpts.Hold = guard.WaitRoom
 	}
+	if err := delayIndexer(&indexerOpts, os.Getenv("TRAIL_SEARCH_INDEX_DELAY")); err != nil {
+		return err
+	}
 	var indexer *ingest.Indexer
 	if searchIndexer != nil {
 		indexer = ingest.NewIndexer(searchIndexer, indexerOpts, logger.With("worker", "indexer"), reg)
@@ -602,6 +605,32 @@ func (c *serveCommand) validate() error {
 		if _, err := os.Stat(f.path); err != nil {
 			return fmt.Errorf("%s: %w", f.flag, err)
 		}
+	}
+	return nil
+}
+
+// delayIndexer makes the search indexer wait d (a Go duration) before each
+// batch, when d is set: a fault-injection aid, undocumented in -h, with
+// which tests show that no read depends on the indexer having caught up.
+func delayIndexer(opts *ingest.IndexerOptions, d string) error {
+	if d == "" {
+		return nil
+	}
+	delay, err := time.ParseDuration(d)
+	if err != nil || delay < 0 {
+		return fmt.Errorf("TRAIL_SEARCH_INDEX_DELAY=%q: want a duration such as 2s", d)
+	}
+	hold := opts.Hold
+	opts.Hold = func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		if hold != nil {
+			return hold(ctx)
+		}
+		return nil
 	}
 	return nil
 }
