@@ -78,6 +78,9 @@ func runNodeSuite(t *testing.T, node, dir string) {
 	// A second server with a small per-key rate limit, for the SDK's 429
 	// handling: one request a second, bursts of three.
 	limited := trailtest.Start(t, trailtest.Options{Args: []string{"--rate-limit", "1", "--rate-burst", "3"}})
+	// A third whose search indexer is held back, for read-your-writes: what
+	// it answers at once cannot be owed to the indexer.
+	unindexed := trailtest.Start(t, trailtest.Options{Env: []string{"TRAIL_SEARCH_INDEX_DELAY=1h"}})
 
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
@@ -95,12 +98,13 @@ func runNodeSuite(t *testing.T, node, dir string) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"TRAIL_URL="+srv.URL, "TRAIL_API_KEY="+srv.Key, "TRAIL_IMPORTED_ORG="+importedOrg,
-		"TRAIL_LIMITED_URL="+limited.URL, "TRAIL_LIMITED_API_KEY="+limited.Key)
+		"TRAIL_LIMITED_URL="+limited.URL, "TRAIL_LIMITED_API_KEY="+limited.Key,
+		"TRAIL_UNINDEXED_URL="+unindexed.URL, "TRAIL_UNINDEXED_API_KEY="+unindexed.Key)
 	out, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", out)
 	if err != nil {
-		t.Fatalf("the WorkOS Node SDK tests failed: %v\nserver log:\n%s\nrate-limited server log:\n%s",
-			err, srv.Logs(), limited.Logs())
+		t.Fatalf("the WorkOS Node SDK tests failed: %v\nserver log:\n%s\nrate-limited server log:\n%s\nunindexed server log:\n%s",
+			err, srv.Logs(), limited.Logs(), unindexed.Logs())
 	}
 	// Every test must have run: a skipped one proves nothing.
 	summary := map[string]int{}
