@@ -16,6 +16,14 @@ import (
 // answered from an incomplete index. The indexer takes about 30,000 events
 // a second on two cores (docs/PERFORMANCE.md), so the bound is a few
 // seconds of a sustained burst beyond that rate.
+//
+// A backlog this process does not hold in memory is another matter: the
+// search file being rebuilt from the first event (after a migration, or
+// when it did not match the database), or a restart behind. Refusing
+// ingest for the minutes a rebuild takes would trade acceptance for
+// search; instead ingest goes on, and a read whose tail would have to be
+// read from the events table past the bound answers ErrUnavailable until
+// the indexer is within it (readTailFromTable).
 const (
 	maxBacklogEvents = 100_000
 	maxBacklogBytes  = 256 << 20
@@ -24,10 +32,7 @@ const (
 // admit refuses an Append while the backlog is at its bound. It reads the
 // search file only when the marks in memory say the bound may be reached.
 func (s *Store) admit(ctx context.Context) error {
-	limit := s.backlogLimit
-	if limit == 0 {
-		limit = maxBacklogEvents
-	}
+	limit := s.backlogBound()
 	last, mark := s.lastPos.Load(), s.indexedMark.Load()
 	if last-mark < limit && s.unindexed.heldBytes() < maxBacklogBytes {
 		return nil
@@ -38,10 +43,18 @@ func (s *Store) admit(ctx context.Context) error {
 	}
 	s.noteIndexed(indexed)
 	events, bytes := last-indexed, s.unindexed.heldAfter(indexed)
-	if events >= limit || bytes >= maxBacklogBytes {
-		return fmt.Errorf("%d accepted events (%d MiB) are waiting for the search indexer, the most Trail lets wait: %w", events, bytes>>20, store.ErrUnavailable)
+	if events < limit && bytes < maxBacklogBytes || !s.unindexed.holdsFrom(indexed+1) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%d accepted events (%d MiB) are waiting for the search indexer, the most Trail lets wait: %w", events, bytes>>20, store.ErrUnavailable)
+}
+
+// backlogBound is the most events a read takes from the events table.
+func (s *Store) backlogBound() int64 {
+	if s.backlogLimit != 0 {
+		return s.backlogLimit
+	}
+	return maxBacklogEvents
 }
 
 // noteIndexed records a high-water mark read or committed.

@@ -52,3 +52,45 @@ func TestBacklogBound(t *testing.T) {
 		t.Fatalf("SearchEvents = %d events, %v; want the 20 accepted", len(page.Events), err)
 	}
 }
+
+// TestBacklogNotHeld: a backlog this process does not hold in memory (as
+// while the search file is rebuilt, or after a restart behind) never stops
+// ingest; reads whose tail it would take past the bound from the events
+// table answer ErrUnavailable, never a partial page, until the indexer is
+// within the bound.
+func TestBacklogNotHeld(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "trail.db")
+	writer := openIndexerTest(t, path, "org_a")
+	defer writer.Close()
+	reader := openIndexerTest(t, path)
+	defer reader.Close()
+	writer.backlogLimit, reader.backlogLimit = 10, 10
+	// The writer's own backlog is bounded: it refuses past 10.
+	for i := range 12 {
+		_, err := writer.Append(ctx, []store.Submission{{Events: []store.PendingEvent{indexerEvent(t, "org_a", "a.b", testNow, true)}}}, testNow)
+		if refused := errors.Is(err, store.ErrUnavailable); refused != (i >= 10) || err != nil && !refused {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	// The reader holds none of it: ingest through it goes on past the
+	// bound, and reads answer ErrUnavailable while its tail is too long.
+	for i := range 5 {
+		if _, err := reader.Append(ctx, []store.Submission{{Events: []store.PendingEvent{indexerEvent(t, "org_a", "a.b", testNow, true)}}}, testNow); err != nil {
+			t.Fatalf("append %d through the reader: %v", i, err)
+		}
+	}
+	search := func() (int, error) {
+		page, err := reader.SearchEvents(ctx, store.EventQuery{OrganizationID: "org_a", Limit: 100})
+		return len(page.Events), err
+	}
+	if n, err := search(); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("SearchEvents with 15 events to read from the table, bound 10: %d events, %v; want ErrUnavailable", n, err)
+	}
+	if _, err := reader.IndexPending(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := search(); err != nil || n != 15 {
+		t.Fatalf("SearchEvents with 8 events to read from the table: %d events, %v; want all 15", n, err)
+	}
+}

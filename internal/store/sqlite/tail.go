@@ -196,6 +196,11 @@ func (s *Store) scanTail(ctx context.Context, org string, indexed, last int64, f
 	if s.unindexed.scan(indexed, last, func(rows []pendingRow) { err = fn(rows) }) {
 		return err
 	}
+	if n := last - indexed; n > s.backlogBound() {
+		// Not an incomplete answer, nor one that reads and parses a
+		// rebuild's worth of records: the caller retries (backlog.go).
+		return fmt.Errorf("search is catching up, %d events are not indexed yet: %w", n, store.ErrUnavailable)
+	}
 	// NOT INDEXED: a walk of pos (the rowid) from the mark, not of org's
 	// whole log.
 	rows, err := s.read.QueryContext(ctx,

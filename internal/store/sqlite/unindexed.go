@@ -139,6 +139,15 @@ func (u *unindexedEvents) heldAfter(from int64) int {
 	return n
 }
 
+// holdsFrom reports whether the queue holds the event at position pos.
+func (u *unindexedEvents) holdsFrom(pos int64) bool {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	items := u.items[u.head:]
+	i := sort.Search(len(items), func(i int) bool { return items[i].pos >= pos })
+	return i < len(items) && items[i].pos == pos
+}
+
 // heldBytes is how many bytes the queue holds.
 func (u *unindexedEvents) heldBytes() int {
 	u.mu.RLock()
