@@ -20,14 +20,16 @@ import (
 // a second later. Every read of the search file therefore also covers the
 // tail, the events after the mark, with the same rules in Go:
 //
-//   - The mark and the search file's rows are read in one read transaction
-//     (one WAL snapshot of the search file), so an indexer pass committing
-//     meanwhile moves no event in or out of what the read sees as indexed.
-//   - The tail is every event with pos above that mark, read after it: an
-//     event acknowledged before the read began is in one part or the other,
-//     never in both.
+//   - The mark and the search file's rows are read in one snapshot of the
+//     search file (one statement, or one read transaction), so an indexer
+//     pass committing meanwhile moves no event in or out of what the read
+//     sees as indexed.
+//   - The tail is every event with pos above that mark up to the log's
+//     last position, read after it: an event acknowledged before the read
+//     began is in one part or the other, never in both.
 //   - The tail comes from unindexedEvents when it holds every position of
-//     it (events this process committed), else from the events table.
+//     it (events this process committed), else from the events table, up
+//     to the backlog's bound (backlog.go).
 //
 // Order. Within one occurred_at millisecond the indexer hands out sort keys
 // in pos order, so a tail event comes after every indexed event of its
