@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ type rsyslog struct {
 	tcpAddr  string
 	tlsAddr  string
 	caPEM    string
+	log      func() string // what rsyslogd printed so far
 }
 
 func freePort(t *testing.T) string {
@@ -79,9 +81,10 @@ input(type="imtcp" address="127.0.0.1" port=%[7]q ruleset="received" streamDrive
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
+	logs := &syncBuffer{}
+	r.log = logs.String
 	cmd := exec.Command(bin, "-n", "-f", confPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting rsyslogd: %v", err)
 	}
@@ -142,9 +145,10 @@ func writeCerts(t *testing.T, dir string) string {
 	return string(caPEM)
 }
 
-// received waits until rsyslog wrote n lines, and returns them.
+// received waits until rsyslog wrote n lines, and returns them. The wait
+// is generous: on a busy machine rsyslogd may take long to be scheduled.
 func (r *rsyslog) received(t *testing.T, n int) []string {
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var lines []string
 		if f, err := os.Open(r.out); err == nil {
@@ -159,7 +163,7 @@ func (r *rsyslog) received(t *testing.T, n int) []string {
 			return lines
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rsyslog wrote %d lines, want %d", len(lines), n)
+			t.Fatalf("rsyslog wrote %d lines in three minutes, want %d; its log:\n%s", len(lines), n, r.log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -206,4 +210,22 @@ func TestRsyslog(t *testing.T) {
 	if err := bad.Send(context.Background(), fixed); !asFailure(err, &f) || !f.Permanent {
 		t.Errorf("Send to a receiver with an untrusted certificate = %v, want a permanent failure", err)
 	}
+}
+
+// syncBuffer collects a process's output, safe to read while it writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
