@@ -181,7 +181,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	integrator := &integratorRunner{st: st, signer: signer, dataDir: c.storage.Data, prefix: origin,
-		explicit: c.logOrigin != "", logger: logger.With("worker", "integrator"), reg: reg}
+		explicit: c.logOrigin != "", logger: logger.With("worker", "integrator"), reg: reg, always: pool == nil}
 
 	// With SQLite the data directory holds the log: a disk reserve keeps
 	// the last megabytes for signing what was acknowledged (package
@@ -232,7 +232,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		// or stall, at once after a clean shutdown.
 		// Other replicas learn of new records by polling (the integrator
 		// looks for work every Interval even unwoken).
-		lease.Run(workers, pool, "integrator", leases, logger.With("worker", "integrator"), integrator.run)
+		integratorLease := leases
+		integratorLease.Held = func() { integrator.elsewhere.Store(true) }
+		lease.Run(workers, pool, "integrator", integratorLease, logger.With("worker", "integrator"), integrator.run)
 	}()
 	go expireIdempotencyKeys(workers, st, logger)
 	retentionStore, ok := st.(retention.Storage)
@@ -279,7 +281,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	handler := api.New(st, guardedSubmitter(committer, guard), api.Config{
+	submitter := admittedSubmitter{next: guardedSubmitter(committer, guard), admit: integrator.Admit}
+	handler := api.New(st, submitter, api.Config{
 		Limits:            limits,
 		MaxBatchBodyBytes: c.maxBatchBody,
 		RateLimit:         c.rateLimit,
@@ -288,7 +291,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Logger:            logger,
 		Registerer:        reg,
 		Gatherer:          reg,
-		Log:               api.LogConfig{Storage: st, VerifierKey: signer.VerifierKey(), Refused: integrator.Refused},
+		Log:               api.LogConfig{Storage: st, VerifierKey: signer.VerifierKey(), Refused: integrator.Refused, Checked: integrator.Checked},
 		Retention:         api.RetentionConfig{Store: retentionStore, DefaultDays: int(c.retention.defaultDays), Changed: sweeper.Wake},
 		Streams:           streams.apiConfig(st),
 		Portal:            portalConfig,
@@ -306,9 +309,14 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	handler.SetReady(true)
-	logger.Info("serving", "addr", ln.Addr().String(), "data", c.storage.Data)
-	fmt.Fprintf(c.stdout, "Trail listening on %s\n", baseURL)
+	// No event is acknowledged before the stored logs are checked against
+	// the checkpoints this server signed (ledger.Integrator.Admit); until
+	// then /readyz answers 503.
+	if integrator.waitChecked(ctx) == nil {
+		handler.SetReady(true)
+		logger.Info("serving", "addr", ln.Addr().String(), "data", c.storage.Data)
+		fmt.Fprintf(c.stdout, "Trail listening on %s\n", baseURL)
+	}
 
 	select {
 	case err := <-serveErr:

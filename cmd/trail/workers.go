@@ -30,8 +30,50 @@ type integratorRunner struct {
 	explicit bool   // prefix came from --log-origin
 	logger   *slog.Logger
 	reg      prometheus.Registerer
+	// always is set when this process is the only one that integrates
+	// (SQLite): until its integrator has checked the stored logs, no event
+	// is acknowledged. With PostgreSQL the replica holding the lease checks.
+	always bool
+	// elsewhere is set once the lease was found held by another replica,
+	// which checks the stored logs then.
+	elsewhere atomic.Bool
 
 	current atomic.Pointer[ledger.Integrator]
+}
+
+// Admit reports whether events for org may be acknowledged now (see
+// ledger.Integrator.Admit).
+func (r *integratorRunner) Admit(org string) error {
+	in := r.current.Load()
+	if in == nil {
+		if r.always || !r.elsewhere.Load() {
+			return ledger.ErrChecking
+		}
+		return nil
+	}
+	return in.Admit(org)
+}
+
+// waitChecked waits until Checked, or ctx ends.
+func (r *integratorRunner) waitChecked(ctx context.Context) error {
+	for !r.Checked() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Checked reports whether this process knows every refused log (or, on a
+// PostgreSQL replica, whether another replica holds the integrator lease).
+func (r *integratorRunner) Checked() bool {
+	in := r.current.Load()
+	if in == nil {
+		return !r.always && r.elsewhere.Load()
+	}
+	return in.Checked()
 }
 
 // Wake wakes the current integrator, if this replica runs one.
@@ -72,6 +114,14 @@ func (r *integratorRunner) run(ctx context.Context) {
 		r.logger.Error("not integrating: couldn't start the integrator", "err", err)
 		<-ctx.Done()
 		return
+	}
+	if !r.always {
+		// Other replicas take events meanwhile; this one starts refusing
+		// those of refused logs once it knows them all.
+		select {
+		case <-in.CheckedC():
+		case <-ctx.Done():
+		}
 	}
 	r.current.Store(in)
 	<-ctx.Done()

@@ -105,6 +105,18 @@ var errIngestUnavailable = &apiError{
 	retryAfter: 1,
 }
 
+// errLogRefused answers events for an organization whose log Trail refuses
+// to sign (ledger.Integrator.Admit): its database is behind or beside a
+// checkpoint already published. Only an operator restoring the newest
+// database unblocks it, so Retry-After is minutes, not a second.
+func errLogRefused(org string) *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, code: "log_refused",
+		message: fmt.Sprintf("Trail does not accept events for organization '%s' now: its database disagrees with a checkpoint this server already signed and published "+
+			"(it was probably restored from an older backup), so new events would take positions that checkpoint covers. Nothing was stored. "+
+			"The operator must restore the newest database (see the server log); retry later.", org),
+		retryAfter: 300}
+}
+
 var errStorageUnavailable = &apiError{
 	status:     http.StatusServiceUnavailable,
 	code:       "service_unavailable",

@@ -1,6 +1,9 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+	"net/http/pprof"
+)
 
 var statusOK = []byte(`{"status":"ok"}`)
 
@@ -10,29 +13,77 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// readyz answers 200 once SetReady(true) was called (the store is open and
-// the background workers run), 503 before that and while shutting down, so
-// a load balancer sends traffic only to a replica that can take it.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+// readiness is what /readyz answers: 200 once SetReady(true) was called
+// (the store is open and the background workers run) and while every log
+// can be signed; 503 before that, while shutting down, while the stored
+// logs are still being checked against the checkpoints this server signed,
+// and while any organization's log is refused (its events are refused too,
+// so a load balancer should not count this server as healthy). verbose adds
+// which organizations and why; only the operator listener says that, since
+// organization ids are not for anonymous callers.
+func (s *Server) readiness(verbose bool) (int, any) {
 	if !s.ready.Load() {
-		return &apiError{status: http.StatusServiceUnavailable, code: "not_ready",
+		return http.StatusServiceUnavailable, &apiError{status: http.StatusServiceUnavailable, code: "not_ready",
 			message: "Trail is starting or shutting down and does not take requests yet; retry shortly.", retryAfter: 1}
+	}
+	if s.cfg.Log.Checked != nil && !s.cfg.Log.Checked() {
+		return http.StatusServiceUnavailable, &apiError{status: http.StatusServiceUnavailable, code: "not_ready",
+			message: "Trail is checking its stored logs against the checkpoints it signed; retry shortly.", retryAfter: 1}
 	}
 	if s.cfg.Log.Refused != nil {
 		if refused := s.cfg.Log.Refused(); len(refused) > 0 {
-			// Still ready: ingest and queries work, and every replica
-			// shares the database, so taking this one out of rotation
-			// would not help. The body says what needs an operator.
-			writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "log_refused": refused,
-				"message": "Trail refuses to sign checkpoints for these organizations because the database disagrees with checkpoints it already signed; see the server log."})
-			return nil
+			body := map[string]any{"status": "degraded",
+				"message": "Trail refuses events for some organizations because the database disagrees with checkpoints it already signed; see the server log."}
+			if verbose {
+				body["log_refused"] = refused
+			}
+			return http.StatusServiceUnavailable, body
 		}
 	}
-	writeRawJSON(w, http.StatusOK, statusOK)
+	return http.StatusOK, nil
+}
+
+// readyz is the public readiness check: its status and nothing more.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	s.writeReadiness(w, false)
 	return nil
 }
 
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
-	s.metricsHandler.ServeHTTP(w, r)
-	return nil
+// operatorReadyz is /readyz on the operator listener: with the details.
+func (s *Server) operatorReadyz(w http.ResponseWriter, r *http.Request) {
+	s.writeReadiness(w, true)
+}
+
+func (s *Server) writeReadiness(w http.ResponseWriter, verbose bool) {
+	code, body := s.readiness(verbose)
+	switch b := body.(type) {
+	case nil:
+		writeRawJSON(w, http.StatusOK, statusOK)
+	case *apiError:
+		writeAPIError(w, b)
+	default:
+		writeJSON(w, code, b)
+	}
+}
+
+// OperatorHandler serves what is for the deployment's operators only, on a
+// listener of its own (trail serve --metrics-listen, loopback by default):
+// /metrics (every organization's and stream's series), /readyz with the
+// organizations it is degraded for, /healthz, and with pprof the Go
+// profiler under /debug/pprof/. None of it is on the public listener.
+func (s *Server) OperatorHandler(withPprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler)
+	mux.HandleFunc("GET /readyz", s.operatorReadyz)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeRawJSON(w, http.StatusOK, statusOK)
+	})
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
 }

@@ -108,6 +108,14 @@ func (e *env) org(name string) string {
 }
 
 // do sends one request through the server. headers are name, value pairs.
+// operator answers a GET on the operator listener (OperatorHandler).
+func (e *env) operator(path string, pprof bool) *httptest.ResponseRecorder {
+	e.t.Helper()
+	rec := httptest.NewRecorder()
+	e.srv.OperatorHandler(pprof).ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	return rec
+}
+
 func (e *env) do(method, path, secret, body string, headers ...string) *httptest.ResponseRecorder {
 	e.t.Helper()
 	var r io.Reader

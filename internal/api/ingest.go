@@ -22,6 +22,7 @@ import (
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/ingest"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -295,9 +296,13 @@ func (c *chunkedIntake) release() {
 // submit hands sub to the committer, mapping back-pressure to 503.
 func (s *Server) submit(ctx context.Context, sub store.Submission) (store.AppendResult, error) {
 	res, err := s.sub.Submit(ctx, sub)
+	var refused *ledger.RefusedError
 	switch {
 	case err == nil:
 		return res, nil
+	case errors.As(err, &refused):
+		s.metrics.reject(rejectUnavailable, len(sub.Events))
+		return res, errLogRefused(refused.Organization)
 	case errors.Is(err, ingest.ErrOverloaded), errors.Is(err, ingest.ErrStopped), errors.Is(err, store.ErrUnavailable):
 		s.metrics.reject(rejectUnavailable, len(sub.Events))
 		return res, errIngestUnavailable

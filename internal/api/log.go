@@ -28,8 +28,13 @@ type LogConfig struct {
 	// VerifierKey is the note verifier key checkpoints are signed with.
 	VerifierKey string
 	// Refused, when set, reports the organizations whose logs the
-	// integrator refuses to extend, with the reason (/readyz shows them).
+	// integrator refuses to extend, with the reason (/readyz on the
+	// operator listener shows them).
 	Refused func() map[string]string
+	// Checked, when set, reports whether the stored logs have been checked
+	// against the checkpoints this server signed; /readyz answers 503
+	// until then.
+	Checked func() bool
 }
 
 func (s *Server) logRoutes() {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/store"
 )
 
 // logEnv is an env whose server serves the verifiable log, with a real
@@ -250,8 +251,47 @@ func TestReadyzReportsRefusedLogs(t *testing.T) {
 	e := newLogEnv(t, func() map[string]string {
 		return map[string]string{"org_x": "stored tree of size 3 does not contain signed checkpoint of size 9"}
 	})
+	// Anonymous callers learn the status only; operators, which.
 	res := e.do("GET", "/readyz", "", "")
-	if res.Code != 200 || !strings.Contains(res.Body.String(), `"status":"degraded"`) || !strings.Contains(res.Body.String(), "org_x") {
-		t.Fatalf("/readyz = %d %s, want 200 degraded naming org_x", res.Code, res.Body)
+	if res.Code != http.StatusServiceUnavailable || !strings.Contains(res.Body.String(), `"status":"degraded"`) || strings.Contains(res.Body.String(), "org_x") {
+		t.Fatalf("public /readyz = %d %s, want 503 degraded naming no organization", res.Code, res.Body)
+	}
+	res = e.operator("/readyz", false)
+	if res.Code != http.StatusServiceUnavailable || !strings.Contains(res.Body.String(), `"status":"degraded"`) || !strings.Contains(res.Body.String(), "org_x") {
+		t.Fatalf("operator /readyz = %d %s, want 503 degraded naming org_x", res.Code, res.Body)
+	}
+}
+
+// refusingSubmitter refuses every submission with an event for another
+// organization than the system one, as the integrator's Admit does for a
+// refused log.
+type refusingSubmitter struct{ next Submitter }
+
+func (r refusingSubmitter) Submit(ctx context.Context, s store.Submission) (store.AppendResult, error) {
+	for _, e := range s.Events {
+		if e.OrganizationID != store.SystemOrganizationID {
+			return store.AppendResult{}, fmt.Errorf("admit: %w", &ledger.RefusedError{Organization: e.OrganizationID, Reason: "behind"})
+		}
+	}
+	return r.next.Submit(ctx, s)
+}
+
+// Events for a refused log are answered 503 with why and a Retry-After of
+// minutes (an operator must act), on both ingest routes.
+func TestIngestRefusedLog(t *testing.T) {
+	e := newEnv(t, func(_ *Config, e *env) { e.subOverride = refusingSubmitter{e.com} })
+	org := e.org("Acme")
+	tests := []struct{ path, body string }{
+		{"/audit_logs/events", eventBody(org, "user.signed_in")},
+		{"/v1/events/batch", `{"events":[` + eventBody(org, "user.signed_in") + `]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			res := e.do("POST", tt.path, e.admin, tt.body)
+			expectError(t, res, http.StatusServiceUnavailable, "log_refused")
+			if ra := res.Header().Get("Retry-After"); ra != "300" {
+				t.Errorf("Retry-After %q, want 300", ra)
+			}
+		})
 	}
 }

@@ -455,3 +455,8 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	s.metricsHandler.ServeHTTP(w, r)
+	return nil
+}

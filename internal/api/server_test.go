@@ -28,7 +28,7 @@ func TestMetrics(t *testing.T) {
 	e.do("POST", "/audit_logs/events", e.admin, e.eventBody(org, "user.signed_in"))
 	e.do("POST", "/audit_logs/events", e.admin, e.eventBody(org, ""))
 	e.do("GET", "/no/such/route/12345", "", "")
-	res := e.do("GET", "/metrics", "", "")
+	res := e.operator("/metrics", false)
 	if res.Code != 200 {
 		t.Fatalf("GET /metrics: %d", res.Code)
 	}
@@ -47,6 +47,34 @@ func TestMetrics(t *testing.T) {
 	}
 	if strings.Contains(body, "evt_01JDXYZ") || strings.Contains(body, "12345") {
 		t.Errorf("/metrics has a raw path as a label value")
+	}
+}
+
+// The profiler is on the operator listener only, and only when asked for.
+func TestOperatorPprof(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name   string
+		public bool
+		pprof  bool
+		want   int
+	}{
+		{"public listener", true, false, http.StatusNotFound},
+		{"operator listener, off", false, false, http.StatusNotFound},
+		{"operator listener, on", false, true, http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var code int
+			if tt.public {
+				code = e.do("GET", "/debug/pprof/", "", "").Code
+			} else {
+				code = e.operator("/debug/pprof/", tt.pprof).Code
+			}
+			if code != tt.want {
+				t.Errorf("GET /debug/pprof/: %d, want %d", code, tt.want)
+			}
+		})
 	}
 }
 

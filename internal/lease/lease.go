@@ -45,6 +45,9 @@ type Options struct {
 	Holder string
 	// Metrics, when set, exports which leases this replica holds.
 	Metrics *Metrics
+	// Held, when set, is called each time the lease is found held by
+	// another replica.
+	Held func()
 }
 
 func (o *Options) defaults() {
@@ -121,6 +124,8 @@ func Run(ctx context.Context, pool *pgxpool.Pool, name string, opts Options, log
 			l.logger.Warn("couldn't try to take the lease; retrying", "err", err)
 		case token > 0:
 			l.hold(ctx, token, sent, work)
+		case err == nil && opts.Held != nil:
+			opts.Held()
 		}
 		select {
 		case <-ctx.Done():

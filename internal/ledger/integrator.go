@@ -58,6 +58,9 @@ type Integrator struct {
 	done     chan struct{}
 	stopOnce sync.Once
 	started  atomic.Bool
+	// checked is closed once the startup checks are done: from then on
+	// Refusal knows every log the database disagrees with.
+	checkedAll chan struct{}
 
 	mu      sync.Mutex
 	refused map[string]string // organization → why
@@ -96,13 +99,14 @@ func NewIntegrator(storage Storage, signer *Signer, originPrefix string, opts Op
 	}
 	i := &Integrator{
 		storage: storage, signer: signer, prefix: originPrefix, opts: opts, logger: logger,
-		statePath: filepath.Join(opts.DataDir, StateFile),
-		wake:      make(chan struct{}, 1),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
-		refused:   map[string]string{},
-		checked:   map[string]bool{},
-		edges:     map[string]*edgeCache{},
+		statePath:  filepath.Join(opts.DataDir, StateFile),
+		wake:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		checkedAll: make(chan struct{}),
+		refused:    map[string]string{},
+		checked:    map[string]bool{},
+		edges:      map[string]*edgeCache{},
 	}
 	i.m = newMetrics(reg, func() float64 {
 		i.mu.Lock()
@@ -192,6 +196,52 @@ func (i *Integrator) Refused() map[string]string {
 	return maps.Clone(i.refused)
 }
 
+// RefusedError is Admit's answer for an organization whose log the
+// integrator refuses to extend.
+type RefusedError struct {
+	Organization string
+	Reason       string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("Trail refuses to sign checkpoints for %s: %s", e.Organization, e.Reason)
+}
+
+// ErrChecking is Admit's answer until the startup checks are done.
+var ErrChecking = errors.New("the stored logs are still being checked against the checkpoints this server signed")
+
+// Admit reports whether new events for org may be acknowledged: not while
+// the startup checks run (ErrChecking), nor for a log the integrator refuses
+// (*RefusedError). Events acknowledged into a refused log would take seqs
+// its published checkpoint already covers with other events, and restoring
+// the newest database, the cure, would throw them away.
+func (i *Integrator) Admit(org string) error {
+	select {
+	case <-i.checkedAll:
+	default:
+		return ErrChecking
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if why, ok := i.refused[org]; ok {
+		return &RefusedError{Organization: org, Reason: why}
+	}
+	return nil
+}
+
+// CheckedC is closed once the startup checks are done.
+func (i *Integrator) CheckedC() <-chan struct{} { return i.checkedAll }
+
+// Checked reports whether the startup checks are done.
+func (i *Integrator) Checked() bool {
+	select {
+	case <-i.checkedAll:
+		return true
+	default:
+		return false
+	}
+}
+
 func (i *Integrator) isRefused(org string) bool {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -211,7 +261,10 @@ func (i *Integrator) run(ctx context.Context) {
 		i.mu.Unlock()
 	}()
 
-	i.startupChecks(ctx)
+	if !i.startupChecks(ctx) {
+		return
+	}
+	close(i.checkedAll)
 	ticker := time.NewTicker(i.opts.Interval)
 	defer ticker.Stop()
 	// After a failure, wait before retrying so that a database outage is

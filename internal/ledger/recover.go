@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -16,18 +17,40 @@ import (
 var errRefused = errors.New("log refused")
 
 // startupChecks checks, before the first pass, every log that the state file
-// or the database has signed checkpoints for. A check that fails for a
-// transient reason is retried before the log next grows.
-func (i *Integrator) startupChecks(ctx context.Context) {
+// or the database has signed checkpoints for, until every check has come to
+// a conclusion (a database outage is waited out), so that Admit knows every
+// refused log before the first event is acknowledged. It returns false if
+// the integrator stops first.
+func (i *Integrator) startupChecks(ctx context.Context) bool {
+	backoff := min(time.Second, 10*i.opts.Interval)
+	for {
+		err := i.startupCheckOnce(ctx)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() == nil {
+			i.logger.Warn("couldn't check the stored trees at startup; events are refused (503) until they are checked; retrying", "err", err)
+		}
+		if !i.sleep(ctx, backoff) {
+			return false
+		}
+	}
+}
+
+// startupCheckOnce checks every log not checked yet; it returns the first
+// error that leaves a log unchecked.
+func (i *Integrator) startupCheckOnce(ctx context.Context) error {
 	logs, err := i.storage.IntegratedLogs(ctx)
 	if err != nil {
-		i.logger.Warn("couldn't check stored trees at startup; each log is checked before it next grows", "err", err)
-		return
+		return fmt.Errorf("couldn't list the integrated logs: %w", err)
 	}
+	var failed error
 	known := map[string]bool{}
 	for _, st := range logs {
 		known[st.OrganizationID] = true
-		i.checkLogged(ctx, st)
+		if err := i.checkOnce(ctx, st); err != nil && failed == nil {
+			failed = err
+		}
 	}
 	other := 0
 	for origin := range i.heads {
@@ -36,7 +59,7 @@ func (i *Integrator) startupChecks(ctx context.Context) {
 			other++
 			continue
 		}
-		if known[org] {
+		if known[org] || i.checked[org] || i.isRefused(org) {
 			continue
 		}
 		st, err := i.storage.LogState(ctx, org)
@@ -51,10 +74,14 @@ func (i *Integrator) startupChecks(ctx context.Context) {
 			continue
 		}
 		if err != nil {
-			i.logger.Warn("couldn't check stored tree at startup; it is checked before it next grows", "org", org, "err", err)
+			if failed == nil {
+				failed = fmt.Errorf("couldn't read the log state of %s: %w", org, err)
+			}
 			continue
 		}
-		i.checkLogged(ctx, st)
+		if err := i.checkOnce(ctx, st); err != nil && failed == nil {
+			failed = err
+		}
 	}
 	if other > 0 {
 		i.logger.Info("signed-checkpoints lists origins with another prefix; they are kept but not checked", "origins", other, "prefix", i.prefix)
@@ -63,12 +90,19 @@ func (i *Integrator) startupChecks(ctx context.Context) {
 		i.logger.Warn("the signed-checkpoints file is missing but the database has checkpoints; continuing from the database's own (if the file was deleted, Trail cannot tell whether the database was rolled back since)",
 			"file", i.statePath, "logs", len(logs))
 	}
+	return failed
 }
 
-func (i *Integrator) checkLogged(ctx context.Context, st LogState) {
-	if err := i.check(ctx, st); err != nil && !errors.Is(err, errRefused) && ctx.Err() == nil {
-		i.logger.Warn("couldn't check stored tree; it is checked again before it next grows", "org", st.OrganizationID, "err", err)
+// checkOnce checks st unless it was checked or refused already; a refusal
+// is a conclusion, not an error.
+func (i *Integrator) checkOnce(ctx context.Context, st LogState) error {
+	if i.checked[st.OrganizationID] || i.isRefused(st.OrganizationID) {
+		return nil
 	}
+	if err := i.check(ctx, st); err != nil && !errors.Is(err, errRefused) {
+		return err
+	}
+	return nil
 }
 
 // check compares the stored tree of one log with the newest checkpoint this

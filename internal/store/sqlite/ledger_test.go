@@ -336,6 +336,15 @@ func TestLedgerRestoredBackupRefused(t *testing.T) {
 			if !refused || !strings.Contains(reason, tc.reason) {
 				t.Fatalf("Refused()[%s] = %q, %v; want a reason with %q\nlogs:\n%s", org, reason, refused, tc.reason, logs)
 			}
+			// Ingest asks Admit: the refused log's events are not to be
+			// acknowledged, the others' are.
+			var re *ledger.RefusedError
+			if err := i.Admit(org); !errors.As(err, &re) || re.Organization != org {
+				t.Errorf("Admit(%s) = %v, want a RefusedError", org, err)
+			}
+			if err := i.Admit("org_fine"); err != nil {
+				t.Errorf("Admit(org_fine) = %v", err)
+			}
 			if !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "org="+org) || !strings.Contains(logs, "signed_size=300") {
 				t.Errorf("the refusal was not logged loudly:\n%s", logs)
 			}
