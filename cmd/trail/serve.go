@@ -69,7 +69,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.SetOutput(c.stderr)
 	c.storage.register(fs)
 	fs.StringVar(&c.listen, "listen", envString("TRAIL_LISTEN", "127.0.0.1:8080"), "address to serve HTTP on [TRAIL_LISTEN]")
-	fs.StringVar(&c.bootstrapKey, "bootstrap-key", envString("TRAIL_BOOTSTRAP_KEY", ""), "on first start, create an admin API key with exactly this secret (sk_…) [TRAIL_BOOTSTRAP_KEY]")
+	fs.StringVar(&c.bootstrapKey, "bootstrap-key", envString("TRAIL_BOOTSTRAP_KEY", ""), "on first start, create an admin API key with exactly this secret (sk_…); prefer the environment variable, a flag shows in ps [TRAIL_BOOTSTRAP_KEY]")
 	fs.StringVar(&c.logFormat, "log-format", envString("TRAIL_LOG_FORMAT", "auto"), "log format: auto (text on a terminal, else JSON), text or json [TRAIL_LOG_FORMAT]")
 	fs.StringVar(&c.logLevel, "log-level", envString("TRAIL_LOG_LEVEL", "info"), "log level: debug, info, warn or error [TRAIL_LOG_LEVEL]")
 	fs.Int64Var(&c.maxBody, "max-body-bytes", envInt("TRAIL_MAX_BODY_BYTES", 1<<20), "largest accepted single-event request body [TRAIL_MAX_BODY_BYTES]")
@@ -107,7 +107,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return usageError{err}
 	}
 	if c.bootstrapKey != "" && (!strings.HasPrefix(c.bootstrapKey, "sk_") || len(c.bootstrapKey) < 24) {
-		return usagef("--bootstrap-key must start with sk_ and be at least 24 characters long")
+		return usagef("TRAIL_BOOTSTRAP_KEY (--bootstrap-key) must start with sk_ and be at least 24 characters long")
 	}
 	logger, err := newLogger(c.stderr, c.logFormat, c.logLevel)
 	if err != nil {
@@ -143,7 +143,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	baseURL := "http://" + ln.Addr().String()
 
-	if err := c.bootstrap(ctx, st, baseURL); err != nil {
+	if err := c.bootstrap(ctx, st, baseURL, logger); err != nil {
 		ln.Close()
 		return err
 	}
@@ -480,9 +480,17 @@ func anyStoredCheckpoint(ctx context.Context, st ledger.Storage) (note []byte, o
 	return note, org, nil
 }
 
-// bootstrap creates the first admin key on a database that has none, and
-// prints it once.
-func (c *serveCommand) bootstrap(ctx context.Context, st store.Store, baseURL string) error {
+// bootstrapKeyFile is where, in the data directory, the first admin key is
+// written when standard output is not a terminal.
+const bootstrapKeyFile = "bootstrap-admin-key"
+
+// bootstrap creates the first admin key on a database that has none. A
+// generated key is printed once on a terminal; anywhere else (a container's
+// log, a service manager's journal) it would be kept wherever stdout goes,
+// so it is written to a 0600 file in the data directory instead, and only
+// that file's path is logged. With PostgreSQL that is the data directory of
+// the replica that created it.
+func (c *serveCommand) bootstrap(ctx context.Context, st store.Store, baseURL string, logger *slog.Logger) error {
 	n, err := st.CountAPIKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("couldn't check for API keys: %w", err)
@@ -495,6 +503,15 @@ func (c *serveCommand) bootstrap(ctx context.Context, st store.Store, baseURL st
 		secret = c.bootstrapKey
 		hash = access.HashSecret(secret)
 		prefix = secret[:min(len(secret), 10)]
+	}
+	toTerminal := isTerminal(c.stdout)
+	keyFile := filepath.Join(c.storage.Data, bootstrapKeyFile)
+	if c.bootstrapKey == "" && !toTerminal {
+		// Written before the key exists in the database: a key nobody can
+		// read back would lock the operator out.
+		if err := writeSecretFile(keyFile, secret+"\n"); err != nil {
+			return fmt.Errorf("couldn't keep the first admin API key: %w", err)
+		}
 	}
 	now := time.Now()
 	key := store.APIKey{ID: access.NewKeyID(now), Name: "bootstrap admin", Hash: hash, Prefix: prefix,
@@ -509,12 +526,39 @@ func (c *serveCommand) bootstrap(ctx context.Context, st store.Store, baseURL st
 		cliTarget{Type: "api_key", ID: key.ID, Name: key.Name}); err != nil {
 		return err
 	}
-	if c.bootstrapKey != "" {
-		fmt.Fprintf(c.stdout, "Created the admin API key %s from --bootstrap-key.\n", key.ID)
-		return nil
+	switch {
+	case c.bootstrapKey != "":
+		fmt.Fprintf(c.stdout, "Created the admin API key %s from TRAIL_BOOTSTRAP_KEY.\n", key.ID)
+	case toTerminal:
+		fmt.Fprintf(c.stdout, "Admin API key (shown only now; keep it safe): %s\n", secret)
+		fmt.Fprintf(c.stdout, "  try: curl -H 'Authorization: Bearer %s' %s/organizations\n", secret, baseURL)
+	default:
+		logger.Warn("created the first admin API key and wrote it to a file readable only by this user, since standard output is not a terminal; move it somewhere safe and delete the file",
+			"key_id", key.ID, "file", keyFile)
+		fmt.Fprintf(c.stdout, "Admin API key %s written to %s (not shown: standard output is not a terminal).\n", key.ID, keyFile)
 	}
-	fmt.Fprintf(c.stdout, "Admin API key (shown only now; keep it safe): %s\n", secret)
-	fmt.Fprintf(c.stdout, "  try: curl -H 'Authorization: Bearer %s' %s/organizations\n", secret, baseURL)
+	return nil
+}
+
+// writeSecretFile writes text to a new file only its owner can read,
+// replacing any older one, and syncs it.
+func writeSecretFile(path, text string) error {
+	os.Remove(path) // an older file's mode must not carry over
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("couldn't create %s: %w", path, err)
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("couldn't sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
 	return nil
 }
 
@@ -561,10 +605,8 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "auto":
-		if f, ok := w.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				return slog.New(slog.NewTextHandler(w, opts)), nil
-			}
+		if isTerminal(w) {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
 		}
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text":

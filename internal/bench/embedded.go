@@ -64,9 +64,10 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 		}
 		e.Data, e.tmp = dir, true
 	}
-	args := append([]string{"serve", "--data", e.Data, "--listen", "127.0.0.1:0", "--bootstrap-key", e.Key,
+	args := append([]string{"serve", "--data", e.Data, "--listen", "127.0.0.1:0",
 		"--log-format", "json", "--log-level", "warn"}, opts.Args...)
 	e.cmd = exec.Command(opts.Executable, args...)
+	e.cmd.Env = append(os.Environ(), "TRAIL_BOOTSTRAP_KEY="+e.Key) // not in ps
 	e.cmd.Stderr = e.logs
 	detach(e.cmd)
 	stdout, err := e.cmd.StdoutPipe()

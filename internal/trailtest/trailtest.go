@@ -84,9 +84,11 @@ func Start(t testing.TB, opts Options) *Server {
 		opts.Data = t.TempDir()
 	}
 	args := append([]string{"serve", "--data", opts.Data, "--listen", "127.0.0.1:0",
-		"--bootstrap-key", AdminKey, "--log-format", "json", "--log-level", "warn"}, opts.Args...)
+		"--log-format", "json", "--log-level", "warn"}, opts.Args...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), opts.Env...)
+	// The bootstrap key comes from the environment, as the docs advise (a
+	// flag shows in ps).
+	cmd.Env = append(append(os.Environ(), "TRAIL_BOOTSTRAP_KEY="+AdminKey), opts.Env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
