@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trailaudit/trail/internal/ledger"
 )
@@ -212,8 +213,9 @@ func (c *logCommand) pull(ctx context.Context, fs *flag.FlagSet, args []string) 
 		return err
 	}
 	var sinceSize int64
+	var old ledger.Checkpoint
 	if *since != "" {
-		old, err := readCheckpointFile(*since)
+		old, err = readCheckpointFile(*since)
 		if err != nil {
 			return err
 		}
@@ -263,10 +265,48 @@ func (c *logCommand) pull(ctx context.Context, fs *flag.FlagSet, args []string) 
 	} else {
 		line += " to " + *out
 	}
-	if sinceSize > 0 {
-		line += fmt.Sprintf(", with the consistency proof from your checkpoint size %s", commas(sinceSize))
+	if *since != "" {
+		// The proof is checked here, not only by trail verify: a server
+		// restored from an older data directory signs checkpoints that fork
+		// from ones it handed out, and whoever pulls must hear of it now.
+		if err := checkSince(old, sum); err != nil {
+			where := "it was saved to " + *out + ": keep it and " + *since + ", they prove the fork"
+			if *out == "-" {
+				where = "it was written to standard output"
+			}
+			return fmt.Errorf("%w. The server's log does not extend the checkpoint you saved: its history was rewritten since (a server restored from an older data directory or database, or tampering; see docs/VERIFYING.md). The bundle is not trustworthy; %s", err, where)
+		}
+		line += fmt.Sprintf(", and checked the consistency proof from your checkpoint size %s (root %s): the log only grew", commas(old.Size), old.Hash)
 	}
 	fmt.Fprintln(w, line+".")
+	return nil
+}
+
+// checkSince checks that the bundle's checkpoint extends old: same log, not
+// smaller, the same root at the same size, else a consistency proof that
+// verifies (RFC 6962 §2.1.2, tlog.CheckTree). The checkpoint's signature is
+// not checked here (trail verify does, with the key the auditor trusts).
+func checkSince(old ledger.Checkpoint, sum bundleSummary) error {
+	ck := sum.checkpoint
+	switch {
+	case old.Origin != ck.Origin:
+		return fmt.Errorf("your checkpoint is of log %q, the bundle's of %q", old.Origin, ck.Origin)
+	case old.Size > ck.Size:
+		return fmt.Errorf("the server's checkpoint has size %s, less than your checkpoint's %s: the log shrank", commas(ck.Size), commas(old.Size))
+	case old.Size == ck.Size:
+		if old.Hash != ck.Hash {
+			return fmt.Errorf("the server's checkpoint and yours both have size %s but different roots (%s, yours %s): two histories were signed", commas(ck.Size), ck.Hash, old.Hash)
+		}
+		return nil
+	case old.Size == 0:
+		return nil
+	case sum.sinceSize != old.Size:
+		return fmt.Errorf("the bundle carries no consistency proof from your checkpoint size %s", commas(old.Size))
+	}
+	if err := tlog.CheckTree(sum.sinceProof, ck.Size, ck.Hash, old.Size, old.Hash); err != nil {
+		return fmt.Errorf("FORK: the server's checkpoint size %s (root %s) does not extend your checkpoint size %s (root %s): %v",
+			commas(ck.Size), ck.Hash, commas(old.Size), old.Hash, err)
+	}
 	return nil
 }
 
@@ -298,6 +338,8 @@ type bundleSummary struct {
 	from, to   int64
 	records    int64
 	bytes      int64
+	sinceSize  int64 // the bundle's since line: the proof's older size
+	sinceProof tlog.TreeProof
 }
 
 // save streams a bundle from body into the file out (through out.tmp, renamed
@@ -388,6 +430,7 @@ func (c *logCommand) copyBundle(dst io.Writer, src io.Reader, want bundleWant) (
 		return sum, problem(err)
 	}
 	sum.bytes = d.n
+	sum.sinceSize, sum.sinceProof = br.SinceSize, br.SinceProof
 	if want.since > 0 && br.SinceSize != want.since {
 		return sum, fmt.Errorf("the server left out the proof that the log extends your checkpoint size %s", commas(want.since))
 	}

@@ -238,8 +238,21 @@ func TestLogPull(t *testing.T) {
 		}
 		out := filepath.Join(dir, "since.bundle")
 		code, stdout, stderr := pull(t, "--since", older, "--out", out)
-		if code != 0 || !strings.Contains(stdout, "with the consistency proof from your checkpoint size 600") {
+		if code != 0 || !strings.Contains(stdout, "checked the consistency proof from your checkpoint size 600") {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+		// A checkpoint of the same size with another root: another history.
+		// pull checks the proof it saves and fails loudly.
+		saved, err := os.ReadFile(older)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.SplitN(string(saved), "\n", 4)
+		lines[2] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+		forked := writeTemp(t, "forked", []byte(strings.Join(lines, "\n")))
+		if code, _, stderr := pull(t, "--since", forked, "--out", filepath.Join(dir, "forked.bundle")); code != 1 ||
+			!strings.Contains(stderr, "FORK") || !strings.Contains(stderr, "does not extend your checkpoint size 600") {
+			t.Errorf("pull --since a checkpoint of another history: exit %d, stderr %q", code, stderr)
 		}
 		code, stdout, stderr = runTrail(t, "verify", out, "--key", vkey, "--since", older)
 		if code != 0 || !strings.Contains(stdout, "consistent with your older checkpoint size 600: the log only grew") {

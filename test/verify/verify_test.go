@@ -526,3 +526,97 @@ func TestWrongSigningKeyRefused(t *testing.T) {
 	request(t, srv, "POST", "/audit_logs/events", `{"organization_id":"`+org.ID+`","event":{"action":"a.b","occurred_at":"`+time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)+`","actor":{"type":"user","id":"u"},"targets":[{"type":"t","id":"1"}],"context":{"location":"1.2.3.4"}}}`)
 	waitCheckpoint(t, srv, org.ID, 2)
 }
+
+// copyDir replaces the directory to with a copy of from (files and
+// subdirectories), as restoring a whole data directory from a backup does.
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.RemoveAll(to); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(from, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, path)
+		dst := filepath.Join(to, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o700)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A whole data directory restored from an older copy (the record of what
+// was signed included) cannot tell the server what it signed since: it
+// signs a checkpoint that forks from one it handed out. `trail log pull
+// --since` with the newer checkpoint fails loudly; with an older one it
+// still succeeds.
+func TestPullSinceDetectsRestoredDataDirectory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts trail serve several times")
+	}
+	data := t.TempDir()
+	a := auditor{t: t, bin: trailtest.Binary(t), dir: t.TempDir()}
+	srv := trailtest.Start(t, trailtest.Options{Data: data})
+	var org struct{ ID string }
+	json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
+	sendEvents(t, srv, org.ID, 100)
+	waitCheckpoint(t, srv, org.ID, 101)
+	older := filepath.Join(a.dir, "older.checkpoint")
+	a.ok("log", "checkpoint", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--out", older)
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(t.TempDir(), "backup")
+	copyDir(t, data, backup)
+
+	srv = trailtest.Start(t, trailtest.Options{Data: data})
+	sendEvents(t, srv, org.ID, 50)
+	waitCheckpoint(t, srv, org.ID, 151)
+	newer := filepath.Join(a.dir, "newer.checkpoint")
+	a.ok("log", "checkpoint", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--out", newer)
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	copyDir(t, backup, data) // the whole directory: nothing remembers size 151
+	srv = trailtest.Start(t, trailtest.Options{Data: data})
+	sendEvents(t, srv, org.ID, 60)
+	waitCheckpoint(t, srv, org.ID, 161) // a fork of the published size 151
+
+	tests := []struct {
+		name     string
+		since    string
+		ok       bool
+		wantSays []string
+	}{
+		{"older checkpoint", older, true, []string{"checked the consistency proof from your checkpoint size 101", "only grew"}},
+		{"newer checkpoint", newer, false, []string{"FORK", "does not extend your checkpoint size 151", "history was rewritten", "newer.checkpoint"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(a.dir, tt.name+".bundle")
+			code, said := a.run("log", "pull", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--since", tt.since, "--out", out)
+			if (code == 0) != tt.ok {
+				t.Errorf("trail log pull --since %s: exit %d\n%s", tt.name, code, said)
+			}
+			for _, want := range tt.wantSays {
+				if !strings.Contains(said, want) {
+					t.Errorf("trail log pull --since %s does not say %q:\n%s", tt.name, want, said)
+				}
+			}
+			// trail verify agrees with pull.
+			if code, said := a.run("verify", out, "--since", tt.since, "--key", strings.TrimSpace(a.ok("log", "key", "--server", srv.URL))); (code == 0) != tt.ok {
+				t.Errorf("trail verify --since %s: exit %d\n%s", tt.name, code, said)
+			}
+		})
+	}
+}
