@@ -87,6 +87,7 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 // benchTarget names the server a benchmark measures.
 type benchTarget struct {
 	server, apiKey string
+	metrics        string // --metrics-url: the server's operator listener
 	embedded       bool
 	data           string
 	json           bool
@@ -95,6 +96,7 @@ type benchTarget struct {
 
 func (t *benchTarget) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.server, "server", envString("TRAIL_SERVER", ""), "URL of a running Trail server [TRAIL_SERVER]")
+	fs.StringVar(&t.metrics, "metrics-url", envString("TRAIL_METRICS_URL", ""), "with --server: URL of its operator listener (trail serve --metrics-listen), to sample its memory and wait for its search index; default none [TRAIL_METRICS_URL]")
 	fs.StringVar(&t.apiKey, "api-key", envString("TRAIL_API_KEY", ""), "API key (admin scope, to create organizations); with --embedded, the server's bootstrap key (default: a random one) [TRAIL_API_KEY]")
 	fs.BoolVar(&t.embedded, "embedded", false, "start a private trail serve for the run and stop it at the end")
 	fs.StringVar(&t.data, "data", "", "with --embedded: the server's data directory, kept afterwards (default: a temporary one, removed)")
@@ -143,6 +145,7 @@ func (c *benchCommand) open(ctx context.Context, t *benchTarget, concurrency int
 	if !t.embedded {
 		s := &benchServer{client: bench.NewClient(t.server, t.apiKey, concurrency), name: t.server}
 		s.client.UserAgent = "trail-bench/" + version
+		s.client.MetricsBase = t.metrics
 		s.sampler = bench.SampleRSS(ctx, s.client, 500*time.Millisecond)
 		return s, nil
 	}
@@ -159,6 +162,7 @@ func (c *benchCommand) open(ctx context.Context, t *benchTarget, concurrency int
 	}
 	s := &benchServer{client: bench.NewClient(e.URL, e.Key, concurrency), name: "embedded", embedded: e}
 	s.client.UserAgent = "trail-bench/" + version
+	s.client.MetricsBase = e.MetricsURL
 	return s, nil
 }
 

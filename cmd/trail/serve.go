@@ -39,6 +39,8 @@ type serveCommand struct {
 
 	storage        storageFlags
 	listen         string
+	metricsListen  string // the operator listener: metrics, detailed readiness, pprof
+	pprof          bool   // serve net/http/pprof on the operator listener
 	bootstrapKey   string
 	logFormat      string
 	logLevel       string
@@ -69,6 +71,8 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.SetOutput(c.stderr)
 	c.storage.register(fs)
 	fs.StringVar(&c.listen, "listen", envString("TRAIL_LISTEN", "127.0.0.1:8080"), "address to serve HTTP on [TRAIL_LISTEN]")
+	fs.StringVar(&c.metricsListen, "metrics-listen", envString("TRAIL_METRICS_LISTEN", "127.0.0.1:9464"), "address of the operator listener: Prometheus /metrics, /readyz with the organizations it is degraded for, and with --pprof the Go profiler; keep it off the internet (metrics name every organization and stream); empty disables it [TRAIL_METRICS_LISTEN]")
+	fs.BoolVar(&c.pprof, "pprof", envString("TRAIL_PPROF", "") == "true", "serve the Go profiler (net/http/pprof) under /debug/pprof/ on the operator listener [TRAIL_PPROF]")
 	fs.StringVar(&c.bootstrapKey, "bootstrap-key", envString("TRAIL_BOOTSTRAP_KEY", ""), "on first start, create an admin API key with exactly this secret (sk_…); prefer the environment variable, a flag shows in ps [TRAIL_BOOTSTRAP_KEY]")
 	fs.StringVar(&c.logFormat, "log-format", envString("TRAIL_LOG_FORMAT", "auto"), "log format: auto (text on a terminal, else JSON), text or json [TRAIL_LOG_FORMAT]")
 	fs.StringVar(&c.logLevel, "log-level", envString("TRAIL_LOG_LEVEL", "info"), "log level: debug, info, warn or error [TRAIL_LOG_LEVEL]")
@@ -142,6 +146,17 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("couldn't listen on %s (is another Trail running? choose another with --listen): %w", c.listen, err)
 	}
 	baseURL := "http://" + ln.Addr().String()
+	var opsLn net.Listener
+	if c.metricsListen != "" {
+		if opsLn, err = net.Listen("tcp", c.metricsListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("couldn't listen on %s for metrics (choose another with --metrics-listen, or disable it with an empty one): %w", c.metricsListen, err)
+		}
+		defer opsLn.Close()
+	} else if c.pprof {
+		ln.Close()
+		return usagef("--pprof needs the operator listener: set --metrics-listen")
+	}
 
 	if err := c.bootstrap(ctx, st, baseURL, logger); err != nil {
 		ln.Close()
@@ -309,6 +324,18 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	var opsSrv *http.Server
+	if opsLn != nil {
+		opsSrv = &http.Server{
+			Handler:           handler.OperatorHandler(c.pprof),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		go func() { serveErr <- opsSrv.Serve(opsLn) }()
+		logger.Info("serving operator endpoints", "addr", opsLn.Addr().String(), "pprof", c.pprof)
+		fmt.Fprintf(c.stdout, "Trail metrics on http://%s\n", opsLn.Addr().String())
+	}
 	// No event is acknowledged before the stored logs are checked against
 	// the checkpoints this server signed (ledger.Integrator.Admit); until
 	// then /readyz answers 503.
@@ -332,6 +359,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("in-flight requests did not finish in time", "err", err)
+	}
+	if opsSrv != nil {
+		opsSrv.Close()
 	}
 	committer.Stop()
 	// Running exports get what is left of the shutdown timeout; past it

@@ -7,7 +7,9 @@
 //
 // Routes:
 //
-//	GET    /healthz, /readyz, /metrics      no authentication
+//	GET    /healthz, /readyz                no authentication (/readyz: its status only)
+//	       /metrics, detailed /readyz, /debug/pprof/: on the operator
+//	       listener only (OperatorHandler, health.go), never on this one
 //	POST   /audit_logs/events               events:write  (WorkOS)
 //	POST   /v1/events/batch                 events:write
 //	GET    /v1/events, /v1/events/{id}      events:read

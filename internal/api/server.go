@@ -167,7 +167,6 @@ func (s *Server) routes() {
 	const anyScope = ""
 	s.handlePublic("GET /healthz", s.healthz)
 	s.handlePublic("GET /readyz", s.readyz)
-	s.handlePublic("GET /metrics", s.serveMetrics)
 
 	s.handle("POST /audit_logs/events", access.ScopeEventsWrite, s.createEvent)
 	s.handle("POST /v1/events/batch", access.ScopeEventsWrite, s.createEventBatch)
@@ -357,7 +356,7 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, rout
 	s.metrics.observe(route, status, d)
 	level := slog.LevelInfo
 	switch route {
-	case "GET /healthz", "GET /readyz", "GET /metrics":
+	case "GET /healthz", "GET /readyz":
 		level = slog.LevelDebug
 	}
 	if !s.log.Enabled(r.Context(), level) {
@@ -454,9 +453,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
-	s.metricsHandler.ServeHTTP(w, r)
-	return nil
 }

@@ -48,6 +48,11 @@ func TestMetrics(t *testing.T) {
 	if strings.Contains(body, "evt_01JDXYZ") || strings.Contains(body, "12345") {
 		t.Errorf("/metrics has a raw path as a label value")
 	}
+	// Metrics name every organization and stream: they are served on the
+	// operator listener only.
+	if res := e.do("GET", "/metrics", "", ""); res.Code != http.StatusNotFound {
+		t.Errorf("GET /metrics on the public listener: %d, want 404", res.Code)
+	}
 }
 
 // The profiler is on the operator listener only, and only when asked for.

@@ -22,7 +22,10 @@ import (
 type Client struct {
 	Base   string // server URL, no trailing slash
 	APIKey string
-	HTTP   *http.Client
+	// MetricsBase is the server's operator listener (trail serve
+	// --metrics-listen), where /metrics is; "" when unknown.
+	MetricsBase string
+	HTTP        *http.Client
 	// UserAgent is sent with every request.
 	UserAgent string
 }
@@ -151,11 +154,27 @@ func (c *Client) Organizations(ctx context.Context) ([]string, error) {
 }
 
 // Metric returns the value of an unlabelled metric on the server's
-// /metrics, and false when the server does not export it.
+// /metrics (on its operator listener), and false when the server does not
+// export it or its operator listener is unknown.
 func (c *Client) Metric(ctx context.Context, name string) (float64, bool, error) {
-	b, err := c.Do(ctx, http.MethodGet, "/metrics", nil)
+	if c.MetricsBase == "" {
+		return 0, false, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.MetricsBase, "/")+"/metrics", nil)
 	if err != nil {
-		return 0, false, err
+		return 0, false, fmt.Errorf("couldn't build the metrics request: %w", err)
+	}
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, false, fmt.Errorf("couldn't read the server's metrics: %w", err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		return 0, false, fmt.Errorf("couldn't read the server's metrics: %w", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return 0, false, fmt.Errorf("GET %s/metrics: %s", c.MetricsBase, res.Status)
 	}
 	v, ok := metricValue(b, name)
 	return v, ok, nil

@@ -33,9 +33,10 @@ type EmbeddedOptions struct {
 
 // Embedded is a trail serve process the benchmark started and stops.
 type Embedded struct {
-	URL  string
-	Key  string
-	Data string
+	URL        string
+	MetricsURL string // the operator listener, where /metrics is
+	Key        string
+	Data       string
 
 	cmd     *exec.Cmd
 	done    chan struct{}
@@ -64,7 +65,7 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 		}
 		e.Data, e.tmp = dir, true
 	}
-	args := append([]string{"serve", "--data", e.Data, "--listen", "127.0.0.1:0",
+	args := append([]string{"serve", "--data", e.Data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
 		"--log-format", "json", "--log-level", "warn"}, opts.Args...)
 	e.cmd = exec.Command(opts.Executable, args...)
 	e.cmd.Env = append(os.Environ(), "TRAIL_BOOTSTRAP_KEY="+e.Key) // not in ps
@@ -83,6 +84,9 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "Trail metrics on "); ok {
+				e.MetricsURL = strings.TrimSpace(u) // before the listening line, so before e is returned
+			}
 			if u, ok := strings.CutPrefix(sc.Text(), "Trail listening on "); ok {
 				select {
 				case urlc <- strings.TrimSpace(u):

@@ -197,7 +197,7 @@ func testServe(t *testing.T, args []string) {
 	c = client{t, srv.URL}
 	var metrics string
 	waitFor(t, "a retention sweep", func() bool {
-		metrics = string(c.must("GET", "/metrics", "", http.StatusOK, nil))
+		metrics = string(client{t, srv.MetricsURL}.must("GET", "/metrics", "", http.StatusOK, nil))
 		at, ok := metricValue(metrics, "trail_retention_last_sweep_timestamp_seconds")
 		return ok && math.Abs(at-float64(now.UnixNano())/1e9) < 0.01
 	})

@@ -60,12 +60,15 @@ const AdminKey = "sk_test_admin_0123456789abcdefghijklmnop"
 
 // Server is a running trail serve.
 type Server struct {
-	URL  string
-	Key  string
-	Data string
-	cmd  *exec.Cmd
-	done chan error
-	logs *lockedBuffer
+	URL string
+	// MetricsURL is the operator listener's (/metrics, detailed /readyz),
+	// "" when the test disabled it.
+	MetricsURL string
+	Key        string
+	Data       string
+	cmd        *exec.Cmd
+	done       chan error
+	logs       *lockedBuffer
 }
 
 // Options for Start.
@@ -83,8 +86,12 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.Data == "" {
 		opts.Data = t.TempDir()
 	}
-	args := append([]string{"serve", "--data", opts.Data, "--listen", "127.0.0.1:0",
-		"--log-format", "json", "--log-level", "warn"}, opts.Args...)
+	args := []string{"serve", "--data", opts.Data, "--listen", "127.0.0.1:0",
+		"--log-format", "json", "--log-level", "warn"}
+	if !hasFlag(opts.Args, "metrics-listen") {
+		args = append(args, "--metrics-listen", "127.0.0.1:0")
+	}
+	args = append(args, opts.Args...)
 	cmd := exec.Command(bin, args...)
 	// The bootstrap key comes from the environment, as the docs advise (a
 	// flag shows in ps).
@@ -100,9 +107,13 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	s := &Server{Key: AdminKey, Data: opts.Data, cmd: cmd, done: make(chan error, 1), logs: logs}
 	urlc := make(chan string, 1)
+	metricsc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "Trail metrics on "); ok {
+				metricsc <- u
+			}
 			if u, ok := strings.CutPrefix(sc.Text(), "Trail listening on "); ok {
 				urlc <- u
 			}
@@ -118,7 +129,22 @@ func Start(t testing.TB, opts Options) *Server {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("trail serve did not start within 60s\n%s", logs.String())
 	}
+	select { // printed before the listening line, if at all
+	case s.MetricsURL = <-metricsc:
+	default:
+	}
 	return s
+}
+
+// hasFlag reports whether args set the flag name (-name, --name, =value).
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop sends SIGTERM and waits for a clean exit (SIGKILL after 30 s).

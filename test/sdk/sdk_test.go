@@ -97,7 +97,7 @@ func runNodeSuite(t *testing.T, node, dir string) {
 	cmd := exec.CommandContext(ctx, node, append([]string{"--test", "--test-reporter=spec"}, files...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
-		"TRAIL_URL="+srv.URL, "TRAIL_API_KEY="+srv.Key, "TRAIL_IMPORTED_ORG="+importedOrg,
+		"TRAIL_URL="+srv.URL, "TRAIL_METRICS_URL="+srv.MetricsURL, "TRAIL_API_KEY="+srv.Key, "TRAIL_IMPORTED_ORG="+importedOrg,
 		"TRAIL_LIMITED_URL="+limited.URL, "TRAIL_LIMITED_API_KEY="+limited.Key,
 		"TRAIL_UNINDEXED_URL="+unindexed.URL, "TRAIL_UNINDEXED_API_KEY="+unindexed.Key)
 	out, err := cmd.CombinedOutput()

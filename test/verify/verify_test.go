@@ -438,6 +438,10 @@ func TestRestoredBackupIsRefusedAndDetected(t *testing.T) {
 			if strings.Contains(body, org.ID) {
 				t.Errorf("the public /readyz names an organization: %s", body)
 			}
+			// The operator listener says which, and why.
+			if code, body := get(t, srv.MetricsURL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, org.ID) || strings.Contains(body, other.ID) {
+				t.Errorf("the operator's /readyz after the rollback: %d %s", code, body)
+			}
 			if !strings.Contains(strings.ToLower(srv.Logs()), "refusing to sign") {
 				t.Errorf("the server did not log its refusal loudly:\n%s", srv.Logs())
 			}
@@ -505,7 +509,7 @@ func TestWrongSigningKeyRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(trailtest.Binary(t), "serve", "--data", data, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(trailtest.Binary(t), "serve", "--data", data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "TRAIL_SIGNING_KEY="+other)
 	out, err := cmd.CombinedOutput()
 	if err == nil {

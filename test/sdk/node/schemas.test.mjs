@@ -17,6 +17,8 @@ import { WorkOS, BadRequestException, NotFoundException } from '@workos-inc/node
 
 const url = new URL(process.env.TRAIL_URL ?? 'http://127.0.0.1:8080');
 const key = process.env.TRAIL_API_KEY;
+// The operator listener (trail serve --metrics-listen), where /metrics is.
+const metricsURL = new URL(process.env.TRAIL_METRICS_URL ?? 'http://127.0.0.1:9464');
 assert.ok(key, 'TRAIL_API_KEY must be set');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -177,6 +179,6 @@ test('schemas: an event without a version is accepted and a mismatch recorded', 
   assert.equal(one.status, 200);
   assert.equal(one.json.schema_mismatch, true);
 
-  const metrics = await (await fetch(new URL('/metrics', url))).text();
+  const metrics = await (await fetch(new URL('/metrics', metricsURL))).text();
   assert.match(metrics, new RegExp(`trail_schema_mismatch_total\\{action="${action}"\\} 1\\b`));
 });
