@@ -126,7 +126,7 @@ func (c *client) openIntent(org, intent string, admins ...string) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if r := c.get(strings.TrimPrefix(link, "http://portal.test")); r.status != http.StatusSeeOther {
+	if r := c.launch(strings.TrimPrefix(link, "http://portal.test")); r.status != http.StatusSeeOther {
 		c.t.Fatalf("opening the link: %d", r.status)
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -215,6 +217,9 @@ func (c *client) do(method, path string, form url.Values) response {
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	if method == "POST" { // as a browser posting a form of the portal's own page
+		req.Header.Set("Origin", c.e.srv.URL)
+	}
 	res, err := c.c.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -243,7 +248,28 @@ func (c *client) open(org string, admins ...string) response {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return c.get(strings.TrimPrefix(link, "http://portal.test"))
+	return c.launch(strings.TrimPrefix(link, "http://portal.test"))
+}
+
+var launchFields = regexp.MustCompile(`name="(secret|csrf)" value="([^"]+)"`)
+
+// launch opens a link as a person does: GET shows the page with the
+// button, and the button POSTs the form back. A page without the form
+// (a rejected link) is the answer.
+func (c *client) launch(path string) response {
+	c.t.Helper()
+	page := c.get(path)
+	if page.status != http.StatusOK {
+		return page
+	}
+	form := url.Values{}
+	for _, m := range launchFields.FindAllStringSubmatch(page.body, -1) {
+		form.Set(m[1], html.UnescapeString(m[2]))
+	}
+	if len(form) != 2 {
+		c.t.Fatalf("the launch page of %s has no form:\n%s", path, page.body)
+	}
+	return c.do("POST", "/portal/launch", form)
 }
 
 // jar is a minimal cookie jar that ignores the cookie's Secure flag and

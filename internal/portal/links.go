@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -17,8 +19,9 @@ import (
 
 // A link is BaseURL/portal/launch?secret=ptl_<43 characters>: 32 random
 // bytes, base64url. Only the SHA-256 of the secret is stored; opening the
-// link redeems it (store.PortalLinks.RedeemPortalLink: once, atomically in
-// the database, so across replicas too) and starts a session.
+// link shows a page with one button, and pressing it redeems the link
+// (store.PortalLinks.RedeemPortalLink: once, atomically in the database, so
+// across replicas too) and starts a session.
 
 const tokenPrefix = "ptl_"
 
@@ -67,37 +70,138 @@ func (p *Portal) GenerateLink(ctx context.Context, org, intent string, adminEmai
 	return p.cfg.BaseURL + "/portal/launch?secret=" + token, l.ExpiresAt, nil
 }
 
-// launch is GET /portal/launch?secret=…: redeem the link, start the
-// session, and move to a URL without the secret.
-func (p *Portal) launch(w http.ResponseWriter, r *http.Request) {
+// Opening a link takes two steps, so that what follows links without a
+// person (mail security scanners, chat link previews) cannot spend it:
+// GET /portal/launch?secret=… only looks the link up and shows a page
+// naming the organization with one button; that button POSTs the secret
+// back with a token bound to the link, and only the POST redeems it.
+
+// launchToken is the anti-forgery token of the launch form of the link
+// with this hash.
+func (p *Portal) launchToken(hash [32]byte) string {
+	return base64.RawURLEncoding.EncodeToString(p.mac("launch", hex.EncodeToString(hash[:])))
+}
+
+// linkProblem renders the page of a link that cannot be opened, and
+// reports whether it did.
+func (p *Portal) linkProblem(w http.ResponseWriter, r *http.Request, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, store.ErrNotFound):
+		p.message(w, r, http.StatusNotFound, "This link is not valid",
+			"This deployment never issued this portal link. Open the Admin Portal again from your application.")
+	case errors.Is(err, store.ErrLinkUsed):
+		p.message(w, r, http.StatusGone, "This link was already used",
+			"Each portal link opens one session, once. Open the Admin Portal again from your application to get a new link.")
+	case errors.Is(err, store.ErrLinkRevoked):
+		p.message(w, r, http.StatusGone, "This link was revoked",
+			"The organization's Admin Portal sessions were revoked after this link was generated. Open the Admin Portal again from your application to get a new link.")
+	case errors.Is(err, store.ErrLinkExpired):
+		p.message(w, r, http.StatusGone, "This link has expired",
+			"Portal links must be opened within 5 minutes. Open the Admin Portal again from your application to get a new link.")
+	default:
+		p.fail(w, r, nil, err)
+	}
+	return true
+}
+
+// linkSecret returns the hash of the one well-formed secret in v, or
+// renders the page saying it is not.
+func (p *Portal) linkSecret(w http.ResponseWriter, r *http.Request, v []string) ([32]byte, bool) {
+	if len(v) == 1 {
+		if hash, ok := parseToken(v[0]); ok {
+			return hash, true
+		}
+	}
+	p.message(w, r, http.StatusBadRequest, "This link is not valid",
+		"The portal link is incomplete or malformed; it may have been cut when it was copied. Open the Admin Portal again from your application.")
+	return [32]byte{}, false
+}
+
+type launchData struct {
+	OrgName, What, Admin string
+	Secret, Token        string
+}
+
+// launchPage is GET /portal/launch?secret=…: the link is looked up, never
+// spent, however often it is opened.
+func (p *Portal) launchPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	hash, ok := parseToken(q.Get("secret"))
-	if !ok || len(q["secret"]) != 1 {
-		p.message(w, r, http.StatusBadRequest, "This link is not valid",
-			"The portal link is incomplete or malformed; it may have been cut when it was copied. Open the Admin Portal again from your application.")
+	hash, ok := p.linkSecret(w, r, q["secret"])
+	if !ok {
+		return
+	}
+	l, err := p.cfg.Store.PortalLink(r.Context(), hash)
+	if err == nil {
+		switch now := p.cfg.Now(); {
+		case !l.UsedAt.IsZero():
+			err = store.ErrLinkUsed
+		case !l.EndedAt.IsZero():
+			err = store.ErrLinkRevoked
+		case !l.ExpiresAt.After(now):
+			err = store.ErrLinkExpired
+		}
+	}
+	if p.linkProblem(w, r, err) {
+		return
+	}
+	org, err := p.cfg.Store.Organization(r.Context(), l.OrganizationID)
+	if err != nil {
+		p.fail(w, r, nil, err)
+		return
+	}
+	what := "audit log"
+	if l.Intent == IntentLogStreams {
+		what = "log streams"
+	}
+	p.render(w, r, http.StatusOK, "launch", page{Title: "Open the " + what + " of " + org.Name,
+		Data: launchData{OrgName: org.Name, What: what, Admin: l.AdminEmail, Secret: q.Get("secret"), Token: p.launchToken(hash)}})
+}
+
+// sameOrigin reports whether a POST comes from a page of this portal: by
+// Sec-Fetch-Site where the browser sends it, else by Origin (the public
+// URL's, or the host the request was sent to). A request with neither is
+// refused: every browser that runs the portal sends one of them.
+func (p *Portal) sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "null" {
+		return false
+	}
+	if base, err := url.Parse(p.cfg.BaseURL); err == nil && origin == base.Scheme+"://"+base.Host {
+		return true
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return origin == scheme+"://"+r.Host
+}
+
+// launch is POST /portal/launch from the launch page: redeem the link,
+// start the session, and move to a URL without the secret.
+func (p *Portal) launch(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	if err := r.ParseForm(); err != nil {
+		p.message(w, r, http.StatusBadRequest, "This form is not valid",
+			"The form could not be read. Open the Admin Portal again from your application.")
+		return
+	}
+	hash, ok := p.linkSecret(w, r, r.PostForm["secret"])
+	if !ok {
+		return
+	}
+	if !p.sameOrigin(r) || !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(p.launchToken(hash))) {
+		p.message(w, r, http.StatusForbidden, "This request was refused",
+			"The portal opens only from its own page. Open the link from your application again and press the button on the page it shows.")
 		return
 	}
 	now := p.cfg.Now()
 	l, err := p.cfg.Store.RedeemPortalLink(r.Context(), hash, now)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		p.message(w, r, http.StatusNotFound, "This link is not valid",
-			"This deployment never issued this portal link. Open the Admin Portal again from your application.")
-		return
-	case errors.Is(err, store.ErrLinkUsed):
-		p.message(w, r, http.StatusGone, "This link was already used",
-			"Each portal link opens one session, once. Open the Admin Portal again from your application to get a new link.")
-		return
-	case errors.Is(err, store.ErrLinkRevoked):
-		p.message(w, r, http.StatusGone, "This link was revoked",
-			"The organization's Admin Portal sessions were revoked after this link was generated. Open the Admin Portal again from your application to get a new link.")
-		return
-	case errors.Is(err, store.ErrLinkExpired):
-		p.message(w, r, http.StatusGone, "This link has expired",
-			"Portal links must be opened within 5 minutes. Open the Admin Portal again from your application to get a new link.")
-		return
-	case err != nil:
-		p.fail(w, r, nil, err)
+	if p.linkProblem(w, r, err) {
 		return
 	}
 	org, err := p.cfg.Store.Organization(r.Context(), l.OrganizationID)

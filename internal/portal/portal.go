@@ -140,7 +140,8 @@ func New(cfg Config) (*Portal, error) {
 
 func (p *Portal) routes() {
 	p.mux.HandleFunc("GET /portal/assets/{name}", p.serveAsset)
-	p.mux.HandleFunc("GET /portal/launch", p.launch)
+	p.mux.HandleFunc("GET /portal/launch", p.launchPage)
+	p.mux.HandleFunc("POST /portal/launch", p.launch)
 	p.mux.Handle("GET /portal/{$}", p.session(p.home))
 	p.mux.Handle("GET /portal/events", p.session(p.intent(IntentAuditLogs, p.events)))
 	p.mux.Handle("GET /portal/events/histogram.svg", p.session(p.intent(IntentAuditLogs, p.histogram)))

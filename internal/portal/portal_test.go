@@ -28,7 +28,20 @@ func TestLinks(t *testing.T) {
 		t.Errorf("expires %v, want 5 minutes from now", expires)
 	}
 	path := strings.TrimPrefix(link, "http://portal.test")
-	res := c.get(path)
+	// Opening the link (a scanner, a chat preview, the admin) shows a page
+	// naming the organization with one button, and spends nothing, however
+	// often it is opened.
+	for range 3 {
+		res := e.client().get(path)
+		if res.status != 200 || !strings.Contains(res.body, "Acme") || !strings.Contains(res.body, `<button type="submit"`) ||
+			!strings.Contains(res.body, `action="/portal/launch"`) || strings.Contains(res.header.Get("Set-Cookie"), "trail_portal=") {
+			t.Fatalf("GET of the link: %d %s", res.status, res.body)
+		}
+	}
+	if len(e.audited) != 0 {
+		t.Errorf("opening the link's page was audited as a session start: %+v", e.audited)
+	}
+	res := c.launch(path)
 	if res.status != 303 || res.header.Get("Location") != "/portal/events" {
 		t.Fatalf("opening the link: %d to %q, want 303 to /portal/events", res.status, res.header.Get("Location"))
 	}
@@ -84,6 +97,66 @@ func TestLinks(t *testing.T) {
 	e.clock.Add(time.Second)
 	if res := c.get("/portal/events"); res.status != 401 || !strings.Contains(res.body, "Your session has ended") {
 		t.Errorf("session after 12 hours: %d", res.status)
+	}
+}
+
+// The POST that spends a link must come from the launch page of this
+// portal, for this link: a forged cross-site form, or one without the
+// link's token, is refused and spends nothing.
+func TestLaunchForgery(t *testing.T) {
+	e := newEnv(t)
+	e.org("org_a", "Acme")
+	link, _, err := e.p.GenerateLink(t.Context(), "org_a", IntentAuditLogs, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := e.p.GenerateLink(t.Context(), "org_a", IntentAuditLogs, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := strings.TrimPrefix(link, "http://portal.test/portal/launch?secret=")
+	hash, _ := parseToken(secret)
+	otherHash, _ := parseToken(strings.TrimPrefix(other, "http://portal.test/portal/launch?secret="))
+	good := e.p.launchToken(hash)
+	tests := []struct {
+		name    string
+		headers map[string]string
+		csrf    string
+		status  int
+	}{
+		{"no origin", map[string]string{}, good, 403},
+		{"cross-site", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": e.srv.URL}, good, 403},
+		{"same-site", map[string]string{"Sec-Fetch-Site": "same-site"}, good, 403},
+		{"foreign origin", map[string]string{"Origin": "https://evil.example"}, good, 403},
+		{"null origin", map[string]string{"Origin": "null"}, good, 403},
+		{"no token", map[string]string{"Origin": e.srv.URL}, "", 403},
+		{"another link's token", map[string]string{"Origin": e.srv.URL}, e.p.launchToken(otherHash), 403},
+		{"the public URL's origin", map[string]string{"Origin": "http://portal.test"}, good, 303},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			form := url.Values{"secret": {secret}, "csrf": {tt.csrf}}
+			req, _ := http.NewRequest("POST", e.srv.URL+"/portal/launch", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			res, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tt.status {
+				t.Errorf("POST: %d, want %d", res.StatusCode, tt.status)
+			}
+			if got := strings.Contains(res.Header.Get("Set-Cookie"), "trail_portal="); got != (tt.status == 303) {
+				t.Errorf("session cookie set: %v", got)
+			}
+		})
+	}
+	// Each refusal left the link unspent: the last case could still use it.
+	if res := e.client().get(strings.TrimPrefix(link, "http://portal.test")); res.status != 410 {
+		t.Errorf("the link after its one good POST: %d, want 410", res.status)
 	}
 }
 

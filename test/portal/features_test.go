@@ -126,7 +126,7 @@ func TestPortalStreamsAndExport(t *testing.T) {
 
 	t.Run("Streams", func(t *testing.T) {
 		run(t, ctx, "open the log streams link", chromedp.Navigate(generateIntentLink(t, srv, orgA, "log_streams", []string{"alice@example.com"})),
-			visible("table.streams"))
+			visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("table.streams"))
 		if u := location(t, ctx); u != srv.URL+"/portal/streams" {
 			t.Errorf("landed at %s", u)
 		}
@@ -275,7 +275,7 @@ func TestPortalStreamsAndExport(t *testing.T) {
 
 	t.Run("ExportCSV", func(t *testing.T) {
 		run(t, ctx, "open the audit logs link", chromedp.Navigate(generateIntentLink(t, srv, orgA, "audit_logs", []string{"bob@example.com"})),
-			visible("table.events"))
+			visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("table.events"))
 		run(t, ctx, "filter", chromedp.Navigate(srv.URL+"/portal/events?action=user.signed_in&actor_id=user_0"), visible("#export-csv"))
 		run(t, ctx, "export", chromedp.Click(chromedp.CSS("#export-csv")), visible("#export-progress"))
 		if u := location(t, ctx); !strings.Contains(u, "/portal/exports/audit_log_export_") {

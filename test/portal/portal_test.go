@@ -273,7 +273,18 @@ func TestPortal(t *testing.T) {
 	link := generateLink(t, f.srv, f.orgA, []string{"alice@example.com"})
 
 	t.Run("OpenLink", func(t *testing.T) {
-		run(t, ctx, "open the link", chromedp.Navigate(link), visible("table.events"))
+		// A link scanner or chat preview fetches the link first, in another
+		// browser: that shows the page and spends nothing.
+		scanner := browser(t)
+		for range 2 {
+			run(t, scanner, "scan the link", chromedp.Navigate(link), visible("#launch"))
+		}
+		run(t, ctx, "open the link", chromedp.Navigate(link), visible("#launch"))
+		if h := text(t, ctx, "main h1"); !strings.Contains(h, `Acme "Ops" <b>Corp</b>`) {
+			t.Errorf("the launch page's heading %q does not name the organization as text", h)
+		}
+		screenshots(t, ctx, "launch")
+		run(t, ctx, "press the button", chromedp.Click(chromedp.CSS("#launch")), visible("table.events"))
 		if u := location(t, ctx); u != f.srv.URL+"/portal/events" {
 			t.Errorf("after the link the browser is at %s, want the clean %s/portal/events", u, f.srv.URL)
 		}
@@ -494,9 +505,9 @@ func TestPortal(t *testing.T) {
 		// org A's portal access: the page refuses the session on reload,
 		// the link is refused, and org B's session goes on.
 		b := browser(t)
-		run(t, b, "open org A", chromedp.Navigate(generateLink(t, f.srv, f.orgA, nil)), visible("nav"))
+		run(t, b, "open org A", chromedp.Navigate(generateLink(t, f.srv, f.orgA, nil)), visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("nav"))
 		other := browser(t)
-		run(t, other, "open org B", chromedp.Navigate(generateLink(t, f.srv, f.orgB, nil)), visible("nav"))
+		run(t, other, "open org B", chromedp.Navigate(generateLink(t, f.srv, f.orgB, nil)), visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("nav"))
 		pending := generateLink(t, f.srv, f.orgA, nil)
 		var out struct{ Ended int }
 		if code := api(t, f.srv, "DELETE", "/v1/organizations/"+f.orgA+"/portal_sessions", nil, &out); code != 200 || out.Ended < 2 {

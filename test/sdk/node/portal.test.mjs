@@ -19,6 +19,22 @@ async function rejection(promise) {
   assert.fail('expected the call to be rejected');
 }
 
+// openLink opens a portal link as a person does: the GET shows a page with
+// one button and spends nothing; pressing the button POSTs its form.
+async function openLink(link) {
+  const page = await fetch(link, { redirect: 'manual' });
+  assert.equal(page.status, 200);
+  assert.equal(page.headers.get('set-cookie'), null);
+  const html = await page.text();
+  const field = (name) => html.match(new RegExp(`name="${name}" value="([^"]+)"`))[1];
+  return fetch(new URL('/portal/launch', url), {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: url.origin },
+    body: new URLSearchParams({ secret: field('secret'), csrf: field('csrf') }),
+  });
+}
+
 test('portal.generateLink returns a single-use link into the organization', async () => {
   const org = await workos.organizations.createOrganization({ name: 'Portal SDK test' });
   const { link } = await workos.portal.generateLink({
@@ -28,8 +44,15 @@ test('portal.generateLink returns a single-use link into the organization', asyn
   });
   assert.match(link, new RegExp(`^${url.origin}/portal/launch\\?secret=ptl_[A-Za-z0-9_-]{43}$`));
 
-  // Opening it starts a session and moves to a URL without the secret.
-  const first = await fetch(link, { redirect: 'manual' });
+  // Fetching it (as a link scanner would) shows a page naming the
+  // organization and spends nothing.
+  for (let i = 0; i < 2; i++) {
+    const scan = await fetch(link, { redirect: 'manual' });
+    assert.equal(scan.status, 200);
+    assert.match(await scan.text(), /Portal SDK test/);
+  }
+  // Pressing its button starts a session and moves to a URL without the secret.
+  const first = await openLink(link);
   assert.equal(first.status, 303);
   assert.equal(first.headers.get('location'), '/portal/events');
   const cookie = first.headers.get('set-cookie');
@@ -48,7 +71,7 @@ test('portal.generateLink returns a single-use link into the organization', asyn
 test('portal.generateLink opens the log streams pages for intent log_streams', async () => {
   const org = await workos.organizations.createOrganization({ name: 'Portal SDK streams' });
   const { link } = await workos.portal.generateLink({ organization: org.id, intent: GeneratePortalLinkIntent.LogStreams });
-  const first = await fetch(link, { redirect: 'manual' });
+  const first = await openLink(link);
   assert.equal(first.status, 303);
   assert.equal(first.headers.get('location'), '/portal/streams');
   const cookie = first.headers.get('set-cookie').split(';')[0];
