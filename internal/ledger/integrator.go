@@ -64,8 +64,11 @@ type Integrator struct {
 
 	mu      sync.Mutex
 	refused map[string]string // organization → why
-	waiters []chan struct{}
-	stopped bool
+	// published holds the refusals recorded in a RefusalStorage; owned
+	// by the loop goroutine.
+	published map[string]string
+	waiters   []chan struct{}
+	stopped   bool
 
 	// Owned by the loop goroutine.
 	heads   map[string]signedHead // origin → newest signed, as in the state file

@@ -3,10 +3,13 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,4 +223,84 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// refusalMem is a memStorage that records refusals, as PostgreSQL does for
+// its replicas (ledger.RefusalStorage).
+type refusalMem struct {
+	*memStorage
+	mu      sync.Mutex
+	refused map[string]string
+}
+
+func (r *refusalMem) SetLogRefused(_ context.Context, org, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if reason == "" {
+		delete(r.refused, org)
+	} else {
+		r.refused[org] = reason
+	}
+	return nil
+}
+
+func (r *refusalMem) RefusedLogs(context.Context) (map[string]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.refused), nil
+}
+
+// A database behind what this server signed is refused before the first
+// event could be admitted, the refusal is recorded for the other replicas,
+// and a stale one (a log whose check passes) is cleared; restoring the
+// newest database clears it too.
+func TestIntegratorAdmitAndRecordedRefusals(t *testing.T) {
+	signer, dir := newSigner(t), t.TempDir()
+	newest := newMemStorage()
+	newest.add("org_a", 100)
+	newest.add("org_b", 10)
+	first := startIntegrator(t, newest, signer, dir, ledger.Options{})
+	waitIdle(t, first)
+	first.Stop()
+	backup := newest.clone()
+	newest.add("org_a", 50)
+	second := startIntegrator(t, newest, signer, dir, ledger.Options{})
+	waitIdle(t, second)
+	second.Stop()
+
+	tests := []struct {
+		name        string
+		storage     *memStorage
+		recorded    map[string]string // before the start
+		wantRefused []string
+	}{
+		{"restored backup", backup, map[string]string{"org_b": "stale"}, []string{"org_a"}},
+		{"newest database again", newest, map[string]string{"org_a": "from the backup's days"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := &refusalMem{memStorage: tt.storage, refused: maps.Clone(tt.recorded)}
+			i := startIntegrator(t, rs, signer, dir, ledger.Options{})
+			select {
+			case <-i.CheckedC():
+			case <-time.After(time.Minute):
+				t.Fatal("the startup checks did not end")
+			}
+			got, _ := rs.RefusedLogs(context.Background())
+			if want := len(tt.wantRefused); len(got) != want {
+				t.Errorf("recorded refusals %v, want %v", got, tt.wantRefused)
+			}
+			for _, org := range []string{"org_a", "org_b"} {
+				refused := slices.Contains(tt.wantRefused, org)
+				var re *ledger.RefusedError
+				if err := i.Admit(org); (errors.As(err, &re) && re.Organization == org) != refused || (!refused && err != nil) {
+					t.Errorf("Admit(%s) = %v, want refused: %v", org, err, refused)
+				}
+				if _, ok := got[org]; ok != refused {
+					t.Errorf("%s recorded as refused: %v, want %v", org, ok, refused)
+				}
+			}
+			i.Stop()
+		})
+	}
 }

@@ -23,6 +23,9 @@ func (i *Integrator) passAndNotify(ctx context.Context) (backlog, failed bool) {
 	i.mu.Unlock()
 
 	work, backlog, failures, err := i.pass(ctx)
+	if perr := i.publishRefusals(ctx, false); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil && ctx.Err() == nil {
 		i.logger.Error("integration pass failed; will retry", "err", err)
 	}

@@ -90,7 +90,51 @@ func (i *Integrator) startupCheckOnce(ctx context.Context) error {
 		i.logger.Warn("the signed-checkpoints file is missing but the database has checkpoints; continuing from the database's own (if the file was deleted, Trail cannot tell whether the database was rolled back since)",
 			"file", i.statePath, "logs", len(logs))
 	}
-	return failed
+	if failed != nil {
+		return failed
+	}
+	return i.publishRefusals(ctx, true)
+}
+
+// publishRefusals makes the refusals recorded in a RefusalStorage those of
+// this integrator: new ones are recorded, and with all (after every log was
+// checked) recorded ones this integrator does not share are cleared.
+func (i *Integrator) publishRefusals(ctx context.Context, all bool) error {
+	rs, ok := i.storage.(RefusalStorage)
+	if !ok {
+		return nil
+	}
+	if i.published == nil {
+		stored, err := rs.RefusedLogs(ctx)
+		if err != nil {
+			return fmt.Errorf("couldn't read the refused logs: %w", err)
+		}
+		i.published = stored
+	}
+	refused := i.Refused()
+	for org, why := range refused {
+		if i.published[org] == why {
+			continue
+		}
+		if err := rs.SetLogRefused(ctx, org, why); err != nil {
+			return fmt.Errorf("couldn't record that the log of %s is refused: %w", org, err)
+		}
+		i.published[org] = why
+	}
+	if !all {
+		return nil
+	}
+	for org := range i.published {
+		if _, ok := refused[org]; ok {
+			continue
+		}
+		if err := rs.SetLogRefused(ctx, org, ""); err != nil {
+			return fmt.Errorf("couldn't clear the refusal of the log of %s: %w", org, err)
+		}
+		delete(i.published, org)
+		i.logger.Info("the log is no longer refused: the database holds what this server signed", "org", org)
+	}
+	return nil
 }
 
 // checkOnce checks st unless it was checked or refused already; a refusal

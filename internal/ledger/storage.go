@@ -99,6 +99,18 @@ type RecentRecordReader interface {
 	ReadRecentRecords(ctx context.Context, org string, from, to int64, fn func(seq int64, record []byte) error) error
 }
 
+// RefusalStorage is implemented by storages that several processes append
+// to (PostgreSQL replicas). The integrator, which runs in one of them,
+// records there the logs it refuses, so that every replica's append refuses
+// their events (with a *RefusedError) in the transaction that would have
+// stored them; it clears a log's refusal once a check of it passes.
+type RefusalStorage interface {
+	// SetLogRefused records why org's log is refused; "" clears it.
+	SetLogRefused(ctx context.Context, org, reason string) error
+	// RefusedLogs returns the recorded refusals, organization → reason.
+	RefusedLogs(ctx context.Context) (map[string]string, error)
+}
+
 // Integration is one log's growth, as Storage.Integrate takes it.
 type Integration struct {
 	OrganizationID   string

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -449,7 +450,28 @@ func TestRestoredBackupIsRefusedAndDetected(t *testing.T) {
 			if code, _, msg := post(t, srv, "/audit_logs/events", oneEvent(other.ID)); code != http.StatusCreated {
 				t.Errorf("POST for another organization: %d %s", code, msg)
 			}
-			waitCheckpoint(t, srv, other.ID, 2)
+			if b.name == "postgres" {
+				// A second replica, which does not integrate (the first
+				// holds the lease) and has no record of what was signed,
+				// refuses the organization's events too: the integrator
+				// recorded the refusal in the database, and the append
+				// reads it with the seq it would take.
+				replica := trailtest.Start(t, trailtest.Options{Args: append(slices.Clone(args),
+					"--signing-key-file", filepath.Join(data, "signing.key"), "--master-key-file", filepath.Join(data, "master.key"))})
+				code, retry, msg := post(t, replica, "/audit_logs/events", oneEvent(org.ID))
+				if code != http.StatusServiceUnavailable || retry == "" || !strings.Contains(msg, "log_refused") {
+					t.Errorf("POST to another replica for the rolled-back organization: %d (Retry-After %q) %s", code, retry, msg)
+				}
+				if code, _, msg := post(t, replica, "/audit_logs/events", oneEvent(other.ID)); code != http.StatusCreated {
+					t.Errorf("POST to another replica for another organization: %d %s", code, msg)
+				}
+				waitCheckpoint(t, srv, other.ID, 3)
+				if err := replica.Stop(t); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				waitCheckpoint(t, srv, other.ID, 2)
+			}
 			// The server still serves its old checkpoint (size 101); an
 			// auditor holding the size-151 checkpoint sees the rollback.
 			waitCheckpoint(t, srv, org.ID, 101)

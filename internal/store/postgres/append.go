@@ -15,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -427,20 +428,26 @@ func (s *Store) advance(ctx context.Context, tx pgx.Tx, counts map[string]int64)
 	})
 	batch := &pgx.Batch{}
 	for _, o := range orgs {
-		batch.Queue(`UPDATE organizations SET next_seq = next_seq + $2 WHERE id = $1 RETURNING next_seq`, o, counts[o])
+		batch.Queue(`UPDATE organizations SET next_seq = next_seq + $2 WHERE id = $1 RETURNING next_seq, log_refused`, o, counts[o])
 	}
 	br := tx.SendBatch(ctx, batch)
 	defer br.Close()
 	start := make(map[string]int64, len(orgs))
 	for _, o := range orgs {
 		var end int64
-		if err := br.QueryRow().Scan(&end); errors.Is(err, pgx.ErrNoRows) {
+		var refused *string
+		if err := br.QueryRow().Scan(&end, &refused); errors.Is(err, pgx.ErrNoRows) {
 			// Known, yet not there: the database is not the one it was
 			// (restored from a backup). Forget what was cached.
 			s.known.Clear()
 			return nil, errRetryAppend
 		} else if err != nil {
 			return nil, fmt.Errorf("couldn't advance the log of %s: %w", o, classify(err))
+		}
+		if refused != nil {
+			// The integrator refuses this log (ledger.RefusalStorage):
+			// nothing of the transaction is stored.
+			return nil, &ledger.RefusedError{Organization: o, Reason: *refused}
 		}
 		start[o] = end - counts[o]
 	}

@@ -298,3 +298,30 @@ func (s *Store) checkpoint(ctx context.Context, what, query string, args ...any)
 	}
 	return note, nil
 }
+
+// SetLogRefused records why org's log is refused ("" clears it); see
+// ledger.RefusalStorage. Appends to org fail while it is set.
+func (s *Store) SetLogRefused(ctx context.Context, org, reason string) error {
+	var v *string
+	if reason != "" {
+		v = &reason
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE organizations SET log_refused = $2 WHERE id = $1`, org, v); err != nil {
+		return fmt.Errorf("couldn't record the refusal of the log of %s: %w", org, classify(err))
+	}
+	return nil
+}
+
+// RefusedLogs returns the refusals SetLogRefused recorded.
+func (s *Store) RefusedLogs(ctx context.Context) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, log_refused FROM organizations WHERE log_refused IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the refused logs: %w", classify(err))
+	}
+	out := map[string]string{}
+	var org, why string
+	if _, err := pgx.ForEachRow(rows, []any{&org, &why}, func() error { out[org] = why; return nil }); err != nil {
+		return nil, fmt.Errorf("couldn't read the refused logs: %w", classify(err))
+	}
+	return out, nil
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
@@ -187,4 +188,61 @@ func TestSchemaConformance(t *testing.T) {
 
 func TestExportsConformance(t *testing.T) {
 	storetest.RunExports(t, func(t *testing.T) store.ExportStore { return openFresh(t) })
+}
+
+// A log the integrator refuses (ledger.RefusalStorage) takes no events on
+// any replica: the append that would advance its seq fails with a
+// *ledger.RefusedError and stores nothing, other logs go on, and clearing
+// the refusal lets events in again.
+func TestLogRefusedAppend(t *testing.T) {
+	ctx := context.Background()
+	s := openFresh(t)
+	createOrg(t, s, "org_refused")
+	createOrg(t, s, "org_fine")
+	raw := []byte(`{"action":"a.b","occurred_at":"2026-01-02T03:04:05.678Z","actor":{"id":"u","type":"user"},"targets":[{"id":"t","type":"doc"}],"context":{"location":"192.0.2.1"}}`)
+	d, err := event.ParseEvent(raw, time.Now(), event.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendTo := func(org string) error {
+		now := time.Now()
+		res, err := s.Append(ctx, []store.Submission{{Events: []store.PendingEvent{{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail}}}}, now)
+		if err == nil {
+			err = res[0].Err
+		}
+		return err
+	}
+	if err := s.SetLogRefused(ctx, "org_refused", "behind a signed checkpoint"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.RefusedLogs(ctx); err != nil || len(got) != 1 || got["org_refused"] != "behind a signed checkpoint" {
+		t.Fatalf("RefusedLogs = %v, %v", got, err)
+	}
+	before, _ := s.NextSeq(ctx, "org_refused")
+	tests := []struct {
+		org     string
+		refused bool
+	}{{"org_refused", true}, {"org_fine", false}}
+	for _, tt := range tests {
+		var re *ledger.RefusedError
+		err := appendTo(tt.org)
+		if got := errors.As(err, &re) && re.Organization == tt.org; got != tt.refused {
+			t.Errorf("append to %s: %v, want refused: %v", tt.org, err, tt.refused)
+		}
+		if !tt.refused && err != nil {
+			t.Errorf("append to %s: %v", tt.org, err)
+		}
+	}
+	if after, _ := s.NextSeq(ctx, "org_refused"); after != before {
+		t.Errorf("a refused append advanced the log from %d to %d", before, after)
+	}
+	if err := s.SetLogRefused(ctx, "org_refused", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.RefusedLogs(ctx); err != nil || len(got) != 0 {
+		t.Errorf("RefusedLogs after clearing = %v, %v", got, err)
+	}
+	if err := appendTo("org_refused"); err != nil {
+		t.Errorf("append after clearing the refusal: %v", err)
+	}
 }
