@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	_ "modernc.org/sqlite"
 
@@ -448,6 +449,19 @@ func TestPortal(t *testing.T) {
 		if body := text(t, ctx, "main"); strings.Contains(body, f.orgB) {
 			t.Errorf("A's integrity page mentions org B")
 		}
+	})
+
+	t.Run("OpenLinkWithoutJavaScript", func(t *testing.T) {
+		// The launch page is a plain form: with scripts off it still opens
+		// the portal.
+		noJS := browser(t)
+		cctx, cancel := context.WithTimeout(noJS, 10*time.Second)
+		defer cancel()
+		if _, err := chromedp.Call(cctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+			t.Fatalf("disabling scripts: %v", err)
+		}
+		run(t, noJS, "open a link", chromedp.Navigate(generateLink(t, f.srv, f.orgB, nil)), visible("#launch"),
+			chromedp.Click(chromedp.CSS("#launch")), visible("table.events"))
 	})
 
 	t.Run("RejectedLinks", func(t *testing.T) {
