@@ -8,7 +8,6 @@ import (
 
 	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/diskguard"
-	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -45,30 +44,4 @@ func (d diskGuardedSubmitter) Submit(ctx context.Context, s store.Submission) (s
 // ErrDiskFull (SQLite's SQLITE_FULL), or ENOSPC from a file write.
 func diskFull(err error) bool {
 	return errors.Is(err, store.ErrDiskFull) || errors.Is(err, syscall.ENOSPC)
-}
-
-// admittedSubmitter refuses submissions that hold an event for an
-// organization whose log the integrator refuses to extend, or that arrive
-// before the integrator has checked the stored logs: an acknowledged event
-// must be one the next checkpoint can cover.
-type admittedSubmitter struct {
-	next  api.Submitter
-	admit func(org string) error
-}
-
-func (a admittedSubmitter) Submit(ctx context.Context, s store.Submission) (store.AppendResult, error) {
-	var last string
-	for _, e := range s.Events {
-		if e.OrganizationID == last {
-			continue
-		}
-		last = e.OrganizationID
-		if err := a.admit(e.OrganizationID); err != nil {
-			if errors.Is(err, ledger.ErrChecking) {
-				return store.AppendResult{}, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
-			}
-			return store.AppendResult{}, err
-		}
-	}
-	return a.next.Submit(ctx, s)
 }

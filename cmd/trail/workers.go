@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -13,9 +14,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/retention"
+	"github.com/trailaudit/trail/internal/store"
 )
 
 // integratorRunner runs the ledger integrator for as long as this replica
@@ -262,4 +265,30 @@ func startRetention(ctx context.Context, st retention.Storage, pool *pgxpool.Poo
 		lease.Run(ctx, pool, "retention", leases, logger, sw.Run)
 	}()
 	return sw, done, nil
+}
+
+// admittedSubmitter refuses submissions that hold an event for an
+// organization whose log the integrator refuses to extend, or that arrive
+// before the integrator has checked the stored logs: an acknowledged event
+// must be one the next checkpoint can cover.
+type admittedSubmitter struct {
+	next  api.Submitter
+	admit func(org string) error
+}
+
+func (a admittedSubmitter) Submit(ctx context.Context, s store.Submission) (store.AppendResult, error) {
+	var last string
+	for _, e := range s.Events {
+		if e.OrganizationID == last {
+			continue
+		}
+		last = e.OrganizationID
+		if err := a.admit(e.OrganizationID); err != nil {
+			if errors.Is(err, ledger.ErrChecking) {
+				return store.AppendResult{}, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+			}
+			return store.AppendResult{}, err
+		}
+	}
+	return a.next.Submit(ctx, s)
 }

@@ -274,7 +274,7 @@ func TestIntegratorAdmitAndRecordedRefusals(t *testing.T) {
 		recorded    map[string]string // before the start
 		wantRefused []string
 	}{
-		{"restored backup", backup, map[string]string{"org_b": "stale"}, []string{"org_a"}},
+		{"restored backup", backup, map[string]string{"org_b": "stale", "org_c": "another replica's"}, []string{"org_a"}},
 		{"newest database again", newest, map[string]string{"org_a": "from the backup's days"}, nil},
 	}
 	for _, tt := range tests {
@@ -287,6 +287,12 @@ func TestIntegratorAdmitAndRecordedRefusals(t *testing.T) {
 				t.Fatal("the startup checks did not end")
 			}
 			got, _ := rs.RefusedLogs(context.Background())
+			// A log this server never signed for keeps another replica's
+			// refusal: it cannot vouch for it.
+			if _, ok := tt.recorded["org_c"]; ok && got["org_c"] != tt.recorded["org_c"] {
+				t.Errorf("another replica's refusal of org_c was not kept: %v", got)
+			}
+			delete(got, "org_c")
 			if want := len(tt.wantRefused); len(got) != want {
 				t.Errorf("recorded refusals %v, want %v", got, tt.wantRefused)
 			}

@@ -98,7 +98,9 @@ func (i *Integrator) startupCheckOnce(ctx context.Context) error {
 
 // publishRefusals makes the refusals recorded in a RefusalStorage those of
 // this integrator: new ones are recorded, and with all (after every log was
-// checked) recorded ones this integrator does not share are cleared.
+// checked) recorded ones this integrator does not share are cleared — but
+// only for logs its state file knows: a replica that never signed for a log
+// cannot vouch for it, and leaves another replica's refusal alone.
 func (i *Integrator) publishRefusals(ctx context.Context, all bool) error {
 	rs, ok := i.storage.(RefusalStorage)
 	if !ok {
@@ -126,6 +128,9 @@ func (i *Integrator) publishRefusals(ctx context.Context, all bool) error {
 	}
 	for org := range i.published {
 		if _, ok := refused[org]; ok {
+			continue
+		}
+		if _, known := i.heads[Origin(i.prefix, org)]; !known {
 			continue
 		}
 		if err := rs.SetLogRefused(ctx, org, ""); err != nil {
