@@ -44,6 +44,17 @@ func setupBench(b *testing.B, n int) *fixture {
 			b.Fatalf("Append: %v %v", err, res[0].Err)
 		}
 		done += k
+		if done%(16*4096) == 0 { // within the bound on events waiting for the indexer
+			for {
+				k, err := f.st.IndexPending(ctx, 16_384)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if k == 0 {
+					break
+				}
+			}
+		}
 	}
 	if err := f.in.WaitIdle(ctx); err != nil {
 		b.Fatal(err)

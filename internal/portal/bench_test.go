@@ -74,6 +74,18 @@ func openBenchStore(b *testing.B) (*sqlite.Store, int) {
 			if _, err := s.Append(ctx, []store.Submission{sub}, time.Now()); err != nil {
 				b.Fatal(err)
 			}
+			if j%48_000 < 4000 {
+				// Within the bound on events waiting for the indexer.
+				for {
+					k, err := s.IndexPending(ctx, 100_000)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if k == 0 {
+						break
+					}
+				}
+			}
 			if j%200_000 == 0 {
 				b.Logf("%d events, %s", j, time.Since(start).Round(time.Second))
 			}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/trailaudit/trail/internal/store"
 )
@@ -32,6 +33,9 @@ const (
 // admit refuses an Append while the backlog is at its bound. It reads the
 // search file only when the marks in memory say the bound may be reached.
 func (s *Store) admit(ctx context.Context) error {
+	if s.backlogLimit < 0 {
+		return nil // unbounded, for benchmarks of ingest alone
+	}
 	limit := s.backlogBound()
 	last, mark := s.lastPos.Load(), s.indexedMark.Load()
 	if last-mark < limit && s.unindexed.heldBytes() < maxBacklogBytes {
@@ -51,7 +55,10 @@ func (s *Store) admit(ctx context.Context) error {
 
 // backlogBound is the most events a read takes from the events table.
 func (s *Store) backlogBound() int64 {
-	if s.backlogLimit != 0 {
+	switch {
+	case s.backlogLimit < 0:
+		return math.MaxInt64
+	case s.backlogLimit > 0:
 		return s.backlogLimit
 	}
 	return maxBacklogEvents

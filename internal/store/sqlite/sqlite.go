@@ -55,7 +55,8 @@ type Store struct {
 	indexCache  indexerCache
 	// lastPos is the highest pos this process committed, indexedMark the
 	// highest search high-water mark it saw: together the backlog
-	// (backlog.go). backlogLimit, when not 0, replaces maxBacklogEvents.
+	// (backlog.go). backlogLimit, when not 0, replaces maxBacklogEvents
+	// (< 0: unbounded, for benchmarks of ingest alone).
 	lastPos, indexedMark atomic.Int64
 	backlogLimit         int64
 
