@@ -239,7 +239,12 @@ func (c *Committer) commit(batch []*request, subs []store.Submission, events int
 	c.batchEvents.Observe(float64(events))
 	if err != nil {
 		c.commitErrors.Inc()
-		c.logger.Error("group commit failed; nothing of the batch was stored", "submissions", len(subs), "events", events, "err", err)
+		if errors.Is(err, store.ErrBacklog) {
+			// Backpressure, not a failure: it ends as search catches up.
+			c.logger.Warn("ingest refused while search indexing catches up; nothing of the batch was stored", "submissions", len(subs), "events", events, "err", err)
+		} else {
+			c.logger.Error("group commit failed; nothing of the batch was stored", "submissions", len(subs), "events", events, "err", err)
+		}
 		if len(batch) == 1 || errors.Is(err, store.ErrUnavailable) {
 			// The store itself is failing (or there is no one else to
 			// spare): every caller gets the error.

@@ -24,6 +24,10 @@ var (
 	// ErrDiskFull accompanies ErrUnavailable when the write failed for lack
 	// of disk space.
 	ErrDiskFull = errors.New("disk is full")
+	// ErrBacklog accompanies ErrUnavailable when Append refused because
+	// too many accepted events wait for a search index (see SearchIndexer):
+	// the refusal ends as the index catches up.
+	ErrBacklog = errors.New("too many events wait for the search index")
 )
 
 // SystemOrganizationID is the reserved organization whose log records

@@ -50,7 +50,7 @@ func (s *Store) admit(ctx context.Context) error {
 	if events < limit && bytes < maxBacklogBytes || !s.unindexed.holdsFrom(indexed+1) {
 		return nil
 	}
-	return fmt.Errorf("%d accepted events (%d MiB) are waiting for the search indexer, the most Trail lets wait: %w", events, bytes>>20, store.ErrUnavailable)
+	return fmt.Errorf("%d accepted events (%d MiB) are waiting for the search indexer, the most Trail lets wait: %w: %w", events, bytes>>20, store.ErrBacklog, store.ErrUnavailable)
 }
 
 // backlogBound is the most events a read takes from the events table.

@@ -43,7 +43,7 @@ func TestBacklogBound(t *testing.T) {
 			}
 		}
 		_, err := s.Append(ctx, sub(step.events), testNow)
-		if refused := errors.Is(err, store.ErrUnavailable); refused != step.refused || err != nil && !refused {
+		if refused := errors.Is(err, store.ErrUnavailable) && errors.Is(err, store.ErrBacklog); refused != step.refused || err != nil && !refused {
 			t.Fatalf("step %d: Append = %v, want refused=%v", i, err, step.refused)
 		}
 	}
