@@ -60,6 +60,8 @@ type serveCommand struct {
 	streamsAllowPrivate bool   // log streams may reach private addresses
 	publicURL           string // the URL Admin Portal links point at
 
+	streamsAllowLinkLocal bool // log streams may reach link-local addresses
+
 	requireSchemas bool // refuse events of actions without a schema
 
 	exportDir     string  // where export files are kept
@@ -88,7 +90,8 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.StringVar(&c.masterKey, "master-key-file", envString("TRAIL_MASTER_KEY_FILE", ""), "file holding the master key (base64 of 32 bytes) from which the keys for stored secrets, download links and portal sessions are derived; replicas on one database must share it; default: <data>/master.key, created on first start. TRAIL_MASTER_KEY may hold the key itself [TRAIL_MASTER_KEY_FILE]")
 	fs.StringVar(&c.publicURL, "public-url", envString("TRAIL_PUBLIC_URL", ""), "the URL users reach this server at, e.g. https://trail.example.com; Admin Portal links point there, and an https URL makes its cookies Secure (default: http://<listen address>) [TRAIL_PUBLIC_URL]")
 	fs.StringVar(&c.exportDir, "export-dir", envString("TRAIL_EXPORT_DIR", ""), "directory for export files, kept 24 hours (default: <data>/exports); with several PostgreSQL replicas it must be one directory they all share [TRAIL_EXPORT_DIR]")
-	fs.BoolVar(&c.streamsAllowPrivate, "streams-allow-private", envString("TRAIL_STREAMS_ALLOW_PRIVATE", "") == "true", "let log streams deliver to loopback, private and link-local addresses (a SIEM on your own network); cloud metadata addresses stay refused [TRAIL_STREAMS_ALLOW_PRIVATE]")
+	fs.BoolVar(&c.streamsAllowPrivate, "streams-allow-private", envString("TRAIL_STREAMS_ALLOW_PRIVATE", "") == "true", "let log streams deliver to loopback and private addresses (a SIEM on your own network); link-local and cloud metadata addresses stay refused [TRAIL_STREAMS_ALLOW_PRIVATE]")
+	fs.BoolVar(&c.streamsAllowLinkLocal, "streams-allow-link-local", envString("TRAIL_STREAMS_ALLOW_LINK_LOCAL", "") == "true", "let log streams deliver to link-local addresses (169.254.0.0/16, fe80::/10), where cloud credential endpoints live; known metadata addresses stay refused [TRAIL_STREAMS_ALLOW_LINK_LOCAL]")
 	c.retention.register(fs)
 	fs.Float64Var(&c.exportMaxRate, "export-max-rate", envFloat("TRAIL_EXPORT_MAX_RATE", 0), "events per second one export job reads at most, to spare a busy database; 0 means no limit [TRAIL_EXPORT_MAX_RATE]")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
@@ -214,7 +217,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if searchIndexer != nil {
 		indexer = ingest.NewIndexer(searchIndexer, indexerOpts, logger.With("worker", "indexer"), reg)
 	}
-	streams, err := newStreams(st, keys, c.streamsAllowPrivate, logger, reg)
+	streams, err := newStreams(st, keys, c.streamsAllowPrivate, c.streamsAllowLinkLocal, logger, reg)
 	if err != nil {
 		ln.Close()
 		return err

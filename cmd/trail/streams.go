@@ -24,14 +24,15 @@ type streamsRunner struct {
 	logger *slog.Logger
 }
 
-// newStreams prepares log streams over st, sealing secrets under the
+// newStreams prepares log streams over st, delivering to public addresses
+// (and private or link-local ones when allowed), sealing secrets under the
 // master key's "trail stream secrets v1" key.
-func newStreams(st backend, keys *keyring.Keyring, allowPrivate bool, logger *slog.Logger, reg prometheus.Registerer) (*streamsRunner, error) {
+func newStreams(st backend, keys *keyring.Keyring, allowPrivate, allowLinkLocal bool, logger *slog.Logger, reg prometheus.Registerer) (*streamsRunner, error) {
 	ss, ok := st.(store.StreamStore)
 	if !ok { // both backends implement it
 		return nil, fmt.Errorf("this database backend (%T) does not store log streams", st)
 	}
-	codec := stream.NewCodec(stream.Policy{AllowPrivate: allowPrivate}, keys.Sealer(stream.SealPurpose))
+	codec := stream.NewCodec(stream.Policy{AllowPrivate: allowPrivate, AllowLinkLocal: allowLinkLocal}, keys.Sealer(stream.SealPurpose))
 	logger = logger.With("worker", "streams")
 	return &streamsRunner{st: streamStore{ss, st}, codec: codec, logger: logger,
 		engine: stream.New(streamStore{ss, st}, codec, stream.Options{}, logger, reg)}, nil

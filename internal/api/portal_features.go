@@ -196,7 +196,7 @@ func (s *Server) PortalTestStream(ctx context.Context, org, id string) (store.St
 	terr := s.cfg.Streams.Codec.Test(ctx, set, st.OrganizationID)
 	out := PortalStreamTest{Accepted: terr == nil, Message: "The destination accepted the test event.", Duration: time.Since(start)}
 	if terr != nil {
-		out.Message = terr.Error()
+		out.Message = stream.Excerpt(terr.Error(), 1000)
 		var f *stream.Failure
 		out.Retryable = !errors.As(terr, &f) || !f.Permanent
 	}

@@ -445,7 +445,7 @@ func (s *Server) testStream(w http.ResponseWriter, r *http.Request) error {
 		DurationMS float64 `json:"duration_ms"`
 	}{Success: terr == nil, Message: "The destination accepted the test event.", DurationMS: float64(time.Since(start).Microseconds()) / 1000}
 	if terr != nil {
-		out.Message = terr.Error()
+		out.Message = stream.Excerpt(terr.Error(), 1000)
 		var f *stream.Failure
 		out.Retryable = !errors.As(terr, &f) || !f.Permanent
 	}

@@ -369,10 +369,9 @@ func (w *worker) run() {
 
 // fail records a failed delivery in the store (best effort) and the log.
 func (w *worker) fail(state string, err error) {
-	msg := err.Error()
-	if len(msg) > 1000 {
-		msg = msg[:1000] + "…"
-	}
+	// Errors can quote what a destination or a library said: stored and
+	// shown to the tenant as one line of printable text.
+	msg := Excerpt(err.Error(), 1000)
 	w.state.Store(state)
 	if state == store.StreamInvalid {
 		w.log.Warn("log stream is invalid: the destination refused its configuration; nothing is retried until it is updated or resumed", "err", msg)

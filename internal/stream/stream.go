@@ -26,7 +26,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Event is one record to deliver.
@@ -105,12 +108,24 @@ func permanent(format string, args ...any) error {
 	return &Failure{Permanent: true, Err: fmt.Errorf(format, args...)}
 }
 
+// maxExcerpt bounds how much of a destination's answer is quoted in a
+// failure, which the tenant sees (the test endpoint, last_error, the
+// portal): enough for "invalid token", too little to read an internal
+// service through a misdirected stream.
+const maxExcerpt = 64
+
 // httpFailure classifies an HTTP answer other than 2xx. body is at most
-// the first bytes of the answer, quoted in the message.
+// the first bytes of the answer; a short, sanitised excerpt of it is quoted
+// in the message, after the status code and its standard text (never the
+// destination's own reason phrase).
 func httpFailure(resp *http.Response, body []byte, now time.Time) error {
-	msg := fmt.Sprintf("%s answered %s", resp.Request.URL.Host, resp.Status)
-	if b := bytes.TrimSpace(body); len(b) > 0 {
-		msg += ": " + string(b[:min(len(b), 300)])
+	status := strconv.Itoa(resp.StatusCode)
+	if t := http.StatusText(resp.StatusCode); t != "" {
+		status += " " + t
+	}
+	msg := fmt.Sprintf("%s answered %s", resp.Request.URL.Host, status)
+	if b := Excerpt(string(body), maxExcerpt); b != "" {
+		msg += ": " + b
 	}
 	f := &Failure{Err: errors.New(msg)}
 	switch code := resp.StatusCode; {
@@ -142,4 +157,35 @@ func retryAfter(v string, now time.Time) time.Duration {
 		d = t.Sub(now)
 	}
 	return min(max(d, 0), maxRetryAfter)
+}
+
+// Excerpt returns at most n runes of s as a single line of printable text:
+// invalid UTF-8, control, format (bidi, zero-width) and other unprintable
+// characters become spaces, runs of spaces one space, and a cut is marked
+// with "…".
+func Excerpt(s string, n int) string {
+	var b strings.Builder
+	runes, space := 0, false
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			space = b.Len() > 0
+			continue
+		}
+		if runes == n {
+			b.WriteString("…")
+			return b.String()
+		}
+		if space {
+			if runes+1 == n {
+				b.WriteString("…")
+				return b.String()
+			}
+			b.WriteByte(' ')
+			runes++
+			space = false
+		}
+		b.WriteRune(r)
+		runes++
+	}
+	return b.String()
 }
