@@ -1,0 +1,44 @@
+package textsafe
+
+import "testing"
+
+func TestClasses(t *testing.T) {
+	for _, c := range []struct {
+		r                  rune
+		control, invisible bool
+	}{
+		{'a', false, false}, {' ', false, false}, {'é', false, false}, {'\u00a0', false, false},
+		{0, true, false}, {'\a', true, false}, {'\n', true, false}, {'\r', true, false}, {0x1b, true, false},
+		{0x1f, true, false}, {0x7f, true, false}, {0x80, true, false}, {0x9b, true, false}, {0x9f, true, false},
+		{0x061c, false, true}, {0x200b, false, true}, {0x200c, false, true}, {0x200d, false, true},
+		{0x200e, false, true}, {0x200f, false, true}, {0x202a, false, true}, {0x202e, false, true},
+		{0x2060, false, true}, {0x2066, false, true}, {0x2069, false, true}, {0xfeff, false, true},
+		{0x2010, false, false}, {0x202f, false, false}, {0x2065, false, false}, {0x206a, false, false},
+	} {
+		if got := IsControl(c.r); got != c.control {
+			t.Errorf("IsControl(%U) = %v", c.r, got)
+		}
+		if got := IsInvisible(c.r); got != c.invisible {
+			t.Errorf("IsInvisible(%U) = %v", c.r, got)
+		}
+	}
+}
+
+func TestTerminal(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"plain text, é ü 漢字", "plain text, é ü 漢字"},
+		{"\x1b[2J\x1b]0;title\a", `\x1b[2J\x1b]0;title\x07`},
+		{"line\r\nnext\ttab", `line\x0d\x0anext\x09tab`},
+		{"nul\x00del\x7f", `nul\x00del\x7f`},
+		{"c1\u009bx", `c1\u009bx`},
+		{"user.\u202edeleted", `user.\u202edeleted`},
+		{"a\u200bb\ufeff", `a\u200bb\ufeff`},
+		{"bad\xffbyte", `bad\xffbyte`},
+		{`back\slash`, `back\slash`},
+	} {
+		if got := Terminal(c.in); got != c.want {
+			t.Errorf("Terminal(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
