@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
@@ -78,21 +75,13 @@ func toActorSchemaJSON(sc store.Schema) (actorSchemaJSON, error) {
 }
 
 // actionParam reads the {action} of the path with the rules of an event's
-// action: 1 to 100 characters, no control characters.
+// action (event.ActionProblem).
 func actionParam(r *http.Request) (string, error) {
 	a := r.PathValue("action")
-	var msg string
-	switch {
-	case a == "":
-		msg = "The action in the path must not be empty."
-	case !utf8.ValidString(a) || strings.ContainsFunc(a, unicode.IsControl):
-		msg = "The action in the path must be valid UTF-8 without control characters."
-	case utf8.RuneCountInString(a) > event.MaxActionLen:
-		msg = fmt.Sprintf("The action in the path must be at most %d characters, as event actions are.", event.MaxActionLen)
-	default:
-		return a, nil
+	if p := event.ActionProblem(a); p != "" {
+		return "", errInvalidParams([]fieldError{{Code: "invalid", Field: "action", Message: "The action in the path " + p + ", as an event's action."}})
 	}
-	return "", errInvalidParams([]fieldError{{Code: "invalid", Field: "action", Message: msg}})
+	return a, nil
 }
 
 // unrestrictedAdmin refuses keys restricted to one organization: schemas

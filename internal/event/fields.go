@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/trailaudit/trail/internal/textsafe"
 )
 
 // strRule is what a string field must be.
@@ -14,10 +17,40 @@ type strRule struct {
 	required  bool // absent, null and "" are errors; else they mean absent
 	max       int  // in characters (runes)
 	noControl bool // no C0, DEL or C1 control characters
-	// noNUL: no U+0000 in a request. Identifiers and names are filter
-	// keys, stored as text by the PostgreSQL backend, which cannot hold
-	// NUL; a stored record is read as it is.
-	noNUL bool
+	// noInvisible: no bidirectional controls or zero-width characters,
+	// which make look-alikes of an action. Requests only: records stored
+	// before this rule are read as they are.
+	noInvisible bool
+	// controlSince: noControl applies to requests only, as records
+	// stored before it became a rule of this field may break it.
+	controlSince bool
+}
+
+// actionRule is what an event's action must be. Identifiers, types and
+// names (actions, actor and target ids, types and names, organization ids)
+// refuse control characters, which a terminal would obey; actions also
+// refuse invisible formatting characters, which make look-alikes in the
+// Admin Portal's lists. Free text (location, user agent, metadata) keeps
+// them, and is escaped wherever Trail prints it to a terminal.
+var actionRule = strRule{required: true, max: MaxActionLen, noControl: true, noInvisible: true}
+
+// ActionProblem says what is wrong with a as an event's action, or ""
+// when nothing is: for actions that arrive elsewhere than in an event (the
+// schema endpoints' paths, export filters).
+func ActionProblem(a string) string {
+	switch {
+	case a == "":
+		return "must not be empty"
+	case !utf8.ValidString(a):
+		return "must be valid UTF-8"
+	case tooLong(a, actionRule.max):
+		return actionRule.describe()
+	case hasControl(a):
+		return "must not contain control characters (U+0000–U+001F, U+007F–U+009F)"
+	case textsafe.HasInvisible(a):
+		return "must not contain bidirectional controls or zero-width characters"
+	}
+	return ""
 }
 
 // describe says in words what a value following r must be.
@@ -26,7 +59,10 @@ func (r strRule) describe() string {
 	if r.required {
 		s = "must be a string of 1 to " + strconv.Itoa(r.max) + " characters"
 	}
-	if r.noControl {
+	switch {
+	case r.noControl && r.noInvisible:
+		s += " without control, bidirectional or zero-width characters"
+	case r.noControl:
 		s += " without control characters"
 	}
 	return s
@@ -61,10 +97,10 @@ func (p *parser) str(l loc, field string, r strRule) (s string, ok bool) {
 		}
 	case tooLong(s, r.max):
 		p.add(l.path(field), CodeTooLong, r.describe())
-	case r.noControl && hasControl(s):
-		p.add(l.path(field), CodeInvalidFormat, "must not contain control characters")
-	case r.noNUL && !p.record && strings.IndexByte(s, 0) >= 0:
-		p.add(l.path(field), CodeInvalidFormat, "must not contain the NUL character (U+0000)")
+	case r.noControl && !(p.record && r.controlSince) && hasControl(s):
+		p.add(l.path(field), CodeInvalidFormat, "must not contain control characters (U+0000–U+001F, U+007F–U+009F)")
+	case r.noInvisible && !p.record && textsafe.HasInvisible(s):
+		p.add(l.path(field), CodeInvalidFormat, "must not contain bidirectional controls or zero-width characters (U+061C, U+200B–U+200F, U+202A–U+202E, U+2060, U+2066–U+2069, U+FEFF)")
 	default:
 		return s, true
 	}

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trailaudit/trail/internal/textsafe"
 )
 
 // fromMap converts an event decoded by encoding/json into a map into the
@@ -79,6 +83,25 @@ func FuzzParseCreate(f *testing.F) {
 		}
 		if !json.Valid(b) {
 			t.Fatalf("accepted invalid JSON")
+		}
+		// Identifiers carry no control characters, actions no invisible
+		// ones either; metadata numbers are finite as float64.
+		if textsafe.HasControl(d.Action) || textsafe.HasInvisible(d.Action) || textsafe.HasControl(org) {
+			t.Fatalf("accepted action %q of organization %q", d.Action, org)
+		}
+		for _, e := range append([]Entity{d.Actor}, d.Targets...) {
+			if textsafe.HasControl(e.ID) || textsafe.HasControl(e.Type) || textsafe.HasControl(e.Name) {
+				t.Fatalf("accepted entity %+v", e)
+			}
+		}
+		for _, md := range append([]Metadata{d.Metadata, d.ActorMetadata}, d.TargetsMetadata...) {
+			for k, v := range md {
+				if n, ok := v.(json.Number); ok {
+					if f, _ := strconv.ParseFloat(string(n), 64); math.IsInf(f, 0) {
+						t.Fatalf("accepted metadata %s: %s", k, n)
+					}
+				}
+			}
 		}
 		if org == "" || d == nil || len(d.Tail) == 0 {
 			t.Fatalf("accepted with org %q draft %v", org, d)

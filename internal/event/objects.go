@@ -4,6 +4,7 @@ package event
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"unicode/utf8"
 )
@@ -93,11 +94,11 @@ func (p *parser) entity(l loc) (e Entity, md Metadata) {
 		}
 		switch bit {
 		case fID:
-			e.ID, _ = p.str(l, "id", strRule{required: true, max: MaxEntityFieldLen, noNUL: true})
+			e.ID, _ = p.str(l, "id", strRule{required: true, max: MaxEntityFieldLen, noControl: true, controlSince: true})
 		case fType:
 			e.Type, _ = p.str(l, "type", strRule{required: true, max: MaxEntityFieldLen, noControl: true})
 		case fName:
-			e.Name, _ = p.str(l, "name", strRule{max: MaxEntityFieldLen, noNUL: true})
+			e.Name, _ = p.str(l, "name", strRule{max: MaxEntityFieldLen, noControl: true, controlSince: true})
 		case fMeta:
 			md = p.metadata(l)
 		}
@@ -106,7 +107,7 @@ func (p *parser) entity(l loc) (e Entity, md Metadata) {
 		return e, md
 	}
 	if m.seen&fID == 0 {
-		p.add(l.path("id"), CodeRequired, strRule{required: true, max: MaxEntityFieldLen}.describe())
+		p.add(l.path("id"), CodeRequired, strRule{required: true, max: MaxEntityFieldLen, noControl: true}.describe())
 	}
 	if m.seen&fType == 0 {
 		p.add(l.path("type"), CodeRequired, strRule{required: true, max: MaxEntityFieldLen, noControl: true}.describe())
@@ -260,7 +261,17 @@ func (p *parser) metadataValue(l loc, key string) any {
 			return s
 		}
 	case kindNumber:
-		return json.Number(p.sc.readNumber())
+		text := p.sc.readNumber()
+		if p.sc.err != nil {
+			return nil
+		}
+		// A number float64 cannot hold (1e999) would make every client
+		// that decodes numbers as float64 fail on the whole page.
+		if f, _ := strconv.ParseFloat(text, 64); math.IsInf(f, 0) && !p.record {
+			p.add(l.path("metadata."+keyName(key)), CodeOutOfRange, "metadata numbers must be finite as 64-bit floats (at most about 1.8e308 in magnitude)")
+			return nil
+		}
+		return json.Number(text)
 	case kindBool:
 		return p.sc.readBool()
 	case kindInvalid:

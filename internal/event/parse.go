@@ -292,7 +292,7 @@ func (p *parser) event(base string, d *Draft, acc *Accepted) {
 		}
 		switch bit {
 		case fAction:
-			d.Action, _ = p.str(l, "action", strRule{required: true, max: MaxActionLen, noControl: true})
+			d.Action, _ = p.str(l, "action", actionRule)
 		case fOccurredAt:
 			d.OccurredAt, _ = p.timeField(l, "occurred_at", !p.record)
 		case fVersion:

@@ -110,6 +110,26 @@ func TestParseCreateRejects(t *testing.T) {
 		{"actor type control", body(func(ev map[string]any) { obj(ev, "actor")["type"] = "us\ter" }), []string{"event.actor.type invalid_format"}},
 		{"actor id NUL", body(func(ev map[string]any) { obj(ev, "actor")["id"] = "a\x00b" }), []string{"event.actor.id invalid_format"}},
 		{"actor name NUL", body(func(ev map[string]any) { obj(ev, "actor")["name"] = "\x00" }), []string{"event.actor.name invalid_format"}},
+		{"actor id ESC", body(func(ev map[string]any) { obj(ev, "actor")["id"] = "u\x1b[2J" }), []string{"event.actor.id invalid_format"}},
+		{"actor id CR", body(func(ev map[string]any) { obj(ev, "actor")["id"] = "u\r" }), []string{"event.actor.id invalid_format"}},
+		{"actor id DEL", body(func(ev map[string]any) { obj(ev, "actor")["id"] = "u\x7f" }), []string{"event.actor.id invalid_format"}},
+		{"actor name LF", body(func(ev map[string]any) { obj(ev, "actor")["name"] = "Jon\nSmith" }), []string{"event.actor.name invalid_format"}},
+		{"actor name BEL", body(func(ev map[string]any) { obj(ev, "actor")["name"] = "Jon\a" }), []string{"event.actor.name invalid_format"}},
+		{"actor type ESC", body(func(ev map[string]any) { obj(ev, "actor")["type"] = "\x1b" }), []string{"event.actor.type invalid_format"}},
+		{"action ESC", body(func(ev map[string]any) { ev["action"] = "user.\x1b[8m" }), []string{"event.action invalid_format"}},
+		{"action DEL", body(func(ev map[string]any) { ev["action"] = "user.\x7f" }), []string{"event.action invalid_format"}},
+		{"action RLO", body(func(ev map[string]any) { ev["action"] = "user.\u202edeteled" }), []string{"event.action invalid_format"}},
+		{"action LRE", body(func(ev map[string]any) { ev["action"] = "\u202auser.deleted" }), []string{"event.action invalid_format"}},
+		{"action isolate", body(func(ev map[string]any) { ev["action"] = "user.\u2067x\u2069" }), []string{"event.action invalid_format"}},
+		{"action LRM", body(func(ev map[string]any) { ev["action"] = "user.deleted\u200e" }), []string{"event.action invalid_format"}},
+		{"action ALM", body(func(ev map[string]any) { ev["action"] = "user.\u061c" }), []string{"event.action invalid_format"}},
+		{"action zero-width space", body(func(ev map[string]any) { ev["action"] = "user.del\u200beted" }), []string{"event.action invalid_format"}},
+		{"action ZWJ", body(func(ev map[string]any) { ev["action"] = "user.\u200d" }), []string{"event.action invalid_format"}},
+		{"action word joiner", body(func(ev map[string]any) { ev["action"] = "user.\u2060" }), []string{"event.action invalid_format"}},
+		{"action BOM", body(func(ev map[string]any) { ev["action"] = "\ufeffuser.deleted" }), []string{"event.action invalid_format"}},
+		{"metadata infinite", strings.Replace(body(nil), `"action":`, `"metadata":{"n":1e999},"action":`, 1), []string{"event.metadata.n out_of_range"}},
+		{"metadata -infinite", strings.Replace(body(nil), `"action":`, `"metadata":{"n":-1.8e308},"action":`, 1), []string{"event.metadata.n out_of_range"}},
+		{"actor metadata infinite", body(func(ev map[string]any) { obj(ev, "actor")["metadata"] = json.RawMessage(`{"n":123456789e305}`) }), []string{"event.actor.metadata.n out_of_range"}},
 		{"actor type 1001", body(func(ev map[string]any) { obj(ev, "actor")["type"] = long(1001) }), []string{"event.actor.type too_long"}},
 		{"actor name number", body(func(ev map[string]any) { obj(ev, "actor")["name"] = 5 }), []string{"event.actor.name invalid_type"}},
 		{"actor name 1001", body(func(ev map[string]any) { obj(ev, "actor")["name"] = long(1001) }), []string{"event.actor.name too_long"}},
@@ -137,6 +157,10 @@ func TestParseCreateRejects(t *testing.T) {
 		{"target type control", body(func(ev map[string]any) { target(ev, 0)["type"] = "\u0085" }), []string{"event.targets[0].type invalid_format"}},
 		{"target id NUL", body(func(ev map[string]any) { target(ev, 0)["id"] = "t\x00" }), []string{"event.targets[0].id invalid_format"}},
 		{"target name NUL", body(func(ev map[string]any) { target(ev, 0)["name"] = "t\x00" }), []string{"event.targets[0].name invalid_format"}},
+		{"target id ESC", body(func(ev map[string]any) { target(ev, 0)["id"] = "t\x1b]0;x\a" }), []string{"event.targets[0].id invalid_format"}},
+		{"target name CR", body(func(ev map[string]any) { target(ev, 0)["name"] = "t\rx" }), []string{"event.targets[0].name invalid_format"}},
+		{"target type LF", body(func(ev map[string]any) { target(ev, 0)["type"] = "t\n" }), []string{"event.targets[0].type invalid_format"}},
+		{"target metadata infinite", body(func(ev map[string]any) { target(ev, 0)["metadata"] = json.RawMessage(`{"n":1E400}`) }), []string{"event.targets[0].metadata.n out_of_range"}},
 		{"target metadata key", body(func(ev map[string]any) { target(ev, 0)["metadata"] = map[string]any{"bad key": "v"} }), []string{`event.targets[0].metadata."bad key" invalid_format`}},
 		{"target metadata null value", body(func(ev map[string]any) { target(ev, 0)["metadata"] = map[string]any{"k": nil} }), []string{"event.targets[0].metadata.k invalid_type"}},
 		{"101 targets", body(func(ev map[string]any) {
@@ -471,11 +495,13 @@ func TestParseCreateAccepts(t *testing.T) {
 				t.Fatalf("draft %+v", d)
 			}
 		}},
-		{"control characters allowed where not forbidden", body(func(ev map[string]any) {
-			obj(ev, "actor")["name"] = "a\nb"
-			ev["metadata"] = map[string]any{"m": "x\ty\u0085"}
+		{"control and invisible characters kept in free text", body(func(ev map[string]any) {
+			obj(ev, "context")["user_agent"] = "a\nb\x1b[2J"
+			obj(ev, "context")["location"] = "l\u202e"
+			ev["metadata"] = map[string]any{"m": "x\ty\u0085\u200b"}
 		}), func(t *testing.T, d *Draft) {
-			if !strings.Contains(string(d.Tail), `"name":"a\nb"`) || !strings.Contains(string(d.Tail), `"m":"x\ty`+"\u0085"+`"`) {
+			if !strings.Contains(string(d.Tail), `"user_agent":"a\nb\u001b[2J"`) || !strings.Contains(string(d.Tail), `"m":"x\ty`+"\u0085\u200b"+`"`) ||
+				!strings.Contains(string(d.Tail), `"location":"l`+"\u202e"+`"`) {
 				t.Fatalf("tail %s", d.Tail)
 			}
 		}},
@@ -615,7 +641,7 @@ func TestErrorRendering(t *testing.T) {
 	e := asError(t, err)
 	b, _ := json.Marshal(e)
 	want := `{"message":"Validation failed.","errors":[` +
-		`{"field":"event.action","code":"invalid_type","message":"must be a string of 1 to 100 characters without control characters, not a number"},` +
+		`{"field":"event.action","code":"invalid_type","message":"must be a string of 1 to 100 characters without control, bidirectional or zero-width characters, not a number"},` +
 		`{"field":"event.occurred_at","code":"required","message":"must be an RFC 3339 timestamp with a time zone, such as 2026-11-25T18:43:09.709Z"},` +
 		`{"field":"event.actor","code":"required","message":"must be an object with id and type"},` +
 		`{"field":"event.targets","code":"required","message":"must be an array of targets, possibly empty"},` +

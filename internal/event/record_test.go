@@ -342,3 +342,32 @@ func TestParseRecordKeepsNUL(t *testing.T) {
 		t.Fatalf("read %+v", r.Draft)
 	}
 }
+
+// TestParseRecordPredatesRules: records stored before the rules on control
+// characters in ids and names, invisible characters in actions and finite
+// metadata numbers still read (the rules are for requests), while the same
+// values in a request are refused.
+func TestParseRecordPredatesRules(t *testing.T) {
+	_, d, err := ParseCreate([]byte(body(nil)), testNow, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := string(AppendRecord(nil, goldenAccepted, d.Tail))
+	for _, c := range []struct{ name, old, new string }{
+		{"actor id ESC", `"id":"user_1"`, `"id":"user\u001b[2J"`},
+		{"actor name LF", `"type":"user"`, `"type":"user","name":"a\nb"`},
+		{"target id CR", `"id":"team_1"`, `"id":"team\r"`},
+		{"action RLO", `"action":"user.signed_in"`, `"action":"user.` + "\u202e" + `ni_dengis"`},
+		{"infinite number", `"context":`, `"metadata":{"n":1e999},"context":`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := strings.Replace(good, c.old, c.new, 1)
+			if rec == good {
+				t.Fatalf("%s not found in %s", c.old, good)
+			}
+			if _, err := ParseRecord([]byte(rec)); err != nil {
+				t.Fatalf("stored record refused: %v\n%s", err, rec)
+			}
+		})
+	}
+}
