@@ -51,6 +51,11 @@ func decodeStrict(body []byte, dst any) error {
 	dec.DisallowUnknownFields()
 	err := dec.Decode(dst)
 	if err == nil {
+		var errs []fieldError
+		textFields(reflect.ValueOf(dst), "", &errs)
+		if len(errs) > 0 {
+			return errInvalidParams(errs)
+		}
 		return nil
 	}
 	var te *json.UnmarshalTypeError
@@ -163,6 +168,9 @@ func parseQuery(r *http.Request) (url.Values, error) {
 	if err != nil {
 		return nil, errInvalidParams([]fieldError{{Code: "invalid", Field: "(query)",
 			Message: "The query string is malformed (" + err.Error() + "); percent-encode the parameter values."}})
+	}
+	if err := checkQueryText(v); err != nil {
+		return nil, err
 	}
 	return v, nil
 }

@@ -202,7 +202,11 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 func (s *Server) handlePublic(pattern string, h handlerFunc) {
 	s.patterns[pattern] = true
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		err := checkPathText(r, pattern)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			s.renderError(w, r, err)
 		}
 	}))
@@ -228,6 +232,10 @@ func (s *Server) handle(pattern, scope string, h handlerFunc) {
 		}
 		if scope != "" && !p.Can(scope) {
 			s.renderError(w, r, errForbidden(scope))
+			return
+		}
+		if err := checkPathText(r, pattern); err != nil {
+			s.renderError(w, r, err)
 			return
 		}
 		if err := h(w, r); err != nil {
