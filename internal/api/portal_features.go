@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/stream"
@@ -79,8 +77,8 @@ func (s *Server) PortalStream(ctx context.Context, org, id string) (PortalStream
 }
 
 func checkStreamName(name string, errs *[]stream.FieldError) {
-	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLen || strings.ContainsAny(name, "\x00\r\n") {
-		*errs = append(*errs, stream.FieldError{Field: "name", Code: "invalid", Message: "The name must be one line of at most 200 characters."})
+	if fe := stream.CheckName(name); fe != nil {
+		*errs = append(*errs, *fe)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"time"
-	"unicode/utf8"
 
 	"github.com/oklog/ulid/v2"
 
@@ -188,8 +187,8 @@ func (s *Server) createStream(w http.ResponseWriter, r *http.Request) error {
 	name := ""
 	if req.Name != nil {
 		name = *req.Name
-		if utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name) {
-			addErr(&errs, "name", "invalid", "name must be at most 200 characters.")
+		if fe := stream.CheckName(name); fe != nil {
+			addErr(&errs, fe.Field, fe.Code, fe.Message)
 		}
 	}
 	if len(errs) > 0 {
@@ -356,8 +355,11 @@ func (s *Server) updateStream(w http.ResponseWriter, r *http.Request) error {
 			Message: "A stream's type cannot change; create a new stream and delete this one."}})
 	}
 	if req.Name != nil {
-		if *req.Name == "" || utf8.RuneCountInString(*req.Name) > maxNameLen || !utf8.ValidString(*req.Name) {
-			return errInvalidParams([]fieldError{{Code: "invalid", Field: "name", Message: "name must be 1 to 200 characters."}})
+		if *req.Name == "" {
+			return errInvalidParams([]fieldError{{Code: "required", Field: "name", Message: "name must not be empty."}})
+		}
+		if fe := stream.CheckName(*req.Name); fe != nil {
+			return errInvalidParams([]fieldError{{Code: fe.Code, Field: fe.Field, Message: fe.Message}})
 		}
 		st.Name = *req.Name
 	}

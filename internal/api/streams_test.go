@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/keyring"
@@ -199,5 +202,79 @@ func TestLogStreamsAPIErrors(t *testing.T) {
 	json.Unmarshal(res.Body.Bytes(), &fields)
 	if len(fields.Errors) == 0 || !strings.HasPrefix(fields.Errors[0].Field, "config.") {
 		t.Errorf("errors do not name the setting: %s", res.Body)
+	}
+}
+
+// TestStreamNameOneRule: the API (create and PATCH) and the Admin Portal
+// (create and edit) refuse the same names, by stream.CheckName, with a 422
+// (a ConfigError for the portal) naming the field.
+func TestStreamNameOneRule(t *testing.T) {
+	e := newEnv(t, withStreams())
+	org := e.org("Acme")
+	_, rsrv := newReceiver(t)
+	config := `{"url":"` + rsrv.URL + `/hook","secret":"0123456789abcdef0123"}`
+	res := e.do("POST", "/v1/organizations/"+org+"/log_streams", e.admin, `{"type":"webhook","name":"S","config":`+config+`}`)
+	if res.Code != http.StatusCreated {
+		t.Fatalf("create: %d %s", res.Code, res.Body)
+	}
+	var created struct{ ID string }
+	decode(t, res, &created)
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"Splunk (prod)", true},
+		{"Zoë's SIEM — 日本", true},
+		{strings.Repeat("é", 200), true},
+		{strings.Repeat("é", 201), false},
+		{"a\x00b", false},
+		{"a\rb", false},
+		{"a\nb", false},
+		{"a\x1b[2Jb", false},
+		{"a\ab", false},
+		{"a\x7fb", false},
+		{"a\u0085b", false},
+		{"a\u202eb", false},
+		{"a\u200bb", false},
+		{"a\ufeffb", false},
+		{"a\xffb", false},
+	} {
+		t.Run(fmt.Sprintf("%q", c.name), func(t *testing.T) {
+			check := func(where string, code int, body string) {
+				t.Helper()
+				if c.ok && code >= 300 || !c.ok && (code != http.StatusUnprocessableEntity || !strings.Contains(body, `"field":"name"`)) {
+					t.Errorf("%s: %d %s", where, code, body)
+				}
+			}
+			// JSON cannot carry invalid UTF-8: encoding/json would replace it.
+			if utf8.ValidString(c.name) {
+				res := e.do("POST", "/v1/organizations/"+org+"/log_streams", e.admin, `{"type":"webhook","name":`+quote(c.name)+`,"config":`+config+`}`)
+				check("API create", res.Code, res.Body.String())
+				res = e.do("PATCH", "/v1/organizations/"+org+"/log_streams/"+created.ID, e.admin, `{"name":`+quote(c.name)+`}`)
+				check("API PATCH", res.Code, res.Body.String())
+			}
+			for _, p := range []struct {
+				where string
+				do    func() error
+			}{
+				{"portal create", func() error {
+					_, err := e.srv.PortalCreateStream(context.Background(), org, "webhook", c.name, "now", []byte(config))
+					return err
+				}},
+				{"portal edit", func() error {
+					_, err := e.srv.PortalUpdateStream(context.Background(), org, created.ID, c.name, nil)
+					return err
+				}},
+			} {
+				err := p.do()
+				var ce *stream.ConfigError
+				switch {
+				case c.ok && err != nil:
+					t.Errorf("%s: %v", p.where, err)
+				case !c.ok && (!errors.As(err, &ce) || len(ce.Errors) != 1 || ce.Errors[0].Field != "name"):
+					t.Errorf("%s: %v, want a refusal of the name", p.where, err)
+				}
+			}
+		})
 	}
 }

@@ -185,10 +185,13 @@ func parseStreamForm(f *streamForm, v url.Values) (name string, config []byte, o
 		}
 		return s, true
 	}
-	name, good := one("name", false)
-	name = strings.TrimSpace(name)
-	if !good {
-		f.NameError, ok = "The name must be one line of text.", false
+	// The name's rule is stream.CheckName, applied where the stream is
+	// created or updated, as for the API.
+	name = strings.TrimSpace(v.Get("name"))
+	if len(v["name"]) > 1 {
+		f.NameError, ok = "Give one name.", false
+	} else if fe := stream.CheckName(name); fe != nil {
+		f.NameError, ok = fe.Message, false
 	}
 	f.Name = name
 	if s := v.Get("start"); !f.Edit && s != "" {
