@@ -18,6 +18,7 @@ import (
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/textsafe"
 )
 
 // openStore opens the database named by the storage flags, as the server
@@ -72,6 +73,9 @@ func (c *orgCommand) Run(ctx context.Context, args []string) error {
 		if len(*ext) > 200 {
 			return usagef("--external-id must be at most 200 characters")
 		}
+		if textsafe.HasControl(*name) || textsafe.HasControl(*ext) {
+			return usagef("--name and --external-id must not contain control characters")
+		}
 		st, err := openStore(ctx, &c.storage)
 		if err != nil {
 			return err
@@ -94,7 +98,7 @@ func (c *orgCommand) Run(ctx context.Context, args []string) error {
 		if *asJSON {
 			return json.NewEncoder(c.stdout).Encode(map[string]any{"id": org.ID, "name": org.Name, "external_id": org.ExternalID})
 		}
-		fmt.Fprintf(c.stdout, "Created organization %s (%s)\n", org.ID, org.Name)
+		fmt.Fprintf(c.stdout, "Created organization %s (%s)\n", org.ID, textsafe.Terminal(org.Name))
 		return nil
 	case "list":
 		if err := parseFlags(fs, args[1:]); err != nil {
@@ -114,7 +118,7 @@ func (c *orgCommand) Run(ctx context.Context, args []string) error {
 				return err
 			}
 			for _, o := range page.Data {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.ID, o.Name, o.ExternalID, o.CreatedAt.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", textsafe.Terminal(o.ID), textsafe.Terminal(o.Name), textsafe.Terminal(o.ExternalID), o.CreatedAt.Format(time.RFC3339))
 			}
 			if page.After == "" {
 				break
@@ -312,8 +316,8 @@ func (c *keyCommand) Run(ctx context.Context, args []string) error {
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
-		if strings.TrimSpace(*name) == "" {
-			return usagef("--name is required")
+		if strings.TrimSpace(*name) == "" || textsafe.HasControl(*name) {
+			return usagef("--name is required, without control characters")
 		}
 		sc, err := access.ParseScopes(strings.Split(*scopes, ","))
 		if err != nil || *scopes == "" {
@@ -366,7 +370,7 @@ func (c *keyCommand) Run(ctx context.Context, args []string) error {
 				if !k.RevokedAt.IsZero() {
 					revoked = k.RevokedAt.Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, strings.Join(k.Scopes, ","),
+				fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, textsafe.Terminal(k.Name), k.Prefix, strings.Join(k.Scopes, ","),
 					k.OrganizationID, k.CreatedAt.Format(time.RFC3339), revoked)
 			}
 			if page.After == "" {
@@ -401,7 +405,7 @@ func (c *keyCommand) Run(ctx context.Context, args []string) error {
 		if err := recordCLIAction(ctx, st, "trail.api_key.revoked", log, cliTarget{Type: "api_key", ID: k.ID, Name: k.Name}); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stdout, "Revoked API key %s (%s). Servers stop accepting it within seconds.\n", k.ID, k.Name)
+		fmt.Fprintf(c.stdout, "Revoked API key %s (%s). Servers stop accepting it within seconds.\n", k.ID, textsafe.Terminal(k.Name))
 		return nil
 	}
 	return usagef("unknown key command %q: use create, list or revoke", args[0])
@@ -465,7 +469,7 @@ func (c *portalCommand) Run(ctx context.Context, args []string) error {
 	if err := recordCLIAction(ctx, st, "trail.portal_sessions.revoked", org.ID, cliTarget{Type: "organization", ID: org.ID, Name: org.Name}); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "Ended %d Admin Portal sessions and links of %s (%s). Every server refuses them from now on.\n", n, org.ID, org.Name)
+	fmt.Fprintf(c.stdout, "Ended %d Admin Portal sessions and links of %s (%s). Every server refuses them from now on.\n", n, org.ID, textsafe.Terminal(org.Name))
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/trailaudit/trail/internal/textsafe"
 )
 
 // exportCommand is `trail export`: it asks a running server for an export
@@ -231,6 +233,14 @@ func (c *exportCommand) download(ctx context.Context, cl *logClient, e exportSta
 		return 0, fmt.Errorf("couldn't download the export: the server answered %d: %s", resp.StatusCode, msg)
 	}
 	var w io.Writer = c.stdout
+	if path == "-" && isTerminal(c.stdout) {
+		// Events carry free text (metadata, user agents) that may hold
+		// terminal escapes: shown escaped, never obeyed. A pipe or a file
+		// gets the bytes as they are.
+		tw := textsafe.NewWriter(c.stdout)
+		defer tw.Close()
+		w = tw
+	}
 	var f *os.File
 	tmp := path + ".partial"
 	if path != "-" {

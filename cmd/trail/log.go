@@ -20,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/textsafe"
 )
 
 // logCommand fetches what an auditor needs from a Trail server's verifiable
@@ -348,7 +349,13 @@ type bundleSummary struct {
 // more than a line of it in memory.
 func (c *logCommand) save(body io.Reader, out string, want bundleWant) (bundleSummary, error) {
 	if out == "-" {
-		bw := bufio.NewWriterSize(c.stdout, 1<<20)
+		var w io.Writer = c.stdout
+		if isTerminal(w) { // records' free text is shown escaped, never obeyed
+			tw := textsafe.NewWriter(w)
+			defer tw.Close()
+			w = tw
+		}
+		bw := bufio.NewWriterSize(w, 1<<20)
 		sum, err := c.copyBundle(bw, body, want)
 		if err == nil {
 			err = bw.Flush()

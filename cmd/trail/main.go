@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/trailaudit/trail/internal/textsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -87,11 +89,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		var ue usageError
+		// Errors can quote what a server or a file said: escaped, so
+		// that they cannot drive the terminal.
 		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "trail %s: %v\n", args[0], err)
+			fmt.Fprintf(stderr, "trail %s: %s\n", args[0], textsafe.TerminalLines(err.Error()))
 			return 2
 		}
-		fmt.Fprintf(stderr, "trail %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "trail %s: %s\n", args[0], textsafe.TerminalLines(err.Error()))
 		return 1
 	}
 	return 0

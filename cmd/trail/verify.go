@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/textsafe"
 )
 
 // verifyCommand checks a bundle offline against a verifier key (docs/DESIGN.md §3)
@@ -82,10 +83,10 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	}
 	switch {
 	case err == nil:
-		fmt.Fprintln(c.stdout, rep.String())
+		fmt.Fprintln(c.stdout, textsafe.TerminalLines(rep.String()))
 		return nil
 	case errors.Is(err, ledger.ErrVerificationFailed):
-		fmt.Fprintln(c.stdout, rep.String())
+		fmt.Fprintln(c.stdout, textsafe.TerminalLines(rep.String()))
 		return fmt.Errorf("%w: %s, listed above", ledger.ErrVerificationFailed, plural(rep.ProblemCount, "problem"))
 	}
 	return err

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/textsafe"
 )
 
 // organizationJSON is WorkOS's organization object. Trail has no domains,
@@ -65,8 +65,8 @@ func (req *createOrganizationRequest) validate() []fieldError {
 	switch {
 	case req.ExternalID != nil && utf8.RuneCountInString(*req.ExternalID) > maxNameLen:
 		addErr(&errs, "external_id", "invalid", "external_id must be at most 200 characters.")
-	case req.ExternalID != nil && strings.IndexByte(*req.ExternalID, 0) >= 0:
-		addErr(&errs, "external_id", "invalid", "external_id must not contain the NUL character (U+0000).")
+	case req.ExternalID != nil && textsafe.HasControl(*req.ExternalID):
+		addErr(&errs, "external_id", "invalid", "external_id must not contain control characters (U+0000–U+001F, U+007F–U+009F).")
 	}
 	if len(req.Metadata) > 0 {
 		addErr(&errs, "metadata", "unsupported", "Trail does not store organization metadata; send an empty object or leave metadata out.")
@@ -86,8 +86,9 @@ func validateName(name *string, errs *[]fieldError) {
 		addErr(errs, "name", "required", "name is required: 1 to 200 characters.")
 	case utf8.RuneCountInString(*name) > maxNameLen:
 		addErr(errs, "name", "invalid", fmt.Sprintf("name must be at most 200 characters, not %d.", utf8.RuneCountInString(*name)))
-	case strings.IndexByte(*name, 0) >= 0:
-		addErr(errs, "name", "invalid", "name must not contain the NUL character (U+0000).")
+	case textsafe.HasControl(*name):
+		// Names are audit events' target names, which refuse them too.
+		addErr(errs, "name", "invalid", "name must not contain control characters (U+0000–U+001F, U+007F–U+009F).")
 	}
 }
 

@@ -10,6 +10,7 @@
 package textsafe
 
 import (
+	"io"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -42,10 +43,17 @@ func HasInvisible(s string) bool { return strings.ContainsFunc(s, IsInvisible) }
 // and bytes that are not UTF-8 as \xff. Text without any of these is
 // returned as it is (a backslash too: the output is for reading, not for
 // parsing back).
-func Terminal(s string) string {
+func Terminal(s string) string { return escape(s, false) }
+
+// TerminalLines is Terminal for text of several lines: line feeds and tabs
+// are kept as they are.
+func TerminalLines(s string) string { return escape(s, true) }
+
+func escape(s string, lines bool) string {
+	keep := func(r rune) bool { return lines && (r == '\n' || r == '\t') }
 	clean := true
 	for _, r := range s {
-		if r == utf8.RuneError || IsControl(r) || IsInvisible(r) {
+		if r == utf8.RuneError || (IsControl(r) || IsInvisible(r)) && !keep(r) {
 			clean = false
 			break
 		}
@@ -60,6 +68,8 @@ func Terminal(s string) string {
 		case r == utf8.RuneError && n <= 1:
 			b.WriteString(`\x`)
 			b.WriteString(strconv.FormatUint(uint64(s[i])|0x100, 16)[1:])
+		case keep(r):
+			b.WriteRune(r)
 		case IsControl(r) && r < 0x80:
 			b.WriteString(`\x`)
 			b.WriteString(strconv.FormatUint(uint64(r)|0x100, 16)[1:])
@@ -72,4 +82,43 @@ func Terminal(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// Writer passes what is written to it on to a terminal through
+// TerminalLines, whatever the chunks: a character split between two writes
+// is escaped whole. Close writes out a truncated last character.
+type Writer struct {
+	w       io.Writer
+	pending []byte
+}
+
+// NewWriter returns a Writer writing to w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+func (t *Writer) Write(p []byte) (int, error) {
+	buf := append(t.pending, p...)
+	cut := len(buf)
+	for i := len(buf) - 1; i >= 0 && i >= len(buf)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(buf[i]) {
+			if !utf8.FullRune(buf[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	t.pending = append([]byte(nil), buf[cut:]...)
+	if _, err := io.WriteString(t.w, TerminalLines(string(buf[:cut]))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Close writes what is left of an incomplete character, escaped.
+func (t *Writer) Close() error {
+	if len(t.pending) == 0 {
+		return nil
+	}
+	_, err := io.WriteString(t.w, TerminalLines(string(t.pending)))
+	t.pending = nil
+	return err
 }

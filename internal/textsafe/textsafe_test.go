@@ -1,6 +1,10 @@
 package textsafe
 
-import "testing"
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
 
 func TestClasses(t *testing.T) {
 	for _, c := range []struct {
@@ -40,5 +44,42 @@ func TestTerminal(t *testing.T) {
 		if got := Terminal(c.in); got != c.want {
 			t.Errorf("Terminal(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+func TestTerminalLines(t *testing.T) {
+	in := "a,b\n\"x\ty\"\r\n\x1b[2J\u202e\n"
+	want := "a,b\n\"x\ty\"\\x0d\n\\x1b[2J\\u202e\n"
+	if got := TerminalLines(in); got != want {
+		t.Errorf("TerminalLines(%q) = %q, want %q", in, got, want)
+	}
+}
+
+// TestWriter: the same output whatever the chunks, characters split
+// between writes included.
+func TestWriter(t *testing.T) {
+	in := "héllo\x1b[31m wörld \u202e日本\u0085\xff\n" + strings.Repeat("é", 10)
+	want := TerminalLines(in)
+	for size := 1; size <= len(in); size++ {
+		var out bytes.Buffer
+		w := NewWriter(&out)
+		for i := 0; i < len(in); i += size {
+			if _, err := w.Write([]byte(in[i:min(i+size, len(in))])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != want {
+			t.Fatalf("chunks of %d: %q, want %q", size, out.String(), want)
+		}
+	}
+	var out bytes.Buffer
+	w := NewWriter(&out)
+	w.Write([]byte("ab\xe6\x97")) // a truncated 日
+	w.Close()
+	if out.String() != `ab\xe6\x97` {
+		t.Errorf("truncated end: %q", out.String())
 	}
 }
