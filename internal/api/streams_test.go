@@ -278,3 +278,37 @@ func TestStreamNameOneRule(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamRefusesEmbeddedIPv4: IPv6 destinations that carry a refused
+// IPv4 address (NAT64, 6to4, Teredo, IPv4-compatible) are refused when a
+// stream is created or changed, through the API and the Admin Portal.
+func TestStreamRefusesEmbeddedIPv4(t *testing.T) {
+	e := newEnv(t, withStreams()) // loopback allowed, private and link-local not
+	org := e.org("Acme")
+	_, rsrv := newReceiver(t)
+	res := e.do("POST", "/v1/organizations/"+org+"/log_streams", e.admin, `{"type":"webhook","config":{"url":"`+rsrv.URL+`","secret":"0123456789abcdef0123"}}`)
+	if res.Code != http.StatusCreated {
+		t.Fatalf("create: %d %s", res.Code, res.Body)
+	}
+	var created struct{ ID string }
+	decode(t, res, &created)
+	for _, host := range []string{"[64:ff9b::a9fe:a9fe]", "[64:ff9b::a00:1]", "[64:ff9b:1::a00:1]", "[2002:a00:1::]",
+		"[2002:a9fe:a9fe::]", "[::10.0.0.1]", "[::169.254.169.254]", "[2001:0:5db8:d70e:0:0:f5ff:fffe]", "[fe80::1]", "169.254.170.2"} {
+		config := `{"url":"https://` + host + `/hook","secret":"0123456789abcdef0123"}`
+		res := e.do("POST", "/v1/organizations/"+org+"/log_streams", e.admin, `{"type":"webhook","config":`+config+`}`)
+		if res.Code != http.StatusUnprocessableEntity || !strings.Contains(res.Body.String(), `"field":"config.url"`) {
+			t.Errorf("API create to %s: %d %s", host, res.Code, res.Body)
+		}
+		res = e.do("PATCH", "/v1/organizations/"+org+"/log_streams/"+created.ID, e.admin, `{"config":`+config+`}`)
+		if res.Code != http.StatusUnprocessableEntity || !strings.Contains(res.Body.String(), `"field":"config.url"`) {
+			t.Errorf("API PATCH to %s: %d %s", host, res.Code, res.Body)
+		}
+		var ce *stream.ConfigError
+		if _, err := e.srv.PortalCreateStream(context.Background(), org, "webhook", "", "now", []byte(config)); !errors.As(err, &ce) || ce.Errors[0].Code != "forbidden_address" {
+			t.Errorf("portal create to %s: %v", host, err)
+		}
+		if _, err := e.srv.PortalUpdateStream(context.Background(), org, created.ID, "S", []byte(config)); !errors.As(err, &ce) || ce.Errors[0].Code != "forbidden_address" {
+			t.Errorf("portal edit to %s: %v", host, err)
+		}
+	}
+}

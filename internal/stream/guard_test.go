@@ -239,3 +239,16 @@ func TestGuardChecksDialedAddress(t *testing.T) {
 		t.Errorf("S3 Send to loopback under the strict policy = %v, want a permanent refusal", err)
 	}
 }
+
+// TestDialRefusesEmbeddedIPv4: the dialer refuses IPv6 addresses that carry
+// a refused IPv4 address before connecting, as after a DNS answer that
+// names one.
+func TestDialRefusesEmbeddedIPv4(t *testing.T) {
+	for _, addr := range []string{"[64:ff9b::7f00:1]:80", "[64:ff9b::a9fe:a9fe]:80", "[64:ff9b:1::a00:1]:80",
+		"[2002:7f00:1::]:80", "[::127.0.0.1]:80", "[2001:0:5db8:d70e:0:0:80ff:fffe]:80", "[fe80::1]:80", "169.254.170.2:80"} {
+		_, err := (stream.Policy{}).Dialer().Dial("tcp", addr)
+		if !errors.Is(err, stream.ErrRefusedAddress) {
+			t.Errorf("Dial(%s) = %v, want refused", addr, err)
+		}
+	}
+}
