@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"time"
@@ -142,6 +143,19 @@ func s3Failure(bucket, key string, err error) error {
 	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
+		// The endpoint answered: quoted as its status, error code and a
+		// short excerpt of its message, as HTTP destinations' answers are
+		// (the SDK's own text can carry much of the body).
+		code := re.HTTPStatusCode()
+		msg := fmt.Sprintf("couldn't put s3://%s/%s: the endpoint answered %d %s", bucket, key, code, http.StatusText(code))
+		var ae smithy.APIError
+		if errors.As(err, &ae) {
+			msg += ": " + Excerpt(ae.ErrorCode(), maxExcerpt)
+			if m := Excerpt(ae.ErrorMessage(), maxExcerpt); m != "" {
+				msg += " (" + m + ")"
+			}
+		}
+		f.Err = &quoted{msg: msg, err: err}
 		switch code := re.HTTPStatusCode(); {
 		case code == 413:
 			f.TooLarge = true
@@ -166,3 +180,13 @@ func s3Failure(bucket, key string, err error) error {
 }
 
 func (d *s3dest) Close() error { return nil }
+
+// quoted is an error shown as msg (what the tenant may read) that still
+// wraps the error behind it.
+type quoted struct {
+	msg string
+	err error
+}
+
+func (q *quoted) Error() string { return q.msg }
+func (q *quoted) Unwrap() error { return q.err }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -135,5 +136,30 @@ func TestS3VirtualHost(t *testing.T) {
 	obj.Contents.Close()
 	if len(hosts) != 1 || !strings.HasPrefix(hosts[0], "audit-bucket.s3.test:") {
 		t.Errorf("requests went to hosts %v, want audit-bucket.s3.test (virtual-host style)", hosts)
+	}
+}
+
+// TestS3FailureExcerpt: an S3 endpoint's error answer is quoted as its
+// status, error code and a short sanitised excerpt of its message.
+func TestS3FailureExcerpt(t *testing.T) {
+	long := "internal-secret\r\n\u202e[2J " + strings.Repeat("B", 500)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>%s</Message><RequestId>r</RequestId></Error>`, long)
+	}))
+	defer srv.Close()
+	c := newCodec(t)
+	d := openDest(t, c, stream.TypeS3, `{"bucket":"b-1","region":"us-east-1","endpoint":"`+srv.URL+`","path_style":true,"access_key_id":"a","secret_access_key":"b"}`)
+	err := d.Send(context.Background(), fixed)
+	var f *stream.Failure
+	if !asFailure(err, &f) || !f.Permanent {
+		t.Fatalf("Send = %v, want a permanent failure", err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "answered 403 Forbidden: AccessDenied (internal-secret [2J BBB") || strings.ContainsAny(msg, "\r\n\u202e") ||
+		strings.Contains(msg, strings.Repeat("B", 100)) {
+		t.Errorf("message %q", msg)
 	}
 }
