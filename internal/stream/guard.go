@@ -73,7 +73,8 @@ var (
 // embedded returns the IPv4 addresses an IPv6 address carries, by the
 // prefixes that define one. For the NAT64 local-use prefix, where the
 // operator picks the prefix length, every position RFC 6052 allows is
-// returned, so that the address is refused if any reading of it is.
+// returned: Check refuses the address if any reading of it that names a
+// host is refused.
 func embedded(ip netip.Addr) []netip.Addr {
 	if !ip.Is6() || ip.Is4In6() {
 		return nil
