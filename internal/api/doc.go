@@ -10,6 +10,8 @@
 //	GET    /healthz, /readyz                no authentication (/readyz: its status only)
 //	       /metrics, detailed /readyz, /debug/pprof/: on the operator
 //	       listener only (OperatorHandler, health.go), never on this one
+//	GET    /openapi.json                    no authentication: the OpenAPI 3.1
+//	                                        document of every route (openapi.go)
 //	POST   /audit_logs/events               events:write  (WorkOS)
 //	POST   /v1/events/batch                 events:write
 //	GET    /v1/events, /v1/events/{id}      events:read

@@ -167,6 +167,7 @@ func (s *Server) routes() {
 	const anyScope = ""
 	s.handlePublic("GET /healthz", s.healthz)
 	s.handlePublic("GET /readyz", s.readyz)
+	s.handlePublic("GET /openapi.json", s.openAPI)
 
 	s.handle("POST /audit_logs/events", access.ScopeEventsWrite, s.createEvent)
 	s.handle("POST /v1/events/batch", access.ScopeEventsWrite, s.createEventBatch)
