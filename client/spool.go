@@ -83,6 +83,7 @@ type spool struct {
 	writerDone bool
 
 	liveBytes atomic.Int64
+	dirty     atomic.Bool   // written since the last fsync
 	notify    chan struct{} // new data or the writer's end, for the sender
 	room      chan struct{} // a segment was freed, for the writer
 }
@@ -352,11 +353,22 @@ func (p *Publisher) runSpool() {
 func (p *Publisher) spoolWriter() {
 	s := p.spool
 	w := &segWriter{p: p, s: s, buf: make([]byte, 0, 1<<20)}
-	var tick <-chan time.Time
 	if p.opts.Sync == SyncInterval {
-		t := time.NewTicker(p.opts.SyncInterval)
-		defer t.Stop()
-		tick = t.C
+		// fsync beside the writes, so Publish never waits for it.
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTicker(p.opts.SyncInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					s.syncActive()
+				case <-stop:
+					return
+				}
+			}
+		}()
 	}
 	items := make([]pubItem, 0, 1000)
 	take := func(first pubItem) {
@@ -377,8 +389,6 @@ func (p *Publisher) spoolWriter() {
 		select {
 		case it := <-p.in:
 			take(it)
-		case <-tick:
-			w.sync()
 		case <-p.closing:
 			for p.inflight.Load() > 0 {
 				time.Sleep(time.Millisecond)
@@ -392,7 +402,7 @@ func (p *Publisher) spoolWriter() {
 				}
 				break
 			}
-			w.sync()
+			s.syncActive()
 			s.mu.Lock()
 			s.writerDone = true
 			s.mu.Unlock()
@@ -408,7 +418,24 @@ type segWriter struct {
 	buf     []byte
 	scratch []byte
 	taken   []*waiter
-	dirty   bool
+}
+
+// syncActive fsyncs the active segment if it was written since the last
+// fsync. The writer may roll the segment meanwhile: a segment is fsynced
+// when it is sealed, so a closed file is not an error.
+func (s *spool) syncActive() {
+	if !s.dirty.Swap(false) {
+		return
+	}
+	s.mu.Lock()
+	f := s.activeF
+	s.mu.Unlock()
+	if f == nil {
+		return
+	}
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+		s.log.Error("trail publisher: fsync of the spool failed", "err", err)
+	}
 }
 
 func (w *segWriter) process(items []pubItem) {
@@ -491,7 +518,9 @@ func (w *segWriter) flush() {
 		// The segment may end with part of the write: start another.
 		w.roll()
 	} else {
-		w.dirty = p.opts.Sync != SyncEveryBatch
+		if p.opts.Sync != SyncEveryBatch {
+			s.dirty.Store(true)
+		}
 		s.mu.Lock()
 		s.activeSize += int64(len(w.buf))
 		s.mu.Unlock()
@@ -502,15 +531,6 @@ func (w *segWriter) flush() {
 		wt.ch <- err
 	}
 	w.buf, w.taken = w.buf[:0], w.taken[:0]
-}
-
-func (w *segWriter) sync() {
-	if w.dirty {
-		if err := w.s.activeF.Sync(); err != nil {
-			w.p.log.Error("trail publisher: fsync of the spool failed", "err", err)
-		}
-		w.dirty = false
-	}
 }
 
 // roll seals the active segment (when it holds anything) and starts the
@@ -526,7 +546,6 @@ func (w *segWriter) roll() {
 	if err := s.activeF.Sync(); err != nil {
 		w.p.log.Error("trail publisher: fsync of the spool failed", "err", err)
 	}
-	w.dirty = false
 	old := s.activeF
 	s.mu.Lock()
 	s.limits[s.active] = s.activeSize
