@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/trailaudit/trail/client"
@@ -84,4 +86,41 @@ func ExampleError() {
 	// Output:
 	// 422 req_123 false
 	// event.actor.id required
+}
+
+func ExamplePublisher() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"data":[]}`)
+	}))
+	defer srv.Close()
+	c, _ := client.New(srv.URL, "sk_example")
+	p, err := client.NewPublisher(c, client.PublisherOptions{
+		SpoolDir: filepath.Join(os.TempDir(), fmt.Sprintf("trail-spool-example-%d", os.Getpid())),
+		Sync:     client.SyncEveryBatch,
+	})
+	if err != nil {
+		panic(err)
+	}
+	for i := range 3 {
+		// Returns once the event is on disk; never waits for Trail.
+		err := p.Publish(context.Background(), "org_1", client.Event{
+			Action:     "user.signed_in",
+			OccurredAt: time.Now(),
+			Actor:      client.Entity{Type: "user", ID: fmt.Sprint("user_", i)},
+			Context:    client.EventContext{Location: "192.0.2.1"},
+		})
+		if err != nil {
+			fmt.Println(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		fmt.Println(err)
+	}
+	st := p.Stats()
+	fmt.Println(st.Published, st.Delivered)
+	os.RemoveAll(filepath.Join(os.TempDir(), fmt.Sprintf("trail-spool-example-%d", os.Getpid())))
+	// Output: 3 3
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -346,13 +347,18 @@ func TestPublisherFull(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		spool bool
+		sync  client.SyncPolicy
 		full  client.FullPolicy
 		want  error
 	}{
-		{"memory block", false, client.Block, client.ErrFull},
-		{"memory drop", false, client.Drop, client.ErrDropped},
-		{"spool block", true, client.Block, client.ErrFull},
-		{"spool drop", true, client.Drop, client.ErrDropped},
+		{"memory block", false, 0, client.Block, client.ErrFull},
+		{"memory drop", false, 0, client.Drop, client.ErrDropped},
+		{"spool every batch block", true, client.SyncEveryBatch, client.Block, client.ErrFull},
+		{"spool every batch drop", true, client.SyncEveryBatch, client.Drop, client.ErrDropped},
+		{"spool interval block", true, client.SyncInterval, client.Block, client.ErrFull},
+		{"spool interval drop", true, client.SyncInterval, client.Drop, client.ErrDropped},
+		{"spool never block", true, client.SyncNever, client.Block, client.ErrFull},
+		{"spool never drop", true, client.SyncNever, client.Drop, client.ErrDropped},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
@@ -369,7 +375,7 @@ func TestPublisherFull(t *testing.T) {
 				QueueSize: 50, BatchSize: 10, Concurrency: 1})
 			if tc.spool {
 				opts.SpoolDir = t.TempDir()
-				opts.MaxSpoolBytes, opts.SegmentBytes = 16<<10, 4096
+				opts.MaxSpoolBytes, opts.SegmentBytes, opts.Sync = 16<<10, 4096, tc.sync
 			}
 			p, err := client.NewPublisher(c, opts)
 			if err != nil {
@@ -409,5 +415,27 @@ func TestPublisherFull(t *testing.T) {
 				t.Fatalf("%d events stored, %d accepted", len(f.stored), len(accepted))
 			}
 		})
+	}
+}
+
+// TestPublisherCloseReportsLoss: without a spool, Close at its deadline
+// says how many events it could not deliver.
+func TestPublisherCloseReportsLoss(t *testing.T) {
+	f := newFake()
+	f.fail = func(int) (int, int) { return http.StatusServiceUnavailable, 0 }
+	p, err := client.NewPublisher(startFake(t, f), fastRetries(client.PublisherOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := p.Publish(context.Background(), "org_1", numbered(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err = p.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "10 events not delivered") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want 10 events not delivered", err)
 	}
 }
