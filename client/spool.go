@@ -261,11 +261,18 @@ func (s *spool) createActive() error {
 
 // openCursor reads the newest valid slot of the cursor file.
 func (s *spool) openCursor() error {
-	f, err := os.OpenFile(filepath.Join(s.dir, cursorFile), os.O_CREATE|os.O_RDWR, 0o600)
+	path := filepath.Join(s.dir, cursorFile)
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("opening the spool's cursor: %w", err)
 	}
 	s.cursor = f
+	if errors.Is(statErr, os.ErrNotExist) {
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("creating the spool's cursor: %w", err)
+		}
+	}
 	var b [2 * cursorSlot]byte
 	n, err := f.ReadAt(b[:], 0)
 	if err != nil && err != io.EOF {
@@ -286,8 +293,12 @@ func (s *spool) openCursor() error {
 	return nil
 }
 
-// saveCursor records p in the older slot; with sync it is fsynced.
-func (s *spool) saveCursor(p position, sync bool) error {
+// saveCursor records p in the older slot and fsyncs it, whatever the
+// SyncPolicy: the slot it overwrites is then never the only durable record
+// of where the sender is, so a crash at any moment leaves the cursor at a
+// position whose batch, sent again, has the same range and key as before.
+// These fsyncs are the sender's, never on Publish's path.
+func (s *spool) saveCursor(p position) error {
 	s.cursorSeq++
 	var slot [cursorSlot]byte
 	copy(slot[:], cursorMagic)
@@ -300,10 +311,8 @@ func (s *spool) saveCursor(p position, sync bool) error {
 		return fmt.Errorf("recording the spool's cursor: %w", err)
 	}
 	s.pos = p
-	if sync {
-		if err := s.cursor.Sync(); err != nil {
-			return fmt.Errorf("recording the spool's cursor: %w", err)
-		}
+	if err := s.cursor.Sync(); err != nil {
+		return fmt.Errorf("recording the spool's cursor: %w", err)
 	}
 	return nil
 }
@@ -630,7 +639,6 @@ func (p *Publisher) spoolSender() {
 			f.Close()
 		}
 	}()
-	sync := p.opts.Sync == SyncEveryBatch
 	for p.life.Err() == nil {
 		pos := s.pos
 		v := s.view(pos.seg)
@@ -638,7 +646,7 @@ func (p *Publisher) spoolSender() {
 			if v.next < 0 {
 				return // nothing left at all (cannot happen: the active segment exists)
 			}
-			if err := s.saveCursor(position{seg: v.next}, false); err != nil {
+			if err := s.saveCursor(position{seg: v.next}); err != nil {
 				p.log.Error("trail publisher: " + err.Error())
 			}
 			continue
@@ -680,7 +688,7 @@ func (p *Publisher) spoolSender() {
 					return // the writer is done and everything is delivered
 				}
 				if v.next >= 0 {
-					if err := s.saveCursor(position{seg: v.next}, sync); err != nil {
+					if err := s.saveCursor(position{seg: v.next}); err != nil {
 						p.log.Error("trail publisher: " + err.Error())
 					}
 					f.Close()
@@ -712,7 +720,7 @@ func (p *Publisher) spoolSender() {
 		}
 		waiting = time.Time{}
 		if !inflight {
-			if err := s.saveCursor(position{seg: pos.seg, off: pos.off, end: end}, sync); err != nil {
+			if err := s.saveCursor(position{seg: pos.seg, off: pos.off, end: end}); err != nil {
 				p.log.Error("trail publisher: "+err.Error()+"; retrying", "segment", pos.seg)
 				p.sleep(time.Second)
 				continue
@@ -722,7 +730,7 @@ func (p *Publisher) spoolSender() {
 		if err := p.deliver(recs, key); err != nil {
 			return // stopped
 		}
-		if err := s.saveCursor(position{seg: pos.seg, off: end, end: end}, false); err != nil {
+		if err := s.saveCursor(position{seg: pos.seg, off: end, end: end}); err != nil {
 			p.log.Error("trail publisher: " + err.Error())
 		}
 	}
