@@ -132,7 +132,8 @@ func BenchmarkSpoolVersusBareFsync(b *testing.B) {
 		})
 	}
 	for _, par := range []int{1, 16} {
-		b.Run(fmt.Sprintf("spool-every-batch-publishers-%d", par), func(b *testing.B) {
+		b.Run(fmt.Sprintf("spool-every-batch-parallelism-%d", par), func(b *testing.B) {
+			// RunParallel runs par goroutines per core.
 			p, err := client.NewPublisher(sink(b), client.PublisherOptions{SpoolDir: b.TempDir(), Sync: client.SyncEveryBatch, MaxSpoolBytes: 8 << 30})
 			if err != nil {
 				b.Fatal(err)
