@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -188,6 +189,16 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		if op.Responses.Value("500") == nil {
 			t.Errorf("%s: 500 is not documented", pattern)
 		}
+	}
+	// The search's parameters are listed in eventQueryParams: exactly
+	// those are documented.
+	var searchParams []string
+	for _, p := range doc.Paths.Value("/v1/events").Get.Parameters {
+		searchParams = append(searchParams, p.Value.Name)
+	}
+	slices.Sort(searchParams)
+	if want := slices.Sorted(maps.Keys(eventQueryParams)); !slices.Equal(searchParams, want) {
+		t.Errorf("GET /v1/events documents parameters %v, the route accepts %v", searchParams, want)
 	}
 	for r := range documented {
 		if !registered[r] {
