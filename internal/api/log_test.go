@@ -282,8 +282,8 @@ func TestIngestRefusedLog(t *testing.T) {
 	e := newEnv(t, func(_ *Config, e *env) { e.subOverride = refusingSubmitter{e.com} })
 	org := e.org("Acme")
 	tests := []struct{ path, body string }{
-		{"/audit_logs/events", eventBody(org, "user.signed_in")},
-		{"/v1/events/batch", `{"events":[` + eventBody(org, "user.signed_in") + `]}`},
+		{"/audit_logs/events", e.eventBody(org, "user.signed_in")},
+		{"/v1/events/batch", `{"events":[` + e.eventBody(org, "user.signed_in") + `]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {

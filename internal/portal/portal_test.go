@@ -106,11 +106,11 @@ func TestLinks(t *testing.T) {
 func TestLaunchForgery(t *testing.T) {
 	e := newEnv(t)
 	e.org("org_a", "Acme")
-	link, _, err := e.p.GenerateLink(t.Context(), "org_a", IntentAuditLogs, nil, "")
+	link, _, err := e.p.GenerateLink(t.Context(), "org_a", IntentAuditLogs, nil, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _, err := e.p.GenerateLink(t.Context(), "org_a", IntentAuditLogs, nil, "")
+	other, _, err := e.p.GenerateLink(t.Context(), "org_a", IntentAuditLogs, nil, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
