@@ -93,10 +93,10 @@ const hostileStreamConfig = `{"url":"{receiver}/hook","secret":"0123456789abcdef
 
 // hostileRoutes covers every route of the API (Server.patterns).
 var hostileRoutes = map[string]routeSpec{
-	"GET /healthz":    {path: "/healthz"},
-	"GET /readyz":     {path: "/readyz"},
-	"GET /metrics":    {path: "/metrics"},
-	"GET /v1/log/key": {path: "/v1/log/key"},
+	"GET /healthz":      {path: "/healthz"},
+	"GET /readyz":       {path: "/readyz"},
+	"GET /openapi.json": {path: "/openapi.json"},
+	"GET /v1/log/key":   {path: "/v1/log/key"},
 
 	"POST /audit_logs/events": {path: "/audit_logs/events", body: hostileEventBody},
 	"POST /v1/events/batch":   {path: "/v1/events/batch", body: `{"events":[` + hostileEventBody + `]}`},
@@ -141,6 +141,7 @@ var hostileRoutes = map[string]routeSpec{
 	"GET /v1/actor_schema/versions":            {path: "/v1/actor_schema/versions", query: url.Values{"limit": {"5"}}},
 	"POST /portal/generate_link": {path: "/portal/generate_link",
 		body: `{"organization":"{org}","intent":"audit_logs","return_url":"https://app.example.com/x","admin_emails":["alice@example.com"]}`},
+	"POST /portal/revoke_link":                      {path: "/portal/revoke_link", body: `{"organization":"{org}","external_user_id":"user_1"}`},
 	"DELETE /v1/organizations/{id}/portal_sessions": {path: "/v1/organizations/{org}/portal_sessions"},
 	// Everything else under /portal/ is the portal's: hostilePortalRoutes.
 	"/portal/": {path: "/portal/", okStatus: 499},
@@ -151,6 +152,7 @@ var hostileRoutes = map[string]routeSpec{
 var hostilePortalRoutes = map[string]routeSpec{
 	"GET /portal/assets/{name}": {path: "/portal/assets/portal.css", okStatus: 404},
 	"GET /portal/launch":        {path: "/portal/launch", query: url.Values{"secret": {"ptl_x"}}, okStatus: 499},
+	"POST /portal/launch":       {path: "/portal/launch", form: url.Values{"secret": {"ptl_x"}, "csrf": {"x"}}, okStatus: 499},
 	"GET /portal/{$}":           {path: "/portal/"},
 	"GET /portal/events": {path: "/portal/events", query: url.Values{"from": {"2000-01-01"}, "to": {"2100-01-01"}, "action": {"user.signed_in"},
 		"actor_id": {"user_1"}, "actor_name": {"Jon"}, "target_type": {"team"}, "target_id": {"team_1"}, "q": {"blue"}}},
@@ -320,6 +322,10 @@ func (e *hostileEnv) do(c *http.Client, method, target, contentType string, body
 	}
 	if admin {
 		req.Header.Set("Authorization", "Bearer "+e.admin)
+	} else {
+		// As a browser on the portal's own pages says of its requests
+		// (the link page's form is accepted only same-origin).
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
 	}
 	res, err := c.Do(req)
 	if err != nil {
