@@ -7,6 +7,7 @@
 //	trail log key|checkpoint|pull  fetch the verifier key, checkpoints and bundles
 //	trail verify FILE --key VKEY   check a bundle offline
 //	trail export                   export an organization's events through a server
+//	trail witness                  cosign other logs' consistent checkpoints
 //	trail version
 package main
 
@@ -42,6 +43,7 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"verify":     &verifyCommand{stdout: stdout, stderr: stderr},
 		"export":     &exportCommand{stdout: stdout, stderr: stderr},
 		"bench":      &benchCommand{stdout: stdout, stderr: stderr},
+		"witness":    &witnessCommand{stdout: stdout, stderr: stderr},
 		"version":    versionCommand{stdout: stdout},
 	}
 }
@@ -59,6 +61,7 @@ Usage:
   trail verify FILE --key VKEY  check a bundle offline (see docs/VERIFYING.md)
   trail export --server URL --org ID  export an organization's events (CSV or a verifiable NDJSON bundle)
   trail bench ingest|query|verify|check  measure a server under load, check nothing was lost
+  trail witness --log "ORIGIN VKEY"  run a witness that cosigns consistent checkpoints (docs/WITNESS.md)
   trail version               print the version
 
 Run 'trail COMMAND -h' for a command's flags. Every flag also reads a TRAIL_…
