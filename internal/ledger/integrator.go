@@ -33,6 +33,10 @@ type Options struct {
 	// CacheLogs is how many logs' right-edge tiles are kept in memory
 	// (default 1024); others are re-read from storage when they grow.
 	CacheLogs int
+	// Signed, when set, is called with each checkpoint once it is stored
+	// (from the integrator's goroutine: it must not block; witnesses are
+	// asked for cosignatures in the background, see package witness).
+	Signed func(org string, size int64, checkpoint []byte)
 }
 
 // Integrator computes the Merkle trees of every organization's log behind
@@ -242,6 +246,19 @@ func (i *Integrator) Checked() bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// Refuse stops the integrator from extending org's log, for a reason found
+// outside it: a witness holding a checkpoint of this log that the database
+// does not extend (a fork). Refused reports it from then on.
+func (i *Integrator) Refuse(org, reason string) {
+	i.mu.Lock()
+	_, already := i.refused[org]
+	i.refused[org] = reason
+	i.mu.Unlock()
+	if !already {
+		i.logger.Error("refusing to sign checkpoints for this organization's log", "org", org, "reason", reason)
 	}
 }
 

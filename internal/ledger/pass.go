@@ -272,6 +272,9 @@ func (i *Integrator) committed(e *extension) {
 		edge.size = e.newSize
 	}
 	i.m.leaves.Add(float64(e.newSize - e.oldSize))
+	if i.opts.Signed != nil {
+		i.opts.Signed(e.org, e.newSize, e.note)
+	}
 	if !e.firstReceived.IsZero() {
 		i.m.lag.Observe(time.Since(e.firstReceived).Seconds())
 	}

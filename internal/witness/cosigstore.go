@@ -1,0 +1,166 @@
+package witness
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/trailaudit/trail/internal/ledger"
+)
+
+// CosignaturesFile is the name, in the log server's data directory, of the
+// SQLite database of witness cosignatures and of the size each witness last
+// cosigned per origin.
+const CosignaturesFile = "witness-cosignatures.db"
+
+// cosigStore keeps the cosignatures the log received, and per witness and
+// origin the size the witness last cosigned.
+type cosigStore struct {
+	db *sql.DB
+}
+
+func openCosigStore(dir string) (*cosigStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("couldn't create data directory %s: %w", dir, err)
+	}
+	db, err := openDB(filepath.Join(dir, CosignaturesFile))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Exec(`
+		CREATE TABLE IF NOT EXISTS cosignatures (
+			org     TEXT NOT NULL,
+			size    INTEGER NOT NULL,
+			witness TEXT NOT NULL,   -- the witness's verifier key
+			line    TEXT NOT NULL,   -- the signature line, "— <name> <base64>\n"
+			PRIMARY KEY (org, size, witness)
+		) STRICT;
+		CREATE TABLE IF NOT EXISTS witness_state (
+			witness TEXT NOT NULL,
+			origin  TEXT NOT NULL,
+			size    INTEGER NOT NULL, -- the size it last cosigned (or told us in a 409)
+			PRIMARY KEY (witness, origin)
+		) STRICT;`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't create the cosignature tables: %w", err)
+	}
+	return &cosigStore{db: db}, nil
+}
+
+func (c *cosigStore) close() error { return c.db.Close() }
+
+func (c *cosigStore) known(ctx context.Context, witness, origin string) (int64, error) {
+	var size int64
+	err := c.db.QueryRowContext(ctx, `SELECT size FROM witness_state WHERE witness = ? AND origin = ?`, witness, origin).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("couldn't read what witness %s cosigned for %s: %w", witness, origin, err)
+	}
+	return size, nil
+}
+
+func (c *cosigStore) setKnown(ctx context.Context, witness, origin string, size int64) error {
+	if _, err := c.db.ExecContext(ctx, `INSERT INTO witness_state (witness, origin, size) VALUES (?, ?, ?)
+		ON CONFLICT (witness, origin) DO UPDATE SET size = excluded.size`, witness, origin, size); err != nil {
+		return fmt.Errorf("couldn't record what witness %s cosigned for %s: %w", witness, origin, err)
+	}
+	return nil
+}
+
+// add stores a verified cosignature and the witness's new size, together.
+func (c *cosigStore) add(ctx context.Context, witness, org, origin string, size int64, line string) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("couldn't store a cosignature: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO cosignatures (org, size, witness, line) VALUES (?, ?, ?, ?)`,
+		org, size, witness, line); err != nil {
+		return fmt.Errorf("couldn't store a cosignature: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO witness_state (witness, origin, size) VALUES (?, ?, ?)
+		ON CONFLICT (witness, origin) DO UPDATE SET size = excluded.size`, witness, origin, size); err != nil {
+		return fmt.Errorf("couldn't store a cosignature: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("couldn't store a cosignature: %w", err)
+	}
+	return nil
+}
+
+// lines returns the stored cosignature lines of org's checkpoint of size.
+func (c *cosigStore) lines(ctx context.Context, org string, size int64) ([]byte, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT line FROM cosignatures WHERE org = ? AND size = ? ORDER BY witness`, org, size)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the cosignatures of %s at size %d: %w", org, size, err)
+	}
+	defer rows.Close()
+	var b []byte
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			return nil, fmt.Errorf("couldn't read the cosignatures of %s at size %d: %w", org, size, err)
+		}
+		b = append(b, l...)
+	}
+	return b, rows.Err()
+}
+
+// CosignedStorage is a ledger.Storage whose checkpoint notes carry, after the
+// log's signature, the witness cosignatures received for them. The API and
+// bundles read checkpoints through it; everything else passes through.
+type CosignedStorage struct {
+	ledger.Storage
+	cs *cosigStore
+}
+
+// Checkpoint returns the stored checkpoint of size with its cosignatures.
+func (c CosignedStorage) Checkpoint(ctx context.Context, org string, size int64) ([]byte, error) {
+	msg, err := c.Storage.Checkpoint(ctx, org, size)
+	if err != nil {
+		return nil, err
+	}
+	return c.withCosignatures(ctx, org, size, msg)
+}
+
+// LatestCheckpoint returns the newest checkpoint with its cosignatures (often
+// none yet: witnesses are asked once it is signed).
+func (c CosignedStorage) LatestCheckpoint(ctx context.Context, org string) ([]byte, error) {
+	msg, err := c.Storage.LatestCheckpoint(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	body, _, err := splitNote(msg)
+	if err != nil {
+		return nil, fmt.Errorf("stored checkpoint of %s: %w", org, err)
+	}
+	ck, err := ledger.ParseCheckpointBody(body)
+	if err != nil {
+		return nil, fmt.Errorf("stored checkpoint of %s: %w", org, err)
+	}
+	return c.withCosignatures(ctx, org, ck.Size, msg)
+}
+
+func (c CosignedStorage) withCosignatures(ctx context.Context, org string, size int64, msg []byte) ([]byte, error) {
+	lines, err := c.cs.lines(ctx, org, size)
+	if err != nil {
+		return nil, err
+	}
+	if len(lines) == 0 {
+		return msg, nil
+	}
+	out := make([]byte, 0, len(msg)+len(lines))
+	out = append(out, msg...)
+	for l := range bytes.Lines(lines) {
+		if !bytes.Contains(msg, l) { // never the same line twice
+			out = append(out, l...)
+		}
+	}
+	return out, nil
+}

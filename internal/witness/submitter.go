@@ -1,0 +1,557 @@
+package witness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trailaudit/trail/internal/ledger"
+)
+
+// Config is one witness a log asks for cosignatures: its submission URL
+// prefix (add-checkpoint is POSTed to URL + "/add-checkpoint") and its
+// verifier key.
+type Config struct {
+	URL      string
+	Verifier *Verifier
+}
+
+// ParseConfig parses "<URL> <verifier key>" (either order), as --witness and
+// the witness file take it.
+func ParseConfig(s string) (Config, error) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return Config{}, fmt.Errorf("witness %q: want \"<URL> <verifier key>\"", s)
+	}
+	u, k := f[0], f[1]
+	if !isURL(u) {
+		u, k = k, u
+	}
+	if !isURL(u) {
+		return Config{}, fmt.Errorf("witness %q: no http:// or https:// URL", s)
+	}
+	v, err := ParseVerifierKey(k)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{URL: strings.TrimSuffix(u, "/"), Verifier: v}, nil
+}
+
+func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
+
+// ReadConfigFile reads witnesses, one "<URL> <verifier key>" per line; blank
+// lines and lines starting with # are skipped.
+func ReadConfigFile(path string) ([]Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read witness file: %w", err)
+	}
+	var out []Config
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	n := 0
+	for sc.Scan() {
+		n++
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		c, err := ParseConfig(l)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// SubmitterOptions configure a Submitter. Zero values take the defaults.
+type SubmitterOptions struct {
+	Witnesses []Config
+	// Quorum is how many cosignatures each checkpoint should get; logs
+	// whose newest checkpoint has fewer after QuorumGrace are counted in
+	// trail_witness_below_quorum_logs (default: every witness).
+	Quorum      int
+	QuorumGrace time.Duration // default 10s
+	// Timeout bounds one add-checkpoint round trip (default 10s).
+	Timeout time.Duration
+	// Concurrency is the most requests in flight to one witness, each for
+	// a different log (default 8).
+	Concurrency int
+	Client      *http.Client
+	// Fork, when set, is called once per organization when a witness
+	// shows that the log forked: it holds a checkpoint the log's current
+	// tree does not extend. The server refuses the organization.
+	Fork func(org, reason string)
+}
+
+// job is a checkpoint to get cosigned.
+type job struct {
+	org      string
+	origin   string
+	size     int64
+	note     []byte
+	signedAt time.Time
+}
+
+// Submitter asks witnesses to cosign the checkpoints the integrator signs,
+// away from the ingest path: Signed only records the newest checkpoint per
+// organization, and each witness is sent, per organization, at most one
+// request at a time, for the newest checkpoint waiting (older ones are
+// skipped: a cosignature of the newest covers them, by consistency).
+type Submitter struct {
+	st      ledger.Storage
+	cs      *cosigStore
+	opts    SubmitterOptions
+	logger  *slog.Logger
+	workers []*worker
+	m       submitterMetrics
+
+	mu     sync.Mutex
+	latest map[string]*logStatus // org → its newest checkpoint's cosigning
+	forked map[string]bool
+}
+
+type logStatus struct {
+	size     int64
+	signedAt time.Time
+	cosigs   int
+}
+
+type submitterMetrics struct {
+	requests *prometheus.CounterVec
+	up       *prometheus.GaugeVec
+	forks    *prometheus.CounterVec
+	lag      prometheus.Histogram
+}
+
+// NewSubmitter opens the cosignature store in dataDir. st is the log's
+// storage (for consistency proofs and sizes); reg may be nil.
+func NewSubmitter(dataDir string, st ledger.Storage, opts SubmitterOptions, logger *slog.Logger, reg prometheus.Registerer) (*Submitter, error) {
+	if len(opts.Witnesses) == 0 {
+		return nil, errors.New("no witnesses configured")
+	}
+	if opts.Quorum <= 0 {
+		opts.Quorum = len(opts.Witnesses)
+	}
+	if opts.Quorum > len(opts.Witnesses) {
+		return nil, fmt.Errorf("a quorum of %d cosignatures needs at least %d witnesses, %d configured", opts.Quorum, opts.Quorum, len(opts.Witnesses))
+	}
+	if opts.QuorumGrace <= 0 {
+		opts.QuorumGrace = 10 * time.Second
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{}
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	seen := map[string]bool{}
+	for _, w := range opts.Witnesses {
+		if seen[w.Verifier.String()] {
+			return nil, fmt.Errorf("witness key %s is configured twice", w.Verifier)
+		}
+		seen[w.Verifier.String()] = true
+	}
+	cs, err := openCosigStore(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Submitter{st: st, cs: cs, opts: opts, logger: logger,
+		latest: map[string]*logStatus{}, forked: map[string]bool{}}
+	s.m = submitterMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trail_witness_requests_total",
+			Help: "add-checkpoint requests to witnesses, by witness and result (cosigned, conflict, fork, rejected, error)."}, []string{"witness", "result"}),
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "trail_witness_up",
+			Help: "1 if the witness's last answer was a protocol answer, 0 if it was unreachable or failed (5xx, timeout)."}, []string{"witness"}),
+		forks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trail_witness_forks_total",
+			Help: "Organizations a witness showed to have a forked log (it cosigned a tree the log does not extend)."}, []string{"witness"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trail_witness_cosign_lag_seconds",
+			Help:    "Time from signing a checkpoint to storing a witness's cosignature of it.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60}}),
+	}
+	if reg != nil {
+		reg.MustRegister(s.m.requests, s.m.up, s.m.forks, s.m.lag,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trail_witness_below_quorum_logs",
+				Help: "Organizations whose newest checkpoint has had fewer cosignatures than the quorum for longer than the grace period."},
+				s.belowQuorum))
+	}
+	for _, c := range opts.Witnesses {
+		w := &worker{s: s, cfg: c, key: c.Verifier.String(), name: c.Verifier.Name(),
+			pending: map[string]job{}, inflight: map[string]bool{}, wake: make(chan struct{}, 1)}
+		s.m.up.WithLabelValues(w.name).Set(1)
+		s.workers = append(s.workers, w)
+	}
+	return s, nil
+}
+
+// Storage returns st with the stored cosignatures appended to its
+// checkpoint notes.
+func (s *Submitter) Storage(st ledger.Storage) ledger.Storage {
+	return CosignedStorage{Storage: st, cs: s.cs}
+}
+
+// Run sends checkpoints to the witnesses until ctx ends.
+func (s *Submitter) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, w := range s.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// Close closes the cosignature store, after Run returned.
+func (s *Submitter) Close() error { return s.cs.close() }
+
+// Signed takes a checkpoint the integrator just stored (its Options.Signed
+// hook). It never blocks on a witness.
+func (s *Submitter) Signed(org string, size int64, checkpoint []byte) {
+	body, _, err := splitNote(checkpoint)
+	if err != nil {
+		s.logger.Error("not sending a checkpoint to witnesses: not a signed note", "org", org, "err", err)
+		return
+	}
+	ck, err := ledger.ParseCheckpointBody(body)
+	if err != nil {
+		s.logger.Error("not sending a checkpoint to witnesses", "org", org, "err", err)
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	s.latest[org] = &logStatus{size: size, signedAt: now}
+	s.mu.Unlock()
+	j := job{org: org, origin: ck.Origin, size: size, note: checkpoint, signedAt: now}
+	for _, w := range s.workers {
+		w.add(j)
+	}
+}
+
+func (s *Submitter) belowQuorum() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.latest {
+		if l.cosigs < s.opts.Quorum && time.Since(l.signedAt) > s.opts.QuorumGrace {
+			n++
+		}
+	}
+	return float64(n)
+}
+
+func (s *Submitter) cosigned(org string, size int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.latest[org]; l != nil && l.size == size {
+		l.cosigs++
+		if l.cosigs == s.opts.Quorum {
+			delete(s.latest, org) // settled: nothing to watch
+		}
+	}
+}
+
+// fork reports evidence of a fork of org's log, once per organization.
+func (s *Submitter) fork(w *worker, org, reason string, attrs ...any) {
+	s.m.forks.WithLabelValues(w.name).Inc()
+	s.mu.Lock()
+	already := s.forked[org]
+	s.forked[org] = true
+	s.mu.Unlock()
+	s.logger.Error("witness refused a checkpoint: the log forked from a checkpoint the witness cosigned (was the data directory or database restored from an older copy?)",
+		append([]any{"org", org, "witness", w.name, "reason", reason}, attrs...)...)
+	if !already && s.opts.Fork != nil {
+		s.opts.Fork(org, "fork: "+reason)
+	}
+}
+
+// worker sends checkpoints to one witness.
+type worker struct {
+	s    *Submitter
+	cfg  Config
+	key  string // verifier key, the witness's identity in the store
+	name string
+
+	mu       sync.Mutex
+	pending  map[string]job // org → newest checkpoint not yet sent
+	inflight map[string]bool
+	forked   map[string]bool
+	backoff  time.Duration
+	until    time.Time // no requests before, after failures
+	wake     chan struct{}
+}
+
+func (w *worker) add(j job) {
+	w.mu.Lock()
+	if w.forked[j.org] {
+		w.mu.Unlock()
+		return
+	}
+	if p, ok := w.pending[j.org]; !ok || p.size < j.size {
+		w.pending[j.org] = j
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) run(ctx context.Context) {
+	var sending sync.WaitGroup
+	defer sending.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		}
+		w.mu.Lock()
+		if wait := time.Until(w.until); wait > 0 {
+			time.AfterFunc(wait, w.poke)
+			w.mu.Unlock()
+			continue
+		}
+		for org, j := range w.pending {
+			if len(w.inflight) >= w.s.opts.Concurrency {
+				break
+			}
+			if w.inflight[org] {
+				continue
+			}
+			delete(w.pending, org)
+			w.inflight[org] = true
+			sending.Add(1)
+			go func() {
+				defer sending.Done()
+				err := w.submit(ctx, j)
+				w.mu.Lock()
+				delete(w.inflight, org)
+				if err != nil && ctx.Err() == nil {
+					// Try again later, unless a newer checkpoint came.
+					if _, newer := w.pending[org]; !newer {
+						w.pending[org] = j
+					}
+					w.backoff = min(max(2*w.backoff, 250*time.Millisecond), 30*time.Second)
+					w.until = time.Now().Add(w.backoff)
+				} else if err == nil {
+					w.backoff = 0
+				}
+				w.mu.Unlock()
+				w.poke()
+			}()
+		}
+		w.mu.Unlock()
+	}
+}
+
+// errTransient marks a failure worth retrying later.
+var errTransient = errors.New("witness request failed")
+
+// submit gets j cosigned by the witness, or finds it cannot be.
+func (w *worker) submit(ctx context.Context, j job) error {
+	s := w.s
+	log := s.logger.With("witness", w.name, "org", j.org, "size", j.size)
+	known, err := s.cs.known(ctx, w.key, j.origin)
+	if err != nil {
+		return err
+	}
+	for range 4 {
+		if known > j.size {
+			// The witness holds a bigger tree than this checkpoint's: a
+			// newer checkpoint was cosigned already, or the log lost
+			// records the witness saw.
+			st, err := s.st.LogState(ctx, j.org)
+			if err != nil {
+				return fmt.Errorf("couldn't read the log state of %s: %w", j.org, err)
+			}
+			if st.IntegratedSize < known {
+				w.forkFound(ctx, j, known, fmt.Sprintf("the witness cosigned size %d, but this log has only %d records integrated", known, st.IntegratedSize))
+				return nil
+			}
+			if j, err = w.newest(ctx, j); err != nil {
+				return err
+			}
+			if known > j.size {
+				return nil
+			}
+		}
+		proof, err := ledger.ConsistencyProof(ctx, s.st, j.org, known, j.size)
+		if err != nil {
+			return fmt.Errorf("couldn't prove size %d of %s consistent with size %d: %w", j.size, j.org, known, err)
+		}
+		status, body, err := w.post(ctx, formatAddRequest(known, proof, j.note))
+		if err != nil {
+			s.m.requests.WithLabelValues(w.name, "error").Inc()
+			s.m.up.WithLabelValues(w.name).Set(0)
+			log.Warn("witness unreachable; the checkpoint is published without its cosignature", "err", err)
+			return fmt.Errorf("%w: %w", errTransient, err)
+		}
+		s.m.up.WithLabelValues(w.name).Set(1)
+		switch status {
+		case http.StatusOK:
+			line, err := w.cosignature(j.note, body)
+			if err != nil {
+				s.m.requests.WithLabelValues(w.name, "error").Inc()
+				log.Warn("witness answered without a valid cosignature", "err", err)
+				return fmt.Errorf("%w: %w", errTransient, err)
+			}
+			if err := s.cs.add(ctx, w.key, j.org, j.origin, j.size, line); err != nil {
+				return err
+			}
+			s.m.requests.WithLabelValues(w.name, "cosigned").Inc()
+			s.m.lag.Observe(time.Since(j.signedAt).Seconds())
+			s.cosigned(j.org, j.size)
+			return nil
+		case http.StatusConflict:
+			s.m.requests.WithLabelValues(w.name, "conflict").Inc()
+			k, err := strconv.ParseInt(strings.TrimSuffix(string(body), "\n"), 10, 64)
+			if err != nil || k < 0 {
+				log.Warn("witness answered 409 without a tree size", "body", string(body))
+				return fmt.Errorf("%w: 409 without a size", errTransient)
+			}
+			if k == known {
+				return fmt.Errorf("%w: witness answered 409 with the size sent, %d", errTransient, k)
+			}
+			log.Info("witness holds another size than the one remembered; retrying from it", "remembered", known, "witness_size", k)
+			known = k
+			if err := s.cs.setKnown(ctx, w.key, j.origin, k); err != nil {
+				return err
+			}
+		case http.StatusUnprocessableEntity:
+			if known == 0 {
+				s.m.requests.WithLabelValues(w.name, "error").Inc()
+				log.Error("witness refused a first checkpoint as unprocessable", "answer", string(body))
+				return fmt.Errorf("%w: 422", errTransient)
+			}
+			w.forkFound(ctx, j, known, fmt.Sprintf("this log's tree of size %d is not consistent with the checkpoint of size %d the witness cosigned (%s)", j.size, known, strings.TrimSpace(string(body))))
+			return nil
+		case http.StatusNotFound, http.StatusForbidden:
+			s.m.requests.WithLabelValues(w.name, "rejected").Inc()
+			log.Error("witness does not accept this log: it must be configured with this log's origin (or prefix) and verifier key", "status", status, "answer", strings.TrimSpace(string(body)))
+			return fmt.Errorf("%w: %d", errTransient, status)
+		default:
+			s.m.requests.WithLabelValues(w.name, "error").Inc()
+			s.m.up.WithLabelValues(w.name).Set(0)
+			log.Warn("witness failed; the checkpoint is published without its cosignature", "status", status, "answer", strings.TrimSpace(string(body)))
+			return fmt.Errorf("%w: status %d", errTransient, status)
+		}
+	}
+	return fmt.Errorf("%w: the witness's size kept changing", errTransient)
+}
+
+// newest returns j replaced by org's newest stored checkpoint if that is
+// bigger.
+func (w *worker) newest(ctx context.Context, j job) (job, error) {
+	msg, err := w.s.st.LatestCheckpoint(ctx, j.org)
+	if err != nil {
+		return j, fmt.Errorf("couldn't read the newest checkpoint of %s: %w", j.org, err)
+	}
+	body, _, err := splitNote(msg)
+	if err != nil {
+		return j, err
+	}
+	ck, err := ledger.ParseCheckpointBody(body)
+	if err != nil {
+		return j, err
+	}
+	if ck.Size > j.size {
+		j.size, j.note = ck.Size, msg
+	}
+	return j, nil
+}
+
+func (w *worker) forkFound(ctx context.Context, j job, known int64, reason string) {
+	w.s.m.requests.WithLabelValues(w.name, "fork").Inc()
+	w.mu.Lock()
+	if w.forked == nil {
+		w.forked = map[string]bool{}
+	}
+	w.forked[j.org] = true
+	delete(w.pending, j.org)
+	w.mu.Unlock()
+	attrs := []any{"size", j.size, "witness_size", known, "checkpoint", string(j.note)}
+	if ck := w.witnessCheckpoint(ctx, j.origin); ck != "" {
+		attrs = append(attrs, "witness_checkpoint", ck)
+	}
+	w.s.fork(w, j.org, reason, attrs...)
+}
+
+// witnessCheckpoint fetches, best effort, the checkpoint the witness
+// cosigned for origin (the protocol's monitoring endpoint), as evidence.
+func (w *worker) witnessCheckpoint(ctx context.Context, origin string) string {
+	ctx, cancel := context.WithTimeout(ctx, w.s.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.cfg.URL+"/"+originHash(origin)+"/checkpoint", nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := w.s.opts.Client.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRequest))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return string(b)
+}
+
+func (w *worker) post(ctx context.Context, body []byte) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.s.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL+"/add-checkpoint", bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, fmt.Errorf("couldn't make the request: %w", err)
+	}
+	resp, err := w.s.opts.Client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRequest))
+	if err != nil {
+		return 0, nil, fmt.Errorf("couldn't read the answer: %w", err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+// cosignature returns the signature line of the witness's key in body that
+// verifies on the checkpoint note; other lines are ignored.
+func (w *worker) cosignature(msg, body []byte) (string, error) {
+	n, err := note.Open(append(append([]byte{}, msg...), body...), note.VerifierList(w.cfg.Verifier))
+	if err != nil {
+		return "", fmt.Errorf("the cosignature does not verify with the configured key %s: %w", w.name, err)
+	}
+	for _, sig := range n.Sigs {
+		if sig.Name == w.cfg.Verifier.Name() && sig.Hash == w.cfg.Verifier.KeyHash() {
+			return "— " + sig.Name + " " + sig.Base64 + "\n", nil
+		}
+	}
+	return "", errors.New("no cosignature of the witness's key")
+}
