@@ -66,6 +66,8 @@ type serveCommand struct {
 
 	exportDir     string  // where export files are kept
 	exportMaxRate float64 // events per second one export job reads at most
+
+	witnesses witnessClientFlags // witnesses asked to cosign checkpoints
 }
 
 func (c *serveCommand) flags() *flag.FlagSet {
@@ -95,6 +97,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	c.retention.register(fs)
 	fs.Float64Var(&c.exportMaxRate, "export-max-rate", envFloat("TRAIL_EXPORT_MAX_RATE", 0), "events per second one export job reads at most, to spare a busy database; 0 means no limit [TRAIL_EXPORT_MAX_RATE]")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
+	c.witnesses.register(fs)
 	fs.BoolVar(&c.checkConfig, "check-config", false, "check every setting (flags, TRAIL_… variables and the files they name) and exit: 0 when all are valid, 2 naming the first that is not")
 	return fs
 }
@@ -200,6 +203,18 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	integrator := &integratorRunner{st: st, signer: signer, dataDir: c.storage.Data, prefix: origin,
 		explicit: c.logOrigin != "", logger: logger.With("worker", "integrator"), reg: reg, always: pool == nil}
+	// Witnesses cosign checkpoints in the background; a fork they show
+	// refuses the organization (docs/WITNESS.md).
+	var logStorage ledger.Storage = st
+	cosigner, err := c.witnesses.start(c.storage.Data, st, integrator.Refuse, logger.With("worker", "witness"), reg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if cosigner != nil {
+		integrator.signed = cosigner.Signed
+		logStorage = cosigner.Storage(st)
+	}
 
 	// With SQLite the data directory holds the log: a disk reserve keeps
 	// the last megabytes for signing what was acknowledged (package
@@ -255,6 +270,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		lease.Run(workers, pool, "integrator", integratorLease, logger.With("worker", "integrator"), integrator.run)
 	}()
 	go expireIdempotencyKeys(workers, st, logger)
+	cosigning := runSubmitter(workers, cosigner, logger)
 	retentionStore, ok := st.(retention.Storage)
 	if !ok { // both backends implement it
 		ln.Close()
@@ -309,7 +325,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Logger:            logger,
 		Registerer:        reg,
 		Gatherer:          reg,
-		Log:               api.LogConfig{Storage: st, VerifierKey: signer.VerifierKey(), Refused: integrator.Refused, Checked: integrator.Checked},
+		Log:               api.LogConfig{Storage: logStorage, VerifierKey: signer.VerifierKey(), Refused: integrator.Refused, Checked: integrator.Checked},
 		Retention:         api.RetentionConfig{Store: retentionStore, DefaultDays: int(c.retention.defaultDays), Changed: sweeper.Wake},
 		Streams:           streams.apiConfig(st),
 		Portal:            portalConfig,
@@ -374,6 +390,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	stopWorkers()
 	<-integrating
+	<-cosigning
 	<-retentionDone
 	<-streamsDone
 	if indexer != nil {
@@ -653,6 +670,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // validate checks the settings that need no database: addresses, URLs,
 // limits and the key files named (read, never created).
 func (c *serveCommand) validate() error {
+	if err := c.witnesses.validate(); err != nil {
+		return err
+	}
 	if _, _, err := net.SplitHostPort(c.listen); err != nil {
 		return fmt.Errorf("--listen %q: want host:port, such as 127.0.0.1:8080: %w", c.listen, err)
 	}

@@ -40,6 +40,8 @@ type integratorRunner struct {
 	// elsewhere is set once the lease was found held by another replica,
 	// which checks the stored logs then.
 	elsewhere atomic.Bool
+	// signed, when set, gets every checkpoint stored (the witness client).
+	signed func(org string, size int64, checkpoint []byte)
 
 	current atomic.Pointer[ledger.Integrator]
 }
@@ -79,6 +81,14 @@ func (r *integratorRunner) Checked() bool {
 	return in.Checked()
 }
 
+// Refuse makes the current integrator refuse org's log (a witness showed
+// it forked). Without a current integrator there is nothing to stop.
+func (r *integratorRunner) Refuse(org, reason string) {
+	if in := r.current.Load(); in != nil {
+		in.Refuse(org, reason)
+	}
+}
+
 // Wake wakes the current integrator, if this replica runs one.
 func (r *integratorRunner) Wake() {
 	if in := r.current.Load(); in != nil {
@@ -107,7 +117,7 @@ func (r *integratorRunner) run(ctx context.Context) {
 	// A pass every 250 ms keeps the lag to a checkpoint well under the 1 s
 	// promised while storing 2.5× fewer checkpoints than the 100 ms default
 	// on a deployment with many quiet organizations (docs/SCALING.md).
-	in, err := ledger.NewIntegrator(r.st, r.signer, prefix, ledger.Options{DataDir: r.dataDir, Interval: 250 * time.Millisecond}, r.logger, reg)
+	in, err := ledger.NewIntegrator(r.st, r.signer, prefix, ledger.Options{DataDir: r.dataDir, Interval: 250 * time.Millisecond, Signed: r.signed}, r.logger, reg)
 	if err != nil {
 		r.logger.Error("not integrating", "err", err)
 		<-ctx.Done()

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/witness"
+)
+
+// witnessClientFlags are trail serve's witness settings (docs/WITNESS.md).
+type witnessClientFlags struct {
+	witnesses repeatFlag
+	file      string
+	quorum    int64
+}
+
+func (w *witnessClientFlags) register(fs *flag.FlagSet) {
+	fs.Var(&w.witnesses, "witness", "a witness to ask for cosignatures of every checkpoint: \"URL VKEY\" (its add-checkpoint URL prefix and verifier key; repeatable)")
+	fs.StringVar(&w.file, "witness-file", envString("TRAIL_WITNESS_FILE", ""), "file of witnesses, one \"URL VKEY\" per line (# comments) [TRAIL_WITNESS_FILE]")
+	fs.Int64Var(&w.quorum, "witness-quorum", envInt("TRAIL_WITNESS_QUORUM", 0), "cosignatures each checkpoint should get; fewer, for more than 10 s, shows in trail_witness_below_quorum_logs (default: all witnesses) [TRAIL_WITNESS_QUORUM]")
+}
+
+// configs returns the witnesses configured, checking every one.
+func (w *witnessClientFlags) configs() ([]witness.Config, error) {
+	var out []witness.Config
+	for _, s := range w.witnesses {
+		c, err := witness.ParseConfig(s)
+		if err != nil {
+			return nil, fmt.Errorf("--witness: %w", err)
+		}
+		out = append(out, c)
+	}
+	if w.file != "" {
+		fromFile, err := witness.ReadConfigFile(w.file)
+		if err != nil {
+			return nil, fmt.Errorf("--witness-file: %w", err)
+		}
+		out = append(out, fromFile...)
+	}
+	switch {
+	case w.quorum < 0:
+		return nil, fmt.Errorf("--witness-quorum %d: want 0 (all witnesses) or a positive number", w.quorum)
+	case w.quorum > int64(len(out)):
+		return nil, fmt.Errorf("--witness-quorum %d: only %d witnesses are configured", w.quorum, len(out))
+	}
+	return out, nil
+}
+
+func (w *witnessClientFlags) validate() error {
+	_, err := w.configs()
+	return err
+}
+
+// start returns the submitter that sends every checkpoint the integrator
+// signs to the witnesses, or nil when none are configured. Its
+// cosignatures are kept in <data>/witness-cosignatures.db.
+func (w *witnessClientFlags) start(dataDir string, st ledger.Storage, refuse func(org, reason string), logger *slog.Logger, reg prometheus.Registerer) (*witness.Submitter, error) {
+	configs, err := w.configs()
+	if err != nil || len(configs) == 0 {
+		return nil, err
+	}
+	sub, err := witness.NewSubmitter(dataDir, st, witness.SubmitterOptions{
+		Witnesses: configs, Quorum: int(w.quorum), Fork: refuse,
+	}, logger, reg)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't start the witness client: %w", err)
+	}
+	for _, c := range configs {
+		logger.Info("asking a witness for cosignatures", "witness", c.Verifier.Name(), "url", c.URL)
+	}
+	return sub, nil
+}
+
+// runSubmitter runs sub until ctx ends, then closes it; done is closed
+// after. A nil sub is nothing to run.
+func runSubmitter(ctx context.Context, sub *witness.Submitter, logger *slog.Logger) (done <-chan struct{}) {
+	ch := make(chan struct{})
+	if sub == nil {
+		close(ch)
+		return ch
+	}
+	go func() {
+		defer close(ch)
+		sub.Run(ctx)
+		if err := sub.Close(); err != nil {
+			logger.Warn("couldn't close the witness cosignature store", "err", err)
+		}
+	}()
+	return ch
+}
