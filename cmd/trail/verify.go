@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/textsafe"
+	"github.com/trailaudit/trail/internal/witness"
 )
 
 // verifyCommand checks a bundle offline against a verifier key (docs/DESIGN.md §3)
@@ -23,7 +26,7 @@ type verifyCommand struct {
 	stdout, stderr io.Writer
 }
 
-const verifyUsage = "trail verify FILE --key VERIFIER_KEY [--since CHECKPOINT_FILE]"
+const verifyUsage = "trail verify FILE --key VERIFIER_KEY [--since CHECKPOINT_FILE] [--witness WITNESS_KEY … --quorum N]"
 
 func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
@@ -35,6 +38,9 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	keyFlag := fs.String("key", envString("TRAIL_VERIFIER_KEY", ""),
 		"the log's verifier key (<name>+<hash>+<key>), obtained out of band, or a file holding it [TRAIL_VERIFIER_KEY]")
 	sinceFlag := fs.String("since", "", "a checkpoint file you saved earlier: also check that the bundle's checkpoint extends it")
+	var witnessFlags repeatFlag
+	fs.Var(&witnessFlags, "witness", "a witness's verifier key (or a file of them, one per line): require its cosignature on the bundle's checkpoint (repeatable; see --quorum)")
+	quorum := fs.Int("quorum", 0, "how many of the --witness keys must have cosigned the checkpoint (default: all of them)")
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -45,6 +51,16 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	vkey, err := verifierKey(*keyFlag)
 	if err != nil {
 		return err
+	}
+	witnesses, err := witnessKeys(witnessFlags)
+	if err != nil {
+		return err
+	}
+	if *quorum < 0 || *quorum > len(witnesses) {
+		return usagef("--quorum %d: want between 1 and the number of --witness keys given (%d)", *quorum, len(witnesses))
+	}
+	if *quorum == 0 {
+		*quorum = len(witnesses)
 	}
 	var opts ledger.VerifyOptions
 	if *sinceFlag != "" {
@@ -84,6 +100,9 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	switch {
 	case err == nil:
 		fmt.Fprintln(c.stdout, textsafe.TerminalLines(rep.String()))
+		if len(witnesses) > 0 {
+			return c.checkWitnesses(rep, witnesses, *quorum)
+		}
 		return nil
 	case errors.Is(err, ledger.ErrVerificationFailed):
 		fmt.Fprintln(c.stdout, textsafe.TerminalLines(rep.String()))
@@ -161,4 +180,74 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// errNoQuorum means the checkpoint lacks the cosignatures asked for.
+var errNoQuorum = errors.New("not enough witness cosignatures")
+
+// checkWitnesses requires quorum valid cosignatures of the given witnesses
+// on the bundle's checkpoint and says which witnesses signed.
+func (c *verifyCommand) checkWitnesses(rep ledger.Report, vs []*witness.Verifier, quorum int) error {
+	good, bad := witness.CheckCosignatures(rep.Checkpoint, vs)
+	signed := map[string]bool{}
+	for _, g := range good {
+		signed[g.Key] = true
+		fmt.Fprintf(c.stdout, "Cosigned by witness %s at %s.\n", g.Name, g.Time.Format(time.RFC3339))
+	}
+	for _, b := range bad {
+		fmt.Fprintf(c.stdout, "INVALID cosignature of witness %s: the checkpoint or its cosignature was altered.\n", b)
+	}
+	var missing []string
+	for _, v := range vs {
+		if !signed[v.String()] && !slices.Contains(bad, v.Name()) {
+			missing = append(missing, v.Name())
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(c.stdout, "No cosignature of witness %s on this checkpoint.\n", strings.Join(missing, ", "))
+	}
+	if len(good) < quorum {
+		return fmt.Errorf("%w: the checkpoint of size %d has %d valid of the %d required (a witness refuses a checkpoint that forks from one it cosigned; or cosigning has not caught up: pull the bundle again, or at a cosigned size)",
+			errNoQuorum, rep.CheckpointSize, len(good), quorum)
+	}
+	fmt.Fprintf(c.stdout, "Witness quorum met: %d of %d required cosignatures.\n", len(good), quorum)
+	return nil
+}
+
+// witnessKeys parses --witness values: verifier keys, or files of them.
+func witnessKeys(args []string) ([]*witness.Verifier, error) {
+	var out []*witness.Verifier
+	seen := map[string]bool{}
+	add := func(k string) error {
+		v, err := witness.ParseVerifierKey(k)
+		if err != nil {
+			return usagef("--witness: %v", err)
+		}
+		if !seen[v.String()] {
+			seen[v.String()] = true
+			out = append(out, v)
+		}
+		return nil
+	}
+	for _, a := range args {
+		a = strings.TrimSpace(a)
+		if _, err := witness.ParseVerifierKey(a); err == nil {
+			if err := add(a); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		raw, err := readSmallFile(a, 64<<10)
+		if err != nil {
+			return nil, usagef("--witness %q is neither a witness verifier key (<name>+<key id>+<key>) nor a readable file of them: %v", a, err)
+		}
+		for _, l := range strings.Split(string(raw), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				if err := add(l); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return out, nil
 }

@@ -44,10 +44,13 @@ type Report struct {
 	OrganizationID string
 	KeyName        string // the verifier key's name
 	CheckpointSize int64
-	From, To       int64 // the range of seqs the bundle covers
-	Records        int64 // record lines read
-	SinceSize      int64 // the older checkpoint's size, when one was given
-	Since          bool
+	// Checkpoint is the checkpoint note as the bundle carries it, with any
+	// witness cosignatures after the log's signature.
+	Checkpoint []byte
+	From, To   int64 // the range of seqs the bundle covers
+	Records    int64 // record lines read
+	SinceSize  int64 // the older checkpoint's size, when one was given
+	Since      bool
 	// Subset is set for a subset bundle (an export's filtered records);
 	// Selection is what it says it selected (not verifiable).
 	Subset       bool

@@ -267,5 +267,6 @@ func checkBundleNote(rep *Report, msg []byte, v note.Verifier) (Checkpoint, bool
 		return ck, false
 	}
 	rep.Origin, rep.CheckpointSize, rep.OrganizationID = ck.Origin, ck.Size, OrganizationOf(ck.Origin)
+	rep.Checkpoint = msg
 	return ck, true
 }

@@ -226,3 +226,34 @@ func LoadOrCreateSigner(dir, name string) (*Signer, error) {
 	}
 	return s, nil
 }
+
+// Cosigner is a witness whose cosignature a checkpoint carries.
+type Cosigner struct {
+	Name string
+	Key  string // verifier key
+	Time time.Time
+}
+
+// CheckCosignatures returns the witnesses among vs whose cosignature/v1 on
+// the checkpoint note msg verifies, and those whose signature line is there
+// but does not verify (a forged or altered cosignature) in bad. Lines of
+// other keys are ignored.
+func CheckCosignatures(msg []byte, vs []*Verifier) (good []Cosigner, bad []string) {
+	for _, v := range vs {
+		n, err := note.Open(msg, note.VerifierList(v))
+		var invalid *note.InvalidSignatureError
+		switch {
+		case errors.As(err, &invalid):
+			bad = append(bad, v.Name())
+		case err == nil:
+			c := Cosigner{Name: v.Name(), Key: v.String()}
+			for _, s := range n.Sigs {
+				if raw, err := base64.StdEncoding.DecodeString(s.Base64); err == nil && len(raw) >= 12 {
+					c.Time = time.Unix(int64(binary.BigEndian.Uint64(raw[4:12])), 0).UTC()
+				}
+			}
+			good = append(good, c)
+		}
+	}
+	return good, bad
+}
