@@ -206,3 +206,71 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Witness is a running trail witness.
+type Witness struct {
+	URL         string
+	VerifierKey string
+	Data        string
+	cmd         *exec.Cmd
+	done        chan error
+	logs        *lockedBuffer
+}
+
+// StartWitness runs trail witness on a free loopback port with the given
+// extra flags (--log …), and waits until it prints its key and address. It
+// is stopped at cleanup.
+func StartWitness(t testing.TB, data string, args ...string) *Witness {
+	t.Helper()
+	if data == "" {
+		data = t.TempDir()
+	}
+	cmd := exec.Command(Binary(t), append([]string{"witness", "--data", data, "--listen", "127.0.0.1:0",
+		"--log-format", "json"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &Witness{Data: data, cmd: cmd, done: make(chan error, 1), logs: &lockedBuffer{}}
+	cmd.Stderr = w.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting trail witness: %v", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if k, ok := strings.CutPrefix(sc.Text(), "Witness verifier key: "); ok {
+				w.VerifierKey = k
+			}
+			if u, ok := strings.CutPrefix(sc.Text(), "Trail witness listening on "); ok {
+				w.URL = u
+				close(ready)
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	go func() { w.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-w.done:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-w.done
+			}
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-w.done:
+		t.Fatalf("trail witness exited before listening: %v\n%s", err, w.logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("trail witness did not start within 60s\n%s", w.logs.String())
+	}
+	return w
+}
+
+// Logs returns what the witness wrote to stderr so far.
+func (w *Witness) Logs() string { return w.logs.String() }

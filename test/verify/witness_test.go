@@ -1,0 +1,175 @@
+package verify_test
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/trailtest"
+	"github.com/trailaudit/trail/internal/witness"
+)
+
+// get returns the status and body of an authenticated GET.
+func get(t *testing.T, srv *trailtest.Server, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+srv.Key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	return res.StatusCode, data
+}
+
+// waitCosigned waits until org's newest checkpoint has the given size and a
+// valid cosignature from every witness.
+func waitCosigned(t *testing.T, srv *trailtest.Server, org string, size int64, ws []*witness.Verifier) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, data := get(t, srv, "/v1/organizations/"+org+"/log/checkpoint")
+		if code == 200 {
+			ck, err := ledger.ParseCheckpointBody(data[:strings.Index(string(data), "\n\n")+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			good, _ := witness.CheckCosignatures(data, ws)
+			if ck.Size == size && len(good) == len(ws) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of size %d cosigned by all witnesses after 60s; last: %d %s\n%s", size, code, data, srv.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func replaceDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.RemoveAll(to); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWitnessesCatchARestoredFork: Trail and two trail witness processes.
+// The operator restores the data directory from an older copy and the log
+// grows differently: the witnesses refuse to cosign, Trail logs the fork
+// and refuses the organization, and a bundle of the forked history fails
+// `trail verify --witness … --quorum 2` although its log signature is fine.
+func TestWitnessesCatchARestoredFork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts trail serve and two trail witness processes")
+	}
+	a := auditor{t: t, bin: trailtest.Binary(t), dir: t.TempDir()}
+	skey, vkey, err := note.GenerateKey(rand.Reader, "trail.e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "signing.key")
+	if err := os.WriteFile(keyFile, []byte(skey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logArg := "trail.e2e/* " + vkey
+	w1 := trailtest.StartWitness(t, "", "--name", "w1.example", "--log", logArg)
+	w2 := trailtest.StartWitness(t, "", "--name", "w2.example", "--log", logArg)
+	var vs []*witness.Verifier
+	for _, w := range []*trailtest.Witness{w1, w2} {
+		v, err := witness.ParseVerifierKey(w.VerifierKey)
+		if err != nil {
+			t.Fatalf("witness printed %q: %v", w.VerifierKey, err)
+		}
+		vs = append(vs, v)
+	}
+	args := []string{"--log-origin", "trail.e2e", "--signing-key-file", keyFile,
+		"--witness", w1.URL + " " + w1.VerifierKey, "--witness", w2.URL + " " + w2.VerifierKey, "--witness-quorum", "2"}
+	verifyArgs := func(bundle string) []string {
+		return []string{"verify", bundle, "--key", vkey, "--witness", w1.VerifierKey, "--witness", w2.VerifierKey, "--quorum", "2"}
+	}
+
+	data := t.TempDir()
+	srv := trailtest.Start(t, trailtest.Options{Data: data, Args: args})
+	var org struct{ ID string }
+	json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
+	sendEvents(t, srv, org.ID, 100)
+	waitCosigned(t, srv, org.ID, 101, vs)
+	bundle := filepath.Join(a.dir, "cosigned.bundle")
+	a.ok("log", "pull", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--out", bundle)
+	out := a.ok(verifyArgs(bundle)...)
+	for _, want := range []string{"Cosigned by witness w1.example", "Cosigned by witness w2.example", "Witness quorum met: 2 of 2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify of a cosigned bundle does not say %q:\n%s", want, out)
+		}
+	}
+
+	// The backup, taken while the server is stopped.
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(t.TempDir(), "backup")
+	replaceDir(t, data, backup)
+	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: args})
+	sendEvents(t, srv, org.ID, 50)
+	waitCosigned(t, srv, org.ID, 151, vs)
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	// The restore: 50 acknowledged, cosigned events are gone, and the log
+	// grows differently.
+	replaceDir(t, backup, data)
+	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: args})
+	sendEvents(t, srv, org.ID, 60)
+	waitCheckpoint(t, srv, org.ID, 161)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(srv.Logs(), "the log forked from a checkpoint the witness cosigned") {
+		if time.Now().After(deadline) {
+			t.Fatalf("Trail never logged the fork:\n%s", srv.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		_, metrics := get(t, srv, "/metrics")
+		if strings.Contains(string(metrics), `trail_witness_forks_total{witness="w1.example"} 1`) &&
+			strings.Contains(string(metrics), `trail_witness_forks_total{witness="w2.example"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never counted both witnesses' fork reports:\n%s", metrics)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, body := get(t, srv, "/readyz"); !strings.Contains(string(body), org.ID) {
+		t.Errorf("/readyz does not name the refused organization: %s", body)
+	}
+	for _, w := range []*trailtest.Witness{w1, w2} {
+		if !strings.Contains(w.Logs(), "evidence of a fork") {
+			t.Errorf("witness %s did not log the refused checkpoint:\n%s", w.URL, w.Logs())
+		}
+	}
+
+	// The forked checkpoint carries the log's valid signature: plain
+	// verify accepts it. The witnesses' quorum does not.
+	forked := filepath.Join(a.dir, "forked.bundle")
+	a.ok("log", "pull", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--out", forked)
+	a.ok("verify", forked, "--key", vkey)
+	code, out := a.run(verifyArgs(forked)...)
+	if code != 1 || !strings.Contains(out, "not enough witness cosignatures") ||
+		!strings.Contains(out, "No cosignature of witness w1.example, w2.example") {
+		t.Fatalf("verify --quorum 2 of the forked bundle: exit %d, want 1 naming both witnesses:\n%s", code, out)
+	}
+}
