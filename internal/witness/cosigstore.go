@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/trailaudit/trail/internal/ledger"
 )
@@ -21,13 +22,18 @@ const CosignaturesFile = "witness-cosignatures.db"
 // origin the size the witness last cosigned.
 type cosigStore struct {
 	db *sql.DB
+
+	mu    sync.Mutex
+	sizes map[[2]string]int64 // (witness, origin) → size, as stored
 }
 
 func openCosigStore(dir string) (*cosigStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create data directory %s: %w", dir, err)
 	}
-	db, err := openDB(filepath.Join(dir, CosignaturesFile))
+	// Not synced per commit: a cosignature lost in a crash costs a 409
+	// and a retry, never safety (the witness keeps its own state durably).
+	db, err := openDB(filepath.Join(dir, CosignaturesFile), false)
 	if err != nil {
 		return nil, err
 	}
@@ -48,21 +54,33 @@ func openCosigStore(dir string) (*cosigStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("couldn't create the cosignature tables: %w", err)
 	}
-	return &cosigStore{db: db}, nil
+	return &cosigStore{db: db, sizes: map[[2]string]int64{}}, nil
 }
 
 func (c *cosigStore) close() error { return c.db.Close() }
 
 func (c *cosigStore) known(ctx context.Context, witness, origin string) (int64, error) {
-	var size int64
+	c.mu.Lock()
+	size, ok := c.sizes[[2]string{witness, origin}]
+	c.mu.Unlock()
+	if ok {
+		return size, nil
+	}
 	err := c.db.QueryRowContext(ctx, `SELECT size FROM witness_state WHERE witness = ? AND origin = ?`, witness, origin).Scan(&size)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+		size, err = 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("couldn't read what witness %s cosigned for %s: %w", witness, origin, err)
 	}
+	c.remember(witness, origin, size)
 	return size, nil
+}
+
+func (c *cosigStore) remember(witness, origin string, size int64) {
+	c.mu.Lock()
+	c.sizes[[2]string{witness, origin}] = size
+	c.mu.Unlock()
 }
 
 func (c *cosigStore) setKnown(ctx context.Context, witness, origin string, size int64) error {
@@ -70,6 +88,7 @@ func (c *cosigStore) setKnown(ctx context.Context, witness, origin string, size 
 		ON CONFLICT (witness, origin) DO UPDATE SET size = excluded.size`, witness, origin, size); err != nil {
 		return fmt.Errorf("couldn't record what witness %s cosigned for %s: %w", witness, origin, err)
 	}
+	c.remember(witness, origin, size)
 	return nil
 }
 
@@ -91,6 +110,7 @@ func (c *cosigStore) add(ctx context.Context, witness, org, origin string, size 
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("couldn't store a cosignature: %w", err)
 	}
+	c.remember(witness, origin, size)
 	return nil
 }
 

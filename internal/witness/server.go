@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -96,9 +97,31 @@ type Server struct {
 	db     *sql.DB
 	logger *slog.Logger
 	mux    *http.ServeMux
-	// mu makes "check the stored size, store the new one" atomic (the
-	// database has one connection too; this keeps the intent visible).
-	mu sync.Mutex
+
+	// mu makes "check the newest cosigned size, record the new one"
+	// atomic. heads caches, per origin, the newest checkpoint accepted:
+	// durable, or queued for the committer, which stores the writes of
+	// concurrent requests in one transaction (one sync for many logs). A
+	// request answers only once its write is durable.
+	mu     sync.Mutex
+	heads  map[string]head
+	broken atomic.Bool // a commit failed: cosign nothing more
+	writes chan *write
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+type head struct {
+	size int64
+	hash tlog.Hash
+}
+
+// write is one accepted checkpoint to store.
+type write struct {
+	origin string
+	head   head
+	note   []byte // the checkpoint with the log's and the witness's signatures
+	done   chan error
 }
 
 // OpenServer opens (creating if needed) the witness state <dir>/witness.db.
@@ -109,7 +132,7 @@ func OpenServer(dir string, signer *Signer, logs []LogConfig, logger *slog.Logge
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create data directory %s: %w", dir, err)
 	}
-	db, err := openDB(filepath.Join(dir, DatabaseFile))
+	db, err := openDB(filepath.Join(dir, DatabaseFile), true)
 	if err != nil {
 		return nil, err
 	}
@@ -124,17 +147,114 @@ func OpenServer(dir string, signer *Signer, logs []LogConfig, logger *slog.Logge
 		db.Close()
 		return nil, fmt.Errorf("couldn't create the witness tables: %w", err)
 	}
-	s := &Server{signer: signer, logs: logs, db: db, logger: logger, mux: http.NewServeMux()}
+	s := &Server{signer: signer, logs: logs, db: db, logger: logger, mux: http.NewServeMux(),
+		heads: map[string]head{}, writes: make(chan *write, 4096), stop: make(chan struct{}), done: make(chan struct{})}
 	s.mux.HandleFunc("POST /add-checkpoint", s.addCheckpoint)
 	s.mux.HandleFunc("GET /{hash}/checkpoint", s.checkpoint)
+	if err := s.loadHeads(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go s.commitLoop()
 	return s, nil
 }
 
-func openDB(path string) (*sql.DB, error) {
+// loadHeads reads every log's newest cosigned checkpoint into the cache, so
+// that requests never wait for the database to check a request.
+func (s *Server) loadHeads() error {
+	rows, err := s.db.Query(`SELECT origin, size, hash FROM logs`)
+	if err != nil {
+		return fmt.Errorf("couldn't read the witness state: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var origin, hash string
+		var size int64
+		if err := rows.Scan(&origin, &size, &hash); err != nil {
+			return fmt.Errorf("couldn't read the witness state: %w", err)
+		}
+		h, err := tlog.ParseHash(hash)
+		if err != nil {
+			return fmt.Errorf("stored hash of %s is corrupt: %w", origin, err)
+		}
+		s.heads[origin] = head{size: size, hash: h}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("couldn't read the witness state: %w", err)
+	}
+	return nil
+}
+
+// commitLoop stores queued writes, as many as are waiting per transaction.
+func (s *Server) commitLoop() {
+	defer close(s.done)
+	for {
+		var batch []*write
+		select {
+		case w := <-s.writes:
+			batch = append(batch, w)
+		case <-s.stop:
+			return
+		}
+	more:
+		for len(batch) < 1024 {
+			select {
+			case w := <-s.writes:
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		err := errBroken
+		if !s.broken.Load() {
+			err = s.store(batch)
+		}
+		if err != nil && !s.broken.Swap(true) {
+			// The cache now holds heads that are not stored, and requests
+			// queued behind were checked against them: storing anything
+			// more could record a head that does not extend the stored
+			// one. Stop cosigning; a restart reads the stored state.
+			s.logger.Error("couldn't store cosigned checkpoints: no more cosigning until the witness is restarted", "err", err, "checkpoints", len(batch))
+		}
+		for _, w := range batch {
+			w.done <- err
+		}
+	}
+}
+
+func (s *Server) store(batch []*write) error {
+	tx, err := s.db.Begin()
+	if err != nil {
+		return fmt.Errorf("couldn't begin a transaction: %w", err)
+	}
+	defer tx.Rollback()
+	now := time.Now().Unix()
+	for _, w := range batch {
+		if _, err := tx.Exec(`INSERT INTO logs (origin, origin_sha256, size, hash, checkpoint, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (origin) DO UPDATE SET size = excluded.size, hash = excluded.hash,
+				checkpoint = excluded.checkpoint, updated_at = excluded.updated_at`,
+			w.origin, originHash(w.origin), w.head.size, w.head.hash.String(), w.note, now); err != nil {
+			return fmt.Errorf("couldn't store the checkpoint of %s: %w", w.origin, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("couldn't commit: %w", err)
+	}
+	return nil
+}
+
+// openDB opens a SQLite database with one connection. durable syncs every
+// commit (the witness's state); otherwise a crash may lose the last commits,
+// never corrupt the file.
+func openDB(path string, durable bool) (*sql.DB, error) {
 	v := url.Values{}
 	v.Add("_pragma", "busy_timeout(10000)")
 	v.Add("_pragma", "journal_mode(WAL)")
-	v.Add("_pragma", "synchronous(FULL)")
+	if durable {
+		v.Add("_pragma", "synchronous(FULL)")
+	} else {
+		v.Add("_pragma", "synchronous(NORMAL)")
+	}
 	db, err := sql.Open("sqlite", "file:"+path+"?"+v.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open %s: %w", path, err)
@@ -148,7 +268,13 @@ func openDB(path string) (*sql.DB, error) {
 }
 
 // Close closes the database.
-func (s *Server) Close() error { return s.db.Close() }
+// Close stops the committer and closes the database. Requests must have
+// ended (the HTTP server shut down) first.
+func (s *Server) Close() error {
+	close(s.stop)
+	<-s.done
+	return s.db.Close()
+}
 
 // VerifierKey is the witness's public key, what log operators configure.
 func (s *Server) VerifierKey() string { return s.signer.Verifier().String() }
@@ -238,35 +364,8 @@ func (s *Server) add(ctx context.Context, body []byte) ([]byte, error) {
 	}
 	log := s.logger.With("origin", origin, "old_size", req.OldSize, "size", ck.Size)
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	known, knownHash, err := s.state(ctx, origin)
-	if err != nil {
-		return nil, err
-	}
-	if req.OldSize != known {
-		log.Info("conflict: the log's old size is not the one last cosigned", "known_size", known)
-		return nil, &statusError{code: http.StatusConflict, msg: "old size does not match", size: known}
-	}
-	if ck.Size == 0 && ck.Hash != emptyTreeHash() {
-		return nil, fail(http.StatusUnprocessableEntity, "a checkpoint of size 0 must carry the empty tree's hash")
-	}
-	switch {
-	case req.OldSize == 0:
-		if len(req.Proof) != 0 {
-			return nil, fail(http.StatusUnprocessableEntity, "old size 0 takes no consistency proof")
-		}
-	case req.OldSize == ck.Size:
-		if ck.Hash != knownHash {
-			log.Warn("refused: the log signed a different tree at the size already cosigned (evidence of a fork)", "known_hash", knownHash.String(), "hash", ck.Hash.String(), "checkpoint", string(req.Note))
-			return nil, fail(http.StatusUnprocessableEntity, "the root hash differs from the one cosigned at size %d", known)
-		}
-	default:
-		if err := tlog.CheckTree(req.Proof, ck.Size, ck.Hash, req.OldSize, knownHash); err != nil {
-			log.Warn("refused: the checkpoint is not consistent with the one cosigned (evidence of a fork, or a bad proof)", "known_hash", knownHash.String(), "checkpoint", string(req.Note))
-			return nil, fail(http.StatusUnprocessableEntity, "the consistency proof from size %d does not verify", req.OldSize)
-		}
-	}
+	// The signature is made before the state is checked, outside the lock;
+	// it is only returned if the checkpoint is accepted and stored.
 	cosigned, err := note.Sign(&note.Note{Text: n.Text}, s.signer)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't cosign: %w", err)
@@ -275,34 +374,86 @@ func (s *Server) add(ctx context.Context, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	stored := append(append([]byte{}, req.Note...), sigs...)
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO logs (origin, origin_sha256, size, hash, checkpoint, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (origin) DO UPDATE SET size = excluded.size, hash = excluded.hash,
-			checkpoint = excluded.checkpoint, updated_at = excluded.updated_at`,
-		origin, originHash(origin), ck.Size, ck.Hash.String(), stored, time.Now().Unix()); err != nil {
-		return nil, fmt.Errorf("couldn't store the checkpoint of %s: %w", origin, err)
+	w, err := s.accept(log, origin, req, ck)
+	if err != nil {
+		return nil, err
+	}
+	w.note = append(append([]byte{}, req.Note...), sigs...)
+	s.writes <- w
+	s.mu.Unlock()
+	select {
+	case err := <-w.done:
+		if err != nil {
+			return nil, err
+		}
+	case <-ctx.Done():
+		// The write may still be stored; not answering is safe.
+		return nil, ctx.Err()
 	}
 	log.Debug("cosigned")
 	return sigs, nil
 }
 
-// state returns the newest cosigned size and hash of origin (0 and the
-// empty tree's hash when none).
-func (s *Server) state(ctx context.Context, origin string) (int64, tlog.Hash, error) {
-	var size int64
-	var hash string
-	err := s.db.QueryRowContext(ctx, `SELECT size, hash FROM logs WHERE origin = ?`, origin).Scan(&size, &hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, emptyTreeHash(), nil
-	}
+// accept checks the request against the newest checkpoint accepted for
+// origin and, if it passes, records the new one in the cache and returns its
+// write, with s.mu held: the caller queues the write, then unlocks. On error
+// s.mu is not held.
+func (s *Server) accept(log *slog.Logger, origin string, req addRequest, ck ledger.Checkpoint) (*write, error) {
+	s.mu.Lock()
+	known, err := s.head(origin)
 	if err != nil {
-		return 0, tlog.Hash{}, fmt.Errorf("couldn't read the state of %s: %w", origin, err)
+		s.mu.Unlock()
+		return nil, err
 	}
-	h, err := tlog.ParseHash(hash)
-	if err != nil {
-		return 0, tlog.Hash{}, fmt.Errorf("stored hash of %s is corrupt: %w", origin, err)
+	if err := check(log, req, ck, known); err != nil {
+		s.mu.Unlock()
+		return nil, err
 	}
-	return size, h, nil
+	h := head{size: ck.Size, hash: ck.Hash}
+	s.heads[origin] = h
+	return &write{origin: origin, head: h, done: make(chan error, 1)}, nil
+}
+
+// check applies the protocol's consistency rules to a request, given the
+// newest checkpoint cosigned for its origin.
+func check(log *slog.Logger, req addRequest, ck ledger.Checkpoint, known head) error {
+	if req.OldSize != known.size {
+		log.Info("conflict: the log's old size is not the one last cosigned", "known_size", known.size)
+		return &statusError{code: http.StatusConflict, msg: "old size does not match", size: known.size}
+	}
+	if ck.Size == 0 && ck.Hash != emptyTreeHash() {
+		return fail(http.StatusUnprocessableEntity, "a checkpoint of size 0 must carry the empty tree's hash")
+	}
+	switch {
+	case req.OldSize == 0:
+		if len(req.Proof) != 0 {
+			return fail(http.StatusUnprocessableEntity, "old size 0 takes no consistency proof")
+		}
+	case req.OldSize == ck.Size:
+		if ck.Hash != known.hash {
+			log.Warn("refused: the log signed a different tree at the size already cosigned (evidence of a fork)", "known_hash", known.hash.String(), "hash", ck.Hash.String(), "checkpoint", string(req.Note))
+			return fail(http.StatusUnprocessableEntity, "the root hash differs from the one cosigned at size %d", known.size)
+		}
+	default:
+		if err := tlog.CheckTree(req.Proof, ck.Size, ck.Hash, req.OldSize, known.hash); err != nil {
+			log.Warn("refused: the checkpoint is not consistent with the one cosigned (evidence of a fork, or a bad proof)", "known_hash", known.hash.String(), "checkpoint", string(req.Note))
+			return fail(http.StatusUnprocessableEntity, "the consistency proof from size %d does not verify", req.OldSize)
+		}
+	}
+	return nil
+}
+
+// head returns the newest checkpoint accepted for origin (size 0 and the
+// empty tree's hash when none). The cache holds every stored log (loaded at
+// start) and every accepted one since. s.mu is held.
+func (s *Server) head(origin string) (head, error) {
+	if s.broken.Load() {
+		return head{}, errBroken
+	}
+	if h, ok := s.heads[origin]; ok {
+		return h, nil
+	}
+	return head{size: 0, hash: emptyTreeHash()}, nil
 }
 
 // checkpoint is GET /<hex SHA-256 of origin>/checkpoint: the newest
@@ -329,5 +480,8 @@ func originHash(origin string) string {
 	sum := sha256.Sum256([]byte(origin))
 	return hex.EncodeToString(sum[:])
 }
+
+// errBroken is the answer (500) once storing the witness's state failed.
+var errBroken = errors.New("the witness could not store its state and stopped cosigning; restart it")
 
 func emptyTreeHash() tlog.Hash { return sha256.Sum256(nil) }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -256,6 +257,83 @@ func TestParseVerifierKey(t *testing.T) {
 		_, err := ParseVerifierKey(tt.key)
 		if (err == nil) != tt.ok {
 			t.Errorf("ParseVerifierKey(%q): err %v, want ok=%v", tt.key, err, tt.ok)
+		}
+	}
+}
+
+// TestServerConcurrent: requests racing on one origin cannot roll its state
+// back (exactly one of several from the same old size wins), and requests
+// for many origins at once are all stored.
+func TestServerConcurrent(t *testing.T) {
+	log := newTestLog(t, "trail.example/org_race")
+	log.tree.add(t, "a", 40)
+	ws := newTestSigner(t, "witness.example")
+	dir := t.TempDir()
+	srv, err := OpenServer(dir, ws, []LogConfig{{Origin: "trail.example", Prefix: true, Verifier: log.signer.Verifier()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := post(t, srv, formatAddRequest(0, nil, log.checkpoint(t, 10))); code != 200 {
+		t.Fatalf("first: %d %s", code, body)
+	}
+	bodies := make([][]byte, 20)
+	for i := range bodies {
+		size := int64(11 + i)
+		bodies[i] = formatAddRequest(10, log.tree.proof(t, 10, size), log.checkpoint(t, size))
+	}
+	codes := make([]int, len(bodies))
+	var wg sync.WaitGroup
+	for i, b := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _ = post(t, srv, b)
+		}()
+	}
+	// Meanwhile, 30 other logs' first checkpoints.
+	others := make([]*testLog, 30)
+	for i := range others {
+		others[i] = newTestLog(t, fmt.Sprintf("trail.example/org_%d", i))
+		others[i].signer = log.signer
+		others[i].tree.add(t, "o", 3+i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code, body := post(t, srv, formatAddRequest(0, nil, others[i].checkpoint(t, int64(3+i)))); code != 200 {
+				t.Errorf("org_%d: %d %s", i, code, body)
+			}
+		}()
+	}
+	wg.Wait()
+	won := -1
+	for i, c := range codes {
+		switch c {
+		case 200:
+			if won >= 0 {
+				t.Fatalf("two requests from old size 10 were both cosigned (sizes %d and %d)", 11+won, 11+i)
+			}
+			won = i
+		case 409:
+		default:
+			t.Fatalf("request %d: status %d", i, c)
+		}
+	}
+	if won < 0 {
+		t.Fatal("no request won")
+	}
+	srv.Close()
+	// The stored state, read afresh, is the winner's, and every other log's.
+	srv, err = OpenServer(dir, ws, []LogConfig{{Origin: "trail.example", Prefix: true, Verifier: log.signer.Verifier()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if code, body := post(t, srv, formatAddRequest(0, nil, log.checkpoint(t, 40))); code != 409 || body != fmt.Sprintf("%d\n", 11+won) {
+		t.Fatalf("after restart: %d %q, want 409 naming %d", code, body, 11+won)
+	}
+	for i, o := range others {
+		if code, body := post(t, srv, formatAddRequest(0, nil, o.checkpoint(t, int64(3+i)))); code != 409 || body != fmt.Sprintf("%d\n", 3+i) {
+			t.Fatalf("org_%d after restart: %d %q", i, code, body)
 		}
 	}
 }

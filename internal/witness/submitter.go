@@ -88,7 +88,7 @@ type SubmitterOptions struct {
 	// Timeout bounds one add-checkpoint round trip (default 10s).
 	Timeout time.Duration
 	// Concurrency is the most requests in flight to one witness, each for
-	// a different log (default 8).
+	// a different log (default 32).
 	Concurrency int
 	Client      *http.Client
 	// Fork, when set, is called once per organization when a witness
@@ -122,6 +122,10 @@ type Submitter struct {
 	mu     sync.Mutex
 	latest map[string]*logStatus // org → its newest checkpoint's cosigning
 	forked map[string]bool
+
+	// onCosigned, when set (benchmarks), is called with each cosignature
+	// stored.
+	onCosigned func(witness, org string, size int64)
 }
 
 type logStatus struct {
@@ -156,10 +160,14 @@ func NewSubmitter(dataDir string, st ledger.Storage, opts SubmitterOptions, logg
 		opts.Timeout = 10 * time.Second
 	}
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = 8
+		opts.Concurrency = 32
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{}
+		// Keep-alive connections, as the protocol recommends: enough
+		// idle ones per witness for every request in flight.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = opts.Concurrency
+		opts.Client = &http.Client{Transport: t}
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -425,6 +433,9 @@ func (w *worker) submit(ctx context.Context, j job) error {
 			}
 			s.m.requests.WithLabelValues(w.name, "cosigned").Inc()
 			s.m.lag.Observe(time.Since(j.signedAt).Seconds())
+			if s.onCosigned != nil {
+				s.onCosigned(w.name, j.org, j.size)
+			}
 			s.cosigned(j.org, j.size)
 			return nil
 		case http.StatusConflict:

@@ -30,7 +30,7 @@ type testWitness struct {
 	config Config
 }
 
-func startWitness(t *testing.T, name string, logKey note.Verifier) *testWitness {
+func startWitness(t testing.TB, name string, logKey note.Verifier) *testWitness {
 	t.Helper()
 	signer := newTestSigner(t, name)
 	srv, err := OpenServer(t.TempDir(), signer, []LogConfig{{Origin: testPrefix, Prefix: true, Verifier: logKey}}, nil)
@@ -107,7 +107,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func newLogSigner(t *testing.T) *ledger.Signer {
+func newLogSigner(t testing.TB) *ledger.Signer {
 	t.Helper()
 	skey, _, err := note.GenerateKey(rand.Reader, testPrefix)
 	if err != nil {

@@ -1,0 +1,147 @@
+package witness
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/ledger"
+)
+
+// BenchmarkCosignLag measures the checkpoint-to-cosigned lag: for every
+// checkpoint the integrator signs, the time until both witnesses have
+// cosigned it or a larger checkpoint of the same log (which covers it). The
+// load is TRAIL_BENCH_RATE events per second (default 5,000) spread over
+// TRAIL_BENCH_ORGS organizations (default 1,000) for TRAIL_BENCH_SECONDS
+// (default 10), with the integrator's pass interval of trail serve (250 ms)
+// and two witnesses over HTTP on loopback, each with its SQLite state. It
+// reports p50, p99 and max lag, and requests per witness per second.
+//
+//	go test -run '^$' -bench CosignLag -benchtime 1x ./internal/witness/
+func BenchmarkCosignLag(b *testing.B) {
+	rate := envInt(b, "TRAIL_BENCH_RATE", 5000)
+	orgs := envInt(b, "TRAIL_BENCH_ORGS", 1000)
+	seconds := envInt(b, "TRAIL_BENCH_SECONDS", 10)
+	for range b.N {
+		signer := newLogSigner(b)
+		w1 := startWitness(b, "w1.example", signer.Verifier())
+		w2 := startWitness(b, "w2.example", signer.Verifier())
+		st := newMemStorage()
+		dir := b.TempDir()
+		sub, err := NewSubmitter(dir, st, SubmitterOptions{Witnesses: []Config{w1.config, w2.config}}, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		type pending struct {
+			size int64
+			at   time.Time
+		}
+		var mu sync.Mutex
+		waiting := map[string][]pending{}         // org → checkpoints not yet covered by both
+		cosigned := map[string]map[string]int64{} // org → witness → largest size cosigned
+		var lags []time.Duration
+		requests := 0
+		sub.onCosigned = func(witness, org string, size int64) {
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			requests++
+			if cosigned[org] == nil {
+				cosigned[org] = map[string]int64{}
+			}
+			cosigned[org][witness] = max(cosigned[org][witness], size)
+			both := min(cosigned[org]["w1.example"], cosigned[org]["w2.example"])
+			keep := waiting[org][:0]
+			for _, p := range waiting[org] {
+				if p.size <= both {
+					lags = append(lags, now.Sub(p.at))
+				} else {
+					keep = append(keep, p)
+				}
+			}
+			waiting[org] = keep
+		}
+		signed := func(org string, size int64, note []byte) {
+			mu.Lock()
+			waiting[org] = append(waiting[org], pending{size, time.Now()})
+			mu.Unlock()
+			sub.Signed(org, size, note)
+		}
+		in, err := ledger.NewIntegrator(st, signer, testPrefix, ledger.Options{DataDir: dir, Interval: 250 * time.Millisecond, Signed: signed}, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := in.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); sub.Run(ctx) }()
+
+		b.ResetTimer()
+		start := time.Now()
+		tick := time.NewTicker(10 * time.Millisecond)
+		sent := 0
+		for time.Since(start) < time.Duration(seconds)*time.Second {
+			<-tick.C
+			due := int(time.Since(start).Seconds() * float64(rate))
+			for ; sent < due; sent++ {
+				st.add("org_"+strconv.Itoa(sent%orgs), "a", 1)
+			}
+			in.Wake()
+		}
+		tick.Stop()
+		// Wait until every checkpoint is covered.
+		for deadline := time.Now().Add(2 * time.Minute); ; {
+			mu.Lock()
+			n := 0
+			for _, w := range waiting {
+				n += len(w)
+			}
+			mu.Unlock()
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%d checkpoints still not cosigned by both witnesses", n)
+			}
+			in.Wake()
+			time.Sleep(50 * time.Millisecond)
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		in.Stop()
+		cancel()
+		<-done
+		sub.Close()
+
+		mu.Lock()
+		slices.Sort(lags)
+		q := func(p float64) time.Duration { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
+		b.ReportMetric(float64(len(lags)), "checkpoints")
+		b.ReportMetric(q(0.5).Seconds(), "p50-lag-s")
+		b.ReportMetric(q(0.99).Seconds(), "p99-lag-s")
+		b.ReportMetric(lags[len(lags)-1].Seconds(), "max-lag-s")
+		b.ReportMetric(float64(requests)/2/elapsed.Seconds(), "cosigns/witness/s")
+		mu.Unlock()
+	}
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatal(fmt.Errorf("%s=%q: want a positive integer", name, v))
+	}
+	return n
+}
