@@ -49,6 +49,7 @@ func (s *Server) logRoutes() {
 	s.handle("GET /v1/organizations/{id}/log/proof/consistency", anyReadScope, s.logConsistencyProof)
 	s.handle("GET /v1/organizations/{id}/log/records", anyReadScope, s.logRecords)
 	s.handle("GET /v1/organizations/{id}/log/bundle", anyReadScope, s.logBundle)
+	s.logTileRoutes()
 }
 
 // anyReadScope is checked in logOrg: events:read, exports or admin all may
