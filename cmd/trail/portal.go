@@ -19,10 +19,9 @@ import (
 // exists: the portal records its admins' actions, and manages log streams,
 // through it. exports (nil: none) serves the events page's CSV export.
 func newPortal(ctx context.Context, st store.Store, vkey string, keys *keyring.Keyring, publicURL string,
-	logger *slog.Logger, server func() *api.Server, exports portal.Exports) (api.PortalConfig, error) {
+	logger *slog.Logger, server func() *api.Server, exports portal.Exports, ls ledger.Storage, witnesses portal.Witnesses) (api.PortalConfig, error) {
 	ps, ok := st.(portal.Store)
-	ls, ok2 := st.(ledger.Storage)
-	if !ok || !ok2 {
+	if !ok {
 		return api.PortalConfig{}, fmt.Errorf("this database backend (%T) cannot serve the Admin Portal", st)
 	}
 	p, err := portal.New(portal.Config{
@@ -30,6 +29,7 @@ func newPortal(ctx context.Context, st store.Store, vkey string, keys *keyring.K
 		SessionKey: keys.Key("trail portal sessions v1"),
 		Logger:     logger.With("component", "portal"),
 		Exports:    exports,
+		Witnesses:  witnesses,
 		Streams:    portalStreams{server},
 		Audit: func(r *http.Request, a portal.Action) {
 			server().AuditPortal(r, api.PortalAction{OrganizationID: a.OrganizationID, Action: a.Action, Admin: a.Admin, AdminID: a.AdminID,

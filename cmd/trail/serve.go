@@ -310,7 +310,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Links: export.NewLinks(keys.Key("trail export links v1"))}
 	var apiServer *api.Server // the portal records its admins' actions, and acts on streams, through it
 	portalConfig, err := newPortal(workers, st, signer.VerifierKey(), keys, publicURL, logger, func() *api.Server { return apiServer },
-		exports.svc)
+		exports.svc, logStorage, portalWitnesses(cosigner))
 	if err != nil {
 		ln.Close()
 		return err

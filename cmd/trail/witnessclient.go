@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/portal"
 	"github.com/trailaudit/trail/internal/witness"
 )
 
@@ -93,3 +94,29 @@ func runSubmitter(ctx context.Context, sub *witness.Submitter, logger *slog.Logg
 	}()
 	return ch
 }
+
+// portalWitnesses is what the Admin Portal's integrity page shows of the
+// witnesses: nil (an interface, not a typed nil) without any.
+func portalWitnesses(sub *witness.Submitter) portal.Witnesses {
+	if sub == nil {
+		return nil
+	}
+	return witnessStates{sub}
+}
+
+// witnessStates shows the witnesses on the Admin Portal's integrity page.
+type witnessStates struct{ sub *witness.Submitter }
+
+func (w witnessStates) WitnessStates(ctx context.Context, org string) ([]portal.WitnessState, error) {
+	st, err := w.sub.Status(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]portal.WitnessState, len(st))
+	for i, s := range st {
+		out[i] = portal.WitnessState{Name: s.Name, Key: s.Key, Size: s.Size, At: s.At}
+	}
+	return out, nil
+}
+
+func (w witnessStates) Quorum() int { return w.sub.Quorum() }

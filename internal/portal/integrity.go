@@ -1,9 +1,11 @@
 package portal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
@@ -16,6 +18,25 @@ type integrityData struct {
 	Size        int64
 	RootHash    string
 	BaseURL     string
+	Witnesses   []WitnessState
+	Quorum      int
+}
+
+// WitnessState is one witness of the deployment, as the integrity page
+// shows it: the largest size of the organization's log it cosigned (0: none
+// yet) and when.
+type WitnessState struct {
+	Name string
+	Key  string // its verifier key
+	Size int64
+	At   time.Time
+}
+
+// Witnesses reports the witnesses that cosign an organization's checkpoints.
+type Witnesses interface {
+	WitnessStates(ctx context.Context, org string) ([]WitnessState, error)
+	// Quorum is how many cosignatures each checkpoint should get.
+	Quorum() int
 }
 
 // integrity is GET /portal/integrity: the newest checkpoint, the verifier
@@ -34,6 +55,14 @@ func (p *Portal) integrity(w http.ResponseWriter, r *http.Request) {
 		if cp, err := ledger.ParseCheckpoint(msg, p.verifier.v); err == nil {
 			d.Size, d.RootHash = cp.Size, cp.Hash.String()
 		}
+	}
+	if p.cfg.Witnesses != nil {
+		ws, err := p.cfg.Witnesses.WitnessStates(r.Context(), s.Org)
+		if err != nil {
+			p.fail(w, r, s, err)
+			return
+		}
+		d.Witnesses, d.Quorum = ws, p.cfg.Witnesses.Quorum()
 	}
 	p.render(w, r, http.StatusOK, "integrity", page{Title: "Integrity", Nav: "integrity", Session: s, Data: d})
 }

@@ -74,6 +74,9 @@ type Config struct {
 	Streams Streams
 	// Exports, when set, offers a CSV export of the events page's filter.
 	Exports Exports
+	// Witnesses, when set, lists the witnesses that cosign this
+	// deployment's checkpoints on the integrity page (docs/WITNESS.md).
+	Witnesses Witnesses
 
 	Logger *slog.Logger
 	Now    func() time.Time

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/trailaudit/trail/internal/ledger"
 )
@@ -184,3 +188,56 @@ func (c CosignedStorage) withCosignatures(ctx context.Context, org string, size 
 	}
 	return out, nil
 }
+
+// Status is where one witness stands for one organization: the largest
+// checkpoint size it cosigned (0 if none yet) and when.
+type Status struct {
+	Name string
+	Key  string // verifier key
+	Size int64
+	At   time.Time
+}
+
+// Status returns, for each configured witness in order, the largest size of
+// org's log it cosigned.
+func (s *Submitter) Status(ctx context.Context, org string) ([]Status, error) {
+	rows, err := s.cs.db.QueryContext(ctx, `SELECT witness, size, line FROM cosignatures c
+		WHERE org = ? AND size = (SELECT MAX(size) FROM cosignatures WHERE org = c.org AND witness = c.witness)`, org)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the cosignatures of %s: %w", org, err)
+	}
+	defer rows.Close()
+	type last struct {
+		size int64
+		line string
+	}
+	got := map[string]last{}
+	for rows.Next() {
+		var w, line string
+		var size int64
+		if err := rows.Scan(&w, &size, &line); err != nil {
+			return nil, fmt.Errorf("couldn't read the cosignatures of %s: %w", org, err)
+		}
+		got[w] = last{size, line}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read the cosignatures of %s: %w", org, err)
+	}
+	var out []Status
+	for _, w := range s.workers {
+		st := Status{Name: w.name, Key: w.key}
+		if l, ok := got[w.key]; ok {
+			st.Size = l.size
+			if f := strings.Fields(l.line); len(f) == 3 {
+				if raw, err := base64.StdEncoding.DecodeString(f[2]); err == nil && len(raw) >= 12 {
+					st.At = time.Unix(int64(binary.BigEndian.Uint64(raw[4:12])), 0).UTC()
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Quorum is the number of cosignatures each checkpoint should get.
+func (s *Submitter) Quorum() int { return s.opts.Quorum }

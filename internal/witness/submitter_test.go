@@ -186,6 +186,19 @@ func TestSubmitterCosigns(t *testing.T) {
 	if got := metricValue(t, ls.sub.m.forks.WithLabelValues("w1.example")); got != 0 {
 		t.Errorf("forks: %v", got)
 	}
+	// Status says what each witness last cosigned (the integrity page).
+	status, err := ls.sub.Status(context.Background(), "org_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(status) != 2 || status[0].Name != "w1.example" || status[1].Name != "w2.example" {
+		t.Fatalf("status: %+v", status)
+	}
+	for _, s := range status {
+		if s.Size != 25 || s.At.IsZero() || time.Since(s.At) > time.Hour || s.Key == "" {
+			t.Errorf("status of %s: %+v, want size 25 cosigned just now", s.Name, s)
+		}
+	}
 	// The served note still verifies with the log key alone, as before
 	// witnesses: cosignatures are extra signature lines.
 	msg, _ := ls.sub.Storage(st).LatestCheckpoint(context.Background(), "org_a")
