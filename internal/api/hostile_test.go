@@ -96,7 +96,9 @@ var hostileRoutes = map[string]routeSpec{
 	"GET /healthz":      {path: "/healthz"},
 	"GET /readyz":       {path: "/readyz"},
 	"GET /openapi.json": {path: "/openapi.json"},
-	"GET /v1/log/key":   {path: "/v1/log/key"},
+	"GET /v1/organizations/{id}/log/tiles/checkpoint":     {path: "/v1/organizations/{org}/log/tiles/checkpoint", okStatus: 404},
+	"GET /v1/organizations/{id}/log/tiles/tile/{path...}": {path: "/v1/organizations/{org}/log/tiles/tile/0/000", okStatus: 404},
+	"GET /v1/log/key": {path: "/v1/log/key"},
 
 	"POST /audit_logs/events": {path: "/audit_logs/events", body: hostileEventBody},
 	"POST /v1/events/batch":   {path: "/v1/events/batch", body: `{"events":[` + hostileEventBody + `]}`},

@@ -127,7 +127,8 @@ func docRoute(pattern string) (method, path string) {
 		return "GET", "/portal/{page}"
 	}
 	method, path, _ = strings.Cut(pattern, " ")
-	return method, path
+	// A wildcard of the rest of the path ({path...}) is one parameter.
+	return method, strings.ReplaceAll(path, "...}", "}")
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
