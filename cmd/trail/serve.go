@@ -206,6 +206,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	// Witnesses cosign checkpoints in the background; a fork they show
 	// refuses the organization (docs/WITNESS.md).
 	var logStorage ledger.Storage = st
+	var witnessesDown func() []string
 	cosigner, err := c.witnesses.start(c.storage.Data, st, integrator.Refuse, logger.With("worker", "witness"), reg)
 	if err != nil {
 		ln.Close()
@@ -214,6 +215,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if cosigner != nil {
 		integrator.signed = cosigner.Signed
 		logStorage = cosigner.Storage(st)
+		witnessesDown = cosigner.Down
 	}
 
 	// With SQLite the data directory holds the log: a disk reserve keeps
@@ -325,12 +327,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Logger:            logger,
 		Registerer:        reg,
 		Gatherer:          reg,
-		Log:               api.LogConfig{Storage: logStorage, VerifierKey: signer.VerifierKey(), Refused: integrator.Refused, Checked: integrator.Checked},
-		Retention:         api.RetentionConfig{Store: retentionStore, DefaultDays: int(c.retention.defaultDays), Changed: sweeper.Wake},
-		Streams:           streams.apiConfig(st),
-		Portal:            portalConfig,
-		Exports:           exportAPI,
-		Schemas:           schemas,
+		Log: api.LogConfig{Storage: logStorage, VerifierKey: signer.VerifierKey(), Refused: integrator.Refused, Checked: integrator.Checked,
+			WitnessesDown: witnessesDown},
+		Retention: api.RetentionConfig{Store: retentionStore, DefaultDays: int(c.retention.defaultDays), Changed: sweeper.Wake},
+		Streams:   streams.apiConfig(st),
+		Portal:    portalConfig,
+		Exports:   exportAPI,
+		Schemas:   schemas,
 	})
 	apiServer = handler
 	srv := &http.Server{

@@ -40,6 +40,16 @@ func (s *Server) readiness(verbose bool) (int, any) {
 			return http.StatusServiceUnavailable, body
 		}
 	}
+	if s.cfg.Log.WitnessesDown != nil {
+		if down := s.cfg.Log.WitnessesDown(); len(down) > 0 {
+			body := map[string]any{"status": "degraded",
+				"message": "Some witnesses do not answer: checkpoints are published without their cosignatures until they do; events are accepted as usual."}
+			if verbose {
+				body["witnesses_down"] = down
+			}
+			return http.StatusOK, body
+		}
+	}
 	return http.StatusOK, nil
 }
 

@@ -35,6 +35,11 @@ type LogConfig struct {
 	// against the checkpoints this server signed; /readyz answers 503
 	// until then.
 	Checked func() bool
+	// WitnessesDown, when set, names the witnesses whose last request
+	// failed: /readyz stays 200 (ingest goes on, checkpoints are published
+	// without their cosignatures) but says "degraded", and the operator
+	// listener's /readyz names them.
+	WitnessesDown func() []string
 }
 
 func (s *Server) logRoutes() {

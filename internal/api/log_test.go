@@ -262,6 +262,27 @@ func TestReadyzReportsRefusedLogs(t *testing.T) {
 	}
 }
 
+// Witnesses that do not answer leave the server ready (ingest goes on) but
+// say so: "degraded" to anyone, which witnesses to operators only.
+func TestReadyzReportsWitnessesDown(t *testing.T) {
+	var down []string
+	e := newEnv(t, func(c *Config, e *env) {
+		c.Log = LogConfig{Storage: e.st, VerifierKey: "test", WitnessesDown: func() []string { return down }}
+	})
+	if res := e.do("GET", "/readyz", "", ""); res.Code != http.StatusOK || strings.Contains(res.Body.String(), "degraded") {
+		t.Fatalf("/readyz with every witness up = %d %s, want 200 ok", res.Code, res.Body)
+	}
+	down = []string{"witness.example"}
+	res := e.do("GET", "/readyz", "", "")
+	if res.Code != http.StatusOK || !strings.Contains(res.Body.String(), `"status":"degraded"`) || strings.Contains(res.Body.String(), "witness.example") {
+		t.Fatalf("public /readyz = %d %s, want 200 degraded naming no witness", res.Code, res.Body)
+	}
+	res = e.operator("/readyz", false)
+	if res.Code != http.StatusOK || !strings.Contains(res.Body.String(), "witness.example") {
+		t.Fatalf("operator /readyz = %d %s, want 200 naming the witness", res.Code, res.Body)
+	}
+}
+
 // refusingSubmitter refuses every submission with an event for another
 // organization than the system one, as the integrator's Admit does for a
 // refused log.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -256,6 +257,18 @@ func (s *Submitter) Signed(org string, size int64, checkpoint []byte) {
 	}
 }
 
+// Down returns the names of the witnesses whose last request failed:
+// checkpoints are published without their cosignatures meanwhile.
+func (s *Submitter) Down() []string {
+	var down []string
+	for _, w := range s.workers {
+		if w.down.Load() {
+			down = append(down, w.name)
+		}
+	}
+	return down
+}
+
 func (s *Submitter) belowQuorum() float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -299,6 +312,7 @@ type worker struct {
 	cfg  Config
 	key  string // verifier key, the witness's identity in the store
 	name string
+	down atomic.Bool // its last request failed (trail_witness_up 0)
 
 	mu       sync.Mutex
 	pending  map[string]job // org → newest checkpoint not yet sent
@@ -416,10 +430,12 @@ func (w *worker) submit(ctx context.Context, j job) error {
 		if err != nil {
 			s.m.requests.WithLabelValues(w.name, "error").Inc()
 			s.m.up.WithLabelValues(w.name).Set(0)
+			w.down.Store(true)
 			log.Warn("witness unreachable; the checkpoint is published without its cosignature", "err", err)
 			return fmt.Errorf("%w: %w", errTransient, err)
 		}
 		s.m.up.WithLabelValues(w.name).Set(1)
+		w.down.Store(false)
 		switch status {
 		case http.StatusOK:
 			line, err := w.cosignature(j.note, body)
@@ -468,6 +484,7 @@ func (w *worker) submit(ctx context.Context, j job) error {
 		default:
 			s.m.requests.WithLabelValues(w.name, "error").Inc()
 			s.m.up.WithLabelValues(w.name).Set(0)
+			w.down.Store(true)
 			log.Warn("witness failed; the checkpoint is published without its cosignature", "status", status, "answer", strings.TrimSpace(string(body)))
 			return fmt.Errorf("%w: status %d", errTransient, status)
 		}
