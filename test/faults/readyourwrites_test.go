@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,11 +17,20 @@ import (
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
-// searchLag reads trail_search_lag_events from /metrics (-1 when absent).
+// searchLag reads trail_search_lag_events from the operator listener's
+// /metrics (-1 when absent).
 func searchLag(t *testing.T, c *http.Client, srv *trailtest.Server) int64 {
 	t.Helper()
-	a := do(context.Background(), c, srv, "GET", "/metrics", nil)
-	sc := bufio.NewScanner(bytes.NewReader(a.body))
+	res, err := c.Get(srv.MetricsURL + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", res.StatusCode, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "trail_search_lag_events "); ok {
 			n, _ := strconv.ParseFloat(v, 64)

@@ -18,8 +18,8 @@ import (
 	"github.com/trailaudit/trail/internal/witness"
 )
 
-// get returns the status and body of an authenticated GET.
-func get(t *testing.T, srv *trailtest.Server, path string) (int, []byte) {
+// authGet returns the status and body of an authenticated GET.
+func authGet(t *testing.T, srv *trailtest.Server, path string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", srv.URL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+srv.Key)
@@ -38,7 +38,7 @@ func waitCosigned(t *testing.T, srv *trailtest.Server, org string, size int64, w
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		code, data := get(t, srv, "/v1/organizations/"+org+"/log/checkpoint")
+		code, data := authGet(t, srv, "/v1/organizations/"+org+"/log/checkpoint")
 		if code == 200 {
 			ck, err := ledger.ParseCheckpointBody(data[:strings.Index(string(data), "\n\n")+1])
 			if err != nil {
@@ -143,7 +143,7 @@ func TestWitnessesCatchARestoredFork(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; {
-		_, metrics := get(t, srv, "/metrics")
+		_, metrics := authGet(t, srv, "/metrics")
 		if strings.Contains(string(metrics), `trail_witness_forks_total{witness="w1.example"} 1`) &&
 			strings.Contains(string(metrics), `trail_witness_forks_total{witness="w2.example"} 1`) {
 			break
@@ -153,7 +153,7 @@ func TestWitnessesCatchARestoredFork(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, body := get(t, srv, "/readyz"); !strings.Contains(string(body), org.ID) {
+	if _, body := authGet(t, srv, "/readyz"); !strings.Contains(string(body), org.ID) {
 		t.Errorf("/readyz does not name the refused organization: %s", body)
 	}
 	for _, w := range []*trailtest.Witness{w1, w2} {

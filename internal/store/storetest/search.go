@@ -89,7 +89,9 @@ var (
 			event.Entity{ID: "DOC_3", Type: "document"},
 			event.Entity{ID: "::", Type: "document"},
 			event.Entity{ID: "::", Type: "team"},
-			event.Entity{ID: "doc_3\x1edoc", Type: "document"},
+			// A separator that is no control character: ids may not hold
+			// those (the event's rules refuse them).
+			event.Entity{ID: "doc_3\u00a0doc", Type: "document"},
 		)
 	}()
 	searchWords      = []string{"alpha", "bravo", "charlie", "delta", "echo"}
@@ -476,6 +478,7 @@ func searchCases() []searchCase {
 		{"TargetIDNoWord", store.EventQuery{TargetID: "::"}},
 		{"TargetTypeAndIDNoWord", store.EventQuery{TargetType: "team", TargetID: "::"}},
 		{"TargetIDControl", store.EventQuery{TargetID: "doc_3\x1edoc"}},
+		{"TargetIDSeparator", store.EventQuery{TargetID: "doc_3\u00a0doc"}},
 		{"ActorIDCase", store.EventQuery{ActorID: "USER_01"}},
 		{"ActorIDNoWord", store.EventQuery{ActorID: "--"}},
 		{"ActorNameCase", store.EventQuery{ActorName: "alice johnson"}},
