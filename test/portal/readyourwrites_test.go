@@ -36,7 +36,8 @@ func TestPortalReadYourWrites(t *testing.T) {
 			})
 			actors, actions = append(actors, actor), append(actions, action)
 		}
-		run(t, ctx, "open the link", chromedp.Navigate(generateLink(t, srv, org, nil)), visible("table.events"))
+		run(t, ctx, "open the link", chromedp.Navigate(generateLink(t, srv, org, nil)), visible("#launch"),
+			chromedp.Click(chromedp.CSS("#launch")), visible("table.events"))
 
 		table := text(t, ctx, "table.events tbody")
 		for _, a := range actors {
