@@ -76,8 +76,17 @@ func TestStalledLeaseHolderIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed = true
+	// Just resumed, the stalled replica may answer 503 with Retry-After
+	// until it has seen that another replica holds the lease: a client
+	// retries, as it should.
 	for n := 10; n < 15; n++ {
-		c.must(c.replica(n), "POST", "/audit_logs/events", eventJSON(org.ID, n))
+		waitUntil("an event accepted after the resume", func() bool {
+			a := c.do(c.replica(n), "POST", "/audit_logs/events", eventJSON(org.ID, n))
+			if a.code == 503 && a.retryAfter == "" {
+				t.Fatalf("503 without Retry-After: %s", a.body)
+			}
+			return a.code == 201
+		})
 	}
 	waitUntil("every event signed after the stalled replica resumed", func() bool {
 		return signedUpTo(c.replica(0), 16) && signedUpTo(c.replica(1), 16)
