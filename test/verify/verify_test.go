@@ -283,7 +283,7 @@ func backends(t *testing.T) []backend {
 	postgres := backend{name: "postgres",
 		args: func(t *testing.T) []string {
 			dsn = pgtest.New(t)
-			return []string{"--database", dsn}
+			return []string{"--database", dsn, "--log-origin", "trail.test/restore"}
 		},
 		// A backup is a copy of the database made with CREATE DATABASE …
 		// TEMPLATE, named after the directory the SQLite backend copies to.

@@ -118,8 +118,19 @@ test('adminPortal.revokeLink ends that admin\'s links and sessions, and no one e
   const bob = await workos.adminPortal.generateLink({ organization: org.id, externalUserId: 'user_bob' });
 
   // Alice and Bob each open a session.
+  // As a person opens a link: the GET shows a page with one button and
+  // spends nothing; pressing the button POSTs its form.
   const open = async (link) => {
-    const res = await fetch(link, { redirect: 'manual' });
+    const shown = await fetch(link, { redirect: 'manual' });
+    assert.equal(shown.status, 200, `showing ${link}`);
+    const html = await shown.text();
+    const field = (name) => html.match(new RegExp(`name="${name}" value="([^"]+)"`))[1];
+    const res = await fetch(new URL('/portal/launch', url), {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(url).origin },
+      body: new URLSearchParams({ secret: field('secret'), csrf: field('csrf') }),
+    });
     assert.equal(res.status, 303, `opening ${link}`);
     return res.headers.get('set-cookie').split(';')[0];
   };
