@@ -143,7 +143,12 @@ func TestWitnessesCatchARestoredFork(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; {
-		_, metrics := authGet(t, srv, "/metrics")
+		res, err := http.Get(srv.MetricsURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(res.Body)
+		res.Body.Close()
 		if strings.Contains(string(metrics), `trail_witness_forks_total{witness="w1.example"} 1`) &&
 			strings.Contains(string(metrics), `trail_witness_forks_total{witness="w2.example"} 1`) {
 			break
