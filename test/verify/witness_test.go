@@ -158,8 +158,33 @@ func TestWitnessesCatchARestoredFork(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, body := authGet(t, srv, "/readyz"); !strings.Contains(string(body), org.ID) {
-		t.Errorf("/readyz does not name the refused organization: %s", body)
+	// Fail closed: the public /readyz answers 503 and names no one, the
+	// operator listener's names the organization.
+	if code, body := authGet(t, srv, "/readyz"); code != http.StatusServiceUnavailable || strings.Contains(string(body), org.ID) {
+		t.Errorf("public /readyz = %d %s, want 503 naming no organization", code, body)
+	}
+	res, err := http.Get(srv.MetricsURL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), org.ID) {
+		t.Errorf("the operator listener's /readyz does not name the refused organization: %s", body)
+	}
+	// No event of the forked organization is acknowledged any more.
+	req, _ := http.NewRequest("POST", srv.URL+"/audit_logs/events", strings.NewReader(`{"organization_id":"`+org.ID+`","event":{"action":"after.fork",`+
+		`"occurred_at":"`+time.Now().UTC().Format(time.RFC3339)+`","actor":{"type":"user","id":"u"},"targets":[],"context":{"location":"203.0.113.7"}}}`))
+	req.Header.Set("Authorization", "Bearer "+srv.Key)
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "log_refused") {
+			t.Errorf("an event for the forked organization: %d %s, want 503 log_refused", res.StatusCode, b)
+		}
 	}
 	for _, w := range []*trailtest.Witness{w1, w2} {
 		if !strings.Contains(w.Logs(), "evidence of a fork") {
