@@ -173,12 +173,8 @@ func savedOrigin(dataDir string) bool {
 }
 
 // checkDeploymentIdentity checks this server's settings against the
-// deployment's (checkDeployment), with the retention default as the
-// sweeper reads it.
+// deployment's (checkDeployment). The retention flags were validated
+// before the database was opened; their default is read as it is.
 func (c *serveCommand) checkDeploymentIdentity(ctx context.Context, ds store.DeploymentStore, shared bool, origin string, signer *ledger.Signer, keys *keyring.Keyring) error {
-	ropts, err := c.retention.options()
-	if err != nil {
-		return usageError{err}
-	}
-	return checkDeployment(ctx, ds, c.deploymentSettings(origin, signer, keys, ropts.DefaultDays), shared)
+	return checkDeployment(ctx, ds, c.deploymentSettings(origin, signer, keys, int(c.retention.defaultDays)), shared)
 }
