@@ -154,12 +154,12 @@ func benchBundle(b *testing.B) (string, string) {
 	bundleOnce.Do(func() {
 		m := newMemStorage()
 		const org = "org_01JTSA0000000000000BENCH"
-		m.mu.Lock()
-		l := m.log(org)
+		m.Mu.Lock()
+		l := m.Log(org)
 		for s := range int64(n) {
-			l.records = append(l.records, benchRecord(org, s))
+			l.Records = append(l.Records, benchRecord(org, s))
 		}
-		m.mu.Unlock()
+		m.Mu.Unlock()
 		signer := newSigner(b)
 		i, err := ledger.NewIntegrator(m, signer, testPrefix, ledger.Options{DataDir: b.TempDir()}, nil, nil)
 		if err != nil {

@@ -272,14 +272,14 @@ func TestVerifyDetectsBundleTampering(t *testing.T) {
 
 func TestBundleAfterRetention(t *testing.T) {
 	m := newMemStorage()
-	b := &backend{name: "mem", storage: m, add: func(_ testing.TB, org string, n int) { m.add(org, n) }}
+	b := &backend{name: "mem", storage: m, add: func(_ testing.TB, org string, n int) { addRecords(m, org, n) }}
 	const org = "org_ret"
 	signer := integrated1000(t, b, org)
-	m.mu.Lock()
+	m.Mu.Lock()
 	for s := range 300 {
-		m.logs[org].records[s] = nil // retention deleted the bodies, not the tiles
+		m.Logs[org].Records[s] = nil // retention deleted the bodies, not the tiles
 	}
-	m.mu.Unlock()
+	m.Mu.Unlock()
 	raw := writeBundle(t, m, org, ledger.BundleOptions{From: 300})
 	rep, err := ledger.Verify(bytes.NewReader(raw), signer.VerifierKey(), ledger.VerifyOptions{})
 	if err != nil {

@@ -31,9 +31,9 @@ func fuzzLog(tb testing.TB) (*memStorage, string) {
 	m := newMemStorage()
 	const org = "org_fuzz"
 	i := startIntegrator(tb, m, signer, tb.TempDir(), ledger.Options{})
-	m.add(org, 25)
+	addRecords(m, org, 25)
 	waitIdle(tb, i)
-	m.add(org, 15)
+	addRecords(m, org, 15)
 	waitIdle(tb, i)
 	return m, org
 }

@@ -193,8 +193,8 @@ func TestIntegratorMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer i.Stop()
-	m.add("org_m1", 10)
-	m.add("org_m2", 5)
+	addRecords(m, "org_m1", 10)
+	addRecords(m, "org_m2", 5)
 	waitIdle(t, i)
 	if got := metricValue(t, reg, "trail_ledger_leaves_integrated_total"); got != 15 {
 		t.Errorf("leaves integrated = %v, want 15", got)
@@ -257,13 +257,13 @@ func (r *refusalMem) RefusedLogs(context.Context) (map[string]string, error) {
 func TestIntegratorAdmitAndRecordedRefusals(t *testing.T) {
 	signer, dir := newSigner(t), t.TempDir()
 	newest := newMemStorage()
-	newest.add("org_a", 100)
-	newest.add("org_b", 10)
+	addRecords(newest, "org_a", 100)
+	addRecords(newest, "org_b", 10)
 	first := startIntegrator(t, newest, signer, dir, ledger.Options{})
 	waitIdle(t, first)
 	first.Stop()
-	backup := newest.clone()
-	newest.add("org_a", 50)
+	backup := newest.Clone()
+	addRecords(newest, "org_a", 50)
 	second := startIntegrator(t, newest, signer, dir, ledger.Options{})
 	waitIdle(t, second)
 	second.Stop()

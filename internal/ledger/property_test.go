@@ -36,7 +36,7 @@ func TestProofsProperty(t *testing.T) {
 			o := newOracle()
 			var n int64
 			grow := func(k int) {
-				m.add(org, k)
+				addRecords(m, org, k)
 				for s := n; s < n+int64(k); s++ {
 					o.add(t, record(org, s))
 				}
@@ -62,15 +62,15 @@ func TestProofsProperty(t *testing.T) {
 				}
 			}
 			// Every checkpoint ever signed commits to the right tree.
-			m.mu.Lock()
+			m.Mu.Lock()
 			sizes := slices.Sorted(func(yield func(int64) bool) {
-				for s := range m.logs[org].checkpoints {
+				for s := range m.Logs[org].Checkpoints {
 					if !yield(s) {
 						return
 					}
 				}
 			})
-			m.mu.Unlock()
+			m.Mu.Unlock()
 			for _, s := range sizes {
 				msg, err := m.Checkpoint(context.Background(), org, s)
 				if err != nil {
@@ -155,10 +155,10 @@ func TestProofErrors(t *testing.T) {
 	ctx := context.Background()
 	m := newMemStorage()
 	i := startIntegrator(t, m, newSigner(t), t.TempDir(), ledger.Options{})
-	m.add("org_e", 10)
+	addRecords(m, "org_e", 10)
 	waitIdle(t, i)
 	i.Stop()
-	m.add("org_e", 5) // accepted, not integrated
+	addRecords(m, "org_e", 5) // accepted, not integrated
 	for _, tc := range []struct {
 		name      string
 		err       error

@@ -225,12 +225,12 @@ func TestRefusesInconsistentDatabase(t *testing.T) {
 		{
 			name: "restored, then other records written",
 			break_: func(t *testing.T, m, backup *memStorage, dir string, _ *ledger.Signer) *memStorage {
-				backup.mu.Lock()
-				l := backup.logs[org]
-				for s := len(l.records); s < 400; s++ {
-					l.records = append(l.records, bytes.Replace(record(org, int64(s)), []byte("user.signed_in"), []byte("user.deleted!!"), 1))
+				backup.Mu.Lock()
+				l := backup.Logs[org]
+				for s := len(l.Records); s < 400; s++ {
+					l.Records = append(l.Records, bytes.Replace(record(org, int64(s)), []byte("user.signed_in"), []byte("user.deleted!!"), 1))
 				}
-				backup.mu.Unlock()
+				backup.Mu.Unlock()
 				return backup
 			},
 			reason: "another history",
@@ -239,9 +239,9 @@ func TestRefusesInconsistentDatabase(t *testing.T) {
 			// The right edge of the tree: what extending it reads.
 			name: "stored tile altered",
 			break_: func(t *testing.T, m, backup *memStorage, dir string, _ *ledger.Signer) *memStorage {
-				m.mu.Lock()
-				m.logs[org].tiles[[2]int64{0, 1}][5] ^= 1
-				m.mu.Unlock()
+				m.Mu.Lock()
+				m.Logs[org].Tiles[[2]int64{0, 1}][5] ^= 1
+				m.Mu.Unlock()
 				return m
 			},
 			reason: "another history",
@@ -249,9 +249,9 @@ func TestRefusesInconsistentDatabase(t *testing.T) {
 		{
 			name: "stored tile altered, state file lost",
 			break_: func(t *testing.T, m, backup *memStorage, dir string, _ *ledger.Signer) *memStorage {
-				m.mu.Lock()
-				m.logs[org].tiles[[2]int64{1, 0}][5] ^= 1
-				m.mu.Unlock()
+				m.Mu.Lock()
+				m.Logs[org].Tiles[[2]int64{1, 0}][5] ^= 1
+				m.Mu.Unlock()
 				os.Remove(filepath.Join(dir, ledger.StateFile))
 				return m
 			},
@@ -264,9 +264,9 @@ func TestRefusesInconsistentDatabase(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				m.mu.Lock()
-				m.logs[org].checkpoints[300] = msg
-				m.mu.Unlock()
+				m.Mu.Lock()
+				m.Logs[org].Checkpoints[300] = msg
+				m.Mu.Unlock()
 				os.Remove(filepath.Join(dir, ledger.StateFile))
 				return m
 			},
@@ -276,9 +276,9 @@ func TestRefusesInconsistentDatabase(t *testing.T) {
 			name:  "organization missing",
 			noAdd: true,
 			break_: func(t *testing.T, m, backup *memStorage, dir string, _ *ledger.Signer) *memStorage {
-				backup.mu.Lock()
-				delete(backup.logs, org)
-				backup.mu.Unlock()
+				backup.Mu.Lock()
+				delete(backup.Logs, org)
+				backup.Mu.Unlock()
 				return backup
 			},
 			reason: "has no organization",
@@ -288,20 +288,20 @@ func TestRefusesInconsistentDatabase(t *testing.T) {
 			ctx := context.Background()
 			m := newMemStorage()
 			signer, dir := newSigner(t), t.TempDir()
-			m.add(org, 100)
-			m.add("org_ok", 10)
+			addRecords(m, org, 100)
+			addRecords(m, "org_ok", 10)
 			i := startIntegrator(t, m, signer, dir, ledger.Options{})
 			waitIdle(t, i)
-			backup := m.clone()
-			m.add(org, 200)
+			backup := m.Clone()
+			addRecords(m, org, 200)
 			waitIdle(t, i)
 			i.Stop()
 
 			s := tc.break_(t, m, backup, dir, signer)
 			before, _ := s.LogState(ctx, org)
-			s.add("org_ok", 5)
+			addRecords(s, "org_ok", 5)
 			if !tc.noAdd {
-				s.add(org, 50)
+				addRecords(s, org, 50)
 			}
 			var logs bytes.Buffer
 			r, err := ledger.NewIntegrator(s, signer, testPrefix, ledger.Options{DataDir: dir, Interval: time.Millisecond},
@@ -365,7 +365,7 @@ func TestStateFileKeepsOtherPrefixes(t *testing.T) {
 	}
 	m := newMemStorage()
 	i := startIntegrator(t, m, newSigner(t), dir, ledger.Options{})
-	m.add("org_1", 3)
+	addRecords(m, "org_1", 3)
 	waitIdle(t, i)
 	raw, _ := os.ReadFile(filepath.Join(dir, ledger.StateFile))
 	if !strings.Contains(string(raw), "other.example/org_1 5 ") || !strings.Contains(string(raw), testPrefix+"/org_1 3 ") {

@@ -92,7 +92,7 @@ func BenchmarkCosignLag(b *testing.B) {
 			<-tick.C
 			due := int(time.Since(start).Seconds() * float64(rate))
 			for ; sent < due; sent++ {
-				st.add("org_"+strconv.Itoa(sent%orgs), "a", 1)
+				addRecords(st, "org_"+strconv.Itoa(sent%orgs), "a", 1)
 			}
 			in.Wake()
 		}

@@ -288,7 +288,7 @@ func TestInteropTorchwoodWitness(t *testing.T) {
 	ls := startLog(t, st, signer, dir, witnesses, 1)
 	total := int64(0)
 	for _, n := range []int{1, 6, 300, 17} {
-		st.add("org_a", "a", n)
+		addRecords(st, "org_a", "a", n)
 		total += int64(n)
 		ls.in.Wake()
 		waitFor(t, "litewitness's cosignature", func() bool {
@@ -298,11 +298,11 @@ func TestInteropTorchwoodWitness(t *testing.T) {
 	}
 	// The restore of an older copy, then a different history.
 	ls.stop()
-	backup := st.clone()
+	backup := st.Clone()
 	backupDir := t.TempDir()
 	copyDir(t, dir, backupDir)
 	ls = startLog(t, st, signer, dir, witnesses, 1)
-	st.add("org_a", "a", 10)
+	addRecords(st, "org_a", "a", 10)
 	ls.in.Wake()
 	waitFor(t, "cosigned after 10 more", func() bool {
 		size, names := cosigners(t, ls, "org_a", &testWitness{config: witnesses[0]})
@@ -310,7 +310,7 @@ func TestInteropTorchwoodWitness(t *testing.T) {
 	})
 	ls.stop()
 	ls = startLog(t, backup, signer, backupDir, witnesses, 1)
-	backup.add("org_a", "forked", 20)
+	addRecords(backup, "org_a", "forked", 20)
 	ls.in.Wake()
 	waitFor(t, "the fork reported", func() bool { return ls.forked("org_a") != "" })
 }

@@ -169,7 +169,7 @@ func TestSubmitterCosigns(t *testing.T) {
 
 	for round := range 5 {
 		for _, org := range []string{"org_a", "org_b", "org_c"} {
-			st.add(org, "a", 3+round)
+			addRecords(st, org, "a", 3+round)
 		}
 		ls.in.Wake()
 		for _, org := range []string{"org_a", "org_b", "org_c"} {
@@ -236,7 +236,7 @@ func TestSubmitterWitnessDown(t *testing.T) {
 
 	st := newMemStorage()
 	ls := startLog(t, st, signer, t.TempDir(), []Config{w1.config, w2.config}, 2)
-	st.add("org_a", "a", 10)
+	addRecords(st, "org_a", "a", 10)
 	ls.in.Wake()
 	waitFor(t, "w1's cosignature", func() bool {
 		size, names := cosigners(t, ls, "org_a", w1, w2)
@@ -275,8 +275,8 @@ func TestSubmitterFork(t *testing.T) {
 			st := newMemStorage()
 			dir := t.TempDir()
 			ls := startLog(t, st, signer, dir, witnesses, 2)
-			st.add("org_a", "a", 10)
-			st.add("org_b", "b", 10)
+			addRecords(st, "org_a", "a", 10)
+			addRecords(st, "org_b", "b", 10)
 			ls.in.Wake()
 			waitFor(t, "cosigned at 10", func() bool {
 				s1, n1 := cosigners(t, ls, "org_a", w1, w2)
@@ -285,11 +285,11 @@ func TestSubmitterFork(t *testing.T) {
 			})
 			// The backup, taken while stopped.
 			ls.stop()
-			backup := st.clone()
+			backup := st.Clone()
 			backupDir := t.TempDir()
 			copyDir(t, dir, backupDir)
 			ls = startLog(t, st, signer, dir, witnesses, 2)
-			st.add("org_a", "a", 10)
+			addRecords(st, "org_a", "a", 10)
 			ls.in.Wake()
 			waitFor(t, "cosigned at 20", func() bool {
 				s, n := cosigners(t, ls, "org_a", w1, w2)
@@ -300,8 +300,8 @@ func TestSubmitterFork(t *testing.T) {
 			// The restore: database and data directory as they were.
 			restored := backup
 			ls = startLog(t, restored, signer, backupDir, witnesses, 2)
-			restored.add("org_a", "forked", tt.after)
-			restored.add("org_b", "b", 5) // an organization that did not fork
+			addRecords(restored, "org_a", "forked", tt.after)
+			addRecords(restored, "org_b", "b", 5) // an organization that did not fork
 			ls.in.Wake()
 			waitFor(t, "the fork reported", func() bool { return ls.forked("org_a") != "" })
 			if _, ok := ls.in.Refused()["org_a"]; !ok {
