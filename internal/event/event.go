@@ -47,9 +47,32 @@ type Draft struct {
 	TargetsMetadata []Metadata // parallel to Targets
 	Metadata        Metadata
 
+	// Imported, when set, says the event was recorded by another service
+	// first and brought into Trail by an import (cmd/trail import); the
+	// record carries it as "imported", so every reader of the record sees
+	// that its occurred_at and content came from elsewhere.
+	Imported *Import
+
 	// Tail is the canonical JSON of the fields action … metadata, without the
 	// surrounding braces and without a leading comma.
 	Tail []byte
+}
+
+// Import is where an imported event came from: the service (Source, such
+// as "workos") and the event's id there.
+type Import struct {
+	Source string
+	ID     string
+}
+
+// MaxImportFieldLen bounds an Import's Source and ID.
+const MaxImportFieldLen = 200
+
+// MarkImported records imp in d and re-encodes d.Tail to include it. d must
+// be as parsing leaves it.
+func (d *Draft) MarkImported(imp Import) {
+	d.Imported = &imp
+	d.Tail = appendTail(make([]byte, 0, len(d.Tail)+len(imp.Source)+len(imp.ID)+32), d)
 }
 
 // Entity is an actor or a target.

@@ -244,6 +244,7 @@ const (
 	fOrganizationID
 	fSeq
 	fReceivedAt
+	fImported
 )
 
 func eventBit(key string, record bool) uint32 {
@@ -273,6 +274,8 @@ func eventBit(key string, record bool) uint32 {
 			return fSeq
 		case "received_at":
 			return fReceivedAt
+		case "imported":
+			return fImported
 		}
 	}
 	return 0
@@ -313,6 +316,8 @@ func (p *parser) event(base string, d *Draft, acc *Accepted) {
 			acc.Seq, _ = p.intField(l, "seq", 0, true)
 		case fReceivedAt:
 			acc.ReceivedAt, _ = p.timeField(l, "received_at", false)
+		case fImported:
+			d.Imported = p.imported(l)
 		}
 	}
 	if p.sc.err != nil {
@@ -344,6 +349,47 @@ func (p *parser) event(base string, d *Draft, acc *Accepted) {
 			p.add(l.path(f.name), CodeRequired, f.msg)
 		}
 	}
+}
+
+// imported reads a record's "imported" object: {"source":…,"id":…}. Only
+// stored records have one; in a request it is an unknown key, ignored like
+// any other, so an application cannot claim an event was imported.
+func (p *parser) imported(l loc) *Import {
+	const msg = "must be an object with source and id"
+	switch p.sc.next() {
+	case kindObject:
+	case kindInvalid:
+		return nil
+	default:
+		p.wrongType(l, "imported", msg)
+		return nil
+	}
+	il := loc{parent: l.path(""), name: "imported", idx: -1}
+	rule := strRule{required: true, max: MaxImportFieldLen, noControl: true}
+	imp := new(Import)
+	var m members
+	for more := p.sc.objectFirst(); more; more = p.sc.objectNext() {
+		key, _ := p.sc.key()
+		var bit uint32
+		switch key {
+		case "source":
+			bit = 1
+		case "id":
+			bit = 2
+		}
+		if !p.claim(&m, il, key, bit) {
+			continue
+		}
+		if bit == 1 {
+			imp.Source, _ = p.str(il, "source", rule)
+		} else {
+			imp.ID, _ = p.str(il, "id", rule)
+		}
+	}
+	if p.sc.err == nil && m.seen != 3 {
+		p.add(il.path(""), CodeRequired, msg)
+	}
+	return imp
 }
 
 const (

@@ -2,6 +2,7 @@ package event
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -50,19 +51,39 @@ func RecordSize(a Accepted, tailLen int) int {
 	return fixed + len(a.ID) + len(a.OrganizationID) + tailLen
 }
 
+// DerivedID returns the event id "evt_" + a ULID of t's millisecond and the
+// first 80 bits of SHA-256(seed): the same inputs always give the same id.
+// An import derives its events' ids from where they came from, so that
+// running it again finds the events it stored before.
+func DerivedID(t time.Time, seed []byte) string {
+	sum := sha256.Sum256(seed)
+	var id ulid.ULID
+	_ = id.SetTime(ulidMillis(t))
+	copy(id[6:], sum[:10])
+	var buf [4 + ulid.EncodedSize]byte
+	copy(buf[:], "evt_")
+	_ = id.MarshalTextTo(buf[4:]) // buf is the right size
+	return string(buf[:])
+}
+
+// ulidMillis is t's Unix millisecond, clamped to what a ULID can hold.
+func ulidMillis(t time.Time) uint64 {
+	ms := t.UnixMilli()
+	switch {
+	case ms < 0:
+		return 0
+	case uint64(ms) > ulid.MaxTime():
+		return ulid.MaxTime()
+	}
+	return uint64(ms)
+}
+
 // NewID returns a new event id, "evt_" + a ULID of t's millisecond and 80
 // random bits. Times outside what a ULID can hold are clamped to its range.
 func NewID(t time.Time) string {
 	var id ulid.ULID
-	ms := t.UnixMilli()
-	switch {
-	case ms < 0:
-		ms = 0
-	case uint64(ms) > ulid.MaxTime():
-		ms = int64(ulid.MaxTime())
-	}
-	_ = id.SetTime(uint64(ms)) // in range by construction
-	_, _ = rand.Read(id[6:])   // crypto/rand.Read never fails (Go 1.24+)
+	_ = id.SetTime(ulidMillis(t)) // in range by construction
+	_, _ = rand.Read(id[6:])      // crypto/rand.Read never fails (Go 1.24+)
 	var buf [4 + ulid.EncodedSize]byte
 	copy(buf[:], "evt_")
 	_ = id.MarshalTextTo(buf[4:]) // buf is the right size
@@ -123,6 +144,13 @@ func appendTail(dst []byte, d *Draft) []byte {
 	if len(d.Metadata) > 0 {
 		dst = append(dst, `,"metadata":`...)
 		dst = appendMetadata(dst, d.Metadata)
+	}
+	if d.Imported != nil {
+		dst = append(dst, `,"imported":{"source":`...)
+		dst = appendString(dst, d.Imported.Source)
+		dst = append(dst, `,"id":`...)
+		dst = appendString(dst, d.Imported.ID)
+		dst = append(dst, '}')
 	}
 	return dst
 }

@@ -371,3 +371,36 @@ func TestParseRecordPredatesRules(t *testing.T) {
 		})
 	}
 }
+
+// An imported event's record ends with where it came from and reads back
+// with it; a request cannot claim an import (the key is ignored there), and
+// a malformed "imported" in a record is refused.
+func TestImportedRecord(t *testing.T) {
+	body := []byte(`{"action":"a.b","occurred_at":"2022-09-02T17:14:57.094Z","actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"},"imported":{"source":"evil","id":"x"}}`)
+	d, err := ParseEvent(body, testNow, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Imported != nil || strings.Contains(string(d.Tail), "imported") {
+		t.Fatalf("a request set imported: %s", d.Tail)
+	}
+	d.MarkImported(Import{Source: "workos", ID: "audit_log_event_1"})
+	rec := AppendRecord(nil, Accepted{ID: "evt_1", OrganizationID: "org_1", Seq: 3, ReceivedAt: testNow}, d.Tail)
+	if !strings.HasSuffix(string(rec), `"context":{"location":"x"},"imported":{"source":"workos","id":"audit_log_event_1"}}`) {
+		t.Fatalf("record %s", rec)
+	}
+	back, err := ParseRecord(rec)
+	if err != nil || back.Imported == nil || *back.Imported != (Import{Source: "workos", ID: "audit_log_event_1"}) {
+		t.Fatalf("ParseRecord: %+v %v", back, err)
+	}
+	for _, bad := range []string{`"imported":1`, `"imported":{"source":"workos"}`, `"imported":{"source":"","id":"x"}`, `"imported":{"source":"a","id":"b","id":"c"}`} {
+		r := []byte(`{"id":"evt_1","organization_id":"org_1","seq":0,"received_at":"2022-09-02T17:14:57.094Z","action":"a.b","occurred_at":"2022-09-02T17:14:57.094Z","actor":{"id":"u","type":"user"},"targets":[],"context":{"location":"x"},` + bad + `}`)
+		if _, err := ParseRecord(r); err == nil {
+			t.Errorf("ParseRecord accepted %s", bad)
+		}
+	}
+	a1, a2, b := DerivedID(testNow, []byte("a")), DerivedID(testNow, []byte("a")), DerivedID(testNow, []byte("b"))
+	if a1 != a2 || a1 == b || !strings.HasPrefix(a1, "evt_") {
+		t.Error("DerivedID is not a function of its inputs")
+	}
+}
