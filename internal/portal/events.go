@@ -47,6 +47,7 @@ type eventRow struct {
 	Targets    []entityView
 	MoreTarget int
 	Location   string
+	Imported   string // the service the event was imported from, or ""
 }
 
 type entityView struct {
@@ -124,6 +125,19 @@ func (p *Portal) events(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, status, "events", page{Title: "Events", Nav: "events", Session: s, Data: d})
 }
 
+// importView is where an imported event came from, as the portal shows it.
+type importView struct {
+	Source, ID string
+}
+
+// sourceName is how the portal names a service events were imported from.
+func sourceName(source string) string {
+	if source == "workos" {
+		return "WorkOS"
+	}
+	return source
+}
+
 func rows(evs []store.StoredEvent) ([]eventRow, error) {
 	out := make([]eventRow, 0, len(evs))
 	for _, e := range evs {
@@ -133,6 +147,9 @@ func rows(evs []store.StoredEvent) ([]eventRow, error) {
 		}
 		row := eventRow{ID: e.ID, Seq: e.Seq, URL: "/portal/events/" + e.ID, OccurredAt: rec.OccurredAt,
 			Action: rec.Action, Actor: entity(rec.Actor, nil), Location: rec.Location}
+		if rec.Imported != nil {
+			row.Imported = sourceName(rec.Imported.Source)
+		}
 		for i, t := range rec.Targets {
 			if i == 3 {
 				row.MoreTarget = len(rec.Targets) - 3
@@ -157,6 +174,7 @@ type eventData struct {
 	UserAgent  string
 	Metadata   []kv
 	Record     string // indented for reading
+	Imported   *importView
 	Proof      proofView
 	Back       string
 }
@@ -191,6 +209,9 @@ func (p *Portal) eventDetail(w http.ResponseWriter, r *http.Request) {
 	d := eventData{ID: e.ID, Seq: e.Seq, Action: rec.Action, Version: rec.Version, OccurredAt: rec.OccurredAt,
 		ReceivedAt: rec.ReceivedAt, Actor: entity(rec.Actor, rec.ActorMetadata), Location: rec.Location,
 		UserAgent: rec.UserAgent, Metadata: metadata(rec.Metadata), Back: "/portal/events"}
+	if rec.Imported != nil {
+		d.Imported = &importView{Source: sourceName(rec.Imported.Source), ID: rec.Imported.ID}
+	}
 	for i, t := range rec.Targets {
 		var md event.Metadata
 		if i < len(rec.TargetsMetadata) {
