@@ -482,19 +482,29 @@ type cliTarget struct {
 // recordCLIAction audits an administrative action taken on the command line
 // (docs/DESIGN.md §8): the actor is the operating-system user who ran it.
 func recordCLIAction(ctx context.Context, st store.Store, action, logOrg string, target cliTarget) error {
+	return recordCLIActionWith(ctx, st, action, logOrg, target, nil)
+}
+
+// recordCLIActionWith is recordCLIAction with the event's metadata (string,
+// number or boolean values, WorkOS's limits).
+func recordCLIActionWith(ctx context.Context, st store.Store, action, logOrg string, target cliTarget, metadata map[string]any) error {
 	who := "unknown"
 	if u, err := user.Current(); err == nil {
 		who = u.Username
 	}
 	host, _ := os.Hostname()
 	now := time.Now()
-	body, err := json.Marshal(map[string]any{
+	ev := map[string]any{
 		"action":      action,
 		"occurred_at": now.UTC().Format(time.RFC3339Nano),
 		"actor":       map[string]any{"type": "cli_user", "id": who, "name": who},
 		"targets":     []cliTarget{target},
 		"context":     map[string]any{"location": "cli@" + host, "user_agent": "trail/" + version},
-	})
+	}
+	if len(metadata) > 0 {
+		ev["metadata"] = metadata
+	}
+	body, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("couldn't encode audit event: %w", err)
 	}

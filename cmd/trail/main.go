@@ -3,6 +3,7 @@
 //	trail serve            run the HTTP API and background workers
 //	trail migrate          bring the database schema up to date
 //	trail org create|list|import  manage organizations (import: WorkOS's, under their ids)
+//	trail import --org ORG FILE   an organization's past events from WorkOS's CSV export
 //	trail key create|list|revoke  manage API keys
 //	trail log key|checkpoint|pull  fetch the verifier key, checkpoints and bundles
 //	trail verify FILE --key VKEY   check a bundle offline
@@ -36,6 +37,7 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"serve":      &serveCommand{stdout: stdout, stderr: stderr},
 		"migrate":    &migrateCommand{stdout: stdout},
 		"org":        &orgCommand{stdout: stdout},
+		"import":     &importCommand{stdout: stdout, stderr: stderr},
 		"key":        &keyCommand{stdout: stdout},
 		"portal":     &portalCommand{stdout: stdout},
 		"deployment": &deploymentCommand{stdout: stdout},
@@ -54,6 +56,7 @@ Usage:
   trail serve                 run the API, the Admin Portal and the background workers
   trail migrate               bring the database schema up to date
   trail org create|list|import  manage organizations (import FILE: WorkOS's list-organizations JSON)
+  trail import --org ID FILE  import an organization's past events from WorkOS's CSV export
   trail key create|list|revoke  manage API keys
   trail portal revoke ORG_ID  end an organization's Admin Portal sessions
   trail deployment show|set   the settings every replica must agree on
