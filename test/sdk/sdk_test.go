@@ -20,14 +20,16 @@ import (
 
 // minNode is the oldest Node.js the pinned SDKs run on: 8.9.0's
 // package.json "engines"; older ones lack globals the SDK uses. 12.3.0
-// declares 22.11 in its "engines" but uses nothing newer than 8.9.0 does:
-// its suite (test/sdk/node12) passes on Node.js 20, the newest Debian ships.
+// and 11.0.0 declare 22.11 in their "engines" but use nothing newer than
+// 8.9.0 does: their suites (test/sdk/node11, test/sdk/node12) pass on
+// Node.js 20, the newest Debian ships.
 var minNode = [3]int{20, 15, 0}
 
 // sdkDirs are the pinned WorkOS Node SDKs, each in its own directory with
 // its package.json, package-lock.json and *.test.mjs files.
 var sdkDirs = []struct{ dir, version string }{
 	{"node", "8.9.0"},
+	{"node11", "11.0.0"},
 	{"node12", "12.3.0"},
 }
 
@@ -63,7 +65,9 @@ func TestWorkOSNodeSDK(t *testing.T) {
 
 // importedOrg is the organization of testdata/workos-organizations.json, a
 // page of WorkOS's list of organizations: each suite's main server starts on
-// a database where `trail org import` created it, as docs/WORKOS.md says to.
+// a database where `trail org import` created it and `trail import` brought
+// in its history (testdata/workos-audit-log-export.csv), as docs/WORKOS.md
+// says to.
 const importedOrg = "org_01EHZNVPK3SFK441A1RGBFSHRT"
 
 // runNodeSuite runs every *.test.mjs of dir against fresh servers.
@@ -73,6 +77,11 @@ func runNodeSuite(t *testing.T, node, dir string) {
 		filepath.Join(trailtest.ModuleRoot(), "test", "sdk", "testdata", "workos-organizations.json"))
 	if out, err := imp.CombinedOutput(); err != nil || !strings.Contains(string(out), "Imported 1 organizations") {
 		t.Fatalf("trail org import: %v\n%s", err, out)
+	}
+	history := exec.Command(trailtest.Binary(t), "import", "--data", data, "--org", importedOrg,
+		filepath.Join(trailtest.ModuleRoot(), "test", "sdk", "testdata", "workos-audit-log-export.csv"))
+	if out, err := history.CombinedOutput(); err != nil || !strings.Contains(string(out), "Imported 3 into "+importedOrg) {
+		t.Fatalf("trail import: %v\n%s", err, out)
 	}
 	srv := trailtest.Start(t, trailtest.Options{Data: data})
 	// A second server with a small per-key rate limit, for the SDK's 429
