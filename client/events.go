@@ -103,11 +103,21 @@ type Record struct {
 	Targets        []Entity       `json:"targets"`
 	Context        EventContext   `json:"context"`
 	Metadata       map[string]any `json:"metadata,omitempty"`
+	// Imported says the event was recorded by another service and
+	// imported (trail import); nil for events Trail recorded.
+	Imported *ImportedFrom `json:"imported,omitempty"`
 	// SchemaMismatch: the event did not match its action's latest schema
 	// when it was stored (not part of the record's bytes).
 	SchemaMismatch bool `json:"schema_mismatch,omitempty"`
 	// Raw is the record as Trail answered it.
 	Raw json.RawMessage `json:"-"`
+}
+
+// ImportedFrom is where an imported event came from: the service and the
+// event's id there.
+type ImportedFrom struct {
+	Source string `json:"source"`
+	ID     string `json:"id"`
 }
 
 // UnmarshalJSON decodes a record and keeps its bytes in Raw.

@@ -24,6 +24,7 @@ import (
 	"github.com/trailaudit/trail/internal/ingest"
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/livetail"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/portal"
 	"github.com/trailaudit/trail/internal/schema"
@@ -106,6 +107,8 @@ var hostileRoutes = map[string]routeSpec{
 		"range_end": {"2100-01-01T00:00:00Z"}, "action": {"user.signed_in"}, "actor_id": {"user_1"}, "actor_name": {"Jon"},
 		"target_type": {"team"}, "target_id": {"team_1"}, "q": {"blue"}, "limit": {"5"}, "order": {"asc"}, "schema_mismatch": {"true"}}},
 	"GET /v1/events/{id}": {path: "/v1/events/evt_01JDGOLDEN0000000000000000", okStatus: 404},
+	"GET /v1/events/stream": {path: "/v1/events/stream", query: url.Values{"organization_id": {"{org}"}, "action": {"user.signed_in"},
+		"actor_id": {"user_1"}, "actor_name": {"Jon"}, "target_type": {"team"}, "target_id": {"team_1"}, "q": {"blue"}, "since_seq": {"0"}}},
 
 	"POST /organizations":                                     {path: "/organizations", body: `{"name":"Org","external_id":"ext_1","domains":[],"metadata":{},"allow_profiles_outside_organization":false}`},
 	"GET /organizations":                                      {path: "/organizations", query: url.Values{"limit": {"5"}, "order": {"asc"}, "after": {"{org}"}, "domains": {"example.com"}}},
@@ -278,6 +281,8 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 		Exports:   ExportConfig{Service: svc, Links: export.NewLinks(keys.Key("trail export links v1"))},
 		Schemas:   schema.NewRegistry(st, schema.Options{}),
 		Portal:    PortalConfig{Handler: p, Links: p},
+		// A live tail answers until it is ended: here, at once.
+		Tail: TailConfig{Hub: livetail.NewHub(st, livetail.Options{}), MaxDuration: time.Millisecond},
 	})
 	srv.SetReady(true)
 	e.api = srv

@@ -19,6 +19,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/export"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/livetail"
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store/sqlite"
 )
@@ -74,6 +75,8 @@ func withEverything(t *testing.T) envOption {
 			xs.Close()
 		})
 		c.Exports = ExportConfig{Service: svc, Links: export.NewLinks([]byte("0123456789abcdef0123456789abcdef"))}
+		// A live tail answers until it is ended: here, at once.
+		c.Tail = TailConfig{Hub: livetail.NewHub(e.st, livetail.Options{}), MaxDuration: time.Millisecond}
 	}
 }
 

@@ -80,6 +80,8 @@ type Config struct {
 	Schemas *schema.Registry
 	// Portal serves the Admin Portal; its routes exist only when set.
 	Portal PortalConfig
+	// Tail serves the live tail; its route exists only when set.
+	Tail TailConfig
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -173,6 +175,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/events/batch", access.ScopeEventsWrite, s.createEventBatch)
 	s.handle("GET /v1/events", access.ScopeEventsRead, s.listEvents)
 	s.handle("GET /v1/events/{id}", access.ScopeEventsRead, s.getEvent)
+	s.tailRoutes()
 
 	s.handle("POST /organizations", access.ScopeAdmin, s.createOrganization)
 	s.handle("GET /organizations", access.ScopeAdmin, s.listOrganizations)
