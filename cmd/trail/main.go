@@ -6,6 +6,7 @@
 //	trail import --org ORG FILE   an organization's past events from WorkOS's CSV export
 //	trail key create|list|revoke  manage API keys
 //	trail log key|checkpoint|pull  fetch the verifier key, checkpoints and bundles
+//	trail tail --org ORG           follow an organization's events as they are recorded
 //	trail verify FILE --key VKEY   check a bundle offline
 //	trail export                   export an organization's events through a server
 //	trail witness                  cosign other logs' consistent checkpoints
@@ -42,6 +43,7 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"portal":     &portalCommand{stdout: stdout},
 		"deployment": &deploymentCommand{stdout: stdout},
 		"log":        &logCommand{stdout: stdout, stderr: stderr},
+		"tail":       &tailCommand{stdout: stdout, stderr: stderr},
 		"verify":     &verifyCommand{stdout: stdout, stderr: stderr},
 		"export":     &exportCommand{stdout: stdout, stderr: stderr},
 		"bench":      &benchCommand{stdout: stdout, stderr: stderr},
@@ -61,6 +63,7 @@ Usage:
   trail portal revoke ORG_ID  end an organization's Admin Portal sessions
   trail deployment show|set   the settings every replica must agree on
   trail log key|checkpoint|pull  fetch the log's verifier key, a checkpoint or a bundle
+  trail tail --server URL --org ID  follow an organization's events as they are recorded
   trail verify FILE --key VKEY  check a bundle offline (see docs/VERIFYING.md)
   trail export --server URL --org ID  export an organization's events (CSV or a verifiable NDJSON bundle)
   trail bench ingest|query|verify|check  measure a server under load, check nothing was lost

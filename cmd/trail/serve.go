@@ -28,6 +28,7 @@ import (
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/livetail"
 	"github.com/trailaudit/trail/internal/retention"
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store"
@@ -317,7 +318,12 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	submitter := admittedSubmitter{next: guardedSubmitter(committer, guard), admit: integrator.Admit}
+	tail := livetail.NewHub(st, livetail.Options{Logger: logger})
+	if err := tail.RegisterMetrics(reg); err != nil {
+		ln.Close()
+		return err
+	}
+	submitter := admittedSubmitter{next: tail.NotifyingSubmitter(guardedSubmitter(committer, guard)), admit: integrator.Admit}
 	handler := api.New(st, submitter, api.Config{
 		Limits:            limits,
 		MaxBatchBodyBytes: c.maxBatchBody,
@@ -334,6 +340,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Portal:    portalConfig,
 		Exports:   exportAPI,
 		Schemas:   schemas,
+		Tail:      api.TailConfig{Hub: tail},
 	})
 	apiServer = handler
 	srv := &http.Server{
@@ -344,6 +351,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Live tails are requests that never finish by themselves: shutting
+	// down ends them (their clients reconnect with Last-Event-ID).
+	srv.RegisterOnShutdown(tail.Close)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	var opsSrv *http.Server
