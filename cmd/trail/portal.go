@@ -17,9 +17,10 @@ import (
 // newPortal builds the Admin Portal for `trail serve` and starts the
 // cleanup of expired links under ctx. server returns the API server once it
 // exists: the portal records its admins' actions, and manages log streams,
-// through it. exports (nil: none) serves the events page's CSV export.
+// through it. exports (nil: none) serves the events page's CSV export;
+// tail the live view.
 func newPortal(ctx context.Context, st store.Store, vkey string, keys *keyring.Keyring, publicURL string,
-	logger *slog.Logger, server func() *api.Server, exports portal.Exports, ls ledger.Storage, witnesses portal.Witnesses) (api.PortalConfig, error) {
+	logger *slog.Logger, server func() *api.Server, exports portal.Exports, ls ledger.Storage, witnesses portal.Witnesses, tail portal.Tail) (api.PortalConfig, error) {
 	ps, ok := st.(portal.Store)
 	if !ok {
 		return api.PortalConfig{}, fmt.Errorf("this database backend (%T) cannot serve the Admin Portal", st)
@@ -30,6 +31,7 @@ func newPortal(ctx context.Context, st store.Store, vkey string, keys *keyring.K
 		Logger:     logger.With("component", "portal"),
 		Exports:    exports,
 		Witnesses:  witnesses,
+		Tail:       tail,
 		Streams:    portalStreams{server},
 		Audit: func(r *http.Request, a portal.Action) {
 			server().AuditPortal(r, api.PortalAction{OrganizationID: a.OrganizationID, Action: a.Action, Admin: a.Admin, AdminID: a.AdminID,

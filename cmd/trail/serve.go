@@ -311,15 +311,15 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	defer exports.svc.Stop(context.Background()) // on early returns; a no-op after the shutdown's Stop
 	exportAPI := api.ExportConfig{Service: exports.svc, BaseURL: c.publicURL,
 		Links: export.NewLinks(keys.Key("trail export links v1"))}
-	var apiServer *api.Server // the portal records its admins' actions, and acts on streams, through it
-	portalConfig, err := newPortal(workers, st, signer.VerifierKey(), keys, publicURL, logger, func() *api.Server { return apiServer },
-		exports.svc, logStorage, portalWitnesses(cosigner))
-	if err != nil {
+	tail := livetail.NewHub(st, livetail.Options{Logger: logger})
+	if err := tail.RegisterMetrics(reg); err != nil {
 		ln.Close()
 		return err
 	}
-	tail := livetail.NewHub(st, livetail.Options{Logger: logger})
-	if err := tail.RegisterMetrics(reg); err != nil {
+	var apiServer *api.Server // the portal records its admins' actions, and acts on streams, through it
+	portalConfig, err := newPortal(workers, st, signer.VerifierKey(), keys, publicURL, logger, func() *api.Server { return apiServer },
+		exports.svc, logStorage, portalWitnesses(cosigner), tail)
+	if err != nil {
 		ln.Close()
 		return err
 	}

@@ -163,9 +163,12 @@ var hostilePortalRoutes = map[string]routeSpec{
 		"actor_id": {"user_1"}, "actor_name": {"Jon"}, "target_type": {"team"}, "target_id": {"team_1"}, "q": {"blue"}}},
 	"GET /portal/events/histogram.svg": {path: "/portal/events/histogram.svg", query: url.Values{"from": {"2000-01-01"}, "to": {"2100-01-01"}}},
 	"GET /portal/events/{id}":          {path: "/portal/events/evt_01JDGOLDEN0000000000000000", okStatus: 404},
-	"GET /portal/integrity":            {path: "/portal/integrity"},
-	"GET /portal/integrity/{file}":     {path: "/portal/integrity/checkpoint.txt", okStatus: 404},
-	"POST /portal/logout":              {path: "/portal/logout", form: url.Values{}},
+	"GET /portal/live":                 {path: "/portal/live", query: url.Values{"action": {"user.signed_in"}, "actor_id": {"user_1"}, "q": {"blue"}}},
+	"GET /portal/live/stream": {path: "/portal/live/stream", query: url.Values{"action": {"user.signed_in"}, "actor_id": {"user_1"},
+		"actor_name": {"Jon"}, "target_type": {"team"}, "target_id": {"team_1"}, "q": {"blue"}}},
+	"GET /portal/integrity":        {path: "/portal/integrity"},
+	"GET /portal/integrity/{file}": {path: "/portal/integrity/checkpoint.txt", okStatus: 404},
+	"POST /portal/logout":          {path: "/portal/logout", form: url.Values{}},
 	"POST /portal/exports": {path: "/portal/exports", form: url.Values{"from": {"2000-01-01"}, "to": {"2100-01-01"}, "action": {"user.signed_in"},
 		"actor_id": {"user_1"}, "actor_name": {"Jon"}, "target_type": {"team"}}},
 	"GET /portal/exports/{id}":          {path: "/portal/exports/{export}"},
@@ -265,7 +268,10 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 	}
 	e := &hostileEnv{t: t, fixtures: map[string]string{"{action}": "user.signed_in"}}
 	var srv *Server
+	tail := livetail.NewHub(st, livetail.Options{})
+	t.Cleanup(tail.Close)
 	p, err := portal.New(portal.Config{Store: st, Ledger: st, VerifierKey: signer.VerifierKey(), BaseURL: "http://trail.test",
+		Tail: tail, TailStream: livetail.StreamOptions{MaxDuration: time.Millisecond}, // a stream answers until it ends: here, at once
 		SessionKey: keys.Key("trail portal sessions v1"), Exports: svc, Streams: hostilePortalStreams{func() *Server { return srv }},
 		Audit: func(r *http.Request, a portal.Action) {
 			srv.AuditPortal(r, PortalAction{OrganizationID: a.OrganizationID, Action: a.Action, Admin: a.Admin,
@@ -282,7 +288,7 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 		Schemas:   schema.NewRegistry(st, schema.Options{}),
 		Portal:    PortalConfig{Handler: p, Links: p},
 		// A live tail answers until it is ended: here, at once.
-		Tail: TailConfig{Hub: livetail.NewHub(st, livetail.Options{}), MaxDuration: time.Millisecond},
+		Tail: TailConfig{Hub: tail, MaxDuration: time.Millisecond},
 	})
 	srv.SetReady(true)
 	e.api = srv

@@ -74,7 +74,7 @@ func (p *Portal) serveAsset(w http.ResponseWriter, r *http.Request) {
 }
 
 // pages are the templates, each parsed with the layout.
-var pages = []string{"message", "launch", "events", "event", "integrity", "export", "streams", "stream", "streamform", "streamdelete"}
+var pages = []string{"message", "launch", "events", "event", "live", "integrity", "export", "streams", "stream", "streamform", "streamdelete"}
 
 func parseTemplates(a *assets) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/livetail"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -77,6 +78,10 @@ type Config struct {
 	// Witnesses, when set, lists the witnesses that cosign this
 	// deployment's checkpoints on the integrity page (docs/WITNESS.md).
 	Witnesses Witnesses
+	// Tail, when set, serves the live view (/portal/live); TailStream
+	// shapes its streams.
+	Tail       Tail
+	TailStream livetail.StreamOptions
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -149,6 +154,10 @@ func (p *Portal) routes() {
 	p.mux.Handle("GET /portal/events", p.session(p.intent(IntentAuditLogs, p.events)))
 	p.mux.Handle("GET /portal/events/histogram.svg", p.session(p.intent(IntentAuditLogs, p.histogram)))
 	p.mux.Handle("GET /portal/events/{id}", p.session(p.intent(IntentAuditLogs, p.eventDetail)))
+	if p.cfg.Tail != nil {
+		p.mux.Handle("GET /portal/live", p.session(p.intent(IntentAuditLogs, p.live)))
+		p.mux.Handle("GET /portal/live/stream", p.session(p.intent(IntentAuditLogs, p.liveStream)))
+	}
 	p.mux.Handle("GET /portal/integrity", p.session(p.integrity))
 	p.mux.Handle("GET /portal/integrity/{file}", p.session(p.download))
 	p.mux.Handle("POST /portal/logout", p.session(p.csrf(p.logout)))
@@ -183,7 +192,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	// Nothing inline, nothing from elsewhere: scripts, styles and images
 	// come from this origin's hashed asset URLs (and the histogram).
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "+
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
@@ -208,13 +217,15 @@ type page struct {
 	Nav     string // the current section: events, streams, integrity
 	Session *session
 	CSRF    string
-	Refresh int // seconds; > 0 reloads the page (a meta refresh, no script)
+	Refresh int  // seconds; > 0 reloads the page (a meta refresh, no script)
+	Live    bool // the live view is served (Config.Tail)
 	Asset   func(string) string
 	Data    any
 }
 
 func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name string, pg page) {
 	pg.Asset = p.assets.url
+	pg.Live = p.cfg.Tail != nil
 	if pg.Session != nil {
 		pg.CSRF = p.csrfToken(pg.Session)
 	}
