@@ -1,7 +1,6 @@
 package api
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -71,15 +70,12 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	return ServeTail(w, r, s.cfg.Tail, org, from, filter)
+	return serveTail(w, r, s.cfg.Tail, org, from, filter)
 }
 
-// ServeTail streams sub's records to w as Server-Sent Events until the
-// client goes away or the subscription ends; the portal's live view uses it
-// too. A refusal before the stream starts is returned as an error for the
-// caller to render.
-func ServeTail(w http.ResponseWriter, r *http.Request, cfg TailConfig, org string, from int64, f livetail.Filter) error {
-	sub, err := cfg.Hub.Subscribe(r.Context(), org, from, f)
+// serveTail streams the tail and answers a refused subscription.
+func serveTail(w http.ResponseWriter, r *http.Request, cfg TailConfig, org string, from int64, f livetail.Filter) error {
+	err := cfg.Hub.ServeSSE(w, r, org, from, f, livetail.StreamOptions{Heartbeat: cfg.Heartbeat, MaxDuration: cfg.MaxDuration})
 	switch {
 	case errors.Is(err, livetail.ErrTooMany):
 		return &apiError{status: http.StatusServiceUnavailable, code: "too_many_live_tails",
@@ -92,84 +88,8 @@ func ServeTail(w http.ResponseWriter, r *http.Request, cfg TailConfig, org strin
 	case errors.Is(err, livetail.ErrClosed):
 		return &apiError{status: http.StatusServiceUnavailable, code: "shutting_down",
 			message: "This server is shutting down; connect again.", retryAfter: 1}
-	case err != nil:
-		return err
 	}
-	defer sub.Close()
-
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
-	w.WriteHeader(http.StatusOK)
-	// retry: how long a client waits before reconnecting (the SSE spec's
-	// field); the comment tells a reader where it is.
-	fmt.Fprintf(w, "retry: 2000\n: tailing the log of %s\n\n", org)
-	if err := rc.Flush(); err != nil {
-		return nil
-	}
-	beat := time.NewTicker(cmp.Or(cfg.Heartbeat, 15*time.Second))
-	defer beat.Stop()
-	end := time.NewTimer(cmp.Or(cfg.MaxDuration, time.Hour))
-	defer end.Stop()
-	var buf []byte
-	for {
-		select {
-		case rec := <-sub.C():
-			buf = appendSSE(buf[:0], rec)
-			// Write whatever else is waiting too, then flush once.
-			for more := true; more && len(buf) < 256<<10; {
-				select {
-				case next := <-sub.C():
-					buf = appendSSE(buf, next)
-				default:
-					more = false
-				}
-			}
-			if _, err := w.Write(buf); err != nil {
-				return nil
-			}
-			if err := rc.Flush(); err != nil {
-				return nil
-			}
-		case <-beat.C:
-			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
-				return nil
-			}
-			if err := rc.Flush(); err != nil {
-				return nil
-			}
-		case <-end.C:
-			// The client reconnects at once (retry above) from its
-			// Last-Event-ID.
-			_, _ = w.Write([]byte(": reconnect to go on\n\n"))
-			return nil
-		case <-sub.Done():
-			code, msg := "ended", "The live tail ended."
-			switch {
-			case errors.Is(sub.Err(), livetail.ErrTooSlow):
-				code, msg = "too_slow", "This client fell too far behind the log; reconnect with Last-Event-ID to resume after the last event received."
-			case errors.Is(sub.Err(), livetail.ErrClosed):
-				code, msg = "shutting_down", "This server is shutting down; reconnect with Last-Event-ID to resume."
-			}
-			if r.Context().Err() == nil {
-				fmt.Fprintf(w, "event: error\ndata: {\"code\":%q,\"message\":%q}\n\n", code, msg)
-				_ = rc.Flush()
-			}
-			return nil
-		}
-	}
-}
-
-// appendSSE appends one record as an SSE event: its seq as the id, the
-// record (one line of JSON, byte for byte as stored) as the data.
-func appendSSE(b []byte, rec livetail.Record) []byte {
-	b = append(b, "id: "...)
-	b = strconv.AppendInt(b, rec.Seq, 10)
-	b = append(b, "\nevent: event\ndata: "...)
-	b = append(b, rec.Record...)
-	return append(b, "\n\n"...)
+	return err
 }
 
 // parseTailQuery reads the live tail's parameters: the search's filters
