@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/export"
 	"github.com/trailaudit/trail/internal/store"
 )
@@ -33,15 +32,6 @@ type ExportConfig struct {
 	// BaseURL, when set, is the scheme and host download links use (e.g.
 	// https://trail.example.com); default: the request's.
 	BaseURL string
-}
-
-func (s *Server) exportRoutes() {
-	if s.cfg.Exports.Service == nil {
-		return
-	}
-	s.handle("POST /audit_logs/exports", access.ScopeExports, s.createExport)
-	s.handle("GET /audit_logs/exports/{id}", access.ScopeExports, s.getExport)
-	s.handlePublic("GET /audit_logs/exports/{id}/download", s.downloadExport)
 }
 
 // exportRequest is the body of POST /audit_logs/exports.

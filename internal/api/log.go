@@ -42,25 +42,6 @@ type LogConfig struct {
 	WitnessesDown func() []string
 }
 
-func (s *Server) logRoutes() {
-	if s.cfg.Log.Storage == nil {
-		return
-	}
-	// The verifier key is public: auditors fetch it without an API key
-	// (and should compare it with one obtained out of band).
-	s.handlePublic("GET /v1/log/key", s.logKey)
-	s.handle("GET /v1/organizations/{id}/log/checkpoint", anyReadScope, s.logCheckpoint)
-	s.handle("GET /v1/organizations/{id}/log/proof/inclusion", anyReadScope, s.logInclusionProof)
-	s.handle("GET /v1/organizations/{id}/log/proof/consistency", anyReadScope, s.logConsistencyProof)
-	s.handle("GET /v1/organizations/{id}/log/records", anyReadScope, s.logRecords)
-	s.handle("GET /v1/organizations/{id}/log/bundle", anyReadScope, s.logBundle)
-	s.logTileRoutes()
-}
-
-// anyReadScope is checked in logOrg: events:read, exports or admin all may
-// read an organization's log.
-const anyReadScope = ""
-
 func (s *Server) logKey(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=300")

@@ -25,14 +25,6 @@ import (
 // under the same access control as the rest of the log API. A tile is
 // served once the integrated tree covers it.
 
-func (s *Server) logTileRoutes() {
-	if s.cfg.Log.Storage == nil {
-		return
-	}
-	s.handle("GET /v1/organizations/{id}/log/tiles/checkpoint", anyReadScope, s.logCheckpoint)
-	s.handle("GET /v1/organizations/{id}/log/tiles/tile/{path...}", anyReadScope, s.logTile)
-}
-
 func errTileNotFound(path, why string) *apiError {
 	return &apiError{status: http.StatusNotFound, code: "tile_not_found", message: fmt.Sprintf("No tile %s: %s", path, why)}
 }

@@ -15,7 +15,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -49,24 +48,6 @@ type PortalLinks interface {
 	// RevokeLinks is EndSessions for the links of org generated for one
 	// externalUserID (not ""): the organization's other admins keep theirs.
 	RevokeLinks(ctx context.Context, org, externalUserID string) (int64, error)
-}
-
-func (s *Server) portalRoutes() {
-	if s.cfg.Portal.Handler == nil || s.cfg.Portal.Links == nil {
-		return
-	}
-	// A key with the admin scope generates links: a link opens every event
-	// of the organization to whoever holds it. A key restricted to one
-	// organization generates links for that organization only.
-	s.handle("POST /portal/generate_link", access.ScopeAdmin, s.generatePortalLink)
-	// Revoking is the counterpart: whoever may hand out access may take it
-	// back (a leaked link, a departed admin).
-	s.handle("DELETE /v1/organizations/{id}/portal_sessions", access.ScopeAdmin, s.revokePortalSessions)
-	// WorkOS's per-admin revocation (SDK adminPortal.revokeLink): the links
-	// generated with that external_user_id, and their sessions.
-	s.handle("POST /portal/revoke_link", access.ScopeAdmin, s.revokePortalLink)
-	s.patterns["/portal/"] = true
-	s.mux.Handle("/portal/", http.HandlerFunc(s.portalPages))
 }
 
 // portalAPIPaths are the API endpoints under /portal/, the rest being the

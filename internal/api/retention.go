@@ -27,35 +27,22 @@ type RetentionConfig struct {
 
 // WorkOS's audit log retention, GET and PUT
 // /organizations/{id}/audit_logs_retention, answering
-// {"retention_period_in_days": N}.
+// {"retention_period_in_days": N} (routes.go).
 //
 // Who may call them: GET, an admin key or any key restricted to the
 // organization (as GET /organizations/{id}: a tenant's own key may read its
 // settings); PUT, a key with the admin scope, unrestricted or restricted to
 // the organization. A key restricted to another organization gets 404, as
 // if the organization did not exist.
-func (s *Server) retentionRoutes() {
-	// The handlers check the scope themselves, after the organization.
-	s.handle("GET /organizations/{id}/{resource}", "", s.getOrganizationResource)
-	if s.cfg.Retention.Store != nil {
-		s.handle("PUT /organizations/{id}/audit_logs_retention", "", s.putRetention)
-	}
-}
 
-// orgResourceGets are the endpoints GET /organizations/{id}/<resource>. Go's
-// ServeMux cannot hold "GET /organizations/{id}/audit_logs_retention" beside
-// WorkOS's "GET /organizations/external_id/{external_id}" (both match
+// Server.orgResources are the endpoints GET /organizations/{id}/<resource>,
+// built with the routes (routes.go). Go's ServeMux cannot hold "GET
+// /organizations/{id}/audit_logs_retention" beside WorkOS's "GET
+// /organizations/external_id/{external_id}" (both match
 // /organizations/external_id/audit_logs_retention and neither is more
 // specific: registering both panics), so one route, GET
 // /organizations/{id}/{resource}, serves them all and dispatches on the last
-// segment; the external_id route, more specific, keeps its paths. Another
-// file adds its resource from an init function:
-//
-//	func init() { orgResourceGets["audit_log_configuration"] = orgResource{access.ScopeAdmin, (*Server).auditLogConfiguration} }
-var orgResourceGets = map[string]orgResource{
-	// getRetention checks the scope itself, after the organization.
-	"audit_logs_retention": {"", (*Server).getRetention},
-}
+// segment; the external_id route, more specific, keeps its paths.
 
 // orgResource is one GET /organizations/{id}/<resource> endpoint: scope,
 // when not "", is required of the key, as handle does.
@@ -65,7 +52,7 @@ type orgResource struct {
 }
 
 func (s *Server) getOrganizationResource(w http.ResponseWriter, r *http.Request) error {
-	res, ok := orgResourceGets[r.PathValue("resource")]
+	res, ok := s.orgResources[r.PathValue("resource")]
 	if !ok {
 		return errNoEndpoint(r)
 	}

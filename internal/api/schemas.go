@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store"
@@ -20,17 +19,6 @@ import (
 // deployment-wide); reading needs events:read (admin implies it), so that a
 // reader can learn what events must look like. The routes exist only when
 // Config.Schemas is set.
-func (s *Server) schemaRoutes() {
-	if s.cfg.Schemas == nil {
-		return
-	}
-	s.handle("POST /audit_logs/actions/{action}/schemas", access.ScopeAdmin, s.createActionSchema)
-	s.handle("GET /audit_logs/actions", access.ScopeEventsRead, s.listActions)
-	s.handle("GET /audit_logs/actions/{action}/schemas", access.ScopeEventsRead, s.listActionSchemas)
-	s.handle("POST /v1/actor_schema", access.ScopeAdmin, s.createActorSchema)
-	s.handle("GET /v1/actor_schema", access.ScopeEventsRead, s.getActorSchema)
-	s.handle("GET /v1/actor_schema/versions", access.ScopeEventsRead, s.listActorSchemas)
-}
 
 // schemaJSON is WorkOS's audit_log_schema object.
 type schemaJSON struct {

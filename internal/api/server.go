@@ -91,7 +91,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	mux      *http.ServeMux
-	patterns map[string]bool
+	patterns map[string]string // pattern → scope required (routes.go)
 	ready    atomic.Bool
 	keys     *keyCache
 	limiter  *limiter
@@ -100,6 +100,9 @@ type Server struct {
 	parsing  chan struct{} // parseTurn's turns, one per core
 
 	metricsHandler http.Handler
+	// orgResources are the GET /organizations/{id}/<resource> endpoints
+	// (retention.go), built with the routes.
+	orgResources map[string]orgResource
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -149,7 +152,7 @@ func New(st store.Store, sub Submitter, cfg Config) *Server {
 	s := &Server{
 		st: st, sub: sub, cfg: cfg, log: cfg.Logger,
 		mux:      http.NewServeMux(),
-		patterns: map[string]bool{},
+		patterns: map[string]string{},
 		keys:     newKeyCache(cfg.KeyCacheTTL, 10_000),
 		metrics:  newMetrics(cfg.Registerer, cfg.Logger),
 		parsing:  make(chan struct{}, runtime.GOMAXPROCS(0)),
@@ -165,37 +168,6 @@ func New(st store.Store, sub Submitter, cfg Config) *Server {
 	return s
 }
 
-func (s *Server) routes() {
-	const anyScope = ""
-	s.handlePublic("GET /healthz", s.healthz)
-	s.handlePublic("GET /readyz", s.readyz)
-	s.handlePublic("GET /openapi.json", s.openAPI)
-
-	s.handle("POST /audit_logs/events", access.ScopeEventsWrite, s.createEvent)
-	s.handle("POST /v1/events/batch", access.ScopeEventsWrite, s.createEventBatch)
-	s.handle("GET /v1/events", access.ScopeEventsRead, s.listEvents)
-	s.handle("GET /v1/events/{id}", access.ScopeEventsRead, s.getEvent)
-	s.tailRoutes()
-
-	s.handle("POST /organizations", access.ScopeAdmin, s.createOrganization)
-	s.handle("GET /organizations", access.ScopeAdmin, s.listOrganizations)
-	// Any key restricted to the organization may read it; the handler checks.
-	s.handle("GET /organizations/{id}", anyScope, s.getOrganization)
-	s.handle("GET /organizations/external_id/{external_id}", anyScope, s.getOrganizationByExternalID)
-
-	s.handle("POST /v1/api_keys", access.ScopeAdmin, s.createAPIKey)
-	s.handle("GET /v1/api_keys", access.ScopeAdmin, s.listAPIKeys)
-	s.handle("GET /v1/api_keys/{id}", access.ScopeAdmin, s.getAPIKey)
-	s.handle("DELETE /v1/api_keys/{id}", access.ScopeAdmin, s.revokeAPIKey)
-
-	s.logRoutes()
-	s.retentionRoutes()
-	s.streamRoutes()
-	s.exportRoutes()
-	s.schemaRoutes()
-	s.portalRoutes()
-}
-
 // SetReady sets what /readyz answers.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
@@ -204,7 +176,7 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) handlePublic(pattern string, h handlerFunc) {
-	s.patterns[pattern] = true
+	s.patterns[pattern] = publicRoute
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := checkPathText(r, pattern)
 		if err == nil {
@@ -219,7 +191,7 @@ func (s *Server) handlePublic(pattern string, h handlerFunc) {
 // handle registers an authenticated route. scope, when not "", is required
 // of the key.
 func (s *Server) handle(pattern, scope string, h handlerFunc) {
-	s.patterns[pattern] = true
+	s.patterns[pattern] = scope
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
 		if err != nil {
@@ -289,7 +261,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h, pattern := s.mux.Handler(r)
 	route := pattern
-	if !s.patterns[pattern] {
+	if _, ok := s.patterns[pattern]; !ok {
 		route = "unmatched" // never the raw path: it would explode the label set
 	}
 	defer func() {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/stream"
 )
@@ -34,27 +33,6 @@ type StreamsConfig struct {
 	Codec *stream.Codec
 	// Wake, when set, tells the delivery engine a stream changed.
 	Wake func()
-}
-
-// WorkOS's GET /organizations/{id}/audit_log_configuration shares its route
-// with the other GET /organizations/{id}/<resource> endpoints (retention.go).
-func init() {
-	orgResourceGets["audit_log_configuration"] = orgResource{access.ScopeAdmin, (*Server).auditLogConfiguration}
-}
-
-func (s *Server) streamRoutes() {
-	if s.cfg.Streams.Store == nil {
-		return
-	}
-	const base = "/v1/organizations/{id}/log_streams"
-	s.handle("POST "+base, access.ScopeAdmin, s.createStream)
-	s.handle("GET "+base, access.ScopeAdmin, s.listStreams)
-	s.handle("GET "+base+"/{stream}", access.ScopeAdmin, s.getStream)
-	s.handle("PATCH "+base+"/{stream}", access.ScopeAdmin, s.updateStream)
-	s.handle("DELETE "+base+"/{stream}", access.ScopeAdmin, s.deleteStream)
-	s.handle("POST "+base+"/{stream}/pause", access.ScopeAdmin, s.pauseStream)
-	s.handle("POST "+base+"/{stream}/resume", access.ScopeAdmin, s.resumeStream)
-	s.handle("POST "+base+"/{stream}/test", access.ScopeAdmin, s.testStream)
 }
 
 // streamJSON is a stream as the API shows it.

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/livetail"
 	"github.com/trailaudit/trail/internal/store"
 )
@@ -32,19 +31,6 @@ type TailConfig struct {
 var tailParams = map[string]bool{
 	"organization_id": true, "action": true, "actor_id": true, "actor_name": true,
 	"target_type": true, "target_id": true, "q": true, "since_seq": true,
-}
-
-func (s *Server) tailRoutes() {
-	if s.cfg.Tail.Hub == nil {
-		return
-	}
-	if s.cfg.Tail.Heartbeat <= 0 {
-		s.cfg.Tail.Heartbeat = 15 * time.Second
-	}
-	if s.cfg.Tail.MaxDuration <= 0 {
-		s.cfg.Tail.MaxDuration = time.Hour
-	}
-	s.handle("GET /v1/events/stream", access.ScopeEventsRead, s.streamEvents)
 }
 
 // streamEvents is GET /v1/events/stream: one organization's new events as
