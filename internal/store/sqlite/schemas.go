@@ -71,18 +71,18 @@ func (s *Store) Schema(ctx context.Context, kind, name string, version int) (sto
 // ListSchemas lists the versions of (kind, name), cursors being versions.
 func (s *Store) ListSchemas(ctx context.Context, kind, name string, p store.ListParams) (store.ListPage[store.Schema], error) {
 	var page store.ListPage[store.Schema]
-	cur, err := versionCursor(p)
+	cur, err := store.VersionCursor(p)
 	if err != nil {
 		return page, err
 	}
-	limit, scanDesc, op := listShape(p)
+	limit, scanDesc, op := store.ListShape(p)
 	q := `SELECT ` + schemaColumns + ` FROM schemas WHERE kind = ? AND name = ?`
 	args := []any{kind, name}
 	if op != "" {
 		q += ` AND version ` + op + ` ?`
 		args = append(args, cur)
 	}
-	q += ` ORDER BY version ` + dirWord(scanDesc) + ` LIMIT ` + strconv.Itoa(limit+1)
+	q += ` ORDER BY version ` + store.DirWord(scanDesc) + ` LIMIT ` + strconv.Itoa(limit+1)
 	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return page, fmt.Errorf("couldn't list %s schemas %q: %w", kind, name, classify(err))
@@ -107,14 +107,14 @@ func (s *Store) ListSchemas(ctx context.Context, kind, name string, p store.List
 // version and the creation time of its first.
 func (s *Store) ListActions(ctx context.Context, p store.ListParams) (store.ListPage[store.ActionSchemas], error) {
 	var page store.ListPage[store.ActionSchemas]
-	limit, scanDesc, op := listShape(p)
+	limit, scanDesc, op := store.ListShape(p)
 	cond := ""
 	args := []any{store.SchemaKindAction}
 	if op != "" {
 		cond = ` AND name ` + op + ` ?`
 		args = append(args, p.After+p.Before)
 	}
-	dir := dirWord(scanDesc)
+	dir := store.DirWord(scanDesc)
 	q := `SELECT s.kind, s.name, s.version, s.body, s.created_at, a.first
 		FROM (SELECT name, max(version) AS latest, min(created_at) AS first FROM schemas
 		      WHERE kind = ?` + cond + ` GROUP BY name ORDER BY name ` + dir + ` LIMIT ` + strconv.Itoa(limit+1) + `) a
@@ -140,43 +140,4 @@ func (s *Store) ListActions(ctx context.Context, p store.ListParams) (store.List
 	}
 	return store.FinishPage(data, limit, p.Before != "", p.After != "",
 		func(a store.ActionSchemas) string { return a.Name }), nil
-}
-
-// listShape is a list's limit, scan direction and the comparison its
-// cursor makes ("" without a cursor). A before cursor scans the other way;
-// FinishPage flips the page back.
-func listShape(p store.ListParams) (limit int, scanDesc bool, op string) {
-	limit = p.Limit
-	if limit <= 0 {
-		limit = 10
-	}
-	desc := p.Order != store.OrderAsc
-	scanDesc = desc != (p.Before != "")
-	switch {
-	case p.After != "" && desc, p.Before != "" && !desc:
-		op = "<"
-	case p.After != "" || p.Before != "":
-		op = ">"
-	}
-	return limit, scanDesc, op
-}
-
-func dirWord(desc bool) string {
-	if desc {
-		return "DESC"
-	}
-	return "ASC"
-}
-
-// versionCursor reads a schema list cursor: a decimal version.
-func versionCursor(p store.ListParams) (int, error) {
-	c := p.After + p.Before
-	if c == "" {
-		return 0, nil
-	}
-	v, err := strconv.Atoi(c)
-	if err != nil || v < 0 || strconv.Itoa(v) != c {
-		return 0, fmt.Errorf("cursor %q: %w", c, store.ErrInvalidCursor)
-	}
-	return v, nil
 }

@@ -160,7 +160,7 @@ func testListSchemas(t *testing.T, s SchemaBackend) {
 	if err != nil || len(page.Data) != 0 || page.Before != "" || page.After != "" {
 		t.Errorf("ListSchemas(unknown action) = %+v, %v; want an empty page", page, err)
 	}
-	for _, c := range []string{"x", "-1", "01", "1.5", ""} {
+	for _, c := range []string{"x", "-1", "01", "1.5", "2147483648", "99999999999999999999", ""} {
 		if c == "" {
 			continue
 		}
