@@ -36,13 +36,9 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	if matchesNothingStorable(q) {
 		return page, nil
 	}
-	limit := q.Limit
-	if limit <= 0 || limit > 100 {
-		limit = 10
-	}
+	limit := q.PageLimit()
 	desc := q.Order != store.OrderAsc
-	backwards := q.Before != ""
-	scanDesc := desc != backwards
+	scanDesc := desc != (q.Before != "")
 
 	var cur *cursor
 	if c := q.After + q.Before; c != "" {
@@ -136,32 +132,11 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		return page, err
 	}
 
-	more := len(page.Events) > limit
-	if more {
-		page.Events, keys = page.Events[:limit], keys[:limit]
+	cursors := make([]string, len(keys))
+	for i, k := range keys {
+		cursors[i] = k.encode()
 	}
-	if backwards {
-		slices.Reverse(page.Events)
-		slices.Reverse(keys)
-	}
-	if len(keys) == 0 {
-		return page, nil
-	}
-	first, last := keys[0].encode(), keys[len(keys)-1].encode()
-	if backwards {
-		page.After = last
-		if more {
-			page.Before = first
-		}
-	} else {
-		if more {
-			page.After = last
-		}
-		if q.After != "" {
-			page.Before = first
-		}
-	}
-	return page, nil
+	return store.FinishEventPage(page.Events, cursors, limit, q), nil
 }
 
 // checkWindow is how many events, in result order, a search with free

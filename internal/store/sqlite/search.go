@@ -35,21 +35,70 @@ const maxFacetActions = 64
 // one FTS5 expression over facet tokens and free text (see facets.go). The
 // tail costs a pass over its events, bounded by maxBacklog.
 func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
-	var page store.EventPage
-	limit := q.Limit
-	if limit <= 0 || limit > 100 {
-		limit = 10
-	}
 	if !utf8.ValidString(q.Text) {
 		// Both the tokenizer and its Go twin see the same text.
 		q.Text = strings.ToValidUTF8(q.Text, " ")
 	}
+	events, cursors, err := s.querySearch(ctx, q)
+	if err != nil {
+		return store.EventPage{}, err
+	}
+	return store.FinishEventPage(events, cursors, q.PageLimit(), q), nil
+}
+
+// searchPlan is what one search walks, in the search file and in the tail.
+type searchPlan struct {
+	q        store.EventQuery
+	limit    int  // the page's size; the walks take one row more
+	scanDesc bool // the walks' order: q's, reversed for a before cursor
+	lo, hi   *position
+	text     *textQuery // nil without free text
+}
+
+// planSearch turns q into bounds, exclusive (lo, hi), from its time range
+// and its cursor, and its compiled text. indexed is the search file's
+// high-water mark when sq read it already (-1 if not). It reports false
+// when nothing can match (free text with nothing searchable).
+func planSearch(ctx context.Context, sq searchQuerier, q store.EventQuery, indexed int64) (searchPlan, bool, error) {
 	desc := q.Order != store.OrderAsc
-	backwards := q.Before != ""
-	scanDesc := desc != backwards
+	p := searchPlan{q: q, limit: q.PageLimit(), scanDesc: desc != (q.Before != "")}
+	if !q.From.IsZero() {
+		p.lo = &position{min(max(ceilMS(q.From), 0), maxSortMS), -1, 0}
+	}
+	if !q.To.IsZero() {
+		p.hi = &position{min(max(ceilMS(q.To), 0), maxSortMS), -1, 0}
+	}
+	if c := q.After + q.Before; c != "" {
+		down := (q.After != "") == desc // moving towards smaller positions
+		at, err := cursorBound(ctx, sq, q.OrganizationID, c, indexed, down)
+		if err != nil {
+			return p, false, err
+		}
+		if down {
+			if p.hi == nil || comparePositions(at, *p.hi) < 0 {
+				p.hi = &at
+			}
+		} else if p.lo == nil || comparePositions(at, *p.lo) > 0 {
+			p.lo = &at
+		}
+	}
+	if q.Text != "" {
+		t, ok := compileText(q.Text)
+		if !ok {
+			return p, false, nil // nothing searchable in the text
+		}
+		p.text = &t
+	}
+	return p, true, nil
+}
+
+// querySearch runs q: it walks the search file and the tail the indexer
+// has not reached, each for up to limit+1 events, and returns their merge
+// in the walks' order with each event's cursor.
+func (s *Store) querySearch(ctx context.Context, q store.EventQuery) ([]store.StoredEvent, []string, error) {
 	org := q.OrganizationID
-	fail := func(err error) (store.EventPage, error) {
-		return page, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
+	fail := func(err error) ([]store.StoredEvent, []string, error) {
+		return nil, nil, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
 	}
 
 	// The search file's high-water mark and its rows must be one
@@ -65,46 +114,18 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		}
 		defer tx.Rollback() //nolint:errcheck // read-only
 		if indexed, err = indexedPos(ctx, tx); err != nil {
-			return page, err
+			return nil, nil, err
 		}
 		sq = tx
 	}
-
-	// Bounds, exclusive: (lo, hi).
-	var lo, hi *position
-	if !q.From.IsZero() {
-		lo = &position{min(max(ceilMS(q.From), 0), maxSortMS), -1, 0}
-	}
-	if !q.To.IsZero() {
-		hi = &position{min(max(ceilMS(q.To), 0), maxSortMS), -1, 0}
-	}
-	if c := q.After + q.Before; c != "" {
-		down := (q.After != "") == desc // moving towards smaller positions
-		p, err := cursorBound(ctx, sq, org, c, indexed, down)
-		if err != nil {
-			return page, err
-		}
-		if down {
-			if hi == nil || comparePositions(p, *hi) < 0 {
-				hi = &p
-			}
-		} else if lo == nil || comparePositions(p, *lo) > 0 {
-			lo = &p
-		}
+	p, ok, err := planSearch(ctx, sq, q, indexed)
+	if err != nil || !ok {
+		return nil, nil, err
 	}
 
-	var text *textQuery
-	if q.Text != "" {
-		t, ok := compileText(q.Text)
-		if !ok {
-			return page, nil // nothing searchable in the text
-		}
-		text = &t
-	}
-
-	keys, seqs, mark, err := s.searchIndexed(ctx, sq, q, lo, hi, limit+1, scanDesc, indexed < 0)
+	keys, seqs, mark, err := s.searchIndexed(ctx, sq, q, p.lo, p.hi, p.limit+1, p.scanDesc, indexed < 0)
 	if err != nil {
-		return page, err
+		return nil, nil, err
 	}
 	if indexed < 0 {
 		indexed = mark
@@ -120,83 +141,55 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	// event acknowledged before this read began.
 	indexedEvents, last, err := s.eventsAndLast(ctx, org, seqs)
 	if err != nil {
-		return page, err
+		return nil, nil, err
 	}
-	filter := newTailFilter(&q, lo, hi, text)
+	filter := newTailFilter(&q, p.lo, p.hi, p.text)
 	var top []pendingRow
 	err = s.scanTail(ctx, org, indexed, last, func(rows []pendingRow) error {
 		var err error
-		top, err = topTail(rows, org, filter, limit+1, scanDesc)
+		top, err = topTail(rows, org, filter, p.limit+1, p.scanDesc)
 		return err
 	})
 	if err != nil {
-		return page, err
+		return nil, nil, err
 	}
+	events, cursors := mergeSearch(p, keys, seqs, indexedEvents, top)
+	return events, cursors, nil
+}
 
-	// Merge the two walks.
+// mergeSearch merges the two walks, the indexed events (their sort keys,
+// seqs and records) and the tail's top, in the plan's order, up to
+// limit+1 events, with each event's cursor.
+func mergeSearch(p searchPlan, keys, seqs []int64, indexedEvents []store.StoredEvent, top []pendingRow) ([]store.StoredEvent, []string) {
 	bySeq := make(map[int64]store.StoredEvent, len(indexedEvents))
 	for _, e := range indexedEvents {
 		bySeq[e.Seq] = e
 	}
-	type result struct {
-		e      store.StoredEvent
-		cursor string
-	}
-	var results []result
+	var events []store.StoredEvent
+	var cursors []string
 	i, j := 0, 0
-	for len(results) <= limit && (i < len(keys) || j < len(top)) {
+	for len(events) <= p.limit && (i < len(keys) || j < len(top)) {
 		takeIndexed := j == len(top)
 		if i < len(keys) && j < len(top) {
 			c := comparePositions(keyPosition(keys[i]), top[j].at())
-			takeIndexed = c < 0 != scanDesc
+			takeIndexed = c < 0 != p.scanDesc
 		}
 		if takeIndexed {
 			// An indexed event whose record is gone was removed by
 			// retention after the index was read; it is simply no
 			// longer a result.
 			if e, ok := bySeq[seqs[i]]; ok {
-				results = append(results, result{e, encodeCursor(keys[i])})
+				events, cursors = append(events, e), append(cursors, encodeCursor(keys[i]))
 			}
 			i++
 			continue
 		}
 		t := &top[j]
-		results = append(results, result{
-			store.StoredEvent{OrganizationID: org, Seq: t.seq, ID: t.id, Record: t.record, SchemaMismatch: t.mismatch},
-			encodeTailCursor(t.ms, t.pos, t.seq),
-		})
+		events = append(events, store.StoredEvent{OrganizationID: p.q.OrganizationID, Seq: t.seq, ID: t.id, Record: t.record, SchemaMismatch: t.mismatch})
+		cursors = append(cursors, encodeTailCursor(t.ms, t.pos, t.seq))
 		j++
 	}
-
-	more := len(results) > limit
-	if more {
-		results = results[:limit]
-	}
-	if backwards {
-		slices.Reverse(results)
-	}
-	if len(results) == 0 {
-		return page, nil
-	}
-	page.Events = make([]store.StoredEvent, len(results))
-	for i, r := range results {
-		page.Events[i] = r.e
-	}
-	first, final := results[0].cursor, results[len(results)-1].cursor
-	if backwards {
-		page.After = final
-		if more {
-			page.Before = first
-		}
-	} else {
-		if more {
-			page.After = final
-		}
-		if q.After != "" {
-			page.Before = first
-		}
-	}
-	return page, nil
+	return events, cursors
 }
 
 // searchIndexed walks the search file (sq) for up to n of q's indexed
