@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"slices"
@@ -173,136 +174,19 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 		return 0, nil
 	}
 
-	// Sort keys come from the cache of each recent millisecond's next free
-	// key; a millisecond not in it costs one index probe. What this pass
-	// hands out goes into the cache only once it commits.
 	s.indexCache.mu.Lock()
 	defer s.indexCache.mu.Unlock()
-	if s.indexCache.known && s.indexCache.pos != from {
-		s.logger.Warn("the search file changed under the indexer; starting its caches over", "expected", s.indexCache.pos, "found", from)
-		s.indexCache.forget()
+	keys, err := s.planKeys(ctx, tx, from)
+	if err != nil {
+		return 0, err
 	}
-	if !s.indexCache.known {
-		var top sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT max(sort_key) FROM event_search`).Scan(&top); err != nil {
-			return 0, fmt.Errorf("couldn't read the highest sort key: %w", classify(err))
-		}
-		s.indexCache.start(top.Int64, top.Valid, from)
+	defer keys.close()
+	rows, err := s.indexRows(pending, keys)
+	if err != nil {
+		return 0, err
 	}
-	nextKey := map[int64]int64{}    // occurred_at millisecond → next free sort key in it
-	passTop := int64(math.MinInt64) // highest key handed out in this pass
-	var maxKey *sql.Stmt
-	defer func() {
-		if maxKey != nil {
-			maxKey.Close()
-		}
-	}()
-	allocate := func(msec int64) (int64, error) {
-		k, ok := nextKey[msec]
-		if !ok {
-			k, ok = s.indexCache.lookup(msec)
-		}
-		if !ok {
-			if maxKey == nil {
-				var err error
-				if maxKey, err = tx.PrepareContext(ctx, `SELECT max(sort_key) FROM event_search WHERE sort_key >= ? AND sort_key < ?`); err != nil {
-					return 0, fmt.Errorf("couldn't prepare index statement: %w", err)
-				}
-			}
-			lo := msec << slotBits
-			var cur sql.NullInt64
-			if err := maxKey.QueryRowContext(ctx, lo, lo+1<<slotBits).Scan(&cur); err != nil {
-				return 0, fmt.Errorf("couldn't allocate sort key: %w", classify(err))
-			}
-			k = lo
-			if cur.Valid {
-				k = cur.Int64 + 1
-			}
-			if passTop >= k && passTop < lo+1<<slotBits {
-				k = passTop + 1 // a full millisecond of this pass spilled here
-			}
-		}
-		if k >= (msec+1)<<slotBits {
-			// The millisecond is full: take the first key after every key
-			// in use from it on, so the order stays total (if approximate).
-			var cur sql.NullInt64
-			if err := tx.QueryRowContext(ctx, `SELECT max(sort_key) FROM event_search WHERE sort_key >= ?`, msec<<slotBits).Scan(&cur); err != nil {
-				return 0, fmt.Errorf("couldn't allocate sort key: %w", classify(err))
-			}
-			k = max(k, cur.Int64+1, passTop+1)
-			s.logger.Warn("more events share one occurred_at millisecond than sort keys hold; ordering within it is approximate", "millisecond", msec)
-		}
-		nextKey[msec] = k + 1
-		if spilled := k >> slotBits; spilled != msec {
-			// The key lies in a later millisecond's range: that one's
-			// next free key is past it too.
-			if n, ok := nextKey[spilled]; !ok || n <= k {
-				nextKey[spilled] = k + 1
-			}
-		}
-		passTop = max(passTop, k)
-		return k, nil
-	}
-
-	// Rows are gathered first and written in key order with multi-row
-	// INSERTs: B-tree and FTS5 inserts in ascending key order append to
-	// the right edge instead of splitting pages all over, and one statement
-	// per hundred rows costs far less than one per row.
-	type ftsRow struct {
-		key          int64
-		facets, text string
-	}
-	search := make([]any, 0, len(pending)*5)
-	var actions []any
-	fts := make([]ftsRow, 0, len(pending))
-	newActions := map[[2]string]struct{}{}
-	var text, facets, exact []byte
-	hasher := newFacetHasher()
-	for _, p := range pending {
-		rec, err := p.parsed()
-		if err != nil {
-			// Stored records were produced by event.AppendRecord; one that
-			// does not parse means the database was altered outside Trail.
-			return 0, fmt.Errorf("couldn't parse stored record %s/%d for indexing: %w", p.org, p.seq, err)
-		}
-		key, err := allocate(rec.OccurredAt.UnixMilli())
-		if err != nil {
-			return 0, err
-		}
-		exact = hasher.appendExact(exact[:0], p.org, rec)
-		search = append(search, key, p.org, p.seq, rec.Action, string(exact))
-		ak := [2]string{p.org, rec.Action}
-		if _, ok := s.indexCache.actions[ak]; !ok {
-			if _, ok := newActions[ak]; !ok {
-				newActions[ak] = struct{}{}
-				actions = append(actions, p.org, rec.Action)
-			}
-		}
-		facets, text = hasher.ftsEntry(facets, text, p.org, rec, p.mismatch)
-		fts = append(fts, ftsRow{key, string(facets), string(text)})
-	}
-	slices.SortFunc(fts, func(a, b ftsRow) int { return cmp.Compare(a.key, b.key) })
-	ftsArgs := make([]any, 0, len(fts)*3)
-	for _, r := range fts {
-		ftsArgs = append(ftsArgs, r.key, r.facets, r.text)
-	}
-	for _, ins := range []struct {
-		what, head string
-		cols, rows int
-		args       []any
-	}{
-		{"events", `INSERT INTO event_search (sort_key, organization_id, seq, action, exact) VALUES `, 5, rowsPerInsert, search},
-		{"actions", `INSERT OR IGNORE INTO organization_actions (organization_id, action) VALUES `, 2, rowsPerInsert, actions},
-		// FTS5 writes its buffered tokens out as a new segment at every
-		// statement boundary inside a transaction (its savepoint hook), so
-		// the text goes in as few statements as SQLite's parameter limit
-		// allows: one segment per pass rather than one per 200 events,
-		// and far less merging afterwards.
-		{"text", `INSERT INTO event_fts (rowid, facets, body) VALUES `, 3, maxParams / 3, ftsArgs},
-	} {
-		if err := insertRows(ctx, tx, ins.head, ins.cols, ins.rows, ins.args); err != nil {
-			return 0, fmt.Errorf("couldn't index %s of %d events: %w", ins.what, len(pending), err)
-		}
+	if err := rows.insert(ctx, tx); err != nil {
+		return 0, err
 	}
 	last := pending[len(pending)-1].pos
 	if _, err := tx.ExecContext(ctx, `UPDATE search_state SET indexed_pos = ? WHERE id = 1`, last); err != nil {
@@ -311,10 +195,173 @@ func (s *Store) indexPending(ctx context.Context, limit int) (int, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("couldn't commit index of %d events: %w", len(pending), classify(err))
 	}
-	s.indexCache.remember(nextKey, newActions, last)
+	s.indexCache.remember(keys.next, rows.newActions, last)
 	s.noteIndexed(last)
 	s.boundSearchWAL(ctx)
 	return len(pending), nil
+}
+
+// sortKeys hands out the sort keys of one indexing pass. They come from
+// the cache of each recent millisecond's next free key; a millisecond not
+// in it costs one index probe. What the pass hands out goes into the cache
+// only once it commits (indexerCache.remember).
+type sortKeys struct {
+	ctx    context.Context
+	tx     *sql.Tx
+	cache  *indexerCache
+	logger *slog.Logger
+	next   map[int64]int64 // occurred_at millisecond → next free sort key in it
+	top    int64           // highest key handed out in this pass
+	maxKey *sql.Stmt       // prepared on the first probe
+}
+
+// planKeys starts a pass's sort keys in tx, whose high-water mark is from.
+// The caller holds s.indexCache.mu until the pass ends.
+func (s *Store) planKeys(ctx context.Context, tx *sql.Tx, from int64) (*sortKeys, error) {
+	if s.indexCache.known && s.indexCache.pos != from {
+		s.logger.Warn("the search file changed under the indexer; starting its caches over", "expected", s.indexCache.pos, "found", from)
+		s.indexCache.forget()
+	}
+	if !s.indexCache.known {
+		var top sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT max(sort_key) FROM event_search`).Scan(&top); err != nil {
+			return nil, fmt.Errorf("couldn't read the highest sort key: %w", classify(err))
+		}
+		s.indexCache.start(top.Int64, top.Valid, from)
+	}
+	return &sortKeys{ctx: ctx, tx: tx, cache: &s.indexCache, logger: s.logger,
+		next: map[int64]int64{}, top: math.MinInt64}, nil
+}
+
+func (k *sortKeys) close() {
+	if k.maxKey != nil {
+		k.maxKey.Close()
+	}
+}
+
+// allocate returns the next sort key of occurred_at millisecond msec.
+func (k *sortKeys) allocate(msec int64) (int64, error) {
+	key, ok := k.next[msec]
+	if !ok {
+		key, ok = k.cache.lookup(msec)
+	}
+	if !ok {
+		if k.maxKey == nil {
+			var err error
+			if k.maxKey, err = k.tx.PrepareContext(k.ctx, `SELECT max(sort_key) FROM event_search WHERE sort_key >= ? AND sort_key < ?`); err != nil {
+				return 0, fmt.Errorf("couldn't prepare index statement: %w", err)
+			}
+		}
+		lo := msec << slotBits
+		var cur sql.NullInt64
+		if err := k.maxKey.QueryRowContext(k.ctx, lo, lo+1<<slotBits).Scan(&cur); err != nil {
+			return 0, fmt.Errorf("couldn't allocate sort key: %w", classify(err))
+		}
+		key = lo
+		if cur.Valid {
+			key = cur.Int64 + 1
+		}
+		if k.top >= key && k.top < lo+1<<slotBits {
+			key = k.top + 1 // a full millisecond of this pass spilled here
+		}
+	}
+	if key >= (msec+1)<<slotBits {
+		// The millisecond is full: take the first key after every key
+		// in use from it on, so the order stays total (if approximate).
+		var cur sql.NullInt64
+		if err := k.tx.QueryRowContext(k.ctx, `SELECT max(sort_key) FROM event_search WHERE sort_key >= ?`, msec<<slotBits).Scan(&cur); err != nil {
+			return 0, fmt.Errorf("couldn't allocate sort key: %w", classify(err))
+		}
+		key = max(key, cur.Int64+1, k.top+1)
+		k.logger.Warn("more events share one occurred_at millisecond than sort keys hold; ordering within it is approximate", "millisecond", msec)
+	}
+	k.next[msec] = key + 1
+	if spilled := key >> slotBits; spilled != msec {
+		// The key lies in a later millisecond's range: that one's
+		// next free key is past it too.
+		if n, ok := k.next[spilled]; !ok || n <= key {
+			k.next[spilled] = key + 1
+		}
+	}
+	k.top = max(k.top, key)
+	return key, nil
+}
+
+// indexPass is the rows one indexing pass writes, as INSERT arguments.
+type indexPass struct {
+	events     int
+	search     []any // event_search rows
+	actions    []any // organization_actions rows not known yet
+	fts        []any // event_fts rows, in key order
+	newActions map[[2]string]struct{}
+}
+
+// indexRows gathers the rows of the pending events, with sort keys from
+// keys.
+func (s *Store) indexRows(pending []pendingRow, keys *sortKeys) (indexPass, error) {
+	type ftsRow struct {
+		key          int64
+		facets, text string
+	}
+	b := indexPass{events: len(pending), search: make([]any, 0, len(pending)*5), newActions: map[[2]string]struct{}{}}
+	fts := make([]ftsRow, 0, len(pending))
+	var text, facets, exact []byte
+	hasher := newFacetHasher()
+	for _, p := range pending {
+		rec, err := p.parsed()
+		if err != nil {
+			// Stored records were produced by event.AppendRecord; one that
+			// does not parse means the database was altered outside Trail.
+			return b, fmt.Errorf("couldn't parse stored record %s/%d for indexing: %w", p.org, p.seq, err)
+		}
+		key, err := keys.allocate(rec.OccurredAt.UnixMilli())
+		if err != nil {
+			return b, err
+		}
+		exact = hasher.appendExact(exact[:0], p.org, rec)
+		b.search = append(b.search, key, p.org, p.seq, rec.Action, string(exact))
+		ak := [2]string{p.org, rec.Action}
+		if _, ok := s.indexCache.actions[ak]; !ok {
+			if _, ok := b.newActions[ak]; !ok {
+				b.newActions[ak] = struct{}{}
+				b.actions = append(b.actions, p.org, rec.Action)
+			}
+		}
+		facets, text = hasher.ftsEntry(facets, text, p.org, rec, p.mismatch)
+		fts = append(fts, ftsRow{key, string(facets), string(text)})
+	}
+	slices.SortFunc(fts, func(a, b ftsRow) int { return cmp.Compare(a.key, b.key) })
+	b.fts = make([]any, 0, len(fts)*3)
+	for _, r := range fts {
+		b.fts = append(b.fts, r.key, r.facets, r.text)
+	}
+	return b, nil
+}
+
+// insert writes the batch in key order with multi-row INSERTs: B-tree and
+// FTS5 inserts in ascending key order append to the right edge instead of
+// splitting pages all over, and one statement per hundred rows costs far
+// less than one per row.
+func (b indexPass) insert(ctx context.Context, tx *sql.Tx) error {
+	for _, ins := range []struct {
+		what, head string
+		cols, rows int
+		args       []any
+	}{
+		{"events", `INSERT INTO event_search (sort_key, organization_id, seq, action, exact) VALUES `, 5, rowsPerInsert, b.search},
+		{"actions", `INSERT OR IGNORE INTO organization_actions (organization_id, action) VALUES `, 2, rowsPerInsert, b.actions},
+		// FTS5 writes its buffered tokens out as a new segment at every
+		// statement boundary inside a transaction (its savepoint hook), so
+		// the text goes in as few statements as SQLite's parameter limit
+		// allows: one segment per pass rather than one per 200 events,
+		// and far less merging afterwards.
+		{"text", `INSERT INTO event_fts (rowid, facets, body) VALUES `, 3, maxParams / 3, b.fts},
+	} {
+		if err := insertRows(ctx, tx, ins.head, ins.cols, ins.rows, ins.args); err != nil {
+			return fmt.Errorf("couldn't index %s of %d events: %w", ins.what, b.events, err)
+		}
+	}
+	return nil
 }
 
 // readPending reads up to limit events after position from.
