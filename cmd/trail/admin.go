@@ -23,7 +23,7 @@ import (
 
 // openStore opens the database named by the storage flags, as the server
 // would, so the CLI works beside a running server.
-func openStore(ctx context.Context, sf *storageFlags) (store.Store, error) {
+func openStore(ctx context.Context, sf *storageFlags) (backend, error) {
 	st, _, _, err := openBackend(ctx, sf, slog.New(slog.DiscardHandler))
 	return st, err
 }
@@ -437,10 +437,7 @@ func (c *portalCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	ps, ok := st.(store.PortalLinks)
-	if !ok {
-		return fmt.Errorf("this database backend (%T) does not serve the Admin Portal", st)
-	}
+	var ps store.PortalLinks = st
 	org, err := st.Organization(ctx, fs.Arg(0))
 	if err == nil && org.ID == store.SystemOrganizationID {
 		err = fmt.Errorf("organization %s: %w", org.ID, store.ErrNotFound)

@@ -7,46 +7,51 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/trailaudit/trail/internal/export"
-	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
 	"github.com/trailaudit/trail/internal/store/sqlite"
 )
 
-// backend is what trail serve needs of a database: the store, the
-// ledger's storage, what export jobs read and the deployment's settings.
-// Both backends implement all, checked at compile time below.
-type backend interface {
-	store.Store
-	ledger.Storage
-	export.Reader
-	store.DeploymentStore
-}
+// backend is what trail serve and the tools need of a database: the whole
+// contract, which both backends implement (checked at compile time in each).
+type backend = store.Backend
 
-var (
-	_ backend = (*sqlite.Store)(nil)
-	_ backend = (*postgres.Store)(nil)
-)
+// database is an open database: the backend, and what only one of the two
+// has, known from the one that was opened.
+type database struct {
+	backend
+	pool    *pgxpool.Pool       // PostgreSQL: replicas coordinate through it
+	indexer store.SearchIndexer // SQLite: search is indexed behind ingest
+	pg      *postgres.Store     // PostgreSQL: exports and time partitions live in it
+}
 
 // openBackend opens the database named by the storage flags, migrating it.
 // pool is set for PostgreSQL (replicas coordinate through it), indexer for
 // SQLite (search is indexed behind ingest; PostgreSQL indexes in the ingest
 // transaction).
 func openBackend(ctx context.Context, sf *storageFlags, logger *slog.Logger) (st backend, pool *pgxpool.Pool, indexer store.SearchIndexer, err error) {
+	db, err := openDatabase(ctx, sf, logger)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return db.backend, db.pool, db.indexer, nil
+}
+
+// openDatabase opens the database named by the storage flags, migrating it.
+func openDatabase(ctx context.Context, sf *storageFlags, logger *slog.Logger) (*database, error) {
 	if err := sf.validate(); err != nil {
-		return nil, nil, nil, usageError{err}
+		return nil, usageError{err}
 	}
 	if sf.postgres() {
 		pg, err := postgres.Open(ctx, sf.Database, logger)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("couldn't open the PostgreSQL database %s: %w", redactURL(sf.Database), err)
+			return nil, fmt.Errorf("couldn't open the PostgreSQL database %s: %w", redactURL(sf.Database), err)
 		}
-		return pg, pg.Pool(), nil, nil
+		return &database{backend: pg, pool: pg.Pool(), pg: pg}, nil
 	}
 	lite, err := sqlite.Open(ctx, sf.databasePath(), logger)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("couldn't open the database: %w", err)
+		return nil, fmt.Errorf("couldn't open the database: %w", err)
 	}
-	return lite, nil, lite, nil
+	return &database{backend: lite, indexer: lite}, nil
 }

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/trailaudit/trail/internal/export"
-	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/sqlite"
 )
 
@@ -22,18 +18,14 @@ type exportJobs struct {
 // openExports opens the export service: on SQLite, River and the exports
 // table in their own file beside the database (<name>.exports.db); on
 // PostgreSQL, in the database. Files go to dir (default <data>/exports).
-func openExports(ctx context.Context, st backend, pool *pgxpool.Pool, sf *storageFlags, dir string, maxRate float64, logger *slog.Logger) (*exportJobs, error) {
+func openExports(ctx context.Context, db *database, sf *storageFlags, dir string, maxRate float64, logger *slog.Logger) (*exportJobs, error) {
 	if dir == "" {
 		dir = filepath.Join(sf.Data, "exports")
 	}
-	cfg := export.Config{Log: st, Dir: dir, MaxEventsPerSecond: maxRate, Logger: logger.With("worker", "exports")}
-	if pool != nil {
-		xs, ok := st.(store.ExportStore)
-		if !ok {
-			return nil, fmt.Errorf("this database backend (%T) does not store exports", st)
-		}
-		cfg.Exports = xs
-		svc, err := export.NewPostgres(ctx, pool, cfg)
+	cfg := export.Config{Log: db, Dir: dir, MaxEventsPerSecond: maxRate, Logger: logger.With("worker", "exports")}
+	if db.pg != nil {
+		cfg.Exports = db.pg
+		svc, err := export.NewPostgres(ctx, db.pool, cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -19,14 +18,10 @@ import (
 // exists: the portal records its admins' actions, and manages log streams,
 // through it. exports (nil: none) serves the events page's CSV export;
 // tail the live view.
-func newPortal(ctx context.Context, st store.Store, vkey string, keys *keyring.Keyring, publicURL string,
+func newPortal(ctx context.Context, st portal.Store, vkey string, keys *keyring.Keyring, publicURL string,
 	logger *slog.Logger, server func() *api.Server, exports portal.Exports, ls ledger.Storage, witnesses portal.Witnesses, tail portal.Tail) (api.PortalConfig, error) {
-	ps, ok := st.(portal.Store)
-	if !ok {
-		return api.PortalConfig{}, fmt.Errorf("this database backend (%T) cannot serve the Admin Portal", st)
-	}
 	p, err := portal.New(portal.Config{
-		Store: ps, Ledger: ls, VerifierKey: vkey, BaseURL: publicURL,
+		Store: st, Ledger: ls, VerifierKey: vkey, BaseURL: publicURL,
 		SessionKey: keys.Key("trail portal sessions v1"),
 		Logger:     logger.With("component", "portal"),
 		Exports:    exports,
@@ -42,7 +37,7 @@ func newPortal(ctx context.Context, st store.Store, vkey string, keys *keyring.K
 	if err != nil {
 		return api.PortalConfig{}, usagef("%v (set --public-url to the URL admins reach this server at, e.g. https://trail.example.com)", err)
 	}
-	go deletePortalLinks(ctx, ps, logger)
+	go deletePortalLinks(ctx, st, logger)
 	return api.PortalConfig{Handler: p, Links: p}, nil
 }
 

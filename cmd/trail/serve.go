@@ -29,7 +29,6 @@ import (
 	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/livetail"
-	"github.com/trailaudit/trail/internal/retention"
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
@@ -135,15 +134,12 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(c.storage.Data, 0o700); err != nil {
 		return fmt.Errorf("couldn't create data directory %s: %w", c.storage.Data, err)
 	}
-	st, pool, searchIndexer, err := openBackend(ctx, &c.storage, logger)
+	db, err := openDatabase(ctx, &c.storage, logger)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	schemaStore, ok := st.(store.SchemaStore)
-	if !ok { // both backends implement it
-		return fmt.Errorf("this database backend (%T) does not store schemas", st)
-	}
+	defer db.Close()
+	st, pool, searchIndexer := db.backend, db.pool, db.indexer
 
 	if err := c.requireExplicitOrigin(pool != nil, savedOrigin(c.storage.Data)); err != nil {
 		return err
@@ -274,31 +270,24 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}()
 	go expireIdempotencyKeys(workers, st, logger)
 	cosigning := runSubmitter(workers, cosigner, logger)
-	retentionStore, ok := st.(retention.Storage)
-	if !ok { // both backends implement it
-		ln.Close()
-		return fmt.Errorf("this database backend (%T) does not keep retention settings", st)
-	}
-	sweeper, retentionDone, err := startRetention(workers, retentionStore, pool, leases, &c.retention, logger, reg)
+	sweeper, retentionDone, err := startRetention(workers, st, pool, leases, &c.retention, logger, reg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	streamsDone := streams.start(workers, pool, leases)
-	if pg, ok := st.(interface {
-		EnsurePartitions(context.Context, time.Time) error
-	}); ok {
-		go maintainPartitions(workers, pg.EnsurePartitions, logger)
+	if db.pg != nil {
+		go maintainPartitions(workers, db.pg.EnsurePartitions, logger)
 	}
 
 	limits := event.DefaultLimits()
 	limits.MaxBodyBytes = c.maxBody
-	schemas := schema.NewRegistry(schemaStore, schema.Options{RequireSchemas: c.requireSchemas, Registerer: reg})
+	schemas := schema.NewRegistry(st, schema.Options{RequireSchemas: c.requireSchemas, Registerer: reg})
 	publicURL := c.publicURL
 	if publicURL == "" {
 		publicURL = baseURL
 	}
-	exports, err := openExports(ctx, st, pool, &c.storage, c.exportDir, c.exportMaxRate, logger)
+	exports, err := openExports(ctx, db, &c.storage, c.exportDir, c.exportMaxRate, logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -335,7 +324,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Gatherer:          reg,
 		Log: api.LogConfig{Storage: logStorage, VerifierKey: signer.VerifierKey(), Refused: integrator.Refused, Checked: integrator.Checked,
 			WitnessesDown: witnessesDown},
-		Retention: api.RetentionConfig{Store: retentionStore, DefaultDays: int(c.retention.defaultDays), Changed: sweeper.Wake},
+		Retention: api.RetentionConfig{Store: st, DefaultDays: int(c.retention.defaultDays), Changed: sweeper.Wake},
 		Streams:   streams.apiConfig(st),
 		Portal:    portalConfig,
 		Exports:   exportAPI,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -11,7 +10,6 @@ import (
 	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/lease"
-	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/stream"
 )
 
@@ -28,24 +26,10 @@ type streamsRunner struct {
 // (and private or link-local ones when allowed), sealing secrets under the
 // master key's "trail stream secrets v1" key.
 func newStreams(st backend, keys *keyring.Keyring, allowPrivate, allowLinkLocal bool, logger *slog.Logger, reg prometheus.Registerer) (*streamsRunner, error) {
-	ss, ok := st.(store.StreamStore)
-	if !ok { // both backends implement it
-		return nil, fmt.Errorf("this database backend (%T) does not store log streams", st)
-	}
 	codec := stream.NewCodec(stream.Policy{AllowPrivate: allowPrivate, AllowLinkLocal: allowLinkLocal}, keys.Sealer(stream.SealPurpose))
 	logger = logger.With("worker", "streams")
-	return &streamsRunner{st: streamStore{ss, st}, codec: codec, logger: logger,
-		engine: stream.New(streamStore{ss, st}, codec, stream.Options{}, logger, reg)}, nil
-}
-
-// streamStore joins the stream store and the records reader of one backend.
-type streamStore struct {
-	store.StreamStore
-	records backend
-}
-
-func (s streamStore) ReadRecords(ctx context.Context, org string, from, to int64, fn func(int64, []byte) error) error {
-	return s.records.ReadRecords(ctx, org, from, to, fn)
+	return &streamsRunner{st: st, codec: codec, logger: logger,
+		engine: stream.New(st, codec, stream.Options{}, logger, reg)}, nil
 }
 
 // Wake tells the engine new events were committed.

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/storeerr"
 )
 
 // errBadTile means a stored tile is shorter or longer than tile data can be:
@@ -146,7 +146,7 @@ func (r *hashReader) fetch(need []tlog.Tile) error {
 			return fmt.Errorf("tile %s of %s is %d bytes: %w", t.Path(), r.org, len(d), errBadTile)
 		}
 		if len(d) < t.W*tlog.HashSize {
-			return fmt.Errorf("tile %s of %s holds %d hashes, want at least %d: %w", t.Path(), r.org, len(d)/tlog.HashSize, t.W, store.ErrNotFound)
+			return fmt.Errorf("tile %s of %s holds %d hashes, want at least %d: %w", t.Path(), r.org, len(d)/tlog.HashSize, t.W, storeerr.ErrNotFound)
 		}
 		r.tiles[tileKey{t.L, t.N}] = d
 	}

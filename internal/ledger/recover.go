@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/storeerr"
 )
 
 // errRefused means the log is refused; the reason was logged and is in
@@ -63,7 +63,7 @@ func (i *Integrator) startupCheckOnce(ctx context.Context) error {
 			continue
 		}
 		st, err := i.storage.LogState(ctx, org)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, storeerr.ErrNotFound) {
 			head := i.heads[origin]
 			_ = i.refuse(org, fmt.Sprintf(
 				"this server signed checkpoint size %d (root %s) for origin %s, but the database has no organization %s: "+
@@ -211,7 +211,7 @@ func (i *Integrator) check(ctx context.Context, st LogState) error {
 // definitive refuses the log if err shows stored tiles or checkpoints are
 // missing or malformed, and otherwise returns err for a later retry.
 func (i *Integrator) definitive(org string, err error, doing string) error {
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errBadTile) {
+	if errors.Is(err, storeerr.ErrNotFound) || errors.Is(err, errBadTile) {
 		return i.refuse(org, fmt.Sprintf("%s: %v. Stored tiles or checkpoints are missing or malformed: restore the database from a backup.", doing, err))
 	}
 	return fmt.Errorf("%s of %s: %w", doing, org, err)

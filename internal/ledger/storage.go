@@ -36,8 +36,8 @@ type TileData struct {
 
 // Storage is what the ledger needs from the database. Implementations are safe
 // for concurrent use. Unknown organizations and absent rows are errors
-// wrapping store.ErrNotFound; a database that cannot be reached is an error
-// wrapping store.ErrUnavailable.
+// wrapping storeerr.ErrNotFound; a database that cannot be reached is an error
+// wrapping storeerr.ErrUnavailable.
 type Storage interface {
 	// PendingLogs returns every log with records not yet integrated
 	// (NextSeq > IntegratedSize), in any order. It may miss records
@@ -65,7 +65,7 @@ type Storage interface {
 	// result holds at least t.W hashes and may hold more (a narrower
 	// version of a tile is a prefix of a wider one). A tile that is not
 	// stored, or stored narrower than t.W, is an error wrapping
-	// store.ErrNotFound.
+	// storeerr.ErrNotFound.
 	ReadTiles(ctx context.Context, org string, tiles []tlog.Tile) ([][]byte, error)
 
 	// Integrate atomically stores the tiles (each replacing any stored

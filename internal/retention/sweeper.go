@@ -37,6 +37,9 @@ import (
 // Storage is what the sweeper needs from the database.
 type Storage interface {
 	store.RetentionStore
+	// DropPartitions drops whole time partitions past every
+	// organization's retention (a store without them drops none).
+	store.PartitionDropper
 	// IntegratedLogs is ledger.Storage's: the logs with integrated records.
 	IntegratedLogs(ctx context.Context) ([]ledger.LogState, error)
 }
@@ -196,21 +199,19 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, s.failed(ctx, err)
 	}
-	if pd, ok := s.st.(store.PartitionDropper); ok {
-		longest := s.opts.DefaultDays
-		for _, d := range settings {
-			longest = max(longest, d)
-		}
-		drop, err := pd.DropPartitions(ctx, now.Add(-period(longest)))
-		if err != nil {
-			return res, s.failed(ctx, fmt.Errorf("couldn't drop expired partitions: %w", err))
-		}
-		res.Partitions, res.Records = drop.Partitions, drop.Records
-		if len(drop.Partitions) > 0 {
-			s.metrics.partitions.Add(float64(len(drop.Partitions)))
-			s.metrics.deleted.Add(float64(drop.Records))
-			s.logger.Info("retention dropped expired partitions", "partitions", drop.Partitions, "records", drop.Records)
-		}
+	longest := s.opts.DefaultDays
+	for _, d := range settings {
+		longest = max(longest, d)
+	}
+	drop, err := s.st.DropPartitions(ctx, now.Add(-period(longest)))
+	if err != nil {
+		return res, s.failed(ctx, fmt.Errorf("couldn't drop expired partitions: %w", err))
+	}
+	res.Partitions, res.Records = drop.Partitions, drop.Records
+	if len(drop.Partitions) > 0 {
+		s.metrics.partitions.Add(float64(len(drop.Partitions)))
+		s.metrics.deleted.Add(float64(drop.Records))
+		s.logger.Info("retention dropped expired partitions", "partitions", drop.Partitions, "records", drop.Records)
 	}
 	var errs []error
 	for _, l := range logs {

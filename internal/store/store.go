@@ -10,17 +10,18 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/storeerr"
 )
 
 // Errors every implementation returns (wrapped) so callers can use errors.Is.
 var (
-	ErrNotFound      = errors.New("not found")
+	ErrNotFound      = storeerr.ErrNotFound
 	ErrConflict      = errors.New("already exists")
 	ErrInvalidCursor = errors.New("invalid pagination cursor")
 	// ErrUnavailable means the database could not be reached or refused the
 	// write for a reason that may pass (disk full, connection lost). Callers map
 	// it to 503 with Retry-After; nothing of the failed transaction was stored.
-	ErrUnavailable = errors.New("storage unavailable")
+	ErrUnavailable = storeerr.ErrUnavailable
 	// ErrDiskFull accompanies ErrUnavailable when the write failed for lack
 	// of disk space.
 	ErrDiskFull = errors.New("disk is full")

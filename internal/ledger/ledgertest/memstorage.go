@@ -12,7 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trailaudit/trail/internal/ledger"
-	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/storeerr"
 )
 
 // MemStorage is an in-memory ledger.Storage that also accepts records.
@@ -69,7 +69,7 @@ func (m *MemStorage) LogState(ctx context.Context, org string) (ledger.LogState,
 	defer m.Mu.Unlock()
 	l, ok := m.Logs[org]
 	if !ok {
-		return ledger.LogState{}, fmt.Errorf("organization %s: %w", org, store.ErrNotFound)
+		return ledger.LogState{}, fmt.Errorf("organization %s: %w", org, storeerr.ErrNotFound)
 	}
 	return ledger.LogState{OrganizationID: org, IntegratedSize: l.Integrated, NextSeq: int64(len(l.Records))}, nil
 }
@@ -100,7 +100,7 @@ func (m *MemStorage) ReadTiles(ctx context.Context, org string, tiles []tlog.Til
 	for i, t := range tiles {
 		d, ok := l.Tiles[[2]int64{int64(t.L), t.N}]
 		if !ok || len(d) < t.W*tlog.HashSize {
-			return nil, fmt.Errorf("tile %s: %w", t.Path(), store.ErrNotFound)
+			return nil, fmt.Errorf("tile %s: %w", t.Path(), storeerr.ErrNotFound)
 		}
 		out[i] = d
 	}
@@ -135,7 +135,7 @@ func (m *MemStorage) LatestCheckpoint(ctx context.Context, org string) ([]byte, 
 	defer m.Mu.Unlock()
 	l := m.Log(org)
 	if len(l.Checkpoints) == 0 {
-		return nil, fmt.Errorf("checkpoint: %w", store.ErrNotFound)
+		return nil, fmt.Errorf("checkpoint: %w", storeerr.ErrNotFound)
 	}
 	return l.Checkpoints[slices.Max(slices.Collect(maps.Keys(l.Checkpoints)))], nil
 }
@@ -145,7 +145,7 @@ func (m *MemStorage) Checkpoint(ctx context.Context, org string, size int64) ([]
 	defer m.Mu.Unlock()
 	c, ok := m.Log(org).Checkpoints[size]
 	if !ok {
-		return nil, fmt.Errorf("checkpoint %d: %w", size, store.ErrNotFound)
+		return nil, fmt.Errorf("checkpoint %d: %w", size, storeerr.ErrNotFound)
 	}
 	return c, nil
 }

@@ -3,11 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
-
-	"github.com/trailaudit/trail/internal/store"
 )
-
-var _ store.DeploymentStore = (*Store)(nil)
 
 // ClaimSetting implements store.DeploymentStore. ON CONFLICT DO UPDATE
 // with an unchanged row returns the recorded value in one statement, and

@@ -11,8 +11,6 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-var _ store.PortalStore = (*Store)(nil)
-
 // CreatePortalLink stores a new portal link.
 func (s *Store) CreatePortalLink(ctx context.Context, l store.PortalLink) error {
 	tag, err := s.pool.Exec(ctx,

@@ -21,7 +21,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
-	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -47,11 +46,8 @@ type Store struct {
 
 type actionKey struct{ org, action string }
 
-var (
-	_ store.Store         = (*Store)(nil)
-	_ ledger.Storage      = (*Store)(nil)
-	_ ledger.BatchStorage = (*Store)(nil)
-)
+// Both backends implement the whole contract.
+var _ store.Backend = (*Store)(nil)
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
 // string, as pgx takes it), migrates it to the current schema and creates

@@ -12,6 +12,7 @@ import (
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/internal/retention"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
 	"github.com/trailaudit/trail/internal/store/storetest"
@@ -41,25 +42,24 @@ func openFresh(t testing.TB) *postgres.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
-}
-
-func TestDeploymentConformance(t *testing.T) {
-	storetest.RunDeployment(t, func(t *testing.T) store.DeploymentStore { return openFresh(t) })
-}
-
-func TestRetentionConformance(t *testing.T) {
-	storetest.RunRetention(t, func(t *testing.T) storetest.RetentionStore { return openFresh(t) })
-}
-
-func TestLedgerConformance(t *testing.T) {
-	storetest.RunLedger(t, storetest.LedgerBackend{
-		Open: func(t *testing.T) storetest.LedgerStore { return openFresh(t) },
-		DeleteRecord: func(t *testing.T, s storetest.LedgerStore, org string, seq int64) {
-			exec(t, s.(*postgres.Store), `DELETE FROM events WHERE organization_id = $1 AND seq = $2`, org, seq)
+	storetest.Run(t, storetest.Driver[*postgres.Store]{
+		Open:        func(t *testing.T) *postgres.Store { return openFresh(t) },
+		OpenExports: func(t *testing.T) store.ExportStore { return openFresh(t) },
+		DeleteRecord: func(t *testing.T, s *postgres.Store, org string, seq int64) {
+			exec(t, s, `DELETE FROM events WHERE organization_id = $1 AND seq = $2`, org, seq)
 		},
-		InsertCheckpoint: func(t *testing.T, s storetest.LedgerStore, org string, size int64, note string) {
-			exec(t, s.(*postgres.Store), `INSERT INTO ledger_checkpoints VALUES ($1, $2, $3, now())`, org, size, []byte(note))
+		InsertCheckpoint: func(t *testing.T, s *postgres.Store, org string, size int64, note string) {
+			exec(t, s, `INSERT INTO ledger_checkpoints VALUES ($1, $2, $3, now())`, org, size, []byte(note))
+		},
+		EnsurePartitions: func(ctx context.Context, s *postgres.Store, now time.Time) error {
+			return s.EnsurePartitions(ctx, now)
+		},
+		Sweeper: func(s *postgres.Store, days, batch int, now func() time.Time) storetest.Sweep {
+			sw := retention.New(s, retention.Options{DefaultDays: days, BatchSize: batch, Now: now}, nil, nil)
+			return func(ctx context.Context) (int64, []string, error) {
+				res, err := sw.Sweep(ctx)
+				return res.Records, res.Partitions, err
+			}
 		},
 	})
 }
@@ -137,7 +137,7 @@ func TestConformanceSmallCheckWindow(t *testing.T) {
 	for _, window := range []int{0, 5} {
 		t.Run(fmt.Sprint(window), func(t *testing.T) {
 			defer postgres.SetCheckWindow(window)()
-			storetest.RunSearch(t, func(t *testing.T) store.Store { return openFresh(t) })
+			storetest.RunSearch(t, func(t *testing.T) *postgres.Store { return openFresh(t) })
 		})
 	}
 }
@@ -172,22 +172,6 @@ func TestEventByID(t *testing.T) {
 			t.Errorf("Event(%q) = %v, want ErrNotFound", id, err)
 		}
 	}
-}
-
-func TestStreamsConformance(t *testing.T) {
-	storetest.RunStreams(t, func(t *testing.T) storetest.StreamsStore { return openFresh(t) })
-}
-
-func TestPortalConformance(t *testing.T) {
-	storetest.RunPortal(t, func(t *testing.T) storetest.PortalBackend { return openFresh(t) })
-}
-
-func TestSchemaConformance(t *testing.T) {
-	storetest.RunSchemas(t, func(t *testing.T) storetest.SchemaBackend { return openFresh(t) })
-}
-
-func TestExportsConformance(t *testing.T) {
-	storetest.RunExports(t, func(t *testing.T) store.ExportStore { return openFresh(t) })
 }
 
 // A log the integrator refuses (ledger.RefusalStorage) takes no events on

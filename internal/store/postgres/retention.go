@@ -14,11 +14,6 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-var (
-	_ store.RetentionStore   = (*Store)(nil)
-	_ store.PartitionDropper = (*Store)(nil)
-)
-
 // Retention returns org's own retention period, if it has one.
 func (s *Store) Retention(ctx context.Context, org string) (int, bool, error) {
 	var days *int32

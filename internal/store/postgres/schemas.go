@@ -12,8 +12,6 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-var _ store.SchemaStore = (*Store)(nil)
-
 // maxVersionAttempts bounds how often CreateSchema retries after another
 // replica took the version it computed.
 const maxVersionAttempts = 10

@@ -12,8 +12,6 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-var _ store.StreamStore = (*Store)(nil)
-
 const streamColumns = `id, organization_id, type, name, config, secrets, state, cursor_seq, version,
 	last_synced_at, last_error, last_error_at, created_at, updated_at`
 

@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/trailaudit/trail/internal/store"
 )
-
-var _ store.DeploymentStore = (*Store)(nil)
 
 // ClaimSetting implements store.DeploymentStore.
 func (s *Store) ClaimSetting(ctx context.Context, name, value string) (string, error) {

@@ -14,11 +14,6 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-var (
-	_ ledger.Storage      = (*Store)(nil)
-	_ ledger.BatchStorage = (*Store)(nil)
-)
-
 // recordBatch is how many records one ReadRecords query reads. Each batch is
 // its own read transaction, so a long export does not pin one WAL snapshot
 // (which would keep the WAL from being checkpointed).

@@ -12,8 +12,6 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-var _ store.PortalStore = (*Store)(nil)
-
 // CreatePortalLink stores a new portal link.
 func (s *Store) CreatePortalLink(ctx context.Context, l store.PortalLink) error {
 	res, err := s.write.ExecContext(ctx,

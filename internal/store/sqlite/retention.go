@@ -11,8 +11,6 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-var _ store.RetentionStore = (*Store)(nil)
-
 // Retention returns org's own retention period, if it has one.
 func (s *Store) Retention(ctx context.Context, org string) (int, bool, error) {
 	var days sql.NullInt64
@@ -248,4 +246,11 @@ func removeSearchEntries(ctx context.Context, tx *sql.Tx, org string, due []dueR
 		}
 	}
 	return nil
+}
+
+// DropPartitions is store.PartitionDropper's: SQLite keeps the events in one
+// table, without time partitions, so there is never one to drop;
+// PruneRecords deletes them.
+func (s *Store) DropPartitions(ctx context.Context, cutoff time.Time) (store.PartitionDrop, error) {
+	return store.PartitionDrop{}, nil
 }

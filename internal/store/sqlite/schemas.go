@@ -10,8 +10,6 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-var _ store.SchemaStore = (*Store)(nil)
-
 // CreateSchema stores the next version of (s.Kind, s.Name). The read of the
 // latest version and the insert run in one IMMEDIATE transaction on the
 // single write connection, so two creates (from this process or the CLI)

@@ -64,10 +64,8 @@ type Store struct {
 	checkpoints     sync.WaitGroup
 }
 
-var (
-	_ store.Store         = (*Store)(nil)
-	_ store.SearchIndexer = (*Store)(nil)
-)
+// Both backends implement the whole contract.
+var _ store.Backend = (*Store)(nil)
 
 // Open opens (creating if needed) the database file at path and migrates it
 // to the current schema.

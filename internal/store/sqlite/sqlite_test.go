@@ -35,18 +35,6 @@ func openAt(t *testing.T, path string) *sqlite.Store {
 	return s
 }
 
-func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
-	})
-}
-
-func TestDeploymentConformance(t *testing.T) {
-	storetest.RunDeployment(t, func(t *testing.T) store.DeploymentStore {
-		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
-	})
-}
-
 // appendElsewhere is a store whose events are appended through another
 // Store on the same file, as by another process: what it has not indexed
 // yet it reads from the events table, not from its own memory.
@@ -62,15 +50,9 @@ func (s appendElsewhere) Append(ctx context.Context, subs []store.Submission, no
 // TestSearchConformanceFromTable runs the search cases with the events
 // not indexed yet read from the events table.
 func TestSearchConformanceFromTable(t *testing.T) {
-	storetest.RunSearch(t, func(t *testing.T) store.Store {
+	storetest.RunSearch(t, func(t *testing.T) appendElsewhere {
 		path := filepath.Join(t.TempDir(), "trail.db")
 		return appendElsewhere{Store: openAt(t, path), appender: openAt(t, path)}
-	})
-}
-
-func TestRetentionConformance(t *testing.T) {
-	storetest.RunRetention(t, func(t *testing.T) storetest.RetentionStore {
-		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
 	})
 }
 
@@ -501,33 +483,4 @@ func TestFilesArePrivate(t *testing.T) {
 			t.Errorf("%s has mode %o, want 600", filepath.Base(p), mode)
 		}
 	}
-}
-
-func TestStreamsConformance(t *testing.T) {
-	storetest.RunStreams(t, func(t *testing.T) storetest.StreamsStore {
-		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
-	})
-}
-
-func TestPortalConformance(t *testing.T) {
-	storetest.RunPortal(t, func(t *testing.T) storetest.PortalBackend {
-		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
-	})
-}
-
-func TestSchemaConformance(t *testing.T) {
-	storetest.RunSchemas(t, func(t *testing.T) storetest.SchemaBackend {
-		return openAt(t, filepath.Join(t.TempDir(), "trail.db"))
-	})
-}
-
-func TestExportsConformance(t *testing.T) {
-	storetest.RunExports(t, func(t *testing.T) store.ExportStore {
-		x, err := sqlite.OpenExports(t.Context(), sqlite.ExportsPath(filepath.Join(t.TempDir(), "trail.db")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { x.Close() })
-		return x
-	})
 }

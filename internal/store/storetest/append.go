@@ -18,7 +18,7 @@ import (
 // accepted event must be stored as.
 type appender struct {
 	t *testing.T
-	s store.Store
+	s store.Backend
 	*generated
 }
 
@@ -30,7 +30,7 @@ type generated struct {
 	tails map[string][]byte // event id → Draft.Tail
 }
 
-func newAppender(t *testing.T, s store.Store, seed uint64) *appender {
+func newAppender(t *testing.T, s store.Backend, seed uint64) *appender {
 	return &appender{t: t, s: s, generated: &generated{rng: rand.New(rand.NewPCG(seed, 0x5eed)), tails: map[string][]byte{}}}
 }
 
@@ -152,7 +152,7 @@ func sameAccepted(a, b []event.Accepted) bool {
 	})
 }
 
-func testAppend(t *testing.T, open func(t *testing.T) store.Store) {
+func testAppend(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("SeqsContiguous", func(t *testing.T) {
 		s := open(t)
 		orgs := []string{orgID("A", 1), orgID("A", 2), orgID("A", 3)}

@@ -8,7 +8,7 @@ import (
 )
 
 // RunDeployment is the conformance suite of store.DeploymentStore.
-func RunDeployment(t *testing.T, open func(t *testing.T) store.DeploymentStore) {
+func runDeployment(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("ClaimSetting", func(t *testing.T) {
 		s := open(t)
 		ctx := ctxOf(t)

@@ -13,7 +13,7 @@ import (
 
 // RunExports runs the conformance cases of store.ExportStore. open returns
 // a fresh, empty, migrated export store (closed by t.Cleanup).
-func RunExports(t *testing.T, open func(t *testing.T) store.ExportStore) {
+func runExports(t *testing.T, open func(t *testing.T) store.ExportStore) {
 	t.Run("CreateAndRead", func(t *testing.T) { testExportCreate(t, open(t)) })
 	t.Run("EnqueueFailureStoresNothing", func(t *testing.T) { testExportRollback(t, open(t)) })
 	t.Run("ProgressAndFinish", func(t *testing.T) { testExportFinish(t, open(t)) })

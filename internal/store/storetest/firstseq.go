@@ -17,7 +17,7 @@ type seqFinder interface {
 // with occurred_at ≥ since, computed here: equal to it once everything is
 // indexed, never above it while some events are not (a bound that is too
 // high would make an export miss events), and 0 past the limit.
-func testFirstSeqSince(t *testing.T, open func(t *testing.T) store.Store) {
+func testFirstSeqSince(t *testing.T, open func(t *testing.T) store.Backend) {
 	s := open(t)
 	f, ok := s.(seqFinder)
 	if !ok {

@@ -34,7 +34,7 @@ func checkKey(t *testing.T, got, want store.APIKey) {
 	}
 }
 
-func testAPIKeys(t *testing.T, open func(t *testing.T) store.Store) {
+func testAPIKeys(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("CreateAndRead", func(t *testing.T) {
 		s := open(t)
 		ctx := ctxOf(t)

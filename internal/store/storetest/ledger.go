@@ -20,32 +20,12 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// LedgerStore is a store that also keeps the verifiable log.
-type LedgerStore interface {
-	store.Store
-	ledger.Storage
-	ledger.BatchStorage
-}
-
-// LedgerBackend is what RunLedger needs from a backend.
-type LedgerBackend struct {
-	// Open returns a fresh, empty, migrated store and closes it when t
-	// ends.
-	Open func(t *testing.T) LedgerStore
-	// DeleteRecord deletes the stored record of (org, seq) behind the
-	// store's back, as retention or tampering would.
-	DeleteRecord func(t *testing.T, s LedgerStore, org string, seq int64)
-	// InsertCheckpoint stores a checkpoint row behind the store's back, so
-	// that a later Integrate to that size fails on it.
-	InsertCheckpoint func(t *testing.T, s LedgerStore, org string, size int64, note string)
-}
-
-// RunLedger runs the conformance suite of ledger.Storage and
+// runLedger runs the conformance cases of ledger.Storage and
 // ledger.BatchStorage.
-func RunLedger(t *testing.T, b LedgerBackend) {
-	t.Run("Storage", func(t *testing.T) { testLedgerStorage(t, b) })
-	t.Run("IntegrateBatch", func(t *testing.T) { testLedgerIntegrateBatch(t, b) })
-	t.Run("Integrator", func(t *testing.T) { testLedgerIntegrator(t, b) })
+func runLedger[S store.Backend](t *testing.T, d Driver[S]) {
+	t.Run("Storage", func(t *testing.T) { testLedgerStorage(t, d) })
+	t.Run("IntegrateBatch", func(t *testing.T) { testLedgerIntegrateBatch(t, d) })
+	t.Run("Integrator", func(t *testing.T) { testLedgerIntegrator(t, d) })
 }
 
 const ledgerPrefix = "trail.test"
@@ -54,7 +34,7 @@ var ledgerEpoch = time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
 
 // LedgerAppend appends n copies of one small event to org, creating the
 // organization first if needed, in submissions of at most 4,096 events.
-func LedgerAppend(t testing.TB, s LedgerStore, org string, n int) {
+func LedgerAppend(t testing.TB, s store.Backend, org string, n int) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := s.LogState(ctx, org); errors.Is(err, store.ErrNotFound) {
@@ -83,7 +63,7 @@ func LedgerAppend(t testing.TB, s LedgerStore, org string, n int) {
 	}
 }
 
-func testLedgerStorage(t *testing.T, b LedgerBackend) {
+func testLedgerStorage[S store.Backend](t *testing.T, b Driver[S]) {
 	ctx := context.Background()
 	s := b.Open(t)
 	const org = "org_storage"
@@ -230,7 +210,7 @@ func testLedgerStorage(t *testing.T, b LedgerBackend) {
 	}
 }
 
-func testLedgerIntegrateBatch(t *testing.T, b LedgerBackend) {
+func testLedgerIntegrateBatch[S store.Backend](t *testing.T, b Driver[S]) {
 	ctx := context.Background()
 	s := b.Open(t)
 	for _, org := range []string{"org_a", "org_b", "org_c"} {
@@ -278,7 +258,7 @@ func testLedgerIntegrateBatch(t *testing.T, b LedgerBackend) {
 
 // testLedgerIntegrator runs the real integrator over the store while events
 // are appended, then checks every organization's bundle offline.
-func testLedgerIntegrator(t *testing.T, b LedgerBackend) {
+func testLedgerIntegrator[S store.Backend](t *testing.T, b Driver[S]) {
 	ctx := context.Background()
 	s := b.Open(t)
 	skey, _, err := note.GenerateKey(rand.Reader, ledgerPrefix)

@@ -9,7 +9,7 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-func testOrganizations(t *testing.T, open func(t *testing.T) store.Store) {
+func testOrganizations(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("CreateAndGet", func(t *testing.T) {
 		s := open(t)
 		ctx := ctxOf(t)

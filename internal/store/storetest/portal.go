@@ -13,15 +13,9 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// PortalBackend is a store that serves the Admin Portal.
-type PortalBackend interface {
-	store.Store
-	store.PortalStore
-}
-
 // RunPortal runs the conformance cases of store.PortalStore. open returns a
 // fresh, empty, migrated store, closed when t ends.
-func RunPortal(t *testing.T, open func(t *testing.T) PortalBackend) {
+func runPortal(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("Links", func(t *testing.T) { testPortalLinks(t, open(t)) })
 	t.Run("RedeemOnceConcurrently", func(t *testing.T) { testPortalRedeemRace(t, open(t)) })
 	t.Run("Sessions", func(t *testing.T) { testPortalSessions(t, open(t)) })
@@ -40,7 +34,7 @@ func RunPortal(t *testing.T, open func(t *testing.T) PortalBackend) {
 
 func linkHash(i int) [32]byte { return sha256.Sum256(fmt.Appendf(nil, "link %d", i)) }
 
-func testPortalLinks(t *testing.T, s PortalBackend) {
+func testPortalLinks(t *testing.T, s store.Backend) {
 	ctx := ctxOf(t)
 	org := mustCreateOrg(t, s, orgID("P", 1), t0).ID
 	other := mustCreateOrg(t, s, orgID("P", 2), t0).ID
@@ -107,7 +101,7 @@ func testPortalLinks(t *testing.T, s PortalBackend) {
 
 // testPortalSessions ends sessions one at a time (sign-out) and all of an
 // organization's at once (revocation).
-func testPortalSessions(t *testing.T, s PortalBackend) {
+func testPortalSessions(t *testing.T, s store.Backend) {
 	ctx := ctxOf(t)
 	org := mustCreateOrg(t, s, orgID("S", 1), t0).ID
 	other := mustCreateOrg(t, s, orgID("S", 2), t0).ID
@@ -205,7 +199,7 @@ func testPortalSessions(t *testing.T, s PortalBackend) {
 // user's sessions and unopened links in that organization end; another
 // user's, an unnamed admin's and the same user's in another organization do
 // not.
-func testPortalRevokeUser(t *testing.T, s PortalBackend) {
+func testPortalRevokeUser(t *testing.T, s store.Backend) {
 	ctx := ctxOf(t)
 	org := mustCreateOrg(t, s, orgID("U", 1), t0).ID
 	other := mustCreateOrg(t, s, orgID("U", 2), t0).ID
@@ -271,7 +265,7 @@ func testPortalRevokeUser(t *testing.T, s PortalBackend) {
 
 // testPortalRedeemRace redeems one link from many goroutines at once: exactly
 // one wins.
-func testPortalRedeemRace(t *testing.T, s PortalBackend) {
+func testPortalRedeemRace(t *testing.T, s store.Backend) {
 	ctx := ctxOf(t)
 	org := mustCreateOrg(t, s, orgID("R", 1), t0).ID
 	l := store.PortalLink{Hash: linkHash(1), OrganizationID: org, Intent: "audit_logs", CreatedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)}
@@ -312,7 +306,7 @@ func portalEvent(org, action string, at time.Time, i int) store.PendingEvent {
 
 // appendAll appends evs and indexes them as ix says (indexedPartly: the
 // first half of them).
-func appendAll(t *testing.T, s store.Store, evs []store.PendingEvent, ix indexing) {
+func appendAll(t *testing.T, s store.Backend, evs []store.PendingEvent, ix indexing) {
 	t.Helper()
 	half := len(evs) / 2
 	for i, part := range [][]store.PendingEvent{evs[:half], evs[half:]} {
@@ -326,7 +320,7 @@ func appendAll(t *testing.T, s store.Store, evs []store.PendingEvent, ix indexin
 	}
 }
 
-func testPortalActions(t *testing.T, s PortalBackend, ix indexing) {
+func testPortalActions(t *testing.T, s store.Backend, ix indexing) {
 	ctx := ctxOf(t)
 	a := mustCreateOrg(t, s, orgID("A", 1), t0).ID
 	b := mustCreateOrg(t, s, orgID("A", 2), t0).ID
@@ -358,7 +352,7 @@ func testPortalActions(t *testing.T, s PortalBackend, ix indexing) {
 	}
 }
 
-func testPortalHistogram(t *testing.T, s PortalBackend, ix indexing) {
+func testPortalHistogram(t *testing.T, s store.Backend, ix indexing) {
 	ctx := ctxOf(t)
 	a := mustCreateOrg(t, s, orgID("H", 1), t0).ID
 	b := mustCreateOrg(t, s, orgID("H", 2), t0).ID

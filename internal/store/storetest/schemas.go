@@ -13,17 +13,11 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// SchemaBackend is a store with versioned schemas.
-type SchemaBackend interface {
-	store.Store
-	store.SchemaStore
-}
-
 // RunSchemas runs the conformance cases of store.SchemaStore and of the
 // schema_mismatch flag that Append stores beside an event (read back by
 // Event and SearchEvents, filtered by EventQuery.SchemaMismatch). open
 // returns a fresh, empty, migrated store closed when t ends.
-func RunSchemas(t *testing.T, open func(t *testing.T) SchemaBackend) {
+func runSchemas(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("Versions", func(t *testing.T) { testSchemaVersions(t, open(t)) })
 	t.Run("ConcurrentCreates", func(t *testing.T) { testSchemaConcurrent(t, open(t)) })
 	t.Run("ListSchemas", func(t *testing.T) { testListSchemas(t, open(t)) })
@@ -53,7 +47,7 @@ func checkSchema(t *testing.T, what string, got, want store.Schema) {
 	}
 }
 
-func testSchemaVersions(t *testing.T, s SchemaBackend) {
+func testSchemaVersions(t *testing.T, s store.Backend) {
 	ctx := ctxOf(t)
 	for _, kind := range []string{store.SchemaKindAction, store.SchemaKindActor} {
 		if _, err := s.Schema(ctx, kind, "user.signed_in", 0); true {
@@ -97,7 +91,7 @@ func testSchemaVersions(t *testing.T, s SchemaBackend) {
 	wantErr(t, "Schema of an unknown action", err, store.ErrNotFound)
 }
 
-func testSchemaConcurrent(t *testing.T, s SchemaBackend) {
+func testSchemaConcurrent(t *testing.T, s store.Backend) {
 	const workers, each = 6, 4
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -131,7 +125,7 @@ func testSchemaConcurrent(t *testing.T, s SchemaBackend) {
 	}
 }
 
-func testListSchemas(t *testing.T, s SchemaBackend) {
+func testListSchemas(t *testing.T, s store.Backend) {
 	const n = 23
 	var all []string
 	for i := range n {
@@ -169,7 +163,7 @@ func testListSchemas(t *testing.T, s SchemaBackend) {
 	}
 }
 
-func testListActions(t *testing.T, s SchemaBackend) {
+func testListActions(t *testing.T, s store.Backend) {
 	// Names in byte order; each action gets 1–3 versions.
 	var all []string
 	first := map[string]time.Time{}
@@ -211,7 +205,7 @@ func testListActions(t *testing.T, s SchemaBackend) {
 	}
 }
 
-func testSchemaMismatch(t *testing.T, s SchemaBackend) {
+func testSchemaMismatch(t *testing.T, s store.Backend) {
 	org := orgID("SM", 1)
 	mustCreateOrg(t, s, org, t0)
 	ap := newAppender(t, s, 7)
@@ -304,7 +298,7 @@ func testSchemaMismatch(t *testing.T, s SchemaBackend) {
 }
 
 // searchAll pages through every result of q, three at a time.
-func searchAll(t *testing.T, s store.Store, q store.EventQuery) []store.StoredEvent {
+func searchAll(t *testing.T, s store.Backend, q store.EventQuery) []store.StoredEvent {
 	t.Helper()
 	q.Limit = 3
 	var out []store.StoredEvent

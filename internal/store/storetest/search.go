@@ -32,7 +32,7 @@ type searchEvent struct {
 // searchFixture is one store holding ~500 events of three organizations,
 // indexed as its indexing says, and the same events in memory.
 type searchFixture struct {
-	s      store.Store
+	s      store.Backend
 	orgs   []string
 	events []searchEvent
 	// between, when set, runs before every search of a walk but the
@@ -162,7 +162,7 @@ func (i indexing) String() string {
 // store, in calls of varied size with organizations interleaved, indexing
 // part of the way in between (unless indexedNone) so that index batches end
 // at arbitrary points, and all of it at the end if indexedFully.
-func newSearchFixture(t *testing.T, s store.Store, ix indexing) *searchFixture {
+func newSearchFixture(t *testing.T, s store.Backend, ix indexing) *searchFixture {
 	t.Helper()
 	f := &searchFixture{s: s, orgs: []string{orgID("SA", 1), orgID("SB", 2), orgID("SC", 3)}}
 	for _, o := range f.orgs {
@@ -523,7 +523,7 @@ func searchCases() []searchCase {
 	}
 }
 
-func testSearch(t *testing.T, open func(t *testing.T) store.Store, ix indexing) {
+func testSearch(t *testing.T, open func(t *testing.T) store.Backend, ix indexing) {
 	f := newSearchFixture(t, open(t), ix)
 	ctx := ctxOf(t)
 
@@ -674,7 +674,7 @@ func testSearch(t *testing.T, open func(t *testing.T) store.Store, ix indexing) 
 // back, with an indexer pass of a few events before every page: events
 // move from the not-yet-indexed tail into the index while the walk goes
 // on, and it must neither skip nor repeat one.
-func testSearchIndexedBetweenPages(t *testing.T, open func(t *testing.T) store.Store) {
+func testSearchIndexedBetweenPages(t *testing.T, open func(t *testing.T) store.Backend) {
 	ms := func(n int) time.Time { return hot.Add(time.Duration(n) * time.Millisecond) }
 	for _, c := range []searchCase{
 		{"All", store.EventQuery{}},
@@ -688,12 +688,10 @@ func testSearchIndexedBetweenPages(t *testing.T, open func(t *testing.T) store.S
 			for _, order := range []string{store.OrderDesc, store.OrderAsc} {
 				for _, start := range []indexing{indexedNone, indexedPartly} {
 					f := newSearchFixture(t, open(t), start)
-					if ix, ok := f.s.(store.SearchIndexer); ok {
-						rng := rand.New(rand.NewPCG(uint64(len(c.name)), uint64(start)))
-						f.between = func() {
-							if _, err := ix.IndexPending(ctxOf(t), 1+rng.IntN(12)); err != nil {
-								t.Fatalf("IndexPending: %v", err)
-							}
+					rng := rand.New(rand.NewPCG(uint64(len(c.name)), uint64(start)))
+					f.between = func() {
+						if _, err := f.s.IndexPending(ctxOf(t), 1+rng.IntN(12)); err != nil {
+							t.Fatalf("IndexPending: %v", err)
 						}
 					}
 					q := c.q

@@ -1,11 +1,11 @@
-// Package storetest is the conformance suite of store.Store: every backend
+// Package storetest is the conformance suite of store.Backend: every backend
 // runs Run against fresh databases and must pass the same cases, so that
 // callers can rely on the contract written in package store rather than on
 // one implementation's behaviour.
 //
 // A backend's test calls
 //
-//	storetest.Run(t, func(t *testing.T) store.Store { … a fresh, empty, migrated store … })
+//	storetest.Run(t, storetest.Driver[*mybackend.Store]{Open: … a fresh, empty, migrated store …, …})
 //
 // The suite is written against the contract only. Where the contract leaves a
 // choice open (how search tokenises unusual text, what a limit above 100
@@ -24,23 +24,60 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// Run runs the conformance suite. open returns a fresh, empty, migrated store
-// and arranges for it to be closed (t.Cleanup) when t ends; it is called
-// once per group of cases that need their own database.
+// Driver is what a backend gives the suite: how to open it, and how to do
+// behind its back what only its own tests know how to. S is the backend's
+// store type.
+type Driver[S store.Backend] struct {
+	// Open returns a fresh, empty, migrated store and arranges for it to be
+	// closed (t.Cleanup) when t ends; it is called once per group of cases
+	// that need their own database.
+	Open func(t *testing.T) S
+	// OpenExports returns a fresh, empty, migrated export store (SQLite
+	// keeps exports in a file of their own), closed when t ends.
+	OpenExports func(t *testing.T) store.ExportStore
+	// DeleteRecord deletes the stored record of (org, seq) behind the
+	// store's back, as retention or tampering would.
+	DeleteRecord func(t *testing.T, s S, org string, seq int64)
+	// InsertCheckpoint stores a checkpoint row behind the store's back, so
+	// that a later Integrate to that size fails on it.
+	InsertCheckpoint func(t *testing.T, s S, org string, size int64, note string)
+	// EnsurePartitions, for a backend with time partitions, creates the
+	// partitions of the months around now; nil when it has none (then
+	// whole-partition drops are not checked).
+	EnsurePartitions func(ctx context.Context, s S, now time.Time) error
+	// Sweeper returns one sweep of the retention sweeper (package
+	// retention, which is above this suite) over s, with the default
+	// retention in days, the records per transaction and the clock given.
+	Sweeper func(s S, defaultDays, batch int, now func() time.Time) Sweep
+}
+
+// Sweep runs one retention sweep and returns how many records it deleted
+// and the partitions it dropped.
+type Sweep func(ctx context.Context) (records int64, partitions []string, err error)
+
+// Run runs the whole conformance suite over the backend d opens.
 //
-// When the store implements store.SearchIndexer, the search cases run
-// with everything indexed, part of it and none of it, and with indexer
-// passes between the pages of a walk: every read includes every event
-// acknowledged before it began, whatever the indexer has reached.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+// The search cases run with everything indexed, part of it and none of it
+// (store.SearchIndexer), and with indexer passes between the pages of a
+// walk: every read includes every event acknowledged before it began,
+// whatever the indexer has reached.
+func Run[S store.Backend](t *testing.T, d Driver[S]) {
+	open := func(t *testing.T) store.Backend { return d.Open(t) }
 	t.Run("Organizations", func(t *testing.T) { testOrganizations(t, open) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, open) })
 	t.Run("Append", func(t *testing.T) { testAppend(t, open) })
 	runSearch(t, open)
 	t.Run("FirstSeqSince", func(t *testing.T) { testFirstSeqSince(t, open) })
+	t.Run("Deployment", func(t *testing.T) { runDeployment(t, open) })
+	t.Run("Ledger", func(t *testing.T) { runLedger(t, d) })
+	t.Run("Retention", func(t *testing.T) { runRetention(t, d) })
+	t.Run("Streams", func(t *testing.T) { runStreams(t, open) })
+	t.Run("Portal", func(t *testing.T) { runPortal(t, open) })
+	t.Run("Schemas", func(t *testing.T) { runSchemas(t, open) })
+	t.Run("Exports", func(t *testing.T) { runExports(t, d.OpenExports) })
 }
 
-func runSearch(t *testing.T, open func(t *testing.T) store.Store) {
+func runSearch(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("Search", func(t *testing.T) { testSearch(t, open, indexedFully) })
 	t.Run("SearchPartlyIndexed", func(t *testing.T) { testSearch(t, open, indexedPartly) })
 	t.Run("SearchNotIndexed", func(t *testing.T) { testSearch(t, open, indexedNone) })
@@ -49,8 +86,8 @@ func runSearch(t *testing.T, open func(t *testing.T) store.Store) {
 
 // RunSearch runs only the search cases of Run, for a backend that checks
 // another configuration of its search (it also runs Run).
-func RunSearch(t *testing.T, open func(t *testing.T) store.Store) {
-	runSearch(t, open)
+func RunSearch[S store.Backend](t *testing.T, open func(t *testing.T) S) {
+	runSearch(t, func(t *testing.T) store.Backend { return open(t) })
 }
 
 // t0 is a fixed instant of millisecond precision (what every backend keeps).
@@ -63,7 +100,7 @@ func ctxOf(t *testing.T) context.Context { return t.Context() }
 func orgID(prefix string, i int) string { return fmt.Sprintf("org_01JT%s%014d", prefix, i) }
 
 // mustCreateOrg creates an organization named after its id.
-func mustCreateOrg(t *testing.T, s store.Store, id string, created time.Time) store.Organization {
+func mustCreateOrg(t *testing.T, s store.Backend, id string, created time.Time) store.Organization {
 	t.Helper()
 	o := store.Organization{ID: id, Name: "Org " + id, CreatedAt: created, UpdatedAt: created}
 	if err := s.CreateOrganization(ctxOf(t), o); err != nil {
@@ -100,12 +137,8 @@ func record(a event.Accepted, tail []byte) []byte { return event.AppendRecord(ni
 
 // indexAll brings search up to date when the store indexes after the fact.
 // batch bounds each IndexPending call; small values exercise batch edges.
-func indexAll(t *testing.T, s store.Store, batch int) int {
+func indexAll(t *testing.T, ix store.SearchIndexer, batch int) int {
 	t.Helper()
-	ix, ok := s.(store.SearchIndexer)
-	if !ok {
-		return 0
-	}
 	total := 0
 	for range 1_000_000 {
 		n, err := ix.IndexPending(ctxOf(t), batch)

@@ -11,15 +11,9 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// StreamsStore is a backend with log streams.
-type StreamsStore interface {
-	store.Store
-	store.StreamStore
-}
-
 // RunStreams runs the conformance cases of store.StreamStore. open returns a
 // fresh, empty, migrated store closed when t ends.
-func RunStreams(t *testing.T, open func(t *testing.T) StreamsStore) {
+func runStreams(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("CreateGet", func(t *testing.T) { testStreamCreateGet(t, open(t)) })
 	t.Run("List", func(t *testing.T) { testStreamList(t, open(t)) })
 	t.Run("Positions", func(t *testing.T) { testStreamPositions(t, open(t)) })
@@ -36,14 +30,14 @@ func newStream(org string, i int) store.Stream {
 		State: store.StreamActive, CreatedAt: t0, UpdatedAt: t0}
 }
 
-func mustCreateStream(t *testing.T, s StreamsStore, st store.Stream) {
+func mustCreateStream(t *testing.T, s store.Backend, st store.Stream) {
 	t.Helper()
 	if err := s.CreateStream(ctxOf(t), st); err != nil {
 		t.Fatalf("CreateStream(%s): %v", st.ID, err)
 	}
 }
 
-func mustStream(t *testing.T, s StreamsStore, id string) store.Stream {
+func mustStream(t *testing.T, s store.Backend, id string) store.Stream {
 	t.Helper()
 	st, err := s.Stream(ctxOf(t), id)
 	if err != nil {
@@ -60,7 +54,7 @@ func sameStream(a, b store.Stream) bool {
 		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt)
 }
 
-func testStreamCreateGet(t *testing.T, s StreamsStore) {
+func testStreamCreateGet(t *testing.T, s store.Backend) {
 	org := orgID("STRM", 1)
 	mustCreateOrg(t, s, org, t0)
 	st := newStream(org, 1)
@@ -78,7 +72,7 @@ func testStreamCreateGet(t *testing.T, s StreamsStore) {
 	wantErr(t, "Stream of an unknown id", err, store.ErrNotFound)
 }
 
-func testStreamList(t *testing.T, s StreamsStore) {
+func testStreamList(t *testing.T, s store.Backend) {
 	a, b := orgID("STRM", 1), orgID("STRM", 2)
 	mustCreateOrg(t, s, a, t0)
 	mustCreateOrg(t, s, b, t0)
@@ -118,7 +112,7 @@ func testStreamList(t *testing.T, s StreamsStore) {
 	}
 }
 
-func testStreamPositions(t *testing.T, s StreamsStore) {
+func testStreamPositions(t *testing.T, s store.Backend) {
 	a, b := orgID("STRM", 1), orgID("STRM", 2)
 	mustCreateOrg(t, s, a, t0)
 	mustCreateOrg(t, s, b, t0)
@@ -148,7 +142,7 @@ func testStreamPositions(t *testing.T, s StreamsStore) {
 	}
 }
 
-func testStreamUpdateDelete(t *testing.T, s StreamsStore) {
+func testStreamUpdateDelete(t *testing.T, s store.Backend) {
 	org := orgID("STRM", 1)
 	mustCreateOrg(t, s, org, t0)
 	st := newStream(org, 1)
@@ -193,7 +187,7 @@ func testStreamUpdateDelete(t *testing.T, s StreamsStore) {
 	wantErr(t, "AdvanceStream of a deleted stream", s.AdvanceStream(ctxOf(t), st.ID, 0, 1, t0), store.ErrNotFound)
 }
 
-func testStreamAdvance(t *testing.T, s StreamsStore) {
+func testStreamAdvance(t *testing.T, s store.Backend) {
 	org := orgID("STRM", 1)
 	mustCreateOrg(t, s, org, t0)
 	st := newStream(org, 1)
@@ -229,7 +223,7 @@ func testStreamAdvance(t *testing.T, s StreamsStore) {
 // testStreamConcurrentAdvance has two deliverers race from the same cursor:
 // exactly one wins each step, so two replicas briefly overlapping can never
 // move a cursor backwards or past what one of them delivered.
-func testStreamConcurrentAdvance(t *testing.T, s StreamsStore) {
+func testStreamConcurrentAdvance(t *testing.T, s store.Backend) {
 	org := orgID("STRM", 1)
 	mustCreateOrg(t, s, org, t0)
 	st := newStream(org, 1)
