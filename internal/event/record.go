@@ -26,9 +26,9 @@ type Record struct {
 // leaf, the export line, the stream payload.
 func AppendRecord(dst []byte, a Accepted, tail []byte) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = appendString(dst, a.ID)
+	dst = AppendJSONString(dst, a.ID)
 	dst = append(dst, `,"organization_id":`...)
-	dst = appendString(dst, a.OrganizationID)
+	dst = AppendJSONString(dst, a.OrganizationID)
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendInt(dst, a.Seq, 10)
 	dst = append(dst, `,"received_at":"`...)
@@ -114,7 +114,7 @@ func ParseRecord(b []byte) (*Record, error) {
 // metadata values are string, bool or json.Number.
 func appendTail(dst []byte, d *Draft) []byte {
 	dst = append(dst, `"action":`...)
-	dst = appendString(dst, d.Action)
+	dst = AppendJSONString(dst, d.Action)
 	if d.Version != 0 {
 		dst = append(dst, `,"version":`...)
 		dst = strconv.AppendInt(dst, d.Version, 10)
@@ -135,10 +135,10 @@ func appendTail(dst []byte, d *Draft) []byte {
 		dst = appendEntity(dst, &d.Targets[i], md)
 	}
 	dst = append(dst, `],"context":{"location":`...)
-	dst = appendString(dst, d.Location)
+	dst = AppendJSONString(dst, d.Location)
 	if d.UserAgent != "" {
 		dst = append(dst, `,"user_agent":`...)
-		dst = appendString(dst, d.UserAgent)
+		dst = AppendJSONString(dst, d.UserAgent)
 	}
 	dst = append(dst, '}')
 	if len(d.Metadata) > 0 {
@@ -157,12 +157,12 @@ func appendTail(dst []byte, d *Draft) []byte {
 
 func appendEntity(dst []byte, e *Entity, md Metadata) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = appendString(dst, e.ID)
+	dst = AppendJSONString(dst, e.ID)
 	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, e.Type)
+	dst = AppendJSONString(dst, e.Type)
 	if e.Name != "" {
 		dst = append(dst, `,"name":`...)
-		dst = appendString(dst, e.Name)
+		dst = AppendJSONString(dst, e.Name)
 	}
 	if len(md) > 0 {
 		dst = append(dst, `,"metadata":`...)
@@ -189,11 +189,11 @@ func appendMetadata(dst []byte, md Metadata) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, e.k)
+		dst = AppendJSONString(dst, e.k)
 		dst = append(dst, ':')
 		switch v := e.v.(type) {
 		case string:
-			dst = appendString(dst, v)
+			dst = AppendJSONString(dst, v)
 		case json.Number:
 			dst = append(dst, v...)
 		case bool:
@@ -206,13 +206,15 @@ func appendMetadata(dst []byte, md Metadata) []byte {
 	return append(dst, '}')
 }
 
-// appendString appends s as a JSON string, escaped as encoding/json does with
-// HTML escaping off: '"', '\\' and control characters below U+0020 (\b \f \n
-// \r \t, else \u00XX), and U+2028 and U+2029, which JavaScript treats as line
-// ends. Everything else, '<', '>' and '&' included, stays literal UTF-8. s is
-// valid UTF-8 when it comes from parsing; otherwise each invalid byte becomes
-// \ufffd, as encoding/json writes it, so the output stays valid.
-func appendString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string as the canonical record
+// encodes every string (the CSV export's JSON cells use it too), escaped as
+// encoding/json does with HTML escaping off: '"', '\\' and control
+// characters below U+0020 (\b \f \n \r \t, else \u00XX), and U+2028 and
+// U+2029, which JavaScript treats as line ends. Everything else, '<', '>'
+// and '&' included, stays literal UTF-8. s is valid UTF-8 when it comes from
+// parsing; otherwise each invalid byte becomes \ufffd, as encoding/json
+// writes it, so the output stays valid.
+func AppendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0

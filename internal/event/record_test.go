@@ -145,8 +145,8 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := strings.TrimSuffix(buf.String(), "\n")
-		if got := string(appendString(nil, s)); got != want {
-			t.Fatalf("appendString(%q) = %s, encoding/json %s", s, got, want)
+		if got := string(AppendJSONString(nil, s)); got != want {
+			t.Fatalf("AppendJSONString(%q) = %s, encoding/json %s", s, got, want)
 		}
 	}
 	var all strings.Builder

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/trailaudit/trail/internal/event"
@@ -196,12 +195,12 @@ func appendTargets(b []byte, r *event.Record) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
-		b = appendJSONString(b, t.ID)
+		b = event.AppendJSONString(b, t.ID)
 		b = append(b, `,"type":`...)
-		b = appendJSONString(b, t.Type)
+		b = event.AppendJSONString(b, t.Type)
 		if t.Name != "" {
 			b = append(b, `,"name":`...)
-			b = appendJSONString(b, t.Name)
+			b = event.AppendJSONString(b, t.Name)
 		}
 		if i < len(r.TargetsMetadata) && len(r.TargetsMetadata[i]) > 0 {
 			b = append(b, `,"metadata":`...)
@@ -224,11 +223,11 @@ func appendMetadata(b []byte, md event.Metadata) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = event.AppendJSONString(b, k)
 		b = append(b, ':')
 		switch v := md[k].(type) {
 		case string:
-			b = appendJSONString(b, v)
+			b = event.AppendJSONString(b, v)
 		case json.Number:
 			b = append(b, v...)
 		case bool:
@@ -238,62 +237,4 @@ func appendMetadata(b []byte, md event.Metadata) []byte {
 		}
 	}
 	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string exactly as the canonical
-// record encodes it (event.appendString): '"', '\\' and control characters
-// escaped (\b \f \n \r \t, else \u00XX), U+2028 and U+2029 escaped,
-// everything else literal UTF-8, invalid bytes as \ufffd. So the targets
-// and metadata cells are the record's own JSON, whichever path wrote them.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
-				b = append(b, `\ufffd`...)
-				i++
-				start = i
-				continue
-			}
-			if r == '\u2028' || r == '\u2029' {
-				b = append(b, s[start:i]...)
-				b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-				i += size
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		i++
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
