@@ -147,9 +147,9 @@ func appendTail(dst []byte, d *Draft) []byte {
 	}
 	if d.Imported != nil {
 		dst = append(dst, `,"imported":{"source":`...)
-		dst = appendString(dst, d.Imported.Source)
+		dst = AppendJSONString(dst, d.Imported.Source)
 		dst = append(dst, `,"id":`...)
-		dst = appendString(dst, d.Imported.ID)
+		dst = AppendJSONString(dst, d.Imported.ID)
 		dst = append(dst, '}')
 	}
 	return dst
