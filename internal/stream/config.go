@@ -24,10 +24,14 @@ const (
 	TypeS3      = "s3"
 	TypeWebhook = "webhook"
 	TypeSyslog  = "syslog"
+	// TypeAzureSentinel is a Log Analytics workspace (Microsoft Sentinel).
+	TypeAzureSentinel = "azure_sentinel"
+	// TypeGCS is a Google Cloud Storage bucket.
+	TypeGCS = "gcs"
 )
 
 // Types lists the destination types, for error messages.
-var Types = []string{TypeDatadog, TypeSplunk, TypeS3, TypeWebhook, TypeSyslog}
+var Types = []string{TypeDatadog, TypeSplunk, TypeS3, TypeWebhook, TypeSyslog, TypeAzureSentinel, TypeGCS}
 
 // SealPurpose is the keyring purpose under which destination secrets are
 // sealed; the stream's id is the associated data.
@@ -76,6 +80,10 @@ func newSettings(typ string) settings {
 		return &webhookSettings{}
 	case TypeSyslog:
 		return &syslogSettings{}
+	case TypeAzureSentinel:
+		return &azureSettings{}
+	case TypeGCS:
+		return &gcsSettings{}
 	}
 	return nil
 }

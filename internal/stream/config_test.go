@@ -1,6 +1,8 @@
 package stream_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -116,6 +118,9 @@ func FuzzParseConfig(f *testing.F) {
 		`{"bucket":"audit","access_key_id":"a","secret_access_key":"b","path_style":true}`,
 		`{"url":"https://siem.example/in","secret":"0123456789abcdef","headers":{"A":"b"},"format":"ndjson"}`,
 		`{"address":"siem.example:6514","facility":3}`, `{"facility":1e400}`, `{"headers":[]}`, `null`, `{`, ``,
+		`{"endpoint":"https://dce.ingest.monitor.azure.com","dcr_immutable_id":"dcr-00112233445566778899aabbccddeeff","stream_name":"Custom-T_CL","tenant_id":"t","client_id":"0f8f6f2c-5c7e-4c9e-9a59-0c2b0f2e1d3a","client_secret":"s"}`,
+		`{"api":"data_collector","workspace_id":"b8d6a2f0-1c2e-4c8b-9d3e-7a6f5e4d3c2b","shared_key":"a2V5"}`,
+		`{"bucket":"audit","service_account_json":{"type":"service_account","client_email":"a@b.c","private_key":"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"}}`,
 	} {
 		for _, typ := range stream.Types {
 			f.Add(typ, s)
@@ -148,4 +153,95 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("Open of a valid configuration: %v", err)
 		}
 	})
+}
+
+// TestParseCloudConfig: the Azure Sentinel and Cloud Storage settings, with
+// the same SSRF policy as the others (no literal internal addresses).
+func TestParseCloudConfig(t *testing.T) {
+	keys, _ := keyring.Generate()
+	c := stream.NewCodec(stream.Policy{}, keys.Sealer(stream.SealPurpose))
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := serviceAccountJSON(t, key, "https://oauth2.googleapis.com/token")
+	quoted := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	li := `"endpoint":"https://dce-1.eastus-1.ingest.monitor.azure.com","dcr_immutable_id":"dcr-00112233445566778899aabbccddeeff","stream_name":"Custom-TrailAudit_CL","tenant_id":"72f988bf-86f1-41af-91ab-2d7cd011db47","client_id":"0f8f6f2c-5c7e-4c9e-9a59-0c2b0f2e1d3a"`
+	cases := []struct {
+		typ, config string
+		field       string
+		public      string
+		secrets     string
+	}{
+		{"azure_sentinel", `{` + li + `,"client_secret":"s"}`, "",
+			`{"api":"logs_ingestion","cloud":"public",` + li + `}`, "client_secret"},
+		{"azure_sentinel", `{` + li + `}`, "config.client_secret", "", ""},
+		{"azure_sentinel", `{` + li + `,"client_secret":"s","workspace_id":"b8d6a2f0-1c2e-4c8b-9d3e-7a6f5e4d3c2b"}`, "config.workspace_id", "", ""},
+		{"azure_sentinel", strings.Replace(`{`+li+`,"client_secret":"s"}`, "dcr-00112233", "dcr-XX112233", 1), "config.dcr_immutable_id", "", ""},
+		{"azure_sentinel", strings.Replace(`{`+li+`,"client_secret":"s"}`, "Custom-TrailAudit_CL", "Custom-a/../b", 1), "config.stream_name", "", ""},
+		{"azure_sentinel", strings.Replace(`{`+li+`,"client_secret":"s"}`, "72f988bf-86f1-41af-91ab-2d7cd011db47", "a/b", 1), "config.tenant_id", "", ""},
+		{"azure_sentinel", strings.Replace(`{`+li+`,"client_secret":"s"}`, "https://dce-1.eastus-1.ingest.monitor.azure.com", "https://10.1.2.3", 1), "config.endpoint", "", ""},
+		{"azure_sentinel", strings.Replace(`{`+li+`,"client_secret":"s"}`, "monitor.azure.com", "monitor.azure.com/x?y", 1), "config.endpoint", "", ""},
+		{"azure_sentinel", `{` + li + `,"client_secret":"s","authority":"https://169.254.169.254"}`, "config.authority", "", ""},
+		{"azure_sentinel", `{` + li + `,"client_secret":"s","cloud":"mars"}`, "config.cloud", "", ""},
+		{"azure_sentinel", `{"api":"data_collector","workspace_id":"b8d6a2f0-1c2e-4c8b-9d3e-7a6f5e4d3c2b","shared_key":"a2V5"}`, "",
+			`{"api":"data_collector","cloud":"public","workspace_id":"b8d6a2f0-1c2e-4c8b-9d3e-7a6f5e4d3c2b","log_type":"TrailAudit"}`, "shared_key"},
+		{"azure_sentinel", `{"api":"data_collector","workspace_id":"b8d6a2f0-1c2e-4c8b-9d3e-7a6f5e4d3c2b","shared_key":"not base64!"}`, "config.shared_key", "", ""},
+		{"azure_sentinel", `{"api":"data_collector","workspace_id":"b8d6a2f0-1c2e-4c8b-9d3e-7a6f5e4d3c2b","shared_key":"a2V5","log_type":"a-b"}`, "config.log_type", "", ""},
+		{"azure_sentinel", `{"api":"data_collector","workspace_id":"nope","shared_key":"a2V5"}`, "config.workspace_id", "", ""},
+		{"azure_sentinel", `{"api":"legacy"}`, "config.api", "", ""},
+		{"gcs", `{"bucket":"audit","service_account_json":` + quoted(sa) + `}`, "",
+			`{"bucket":"audit","client_email":"` + gcsEmail + `"}`, "service_account_json"},
+		// The key file inline, as a JSON object.
+		{"gcs", `{"bucket":"audit","prefix":"trail/","service_account_json":` + sa + `}`, "",
+			`{"bucket":"audit","prefix":"trail/","client_email":"` + gcsEmail + `"}`, "service_account_json"},
+		{"gcs", `{"bucket":"audit"}`, "config.service_account_json", "", ""},
+		{"gcs", `{"bucket":"audit","service_account_json":"{}"}`, "config.service_account_json", "", ""},
+		{"gcs", `{"bucket":"audit","service_account_json":` + quoted(strings.Replace(sa, "service_account", "authorized_user", 1)) + `}`, "config.service_account_json", "", ""},
+		{"gcs", `{"bucket":"audit","service_account_json":` + quoted(serviceAccountJSON(t, small, "https://oauth2.googleapis.com/token")) + `}`, "config.service_account_json", "", ""},
+		{"gcs", `{"bucket":"audit","service_account_json":` + quoted(serviceAccountJSON(t, key, "https://169.254.169.254/token")) + `}`, "config.service_account_json", "", ""},
+		{"gcs", `{"bucket":"audit","service_account_json":` + quoted(serviceAccountJSON(t, key, "http://oauth2.example/token")) + `}`, "config.service_account_json", "", ""},
+		{"gcs", `{"bucket":"Audit!","service_account_json":` + quoted(sa) + `}`, "config.bucket", "", ""},
+		{"gcs", `{"bucket":"audit","endpoint":"https://[::1]:4443","service_account_json":` + quoted(sa) + `}`, "config.endpoint", "", ""},
+		{"gcs", `{"bucket":"audit","service_account_json":5}`, "config.service_account_json", "", ""},
+	}
+	for _, tc := range cases {
+		set, err := c.Parse(tc.typ, []byte(tc.config), nil)
+		if tc.field != "" {
+			var ce *stream.ConfigError
+			if !errors.As(err, &ce) || len(ce.Errors) == 0 || ce.Errors[0].Field != tc.field || ce.Errors[0].Message == "" {
+				t.Errorf("Parse(%s, %.200s) = %v, want an error on %s", tc.typ, tc.config, err, tc.field)
+			} else if strings.Contains(err.Error(), "PRIVATE KEY") {
+				t.Errorf("the error shows the key: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Parse(%s, %.200s): %v", tc.typ, tc.config, err)
+			continue
+		}
+		if got := string(set.Public()); got != tc.public {
+			t.Errorf("Public(%.200s) = %s, want %s", tc.config, got, tc.public)
+		}
+		if got := strings.Join(set.SecretNames(), ","); got != tc.secrets {
+			t.Errorf("SecretNames = %s, want %s", got, tc.secrets)
+		}
+		back, err := c.Unseal(tc.typ, c.Seal(set, "ls_1"), "ls_1")
+		if err != nil || string(back.Public()) != tc.public {
+			t.Errorf("Unseal: %v", err)
+		}
+		if _, err := c.Open(back); err != nil {
+			t.Errorf("Open: %v", err)
+		}
+	}
+	// An update that leaves the key out keeps it.
+	prev, _ := c.Parse("gcs", []byte(`{"bucket":"audit","service_account_json":`+quoted(sa)+`}`), nil)
+	next, err := c.Parse("gcs", []byte(`{"bucket":"audit-2","prefix":"p/"}`), prev)
+	if err != nil || strings.Join(next.SecretNames(), ",") != "service_account_json" {
+		t.Errorf("update without the key: %v, %v", err, next)
+	}
 }

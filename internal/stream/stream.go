@@ -1,7 +1,8 @@
 // Package stream is the log stream delivery engine (docs/DESIGN.md §6): it sends each
 // organization's events, in seq order and at least once, to the streams'
 // destinations — Datadog, Splunk HEC, S3-compatible object storage, HTTPS
-// webhooks and syslog — one file per destination.
+// webhooks, syslog, Azure Sentinel and Google Cloud Storage — one file per
+// destination.
 //
 // Each stream has a durable cursor (store.Stream.Cursor, the seq of the next
 // event to deliver). A worker per stream reads a batch of records from the
@@ -98,7 +99,9 @@ type Failure struct {
 	TooLarge bool
 	// RetryAfter is the wait the destination asked for (429/503), or 0.
 	RetryAfter time.Duration
-	Err        error
+	// Status is the HTTP status the destination answered, or 0.
+	Status int
+	Err    error
 }
 
 func (f *Failure) Error() string { return f.Err.Error() }
@@ -127,7 +130,7 @@ func httpFailure(resp *http.Response, body []byte, now time.Time) error {
 	if b := Excerpt(string(body), maxExcerpt); b != "" {
 		msg += ": " + b
 	}
-	f := &Failure{Err: errors.New(msg)}
+	f := &Failure{Err: errors.New(msg), Status: resp.StatusCode}
 	switch code := resp.StatusCode; {
 	case code == http.StatusRequestEntityTooLarge:
 		f.TooLarge = true
