@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -153,7 +154,7 @@ func (s *Server) createStream(w http.ResponseWriter, r *http.Request) error {
 	}
 	var errs []fieldError
 	if req.Type == nil || *req.Type == "" {
-		addErr(&errs, "type", "required", "type is required: one of datadog, splunk, s3, webhook, syslog.")
+		addErr(&errs, "type", "required", "type is required: one of "+strings.Join(stream.Types, ", ")+".")
 	}
 	start := "now"
 	if req.Start != nil {
@@ -440,7 +441,8 @@ func (s *Server) testStream(w http.ResponseWriter, r *http.Request) error {
 
 // workOSStreamTypes are WorkOS's names of the destination types.
 var workOSStreamTypes = map[string]string{stream.TypeDatadog: "Datadog", stream.TypeSplunk: "Splunk",
-	stream.TypeS3: "S3", stream.TypeWebhook: "GenericHttps", stream.TypeSyslog: "Syslog"}
+	stream.TypeS3: "S3", stream.TypeWebhook: "GenericHttps", stream.TypeSyslog: "Syslog",
+	stream.TypeAzureSentinel: "AzureSentinel", stream.TypeGCS: "GoogleCloudStorage"}
 
 // auditLogConfiguration is WorkOS's GET /organizations/{id}/audit_log_configuration:
 // the retention period, and the organization's (first) log stream.

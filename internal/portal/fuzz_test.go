@@ -97,7 +97,7 @@ func FuzzStreamForm(f *testing.F) {
 		form.Edit = v.Get("edit") != ""
 		_, config, ok := parseStreamForm(form, v)
 		for _, ff := range form.Fields {
-			if ff.Kind == kindSecret && ff.Value != "" {
+			if ff.secret() && ff.Value != "" {
 				t.Fatalf("secret %s echoed", ff.Key)
 			}
 		}

@@ -31,6 +31,9 @@ const (
 	kindTextarea = "textarea"
 	kindNumber   = "number"
 	kindHeaders  = "headers" // "Name: value" lines; values are secret
+	// kindSecretText is a secret of several lines (a key file): a textarea
+	// that is never filled in.
+	kindSecretText = "secrettext"
 )
 
 type fieldSpec struct {
@@ -86,6 +89,28 @@ var destinations = []destSpec{
 			{Key: "secret_access_key", Label: "Secret access key", Kind: kindSecret},
 			{Key: "session_token", Label: "Session token", Kind: kindSecret},
 		}},
+	{Type: stream.TypeAzureSentinel, Label: "Microsoft Sentinel (Azure Monitor)", Help: "A Log Analytics workspace, through the Logs Ingestion API (a data collection rule and a Microsoft Entra app registration) or the older HTTP Data Collector API (the workspace's shared key).",
+		Fields: []fieldSpec{
+			{Key: "api", Label: "API", Kind: kindSelect, Options: []string{stream.AzureLogsIngestion, stream.AzureDataCollector}, Help: "logs_ingestion: fill in the rule and app registration; data_collector: the workspace id and key."},
+			{Key: "cloud", Label: "Azure cloud", Kind: kindSelect, Options: []string{"public", "usgov", "china"}},
+			{Key: "endpoint", Label: "Logs ingestion endpoint", Kind: kindURL, Placeholder: "https://my-dce-a1b2.eastus-1.ingest.monitor.azure.com", Help: "logs_ingestion: the data collection endpoint's (or rule's) logs ingestion URL. data_collector: optional, replaces https://<workspace id>.ods.opinsights.azure.com."},
+			{Key: "dcr_immutable_id", Label: "Data collection rule immutable id", Kind: kindText, Placeholder: "dcr-…"},
+			{Key: "stream_name", Label: "Stream name", Kind: kindText, Placeholder: "Custom-TrailAudit_CL", Help: "The rule's input stream."},
+			{Key: "tenant_id", Label: "Directory (tenant) id", Kind: kindText},
+			{Key: "client_id", Label: "Application (client) id", Kind: kindText},
+			{Key: "client_secret", Label: "Client secret", Kind: kindSecret, Help: "A secret of the app registration, which needs the Monitoring Metrics Publisher role on the rule."},
+			{Key: "authority", Label: "Microsoft Entra authority", Kind: kindURL, Help: "Optional: replaces the cloud's login endpoint (a proxy)."},
+			{Key: "workspace_id", Label: "Workspace id (data_collector)", Kind: kindText},
+			{Key: "shared_key", Label: "Workspace key (data_collector)", Kind: kindSecret, Help: "The workspace's primary or secondary key."},
+			{Key: "log_type", Label: "Log type (data_collector)", Kind: kindText, Placeholder: "TrailAudit", Help: "Events land in the table <log type>_CL."},
+		}},
+	{Type: stream.TypeGCS, Label: "Google Cloud Storage", Help: "Objects in a Cloud Storage bucket under YYYY-MM-DD/, written by a service account.",
+		Fields: []fieldSpec{
+			{Key: "bucket", Label: "Bucket", Kind: kindText, Required: true},
+			{Key: "prefix", Label: "Object name prefix", Kind: kindText},
+			{Key: "service_account_json", Label: "Service account key (JSON)", Kind: kindSecretText, Required: true, Help: "The key file of a service account with the Storage Object Creator role on the bucket."},
+			{Key: "endpoint", Label: "Endpoint", Kind: kindURL, Placeholder: "https://storage.googleapis.com", Help: "Optional: replaces Cloud Storage's endpoint (a proxy)."},
+		}},
 	{Type: stream.TypeSyslog, Label: "Syslog (RFC 5424)", Help: "RFC 5424 messages over TLS (or TCP toward private addresses, when the operator allows it).",
 		Fields: []fieldSpec{
 			{Key: "address", Label: "Address", Kind: kindText, Required: true, Placeholder: "syslog.example.com:6514", Help: "host:port"},
@@ -97,6 +122,9 @@ var destinations = []destSpec{
 			{Key: "facility", Label: "Facility", Kind: kindNumber, Placeholder: "13", Help: "0–23; default 13 (log audit)."},
 		}},
 }
+
+// secret reports whether the field holds a secret, never shown.
+func (f fieldSpec) secret() bool { return f.Kind == kindSecret || f.Kind == kindSecretText }
 
 func destination(typ string) (destSpec, bool) {
 	for _, d := range destinations {
@@ -140,7 +168,7 @@ func newForm(dest destSpec, config map[string]any, secrets []string) *streamForm
 		ff := formField{fieldSpec: spec, ID: "c-" + spec.Key}
 		switch v := config[spec.Key].(type) {
 		case string:
-			if spec.Kind != kindSecret {
+			if !spec.secret() {
 				ff.Value = v
 			}
 		case bool:
@@ -149,7 +177,7 @@ func newForm(dest destSpec, config map[string]any, secrets []string) *streamForm
 			ff.Value = strconv.FormatFloat(v, 'f', -1, 64)
 		}
 		switch spec.Kind {
-		case kindSecret:
+		case kindSecret, kindSecretText:
 			ff.SecretSet = slices.Contains(secrets, spec.Key)
 		case kindHeaders:
 			var names []string
@@ -200,13 +228,13 @@ func parseStreamForm(f *streamForm, v url.Values) (name string, config []byte, o
 	obj := map[string]any{}
 	for i := range f.Fields {
 		ff := &f.Fields[i]
-		raw, good := one(ff.Key, ff.Kind == kindTextarea || ff.Kind == kindHeaders)
+		raw, good := one(ff.Key, ff.Kind == kindTextarea || ff.Kind == kindHeaders || ff.Kind == kindSecretText)
 		if !good {
 			ff.Error, ok = ff.Label+" is too long or holds control characters.", false
 			continue
 		}
 		switch ff.Kind {
-		case kindSecret:
+		case kindSecret, kindSecretText:
 			if raw != "" {
 				obj[ff.Key] = raw
 			}

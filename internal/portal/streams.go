@@ -200,7 +200,7 @@ func (p *Portal) renderStream(w http.ResponseWriter, r *http.Request, s *session
 		dest, _ := destination(st.Stream.Type)
 		for _, f := range dest.Fields {
 			v, ok := cfg[f.Key]
-			if !ok || f.Kind == kindSecret || f.Kind == kindHeaders {
+			if !ok || f.secret() || f.Kind == kindHeaders {
 				continue
 			}
 			if sv, isStr := v.(string); isStr && sv == "" {
