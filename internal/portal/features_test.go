@@ -472,6 +472,12 @@ func TestStreamTypes(t *testing.T) {
 			url.Values{"address": {"no-port"}}, "address", nil},
 		{"webhook", url.Values{"url": {"https://siem.example.com/h"}, "secret": {"0123456789abcdef"}, "format": {"ndjson"}},
 			url.Values{"url": {"https://siem.example.com/h"}, "secret": {"0123456789abcdef"}, "headers": {"Host: evil"}}, "headers", []string{"secret"}},
+		{"azure_sentinel", url.Values{"api": {"logs_ingestion"}, "cloud": {"public"}, "endpoint": {"https://dce-1.eastus-1.ingest.monitor.azure.com"},
+			"dcr_immutable_id": {"dcr-00112233445566778899aabbccddeeff"}, "stream_name": {"Custom-TrailAudit_CL"},
+			"tenant_id": {"72f988bf-86f1-41af-91ab-2d7cd011db47"}, "client_id": {"0f8f6f2c-5c7e-4c9e-9a59-0c2b0f2e1d3a"}, "client_secret": {"entra-secret"}},
+			url.Values{"api": {"logs_ingestion"}, "dcr_immutable_id": {"dcr-XYZ"}}, "dcr_immutable_id", []string{"client_secret"}},
+		{"gcs", url.Values{"bucket": {"audit-logs"}, "prefix": {"trail/"}, "service_account_json": {testServiceAccountJSON(t)}},
+			url.Values{"bucket": {"audit-logs"}, "service_account_json": {`{"type":"authorized_user"}`}}, "service_account_json", []string{"service_account_json"}},
 	} {
 		t.Run(tc.typ, func(t *testing.T) {
 			form := func(v url.Values) url.Values {
@@ -497,9 +503,13 @@ func TestStreamTypes(t *testing.T) {
 			// Edit: a public setting changes, the secrets stay.
 			edit := c.get("/portal/streams/" + m[1] + "/edit")
 			for _, s := range tc.secrets {
-				if !strings.Contains(edit.body, `id="c-`+s+`" name="`+s+`" value="" autocomplete="new-password" placeholder="set — leave empty to keep"`) {
+				if !strings.Contains(edit.body, `id="c-`+s+`" name="`+s+`" value="" autocomplete="new-password" placeholder="set — leave empty to keep"`) &&
+					!strings.Contains(edit.body, `<textarea id="c-`+s+`" name="`+s+`" rows="5" spellcheck="false" autocomplete="off" placeholder="set — leave empty to keep"`) {
 					t.Errorf("edit form: secret %s not shown as set\n%s", s, edit.body)
 				}
+			}
+			if strings.Contains(edit.body, "PRIVATE KEY") || strings.Contains(edit.body, "entra-secret") {
+				t.Errorf("edit form shows a secret\n%s", edit.body)
 			}
 			v := form(tc.good)
 			for _, s := range tc.secrets {

@@ -81,7 +81,8 @@ func FuzzSessionCookie(f *testing.F) {
 func FuzzStreamForm(f *testing.F) {
 	for _, s := range []string{"", "type=webhook&url=https%3A%2F%2Fx.example&secret=0123456789abcdef&headers=X-A%3A+1%0AX-B%3A2",
 		"type=syslog&address=h%3A514&facility=99&ca_pem=%00", "type=s3&bucket=b&path_style=on&edit=1", "type=datadog&api_key=k&site=eu1&name=%E2%80%AE",
-		"type=splunk&url=a&url=b&token=%ff", "type=webhook&headers=%3Avalue", "type=nope&edit=1"} {
+		"type=splunk&url=a&url=b&token=%ff", "type=webhook&headers=%3Avalue", "type=nope&edit=1",
+		"type=gcs&bucket=b&service_account_json=%7B%0A%22type%22%3A1%7D&edit=1", "type=azure_sentinel&api=data_collector&shared_key=k&client_secret=%00"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {

@@ -1,7 +1,11 @@
 package portal
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"net/url"
 	"reflect"
 	"strings"
@@ -44,6 +48,15 @@ func TestParseStreamForm(t *testing.T) {
 		{name: "field given twice", typ: "splunk", form: url.Values{"url": {"https://a", "https://b"}}, errKey: "url", wantErr: true},
 		{name: "too long", typ: "syslog", form: url.Values{"ca_pem": {strings.Repeat("a", maxFormValue+1)}}, errKey: "ca_pem", wantErr: true},
 		{name: "bad name", typ: "datadog", form: url.Values{"name": {"a\nb"}}, wantErr: true},
+		{name: "gcs key file over several lines", typ: "gcs", form: url.Values{"bucket": {"b-1"}, "service_account_json": {"{\n  \"type\": \"service_account\"\n}\n"}},
+			want: map[string]any{"bucket": "b-1", "service_account_json": "{\n  \"type\": \"service_account\"\n}\n"}},
+		{name: "gcs edit keeps the key", typ: "gcs", edit: true, form: url.Values{"name": {"n"}, "bucket": {"b-1"}, "service_account_json": {""}},
+			want: map[string]any{"bucket": "b-1", "prefix": "", "endpoint": ""}},
+		{name: "gcs key with a control character", typ: "gcs", form: url.Values{"service_account_json": {"{\x00}"}}, errKey: "service_account_json", wantErr: true},
+		{name: "azure logs ingestion", typ: "azure_sentinel", form: url.Values{"api": {"logs_ingestion"}, "cloud": {"public"}, "endpoint": {"https://dce.ingest.monitor.azure.com"},
+			"dcr_immutable_id": {"dcr-1"}, "stream_name": {"Custom-T_CL"}, "tenant_id": {"t"}, "client_id": {"c"}, "client_secret": {"s"}, "shared_key": {""}},
+			want: map[string]any{"api": "logs_ingestion", "cloud": "public", "endpoint": "https://dce.ingest.monitor.azure.com", "dcr_immutable_id": "dcr-1",
+				"stream_name": "Custom-T_CL", "tenant_id": "t", "client_id": "c", "client_secret": "s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dest, _ := destination(tc.typ)
@@ -112,6 +125,26 @@ func TestEditFormValues(t *testing.T) {
 	}
 }
 
+// A key file is a secret too: the edit form says it is set and shows
+// nothing of it.
+func TestEditFormKeyFile(t *testing.T) {
+	st := StreamStatus{Stream: store.Stream{ID: "ls_1", Type: stream.TypeGCS, Name: "n",
+		Config: []byte(`{"bucket":"b-1","client_email":"w@p.iam.gserviceaccount.com","service_account_json":"leaked?"}`)},
+		SecretNames: []string{"service_account_json"}}
+	f, ok := editForm(st)
+	if !ok {
+		t.Fatal("no form")
+	}
+	for _, ff := range f.Fields {
+		if ff.Key == "service_account_json" && (!ff.SecretSet || ff.Value != "" || ff.Kind != kindSecretText) {
+			t.Fatalf("%+v", ff)
+		}
+		if ff.Key == "bucket" && ff.Value != "b-1" {
+			t.Fatalf("%+v", ff)
+		}
+	}
+}
+
 func TestExportFilter(t *testing.T) {
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
@@ -142,4 +175,20 @@ func TestExportFilter(t *testing.T) {
 			t.Errorf("%s: %+v %q, want %+v", tc.query, got, notes, tc.want)
 		}
 	}
+}
+
+// testServiceAccountJSON is a Google service account's key file.
+func testServiceAccountJSON(t *testing.T) string {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(map[string]string{"type": "service_account", "project_id": "p", "private_key_id": "k1",
+		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email": "writer@p.iam.gserviceaccount.com", "token_uri": "https://oauth2.googleapis.com/token"}, "", "  ")
+	return string(b)
 }
