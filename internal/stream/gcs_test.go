@@ -66,6 +66,10 @@ func (g *googleOAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"error":%q,"error_description":%q}`, oauthErr, desc)
 	}
+	if r.URL.Path == "/precondition" {
+		http.Error(w, "precondition failed", http.StatusPreconditionFailed)
+		return
+	}
 	if r.Method != http.MethodPost || r.URL.Path != "/token" || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
 		refuse(http.StatusBadRequest, "invalid_request", "bad request")
 		return
@@ -266,6 +270,8 @@ func TestGCSFailures(t *testing.T) {
 		// A key the account does not have: Google refuses the assertion.
 		{"another key", rig.config(other, gcsBucket), "400 Bad Request: invalid_grant (Invalid JWT Signature.)"},
 		{"missing bucket", rig.config(rig.key, "no-such-bucket"), "gs://no-such-bucket/trail/"},
+		// A token endpoint's 412 is not the object's precondition failing.
+		{"token endpoint answers 412", strings.Replace(rig.config(rig.key, gcsBucket), "/token", "/precondition", 1), "412 Precondition Failed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -160,6 +160,9 @@ func tokenFailure(resp *http.Response, body []byte, now time.Time) error {
 		// Not an OAuth answer: quoted as any destination's would be.
 		f := httpFailure(resp, body, now).(*Failure)
 		f.Err = fmt.Errorf("couldn't get an access token: %w", f.Err)
+		// Status is the destination's answer; the token endpoint's must not
+		// be taken for it (a 412 from it is no stored object).
+		f.Status = 0
 		return f
 	}
 	code := resp.StatusCode
