@@ -132,3 +132,41 @@ type BatchStorage interface {
 	// acknowledgement was lost, everything.
 	IntegrateBatch(ctx context.Context, batch []Integration) (errs []error, err error)
 }
+
+// Cosignature is a witness's cosignature (C2SP tlog-cosignature) of one of
+// an organization's checkpoints, verified before it is stored.
+type Cosignature struct {
+	OrganizationID string
+	Size           int64  // the checkpoint's tree size
+	Witness        string // the witness's verifier key (note verifier format)
+	Line           string // the signature line, "— <name> <base64>\n"
+}
+
+// WitnessSize is the size of a log (by origin) a witness last cosigned, or
+// told the log it holds.
+type WitnessSize struct {
+	Witness string // the witness's verifier key
+	Origin  string
+	Size    int64
+}
+
+// CosignatureStorage keeps the witness cosignatures of the checkpoints (see
+// package witness and docs/WITNESS.md), in the database beside the
+// checkpoints, so that every process serving the log (each PostgreSQL
+// replica) serves them, and the size each witness holds of each log.
+type CosignatureStorage interface {
+	// StoreCosignatures stores, in one transaction, cosignatures (one of
+	// the same organization, size and witness is replaced) and witness
+	// sizes (replacing the stored one; of several for one witness and
+	// origin the last given is kept).
+	StoreCosignatures(ctx context.Context, cosigs []Cosignature, sizes []WitnessSize) error
+	// WitnessSize returns the stored size of witness for origin, 0 if none.
+	WitnessSize(ctx context.Context, witness, origin string) (int64, error)
+	// Cosignatures returns the cosignatures of org's checkpoint of size,
+	// ordered by witness key.
+	Cosignatures(ctx context.Context, org string, size int64) ([]Cosignature, error)
+	// LatestCosignatures returns, for each witness that cosigned any of
+	// org's checkpoints, its cosignature of the largest one, ordered by
+	// witness key.
+	LatestCosignatures(ctx context.Context, org string) ([]Cosignature, error)
+}

@@ -29,6 +29,7 @@ type Backend interface {
 	// database as the events it is built from.
 	ledger.Storage
 	ledger.BatchStorage
+	ledger.CosignatureStorage
 
 	SchemaStore
 	StreamStore

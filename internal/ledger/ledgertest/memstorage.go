@@ -21,6 +21,10 @@ import (
 type MemStorage struct {
 	Mu   sync.Mutex
 	Logs map[string]*MemLog
+	// Cosigs holds the stored cosignatures by organization, size and
+	// witness; Sizes the witness sizes by (witness, origin).
+	Cosigs map[string]map[int64]map[string]string
+	Sizes  map[[2]string]int64
 }
 
 // MemLog is one organization's log in a MemStorage.
@@ -32,7 +36,9 @@ type MemLog struct {
 }
 
 // NewMemStorage returns an empty MemStorage.
-func NewMemStorage() *MemStorage { return &MemStorage{Logs: map[string]*MemLog{}} }
+func NewMemStorage() *MemStorage {
+	return &MemStorage{Logs: map[string]*MemLog{}, Cosigs: map[string]map[int64]map[string]string{}, Sizes: map[[2]string]int64{}}
+}
 
 // Log returns org's log, created empty if needed; the caller holds Mu.
 func (m *MemStorage) Log(org string) *MemLog {
@@ -162,7 +168,73 @@ func (m *MemStorage) Clone() *MemStorage {
 			Tiles: maps.Clone(l.Tiles), Checkpoints: maps.Clone(l.Checkpoints),
 		}
 	}
+	for org, bySize := range m.Cosigs {
+		c.Cosigs[org] = map[int64]map[string]string{}
+		for size, lines := range bySize {
+			c.Cosigs[org][size] = maps.Clone(lines)
+		}
+	}
+	c.Sizes = maps.Clone(m.Sizes)
 	return c
 }
 
-var _ ledger.Storage = (*MemStorage)(nil)
+// StoreCosignatures implements ledger.CosignatureStorage.
+func (m *MemStorage) StoreCosignatures(ctx context.Context, cosigs []ledger.Cosignature, sizes []ledger.WitnessSize) error {
+	m.Mu.Lock()
+	defer m.Mu.Unlock()
+	for _, c := range cosigs {
+		if m.Cosigs[c.OrganizationID] == nil {
+			m.Cosigs[c.OrganizationID] = map[int64]map[string]string{}
+		}
+		if m.Cosigs[c.OrganizationID][c.Size] == nil {
+			m.Cosigs[c.OrganizationID][c.Size] = map[string]string{}
+		}
+		m.Cosigs[c.OrganizationID][c.Size][c.Witness] = c.Line
+	}
+	for _, s := range sizes {
+		m.Sizes[[2]string{s.Witness, s.Origin}] = s.Size
+	}
+	return nil
+}
+
+// WitnessSize implements ledger.CosignatureStorage.
+func (m *MemStorage) WitnessSize(ctx context.Context, witness, origin string) (int64, error) {
+	m.Mu.Lock()
+	defer m.Mu.Unlock()
+	return m.Sizes[[2]string{witness, origin}], nil
+}
+
+// Cosignatures implements ledger.CosignatureStorage.
+func (m *MemStorage) Cosignatures(ctx context.Context, org string, size int64) ([]ledger.Cosignature, error) {
+	m.Mu.Lock()
+	defer m.Mu.Unlock()
+	var out []ledger.Cosignature
+	for _, w := range slices.Sorted(maps.Keys(m.Cosigs[org][size])) {
+		out = append(out, ledger.Cosignature{OrganizationID: org, Size: size, Witness: w, Line: m.Cosigs[org][size][w]})
+	}
+	return out, nil
+}
+
+// LatestCosignatures implements ledger.CosignatureStorage.
+func (m *MemStorage) LatestCosignatures(ctx context.Context, org string) ([]ledger.Cosignature, error) {
+	m.Mu.Lock()
+	defer m.Mu.Unlock()
+	latest := map[string]ledger.Cosignature{}
+	for size, lines := range m.Cosigs[org] {
+		for w, line := range lines {
+			if c, ok := latest[w]; !ok || c.Size < size {
+				latest[w] = ledger.Cosignature{OrganizationID: org, Size: size, Witness: w, Line: line}
+			}
+		}
+	}
+	var out []ledger.Cosignature
+	for _, w := range slices.Sorted(maps.Keys(latest)) {
+		out = append(out, latest[w])
+	}
+	return out, nil
+}
+
+var (
+	_ ledger.Storage            = (*MemStorage)(nil)
+	_ ledger.CosignatureStorage = (*MemStorage)(nil)
+)

@@ -20,12 +20,13 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// runLedger runs the conformance cases of ledger.Storage and
-// ledger.BatchStorage.
+// runLedger runs the conformance cases of ledger.Storage,
+// ledger.BatchStorage and ledger.CosignatureStorage.
 func runLedger[S store.Backend](t *testing.T, d Driver[S]) {
 	t.Run("Storage", func(t *testing.T) { testLedgerStorage(t, d) })
 	t.Run("IntegrateBatch", func(t *testing.T) { testLedgerIntegrateBatch(t, d) })
 	t.Run("Integrator", func(t *testing.T) { testLedgerIntegrator(t, d) })
+	t.Run("Cosignatures", func(t *testing.T) { testCosignatures(t, d) })
 }
 
 const ledgerPrefix = "trail.test"
