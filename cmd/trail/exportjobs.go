@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 
 	"github.com/trailaudit/trail/internal/export"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store/sqlite"
+	"github.com/trailaudit/trail/internal/witness"
 )
 
 // exportJobs is the export service of trail serve and what it holds open.
@@ -22,7 +24,9 @@ func openExports(ctx context.Context, db *database, sf *storageFlags, dir string
 	if dir == "" {
 		dir = filepath.Join(sf.Data, "exports")
 	}
-	cfg := export.Config{Log: db, Dir: dir, MaxEventsPerSecond: maxRate, Logger: logger.With("worker", "exports")}
+	// Export bundles carry the witness cosignatures stored for their
+	// checkpoint, as the API's bundles do.
+	cfg := export.Config{Log: cosignedLog{Reader: db, cosigned: witness.Cosigned(db)}, Dir: dir, MaxEventsPerSecond: maxRate, Logger: logger.With("worker", "exports")}
 	if db.pg != nil {
 		cfg.Exports = db.pg
 		svc, err := export.NewPostgres(ctx, db.pool, cfg)
@@ -42,4 +46,19 @@ func openExports(ctx context.Context, db *database, sf *storageFlags, dir string
 		return nil, err
 	}
 	return &exportJobs{svc: svc, close: xdb.Close}, nil
+}
+
+// cosignedLog is a log reader whose checkpoint notes carry the witness
+// cosignatures stored for them (witness.Cosigned).
+type cosignedLog struct {
+	export.Reader
+	cosigned ledger.Storage
+}
+
+func (c cosignedLog) Checkpoint(ctx context.Context, org string, size int64) ([]byte, error) {
+	return c.cosigned.Checkpoint(ctx, org, size)
+}
+
+func (c cosignedLog) LatestCheckpoint(ctx context.Context, org string) ([]byte, error) {
+	return c.cosigned.LatestCheckpoint(ctx, org)
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
+	"github.com/trailaudit/trail/internal/witness"
 )
 
 type serveCommand struct {
@@ -202,16 +203,17 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		explicit: c.logOrigin != "", logger: logger.With("worker", "integrator"), reg: reg, always: pool == nil}
 	// Witnesses cosign checkpoints in the background; a fork they show
 	// refuses the organization (docs/WITNESS.md).
-	var logStorage ledger.Storage = st
+	// Every server serves the cosignatures stored in the database with the
+	// checkpoints, whichever of them received them.
+	logStorage := witness.Cosigned(st)
 	var witnessesDown func() []string
-	cosigner, err := c.witnesses.start(c.storage.Data, st, integrator.Refuse, logger.With("worker", "witness"), reg)
+	cosigner, err := c.witnesses.start(ctx, c.storage.Data, st, integrator.Refuse, logger.With("worker", "witness"), reg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	if cosigner != nil {
 		integrator.signed = cosigner.Signed
-		logStorage = cosigner.Storage(st)
 		witnessesDown = cosigner.Down
 	}
 
@@ -269,7 +271,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		lease.Run(workers, pool, "integrator", integratorLease, logger.With("worker", "integrator"), integrator.run)
 	}()
 	go expireIdempotencyKeys(workers, st, logger)
-	cosigning := runSubmitter(workers, cosigner, logger)
+	cosigning := runSubmitter(workers, cosigner)
 	sweeper, retentionDone, err := startRetention(workers, st, pool, leases, &c.retention, logger, reg)
 	if err != nil {
 		ln.Close()

@@ -59,13 +59,14 @@ func (w *witnessClientFlags) validate() error {
 
 // start returns the submitter that sends every checkpoint the integrator
 // signs to the witnesses, or nil when none are configured. Its
-// cosignatures are kept in <data>/witness-cosignatures.db.
-func (w *witnessClientFlags) start(dataDir string, st ledger.Storage, refuse func(org, reason string), logger *slog.Logger, reg prometheus.Registerer) (*witness.Submitter, error) {
+// cosignatures are kept in the database (those an earlier version kept in
+// <data>/witness-cosignatures.db are copied there on start).
+func (w *witnessClientFlags) start(ctx context.Context, dataDir string, st ledger.Storage, refuse func(org, reason string), logger *slog.Logger, reg prometheus.Registerer) (*witness.Submitter, error) {
 	configs, err := w.configs()
 	if err != nil || len(configs) == 0 {
 		return nil, err
 	}
-	sub, err := witness.NewSubmitter(dataDir, st, witness.SubmitterOptions{
+	sub, err := witness.NewSubmitter(ctx, dataDir, st, witness.SubmitterOptions{
 		Witnesses: configs, Quorum: int(w.quorum), Fork: refuse,
 	}, logger, reg)
 	if err != nil {
@@ -77,9 +78,9 @@ func (w *witnessClientFlags) start(dataDir string, st ledger.Storage, refuse fun
 	return sub, nil
 }
 
-// runSubmitter runs sub until ctx ends, then closes it; done is closed
-// after. A nil sub is nothing to run.
-func runSubmitter(ctx context.Context, sub *witness.Submitter, logger *slog.Logger) (done <-chan struct{}) {
+// runSubmitter runs sub until ctx ends and it has stored the cosignatures
+// received; done is closed after. A nil sub is nothing to run.
+func runSubmitter(ctx context.Context, sub *witness.Submitter) (done <-chan struct{}) {
 	ch := make(chan struct{})
 	if sub == nil {
 		close(ch)
@@ -88,9 +89,6 @@ func runSubmitter(ctx context.Context, sub *witness.Submitter, logger *slog.Logg
 	go func() {
 		defer close(ch)
 		sub.Run(ctx)
-		if err := sub.Close(); err != nil {
-			logger.Warn("couldn't close the witness cosignature store", "err", err)
-		}
 	}()
 	return ch
 }

@@ -28,13 +28,14 @@ func BenchmarkCosignLag(b *testing.B) {
 	rate := envInt(b, "TRAIL_BENCH_RATE", 5000)
 	orgs := envInt(b, "TRAIL_BENCH_ORGS", 1000)
 	seconds := envInt(b, "TRAIL_BENCH_SECONDS", 10)
+	interval := time.Duration(envInt(b, "TRAIL_BENCH_MIN_INTERVAL_MS", 1000)) * time.Millisecond
 	for range b.N {
 		signer := newLogSigner(b)
 		w1 := startWitness(b, "w1.example", signer.Verifier())
 		w2 := startWitness(b, "w2.example", signer.Verifier())
 		st := newMemStorage()
 		dir := b.TempDir()
-		sub, err := NewSubmitter(dir, st, SubmitterOptions{Witnesses: []Config{w1.config, w2.config}}, slog.New(slog.DiscardHandler), nil)
+		sub, err := NewSubmitter(context.Background(), dir, st, SubmitterOptions{Witnesses: []Config{w1.config, w2.config}, MinInterval: interval}, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -119,7 +120,6 @@ func BenchmarkCosignLag(b *testing.B) {
 		in.Stop()
 		cancel()
 		<-done
-		sub.Close()
 
 		mu.Lock()
 		slices.Sort(lags)

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,51 +18,32 @@ import (
 	"github.com/trailaudit/trail/internal/ledger"
 )
 
-// CosignaturesFile is the name, in the log server's data directory, of the
-// SQLite database of witness cosignatures and of the size each witness last
-// cosigned per origin.
-const CosignaturesFile = "witness-cosignatures.db"
+// LegacyCosignaturesFile is the name, in the log server's data directory,
+// of the SQLite database where earlier versions kept the cosignatures. A
+// Submitter copies its contents into the database on start and renames it
+// with the suffix ".imported".
+const LegacyCosignaturesFile = "witness-cosignatures.db"
 
 // cosigStore keeps the cosignatures the log received, and per witness and
-// origin the size the witness last cosigned.
+// origin the size the witness last cosigned, in the log's database. Writes
+// are queued and stored by one goroutine, as many per transaction as are
+// waiting, so that cosigning a thousand logs a second costs a few commits,
+// not a thousand.
 type cosigStore struct {
-	db *sql.DB
+	db ledger.CosignatureStorage
 
 	mu    sync.Mutex
-	sizes map[[2]string]int64 // (witness, origin) → size, as stored
+	sizes map[[2]string]int64 // (witness, origin) → size, as stored or queued
 }
 
-func openCosigStore(dir string) (*cosigStore, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("couldn't create data directory %s: %w", dir, err)
-	}
-	// Not synced per commit: a cosignature lost in a crash costs a 409
-	// and a retry, never safety (the witness keeps its own state durably).
-	db, err := openDB(filepath.Join(dir, CosignaturesFile), false)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := db.Exec(`
-		CREATE TABLE IF NOT EXISTS cosignatures (
-			org     TEXT NOT NULL,
-			size    INTEGER NOT NULL,
-			witness TEXT NOT NULL,   -- the witness's verifier key
-			line    TEXT NOT NULL,   -- the signature line, "— <name> <base64>\n"
-			PRIMARY KEY (org, size, witness)
-		) STRICT;
-		CREATE TABLE IF NOT EXISTS witness_state (
-			witness TEXT NOT NULL,
-			origin  TEXT NOT NULL,
-			size    INTEGER NOT NULL, -- the size it last cosigned (or told us in a 409)
-			PRIMARY KEY (witness, origin)
-		) STRICT;`); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("couldn't create the cosignature tables: %w", err)
-	}
-	return &cosigStore{db: db, sizes: map[[2]string]int64{}}, nil
+// cosigWrite is one queued write: a cosignature (when line is set) and the
+// witness's size.
+type cosigWrite struct {
+	cosig    ledger.Cosignature
+	size     ledger.WitnessSize
+	signedAt time.Time // of the checkpoint cosigned
+	name     string    // the witness's name
 }
-
-func (c *cosigStore) close() error { return c.db.Close() }
 
 func (c *cosigStore) known(ctx context.Context, witness, origin string) (int64, error) {
 	c.mu.Lock()
@@ -70,14 +52,17 @@ func (c *cosigStore) known(ctx context.Context, witness, origin string) (int64, 
 	if ok {
 		return size, nil
 	}
-	err := c.db.QueryRowContext(ctx, `SELECT size FROM witness_state WHERE witness = ? AND origin = ?`, witness, origin).Scan(&size)
-	if errors.Is(err, sql.ErrNoRows) {
-		size, err = 0, nil
-	}
+	size, err := c.db.WitnessSize(ctx, witness, origin)
 	if err != nil {
-		return 0, fmt.Errorf("couldn't read what witness %s cosigned for %s: %w", witness, origin, err)
+		return 0, err
 	}
-	c.remember(witness, origin, size)
+	c.mu.Lock()
+	if cached, ok := c.sizes[[2]string{witness, origin}]; ok {
+		size = cached // a write queued meanwhile
+	} else {
+		c.sizes[[2]string{witness, origin}] = size
+	}
+	c.mu.Unlock()
 	return size, nil
 }
 
@@ -87,53 +72,141 @@ func (c *cosigStore) remember(witness, origin string, size int64) {
 	c.mu.Unlock()
 }
 
-func (c *cosigStore) setKnown(ctx context.Context, witness, origin string, size int64) error {
-	if _, err := c.db.ExecContext(ctx, `INSERT INTO witness_state (witness, origin, size) VALUES (?, ?, ?)
-		ON CONFLICT (witness, origin) DO UPDATE SET size = excluded.size`, witness, origin, size); err != nil {
-		return fmt.Errorf("couldn't record what witness %s cosigned for %s: %w", witness, origin, err)
+// maxWriteBatch bounds the writes stored in one transaction.
+const maxWriteBatch = 4096
+
+// writeLoop stores the queued writes until writes is closed and drained.
+// done is called with each batch stored.
+func (c *cosigStore) writeLoop(writes <-chan cosigWrite, logger *slog.Logger, done func([]cosigWrite)) {
+	var batch []cosigWrite
+	for w := range writes {
+		batch = append(batch[:0], w)
+	more:
+		for len(batch) < maxWriteBatch {
+			select {
+			case w, ok := <-writes:
+				if !ok {
+					break more
+				}
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		var cosigs []ledger.Cosignature
+		sizes := make([]ledger.WitnessSize, 0, len(batch))
+		for _, w := range batch {
+			if w.cosig.Line != "" {
+				cosigs = append(cosigs, w.cosig)
+			}
+			sizes = append(sizes, w.size)
+		}
+		// Not retried forever: a cosignature lost costs a 409 and a
+		// retry, or a checkpoint served without it, never safety (each
+		// witness keeps its own state).
+		var err error
+		for attempt := range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err = c.db.StoreCosignatures(ctx, cosigs, sizes)
+			cancel()
+			if err == nil {
+				break
+			}
+			time.Sleep(time.Duration(attempt+1) * time.Second)
+		}
+		if err != nil {
+			logger.Error("couldn't store witness cosignatures: the checkpoints are served without them", "cosignatures", len(cosigs), "err", err)
+			continue
+		}
+		done(batch)
 	}
-	c.remember(witness, origin, size)
+}
+
+// importLegacy copies the cosignatures and witness sizes of an earlier
+// version's <dataDir>/witness-cosignatures.db into the database, then
+// renames the file.
+func importLegacy(ctx context.Context, dataDir string, db ledger.CosignatureStorage, logger *slog.Logger) error {
+	path := filepath.Join(dataDir, LegacyCosignaturesFile)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	old, err := openDB(path, false)
+	if err != nil {
+		return fmt.Errorf("couldn't open the cosignatures of an earlier version: %w", err)
+	}
+	defer old.Close()
+	var n int
+	var cosigs []ledger.Cosignature
+	flush := func() error {
+		n += len(cosigs)
+		err := db.StoreCosignatures(ctx, cosigs, nil)
+		cosigs = cosigs[:0]
+		return err
+	}
+	err = scanRows(ctx, old, `SELECT org, size, witness, line FROM cosignatures`, func(rows *sql.Rows) error {
+		var c ledger.Cosignature
+		if err := rows.Scan(&c.OrganizationID, &c.Size, &c.Witness, &c.Line); err != nil {
+			return err
+		}
+		if cosigs = append(cosigs, c); len(cosigs) == maxWriteBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	var sizes []ledger.WitnessSize
+	if err == nil {
+		err = scanRows(ctx, old, `SELECT witness, origin, size FROM witness_state`, func(rows *sql.Rows) error {
+			var s ledger.WitnessSize
+			if err := rows.Scan(&s.Witness, &s.Origin, &s.Size); err != nil {
+				return err
+			}
+			sizes = append(sizes, s)
+			return nil
+		})
+	}
+	if err == nil {
+		err = db.StoreCosignatures(ctx, nil, sizes)
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't copy the cosignatures of %s into the database: %w", path, err)
+	}
+	old.Close()
+	if err := os.Rename(path, path+".imported"); err != nil {
+		return fmt.Errorf("copied the cosignatures of %s into the database, but: %w", path, err)
+	}
+	os.Remove(path + "-wal") // a clean close leaves none; best effort
+	os.Remove(path + "-shm")
+	logger.Info("copied the witness cosignatures of an earlier version into the database", "file", path, "cosignatures", n, "witness_sizes", len(sizes))
 	return nil
 }
 
-// add stores a verified cosignature and the witness's new size, together.
-func (c *cosigStore) add(ctx context.Context, witness, org, origin string, size int64, line string) error {
-	tx, err := c.db.BeginTx(ctx, nil)
+func scanRows(ctx context.Context, db *sql.DB, query string, fn func(*sql.Rows) error) error {
+	rows, err := db.QueryContext(ctx, query)
 	if err != nil {
-		return fmt.Errorf("couldn't store a cosignature: %w", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO cosignatures (org, size, witness, line) VALUES (?, ?, ?, ?)`,
-		org, size, witness, line); err != nil {
-		return fmt.Errorf("couldn't store a cosignature: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO witness_state (witness, origin, size) VALUES (?, ?, ?)
-		ON CONFLICT (witness, origin) DO UPDATE SET size = excluded.size`, witness, origin, size); err != nil {
-		return fmt.Errorf("couldn't store a cosignature: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("couldn't store a cosignature: %w", err)
-	}
-	c.remember(witness, origin, size)
-	return nil
-}
-
-// lines returns the stored cosignature lines of org's checkpoint of size.
-func (c *cosigStore) lines(ctx context.Context, org string, size int64) ([]byte, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT line FROM cosignatures WHERE org = ? AND size = ? ORDER BY witness`, org, size)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read the cosignatures of %s at size %d: %w", org, size, err)
+		return err
 	}
 	defer rows.Close()
-	var b []byte
 	for rows.Next() {
-		var l string
-		if err := rows.Scan(&l); err != nil {
-			return nil, fmt.Errorf("couldn't read the cosignatures of %s at size %d: %w", org, size, err)
+		if err := fn(rows); err != nil {
+			return err
 		}
-		b = append(b, l...)
 	}
-	return b, rows.Err()
+	return rows.Err()
+}
+
+// Cosigned returns st with the stored witness cosignatures appended to its
+// checkpoint notes, when st keeps them (ledger.CosignatureStorage); else st.
+// The API, exports and the portal read checkpoints through it, on every
+// server of the deployment, whether or not it asks witnesses itself.
+func Cosigned(st ledger.Storage) ledger.Storage {
+	cs, ok := st.(ledger.CosignatureStorage)
+	if !ok {
+		return st
+	}
+	return CosignedStorage{Storage: st, cs: cs}
 }
 
 // CosignedStorage is a ledger.Storage whose checkpoint notes carry, after the
@@ -141,7 +214,7 @@ func (c *cosigStore) lines(ctx context.Context, org string, size int64) ([]byte,
 // bundles read checkpoints through it; everything else passes through.
 type CosignedStorage struct {
 	ledger.Storage
-	cs *cosigStore
+	cs ledger.CosignatureStorage
 }
 
 // Checkpoint returns the stored checkpoint of size with its cosignatures.
@@ -172,17 +245,16 @@ func (c CosignedStorage) LatestCheckpoint(ctx context.Context, org string) ([]by
 }
 
 func (c CosignedStorage) withCosignatures(ctx context.Context, org string, size int64, msg []byte) ([]byte, error) {
-	lines, err := c.cs.lines(ctx, org, size)
+	cosigs, err := c.cs.Cosignatures(ctx, org, size)
 	if err != nil {
 		return nil, err
 	}
-	if len(lines) == 0 {
+	if len(cosigs) == 0 {
 		return msg, nil
 	}
-	out := make([]byte, 0, len(msg)+len(lines))
-	out = append(out, msg...)
-	for l := range bytes.Lines(lines) {
-		if !bytes.Contains(msg, l) { // never the same line twice
+	out := append([]byte{}, msg...)
+	for _, cs := range cosigs {
+		if l := []byte(cs.Line); !bytes.Contains(msg, l) { // never the same line twice
 			out = append(out, l...)
 		}
 	}
@@ -201,34 +273,20 @@ type Status struct {
 // Status returns, for each configured witness in order, the largest size of
 // org's log it cosigned.
 func (s *Submitter) Status(ctx context.Context, org string) ([]Status, error) {
-	rows, err := s.cs.db.QueryContext(ctx, `SELECT witness, size, line FROM cosignatures c
-		WHERE org = ? AND size = (SELECT MAX(size) FROM cosignatures WHERE org = c.org AND witness = c.witness)`, org)
+	latest, err := s.cs.db.LatestCosignatures(ctx, org)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read the cosignatures of %s: %w", org, err)
+		return nil, err
 	}
-	defer rows.Close()
-	type last struct {
-		size int64
-		line string
-	}
-	got := map[string]last{}
-	for rows.Next() {
-		var w, line string
-		var size int64
-		if err := rows.Scan(&w, &size, &line); err != nil {
-			return nil, fmt.Errorf("couldn't read the cosignatures of %s: %w", org, err)
-		}
-		got[w] = last{size, line}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("couldn't read the cosignatures of %s: %w", org, err)
+	got := map[string]ledger.Cosignature{}
+	for _, c := range latest {
+		got[c.Witness] = c
 	}
 	var out []Status
 	for _, w := range s.workers {
 		st := Status{Name: w.name, Key: w.key}
-		if l, ok := got[w.key]; ok {
-			st.Size = l.size
-			if f := strings.Fields(l.line); len(f) == 3 {
+		if c, ok := got[w.key]; ok {
+			st.Size = c.Size
+			if f := strings.Fields(c.Line); len(f) == 3 {
 				if raw, err := base64.StdEncoding.DecodeString(f[2]); err == nil && len(raw) >= 12 {
 					st.At = time.Unix(int64(binary.BigEndian.Uint64(raw[4:12])), 0).UTC()
 				}

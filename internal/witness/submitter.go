@@ -89,8 +89,13 @@ type SubmitterOptions struct {
 	// Timeout bounds one add-checkpoint round trip (default 10s).
 	Timeout time.Duration
 	// Concurrency is the most requests in flight to one witness, each for
-	// a different log (default 32).
+	// a different log (default 256). Logs wait their turn oldest first.
 	Concurrency int
+	// MinInterval is the shortest time between two requests to one
+	// witness for one log (default 500ms): a log signing a checkpoint
+	// every integrator pass sends the newest of them, so the requests per
+	// witness follow the number of active logs, not the event rate.
+	MinInterval time.Duration
 	Client      *http.Client
 	// Fork, when set, is called once per organization when a witness
 	// shows that the log forked: it holds a checkpoint the log's current
@@ -110,11 +115,14 @@ type job struct {
 // Submitter asks witnesses to cosign the checkpoints the integrator signs,
 // away from the ingest path: Signed only records the newest checkpoint per
 // organization, and each witness is sent, per organization, at most one
-// request at a time, for the newest checkpoint waiting (older ones are
-// skipped: a cosignature of the newest covers them, by consistency).
+// request at a time and one per MinInterval, for the newest checkpoint
+// waiting (older ones are skipped: a cosignature of the newest covers them,
+// by consistency). The cosignatures are stored in the log's database
+// (ledger.CosignatureStorage), many per transaction.
 type Submitter struct {
 	st      ledger.Storage
 	cs      *cosigStore
+	writes  chan cosigWrite
 	opts    SubmitterOptions
 	logger  *slog.Logger
 	workers []*worker
@@ -142,9 +150,15 @@ type submitterMetrics struct {
 	lag      prometheus.Histogram
 }
 
-// NewSubmitter opens the cosignature store in dataDir. st is the log's
-// storage (for consistency proofs and sizes); reg may be nil.
-func NewSubmitter(dataDir string, st ledger.Storage, opts SubmitterOptions, logger *slog.Logger, reg prometheus.Registerer) (*Submitter, error) {
+// NewSubmitter returns a submitter for the log in st, which must keep
+// cosignatures (ledger.CosignatureStorage) and serves consistency proofs
+// and sizes. The cosignatures an earlier version kept in
+// dataDir/witness-cosignatures.db are copied into st first. reg may be nil.
+func NewSubmitter(ctx context.Context, dataDir string, st ledger.Storage, opts SubmitterOptions, logger *slog.Logger, reg prometheus.Registerer) (*Submitter, error) {
+	db, ok := st.(ledger.CosignatureStorage)
+	if !ok {
+		return nil, fmt.Errorf("this database backend (%T) does not keep witness cosignatures", st)
+	}
 	if len(opts.Witnesses) == 0 {
 		return nil, errors.New("no witnesses configured")
 	}
@@ -161,7 +175,10 @@ func NewSubmitter(dataDir string, st ledger.Storage, opts SubmitterOptions, logg
 		opts.Timeout = 10 * time.Second
 	}
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = 32
+		opts.Concurrency = 256
+	}
+	if opts.MinInterval <= 0 {
+		opts.MinInterval = 500 * time.Millisecond
 	}
 	if opts.Client == nil {
 		// Keep-alive connections, as the protocol recommends: enough
@@ -180,12 +197,11 @@ func NewSubmitter(dataDir string, st ledger.Storage, opts SubmitterOptions, logg
 		}
 		seen[w.Verifier.String()] = true
 	}
-	cs, err := openCosigStore(dataDir)
-	if err != nil {
+	if err := importLegacy(ctx, dataDir, db, logger); err != nil {
 		return nil, err
 	}
-	s := &Submitter{st: st, cs: cs, opts: opts, logger: logger,
-		latest: map[string]*logStatus{}, forked: map[string]bool{}}
+	s := &Submitter{st: st, cs: &cosigStore{db: db, sizes: map[[2]string]int64{}}, writes: make(chan cosigWrite, maxWriteBatch),
+		opts: opts, logger: logger, latest: map[string]*logStatus{}, forked: map[string]bool{}}
 	s.m = submitterMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trail_witness_requests_total",
 			Help: "add-checkpoint requests to witnesses, by witness and result (cosigned, conflict, fork, rejected, error)."}, []string{"witness", "result"}),
@@ -205,7 +221,8 @@ func NewSubmitter(dataDir string, st ledger.Storage, opts SubmitterOptions, logg
 	}
 	for _, c := range opts.Witnesses {
 		w := &worker{s: s, cfg: c, key: c.Verifier.String(), name: c.Verifier.Name(),
-			pending: map[string]job{}, inflight: map[string]bool{}, wake: make(chan struct{}, 1)}
+			pending: map[string]job{}, inflight: map[string]bool{}, sent: map[string]time.Time{},
+			wake: make(chan struct{}, 1)}
 		s.m.up.WithLabelValues(w.name).Set(1)
 		s.workers = append(s.workers, w)
 	}
@@ -213,13 +230,17 @@ func NewSubmitter(dataDir string, st ledger.Storage, opts SubmitterOptions, logg
 }
 
 // Storage returns st with the stored cosignatures appended to its
-// checkpoint notes.
-func (s *Submitter) Storage(st ledger.Storage) ledger.Storage {
-	return CosignedStorage{Storage: st, cs: s.cs}
-}
+// checkpoint notes (Cosigned).
+func (s *Submitter) Storage(st ledger.Storage) ledger.Storage { return Cosigned(st) }
 
-// Run sends checkpoints to the witnesses until ctx ends.
+// Run sends checkpoints to the witnesses until ctx ends, then stores the
+// cosignatures received and returns. It runs once.
 func (s *Submitter) Run(ctx context.Context) {
+	stored := make(chan struct{})
+	go func() {
+		defer close(stored)
+		s.cs.writeLoop(s.writes, s.logger, s.stored)
+	}()
 	var wg sync.WaitGroup
 	for _, w := range s.workers {
 		wg.Add(1)
@@ -229,10 +250,24 @@ func (s *Submitter) Run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	close(s.writes)
+	<-stored
 }
 
-// Close closes the cosignature store, after Run returned.
-func (s *Submitter) Close() error { return s.cs.close() }
+// stored takes a batch of writes once in the database.
+func (s *Submitter) stored(batch []cosigWrite) {
+	now := time.Now()
+	for _, w := range batch {
+		if w.cosig.Line == "" {
+			continue
+		}
+		s.m.lag.Observe(now.Sub(w.signedAt).Seconds())
+		if s.onCosigned != nil {
+			s.onCosigned(w.name, w.cosig.OrganizationID, w.cosig.Size)
+		}
+		s.cosigned(w.cosig.OrganizationID, w.cosig.Size)
+	}
+}
 
 // Signed takes a checkpoint the integrator just stored (its Options.Signed
 // hook). It never blocks on a witness.
@@ -316,7 +351,9 @@ type worker struct {
 
 	mu       sync.Mutex
 	pending  map[string]job // org → newest checkpoint not yet sent
+	queue    []string       // the orgs of pending, in the order they came
 	inflight map[string]bool
+	sent     map[string]time.Time // org → when its last request was sent
 	forked   map[string]bool
 	backoff  time.Duration
 	until    time.Time // no requests before, after failures
@@ -329,11 +366,21 @@ func (w *worker) add(j job) {
 		w.mu.Unlock()
 		return
 	}
-	if p, ok := w.pending[j.org]; !ok || p.size < j.size {
-		w.pending[j.org] = j
-	}
+	w.put(j)
 	w.mu.Unlock()
 	w.poke()
+}
+
+// put makes j the checkpoint of its org to send, unless a bigger one
+// waits; the caller holds mu. An org waiting keeps its place in the queue.
+func (w *worker) put(j job) {
+	p, ok := w.pending[j.org]
+	if !ok {
+		w.queue = append(w.queue, j.org)
+	}
+	if !ok || p.size < j.size {
+		w.pending[j.org] = j
+	}
 }
 
 func (w *worker) poke() {
@@ -346,27 +393,49 @@ func (w *worker) poke() {
 func (w *worker) run(ctx context.Context) {
 	var sending sync.WaitGroup
 	defer sending.Wait()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wake:
+		case <-timer.C:
 		}
 		w.mu.Lock()
-		if wait := time.Until(w.until); wait > 0 {
-			time.AfterFunc(wait, w.poke)
+		now := time.Now()
+		if wait := w.until.Sub(now); wait > 0 {
+			timer.Reset(wait)
 			w.mu.Unlock()
 			continue
 		}
-		for org, j := range w.pending {
+		// Oldest first; a log with a request in flight, or sent one
+		// less than MinInterval ago, keeps its place.
+		var next time.Time // when the first log held back may go
+		keep := w.queue[:0]
+		for i, org := range w.queue {
 			if len(w.inflight) >= w.s.opts.Concurrency {
+				keep = append(keep, w.queue[i:]...)
 				break
 			}
+			j, ok := w.pending[org]
+			if !ok {
+				continue
+			}
 			if w.inflight[org] {
+				keep = append(keep, org)
+				continue
+			}
+			if at := w.sent[org].Add(w.s.opts.MinInterval); at.After(now) {
+				if next.IsZero() || at.Before(next) {
+					next = at
+				}
+				keep = append(keep, org)
 				continue
 			}
 			delete(w.pending, org)
 			w.inflight[org] = true
+			w.sent[org] = now
 			sending.Add(1)
 			go func() {
 				defer sending.Done()
@@ -375,9 +444,7 @@ func (w *worker) run(ctx context.Context) {
 				delete(w.inflight, org)
 				if err != nil && ctx.Err() == nil {
 					// Try again later, unless a newer checkpoint came.
-					if _, newer := w.pending[org]; !newer {
-						w.pending[org] = j
-					}
+					w.put(j)
 					w.backoff = min(max(2*w.backoff, 250*time.Millisecond), 30*time.Second)
 					w.until = time.Now().Add(w.backoff)
 				} else if err == nil {
@@ -386,6 +453,11 @@ func (w *worker) run(ctx context.Context) {
 				w.mu.Unlock()
 				w.poke()
 			}()
+		}
+		clear(w.queue[len(keep):])
+		w.queue = keep
+		if !next.IsZero() {
+			timer.Reset(next.Sub(now))
 		}
 		w.mu.Unlock()
 	}
@@ -444,15 +516,15 @@ func (w *worker) submit(ctx context.Context, j job) error {
 				log.Warn("witness answered without a valid cosignature", "err", err)
 				return fmt.Errorf("%w: %w", errTransient, err)
 			}
-			if err := s.cs.add(ctx, w.key, j.org, j.origin, j.size, line); err != nil {
-				return err
+			// Stored in the background, with others: the witness holds
+			// j.size from now on whether or not the store succeeds.
+			s.cs.remember(w.key, j.origin, j.size)
+			s.writes <- cosigWrite{
+				cosig:    ledger.Cosignature{OrganizationID: j.org, Size: j.size, Witness: w.key, Line: line},
+				size:     ledger.WitnessSize{Witness: w.key, Origin: j.origin, Size: j.size},
+				signedAt: j.signedAt, name: w.name,
 			}
 			s.m.requests.WithLabelValues(w.name, "cosigned").Inc()
-			s.m.lag.Observe(time.Since(j.signedAt).Seconds())
-			if s.onCosigned != nil {
-				s.onCosigned(w.name, j.org, j.size)
-			}
-			s.cosigned(j.org, j.size)
 			return nil
 		case http.StatusConflict:
 			s.m.requests.WithLabelValues(w.name, "conflict").Inc()
@@ -466,9 +538,8 @@ func (w *worker) submit(ctx context.Context, j job) error {
 			}
 			log.Info("witness holds another size than the one remembered; retrying from it", "remembered", known, "witness_size", k)
 			known = k
-			if err := s.cs.setKnown(ctx, w.key, j.origin, k); err != nil {
-				return err
-			}
+			s.cs.remember(w.key, j.origin, k)
+			s.writes <- cosigWrite{size: ledger.WitnessSize{Witness: w.key, Origin: j.origin, Size: k}}
 		case http.StatusUnprocessableEntity:
 			if known == 0 {
 				s.m.requests.WithLabelValues(w.name, "error").Inc()
@@ -520,7 +591,7 @@ func (w *worker) forkFound(ctx context.Context, j job, known int64, reason strin
 		w.forked = map[string]bool{}
 	}
 	w.forked[j.org] = true
-	delete(w.pending, j.org)
+	delete(w.pending, j.org) // and out of the queue at its next scan
 	w.mu.Unlock()
 	attrs := []any{"size", j.size, "witness_size", known, "checkpoint", string(j.note)}
 	if ck := w.witnessCheckpoint(ctx, j.origin); ck != "" {

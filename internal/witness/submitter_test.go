@@ -58,7 +58,7 @@ func startLog(t *testing.T, st *memStorage, signer *ledger.Signer, dir string, w
 	t.Helper()
 	ls := &logServer{st: st, reg: prometheus.NewRegistry(), done: make(chan struct{}), forkCalls: map[string]string{}}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	sub, err := NewSubmitter(dir, st, SubmitterOptions{Witnesses: witnesses, Quorum: quorum, Timeout: 5 * time.Second,
+	sub, err := NewSubmitter(context.Background(), dir, st, SubmitterOptions{Witnesses: witnesses, Quorum: quorum, Timeout: 5 * time.Second,
 		Fork: func(org, reason string) {
 			ls.mu.Lock()
 			ls.forkCalls[org] = reason
@@ -90,7 +90,6 @@ func (ls *logServer) stop() {
 	ls.in.Stop()
 	ls.cancel()
 	<-ls.done
-	ls.sub.Close()
 	ls.cancel = nil
 }
 
