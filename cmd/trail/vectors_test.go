@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/trailtest"
+	"github.com/trailaudit/trail/internal/witness"
 )
 
 var updateVectors = flag.Bool("update-vectors", false, "regenerate testdata/vectors (then commit them)")
@@ -47,6 +51,14 @@ var vectors = []vector{
 	// The selection line is not signed: editing it goes unnoticed
 	// (docs/VERIFYING.md, "Subset bundles").
 	{"subset-selection-edited.bundle", nil, true, "The export says it selected: export exp_forged: all events of 2020."},
+	// Witness cosignatures on the checkpoint a bundle ends at
+	// (docs/VERIFYING.md, "Witnesses").
+	{"cosigned.bundle", nil, true, "100 events of org_vectors (seq 500–599) match checkpoint size 600"},
+	{"cosigned.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "2"}, true, "Witness quorum met: 2 of 2 required cosignatures."},
+	{"cosigned-one.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "2"}, false, "No cosignature of witness witness2.example on this checkpoint."},
+	{"cosigned-one.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "1"}, true, "Witness quorum met: 1 of 1 required cosignatures."},
+	{"cosigned-cosignature-changed.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "2"}, false, "INVALID cosignature of witness witness2.example"},
+	{"range.bundle", []string{"--witness", "witness1.vkey", "--quorum", "1"}, false, "No cosignature of witness witness1.example on this checkpoint."},
 }
 
 // TestVectors: every vector in testdata/vectors gets its verdict from
@@ -61,7 +73,7 @@ func TestVectors(t *testing.T) {
 		t.Run(v.file+strings.Join(v.args, "_"), func(t *testing.T) {
 			args := []string{"verify", filepath.Join(dir, v.file), "--key", key}
 			for _, a := range v.args {
-				if strings.HasSuffix(a, ".checkpoint") {
+				if strings.HasSuffix(a, ".checkpoint") || strings.HasSuffix(a, ".vkey") {
 					a = filepath.Join(dir, a)
 				}
 				args = append(args, a)
@@ -180,6 +192,50 @@ func writeVectors(t *testing.T, dir string) {
 	}))
 	write("subset-selection-edited.bundle", bytes.Replace(sub.Bytes(), []byte("selection export exp_vectors: seqs 0, 10, … 90"),
 		[]byte("selection export exp_forged: all events of 2020"), 1))
+
+	// Two witnesses cosign the checkpoint of size 600; the bundles read
+	// it as trail serve does, with the cosignatures stored so far.
+	cosigned := witness.Cosigned(l.st)
+	cosignedBundle := func() []byte {
+		var buf bytes.Buffer
+		if _, err := ledger.WriteBundle(context.Background(), &buf, cosigned, org, ledger.BundleOptions{From: 500}); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for i, name := range []string{"witness1.example", "witness2.example"} {
+		ws := newWitnessSigner(t, name)
+		write(fmt.Sprintf("witness%d.vkey", i+1), []byte(ws.Verifier().String()+"\n"))
+		line := cosign(t, l.checkpoint(t, 600), ws)
+		if err := l.st.StoreCosignatures(context.Background(), []ledger.Cosignature{{OrganizationID: org, Size: 600, Witness: ws.Verifier().String(), Line: line}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			write("cosigned-one.bundle", cosignedBundle())
+		}
+	}
+	both := cosignedBundle()
+	write("cosigned.bundle", both)
+	write("cosigned-cosignature-changed.bundle", replaceInNote(t, both, func(note []byte) []byte {
+		i := bytes.LastIndex(note, []byte("— witness2.example ")) + len("— witness2.example ") + 10
+		note[i] = map[bool]byte{true: 'B', false: 'A'}[note[i] == 'A']
+		return note
+	}))
+}
+
+// cosign returns the witness's cosignature line of a checkpoint note.
+func cosign(t *testing.T, checkpoint []byte, ws *witness.Signer) string {
+	t.Helper()
+	text, _, ok := bytes.Cut(checkpoint, []byte("\n\n"))
+	if !ok {
+		t.Fatalf("not a note: %q", checkpoint)
+	}
+	signed, err := note.Sign(&note.Note{Text: string(text) + "\n"}, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sig, _ := bytes.Cut(signed, []byte("\n\n"))
+	return string(sig)
 }
 
 // replaceInNote edits a bundle's checkpoint note and fixes its length line.
