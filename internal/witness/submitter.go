@@ -92,7 +92,7 @@ type SubmitterOptions struct {
 	// a different log (default 256). Logs wait their turn oldest first.
 	Concurrency int
 	// MinInterval is the shortest time between two requests to one
-	// witness for one log (default 500ms): a log signing a checkpoint
+	// witness for one log (default 1s): a log signing a checkpoint
 	// every integrator pass sends the newest of them, so the requests per
 	// witness follow the number of active logs, not the event rate.
 	MinInterval time.Duration
@@ -178,7 +178,7 @@ func NewSubmitter(ctx context.Context, dataDir string, st ledger.Storage, opts S
 		opts.Concurrency = 256
 	}
 	if opts.MinInterval <= 0 {
-		opts.MinInterval = 500 * time.Millisecond
+		opts.MinInterval = time.Second
 	}
 	if opts.Client == nil {
 		// Keep-alive connections, as the protocol recommends: enough
@@ -409,39 +409,14 @@ func (w *worker) run(ctx context.Context) {
 			w.mu.Unlock()
 			continue
 		}
-		// Oldest first; a log with a request in flight, or sent one
-		// less than MinInterval ago, keeps its place.
-		var next time.Time // when the first log held back may go
-		keep := w.queue[:0]
-		for i, org := range w.queue {
-			if len(w.inflight) >= w.s.opts.Concurrency {
-				keep = append(keep, w.queue[i:]...)
-				break
-			}
-			j, ok := w.pending[org]
-			if !ok {
-				continue
-			}
-			if w.inflight[org] {
-				keep = append(keep, org)
-				continue
-			}
-			if at := w.sent[org].Add(w.s.opts.MinInterval); at.After(now) {
-				if next.IsZero() || at.Before(next) {
-					next = at
-				}
-				keep = append(keep, org)
-				continue
-			}
-			delete(w.pending, org)
-			w.inflight[org] = true
-			w.sent[org] = now
+		jobs, next := w.take(now)
+		for _, j := range jobs {
 			sending.Add(1)
 			go func() {
 				defer sending.Done()
 				err := w.submit(ctx, j)
 				w.mu.Lock()
-				delete(w.inflight, org)
+				delete(w.inflight, j.org)
 				if err != nil && ctx.Err() == nil {
 					// Try again later, unless a newer checkpoint came.
 					w.put(j)
@@ -454,13 +429,48 @@ func (w *worker) run(ctx context.Context) {
 				w.poke()
 			}()
 		}
-		clear(w.queue[len(keep):])
-		w.queue = keep
 		if !next.IsZero() {
 			timer.Reset(next.Sub(now))
 		}
 		w.mu.Unlock()
 	}
+}
+
+// take removes from the queue the checkpoints to send at now, oldest log
+// first, and marks their logs in flight; the caller holds mu. A log with a
+// request in flight, or sent one less than MinInterval before now, keeps
+// its place; next is when the first log held back by MinInterval may go
+// (zero if none is).
+func (w *worker) take(now time.Time) (jobs []job, next time.Time) {
+	keep := w.queue[:0]
+	for i, org := range w.queue {
+		if len(w.inflight) >= w.s.opts.Concurrency {
+			keep = append(keep, w.queue[i:]...)
+			break
+		}
+		j, ok := w.pending[org]
+		if !ok {
+			continue
+		}
+		if w.inflight[org] {
+			keep = append(keep, org)
+			continue
+		}
+		if at := w.sent[org].Add(w.s.opts.MinInterval); at.After(now) {
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
+			keep = append(keep, org)
+			continue
+		}
+		delete(w.pending, org)
+		w.inflight[org] = true
+		w.sent[org] = now
+		jobs = append(jobs, j)
+	}
+	clear(w.queue[len(keep):])
+	w.queue = keep
+	return jobs, next
 }
 
 // errTransient marks a failure worth retrying later.

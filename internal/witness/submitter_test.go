@@ -3,12 +3,14 @@ package witness
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -59,6 +61,7 @@ func startLog(t *testing.T, st *memStorage, signer *ledger.Signer, dir string, w
 	ls := &logServer{st: st, reg: prometheus.NewRegistry(), done: make(chan struct{}), forkCalls: map[string]string{}}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	sub, err := NewSubmitter(context.Background(), dir, st, SubmitterOptions{Witnesses: witnesses, Quorum: quorum, Timeout: 5 * time.Second,
+		MinInterval: 20 * time.Millisecond,
 		Fork: func(org, reason string) {
 			ls.mu.Lock()
 			ls.forkCalls[org] = reason
@@ -184,6 +187,21 @@ func TestSubmitterCosigns(t *testing.T) {
 	}
 	if got := metricValue(t, ls.sub.m.forks.WithLabelValues("w1.example")); got != 0 {
 		t.Errorf("forks: %v", got)
+	}
+	// /metrics has the checkpoint-to-cosigned lag: one observation per
+	// cosignature stored.
+	families, err := ls.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lagCount uint64
+	for _, f := range families {
+		if f.GetName() == "trail_witness_cosign_lag_seconds" {
+			lagCount = f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	if lagCount < 2*3 {
+		t.Errorf("trail_witness_cosign_lag_seconds has %d observations, want at least one per witness and organization", lagCount)
 	}
 	// Status says what each witness last cosigned (the integrity page).
 	status, err := ls.sub.Status(context.Background(), "org_a")
@@ -362,4 +380,57 @@ func metricValue(t *testing.T, c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
+}
+
+// TestWorkerTake checks the order and pace of requests to one witness on a
+// fixed clock: oldest log first, at most Concurrency in flight, one request
+// per log at a time and per MinInterval, and only the newest checkpoint of
+// a log waiting is sent (the others are coalesced into it).
+func TestWorkerTake(t *testing.T) {
+	w := &worker{s: &Submitter{opts: SubmitterOptions{MinInterval: time.Second, Concurrency: 2}},
+		pending: map[string]job{}, inflight: map[string]bool{}, sent: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+	t0 := time.Now()
+	type step struct {
+		name     string
+		add      []job    // signed before the step
+		done     []string // orgs whose request ended before the step
+		at       time.Duration
+		want     []string // org:size taken, in order
+		wantNext time.Duration
+	}
+	j := func(org string, size int64) job { return job{org: org, size: size} }
+	steps := []step{
+		{name: "oldest first, Concurrency at most", add: []job{j("a", 1), j("b", 1), j("c", 1)},
+			want: []string{"a:1", "b:1"}},
+		{name: "nothing while full", add: []job{j("a", 2), j("a", 3)}, at: 10 * time.Millisecond},
+		{name: "c next; a waits for MinInterval", done: []string{"a", "b"}, at: 100 * time.Millisecond,
+			want: []string{"c:1"}, wantNext: time.Second},
+		{name: "a's newest only, once MinInterval passed", done: []string{"c"}, add: []job{j("b", 2)}, at: time.Second,
+			want: []string{"a:3", "b:2"}},
+		{name: "an older checkpoint never replaces a newer", add: []job{j("d", 5), j("d", 4)}, done: []string{"a", "b"}, at: 1100 * time.Millisecond,
+			want: []string{"d:5"}},
+	}
+	for _, s := range steps {
+		for _, org := range s.done {
+			delete(w.inflight, org)
+		}
+		for _, j := range s.add {
+			w.add(j)
+		}
+		jobs, next := w.take(t0.Add(s.at))
+		var got []string
+		for _, j := range jobs {
+			got = append(got, fmt.Sprintf("%s:%d", j.org, j.size))
+		}
+		if !slices.Equal(got, s.want) {
+			t.Errorf("%s: took %v, want %v", s.name, got, s.want)
+		}
+		var wantNext time.Time
+		if s.wantNext > 0 {
+			wantNext = t0.Add(s.wantNext)
+		}
+		if !next.Equal(wantNext) {
+			t.Errorf("%s: next %v, want %v", s.name, next.Sub(t0), s.wantNext)
+		}
+	}
 }
