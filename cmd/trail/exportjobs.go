@@ -20,13 +20,13 @@ type exportJobs struct {
 // openExports opens the export service: on SQLite, River and the exports
 // table in their own file beside the database (<name>.exports.db); on
 // PostgreSQL, in the database. Files go to dir (default <data>/exports).
-func openExports(ctx context.Context, db *database, sf *storageFlags, dir string, maxRate float64, logger *slog.Logger) (*exportJobs, error) {
+func openExports(ctx context.Context, db *database, signer *ledger.Signer, sf *storageFlags, dir string, maxRate float64, logger *slog.Logger) (*exportJobs, error) {
 	if dir == "" {
 		dir = filepath.Join(sf.Data, "exports")
 	}
 	// Export bundles carry the witness cosignatures stored for their
 	// checkpoint, as the API's bundles do.
-	cfg := export.Config{Log: cosignedLog{Reader: db, cosigned: witness.Cosigned(db)}, Dir: dir, MaxEventsPerSecond: maxRate, Logger: logger.With("worker", "exports")}
+	cfg := export.Config{Log: cosignedLog{Reader: db, cosigned: witness.Cosigned(db)}, Signer: signer, Dir: dir, MaxEventsPerSecond: maxRate, Logger: logger.With("worker", "exports")}
 	if db.pg != nil {
 		cfg.Exports = db.pg
 		svc, err := export.NewPostgres(ctx, db.pool, cfg)

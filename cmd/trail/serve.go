@@ -289,7 +289,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if publicURL == "" {
 		publicURL = baseURL
 	}
-	exports, err := openExports(ctx, db, &c.storage, c.exportDir, c.exportMaxRate, logger)
+	exports, err := openExports(ctx, db, signer, &c.storage, c.exportDir, c.exportMaxRate, logger)
 	if err != nil {
 		ln.Close()
 		return err

@@ -45,12 +45,14 @@ var vectors = []vector{
 	{"since.bundle", []string{"--since", "since-older.checkpoint"}, true, "is consistent with your older checkpoint size 400"},
 	{"since.bundle", []string{"--since", "since-forked.checkpoint"}, false, "does not extend your older checkpoint size 400"},
 	{"since-proof-changed.bundle", []string{"--since", "since-older.checkpoint"}, false, "VERIFICATION FAILED"},
-	{"subset.bundle", nil, true, "10 events of org_vectors are in its log under checkpoint size 600"},
+	{"subset.bundle", nil, true, "10 events of org_vectors are in its log under checkpoint size 600 signed by trail.test, each at its seq, unaltered. The export says it selected (signed with the log key for this checkpoint): export exp_vectors: seqs 0, 10, … 90."},
 	{"subset-altered.bundle", nil, false, "altered record"},
 	{"subset-subtree-changed.bundle", nil, false, "VERIFICATION FAILED"},
-	// The selection line is not signed: editing it goes unnoticed
-	// (docs/VERIFYING.md, "Subset bundles").
-	{"subset-selection-edited.bundle", nil, true, "The export says it selected: export exp_forged: all events of 2020."},
+	// The selection line is signed by the log key for the checkpoint
+	// (docs/VERIFYING.md, "Subset bundles"); earlier versions' bundles
+	// have no signature and verify, their selection reported unsigned.
+	{"subset-selection-edited.bundle", nil, false, "the selection line, or its signature, was altered"},
+	{"subset-unsigned.bundle", nil, true, "The export says it selected (not signed: a bundle of an earlier version; do not rely on it): export exp_vectors: seqs 0, 10, … 90."},
 	// Witness cosignatures on the checkpoint a bundle ends at
 	// (docs/VERIFYING.md, "Witnesses").
 	{"cosigned.bundle", nil, true, "100 events of org_vectors (seq 500–599) match checkpoint size 600"},
@@ -168,6 +170,7 @@ func writeVectors(t *testing.T, dir string) {
 	if _, err := ledger.WriteSubset(context.Background(), &sub, l.st, org, ledger.SubsetOptions{
 		Selection: "export exp_vectors: seqs 0, 10, … 90",
 		Select:    func(seq int64, record []byte) (bool, error) { return seq%10 == 0 && seq < 100, nil },
+		Signer:    signer,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +195,15 @@ func writeVectors(t *testing.T, dir string) {
 	}))
 	write("subset-selection-edited.bundle", bytes.Replace(sub.Bytes(), []byte("selection export exp_vectors: seqs 0, 10, … 90"),
 		[]byte("selection export exp_forged: all events of 2020"), 1))
+	write("subset-unsigned.bundle", editBundle(sub.Bytes(), func(lines []string) []string {
+		for i, line := range lines {
+			if strings.HasPrefix(line, "selection-signature ") {
+				return append(lines[:i], lines[i+1:]...)
+			}
+		}
+		t.Fatal("no selection-signature line")
+		return nil
+	}))
 
 	// Two witnesses cosign the checkpoint of size 600; the bundles read
 	// it as trail serve does, with the cosignatures stored so far.

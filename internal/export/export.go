@@ -76,6 +76,9 @@ func (s *Service) firstSeq(ctx context.Context, e store.Export) (int64, error) {
 type Config struct {
 	Exports store.ExportStore
 	Log     Reader
+	// Signer, when set, is the log's key: it signs the selection line of
+	// NDJSON exports' subset bundles, for the checkpoint they end at.
+	Signer *ledger.Signer
 	// Dir holds the export files. With several PostgreSQL replicas it must
 	// be shared by all of them (a download may reach any replica).
 	Dir    string
@@ -558,7 +561,7 @@ func (s *Service) writeNDJSON(ctx context.Context, f *os.File, e store.Export, p
 		return err
 	}
 	_, err = ledger.WriteSubset(ctx, f, s.cfg.Log, e.OrganizationID, ledger.SubsetOptions{
-		From: from, UpTo: e.UpTo, Selection: Describe(e), Select: selectFn})
+		From: from, UpTo: e.UpTo, Selection: Describe(e), Select: selectFn, Signer: s.cfg.Signer})
 	return err
 }
 

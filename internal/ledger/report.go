@@ -52,11 +52,14 @@ type Report struct {
 	SinceSize  int64 // the older checkpoint's size, when one was given
 	Since      bool
 	// Subset is set for a subset bundle (an export's filtered records);
-	// Selection is what it says it selected (not verifiable).
-	Subset       bool
-	Selection    string
-	Problems     []Problem // the first maxProblems problems
-	ProblemCount int64
+	// Selection is what it says it selected, SelectionSigned whether the
+	// log key signed that for this checkpoint (bundles of earlier versions
+	// are not signed).
+	Subset          bool
+	Selection       string
+	SelectionSigned bool
+	Problems        []Problem // the first maxProblems problems
+	ProblemCount    int64
 }
 
 // OK reports whether the bundle verified.
@@ -120,8 +123,11 @@ func (r *Report) String() string {
 	}
 	if r.OK() && r.Subset {
 		fmt.Fprintf(&b, "%s of %s are in its log under %s, each at its seq, unaltered.", plural(r.Records, "event"), org, signed)
-		if r.Selection != "" {
-			fmt.Fprintf(&b, " The export says it selected: %s.", r.Selection)
+		switch {
+		case r.Selection != "" && r.SelectionSigned:
+			fmt.Fprintf(&b, " The export says it selected (signed with the log key for this checkpoint): %s.", r.Selection)
+		case r.Selection != "":
+			fmt.Fprintf(&b, " The export says it selected (not signed: a bundle of an earlier version; do not rely on it): %s.", r.Selection)
 		}
 		b.WriteString(" This proves the events are authentic, not that the selection is complete: a bundle of some events cannot show which others a filter would have matched.")
 		return b.String()

@@ -128,6 +128,21 @@ func (s *Signer) VerifierKey() string { return s.vkey }
 // Verifier returns the verifier of this signer's signatures.
 func (s *Signer) Verifier() note.Verifier { return s.verifier }
 
+// signText signs text as a signed note's text and returns the signature's
+// base64 (4-byte key hash ‖ 64-byte Ed25519 signature), as on a signature
+// line.
+func (s *Signer) signText(text string) (string, error) {
+	msg, err := note.Sign(&note.Note{Text: text}, s.signer)
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(string(msg[len(text)+1:]))
+	if len(f) != 3 {
+		return "", fmt.Errorf("unexpected signature line %q", msg[len(text)+1:])
+	}
+	return f[2], nil
+}
+
 // Sign returns the signed checkpoint note of c.
 func (s *Signer) Sign(c Checkpoint) ([]byte, error) {
 	msg, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(c))}, s.signer)

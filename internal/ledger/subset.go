@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -20,7 +21,8 @@ import (
 //	trail-subset v1
 //	checkpoint <n>
 //	<the checkpoint note: exactly n bytes>
-//	selection <one line of text saying what was selected; not verified>
+//	selection <one line of text saying what was selected>
+//	selection-signature <base64>           the log key's signature of the selection (see selectionText)
 //	range 0 <checkpoint size>
 //	left
 //	<record line>                          the selected records of a level-0 group, in seq order
@@ -40,10 +42,36 @@ import (
 // n/8 bytes, however few records are selected.
 //
 // What it proves: every record in it is in the log at its seq, unaltered,
-// under the checkpoint. What it cannot prove: that the selection is
+// under the checkpoint, and that the log's key signed the selection line
+// for this checkpoint. What it cannot prove: that the selection is
 // complete — nothing in the tree says which other records a filter would
 // have matched (their leaf hashes are there, but not their contents).
+// Subset bundles of earlier versions have no selection-signature line:
+// they verify, and their selection line is reported as unsigned.
 const subsetMagic = "trail-subset v1"
+
+// selectionMagic is the first line of the text the log key signs for a
+// subset bundle's selection line.
+const selectionMagic = "trail-subset-selection v1"
+
+// selectionText is what the selection-signature line signs, as a signed
+// note's text: "trail-subset-selection v1", the checkpoint note's text (its
+// three lines: origin, size, root hash), then the selection line's text, each
+// line ending in a newline. It cannot be taken for a checkpoint (its second
+// line is not a tree size), nor moved to another checkpoint.
+func selectionText(checkpointText []byte, selection string) string {
+	return selectionMagic + "\n" + string(checkpointText) + selection + "\n"
+}
+
+// noteText returns a signed note's text: what precedes the blank line,
+// with its final newline.
+func noteText(msg []byte) ([]byte, bool) {
+	i := bytes.Index(msg, []byte("\n\n"))
+	if i < 0 {
+		return nil, false
+	}
+	return msg[:i+1], true
+}
 
 // SubsetOptions choose what a subset bundle holds.
 type SubsetOptions struct {
@@ -58,6 +86,9 @@ type SubsetOptions struct {
 	UpTo int64
 	// Selection describes the selection in words (one line), for people.
 	Selection string
+	// Signer, when set, signs the selection line (selection-signature);
+	// it must be the key that signed the checkpoint.
+	Signer *Signer
 	// Select decides whether a record goes in the bundle; it sees every
 	// stored record of [From, min(UpTo, size)) in seq order. record is
 	// only valid during the call.
@@ -100,7 +131,19 @@ func WriteSubset(ctx context.Context, w io.Writer, s Storage, org string, opts S
 		}
 		return r
 	}, opts.Selection)
-	fmt.Fprintf(bw, "selection %s\nrange 0 %d\nleft\n", sel, size)
+	fmt.Fprintf(bw, "selection %s\n", sel)
+	if opts.Signer != nil {
+		text, ok := noteText(msg)
+		if !ok {
+			return info, fmt.Errorf("stored checkpoint of %s is not a signed note", org)
+		}
+		sig, err := opts.Signer.signText(selectionText(text, sel))
+		if err != nil {
+			return info, fmt.Errorf("couldn't sign the selection of a subset bundle of %s: %w", org, err)
+		}
+		fmt.Fprintf(bw, "selection-signature %s\n", sig)
+	}
+	fmt.Fprintf(bw, "range 0 %d\nleft\n", size)
 
 	sw := subsetWriter{lw: leavesWriter{ctx: ctx, s: s, org: org, w: bw, to: size}, hr: newHashReader(ctx, s, org)}
 	err = s.ReadRecords(ctx, org, max(opts.From, 0), scanTo, func(seq int64, record []byte) error {

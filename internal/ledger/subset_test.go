@@ -53,7 +53,7 @@ func TestSubsetVerifies(t *testing.T) {
 			if rep.Records != tc.records {
 				t.Errorf("verified %d records, want %d", rep.Records, tc.records)
 			}
-			want := "of org_subset are in its log under checkpoint size 70,000 signed by trail.test, each at its seq, unaltered. The export says it selected: test selection."
+			want := "of org_subset are in its log under checkpoint size 70,000 signed by trail.test, each at its seq, unaltered. The export says it selected (not signed: a bundle of an earlier version; do not rely on it): test selection."
 			if !strings.Contains(rep.String(), want) || !strings.Contains(rep.String(), "not that the selection is complete") {
 				t.Errorf("report %q; want it to contain %q and the completeness caveat", rep.String(), want)
 			}
@@ -149,6 +149,62 @@ func TestSubsetTampering(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("problems %v; want one of kind %q", rep.Problems, tc.kind)
+			}
+		})
+	}
+}
+
+// TestSubsetSignedSelection: with a Signer the selection line is signed by
+// the log key for the checkpoint; an edited selection, a signature moved
+// to another checkpoint's bundle or made by another key fails, and a
+// bundle without the line (an earlier version's) verifies, reported
+// unsigned.
+func TestSubsetSignedSelection(t *testing.T) {
+	b := memBackend(t)
+	const org = "org_subset"
+	signer := newSigner(t)
+	i := startIntegrator(t, b.storage, signer, t.TempDir(), ledger.Options{})
+	b.add(t, org, 300)
+	waitIdle(t, i)
+	pick := selectSeqs(func(s int64) bool { return s%100 == 1 })
+	small := writeSubset(t, b.storage, org, ledger.SubsetOptions{Selection: "export exp_1: seqs 1, 101, 201", Select: pick, Signer: signer})
+	b.add(t, org, 100)
+	waitIdle(t, i)
+	raw := writeSubset(t, b.storage, org, ledger.SubsetOptions{Selection: "export exp_1: seqs 1, 101, 201", Select: pick, Signer: signer})
+	other := writeSubset(t, b.storage, org, ledger.SubsetOptions{Selection: "export exp_1: seqs 1, 101, 201", Select: pick, Signer: newSigner(t)})
+	sigLine := func(bundle []byte) string {
+		for l := range strings.Lines(string(bundle)) {
+			if strings.HasPrefix(l, "selection-signature ") {
+				return l
+			}
+		}
+		t.Fatal("no selection-signature line")
+		return ""
+	}
+	for _, tc := range []struct {
+		name   string
+		raw    []byte
+		ok     bool
+		signed bool
+		report string
+	}{
+		{"signed", raw, true, true, "The export says it selected (signed with the log key for this checkpoint): export exp_1: seqs 1, 101, 201."},
+		{"selection edited", bytes.Replace(raw, []byte("selection export exp_1: seqs 1, 101, 201"), []byte("selection export exp_1: all events"), 1),
+			false, false, "the selection line, or its signature, was altered"},
+		{"signature of another checkpoint", bytes.Replace(raw, []byte(sigLine(raw)), []byte(sigLine(small)), 1),
+			false, false, "the selection line, or its signature, was altered"},
+		{"signature of another key", bytes.Replace(raw, []byte(sigLine(raw)), []byte(sigLine(other)), 1),
+			false, false, "the selection line, or its signature, was altered"},
+		{"no signature (an earlier version)", bytes.Replace(raw, []byte(sigLine(raw)), nil, 1),
+			true, false, "The export says it selected (not signed: a bundle of an earlier version; do not rely on it): export exp_1: seqs 1, 101, 201."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := ledger.Verify(bytes.NewReader(tc.raw), signer.VerifierKey(), ledger.VerifyOptions{})
+			if (err == nil) != tc.ok || rep.SelectionSigned != tc.signed {
+				t.Fatalf("Verify: %v, selection signed %v; want ok=%v, signed=%v\n%s", err, rep.SelectionSigned, tc.ok, tc.signed, rep.String())
+			}
+			if !strings.Contains(rep.String(), tc.report) {
+				t.Errorf("report %q lacks %q", rep.String(), tc.report)
 			}
 		})
 	}

@@ -52,6 +52,15 @@ func verifySubset(r *bufio.Reader, v note.Verifier, rep Report, opts VerifyOptio
 	if line, err = b.readLine(); err != nil {
 		return fail(err)
 	}
+	// Bundles of earlier versions have no selection-signature line.
+	selSig, signed := bytes.CutPrefix(line, []byte("selection-signature "))
+	if signed {
+		selSig = bytes.Clone(selSig)
+		if line, err = b.readLine(); err != nil {
+			return fail(err)
+		}
+	}
+	selLine := b.line - 1 // of the selection-signature line, when there is one
 	size, ok := intAfter(line, "range 0 ")
 	if !ok || size < 0 {
 		return fail(b.errorf("want \"range 0 <checkpoint size>\""))
@@ -67,6 +76,13 @@ func verifySubset(r *bufio.Reader, v note.Verifier, rep Report, opts VerifyOptio
 	ck, ok := checkBundleNote(&rep, b.Note, v)
 	if !ok {
 		return rep, failed(&rep)
+	}
+	if signed {
+		if err := checkSelection(b.Note, rep.Selection, string(selSig), v); err != nil {
+			rep.add(Problem{Kind: ProblemSignature, Seq: -1, Line: selLine, Detail: err.Error()})
+			return rep, failed(&rep)
+		}
+		rep.SelectionSigned = true
 	}
 	if size != ck.Size {
 		rep.add(Problem{Kind: ProblemMalformed, Seq: -1, Line: -1,
@@ -249,5 +265,19 @@ func (tb *treeBuilder) addSubtree(h tlog.Hash) error {
 	}
 	tb.hashes[tlog.StoredHashIndex(level, k)] = h
 	tb.n += groupSize
+	return nil
+}
+
+// checkSelection checks a subset bundle's selection-signature: the log
+// key's signature of selectionText for the bundle's checkpoint.
+func checkSelection(checkpoint []byte, selection, sig string, v note.Verifier) error {
+	text, ok := noteText(checkpoint)
+	if !ok {
+		return errors.New("the checkpoint is not a signed note")
+	}
+	msg := selectionText(text, selection) + "\n— " + v.Name() + " " + sig + "\n"
+	if _, err := note.Open([]byte(msg), note.VerifierList(v)); err != nil {
+		return fmt.Errorf("the selection line's signature does not verify with the log key for this checkpoint: the selection line, or its signature, was altered (%v)", err)
+	}
 	return nil
 }

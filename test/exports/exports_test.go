@@ -206,7 +206,8 @@ func TestExportCommand(t *testing.T) {
 		t.Errorf("trail export (ndjson) said:\n%s", out)
 	}
 	out = run("verify", "events.ndjson", "--key", verifierKey(t, srv))
-	if !strings.Contains(out, "1,000 events of "+org+" are in its log") || !strings.Contains(out, "not that the selection is complete") {
+	if !strings.Contains(out, "1,000 events of "+org+" are in its log") || !strings.Contains(out, "not that the selection is complete") ||
+		!strings.Contains(out, "The export says it selected (signed with the log key for this checkpoint): export ") {
 		t.Errorf("trail verify said:\n%s", out)
 	}
 }
