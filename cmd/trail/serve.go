@@ -214,6 +214,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if cosigner != nil {
 		integrator.signed = cosigner.Signed
+		integrator.checkWitnesses = cosigner.CheckStored
 		witnessesDown = cosigner.Down
 	}
 

@@ -42,6 +42,12 @@ type integratorRunner struct {
 	elsewhere atomic.Bool
 	// signed, when set, gets every checkpoint stored (the witness client).
 	signed func(org string, size int64, checkpoint []byte)
+	// checkWitnesses, when set, sends the stored logs' newest checkpoints
+	// to the witnesses once the integrator's own checks are done; until it
+	// returns, this replica acknowledges no event (witness.Submitter's
+	// CheckStored): a restored database shows as a fork first.
+	checkWitnesses   func(ctx context.Context) error
+	witnessesChecked atomic.Bool
 
 	current atomic.Pointer[ledger.Integrator]
 }
@@ -55,6 +61,9 @@ func (r *integratorRunner) Admit(org string) error {
 			return ledger.ErrChecking
 		}
 		return nil
+	}
+	if r.checkWitnesses != nil && !r.witnessesChecked.Load() {
+		return ledger.ErrChecking
 	}
 	return in.Admit(org)
 }
@@ -78,7 +87,7 @@ func (r *integratorRunner) Checked() bool {
 	if in == nil {
 		return !r.always && r.elsewhere.Load()
 	}
-	return in.Checked()
+	return in.Checked() && (r.checkWitnesses == nil || r.witnessesChecked.Load())
 }
 
 // Refuse makes the current integrator refuse org's log (a witness showed
@@ -136,11 +145,33 @@ func (r *integratorRunner) run(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
+	r.witnessesChecked.Store(false)
 	r.current.Store(in)
+	if r.checkWitnesses != nil {
+		go func() {
+			select {
+			case <-in.CheckedC():
+			case <-ctx.Done():
+				return
+			}
+			// Bounded: a witness that hangs must not keep the server
+			// from acknowledging events for long.
+			cctx, cancel := context.WithTimeout(ctx, witnessCheckTimeout)
+			defer cancel()
+			if err := r.checkWitnesses(cctx); err != nil && ctx.Err() == nil {
+				r.logger.Warn("couldn't check every stored log with the witnesses; acknowledging events anyway", "err", err)
+			}
+			r.witnessesChecked.Store(true)
+		}()
+	}
 	<-ctx.Done()
 	r.current.CompareAndSwap(in, nil)
 	in.Stop()
 }
+
+// witnessCheckTimeout bounds the startup check of the stored logs with the
+// witnesses.
+const witnessCheckTimeout = 30 * time.Second
 
 // origin is the origin prefix to sign under: the one the database's
 // checkpoints already carry, so that every replica and every restart keeps

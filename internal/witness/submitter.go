@@ -292,6 +292,52 @@ func (s *Submitter) Signed(org string, size int64, checkpoint []byte) {
 	}
 }
 
+// CheckStored sends every integrated log's newest stored checkpoint to
+// every witness and returns once each answered, failed or ctx ended. A
+// witness holding a checkpoint the stored log does not extend — the
+// database or data directory was restored from an older copy — shows as a
+// fork (Fork is called), so the server refuses the log before it
+// acknowledges any new event of it. A witness that does not answer is
+// skipped (logged, as always): it cannot tell. It needs Run running.
+func (s *Submitter) CheckStored(ctx context.Context) error {
+	logs, err := s.st.IntegratedLogs(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't list the logs to check with the witnesses: %w", err)
+	}
+	sem := make(chan struct{}, s.opts.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for _, l := range logs {
+		msg, err := s.st.LatestCheckpoint(ctx, l.OrganizationID)
+		if err != nil {
+			return fmt.Errorf("couldn't read the newest checkpoint of %s: %w", l.OrganizationID, err)
+		}
+		body, _, err := splitNote(msg)
+		if err != nil {
+			return fmt.Errorf("stored checkpoint of %s: %w", l.OrganizationID, err)
+		}
+		ck, err := ledger.ParseCheckpointBody(body)
+		if err != nil {
+			return fmt.Errorf("stored checkpoint of %s: %w", l.OrganizationID, err)
+		}
+		j := job{org: l.OrganizationID, origin: ck.Origin, size: ck.Size, note: msg, signedAt: time.Now()}
+		for _, w := range s.workers {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				_ = w.submit(ctx, j) // failures are logged; a fork is reported
+			}()
+		}
+	}
+	return nil
+}
+
 // Down returns the names of the witnesses whose last request failed:
 // checkpoints are published without their cosignatures meanwhile.
 func (s *Submitter) Down() []string {

@@ -434,3 +434,45 @@ func TestWorkerTake(t *testing.T) {
 		}
 	}
 }
+
+// TestSubmitterCheckStored: a database restored from an older copy is
+// found forked by the startup check, before any new checkpoint is signed;
+// a log the witnesses agree with is not.
+func TestSubmitterCheckStored(t *testing.T) {
+	signer := newLogSigner(t)
+	w1 := startWitness(t, "w1.example", signer.Verifier())
+	w2 := startWitness(t, "w2.example", signer.Verifier())
+	witnesses := []Config{w1.config, w2.config}
+	st := newMemStorage()
+	dir := t.TempDir()
+	ls := startLog(t, st, signer, dir, witnesses, 2)
+	addRecords(st, "org_a", "a", 10)
+	addRecords(st, "org_b", "b", 10)
+	ls.in.Wake()
+	waitFor(t, "cosigned at 10", func() bool {
+		s1, n1 := cosigners(t, ls, "org_a", w1, w2)
+		s2, n2 := cosigners(t, ls, "org_b", w1, w2)
+		return s1 == 10 && len(n1) == 2 && s2 == 10 && len(n2) == 2
+	})
+	ls.stop()
+	backup := st.Clone()
+	ls = startLog(t, st, signer, dir, witnesses, 2)
+	addRecords(st, "org_a", "a", 10)
+	ls.in.Wake()
+	waitFor(t, "org_a cosigned at 20", func() bool {
+		s, n := cosigners(t, ls, "org_a", w1, w2)
+		return s == 20 && len(n) == 2
+	})
+	ls.stop()
+
+	ls = startLog(t, backup, signer, t.TempDir(), witnesses, 2)
+	if err := ls.sub.CheckStored(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ls.forked("org_a") == "" {
+		t.Error("the startup check did not find org_a's restored log forked")
+	}
+	if why := ls.forked("org_b"); why != "" {
+		t.Errorf("org_b, which the witnesses agree with, reported forked: %s", why)
+	}
+}

@@ -129,63 +129,50 @@ func TestWitnessesCatchARestoredFork(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The restore: 50 acknowledged, cosigned events are gone, and the log
-	// grows differently.
+	// The restore: 50 acknowledged, cosigned events are gone. Before it
+	// acknowledges any event, Trail sends the stored checkpoints to the
+	// witnesses, which hold a larger tree: a fork, the organization is
+	// refused, and not one event is acknowledged into the restored log.
 	replaceDir(t, backup, data)
 	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: args})
+	// From the first moment: checking (503), then refused (503).
+	if code, b := postEvent(t, srv, org.ID); code != http.StatusServiceUnavailable {
+		t.Errorf("an event right after the restored server started: %d %s, want 503", code, b)
+	}
+	waitFork(t, srv)
+	refusesEvents(t, srv, org.ID)
+	// What it serves is the restored, cosigned history of size 101: a
+	// prefix of the witnessed one, which still meets the quorum.
+	restored := filepath.Join(a.dir, "restored.bundle")
+	a.ok("log", "pull", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--out", restored)
+	if out := a.ok(verifyArgs(restored)...); !strings.Contains(out, "checkpoint size 101") {
+		t.Errorf("verify of the restored log's bundle:\n%s", out)
+	}
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	// An operator who hides the restore by running without witnesses:
+	// the log grows differently, checkpoint 161 is signed, uncosigned.
+	var unwitnessed []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--witness" || args[i] == "--witness-quorum" {
+			i++
+			continue
+		}
+		unwitnessed = append(unwitnessed, args[i])
+	}
+	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: unwitnessed})
 	sendEvents(t, srv, org.ID, 60)
 	waitCheckpoint(t, srv, org.ID, 161)
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(srv.Logs(), "the log forked from a checkpoint the witness cosigned") {
-		if time.Now().After(deadline) {
-			t.Fatalf("Trail never logged the fork:\n%s", srv.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		res, err := http.Get(srv.MetricsURL + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		metrics, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if strings.Contains(string(metrics), `trail_witness_forks_total{witness="w1.example"} 1`) &&
-			strings.Contains(string(metrics), `trail_witness_forks_total{witness="w2.example"} 1`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics never counted both witnesses' fork reports:\n%s", metrics)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// Fail closed: the public /readyz answers 503 and names no one, the
-	// operator listener's names the organization.
-	if code, body := authGet(t, srv, "/readyz"); code != http.StatusServiceUnavailable || strings.Contains(string(body), org.ID) {
-		t.Errorf("public /readyz = %d %s, want 503 naming no organization", code, body)
-	}
-	res, err := http.Get(srv.MetricsURL + "/readyz")
-	if err != nil {
+	if err := srv.Stop(t); err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if !strings.Contains(string(body), org.ID) {
-		t.Errorf("the operator listener's /readyz does not name the refused organization: %s", body)
-	}
-	// No event of the forked organization is acknowledged any more.
-	req, _ := http.NewRequest("POST", srv.URL+"/audit_logs/events", strings.NewReader(`{"organization_id":"`+org.ID+`","event":{"action":"after.fork",`+
-		`"occurred_at":"`+time.Now().UTC().Format(time.RFC3339)+`","actor":{"type":"user","id":"u"},"targets":[],"context":{"location":"203.0.113.7"}}}`))
-	req.Header.Set("Authorization", "Bearer "+srv.Key)
-	req.Header.Set("Content-Type", "application/json")
-	if res, err := http.DefaultClient.Do(req); err != nil {
-		t.Fatal(err)
-	} else {
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "log_refused") {
-			t.Errorf("an event for the forked organization: %d %s, want 503 log_refused", res.StatusCode, b)
-		}
-	}
+	// With the witnesses back, checkpoint 161 is refused as a fork at
+	// once, and the organization with it.
+	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: args})
+	waitFork(t, srv)
+	refusesEvents(t, srv, org.ID)
 	for _, w := range []*trailtest.Witness{w1, w2} {
 		if !strings.Contains(w.Logs(), "evidence of a fork") {
 			t.Errorf("witness %s did not log the refused checkpoint:\n%s", w.URL, w.Logs())
@@ -202,4 +189,71 @@ func TestWitnessesCatchARestoredFork(t *testing.T) {
 		!strings.Contains(out, "No cosignature of witness w1.example, w2.example") {
 		t.Fatalf("verify --quorum 2 of the forked bundle: exit %d, want 1 naming both witnesses:\n%s", code, out)
 	}
+}
+
+// waitFork waits until the server logged the fork both witnesses show and
+// counted it in /metrics.
+func waitFork(t *testing.T, srv *trailtest.Server) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(srv.Logs(), "the log forked from a checkpoint the witness cosigned") {
+		if time.Now().After(deadline) {
+			t.Fatalf("Trail never logged the fork:\n%s", srv.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		res, err := http.Get(srv.MetricsURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(metrics), `trail_witness_forks_total{witness="w1.example"} 1`) &&
+			strings.Contains(string(metrics), `trail_witness_forks_total{witness="w2.example"} 1`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never counted both witnesses' fork reports:\n%s", metrics)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// refusesEvents checks that the server fails closed for org: /readyz
+// answers 503 (naming it only on the operator listener), and an event for
+// it gets 503 log_refused.
+func refusesEvents(t *testing.T, srv *trailtest.Server, org string) {
+	t.Helper()
+	if code, body := authGet(t, srv, "/readyz"); code != http.StatusServiceUnavailable || strings.Contains(string(body), org) {
+		t.Errorf("public /readyz = %d %s, want 503 naming no organization", code, body)
+	}
+	res, err := http.Get(srv.MetricsURL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), org) {
+		t.Errorf("the operator listener's /readyz does not name the refused organization: %s", body)
+	}
+	if code, b := postEvent(t, srv, org); code != http.StatusServiceUnavailable || !strings.Contains(string(b), "log_refused") {
+		t.Errorf("an event for the forked organization: %d %s, want 503 log_refused", code, b)
+	}
+}
+
+// postEvent posts one event for org and returns the answer.
+func postEvent(t *testing.T, srv *trailtest.Server, org string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", srv.URL+"/audit_logs/events", strings.NewReader(`{"organization_id":"`+org+`","event":{"action":"after.fork",`+
+		`"occurred_at":"`+time.Now().UTC().Format(time.RFC3339)+`","actor":{"type":"user","id":"u"},"targets":[],"context":{"location":"203.0.113.7"}}}`))
+	req.Header.Set("Authorization", "Bearer "+srv.Key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
 }
