@@ -120,13 +120,18 @@ type job struct {
 // by consistency). The cosignatures are stored in the log's database
 // (ledger.CosignatureStorage), many per transaction.
 type Submitter struct {
-	st      ledger.Storage
-	cs      *cosigStore
-	writes  chan cosigWrite
-	opts    SubmitterOptions
-	logger  *slog.Logger
-	workers []*worker
-	m       submitterMetrics
+	st ledger.Storage
+	cs *cosigStore
+	// writes is the queue of cosignatures to store; closed (under
+	// writesMu, setting writesClosed) once Run's workers returned. A
+	// CheckStored still answering then drops its writes.
+	writes       chan cosigWrite
+	writesMu     sync.RWMutex
+	writesClosed bool
+	opts         SubmitterOptions
+	logger       *slog.Logger
+	workers      []*worker
+	m            submitterMetrics
 
 	mu     sync.Mutex
 	latest map[string]*logStatus // org → its newest checkpoint's cosigning
@@ -250,8 +255,21 @@ func (s *Submitter) Run(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	s.writesMu.Lock()
+	s.writesClosed = true
 	close(s.writes)
+	s.writesMu.Unlock()
 	<-stored
+}
+
+// write queues w for storing, unless Run has returned (the witness holds
+// what it cosigned either way).
+func (s *Submitter) write(w cosigWrite) {
+	s.writesMu.RLock()
+	defer s.writesMu.RUnlock()
+	if !s.writesClosed {
+		s.writes <- w
+	}
 }
 
 // stored takes a batch of writes once in the database.
@@ -575,11 +593,11 @@ func (w *worker) submit(ctx context.Context, j job) error {
 			// Stored in the background, with others: the witness holds
 			// j.size from now on whether or not the store succeeds.
 			s.cs.remember(w.key, j.origin, j.size)
-			s.writes <- cosigWrite{
+			s.write(cosigWrite{
 				cosig:    ledger.Cosignature{OrganizationID: j.org, Size: j.size, Witness: w.key, Line: line},
 				size:     ledger.WitnessSize{Witness: w.key, Origin: j.origin, Size: j.size},
 				signedAt: j.signedAt, name: w.name,
-			}
+			})
 			s.m.requests.WithLabelValues(w.name, "cosigned").Inc()
 			return nil
 		case http.StatusConflict:
@@ -595,7 +613,7 @@ func (w *worker) submit(ctx context.Context, j job) error {
 			log.Info("witness holds another size than the one remembered; retrying from it", "remembered", known, "witness_size", k)
 			known = k
 			s.cs.remember(w.key, j.origin, k)
-			s.writes <- cosigWrite{size: ledger.WitnessSize{Witness: w.key, Origin: j.origin, Size: k}}
+			s.write(cosigWrite{size: ledger.WitnessSize{Witness: w.key, Origin: j.origin, Size: k}})
 		case http.StatusUnprocessableEntity:
 			if known == 0 {
 				s.m.requests.WithLabelValues(w.name, "error").Inc()

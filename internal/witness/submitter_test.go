@@ -475,4 +475,10 @@ func TestSubmitterCheckStored(t *testing.T) {
 	if why := ls.forked("org_b"); why != "" {
 		t.Errorf("org_b, which the witnesses agree with, reported forked: %s", why)
 	}
+	// A check still answering when Run has returned (shutdown) drops
+	// what it would have stored.
+	ls.stop()
+	if err := ls.sub.CheckStored(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
