@@ -98,32 +98,57 @@ func (c *Client) WaitExport(ctx context.Context, id string, interval time.Durati
 	}
 }
 
-// DownloadExport writes a ready export's file to w, fetching a fresh signed
-// link first. It returns the bytes written.
-func (c *Client) DownloadExport(ctx context.Context, id string, w io.Writer) (int64, error) {
+// Download is an export's file as it arrives: Size is its length in
+// bytes, or -1 when Trail did not say. The caller reads and closes Body.
+type Download struct {
+	Body io.ReadCloser
+	Size int64
+}
+
+// OpenExport starts the download of a ready export's file, fetching a
+// fresh signed link first.
+func (c *Client) OpenExport(ctx context.Context, id string) (*Download, error) {
 	e, err := c.GetExport(ctx, id)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if e.State != ExportReady || e.URL == "" {
-		return 0, fmt.Errorf("export %s is %s, not ready", id, e.State)
+		return nil, fmt.Errorf("export %s is %s, not ready", id, e.State)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL, nil)
 	if err != nil {
-		return 0, fmt.Errorf("building the download of export %s: %w", id, err)
+		return nil, fmt.Errorf("building the download of export %s: %w", id, err)
 	}
 	req.Header.Set("User-Agent", c.userAgent)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, &Error{Method: http.MethodGet, Path: req.URL.Path, Err: err}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("downloading export %s: %w", id, ctx.Err())
+		}
+		return nil, &Error{Method: http.MethodGet, Path: req.URL.Path, Err: err}
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, readError(resp, request{method: http.MethodGet, path: req.URL.Path})
+		defer resp.Body.Close()
+		return nil, readError(resp, request{method: http.MethodGet, path: req.URL.Path})
 	}
-	n, err := io.Copy(w, resp.Body)
+	return &Download{Body: resp.Body, Size: resp.ContentLength}, nil
+}
+
+// DownloadExport writes a ready export's file to w, fetching a fresh signed
+// link first. It returns the bytes written, and an error if the file ended
+// short of the length Trail announced.
+func (c *Client) DownloadExport(ctx context.Context, id string, w io.Writer) (int64, error) {
+	d, err := c.OpenExport(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	defer d.Body.Close()
+	n, err := io.Copy(w, d.Body)
 	if err != nil {
 		return n, fmt.Errorf("downloading export %s: %w", id, err)
+	}
+	if d.Size >= 0 && n != d.Size {
+		return n, fmt.Errorf("downloading export %s: the file ended after %d of %d bytes", id, n, d.Size)
 	}
 	return n, nil
 }

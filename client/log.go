@@ -189,9 +189,10 @@ type BundleOptions struct {
 	Since          []byte
 }
 
-// PullBundle writes the bundle GET …/log/bundle answers to w, as `trail log
-// pull` saves it; VerifyBundle or `trail verify` checks it offline.
-func (c *Client) PullBundle(ctx context.Context, orgID string, o BundleOptions, w io.Writer) error {
+// OpenBundle requests the bundle GET …/log/bundle answers and returns its
+// body as it arrives, for the caller to read (ledger-format lines) and
+// close. PullBundle saves it instead.
+func (c *Client) OpenBundle(ctx context.Context, orgID string, o BundleOptions) (io.ReadCloser, error) {
 	q := url.Values{}
 	if o.From > 0 {
 		q.Set("from", itoa(o.From))
@@ -205,16 +206,26 @@ func (c *Client) PullBundle(ctx context.Context, orgID string, o BundleOptions, 
 	if o.Since != nil {
 		cp, err := ParseCheckpoint(o.Since, "")
 		if err != nil {
-			return fmt.Errorf("the older checkpoint given: %w", err)
+			return nil, fmt.Errorf("the older checkpoint given: %w", err)
 		}
 		q.Set("since", itoa(cp.Size))
 	}
 	resp, err := c.send(ctx, request{method: http.MethodGet, path: "/v1/organizations/" + seg(orgID) + "/log/bundle", query: q})
 	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// PullBundle writes the bundle GET …/log/bundle answers to w, as `trail log
+// pull` saves it; VerifyBundle or `trail verify` checks it offline.
+func (c *Client) PullBundle(ctx context.Context, orgID string, o BundleOptions, w io.Writer) error {
+	body, err := c.OpenBundle(ctx, orgID, o)
+	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(w, resp.Body); err != nil {
+	defer body.Close()
+	if _, err := io.Copy(w, body); err != nil {
 		return fmt.Errorf("reading the bundle of %s: %w", orgID, err)
 	}
 	return nil

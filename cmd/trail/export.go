@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/textsafe"
 )
 
@@ -47,21 +44,6 @@ func (l *listFlag) Set(s string) error {
 		}
 	}
 	return nil
-}
-
-// exportState is the part of an export's answer the command reads.
-type exportState struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	URL      string `json:"url"`
-	Format   string `json:"format"`
-	Error    string `json:"error"`
-	Progress struct {
-		EventsRead     int64 `json:"events_read"`
-		EventsTotal    int64 `json:"events_total"`
-		EventsExported int64 `json:"events_exported"`
-		Bytes          int64 `json:"bytes"`
-	} `json:"progress"`
 }
 
 func (c *exportCommand) Run(ctx context.Context, args []string) error {
@@ -109,7 +91,7 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	if !start.Before(end) {
 		return usagef("--from (%s) must be before --to (%s)", start.Format(time.RFC3339), end.Format(time.RFC3339))
 	}
-	cl, err := newLogClient(*server, *apiKey)
+	cl, err := newClient(*server, *apiKey)
 	if err != nil {
 		return err
 	}
@@ -117,18 +99,16 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 		c.poll = 500 * time.Millisecond
 	}
 
-	body, _ := json.Marshal(map[string]any{"organization_id": *org, "format": *format,
-		"range_start": start.Format(time.RFC3339Nano), "range_end": end.Format(time.RFC3339Nano),
-		"actions": actions, "actor_ids": actorIDs, "actor_names": actorNames, "targets": targets})
 	began := time.Now()
-	var e exportState
-	if err := c.call(ctx, cl, http.MethodPost, "/audit_logs/exports", body, &e); err != nil {
-		return fmt.Errorf("couldn't request the export: %w", err)
+	e, err := cl.CreateExport(ctx, client.ExportRequest{OrganizationID: *org, Format: *format,
+		RangeStart: start, RangeEnd: end, Actions: actions, ActorIDs: actorIDs, ActorNames: actorNames, Targets: targets})
+	if err != nil {
+		return fmt.Errorf("couldn't request the export: %w", serverError(*server, err))
 	}
 	fmt.Fprintf(c.stderr, "Export %s of %s requested.\n", e.ID, *org)
 
 	bar := newExportBar(c.stderr, e.Progress.EventsTotal, "reading events")
-	for e.State == "pending" {
+	for e.State == client.ExportPending {
 		bar.set(e.Progress.EventsRead, e.Progress.EventsExported)
 		select {
 		case <-ctx.Done():
@@ -136,14 +116,14 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 			return fmt.Errorf("stopped waiting; the export goes on on the server: GET /audit_logs/exports/%s: %w", e.ID, ctx.Err())
 		case <-time.After(c.poll):
 		}
-		if err := c.call(ctx, cl, http.MethodGet, "/audit_logs/exports/"+url.PathEscape(e.ID), nil, &e); err != nil {
+		if e, err = cl.GetExport(ctx, e.ID); err != nil {
 			bar.done()
-			return fmt.Errorf("couldn't read the export's state: %w", err)
+			return fmt.Errorf("couldn't read the export's state: %w", serverError(*server, err))
 		}
 	}
 	bar.set(e.Progress.EventsRead, e.Progress.EventsExported)
 	bar.done()
-	if e.State != "ready" {
+	if e.State != client.ExportReady {
 		return fmt.Errorf("export %s ended %s: %s", e.ID, e.State, e.Error)
 	}
 
@@ -151,7 +131,12 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 	if path == "" {
 		path = e.ID + "." + *format
 	}
-	size, err := c.download(ctx, cl, e, path)
+	d, err := cl.OpenExport(ctx, e.ID)
+	if err != nil {
+		return fmt.Errorf("couldn't download the export: %w", serverError(*server, err))
+	}
+	defer d.Body.Close()
+	size, err := c.download(d, path)
 	if err != nil {
 		return err
 	}
@@ -178,60 +163,10 @@ func parseExportTime(flagName, s string) (time.Time, error) {
 	return time.Time{}, usagef("%s %q: give an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01)", flagName, s)
 }
 
-// call sends a request with the API key and decodes a 2xx JSON answer
-// into v; another answer is an error quoting the server's message.
-func (c *exportCommand) call(ctx context.Context, cl *logClient, method, path string, body []byte, v any) error {
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, cl.base.JoinPath(path).String(), r)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+cl.apiKey)
-	req.Header.Set("User-Agent", "trail/"+version)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := cl.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var msg struct {
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(raw, &msg) == nil && msg.Message != "" {
-			return fmt.Errorf("the server answered %d: %s", resp.StatusCode, msg.Message)
-		}
-		return fmt.Errorf("the server answered %d: %.300s", resp.StatusCode, raw)
-	}
-	return json.Unmarshal(raw, v)
-}
-
-// download saves the export's file to path (- for stdout), through a file
-// renamed into place once complete.
-func (c *exportCommand) download(ctx context.Context, cl *logClient, e exportState, path string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL, nil)
-	if err != nil {
-		return 0, fmt.Errorf("the export's url %q: %w", e.URL, err)
-	}
-	req.Header.Set("User-Agent", "trail/"+version)
-	resp, err := cl.http.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("couldn't download the export: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-		return 0, fmt.Errorf("couldn't download the export: the server answered %d: %s", resp.StatusCode, msg)
-	}
+// download saves the export's file d to path (- for stdout), through a
+// file renamed into place once complete.
+func (c *exportCommand) download(d *client.Download, path string) (int64, error) {
+	var err error
 	var w io.Writer = c.stdout
 	if path == "-" && isTerminal(c.stdout) {
 		// Events carry free text (metadata, user agents) that may hold
@@ -255,14 +190,14 @@ func (c *exportCommand) download(ctx context.Context, cl *logClient, e exportSta
 		}()
 		w = f
 	}
-	bar := newByteBar(c.stderr, resp.ContentLength)
-	n, err := io.Copy(io.MultiWriter(w, bar), resp.Body)
+	bar := newByteBar(c.stderr, d.Size)
+	n, err := io.Copy(io.MultiWriter(w, bar), d.Body)
 	bar.Finish()
 	if err != nil {
 		return n, fmt.Errorf("the download broke off after %s: %w", byteSize(n), err)
 	}
-	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return n, fmt.Errorf("the download ended after %s of %s", byteSize(n), byteSize(resp.ContentLength))
+	if d.Size >= 0 && n != d.Size {
+		return n, fmt.Errorf("the download ended after %s of %s", byteSize(n), byteSize(d.Size))
 	}
 	if f == nil {
 		return n, nil

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,13 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/textsafe"
 )
@@ -70,7 +69,7 @@ func (s *serverFlags) register(fs *flag.FlagSet) {
 }
 
 // client checks the flags and returns a client for the server.
-func (s *serverFlags) client() (*logClient, error) {
+func (s *serverFlags) client() (*client.Client, error) {
 	if s.server == "" {
 		return nil, usagef("--server is required (or TRAIL_SERVER): the URL of the Trail server")
 	}
@@ -80,7 +79,7 @@ func (s *serverFlags) client() (*logClient, error) {
 	if s.org == "" {
 		return nil, usagef("--org is required: the id of the organization whose log to fetch")
 	}
-	return newLogClient(s.server, s.apiKey)
+	return newClient(s.server, s.apiKey)
 }
 
 // parseFlagsOnly is parseFlags for commands that take no arguments but
@@ -119,15 +118,14 @@ func (c *logCommand) key(ctx context.Context, fs *flag.FlagSet, args []string) e
 		return usagef("give --server or --data, not both")
 	}
 	if !offline && *server != "" {
-		cl, err := newLogClient(*server, "")
+		cl, err := newClient(*server, "")
 		if err != nil {
 			return err
 		}
-		body, err := cl.getSmall(ctx, "/v1/log/key", nil, 4<<10)
+		vkey, err := cl.LogKey(ctx)
 		if err != nil {
-			return err
+			return serverError(*server, err)
 		}
-		vkey := strings.TrimSpace(string(body))
 		if _, err := note.NewVerifier(vkey); err != nil {
 			return fmt.Errorf("the server's answer is not a verifier key (<name>+<hash>+<key>): %w", err)
 		}
@@ -160,18 +158,14 @@ func (c *logCommand) checkpoint(ctx context.Context, fs *flag.FlagSet, args []st
 	if err != nil {
 		return err
 	}
-	q := url.Values{}
-	if *size > 0 {
-		q.Set("size", strconv.FormatInt(*size, 10))
-	}
-	msg, err := cl.getSmall(ctx, cl.orgPath(sf.org, "checkpoint"), q, 64<<10)
+	ck, err := cl.GetCheckpoint(ctx, sf.org, *size, "")
 	if err != nil {
-		return err
-	}
-	ck, err := checkpointOf(msg)
-	if err != nil {
+		if isCallError(err) {
+			return serverError(sf.server, err)
+		}
 		return fmt.Errorf("the server's answer is not a checkpoint note: %w", err)
 	}
+	msg := ck.Note
 	if got := ledger.OrganizationOf(ck.Origin); got != sf.org {
 		return fmt.Errorf("the server sent a checkpoint of %s (origin %q), not of %s", got, ck.Origin, sf.org)
 	}
@@ -206,6 +200,8 @@ func (c *logCommand) pull(ctx context.Context, fs *flag.FlagSet, args []string) 
 		return usagef("--from must be a seq, 0 or more")
 	case toSet && *to < *from:
 		return usagef("--to (%d) must not be less than --from (%d)", *to, *from)
+	case toSet && *to == 0:
+		return usagef("--to 0 selects no record: give a seq above --from, or leave --to out for the whole log")
 	case *size < 0:
 		return usagef("--size must be a tree size, 0 or more")
 	}
@@ -215,8 +211,9 @@ func (c *logCommand) pull(ctx context.Context, fs *flag.FlagSet, args []string) 
 	}
 	var sinceSize int64
 	var old ledger.Checkpoint
+	var oldNote []byte
 	if *since != "" {
-		old, err = readCheckpointFile(*since)
+		old, oldNote, err = readCheckpointFile(*since)
 		if err != nil {
 			return err
 		}
@@ -229,27 +226,23 @@ func (c *logCommand) pull(ctx context.Context, fs *flag.FlagSet, args []string) 
 		sinceSize = old.Size
 	}
 
-	q := url.Values{}
-	q.Set("from", strconv.FormatInt(*from, 10))
+	opts := client.BundleOptions{From: *from, Size: *size}
 	if toSet {
-		q.Set("to", strconv.FormatInt(*to, 10))
-	}
-	if *size > 0 {
-		q.Set("size", strconv.FormatInt(*size, 10))
+		opts.To = *to
 	}
 	if sinceSize > 0 {
-		q.Set("since", strconv.FormatInt(sinceSize, 10))
+		opts.Since = oldNote
 	}
-	resp, err := cl.get(ctx, cl.orgPath(sf.org, "bundle"), q)
+	body, err := cl.OpenBundle(ctx, sf.org, opts)
 	if err != nil {
-		return err
+		return serverError(sf.server, err)
 	}
-	defer resp.Body.Close()
+	defer body.Close()
 	want := bundleWant{org: sf.org, from: *from, to: -1, size: *size, since: sinceSize}
 	if toSet {
 		want.to = *to
 	}
-	sum, err := c.save(resp.Body, *out, want)
+	sum, err := c.save(body, *out, want)
 	if err != nil {
 		return err
 	}
@@ -480,17 +473,18 @@ func checkpointOf(msg []byte) (ledger.Checkpoint, error) {
 	return ledger.ParseCheckpointBody(msg[:i+1])
 }
 
-// readCheckpointFile reads a checkpoint note saved by trail log checkpoint.
-func readCheckpointFile(path string) (ledger.Checkpoint, error) {
+// readCheckpointFile reads a checkpoint note saved by trail log checkpoint,
+// and returns it parsed and as it is.
+func readCheckpointFile(path string) (ledger.Checkpoint, []byte, error) {
 	msg, err := readSmallFile(path, 64<<10)
 	if err != nil {
-		return ledger.Checkpoint{}, usageError{fmt.Errorf("--since: %w", err)}
+		return ledger.Checkpoint{}, nil, usageError{fmt.Errorf("--since: %w", err)}
 	}
 	ck, err := checkpointOf(msg)
 	if err != nil {
-		return ledger.Checkpoint{}, usagef("--since %s is not a checkpoint note (save one with trail log checkpoint): %w", path, err)
+		return ledger.Checkpoint{}, nil, usagef("--since %s is not a checkpoint note (save one with trail log checkpoint): %w", path, err)
 	}
-	return ck, nil
+	return ck, msg, nil
 }
 
 // readSmallFile reads a file of at most limit bytes.
@@ -543,14 +537,9 @@ func plural(n int64, noun string) string {
 	return commas(n) + " " + noun + "s"
 }
 
-// logClient calls the log endpoints of a Trail server.
-type logClient struct {
-	base   *url.URL
-	apiKey string // "" for public endpoints
-	http   *http.Client
-}
-
-func newLogClient(server, apiKey string) (*logClient, error) {
+// newClient returns a client of the Trail server at server (a URL given
+// with --server), calling with apiKey ("" for the public endpoints).
+func newClient(server, apiKey string) (*client.Client, error) {
 	u, err := url.Parse(server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usagef("--server %q: give the server's URL, e.g. https://trail.example.com", server)
@@ -558,86 +547,54 @@ func newLogClient(server, apiKey string) (*logClient, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = 2 * time.Minute
 	// No overall timeout: a bundle of a large log takes as long as it takes.
-	return &logClient{base: u, apiKey: apiKey, http: &http.Client{Transport: t}}, nil
+	return client.New(server, apiKey, client.WithHTTPClient(&http.Client{Transport: t}),
+		client.WithUserAgent("trail/"+version))
 }
 
-// orgPath returns the path of an organization's log endpoint.
-func (c *logClient) orgPath(org, endpoint string) string {
-	return "/v1/organizations/" + url.PathEscape(org) + "/log/" + endpoint
+// isCallError reports whether err is the server's answer or a failure to
+// reach it, rather than a problem with what it sent.
+func isCallError(err error) bool {
+	var ce *client.Error
+	return errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// get requests path (below the server URL) and returns the response if it
-// succeeded; otherwise an error that says what the server answered.
-func (c *logClient) get(ctx context.Context, path string, q url.Values) (*http.Response, error) {
-	u := c.base.JoinPath(path)
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't build the request for %s: %w", u.Redacted(), err)
+// serverError says in the command's words what the server at server
+// answered, or why it could not be reached; other errors pass unchanged.
+func serverError(server string, err error) error {
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		return err
 	}
-	req.Header.Set("User-Agent", "trail/"+version)
-	if c.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	where := server
+	if u, perr := url.Parse(server); perr == nil {
+		where = u.Redacted()
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+	if ce.StatusCode == 0 {
+		cause := ce.Err
 		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // its message repeats the URL
+		if errors.As(cause, &ue) {
+			cause = ue.Err // its message repeats the URL
 		}
-		return nil, fmt.Errorf("couldn't reach the Trail server at %s (is it running, and is --server right?): %w", c.base.Redacted(), err)
+		return fmt.Errorf("couldn't reach the Trail server at %s (is it running, and is --server right?): %w", where, cause)
 	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		return nil, answerError(resp)
-	}
-	return resp, nil
-}
-
-// getSmall is get for an answer of at most limit bytes, returned whole.
-func (c *logClient) getSmall(ctx context.Context, path string, q url.Values, limit int64) ([]byte, error) {
-	resp, err := c.get(ctx, path, q)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("the download from %s broke off: %w", c.base.Redacted(), err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("the server's answer to %s is larger than %s: is --server a Trail server?", path, byteSize(limit))
-	}
-	return b, nil
-}
-
-// answerError describes an unsuccessful answer, with the server's own
-// message when it sent one ({"message": …, "code": …}).
-func answerError(resp *http.Response) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-	var e struct {
-		Message string `json:"message"`
-		Code    string `json:"code"`
-	}
-	status := strings.TrimSpace(resp.Status)
-	if json.Unmarshal(body, &e) == nil && e.Message != "" {
-		if e.Code != "" {
-			status += ", " + e.Code
+	status := fmt.Sprintf("%d %s", ce.StatusCode, http.StatusText(ce.StatusCode))
+	if ce.Code != "" || len(ce.Errors) > 0 {
+		what := ce.Message
+		for _, fe := range ce.Errors {
+			what += fmt.Sprintf("; %s: %s", fe.Field, fe.Message)
 		}
-		return fmt.Errorf("the server refused: %s (%s)", e.Message, status)
+		if ce.Code != "" {
+			status += ", " + ce.Code
+		}
+		return fmt.Errorf("the server refused: %s (%s)", what, status)
 	}
-	text := strings.Join(strings.Fields(string(body)), " ")
-	if len(text) > 200 {
-		text = text[:200] + "…"
-	}
+	// Not Trail's JSON error: the client quoted the status and the body.
+	text := strings.TrimSpace(strings.TrimPrefix(ce.Message, http.StatusText(ce.StatusCode)))
 	if text == "" {
 		text = "no message"
 	}
 	hint := ""
-	if resp.StatusCode == http.StatusNotFound {
+	if ce.StatusCode == http.StatusNotFound {
 		hint = "; is --server a Trail server recent enough to serve its log?"
 	}
 	return fmt.Errorf("the server answered %s: %q%s", status, text, hint)
