@@ -37,8 +37,8 @@ import (
 // Client calls one Trail deployment with one API key. It is safe for
 // concurrent use.
 type Client struct {
-	base      *url.URL
-	key       string
+	baseURL   string // the base URL, the prefix of every request's URL
+	auth      string // the Authorization header; "" without an API key
 	hc        *http.Client
 	userAgent string
 }
@@ -64,7 +64,10 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("trail's base URL %q must be an absolute http or https URL", baseURL)
 	}
-	c := &Client{base: u, key: apiKey, hc: &http.Client{Timeout: 60 * time.Second}, userAgent: "trail-go-client"}
+	c := &Client{baseURL: u.String(), hc: &http.Client{Timeout: 60 * time.Second}, userAgent: "trail-go-client"}
+	if apiKey != "" {
+		c.auth = "Bearer " + apiKey
+	}
 	for _, o := range opts {
 		o(c)
 	}
@@ -179,31 +182,46 @@ type request struct {
 	noAuth bool
 }
 
+// NewRequest builds a request to Trail's API: path is below the base URL
+// (escaped, such as "/v1/events/batch"), query may be nil, and body, when
+// not nil, is sent as JSON. It carries the API key and the User-Agent. It
+// is for callers that send requests themselves, such as a load generator
+// that times them over its own HTTP client (the one given WithHTTPClient);
+// the typed calls are the ones to use otherwise.
+func (c *Client) NewRequest(ctx context.Context, method, path string, query url.Values, body []byte) (*http.Request, error) {
+	u := c.baseURL + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, r)
+	if err != nil {
+		return nil, fmt.Errorf("building the request %s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header["Content-Type"] = []string{"application/json"}
+	}
+	if c.auth != "" {
+		req.Header["Authorization"] = []string{c.auth}
+	}
+	req.Header["User-Agent"] = []string{c.userAgent}
+	return req, nil
+}
+
 // send makes the call and returns the answer, which has a 2xx status; any
 // other status is read and returned as an *Error. The caller closes the
 // body.
 func (c *Client) send(ctx context.Context, rq request) (*http.Response, error) {
-	u := *c.base
-	u.Path = c.base.Path + rq.path
-	u.RawPath = c.base.EscapedPath() + rq.path
-	if len(rq.query) > 0 {
-		u.RawQuery = rq.query.Encode()
-	}
-	var body io.Reader
-	if rq.body != nil {
-		body = bytes.NewReader(rq.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, rq.method, u.String(), body)
+	req, err := c.NewRequest(ctx, rq.method, rq.path, rq.query, rq.body)
 	if err != nil {
-		return nil, fmt.Errorf("building the request %s %s: %w", rq.method, rq.path, err)
+		return nil, err
 	}
-	if rq.body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if rq.noAuth {
+		req.Header.Del("Authorization")
 	}
-	if c.key != "" && !rq.noAuth {
-		req.Header.Set("Authorization", "Bearer "+c.key)
-	}
-	req.Header.Set("User-Agent", c.userAgent)
 	for _, o := range rq.opts {
 		o(req.Header)
 	}

@@ -75,7 +75,9 @@ var errTailEnded = errors.New("the server ended the stream")
 func (c *Client) Tail(ctx context.Context, q TailQuery, fn func(TailEvent) error) error {
 	hc := *c.hc
 	hc.Timeout = 0 // a stream lasts as long as it lasts
-	stream := &Client{base: c.base, key: c.key, hc: &hc, userAgent: c.userAgent}
+	// The same server, key and User-Agent, over hc.
+	stream := *c
+	stream.hc = &hc
 	last := int64(-1)
 	backoff := 250 * time.Millisecond
 	for {

@@ -18,6 +18,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -188,7 +189,10 @@ func measure(ctx context.Context, system string, c int, d time.Duration, orgs in
 		if err != nil {
 			return m, err
 		}
-		client := bench.NewClient(srv.URL, srv.Key, c)
+		client, err := bench.NewClient(srv.URL, srv.Key, c, "trail-bench-compare")
+		if err != nil {
+			return m, errors.Join(err, srv.Stop())
+		}
 		rep, err = bench.Ingest(ctx, client, bench.IngestOptions{
 			Load: bench.Load{Concurrency: c, Duration: d}, Orgs: orgs, Target: "embedded"})
 		stopErr := srv.Stop()
@@ -304,7 +308,10 @@ func measureQueries(ctx context.Context, backend string, seed int64, c int, d ti
 	if err != nil {
 		return q, err
 	}
-	client := bench.NewClient(srv.URL, srv.Key, max(c, 8))
+	client, err := bench.NewClient(srv.URL, srv.Key, max(c, 8), "trail-bench-compare")
+	if err != nil {
+		return q, errors.Join(err, srv.Stop())
+	}
 	q.report, err = bench.Query(ctx, client, bench.QueryOptions{Load: bench.Load{Concurrency: c, Duration: d},
 		OrgCount: orgs, Seed: seed, Limit: 50, Target: "embedded"})
 	stopErr := srv.Stop()

@@ -143,8 +143,11 @@ type benchServer struct {
 // open starts the embedded server, or starts sampling the given one's RSS.
 func (c *benchCommand) open(ctx context.Context, t *benchTarget, concurrency int) (*benchServer, error) {
 	if !t.embedded {
-		s := &benchServer{client: bench.NewClient(t.server, t.apiKey, concurrency), name: t.server}
-		s.client.UserAgent = "trail-bench/" + version
+		cl, err := bench.NewClient(t.server, t.apiKey, concurrency, "trail-bench/"+version)
+		if err != nil {
+			return nil, usagef("--server %q: %v", t.server, err)
+		}
+		s := &benchServer{client: cl, name: t.server}
 		s.client.MetricsBase = t.metrics
 		s.sampler = bench.SampleRSS(ctx, s.client, 500*time.Millisecond)
 		return s, nil
@@ -160,8 +163,11 @@ func (c *benchCommand) open(ctx context.Context, t *benchTarget, concurrency int
 	if err != nil {
 		return nil, err
 	}
-	s := &benchServer{client: bench.NewClient(e.URL, e.Key, concurrency), name: "embedded", embedded: e}
-	s.client.UserAgent = "trail-bench/" + version
+	cl, err := bench.NewClient(e.URL, e.Key, concurrency, "trail-bench/"+version)
+	if err != nil {
+		return nil, errors.Join(err, e.Stop())
+	}
+	s := &benchServer{client: cl, name: "embedded", embedded: e}
 	s.client.MetricsBase = e.MetricsURL
 	return s, nil
 }

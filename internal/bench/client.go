@@ -3,8 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,99 +11,37 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/loadgen"
 )
 
 // Client calls a Trail server's API for a benchmark: the setup requests
-// (organizations, seeds, bundles) and the requests that are measured, which
-// share one keep-alive transport sized for the run.
+// (organizations, seeds, bundles) through the typed calls of API, and the
+// requests that are measured, built by API.NewRequest and sent by the load
+// generator over HTTP, the keep-alive transport sized for the run that API
+// uses too.
 type Client struct {
-	Base   string // server URL, no trailing slash
-	APIKey string
+	API  *client.Client
+	HTTP *http.Client
 	// MetricsBase is the server's operator listener (trail serve
 	// --metrics-listen), where /metrics is; "" when unknown.
 	MetricsBase string
-	HTTP        *http.Client
-	// UserAgent is sent with every request.
-	UserAgent string
 }
 
 // NewClient returns a client for the server at base with room for
-// concurrency connections.
-func NewClient(base, apiKey string, concurrency int) *Client {
-	return &Client{Base: strings.TrimRight(base, "/"), APIKey: apiKey, HTTP: loadgen.NewClient(max(concurrency, 4)), UserAgent: "trail-bench"}
-}
-
-// Request builds a request to path (with its query) below the server URL.
-func (c *Client) Request(method, path string, body []byte) (*http.Request, error) {
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, c.Base+path, r)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't build the request %s %s: %w", method, path, err)
-	}
-	if c.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.APIKey)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("User-Agent", c.UserAgent)
-	return req, nil
-}
-
-// Do sends one request and returns the body of a 2xx answer; any other
-// answer is an error that quotes the server's message.
-func (c *Client) Do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
-	resp, err := c.Open(ctx, method, path, body)
+// concurrency connections, sending userAgent.
+func NewClient(base, apiKey string, concurrency int, userAgent string) (*Client, error) {
+	hc := loadgen.NewClient(max(concurrency, 4))
+	api, err := client.New(base, apiKey, client.WithHTTPClient(hc), client.WithUserAgent(userAgent))
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer to %s %s: %w", method, path, err)
-	}
-	return b, nil
+	return &Client{API: api, HTTP: hc}, nil
 }
 
-// Open sends one request and returns the response of a 2xx answer, whose
-// body the caller closes.
-func (c *Client) Open(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
-	req, err := c.Request(method, path, body)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.HTTP.Do(req.WithContext(ctx))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("couldn't reach the Trail server at %s for %s %s: %w", c.Base, method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-		return nil, &StatusError{Method: method, Path: path, Status: resp.StatusCode, Body: strings.TrimSpace(string(msg))}
-	}
-	return resp, nil
-}
-
-// StatusError is an answer other than 2xx to a setup request.
-type StatusError struct {
-	Method, Path string
-	Status       int
-	Body         string
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("%s %s: the server answered %d: %.300s", e.Method, e.Path, e.Status, e.Body)
+// Request builds a measured request to path below the server URL.
+func (c *Client) Request(method, path string, query url.Values, body []byte) (*http.Request, error) {
+	return c.API.NewRequest(context.Background(), method, path, query, body)
 }
 
 // CreateOrganizations creates n organizations named after the run and
@@ -113,16 +49,9 @@ func (e *StatusError) Error() string {
 func (c *Client) CreateOrganizations(ctx context.Context, runID string, n int) ([]string, error) {
 	ids := make([]string, 0, n)
 	for k := range n {
-		body, _ := json.Marshal(map[string]string{"name": fmt.Sprintf("Bench %s #%d", runID, k+1)})
-		b, err := c.Do(ctx, http.MethodPost, "/organizations", body)
+		org, err := c.API.CreateOrganization(ctx, fmt.Sprintf("Bench %s #%d", runID, k+1), "")
 		if err != nil {
 			return nil, fmt.Errorf("couldn't create benchmark organization %d of %d (the API key needs the admin scope): %w", k+1, n, err)
-		}
-		var org struct {
-			ID string `json:"id"`
-		}
-		if err := json.Unmarshal(b, &org); err != nil || org.ID == "" {
-			return nil, fmt.Errorf("the answer to POST /organizations has no organization id: %.200s", b)
 		}
 		ids = append(ids, org.ID)
 	}
@@ -132,17 +61,9 @@ func (c *Client) CreateOrganizations(ctx context.Context, runID string, n int) (
 // Organizations lists up to 100 organizations of the server (not Trail's
 // own org_system).
 func (c *Client) Organizations(ctx context.Context) ([]string, error) {
-	b, err := c.Do(ctx, http.MethodGet, "/organizations?limit=100", nil)
+	list, err := c.API.ListOrganizations(ctx, client.ListOptions{Limit: 100})
 	if err != nil {
 		return nil, fmt.Errorf("couldn't list the organizations (give them with --org, or use an admin key): %w", err)
-	}
-	var list struct {
-		Data []struct {
-			ID string `json:"id"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(b, &list); err != nil {
-		return nil, fmt.Errorf("the answer to GET /organizations is not a list: %w", err)
 	}
 	var ids []string
 	for _, o := range list.Data {

@@ -2,12 +2,11 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"time"
+
+	"github.com/trailaudit/trail/client"
 )
 
 // ExportOptions configure an export run.
@@ -48,18 +47,6 @@ type ExportStats struct {
 	RatioToBaseline         float64 `json:"ratio_to_baseline"` // export time / baseline time
 }
 
-type exportAnswer struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	URL      string `json:"url"`
-	Error    string `json:"error"`
-	Progress struct {
-		EventsRead     int64 `json:"events_read"`
-		EventsTotal    int64 `json:"events_total"`
-		EventsExported int64 `json:"events_exported"`
-	} `json:"progress"`
-}
-
 // Export stores events (optionally), then times an export of the whole of
 // one organization's log to CSV (or NDJSON) against reading the same
 // records raw from the same server.
@@ -97,40 +84,37 @@ func Export(ctx context.Context, c *Client, opts ExportOptions) (Report, error) 
 	// that neither pays for bringing the database file into the page cache
 	// and the other not.
 	step("warming up: reading the records once")
-	bundle := c.Base + "/v1/organizations/" + url.PathEscape(org) + "/log/bundle"
-	if _, err := discard(ctx, c, bundle); err != nil {
+	bundle := func() (int64, error) {
+		var n countWriter
+		err := c.API.PullBundle(ctx, org, client.BundleOptions{}, &n)
+		return int64(n), err
+	}
+	if _, err := bundle(); err != nil {
 		return rep, fmt.Errorf("couldn't read the log bundle: %w", err)
 	}
 
 	step("exporting")
-	body, _ := json.Marshal(map[string]any{"organization_id": org, "range_start": "1970-01-01T00:00:00Z",
-		"range_end": time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339), "format": opts.Format})
 	t0 := time.Now()
-	raw, err := c.Do(ctx, http.MethodPost, "/audit_logs/exports", body)
+	a, err := c.API.CreateExport(ctx, client.ExportRequest{OrganizationID: org, RangeStart: time.Unix(0, 0).UTC(),
+		RangeEnd: time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second), Format: opts.Format})
 	if err != nil {
 		return rep, fmt.Errorf("couldn't create the export: %w", err)
 	}
-	var a exportAnswer
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return rep, fmt.Errorf("couldn't read the export created: %w", err)
-	}
 	st.ExportID = a.ID
-	for a.State == "pending" {
+	for a.State == client.ExportPending {
 		select {
 		case <-ctx.Done():
 			return rep, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
-		if raw, err = c.Do(ctx, http.MethodGet, "/audit_logs/exports/"+url.PathEscape(a.ID), nil); err != nil {
-			return rep, fmt.Errorf("couldn't read export %s: %w", a.ID, err)
-		}
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return rep, fmt.Errorf("couldn't read export %s: %w", a.ID, err)
+		id := a.ID
+		if a, err = c.API.GetExport(ctx, id); err != nil {
+			return rep, fmt.Errorf("couldn't read export %s: %w", id, err)
 		}
 		step(fmt.Sprintf("exporting: %d of %d events read", a.Progress.EventsRead, a.Progress.EventsTotal))
 	}
 	st.ExportSeconds = time.Since(t0).Seconds()
-	if a.State != "ready" {
+	if a.State != client.ExportReady {
 		return rep, fmt.Errorf("export %s ended %s: %s", a.ID, a.State, a.Error)
 	}
 	st.Events, st.EventsRead = a.Progress.EventsExported, a.Progress.EventsRead
@@ -138,7 +122,7 @@ func Export(ctx context.Context, c *Client, opts ExportOptions) (Report, error) 
 
 	step("downloading the export")
 	t1 := time.Now()
-	n, err := discard(ctx, c, a.URL)
+	n, err := c.API.DownloadExport(ctx, a.ID, io.Discard)
 	if err != nil {
 		return rep, fmt.Errorf("couldn't download export %s: %w", a.ID, err)
 	}
@@ -146,7 +130,7 @@ func Export(ctx context.Context, c *Client, opts ExportOptions) (Report, error) 
 
 	step("reading the same records raw (baseline)")
 	t2 := time.Now()
-	if _, err := discard(ctx, c, bundle); err != nil {
+	if _, err := bundle(); err != nil {
 		return rep, fmt.Errorf("couldn't read the log bundle (the baseline): %w", err)
 	}
 	st.BaselineSeconds = time.Since(t2).Seconds()
@@ -155,22 +139,10 @@ func Export(ctx context.Context, c *Client, opts ExportOptions) (Report, error) 
 	return rep, nil
 }
 
-// discard GETs an absolute URL (with the API key) and counts its bytes.
-func discard(ctx context.Context, c *Client, u string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.APIKey)
-	req.Header.Set("User-Agent", c.UserAgent)
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-		return 0, fmt.Errorf("the server answered %d: %s", resp.StatusCode, msg)
-	}
-	return io.Copy(io.Discard, resp.Body)
+// countWriter counts the bytes written to it.
+type countWriter int64
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	*w += countWriter(len(p))
+	return len(p), nil
 }

@@ -72,7 +72,7 @@ func Ingest(ctx context.Context, c *Client, opts IngestOptions) (Report, error) 
 	per := max(opts.Batch, 1)
 	if opts.Batch == 0 {
 		build = func(i int64) (*http.Request, error) {
-			return c.Request(http.MethodPost, "/audit_logs/events", gen.Single(i))
+			return c.Request(http.MethodPost, "/audit_logs/events", nil, gen.Single(i))
 		}
 		if rec != nil {
 			lo.Done = func(a loadgen.Answer) {
@@ -83,7 +83,7 @@ func Ingest(ctx context.Context, c *Client, opts IngestOptions) (Report, error) 
 		}
 	} else {
 		build = func(i int64) (*http.Request, error) {
-			return c.Request(http.MethodPost, "/v1/events/batch", gen.Batch(i*int64(per), per))
+			return c.Request(http.MethodPost, "/v1/events/batch", nil, gen.Batch(i*int64(per), per))
 		}
 		if rec != nil {
 			lo.Done = func(a loadgen.Answer) {
@@ -129,7 +129,7 @@ func seed(ctx context.Context, c *Client, runID string, orgs []string, n int64, 
 	gen.Spread, gen.End, gen.Total = 24*time.Hour, time.Now().Add(-time.Minute), n
 	requests := (n + batch - 1) / batch
 	res := loadgen.Run(ctx, c.HTTP, loadgen.Options{Concurrency: 4, Requests: requests, Live: live}, func(i int64) (*http.Request, error) {
-		return c.Request(http.MethodPost, "/v1/events/batch", gen.Batch(i*batch, int(min(batch, n-i*batch))))
+		return c.Request(http.MethodPost, "/v1/events/batch", nil, gen.Batch(i*batch, int(min(batch, n-i*batch))))
 	})
 	if ctx.Err() != nil {
 		return nil, ctx.Err()

@@ -123,17 +123,17 @@ func Query(ctx context.Context, c *Client, opts QueryOptions) (Report, error) {
 	for k := range stats {
 		stats[k] = &kindStats{lat: loadgen.NewSamples(0)}
 	}
-	query := func(i int64) string {
+	query := func(i int64) url.Values {
 		kind, m := kinds[i%int64(len(kinds))], i/int64(len(kinds))
 		org := int(m % int64(len(orgs)))
 		v := url.Values{}
 		v.Set("organization_id", orgs[org])
 		v.Set("limit", strconv.Itoa(opts.Limit))
 		kind.params(m, org, len(orgs), v)
-		return v.Encode()
+		return v
 	}
 	for k := range stats {
-		stats[k].example = query(int64(k))
+		stats[k].example = query(int64(k)).Encode()
 	}
 	lo := opts.options(opts.Live)
 	lo.Done = func(a loadgen.Answer) {
@@ -151,7 +151,7 @@ func Query(ctx context.Context, c *Client, opts QueryOptions) (Report, error) {
 		}
 	}
 	res := loadgen.Run(ctx, c.HTTP, lo, func(i int64) (*http.Request, error) {
-		return c.Request(http.MethodGet, "/v1/events?"+query(i), nil)
+		return c.Request(http.MethodGet, "/v1/events", query(i), nil)
 	})
 	rep.fill(res, 0)
 	for k, s := range stats {

@@ -5,14 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/trailaudit/trail/client"
 )
 
 // recordMagic starts the header line of a record file.
@@ -181,8 +179,7 @@ func Check(ctx context.Context, c *Client, path string, progress func(scanned in
 	res.Organizations = len(byOrg)
 	for org, want := range byOrg {
 		ids, benchIDs, err := scanLog(ctx, c, org, h.RunID, &res.Scanned, progress)
-		var se *StatusError
-		if errors.As(err, &se) && se.Status == http.StatusNotFound {
+		if client.IsNotFound(err) {
 			ids, benchIDs = map[string]int{}, map[string]int{} // every event of it is missing
 		} else if err != nil {
 			return res, err
@@ -231,45 +228,34 @@ func (c *CheckResult) example(format string, a ...any) {
 // scanLog reads an organization's log and counts its event ids and the
 // bench_ids of the run.
 func scanLog(ctx context.Context, c *Client, org, runID string, scanned *int64, progress func(int64)) (ids, benchIDs map[string]int, err error) {
-	resp, err := c.Open(ctx, http.MethodGet, "/v1/organizations/"+url.PathEscape(org)+"/log/records", nil)
+	ids, benchIDs = map[string]int{}, map[string]int{}
+	err = c.API.LogRecords(ctx, org, 0, 0, func(line []byte) error {
+		if len(bytes.TrimSpace(line)) == 0 {
+			return nil
+		}
+		var rec struct {
+			ID       string `json:"id"`
+			Metadata struct {
+				BenchID string `json:"bench_id"`
+			} `json:"metadata"`
+		}
+		if jerr := json.Unmarshal(line, &rec); jerr != nil {
+			return fmt.Errorf("reading the log of %s: record %d is not JSON: %w", org, *scanned, jerr)
+		}
+		ids[rec.ID]++
+		if b := rec.Metadata.BenchID; b != "" {
+			if r, ok := RunOf(b); ok && r == runID {
+				benchIDs[b]++
+			}
+		}
+		*scanned++
+		if progress != nil && *scanned%4096 == 0 {
+			progress(*scanned)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	defer resp.Body.Close()
-	ids, benchIDs = map[string]int{}, map[string]int{}
-	br := bufio.NewReaderSize(resp.Body, 256<<10)
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			rest, rerr := br.ReadBytes('\n')
-			line, err = append(bytes.Clone(line), rest...), rerr
-		}
-		if len(bytes.TrimSpace(line)) > 0 {
-			var rec struct {
-				ID       string `json:"id"`
-				Metadata struct {
-					BenchID string `json:"bench_id"`
-				} `json:"metadata"`
-			}
-			if jerr := json.Unmarshal(line, &rec); jerr != nil {
-				return nil, nil, fmt.Errorf("reading the log of %s: record %d is not JSON: %w", org, *scanned, jerr)
-			}
-			ids[rec.ID]++
-			if b := rec.Metadata.BenchID; b != "" {
-				if r, ok := RunOf(b); ok && r == runID {
-					benchIDs[b]++
-				}
-			}
-			*scanned++
-			if progress != nil && *scanned%4096 == 0 {
-				progress(*scanned)
-			}
-		}
-		if err == io.EOF {
-			return ids, benchIDs, nil
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading the log of %s broke off after %d records: %w", org, *scanned, err)
-		}
-	}
+	return ids, benchIDs, nil
 }

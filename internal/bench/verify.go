@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/ledger"
 )
 
@@ -50,11 +48,10 @@ func Verify(ctx context.Context, c *Client, opts VerifyOptions) (Report, error) 
 	if err := waitCheckpoint(ctx, c, org, opts.Seed, 2*time.Minute); err != nil {
 		return rep, err
 	}
-	key, err := c.Do(ctx, http.MethodGet, "/v1/log/key", nil)
+	vkey, err := c.API.LogKey(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("couldn't fetch the verifier key: %w", err)
 	}
-	vkey := strings.TrimSpace(string(key))
 
 	dir, err := os.MkdirTemp("", "trail-bench-bundle-")
 	if err != nil {
@@ -64,7 +61,7 @@ func Verify(ctx context.Context, c *Client, opts VerifyOptions) (Report, error) 
 	path := filepath.Join(dir, "bundle")
 	step("downloading the bundle")
 	t0 := time.Now()
-	size, err := download(ctx, c, "/v1/organizations/"+url.PathEscape(org)+"/log/bundle", path)
+	size, err := download(ctx, c, org, path)
 	if err != nil {
 		return rep, err
 	}
@@ -136,18 +133,18 @@ func timeSHA256(path string) (time.Duration, error) {
 	return time.Since(t0), nil
 }
 
-// download saves the answer to path into the file dst.
-func download(ctx context.Context, c *Client, path, dst string) (int64, error) {
-	resp, err := c.Open(ctx, http.MethodGet, path, nil)
+// download saves the bundle of org's whole log into the file dst.
+func download(ctx context.Context, c *Client, org, dst string) (int64, error) {
+	body, err := c.API.OpenBundle(ctx, org, client.BundleOptions{})
 	if err != nil {
 		return 0, fmt.Errorf("couldn't pull the bundle: %w", err)
 	}
-	defer resp.Body.Close()
+	defer body.Close()
 	f, err := os.Create(dst)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't save the bundle: %w", err)
 	}
-	n, err := io.Copy(f, resp.Body)
+	n, err := io.Copy(f, body)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -163,18 +160,14 @@ func waitCheckpoint(ctx context.Context, c *Client, org string, size int64, time
 	deadline := time.Now().Add(timeout)
 	var got int64
 	for {
-		b, err := c.Do(ctx, http.MethodGet, "/v1/organizations/"+url.PathEscape(org)+"/log/checkpoint", nil)
-		var se *StatusError
+		cp, err := c.API.GetCheckpoint(ctx, org, 0, "")
+		var ce *client.Error
 		switch {
 		case err == nil:
-			lines := strings.SplitN(string(b), "\n", 3)
-			if len(lines) >= 2 {
-				got, _ = strconv.ParseInt(lines[1], 10, 64)
-			}
-			if got >= max(size, 1) {
+			if got = cp.Size; got >= max(size, 1) {
 				return nil
 			}
-		case errors.As(err, &se) && se.Status == http.StatusNotFound && strings.Contains(se.Body, "checkpoint_not_found"):
+		case errors.As(err, &ce) && ce.StatusCode == http.StatusNotFound && ce.Code == "checkpoint_not_found":
 		default:
 			return fmt.Errorf("couldn't read the checkpoint of %s: %w", org, err)
 		}
