@@ -16,6 +16,7 @@ import (
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/store/postgres"
 	"github.com/trailaudit/trail/internal/store/sqlite"
+	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/storetest"
 )
 
@@ -28,13 +29,13 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestCosignaturesServedByEveryServer(t *testing.T) {
 	backends := []struct {
 		name string
-		open func(t *testing.T) (integrating, other storetest.LedgerStore)
+		open func(t *testing.T) (integrating, other store.Backend)
 	}{
-		{"sqlite", func(t *testing.T) (storetest.LedgerStore, storetest.LedgerStore) {
+		{"sqlite", func(t *testing.T) (store.Backend, store.Backend) {
 			path := filepath.Join(t.TempDir(), "trail.db")
 			return openSQLite(t, path), openSQLite(t, path)
 		}},
-		{"postgres", func(t *testing.T) (storetest.LedgerStore, storetest.LedgerStore) {
+		{"postgres", func(t *testing.T) (store.Backend, store.Backend) {
 			dsn := pgtest.New(t)
 			return openPostgres(t, dsn), openPostgres(t, dsn)
 		}},
