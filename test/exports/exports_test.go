@@ -6,10 +6,7 @@ package exports_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,92 +14,63 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
-type client struct {
-	t   *testing.T
-	srv *trailtest.Server
-}
-
-func (c client) call(method, path string, body any, want int) map[string]any {
-	c.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.srv.URL+path, r)
-	req.Header.Set("Authorization", "Bearer "+c.srv.Key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+func newClient(t *testing.T, srv *trailtest.Server) *client.Client {
+	t.Helper()
+	c, err := client.New(srv.URL, srv.Key)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		c.t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, raw, want)
-	}
-	var out map[string]any
-	if len(raw) > 0 && raw[0] == '{' {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			c.t.Fatalf("%s %s: %v", method, path, err)
-		}
-	}
-	return out
+	return c
 }
 
 // seed stores n events in a new organization (actions a.0, a.1, a.2 in
 // turn) and waits for a checkpoint that covers them.
-func seed(t *testing.T, c client, n int) string {
+func seed(t *testing.T, c *client.Client, n int) string {
 	t.Helper()
-	org := c.call("POST", "/organizations", map[string]any{"name": "exports"}, http.StatusCreated)["id"].(string)
+	ctx := trailtest.Context(t)
+	org, err := c.CreateOrganization(ctx, "exports", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now().UTC().Add(-time.Hour)
 	for done := 0; done < n; done += 1000 {
-		var events []any
+		var events []client.OrgEvent
 		for i := done; i < min(n, done+1000); i++ {
-			events = append(events, map[string]any{"organization_id": org, "event": map[string]any{
-				"action": fmt.Sprintf("a.%d", i%3), "occurred_at": now.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano),
-				"actor":   map[string]any{"id": fmt.Sprintf("user_%d", i%7), "type": "user", "name": "User"},
-				"targets": []any{map[string]any{"id": "t", "type": "team"}},
-				"context": map[string]any{"location": "203.0.113.7", "user_agent": "exports-test"},
+			events = append(events, client.OrgEvent{OrganizationID: org.ID, Event: client.Event{
+				Action: fmt.Sprintf("a.%d", i%3), OccurredAt: now.Add(time.Duration(i) * time.Millisecond),
+				Actor:   client.Entity{ID: fmt.Sprintf("user_%d", i%7), Type: "user", Name: "User"},
+				Targets: []client.Entity{{ID: "t", Type: "team"}},
+				Context: client.EventContext{Location: "203.0.113.7", UserAgent: "exports-test"},
 			}})
 		}
-		c.call("POST", "/v1/events/batch", map[string]any{"events": events}, http.StatusCreated)
+		if _, err := c.CreateEvents(ctx, events); err != nil {
+			t.Fatal(err)
+		}
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		req, _ := http.NewRequest("GET", c.srv.URL+"/v1/organizations/"+org+"/log/checkpoint", nil)
-		req.Header.Set("Authorization", "Bearer "+c.srv.Key)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			var size int
-			if lines := strings.Split(string(raw), "\n"); len(lines) > 1 {
-				fmt.Sscan(lines[1], &size)
-			}
-			if size >= n+1 { // the events and the organization's creation
-				return org
-			}
+		cp, err := c.GetCheckpoint(ctx, org.ID, 0, "")
+		if err == nil && cp.Size >= int64(n)+1 { // the events and the organization's creation
+			return org.ID
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint covers the %d events after 2 minutes", n)
+			t.Fatalf("no checkpoint covers the %d events after 2 minutes (%v)", n, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func verifierKey(t *testing.T, srv *trailtest.Server) string {
-	resp, err := http.Get(srv.URL + "/v1/log/key")
+func verifierKey(t *testing.T, c *client.Client) string {
+	t.Helper()
+	key, err := c.LogKey(trailtest.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(raw))
+	return key
 }
 
 // TestExportSurvivesKill kills the server (SIGKILL) while an NDJSON export
@@ -113,20 +81,27 @@ func TestExportSurvivesKill(t *testing.T) {
 	// The first server reads at most 20,000 events a second, so that the
 	// kill lands while the job runs (progress is recorded every second).
 	first := trailtest.Start(t, trailtest.Options{Data: data, Args: []string{"--export-max-rate", "20000"}})
-	c := client{t, first}
+	ctx := trailtest.Context(t)
+	c := newClient(t, first)
 	const n = 60_000
 	org := seed(t, c, n)
-	x := c.call("POST", "/audit_logs/exports", map[string]any{"organization_id": org, "format": "ndjson",
-		"range_start": "2000-01-01T00:00:00Z", "range_end": "2100-01-01T00:00:00Z", "actions": []string{"a.1"}}, http.StatusCreated)
-	id := x["id"].(string)
+	now := time.Now()
+	x, err := c.CreateExport(ctx, client.ExportRequest{OrganizationID: org, Format: "ndjson",
+		RangeStart: now.AddDate(-1, 0, 0), RangeEnd: now.AddDate(1, 0, 0), Actions: []string{"a.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := x.ID
 	deadline := time.Now().Add(time.Minute)
 	for {
-		e := c.call("GET", "/audit_logs/exports/"+id, nil, http.StatusOK)
-		read := e["progress"].(map[string]any)["events_read"].(float64)
-		if e["state"] != "pending" {
-			t.Fatalf("the export ended %v before the kill: %v", e["state"], e)
+		e, err := c.GetExport(ctx, id)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if read > 0 {
+		if e.State != client.ExportPending {
+			t.Fatalf("the export ended %v before the kill: %+v", e.State, e)
+		}
+		if e.Progress.EventsRead > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -137,11 +112,13 @@ func TestExportSurvivesKill(t *testing.T) {
 	first.Kill()
 
 	second := trailtest.Start(t, trailtest.Options{Data: data})
-	c = client{t, second}
-	var e map[string]any
+	c = newClient(t, second)
+	var e *client.Export
 	for deadline := time.Now().Add(2 * time.Minute); ; {
-		e = c.call("GET", "/audit_logs/exports/"+id, nil, http.StatusOK)
-		if e["state"] != "pending" {
+		if e, err = c.GetExport(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if e.State != client.ExportPending {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -149,20 +126,20 @@ func TestExportSurvivesKill(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if e["state"] != "ready" {
-		t.Fatalf("after the restart the export ended %v: %v\n%s", e["state"], e, second.Logs())
+	if e.State != client.ExportReady {
+		t.Fatalf("after the restart the export ended %v: %+v\n%s", e.State, e, second.Logs())
 	}
-	resp, err := http.Get(e["url"].(string))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("download: %v %v", err, resp)
-	}
-	defer resp.Body.Close()
-	rep, err := ledger.Verify(resp.Body, verifierKey(t, second), ledger.VerifyOptions{})
+	d, err := c.OpenExport(ctx, id)
 	if err != nil {
-		t.Fatalf("the export does not verify: %v\n%s", err, rep.String())
+		t.Fatalf("download: %v", err)
+	}
+	defer d.Body.Close()
+	rep, err := client.VerifyBundle(d.Body, verifierKey(t, c), nil)
+	if err != nil {
+		t.Fatalf("the export does not verify: %v\n%s", err, rep.Summary)
 	}
 	if rep.Records != n/3 || !rep.Subset {
-		t.Fatalf("the export verified %d records, want %d (every a.1 event): %s", rep.Records, n/3, rep.String())
+		t.Fatalf("the export verified %d records, want %d (every a.1 event): %s", rep.Records, n/3, rep.Summary)
 	}
 	// Nothing is left of the interrupted run but what the sweep removes.
 	if files, _ := filepath.Glob(filepath.Join(data, "exports", id+".ndjson")); len(files) != 1 {
@@ -174,7 +151,8 @@ func TestExportSurvivesKill(t *testing.T) {
 // server as a user would.
 func TestExportCommand(t *testing.T) {
 	srv := trailtest.Start(t, trailtest.Options{})
-	org := seed(t, client{t, srv}, 3000)
+	c := newClient(t, srv)
+	org := seed(t, c, 3000)
 	bin := trailtest.Binary(t)
 	dir := t.TempDir()
 	run := func(args ...string) string {
@@ -205,7 +183,7 @@ func TestExportCommand(t *testing.T) {
 	if !strings.Contains(out, "trail verify events.ndjson") {
 		t.Errorf("trail export (ndjson) said:\n%s", out)
 	}
-	out = run("verify", "events.ndjson", "--key", verifierKey(t, srv))
+	out = run("verify", "events.ndjson", "--key", verifierKey(t, c))
 	if !strings.Contains(out, "1,000 events of "+org+" are in its log") || !strings.Contains(out, "not that the selection is complete") ||
 		!strings.Contains(out, "The export says it selected (signed with the log key for this checkpoint): export ") {
 		t.Errorf("trail verify said:\n%s", out)

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	_ "modernc.org/sqlite"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/trailtest"
@@ -67,65 +67,66 @@ func (a auditor) ok(args ...string) string {
 	return out
 }
 
-func request(t *testing.T, srv *trailtest.Server, method, path, body string) []byte {
+// api returns a client of srv with its bootstrap key.
+func api(t *testing.T, srv *trailtest.Server) *client.Client {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	c, err := client.New(srv.URL, srv.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+srv.Key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
-	if res.StatusCode >= 300 {
-		t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, data)
-	}
-	return data
+	return c
 }
 
-// sendEvents posts n events to org in batches.
+// newOrg creates an organization.
+func newOrg(t *testing.T, srv *trailtest.Server, name string) *client.Organization {
+	t.Helper()
+	org, err := api(t, srv).CreateOrganization(trailtest.Context(t), name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return org
+}
+
+// sendEvents stores n events of org in batches.
 func sendEvents(t *testing.T, srv *trailtest.Server, org string, n int) {
 	t.Helper()
+	c := api(t, srv)
+	hour := time.Now().UTC().Add(-time.Hour).Truncate(time.Hour)
 	for n > 0 {
 		k := min(n, 500)
-		var evs []string
-		hour := time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15")
+		var evs []client.OrgEvent
 		for i := range k {
-			evs = append(evs, fmt.Sprintf(`{"organization_id":%q,"event":{"action":"document.updated","occurred_at":"%s:00:%02d.000Z","actor":{"type":"user","id":"user_%d","name":"Ada Lovelace"},"targets":[{"type":"document","id":"doc_%d"}],"context":{"location":"203.0.113.7","user_agent":"test"},"metadata":{"n":%d}}}`, org, hour, i%60, i%7, i, i))
+			evs = append(evs, client.OrgEvent{OrganizationID: org, Event: client.Event{
+				Action: "document.updated", OccurredAt: hour.Add(time.Duration(i%60) * time.Second),
+				Actor:    client.Entity{Type: "user", ID: fmt.Sprintf("user_%d", i%7), Name: "Ada Lovelace"},
+				Targets:  []client.Entity{{Type: "document", ID: fmt.Sprintf("doc_%d", i)}},
+				Context:  client.EventContext{Location: "203.0.113.7", UserAgent: "test"},
+				Metadata: map[string]any{"n": i},
+			}})
 		}
-		request(t, srv, "POST", "/v1/events/batch", `{"events":[`+strings.Join(evs, ",")+`]}`)
+		if _, err := c.CreateEvents(trailtest.Context(t), evs); err != nil {
+			t.Fatal(err)
+		}
 		n -= k
 	}
 }
 
-// waitCheckpoint waits until org's newest checkpoint has the given size.
+// waitCheckpoint waits until org's newest checkpoint has the given size
+// and returns its note.
 func waitCheckpoint(t *testing.T, srv *trailtest.Server, org string, size int64) []byte {
 	t.Helper()
+	c := api(t, srv)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		req, _ := http.NewRequest("GET", srv.URL+"/v1/organizations/"+org+"/log/checkpoint", nil)
-		req.Header.Set("Authorization", "Bearer "+srv.Key)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		cp, err := c.GetCheckpoint(trailtest.Context(t), org, 0, "")
+		if err == nil && cp.Size == size {
+			return cp.Note
 		}
-		data, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode == 200 {
-			ck, err := ledger.ParseCheckpointBody(data[:bytes.Index(data, []byte("\n\n"))+1])
-			if err != nil {
-				t.Fatalf("checkpoint: %v\n%s", err, data)
-			}
-			if ck.Size == size {
-				return data
-			}
+		if err != nil && !client.IsNotFound(err) && !client.IsRetryable(err) {
+			t.Fatalf("checkpoint: %v", err)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint of size %d after 30s; last: %d %s\n%s", size, res.StatusCode, data, srv.Logs())
+			t.Fatalf("no checkpoint of size %d after 30s; last: %+v %v\n%s", size, cp, err, srv.Logs())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -160,8 +161,7 @@ func TestPullAndVerify(t *testing.T) {
 	a := auditor{t: t, bin: trailtest.Binary(t), dir: t.TempDir()}
 	srv := trailtest.Start(t, trailtest.Options{Data: data})
 
-	var org struct{ ID string }
-	json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
+	org := newOrg(t, srv, "Acme")
 	sendEvents(t, srv, org.ID, 700) // seq 0 is the organization's creation
 	first := waitCheckpoint(t, srv, org.ID, 701)
 
@@ -394,9 +394,7 @@ func TestRestoredBackupIsRefusedAndDetected(t *testing.T) {
 			}
 			a := auditor{t: t, bin: trailtest.Binary(t), dir: t.TempDir()}
 			srv := start()
-			var org, other struct{ ID string }
-			json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
-			json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Other"}`), &other)
+			org, other := newOrg(t, srv, "Acme"), newOrg(t, srv, "Other")
 			sendEvents(t, srv, org.ID, 100)
 			waitCheckpoint(t, srv, org.ID, 101)
 			key := strings.TrimSpace(a.ok("log", "key", "--server", srv.URL))
@@ -521,8 +519,7 @@ func copyDB(t *testing.T, from, to string) {
 func TestWrongSigningKeyRefused(t *testing.T) {
 	data := t.TempDir()
 	srv := trailtest.Start(t, trailtest.Options{Data: data})
-	var org struct{ ID string }
-	json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
+	org := newOrg(t, srv, "Acme")
 	waitCheckpoint(t, srv, org.ID, 1)
 	if err := srv.Stop(t); err != nil {
 		t.Fatal(err)
@@ -549,7 +546,11 @@ func TestWrongSigningKeyRefused(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "shared.key")
 	os.WriteFile(keyFile, key, 0o600)
 	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: []string{"--signing-key-file", keyFile}})
-	request(t, srv, "POST", "/audit_logs/events", `{"organization_id":"`+org.ID+`","event":{"action":"a.b","occurred_at":"`+time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)+`","actor":{"type":"user","id":"u"},"targets":[{"type":"t","id":"1"}],"context":{"location":"1.2.3.4"}}}`)
+	if err := api(t, srv).CreateEvent(trailtest.Context(t), org.ID, client.Event{Action: "a.b", OccurredAt: time.Now().Add(-time.Hour),
+		Actor: client.Entity{Type: "user", ID: "u"}, Targets: []client.Entity{{Type: "t", ID: "1"}},
+		Context: client.EventContext{Location: "1.2.3.4"}}); err != nil {
+		t.Fatal(err)
+	}
 	waitCheckpoint(t, srv, org.ID, 2)
 }
 
@@ -592,8 +593,7 @@ func TestPullSinceDetectsRestoredDataDirectory(t *testing.T) {
 	data := t.TempDir()
 	a := auditor{t: t, bin: trailtest.Binary(t), dir: t.TempDir()}
 	srv := trailtest.Start(t, trailtest.Options{Data: data})
-	var org struct{ ID string }
-	json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
+	org := newOrg(t, srv, "Acme")
 	sendEvents(t, srv, org.ID, 100)
 	waitCheckpoint(t, srv, org.ID, 101)
 	older := filepath.Join(a.dir, "older.checkpoint")

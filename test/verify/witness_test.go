@@ -2,7 +2,6 @@ package verify_test
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -13,7 +12,6 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/trailtest"
 	"github.com/trailaudit/trail/internal/witness"
 )
@@ -38,19 +36,15 @@ func waitCosigned(t *testing.T, srv *trailtest.Server, org string, size int64, w
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		code, data := authGet(t, srv, "/v1/organizations/"+org+"/log/checkpoint")
-		if code == 200 {
-			ck, err := ledger.ParseCheckpointBody(data[:strings.Index(string(data), "\n\n")+1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			good, _ := witness.CheckCosignatures(data, ws)
+		ck, err := api(t, srv).GetCheckpoint(trailtest.Context(t), org, 0, "")
+		if err == nil {
+			good, _ := witness.CheckCosignatures(ck.Note, ws)
 			if ck.Size == size && len(good) == len(ws) {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint of size %d cosigned by all witnesses after 60s; last: %d %s\n%s", size, code, data, srv.Logs())
+			t.Fatalf("no checkpoint of size %d cosigned by all witnesses after 60s; last: %+v %v\n%s", size, ck, err, srv.Logs())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -103,8 +97,7 @@ func TestWitnessesCatchARestoredFork(t *testing.T) {
 
 	data := t.TempDir()
 	srv := trailtest.Start(t, trailtest.Options{Data: data, Args: args})
-	var org struct{ ID string }
-	json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
+	org := newOrg(t, srv, "Acme")
 	sendEvents(t, srv, org.ID, 100)
 	waitCosigned(t, srv, org.ID, 101, vs)
 	bundle := filepath.Join(a.dir, "cosigned.bundle")
