@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -409,3 +410,73 @@ func httpTestServer(t *testing.T, h http.Handler) string {
 }
 
 func newHTTPServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }
+
+// TestPublisherFullSpoolAgainstTrail fills a small spool while the real
+// Trail is unreachable, under each policy for a full spool: Block returns
+// ErrFull after BlockTimeout, Drop returns ErrDropped at once, both
+// counted (BlockTimeout is generous: a slow disk's first fsync must not
+// pass for a full spool); once Trail is back, every event Publish accepted is stored
+// exactly once and none it refused is.
+func TestPublisherFullSpoolAgainstTrail(t *testing.T) {
+	srv := trailtest.Start(t, trailtest.Options{})
+	ctx := trailtest.Context(t)
+	admin, _ := client.New(srv.URL, srv.Key)
+	for _, tc := range []struct {
+		name string
+		full client.FullPolicy
+		want error
+	}{
+		{"block", client.Block, client.ErrFull},
+		{"drop", client.Drop, client.ErrDropped},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			org, err := admin.CreateOrganization(ctx, "Full "+tc.name, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy := &faultyProxy{} // no target: Trail is down
+			c, _ := client.New(httpTestServer(t, proxy), srv.Key)
+			p, err := client.NewPublisher(c, client.PublisherOptions{SpoolDir: t.TempDir(), Sync: client.SyncEveryBatch,
+				Full: tc.full, BlockTimeout: 2 * time.Second, MaxSpoolBytes: 64 << 10, SegmentBytes: 8 << 10,
+				BatchSize: 50, FlushInterval: 20 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var accepted []int
+			var refusal error
+			for i := 0; i < 100_000 && refusal == nil; i++ {
+				if err := p.Publish(ctx, org.ID, numbered(i)); err != nil {
+					refusal = err
+					continue
+				}
+				accepted = append(accepted, i)
+			}
+			if !errors.Is(refusal, tc.want) || len(accepted) == 0 {
+				t.Fatalf("Publish into a full spool = %v after %d events, want %v once the spool is full", refusal, len(accepted), tc.want)
+			}
+			if st := p.Stats(); tc.full == client.Drop && st.Dropped == 0 || tc.full == client.Block && st.Refused == 0 {
+				t.Fatalf("the refusal was not counted: %+v", st)
+			}
+			if st := p.Stats(); st.Delivered != 0 {
+				t.Fatalf("%d events delivered while Trail was unreachable", st.Delivered)
+			}
+			proxy.setTarget(srv.URL)
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			if err := p.Close(cctx); err != nil {
+				t.Fatal(err)
+			}
+			counts := storedCounts(t, admin, org.ID)
+			if len(counts) != len(accepted) {
+				t.Errorf("%d events stored, %d accepted", len(counts), len(accepted))
+			}
+			checkExactlyOnce(t, counts, func(yield func(int) bool) {
+				for _, n := range accepted {
+					if !yield(n) {
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -78,7 +78,9 @@ type PublisherOptions struct {
 	// QueueSize is how many events wait in memory (default 10,000).
 	QueueSize int
 	// Full is the policy when the queue or spool is full; BlockTimeout
-	// bounds how long Block waits (default 5 s).
+	// bounds how long Block waits (default 5 s). With a spool it bounds
+	// the whole of Publish, the spool's write (and fsync) included: keep
+	// it well above the disk's fsync time.
 	Full         FullPolicy
 	BlockTimeout time.Duration
 
