@@ -29,6 +29,7 @@ import (
 	"github.com/chromedp/chromedp"
 	_ "modernc.org/sqlite"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -131,17 +132,37 @@ func api(t *testing.T, srv *trailtest.Server, method, path string, body any, out
 	return res.StatusCode
 }
 
+// apiClient is a client of srv with the admin key.
+func apiClient(t *testing.T, srv *trailtest.Server) *client.Client {
+	t.Helper()
+	c, err := client.New(srv.URL, srv.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func createOrg(t *testing.T, srv *trailtest.Server, name string) string {
-	var o struct{ ID string }
-	if st := api(t, srv, "POST", "/organizations", map[string]any{"name": name}, &o); st != 201 && st != 200 {
-		t.Fatalf("POST /organizations: %d", st)
+	t.Helper()
+	o, err := apiClient(t, srv).CreateOrganization(trailtest.Context(t), name, "")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return o.ID
 }
 
+// sendEvent stores ev, given as the JSON object an application sends.
 func sendEvent(t *testing.T, srv *trailtest.Server, org string, ev map[string]any) {
-	if st := api(t, srv, "POST", "/audit_logs/events", map[string]any{"organization_id": org, "event": ev}, nil); st != 201 && st != 200 {
-		t.Fatalf("POST /audit_logs/events: %d for %v", st, ev)
+	t.Helper()
+	raw, _ := json.Marshal(ev)
+	var e client.Event
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields() // every field the test gives is sent
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("the test's event %s: %v", raw, err)
+	}
+	if err := apiClient(t, srv).CreateEvent(trailtest.Context(t), org, e); err != nil {
+		t.Fatalf("storing %v: %v", ev, err)
 	}
 }
 
@@ -150,25 +171,23 @@ func sendEvent(t *testing.T, srv *trailtest.Server, org string, ev map[string]an
 // within about a second).
 func waitSearchable(t *testing.T, srv *trailtest.Server, org string, n int) {
 	t.Helper()
+	c := apiClient(t, srv)
+	ctx := trailtest.Context(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var page struct{ Data []json.RawMessage }
-		api(t, srv, "GET", "/v1/events?limit=100&organization_id="+org, nil, &page)
-		var cp struct{ size int }
-		req, _ := http.NewRequest("GET", srv.URL+"/v1/organizations/"+org+"/log/checkpoint", nil)
-		req.Header.Set("Authorization", "Bearer "+srv.Key)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if lines := strings.Split(string(b), "\n"); res.StatusCode == 200 && len(lines) > 1 {
-				fmt.Sscan(lines[1], &cp.size)
-			}
+		var found int
+		if page, err := c.SearchEvents(ctx, client.EventQuery{OrganizationID: org, ListOptions: client.ListOptions{Limit: 100}}); err == nil {
+			found = len(page.Data)
 		}
-		if len(page.Data) >= min(n, 100) && cp.size >= n {
+		var size int64
+		if cp, err := c.GetCheckpoint(ctx, org, 0, ""); err == nil {
+			size = cp.Size
+		}
+		if found >= min(n, 100) && size >= int64(n) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("org %s: %d searchable events, checkpoint size %d after 30s; want %d", org, len(page.Data), cp.size, n)
+			t.Fatalf("org %s: %d searchable events, checkpoint size %d after 30s; want %d", org, found, size, n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -417,14 +436,12 @@ func TestPortal(t *testing.T) {
 	t.Run("Integrity", func(t *testing.T) {
 		run(t, ctx, "integrity", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("nav"),
 			chromedp.Click(chromedp.CSS(`a[href="/portal/integrity"]`)), visible("#how-h"))
-		res, err := http.Get(f.srv.URL + "/v1/log/key")
+		key, err := apiClient(t, f.srv).LogKey(trailtest.Context(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, _ := io.ReadAll(res.Body)
-		res.Body.Close()
 		body := text(t, ctx, "main")
-		for _, want := range []string{strings.TrimSpace(string(key)), "trail verify " + f.orgA + ".bundle --key trail.vkey",
+		for _, want := range []string{key, "trail verify " + f.orgA + ".bundle --key trail.vkey",
 			"trail log pull --server " + f.srv.URL + " --org " + f.orgA, "Events covered"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("integrity page lacks %q", want)
