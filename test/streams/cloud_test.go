@@ -2,6 +2,7 @@ package streams_test
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -218,9 +220,12 @@ func TestCloudDestinations(t *testing.T) {
 			t.Logf("server log:\n%s", srv.Logs())
 		}
 	}()
-	var org struct{ ID string }
-	json.Unmarshal(mustCall(t, srv, "POST", "/organizations", `{"name":"Cloud"}`, 201), &org)
-	base := "/v1/organizations/" + org.ID + "/log_streams"
+	ctx := context.Background()
+	api := api(t, srv)
+	org, err := api.CreateOrganization(ctx, "Cloud", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	azure := func(secret string) string {
 		return fmt.Sprintf(`{"type":"azure_sentinel","start":"beginning","config":{"endpoint":%q,"authority":%q,"dcr_immutable_id":%q,"stream_name":%q,"tenant_id":%q,"client_id":%q,"client_secret":%q}}`,
 			dce.URL, login.URL, dcr, dcrStream, tenant, clientID, secret)
@@ -238,10 +243,23 @@ func TestCloudDestinations(t *testing.T) {
 		Secrets   []string        `json:"secrets"`
 		Config    json.RawMessage `json:"config"`
 	}
-	create := func(body string) view {
-		var v view
-		json.Unmarshal(mustCall(t, srv, "POST", base, body, 201), &v)
+	viewOf := func(s *client.Stream) view {
+		v := view{ID: s.ID, State: s.State, Cursor: s.Cursor, LagEvents: s.LagEvents, Secrets: s.Secrets, Config: s.Config}
+		if s.LastError != nil {
+			v.LastError = *s.LastError
+		}
 		return v
+	}
+	create := func(body string) view {
+		var r client.StreamRequest
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			t.Fatal(err)
+		}
+		s, err := api.CreateStream(ctx, org.ID, r)
+		if err != nil {
+			t.Fatalf("creating a %s stream: %v", r.Type, err)
+		}
+		return viewOf(s)
 	}
 	az, gs := create(azure(clientSecret)), create(gcsStream(key))
 	if !slices.Equal(az.Secrets, []string{"client_secret"}) || strings.Contains(string(az.Config), clientSecret) {
@@ -255,18 +273,22 @@ func TestCloudDestinations(t *testing.T) {
 
 	const n = 300
 	for i := 0; i < n; i += 100 {
-		mustCall(t, srv, "POST", "/v1/events/batch", string(batchBody(org.ID, 100, i)), 201)
+		if _, err := api.CreateEvents(ctx, batch(org.ID, 100, i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	wait := func(id string, done func(view) bool) view {
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
-			var v view
-			json.Unmarshal(mustCall(t, srv, "GET", base+"/"+id, "", 200), &v)
-			if done(v) {
+			s, err := api.GetStream(ctx, org.ID, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := viewOf(s); done(v) {
 				return v
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("stream %s: %+v", id, v)
+				t.Fatalf("stream %s: %+v", id, viewOf(s))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -328,10 +350,8 @@ func TestCloudDestinations(t *testing.T) {
 
 	// The test action reaches both.
 	for _, id := range []string{az.ID, gs.ID} {
-		var res struct{ Success bool }
-		json.Unmarshal(mustCall(t, srv, "POST", base+"/"+id+"/test", "", 200), &res)
-		if !res.Success {
-			t.Errorf("test of %s failed", id)
+		if res, err := api.TestStream(ctx, org.ID, id); err != nil || !res.Success {
+			t.Errorf("test of %s failed: %+v %v", id, res, err)
 		}
 	}
 
@@ -347,11 +367,8 @@ func TestCloudDestinations(t *testing.T) {
 			t.Errorf("stream %s: last_error %q, want it to quote %q", c.id, v.LastError, c.quote)
 		}
 	}
-	var cfg struct {
-		LogStream struct{ Type string } `json:"log_stream"`
-	}
-	json.Unmarshal(mustCall(t, srv, "GET", "/organizations/"+org.ID+"/audit_log_configuration", "", 200), &cfg)
-	if cfg.LogStream.Type != "AzureSentinel" {
-		t.Errorf("audit_log_configuration names the first stream %q, want AzureSentinel", cfg.LogStream.Type)
+	cfg, err := api.GetAuditLogConfiguration(ctx, org.ID)
+	if err != nil || cfg.LogStream == nil || cfg.LogStream.Type != "AzureSentinel" {
+		t.Errorf("audit_log_configuration names the first stream %+v (%v), want AzureSentinel", cfg, err)
 	}
 }

@@ -3,13 +3,11 @@
 package streams_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -21,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -81,43 +80,62 @@ func validSignature(header string, body []byte) bool {
 	return err == nil && hmac.Equal(mac.Sum(nil), want)
 }
 
-func call(ctx context.Context, srv *trailtest.Server, method, path string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, srv.URL+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+srv.Key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return res.StatusCode, b, err
-}
-
-func mustCall(t *testing.T, srv *trailtest.Server, method, path string, body string, want int) []byte {
+// api is a client of srv with its bootstrap key.
+func api(t *testing.T, srv *trailtest.Server) *client.Client {
 	t.Helper()
-	code, b, err := call(context.Background(), srv, method, path, []byte(body))
-	if err != nil || code != want {
-		t.Fatalf("%s %s = %d %s (%v), want %d", method, path, code, b, err, want)
+	c, err := client.New(srv.URL, srv.Key)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b
+	return c
 }
 
-func batchBody(org string, n, from int) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"events":[`)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"organization_id":%q,"event":{"action":"crash.tested","occurred_at":%q,"actor":{"type":"user","id":"user_1"},"targets":[],"context":{"location":"203.0.113.7"},"metadata":{"n":%d}}}`,
-			org, time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), from+i)
+// setup creates an organization (asking orgSrv) and a webhook stream of it
+// to url from the beginning of its log (asking streamSrv).
+func setup(t *testing.T, orgSrv, streamSrv *trailtest.Server, name, url string) (org, stream string) {
+	t.Helper()
+	ctx := context.Background()
+	o, err := api(t, orgSrv).CreateOrganization(ctx, name, "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	b.WriteString(`]}`)
-	return b.Bytes()
+	st, err := api(t, streamSrv).CreateStream(ctx, o.ID, client.StreamRequest{Type: "webhook", Start: "beginning",
+		Config: json.RawMessage(`{"url":"` + url + `","secret":"` + hmacSecret + `"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.ID, st.ID
+}
+
+// batch is n events of org numbered from.
+func batch(org string, n, from int) []client.OrgEvent {
+	evs := make([]client.OrgEvent, n)
+	for i := range evs {
+		evs[i] = client.OrgEvent{OrganizationID: org, Event: client.Event{Action: "crash.tested", OccurredAt: time.Now(),
+			Actor: client.Entity{Type: "user", ID: "user_1"}, Context: client.EventContext{Location: "203.0.113.7"},
+			Metadata: map[string]any{"n": from + i}}}
+	}
+	return evs
+}
+
+// waitDelivered waits until the stream has delivered the whole log, and
+// returns the stream's state then.
+func waitDelivered(t *testing.T, srv func() *trailtest.Server, org, stream string) *client.Stream {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		view, err := api(t, srv()).GetStream(context.Background(), org, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if view.LagEvents == 0 && view.Cursor > 0 {
+			return view
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream stuck: %+v\n%s", view, srv().Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // TestKilledMidDelivery SIGKILLs a server at random moments while it
@@ -143,11 +161,7 @@ func TestKilledMidDelivery(t *testing.T) {
 			t.Logf("server log:\n%s", cur.Load().Logs())
 		}
 	}()
-	var org struct{ ID string }
-	json.Unmarshal(mustCall(t, cur.Load(), "POST", "/organizations", `{"name":"Crash"}`, 201), &org)
-	var st struct{ ID string }
-	json.Unmarshal(mustCall(t, cur.Load(), "POST", "/v1/organizations/"+org.ID+"/log_streams",
-		`{"type":"webhook","start":"beginning","config":{"url":"`+sink.URL+`","secret":"`+hmacSecret+`"}}`, 201), &st)
+	org, st := setup(t, cur.Load(), cur.Load(), "Crash", sink.URL)
 
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -157,8 +171,7 @@ func TestKilledMidDelivery(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
-				code, _, _ := call(context.Background(), cur.Load(), "POST", "/v1/events/batch", batchBody(org.ID, 50, w*1_000_000+i*50))
-				if code == 201 {
+				if _, err := api(t, cur.Load()).CreateEvents(context.Background(), batch(org, 50, w*1_000_000+i*50)); err == nil {
 					sent.Add(50)
 				} else {
 					time.Sleep(20 * time.Millisecond)
@@ -175,24 +188,7 @@ func TestKilledMidDelivery(t *testing.T) {
 	stop()
 	wg.Wait()
 
-	// Wait until the stream has delivered the whole log.
-	var view struct {
-		Cursor    int64  `json:"cursor"`
-		LagEvents int64  `json:"lag_events"`
-		State     string `json:"state"`
-		LastError string `json:"last_error"`
-	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		json.Unmarshal(mustCall(t, cur.Load(), "GET", "/v1/organizations/"+org.ID+"/log_streams/"+st.ID, "", 200), &view)
-		if view.LagEvents == 0 && view.Cursor > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream stuck: %+v", view)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	view := waitDelivered(t, cur.Load, org, st)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if len(rc.bad) > 0 {

@@ -3,7 +3,6 @@ package streams_test
 import (
 	"context"
 	crand "crypto/rand"
-	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -46,11 +45,7 @@ func TestReplicasDeliverOnce(t *testing.T) {
 	sink := httptest.NewServer(rc)
 	defer sink.Close()
 
-	var org struct{ ID string }
-	json.Unmarshal(mustCall(t, replicas[0], "POST", "/organizations", `{"name":"Replicas"}`, 201), &org)
-	var st struct{ ID string }
-	json.Unmarshal(mustCall(t, replicas[1], "POST", "/v1/organizations/"+org.ID+"/log_streams",
-		`{"type":"webhook","start":"beginning","config":{"url":"`+sink.URL+`","secret":"`+hmacSecret+`"}}`, 201), &st)
+	org, st := setup(t, replicas[0], replicas[1], "Replicas", sink.URL)
 
 	holder := func() int {
 		deadline := time.Now().Add(time.Minute)
@@ -75,8 +70,7 @@ func TestReplicasDeliverOnce(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; ctx.Err() == nil; i++ {
-			code, _, _ := call(context.Background(), live.Load(), "POST", "/v1/events/batch", batchBody(org.ID, 50, i*50))
-			if code != 201 {
+			if _, err := api(t, live.Load()).CreateEvents(context.Background(), batch(org, 50, i*50)); err != nil {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
@@ -91,21 +85,7 @@ func TestReplicasDeliverOnce(t *testing.T) {
 		t.Fatalf("lease holder %d", other)
 	}
 
-	var view struct {
-		Cursor    int64 `json:"cursor"`
-		LagEvents int64 `json:"lag_events"`
-	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		json.Unmarshal(mustCall(t, live.Load(), "GET", "/v1/organizations/"+org.ID+"/log_streams/"+st.ID, "", 200), &view)
-		if view.LagEvents == 0 && view.Cursor > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream stuck: %+v\n%s", view, live.Load().Logs())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	view := waitDelivered(t, live.Load, org, st)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	seen := map[int64]bool{}
