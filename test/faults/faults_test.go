@@ -11,7 +11,6 @@
 package faults_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -29,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -99,14 +99,23 @@ func must(t testing.TB, c *http.Client, srv *trailtest.Server, method, path stri
 	return a.body
 }
 
+// api is a client of srv with its bootstrap key, over c.
+func api(t testing.TB, c *http.Client, srv *trailtest.Server) *client.Client {
+	t.Helper()
+	cl, err := client.New(srv.URL, srv.Key, client.WithHTTPClient(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
 func createOrgs(t testing.TB, c *http.Client, srv *trailtest.Server, n int, name string) []string {
 	t.Helper()
 	var orgs []string
 	for i := range n {
-		var o struct{ ID string }
-		body := must(t, c, srv, "POST", "/organizations", fmt.Appendf(nil, `{"name":"%s %d"}`, name, i))
-		if err := json.Unmarshal(body, &o); err != nil || o.ID == "" {
-			t.Fatalf("creating an organization: %v %s", err, body)
+		o, err := api(t, c, srv).CreateOrganization(context.Background(), fmt.Sprintf("%s %d", name, i), "")
+		if err != nil {
+			t.Fatalf("creating an organization: %v", err)
 		}
 		orgs = append(orgs, o.ID)
 	}
@@ -217,16 +226,17 @@ type record struct {
 // readLog reads an organization's whole log from GET …/log/records.
 func readLog(t *testing.T, c *http.Client, srv *trailtest.Server, org string) []record {
 	t.Helper()
-	body := must(t, c, srv, "GET", "/v1/organizations/"+org+"/log/records", nil)
 	var out []record
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 0, 1<<20), 1<<20)
-	for sc.Scan() {
+	err := api(t, c, srv).LogRecords(context.Background(), org, 0, 0, func(line []byte) error {
 		var rec record
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatalf("record line %q of %s: %v", sc.Bytes(), org, err)
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return fmt.Errorf("record line %q of %s: %w", line, org, err)
 		}
 		out = append(out, rec)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("reading the log of %s: %v", org, err)
 	}
 	return out
 }
