@@ -273,3 +273,36 @@ func TestClientAgainstTrail(t *testing.T) {
 		t.Fatalf("RevokeAPIKey = %+v, %v", got, err)
 	}
 }
+
+// TestRecordDecoding: a record's fields are decoded and its exact bytes
+// kept, with and without the optional parts.
+func TestRecordDecoding(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		raw      string
+		imported *client.ImportedFrom
+		mismatch bool
+	}{
+		{"plain", `{"id":"evt_1","organization_id":"org_1","seq":3,"action":"a.b","actor":{"type":"user","id":"u"},"targets":[],"context":{"location":"192.0.2.1"}}`, nil, false},
+		{"imported", `{"id":"evt_2","organization_id":"org_1","seq":4,"action":"a.b","actor":{"type":"user","id":"u"},"targets":[],"context":{"location":"192.0.2.1"},"imported":{"source":"workos","id":"01HX"}}`,
+			&client.ImportedFrom{Source: "workos", ID: "01HX"}, false},
+		{"schema mismatch", `{"id":"evt_3","organization_id":"org_1","seq":5,"action":"a.b","actor":{"type":"user","id":"u"},"targets":[],"context":{"location":"192.0.2.1"},"schema_mismatch":true}`, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r client.Record
+			if err := json.Unmarshal([]byte(tc.raw), &r); err != nil {
+				t.Fatal(err)
+			}
+			if string(r.Raw) != tc.raw {
+				t.Errorf("Raw = %s, want the bytes given", r.Raw)
+			}
+			switch {
+			case tc.imported == nil && r.Imported != nil, tc.imported != nil && (r.Imported == nil || *r.Imported != *tc.imported):
+				t.Errorf("Imported = %+v, want %+v", r.Imported, tc.imported)
+			}
+			if r.SchemaMismatch != tc.mismatch {
+				t.Errorf("SchemaMismatch = %v, want %v", r.SchemaMismatch, tc.mismatch)
+			}
+		})
+	}
+}
