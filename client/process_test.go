@@ -293,9 +293,13 @@ func (d *discardWriter) WriteHeader(int)             {}
 // TestPublisherAgainstTrailFaults publishes through a spool while Trail
 // answers 429 and 503, loses answers to batches it stored, is down for a
 // while, and is SIGKILLed in the middle of batches and restarted: every
-// event is stored exactly once.
+// event is stored exactly once. The outage lasts 30 s (3 s with -short;
+// TRAIL_TEST_OUTAGE sets any other).
 func TestPublisherAgainstTrailFaults(t *testing.T) {
-	outage := 3 * time.Second
+	outage := 30 * time.Second
+	if testing.Short() {
+		outage = 3 * time.Second
+	}
 	if s := os.Getenv("TRAIL_TEST_OUTAGE"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
