@@ -1,7 +1,6 @@
 package replicas_test
 
 import (
-	"encoding/json"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,10 +16,7 @@ import (
 // gone and works on as a plain replica.
 func TestStalledLeaseHolderIsReplaced(t *testing.T) {
 	c := newCluster(t, 2)
-	var org struct{ ID string }
-	if err := json.Unmarshal(c.must(c.replica(0), "POST", "/organizations", `{"name":"Stall"}`), &org); err != nil {
-		t.Fatal(err)
-	}
+	org := c.newOrg(c.replica(0), "Stall")
 	holder := func() int {
 		for i := range 2 {
 			for _, line := range strings.Split(c.replica(i).Logs(), "\n") {
@@ -32,7 +28,7 @@ func TestStalledLeaseHolderIsReplaced(t *testing.T) {
 		return -1
 	}
 	signedUpTo := func(r *trailtest.Server, size int64) bool {
-		ck, _, ok := c.checkpoint(r, org.ID)
+		ck, _, ok := c.checkpoint(r, org)
 		return ok && ck.Size >= size
 	}
 	waitUntil := func(what string, cond func() bool) time.Duration {
@@ -47,7 +43,7 @@ func TestStalledLeaseHolderIsReplaced(t *testing.T) {
 		return time.Since(start)
 	}
 	for n := range 5 {
-		c.must(c.replica(n), "POST", "/audit_logs/events", eventJSON(org.ID, n))
+		c.must(c.replica(n), "POST", "/audit_logs/events", eventJSON(org, n))
 	}
 	// The organization's creation is seq 0: 6 records.
 	waitUntil("the first events signed", func() bool { return holder() >= 0 && signedUpTo(c.replica(0), 6) })
@@ -64,7 +60,7 @@ func TestStalledLeaseHolderIsReplaced(t *testing.T) {
 		}
 	})
 	for n := 5; n < 10; n++ {
-		c.must(other, "POST", "/audit_logs/events", eventJSON(org.ID, n))
+		c.must(other, "POST", "/audit_logs/events", eventJSON(org, n))
 	}
 	took := waitUntil("the other replica signing while the holder is stalled", func() bool { return signedUpTo(other, 11) })
 	t.Logf("events acknowledged by the other replica signed %v after the lease holder stalled", took.Round(time.Millisecond))
@@ -81,7 +77,7 @@ func TestStalledLeaseHolderIsReplaced(t *testing.T) {
 	// retries, as it should.
 	for n := 10; n < 15; n++ {
 		waitUntil("an event accepted after the resume", func() bool {
-			a := c.do(c.replica(n), "POST", "/audit_logs/events", eventJSON(org.ID, n))
+			a := c.do(c.replica(n), "POST", "/audit_logs/events", eventJSON(org, n))
 			if a.code == 503 && a.retryAfter == "" {
 				t.Fatalf("503 without Retry-After: %s", a.body)
 			}
@@ -91,7 +87,7 @@ func TestStalledLeaseHolderIsReplaced(t *testing.T) {
 	waitUntil("every event signed after the stalled replica resumed", func() bool {
 		return signedUpTo(c.replica(0), 16) && signedUpTo(c.replica(1), 16)
 	})
-	recs := c.records(other, org.ID)
+	recs := c.records(other, org)
 	if len(recs) != 16 {
 		t.Fatalf("%d records, want 16", len(recs))
 	}

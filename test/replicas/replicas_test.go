@@ -8,9 +8,10 @@
 package replicas_test
 
 import (
-	"bytes"
+	"context"
 	crand "crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -28,6 +29,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/pgtest"
@@ -159,31 +161,56 @@ type record struct {
 	} `json:"metadata"`
 }
 
+// api is a client of replica r with the shared admin key.
+func (c *cluster) api(r *trailtest.Server) *client.Client {
+	c.t.Helper()
+	cl, err := client.New(r.URL, r.Key, client.WithHTTPClient(c.client))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cl
+}
+
+// newOrg creates an organization through replica r.
+func (c *cluster) newOrg(r *trailtest.Server, name string) string {
+	c.t.Helper()
+	o, err := c.api(r).CreateOrganization(context.Background(), name, "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return o.ID
+}
+
 func (c *cluster) records(r *trailtest.Server, org string) []record {
 	c.t.Helper()
-	body := c.must(r, "GET", "/v1/organizations/"+org+"/log/records", "")
 	var out []record
-	for _, line := range bytes.Split(bytes.TrimSpace(body), []byte("\n")) {
+	err := c.api(r).LogRecords(context.Background(), org, 0, 0, func(line []byte) error {
 		var rec record
 		if err := json.Unmarshal(line, &rec); err != nil {
-			c.t.Fatalf("record line %q: %v", line, err)
+			return fmt.Errorf("record line %q: %w", line, err)
 		}
 		out = append(out, rec)
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
 	}
 	return out
 }
 
+// checkpoint is org's newest checkpoint as replica r serves it, checked
+// against the shared key; false when r has none to give.
 func (c *cluster) checkpoint(r *trailtest.Server, org string) (ledger.Checkpoint, []byte, bool) {
-	a := c.do(r, "GET", "/v1/organizations/"+org+"/log/checkpoint", "")
-	if a.code != 200 {
+	ck, err := c.api(r).GetCheckpoint(context.Background(), org, 0, c.vkey)
+	var ce *client.Error
+	switch {
+	case errors.As(err, &ce):
+		return ledger.Checkpoint{}, nil, false
+	case err != nil:
+		c.t.Errorf("a checkpoint does not verify with the shared key: %v", err)
 		return ledger.Checkpoint{}, nil, false
 	}
-	ck, err := ledger.ParseCheckpoint(a.body, c.verifier)
-	if err != nil {
-		c.t.Errorf("a checkpoint does not verify with the shared key: %v\n%s", err, a.body)
-		return ledger.Checkpoint{}, nil, false
-	}
-	return ck, a.body, true
+	return ledger.Checkpoint{Origin: ck.Origin, Size: ck.Size, Hash: ck.Hash}, ck.Note, true
 }
 
 func TestReplicasUnderLoadAndFailures(t *testing.T) {
@@ -202,9 +229,7 @@ func TestReplicasUnderLoadAndFailures(t *testing.T) {
 	})
 	var orgs []string
 	for i := range 3 {
-		var o struct{ ID string }
-		json.Unmarshal(c.must(c.replica(i), "POST", "/organizations", fmt.Sprintf(`{"name":"Tenant %d"}`, i)), &o)
-		orgs = append(orgs, o.ID)
+		orgs = append(orgs, c.newOrg(c.replica(i), fmt.Sprintf("Tenant %d", i)))
 	}
 
 	// The same idempotent request through two replicas at once is stored
@@ -415,9 +440,8 @@ func TestReplicasUnderLoadAndFailures(t *testing.T) {
 		slices.Sort(sizes)
 		for i := 1; i < len(sizes); i++ {
 			a, b := seen[org][sizes[i-1]], seen[org][sizes[i]]
-			body := c.must(c.replica(i), "GET", fmt.Sprintf("/v1/organizations/%s/log/proof/consistency?from=%d&to=%d", org, a.Size, b.Size), "")
-			var p struct{ Proof tlog.TreeProof }
-			if err := json.Unmarshal(body, &p); err != nil {
+			p, err := c.api(c.replica(i)).GetConsistencyProof(context.Background(), org, a.Size, b.Size)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if err := tlog.CheckTree(p.Proof, b.Size, b.Hash, a.Size, a.Hash); err != nil {
