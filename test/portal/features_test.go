@@ -3,6 +3,7 @@ package portal_test
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/trailaudit/trail/client"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -27,12 +29,12 @@ import (
 
 func generateIntentLink(t *testing.T, srv *trailtest.Server, org, intent string, admins []string) string {
 	t.Helper()
-	var out struct{ Link string }
-	body := map[string]any{"organization": org, "intent": intent, "admin_emails": admins}
-	if st := api(t, srv, "POST", "/portal/generate_link", body, &out); st != 201 {
-		t.Fatalf("POST /portal/generate_link (%s): %d", intent, st)
+	link, err := apiClient(t, srv).GeneratePortalLink(trailtest.Context(t), client.PortalLinkRequest{Organization: org,
+		Intent: intent, AdminEmails: admins})
+	if err != nil {
+		t.Fatalf("POST /portal/generate_link (%s): %v", intent, err)
 	}
-	return out.Link
+	return link
 }
 
 // hookReceiver is a webhook destination on loopback.
@@ -111,14 +113,16 @@ func TestPortalStreamsAndExport(t *testing.T) {
 	t.Cleanup(rc.srv.Close)
 
 	// Organization B's stream and export, made through the API.
-	var streamB, exportB struct{ ID string }
-	if st := api(t, srv, "POST", "/v1/organizations/"+orgB+"/log_streams", map[string]any{"type": "webhook", "name": "B's secret stream",
-		"config": map[string]any{"url": rc.srv.URL + "/b", "secret": "0123456789abcdef-b"}}, &streamB); st != 201 {
-		t.Fatalf("creating B's stream: %d", st)
+	api := apiClient(t, srv)
+	streamB, err := api.CreateStream(trailtest.Context(t), orgB, client.StreamRequest{Type: "webhook", Name: "B's secret stream",
+		Config: json.RawMessage(`{"url":"` + rc.srv.URL + `/b","secret":"0123456789abcdef-b"}`)})
+	if err != nil {
+		t.Fatalf("creating B's stream: %v", err)
 	}
-	if st := api(t, srv, "POST", "/audit_logs/exports", map[string]any{"organization_id": orgB,
-		"range_start": base.Add(-time.Hour).Format(time.RFC3339), "range_end": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, &exportB); st != 201 {
-		t.Fatalf("creating B's export: %d", st)
+	exportB, err := api.CreateExport(trailtest.Context(t), client.ExportRequest{OrganizationID: orgB,
+		RangeStart: base.Add(-time.Hour), RangeEnd: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatalf("creating B's export: %v", err)
 	}
 
 	ctx := browser(t)
@@ -254,10 +258,9 @@ func TestPortalStreamsAndExport(t *testing.T) {
 				t.Errorf("B's export%s from A's log streams session: %d, want 403 (wrong intent)", p, st)
 			}
 		}
-		var bs struct{ State, Name string }
-		api(t, srv, "GET", "/v1/organizations/"+orgB+"/log_streams/"+streamB.ID, nil, &bs)
-		if bs.State != "active" || bs.Name != "B's secret stream" {
-			t.Errorf("B's stream changed: %+v", bs)
+		bs, err := api.GetStream(trailtest.Context(t), orgB, streamB.ID)
+		if err != nil || bs.State != "active" || bs.Name != "B's secret stream" {
+			t.Errorf("B's stream changed: %+v %v", bs, err)
 		}
 
 		// Delete, with a confirmation step.
@@ -336,14 +339,8 @@ func TestPortalStreamsAndExport(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for action, admin := range want {
 		for {
-			var page struct {
-				Data []struct {
-					Actor struct{ ID, Type string }
-				}
-			}
-			api(t, srv, "GET", "/v1/events?organization_id="+orgA+"&action="+action, nil, &page)
-			if len(page.Data) > 0 {
-				if a := page.Data[0].Actor; a.ID != admin || a.Type != "portal_admin" {
+			if page := search(t, srv, orgA, action); len(page) > 0 {
+				if a := page[0].Actor; a.ID != admin || a.Type != "portal_admin" {
 					t.Errorf("%s by %+v, want %s", action, a, admin)
 				}
 				break

@@ -15,8 +15,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -107,31 +105,6 @@ func visible(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.WaitVisible(chromedp.CSS(sel))
 }
 
-// api calls the server's API with the admin key and decodes the JSON answer.
-func api(t *testing.T, srv *trailtest.Server, method, path string, body any, out any) int {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, srv.URL+path, r)
-	req.Header.Set("Authorization", "Bearer "+srv.Key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if out != nil && res.StatusCode < 300 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %v\n%s", method, path, err, raw)
-		}
-	}
-	return res.StatusCode
-}
-
 // apiClient is a client of srv with the admin key.
 func apiClient(t *testing.T, srv *trailtest.Server) *client.Client {
 	t.Helper()
@@ -193,20 +166,37 @@ func waitSearchable(t *testing.T, srv *trailtest.Server, org string, n int) {
 	}
 }
 
+// search returns the first page of org's events of action.
+func search(t *testing.T, srv *trailtest.Server, org, action string) []client.Record {
+	t.Helper()
+	page, err := apiClient(t, srv).SearchEvents(trailtest.Context(t), client.EventQuery{OrganizationID: org, Actions: []string{action}})
+	if err != nil {
+		t.Fatalf("searching %s of %s: %v", action, org, err)
+	}
+	return page.Data
+}
+
+// onlyEvent returns org's one event of action.
+func onlyEvent(t *testing.T, srv *trailtest.Server, org, action string) client.Record {
+	t.Helper()
+	page := search(t, srv, org, action)
+	if len(page) != 1 {
+		t.Fatalf("%d events %s of %s, want one", len(page), action, org)
+	}
+	return page[0]
+}
+
 func generateLink(t *testing.T, srv *trailtest.Server, org string, admins []string) string {
 	t.Helper()
-	var out struct{ Link string }
-	body := map[string]any{"organization": org, "intent": "audit_logs", "return_url": "https://app.example.com/settings"}
-	if admins != nil {
-		body["admin_emails"] = admins
+	link, err := apiClient(t, srv).GeneratePortalLink(trailtest.Context(t), client.PortalLinkRequest{Organization: org,
+		Intent: "audit_logs", ReturnURL: "https://app.example.com/settings", AdminEmails: admins})
+	if err != nil {
+		t.Fatalf("POST /portal/generate_link: %v", err)
 	}
-	if st := api(t, srv, "POST", "/portal/generate_link", body, &out); st != 201 {
-		t.Fatalf("POST /portal/generate_link: %d", st)
+	if !strings.HasPrefix(link, srv.URL+"/portal/launch?secret=ptl_") {
+		t.Fatalf("link %q does not point at the server", link)
 	}
-	if !strings.HasPrefix(out.Link, srv.URL+"/portal/launch?secret=ptl_") {
-		t.Fatalf("link %q does not point at the server", out.Link)
-	}
-	return out.Link
+	return link
 }
 
 // Hostile contents: markup, quotes, right-to-left text, long values.
@@ -258,22 +248,8 @@ func setup(t *testing.T) *fixture {
 	})
 	waitSearchable(t, srv, f.orgA, 62)
 	waitSearchable(t, srv, f.orgB, 2)
-	var page struct {
-		Data []struct {
-			ID     string
-			Action string
-		}
-	}
-	api(t, srv, "GET", "/v1/events?organization_id="+f.orgB+"&action=beta.secret_rotated", nil, &page)
-	if len(page.Data) != 1 {
-		t.Fatalf("org B's event not found: %+v", page)
-	}
-	f.eventOfB = page.Data[0].ID
-	api(t, srv, "GET", "/v1/events?organization_id="+f.orgA+"&action=settings.updated", nil, &page)
-	if len(page.Data) != 1 {
-		t.Fatalf("the hostile event not found: %+v", page)
-	}
-	f.hostileEvent = page.Data[0].ID
+	f.eventOfB = onlyEvent(t, srv, f.orgB, "beta.secret_rotated").ID
+	f.hostileEvent = onlyEvent(t, srv, f.orgA, "settings.updated").ID
 	return f
 }
 
@@ -520,15 +496,9 @@ func TestPortal(t *testing.T) {
 	})
 
 	// The portal's actions are in org A's log, attributed to alice.
-	var page struct {
-		Data []struct {
-			Action string
-			Actor  struct{ ID, Type string }
-		}
-	}
-	api(t, f.srv, "GET", "/v1/events?organization_id="+f.orgA+"&action=trail.portal_session.started", nil, &page)
-	if len(page.Data) != 1 || page.Data[0].Actor.ID != "alice@example.com" || page.Data[0].Actor.Type != "portal_admin" {
-		t.Errorf("session start events: %+v; want one by alice@example.com", page.Data)
+	page := search(t, f.srv, f.orgA, "trail.portal_session.started")
+	if len(page) != 1 || page[0].Actor.ID != "alice@example.com" || page[0].Actor.Type != "portal_admin" {
+		t.Errorf("session start events: %+v; want one by alice@example.com", page)
 	}
 
 	t.Run("Revoked", func(t *testing.T) {
@@ -540,9 +510,8 @@ func TestPortal(t *testing.T) {
 		other := browser(t)
 		run(t, other, "open org B", chromedp.Navigate(generateLink(t, f.srv, f.orgB, nil)), visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("nav"))
 		pending := generateLink(t, f.srv, f.orgA, nil)
-		var out struct{ Ended int }
-		if code := api(t, f.srv, "DELETE", "/v1/organizations/"+f.orgA+"/portal_sessions", nil, &out); code != 200 || out.Ended < 2 {
-			t.Fatalf("revoking org A's portal sessions: %d, %d ended; want 200, at least 2 (this session, the pending link)", code, out.Ended)
+		if ended, err := apiClient(t, f.srv).RevokePortalSessions(trailtest.Context(t), f.orgA); err != nil || ended < 2 {
+			t.Fatalf("revoking org A's portal sessions: %v, %d ended; want at least 2 (this session, the pending link)", err, ended)
 		}
 		run(t, b, "reload", chromedp.Reload(), visible("main h1"))
 		if h := text(t, b, "main h1"); h != "Your session has ended" {
