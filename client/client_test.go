@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,5 +306,51 @@ func TestRecordDecoding(t *testing.T) {
 				t.Errorf("SchemaMismatch = %v, want %v", r.SchemaMismatch, tc.mismatch)
 			}
 		})
+	}
+}
+
+// TestTailReconnects: Tail's stream carries the client's key and
+// User-Agent, and after the server ends a stream it reconnects after the
+// last seq delivered (Last-Event-ID), so nothing is repeated.
+func TestTailReconnects(t *testing.T) {
+	record := func(seq int) string {
+		return fmt.Sprintf(`{"id":"evt_%d","organization_id":"org_1","seq":%d,"action":"a.b","actor":{"type":"user","id":"u"},"targets":[],"context":{"location":"192.0.2.1"}}`, seq, seq)
+	}
+	var mu sync.Mutex
+	var lastIDs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer sk_tail" || r.Header.Get("User-Agent") != "tail-test" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"message":"no","code":"unauthorized"}`)
+			return
+		}
+		mu.Lock()
+		lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
+		n := len(lastIDs)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, seq := range [][]int{{5, 6, 7}, {8}}[min(n, 2)-1] {
+			fmt.Fprintf(w, "id: %d\nevent: event\ndata: %s\n\n", seq, record(seq))
+		}
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL, "sk_tail", client.WithUserAgent("tail-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("enough")
+	var got []int64
+	err = c.Tail(context.Background(), client.TailQuery{OrganizationID: "org_1"}, func(ev client.TailEvent) error {
+		got = append(got, ev.Seq)
+		if ev.Seq == 8 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("Tail = %v, want fn's error", err)
+	}
+	if fmt.Sprint(got) != "[5 6 7 8]" || fmt.Sprint(lastIDs) != "[ 7]" {
+		t.Fatalf("delivered %v over connections with Last-Event-ID %q, want [5 6 7 8] and \"\", \"7\"", got, lastIDs)
 	}
 }
