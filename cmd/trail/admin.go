@@ -28,26 +28,6 @@ func openStore(ctx context.Context, sf *storageFlags) (backend, error) {
 	return st, err
 }
 
-type migrateCommand struct {
-	stdout  io.Writer
-	storage storageFlags
-}
-
-func (c *migrateCommand) Run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	c.storage.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	st, err := openStore(ctx, &c.storage) // Open migrates
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	fmt.Fprintln(c.stdout, "The database schema is up to date.")
-	return nil
-}
-
 type orgCommand struct {
 	stdout  io.Writer
 	storage storageFlags

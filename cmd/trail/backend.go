@@ -25,8 +25,8 @@ type database struct {
 	pg      *postgres.Store     // PostgreSQL: exports and time partitions live in it
 }
 
-// openBackend opens the database named by the storage flags, migrating it.
-// pool is set for PostgreSQL (replicas coordinate through it), indexer for
+// openBackend opens the database named by the storage flags (see
+// openDatabase). pool is set for PostgreSQL (replicas coordinate through it), indexer for
 // SQLite (search is indexed behind ingest; PostgreSQL indexes in the ingest
 // transaction).
 func openBackend(ctx context.Context, sf *storageFlags, logger *slog.Logger) (st backend, pool *pgxpool.Pool, indexer store.SearchIndexer, err error) {
@@ -37,19 +37,21 @@ func openBackend(ctx context.Context, sf *storageFlags, logger *slog.Logger) (st
 	return db.backend, db.pool, db.indexer, nil
 }
 
-// openDatabase opens the database named by the storage flags, migrating it.
+// openDatabase opens the database named by the storage flags. It migrates
+// nothing: a schema that is not exactly this binary's is refused, naming
+// the versions (see migrate.go).
 func openDatabase(ctx context.Context, sf *storageFlags, logger *slog.Logger) (*database, error) {
 	if err := sf.validate(); err != nil {
 		return nil, usageError{err}
 	}
 	if sf.postgres() {
-		pg, err := postgres.Open(ctx, sf.Database, logger)
+		pg, err := postgres.OpenCurrent(ctx, sf.Database, logger)
 		if err != nil {
 			return nil, fmt.Errorf("couldn't open the PostgreSQL database %s: %w", redactURL(sf.Database), err)
 		}
 		return &database{backend: pg, pool: pg.Pool(), pg: pg}, nil
 	}
-	lite, err := sqlite.Open(ctx, sf.databasePath(), logger)
+	lite, err := sqlite.OpenCurrent(ctx, sf.databasePath(), logger)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the database: %w", err)
 	}

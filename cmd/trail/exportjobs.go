@@ -25,8 +25,11 @@ func openExports(ctx context.Context, db *database, signer *ledger.Signer, sf *s
 		dir = filepath.Join(sf.Data, "exports")
 	}
 	// Export bundles carry the witness cosignatures stored for their
-	// checkpoint, as the API's bundles do.
-	cfg := export.Config{Log: cosignedLog{Reader: db, cosigned: witness.Cosigned(db)}, Signer: signer, Dir: dir, MaxEventsPerSecond: maxRate, Logger: logger.With("worker", "exports")}
+	// checkpoint, as the API's bundles do. River's tables were migrated by
+	// `trail migrate` (or serve's first start, or --migrate): here they are
+	// only checked.
+	cfg := export.Config{Log: cosignedLog{Reader: db, cosigned: witness.Cosigned(db)}, Signer: signer, Dir: dir, MaxEventsPerSecond: maxRate,
+		Logger: logger.With("worker", "exports"), RiverSchemaChecked: true}
 	if db.pg != nil {
 		cfg.Exports = db.pg
 		svc, err := export.NewPostgres(ctx, db.pool, cfg)
@@ -35,7 +38,7 @@ func openExports(ctx context.Context, db *database, signer *ledger.Signer, sf *s
 		}
 		return &exportJobs{svc: svc, close: func() error { return nil }}, nil
 	}
-	xdb, err := sqlite.OpenExports(ctx, sqlite.ExportsPath(sf.databasePath()))
+	xdb, err := sqlite.OpenExportsCurrent(ctx, sqlite.ExportsPath(sf.databasePath()))
 	if err != nil {
 		return nil, err
 	}

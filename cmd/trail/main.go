@@ -1,7 +1,7 @@
 // Command trail is the Trail audit log service and its command-line tools.
 //
 //	trail serve            run the HTTP API and background workers
-//	trail migrate          bring the database schema up to date
+//	trail migrate [status] bring the database schema up to date, or show where it stands
 //	trail org create|list|import  manage organizations (import: WorkOS's, under their ids)
 //	trail import --org ORG FILE   an organization's past events from WorkOS's CSV export
 //	trail key create|list|revoke  manage API keys
@@ -36,7 +36,7 @@ type command interface {
 func commands(stdout, stderr io.Writer) map[string]command {
 	return map[string]command{
 		"serve":      &serveCommand{stdout: stdout, stderr: stderr},
-		"migrate":    &migrateCommand{stdout: stdout},
+		"migrate":    &migrateCommand{stdout: stdout, stderr: stderr},
 		"org":        &orgCommand{stdout: stdout},
 		"import":     &importCommand{stdout: stdout, stderr: stderr},
 		"key":        &keyCommand{stdout: stdout},
@@ -56,7 +56,7 @@ const usage = `Trail is an audit log service.
 
 Usage:
   trail serve                 run the API, the Admin Portal and the background workers
-  trail migrate               bring the database schema up to date
+  trail migrate [status]      bring the database schema up to date (only this, or serve --migrate, does), or show where it stands
   trail org create|list|import  manage organizations (import FILE: WorkOS's list-organizations JSON)
   trail import --org ID FILE  import an organization's past events from WorkOS's CSV export
   trail key create|list|revoke  manage API keys

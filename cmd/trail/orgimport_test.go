@@ -50,6 +50,10 @@ func TestOrgImportCommand(t *testing.T) {
 				code := run(ctx, full, &stdout, &stderr)
 				return code, stdout.String(), stderr.String()
 			}
+			// The CLI never migrates: the database is created first.
+			if code := run(ctx, append([]string{"migrate"}, storage...), &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
+				t.Fatalf("trail migrate: exit %d", code)
+			}
 			dir := t.TempDir()
 			write := func(name, content string) string {
 				p := filepath.Join(dir, name)

@@ -26,6 +26,9 @@ func TestPortalRevokeCommand(t *testing.T) {
 		code := run(ctx, full, &stdout, &stderr)
 		return code, stdout.String(), stderr.String()
 	}
+	if code, _, errOut := trail(1, "migrate"); code != 0 {
+		t.Fatalf("trail migrate: %d %q", code, errOut)
+	}
 	code, out, errOut := trail(2, "org", "create", "--name", "Acme")
 	org := regexp.MustCompile(`org_\w+`).FindString(out)
 	if code != 0 || org == "" {

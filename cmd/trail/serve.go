@@ -52,6 +52,7 @@ type serveCommand struct {
 	trustProxy     bool
 	shutdownWait   time.Duration
 	checkConfig    bool // validate the settings and exit
+	migrate        bool // apply pending migrations before serving
 	logOrigin      string
 	signingKey     string // file holding the note signing key
 	masterKey      string // file holding the master key (package keyring)
@@ -99,6 +100,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.Float64Var(&c.exportMaxRate, "export-max-rate", envFloat("TRAIL_EXPORT_MAX_RATE", 0), "events per second one export job reads at most, to spare a busy database; 0 means no limit [TRAIL_EXPORT_MAX_RATE]")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
 	c.witnesses.register(fs)
+	fs.BoolVar(&c.migrate, "migrate", false, "apply pending schema migrations (Trail's and River's) before serving, as trail migrate does; without it only a new, empty database is initialised and one with pending migrations is refused [TRAIL_MIGRATE]")
 	fs.BoolVar(&c.checkConfig, "check-config", false, "check every setting (flags, TRAIL_… variables and the files they name) and exit: 0 when all are valid, 2 naming the first that is not")
 	return fs
 }
@@ -134,6 +136,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 
 	if err := os.MkdirAll(c.storage.Data, 0o700); err != nil {
 		return fmt.Errorf("couldn't create data directory %s: %w", c.storage.Data, err)
+	}
+	if err := c.prepareSchema(ctx, logger); err != nil {
+		return err
 	}
 	db, err := openDatabase(ctx, &c.storage, logger)
 	if err != nil {

@@ -38,6 +38,9 @@ func TestTerminalOutputEscaped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if code, _, errOut := trail(1, "migrate"); code != 0 {
+		t.Fatalf("trail migrate: %d %q", code, errOut)
+	}
 	// Names with control characters are refused now, but a database can
 	// hold them from before.
 	st, err := openStore(ctx, &storageFlags{Data: dir})

@@ -95,6 +95,11 @@ type Config struct {
 	// MaxEventsPerSecond, when > 0, caps how fast one job reads the log,
 	// to spare a busy database; 0 means as fast as it goes.
 	MaxEventsPerSecond float64
+	// RiverSchemaChecked, when set, leaves River's tables as they are:
+	// pending River migrations refuse the service (store.ErrSchemaBehind)
+	// for `trail migrate` to apply (MigrateRiverPostgres,
+	// MigrateRiverSQLite). Unset, New… migrates them, as tests want.
+	RiverSchemaChecked bool
 }
 
 // Service creates exports, runs their jobs and serves their files.

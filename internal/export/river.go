@@ -15,6 +15,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/trailaudit/trail/internal/store"
 )
 
 // Exports run as River jobs (github.com/riverqueue/river): one job library
@@ -132,15 +134,87 @@ func (q *riverQueue[TTx]) rescue(ctx context.Context, now time.Time) error {
 	return q.rescueFn(ctx, now)
 }
 
-func migrateRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) error {
-	m, err := rivermigrate.New(driver, nil)
+func migrateRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) ([]store.Migration, error) {
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := riverStatus(ctx, driver); errors.Is(err, store.ErrSchemaTooNew) {
+		return nil, err
+	}
+	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't migrate River's job tables: %w", err)
+	}
+	var applied []store.Migration
+	for _, v := range res.Versions {
+		applied = append(applied, store.Migration{Version: int64(v.Version), Name: "river " + v.Name})
+	}
+	return applied, nil
+}
+
+// riverStatus reads which of River's migrations the database has.
+func riverStatus[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) (store.SchemaStatus, error) {
+	st := store.SchemaStatus{What: "River"}
+	m, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return st, err
+	}
+	all := m.AllVersions()
+	if len(all) > 0 {
+		st.Latest = int64(all[len(all)-1].Version)
+	}
+	existing, err := m.ExistingVersions(ctx)
+	if err != nil {
+		// A version this River does not know: migrated by a newer one.
+		return st, fmt.Errorf("%w: River's job tables carry a migration this binary does not know (%v); run a trail release at least as new as the one that migrated them", store.ErrSchemaTooNew, err)
+	}
+	done := map[int]bool{}
+	for _, v := range existing {
+		done[v.Version] = true
+		st.Current = max(st.Current, int64(v.Version))
+	}
+	for _, v := range all {
+		if !done[v.Version] {
+			st.Pending = append(st.Pending, store.Migration{Version: int64(v.Version), Name: "river " + v.Name})
+		}
+	}
+	return st, nil
+}
+
+// prepareRiver migrates River's tables, or with cfg.RiverSchemaChecked
+// checks that they need nothing.
+func prepareRiver[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg Config, migrate func() error) error {
+	if !cfg.RiverSchemaChecked {
+		return migrate()
+	}
+	st, err := riverStatus(ctx, driver)
 	if err != nil {
 		return err
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("couldn't migrate River's job tables: %w", err)
-	}
-	return nil
+	return st.Check()
+}
+
+// RiverStatusPostgres reads where River's tables in pool's database stand.
+func RiverStatusPostgres(ctx context.Context, pool *pgxpool.Pool) (store.SchemaStatus, error) {
+	return riverStatus(ctx, riverpgxv5.New(pool))
+}
+
+// MigrateRiverPostgres applies River's pending migrations in pool's
+// database; the caller holds RiverMigrationLock (and may hold Trail's own).
+func MigrateRiverPostgres(ctx context.Context, pool *pgxpool.Pool) ([]store.Migration, error) {
+	return migrateRiver(ctx, riverpgxv5.New(pool))
+}
+
+// RiverStatusSQLite reads where River's tables in the exports file stand.
+func RiverStatusSQLite(ctx context.Context, db *sql.DB) (store.SchemaStatus, error) {
+	return riverStatus(ctx, riversqlite.New(db))
+}
+
+// MigrateRiverSQLite applies River's pending migrations in the exports
+// file.
+func MigrateRiverSQLite(ctx context.Context, db *sql.DB) ([]store.Migration, error) {
+	return migrateRiver(ctx, riversqlite.New(db))
 }
 
 // NewSQLite returns a Service whose jobs are kept by River in db, the
@@ -151,7 +225,7 @@ func NewSQLite(ctx context.Context, db *sql.DB, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	driver := riversqlite.New(db)
-	if err := migrateRiver(ctx, driver); err != nil {
+	if err := prepareRiver(ctx, driver, cfg, func() error { _, err := migrateRiver(ctx, driver); return err }); err != nil {
 		return nil, err
 	}
 	client, err := river.NewClient(driver, riverConfig(s))
@@ -182,9 +256,30 @@ func NewSQLite(ctx context.Context, db *sql.DB, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// riverMigrationLock is the advisory lock held while River's tables are
-// migrated, so that replicas started together migrate one after another.
-const riverMigrationLock int64 = 0x747261696c3a7276 // "trail:rv"
+// RiverMigrationLock is the advisory lock held while River's tables are
+// migrated, so that processes started together migrate one after another.
+const RiverMigrationLock int64 = 0x747261696c3a7276 // "trail:rv"
+
+// migrateRiverLocked migrates River's tables holding RiverMigrationLock
+// (without the waiting log of `trail migrate`: tests use it).
+func migrateRiverLocked(ctx context.Context, pool *pgxpool.Pool, driver *riverpgxv5.Driver) error {
+	// The lock is held by a session of its own while rivermigrate
+	// migrates through the pool; if this process dies, it goes with the
+	// session.
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't connect to migrate River's job tables: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, RiverMigrationLock); err != nil {
+		return fmt.Errorf("couldn't take the lock to migrate River's job tables: %w", err)
+	}
+	_, err = migrateRiver(ctx, driver)
+	if _, uerr := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, RiverMigrationLock); err == nil && uerr != nil {
+		err = fmt.Errorf("couldn't release the lock after migrating River's job tables: %w", uerr)
+	}
+	return err
+}
 
 // NewPostgres returns a Service whose jobs River keeps in the PostgreSQL
 // database of pool, shared by every replica: each job is worked by one
@@ -195,22 +290,7 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Service,
 		return nil, err
 	}
 	driver := riverpgxv5.New(pool)
-	// The lock is held by a session of its own while rivermigrate
-	// migrates through the pool; if this process dies, it goes with the
-	// session.
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't connect to migrate River's job tables: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, riverMigrationLock); err != nil {
-		return nil, fmt.Errorf("couldn't take the lock to migrate River's job tables: %w", err)
-	}
-	err = migrateRiver(ctx, driver)
-	if _, uerr := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, riverMigrationLock); err == nil && uerr != nil {
-		err = fmt.Errorf("couldn't release the lock after migrating River's job tables: %w", uerr)
-	}
-	if err != nil {
+	if err := prepareRiver(ctx, driver, cfg, func() error { return migrateRiverLocked(ctx, pool, driver) }); err != nil {
 		return nil, err
 	}
 	client, err := river.NewClient(driver, riverConfig(s))

@@ -73,6 +73,11 @@ const importedOrg = "org_01EHZNVPK3SFK441A1RGBFSHRT"
 // runNodeSuite runs every *.test.mjs of dir against fresh servers.
 func runNodeSuite(t *testing.T, node, dir string) {
 	data := t.TempDir()
+	// The CLI never migrates: the database is created first, as
+	// `trail serve` would on its first start.
+	if out, err := exec.Command(trailtest.Binary(t), "migrate", "--data", data).CombinedOutput(); err != nil {
+		t.Fatalf("trail migrate: %v\n%s", err, out)
+	}
 	imp := exec.Command(trailtest.Binary(t), "org", "import", "--data", data,
 		filepath.Join(trailtest.ModuleRoot(), "test", "sdk", "testdata", "workos-organizations.json"))
 	if out, err := imp.CombinedOutput(); err != nil || !strings.Contains(string(out), "Imported 1 organizations") {

@@ -18,9 +18,10 @@
 //   - The ledger's integrated size is a compare-and-swap (UPDATE … WHERE
 //     integrated_size = old AND next_seq >= new); IntegrateBatch updates
 //     organizations in id order too.
-//   - Migrations run on Open under a session advisory lock on a dedicated
-//     connection; partitions are created under a transaction advisory
-//     lock.
+//   - Migrations run (ApplyMigrations, Open) under a session advisory
+//     lock on a dedicated connection (LockMigrations); OpenCurrent, what
+//     trail's commands use, only checks the schema version. Partitions are
+//     created under a transaction advisory lock.
 //
 // # Schema
 //

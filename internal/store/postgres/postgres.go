@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
 	"github.com/trailaudit/trail/internal/store"
@@ -51,11 +50,51 @@ var _ store.Backend = (*Store)(nil)
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
 // string, as pgx takes it), migrates it to the current schema and creates
-// the event partitions of this month and the next two.
+// the event partitions of this month and the next two. It is for tests and
+// tools that own their database; trail's commands open with OpenCurrent and
+// migrate only when told to (Migrate).
 func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	pool, err := Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
 	}
+	release, err := LockMigrations(ctx, pool, logger)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	_, err = ApplyMigrations(ctx, pool)
+	release()
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return newStore(ctx, pool, logger)
+}
+
+// OpenCurrent connects to the database at dsn as Open does, but changes no
+// schema: a database with pending migrations (or none applied) is refused
+// with store.ErrSchemaBehind, one migrated by a newer Trail with
+// store.ErrSchemaTooNew, both naming the versions.
+func OpenCurrent(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	pool, err := Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	st, err := ReadSchemaStatus(ctx, pool)
+	if err == nil {
+		err = st.Check()
+	}
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return newStore(ctx, pool, logger)
+}
+
+// Connect opens the connection pool every Trail process uses, with the
+// session settings the store relies on.
+func Connect(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't parse the database URL: %w", err)
@@ -76,11 +115,14 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("couldn't connect to the database: %w", classify(err))
 	}
-	s := &Store{pool: pool, logger: logger}
-	if err := s.migrate(ctx); err != nil {
-		pool.Close()
-		return nil, err
+	return pool, nil
+}
+
+func newStore(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
+	s := &Store{pool: pool, logger: logger}
 	if err := s.EnsurePartitions(ctx, time.Now()); err != nil {
 		// The DEFAULT partition takes every row meanwhile: a replica
 		// that could not take the locks now (a long query holding them)
@@ -104,43 +146,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// migrate runs the embedded migrations while holding migrationLockKey on a
-// connection of its own, so replicas started at once migrate one after the
-// other: the first applies, the others find nothing to do. The lock is a
-// session lock: if this process dies, the server releases it with the
-// connection.
-func (s *Store) migrate(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return fmt.Errorf("couldn't connect to migrate the database: %w", classify(err))
-	}
-	defer conn.Close(context.WithoutCancel(ctx)) // releases the lock too
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
-		return fmt.Errorf("couldn't take the migration lock: %w", classify(err))
-	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
-	p, err := Migrator(db)
-	if err != nil {
-		return err
-	}
-	if err := store.CheckSchemaVersion(ctx, p); err != nil {
-		return err
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("couldn't migrate the database: %w", classify(err))
-	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey); err != nil {
-		return fmt.Errorf("couldn't release the migration lock: %w", classify(err))
-	}
-	return nil
-}
-
-// Migrator returns the goose provider for this schema (for `trail migrate`).
-// It takes no lock itself: callers that may run beside a starting replica
-// hold migrationLockKey, as Open does.
+// Migrator returns the goose provider for this schema. It takes no lock
+// itself: callers that may run beside another migrating process hold the
+// migration lock (LockMigrations), as Open does.
 func Migrator(db *sql.DB) (*goose.Provider, error) {
-	p, err := goose.NewProvider(goose.DialectPostgres, db, mustSub(migrations, "migrations"), goose.WithDisableGlobalRegistry(true))
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrationSource(), goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't load migrations: %w", err)
 	}

@@ -39,6 +39,34 @@ func ExportsPath(path string) string {
 // migrates its exports table. River's tables are migrated by the caller
 // (rivermigrate) on DB().
 func OpenExports(ctx context.Context, path string) (*Exports, error) {
+	return openExports(ctx, path, applyPending)
+}
+
+// OpenExportsCurrent opens the exports file at path as OpenExports does,
+// but migrates its exports table only when the file is new (empty);
+// pending migrations of an existing one are refused (store.ErrSchemaBehind),
+// for `trail migrate` to apply (MigrateExports).
+func OpenExportsCurrent(ctx context.Context, path string) (*Exports, error) {
+	empty, err := fileSchemaEmpty(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if empty {
+		return openExports(ctx, path, applyPending)
+	}
+	return openExports(ctx, path, requireCurrent)
+}
+
+// ExportsSchemaStatus reads where the exports file at path stands,
+// changing nothing.
+func ExportsSchemaStatus(ctx context.Context, path string) (store.SchemaStatus, error) {
+	return fileStatus(ctx, path, exportsDir)
+}
+
+// exportsDir names the exports file's migrations in fileStatus.
+const exportsDir = "exports_migrations"
+
+func openExports(ctx context.Context, path string, mode migrationMode) (*Exports, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open %s: %w", path, err)
@@ -54,7 +82,21 @@ func OpenExports(ctx context.Context, path string) (*Exports, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub(exportsMigrations, "exports_migrations"), goose.WithDisableGlobalRegistry(true))
+	if mode == requireCurrent {
+		st, err := schemaStatus(ctx, db, exportsDir)
+		if err == nil {
+			err = st.Check()
+		}
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return &Exports{path: path, db: db}, nil
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub(exportsMigrations, exportsDir), goose.WithDisableGlobalRegistry(true))
+	if err == nil {
+		err = store.CheckSchemaVersion(ctx, p)
+	}
 	if err == nil {
 		_, err = p.Up(ctx)
 	}

@@ -29,12 +29,17 @@ func TestRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	s, err = sqlite.Open(context.Background(), path, nil)
-	if err == nil {
-		s.Close()
-		t.Fatal("a database at schema version 9999 was opened")
-	}
-	if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), "9999") {
-		t.Fatalf("Open = %v; want ErrSchemaTooNew naming version 9999", err)
+	for name, open := range map[string]func() (*sqlite.Store, error){
+		"Open":        func() (*sqlite.Store, error) { return sqlite.Open(context.Background(), path, nil) },
+		"OpenCurrent": func() (*sqlite.Store, error) { return sqlite.OpenCurrent(context.Background(), path, nil) },
+	} {
+		s, err := open()
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s opened a database at schema version 9999", name)
+		}
+		if !errors.Is(err, store.ErrSchemaTooNew) || !strings.Contains(err.Error(), "at version 9999 and this binary knows versions up to ") {
+			t.Fatalf("%s = %v; want ErrSchemaTooNew naming version 9999 and the binary's", name, err)
+		}
 	}
 }

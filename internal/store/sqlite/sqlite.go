@@ -68,8 +68,35 @@ type Store struct {
 var _ store.Backend = (*Store)(nil)
 
 // Open opens (creating if needed) the database file at path and migrates it
-// to the current schema.
+// to the current schema. It is for tests and tools that own their
+// database; trail's commands open with OpenCurrent and migrate only when
+// told to (Migrate).
 func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+	return open(ctx, path, logger, applyPending)
+}
+
+// OpenCurrent opens the database file at path as Open does, but changes
+// no schema: a missing file is refused, one with pending migrations with
+// store.ErrSchemaBehind, one migrated by a newer Trail with
+// store.ErrSchemaTooNew, both naming the versions. Only the search index
+// file, a projection rebuilt from the events, is created when it is
+// missing.
+func OpenCurrent(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("there is no database at %s: run `trail migrate` (or `trail serve`, which creates a new one) first", path)
+	}
+	return open(ctx, path, logger, requireCurrent)
+}
+
+// migrationMode says what opening a file does about its schema.
+type migrationMode int
+
+const (
+	requireCurrent migrationMode = iota // refuse pending migrations
+	applyPending                        // apply them
+)
+
+func open(ctx context.Context, path string, logger *slog.Logger, mode migrationMode) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -80,10 +107,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	}
 	s := &Store{path: path, searchPath: SearchPath(path), logger: logger, recent: newRecentRecords()}
 	var err error
-	if s.write, s.read, err = openPools(ctx, path, true, "migrations"); err != nil {
+	if s.write, s.read, err = openPools(ctx, path, true, "migrations", mode); err != nil {
 		return nil, err
 	}
-	if err := s.openSearch(ctx); err != nil {
+	if err := s.openSearch(ctx, mode); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -142,8 +169,8 @@ func SearchPath(path string) string {
 }
 
 // openPools opens one file's writer and reader pools and migrates it with the
-// migrations in dir.
-func openPools(ctx context.Context, path string, durable bool, dir string) (write, read *sql.DB, err error) {
+// migrations in dir, or checks that it needs none (mode).
+func openPools(ctx context.Context, path string, durable bool, dir string, mode migrationMode) (write, read *sql.DB, err error) {
 	// The file holds API key hashes and every event: readable by the
 	// owner only. SQLite gives the -wal and -shm files the mode of the
 	// database file, so creating it here first covers them too.
@@ -160,9 +187,20 @@ func openPools(ctx context.Context, path string, durable bool, dir string) (writ
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
-	if err := migrate(ctx, write, dir); err != nil {
-		write.Close()
-		return nil, nil, fmt.Errorf("couldn't migrate %s: %w", path, err)
+	if mode == applyPending {
+		if _, err := migrate(ctx, write, dir); err != nil {
+			write.Close()
+			return nil, nil, fmt.Errorf("couldn't migrate %s: %w", path, err)
+		}
+	} else {
+		st, err := schemaStatus(ctx, write, dir)
+		if err == nil {
+			err = st.Check()
+		}
+		if err != nil {
+			write.Close()
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	read, err = sql.Open("sqlite", dsn(path, true, durable))
 	if err != nil {
@@ -179,7 +217,7 @@ func openPools(ctx context.Context, path string, durable bool, dir string) (writ
 // built from another database or from a later state of this one (a restored
 // backup): an index that names events which do not exist would return
 // wrong results.
-func (s *Store) openSearch(ctx context.Context) error {
+func (s *Store) openSearch(ctx context.Context, mode migrationMode) error {
 	var identity string
 	var maxPos sql.NullInt64
 	// The highest pos ever handed out (AUTOINCREMENT's high-water mark in
@@ -192,7 +230,15 @@ func (s *Store) openSearch(ctx context.Context) error {
 	}
 	for attempt := 0; ; attempt++ {
 		var err error
-		if s.searchWrite, s.searchRead, err = openPools(ctx, s.searchPath, false, "search_migrations"); err != nil {
+		// A missing or empty index file is created whatever the mode: it
+		// is a projection of the events, not data to migrate.
+		searchMode := mode
+		if empty, err := fileSchemaEmpty(ctx, s.searchPath); err != nil {
+			return err
+		} else if empty {
+			searchMode = applyPending
+		}
+		if s.searchWrite, s.searchRead, err = openPools(ctx, s.searchPath, false, "search_migrations", searchMode); err != nil {
 			return err
 		}
 		var source string
@@ -260,18 +306,22 @@ func dsn(path string, readOnly, durable bool) string {
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
 }
 
-func migrate(ctx context.Context, db *sql.DB, dir string) error {
+func migrate(ctx context.Context, db *sql.DB, dir string) ([]store.Migration, error) {
 	p, err := goose.NewProvider(goose.DialectSQLite3, db, mustSub(migrations, dir), goose.WithDisableGlobalRegistry(true))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := store.CheckSchemaVersion(ctx, p); err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := p.Up(ctx); err != nil {
-		return err
+	results, err := p.Up(ctx)
+	var applied []store.Migration
+	for _, r := range results {
+		if r.Error == nil && r.Source != nil {
+			applied = append(applied, store.Migration{Version: r.Source.Version, Name: filepath.Base(r.Source.Path)})
+		}
 	}
-	return nil
+	return applied, err
 }
 
 // Migrator returns the goose provider for this schema (for `trail migrate`).
