@@ -26,9 +26,9 @@ type database struct {
 }
 
 // openBackend opens the database named by the storage flags (see
-// openDatabase). pool is set for PostgreSQL (replicas coordinate through it), indexer for
-// SQLite (search is indexed behind ingest; PostgreSQL indexes in the ingest
-// transaction).
+// openDatabase). pool is set for PostgreSQL (replicas coordinate through
+// it), indexer for SQLite (search is indexed behind ingest; PostgreSQL
+// indexes in the ingest transaction).
 func openBackend(ctx context.Context, sf *storageFlags, logger *slog.Logger) (st backend, pool *pgxpool.Pool, indexer store.SearchIndexer, err error) {
 	db, err := openDatabase(ctx, sf, logger)
 	if err != nil {

@@ -43,7 +43,7 @@ func TestBootstrapKeyOutput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			data := t.TempDir()
-			args := []string{trailtest.Binary(t), "serve", "--data", data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-format", "json"}
+			args := []string{trailtest.Binary(t), "serve", "--data", data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-delay", "0s"}
 			var cmd *exec.Cmd
 			if tt.terminal {
 				cmd = exec.Command("script", "-qfec", strings.Join(args, " "), "/dev/null")

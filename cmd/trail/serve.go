@@ -51,8 +51,9 @@ type serveCommand struct {
 	rateBurst      int64
 	trustProxy     bool
 	shutdownWait   time.Duration
-	checkConfig    bool // validate the settings and exit
-	migrate        bool // apply pending migrations before serving
+	shutdownDelay  time.Duration // /readyz answers 503 this long before the listener closes
+	checkConfig    bool          // validate the settings and exit
+	migrate        bool          // apply pending migrations before serving
 	logOrigin      string
 	signingKey     string // file holding the note signing key
 	masterKey      string // file holding the master key (package keyring)
@@ -99,6 +100,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	c.retention.register(fs)
 	fs.Float64Var(&c.exportMaxRate, "export-max-rate", envFloat("TRAIL_EXPORT_MAX_RATE", 0), "events per second one export job reads at most, to spare a busy database; 0 means no limit [TRAIL_EXPORT_MAX_RATE]")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
+	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes and in-flight requests drain: give load balancers time to stop sending new ones [TRAIL_SHUTDOWN_DELAY]")
 	c.witnesses.register(fs)
 	fs.BoolVar(&c.migrate, "migrate", false, "apply pending schema migrations (Trail's and River's) before serving, as trail migrate does; without it only a new, empty database is initialised and one with pending migrations is refused [TRAIL_MIGRATE]")
 	fs.BoolVar(&c.checkConfig, "check-config", false, "check every setting (flags, TRAIL_… variables and the files they name) and exit: 0 when all are valid, 2 naming the first that is not")
@@ -175,7 +177,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(buildInfoGauge(readBuildInfo()))
-	leases := lease.Options{Metrics: lease.NewMetrics(reg)}
+	leaseHealth := lease.NewHealth()
+	leases := lease.Options{Metrics: lease.NewMetrics(reg), Health: leaseHealth}
 	if pool != nil {
 		reg.MustRegister(postgres.NewPoolCollector(pool))
 	}
@@ -338,6 +341,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Exports:   exportAPI,
 		Schemas:   schemas,
 		Tail:      api.TailConfig{Hub: tail},
+		Unready:   newReadiness(pingOf(st), guard, leaseHealth).Unready,
 	})
 	apiServer = handler
 	srv := &http.Server{
@@ -383,7 +387,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	// waits for its batch to be durable), then drain the committer, then the
 	// background workers.
 	logger.Info("shutting down")
-	handler.SetReady(false)
+	drain(handler, c.shutdownDelay, logger)
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownWait)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -708,8 +712,8 @@ func (c *serveCommand) validate() error {
 			return fmt.Errorf("%s %v: want 0 (no limit) or a positive number", n.name, n.value)
 		}
 	}
-	if c.rateBurst < 0 || c.diskReserveMiB < 0 || c.shutdownWait < 0 {
-		return fmt.Errorf("--rate-burst, --disk-reserve-mib and --shutdown-timeout cannot be negative")
+	if c.rateBurst < 0 || c.diskReserveMiB < 0 || c.shutdownWait < 0 || c.shutdownDelay < 0 {
+		return fmt.Errorf("--rate-burst, --disk-reserve-mib, --shutdown-timeout and --shutdown-delay cannot be negative")
 	}
 	for _, f := range []struct{ flag, path string }{{"--signing-key-file", c.signingKey}, {"--master-key-file", c.masterKey}} {
 		if f.path == "" {

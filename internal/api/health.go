@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/http/pprof"
 )
@@ -17,11 +18,18 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 // (the store is open and the background workers run) and while every log
 // can be signed; 503 before that, while shutting down, while the stored
 // logs are still being checked against the checkpoints this server signed,
-// and while any organization's log is refused (its events are refused too,
-// so a load balancer should not count this server as healthy). verbose adds
-// which organizations and why; only the operator listener says that, since
-// organization ids are not for anonymous callers.
-func (s *Server) readiness(verbose bool) (int, any) {
+// while any organization's log is refused (its events are refused too,
+// so a load balancer should not count this server as healthy), while
+// Config.Unready names a problem of this replica (its database
+// unreachable, its disk short, a lease it cannot renew), and from Drain on.
+// verbose adds which organizations, which problems and why; only the
+// operator listener says that, since organization ids and database errors
+// are not for anonymous callers.
+func (s *Server) readiness(ctx context.Context, verbose bool) (int, any) {
+	if s.draining.Load() {
+		return http.StatusServiceUnavailable, &apiError{status: http.StatusServiceUnavailable, code: "shutting_down",
+			message: "This Trail server is shutting down; send requests to another one.", retryAfter: 1}
+	}
 	if !s.ready.Load() {
 		return http.StatusServiceUnavailable, &apiError{status: http.StatusServiceUnavailable, code: "not_ready",
 			message: "Trail is starting or shutting down and does not take requests yet; retry shortly.", retryAfter: 1}
@@ -29,6 +37,16 @@ func (s *Server) readiness(verbose bool) (int, any) {
 	if s.cfg.Log.Checked != nil && !s.cfg.Log.Checked() {
 		return http.StatusServiceUnavailable, &apiError{status: http.StatusServiceUnavailable, code: "not_ready",
 			message: "Trail is checking its stored logs against the checkpoints it signed; retry shortly.", retryAfter: 1}
+	}
+	if s.cfg.Unready != nil {
+		if problems := s.cfg.Unready(ctx); len(problems) > 0 {
+			body := map[string]any{"status": "unavailable",
+				"message": "This Trail server cannot do its work now (its operator listener's /readyz says why); retry on another one."}
+			if verbose {
+				body["problems"] = problems
+			}
+			return http.StatusServiceUnavailable, body
+		}
 	}
 	if s.cfg.Log.Refused != nil {
 		if refused := s.cfg.Log.Refused(); len(refused) > 0 {
@@ -55,17 +73,17 @@ func (s *Server) readiness(verbose bool) (int, any) {
 
 // readyz is the public readiness check: its status and nothing more.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
-	s.writeReadiness(w, false)
+	s.writeReadiness(w, r, false)
 	return nil
 }
 
 // operatorReadyz is /readyz on the operator listener: with the details.
 func (s *Server) operatorReadyz(w http.ResponseWriter, r *http.Request) {
-	s.writeReadiness(w, true)
+	s.writeReadiness(w, r, true)
 }
 
-func (s *Server) writeReadiness(w http.ResponseWriter, verbose bool) {
-	code, body := s.readiness(verbose)
+func (s *Server) writeReadiness(w http.ResponseWriter, r *http.Request, verbose bool) {
+	code, body := s.readiness(r.Context(), verbose)
 	switch b := body.(type) {
 	case nil:
 		writeRawJSON(w, http.StatusOK, statusOK)

@@ -82,6 +82,11 @@ type Config struct {
 	Portal PortalConfig
 	// Tail serves the live tail; its route exists only when set.
 	Tail TailConfig
+	// Unready, when set, names what keeps this replica from doing its
+	// work (database unreachable, disk short, a lease it cannot renew),
+	// with a reason each: /readyz answers 503 while it names anything,
+	// with the reasons on the operator listener only (health.go).
+	Unready func(ctx context.Context) map[string]string
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -93,6 +98,7 @@ type Server struct {
 	mux      *http.ServeMux
 	patterns map[string]string // pattern → scope required (routes.go)
 	ready    atomic.Bool
+	draining atomic.Bool
 	keys     *keyCache
 	limiter  *limiter
 	metrics  *metrics
@@ -170,6 +176,11 @@ func New(st store.Store, sub Submitter, cfg Config) *Server {
 
 // SetReady sets what /readyz answers.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Drain makes /readyz answer 503 "shutting_down" from now on, while every
+// other route goes on serving: load balancers take this replica out of
+// rotation before its listener closes (trail serve --shutdown-delay).
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // handlerFunc is a route's handler. A returned error is rendered by
 // renderError: an *apiError as it is, anything else as 503 or 500.

@@ -178,3 +178,49 @@ func TestRateLimit(t *testing.T) {
 	// Health checks are not limited.
 	expect(t, e.do("GET", "/healthz", "", ""), http.StatusOK, `{"status":"ok"}`)
 }
+
+// /readyz answers 503 while Config.Unready names a problem, saying which
+// and why only on the operator listener, and from Drain on, while the
+// other routes go on serving.
+func TestReadinessProblemsAndDrain(t *testing.T) {
+	var problems map[string]string
+	e := newEnv(t, func(c *Config, _ *env) {
+		c.Unready = func(context.Context) map[string]string { return problems }
+	})
+	org := e.org("Acme")
+	for _, tc := range []struct {
+		name     string
+		problems map[string]string
+		drain    bool
+		code     int
+		public   string // in the public body
+		detail   string // in the operator listener's body only
+	}{
+		{"healthy", nil, false, 200, `"ok"`, ""},
+		{"database down", map[string]string{"database": "connection refused"}, false, 503, `"unavailable"`, "connection refused"},
+		{"lease failing", map[string]string{"lease integrator": "couldn't renew"}, false, 503, `"unavailable"`, "couldn't renew"},
+		{"draining", nil, true, 503, "shutting_down", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			problems = tc.problems
+			if tc.drain {
+				e.srv.Drain()
+			}
+			pub := e.do("GET", "/readyz", "", "")
+			ops := e.operator("/readyz", false)
+			if pub.Code != tc.code || ops.Code != tc.code {
+				t.Fatalf("/readyz: public %d, operator %d; want %d", pub.Code, ops.Code, tc.code)
+			}
+			if !strings.Contains(pub.Body.String(), tc.public) || !strings.Contains(ops.Body.String(), tc.public) {
+				t.Errorf("/readyz: public %s, operator %s; want both to say %s", pub.Body, ops.Body, tc.public)
+			}
+			if tc.detail != "" && (strings.Contains(pub.Body.String(), tc.detail) || !strings.Contains(ops.Body.String(), tc.detail)) {
+				t.Errorf("/readyz: public %s, operator %s; want %q on the operator listener only", pub.Body, ops.Body, tc.detail)
+			}
+			// Ingest is not refused by readiness: load balancers decide.
+			if res := e.do("POST", "/audit_logs/events", e.admin, e.eventBody(org, "user.signed_in")); res.Code != 201 {
+				t.Errorf("ingest while /readyz is %d: %d %s", tc.code, res.Code, res.Body)
+			}
+		})
+	}
+}

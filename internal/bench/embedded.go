@@ -66,7 +66,7 @@ func StartEmbedded(ctx context.Context, opts EmbeddedOptions) (*Embedded, error)
 		e.Data, e.tmp = dir, true
 	}
 	args := append([]string{"serve", "--data", e.Data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-		"--log-format", "json", "--log-level", "warn"}, opts.Args...)
+		"--log-format", "json", "--log-level", "warn", "--shutdown-delay", "0s"}, opts.Args...) // no load balancer to drain
 	e.cmd = exec.Command(opts.Executable, args...)
 	e.cmd.Env = append(os.Environ(), "TRAIL_BOOTSTRAP_KEY="+e.Key) // not in ps
 	e.cmd.Stderr = e.logs

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,6 +49,9 @@ type Options struct {
 	// Held, when set, is called each time the lease is found held by
 	// another replica.
 	Held func()
+	// Health, when set, records whether this replica's last attempt to
+	// take or renew the lease reached the database (readiness).
+	Health *Health
 }
 
 func (o *Options) defaults() {
@@ -119,6 +123,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, name string, opts Options, log
 	for ctx.Err() == nil {
 		sent := time.Now()
 		token, err := l.take(ctx)
+		if ctx.Err() == nil {
+			opts.Health.record(name, "couldn't try to take the lease", err)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			l.logger.Warn("couldn't try to take the lease; retrying", "err", err)
@@ -216,6 +223,9 @@ func (l *lease) hold(ctx context.Context, token int64, sent time.Time, work func
 			return
 		}
 		l.logger.Warn("lease given up: "+why, "err", err)
+		if !errors.Is(err, errLost) {
+			l.opts.Health.record(l.name, "lease given up: "+why, err)
+		}
 	}
 	expire := time.NewTimer(time.Until(deadline))
 	defer expire.Stop()
@@ -249,10 +259,64 @@ func (l *lease) hold(ctx context.Context, token int64, sent time.Time, work func
 					return
 				}
 				l.logger.Warn("couldn't renew the lease; the work stops if it cannot by its deadline", "err", err, "deadline", deadline)
+				l.opts.Health.record(l.name, "couldn't renew the lease held by this replica", err)
 				continue
 			}
+			l.opts.Health.record(l.name, "", nil)
 			deadline = sent.Add(l.opts.TTL - margin)
 			expire.Reset(time.Until(deadline))
 		}
 	}
+}
+
+// Health is what one replica knows of its leases' health: for each lease
+// whose last take or renewal failed (the database unreachable, or too slow
+// to renew within the deadline), since when and why. Safe for concurrent
+// use; a nil *Health records nothing.
+type Health struct {
+	mu      sync.Mutex
+	failing map[string]failure
+}
+
+type failure struct {
+	since time.Time
+	what  string
+	err   string
+}
+
+// NewHealth returns an empty Health.
+func NewHealth() *Health { return &Health{failing: map[string]failure{}} }
+
+func (h *Health) record(name, what string, err error) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err == nil {
+		delete(h.failing, name)
+		return
+	}
+	f, ok := h.failing[name]
+	if !ok {
+		f.since = time.Now()
+	}
+	f.what, f.err = what, err.Error()
+	h.failing[name] = f
+}
+
+// Problems names each lease whose last take or renewal failed, with what
+// failed, since when and the error: empty while every lease is healthy
+// (held here or elsewhere).
+func (h *Health) Problems() map[string]string {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]string, len(h.failing))
+	for name, f := range h.failing {
+		out["lease "+name] = fmt.Sprintf("%s since %s: %s", f.what, f.since.UTC().Format(time.RFC3339), f.err)
+	}
+	return out
 }

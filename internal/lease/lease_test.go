@@ -162,3 +162,55 @@ func TestTokenAndHolder(t *testing.T) {
 		t.Fatalf("holders %q then %q, tokens %d then %d; want a then b with a growing token", h1, h2, t1, t2)
 	}
 }
+
+// A holder that cannot renew (its database connection frozen) reports the
+// lease in Health.Problems until it reaches the database again; a replica
+// that finds the lease held elsewhere reports nothing.
+func TestHealthReportsFailingRenewals(t *testing.T) {
+	dsn := migrated(t)
+	px := newProxy(t, dsn)
+	pool, err := pgxpool.New(context.Background(), px.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	other, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var holding atomic.Bool
+	health, otherHealth := lease.NewHealth(), lease.NewHealth()
+	opts := lease.Options{TTL: time.Second, Renew: 100 * time.Millisecond, Holder: "a", Health: health}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lease.Run(ctx, pool, "integrator", opts, nil, func(ctx context.Context) {
+			holding.Store(true)
+			<-ctx.Done()
+			holding.Store(false)
+		})
+	}()
+	waitFor(t, "the lease taken", holding.Load)
+	otherDone := make(chan struct{})
+	go func() {
+		defer close(otherDone)
+		lease.Run(ctx, other, "integrator", lease.Options{TTL: time.Second, Renew: 100 * time.Millisecond, Holder: "b", Health: otherHealth},
+			nil, func(ctx context.Context) { <-ctx.Done() })
+	}()
+	if p := health.Problems(); len(p) != 0 {
+		t.Fatalf("a healthy holder reports %v", p)
+	}
+	px.freeze()
+	waitFor(t, "the frozen holder reporting the lease", func() bool { return health.Problems()["lease integrator"] != "" })
+	if p := otherHealth.Problems(); len(p) != 0 {
+		t.Errorf("the replica that reaches the database reports %v", p)
+	}
+	px.thaw()
+	waitFor(t, "the holder healthy again", func() bool { return len(health.Problems()) == 0 })
+	cancel()
+	<-done
+	<-otherDone
+}

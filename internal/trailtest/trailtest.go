@@ -91,6 +91,10 @@ func Start(t testing.TB, opts Options) *Server {
 	if !hasFlag(opts.Args, "metrics-listen") {
 		args = append(args, "--metrics-listen", "127.0.0.1:0")
 	}
+	if !hasFlag(opts.Args, "shutdown-delay") {
+		// Tests stop servers often; the few that watch a drain set it.
+		args = append(args, "--shutdown-delay", "0s")
+	}
 	args = append(args, opts.Args...)
 	cmd := exec.Command(bin, args...)
 	// The bootstrap key comes from the environment, as the docs advise (a

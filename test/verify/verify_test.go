@@ -528,7 +528,7 @@ func TestWrongSigningKeyRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(trailtest.Binary(t), "serve", "--data", data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
+	cmd := exec.Command(trailtest.Binary(t), "serve", "--data", data, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--shutdown-delay", "0s")
 	cmd.Env = append(os.Environ(), "TRAIL_SIGNING_KEY="+other)
 	out, err := cmd.CombinedOutput()
 	if err == nil {

@@ -240,3 +240,11 @@ func classify(err error) error {
 	}
 	return err
 }
+
+// Ping checks that the database answers a query, through the pool.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, `SELECT 1`); err != nil {
+		return classify(err)
+	}
+	return nil
+}

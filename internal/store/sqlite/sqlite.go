@@ -377,3 +377,13 @@ func fromNullMS(v sql.NullInt64) time.Time {
 	}
 	return fromMS(v.Int64)
 }
+
+// Ping checks that the database file answers a query, through the
+// reader pool.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.read.QueryRowContext(ctx, `SELECT 1 FROM database_identity WHERE id = 1`).Scan(&one); err != nil {
+		return classify(err)
+	}
+	return nil
+}
