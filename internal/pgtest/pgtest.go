@@ -573,27 +573,40 @@ func executable(path string) bool {
 // is skipped then.
 func Restart(t testing.TB, down time.Duration) {
 	t.Helper()
+	up := Down(t)
+	time.Sleep(down)
+	up()
+}
+
+// Down crashes the throwaway server as Restart does and returns the
+// function that starts it again (and waits until it accepts
+// connections), for tests that check what happens while it is down for
+// as long as they need. Every test of the process shares the server.
+func Down(t testing.TB) (up func()) {
+	t.Helper()
 	if os.Getenv(EnvDatabase) != "" {
-		t.Skipf("%s is set: not restarting a server this test did not start", EnvDatabase)
+		t.Skipf("%s is set: not stopping a server this test did not start", EnvDatabase)
 	}
 	shared.mu.Lock()
 	s := shared.srv
 	shared.mu.Unlock()
 	if s == nil {
-		t.Fatal("pgtest.Restart: no throwaway server is running (call New first)")
+		t.Fatal("pgtest.Down: no throwaway server is running (call New first)")
 	}
 	u, err := url.Parse(s.url)
 	if err != nil {
-		t.Fatalf("pgtest.Restart: %v", err)
+		t.Fatalf("pgtest.Down: %v", err)
 	}
 	if out, err := s.run(s.pgCtl, "stop", "-D", s.data, "-m", "immediate", "-w"); err != nil {
 		t.Fatalf("pg_ctl stop: %v\n%s", err, out)
 	}
-	time.Sleep(down)
-	if out, err := s.run(s.pgCtl, "start", "-w", "-t", "60", "-D", s.data, "-l", s.logFile, "-o", "-p "+u.Port()); err != nil {
-		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, tail(s.logFile))
-	}
-	if err := waitReady(s.url); err != nil {
-		t.Fatalf("pgtest.Restart: %v\n%s", err, tail(s.logFile))
+	return func() {
+		t.Helper()
+		if out, err := s.run(s.pgCtl, "start", "-w", "-t", "60", "-D", s.data, "-l", s.logFile, "-o", "-p "+u.Port()); err != nil {
+			t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, tail(s.logFile))
+		}
+		if err := waitReady(s.url); err != nil {
+			t.Fatalf("pgtest: %v\n%s", err, tail(s.logFile))
+		}
 	}
 }

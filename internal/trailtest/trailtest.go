@@ -47,6 +47,39 @@ func Binary(t testing.TB) string {
 	return build.path
 }
 
+var tagged struct {
+	mu    sync.Mutex
+	paths map[string]string
+}
+
+// BinaryWithTags builds cmd/trail with the given build tags (once per test
+// process and tag list) and returns its path: a binary with test-only
+// additions, such as the trail_upgrade_test tag's extra migration, that no
+// release carries.
+func BinaryWithTags(t testing.TB, tags string) string {
+	t.Helper()
+	tagged.mu.Lock()
+	defer tagged.mu.Unlock()
+	if p, ok := tagged.paths[tags]; ok {
+		return p
+	}
+	dir, err := os.MkdirTemp("", "trail-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "trail")
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", path, "./cmd/trail")
+	cmd.Dir = moduleRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags %s ./cmd/trail: %v\n%s", tags, err, out)
+	}
+	if tagged.paths == nil {
+		tagged.paths = map[string]string{}
+	}
+	tagged.paths[tags] = path
+	return path
+}
+
 func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
@@ -76,13 +109,18 @@ type Options struct {
 	Data string   // data directory; default a new t.TempDir()
 	Args []string // extra flags
 	Env  []string // extra environment
+	// Binary is the trail executable to run; default Binary(t).
+	Binary string
 }
 
 // Start runs trail serve on a free loopback port and waits until it says it
 // is listening. The server is stopped (SIGTERM, then SIGKILL) at cleanup.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	bin := Binary(t)
+	bin := opts.Binary
+	if bin == "" {
+		bin = Binary(t)
+	}
 	if opts.Data == "" {
 		opts.Data = t.TempDir()
 	}
