@@ -49,7 +49,7 @@ func (r *readiness) Unready(ctx context.Context) map[string]string {
 		err := r.ping(pctx)
 		cancel()
 		if err != nil {
-			problems["database"] = fmt.Sprintf("the database did not answer within %s: %v", r.pingTimeout, err)
+			problems["database"] = fmt.Sprintf("the database did not answer a query (timeout %s): %v", r.pingTimeout, err)
 		}
 	}
 	if r.guard != nil {
