@@ -41,6 +41,11 @@ type Store struct {
 	// deleted) and (organization, action) pairs already listed in
 	// organization_actions.
 	known sync.Map // string (organization id) or actionKey → struct{}
+
+	ping struct { // Ping's own connection
+		mu   sync.Mutex
+		conn *pgx.Conn
+	}
 }
 
 type actionKey struct{ org, action string }
@@ -142,6 +147,12 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Close closes the pool, waiting for connections in use to be released.
 func (s *Store) Close() error {
+	s.ping.mu.Lock()
+	if s.ping.conn != nil {
+		s.ping.conn.Close(context.Background())
+		s.ping.conn = nil
+	}
+	s.ping.mu.Unlock()
 	s.pool.Close()
 	return nil
 }
@@ -241,9 +252,22 @@ func classify(err error) error {
 	return err
 }
 
-// Ping checks that the database answers a query, through the pool.
+// Ping checks that the database answers a query, on a connection of its
+// own: a pool busy with ingest (every connection in use) is not an
+// unreachable database, and readiness must not say so.
 func (s *Store) Ping(ctx context.Context) error {
-	if _, err := s.pool.Exec(ctx, `SELECT 1`); err != nil {
+	s.ping.mu.Lock()
+	defer s.ping.mu.Unlock()
+	if s.ping.conn == nil || s.ping.conn.IsClosed() {
+		conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return classify(err)
+		}
+		s.ping.conn = conn
+	}
+	if _, err := s.ping.conn.Exec(ctx, `SELECT 1`); err != nil {
+		s.ping.conn.Close(context.WithoutCancel(ctx))
+		s.ping.conn = nil
 		return classify(err)
 	}
 	return nil
