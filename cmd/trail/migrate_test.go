@@ -15,6 +15,7 @@ import (
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/store/postgres"
 	"github.com/trailaudit/trail/internal/store/sqlite"
+	"github.com/trailaudit/trail/internal/trailtest"
 )
 
 // migrateBackends are the two databases the migration tests run on: each
@@ -183,5 +184,34 @@ func insertVersion(t *testing.T, ctx context.Context, flags []string, v int64) {
 	defer db.Close()
 	if _, err := db.ExecContext(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true)`, v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// trail serve --migrate applies the pending migrations before serving,
+// on either backend, where trail serve alone refuses.
+func TestServeMigrate(t *testing.T) {
+	for _, b := range migrateBackends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+			defer cancel()
+			flags, provider := b.setup(t)
+			p, done := provider()
+			sources := p.ListSources()
+			latest := sources[len(sources)-1].Version
+			if _, err := p.UpTo(ctx, latest-1); err != nil {
+				t.Fatal(err)
+			}
+			done()
+			data := flags[1]
+			srv := trailtest.Start(t, trailtest.Options{Data: data, Args: append(flags[2:], "--migrate", "--log-origin", "trail.test/log")})
+			if err := srv.Stop(t); err != nil {
+				t.Fatalf("trail serve --migrate: %v\n%s", err, srv.Logs())
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(ctx, append([]string{"migrate", "status"}, flags...), &stdout, &stderr)
+			if code != 0 || strings.Contains(stdout.String(), "pending") {
+				t.Fatalf("trail migrate status after serve --migrate: %d %q %q", code, stdout.String(), stderr.String())
+			}
+		})
 	}
 }
