@@ -57,6 +57,10 @@ func TestImportCommand(t *testing.T) {
 				return p
 			}
 			good := write("export.csv", string(export))
+			// The CLI never migrates: the database is created first.
+			if code, _, errOut := trail("migrate"); code != 0 {
+				t.Fatalf("trail migrate: %d %q", code, errOut)
+			}
 
 			if code, _, errOut := trail("import", "--org", org, good); code == 0 || !strings.Contains(errOut, "no organization "+org) {
 				t.Fatalf("import into a missing organization: %d %q", code, errOut)
