@@ -44,6 +44,10 @@ func TestServeCheckConfig(t *testing.T) {
 		{"public URL", nil, []string{"--public-url", "trail.example.com"}, 2, "--public-url"},
 		{"body limit", map[string]string{"TRAIL_MAX_BODY_BYTES": "0"}, nil, 2, "--max-body-bytes"},
 		{"key file", nil, []string{"--signing-key-file", filepath.Join(dir, "absent.key")}, 2, "--signing-key-file"},
+		{"shutdown delay and migrate", map[string]string{"TRAIL_SHUTDOWN_DELAY": "10s", "TRAIL_MIGRATE": "true"}, nil, 0, "valid"},
+		{"shutdown delay that is not", map[string]string{"TRAIL_SHUTDOWN_DELAY": "5"}, nil, 2, `TRAIL_SHUTDOWN_DELAY="5"`},
+		{"negative shutdown delay", nil, []string{"--shutdown-delay", "-1s"}, 2, "--shutdown-delay"},
+		{"migrate that is not", map[string]string{"TRAIL_MIGRATE": "yes"}, nil, 2, `TRAIL_MIGRATE="yes"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

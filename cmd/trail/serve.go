@@ -100,9 +100,9 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	c.retention.register(fs)
 	fs.Float64Var(&c.exportMaxRate, "export-max-rate", envFloat("TRAIL_EXPORT_MAX_RATE", 0), "events per second one export job reads at most, to spare a busy database; 0 means no limit [TRAIL_EXPORT_MAX_RATE]")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", envDuration("TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second), "how long to wait for in-flight requests on shutdown [TRAIL_SHUTDOWN_TIMEOUT]")
-	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes and in-flight requests drain: give load balancers time to stop sending new ones [TRAIL_SHUTDOWN_DELAY]")
+	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", envDuration("TRAIL_SHUTDOWN_DELAY", 5*time.Second), "on SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes and in-flight requests drain: give load balancers time to stop sending new ones [TRAIL_SHUTDOWN_DELAY]")
 	c.witnesses.register(fs)
-	fs.BoolVar(&c.migrate, "migrate", false, "apply pending schema migrations (Trail's and River's) before serving, as trail migrate does; without it only a new, empty database is initialised and one with pending migrations is refused [TRAIL_MIGRATE]")
+	fs.BoolVar(&c.migrate, "migrate", envString("TRAIL_MIGRATE", "") == "true", "apply pending schema migrations (Trail's and River's) before serving, as trail migrate does; without it only a new, empty database is initialised and one with pending migrations is refused [TRAIL_MIGRATE]")
 	fs.BoolVar(&c.checkConfig, "check-config", false, "check every setting (flags, TRAIL_… variables and the files they name) and exit: 0 when all are valid, 2 naming the first that is not")
 	return fs
 }
