@@ -37,6 +37,10 @@ type Options struct {
 	// (from the integrator's goroutine: it must not block; witnesses are
 	// asked for cosignatures in the background, see package witness).
 	Signed func(org string, size int64, checkpoint []byte)
+	// Frozen, when set and reporting true, makes passes sign nothing: the
+	// operator froze the log (a suspected key compromise). Records wait,
+	// durable, and are integrated once it reports false again.
+	Frozen func() bool
 }
 
 // Integrator computes the Merkle trees of every organization's log behind
@@ -51,7 +55,7 @@ type Options struct {
 // nothing more is signed for it, and Refused says why.
 type Integrator struct {
 	storage   Storage
-	signer    *Signer
+	signer    CheckpointSigner
 	prefix    string
 	opts      Options
 	logger    *slog.Logger
@@ -85,7 +89,7 @@ type Integrator struct {
 // NewIntegrator returns an integrator for the logs in storage, signing with
 // signer under origins "<originPrefix>/<organization id>". Call Start to
 // run it. reg may be nil.
-func NewIntegrator(storage Storage, signer *Signer, originPrefix string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Integrator, error) {
+func NewIntegrator(storage Storage, signer CheckpointSigner, originPrefix string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Integrator, error) {
 	if err := checkOriginPrefix(originPrefix); err != nil {
 		return nil, err
 	}

@@ -50,6 +50,9 @@ func (i *Integrator) passAndNotify(ctx context.Context) (backlog, failed bool) {
 // that could not be integrated (logged, retried); err is a failure of the
 // whole pass.
 func (i *Integrator) pass(ctx context.Context) (work, backlog bool, failures int, err error) {
+	if i.opts.Frozen != nil && i.opts.Frozen() {
+		return false, false, 0, nil
+	}
 	start := time.Now()
 	logs, err := i.storage.PendingLogs(ctx)
 	if err != nil {

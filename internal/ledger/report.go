@@ -42,7 +42,12 @@ func (p Problem) String() string { return string(p.Kind) + ": " + p.Detail }
 type Report struct {
 	Origin         string
 	OrganizationID string
-	KeyName        string // the verifier key's name
+	KeyName        string // the name of the key(s) that signed the checkpoint
+	// SignedBy names each key of the history that signed the checkpoint,
+	// with its state ("<name>+<hash> (retired …)"); KeyDetail says so in
+	// a sentence when more than one key was given.
+	SignedBy       []string
+	KeyDetail      string
 	CheckpointSize int64
 	// Checkpoint is the checkpoint note as the bundle carries it, with any
 	// witness cosignatures after the log's signature.
@@ -130,6 +135,9 @@ func (r *Report) String() string {
 			fmt.Fprintf(&b, " The export says it selected (not signed: a bundle of an earlier version; do not rely on it): %s.", r.Selection)
 		}
 		b.WriteString(" This proves the events are authentic, not that the selection is complete: a bundle of some events cannot show which others a filter would have matched.")
+		if r.KeyDetail != "" {
+			b.WriteString(" " + r.KeyDetail)
+		}
 		return b.String()
 	}
 	if r.OK() {
@@ -147,6 +155,9 @@ func (r *Report) String() string {
 		if r.Since {
 			fmt.Fprintf(&b, " Checkpoint size %s is consistent with your older checkpoint size %s: the log only grew.",
 				commas(r.CheckpointSize), commas(r.SinceSize))
+		}
+		if r.KeyDetail != "" {
+			b.WriteString(" " + r.KeyDetail)
 		}
 		return b.String()
 	}

@@ -22,6 +22,7 @@ type Signer struct {
 	signer   note.Signer
 	verifier note.Verifier
 	vkey     string
+	skey     string
 }
 
 // LoadOrCreateSigner reads the note signing key in <dataDir>/signing.key, or,
@@ -115,7 +116,7 @@ func NewSignerFromKey(skey string) (*Signer, error) {
 	if v.KeyHash() != s.KeyHash() {
 		return nil, errors.New("invalid note signing key: its key hash does not match its key")
 	}
-	return &Signer{signer: s, verifier: v, vkey: vkey}, nil
+	return &Signer{signer: s, verifier: v, vkey: vkey, skey: skey}, nil
 }
 
 // Name is the key name that appears on signature lines.
@@ -150,6 +151,50 @@ func (s *Signer) Sign(c Checkpoint) ([]byte, error) {
 		return nil, fmt.Errorf("couldn't sign checkpoint %s/%d: %w", c.Origin, c.Size, err)
 	}
 	return msg, nil
+}
+
+// CheckpointSigner signs checkpoints: a *Signer with its one key, or a
+// deployment's current set of keys during a rotation (Signers).
+type CheckpointSigner interface {
+	Sign(c Checkpoint) ([]byte, error)
+}
+
+// ErrNoSigningKey means a checkpoint could not be signed because no key is
+// active (or the log is frozen).
+var ErrNoSigningKey = errors.New("no active signing key")
+
+// Signers signs each checkpoint with every key in it, one signature line
+// each, in order (C2SP signed-note allows several): how a log signs during
+// a key rotation's overlap, so that verifiers holding either key accept it.
+type Signers []*Signer
+
+// Sign returns the signed checkpoint note of c, signed by every key.
+func (s Signers) Sign(c Checkpoint) ([]byte, error) {
+	if len(s) == 0 {
+		return nil, fmt.Errorf("couldn't sign checkpoint %s/%d: %w", c.Origin, c.Size, ErrNoSigningKey)
+	}
+	ns := make([]note.Signer, len(s))
+	for i, k := range s {
+		ns[i] = k.signer
+	}
+	msg, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(c))}, ns...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't sign checkpoint %s/%d: %w", c.Origin, c.Size, err)
+	}
+	return msg, nil
+}
+
+// PrivateKey returns the note private key ("PRIVATE+KEY+…"), for sealing
+// it in the deployment's key history. Keep it secret.
+func (s *Signer) PrivateKey() string { return s.skey }
+
+// GenerateSigner returns a signer with a new Ed25519 key named name.
+func GenerateSigner(name string) (*Signer, error) {
+	skey, _, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't generate a signing key named %q: %w", name, err)
+	}
+	return NewSignerFromKey(skey)
 }
 
 // syncDir makes a rename or link in dir durable.

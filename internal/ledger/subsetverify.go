@@ -9,13 +9,12 @@ import (
 	"io"
 	"strconv"
 
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
 // verifySubset checks a subset bundle (see subsetMagic) whose first line r
 // is about to read.
-func verifySubset(r *bufio.Reader, v note.Verifier, rep Report, opts VerifyOptions) (Report, error) {
+func verifySubset(r *bufio.Reader, v *KeyHistory, rep Report, opts VerifyOptions) (Report, error) {
 	rep.Subset = true
 	b := &BundleReader{r: r}
 	fail := func(err error) (Report, error) {

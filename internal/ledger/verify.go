@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -21,6 +21,10 @@ type VerifyOptions struct {
 	// the bundle's checkpoint extends it (the bundle must carry the
 	// consistency proof: BundleOptions.Since).
 	Since []byte
+	// Keys, when set, is the log's key history: the bundle's checkpoint
+	// (and Since) is accepted when signed by any of its keys that is not
+	// revoked, and the verifier key argument of Verify is ignored.
+	Keys *KeyHistory
 	// Progress, when set, is called with the number of record lines read
 	// every ProgressEvery lines (default 65,536) and once at the end.
 	Progress      func(records int64)
@@ -35,14 +39,17 @@ type VerifyOptions struct {
 // the number of records.
 func Verify(r io.Reader, verifierKey string, opts VerifyOptions) (Report, error) {
 	var rep Report
-	v, err := note.NewVerifier(verifierKey)
-	if err != nil {
-		return rep, fmt.Errorf("invalid verifier key %q (want <name>+<hash>+<key data>): %w", verifierKey, err)
+	v := opts.Keys
+	if v == nil {
+		var err error
+		if v, err = PlainKeys(verifierKey); err != nil {
+			return rep, err
+		}
 	}
-	rep.KeyName = v.Name()
+	rep.KeyName = v.describeKeys()
 	var since *Checkpoint
 	if opts.Since != nil {
-		c, err := ParseCheckpoint(opts.Since, v)
+		c, _, err := v.OpenCheckpoint(opts.Since)
 		if err != nil {
 			return rep, fmt.Errorf("the older checkpoint given to compare with: %w", err)
 		}
@@ -256,8 +263,8 @@ func (tb *treeBuilder) root() (tlog.Hash, error) {
 // checkBundleNote checks a bundle's checkpoint note against the verifier
 // and records it in rep, or records why it failed (its signature, or its
 // form) and reports false.
-func checkBundleNote(rep *Report, msg []byte, v note.Verifier) (Checkpoint, bool) {
-	ck, err := ParseCheckpoint(msg, v)
+func checkBundleNote(rep *Report, msg []byte, v *KeyHistory) (Checkpoint, bool) {
+	ck, signed, err := v.OpenCheckpoint(msg)
 	if err != nil {
 		kind := ProblemSignature
 		if errors.Is(err, ErrMalformedCheckpoint) {
@@ -268,5 +275,15 @@ func checkBundleNote(rep *Report, msg []byte, v note.Verifier) (Checkpoint, bool
 	}
 	rep.Origin, rep.CheckpointSize, rep.OrganizationID = ck.Origin, ck.Size, OrganizationOf(ck.Origin)
 	rep.Checkpoint = msg
+	rep.KeyName, rep.SignedBy = "", nil
+	for _, k := range signed {
+		if name := k.verifier.Name(); !strings.Contains(rep.KeyName, name) {
+			rep.KeyName = strings.TrimPrefix(rep.KeyName+" and "+name, " and ")
+		}
+		rep.SignedBy = append(rep.SignedBy, k.Describe())
+	}
+	if len(v.Keys) > 1 {
+		rep.KeyDetail = "Signed by key " + strings.Join(rep.SignedBy, " and key ") + "."
+	}
 	return ck, true
 }
