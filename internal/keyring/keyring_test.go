@@ -2,6 +2,9 @@ package keyring_test
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -86,5 +89,89 @@ func TestSealer(t *testing.T) {
 	}
 	if _, err := s.Open([]byte("short"), nil); !errors.Is(err, keyring.ErrOpen) {
 		t.Errorf("opened a short value: %v", err)
+	}
+}
+
+// legacySeal seals as values were sealed before master keys had ids: a
+// nonce, then ciphertext and tag, under the purpose's key.
+func legacySeal(t *testing.T, k *keyring.Keyring, purpose string, plain, ad []byte) []byte {
+	t.Helper()
+	block, err := aes.NewCipher(k.Key(purpose))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		t.Fatal(err)
+	}
+	return aead.Seal(nonce, nonce, plain, ad)
+}
+
+// Master-key rotation: a keyring of the new and the old key opens what
+// either sealed (and what was sealed before keys had ids), seals under the
+// new one, and tells which values still need re-sealing; without the old
+// key, only what was re-sealed opens.
+func TestRotation(t *testing.T) {
+	oldKey, _ := keyring.Generate()
+	newKey, _ := keyring.Generate()
+	both, err := keyring.Parse(newKey.String() + "\n# the old key, until re-encrypted\n" + oldKey.String() + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := both.CheckValues(); len(got) != 2 || got[0] != newKey.CheckValues()[0] || got[1] != oldKey.CheckValues()[0] {
+		t.Fatalf("CheckValues = %v", got)
+	}
+	const purpose = "stream secrets"
+	ad := []byte("ls_1")
+	underOld := oldKey.Sealer(purpose).Seal([]byte("old"), ad)
+	legacy := legacySeal(t, oldKey, purpose, []byte("legacy"), ad)
+	underNew := both.Sealer(purpose).Seal([]byte("new"), ad)
+	for _, tc := range []struct {
+		name         string
+		sealed       []byte
+		plain        string
+		underNew     bool // SealedUnderPrimary of the two-key keyring
+		opensNewOnly bool // opens with the new key alone
+	}{
+		{"sealed under the old key", underOld, "old", false, false},
+		{"sealed before key ids", legacy, "legacy", false, false},
+		{"sealed under the new key", underNew, "new", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := both.Sealer(purpose)
+			plain, err := s.Open(tc.sealed, ad)
+			if err != nil || string(plain) != tc.plain {
+				t.Fatalf("Open = %q, %v; want %q", plain, err, tc.plain)
+			}
+			if got := s.SealedUnderPrimary(tc.sealed); got != tc.underNew {
+				t.Errorf("SealedUnderPrimary = %v, want %v", got, tc.underNew)
+			}
+			resealed := s.Seal(plain, ad)
+			if !s.SealedUnderPrimary(resealed) {
+				t.Error("a re-sealed value is not under the primary key")
+			}
+			if p, err := newKey.Sealer(purpose).Open(resealed, ad); err != nil || string(p) != tc.plain {
+				t.Errorf("the new key alone does not open the re-sealed value: %q, %v", p, err)
+			}
+			_, err = newKey.Sealer(purpose).Open(tc.sealed, ad)
+			if (err == nil) != tc.opensNewOnly {
+				t.Errorf("the new key alone opens the original: %v, want %v", err == nil, tc.opensNewOnly)
+			}
+		})
+	}
+	// The deployment decides the primary: WithPrimary reorders.
+	oldFirst, err := both.WithPrimary(oldKey.CheckValues()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(oldFirst.Key("x"), oldKey.Key("x")) || !oldFirst.Sealer(purpose).SealedUnderPrimary(underOld) {
+		t.Error("WithPrimary did not make the old key primary")
+	}
+	if _, err := both.WithPrimary("0000000000000000"); err == nil {
+		t.Error("WithPrimary accepted a key the keyring does not hold")
 	}
 }
