@@ -281,20 +281,36 @@ func (s *Server) VerifierKey() string { return s.signer.Verifier().String() }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// verifierFor returns the verifier configured for origin, or nil.
-func (s *Server) verifierFor(origin string) note.Verifier {
+// verifiersFor returns the verifiers configured for origin (none: not a
+// log this witness cosigns). A log may be configured with several keys
+// (one line per key): a checkpoint signed by any of them is accepted, which
+// is how a witness follows a log's signing-key rotation (docs/WITNESS.md).
+// Exact origins take precedence over prefixes.
+func (s *Server) verifiersFor(origin string) []note.Verifier {
+	var vs []note.Verifier
+	add := func(v note.Verifier) {
+		for _, o := range vs {
+			if o.Name() == v.Name() && o.KeyHash() == v.KeyHash() {
+				return // the same key twice would make the list ambiguous
+			}
+		}
+		vs = append(vs, v)
+	}
 	for _, l := range s.logs {
 		if !l.Prefix && l.Origin == origin {
-			return l.Verifier
+			add(l.Verifier)
 		}
+	}
+	if len(vs) > 0 {
+		return vs
 	}
 	for _, l := range s.logs {
 		rest, ok := strings.CutPrefix(origin, l.Origin+"/")
 		if l.Prefix && ok && rest != "" && !strings.Contains(rest, "/") {
-			return l.Verifier
+			add(l.Verifier)
 		}
 	}
-	return nil
+	return vs
 }
 
 // statusError is an answer other than 200.
@@ -342,16 +358,16 @@ func (s *Server) add(ctx context.Context, body []byte) ([]byte, error) {
 		return nil, fail(http.StatusBadRequest, "%v", err)
 	}
 	origin, _, _ := strings.Cut(string(req.Note), "\n")
-	v := s.verifierFor(origin)
-	if v == nil {
+	vs := s.verifiersFor(origin)
+	if len(vs) == 0 {
 		return nil, fail(http.StatusNotFound, "unknown log origin %q", origin)
 	}
-	n, err := note.Open(req.Note, note.VerifierList(v))
+	n, err := note.Open(req.Note, note.VerifierList(vs...))
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		var invalid *note.InvalidSignatureError
 		if errors.As(err, &unverified) || errors.As(err, &invalid) {
-			return nil, fail(http.StatusForbidden, "checkpoint is not validly signed by the key configured for %q", origin)
+			return nil, fail(http.StatusForbidden, "checkpoint is not validly signed by a key configured for %q", origin)
 		}
 		return nil, fail(http.StatusBadRequest, "malformed checkpoint note: %v", err)
 	}

@@ -337,3 +337,59 @@ func TestServerConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestServerKeyRotation: a witness configured with a log's old and new
+// keys (one line each) keeps cosigning across the log's rotation: before,
+// during the overlap (both signatures), and after the old key retired.
+func TestServerKeyRotation(t *testing.T) {
+	log := newTestLog(t, "trail.example/org_1")
+	log.tree.add(t, "a", 30)
+	oldKey := log.signer
+	newKey := newTestLog(t, "trail.example/org_1").signer
+	stranger := newTestLog(t, "trail.example/org_1").signer
+	signed := func(size int64, keys ...*ledger.Signer) []byte {
+		msg, err := ledger.Signers(keys).Sign(ledger.Checkpoint{Origin: log.origin, Size: size, Hash: log.tree.root(t, size)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg
+	}
+	for _, tc := range []struct {
+		name string
+		keys []*ledger.Signer // configured for the log
+	}{
+		{"one line per key", []*ledger.Signer{oldKey, newKey}},
+		{"a key listed twice", []*ledger.Signer{oldKey, newKey, oldKey}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg []LogConfig
+			for _, k := range tc.keys {
+				lc, err := ParseLogConfig("trail.example/* " + k.VerifierKey())
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg = append(cfg, lc)
+			}
+			srv, err := OpenServer(t.TempDir(), newTestSigner(t, "witness.example"), cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			for _, s := range []struct {
+				name   string
+				body   []byte
+				status int
+			}{
+				{"old key", formatAddRequest(0, nil, signed(10, oldKey)), 200},
+				{"overlap", formatAddRequest(10, log.tree.proof(t, 10, 15), signed(15, oldKey, newKey)), 200},
+				{"new key after retirement", formatAddRequest(15, log.tree.proof(t, 15, 20), signed(20, newKey)), 200},
+				{"a key not configured", formatAddRequest(20, log.tree.proof(t, 20, 25), signed(25, stranger)), 403},
+				{"new key again", formatAddRequest(20, log.tree.proof(t, 20, 30), signed(30, newKey)), 200},
+			} {
+				if code, body := post(t, srv, s.body); code != s.status {
+					t.Fatalf("%s: status %d (%q), want %d", s.name, code, body, s.status)
+				}
+			}
+		})
+	}
+}
