@@ -22,7 +22,7 @@
 //	POST   /v1/api_keys                     admin
 //	GET    /v1/api_keys, /v1/api_keys/{id}  admin
 //	DELETE /v1/api_keys/{id}                admin (revokes)
-//	GET    /v1/log/key                      no authentication (the public verifier key)
+//	GET    /v1/log/key, /v1/log/keys        no authentication (the public verifier key; the key history)
 //	GET    /v1/organizations/{id}/log/checkpoint, …/log/proof/inclusion,
 //	       …/log/proof/consistency, …/log/records, …/log/bundle
 //	                                        events:read, exports or admin (see log.go)

@@ -99,7 +99,8 @@ var hostileRoutes = map[string]routeSpec{
 	"GET /openapi.json": {path: "/openapi.json"},
 	"GET /v1/organizations/{id}/log/tiles/checkpoint":     {path: "/v1/organizations/{org}/log/tiles/checkpoint", okStatus: 404},
 	"GET /v1/organizations/{id}/log/tiles/tile/{path...}": {path: "/v1/organizations/{org}/log/tiles/tile/0/000", okStatus: 404},
-	"GET /v1/log/key": {path: "/v1/log/key"},
+	"GET /v1/log/key":  {path: "/v1/log/key"},
+	"GET /v1/log/keys": {path: "/v1/log/keys"},
 
 	"POST /audit_logs/events": {path: "/audit_logs/events", body: hostileEventBody},
 	"POST /v1/events/batch":   {path: "/v1/events/batch", body: `{"events":[` + hostileEventBody + `]}`},
@@ -281,7 +282,7 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 		t.Fatal(err)
 	}
 	srv = New(st, com, Config{
-		Log:       LogConfig{Storage: st, VerifierKey: signer.VerifierKey()},
+		Log:       LogConfig{Storage: st, VerifierKey: signer.VerifierKey(), Keys: plainKeys(t, signer.VerifierKey())},
 		Retention: RetentionConfig{Store: st},
 		Streams:   StreamsConfig{Store: st, Records: st, Codec: stream.NewCodec(stream.Policy{AllowLoopback: true}, keys.Sealer(stream.SealPurpose))},
 		Exports:   ExportConfig{Service: svc, Links: export.NewLinks(keys.Key("trail export links v1"))},

@@ -27,6 +27,12 @@ type LogConfig struct {
 	Storage ledger.Storage
 	// VerifierKey is the note verifier key checkpoints are signed with.
 	VerifierKey string
+	// NewestKey, when set, returns the newest active verifier key (it
+	// changes when the signing key rotates); it overrides VerifierKey.
+	NewestKey func() string
+	// Keys, when set, returns the log's key history: GET /v1/log/keys
+	// serves it (docs/VERIFYING.md, "Key history").
+	Keys func() *ledger.KeyHistory
 	// Refused, when set, reports the organizations whose logs the
 	// integrator refuses to extend, with the reason (/readyz on the
 	// operator listener shows them).
@@ -46,7 +52,21 @@ func (s *Server) logKey(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintln(w, s.cfg.Log.VerifierKey)
+	key := s.cfg.Log.VerifierKey
+	if s.cfg.Log.NewestKey != nil {
+		key = s.cfg.Log.NewestKey()
+	}
+	fmt.Fprintln(w, key)
+	return nil
+}
+
+// logKeys serves the log's key history: every key checkpoints were signed
+// with, its state and validity period (docs/VERIFYING.md, "Key history").
+func (s *Server) logKeys(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, s.cfg.Log.Keys().String())
 	return nil
 }
 

@@ -42,7 +42,7 @@ func newLogEnv(t *testing.T, refused func() map[string]string) *logEnv {
 		}
 		t.Cleanup(in.Stop)
 		le.signer, le.in = signer, in
-		c.Log = LogConfig{Storage: e.st, VerifierKey: signer.VerifierKey(), Refused: refused}
+		c.Log = LogConfig{Storage: e.st, VerifierKey: signer.VerifierKey(), Refused: refused, Keys: plainKeys(t, signer.VerifierKey())}
 	})
 	le.env = e
 	return le
@@ -86,11 +86,24 @@ func (e *logEnv) send(org string, n int) {
 	}
 }
 
+// plainKeys is a key history of the given keys, all active.
+func plainKeys(t testing.TB, vkeys ...string) func() *ledger.KeyHistory {
+	h, err := ledger.PlainKeys(vkeys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() *ledger.KeyHistory { return h }
+}
+
 func TestLogKeyAndCheckpoint(t *testing.T) {
 	e := newLogEnv(t, nil)
 	res := e.do("GET", "/v1/log/key", "", "")
 	if res.Code != 200 || strings.TrimSpace(res.Body.String()) != e.signer.VerifierKey() {
 		t.Fatalf("GET /v1/log/key = %d %q, want the verifier key %q", res.Code, res.Body, e.signer.VerifierKey())
+	}
+	res = e.do("GET", "/v1/log/keys", "", "")
+	if h, err := ledger.ParseKeyHistory(res.Body.String()); res.Code != 200 || err != nil || h.Keys[0].VerifierKey != e.signer.VerifierKey() {
+		t.Fatalf("GET /v1/log/keys = %d %q (%v), want the key history", res.Code, res.Body, err)
 	}
 	org := e.org("Acme")
 	e.send(org, 5)

@@ -50,7 +50,7 @@ func withEverything(t *testing.T) envOption {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Log = LogConfig{Storage: e.st, VerifierKey: signer.VerifierKey()}
+		c.Log = LogConfig{Storage: e.st, VerifierKey: signer.VerifierKey(), Keys: plainKeys(t, signer.VerifierKey())}
 		c.Retention = RetentionConfig{Store: e.st}
 		withStreams()(c, e)
 		c.Schemas = schema.NewRegistry(e.st, schema.Options{Registerer: e.reg})

@@ -53,6 +53,9 @@ func (s *Server) routes() {
 		// The verifier key is public: auditors fetch it without an API key
 		// (and should compare it with one obtained out of band).
 		s.handlePublic("GET /v1/log/key", s.logKey)
+		if s.cfg.Log.Keys != nil {
+			s.handlePublic("GET /v1/log/keys", s.logKeys) // the key history
+		}
 		s.handle("GET /v1/organizations/{id}/log/checkpoint", anyReadScope, s.logCheckpoint)
 		s.handle("GET /v1/organizations/{id}/log/proof/inclusion", anyReadScope, s.logInclusionProof)
 		s.handle("GET /v1/organizations/{id}/log/proof/consistency", anyReadScope, s.logConsistencyProof)
