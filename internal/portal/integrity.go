@@ -43,7 +43,7 @@ type Witnesses interface {
 // key, and how to check the whole log with the trail CLI.
 func (p *Portal) integrity(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
-	d := integrityData{Org: s.Org, VerifierKey: p.verifier.key, BaseURL: p.cfg.BaseURL}
+	d := integrityData{Org: s.Org, VerifierKey: p.verifierKey(), BaseURL: p.cfg.BaseURL}
 	msg, err := p.cfg.Ledger.LatestCheckpoint(r.Context(), s.Org)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -52,7 +52,7 @@ func (p *Portal) integrity(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		d.Checkpoint = string(msg)
-		if cp, err := ledger.ParseCheckpoint(msg, p.verifier.v); err == nil {
+		if cp, err := p.openCheckpoint(msg); err == nil {
 			d.Size, d.RootHash = cp.Size, cp.Hash.String()
 		}
 	}
@@ -77,7 +77,7 @@ func (p *Portal) download(w http.ResponseWriter, r *http.Request) {
 	case "trail.vkey":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="trail.vkey"`)
-		fmt.Fprintln(w, p.verifier.key)
+		fmt.Fprintln(w, p.verifierKey())
 	case "checkpoint":
 		msg, err := p.cfg.Ledger.LatestCheckpoint(r.Context(), s.Org)
 		if errors.Is(err, store.ErrNotFound) {

@@ -60,6 +60,10 @@ type Config struct {
 	// Ledger and VerifierKey serve inclusion proofs and the integrity page.
 	Ledger      ledger.Storage
 	VerifierKey string
+	// Keys, when set, returns the log's key history: checkpoints are
+	// checked against it and its newest active key is the one shown, so a
+	// signing-key rotation reaches the portal without a restart.
+	Keys func() *ledger.KeyHistory
 	// BaseURL is the server's public URL (scheme and host, no path): links
 	// are BaseURL + "/portal/launch?secret=…". An https BaseURL also makes
 	// the session cookie Secure.

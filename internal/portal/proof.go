@@ -26,6 +26,25 @@ func newVerifier(vkey string) (verifier, error) {
 	return verifier{key: vkey, v: v}, nil
 }
 
+// openCheckpoint checks a checkpoint against the deployment's keys.
+func (p *Portal) openCheckpoint(msg []byte) (ledger.Checkpoint, error) {
+	if p.cfg.Keys != nil {
+		c, _, err := p.cfg.Keys().OpenCheckpoint(msg)
+		return c, err
+	}
+	return ledger.ParseCheckpoint(msg, p.verifier.v)
+}
+
+// verifierKey is the verifier key shown: the newest active one.
+func (p *Portal) verifierKey() string {
+	if p.cfg.Keys != nil {
+		if active := p.cfg.Keys().Active(); len(active) > 0 {
+			return active[len(active)-1].VerifierKey
+		}
+	}
+	return p.verifier.key
+}
+
 // Outcomes of an inclusion check.
 const (
 	proofVerified = "verified" // the record is in the signed tree
@@ -61,7 +80,7 @@ func (p *Portal) proveInclusion(ctx context.Context, org string, e store.StoredE
 		return v, fmt.Errorf("couldn't read the checkpoint of %s: %w", org, err)
 	}
 	v.Checkpoint = string(msg)
-	cp, err := ledger.ParseCheckpoint(msg, p.verifier.v)
+	cp, err := p.openCheckpoint(msg)
 	if err != nil || ledger.OrganizationOf(cp.Origin) != org {
 		v.Status = proofFailed
 		v.Message = "The newest checkpoint of this log does not verify with the deployment's verifier key. Report this to the application's operator."
