@@ -36,6 +36,26 @@ func (c *Client) LogKey(ctx context.Context) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// LogKeys answers GET /v1/log/keys: the log's key history (every signing
+// key, its state and validity period, docs/VERIFYING.md "Key history"), in
+// its text form, which VerifyBundle and ParseCheckpoint take in place of a
+// verifier key. Compare the keys with ones obtained out of band.
+func (c *Client) LogKeys(ctx context.Context) (string, error) {
+	resp, err := c.send(ctx, request{method: http.MethodGet, path: "/v1/log/keys", noAuth: true})
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("reading the key history: %w", err)
+	}
+	if _, err := ledger.ParseKeyHistory(string(b)); err != nil {
+		return "", fmt.Errorf("the server's key history: %w", err)
+	}
+	return string(b), nil
+}
+
 // Checkpoint is a signed tree head of one organization's log.
 type Checkpoint struct {
 	Origin string

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -14,8 +12,6 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/trailaudit/trail/internal/keyring"
-	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -36,20 +32,17 @@ type deploymentSetting struct {
 // identityKeys are the settings that trail deployment set refuses to
 // change: a new origin or key is a new log to every verifier, which key
 // rotation, not a setting, must handle.
-var identityKeys = []string{"log_origin", "signing_key", "master_key_check"}
+// The signing keys, the freeze and the master keys have their own commands
+// (trail signing-key, trail master-key).
+var identityKeys = []string{"log_origin", "signing_key", "master_key_check", signingKeysSetting, logFrozenSetting}
 
-// masterKeyCheck is a value that tells whether two master keys are the
-// same without revealing either: a hash of a key derived for nothing else.
-func masterKeyCheck(keys *keyring.Keyring) string {
-	sum := sha256.Sum256(keys.Key("trail deployment check v1"))
-	return hex.EncodeToString(sum[:8])
-}
-
-func (c *serveCommand) deploymentSettings(origin string, signer *ledger.Signer, keys *keyring.Keyring, defaultRetentionDays int) []deploymentSetting {
+// deploymentSettings lists the settings checked at boot. signing_key is
+// the deployment's first signing key (its history is signing_keys, see
+// signingkeys.go); the master keys are checked by checkMasterKeys.
+func (c *serveCommand) deploymentSettings(origin string, genesisKey string, defaultRetentionDays int) []deploymentSetting {
 	return []deploymentSetting{
 		{name: "log_origin", flag: "--log-origin", value: origin},
-		{name: "signing_key", flag: "--signing-key-file (its verifier key)", value: signer.VerifierKey()},
-		{name: "master_key_check", flag: "--master-key-file (a check value of it)", value: masterKeyCheck(keys)},
+		{name: "signing_key", flag: "--signing-key-file (its verifier key)", value: genesisKey},
 		{name: "retention_default_days", flag: "--retention-default-days", value: strconv.Itoa(defaultRetentionDays), fleet: true},
 		{name: "streams_allow_private", flag: "--streams-allow-private", value: strconv.FormatBool(c.streamsAllowPrivate), fleet: true},
 		{name: "require_schemas", flag: "--require-schemas", value: strconv.FormatBool(c.requireSchemas), fleet: true},
@@ -137,7 +130,11 @@ func (c *deploymentCommand) Run(ctx context.Context, args []string) error {
 		}
 		slices.Sort(names)
 		for _, n := range names {
-			fmt.Fprintf(c.stdout, "%s\t%q\n", n, all[n]) // quoted: a value never moves a terminal
+			v := all[n]
+			if n == signingKeysSetting {
+				v = "(the signing key history: trail signing-key list)"
+			}
+			fmt.Fprintf(c.stdout, "%s\t%q\n", n, v) // quoted: a value never moves a terminal
 		}
 		return nil
 	}
@@ -175,6 +172,6 @@ func savedOrigin(dataDir string) bool {
 // checkDeploymentIdentity checks this server's settings against the
 // deployment's (checkDeployment). The retention flags were validated
 // before the database was opened; their default is read as it is.
-func (c *serveCommand) checkDeploymentIdentity(ctx context.Context, ds store.DeploymentStore, shared bool, origin string, signer *ledger.Signer, keys *keyring.Keyring) error {
-	return checkDeployment(ctx, ds, c.deploymentSettings(origin, signer, keys, int(c.retention.defaultDays)), shared)
+func (c *serveCommand) checkDeploymentIdentity(ctx context.Context, ds store.DeploymentStore, shared bool, origin string, dk *deploymentKeys) error {
+	return checkDeployment(ctx, ds, c.deploymentSettings(origin, dk.genesis, int(c.retention.defaultDays)), shared)
 }

@@ -20,7 +20,7 @@ type exportJobs struct {
 // openExports opens the export service: on SQLite, River and the exports
 // table in their own file beside the database (<name>.exports.db); on
 // PostgreSQL, in the database. Files go to dir (default <data>/exports).
-func openExports(ctx context.Context, db *database, signer *ledger.Signer, sf *storageFlags, dir string, maxRate float64, logger *slog.Logger) (*exportJobs, error) {
+func openExports(ctx context.Context, db *database, signer ledger.SelectionSigner, sf *storageFlags, dir string, maxRate float64, logger *slog.Logger) (*exportJobs, error) {
 	if dir == "" {
 		dir = filepath.Join(sf.Data, "exports")
 	}

@@ -30,6 +30,7 @@ type logCommand struct {
 
 const logUsage = `say what to do:
   trail log key --server URL | --data DIR
+  trail log keys --server URL   the log's key history (for trail verify --key FILE)
   trail log checkpoint --server URL --api-key KEY --org ID [--size N] [--out FILE]
   trail log pull --server URL --api-key KEY --org ID [--from A] [--to B] [--size N] [--since CHECKPOINT_FILE] --out FILE`
 
@@ -47,12 +48,14 @@ func (c *logCommand) Run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "key":
 		return c.key(ctx, fs, args[1:])
+	case "keys":
+		return c.keys(ctx, fs, args[1:])
 	case "checkpoint":
 		return c.checkpoint(ctx, fs, args[1:])
 	case "pull":
 		return c.pull(ctx, fs, args[1:])
 	}
-	return usagef("unknown log command %q: use key, checkpoint or pull", args[0])
+	return usagef("unknown log command %q: use key, keys, checkpoint or pull", args[0])
 }
 
 // serverFlags name a Trail server and what to ask it about.
@@ -99,6 +102,31 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// keys prints the log's key history, checked to be one.
+func (c *logCommand) keys(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	server := fs.String("server", envString("TRAIL_SERVER", ""), "URL of the Trail server to ask for its key history [TRAIL_SERVER]")
+	if err := parseFlagsOnly(fs, args); err != nil {
+		return err
+	}
+	if *server == "" {
+		return usagef("--server is required (or TRAIL_SERVER)")
+	}
+	cl, err := client.New(*server, "", client.WithUserAgent("trail/"+version))
+	if err != nil {
+		return usagef("--server: %v", err)
+	}
+	body, err := cl.LogKeys(ctx)
+	if err != nil {
+		return err
+	}
+	h, err := ledger.ParseKeyHistory(body)
+	if err != nil {
+		return fmt.Errorf("the server's answer is not a key history: %w", err)
+	}
+	fmt.Fprint(c.stdout, h.String())
+	return nil
 }
 
 func (c *logCommand) key(ctx context.Context, fs *flag.FlagSet, args []string) error {

@@ -8,6 +8,8 @@
 //	trail log key|checkpoint|pull  fetch the verifier key, checkpoints and bundles
 //	trail tail --org ORG           follow an organization's events as they are recorded
 //	trail verify FILE --key VKEY   check a bundle offline
+//	trail signing-key …            rotate the log's signing keys, freeze the log
+//	trail master-key …             rotate the master key, re-encrypt secrets
 //	trail export                   export an organization's events through a server
 //	trail witness                  cosign other logs' consistent checkpoints
 //	trail version
@@ -35,20 +37,23 @@ type command interface {
 
 func commands(stdout, stderr io.Writer) map[string]command {
 	return map[string]command{
-		"serve":      &serveCommand{stdout: stdout, stderr: stderr},
-		"migrate":    &migrateCommand{stdout: stdout, stderr: stderr},
-		"org":        &orgCommand{stdout: stdout},
-		"import":     &importCommand{stdout: stdout, stderr: stderr},
-		"key":        &keyCommand{stdout: stdout},
-		"portal":     &portalCommand{stdout: stdout},
-		"deployment": &deploymentCommand{stdout: stdout},
-		"log":        &logCommand{stdout: stdout, stderr: stderr},
-		"tail":       &tailCommand{stdout: stdout, stderr: stderr},
-		"verify":     &verifyCommand{stdout: stdout, stderr: stderr},
-		"export":     &exportCommand{stdout: stdout, stderr: stderr},
-		"bench":      &benchCommand{stdout: stdout, stderr: stderr},
-		"witness":    &witnessCommand{stdout: stdout, stderr: stderr},
-		"version":    versionCommand{stdout: stdout},
+		"serve":       &serveCommand{stdout: stdout, stderr: stderr},
+		"migrate":     &migrateCommand{stdout: stdout, stderr: stderr},
+		"org":         &orgCommand{stdout: stdout},
+		"import":      &importCommand{stdout: stdout, stderr: stderr},
+		"key":         &keyCommand{stdout: stdout},
+		"portal":      &portalCommand{stdout: stdout},
+		"deployment":  &deploymentCommand{stdout: stdout},
+		"signing-key": &signingKeyCommand{stdout: stdout},
+		"master-key":  &masterKeyCommand{stdout: stdout},
+		"streams":     &streamsCommand{stdout: stdout},
+		"log":         &logCommand{stdout: stdout, stderr: stderr},
+		"tail":        &tailCommand{stdout: stdout, stderr: stderr},
+		"verify":      &verifyCommand{stdout: stdout, stderr: stderr},
+		"export":      &exportCommand{stdout: stdout, stderr: stderr},
+		"bench":       &benchCommand{stdout: stdout, stderr: stderr},
+		"witness":     &witnessCommand{stdout: stdout, stderr: stderr},
+		"version":     versionCommand{stdout: stdout},
 	}
 }
 
@@ -62,6 +67,9 @@ Usage:
   trail key create|list|revoke  manage API keys
   trail portal revoke ORG_ID  end an organization's Admin Portal sessions
   trail deployment show|set   the settings every replica must agree on
+  trail signing-key list|rotate|retire|revoke|freeze  the log's signing keys (docs/OPERATIONS.md)
+  trail master-key list|promote|re-encrypt  rotate the master key (docs/OPERATIONS.md)
+  trail streams resume --all [--org ID]  resume the log streams that are invalid or failing
   trail log key|checkpoint|pull  fetch the log's verifier key, a checkpoint or a bundle
   trail tail --server URL --org ID  follow an organization's events as they are recorded
   trail verify FILE --key VKEY  check a bundle offline (see docs/VERIFYING.md)

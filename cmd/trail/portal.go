@@ -18,10 +18,10 @@ import (
 // exists: the portal records its admins' actions, and manages log streams,
 // through it. exports (nil: none) serves the events page's CSV export;
 // tail the live view.
-func newPortal(ctx context.Context, st portal.Store, vkey string, keys *keyring.Keyring, publicURL string,
+func newPortal(ctx context.Context, st portal.Store, signing *deploymentKeys, keys *keyring.Keyring, publicURL string,
 	logger *slog.Logger, server func() *api.Server, exports portal.Exports, ls ledger.Storage, witnesses portal.Witnesses, tail portal.Tail) (api.PortalConfig, error) {
 	p, err := portal.New(portal.Config{
-		Store: st, Ledger: ls, VerifierKey: vkey, BaseURL: publicURL,
+		Store: st, Ledger: ls, VerifierKey: signing.NewestKey(), Keys: signing.History, BaseURL: publicURL,
 		SessionKey: keys.Key("trail portal sessions v1"),
 		Logger:     logger.With("component", "portal"),
 		Exports:    exports,

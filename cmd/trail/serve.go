@@ -188,22 +188,23 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	signer, err := c.loadSigner(origin)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	if err := checkSigningKey(ctx, st, signer); err != nil {
-		ln.Close()
-		return err
-	}
 	keys, err := c.loadKeyring()
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	_ = keys // used by the features that derive keys from it
-	if err := c.checkDeploymentIdentity(ctx, st, pool != nil, origin, signer, keys); err != nil {
+	// The master and signing keys are the deployment's, recorded in its
+	// database (masterkeys.go, signingkeys.go).
+	if keys, err = checkMasterKeys(ctx, st, keys); err != nil {
+		ln.Close()
+		return err
+	}
+	signer, err := c.loadDeploymentKeys(ctx, st, origin, keys, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := c.checkDeploymentIdentity(ctx, st, pool != nil, origin, signer); err != nil {
 		ln.Close()
 		return err
 	}
@@ -280,6 +281,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		lease.Run(workers, pool, "integrator", integratorLease, logger.With("worker", "integrator"), integrator.run)
 	}()
 	go expireIdempotencyKeys(workers, st, logger)
+	go signer.run(workers)
 	cosigning := runSubmitter(workers, cosigner)
 	sweeper, retentionDone, err := startRetention(workers, st, pool, leases, &c.retention, logger, reg)
 	if err != nil {
@@ -317,13 +319,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	var apiServer *api.Server // the portal records its admins' actions, and acts on streams, through it
-	portalConfig, err := newPortal(workers, st, signer.VerifierKey(), keys, publicURL, logger, func() *api.Server { return apiServer },
+	portalConfig, err := newPortal(workers, st, signer, keys, publicURL, logger, func() *api.Server { return apiServer },
 		exports.svc, logStorage, portalWitnesses(cosigner), tail)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	submitter := admittedSubmitter{next: tail.NotifyingSubmitter(guardedSubmitter(committer, guard)), admit: integrator.Admit}
+	submitter := admittedSubmitter{next: tail.NotifyingSubmitter(guardedSubmitter(committer, guard)), admit: signer.admit(integrator.Admit)}
 	handler := api.New(st, submitter, api.Config{
 		Limits:            limits,
 		MaxBatchBodyBytes: c.maxBatchBody,
@@ -333,8 +335,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Logger:            logger,
 		Registerer:        reg,
 		Gatherer:          reg,
-		Log: api.LogConfig{Storage: logStorage, VerifierKey: signer.VerifierKey(), Refused: integrator.Refused, Checked: integrator.Checked,
-			WitnessesDown: witnessesDown},
+		Log: api.LogConfig{Storage: logStorage, VerifierKey: signer.NewestKey(), Refused: integrator.Refused, Checked: integrator.Checked,
+			WitnessesDown: witnessesDown, Keys: signer.History, NewestKey: signer.NewestKey},
 		Retention: api.RetentionConfig{Store: st, DefaultDays: int(c.retention.defaultDays), Changed: sweeper.Wake},
 		Streams:   streams.apiConfig(st),
 		Portal:    portalConfig,

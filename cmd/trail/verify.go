@@ -26,7 +26,7 @@ type verifyCommand struct {
 	stdout, stderr io.Writer
 }
 
-const verifyUsage = "trail verify FILE --key VERIFIER_KEY [--since CHECKPOINT_FILE] [--witness WITNESS_KEY … --quorum N]"
+const verifyUsage = "trail verify FILE --key VERIFIER_KEY|KEYS_FILE [--key …] [--since CHECKPOINT_FILE] [--witness WITNESS_KEY … --quorum N]"
 
 func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
@@ -35,8 +35,8 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(fs.Output(), "Usage: %s\n\nFILE is a bundle (trail log pull), or - for standard input.\n\n", verifyUsage)
 		fs.PrintDefaults()
 	}
-	keyFlag := fs.String("key", envString("TRAIL_VERIFIER_KEY", ""),
-		"the log's verifier key (<name>+<hash>+<key>), obtained out of band, or a file holding it [TRAIL_VERIFIER_KEY]")
+	var keyFlags repeatFlag
+	fs.Var(&keyFlags, "key", "the log's verifier key (<name>+<hash>+<key>), obtained out of band, or a file holding one per line, or the log's key history (trail log keys); repeatable: the checkpoint must be signed by one of them [TRAIL_VERIFIER_KEY]")
 	sinceFlag := fs.String("since", "", "a checkpoint file you saved earlier: also check that the bundle's checkpoint extends it")
 	var witnessFlags repeatFlag
 	fs.Var(&witnessFlags, "witness", "a witness's verifier key (or a file of them, one per line): require its cosignature on the bundle's checkpoint (repeatable; see --quorum)")
@@ -48,7 +48,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	if len(files) != 1 {
 		return usagef("give one bundle file to verify (- for standard input): %s", verifyUsage)
 	}
-	vkey, err := verifierKey(*keyFlag)
+	keys, err := verifierKeys(keyFlags)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	if *quorum == 0 {
 		*quorum = len(witnesses)
 	}
-	var opts ledger.VerifyOptions
+	opts := ledger.VerifyOptions{Keys: keys}
 	if *sinceFlag != "" {
 		if opts.Since, err = readSmallFile(*sinceFlag, 64<<10); err != nil {
 			return usageError{fmt.Errorf("--since: %w", err)}
@@ -92,7 +92,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 		opts.ProgressEvery = 4096
 		opts.Progress = func(n int64) { prog.update(" verified %s", plural(n, "record")) }
 	}
-	rep, err := ledger.Verify(in, vkey, opts)
+	rep, err := ledger.Verify(in, "", opts)
 	prog.clear()
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -124,35 +124,76 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// verifierKey returns the verifier key --key gives: the key itself, or the
-// contents of a file holding it.
-func verifierKey(arg string) (string, error) {
+// verifierKeys returns the keys the --key values give: verifier keys
+// (active), files of them, and key histories, merged into one history.
+func verifierKeys(args []string) (*ledger.KeyHistory, error) {
+	if len(args) == 0 {
+		return nil, usagef("--key is required (or TRAIL_VERIFIER_KEY): the log's verifier key, obtained out of band (see trail log key), a file holding it, or the log's key history (trail log keys)")
+	}
+	h := &ledger.KeyHistory{}
+	for _, a := range args {
+		part, err := verifierKeyArg(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range part.Keys {
+			if err := h.Add(k); err != nil {
+				return nil, usagef("--key: %v", err)
+			}
+		}
+	}
+	return h, nil
+}
+
+// verifierKeyArg reads one --key value: a verifier key, or a file holding
+// verifier keys one per line, or a key history.
+func verifierKeyArg(arg string) (*ledger.KeyHistory, error) {
 	arg = strings.TrimSpace(arg)
 	if arg == "" {
-		return "", usagef("--key is required (or TRAIL_VERIFIER_KEY): the log's verifier key, obtained out of band (see trail log key), or a file holding it")
+		return nil, usagef("--key is empty: give the log's verifier key, or a file holding it")
 	}
 	if _, err := note.NewVerifier(arg); err == nil {
-		return arg, nil
+		return ledger.PlainKeys(arg)
 	}
 	if strings.HasPrefix(arg, "PRIVATE+KEY+") {
 		// Never echo a private key back.
-		return "", usagef("--key is a private signing key: give its verifier key instead (trail log key prints it); and keep the private key secret")
+		return nil, usagef("--key is a private signing key: give its verifier key instead (trail log key prints it); and keep the private key secret")
 	}
-	raw, err := readSmallFile(arg, 4<<10)
+	raw, err := readSmallFile(arg, 1<<20)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", usagef("--key %q is neither a verifier key (<name>+<hash>+<key>) nor a file holding one", arg)
+		return nil, usagef("--key %q is neither a verifier key (<name>+<hash>+<key>) nor a file holding one", arg)
 	}
 	if err != nil {
-		return "", usageError{fmt.Errorf("--key: %w", err)}
+		return nil, usageError{fmt.Errorf("--key: %w", err)}
 	}
-	key := strings.TrimSpace(string(raw))
-	if strings.HasPrefix(key, "PRIVATE+KEY+") {
-		return "", usagef("--key %s holds a private signing key: give its verifier key instead (trail log key prints it)", arg)
+	text := string(raw)
+	if strings.Contains(text, "PRIVATE+KEY+") {
+		return nil, usagef("--key %s holds a private signing key: give its verifier key instead (trail log key prints it)", arg)
 	}
-	if _, err := note.NewVerifier(key); err != nil {
-		return "", usagef("--key %s does not hold a verifier key (one line, <name>+<hash>+<key>): %w", arg, err)
+	if ledger.IsKeyHistory(text) {
+		h, err := ledger.ParseKeyHistory(text)
+		if err != nil {
+			return nil, usagef("--key %s: %v", arg, err)
+		}
+		return h, nil
 	}
-	return key, nil
+	var keys []string
+	for _, l := range strings.Split(text, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			if _, err := note.NewVerifier(l); err != nil {
+				return nil, usagef("--key %s does not hold verifier keys (one per line, <name>+<hash>+<key>): %w", arg, err)
+			}
+			keys = append(keys, l)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, usagef("--key %s holds no verifier key", arg)
+	}
+	h, err := ledger.PlainKeys(keys...)
+	if err != nil {
+		return nil, usagef("--key %s: %v", arg, err)
+	}
+	return h, nil
 }
 
 // parseInterleaved parses flags that may come before, between or after the

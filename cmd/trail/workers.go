@@ -27,7 +27,7 @@ import (
 // the current one.
 type integratorRunner struct {
 	st       ledger.Storage
-	signer   *ledger.Signer
+	signer   *deploymentKeys
 	dataDir  string
 	prefix   string // configured origin prefix
 	explicit bool   // prefix came from --log-origin
@@ -126,7 +126,7 @@ func (r *integratorRunner) run(ctx context.Context) {
 	// A pass every 250 ms keeps the lag to a checkpoint well under the 1 s
 	// promised while storing 2.5× fewer checkpoints than the 100 ms default
 	// on a deployment with many quiet organizations (docs/SCALING.md).
-	in, err := ledger.NewIntegrator(r.st, r.signer, prefix, ledger.Options{DataDir: r.dataDir, Interval: 250 * time.Millisecond, Signed: r.signed}, r.logger, reg)
+	in, err := ledger.NewIntegrator(r.st, r.signer, prefix, ledger.Options{DataDir: r.dataDir, Interval: 250 * time.Millisecond, Signed: r.signed, Frozen: r.signer.Frozen}, r.logger, reg)
 	if err != nil {
 		r.logger.Error("not integrating", "err", err)
 		<-ctx.Done()
@@ -185,7 +185,7 @@ func (r *integratorRunner) origin(ctx context.Context) (string, error) {
 	if note == nil {
 		return r.prefix, nil
 	}
-	ck, err := ledger.ParseCheckpoint(note, r.signer.Verifier())
+	ck, err := r.signer.OpenStored(note)
 	if err != nil {
 		return "", fmt.Errorf("checkpoint of %s: %w", org, err)
 	}

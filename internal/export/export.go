@@ -78,7 +78,7 @@ type Config struct {
 	Log     Reader
 	// Signer, when set, is the log's key: it signs the selection line of
 	// NDJSON exports' subset bundles, for the checkpoint they end at.
-	Signer *ledger.Signer
+	Signer ledger.SelectionSigner
 	// Dir holds the export files. With several PostgreSQL replicas it must
 	// be shared by all of them (a download may reach any replica).
 	Dir    string

@@ -129,10 +129,10 @@ func (s *Signer) VerifierKey() string { return s.vkey }
 // Verifier returns the verifier of this signer's signatures.
 func (s *Signer) Verifier() note.Verifier { return s.verifier }
 
-// signText signs text as a signed note's text and returns the signature's
+// SignText signs text as a signed note's text and returns the signature's
 // base64 (4-byte key hash ‖ 64-byte Ed25519 signature), as on a signature
 // line.
-func (s *Signer) signText(text string) (string, error) {
+func (s *Signer) SignText(text string) (string, error) {
 	msg, err := note.Sign(&note.Note{Text: text}, s.signer)
 	if err != nil {
 		return "", err
@@ -167,6 +167,27 @@ var ErrNoSigningKey = errors.New("no active signing key")
 // each, in order (C2SP signed-note allows several): how a log signs during
 // a key rotation's overlap, so that verifiers holding either key accept it.
 type Signers []*Signer
+
+// SelectionSigner signs a subset bundle's selection line: SignText returns
+// the base64 signature of text as a signed note's text by a key that
+// signs the log's checkpoints. *Signer and Signers are SelectionSigners.
+type SelectionSigner interface {
+	SignText(text string) (string, error)
+}
+
+var (
+	_ SelectionSigner = (*Signer)(nil)
+	_ SelectionSigner = Signers(nil)
+)
+
+// SignText signs text with the first key (Signers are in the order the
+// deployment's history lists its active keys).
+func (s Signers) SignText(text string) (string, error) {
+	if len(s) == 0 {
+		return "", ErrNoSigningKey
+	}
+	return s[0].SignText(text)
+}
 
 // Sign returns the signed checkpoint note of c, signed by every key.
 func (s Signers) Sign(c Checkpoint) ([]byte, error) {

@@ -87,8 +87,8 @@ type SubsetOptions struct {
 	// Selection describes the selection in words (one line), for people.
 	Selection string
 	// Signer, when set, signs the selection line (selection-signature);
-	// it must be the key that signed the checkpoint.
-	Signer *Signer
+	// it must be a key that signed the checkpoint.
+	Signer SelectionSigner
 	// Select decides whether a record goes in the bundle; it sees every
 	// stored record of [From, min(UpTo, size)) in seq order. record is
 	// only valid during the call.
@@ -137,7 +137,7 @@ func WriteSubset(ctx context.Context, w io.Writer, s Storage, org string, opts S
 		if !ok {
 			return info, fmt.Errorf("stored checkpoint of %s is not a signed note", org)
 		}
-		sig, err := opts.Signer.signText(selectionText(text, sel))
+		sig, err := opts.Signer.SignText(selectionText(text, sel))
 		if err != nil {
 			return info, fmt.Errorf("couldn't sign the selection of a subset bundle of %s: %w", org, err)
 		}

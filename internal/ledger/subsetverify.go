@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -267,16 +268,25 @@ func (tb *treeBuilder) addSubtree(h tlog.Hash) error {
 	return nil
 }
 
-// checkSelection checks a subset bundle's selection-signature: the log
-// key's signature of selectionText for the bundle's checkpoint.
-func checkSelection(checkpoint []byte, selection, sig string, v note.Verifier) error {
+// checkSelection checks a subset bundle's selection-signature: a
+// signature of selectionText for the bundle's checkpoint by a key of the
+// history that counts (active or retired; a revoked key's proves nothing).
+func checkSelection(checkpoint []byte, selection, sig string, h *KeyHistory) error {
 	text, ok := noteText(checkpoint)
 	if !ok {
 		return errors.New("the checkpoint is not a signed note")
 	}
-	msg := selectionText(text, selection) + "\n— " + v.Name() + " " + sig + "\n"
-	if _, err := note.Open([]byte(msg), note.VerifierList(v)); err != nil {
-		return fmt.Errorf("the selection line's signature does not verify with the log key for this checkpoint: the selection line, or its signature, was altered (%v)", err)
+	var last error
+	for _, k := range h.Keys {
+		if k.State == KeyRevoked {
+			continue
+		}
+		msg := selectionText(text, selection) + "\n— " + k.verifier.Name() + " " + sig + "\n"
+		if _, err := note.Open([]byte(msg), note.VerifierList(k.verifier)); err == nil {
+			return nil
+		} else {
+			last = err
+		}
 	}
-	return nil
+	return fmt.Errorf("the selection line's signature does not verify with the log's keys for this checkpoint: the selection line, or its signature, was altered (%v)", last)
 }

@@ -534,7 +534,7 @@ func TestWrongSigningKeyRefused(t *testing.T) {
 	if err == nil {
 		t.Fatalf("trail serve started with a foreign signing key:\n%s", out)
 	}
-	if !strings.Contains(string(out), "not signed by this server's key") {
+	if !strings.Contains(string(out), "is not one of the deployment's signing keys") {
 		t.Errorf("the refusal does not say why:\n%s", out)
 	}
 
