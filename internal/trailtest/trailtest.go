@@ -316,3 +316,17 @@ func StartWitness(t testing.TB, data string, args ...string) *Witness {
 
 // Logs returns what the witness wrote to stderr so far.
 func (w *Witness) Logs() string { return w.logs.String() }
+
+// Stop stops the witness with SIGTERM and waits for it to exit, so that
+// it can be started again on its data directory and address.
+func (w *Witness) Stop(t testing.TB) {
+	t.Helper()
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-w.done
+		t.Fatalf("trail witness did not stop within 30s\n%s", w.logs.String())
+	}
+}
