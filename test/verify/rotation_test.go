@@ -211,3 +211,79 @@ func TestSigningKeyRotation(t *testing.T) {
 		t.Error("trail signing-key list shows a private key")
 	}
 }
+
+// TestCompromiseProcedure follows docs/OPERATIONS.md's procedure for a
+// compromised signing key on a running server: freeze (ingest answers 503
+// and nothing is signed), rotate, revoke the old key, unfreeze. Events
+// sent afterwards are signed by the new key alone, and a whole-log bundle
+// verifies with the key history, in which the old key is revoked.
+func TestCompromiseProcedure(t *testing.T) {
+	a := auditor{t: t, bin: trailtest.Binary(t), dir: t.TempDir()}
+	data := t.TempDir()
+	srv := trailtest.Start(t, trailtest.Options{Data: data})
+	var org struct{ ID string }
+	json.Unmarshal(request(t, srv, "POST", "/organizations", `{"name":"Acme"}`), &org)
+	sendEvents(t, srv, org.ID, 10)
+	waitCheckpoint(t, srv, org.ID, 11)
+	oldKey := strings.TrimSpace(a.ok("log", "key", "--server", srv.URL))
+
+	a.ok("signing-key", "freeze", "--data", data, "key file found on a lost laptop")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, _, body := post(t, srv, "/audit_logs/events", oneEvent(org.ID))
+		if code == 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest still answers %d 60s after the freeze: %s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.ok("signing-key", "rotate", "--data", data)
+	a.ok("signing-key", "revoke", "--data", data, oldKey)
+	a.ok("signing-key", "unfreeze", "--data", data)
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		code, _, body := post(t, srv, "/audit_logs/events", oneEvent(org.ID))
+		if code == 201 || code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ingest still answers %d 60s after the unfreeze: %s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	history := filepath.Join(a.dir, "trail.keys")
+	if err := os.WriteFile(history, []byte(a.ok("log", "keys", "--server", srv.URL)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := ledger.ParseKeyHistory(a.ok("log", "keys", "--server", srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey := h.Active()[0].VerifierKey
+	// Every event accepted before the freeze, and the ones after, under a
+	// checkpoint of the new key alone.
+	var ck []byte
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		_, data := authGet(t, srv, "/v1/organizations/"+org.ID+"/log/checkpoint")
+		ck = data
+		if got := logSigners(t, ck, oldKey, newKey); len(got) == 1 && got[0] == newKey {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of the new key alone after 60s:\n%s\n%s", ck, srv.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	bundle := filepath.Join(a.dir, "whole.bundle")
+	a.ok("log", "pull", "--server", srv.URL, "--api-key", srv.Key, "--org", org.ID, "--out", bundle)
+	out := a.ok("verify", bundle, "--key", history)
+	if !strings.Contains(out, "none altered, none missing") {
+		t.Errorf("verify after the compromise procedure:\n%s", out)
+	}
+	if code, out := a.run("verify", bundle, "--key", oldKey); code != 1 {
+		t.Errorf("verify with the compromised key alone: exit %d, want 1:\n%s", code, out)
+	}
+}
