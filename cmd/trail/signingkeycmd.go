@@ -45,7 +45,8 @@ func (c *signingKeyCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("signing-key "+args[0], flag.ContinueOnError)
 	c.storage.register(fs)
 	keyFile := fs.String("master-key-file", envString("TRAIL_MASTER_KEY_FILE", ""), "with rotate: the deployment's master key file, to seal the new key under (default: <data>/master.key); TRAIL_MASTER_KEY may hold it [TRAIL_MASTER_KEY_FILE]")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	pos, err := parseInterleaved(fs, args[1:])
+	if err != nil {
 		return err
 	}
 	st, _, _, err := openBackend(ctx, &c.storage, slog.New(slog.DiscardHandler))
@@ -87,7 +88,7 @@ func (c *signingKeyCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprint(c.stdout, h.String())
 		return nil
 	case "rotate":
-		if fs.NArg() != 0 {
+		if len(pos) != 0 {
 			return usagef("trail signing-key rotate takes no arguments")
 		}
 		keys, err := readMasterKeys(*keyFile, c.storage.Data)
@@ -120,16 +121,16 @@ func (c *signingKeyCommand) Run(ctx context.Context, args []string) error {
 			signer.VerifierKey(), keyRefresh)
 		return nil
 	case "retire", "revoke":
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			return usagef("give the key to %s: trail signing-key %s KEY (a verifier key, or <name>+<hash> as trail signing-key list shows)", args[0], args[0])
 		}
 		h, err := history(recorded)
 		if err != nil {
 			return err
 		}
-		k, ok := h.Find(fs.Arg(0))
+		k, ok := h.Find(pos[0])
 		if !ok {
-			return usagef("%s is not one of the deployment's signing keys (trail signing-key list)", fs.Arg(0))
+			return usagef("%s is not one of the deployment's signing keys (trail signing-key list)", pos[0])
 		}
 		state := ledger.KeyRetired
 		if args[0] == "revoke" {
@@ -164,7 +165,7 @@ func (c *signingKeyCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "Signing key %s is %s: servers stop signing with it within %s.\n", k.ID(), state, keyRefresh)
 		return nil
 	case "freeze":
-		reason := strings.TrimSpace(strings.Join(fs.Args(), " "))
+		reason := strings.TrimSpace(strings.Join(pos, " "))
 		if reason == "" {
 			return usagef("say why: trail signing-key freeze REASON (shown in every refusal)")
 		}
@@ -174,7 +175,7 @@ func (c *signingKeyCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "The log is frozen: within %s no server signs a checkpoint or accepts an event (503) until trail signing-key unfreeze.\n", keyRefresh)
 		return recordCLIAction(ctx, st, "trail.log.frozen", store.SystemOrganizationID, cliTarget{Type: "log", ID: "deployment", Name: reason})
 	case "unfreeze":
-		if fs.NArg() != 0 {
+		if len(pos) != 0 {
 			return usagef("trail signing-key unfreeze takes no arguments")
 		}
 		if err := st.SetSetting(ctx, logFrozenSetting, ""); err != nil {
