@@ -6,8 +6,9 @@
 // one purpose (say, signed download links) says nothing about another (say,
 // encrypted stream credentials).
 //
-// The checkpoint signing key is not derived from it: verifiers hold its public
-// half, so it is its own file with its own life (package ledger).
+// The checkpoint signing keys are not derived from it: verifiers hold their
+// public halves, so each is a key of its own (package ledger), whose private
+// half the deployment keeps sealed under the master key.
 //
 // The master key rotates by envelope encryption with key ids: a keyring may
 // hold several master keys, the first of which (the primary) seals new

@@ -82,4 +82,10 @@
 // it stands for. Once the root matches, every leaf hash is authentic, so a
 // record whose hash differs is altered, a seq without a record is missing, and
 // the seqs on the record lines must run from, from+1, … to-1 in file order.
+//
+// The checkpoint note is accepted when it carries a valid signature by a key
+// of the verifier's key history (KeyHistory) that is active or retired; a
+// deployment rotating its key signs with every active key (Signers), one
+// signature line each. Lines of keys the verifier was not given, or of
+// revoked keys, are ignored (docs/VERIFYING.md, "Key history").
 package ledger
