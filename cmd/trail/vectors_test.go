@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -30,37 +31,48 @@ type vector struct {
 	args   []string // besides the file and --key trail.vkey
 	ok     bool
 	stdout string // the verdict must contain this
+	key    string // the --key file; default trail.vkey
 }
 
 var vectors = []vector{
-	{"range.bundle", nil, true, "100 events of org_vectors (seq 200–299) match checkpoint size 600"},
-	{"range-altered.bundle", nil, false, "altered record: seq 250"},
-	{"range-deleted.bundle", nil, false, "seq 260 is not in the bundle"},
-	{"range-swapped.bundle", nil, false, "out of order"},
-	{"range-duplicated.bundle", nil, false, "VERIFICATION FAILED"},
-	{"range-truncated.bundle", nil, false, "cut short"},
-	{"range-size-changed.bundle", nil, false, "VERIFICATION FAILED"},
-	{"range-signature-changed.bundle", nil, false, "does not verify"},
-	{"range-leaf-hash-changed.bundle", nil, false, "VERIFICATION FAILED"},
-	{"since.bundle", []string{"--since", "since-older.checkpoint"}, true, "is consistent with your older checkpoint size 400"},
-	{"since.bundle", []string{"--since", "since-forked.checkpoint"}, false, "does not extend your older checkpoint size 400"},
-	{"since-proof-changed.bundle", []string{"--since", "since-older.checkpoint"}, false, "VERIFICATION FAILED"},
-	{"subset.bundle", nil, true, "10 events of org_vectors are in its log under checkpoint size 600 signed by trail.test, each at its seq, unaltered. The export says it selected (signed with the log key for this checkpoint): export exp_vectors: seqs 0, 10, … 90."},
-	{"subset-altered.bundle", nil, false, "altered record"},
-	{"subset-subtree-changed.bundle", nil, false, "VERIFICATION FAILED"},
+	{"range.bundle", nil, true, "100 events of org_vectors (seq 200–299) match checkpoint size 600", ""},
+	{"range-altered.bundle", nil, false, "altered record: seq 250", ""},
+	{"range-deleted.bundle", nil, false, "seq 260 is not in the bundle", ""},
+	{"range-swapped.bundle", nil, false, "out of order", ""},
+	{"range-duplicated.bundle", nil, false, "VERIFICATION FAILED", ""},
+	{"range-truncated.bundle", nil, false, "cut short", ""},
+	{"range-size-changed.bundle", nil, false, "VERIFICATION FAILED", ""},
+	{"range-signature-changed.bundle", nil, false, "does not verify", ""},
+	{"range-leaf-hash-changed.bundle", nil, false, "VERIFICATION FAILED", ""},
+	{"since.bundle", []string{"--since", "since-older.checkpoint"}, true, "is consistent with your older checkpoint size 400", ""},
+	{"since.bundle", []string{"--since", "since-forked.checkpoint"}, false, "does not extend your older checkpoint size 400", ""},
+	{"since-proof-changed.bundle", []string{"--since", "since-older.checkpoint"}, false, "VERIFICATION FAILED", ""},
+	{"subset.bundle", nil, true, "10 events of org_vectors are in its log under checkpoint size 600 signed by trail.test, each at its seq, unaltered. The export says it selected (signed with the log key for this checkpoint): export exp_vectors: seqs 0, 10, … 90.", ""},
+	{"subset-altered.bundle", nil, false, "altered record", ""},
+	{"subset-subtree-changed.bundle", nil, false, "VERIFICATION FAILED", ""},
 	// The selection line is signed by the log key for the checkpoint
 	// (docs/VERIFYING.md, "Subset bundles"); earlier versions' bundles
 	// have no signature and verify, their selection reported unsigned.
-	{"subset-selection-edited.bundle", nil, false, "the selection line, or its signature, was altered"},
-	{"subset-unsigned.bundle", nil, true, "The export says it selected (not signed: a bundle of an earlier version; do not rely on it): export exp_vectors: seqs 0, 10, … 90."},
+	{"subset-selection-edited.bundle", nil, false, "the selection line, or its signature, was altered", ""},
+	{"subset-unsigned.bundle", nil, true, "The export says it selected (not signed: a bundle of an earlier version; do not rely on it): export exp_vectors: seqs 0, 10, … 90.", ""},
 	// Witness cosignatures on the checkpoint a bundle ends at
 	// (docs/VERIFYING.md, "Witnesses").
-	{"cosigned.bundle", nil, true, "100 events of org_vectors (seq 500–599) match checkpoint size 600"},
-	{"cosigned.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "2"}, true, "Witness quorum met: 2 of 2 required cosignatures."},
-	{"cosigned-one.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "2"}, false, "No cosignature of witness witness2.example on this checkpoint."},
-	{"cosigned-one.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "1"}, true, "Witness quorum met: 1 of 1 required cosignatures."},
-	{"cosigned-cosignature-changed.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "2"}, false, "INVALID cosignature of witness witness2.example"},
-	{"range.bundle", []string{"--witness", "witness1.vkey", "--quorum", "1"}, false, "No cosignature of witness witness1.example on this checkpoint."},
+	{"cosigned.bundle", nil, true, "100 events of org_vectors (seq 500–599) match checkpoint size 600", ""},
+	{"cosigned.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "2"}, true, "Witness quorum met: 2 of 2 required cosignatures.", ""},
+	{"cosigned-one.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "2"}, false, "No cosignature of witness witness2.example on this checkpoint.", ""},
+	{"cosigned-one.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "1"}, true, "Witness quorum met: 1 of 1 required cosignatures.", ""},
+	{"cosigned-cosignature-changed.bundle", []string{"--witness", "witness1.vkey", "--witness", "witness2.vkey", "--quorum", "2"}, false, "INVALID cosignature of witness witness2.example", ""},
+	{"range.bundle", []string{"--witness", "witness1.vkey", "--quorum", "1"}, false, "No cosignature of witness witness1.example on this checkpoint.", ""},
+	// A log whose signing key rotated (docs/VERIFYING.md, "Key history").
+	{"rotation-overlap.bundle", nil, true, "none altered, none missing", "rotation-old.vkey"},
+	{"rotation-overlap.bundle", nil, true, "none altered, none missing", "rotation-new.vkey"},
+	{"rotation-overlap.bundle", nil, true, "Signed by key trail.test+", "rotation-retired.keys"},
+	{"rotation-overlap-new-signature-changed.bundle", nil, false, "does not verify", "rotation-retired.keys"},
+	{"rotation-new.bundle", nil, false, "is not signed by key", "rotation-old.vkey"},
+	{"rotation-new.bundle", nil, true, "none altered, none missing", "rotation-retired.keys"},
+	{"rotation-old.bundle", nil, true, "(retired ", "rotation-retired.keys"},
+	{"rotation-old.bundle", nil, false, "revoked (compromised) key", "rotation-revoked.keys"},
+	{"rotation-new.bundle", nil, true, "none altered, none missing", "rotation-revoked.keys"},
 }
 
 // TestVectors: every vector in testdata/vectors gets its verdict from
@@ -70,9 +82,12 @@ func TestVectors(t *testing.T) {
 	if *updateVectors {
 		writeVectors(t, dir)
 	}
-	key := filepath.Join(dir, "trail.vkey")
 	for _, v := range vectors {
-		t.Run(v.file+strings.Join(v.args, "_"), func(t *testing.T) {
+		key := filepath.Join(dir, "trail.vkey")
+		if v.key != "" {
+			key = filepath.Join(dir, v.key)
+		}
+		t.Run(v.file+strings.Join(v.args, "_")+v.key, func(t *testing.T) {
 			args := []string{"verify", filepath.Join(dir, v.file), "--key", key}
 			for _, a := range v.args {
 				if strings.HasSuffix(a, ".checkpoint") || strings.HasSuffix(a, ".vkey") {
@@ -233,6 +248,7 @@ func writeVectors(t *testing.T, dir string) {
 		note[i] = map[bool]byte{true: 'B', false: 'A'}[note[i] == 'A']
 		return note
 	}))
+	writeRotationVectors(t, write)
 }
 
 // cosign returns the witness's cosignature line of a checkpoint note.
@@ -248,6 +264,42 @@ func cosign(t *testing.T, checkpoint []byte, ws *witness.Signer) string {
 	}
 	_, sig, _ := bytes.Cut(signed, []byte("\n\n"))
 	return string(sig)
+}
+
+// writeRotationVectors writes the vectors of a log whose signing key
+// rotated: whole-log bundles signed by the old key (before), by both (the
+// overlap) and by the new key (after the retirement), the two keys, and
+// key histories in which the old key is retired or revoked.
+func writeRotationVectors(t *testing.T, write func(string, []byte)) {
+	t.Helper()
+	const org = "org_vectors"
+	oldKey, newKey := newTestSigner(t), newTestSigner(t)
+	write("rotation-old.vkey", []byte(oldKey.VerifierKey()+"\n"))
+	write("rotation-new.vkey", []byte(newKey.VerifierKey()+"\n"))
+	for _, state := range []ledger.KeyState{ledger.KeyRetired, ledger.KeyRevoked} {
+		now := time.Now().UTC().Truncate(time.Second)
+		o, err := ledger.NewHistoryKey(oldKey.VerifierKey(), state, now.Add(-30*24*time.Hour), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := ledger.NewHistoryKey(newKey.VerifierKey(), ledger.KeyActive, now.Add(-time.Hour), time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := &ledger.KeyHistory{Keys: []ledger.HistoryKey{o, n}}
+		write("rotation-"+string(state)+".keys", []byte(h.String()))
+	}
+	overlap := newSignedLog(t, ledger.Signers{oldKey, newKey}, org, 40)
+	whole := overlap.bundle(t, ledger.BundleOptions{From: 0})
+	write("rotation-overlap.bundle", whole)
+	write("rotation-overlap-new-signature-changed.bundle", replaceInNote(t, whole, func(note []byte) []byte {
+		// The last signature line is the new key's.
+		i := bytes.LastIndexByte(note[:len(note)-1], ' ') + 10
+		note[i] = map[bool]byte{true: 'B', false: 'A'}[note[i] == 'A']
+		return note
+	}))
+	write("rotation-old.bundle", newTestLog(t, oldKey, org, 40).bundle(t, ledger.BundleOptions{From: 0}))
+	write("rotation-new.bundle", newTestLog(t, newKey, org, 40).bundle(t, ledger.BundleOptions{From: 0}))
 }
 
 // replaceInNote edits a bundle's checkpoint note and fixes its length line.

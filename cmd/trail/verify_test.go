@@ -50,6 +50,14 @@ func newTestSigner(t *testing.T) *ledger.Signer {
 // give checkpoints of size 600 and 1,000.
 func newTestLog(t *testing.T, signer *ledger.Signer, org string, batches ...int) *testLog {
 	t.Helper()
+	l := newSignedLog(t, signer, org, batches...)
+	l.signer = signer
+	return l
+}
+
+// newSignedLog is newTestLog with any checkpoint signer (several keys).
+func newSignedLog(t *testing.T, signer ledger.CheckpointSigner, org string, batches ...int) *testLog {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "trail.db"), nil)
 	if err != nil {
@@ -90,7 +98,7 @@ func newTestLog(t *testing.T, signer *ledger.Signer, org string, batches ...int)
 			t.Fatalf("WaitIdle: %v", err)
 		}
 	}
-	return &testLog{st: st, signer: signer, org: org}
+	return &testLog{st: st, org: org}
 }
 
 func (l *testLog) bundle(t *testing.T, opts ledger.BundleOptions) []byte {
