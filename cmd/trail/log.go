@@ -130,7 +130,7 @@ func (c *logCommand) keys(ctx context.Context, fs *flag.FlagSet, args []string) 
 }
 
 func (c *logCommand) key(ctx context.Context, fs *flag.FlagSet, args []string) error {
-	server := fs.String("server", envString("TRAIL_SERVER", ""), "URL of the Trail server to ask for its verifier key [TRAIL_SERVER]")
+	server := fs.String("server", envString("TRAIL_SERVER", ""), "URL of the Trail server to ask for its verifier key (the newest active one; trail log keys gives the history) [TRAIL_SERVER]")
 	// Only --data of the storage flags: the key is read from the data
 	// directory, no database is opened.
 	var sf storageFlags
