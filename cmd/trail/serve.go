@@ -204,6 +204,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
+	reg.MustRegister(signer.collectors()...)
 	if err := c.checkDeploymentIdentity(ctx, st, pool != nil, origin, signer); err != nil {
 		ln.Close()
 		return err

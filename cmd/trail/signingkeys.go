@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
@@ -259,6 +261,23 @@ func (d *deploymentKeys) refresh(ctx context.Context) error {
 		d.logger.Info("signing keys", "active", strings.Join(ids, ","), "frozen", all[logFrozenSetting])
 	}
 	return nil
+}
+
+// collectors are the metrics of the keys: how many sign, and the freeze.
+func (d *deploymentKeys) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trail_signing_keys_active",
+			Help: "Signing keys every new checkpoint is signed with (2 during a rotation's overlap)."},
+			func() float64 { return float64(len(d.History().Active())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trail_log_frozen",
+			Help: "1 while the log is frozen (trail signing-key freeze): nothing is signed and ingest answers 503."},
+			func() float64 {
+				if d.Frozen() {
+					return 1
+				}
+				return 0
+			}),
+	}
 }
 
 // run refreshes the keys every keyRefresh until ctx ends.

@@ -239,6 +239,9 @@ func TestCompromiseProcedure(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if code, metrics := get(t, srv.MetricsURL+"/metrics"); code != 200 || !strings.Contains(metrics, "trail_log_frozen 1") {
+		t.Errorf("/metrics while frozen: %d, no trail_log_frozen 1", code)
+	}
 	a.ok("signing-key", "rotate", "--data", data)
 	a.ok("signing-key", "revoke", "--data", data, oldKey)
 	a.ok("signing-key", "unfreeze", "--data", data)
