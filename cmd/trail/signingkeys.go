@@ -342,7 +342,8 @@ func (c *serveCommand) loadDeploymentKeys(ctx context.Context, st backend, origi
 		k, ok := d.History().Find(configured.VerifierKey())
 		switch {
 		case !ok:
-			return nil, usagef("this server's signing key %s is not one of the deployment's signing keys (trail signing-key list): start it with the deployment's key (--signing-key-file or TRAIL_SIGNING_KEY), or with none — the deployment's keys are in its database; signing with another key would publish checkpoints that no verifier can check", configured.VerifierKey())
+			return nil, usagef("this server's signing key %s is not one of the deployment's signing keys (trail signing-key list): start it with the deployment's key (--signing-key-file or TRAIL_SIGNING_KEY), or with none — the deployment's keys are in its database (remove %s if this server created it); signing with another key would publish checkpoints that no verifier can check",
+				configured.VerifierKey(), filepath.Join(c.storage.Data, ledger.SigningKeyFile))
 		case k.State == ledger.KeyRevoked:
 			d.logger.Warn("this server is configured with a revoked (compromised) signing key; it signs only with the deployment's active keys, but remove the revoked key from its configuration", "key", k.ID())
 		}
