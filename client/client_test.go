@@ -181,6 +181,17 @@ func TestClientAgainstTrail(t *testing.T) {
 	if err != nil || !rep.OK() || rep.CheckpointSize != cp.Size || rep.SinceSize != first.Size {
 		t.Fatalf("PullAndVerify = %+v, %v", rep, err)
 	}
+	// The key history in place of the key.
+	history, err := c.LogKeys(ctx)
+	if err != nil || !strings.Contains(history, vkey+" active ") {
+		t.Fatalf("LogKeys = %q, %v; want the key %s active", history, err, vkey)
+	}
+	if rep, err := client.VerifyBundle(bytes.NewReader(saved.Bytes()), history, first.Note); err != nil || !rep.OK() {
+		t.Fatalf("VerifyBundle with the key history = %+v, %v", rep, err)
+	}
+	if _, err := client.ParseCheckpoint(cp.Note, history); err != nil {
+		t.Fatalf("ParseCheckpoint with the key history: %v", err)
+	}
 	tampered := bytes.Replace(saved.Bytes(), []byte("inv_5"), []byte("inv_6"), 1)
 	if rep, err := client.VerifyBundle(bytes.NewReader(tampered), vkey, nil); !errors.Is(err, client.ErrVerificationFailed) || rep.OK() {
 		t.Fatalf("a tampered bundle verified: %+v, %v", rep, err)

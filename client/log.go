@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/trailaudit/trail/internal/ledger"
@@ -56,6 +55,14 @@ func (c *Client) LogKeys(ctx context.Context) (string, error) {
 	return string(b), nil
 }
 
+// keysOf reads verifierKey: a verifier key, or a key history's text form.
+func keysOf(verifierKey string) (*ledger.KeyHistory, error) {
+	if ledger.IsKeyHistory(verifierKey) {
+		return ledger.ParseKeyHistory(verifierKey)
+	}
+	return ledger.PlainKeys(strings.TrimSpace(verifierKey))
+}
+
 // Checkpoint is a signed tree head of one organization's log.
 type Checkpoint struct {
 	Origin string
@@ -88,15 +95,16 @@ func (c *Client) GetCheckpoint(ctx context.Context, orgID string, size int64, ve
 }
 
 // ParseCheckpoint parses a signed checkpoint note, checking its signature
-// against verifierKey unless it is "".
+// against verifierKey (a verifier key, or a key history as LogKeys returns
+// it) unless it is "".
 func ParseCheckpoint(msg []byte, verifierKey string) (*Checkpoint, error) {
 	var cp ledger.Checkpoint
 	if verifierKey != "" {
-		v, err := note.NewVerifier(verifierKey)
+		keys, err := keysOf(verifierKey)
 		if err != nil {
 			return nil, fmt.Errorf("invalid verifier key %q: %w", verifierKey, err)
 		}
-		if cp, err = ledger.ParseCheckpoint(msg, v); err != nil {
+		if cp, _, err = keys.OpenCheckpoint(msg); err != nil {
 			return nil, fmt.Errorf("checking the checkpoint: %w", err)
 		}
 	} else {
@@ -289,11 +297,16 @@ func (r *VerifyReport) OK() bool { return r.ProblemCount == 0 }
 var ErrVerificationFailed = ledger.ErrVerificationFailed
 
 // VerifyBundle checks a bundle (or an export in ndjson format) against
-// verifierKey with the verifier `trail verify` runs. since, when not nil, is
-// an older checkpoint note the bundle must be shown to extend. The error is
-// nil when it verified and wraps ErrVerificationFailed when not.
+// verifierKey (a verifier key, or a key history as LogKeys returns it) with
+// the verifier `trail verify` runs. since, when not nil, is an older
+// checkpoint note the bundle must be shown to extend. The error is nil when
+// it verified and wraps ErrVerificationFailed when not.
 func VerifyBundle(r io.Reader, verifierKey string, since []byte) (*VerifyReport, error) {
-	rep, err := ledger.Verify(r, verifierKey, ledger.VerifyOptions{Since: since})
+	keys, err := keysOf(verifierKey)
+	if err != nil {
+		return &VerifyReport{}, fmt.Errorf("invalid verifier key %q: %w", verifierKey, err)
+	}
+	rep, err := ledger.Verify(r, "", ledger.VerifyOptions{Since: since, Keys: keys})
 	out := &VerifyReport{Origin: rep.Origin, OrganizationID: rep.OrganizationID, KeyName: rep.KeyName,
 		CheckpointSize: rep.CheckpointSize, From: rep.From, To: rep.To, Records: rep.Records,
 		Subset: rep.Subset, Selection: rep.Selection, ProblemCount: rep.ProblemCount, Summary: rep.String()}
