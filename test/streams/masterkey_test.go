@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -170,4 +172,42 @@ func TestMasterKeyRotation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustCall sends one API request with the server's admin key and fails the
+// test unless it is answered with want.
+func mustCall(t *testing.T, srv *trailtest.Server, method, path string, body string, want int) []byte {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+srv.Key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		t.Fatalf("%s %s = %d %s, want %d", method, path, res.StatusCode, b, want)
+	}
+	return b
+}
+
+// batchBody is a POST /v1/events/batch body of n events of org, numbered
+// from from in their metadata.
+func batchBody(org string, n, from int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"events":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"organization_id":%q,"event":{"action":"crash.tested","occurred_at":%q,"actor":{"type":"user","id":"user_1"},"targets":[],"context":{"location":"203.0.113.7"},"metadata":{"n":%d}}}`,
+			org, time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), from+i)
+	}
+	b.WriteString(`]}`)
+	return b.Bytes()
 }
