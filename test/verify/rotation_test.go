@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -289,4 +291,26 @@ func TestCompromiseProcedure(t *testing.T) {
 	if code, out := a.run("verify", bundle, "--key", oldKey); code != 1 {
 		t.Errorf("verify with the compromised key alone: exit %d, want 1:\n%s", code, out)
 	}
+}
+
+// request sends one API request with the server's admin key and returns
+// the answer's body, failing the test on a status of 300 or more.
+func request(t *testing.T, srv *trailtest.Server, method, path, body string) []byte {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+srv.Key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, data)
+	}
+	return data
 }
