@@ -19,6 +19,9 @@ func TestServeRetentionFlags(t *testing.T) {
 		{[]string{"--retention-default-days", "36501"}, nil, "--retention-default-days 36501: give a whole number of days from 1 to 36500"},
 		{nil, map[string]string{"TRAIL_RETENTION_DEFAULT_DAYS": "-5"}, "--retention-default-days -5: give a whole number of days"},
 		{[]string{"--retention-sweep-interval", "-1h"}, nil, "--retention-sweep-interval -1h0m0s: give a positive duration such as 1h, or 0 to turn deletion off"},
+		{[]string{"--retention-batch-size", "0"}, nil, "--retention-batch-size 0: give a whole number from 1 to 100000"},
+		{nil, map[string]string{"TRAIL_RETENTION_BATCH_SIZE": "100001"}, "--retention-batch-size 100001: give a whole number from 1 to 100000"},
+		{[]string{"--retention-batch-pause", "-1s"}, nil, "--retention-batch-pause -1s: give a duration such as 50ms, or 0 for no pause"},
 		{[]string{"--retention-test-now", "yesterday"}, nil, `--retention-test-now "yesterday": give an RFC 3339 time`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

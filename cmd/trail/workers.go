@@ -248,18 +248,28 @@ func (t *termRegisterer) unregisterAll() {
 type retentionFlags struct {
 	defaultDays int64
 	interval    time.Duration
+	batchSize   int64
+	batchPause  time.Duration
 	testNow     string // testing only: the sweeper's fixed clock, RFC 3339
 }
 
 func (f *retentionFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.defaultDays, "retention-default-days", envInt("TRAIL_RETENTION_DEFAULT_DAYS", retention.DefaultDays), "days an organization's events are kept unless it sets its own retention (PUT /organizations/{id}/audit_logs_retention); any whole number of days from 1 to 36500 [TRAIL_RETENTION_DEFAULT_DAYS]")
 	fs.DurationVar(&f.interval, "retention-sweep-interval", envDuration("TRAIL_RETENTION_SWEEP_INTERVAL", time.Hour), "how often events past retention are deleted; 0 turns deletion off [TRAIL_RETENTION_SWEEP_INTERVAL]")
+	fs.Int64Var(&f.batchSize, "retention-batch-size", envInt("TRAIL_RETENTION_BATCH_SIZE", 1000), "how many expired records one retention transaction deletes; from 1 to 100000 [TRAIL_RETENTION_BATCH_SIZE]")
+	fs.DurationVar(&f.batchPause, "retention-batch-pause", envDuration("TRAIL_RETENTION_BATCH_PAUSE", 50*time.Millisecond), "how long the retention sweeper waits between two batches, leaving the database to ingest; 0 for none [TRAIL_RETENTION_BATCH_PAUSE]")
 	fs.StringVar(&f.testNow, "retention-test-now", envString("TRAIL_RETENTION_TEST_NOW", ""), "for tests only, never in production: the retention sweeper acts as if the time were this RFC 3339 instant [TRAIL_RETENTION_TEST_NOW]")
 }
 
 // options checks the flags and returns the sweeper's options.
 func (f *retentionFlags) options() (retention.Options, error) {
-	opts := retention.Options{DefaultDays: int(f.defaultDays), Interval: f.interval}
+	opts := retention.Options{DefaultDays: int(f.defaultDays), Interval: f.interval, BatchSize: int(f.batchSize), BatchPause: f.batchPause}
+	if f.batchSize < 1 || f.batchSize > 100000 {
+		return opts, fmt.Errorf("--retention-batch-size %d: give a whole number from 1 to 100000", f.batchSize)
+	}
+	if f.batchPause < 0 {
+		return opts, fmt.Errorf("--retention-batch-pause %s: give a duration such as 50ms, or 0 for no pause", f.batchPause)
+	}
 	if f.defaultDays < 1 || f.defaultDays > 36500 {
 		return opts, fmt.Errorf("--retention-default-days %d: give a whole number of days from 1 to 36500", f.defaultDays)
 	}

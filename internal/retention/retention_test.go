@@ -81,7 +81,7 @@ func (f *faulty) PruneRecords(ctx context.Context, org string, cutoff time.Time,
 // setup opens a SQLite store with organizations a, b and c, each with n
 // events received 100 days before now, integrated (with placeholder tiles:
 // the sweeper only needs the integrated size) and indexed.
-func setup(t *testing.T, now time.Time, n int) *sqlite.Store {
+func setup(t testing.TB, now time.Time, n int) *sqlite.Store {
 	t.Helper()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "trail.db"), nil)
@@ -106,7 +106,10 @@ func setup(t *testing.T, now time.Time, n int) *sqlite.Store {
 		if res, err := st.Append(ctx, []store.Submission{sub}, now); err != nil || res[0].Err != nil {
 			t.Fatal(err, res[0].Err)
 		}
-		tiles := []ledger.TileData{{Tile: tlog.Tile{H: ledger.TileHeight, W: n}, Data: make([]byte, 32*n)}}
+		var tiles []ledger.TileData
+		for _, tl := range tlog.NewTiles(ledger.TileHeight, 0, int64(n)) {
+			tiles = append(tiles, ledger.TileData{Tile: tl, Data: make([]byte, 32*tl.W)})
+		}
 		if err := st.Integrate(ctx, org, 0, int64(n), tiles, []byte("note\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -252,4 +255,42 @@ func count(t *testing.T, st *sqlite.Store, org string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// cancelling cancels a context after its first PruneRecords call.
+type cancelling struct {
+	*sqlite.Store
+	cancel context.CancelFunc
+	calls  atomic.Int32
+}
+
+func (c *cancelling) PruneRecords(ctx context.Context, org string, cutoff time.Time, limit int) (int, error) {
+	c.calls.Add(1)
+	defer c.cancel()
+	return c.Store.PruneRecords(ctx, org, cutoff, limit)
+}
+
+// TestBatchPause checks that the sweeper waits between batches and that a
+// stop ends the wait: with an hour's pause, a sweep stopped after its first
+// batch returns at once with that batch deleted.
+func TestBatchPause(t *testing.T) {
+	now := testclock.Now(t)
+	st := setup(t, now, 10)
+	ctx, cancel := context.WithCancel(t.Context())
+	c := &cancelling{Store: st, cancel: cancel}
+	sw := retention.New(c, retention.Options{BatchSize: 3, BatchPause: time.Hour, Now: func() time.Time { return now }}, nil, nil)
+	res, err := sw.Sweep(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("stopped Sweep = %v, want context.Canceled", err)
+	}
+	if res.Records != 3 || c.calls.Load() != 1 {
+		t.Errorf("stopped Sweep deleted %d records in %d calls, want 3 in 1", res.Records, c.calls.Load())
+	}
+
+	// A short pause: the sweep completes, batch by batch.
+	sw = retention.New(st, retention.Options{BatchSize: 3, BatchPause: time.Millisecond, Now: func() time.Time { return now }}, nil, nil)
+	res, err = sw.Sweep(t.Context())
+	if err != nil || res.Records != 27 {
+		t.Errorf("Sweep with a pause = %d records, %v; want the 27 left", res.Records, err)
+	}
 }

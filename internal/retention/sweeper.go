@@ -15,7 +15,8 @@
 // with integrated records it deletes, in batches of BatchSize records, one
 // short transaction each, the records received before now − retention and
 // already integrated into the Merkle tree — never one whose leaf hash is not
-// stored yet. On PostgreSQL it first drops whole monthly partitions that every
+// stored yet — pausing BatchPause between batches so that ingest keeps its
+// latency during a large sweep. On PostgreSQL it first drops whole monthly partitions that every
 // organization's retention has passed (store.PartitionDropper). With replicas
 // it runs on one of them at a time, under a lease (see cmd/trail).
 package retention
@@ -55,6 +56,12 @@ type Options struct {
 	// 1,000): small enough that ingest, which shares SQLite's single
 	// writer, waits at most milliseconds behind it.
 	BatchSize int
+	// BatchPause is how long the sweeper waits after each batch it
+	// deleted before the next one (default 0: none). A pause lets ingest
+	// have the database between batches, so that its tail latency does
+	// not rise while a large backlog of expired records is deleted; the
+	// sweep takes longer in exchange.
+	BatchPause time.Duration
 	// Now is the sweeper's clock (default time.Now). Tests move it.
 	Now func() time.Time
 }
@@ -253,6 +260,24 @@ func (s *Sweeper) prune(ctx context.Context, org string, cutoff time.Time) (int6
 		if n < s.opts.BatchSize || ctx.Err() != nil {
 			return total, ctx.Err()
 		}
+		if err := s.pause(ctx); err != nil {
+			return total, err
+		}
+	}
+}
+
+// pause waits BatchPause between two batches, or until ctx ends.
+func (s *Sweeper) pause(ctx context.Context) error {
+	if s.opts.BatchPause <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(s.opts.BatchPause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
