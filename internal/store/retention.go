@@ -53,9 +53,14 @@ type RetentionStore interface {
 type PartitionDropper interface {
 	// DropPartitions drops every time partition of the events (with their
 	// search rows) whose whole time range is before cutoff and whose
-	// records are all integrated; a partition it cannot drop now (records
-	// not integrated, a lock it could not take quickly) is left for a
-	// later call, and its rows to PruneRecords. The caller chooses cutoff
+	// records are all integrated, deciding by each organization's seq
+	// range and not by time alone: a partition holding records of an
+	// organization that has a record with a smaller seq outside it
+	// (received_at comes from each replica's clock, seq from the
+	// database, so they can disagree at a boundary) is not dropped, since
+	// that would leave a hole in the log. A partition it cannot drop now
+	// (records not integrated, out of order, a lock it could not take
+	// quickly) is left for a later call, and its rows to PruneRecords. The caller chooses cutoff
 	// so that every organization's retention has passed for the whole
 	// partition.
 	DropPartitions(ctx context.Context, cutoff time.Time) (PartitionDrop, error)

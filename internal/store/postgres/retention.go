@@ -223,7 +223,9 @@ type monthlyPartition struct {
 
 // DropPartitions drops the monthly partitions of events and event_targets
 // that end at or before cutoff and hold only integrated records, oldest
-// first. The DEFAULT partitions are never dropped (their rows go through
+// first, and only where dropping cuts no hole in a log: each
+// organization's records in the partition must be the first ones it has
+// stored (see dropPartitionTx). The DEFAULT partitions are never dropped (their rows go through
 // PruneRecords).
 func (s *Store) DropPartitions(ctx context.Context, cutoff time.Time) (store.PartitionDrop, error) {
 	var out store.PartitionDrop
@@ -327,6 +329,29 @@ func (s *Store) dropPartitionTx(ctx context.Context, p monthlyPartition, ident, 
 	if unintegrated {
 		s.logger.Warn("not dropping an expired partition: it holds records not yet integrated into their Merkle trees", "partition", p.name)
 		return 0, false, nil
+	}
+	// received_at comes from each replica's clock while seq is the
+	// database's order, so a log's records need not sort by month: a
+	// record with an earlier seq can sit in a later partition (or in the
+	// default one, or in an older partition not dropped yet). Dropping
+	// this one would then leave that record stored with a hole after it.
+	// Drop only if, for every organization, the partition's records are
+	// the first ones stored (no record elsewhere with a smaller seq than
+	// its largest here); otherwise leave it, and the straggler, once due,
+	// to PruneRecords, which deletes in seq order.
+	var holeOrg string
+	err = tx.QueryRow(ctx, `SELECT o.id FROM organizations o,
+		LATERAL (SELECT max(e.seq) AS hi FROM `+ident+` e WHERE e.organization_id = o.id) x
+		WHERE x.hi IS NOT NULL AND EXISTS (SELECT 1 FROM events e WHERE e.organization_id = o.id AND e.seq < x.hi
+			AND (e.received_at < $1 OR e.received_at >= $2))
+		LIMIT 1`, p.from, p.to).Scan(&holeOrg)
+	if err == nil {
+		s.logger.Info("not dropping an expired partition yet: a log has a record with an earlier seq outside it (received out of order across replicas' clocks); row deletes take it in seq order first",
+			"partition", p.name, "organization_id", holeOrg)
+		return 0, false, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, fmt.Errorf("couldn't check partition %s for records out of order: %w", p.name, classify(err))
 	}
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, parentWait.Milliseconds())); err != nil {
 		return 0, false, fmt.Errorf("couldn't drop partition %s: %w", p.name, classify(err))

@@ -174,3 +174,91 @@ func BenchmarkPruneRecords(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// TestDropPartitionBySeqRange stores a log whose received_at disagrees with
+// its seq at a month boundary, as replicas with clocks apart write it: seq 0
+// is received in February by one replica's clock, seq 1 in January by
+// another's. Dropping January then would leave seq 0 with a hole after it,
+// so January stays until row deletes, in seq order, have taken seq 0 and 1;
+// another organization's January records do not hold it up once they have.
+func TestDropPartitionBySeqRange(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.New(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	feb := time.Date(time.Now().UTC().Year()-2, 2, 1, 0, 0, 0, 0, time.UTC)
+	janPart := partitionName("events", feb.AddDate(0, -1, 0))
+	d, err := event.ParseEvent([]byte(`{"action":"a.b","occurred_at":"`+feb.Format(time.RFC3339)+`","actor":{"id":"u","type":"user"},"targets":[{"id":"t","type":"team"}],"context":{"location":"x"}}`),
+		feb, event.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := []struct {
+		org      string
+		received []time.Time // by seq
+	}{
+		{"org_skewed", []time.Time{feb.Add(time.Second), feb.Add(-time.Second), feb.Add(24 * time.Hour)}},
+		{"org_ordered", []time.Time{feb.AddDate(0, 0, -10), feb.AddDate(0, 0, -5), feb.AddDate(0, 0, 3)}},
+	}
+	for _, l := range logs {
+		if err := s.CreateOrganization(ctx, store.Organization{ID: l.org, Name: l.org, CreatedAt: feb, UpdatedAt: feb}); err != nil {
+			t.Fatal(err)
+		}
+		for _, at := range l.received {
+			sub := store.Submission{Events: []store.PendingEvent{{OrganizationID: l.org, ID: event.NewID(at), ReceivedAt: at, Tail: d.Tail}}}
+			if res, err := s.Append(ctx, []store.Submission{sub}, at); err != nil || res[0].Err != nil {
+				t.Fatal(err, res[0].Err)
+			}
+		}
+		n := len(l.received)
+		if err := s.Integrate(ctx, l.org, 0, int64(n), []ledger.TileData{{Tile: tlog.Tile{H: ledger.TileHeight, W: n}, Data: make([]byte, 32*n)}}, []byte("note\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.EnsurePartitions(ctx, feb.AddDate(0, -1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	seqs := func(org string) []int64 {
+		var got []int64
+		if err := s.ReadRecords(ctx, org, 0, 100, func(seq int64, _ []byte) error { got = append(got, seq); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	// January has passed every retention, but org_skewed's seq 0 is in
+	// February: January stays, and both logs stay whole.
+	cutoff := feb.Add(time.Second) // seq 0 of org_skewed is not due yet
+	if drop, err := s.DropPartitions(ctx, cutoff); err != nil || len(drop.Partitions) != 0 {
+		t.Fatalf("DropPartitions with a record out of order = %+v, %v; want nothing dropped", drop, err)
+	}
+	for _, tc := range []struct {
+		org  string
+		want string
+	}{{"org_skewed", "[0 1 2]"}, {"org_ordered", "[0 1 2]"}} {
+		if got := fmt.Sprint(seqs(tc.org)); got != tc.want {
+			t.Errorf("%s holds seqs %s after the refused drop, want %s", tc.org, got, tc.want)
+		}
+	}
+
+	// Once seq 0 is due, row deletes take seq 0 and 1 (in seq order);
+	// then January holds only org_ordered's first records and is dropped.
+	cutoff = feb.Add(2 * time.Second)
+	if n, err := s.PruneRecords(ctx, "org_skewed", cutoff, 1000); err != nil || n != 2 {
+		t.Fatalf("PruneRecords(org_skewed) = %d, %v; want 2", n, err)
+	}
+	drop, err := s.DropPartitions(ctx, cutoff)
+	if err != nil || len(drop.Partitions) != 1 || drop.Partitions[0] != janPart || drop.Records != 2 {
+		t.Fatalf("DropPartitions once in order = %+v, %v; want %s with org_ordered's 2 records", drop, err, janPart)
+	}
+	for _, tc := range []struct {
+		org  string
+		want string
+	}{{"org_skewed", "[2]"}, {"org_ordered", "[2]"}} {
+		if got := fmt.Sprint(seqs(tc.org)); got != tc.want {
+			t.Errorf("%s holds seqs %s after the drop, want %s", tc.org, got, tc.want)
+		}
+	}
+}
