@@ -250,6 +250,7 @@ type retentionFlags struct {
 	interval    time.Duration
 	batchSize   int64
 	batchPause  time.Duration
+	compact     bool   // thin out old checkpoints at each sweep
 	testNow     string // testing only: the sweeper's fixed clock, RFC 3339
 }
 
@@ -258,6 +259,7 @@ func (f *retentionFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.interval, "retention-sweep-interval", envDuration("TRAIL_RETENTION_SWEEP_INTERVAL", time.Hour), "how often events past retention are deleted; 0 turns deletion off [TRAIL_RETENTION_SWEEP_INTERVAL]")
 	fs.Int64Var(&f.batchSize, "retention-batch-size", envInt("TRAIL_RETENTION_BATCH_SIZE", 1000), "how many expired records one retention transaction deletes; from 1 to 100000 [TRAIL_RETENTION_BATCH_SIZE]")
 	fs.DurationVar(&f.batchPause, "retention-batch-pause", envDuration("TRAIL_RETENTION_BATCH_PAUSE", 50*time.Millisecond), "how long the retention sweeper waits between two batches, leaving the database to ingest; 0 for none [TRAIL_RETENTION_BATCH_PAUSE]")
+	fs.BoolVar(&f.compact, "checkpoint-compaction", true, "at each retention sweep, delete old checkpoints but the newest of each hour (past a day) or day (past 90 days), and each log's newest (docs/SCALING.md) [TRAIL_CHECKPOINT_COMPACTION]")
 	fs.StringVar(&f.testNow, "retention-test-now", envString("TRAIL_RETENTION_TEST_NOW", ""), "for tests only, never in production: the retention sweeper acts as if the time were this RFC 3339 instant [TRAIL_RETENTION_TEST_NOW]")
 }
 
@@ -266,6 +268,9 @@ func (f *retentionFlags) options() (retention.Options, error) {
 	opts := retention.Options{DefaultDays: int(f.defaultDays), Interval: f.interval, BatchSize: int(f.batchSize), BatchPause: f.batchPause}
 	if f.batchSize < 1 || f.batchSize > 100000 {
 		return opts, fmt.Errorf("--retention-batch-size %d: give a whole number from 1 to 100000", f.batchSize)
+	}
+	if !f.compact {
+		opts.CheckpointsKeepAll = -1
 	}
 	if f.batchPause < 0 {
 		return opts, fmt.Errorf("--retention-batch-pause %s: give a duration such as 50ms, or 0 for no pause", f.batchPause)

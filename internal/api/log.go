@@ -166,7 +166,7 @@ func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) error {
 		note, err = s.cfg.Log.Storage.Checkpoint(r.Context(), org, size)
 		if errors.Is(err, store.ErrNotFound) {
 			return &apiError{status: http.StatusNotFound, code: "checkpoint_not_found",
-				message: fmt.Sprintf("No checkpoint of size %d was signed for organization %s (checkpoints exist only for the sizes the log had when it was integrated); use the newest one and a consistency proof.", size, org)}
+				message: fmt.Sprintf("No checkpoint of size %d is stored for organization %s (checkpoints exist only for the sizes the log had when it was integrated, and old ones are kept only one an hour or a day); use the newest one and a consistency proof.", size, org)}
 		}
 	} else {
 		note, err = s.cfg.Log.Storage.LatestCheckpoint(r.Context(), org)

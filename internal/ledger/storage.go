@@ -85,7 +85,8 @@ type Storage interface {
 	LatestCheckpoint(ctx context.Context, org string) ([]byte, error)
 
 	// Checkpoint returns the stored checkpoint note of exactly this size.
-	// Every checkpoint ever stored is kept.
+	// Old checkpoints may have been compacted away (package retention):
+	// the newest one is always kept, and proofs never need a stored note.
 	Checkpoint(ctx context.Context, org string, size int64) ([]byte, error)
 }
 

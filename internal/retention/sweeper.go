@@ -1,8 +1,10 @@
 // Package retention deletes the records of each organization's log once they
 // are older than its retention period (its own, set through the API, or the
 // deployment's default), as docs/DESIGN.md §3 has it: record bodies and their search
-// entries go, tree hashes and checkpoints stay, so every proof still works
-// and a bundle of what remains still verifies.
+// entries go, tree hashes stay, so every proof still works and a bundle of
+// what remains still verifies. Each sweep also thins out old checkpoints
+// (compact.go): the newest of each hour, then of each day, and of each log
+// stay.
 //
 // Age counts from received_at. Trail assigns it, and it grows with seq within
 // an organization, so what expires is always a prefix of the log (seq 0 up to
@@ -62,14 +64,26 @@ type Options struct {
 	// not rise while a large backlog of expired records is deleted; the
 	// sweep takes longer in exchange.
 	BatchPause time.Duration
+	// CheckpointsKeepAll is the age under which every checkpoint is kept
+	// (default 24 h); older ones are compacted (compact.go). Negative
+	// turns checkpoint compaction off.
+	CheckpointsKeepAll time.Duration
+	// CheckpointsHourlyFor is the age up to which the newest checkpoint of
+	// each hour is kept, and past which only the newest of each day
+	// (default 90 days).
+	CheckpointsHourlyFor time.Duration
+	// KeepCheckpoint, when set, pins checkpoints that compaction must
+	// keep whatever their age.
+	KeepCheckpoint func(org string, size int64) bool
 	// Now is the sweeper's clock (default time.Now). Tests move it.
 	Now func() time.Time
 }
 
 // Result is what one sweep did.
 type Result struct {
-	Records    int64    // records deleted, by row or with their partition
-	Partitions []string // partitions dropped
+	Records     int64    // records deleted, by row or with their partition
+	Partitions  []string // partitions dropped
+	Checkpoints int64    // old checkpoints deleted by compaction
 }
 
 // Sweeper deletes expired records periodically. Create it with New.
@@ -97,6 +111,12 @@ func New(st Storage, opts Options, logger *slog.Logger, reg prometheus.Registere
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
+	}
+	if opts.CheckpointsKeepAll == 0 {
+		opts.CheckpointsKeepAll = 24 * time.Hour
+	}
+	if opts.CheckpointsHourlyFor <= 0 {
+		opts.CheckpointsHourlyFor = 90 * 24 * time.Hour
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -237,6 +257,21 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 			errs = append(errs, err)
 		}
 	}
+	orgs := make([]string, len(logs))
+	for i, l := range logs {
+		orgs[i] = l.OrganizationID
+	}
+	n, err := s.compact(ctx, orgs, now)
+	res.Checkpoints = n
+	if n > 0 {
+		s.logger.Info("compacted old checkpoints", "checkpoints", n, "logs", len(orgs))
+	}
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, store.ErrUnavailable) {
+			return res, s.failed(ctx, err)
+		}
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return res, s.failed(ctx, err)
 	}
@@ -294,10 +329,11 @@ func (s *Sweeper) failed(ctx context.Context, err error) error {
 func period(days int) time.Duration { return time.Duration(days) * 24 * time.Hour }
 
 type metrics struct {
-	deleted    prometheus.Counter
-	partitions prometheus.Counter
-	errors     prometheus.Counter
-	lastSweep  prometheus.Gauge
+	deleted     prometheus.Counter
+	partitions  prometheus.Counter
+	errors      prometheus.Counter
+	lastSweep   prometheus.Gauge
+	checkpoints prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -310,9 +346,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Retention sweeps that failed, wholly or for some organizations."}),
 		lastSweep: prometheus.NewGauge(prometheus.GaugeOpts{Name: "trail_retention_last_sweep_timestamp_seconds",
 			Help: "When the last successful retention sweep started, by the sweeper's clock (Unix seconds)."}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "trail_checkpoints_compacted_total",
+			Help: "Old checkpoints deleted by compaction (the newest of each hour or day, and of each log, are kept)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.deleted, m.partitions, m.errors, m.lastSweep)
+		reg.MustRegister(m.deleted, m.partitions, m.errors, m.lastSweep, m.checkpoints)
 	}
 	return m
 }

@@ -71,3 +71,28 @@ type PartitionDrop struct {
 	Partitions []string // names of the event partitions dropped, oldest first
 	Records    int64    // records they held
 }
+
+// CheckpointCompactor is implemented by stores that can thin out old
+// checkpoints (package retention decides which; docs/SCALING.md has the
+// policy). The integrator stores about one checkpoint per event, and
+// consistency and inclusion proofs are computed from the tiles between any
+// two sizes, so old checkpoints can go without weakening anything but the
+// download of that exact signed note.
+type CheckpointCompactor interface {
+	// CheckpointsAfter returns up to limit of org's stored checkpoints
+	// with a size above after, by increasing size.
+	CheckpointsAfter(ctx context.Context, org string, after int64, limit int) ([]StoredCheckpoint, error)
+
+	// DeleteCheckpoints deletes org's checkpoints of the given sizes, in
+	// one transaction, except its newest (largest) one, which is never
+	// deleted whatever sizes holds: the integrator checks every new tree
+	// against it. It returns how many it deleted; sizes not stored are
+	// ignored.
+	DeleteCheckpoints(ctx context.Context, org string, sizes []int64) (int, error)
+}
+
+// StoredCheckpoint is one stored checkpoint, without its note.
+type StoredCheckpoint struct {
+	Size      int64
+	CreatedAt time.Time // when the integrator stored it, by its clock
+}

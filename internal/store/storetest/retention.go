@@ -30,6 +30,7 @@ func runRetention[S store.Backend](t *testing.T, d Driver[S]) {
 	t.Run("Prune", func(t *testing.T) { testPrune(t, d.Open(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testPruneConcurrent(t, d.Open(t)) })
 	t.Run("Sweep", func(t *testing.T) { testSweep(t, d) })
+	t.Run("Compaction", func(t *testing.T) { testCompaction(t, d) })
 	t.Run("Partitions", func(t *testing.T) {
 		if d.EnsurePartitions == nil {
 			t.Skip("the store has no time partitions")
