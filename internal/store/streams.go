@@ -47,6 +47,7 @@ type Stream struct {
 type StreamPosition struct {
 	ID             string
 	OrganizationID string
+	Type           string // the destination type (webhook, s3, …)
 	State          string
 	Version        int64
 	Cursor         int64

@@ -50,6 +50,8 @@ type Engine struct {
 	wake   chan struct{}
 	cycles atomic.Int64
 
+	delivered, failures *prometheus.CounterVec // by destination type
+
 	mu        sync.Mutex
 	workers   map[string]*worker
 	positions map[string]store.StreamPosition
@@ -78,6 +80,7 @@ func New(st Store, codec *Codec, opts Options, logger *slog.Logger, reg promethe
 	}
 	e := &Engine{st: st, codec: codec, opts: opts, log: logger, wake: make(chan struct{}, 1),
 		workers: map[string]*worker{}, positions: map[string]store.StreamPosition{}}
+	e.delivered, e.failures = newDeliveryCounters()
 	if reg != nil {
 		reg.MustRegister(&collector{e: e})
 	}
@@ -193,13 +196,10 @@ type worker struct {
 	version atomic.Int64
 
 	// For metrics.
-	typ        atomic.Value // string
-	cursor     atomic.Int64
-	lagSince   atomic.Int64 // unix ms of the oldest undelivered event's received_at; 0 when caught up
-	lastSynced atomic.Int64 // unix ms
-	delivered  atomic.Int64
-	failures   atomic.Int64
-	state      atomic.Value // string
+	typ      atomic.Value // string
+	cursor   atomic.Int64
+	lagSince atomic.Int64 // unix ms of the oldest undelivered event's received_at; 0 when caught up
+	state    atomic.Value // string
 
 	arena []byte
 	batch []Event
@@ -325,8 +325,7 @@ func (w *worker) run() {
 			case err == nil:
 				cursor, attempt = next, 0
 				w.cursor.Store(cursor)
-				w.lastSynced.Store(e.opts.Now().UnixMilli())
-				w.delivered.Add(int64(len(batch)))
+				e.delivered.WithLabelValues(w.typ.Load().(string)).Add(float64(len(batch)))
 				w.state.Store(store.StreamActive)
 				if e.opts.OnAdvance != nil {
 					e.opts.OnAdvance(w.id, cursor)
@@ -351,7 +350,7 @@ func (w *worker) run() {
 		if !errors.As(err, &f) {
 			f = &Failure{Err: err}
 		}
-		w.failures.Add(1)
+		e.failures.WithLabelValues(w.typ.Load().(string)).Inc()
 		if f.TooLarge && len(batch) > 1 {
 			maxBatch = max(1, len(batch)/2)
 			w.log.Info("the destination refused the batch's size; sending smaller batches", "events", maxBatch)
@@ -442,50 +441,74 @@ func (w *worker) read(cursor, size int64, lim Limits) ([]Event, int64, error) {
 	return w.batch, next, nil
 }
 
-// collector exports each stream's delivery status to Prometheus.
+// collector exports the fleet's delivery status to Prometheus, aggregated
+// by destination type (and state): per-stream series (stream_id ×
+// organization_id) grow with the tenants, to tens of thousands of series at
+// 10,000 organizations. Each stream's own lag, state and last delivery are
+// in the API (GET /v1/organizations/{id}/log_streams), which says which
+// stream an aggregate alert is about.
 type collector struct{ e *Engine }
 
 var (
-	labels       = []string{"stream_id", "organization_id"}
-	descLag      = prometheus.NewDesc("trail_stream_lag_events", "Events accepted but not yet delivered, per log stream.", labels, nil)
-	descLagSec   = prometheus.NewDesc("trail_stream_lag_seconds", "Age of the oldest undelivered event (0 when caught up), per log stream.", labels, nil)
-	descSynced   = prometheus.NewDesc("trail_stream_last_synced_timestamp_seconds", "When the stream last delivered a batch (Unix time).", labels, nil)
-	descSent     = prometheus.NewDesc("trail_stream_delivered_events_total", "Events delivered by this process, per log stream (repeats after a failure included).", labels, nil)
-	descFailures = prometheus.NewDesc("trail_stream_delivery_failures_total", "Failed delivery attempts by this process, per log stream.", labels, nil)
-	descState    = prometheus.NewDesc("trail_stream_state", "1 for the stream's current state (active, error, invalid, inactive).", append(labels, "state"), nil)
+	descStreams = prometheus.NewDesc("trail_streams",
+		"Log streams known to this process's delivery engine, by destination type and state (active, error, invalid, inactive).", []string{"type", "state"}, nil)
+	descLag = prometheus.NewDesc("trail_streams_lag_events",
+		"Events accepted but not yet delivered, summed over the active and erroring log streams, by destination type.", []string{"type"}, nil)
+	descLagSec = prometheus.NewDesc("trail_streams_lag_seconds_max",
+		"Age of the oldest undelivered event of any log stream this process delivers (0 when all are caught up), by destination type.", []string{"type"}, nil)
 )
 
+// newDeliveryCounters returns the engine's delivery counters by type.
+func newDeliveryCounters() (delivered, failures *prometheus.CounterVec) {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trail_streams_delivered_events_total",
+			Help: "Events delivered by this process's log streams, by destination type (repeats after a failure included)."}, []string{"type"}),
+		prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trail_streams_delivery_failures_total",
+			Help: "Failed delivery attempts of this process's log streams, by destination type."}, []string{"type"})
+}
+
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descLagSec, descSynced, descSent, descFailures, descState} {
+	for _, d := range []*prometheus.Desc{descStreams, descLag, descLagSec} {
 		ch <- d
 	}
+	c.e.delivered.Describe(ch)
+	c.e.failures.Describe(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	e := c.e
 	now := e.opts.Now()
+	type key struct{ typ, state string }
+	counts := map[key]int{}
+	lag := map[string]int64{}
+	lagSec := map[string]float64{}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for id, p := range e.positions {
 		state, cursor := p.State, p.Cursor
 		w := e.workers[id]
 		if w != nil {
 			state, cursor = w.state.Load().(string), max(cursor, w.cursor.Load())
 		}
-		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(max(0, p.LogSize-cursor)), id, p.OrganizationID)
-		ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, 1, id, p.OrganizationID, state)
-		if w == nil {
+		counts[key{p.Type, state}]++
+		if state != store.StreamActive && state != store.StreamError {
 			continue
 		}
-		lag := 0.0
-		if since := w.lagSince.Load(); since > 0 {
-			lag = max(0, now.Sub(time.UnixMilli(since)).Seconds())
+		lag[p.Type] += max(0, p.LogSize-cursor)
+		sec := 0.0
+		if w != nil {
+			if since := w.lagSince.Load(); since > 0 {
+				sec = max(0, now.Sub(time.UnixMilli(since)).Seconds())
+			}
 		}
-		ch <- prometheus.MustNewConstMetric(descLagSec, prometheus.GaugeValue, lag, id, p.OrganizationID)
-		if ls := w.lastSynced.Load(); ls > 0 {
-			ch <- prometheus.MustNewConstMetric(descSynced, prometheus.GaugeValue, float64(ls)/1000, id, p.OrganizationID)
-		}
-		ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(w.delivered.Load()), id, p.OrganizationID)
-		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(w.failures.Load()), id, p.OrganizationID)
+		lagSec[p.Type] = max(lagSec[p.Type], sec)
 	}
+	e.mu.Unlock()
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(descStreams, prometheus.GaugeValue, float64(n), k.typ, k.state)
+	}
+	for typ, n := range lag {
+		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(n), typ)
+		ch <- prometheus.MustNewConstMetric(descLagSec, prometheus.GaugeValue, lagSec[typ], typ)
+	}
+	e.delivered.Collect(ch)
+	e.failures.Collect(ch)
 }

@@ -9,9 +9,9 @@ import (
 	"github.com/trailaudit/trail/internal/stream"
 )
 
-// gauge returns the value of the metric name with the given stream_id (and
-// state, when not ""), or -1.
-func gauge(t *testing.T, reg *prometheus.Registry, name, id, state string) float64 {
+// gauge returns the value of the metric name whose labels include every
+// pair of labels, or -1.
+func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -22,8 +22,12 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, id, state string) float
 		}
 	metrics:
 		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "stream_id" && l.GetValue() != id || l.GetName() == "state" && state != "" && l.GetValue() != state {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
 					continue metrics
 				}
 			}
@@ -36,8 +40,9 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, id, state string) float
 	return -1
 }
 
-// TestMetrics: after delivery the stream shows no lag, its delivered count
-// and its state in Prometheus.
+// TestMetrics: after delivery the fleet's aggregates by destination type
+// show no lag, the delivered count and the stream's state, and no series
+// is labelled with a stream or organization id.
 func TestMetrics(t *testing.T) {
 	h := newHarness(t, stream.Options{})
 	reg := prometheus.NewRegistry()
@@ -52,29 +57,41 @@ func TestMetrics(t *testing.T) {
 	id := h.createStream(stream.TypeWebhook, webhookConfig(srv.URL), 0)
 	h.start()
 	h.waitCursor(id, 30)
+	webhook := map[string]string{"type": stream.TypeWebhook}
 	// The engine's positions catch up at its next pass (every 20 ms here).
 	for range 500 {
-		if gauge(t, reg, "trail_stream_lag_events", id, "") == 0 {
+		if gauge(t, reg, "trail_streams_lag_events", webhook) == 0 {
 			break
 		}
 		<-h.changedOrTick()
 	}
-	checks := []struct {
-		name, state string
-		want        float64
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
 	}{
-		{"trail_stream_lag_events", "", 0},
-		{"trail_stream_lag_seconds", "", 0},
-		{"trail_stream_delivered_events_total", "", 30},
-		{"trail_stream_delivery_failures_total", "", 0},
-		{"trail_stream_state", "active", 1},
-	}
-	for _, c := range checks {
-		if got := gauge(t, reg, c.name, id, c.state); got != c.want {
-			t.Errorf("%s = %v, want %v", c.name, got, c.want)
+		{"trail_streams_lag_events", webhook, 0},
+		{"trail_streams_lag_seconds_max", webhook, 0},
+		{"trail_streams_delivered_events_total", webhook, 30},
+		{"trail_streams_delivery_failures_total", webhook, -1}, // none yet: no series
+		{"trail_streams", map[string]string{"type": stream.TypeWebhook, "state": "active"}, 1},
+		{"trail_streams", map[string]string{"type": stream.TypeWebhook, "state": "error"}, -1},
+	} {
+		if got := gauge(t, reg, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	if synced := gauge(t, reg, "trail_stream_last_synced_timestamp_seconds", id, ""); synced < float64(time.Now().Add(-time.Minute).Unix()) {
-		t.Errorf("last synced %v", synced)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stream_id" || l.GetName() == "organization_id" {
+					t.Errorf("%s is labelled %s: per-stream detail belongs in the API", mf.GetName(), l.GetName())
+				}
+			}
+		}
 	}
 }

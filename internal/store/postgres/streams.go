@@ -75,7 +75,7 @@ func (s *Store) ListStreams(ctx context.Context, org string, p store.ListParams)
 
 // StreamPositions returns every stream's cursor beside its log's size.
 func (s *Store) StreamPositions(ctx context.Context) ([]store.StreamPosition, error) {
-	rows, err := s.pool.Query(ctx, `SELECT l.id, l.organization_id, l.state, l.version, l.cursor_seq, o.next_seq
+	rows, err := s.pool.Query(ctx, `SELECT l.id, l.organization_id, l.type, l.state, l.version, l.cursor_seq, o.next_seq
 		FROM log_streams l JOIN organizations o ON o.id = l.organization_id`)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read stream positions: %w", classify(err))
@@ -84,7 +84,7 @@ func (s *Store) StreamPositions(ctx context.Context) ([]store.StreamPosition, er
 	var out []store.StreamPosition
 	for rows.Next() {
 		var p store.StreamPosition
-		if err := rows.Scan(&p.ID, &p.OrganizationID, &p.State, &p.Version, &p.Cursor, &p.LogSize); err != nil {
+		if err := rows.Scan(&p.ID, &p.OrganizationID, &p.Type, &p.State, &p.Version, &p.Cursor, &p.LogSize); err != nil {
 			return nil, fmt.Errorf("couldn't read stream positions: %w", classify(err))
 		}
 		out = append(out, p)

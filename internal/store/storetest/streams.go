@@ -134,8 +134,8 @@ func testStreamPositions(t *testing.T, s store.Backend) {
 		got[p.ID] = p
 	}
 	want := map[string]store.StreamPosition{
-		streamID(1): {ID: streamID(1), OrganizationID: a, State: store.StreamActive, Version: 1, Cursor: 0, LogSize: 5},
-		streamID(2): {ID: streamID(2), OrganizationID: b, State: store.StreamInactive, Version: 1, Cursor: 1, LogSize: 1},
+		streamID(1): {ID: streamID(1), OrganizationID: a, Type: "webhook", State: store.StreamActive, Version: 1, Cursor: 0, LogSize: 5},
+		streamID(2): {ID: streamID(2), OrganizationID: b, Type: "webhook", State: store.StreamInactive, Version: 1, Cursor: 1, LogSize: 1},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("StreamPositions = %v\nwant %v", got, want)
