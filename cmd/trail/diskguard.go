@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/diskguard"
 	"github.com/trailaudit/trail/internal/store"
@@ -44,4 +46,10 @@ func (d diskGuardedSubmitter) Submit(ctx context.Context, s store.Submission) (s
 // ErrDiskFull (SQLite's SQLITE_FULL), or ENOSPC from a file write.
 func diskFull(err error) bool {
 	return errors.Is(err, store.ErrDiskFull) || errors.Is(err, syscall.ENOSPC)
+}
+
+// registerDiskGuard exports the guard's state (trail_disk_guard_short,
+// trail_disk_guard_free_bytes) with reg.
+func registerDiskGuard(reg prometheus.Registerer, guard *diskguard.Guard) {
+	reg.MustRegister(guard.Collectors()...)
 }

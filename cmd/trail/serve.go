@@ -235,6 +235,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	indexerOpts := ingest.IndexerOptions{}
 	if pool == nil && c.diskReserveMiB > 0 {
 		guard = diskguard.New(c.storage.Data, diskguard.Options{Reserve: c.diskReserveMiB << 20}, logger.With("worker", "diskguard"))
+		registerDiskGuard(reg, guard)
 		indexerOpts.Hold = guard.WaitRoom
 	}
 	if err := delayIndexer(&indexerOpts, os.Getenv("TRAIL_SEARCH_INDEX_DELAY")); err != nil {

@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ReserveFile is the reserve's name in the data directory.
@@ -58,6 +60,7 @@ type Guard struct {
 	opts   Options
 	logger *slog.Logger
 	short  atomic.Bool
+	free   atomic.Int64 // at the last poll; -1 before the first
 	trip   chan struct{}
 
 	mu      sync.Mutex
@@ -81,7 +84,28 @@ func New(dir string, opts Options, logger *slog.Logger) *Guard {
 	if opts.FreeBytes == nil {
 		opts.FreeBytes = statfsFree
 	}
-	return &Guard{dir: dir, opts: opts, logger: logger, trip: make(chan struct{}, 1), waiters: make(chan struct{})}
+	g := &Guard{dir: dir, opts: opts, logger: logger, trip: make(chan struct{}, 1), waiters: make(chan struct{})}
+	g.free.Store(-1)
+	return g
+}
+
+// Collectors returns the guard's Prometheus gauges: trail_disk_guard_short
+// (1 while ingest is refused for lack of disk) and
+// trail_disk_guard_free_bytes (free space at the last poll).
+func (g *Guard) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trail_disk_guard_short",
+			Help: "1 while the data directory's disk is short and ingest is refused (503) until space is freed, else 0."},
+			func() float64 {
+				if g.short.Load() {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trail_disk_guard_free_bytes",
+			Help: "Free space on the data directory's disk at the disk guard's last poll (bytes; -1 before the first)."},
+			func() float64 { return float64(g.free.Load()) }),
+	}
 }
 
 // ErrShort is returned (wrapped) by Check while the disk is short.
@@ -155,6 +179,7 @@ func (g *Guard) poll(tripped bool) {
 		g.logger.Warn("couldn't read the free space of the data directory's disk", "dir", g.dir, "err", err)
 		return
 	}
+	g.free.Store(free)
 	if !g.short.Load() {
 		if !tripped && free >= g.opts.Low {
 			return

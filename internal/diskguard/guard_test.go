@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/trailaudit/trail/internal/diskguard"
 )
 
@@ -49,9 +51,32 @@ func TestGuardReleasesAndRestoresTheReserve(t *testing.T) {
 		t.Fatalf("Check with room: %v", err)
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(g.Collectors()...)
+	gauge := func(name string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no metric %s", name)
+		return 0
+	}
+	waitFor(t, "a poll", func() bool { return gauge("trail_disk_guard_free_bytes") == 100<<20 })
+	if v := gauge("trail_disk_guard_short"); v != 0 {
+		t.Errorf("trail_disk_guard_short = %v with room, want 0", v)
+	}
+
 	// Free space falls under Low (Reserve/2): the reserve goes, ingest stops.
 	free.Store(300 << 10)
 	waitFor(t, "the guard to trip", g.Short)
+	if v := gauge("trail_disk_guard_short"); v != 1 {
+		t.Errorf("trail_disk_guard_short = %v while short, want 1", v)
+	}
 	if err := g.Check(); !errors.Is(err, diskguard.ErrShort) {
 		t.Fatalf("Check while short: %v", err)
 	}
