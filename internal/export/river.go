@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/trailaudit/trail/internal/lograte"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -90,8 +91,11 @@ func riverConfig(s *Service) *river.Config {
 		FetchPollInterval:    200 * time.Millisecond,
 		JobTimeout:           s.cfg.JobTimeout,
 		RescueStuckJobsAfter: s.cfg.JobTimeout + time.Minute,
-		Logger:               slog.New(warnOnly{s.log.With("component", "river").Handler()}),
-		MaxAttempts:          maxAttempts,
+		// River logs each failed poll of its queue; in a database outage
+		// that is several lines a second per process. One a minute per
+		// message, with the count of those dropped, says as much.
+		Logger:      slog.New(lograte.New(warnOnly{s.log.With("component", "river").Handler()}, time.Minute, nil)),
+		MaxAttempts: maxAttempts,
 	}
 }
 
