@@ -45,6 +45,7 @@ type serveCommand struct {
 	bootstrapKey   string
 	logFormat      string
 	logLevel       string
+	accessLog      bool // one INFO line per request answered
 	maxBody        int64
 	maxBatchBody   int64
 	rateLimit      float64
@@ -78,11 +79,12 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.SetOutput(c.stderr)
 	c.storage.register(fs)
 	fs.StringVar(&c.listen, "listen", envString("TRAIL_LISTEN", "127.0.0.1:8080"), "address to serve HTTP on [TRAIL_LISTEN]")
-	fs.StringVar(&c.metricsListen, "metrics-listen", envString("TRAIL_METRICS_LISTEN", "127.0.0.1:9464"), "address of the operator listener: Prometheus /metrics, /readyz with the organizations it is degraded for, and with --pprof the Go profiler; keep it off the internet (metrics name every organization and stream); empty disables it [TRAIL_METRICS_LISTEN]")
+	fs.StringVar(&c.metricsListen, "metrics-listen", envString("TRAIL_METRICS_LISTEN", "127.0.0.1:9464"), "address of the operator listener: Prometheus /metrics, /readyz with the organizations it is degraded for, and with --pprof the Go profiler; keep it off the internet (readiness names organizations, a profile shows memory); empty disables it [TRAIL_METRICS_LISTEN]")
 	fs.BoolVar(&c.pprof, "pprof", envString("TRAIL_PPROF", "") == "true", "serve the Go profiler (net/http/pprof) under /debug/pprof/ on the operator listener [TRAIL_PPROF]")
 	fs.StringVar(&c.bootstrapKey, "bootstrap-key", envString("TRAIL_BOOTSTRAP_KEY", ""), "on first start, create an admin API key with exactly this secret (sk_…); prefer the environment variable, a flag shows in ps [TRAIL_BOOTSTRAP_KEY]")
 	fs.StringVar(&c.logFormat, "log-format", envString("TRAIL_LOG_FORMAT", "auto"), "log format: auto (text on a terminal, else JSON), text or json [TRAIL_LOG_FORMAT]")
 	fs.StringVar(&c.logLevel, "log-level", envString("TRAIL_LOG_LEVEL", "info"), "log level: debug, info, warn or error [TRAIL_LOG_LEVEL]")
+	fs.BoolVar(&c.accessLog, "access-log", true, "log one INFO line per request answered (route, status, duration, key, organization); 503s are summarised, never one line each; false keeps only warnings and errors [TRAIL_ACCESS_LOG]")
 	fs.Int64Var(&c.maxBody, "max-body-bytes", envInt("TRAIL_MAX_BODY_BYTES", 1<<20), "largest accepted single-event request body [TRAIL_MAX_BODY_BYTES]")
 	fs.Int64Var(&c.maxBatchBody, "max-batch-body-bytes", envInt("TRAIL_MAX_BATCH_BODY_BYTES", 16<<20), "largest accepted batch request body [TRAIL_MAX_BATCH_BODY_BYTES]")
 	fs.Float64Var(&c.rateLimit, "rate-limit", envFloat("TRAIL_RATE_LIMIT", 0), "requests per second per API key; 0 means unlimited [TRAIL_RATE_LIMIT]")
@@ -335,6 +337,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		RateBurst:         int(c.rateBurst),
 		TrustProxyHeaders: c.trustProxy,
 		Logger:            logger,
+		AccessLog:         c.accessLog,
 		Registerer:        reg,
 		Gatherer:          reg,
 		Log: api.LogConfig{Storage: logStorage, VerifierKey: signer.NewestKey(), Refused: integrator.Refused, Checked: integrator.Checked,

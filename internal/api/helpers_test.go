@@ -63,6 +63,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Logger:     slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: e.reg,
 		Gatherer:   e.reg,
+		AccessLog:  true,
 	}
 	for _, o := range opts {
 		o(&cfg, e)

@@ -70,6 +70,7 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
 	handOverDrafts(&sub, drafts, len(body))
 	outcomes, err := s.checkSchemas(r.Context(), drafts, false, sub.Events)
 	if err != nil {
+		s.rejectSchemas(r.Context(), err, 1)
 		return err
 	}
 	doneParsing()
@@ -146,6 +147,7 @@ func (s *Server) createEventBatch(w http.ResponseWriter, r *http.Request) error 
 	handOverDrafts(&sub, drafts, len(body))
 	outcomes, err := s.checkSchemas(r.Context(), drafts, true, sub.Events)
 	if err != nil {
+		s.rejectSchemas(r.Context(), err, len(items))
 		return err
 	}
 	doneParsing()
@@ -290,6 +292,14 @@ func (c *chunkedIntake) release() {
 	if c.held > 0 {
 		c.sem.Release(c.held)
 		c.held = 0
+	}
+}
+
+// rejectSchemas counts the events of a request whose schemas could not be
+// read (checkSchemas counts those it refuses itself).
+func (s *Server) rejectSchemas(ctx context.Context, err error, events int) {
+	if _, ok := asAPIError(err); !ok {
+		s.metrics.rejectFailed(ctx, err, events)
 	}
 }
 

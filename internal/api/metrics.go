@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trailaudit/trail/internal/store"
 )
 
 // metrics are the API's Prometheus series. Labels are bounded: route is a
@@ -83,3 +86,23 @@ func (m *metrics) observe(route string, status int, d time.Duration) {
 func (m *metrics) reject(reason string, events int) {
 	m.rejected.WithLabelValues(reason).Add(float64(max(events, 1)))
 }
+
+// rejectFailed counts events refused because a lookup failed on Trail's
+// side, not for anything the caller sent: the API key, an organization or
+// a schema that the database could not be asked for (503, "unavailable"),
+// or an unexpected failure ("internal"). A request the client abandoned
+// (ctx ended) is not counted. Before the body is read events is 0, and
+// the request counts as one.
+func (m *metrics) rejectFailed(ctx context.Context, err error, events int) {
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		m.reject(rejectUnavailable, events)
+	case ctx.Err() != nil:
+	default:
+		m.reject(rejectInternal, events)
+	}
+}
+
+// ingestRoutes are the routes whose refusals trail_events_rejected_total
+// counts.
+var ingestRoutes = map[string]bool{"POST /audit_logs/events": true, "POST /v1/events/batch": true}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/lograte"
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store"
 )
@@ -59,6 +60,11 @@ type Config struct {
 	KeyCacheTTL time.Duration
 
 	Logger *slog.Logger
+	// AccessLog logs one INFO line per request answered (route, status,
+	// duration, key, organization); health checks at DEBUG. 503s are never
+	// logged one per request, on or off: during an outage every request
+	// gets one, so they are summarised (unavailableLogEvery).
+	AccessLog bool
 	// Registerer receives the HTTP metrics; Gatherer is what /metrics
 	// serves. When both are nil a private registry is used for both.
 	Registerer prometheus.Registerer
@@ -102,8 +108,11 @@ type Server struct {
 	keys     *keyCache
 	limiter  *limiter
 	metrics  *metrics
-	intake   intakeBudgets
-	parsing  chan struct{} // parseTurn's turns, one per core
+	// unavailable logs the 503s answered, one line per interval with the
+	// count of the others.
+	unavailable *slog.Logger
+	intake      intakeBudgets
+	parsing     chan struct{} // parseTurn's turns, one per core
 
 	metricsHandler http.Handler
 	// orgResources are the GET /organizations/{id}/<resource> endpoints
@@ -157,11 +166,12 @@ func New(st store.Store, sub Submitter, cfg Config) *Server {
 	}
 	s := &Server{
 		st: st, sub: sub, cfg: cfg, log: cfg.Logger,
-		mux:      http.NewServeMux(),
-		patterns: map[string]string{},
-		keys:     newKeyCache(cfg.KeyCacheTTL, 10_000),
-		metrics:  newMetrics(cfg.Registerer, cfg.Logger),
-		parsing:  make(chan struct{}, runtime.GOMAXPROCS(0)),
+		mux:         http.NewServeMux(),
+		patterns:    map[string]string{},
+		keys:        newKeyCache(cfg.KeyCacheTTL, 10_000),
+		metrics:     newMetrics(cfg.Registerer, cfg.Logger),
+		unavailable: slog.New(lograte.New(cfg.Logger.Handler(), unavailableLogEvery, nil)),
+		parsing:     make(chan struct{}, runtime.GOMAXPROCS(0)),
 		intake: intakeBudgets{known: semaphore.NewWeighted(cfg.MaxIntakeBytes),
 			// Room for one chunked body of the largest size allowed.
 			chunked: semaphore.NewWeighted(max(cfg.MaxIntakeBytes, cfg.MaxBatchBodyBytes+1))},
@@ -206,6 +216,9 @@ func (s *Server) handle(pattern, scope string, h handlerFunc) {
 	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
 		if err != nil {
+			if _, ok := asAPIError(err); !ok && ingestRoutes[pattern] {
+				s.metrics.rejectFailed(r.Context(), err, 0)
+			}
 			s.renderError(w, r, err)
 			return
 		}
@@ -349,6 +362,17 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, rout
 		status = http.StatusOK
 	}
 	s.metrics.observe(route, status, d)
+	if status == http.StatusServiceUnavailable && route != "GET /readyz" {
+		attrs := []any{"route", route}
+		if info.err != nil {
+			attrs = append(attrs, "err", info.err.Error())
+		}
+		s.unavailable.Warn("answering 503: Trail cannot serve requests for now (storage unavailable, overloaded, out of disk, a refused log, or stopping); one line per 10 s, with the count of the others", attrs...)
+		return
+	}
+	if !s.cfg.AccessLog {
+		return
+	}
 	level := slog.LevelInfo
 	switch route {
 	case "GET /healthz", "GET /readyz":
@@ -378,6 +402,10 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, rout
 	}
 	s.log.LogAttrs(context.WithoutCancel(r.Context()), level, "request", attrs...)
 }
+
+// unavailableLogEvery is how often a 503 is logged at most: the first of
+// an outage at once, then one line per interval saying how many more.
+const unavailableLogEvery = 10 * time.Second
 
 // requestID echoes a client's X-Request-ID when it is short and plain, and
 // makes a new one otherwise.
