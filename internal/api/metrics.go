@@ -58,6 +58,11 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 	m.duration = register(reg, log, m.duration)
 	m.accepted = register(reg, log, m.accepted)
 	m.rejected = register(reg, log, m.rejected)
+	// Every reason has its series from the start, at 0, so that alert
+	// rules and rate() see them before the first refusal.
+	for _, r := range []string{rejectInvalid, rejectTooLarge, rejectUnknownOrg, rejectUnavailable, rejectInternal, rejectIdempotency, rejectSchema} {
+		m.rejected.WithLabelValues(r)
+	}
 	return m
 }
 

@@ -81,6 +81,10 @@ func New(st Store, codec *Codec, opts Options, logger *slog.Logger, reg promethe
 	e := &Engine{st: st, codec: codec, opts: opts, log: logger, wake: make(chan struct{}, 1),
 		workers: map[string]*worker{}, positions: map[string]store.StreamPosition{}}
 	e.delivered, e.failures = newDeliveryCounters()
+	for _, typ := range Types {
+		e.delivered.WithLabelValues(typ)
+		e.failures.WithLabelValues(typ)
+	}
 	if reg != nil {
 		reg.MustRegister(&collector{e: e})
 	}
@@ -478,9 +482,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	e := c.e
 	now := e.opts.Now()
 	type key struct{ typ, state string }
+	// Every type and state has its series, at 0 when it has no stream, so
+	// that alert rules and rate() see them before the first stream.
 	counts := map[key]int{}
 	lag := map[string]int64{}
 	lagSec := map[string]float64{}
+	for _, typ := range Types {
+		for _, state := range []string{store.StreamActive, store.StreamError, store.StreamInvalid, store.StreamInactive} {
+			counts[key{typ, state}] = 0
+		}
+		lag[typ], lagSec[typ] = 0, 0
+	}
 	e.mu.Lock()
 	for id, p := range e.positions {
 		state, cursor := p.State, p.Cursor

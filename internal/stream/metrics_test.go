@@ -73,9 +73,11 @@ func TestMetrics(t *testing.T) {
 		{"trail_streams_lag_events", webhook, 0},
 		{"trail_streams_lag_seconds_max", webhook, 0},
 		{"trail_streams_delivered_events_total", webhook, 30},
-		{"trail_streams_delivery_failures_total", webhook, -1}, // none yet: no series
+		{"trail_streams_delivery_failures_total", webhook, 0},
 		{"trail_streams", map[string]string{"type": stream.TypeWebhook, "state": "active"}, 1},
-		{"trail_streams", map[string]string{"type": stream.TypeWebhook, "state": "error"}, -1},
+		{"trail_streams", map[string]string{"type": stream.TypeWebhook, "state": "error"}, 0},
+		{"trail_streams", map[string]string{"type": stream.TypeS3, "state": "active"}, 0},
+		{"trail_streams_lag_events", map[string]string{"type": stream.TypeS3}, 0},
 	} {
 		if got := gauge(t, reg, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
