@@ -96,7 +96,7 @@ func (s *Server) writeReadiness(w http.ResponseWriter, r *http.Request, verbose 
 
 // OperatorHandler serves what is for the deployment's operators only, on a
 // listener of its own (trail serve --metrics-listen, loopback by default):
-// /metrics (every organization's and stream's series), /readyz with the
+// /metrics (fleet aggregates; nothing labelled per tenant), /readyz with the
 // organizations it is degraded for, /healthz, and with pprof the Go
 // profiler under /debug/pprof/. None of it is on the public listener.
 func (s *Server) OperatorHandler(withPprof bool) http.Handler {
