@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/trailaudit/trail/internal/lograte"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -72,6 +73,10 @@ type Committer struct {
 	app    Appender
 	opts   Options
 	logger *slog.Logger
+	// failLog logs the failures that repeat while the database is out
+	// (every batch, every pass, every retry): at most once per 10 s per
+	// message, with the count of the others (package lograte).
+	failLog *slog.Logger
 
 	mu      sync.RWMutex // guards closed against sends on a closed queue
 	closed  bool
@@ -102,7 +107,7 @@ func New(app Appender, opts Options, logger *slog.Logger, reg prometheus.Registe
 		logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Committer{
-		app: app, opts: opts, logger: logger,
+		app: app, opts: opts, logger: logger, failLog: slog.New(lograte.New(logger.Handler(), 10*time.Second, nil)),
 		queue:   make(chan *request, opts.QueueSize),
 		stopped: make(chan struct{}),
 		batchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -241,9 +246,9 @@ func (c *Committer) commit(batch []*request, subs []store.Submission, events int
 		c.commitErrors.Inc()
 		if errors.Is(err, store.ErrBacklog) {
 			// Backpressure, not a failure: it ends as search catches up.
-			c.logger.Warn("ingest refused while search indexing catches up; nothing of the batch was stored", "submissions", len(subs), "events", events, "err", err)
+			c.failLog.Warn("ingest refused while search indexing catches up; nothing of the batch was stored", "submissions", len(subs), "events", events, "err", err)
 		} else {
-			c.logger.Error("group commit failed; nothing of the batch was stored", "submissions", len(subs), "events", events, "err", err)
+			c.failLog.Error("group commit failed; nothing of the batch was stored", "submissions", len(subs), "events", events, "err", err)
 		}
 		if len(batch) == 1 || errors.Is(err, store.ErrUnavailable) {
 			// The store itself is failing (or there is no one else to
@@ -260,7 +265,7 @@ func (c *Committer) commit(batch []*request, subs []store.Submission, events int
 		for _, r := range batch {
 			res, err := c.app.Append(context.Background(), []store.Submission{r.sub}, c.opts.Now())
 			if err != nil {
-				c.logger.Error("commit of one submission failed", "events", len(r.sub.Events), "err", err)
+				c.failLog.Error("commit of one submission failed", "events", len(r.sub.Events), "err", err)
 				r.done <- outcome{err: err}
 				continue
 			}

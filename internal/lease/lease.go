@@ -31,6 +31,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trailaudit/trail/internal/lograte"
 )
 
 // Options tune Run. Zero values take the defaults.
@@ -119,6 +121,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, name string, opts Options, log
 		logger = slog.New(slog.DiscardHandler)
 	}
 	l := &lease{pool: pool, name: name, opts: opts, logger: logger.With("lease", name, "holder", opts.Holder)}
+	l.failLog = slog.New(lograte.New(l.logger.Handler(), 10*time.Second, nil))
 	opts.Metrics.set(name, opts.Holder, false)
 	for ctx.Err() == nil {
 		sent := time.Now()
@@ -128,7 +131,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, name string, opts Options, log
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:
-			l.logger.Warn("couldn't try to take the lease; retrying", "err", err)
+			l.failLog.Warn("couldn't try to take the lease; retrying", "err", err)
 		case token > 0:
 			l.hold(ctx, token, sent, work)
 		case err == nil && opts.Held != nil:
@@ -146,6 +149,9 @@ type lease struct {
 	name   string
 	opts   Options
 	logger *slog.Logger
+	// failLog logs the failures that repeat while the database is out:
+	// at most once per 10 s per message, with the count of the others.
+	failLog *slog.Logger
 }
 
 // take claims the lease if it is free, expired or already ours, and
@@ -258,7 +264,7 @@ func (l *lease) hold(ctx context.Context, token int64, sent time.Time, work func
 					stop("another replica holds it", err)
 					return
 				}
-				l.logger.Warn("couldn't renew the lease; the work stops if it cannot by its deadline", "err", err, "deadline", deadline)
+				l.failLog.Warn("couldn't renew the lease; the work stops if it cannot by its deadline", "err", err, "deadline", deadline)
 				l.opts.Health.record(l.name, "couldn't renew the lease held by this replica", err)
 				continue
 			}

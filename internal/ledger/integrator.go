@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trailaudit/trail/internal/lograte"
 )
 
 // ErrStopped is returned by WaitIdle once the integrator has stopped.
@@ -60,6 +62,9 @@ type Integrator struct {
 	opts      Options
 	logger    *slog.Logger
 	statePath string
+	// failLog logs the failures that repeat while the database is out:
+	// at most once per 10 s per message, with the count of the others.
+	failLog *slog.Logger
 
 	wake     chan struct{}
 	stop     chan struct{}
@@ -110,6 +115,7 @@ func NewIntegrator(storage Storage, signer CheckpointSigner, originPrefix string
 	}
 	i := &Integrator{
 		storage: storage, signer: signer, prefix: originPrefix, opts: opts, logger: logger,
+		failLog:    slog.New(lograte.New(logger.Handler(), 10*time.Second, nil)),
 		statePath:  filepath.Join(opts.DataDir, StateFile),
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),

@@ -27,7 +27,7 @@ func (i *Integrator) passAndNotify(ctx context.Context) (backlog, failed bool) {
 		err = perr
 	}
 	if err != nil && ctx.Err() == nil {
-		i.logger.Error("integration pass failed; will retry", "err", err)
+		i.failLog.Error("integration pass failed; will retry", "err", err)
 	}
 	failed = err != nil || failures > 0
 	if failed {
@@ -115,7 +115,7 @@ func (i *Integrator) integrateChunk(ctx context.Context, logs []LogState) (failu
 			if !errors.Is(err, errRefused) {
 				failures++
 				if ctx.Err() == nil {
-					i.logger.Error("couldn't integrate log; will retry", "org", st.OrganizationID, "err", err)
+					i.failLog.Error("couldn't integrate log; will retry", "org", st.OrganizationID, "err", err)
 				}
 			}
 			continue

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/trailaudit/trail/internal/lograte"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -51,6 +52,9 @@ type Engine struct {
 	cycles atomic.Int64
 
 	delivered, failures *prometheus.CounterVec // by destination type
+	// failLog logs the failures that repeat while the database is out:
+	// at most once per 10 s per message, with the count of the others.
+	failLog *slog.Logger
 
 	mu        sync.Mutex
 	workers   map[string]*worker
@@ -81,6 +85,7 @@ func New(st Store, codec *Codec, opts Options, logger *slog.Logger, reg promethe
 	e := &Engine{st: st, codec: codec, opts: opts, log: logger, wake: make(chan struct{}, 1),
 		workers: map[string]*worker{}, positions: map[string]store.StreamPosition{}}
 	e.delivered, e.failures = newDeliveryCounters()
+	e.failLog = slog.New(lograte.New(logger.Handler(), 10*time.Second, nil))
 	for _, typ := range Types {
 		e.delivered.WithLabelValues(typ)
 		e.failures.WithLabelValues(typ)
@@ -144,7 +149,7 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) {
 	pos, err := e.st.StreamPositions(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			e.log.Warn("couldn't read the log streams; retrying", "err", err)
+			e.failLog.Warn("couldn't read the log streams; retrying", "err", err)
 		}
 		return
 	}
