@@ -122,6 +122,9 @@ func (e *Engine) Run(ctx context.Context) {
 			w.cancel()
 			delete(e.workers, id)
 		}
+		// A replica that stops delivering (the lease went to another)
+		// reports no streams, so that the fleet's sums count each once.
+		clear(e.positions)
 		e.mu.Unlock()
 		wg.Wait()
 	}()

@@ -83,6 +83,12 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
+	// A replica that stops delivering (its lease lost) reports no stream,
+	// so that summed over the fleet each stream counts once.
+	h.halt()
+	if got := gauge(t, reg, "trail_streams", map[string]string{"type": stream.TypeWebhook, "state": "active"}); got != 0 {
+		t.Errorf("trail_streams{active} = %v after the engine stopped, want 0", got)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
