@@ -29,27 +29,31 @@ import (
 // Hours and days are UTC, of created_at (the integrating replica's clock).
 // The walk goes in size order, a page at a time, and deletes a checkpoint
 // only when the next larger one falls in the same hour or day: a clock
-// step between replicas can leave two of a bucket, never none.
+// step between replicas can leave two of a bucket, never none. The sweeper
+// remembers per log where the final, daily part ends, and the next walk
+// starts there (a restarted process walks the whole log once).
 
 // compactPage is how many checkpoints compaction reads, and deletes at
 // most, per transaction.
 const compactPage = 1000
 
-// bucketOf is the hour or day of created that keeps one checkpoint, or
-// ok false while every checkpoint of that age is kept.
-func bucketOf(created, now time.Time, keepAll, hourlyFor time.Duration) (bucket time.Time, ok bool) {
+// bucketOf is the hour or day of created that keeps one checkpoint (daily
+// says which), or ok false while every checkpoint of that age is kept.
+func bucketOf(created, now time.Time, keepAll, hourlyFor time.Duration) (bucket time.Time, daily, ok bool) {
 	age := now.Sub(created)
 	switch {
 	case age < keepAll:
-		return time.Time{}, false
+		return time.Time{}, false, false
 	case age < hourlyFor:
-		return created.UTC().Truncate(time.Hour), true
+		return created.UTC().Truncate(time.Hour), false, true
 	default:
-		y, m, d := created.UTC().Date()
-		// A day bucket never equals an hour bucket of the same instant
-		// unless it is midnight, where they would mean the same thing.
-		return time.Date(y, m, d, 0, 0, 0, 0, time.UTC), true
+		return dayOf(created), true, true
 	}
+}
+
+func dayOf(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 // compaction is the state of one log's walk.
@@ -60,21 +64,41 @@ type compaction struct {
 
 	prev       store.StoredCheckpoint
 	prevBucket time.Time
+	prevDaily  bool
 	havePrev   bool
+
+	// settled is the last checkpoint met that stays for good: in the
+	// daily range, and followed by one of a later day, also daily. Every
+	// checkpoint before it is final too, so the next sweep's walk starts
+	// there instead of at size 0.
+	settled     store.StoredCheckpoint
+	haveSettled bool
+}
+
+// start makes the walk begin after a settled checkpoint of an earlier
+// walk.
+func (c *compaction) start(settled store.StoredCheckpoint) {
+	c.prev, c.prevBucket, c.prevDaily, c.havePrev = settled, dayOf(settled.CreatedAt), true, true
+	c.settled, c.haveSettled = settled, true
 }
 
 // next takes the next checkpoint by size. It returns the size of the
 // previous one if that can go (drop), and whether the walk is over (a
 // checkpoint young enough to keep, and so every later one, is reached).
 func (c *compaction) next(ck store.StoredCheckpoint) (drop int64, ok, done bool) {
-	b, old := bucketOf(ck.CreatedAt, c.now, c.keepAll, c.hourlyFor)
+	b, daily, old := bucketOf(ck.CreatedAt, c.now, c.keepAll, c.hourlyFor)
 	if !old {
 		return 0, false, true
 	}
-	if c.havePrev && c.prevBucket.Equal(b) && !c.keep(c.prev.Size) {
-		drop, ok = c.prev.Size, true
+	if c.havePrev {
+		switch {
+		case c.prevBucket.Equal(b) && !c.keep(c.prev.Size):
+			drop, ok = c.prev.Size, true
+		case c.prevDaily && daily && !c.prevBucket.Equal(b):
+			c.settled, c.haveSettled = c.prev, true
+		}
 	}
-	c.prev, c.prevBucket, c.havePrev = ck, b, true
+	c.prev, c.prevBucket, c.prevDaily, c.havePrev = ck, b, daily, true
 	return drop, ok, false
 }
 
@@ -88,8 +112,21 @@ func (s *Sweeper) compactCheckpoints(ctx context.Context, cc store.CheckpointCom
 		pinned = func(int64) bool { return false }
 	}
 	c := compaction{now: now, keepAll: s.opts.CheckpointsKeepAll, hourlyFor: s.opts.CheckpointsHourlyFor, keep: pinned}
-	var total int64
 	after := int64(0)
+	s.mu.Lock()
+	if st, ok := s.settled[org]; ok {
+		c.start(st)
+		after = st.Size
+	}
+	s.mu.Unlock()
+	defer func() {
+		if c.haveSettled {
+			s.mu.Lock()
+			s.settled[org] = c.settled
+			s.mu.Unlock()
+		}
+	}()
+	var total int64
 	for {
 		page, err := cc.CheckpointsAfter(ctx, org, after, compactPage)
 		if err != nil {
@@ -116,6 +153,9 @@ func (s *Sweeper) compactCheckpoints(ctx context.Context, cc store.CheckpointCom
 		}
 		if done || ctx.Err() != nil {
 			return total, ctx.Err()
+		}
+		if n == 0 {
+			continue // only read: no need to leave the database to ingest
 		}
 		if err := s.pause(ctx); err != nil {
 			return total, err

@@ -2,6 +2,7 @@ package retention
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -63,4 +64,89 @@ func TestCompactionPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCompactionResumesFromSettled: a walk that starts where an earlier
+// walk found the final part to end deletes exactly what a walk from size 0
+// would, sweep after sweep, as checkpoints age from the hourly range into
+// the daily one.
+func TestCompactionResumesFromSettled(t *testing.T) {
+	start := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	const (
+		h = time.Hour
+		d = 24 * time.Hour
+	)
+	// A checkpoint every 37 minutes for 200 days, with a replica's clock
+	// stepping back now and then.
+	var all []store.StoredCheckpoint
+	at := start
+	for size := int64(1); at.Before(start.Add(200 * d)); size++ {
+		created := at
+		if size%97 == 0 {
+			created = at.Add(-50 * time.Minute)
+		}
+		all = append(all, store.StoredCheckpoint{Size: size, CreatedAt: created})
+		at = at.Add(37 * time.Minute)
+	}
+	walk := func(cks []store.StoredCheckpoint, now time.Time, from *store.StoredCheckpoint) (map[int64]bool, *store.StoredCheckpoint) {
+		c := compaction{now: now, keepAll: d, hourlyFor: 90 * d, keep: func(int64) bool { return false }}
+		if from != nil {
+			c.start(*from)
+		}
+		drop := map[int64]bool{}
+		for _, ck := range cks {
+			if from != nil && ck.Size <= from.Size {
+				continue
+			}
+			n, ok, done := c.next(ck)
+			if ok {
+				drop[n] = true
+			}
+			if done {
+				break
+			}
+		}
+		if !c.haveSettled {
+			return drop, nil
+		}
+		s := c.settled
+		return drop, &s
+	}
+	remove := func(cks []store.StoredCheckpoint, drop map[int64]bool) []store.StoredCheckpoint {
+		var out []store.StoredCheckpoint
+		for _, ck := range cks {
+			if !drop[ck.Size] {
+				out = append(out, ck)
+			}
+		}
+		return out
+	}
+	kept := all
+	var settled *store.StoredCheckpoint
+	for now := start.Add(100 * d); now.Before(start.Add(220 * d)); now = now.Add(7*d + 5*h) {
+		full, _ := walk(kept, now, nil)
+		resumed, next := walk(kept, now, settled)
+		if fmt.Sprint(sortedKeys(full)) != fmt.Sprint(sortedKeys(resumed)) {
+			t.Fatalf("at %s: resumed from %v the walk drops %d checkpoints, from 0 it drops %d", now, settled, len(resumed), len(full))
+		}
+		if next != nil {
+			settled = next
+		}
+		kept = remove(kept, full)
+	}
+	if settled == nil {
+		t.Fatal("no walk found a settled checkpoint")
+	}
+	if len(kept) >= len(all)/3 { // about 1.6 checkpoints an hour: compaction keeps one an hour, then a day
+		t.Errorf("%d of %d checkpoints kept", len(kept), len(all))
+	}
+}
+
+func sortedKeys(m map[int64]bool) []int64 {
+	var out []int64
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -95,7 +95,8 @@ type Sweeper struct {
 	wake    chan struct{}
 
 	mu      sync.Mutex
-	waiting []chan struct{} // closed when the next sweep to start has finished
+	settled map[string]store.StoredCheckpoint // per log, where compaction's final part ends
+	waiting []chan struct{}                   // closed when the next sweep to start has finished
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -124,7 +125,8 @@ func New(st Storage, opts Options, logger *slog.Logger, reg prometheus.Registere
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Sweeper{st: st, opts: opts, logger: logger, metrics: newMetrics(reg), wake: make(chan struct{}, 1)}
+	return &Sweeper{st: st, opts: opts, logger: logger, metrics: newMetrics(reg), wake: make(chan struct{}, 1),
+		settled: map[string]store.StoredCheckpoint{}}
 }
 
 // DefaultDays is the retention of organizations without their own.
