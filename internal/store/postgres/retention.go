@@ -340,10 +340,15 @@ func (s *Store) dropPartitionTx(ctx context.Context, p monthlyPartition, ident, 
 	// its largest here); otherwise leave it, and the straggler, once due,
 	// to PruneRecords, which deletes in seq order.
 	var holeOrg string
+	// One index probe per organization: LATERAL … ORDER BY seq LIMIT 1
+	// keeps the planner on (organization_id, seq) in each other partition
+	// (the received_at bounds prune this one) rather than a join over
+	// every row.
 	err = tx.QueryRow(ctx, `SELECT o.id FROM organizations o,
-		LATERAL (SELECT max(e.seq) AS hi FROM `+ident+` e WHERE e.organization_id = o.id) x
-		WHERE x.hi IS NOT NULL AND EXISTS (SELECT 1 FROM events e WHERE e.organization_id = o.id AND e.seq < x.hi
-			AND (e.received_at < $1 OR e.received_at >= $2))
+		LATERAL (SELECT max(e.seq) AS hi FROM `+ident+` e WHERE e.organization_id = o.id) x,
+		LATERAL (SELECT e.seq FROM events e WHERE e.organization_id = o.id AND e.seq < x.hi
+			AND (e.received_at < $1 OR e.received_at >= $2) ORDER BY e.seq LIMIT 1) y
+		WHERE x.hi IS NOT NULL
 		LIMIT 1`, p.from, p.to).Scan(&holeOrg)
 	if err == nil {
 		s.logger.Info("not dropping an expired partition yet: a log has a record with an earlier seq outside it (received out of order across replicas' clocks); row deletes take it in seq order first",
