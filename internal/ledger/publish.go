@@ -215,7 +215,7 @@ func (g *PublishGate) holdStored(ctx context.Context) error {
 // holds them and (with Record) the record of publication says so.
 func (g *PublishGate) round(ctx context.Context) error {
 	g.mu.Lock()
-	batch := g.pending
+	batch := slices.Clone(g.pending) // Delete below clears what it removes
 	ready := g.ready
 	g.mu.Unlock()
 	if len(batch) == 0 && ready {

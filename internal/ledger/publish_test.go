@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 )
@@ -93,7 +96,8 @@ func TestPublishGate(t *testing.T) {
 		signer := newSigner(t)
 		rep := &fakeReplica{}
 		got := &published{upTo: map[string]int64{}, recorded: map[string]int64{}}
-		gate := ledger.NewPublishGate(b.storage, rep, ledger.GateOptions{Record: got.record, Published: got.published, Retry: 10 * time.Millisecond}, testLogger(t), nil)
+		reg := prometheus.NewRegistry()
+		gate := ledger.NewPublishGate(b.storage, rep, ledger.GateOptions{Record: got.record, Published: got.published, Retry: 10 * time.Millisecond}, testLogger(t), reg)
 		view := gate.Storage()
 		if _, err := view.LatestCheckpoint(ctx, "org_a"); !errors.Is(err, store.ErrUnavailable) {
 			t.Fatalf("before the first round: %v, want ErrUnavailable", err)
@@ -137,6 +141,21 @@ func TestPublishGate(t *testing.T) {
 		got.mu.Unlock()
 		if len(last) != 2 || last[0].OrganizationID != "org_a" || last[0].Size != 15 || last[0].Accepted != 15 || last[1].Size != 3 {
 			t.Errorf("last record = %+v", last)
+		}
+		// Every delay observed is a real one: under the minute this test
+		// may take, not an age since the zero time.
+		var h *dto.Histogram
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() == "trail_checkpoint_publication_delay_seconds" {
+				h = f.GetMetric()[0].GetHistogram()
+			}
+		}
+		if h.GetSampleCount() == 0 || h.GetSampleSum() > float64(h.GetSampleCount())*60 {
+			t.Errorf("publication delays: %d samples, sum %v s", h.GetSampleCount(), h.GetSampleSum())
 		}
 		i.Stop()
 
