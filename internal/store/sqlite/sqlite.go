@@ -60,8 +60,9 @@ type Store struct {
 	lastPos, indexedMark atomic.Int64
 	backlogLimit         int64
 
-	stopCheckpoints func()
-	checkpoints     sync.WaitGroup
+	stopCheckpoints    func()
+	stopLogCheckpoints func() // the log file's checkpointer only
+	checkpoints        sync.WaitGroup
 }
 
 // Both backends implement the whole contract.
@@ -128,9 +129,28 @@ func open(ctx context.Context, path string, logger *slog.Logger, mode migrationM
 		}
 		db.SetMaxOpenConns(1)
 		s.checkpoints.Add(1)
-		go s.checkpointLoop(ckCtx, path, db)
+		loopCtx := ckCtx
+		if path == s.path {
+			var stopLog context.CancelFunc
+			loopCtx, stopLog = context.WithCancel(ckCtx)
+			done := make(chan struct{})
+			s.stopLogCheckpoints = func() { stopLog(); <-done }
+			go func() { defer close(done); s.checkpointLoop(loopCtx, path, db) }()
+			continue
+		}
+		go s.checkpointLoop(loopCtx, path, db)
 	}
 	return s, nil
+}
+
+// LeaveCheckpoints stops this store's own WAL checkpoints of the log file
+// (not of the search index), for a replicator that must control them:
+// Litestream copies each transaction out of the WAL before it checkpoints
+// (package replicate). It returns once the last checkpoint has finished.
+func (s *Store) LeaveCheckpoints() {
+	if s.stopLogCheckpoints != nil {
+		s.stopLogCheckpoints()
+	}
 }
 
 // checkpointInterval is how often the WAL is copied back into the database
