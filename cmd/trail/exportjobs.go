@@ -8,7 +8,6 @@ import (
 	"github.com/trailaudit/trail/internal/export"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store/sqlite"
-	"github.com/trailaudit/trail/internal/witness"
 )
 
 // exportJobs is the export service of trail serve and what it holds open.
@@ -20,15 +19,15 @@ type exportJobs struct {
 // openExports opens the export service: on SQLite, River and the exports
 // table in their own file beside the database (<name>.exports.db); on
 // PostgreSQL, in the database. Files go to dir (default <data>/exports).
-func openExports(ctx context.Context, db *database, signer ledger.SelectionSigner, sf *storageFlags, dir string, maxRate float64, logger *slog.Logger) (*exportJobs, error) {
+// Jobs read the log through log: the published log (with --replicate),
+// whose checkpoints carry the witness cosignatures stored for them, as the
+// API's bundles do. River's tables were migrated by `trail migrate` (or
+// serve's first start, or --migrate): here they are only checked.
+func openExports(ctx context.Context, db *database, log export.Reader, signer ledger.SelectionSigner, sf *storageFlags, dir string, maxRate float64, logger *slog.Logger) (*exportJobs, error) {
 	if dir == "" {
 		dir = filepath.Join(sf.Data, "exports")
 	}
-	// Export bundles carry the witness cosignatures stored for their
-	// checkpoint, as the API's bundles do. River's tables were migrated by
-	// `trail migrate` (or serve's first start, or --migrate): here they are
-	// only checked.
-	cfg := export.Config{Log: cosignedLog{Reader: db, cosigned: witness.Cosigned(db)}, Signer: signer, Dir: dir, MaxEventsPerSecond: maxRate,
+	cfg := export.Config{Log: log, Signer: signer, Dir: dir, MaxEventsPerSecond: maxRate,
 		Logger: logger.With("worker", "exports"), RiverSchemaChecked: true}
 	if db.pg != nil {
 		cfg.Exports = db.pg

@@ -72,6 +72,8 @@ type serveCommand struct {
 	exportMaxRate float64 // events per second one export job reads at most
 
 	witnesses witnessClientFlags // witnesses asked to cosign checkpoints
+
+	replication replicateFlags // --replicate (docs/BACKUP.md)
 }
 
 func (c *serveCommand) flags() *flag.FlagSet {
@@ -105,6 +107,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", envDuration("TRAIL_SHUTDOWN_DELAY", 5*time.Second), "on SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes and in-flight requests drain: give load balancers time to stop sending new ones [TRAIL_SHUTDOWN_DELAY]")
 	c.witnesses.register(fs)
 	fs.BoolVar(&c.migrate, "migrate", envString("TRAIL_MIGRATE", "") == "true", "apply pending schema migrations (Trail's and River's) before serving, as trail migrate does; without it only a new, empty database is initialised and one with pending migrations is refused [TRAIL_MIGRATE]")
+	c.replication.register(fs)
 	fs.BoolVar(&c.checkConfig, "check-config", false, "check every setting (flags, TRAIL_… variables and the files they name) and exit: 0 when all are valid, 2 naming the first that is not")
 	return fs
 }
@@ -215,9 +218,16 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		explicit: c.logOrigin != "", logger: logger.With("worker", "integrator"), reg: reg, always: pool == nil}
 	// Witnesses cosign checkpoints in the background; a fork they show
 	// refuses the organization (docs/WITNESS.md).
-	// Every server serves the cosignatures stored in the database with the
-	// checkpoints, whichever of them received them.
-	logStorage := witness.Cosigned(st)
+	// With --replicate, outsiders see each log as of its newest checkpoint
+	// the replica holds (docs/BACKUP.md). Every server serves the
+	// cosignatures stored in the database with the checkpoints, whichever
+	// of them received them.
+	repl, err := c.replication.newReplication(st, logger.With("worker", "replicate"), reg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	logStorage := witness.CosignedFrom(repl.view(st), st)
 	var witnessesDown func() []string
 	cosigner, err := c.witnesses.start(ctx, c.storage.Data, st, integrator.Refuse, logger.With("worker", "witness"), reg)
 	if err != nil {
@@ -228,6 +238,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		integrator.signed = cosigner.Signed
 		integrator.checkWitnesses = cosigner.CheckStored
 		witnessesDown = cosigner.Down
+	}
+	if repl != nil {
+		integrator.signed = repl.hold(integrator.signed)
 	}
 
 	// With SQLite the data directory holds the log: a disk reserve keeps
@@ -262,6 +275,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	committer.Start()
 	workers, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()
+	if repl != nil {
+		if err := repl.start(workers, st, c.storage.Data, reg); err != nil {
+			ln.Close()
+			return err
+		}
+		defer repl.close()
+	}
 	if guard != nil {
 		go guard.Run(workers)
 	}
@@ -304,7 +324,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if publicURL == "" {
 		publicURL = baseURL
 	}
-	exports, err := openExports(ctx, db, signer, &c.storage, c.exportDir, c.exportMaxRate, logger)
+	exports, err := openExports(ctx, db, cosignedLog{Reader: repl.exportLog(db), cosigned: witness.CosignedFrom(repl.view(db), db)},
+		signer, &c.storage, c.exportDir, c.exportMaxRate, logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -692,6 +713,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // limits and the key files named (read, never created).
 func (c *serveCommand) validate() error {
 	if err := c.witnesses.validate(); err != nil {
+		return err
+	}
+	if err := c.replication.validate(c.storage.postgres()); err != nil {
 		return err
 	}
 	if _, _, err := net.SplitHostPort(c.listen); err != nil {

@@ -209,6 +209,13 @@ func Cosigned(st ledger.Storage) ledger.Storage {
 	return CosignedStorage{Storage: st, cs: cs}
 }
 
+// CosignedFrom returns st with the witness cosignatures kept in cs appended
+// to its checkpoint notes: st may be a view of the log (such as the
+// published one of a replicated deployment) and cs the database behind it.
+func CosignedFrom(st ledger.Storage, cs ledger.CosignatureStorage) ledger.Storage {
+	return CosignedStorage{Storage: st, cs: cs}
+}
+
 // CosignedStorage is a ledger.Storage whose checkpoint notes carry, after the
 // log's signature, the witness cosignatures received for them. The API and
 // bundles read checkpoints through it; everything else passes through.
