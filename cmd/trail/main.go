@@ -53,6 +53,8 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"export":      &exportCommand{stdout: stdout, stderr: stderr},
 		"bench":       &benchCommand{stdout: stdout, stderr: stderr},
 		"witness":     &witnessCommand{stdout: stdout, stderr: stderr},
+		"backup":      &backupCommand{stdout: stdout, stderr: stderr},
+		"restore":     &restoreCommand{stdout: stdout, stderr: stderr},
 		"version":     versionCommand{stdout: stdout},
 	}
 }
@@ -76,6 +78,8 @@ Usage:
   trail export --server URL --org ID  export an organization's events (CSV or a verifiable NDJSON bundle)
   trail bench ingest|query|verify|check  measure a server under load, check nothing was lost
   trail witness --log "ORIGIN VKEY"  run a witness that cosigns consistent checkpoints (docs/WITNESS.md)
+  trail backup FILE           snapshot the embedded data directory while serve runs (docs/BACKUP.md)
+  trail restore --from URL    restore a data directory from a replica or a backup, checked against published checkpoints
   trail version               print the version
 
 Run 'trail COMMAND -h' for a command's flags. Every flag also reads a TRAIL_…
