@@ -126,7 +126,6 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 			return nil, fmt.Errorf("couldn't replicate %s: %w", p, err)
 		}
 		db := litestream.NewDB(p)
-		db.Logger = logger.With("db", filepath.Base(p))
 		db.MonitorInterval = time.Second
 		client := t.ltxClient(filepath.Base(p))
 		rep := litestream.NewReplicaWithClient(db, client)
@@ -140,7 +139,13 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 		r.dbs = append(r.dbs, db)
 	}
 	r.store = litestream.NewStore(r.dbs, litestream.DefaultCompactionLevels)
-	r.store.Logger = logger
+	// Litestream's routine messages (snapshots, compactions) are debug
+	// here; its warnings and errors stay what they are.
+	quiet := slog.New(levelShift{logger.Handler()})
+	r.store.Logger = quiet
+	for _, db := range r.dbs {
+		db.SetLogger(quiet.With("db", filepath.Base(db.Path())))
+	}
 	if err := r.store.Open(ctx); err != nil {
 		return nil, fmt.Errorf("couldn't start replicating to %s: %w", t, err)
 	}
@@ -289,3 +294,26 @@ func (r *Replicator) Close(ctx context.Context) error {
 	}
 	return err
 }
+
+// levelShift logs Litestream's Info messages at Debug.
+type levelShift struct{ slog.Handler }
+
+func (h levelShift) Enabled(ctx context.Context, l slog.Level) bool {
+	if l == slog.LevelInfo {
+		l = slog.LevelDebug
+	}
+	return h.Handler.Enabled(ctx, l)
+}
+
+func (h levelShift) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelInfo {
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h levelShift) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelShift{h.Handler.WithAttrs(attrs)}
+}
+
+func (h levelShift) WithGroup(name string) slog.Handler { return levelShift{h.Handler.WithGroup(name)} }
