@@ -44,7 +44,7 @@ func newFakeS3(t *testing.T, bucket string) *fakeS3 {
 	return f
 }
 
-func openDB(t *testing.T, path string) *sql.DB {
+func openDB(t testing.TB, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(0)&_pragma=busy_timeout(10000)")
 	if err != nil {
@@ -74,7 +74,7 @@ func insert(t *testing.T, db *sql.DB, from, to int) {
 	}
 }
 
-func count(t *testing.T, path string) int {
+func count(t testing.TB, path string) int {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
