@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trailaudit/trail/internal/witness"
 )
 
 // backupCommand is `trail backup FILE`: a consistent snapshot of the
@@ -24,9 +23,9 @@ type backupCommand struct {
 	stdout, stderr io.Writer
 }
 
-// backupDatabases are the databases a backup holds: the log, and the
-// witness cosignatures. The search index is rebuilt from the events.
-func backupDatabases() []string { return []string{"trail.db", witness.CosignaturesFile} }
+// backupDatabases are the databases a backup holds: the log (with the
+// witness cosignatures). The search index is rebuilt from the events.
+func backupDatabases() []string { return []string{"trail.db"} }
 
 func (c *backupCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)

@@ -19,7 +19,6 @@ import (
 	"github.com/trailaudit/trail/internal/replicate"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/sqlite"
-	"github.com/trailaudit/trail/internal/witness"
 )
 
 // restoreCommand is `trail restore`: a data directory from a replica
@@ -98,7 +97,7 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "Unpacked %s (%s) into %s.\n", *fromBackup, mib(n), *data)
 	} else {
 		bar := newProgress(c.stderr)
-		res, err := replicate.Restore(ctx, target, *data, []string{"trail.db", witness.CosignaturesFile}, replicatedNames(),
+		res, err := replicate.Restore(ctx, target, *data, []string{"trail.db"}, replicatedNames(),
 			replicate.RestoreOptions{Timestamp: ts, Progress: func(done, total int64) {
 				pct := int64(100)
 				if total > 0 {
