@@ -189,7 +189,7 @@ func (r *replication) close() {
 	}
 	r.stop()
 	<-r.done
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := rep.Close(ctx); err != nil {
 		r.logger.Warn("couldn't bring the replica up to date before stopping; it holds what was replicated before", "target", r.target.String(), "err", err)

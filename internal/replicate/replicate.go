@@ -126,7 +126,10 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 			return nil, fmt.Errorf("couldn't replicate %s: %w", p, err)
 		}
 		db := litestream.NewDB(p)
-		db.MonitorInterval = time.Second
+		// No monitor of its own: every Sync round (at least one a
+		// second, from the loop below) copies the WAL into local LTX
+		// files and checkpoints it, even while the target is down.
+		db.MonitorInterval = 0
 		client := t.ltxClient(filepath.Base(p))
 		rep := litestream.NewReplicaWithClient(db, client)
 		// Uploads are driven by Sync (and the loop below), so that a
@@ -143,6 +146,9 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 	// here; its warnings and errors stay what they are.
 	quiet := slog.New(levelShift{logger.Handler()})
 	r.store.Logger = quiet
+	// Close has already tried to bring the replica up to date; a target
+	// that is down must not hold a shutdown for long.
+	r.store.SetShutdownSyncTimeout(5 * time.Second)
 	for _, db := range r.dbs {
 		db.SetLogger(quiet.With("db", filepath.Base(db.Path())))
 	}
