@@ -37,7 +37,7 @@ type fakeS3 struct {
 	down atomic.Bool
 }
 
-func newFakeS3(t *testing.T) *fakeS3 {
+func newFakeS3(t testing.TB) *fakeS3 {
 	t.Helper()
 	backend := s3mem.New()
 	if err := backend.CreateBucket("trail-backups"); err != nil {
@@ -185,7 +185,7 @@ func metric(t *testing.T, srv *trailtest.Server, name string) float64 {
 }
 
 // trail runs the trail binary and returns its exit code and output.
-func trail(t *testing.T, args ...string) (int, string, string) {
+func trail(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(trailtest.Binary(t), args...)
 	cmd.Env = append(os.Environ(), env()...)

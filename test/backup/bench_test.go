@@ -1,0 +1,200 @@
+package backup_test
+
+import (
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/trailtest"
+)
+
+// BenchmarkReplication measures, in one run and on this machine, what
+// --replicate costs (docs/PERFORMANCE.md, "Replication"):
+//
+//   - ingest throughput of trail bench ingest (closed loop, 16 clients,
+//     batches of 100) against a server without and with replication to a
+//     directory and to an S3 server in this process, alternated;
+//
+//   - the publication delay replication adds to checkpoints (p50, p99 from
+//     trail_checkpoint_publication_delay_seconds) at 5,000 events/s;
+//
+//   - trail restore's rate from the S3 replica beside copying the same
+//     bytes.
+//
+//     go test ./test/backup -run '^$' -bench Replication -benchtime 1x
+func BenchmarkReplication(b *testing.B) {
+	dur := 15 * time.Second
+	if d := os.Getenv("TRAIL_BENCH_DURATION"); d != "" {
+		var err error
+		if dur, err = time.ParseDuration(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s3 := newFakeS3(b)
+	for range b.N {
+		modes := []struct {
+			name string
+			r    *replica
+		}{
+			{"off", nil},
+			{"file", &replica{url: "file://" + filepath.Join(b.TempDir(), "replica")}},
+			{"s3", &replica{url: "s3://trail-backups/bench-" + strconv.FormatInt(time.Now().UnixNano(), 36), endpoint: s3.url, s3: s3}},
+		}
+		// Two rounds, alternating, so that a machine's drift shows.
+		best := map[string]float64{}
+		for round := range 2 {
+			for _, m := range modes {
+				opts := trailtest.Options{Env: env(), Args: []string{"--log-level", "error"}}
+				if m.r != nil {
+					opts.Args = append(opts.Args, m.r.args()...)
+				}
+				srv := trailtest.Start(b, opts)
+				eps := ingest(b, srv, "--concurrency", "16", "--batch", "100", "--duration", dur.String())
+				best[m.name] = max(best[m.name], eps)
+				b.Logf("round %d, replication %s: %.0f events/s", round, m.name, eps)
+				srv.Stop(b)
+			}
+		}
+		b.ReportMetric(best["off"], "events/s-off")
+		b.ReportMetric(best["file"]/best["off"], "ratio-file")
+		b.ReportMetric(best["s3"]/best["off"], "ratio-s3")
+
+		// Publication delay at 5,000 events/s (50 requests of 100).
+		for _, m := range modes[1:] {
+			srv := trailtest.Start(b, trailtest.Options{Env: env(), Args: append([]string{"--log-level", "error"}, m.r.args()...)})
+			ingest(b, srv, "--rate", "50", "--batch", "100", "--duration", (2 * dur).String())
+			p50, p99, n := delayQuantiles(b, srv)
+			b.Logf("replication %s: publication delay p50 %.3f s, p99 %.3f s over %d checkpoints", m.name, p50, p99, n)
+			b.ReportMetric(p99, "p99-delay-s-"+m.name)
+			if m.name != "s3" {
+				srv.Stop(b)
+				continue
+			}
+			// Restore from the S3 replica beside copying its bytes.
+			events := int64(0)
+			srv.Stop(b)
+			data := filepath.Join(b.TempDir(), "restored")
+			start := time.Now()
+			code, out, errOut := trail(b, restoreArgs(*m.r, data)...)
+			took := time.Since(start)
+			if code != 0 {
+				b.Fatalf("restore: %d %s %s", code, out, errOut)
+			}
+			if m := restoredEvents.FindStringSubmatch(out); m != nil {
+				events, _ = strconv.ParseInt(strings.ReplaceAll(m[1], ",", ""), 10, 64)
+			}
+			size := fileSize(b, filepath.Join(data, "trail.db"))
+			copyTook := copyFile(b, filepath.Join(data, "trail.db"), filepath.Join(b.TempDir(), "copy.db"))
+			b.Logf("restore: %d events (%.1f MiB) in %s = %.0f events/s; copying the file: %s", events, float64(size)/(1<<20), took, float64(events)/took.Seconds(), copyTook)
+			b.ReportMetric(float64(events)/took.Seconds(), "restore-events/s")
+			b.ReportMetric(took.Seconds()/copyTook.Seconds(), "restore/copy")
+		}
+	}
+}
+
+var restoredEvents = regexp.MustCompile(`Restored [0-9]+ logs \(([0-9,]+) events\)`)
+
+// ingest runs trail bench ingest against srv and returns its events/s.
+func ingest(b *testing.B, srv *trailtest.Server, args ...string) float64 {
+	b.Helper()
+	cmd := exec.Command(trailtest.Binary(b), append([]string{"bench", "ingest", "--server", srv.URL, "--api-key", srv.Key, "--json"}, args...)...)
+	cmd.Stderr = io.Discard
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("trail bench ingest: %v\n%s", err, out)
+	}
+	var r struct {
+		EventsPerSecond float64 `json:"events_per_second"`
+		Errors          int64   `json:"errors"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		b.Fatalf("trail bench ingest: %v\n%s", err, out)
+	}
+	if r.Errors > 0 {
+		b.Errorf("trail bench ingest: %d errors", r.Errors)
+	}
+	return r.EventsPerSecond
+}
+
+// delayQuantiles reads p50 and p99 of the publication delay histogram
+// (upper bucket bounds).
+func delayQuantiles(b *testing.B, srv *trailtest.Server) (p50, p99 float64, n int64) {
+	b.Helper()
+	res, err := http.Get(srv.MetricsURL + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	type bucket struct {
+		le    float64
+		count int64
+	}
+	var buckets []bucket
+	for line := range strings.SplitSeq(string(data), "\n") {
+		rest, ok := strings.CutPrefix(line, `trail_checkpoint_publication_delay_seconds_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, count, _ := strings.Cut(rest, `"} `)
+		v := math.Inf(1)
+		if le != "+Inf" {
+			v, _ = strconv.ParseFloat(le, 64)
+		}
+		c, _ := strconv.ParseInt(count, 10, 64)
+		buckets = append(buckets, bucket{v, c})
+	}
+	if len(buckets) == 0 {
+		b.Fatal("no publication delay histogram on /metrics")
+	}
+	n = buckets[len(buckets)-1].count
+	q := func(f float64) float64 {
+		for _, bk := range buckets {
+			if float64(bk.count) >= f*float64(n) {
+				return bk.le
+			}
+		}
+		return math.Inf(1)
+	}
+	return q(0.5), q(0.99), n
+}
+
+func fileSize(b *testing.B, p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// copyFile copies src to dst, synced, as a plain file copy would, and
+// returns how long it took.
+func copyFile(b *testing.B, src, dst string) time.Duration {
+	start := time.Now()
+	in, err := os.Open(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	out.Close()
+	return time.Since(start)
+}
