@@ -69,12 +69,20 @@ func BenchmarkReplication(b *testing.B) {
 		b.ReportMetric(best["file"]/best["off"], "ratio-file")
 		b.ReportMetric(best["s3"]/best["off"], "ratio-s3")
 
-		// Publication delay at 5,000 events/s (50 requests of 100).
+		// Publication delay at 5,000 events/s (50 requests of 100 a
+		// second; TRAIL_BENCH_RATE sets another rate of requests), beside
+		// the integrator's own lag in the same run.
+		rate := "50"
+		if r := os.Getenv("TRAIL_BENCH_RATE"); r != "" {
+			rate = r
+		}
 		for _, m := range modes[1:] {
 			srv := trailtest.Start(b, trailtest.Options{Env: env(), Args: append([]string{"--log-level", "error"}, m.r.args()...)})
-			ingest(b, srv, "--rate", "50", "--batch", "100", "--duration", (2 * dur).String())
-			p50, p99, n := delayQuantiles(b, srv)
-			b.Logf("replication %s: publication delay p50 %.3f s, p99 %.3f s over %d checkpoints", m.name, p50, p99, n)
+			eps := ingest(b, srv, "--rate", rate, "--batch", "100", "--duration", (2 * dur).String())
+			p50, p99, n := delayQuantiles(b, srv, "trail_checkpoint_publication_delay_seconds")
+			l50, l99, _ := delayQuantiles(b, srv, "trail_ledger_lag_seconds")
+			b.Logf("replication %s at %.0f events/s: publication delay p50 ≤ %.3f s, p99 ≤ %.3f s over %d checkpoints; integrator lag p50 ≤ %.3f s, p99 ≤ %.3f s",
+				m.name, eps, p50, p99, n, l50, l99)
 			b.ReportMetric(p99, "p99-delay-s-"+m.name)
 			srv.Stop(b)
 			// Restore from the replica, beside copying bytes.
@@ -128,9 +136,9 @@ func ingest(b *testing.B, srv *trailtest.Server, args ...string) float64 {
 	return r.EventsPerSecond
 }
 
-// delayQuantiles reads p50 and p99 of the publication delay histogram
-// (upper bucket bounds).
-func delayQuantiles(b *testing.B, srv *trailtest.Server) (p50, p99 float64, n int64) {
+// delayQuantiles reads p50 and p99 of a histogram on /metrics (upper
+// bucket bounds).
+func delayQuantiles(b *testing.B, srv *trailtest.Server, name string) (p50, p99 float64, n int64) {
 	b.Helper()
 	res, err := http.Get(srv.MetricsURL + "/metrics")
 	if err != nil {
@@ -144,7 +152,7 @@ func delayQuantiles(b *testing.B, srv *trailtest.Server) (p50, p99 float64, n in
 	}
 	var buckets []bucket
 	for line := range strings.SplitSeq(string(data), "\n") {
-		rest, ok := strings.CutPrefix(line, `trail_checkpoint_publication_delay_seconds_bucket{le="`)
+		rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
 		if !ok {
 			continue
 		}
@@ -157,7 +165,7 @@ func delayQuantiles(b *testing.B, srv *trailtest.Server) (p50, p99 float64, n in
 		buckets = append(buckets, bucket{v, c})
 	}
 	if len(buckets) == 0 {
-		b.Fatal("no publication delay histogram on /metrics")
+		b.Fatalf("no histogram %s on /metrics", name)
 	}
 	n = buckets[len(buckets)-1].count
 	q := func(f float64) float64 {
