@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -97,8 +98,11 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "Unpacked %s (%s) into %s.\n", *fromBackup, mib(n), *data)
 	} else {
 		bar := newProgress(c.stderr)
+		var barMu sync.Mutex // the restore may read several files at once
 		res, err := replicate.Restore(ctx, target, *data, []string{"trail.db"}, replicatedNames(),
 			replicate.RestoreOptions{Timestamp: ts, Progress: func(done, total int64) {
+				barMu.Lock()
+				defer barMu.Unlock()
 				pct := int64(100)
 				if total > 0 {
 					pct = min(100, done*100/total)

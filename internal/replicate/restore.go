@@ -26,7 +26,8 @@ type RestoreOptions struct {
 	// day by default (its snapshot retention).
 	Timestamp time.Time
 	// Progress, when set, is called as replica bytes are read, with the
-	// bytes read so far and the total to read.
+	// bytes read so far and the total to read; possibly from several
+	// goroutines at once.
 	Progress func(done, total int64)
 }
 
