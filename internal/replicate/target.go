@@ -118,7 +118,12 @@ func (t Target) ltxClient(file string) litestream.ReplicaClient {
 	c := lss3.NewReplicaClient()
 	c.Bucket, c.Path, c.Region, c.Endpoint = t.Bucket, t.key(dbName(file)), t.Region, t.Endpoint
 	c.ForcePathStyle = t.Endpoint != ""
-	c.AccessKeyID, c.SecretAccessKey = t.AccessKeyID, t.SecretAccessKey
+	if t.SessionToken == "" {
+		// Litestream's static credentials take no session token;
+		// temporary ones come from its default chain, which reads the
+		// same AWS_… variables.
+		c.AccessKeyID, c.SecretAccessKey = t.AccessKeyID, t.SecretAccessKey
+	}
 	return c
 }
 
