@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
 )
 
 // backupCommand is `trail backup FILE`: a consistent snapshot of the

@@ -14,9 +14,9 @@ import (
 
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/pgtest"
+	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
 	"github.com/trailaudit/trail/internal/store/sqlite"
-	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/storetest"
 )
 
