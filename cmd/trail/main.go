@@ -5,6 +5,7 @@
 //	trail org create|list|import  manage organizations (import: WorkOS's, under their ids)
 //	trail import --org ORG FILE   an organization's past events from WorkOS's CSV export
 //	trail key create|list|revoke  manage API keys
+//	trail console link             sign in to the operator console at /console
 //	trail log key|checkpoint|pull  fetch the verifier key, checkpoints and bundles
 //	trail tail --org ORG           follow an organization's events as they are recorded
 //	trail verify FILE --key VKEY   check a bundle offline
@@ -43,6 +44,7 @@ func commands(stdout, stderr io.Writer) map[string]command {
 		"import":      &importCommand{stdout: stdout, stderr: stderr},
 		"key":         &keyCommand{stdout: stdout},
 		"portal":      &portalCommand{stdout: stdout},
+		"console":     &consoleCommand{stdout: stdout},
 		"deployment":  &deploymentCommand{stdout: stdout},
 		"signing-key": &signingKeyCommand{stdout: stdout},
 		"master-key":  &masterKeyCommand{stdout: stdout},
@@ -68,6 +70,7 @@ Usage:
   trail import --org ID FILE  import an organization's past events from WorkOS's CSV export
   trail key create|list|revoke  manage API keys
   trail portal revoke ORG_ID  end an organization's Admin Portal sessions
+  trail console link          a single-use sign-in link to the operator console
   trail deployment show|set   the settings every replica must agree on
   trail signing-key list|rotate|retire|revoke|freeze  the log's signing keys (docs/OPERATIONS.md)
   trail master-key list|promote|re-encrypt  rotate the master key (docs/OPERATIONS.md)

@@ -372,8 +372,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Unready:   newReadiness(pingOf(st), guard, leaseHealth).Unready,
 	})
 	apiServer = handler
+	public, err := withConsole(handler, st, keys, publicURL, logger, func() *api.Server { return apiServer }, portalConfig.Links)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           public,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/user"
+	"time"
+
+	"github.com/trailaudit/trail/internal/api"
+	"github.com/trailaudit/trail/internal/console"
+	"github.com/trailaudit/trail/internal/keyring"
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// withConsole serves the operator console (docs/CONSOLE.md) under
+// /console beside next, which serves everything else. server returns the
+// API server, through which the console records its operators' actions;
+// links generates Admin Portal links.
+func withConsole(next http.Handler, st store.Store, keys *keyring.Keyring, publicURL string, logger *slog.Logger,
+	server func() *api.Server, links console.PortalLinks) (http.Handler, error) {
+	cs, ok := st.(console.Store)
+	if !ok {
+		return nil, fmt.Errorf("this database backend (%T) cannot serve the operator console", st)
+	}
+	c, err := console.New(console.Config{
+		Store: cs, Portal: links, BaseURL: publicURL,
+		SessionKey: keys.Key("trail console sessions v1"),
+		Logger:     logger.With("component", "console"),
+		Audit: func(r *http.Request, a console.Action) {
+			server().AuditConsole(r, api.ConsoleAction{Logs: a.Logs, Action: a.Action, Operator: a.Operator,
+				Target:   api.PortalTarget{Type: a.TargetType, ID: a.TargetID, Name: a.TargetName},
+				Metadata: a.Metadata})
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console/", c)
+	mux.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther))
+	mux.Handle("/", next)
+	return mux, nil
+}
+
+type consoleCommand struct {
+	stdout  io.Writer
+	storage storageFlags
+}
+
+// Run is `trail console link [--operator NAME] [--url URL]`: a single-use
+// sign-in link to the operator console of the server on this database.
+func (c *consoleCommand) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "link" {
+		return usagef("say what to do: trail console link [--operator NAME] [--url PUBLIC_URL] (a single-use sign-in link to the operator console)")
+	}
+	fs := flag.NewFlagSet("console link", flag.ContinueOnError)
+	c.storage.register(fs)
+	who := "operator"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		who = u.Username
+	}
+	operator := fs.String("operator", who, "the operator the console's actions are attributed to")
+	base := fs.String("url", envString("TRAIL_PUBLIC_URL", "http://127.0.0.1:8080"), "the server's public URL, as trail serve's --public-url [TRAIL_PUBLIC_URL]")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("trail console link takes no arguments, only flags")
+	}
+	if !console.ValidOperator(*operator) {
+		return usagef("--operator must be 1 to 200 characters, without control characters")
+	}
+	st, err := openStore(ctx, &c.storage)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ls, ok := st.(store.PortalLinks)
+	if !ok {
+		return fmt.Errorf("this database backend (%T) does not serve the operator console", st)
+	}
+	link, expires, err := console.CreateLink(ctx, ls, *base, *operator, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := recordCLIAction(ctx, st, "trail.console_link.created", store.SystemOrganizationID,
+		cliTarget{Type: "operator", ID: *operator, Name: *operator}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Open this link within 5 minutes (it works once, until %s):\n%s\n", expires.UTC().Format("15:04:05 UTC"), link)
+	return nil
+}
