@@ -125,6 +125,25 @@ func consoleLink(t *testing.T, srv *trailtest.Server, operator string) string {
 	return string(m[1])
 }
 
+// waitURL waits until the browser has navigated to want (a form's
+// submission navigates after the click returns).
+func waitURL(t *testing.T, ctx context.Context, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		got, err := chromedp.Run(actx, chromedp.Location())
+		cancel()
+		if err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the browser is at %s, want %s", got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // call sends a request with the given headers and returns the status and
 // body.
 func call(t *testing.T, method, u string, header http.Header, body string) (int, string) {
@@ -236,7 +255,9 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("the new organization's row: %q", row)
 	}
 	run(t, ctx, "search", chromedp.Navigate(srv.URL+"/console/organizations"), visible("#q"),
-		chromedp.SendKeys(chromedp.CSS("#q"), "acme"), chromedp.Submit(chromedp.CSS("#q")), visible("#orgs"))
+		chromedp.SendKeys(chromedp.CSS("#q"), "acme"), chromedp.Submit(chromedp.CSS("#q")))
+	waitURL(t, ctx, srv.URL+"/console/organizations?q=acme")
+	run(t, ctx, "search results", visible("#orgs"))
 	if got := text(t, ctx, "#orgs tbody"); !strings.Contains(got, org) {
 		t.Errorf("searching acme: %q", got)
 	}
