@@ -16,7 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/access"
-	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/selfaudit"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/textsafe"
 )
@@ -450,14 +450,11 @@ func (c *portalCommand) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-type cliTarget struct {
-	Type string `json:"type"`
-	ID   string `json:"id"`
-	Name string `json:"name,omitempty"`
-}
+type cliTarget = selfaudit.Entity
 
 // recordCLIAction audits an administrative action taken on the command line
-// (docs/DESIGN.md §8): the actor is the operating-system user who ran it.
+// (docs/DESIGN.md §8; package selfaudit): the actor is the operating-system
+// user who ran it.
 func recordCLIAction(ctx context.Context, st store.Store, action, logOrg string, target cliTarget) error {
 	return recordCLIActionWith(ctx, st, action, logOrg, target, nil)
 }
@@ -470,31 +467,13 @@ func recordCLIActionWith(ctx context.Context, st store.Store, action, logOrg str
 		who = u.Username
 	}
 	host, _ := os.Hostname()
-	now := time.Now()
-	ev := map[string]any{
-		"action":      action,
-		"occurred_at": now.UTC().Format(time.RFC3339Nano),
-		"actor":       map[string]any{"type": "cli_user", "id": who, "name": who},
-		"targets":     []cliTarget{target},
-		"context":     map[string]any{"location": "cli@" + host, "user_agent": "trail/" + version},
-	}
+	var meta map[string]any
 	if len(metadata) > 0 {
-		ev["metadata"] = metadata
+		meta = metadata
 	}
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("couldn't encode audit event: %w", err)
-	}
-	d, err := event.ParseEvent(body, now, event.DefaultLimits())
-	if err != nil {
-		return fmt.Errorf("couldn't build audit event for %s: %w", action, err)
-	}
-	res, err := st.Append(ctx, []store.Submission{{Events: []store.PendingEvent{{
-		OrganizationID: logOrg, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail, Draft: d,
-	}}}}, now)
-	if err == nil {
-		err = res[0].Err
-	}
+	rec := selfaudit.New(selfaudit.AppendTo(st), selfaudit.Config{})
+	err := rec.Record(ctx, selfaudit.Action{Action: action, Actor: cliTarget{Type: "cli_user", ID: who, Name: who},
+		Target: target, Orgs: []string{logOrg}, Metadata: meta, Location: "cli@" + host, UserAgent: "trail/" + version})
 	if err != nil {
 		return fmt.Errorf("couldn't record audit event %s: %w", action, err)
 	}

@@ -10,9 +10,9 @@ import (
 	"os/user"
 	"time"
 
-	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/console"
 	"github.com/trailaudit/trail/internal/keyring"
+	"github.com/trailaudit/trail/internal/selfaudit"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -21,7 +21,7 @@ import (
 // API server, through which the console records its operators' actions;
 // links generates Admin Portal links.
 func withConsole(next http.Handler, st store.Store, keys *keyring.Keyring, publicURL string, logger *slog.Logger,
-	server func() *api.Server, links console.PortalLinks) (http.Handler, error) {
+	audit *selfaudit.Recorder, links console.PortalLinks) (http.Handler, error) {
 	cs, ok := st.(console.Store)
 	if !ok {
 		return nil, fmt.Errorf("this database backend (%T) cannot serve the operator console", st)
@@ -31,9 +31,10 @@ func withConsole(next http.Handler, st store.Store, keys *keyring.Keyring, publi
 		SessionKey: keys.Key("trail console sessions v1"),
 		Logger:     logger.With("component", "console"),
 		Audit: func(r *http.Request, a console.Action) {
-			server().AuditConsole(r, api.ConsoleAction{Logs: a.Logs, Action: a.Action, Operator: a.Operator,
-				Target:   api.PortalTarget{Type: a.TargetType, ID: a.TargetID, Name: a.TargetName},
-				Metadata: a.Metadata})
+			audit.RecordRequest(r, selfaudit.Action{Action: a.Action,
+				Actor:  selfaudit.Entity{Type: "operator", ID: a.Operator, Name: a.Operator},
+				Target: selfaudit.Entity{Type: a.TargetType, ID: a.TargetID, Name: a.TargetName},
+				Orgs:   a.Logs, Metadata: selfaudit.Strings(a.Metadata)})
 		},
 	})
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/livetail"
 	"github.com/trailaudit/trail/internal/schema"
+	"github.com/trailaudit/trail/internal/selfaudit"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
 	"github.com/trailaudit/trail/internal/witness"
@@ -343,15 +344,19 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	var apiServer *api.Server // the portal records its admins' actions, and acts on streams, through it
-	portalConfig, err := newPortal(workers, st, signer, keys, publicURL, logger, func() *api.Server { return apiServer },
+	submitter := admittedSubmitter{next: tail.NotifyingSubmitter(guardedSubmitter(committer, guard)), admit: signer.admit(integrator.Admit)}
+	// The API and the portal share the stream rules and the recorder of
+	// Trail's own actions.
+	streamManager := streams.manager(st)
+	audit := selfaudit.New(submitter, selfaudit.Config{Limits: limits, Logger: logger, TrustProxyHeaders: c.trustProxy})
+	portalConfig, err := newPortal(workers, st, signer, keys, publicURL, logger, streamManager, audit,
 		exports.svc, logStorage, portalWitnesses(cosigner), tail)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	submitter := admittedSubmitter{next: tail.NotifyingSubmitter(guardedSubmitter(committer, guard)), admit: signer.admit(integrator.Admit)}
 	handler := api.New(st, submitter, api.Config{
+		Audit:             audit,
 		Limits:            limits,
 		MaxBatchBodyBytes: c.maxBatchBody,
 		RateLimit:         c.rateLimit,
@@ -364,15 +369,14 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Log: api.LogConfig{Storage: logStorage, VerifierKey: signer.NewestKey(), Refused: integrator.Refused, Checked: integrator.Checked,
 			WitnessesDown: witnessesDown, Keys: signer.History, NewestKey: signer.NewestKey},
 		Retention: api.RetentionConfig{Store: st, DefaultDays: int(c.retention.defaultDays), Changed: sweeper.Wake},
-		Streams:   streams.apiConfig(st),
+		Streams:   api.StreamsConfig{Manager: streamManager},
 		Portal:    portalConfig,
 		Exports:   exportAPI,
 		Schemas:   schemas,
 		Tail:      api.TailConfig{Hub: tail},
 		Unready:   newReadiness(pingOf(st), guard, leaseHealth).Unready,
 	})
-	apiServer = handler
-	public, err := withConsole(handler, st, keys, publicURL, logger, func() *api.Server { return apiServer }, portalConfig.Links)
+	public, err := withConsole(handler, st, keys, publicURL, logger, audit, portalConfig.Links)
 	if err != nil {
 		ln.Close()
 		return err

@@ -12,11 +12,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/stream"
+	"github.com/trailaudit/trail/internal/streamadmin"
 )
 
 // streamsRunner wires log streams into trail serve: the codec that seals
@@ -58,9 +58,10 @@ func (r *streamsRunner) start(ctx context.Context, pool *pgxpool.Pool, leases le
 	return done
 }
 
-// apiConfig is the API's view of log streams.
-func (r *streamsRunner) apiConfig(st backend) api.StreamsConfig {
-	return api.StreamsConfig{Store: r.st, Records: st, Codec: r.codec, Wake: r.engine.Wake}
+// manager manages the streams for the API and the Admin Portal, waking
+// the engine after each change.
+func (r *streamsRunner) manager(st backend) *streamadmin.Manager {
+	return streamadmin.New(streamadmin.Config{Store: r.st, Log: st, Records: st, Codec: r.codec, Wake: r.engine.Wake})
 }
 
 // streamsCommand is trail streams resume: resume many log streams at once,

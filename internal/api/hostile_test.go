@@ -28,10 +28,12 @@ import (
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/portal"
 	"github.com/trailaudit/trail/internal/schema"
+	"github.com/trailaudit/trail/internal/selfaudit"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
 	"github.com/trailaudit/trail/internal/store/sqlite"
 	"github.com/trailaudit/trail/internal/stream"
+	"github.com/trailaudit/trail/internal/streamadmin"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -268,23 +270,22 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 		t.Fatal(err)
 	}
 	e := &hostileEnv{t: t, fixtures: map[string]string{"{action}": "user.signed_in"}}
-	var srv *Server
 	tail := livetail.NewHub(st, livetail.Options{})
 	t.Cleanup(tail.Close)
+	streams := streamadmin.New(streamadmin.Config{Store: st, Log: st, Records: st,
+		Codec: stream.NewCodec(stream.Policy{AllowLoopback: true}, keys.Sealer(stream.SealPurpose))})
+	audit := selfaudit.New(com, selfaudit.Config{})
 	p, err := portal.New(portal.Config{Store: st, Ledger: st, VerifierKey: signer.VerifierKey(), BaseURL: "http://trail.test",
 		Tail: tail, TailStream: livetail.StreamOptions{MaxDuration: time.Millisecond}, // a stream answers until it ends: here, at once
-		SessionKey: keys.Key("trail portal sessions v1"), Exports: svc, Streams: hostilePortalStreams{func() *Server { return srv }},
-		Audit: func(r *http.Request, a portal.Action) {
-			srv.AuditPortal(r, PortalAction{OrganizationID: a.OrganizationID, Action: a.Action, Admin: a.Admin,
-				Target: PortalTarget{Type: a.TargetType, ID: a.TargetID, Name: a.TargetName}, Metadata: a.Metadata})
-		}})
+		SessionKey: keys.Key("trail portal sessions v1"), Exports: svc, Streams: streams, Audit: audit.RecordPortal})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv = New(st, com, Config{
+	srv := New(st, com, Config{
+		Audit:     audit,
 		Log:       LogConfig{Storage: st, VerifierKey: signer.VerifierKey(), Keys: plainKeys(t, signer.VerifierKey())},
 		Retention: RetentionConfig{Store: st},
-		Streams:   StreamsConfig{Store: st, Records: st, Codec: stream.NewCodec(stream.Policy{AllowLoopback: true}, keys.Sealer(stream.SealPurpose))},
+		Streams:   StreamsConfig{Manager: streams},
 		Exports:   ExportConfig{Service: svc, Links: export.NewLinks(keys.Key("trail export links v1"))},
 		Schemas:   schema.NewRegistry(st, schema.Options{}),
 		Portal:    PortalConfig{Handler: p, Links: p},
@@ -751,40 +752,4 @@ func replaceLeaf(t *testing.T, body []byte, leaf jsonLeaf, bad string) []byte {
 		t.Fatalf("leaf %s not found in %s", path, body)
 	}
 	return bytes.Replace(b, quoted, []byte(bad), 1)
-}
-
-// hostilePortalStreams is cmd/trail's portalStreams: the portal's streams
-// pages act through the API server.
-type hostilePortalStreams struct{ s func() *Server }
-
-func portalStatus(ps PortalStream) portal.StreamStatus {
-	return portal.StreamStatus{Stream: ps.Stream, SecretNames: ps.SecretNames, LagEvents: ps.LagEvents, LagSeconds: ps.LagSeconds, Unreadable: ps.Unreadable}
-}
-func (h hostilePortalStreams) List(ctx context.Context, org string) ([]portal.StreamStatus, error) {
-	l, err := h.s().PortalStreams(ctx, org)
-	out := make([]portal.StreamStatus, len(l))
-	for i, ps := range l {
-		out[i] = portalStatus(ps)
-	}
-	return out, err
-}
-func (h hostilePortalStreams) Get(ctx context.Context, org, id string) (portal.StreamStatus, error) {
-	ps, err := h.s().PortalStream(ctx, org, id)
-	return portalStatus(ps), err
-}
-func (h hostilePortalStreams) Create(ctx context.Context, org, typ, name, start string, config []byte) (store.Stream, error) {
-	return h.s().PortalCreateStream(ctx, org, typ, name, start, config)
-}
-func (h hostilePortalStreams) Update(ctx context.Context, org, id, name string, config []byte) (store.Stream, error) {
-	return h.s().PortalUpdateStream(ctx, org, id, name, config)
-}
-func (h hostilePortalStreams) SetActive(ctx context.Context, org, id string, active bool) (store.Stream, error) {
-	return h.s().PortalSetStreamActive(ctx, org, id, active)
-}
-func (h hostilePortalStreams) Delete(ctx context.Context, org, id string) (store.Stream, error) {
-	return h.s().PortalDeleteStream(ctx, org, id)
-}
-func (h hostilePortalStreams) Test(ctx context.Context, org, id string) (store.Stream, portal.StreamTest, error) {
-	st, r, err := h.s().PortalTestStream(ctx, org, id)
-	return st, portal.StreamTest{Accepted: r.Accepted, Message: r.Message, Retryable: r.Retryable, Duration: r.Duration}, err
 }

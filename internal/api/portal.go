@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/trailaudit/trail/internal/selfaudit"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -244,10 +245,10 @@ func (s *Server) generatePortalLink(w http.ResponseWriter, r *http.Request) erro
 	}
 	meta := map[string]string{"intent": *req.Intent, "expires_at": formatTime(expires)}
 	if len(emails) > 0 {
-		meta["admin_emails"] = truncateRunes(strings.Join(emails, ","), 500)
+		meta["admin_emails"] = selfaudit.Truncate(strings.Join(emails, ","), 500)
 	}
 	if externalUserID != "" {
-		meta["external_user_id"] = truncateRunes(externalUserID, 255)
+		meta["external_user_id"] = selfaudit.Truncate(externalUserID, 255)
 	}
 	s.audit(r, auditAction{
 		action: "trail.portal_link.generated",
@@ -339,69 +340,11 @@ func (s *Server) revokePortalLink(w http.ResponseWriter, r *http.Request) error 
 	}
 	s.audit(r, auditAction{
 		action: "trail.portal_link.revoked",
-		target: auditEntity{Type: "portal_admin", ID: truncateRunes(*req.ExternalUserID, 255), Name: truncateRunes(*req.ExternalUserID, 255)},
+		target: auditEntity{Type: "portal_admin", ID: selfaudit.Truncate(*req.ExternalUserID, 255), Name: selfaudit.Truncate(*req.ExternalUserID, 255)},
 		orgs:   []string{org.ID},
-		meta:   map[string]string{"ended": strconv.FormatInt(n, 10), "organization_name": truncateRunes(org.Name, 255)},
+		meta:   map[string]string{"ended": strconv.FormatInt(n, 10), "organization_name": selfaudit.Truncate(org.Name, 255)},
 	})
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
 	return nil
-}
-
-// PortalAction is an action an admin took in the Admin Portal.
-type PortalAction struct {
-	OrganizationID string
-	Action         string // trail.<resource>.<verb>
-	// Admin is the admin the portal link named; "" for an unnamed one
-	// (recorded as "portal admin").
-	Admin string
-	// AdminID is the application's id of the admin (the link's
-	// external_user_id), the actor's id when set; "" when none.
-	AdminID  string
-	Target   PortalTarget
-	Metadata map[string]string
-}
-
-// PortalTarget is what a PortalAction acted on.
-type PortalTarget struct {
-	Type, ID, Name string
-}
-
-// AuditPortal records a in the organization's log, attributed to the
-// portal admin, with the request's address and user agent. r must be a
-// request this Server is serving (the portal runs under its /portal/
-// route). As with the API's own actions, a failure is logged, not returned.
-func (s *Server) AuditPortal(r *http.Request, a PortalAction) {
-	actor := auditEntity{Type: "portal_admin", ID: a.Admin, Name: a.Admin}
-	switch {
-	case a.AdminID != "" && a.Admin != "":
-		actor.ID = a.AdminID
-	case a.AdminID != "":
-		actor.ID, actor.Name = a.AdminID, a.AdminID
-	case a.Admin == "":
-		actor.ID, actor.Name = "portal admin", "portal admin"
-	}
-	now := s.cfg.Now().UTC()
-	meta := map[string]string{"request_id": infoFrom(r).id}
-	for k, v := range a.Metadata {
-		meta[k] = v
-	}
-	ev := auditEvent{
-		Action:     a.Action,
-		OccurredAt: now.Format(time.RFC3339Nano),
-		Actor:      actor,
-		Targets:    []auditEntity{{Type: a.Target.Type, ID: a.Target.ID, Name: a.Target.Name}},
-		Context:    auditContext{Location: s.clientIP(r), UserAgent: truncateRunes(r.UserAgent(), 500)},
-		Metadata:   meta,
-	}
-	setOrg(r, a.OrganizationID)
-	raw, err := json.Marshal(ev)
-	if err == nil {
-		err = s.recordAudit(r.Context(), raw, []string{a.OrganizationID}, now)
-	}
-	if err != nil {
-		s.log.Error("couldn't record an audit event of the Admin Portal; the action itself succeeded",
-			"request_id", infoFrom(r).id, "action", a.Action, "organization_id", a.OrganizationID,
-			"event", string(raw), "err", err)
-	}
 }

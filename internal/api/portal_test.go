@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/internal/access"
+	"github.com/trailaudit/trail/internal/selfaudit"
 )
 
 // fakeLinks records the links the API asks for.
@@ -237,14 +238,14 @@ func TestPortalRoutesNeedConfig(t *testing.T) {
 }
 
 func TestAuditPortal(t *testing.T) {
-	var srv *Server
+	var rec *selfaudit.Recorder
 	pages := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		admin, user := r.URL.Query().Get("admin"), r.URL.Query().Get("user")
-		srv.AuditPortal(r, PortalAction{OrganizationID: r.URL.Query().Get("org"), Action: "trail.portal_session.started", Admin: admin, AdminID: user,
-			Target: PortalTarget{Type: "organization", ID: "x"}, Metadata: map[string]string{"intent": "audit_logs"}})
+		rec.RecordPortal(r, selfaudit.PortalAction{OrganizationID: r.URL.Query().Get("org"), Action: "trail.portal_session.started", Admin: admin, AdminID: user,
+			TargetType: "organization", TargetID: "x", Metadata: map[string]string{"intent": "audit_logs"}})
 	})
 	e := newEnv(t, withPortal(&fakeLinks{intents: []string{"audit_logs"}}, pages))
-	srv = e.srv
+	rec = e.srv.auditor
 	org := e.org("Acme")
 	for _, q := range []string{"admin=alice@example.com", "", "admin=alice@example.com&user=user_42", "user=user_42"} {
 		req := httptest.NewRequest("GET", "/portal/x?org="+org+"&"+q, nil)

@@ -79,7 +79,7 @@ func (s *Server) routes() {
 	}
 
 	// Log streams (streams.go).
-	if s.cfg.Streams.Store != nil {
+	if s.cfg.Streams.Manager != nil {
 		const base = "/v1/organizations/{id}/log_streams"
 		s.handle("POST "+base, access.ScopeAdmin, s.createStream)
 		s.handle("GET "+base, access.ScopeAdmin, s.listStreams)

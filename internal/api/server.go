@@ -21,6 +21,7 @@ import (
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/lograte"
 	"github.com/trailaudit/trail/internal/schema"
+	"github.com/trailaudit/trail/internal/selfaudit"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -93,6 +94,9 @@ type Config struct {
 	// with a reason each: /readyz answers 503 while it names anything,
 	// with the reasons on the operator listener only (health.go).
 	Unready func(ctx context.Context) map[string]string
+	// Audit records Trail's own administrative actions; default, a
+	// recorder submitting through the Server's Submitter.
+	Audit *selfaudit.Recorder
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -115,6 +119,7 @@ type Server struct {
 	parsing     chan struct{} // parseTurn's turns, one per core
 
 	metricsHandler http.Handler
+	auditor        *selfaudit.Recorder
 	// orgResources are the GET /organizations/{id}/<resource> endpoints
 	// (retention.go), built with the routes.
 	orgResources map[string]orgResource
@@ -177,6 +182,11 @@ func New(st store.Store, sub Submitter, cfg Config) *Server {
 			chunked: semaphore.NewWeighted(max(cfg.MaxIntakeBytes, cfg.MaxBatchBodyBytes+1))},
 	}
 	s.metricsHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
+	s.auditor = cfg.Audit
+	if s.auditor == nil {
+		s.auditor = selfaudit.New(sub, selfaudit.Config{Limits: cfg.Limits, Now: cfg.Now, Logger: cfg.Logger,
+			TrustProxyHeaders: cfg.TrustProxyHeaders})
+	}
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
@@ -281,7 +291,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &requestInfo{id: requestID(r.Header.Get("X-Request-ID"))}
 	w.Header().Set("X-Request-ID", info.id)
 	rec := &recorder{ResponseWriter: w}
-	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	ctx := selfaudit.WithRequest(r.Context(), info.id, func(org string) { info.orgID = org })
+	r = r.WithContext(context.WithValue(ctx, infoKey{}, info))
 
 	h, pattern := s.mux.Handler(r)
 	route := pattern

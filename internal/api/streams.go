@@ -9,10 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/oklog/ulid/v2"
-
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/stream"
+	"github.com/trailaudit/trail/internal/streamadmin"
 )
 
 // Log streams over HTTP (docs/DESIGN.md §6): create, list, read, update, delete,
@@ -21,19 +20,12 @@ import (
 // the secrets that are set, never their values. Every change is an audit
 // event in the organization's log.
 
-// StreamsConfig connects the API to log streams. Without Store the stream
-// routes are not served.
+// StreamsConfig connects the API to log streams. Without Manager the
+// stream routes are not served.
 type StreamsConfig struct {
-	Store store.StreamStore
-	// Records reads an organization's records (for the age of the oldest
-	// undelivered event); ledger.Storage has it.
-	Records interface {
-		ReadRecords(ctx context.Context, org string, from, to int64, fn func(seq int64, record []byte) error) error
-	}
-	// Codec parses, seals and tests stream configurations.
-	Codec *stream.Codec
-	// Wake, when set, tells the delivery engine a stream changed.
-	Wake func()
+	// Manager applies the rules of stream management, shared with the
+	// Admin Portal.
+	Manager *streamadmin.Manager
 }
 
 // streamJSON is a stream as the API shows it.
@@ -73,29 +65,16 @@ func (s *Server) streamView(ctx context.Context, st store.Stream) (streamJSON, e
 	if st.LastError != "" {
 		j.LastError = &st.LastError
 	}
-	if set, err := s.cfg.Streams.Codec.Unseal(st.Type, st.Secrets, st.ID); err == nil {
-		j.Secrets = set.SecretNames()
-	} else {
+	status, err := s.cfg.Streams.Manager.Status(ctx, st)
+	j.Secrets = status.SecretNames
+	if status.Unreadable {
 		msg := "Trail can't decrypt this stream's secrets (was the master key changed?); update the stream with its secrets again."
 		j.LastError = &msg
 	}
-	size, err := s.st.NextSeq(ctx, st.OrganizationID)
 	if err != nil {
 		return j, err
 	}
-	j.LagEvents = max(0, size-st.Cursor)
-	if j.LagEvents > 0 && s.cfg.Streams.Records != nil {
-		err := s.cfg.Streams.Records.ReadRecords(ctx, st.OrganizationID, st.Cursor, st.Cursor+1, func(_ int64, rec []byte) error {
-			at := stream.Event{Record: rec}.ReceivedAt()
-			if !at.IsZero() {
-				j.LagSeconds = max(0, float64(s.cfg.Now().Sub(at).Milliseconds())/1000)
-			}
-			return nil
-		})
-		if err != nil {
-			return j, err
-		}
-	}
+	j.LagEvents, j.LagSeconds = status.LagEvents, status.LagSeconds
 	return j, nil
 }
 
@@ -113,7 +92,7 @@ func (s *Server) loadStream(r *http.Request) (store.Stream, error) {
 		return store.Stream{}, err
 	}
 	id := r.PathValue("stream")
-	st, err := s.cfg.Streams.Store.Stream(r.Context(), id)
+	st, err := s.cfg.Streams.Manager.Store().Stream(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && st.OrganizationID != org {
 		return st, errNotFound("Log stream", id)
 	}
@@ -176,11 +155,11 @@ func (s *Server) createStream(w http.ResponseWriter, r *http.Request) error {
 	if name == "" {
 		name = *req.Type
 	}
-	set, err := s.cfg.Streams.Codec.Parse(*req.Type, req.Config, nil)
+	set, err := s.cfg.Streams.Manager.Codec().Parse(*req.Type, req.Config, nil)
 	if err != nil {
 		return configError(err)
 	}
-	st, err := s.createStoredStream(r.Context(), org, name, start, set)
+	st, err := s.cfg.Streams.Manager.CreateParsed(r.Context(), org, name, start, set)
 	if errors.Is(err, store.ErrNotFound) {
 		return errOrgNotFound(org)
 	} else if err != nil {
@@ -195,57 +174,9 @@ func (s *Server) createStream(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// createStoredStream stores a new stream of org with parsed settings, its
-// secrets sealed, starting at the log's end (start "now") or its beginning,
-// and wakes the delivery engine. It is shared by the API and the portal.
-func (s *Server) createStoredStream(ctx context.Context, org, name, start string, set *stream.Settings) (store.Stream, error) {
-	now := s.cfg.Now().UTC().Truncate(time.Millisecond)
-	st := store.Stream{ID: "ls_" + ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String(),
-		OrganizationID: org, Type: set.Type, Name: name, Config: set.Public(), State: store.StreamActive,
-		CreatedAt: now, UpdatedAt: now, Version: 1}
-	st.Secrets = s.cfg.Streams.Codec.Seal(set, st.ID)
-	if start == "now" {
-		var err error
-		if st.Cursor, err = s.st.NextSeq(ctx, org); err != nil {
-			return store.Stream{}, err
-		}
-	}
-	if err := s.cfg.Streams.Store.CreateStream(ctx, st); err != nil {
-		return store.Stream{}, err
-	}
-	s.wakeStreams()
-	return st, nil
-}
-
-// reconfigure parses config over st's settings (fields left out keep their
-// values, secrets too) and seals the result into st. An invalid or failing
-// stream becomes active again, to be tried with the new settings; a paused
-// one stays paused. It is shared by the API and the portal.
-func (s *Server) reconfigure(st store.Stream, config []byte) (store.Stream, error) {
-	prev, err := s.cfg.Streams.Codec.Unseal(st.Type, st.Secrets, st.ID)
-	if err != nil {
-		prev = nil // start over: every required secret must be sent again
-	}
-	set, err := s.cfg.Streams.Codec.Parse(st.Type, config, prev)
-	if err != nil {
-		return st, err
-	}
-	st.Config, st.Secrets = set.Public(), s.cfg.Streams.Codec.Seal(set, st.ID)
-	if st.State != store.StreamInactive {
-		st.State = store.StreamActive
-	}
-	return st, nil
-}
-
 func (s *Server) auditStream(r *http.Request, action string, st store.Stream, meta map[string]string) {
 	s.audit(r, auditAction{action: action, target: auditEntity{Type: "log_stream", ID: st.ID, Name: st.Name},
 		orgs: []string{st.OrganizationID}, meta: meta})
-}
-
-func (s *Server) wakeStreams() {
-	if s.cfg.Streams.Wake != nil {
-		s.cfg.Streams.Wake()
-	}
 }
 
 func (s *Server) listStreams(w http.ResponseWriter, r *http.Request) error {
@@ -263,7 +194,7 @@ func (s *Server) listStreams(w http.ResponseWriter, r *http.Request) error {
 	if len(errs) > 0 {
 		return errInvalidParams(errs)
 	}
-	page, err := s.cfg.Streams.Store.ListStreams(r.Context(), org, p)
+	page, err := s.cfg.Streams.Manager.Store().ListStreams(r.Context(), org, p)
 	if err != nil {
 		return err
 	}
@@ -342,7 +273,7 @@ func (s *Server) updateStream(w http.ResponseWriter, r *http.Request) error {
 		}
 		st.Name = *req.Name
 	}
-	if st, err = s.reconfigure(st, req.Config); err != nil {
+	if st, err = s.cfg.Streams.Manager.Reconfigure(st, req.Config); err != nil {
 		return configError(err)
 	}
 	return s.saveStream(w, r, st, "trail.log_stream.updated")
@@ -350,14 +281,14 @@ func (s *Server) updateStream(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) saveStream(w http.ResponseWriter, r *http.Request, st store.Stream, action string) error {
 	st.UpdatedAt = s.cfg.Now().UTC().Truncate(time.Millisecond)
-	if err := s.cfg.Streams.Store.UpdateStream(r.Context(), st); errors.Is(err, store.ErrNotFound) {
+	if err := s.cfg.Streams.Manager.Store().UpdateStream(r.Context(), st); errors.Is(err, store.ErrNotFound) {
 		return errNotFound("Log stream", st.ID)
 	} else if err != nil {
 		return err
 	}
 	s.auditStream(r, action, st, map[string]string{"type": st.Type, "state": st.State})
-	s.wakeStreams()
-	st, err := s.cfg.Streams.Store.Stream(r.Context(), st.ID)
+	s.cfg.Streams.Manager.Wake()
+	st, err := s.cfg.Streams.Manager.Store().Stream(r.Context(), st.ID)
 	if err != nil {
 		return err
 	}
@@ -394,13 +325,12 @@ func (s *Server) deleteStream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Streams.Store.DeleteStream(r.Context(), st.ID); errors.Is(err, store.ErrNotFound) {
+	if err := s.cfg.Streams.Manager.DeleteStream(r.Context(), st); errors.Is(err, store.ErrNotFound) {
 		return errNotFound("Log stream", st.ID)
 	} else if err != nil {
 		return err
 	}
 	s.auditStream(r, "trail.log_stream.deleted", st, map[string]string{"type": st.Type})
-	s.wakeStreams()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -412,26 +342,21 @@ func (s *Server) testStream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	set, err := s.cfg.Streams.Codec.Unseal(st.Type, st.Secrets, st.ID)
-	if err != nil {
+	res, err := s.cfg.Streams.Manager.TestStream(r.Context(), st)
+	if errors.Is(err, streamadmin.ErrUnreadable) {
 		return &apiError{status: http.StatusConflict, code: "stream_secrets_unreadable",
 			message: "Trail can't decrypt this stream's secrets (was the master key changed?); update the stream with its secrets again."}
+	} else if err != nil {
+		return err
 	}
-	start := time.Now()
-	terr := s.cfg.Streams.Codec.Test(r.Context(), set, st.OrganizationID)
 	out := struct {
 		Success    bool    `json:"success"`
 		Message    string  `json:"message"`
 		Retryable  bool    `json:"retryable"`
 		DurationMS float64 `json:"duration_ms"`
-	}{Success: terr == nil, Message: "The destination accepted the test event.", DurationMS: float64(time.Since(start).Microseconds()) / 1000}
-	if terr != nil {
-		out.Message = stream.Excerpt(terr.Error(), 1000)
-		var f *stream.Failure
-		out.Retryable = !errors.As(terr, &f) || !f.Permanent
-	}
+	}{Success: res.Accepted, Message: res.Message, Retryable: res.Retryable, DurationMS: float64(res.Duration.Microseconds()) / 1000}
 	result := "accepted"
-	if terr != nil {
+	if !res.Accepted {
 		result = "refused"
 	}
 	s.auditStream(r, "trail.log_stream.tested", st, map[string]string{"type": st.Type, "result": result})
@@ -447,7 +372,7 @@ var workOSStreamTypes = map[string]string{stream.TypeDatadog: "Datadog", stream.
 // auditLogConfiguration is WorkOS's GET /organizations/{id}/audit_log_configuration:
 // the retention period, and the organization's (first) log stream.
 func (s *Server) auditLogConfiguration(w http.ResponseWriter, r *http.Request) error {
-	if s.cfg.Streams.Store == nil {
+	if s.cfg.Streams.Manager == nil {
 		return errNoEndpoint(r)
 	}
 	org, err := s.streamOrg(r)
@@ -473,7 +398,7 @@ func (s *Server) auditLogConfiguration(w http.ResponseWriter, r *http.Request) e
 		State                 string     `json:"state"`
 		LogStream             *logStream `json:"log_stream,omitempty"`
 	}{OrganizationID: org, RetentionPeriodInDays: days, State: "active"}
-	page, err := s.cfg.Streams.Store.ListStreams(r.Context(), org, store.ListParams{Limit: 1, Order: store.OrderAsc})
+	page, err := s.cfg.Streams.Manager.Store().ListStreams(r.Context(), org, store.ListParams{Limit: 1, Order: store.OrderAsc})
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/stream"
+	"github.com/trailaudit/trail/internal/streamadmin"
 )
 
 var updateStreamGolden = flag.Bool("update-streams", false, "rewrite testdata/streams golden files")
@@ -30,8 +31,8 @@ func withStreams() envOption {
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		cfg.Streams = StreamsConfig{Store: e.st, Records: e.st,
-			Codec: stream.NewCodec(stream.Policy{AllowLoopback: true}, keys.Sealer(stream.SealPurpose))}
+		cfg.Streams = StreamsConfig{Manager: streamadmin.New(streamadmin.Config{Store: e.st, Log: e.st, Records: e.st,
+			Codec: stream.NewCodec(stream.Policy{AllowLoopback: true}, keys.Sealer(stream.SealPurpose))})}
 	}
 }
 
@@ -261,11 +262,11 @@ func TestStreamNameOneRule(t *testing.T) {
 				do    func() error
 			}{
 				{"portal create", func() error {
-					_, err := e.srv.PortalCreateStream(context.Background(), org, "webhook", c.name, "now", []byte(config))
+					_, err := e.srv.cfg.Streams.Manager.Create(context.Background(), org, "webhook", c.name, "now", []byte(config))
 					return err
 				}},
 				{"portal edit", func() error {
-					_, err := e.srv.PortalUpdateStream(context.Background(), org, created.ID, c.name, nil)
+					_, err := e.srv.cfg.Streams.Manager.Update(context.Background(), org, created.ID, c.name, nil)
 					return err
 				}},
 			} {
@@ -307,10 +308,10 @@ func TestStreamRefusesEmbeddedIPv4(t *testing.T) {
 			t.Errorf("API PATCH to %s: %d %s", host, res.Code, res.Body)
 		}
 		var ce *stream.ConfigError
-		if _, err := e.srv.PortalCreateStream(context.Background(), org, "webhook", "", "now", []byte(config)); !errors.As(err, &ce) || ce.Errors[0].Code != "forbidden_address" {
+		if _, err := e.srv.cfg.Streams.Manager.Create(context.Background(), org, "webhook", "", "now", []byte(config)); !errors.As(err, &ce) || ce.Errors[0].Code != "forbidden_address" {
 			t.Errorf("portal create to %s: %v", host, err)
 		}
-		if _, err := e.srv.PortalUpdateStream(context.Background(), org, created.ID, "S", []byte(config)); !errors.As(err, &ce) || ce.Errors[0].Code != "forbidden_address" {
+		if _, err := e.srv.cfg.Streams.Manager.Update(context.Background(), org, created.ID, "S", []byte(config)); !errors.As(err, &ce) || ce.Errors[0].Code != "forbidden_address" {
 			t.Errorf("portal edit to %s: %v", host, err)
 		}
 	}

@@ -17,13 +17,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trailaudit/trail/internal/api"
 	"github.com/trailaudit/trail/internal/export"
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/postgres"
 	"github.com/trailaudit/trail/internal/store/sqlite"
 	"github.com/trailaudit/trail/internal/stream"
+	"github.com/trailaudit/trail/internal/streamadmin"
 )
 
 // Phase 2 (CSV export, log streams) runs against the real export service
@@ -32,24 +32,20 @@ import (
 
 // features adds the export service and the log streams pages to e's portal.
 type features struct {
-	svc *export.Service
-	api *api.Server
+	svc     *export.Service
+	streams *streamadmin.Manager
 }
 
 func (e *env) withFeatures() *features {
 	t := e.t
 	t.Helper()
 	ctx := context.Background()
-	ss, ok := e.st.(store.StreamStore)
-	if !ok {
-		t.Fatalf("%T stores no streams", e.st)
-	}
 	kr, err := keyring.New(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
 	codec := stream.NewCodec(stream.Policy{AllowPrivate: true}, kr.Sealer(stream.SealPurpose))
-	f := &features{api: api.New(e.st, nil, api.Config{Streams: api.StreamsConfig{Store: ss, Records: e.st, Codec: codec}})}
+	f := &features{streams: streamadmin.New(streamadmin.Config{Store: e.st, Log: e.st, Records: e.st, Codec: codec})}
 	dir := filepath.Join(t.TempDir(), "exports")
 	switch st := e.st.(type) {
 	case *sqlite.Store:
@@ -75,48 +71,13 @@ func (e *env) withFeatures() *features {
 	}
 	t.Cleanup(func() { _ = f.svc.Stop(context.Background()) })
 	cfg := e.p.cfg
-	cfg.Exports, cfg.Streams = f.svc, testStreams{f.api}
+	cfg.Exports, cfg.Streams = f.svc, f.streams
 	if e.p, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	e.srv = httptest.NewServer(e.p)
 	t.Cleanup(e.srv.Close)
 	return f
-}
-
-// testStreams is cmd/trail's portalStreams.
-type testStreams struct{ s *api.Server }
-
-func status(ps api.PortalStream) StreamStatus {
-	return StreamStatus{Stream: ps.Stream, SecretNames: ps.SecretNames, LagEvents: ps.LagEvents, LagSeconds: ps.LagSeconds, Unreadable: ps.Unreadable}
-}
-func (t testStreams) List(ctx context.Context, org string) ([]StreamStatus, error) {
-	l, err := t.s.PortalStreams(ctx, org)
-	out := make([]StreamStatus, len(l))
-	for i, ps := range l {
-		out[i] = status(ps)
-	}
-	return out, err
-}
-func (t testStreams) Get(ctx context.Context, org, id string) (StreamStatus, error) {
-	ps, err := t.s.PortalStream(ctx, org, id)
-	return status(ps), err
-}
-func (t testStreams) Create(ctx context.Context, org, typ, name, start string, config []byte) (store.Stream, error) {
-	return t.s.PortalCreateStream(ctx, org, typ, name, start, config)
-}
-func (t testStreams) Update(ctx context.Context, org, id, name string, config []byte) (store.Stream, error) {
-	return t.s.PortalUpdateStream(ctx, org, id, name, config)
-}
-func (t testStreams) SetActive(ctx context.Context, org, id string, active bool) (store.Stream, error) {
-	return t.s.PortalSetStreamActive(ctx, org, id, active)
-}
-func (t testStreams) Delete(ctx context.Context, org, id string) (store.Stream, error) {
-	return t.s.PortalDeleteStream(ctx, org, id)
-}
-func (t testStreams) Test(ctx context.Context, org, id string) (store.Stream, StreamTest, error) {
-	st, r, err := t.s.PortalTestStream(ctx, org, id)
-	return st, StreamTest{Accepted: r.Accepted, Message: r.Message, Retryable: r.Retryable, Duration: r.Duration}, err
 }
 
 // openIntent generates a link for intent into org and opens it.
@@ -380,7 +341,7 @@ func testFeatureIsolation(t *testing.T, e *env) {
 	e.org("org_a", "Acme")
 	e.org("org_b", "Beta")
 	ctx := context.Background()
-	sb, err := f.api.PortalCreateStream(ctx, "org_b", "webhook", "B's stream", "now", []byte(`{"url":"https://siem.example.com/b","secret":"0123456789abcdef0123"}`))
+	sb, err := f.streams.Create(ctx, "org_b", "webhook", "B's stream", "now", []byte(`{"url":"https://siem.example.com/b","secret":"0123456789abcdef0123"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +396,7 @@ func testFeatureIsolation(t *testing.T, e *env) {
 			t.Errorf("%s %s shows B's stream", tc.method, tc.path)
 		}
 	}
-	got, err := f.api.PortalStream(ctx, "org_b", sb.ID)
+	got, err := f.streams.Get(ctx, "org_b", sb.ID)
 	if err != nil || got.Stream.State != store.StreamActive || got.Stream.Name != "B's stream" {
 		t.Fatalf("B's stream changed: %+v %v", got.Stream, err)
 	}
@@ -496,7 +457,7 @@ func TestStreamTypes(t *testing.T) {
 			if r.status != http.StatusSeeOther || m == nil {
 				t.Fatalf("good %s: %d\n%s", tc.typ, r.status, r.body)
 			}
-			got, err := f.api.PortalStream(context.Background(), "org_a", m[1])
+			got, err := f.streams.Get(context.Background(), "org_a", m[1])
 			if err != nil || got.Stream.Type != tc.typ || strings.Join(got.SecretNames, ",") != strings.Join(tc.secrets, ",") {
 				t.Fatalf("stored %+v %v", got, err)
 			}
@@ -520,7 +481,7 @@ func TestStreamTypes(t *testing.T) {
 			if r = c.do("POST", "/portal/streams/"+m[1]+"/edit", v); r.status != http.StatusSeeOther {
 				t.Fatalf("edit: %d\n%s", r.status, r.body)
 			}
-			after, _ := f.api.PortalStream(context.Background(), "org_a", m[1])
+			after, _ := f.streams.Get(context.Background(), "org_a", m[1])
 			if after.Stream.Name != "renamed" || strings.Join(after.SecretNames, ",") != strings.Join(tc.secrets, ",") {
 				t.Errorf("after the edit: %q, secrets %v", after.Stream.Name, after.SecretNames)
 			}

@@ -43,11 +43,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // backend is a store the portal runs on.
-type backend interface {
-	store.Store
-	store.PortalStore
-	ledger.Storage
-}
+type backend = store.Backend
 
 // backends are the stores the portal's tests run against.
 var backends = []struct {
@@ -156,8 +152,8 @@ func (e *env) add(org string, raws ...string) []string {
 	if err != nil || res[0].Err != nil {
 		e.t.Fatalf("Append: %v %v", err, res)
 	}
-	for ix, ok := e.st.(store.SearchIndexer); ok; {
-		n, err := ix.IndexPending(context.Background(), 10000)
+	for {
+		n, err := e.st.IndexPending(context.Background(), 10000)
 		if err != nil {
 			e.t.Fatal(err)
 		}

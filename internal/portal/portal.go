@@ -25,6 +25,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/livetail"
+	"github.com/trailaudit/trail/internal/selfaudit"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -42,17 +43,9 @@ const (
 	IntentLogStreams = "log_streams"
 )
 
-// Action is something an admin did in the portal, for the audit log.
-type Action struct {
-	OrganizationID string
-	Action         string // trail.<resource>.<verb>
-	Admin          string // the admin named in the link; "" when none
-	AdminID        string // the application's id of that admin (external_user_id); "" when none
-	TargetType     string
-	TargetID       string
-	TargetName     string
-	Metadata       map[string]string
-}
+// Action is something an admin did in the portal, for the audit log
+// (selfaudit.Recorder.RecordPortal records it).
+type Action = selfaudit.PortalAction
 
 // Config configures a Portal.
 type Config struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/stream"
+	"github.com/trailaudit/trail/internal/streamadmin"
 )
 
 func TestParseStreamForm(t *testing.T) {
@@ -109,7 +110,7 @@ func TestStreamFormErrors(t *testing.T) {
 // The edit form shows the stored public settings and which secrets are set,
 // never a secret's value.
 func TestEditFormValues(t *testing.T) {
-	st := StreamStatus{Stream: store.Stream{ID: "ls_1", Type: "webhook", Name: "n", Config: []byte(`{"url":"https://x.example","format":"json","headers":{"X-A":""}}`)},
+	st := streamadmin.Status{Stream: store.Stream{ID: "ls_1", Type: "webhook", Name: "n", Config: []byte(`{"url":"https://x.example","format":"json","headers":{"X-A":""}}`)},
 		SecretNames: []string{"headers.X-A", "secret"}}
 	f, ok := editForm(st)
 	if !ok {
@@ -128,7 +129,7 @@ func TestEditFormValues(t *testing.T) {
 // A key file is a secret too: the edit form says it is set and shows
 // nothing of it.
 func TestEditFormKeyFile(t *testing.T) {
-	st := StreamStatus{Stream: store.Stream{ID: "ls_1", Type: stream.TypeGCS, Name: "n",
+	st := streamadmin.Status{Stream: store.Stream{ID: "ls_1", Type: stream.TypeGCS, Name: "n",
 		Config: []byte(`{"bucket":"b-1","client_email":"w@p.iam.gserviceaccount.com","service_account_json":"leaked?"}`)},
 		SecretNames: []string{"service_account_json"}}
 	f, ok := editForm(st)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/stream"
+	"github.com/trailaudit/trail/internal/streamadmin"
 )
 
 // The log streams pages (intent log_streams, docs/DESIGN.md §6 and §7): the
@@ -19,32 +20,15 @@ import (
 // per destination type, a test event, pause and resume, and deletion with
 // a confirmation step. Every change is an audit event by the portal admin.
 
-// StreamStatus is a stream with its delivery status.
-type StreamStatus struct {
-	Stream      store.Stream
-	SecretNames []string // the secrets that are set, never their values
-	LagEvents   int64
-	LagSeconds  float64
-	Unreadable  bool // the stored secrets do not open (master key changed)
-}
-
-// StreamTest is a destination's answer to a test event.
-type StreamTest struct {
-	Accepted  bool
-	Message   string
-	Retryable bool
-	Duration  time.Duration
-}
-
 // Streams manages an organization's log streams with the rules of the
-// stream API. Every method is bounded to org: a stream of another
+// stream API: *streamadmin.Manager, which the API uses too. Every method is bounded to org: a stream of another
 // organization is an error wrapping store.ErrNotFound, like an unknown one.
 // Invalid input is a *stream.ConfigError whose fields are "name", "start",
 // "type" or "config.<setting>". Methods record no audit event: the portal
 // does.
 type Streams interface {
-	List(ctx context.Context, org string) ([]StreamStatus, error)
-	Get(ctx context.Context, org, id string) (StreamStatus, error)
+	List(ctx context.Context, org string) ([]streamadmin.Status, error)
+	Get(ctx context.Context, org, id string) (streamadmin.Status, error)
 	// Create creates a stream; start is "now" or "beginning", name ""
 	// means the type.
 	Create(ctx context.Context, org, typ, name, start string, config []byte) (store.Stream, error)
@@ -54,7 +38,7 @@ type Streams interface {
 	SetActive(ctx context.Context, org, id string, active bool) (store.Stream, error)
 	Delete(ctx context.Context, org, id string) (store.Stream, error)
 	// Test sends a synthetic event; a refusal is the answer, not an error.
-	Test(ctx context.Context, org, id string) (store.Stream, StreamTest, error)
+	Test(ctx context.Context, org, id string) (store.Stream, streamadmin.TestResult, error)
 }
 
 type streamRow struct {
@@ -113,7 +97,7 @@ func ago(seconds float64) string {
 	return fmt.Sprintf("%d days old", int(d.Hours()/24))
 }
 
-func row(st StreamStatus) streamRow {
+func row(st streamadmin.Status) streamRow {
 	s := st.Stream
 	r := streamRow{ID: s.ID, Name: s.Name, Type: s.Type, TypeLabel: s.Type, URL: "/portal/streams/" + s.ID,
 		State: stateOf(s.State), LastSyncedAt: s.LastSyncedAt, LagEvents: st.LagEvents, Lag: lag(st.LagEvents, st.LagSeconds),
@@ -160,7 +144,7 @@ func (p *Portal) streamList(w http.ResponseWriter, r *http.Request) {
 
 // streamID returns the stream of the path, of the session's organization;
 // otherwise it answers 404 and returns false.
-func (p *Portal) streamID(w http.ResponseWriter, r *http.Request, s *session) (StreamStatus, bool) {
+func (p *Portal) streamID(w http.ResponseWriter, r *http.Request, s *session) (streamadmin.Status, bool) {
 	id := r.PathValue("id")
 	if len(id) <= 100 && checkText(id) == nil {
 		st, err := p.cfg.Streams.Get(r.Context(), s.Org, id)
@@ -169,11 +153,11 @@ func (p *Portal) streamID(w http.ResponseWriter, r *http.Request, s *session) (S
 		}
 		if !errors.Is(err, store.ErrNotFound) {
 			p.fail(w, r, s, err)
-			return StreamStatus{}, false
+			return streamadmin.Status{}, false
 		}
 	}
 	p.streamNotFound(w, r, s)
-	return StreamStatus{}, false
+	return streamadmin.Status{}, false
 }
 
 func (p *Portal) streamNotFound(w http.ResponseWriter, r *http.Request, s *session) {
@@ -188,11 +172,11 @@ type streamData struct {
 	Secrets  []string
 	Created  time.Time
 	Updated  time.Time
-	Test     *StreamTest
+	Test     *streamadmin.TestResult
 	Paused   bool
 }
 
-func (p *Portal) renderStream(w http.ResponseWriter, r *http.Request, s *session, st StreamStatus, notice string, test *StreamTest) {
+func (p *Portal) renderStream(w http.ResponseWriter, r *http.Request, s *session, st streamadmin.Status, notice string, test *streamadmin.TestResult) {
 	d := streamData{Row: row(st), Notice: notice, Secrets: st.SecretNames, Created: st.Stream.CreatedAt,
 		Updated: st.Stream.UpdatedAt, Test: test, Paused: st.Stream.State == store.StreamInactive}
 	var cfg map[string]any
@@ -273,7 +257,7 @@ func (p *Portal) createStream(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusUnprocessableEntity, "streamform", page{Title: "New " + dest.Label + " stream", Nav: "streams", Session: s, Data: f})
 }
 
-func editForm(st StreamStatus) (*streamForm, bool) {
+func editForm(st streamadmin.Status) (*streamForm, bool) {
 	dest, ok := destination(st.Stream.Type)
 	if !ok {
 		return nil, false
