@@ -95,9 +95,9 @@ type benchTarget struct {
 }
 
 func (t *benchTarget) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.server, "server", envString("TRAIL_SERVER", ""), "URL of a running Trail server [TRAIL_SERVER]")
-	fs.StringVar(&t.metrics, "metrics-url", envString("TRAIL_METRICS_URL", ""), "with --server: URL of its operator listener (trail serve --metrics-listen), to sample its memory and wait for its search index; default none [TRAIL_METRICS_URL]")
-	fs.StringVar(&t.apiKey, "api-key", envString("TRAIL_API_KEY", ""), "API key (admin scope, to create organizations); with --embedded, the server's bootstrap key (default: a random one) [TRAIL_API_KEY]")
+	setting{fs}.StringVar(&t.server, "server", "TRAIL_SERVER", "", "URL of a running Trail server")
+	setting{fs}.StringVar(&t.metrics, "metrics-url", "TRAIL_METRICS_URL", "", "with --server: URL of its operator listener (trail serve --metrics-listen), to sample its memory and wait for its search index; default none")
+	setting{fs}.StringVar(&t.apiKey, "api-key", "TRAIL_API_KEY", "", "API key (admin scope, to create organizations); with --embedded, the server's bootstrap key (default: a random one)")
 	fs.BoolVar(&t.embedded, "embedded", false, "start a private trail serve for the run and stop it at the end")
 	fs.StringVar(&t.data, "data", "", "with --embedded: the server's data directory, kept afterwards (default: a temporary one, removed)")
 	fs.BoolVar(&t.json, "json", false, "print the results as one JSON object instead of a table")

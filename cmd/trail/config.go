@@ -18,8 +18,8 @@ type storageFlags struct {
 }
 
 func (s *storageFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.Data, "data", envString("TRAIL_DATA", "./trail-data"), "data directory (SQLite database, signing key, secrets) [TRAIL_DATA]")
-	fs.StringVar(&s.Database, "database", envString("TRAIL_DATABASE", ""), "database URL; empty means SQLite in the data directory [TRAIL_DATABASE]")
+	setting{fs}.StringVar(&s.Data, "data", "TRAIL_DATA", "./trail-data", "data directory (SQLite database, signing key, secrets)")
+	setting{fs}.StringVar(&s.Database, "database", "TRAIL_DATABASE", "", "database URL; empty means SQLite in the data directory")
 }
 
 func (s *storageFlags) sqlitePath() string { return filepath.Join(s.Data, "trail.db") }
@@ -58,11 +58,54 @@ func redactURL(u string) string {
 	return u
 }
 
-// The env… functions give a flag its default from its TRAIL_… variable, so
-// that -h shows what is in force. They do not judge the value: parseFlags
-// sets every flag from its variable again, with the flag's own parser, and
-// refuses a value that does not parse.
+// setting declares the flags of fs together with their TRAIL_… variables
+// and help, each name typed once. -h shows the variable's value as the
+// default when it is set; the usage ends with "[TRAIL_…]", which parseFlags
+// reads to set the flag from the variable with the flag's own parser (a
+// value that does not parse fails there, naming the variable).
+type setting struct{ fs *flag.FlagSet }
 
+func withEnv(usage, env string) string { return usage + " [" + env + "]" }
+
+// StringVar declares a string flag stored in p.
+func (s setting) StringVar(p *string, name, env, def, usage string) {
+	s.fs.StringVar(p, name, envString(env, def), withEnv(usage, env))
+}
+
+// String declares a string flag and returns where it is stored.
+func (s setting) String(name, env, def, usage string) *string {
+	p := new(string)
+	s.StringVar(p, name, env, def, usage)
+	return p
+}
+
+// Int64Var declares an integer flag stored in p.
+func (s setting) Int64Var(p *int64, name, env string, def int64, usage string) {
+	def, _ = envParsed(env, def, func(v string) (int64, error) { return strconv.ParseInt(v, 10, 64) })
+	s.fs.Int64Var(p, name, def, withEnv(usage, env))
+}
+
+// Float64Var declares a number flag stored in p.
+func (s setting) Float64Var(p *float64, name, env string, def float64, usage string) {
+	def, _ = envParsed(env, def, func(v string) (float64, error) { return strconv.ParseFloat(v, 64) })
+	s.fs.Float64Var(p, name, def, withEnv(usage, env))
+}
+
+// DurationVar declares a duration flag stored in p.
+func (s setting) DurationVar(p *time.Duration, name, env string, def time.Duration, usage string) {
+	def, _ = envParsed(env, def, time.ParseDuration)
+	s.fs.DurationVar(p, name, def, withEnv(usage, env))
+}
+
+// BoolVar declares a flag, false unless given, stored in p.
+func (s setting) BoolVar(p *bool, name, env, usage string) {
+	s.fs.BoolVar(p, name, envString(env, "") == "true", withEnv(usage, env))
+}
+
+// envString and envParsed give a flag its default from its variable, so
+// that -h shows what is in force. They do not judge the value: parseFlags
+// sets every flag from its variable again and refuses a value that does
+// not parse.
 func envString(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v
@@ -70,31 +113,13 @@ func envString(name, def string) string {
 	return def
 }
 
-func envInt(name string, def int64) int64 {
+func envParsed[T any](name string, def T, parse func(string) (T, error)) (T, bool) {
 	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			return n
+		if x, err := parse(v); err == nil {
+			return x, true
 		}
 	}
-	return def
-}
-
-func envFloat(name string, def float64) float64 {
-	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.ParseFloat(v, 64); err == nil {
-			return n
-		}
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
+	return def, false
 }
 
 // parseFlags sets each flag of fs from the TRAIL_… variable its usage names

@@ -53,9 +53,9 @@ func (c *exportCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(fs.Output(), "%s\n\nFlags:\n", exportUsage)
 		fs.PrintDefaults()
 	}
-	server := fs.String("server", envString("TRAIL_SERVER", ""), "URL of the Trail server, e.g. https://trail.example.com [TRAIL_SERVER]")
-	apiKey := fs.String("api-key", envString("TRAIL_API_KEY", ""), "API key with the exports scope [TRAIL_API_KEY]")
-	org := fs.String("org", envString("TRAIL_ORG", ""), "organization id (org_…) [TRAIL_ORG]")
+	server := setting{fs}.String("server", "TRAIL_SERVER", "", "URL of the Trail server, e.g. https://trail.example.com")
+	apiKey := setting{fs}.String("api-key", "TRAIL_API_KEY", "", "API key with the exports scope")
+	org := setting{fs}.String("org", "TRAIL_ORG", "", "organization id (org_…)")
 	from := fs.String("from", "1970-01-01T00:00:00Z", "export events that occurred at or after this time")
 	to := fs.String("to", "", "export events that occurred before this time (default: a day from now, i.e. everything)")
 	format := fs.String("format", "csv", "csv, or ndjson for a bundle trail verify checks")

@@ -66,9 +66,9 @@ type serverFlags struct {
 }
 
 func (s *serverFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.server, "server", envString("TRAIL_SERVER", ""), "URL of the Trail server, e.g. https://trail.example.com [TRAIL_SERVER]")
-	fs.StringVar(&s.apiKey, "api-key", envString("TRAIL_API_KEY", ""), "API key with the events:read scope [TRAIL_API_KEY]")
-	fs.StringVar(&s.org, "org", envString("TRAIL_ORG", ""), "organization id (org_…) [TRAIL_ORG]")
+	setting{fs}.StringVar(&s.server, "server", "TRAIL_SERVER", "", "URL of the Trail server, e.g. https://trail.example.com")
+	setting{fs}.StringVar(&s.apiKey, "api-key", "TRAIL_API_KEY", "", "API key with the events:read scope")
+	setting{fs}.StringVar(&s.org, "org", "TRAIL_ORG", "", "organization id (org_…)")
 }
 
 // client checks the flags and returns a client for the server.
@@ -130,7 +130,7 @@ func (c *logCommand) keys(ctx context.Context, fs *flag.FlagSet, args []string) 
 }
 
 func (c *logCommand) key(ctx context.Context, fs *flag.FlagSet, args []string) error {
-	server := fs.String("server", envString("TRAIL_SERVER", ""), "URL of the Trail server to ask for its verifier key (the newest active one; trail log keys gives the history) [TRAIL_SERVER]")
+	server := setting{fs}.String("server", "TRAIL_SERVER", "", "URL of the Trail server to ask for its verifier key (the newest active one; trail log keys gives the history)")
 	// Only --data of the storage flags: the key is read from the data
 	// directory, no database is opened.
 	var sf storageFlags

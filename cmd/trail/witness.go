@@ -52,12 +52,12 @@ func (c *witnessCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprint(fs.Output(), witnessUsage)
 		fs.PrintDefaults()
 	}
-	listen := fs.String("listen", envString("TRAIL_WITNESS_LISTEN", "127.0.0.1:7380"), "address to serve HTTP on [TRAIL_WITNESS_LISTEN]")
-	data := fs.String("data", envString("TRAIL_WITNESS_DATA", "trail-witness-data"), "directory of the witness key and state (witness.key, witness.db) [TRAIL_WITNESS_DATA]")
-	name := fs.String("name", envString("TRAIL_WITNESS_NAME", ""), "the witness's key name on first start, e.g. witness.example.com (default: witness.<hostname>) [TRAIL_WITNESS_NAME]")
-	logFile := fs.String("log-file", envString("TRAIL_WITNESS_LOG_FILE", ""), "file of logs to witness, one \"ORIGIN VKEY\" per line (# comments) [TRAIL_WITNESS_LOG_FILE]")
-	logFormat := fs.String("log-format", envString("TRAIL_LOG_FORMAT", "auto"), "log format: auto, text or json [TRAIL_LOG_FORMAT]")
-	logLevel := fs.String("log-level", envString("TRAIL_LOG_LEVEL", "info"), "log level: debug, info, warn or error [TRAIL_LOG_LEVEL]")
+	listen := setting{fs}.String("listen", "TRAIL_WITNESS_LISTEN", "127.0.0.1:7380", "address to serve HTTP on")
+	data := setting{fs}.String("data", "TRAIL_WITNESS_DATA", "trail-witness-data", "directory of the witness key and state (witness.key, witness.db)")
+	name := setting{fs}.String("name", "TRAIL_WITNESS_NAME", "", "the witness's key name on first start, e.g. witness.example.com (default: witness.<hostname>)")
+	logFile := setting{fs}.String("log-file", "TRAIL_WITNESS_LOG_FILE", "", "file of logs to witness, one \"ORIGIN VKEY\" per line (# comments)")
+	logFormat := setting{fs}.String("log-format", "TRAIL_LOG_FORMAT", "auto", "log format: auto, text or json")
+	logLevel := setting{fs}.String("log-level", "TRAIL_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	var logs repeatFlag
 	fs.Var(&logs, "log", "a log to witness: \"ORIGIN VKEY\" or \"PREFIX/* VKEY\" (repeatable)")
 	if err := parseFlags(fs, args); err != nil {

@@ -22,8 +22,8 @@ type witnessClientFlags struct {
 
 func (w *witnessClientFlags) register(fs *flag.FlagSet) {
 	fs.Var(&w.witnesses, "witness", "a witness to ask for cosignatures of every checkpoint: \"URL VKEY\" (its add-checkpoint URL prefix and verifier key; repeatable)")
-	fs.StringVar(&w.file, "witness-file", envString("TRAIL_WITNESS_FILE", ""), "file of witnesses, one \"URL VKEY\" per line (# comments) [TRAIL_WITNESS_FILE]")
-	fs.Int64Var(&w.quorum, "witness-quorum", envInt("TRAIL_WITNESS_QUORUM", 0), "cosignatures each checkpoint should get; fewer, for more than 10 s, shows in trail_witness_below_quorum_logs (default: all witnesses) [TRAIL_WITNESS_QUORUM]")
+	setting{fs}.StringVar(&w.file, "witness-file", "TRAIL_WITNESS_FILE", "", "file of witnesses, one \"URL VKEY\" per line (# comments)")
+	setting{fs}.Int64Var(&w.quorum, "witness-quorum", "TRAIL_WITNESS_QUORUM", 0, "cosignatures each checkpoint should get; fewer, for more than 10 s, shows in trail_witness_below_quorum_logs (default: all witnesses)")
 }
 
 // configs returns the witnesses configured, checking every one.

@@ -255,12 +255,12 @@ type retentionFlags struct {
 }
 
 func (f *retentionFlags) register(fs *flag.FlagSet) {
-	fs.Int64Var(&f.defaultDays, "retention-default-days", envInt("TRAIL_RETENTION_DEFAULT_DAYS", retention.DefaultDays), "days an organization's events are kept unless it sets its own retention (PUT /organizations/{id}/audit_logs_retention); any whole number of days from 1 to 36500 [TRAIL_RETENTION_DEFAULT_DAYS]")
-	fs.DurationVar(&f.interval, "retention-sweep-interval", envDuration("TRAIL_RETENTION_SWEEP_INTERVAL", time.Hour), "how often events past retention are deleted; 0 turns deletion off [TRAIL_RETENTION_SWEEP_INTERVAL]")
-	fs.Int64Var(&f.batchSize, "retention-batch-size", envInt("TRAIL_RETENTION_BATCH_SIZE", 1000), "how many expired records one retention transaction deletes; from 1 to 100000 [TRAIL_RETENTION_BATCH_SIZE]")
-	fs.DurationVar(&f.batchPause, "retention-batch-pause", envDuration("TRAIL_RETENTION_BATCH_PAUSE", 50*time.Millisecond), "how long the retention sweeper waits between two batches, leaving the database to ingest; 0 for none [TRAIL_RETENTION_BATCH_PAUSE]")
+	setting{fs}.Int64Var(&f.defaultDays, "retention-default-days", "TRAIL_RETENTION_DEFAULT_DAYS", retention.DefaultDays, "days an organization's events are kept unless it sets its own retention (PUT /organizations/{id}/audit_logs_retention); any whole number of days from 1 to 36500")
+	setting{fs}.DurationVar(&f.interval, "retention-sweep-interval", "TRAIL_RETENTION_SWEEP_INTERVAL", time.Hour, "how often events past retention are deleted; 0 turns deletion off")
+	setting{fs}.Int64Var(&f.batchSize, "retention-batch-size", "TRAIL_RETENTION_BATCH_SIZE", 1000, "how many expired records one retention transaction deletes; from 1 to 100000")
+	setting{fs}.DurationVar(&f.batchPause, "retention-batch-pause", "TRAIL_RETENTION_BATCH_PAUSE", 50*time.Millisecond, "how long the retention sweeper waits between two batches, leaving the database to ingest; 0 for none")
 	fs.BoolVar(&f.compact, "checkpoint-compaction", true, "at each retention sweep, delete old checkpoints but the newest of each hour (past a day) or day (past 90 days), and each log's newest (docs/SCALING.md) [TRAIL_CHECKPOINT_COMPACTION]")
-	fs.StringVar(&f.testNow, "retention-test-now", envString("TRAIL_RETENTION_TEST_NOW", ""), "for tests only, never in production: the retention sweeper acts as if the time were this RFC 3339 instant [TRAIL_RETENTION_TEST_NOW]")
+	setting{fs}.StringVar(&f.testNow, "retention-test-now", "TRAIL_RETENTION_TEST_NOW", "", "for tests only, never in production: the retention sweeper acts as if the time were this RFC 3339 instant")
 }
 
 // options checks the flags and returns the sweeper's options.
