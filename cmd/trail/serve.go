@@ -254,7 +254,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		registerDiskGuard(reg, guard)
 		indexerOpts.Hold = guard.WaitRoom
 	}
-	if err := delayIndexer(&indexerOpts, os.Getenv("TRAIL_SEARCH_INDEX_DELAY")); err != nil {
+	if err := delayIndexer(&indexerOpts, searchIndexDelay()); err != nil {
 		return err
 	}
 	var indexer *ingest.Indexer

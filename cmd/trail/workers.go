@@ -251,7 +251,7 @@ type retentionFlags struct {
 	batchSize   int64
 	batchPause  time.Duration
 	compact     bool   // thin out old checkpoints at each sweep
-	testNow     string // testing only: the sweeper's fixed clock, RFC 3339
+	testNow     string // testing only (testknobs.go): the sweeper's fixed clock, RFC 3339
 }
 
 func (f *retentionFlags) register(fs *flag.FlagSet) {
@@ -260,7 +260,7 @@ func (f *retentionFlags) register(fs *flag.FlagSet) {
 	setting{fs}.Int64Var(&f.batchSize, "retention-batch-size", "TRAIL_RETENTION_BATCH_SIZE", 1000, "how many expired records one retention transaction deletes; from 1 to 100000")
 	setting{fs}.DurationVar(&f.batchPause, "retention-batch-pause", "TRAIL_RETENTION_BATCH_PAUSE", 50*time.Millisecond, "how long the retention sweeper waits between two batches, leaving the database to ingest; 0 for none")
 	fs.BoolVar(&f.compact, "checkpoint-compaction", true, "at each retention sweep, delete old checkpoints but the newest of each hour (past a day) or day (past 90 days), and each log's newest (docs/SCALING.md) [TRAIL_CHECKPOINT_COMPACTION]")
-	setting{fs}.StringVar(&f.testNow, "retention-test-now", "TRAIL_RETENTION_TEST_NOW", "", "for tests only, never in production: the retention sweeper acts as if the time were this RFC 3339 instant")
+	registerRetentionTestNow(fs, &f.testNow)
 }
 
 // options checks the flags and returns the sweeper's options.

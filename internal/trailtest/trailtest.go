@@ -35,7 +35,9 @@ func Binary(t testing.TB) string {
 			return
 		}
 		build.path = filepath.Join(dir, "trail")
-		cmd := exec.Command("go", "build", "-o", build.path, "./cmd/trail")
+		// -tags trailtest: with the test-only settings
+		// (cmd/trail/testknobs.go), which the shipped binary lacks.
+		cmd := exec.Command("go", "build", "-tags", "trailtest", "-o", build.path, "./cmd/trail")
 		cmd.Dir = moduleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			build.err = fmt.Errorf("go build ./cmd/trail: %v\n%s", err, out)

@@ -1,0 +1,28 @@
+//go:build trailtest
+
+package main
+
+import (
+	"flag"
+	"os"
+)
+
+// Settings only tests use, which move the server's clocks or hold its
+// workers back. They exist only in a binary built with -tags trailtest
+// (internal/trailtest builds it so); the shipped binary has none of them
+// (testknobs_off.go).
+
+// testKnobs reports whether this binary has them.
+const testKnobs = true
+
+// registerRetentionTestNow declares --retention-test-now: the retention
+// sweeper acts as if the time were this RFC 3339 instant.
+func registerRetentionTestNow(fs *flag.FlagSet, p *string) {
+	setting{fs}.StringVar(p, "retention-test-now", "TRAIL_RETENTION_TEST_NOW", "",
+		"for tests only, never in production: the retention sweeper acts as if the time were this RFC 3339 instant")
+}
+
+// searchIndexDelay is TRAIL_SEARCH_INDEX_DELAY: the search indexer waits
+// that long (a Go duration) before each batch, with which tests show that
+// no read depends on the indexer having caught up.
+func searchIndexDelay() string { return os.Getenv("TRAIL_SEARCH_INDEX_DELAY") }
