@@ -70,7 +70,7 @@ func BinaryWithTags(t testing.TB, tags string) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "trail")
-	cmd := exec.Command("go", "build", "-tags", tags, "-o", path, "./cmd/trail")
+	cmd := exec.Command("go", "build", "-tags", tags+",trailtest", "-o", path, "./cmd/trail") // with the test-only settings, as Binary
 	cmd.Dir = moduleRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build -tags %s ./cmd/trail: %v\n%s", tags, err, out)
