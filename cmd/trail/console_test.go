@@ -39,6 +39,12 @@ func TestConsoleLinkCommand(t *testing.T) {
 		})
 	}
 	var stdout, stderr bytes.Buffer
+	// The database exists before any command but serve and migrate opens it.
+	if code := run(ctx, []string{"migrate", "--data", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("trail migrate: %d %s", code, stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
 	if code := run(ctx, []string{"console", "link", "--data", dir, "--url", "https://trail.example.com", "--operator", "alice"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("trail console link: %d %s", code, stderr.String())
 	}
