@@ -23,6 +23,7 @@ type database struct {
 	pool    *pgxpool.Pool       // PostgreSQL: replicas coordinate through it
 	indexer store.SearchIndexer // SQLite: search is indexed behind ingest
 	pg      *postgres.Store     // PostgreSQL: exports and time partitions live in it
+	lite    *sqlite.Store       // SQLite: the file --replicate copies
 }
 
 // openBackend opens the database named by the storage flags (see
@@ -55,5 +56,5 @@ func openDatabase(ctx context.Context, sf *storageFlags, logger *slog.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the database: %w", err)
 	}
-	return &database{backend: lite, indexer: lite}, nil
+	return &database{backend: lite, indexer: lite, lite: lite}, nil
 }

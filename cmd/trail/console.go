@@ -17,17 +17,12 @@ import (
 )
 
 // withConsole serves the operator console (docs/CONSOLE.md) under
-// /console beside next, which serves everything else. server returns the
-// API server, through which the console records its operators' actions;
-// links generates Admin Portal links.
-func withConsole(next http.Handler, st store.Store, keys *keyring.Keyring, publicURL string, logger *slog.Logger,
+// /console beside next, which serves everything else. audit records its
+// operators' actions; links generates Admin Portal links.
+func withConsole(next http.Handler, st console.Store, keys *keyring.Keyring, publicURL string, logger *slog.Logger,
 	audit *selfaudit.Recorder, links console.PortalLinks) (http.Handler, error) {
-	cs, ok := st.(console.Store)
-	if !ok {
-		return nil, fmt.Errorf("this database backend (%T) cannot serve the operator console", st)
-	}
 	c, err := console.New(console.Config{
-		Store: cs, Portal: links, BaseURL: publicURL,
+		Store: st, Portal: links, BaseURL: publicURL,
 		SessionKey: keys.Key("trail console sessions v1"),
 		Logger:     logger.With("component", "console"),
 		Audit: func(r *http.Request, a console.Action) {
@@ -80,11 +75,7 @@ func (c *consoleCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	ls, ok := st.(store.PortalLinks)
-	if !ok {
-		return fmt.Errorf("this database backend (%T) does not serve the operator console", st)
-	}
-	link, expires, err := console.CreateLink(ctx, ls, *base, *operator, time.Now())
+	link, expires, err := console.CreateLink(ctx, st, *base, *operator, time.Now())
 	if err != nil {
 		return err
 	}

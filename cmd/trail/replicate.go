@@ -154,16 +154,15 @@ func (p publishedReader) IntegratedLogs(ctx context.Context) ([]ledger.LogState,
 	return p.view.IntegratedLogs(ctx)
 }
 
-// start begins replicating the log database, the witness cosignatures
-// (when that file exists) and the key files, and publishing checkpoints
-// through the gate, until ctx ends; close waits for the last round. The
+// start begins replicating the log database (the witness cosignatures are
+// in it too) and the key files, and publishing checkpoints through the
+// gate, until ctx ends; close waits for the last round. lite is the
+// embedded database (nil with PostgreSQL, which --replicate refuses). The
 // store stops checkpointing the log file itself: Litestream does it.
-func (r *replication) start(ctx context.Context, st backend, dataDir string, reg prometheus.Registerer) error {
-	lite, ok := st.(*sqlite.Store)
-	if !ok {
-		return fmt.Errorf("--replicate is for the embedded SQLite database, not %T", st)
+func (r *replication) start(ctx context.Context, lite *sqlite.Store, dataDir string, reg prometheus.Registerer) error {
+	if lite == nil {
+		return errors.New("--replicate is for the embedded SQLite database, not PostgreSQL")
 	}
-	// The witness cosignatures are in the log's database too.
 	dbs := []string{lite.Path()}
 	lite.LeaveCheckpoints()
 	rep, err := replicate.Start(ctx, r.target, replicate.Options{Databases: dbs, Files: replicatedFiles(dataDir)}, r.logger, reg)

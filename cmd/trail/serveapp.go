@@ -235,7 +235,7 @@ func (s *server) startWorkers(ctx context.Context) error {
 	c, st, pool, logger := s.c, s.db.backend, s.db.pool, s.logger
 	s.workersCtx(ctx)
 	if s.repl != nil {
-		if err := s.repl.start(s.workers, st, c.storage.Data, s.reg); err != nil {
+		if err := s.repl.start(s.workers, s.db.lite, c.storage.Data, s.reg); err != nil {
 			return err
 		}
 		s.onClose(s.repl.close)

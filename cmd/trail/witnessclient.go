@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/portal"
 	"github.com/trailaudit/trail/internal/witness"
 )
@@ -61,7 +60,7 @@ func (w *witnessClientFlags) validate() error {
 // signs to the witnesses, or nil when none are configured. Its
 // cosignatures are kept in the database (those an earlier version kept in
 // <data>/witness-cosignatures.db are copied there on start).
-func (w *witnessClientFlags) start(ctx context.Context, dataDir string, st ledger.Storage, refuse func(org, reason string), logger *slog.Logger, reg prometheus.Registerer) (*witness.Submitter, error) {
+func (w *witnessClientFlags) start(ctx context.Context, dataDir string, st witness.CosigningStorage, refuse func(org, reason string), logger *slog.Logger, reg prometheus.Registerer) (*witness.Submitter, error) {
 	configs, err := w.configs()
 	if err != nil || len(configs) == 0 {
 		return nil, err

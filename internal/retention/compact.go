@@ -166,8 +166,8 @@ func (s *Sweeper) compactCheckpoints(ctx context.Context, cc store.CheckpointCom
 // compact runs compaction over every log that has checkpoints, when the
 // store can; it goes on past a log that fails.
 func (s *Sweeper) compact(ctx context.Context, orgs []string, now time.Time) (int64, error) {
-	cc, ok := s.st.(store.CheckpointCompactor)
-	if !ok || s.opts.CheckpointsKeepAll < 0 {
+	var cc store.CheckpointCompactor = s.st
+	if s.opts.CheckpointsKeepAll < 0 {
 		return 0, nil
 	}
 	var total int64

@@ -43,6 +43,8 @@ type Storage interface {
 	// DropPartitions drops whole time partitions past every
 	// organization's retention (a store without them drops none).
 	store.PartitionDropper
+	// CheckpointCompactor thins out old checkpoints (compact.go).
+	store.CheckpointCompactor
 	// IntegratedLogs is ledger.Storage's: the logs with integrated records.
 	IntegratedLogs(ctx context.Context) ([]ledger.LogState, error)
 }

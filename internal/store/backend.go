@@ -35,6 +35,7 @@ type Backend interface {
 	StreamStore
 	PortalStore
 	RetentionStore
+	CheckpointCompactor
 	PartitionDropper
 	DeploymentStore
 }

@@ -198,15 +198,18 @@ func scanRows(ctx context.Context, db *sql.DB, query string, fn func(*sql.Rows) 
 }
 
 // Cosigned returns st with the stored witness cosignatures appended to its
-// checkpoint notes, when st keeps them (ledger.CosignatureStorage); else st.
+// checkpoint notes.
 // The API, exports and the portal read checkpoints through it, on every
 // server of the deployment, whether or not it asks witnesses itself.
-func Cosigned(st ledger.Storage) ledger.Storage {
-	cs, ok := st.(ledger.CosignatureStorage)
-	if !ok {
-		return st
-	}
-	return CosignedStorage{Storage: st, cs: cs}
+func Cosigned(st CosigningStorage) ledger.Storage {
+	return CosignedStorage{Storage: st, cs: st}
+}
+
+// CosigningStorage is a log's storage that keeps its witness cosignatures
+// too: both backends' stores are one.
+type CosigningStorage interface {
+	ledger.Storage
+	ledger.CosignatureStorage
 }
 
 // CosignedFrom returns st with the witness cosignatures kept in cs appended

@@ -159,11 +159,8 @@ type submitterMetrics struct {
 // cosignatures (ledger.CosignatureStorage) and serves consistency proofs
 // and sizes. The cosignatures an earlier version kept in
 // dataDir/witness-cosignatures.db are copied into st first. reg may be nil.
-func NewSubmitter(ctx context.Context, dataDir string, st ledger.Storage, opts SubmitterOptions, logger *slog.Logger, reg prometheus.Registerer) (*Submitter, error) {
-	db, ok := st.(ledger.CosignatureStorage)
-	if !ok {
-		return nil, fmt.Errorf("this database backend (%T) does not keep witness cosignatures", st)
-	}
+func NewSubmitter(ctx context.Context, dataDir string, st CosigningStorage, opts SubmitterOptions, logger *slog.Logger, reg prometheus.Registerer) (*Submitter, error) {
+	var db ledger.CosignatureStorage = st
 	if len(opts.Witnesses) == 0 {
 		return nil, errors.New("no witnesses configured")
 	}
@@ -233,10 +230,6 @@ func NewSubmitter(ctx context.Context, dataDir string, st ledger.Storage, opts S
 	}
 	return s, nil
 }
-
-// Storage returns st with the stored cosignatures appended to its
-// checkpoint notes (Cosigned).
-func (s *Submitter) Storage(st ledger.Storage) ledger.Storage { return Cosigned(st) }
 
 // Run sends checkpoints to the witnesses until ctx ends, then stores the
 // cosignatures received and returns. It runs once.

@@ -138,7 +138,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // newest checkpoint (as the API serves it) verify, and its size.
 func cosigners(t *testing.T, ls *logServer, org string, ws ...*testWitness) (int64, []string) {
 	t.Helper()
-	msg, err := ls.sub.Storage(ls.st).LatestCheckpoint(context.Background(), org)
+	msg, err := Cosigned(ls.st).LatestCheckpoint(context.Background(), org)
 	if err != nil {
 		return 0, nil
 	}
@@ -218,7 +218,7 @@ func TestSubmitterCosigns(t *testing.T) {
 	}
 	// The served note still verifies with the log key alone, as before
 	// witnesses: cosignatures are extra signature lines.
-	msg, _ := ls.sub.Storage(st).LatestCheckpoint(context.Background(), "org_a")
+	msg, _ := Cosigned(st).LatestCheckpoint(context.Background(), "org_a")
 	if _, err := ledger.ParseCheckpoint(msg, signer.Verifier()); err != nil {
 		t.Fatal(err)
 	}
