@@ -1,75 +1,32 @@
 package console
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"html/template"
-	"io/fs"
-	"mime"
 	"net/http"
-	"path"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/trailaudit/trail/internal/webauth"
 )
 
 //go:embed assets
 var embedded embed.FS
 
-// assets are the static files, each served at
-// /console/assets/<name>.<hash>.<ext>, hash the start of its SHA-256: a
-// URL names one content for good.
-type assets struct {
-	byURL  map[string]asset
-	urlFor map[string]string
-}
-
-type asset struct {
-	body        []byte
-	contentType string
-}
-
-func loadAssets() (*assets, error) {
-	a := &assets{byURL: map[string]asset{}, urlFor: map[string]string{}}
-	entries, err := fs.ReadDir(embedded, "assets/static")
+// loadAssets reads the static files, each served at
+// /console/assets/<name>.<hash>.<ext> (webauth.Assets).
+func loadAssets() (*webauth.Assets, error) {
+	a, err := webauth.LoadAssets(embedded, "assets/static", "/console/assets/")
 	if err != nil {
 		return nil, fmt.Errorf("console: assets: %w", err)
-	}
-	for _, e := range entries {
-		body, err := embedded.ReadFile("assets/static/" + e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("console: assets: %w", err)
-		}
-		sum := sha256.Sum256(body)
-		ext := path.Ext(e.Name())
-		hashed := strings.TrimSuffix(e.Name(), ext) + "." + hex.EncodeToString(sum[:6]) + ext
-		a.byURL[hashed] = asset{body: body, contentType: mime.TypeByExtension(ext)}
-		a.urlFor[e.Name()] = "/console/assets/" + hashed
 	}
 	return a, nil
 }
 
-// url is the hashed URL of a static file ({{call .Asset "console.css"}}).
-func (a *assets) url(name string) string {
-	u, ok := a.urlFor[name]
-	if !ok {
-		panic("console: no asset " + name)
-	}
-	return u
-}
-
 func (c *Console) serveAsset(w http.ResponseWriter, r *http.Request) {
-	f, ok := c.assets.byURL[r.PathValue("name")]
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", f.contentType)
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
+	c.assets.Serve(w, r, r.PathValue("name"))
 }
 
 // pages are the templates, each parsed with the layout.

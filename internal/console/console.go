@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/webauth"
 )
 
 // Store is what the console reads and writes.
@@ -92,7 +93,9 @@ type Console struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	tmpl   map[string]*template.Template
-	assets *assets
+	assets *webauth.Assets
+	signer webauth.Signer
+	cookie webauth.Cookie
 	secure bool
 }
 
@@ -124,7 +127,9 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), assets: a, secure: base.Scheme == "https"}
+	c := &Console{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), assets: a, secure: base.Scheme == "https",
+		signer: webauth.NewSigner(cfg.SessionKey)}
+	c.cookie = webauth.Cookie{Name: cookieName, Path: "/console", Secure: c.secure, SameSite: http.SameSiteStrictMode}
 	if c.tmpl, err = parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -181,7 +186,7 @@ type page struct {
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, pg page) {
-	pg.Asset = c.assets.url
+	pg.Asset = c.assets.URL
 	if pg.Session != nil {
 		pg.CSRF = c.csrfToken(pg.Session)
 	}

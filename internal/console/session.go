@@ -2,12 +2,7 @@ package console
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +12,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/textsafe"
+	"github.com/trailaudit/trail/internal/webauth"
 )
 
 // A console link is BaseURL/console/launch?secret=csl_<43 characters>: 32
@@ -54,9 +50,7 @@ func CreateLink(ctx context.Context, st store.PortalLinks, baseURL, operator str
 	if !ValidOperator(operator) {
 		return "", time.Time{}, errors.New("the operator's name must be 1 to 200 characters, without control characters")
 	}
-	var b [32]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	token := webauth.NewSecret(tokenPrefix)
 	now = now.UTC().Truncate(time.Millisecond)
 	l := store.PortalLink{Hash: sha256.Sum256([]byte(token)), OrganizationID: store.SystemOrganizationID, Intent: Intent,
 		ExternalUserID: operator, CreatedAt: now, ExpiresAt: now.Add(LinkTTL)}
@@ -67,33 +61,14 @@ func CreateLink(ctx context.Context, st store.PortalLinks, baseURL, operator str
 }
 
 // parseToken checks a link secret's form and returns its hash.
-func parseToken(t string) ([32]byte, bool) {
-	if len(t) != len(tokenPrefix)+43 || !strings.HasPrefix(t, tokenPrefix) {
-		return [32]byte{}, false
-	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(t[len(tokenPrefix):])
-	if err != nil || len(raw) != 32 {
-		return [32]byte{}, false
-	}
-	return sha256.Sum256([]byte(t)), true
-}
+func parseToken(t string) ([32]byte, bool) { return webauth.ParseSecret(tokenPrefix, t) }
 
 // consoleRow reports whether a link row is a console link.
 func consoleRow(l store.PortalLink) bool {
 	return l.OrganizationID == store.SystemOrganizationID && l.Intent == Intent
 }
 
-func (c *Console) mac(label, data string) []byte {
-	m := hmac.New(sha256.New, c.cfg.SessionKey)
-	m.Write([]byte(label))
-	m.Write([]byte{0})
-	m.Write([]byte(data))
-	return m.Sum(nil)
-}
-
-func (c *Console) launchToken(hash [32]byte) string {
-	return base64.RawURLEncoding.EncodeToString(c.mac("launch", hex.EncodeToString(hash[:])))
-}
+func (c *Console) launchToken(hash [32]byte) string { return c.signer.LaunchToken(hash) }
 
 // linkProblem renders the page of a link that cannot be opened, and
 // reports whether it did.
@@ -142,12 +117,8 @@ func (c *Console) launchPage(w http.ResponseWriter, r *http.Request) {
 		switch now := c.cfg.Now(); {
 		case !consoleRow(l):
 			err = store.ErrNotFound
-		case !l.UsedAt.IsZero():
-			err = store.ErrLinkUsed
-		case !l.EndedAt.IsZero():
-			err = store.ErrLinkRevoked
-		case !l.ExpiresAt.After(now):
-			err = store.ErrLinkExpired
+		default:
+			err = webauth.LinkState(l, now)
 		}
 	}
 	if c.linkProblem(w, r, err) {
@@ -157,25 +128,9 @@ func (c *Console) launchPage(w http.ResponseWriter, r *http.Request) {
 		Data: launchData{Operator: l.ExternalUserID, Secret: q.Get("secret"), Token: c.launchToken(hash)}})
 }
 
-// sameOrigin reports whether a POST comes from a page of this server: by
-// Sec-Fetch-Site where the browser sends it, else by Origin.
-func (c *Console) sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
-		return site == "same-origin"
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" || origin == "null" {
-		return false
-	}
-	if origin == c.cfg.BaseURL {
-		return true
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return origin == scheme+"://"+r.Host
-}
+// sameOrigin reports whether a POST comes from a page of this server
+// (webauth.SameOrigin).
+func (c *Console) sameOrigin(r *http.Request) bool { return webauth.SameOrigin(r, c.cfg.BaseURL) }
 
 // launch is POST /console/launch from the launch page: redeem the link,
 // start the session, move to a URL without the secret.
@@ -189,7 +144,7 @@ func (c *Console) launch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !c.sameOrigin(r) || !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(c.launchToken(hash))) {
+	if !(webauth.Launcher{Prefix: tokenPrefix, Signer: c.signer, BaseURL: c.cfg.BaseURL}).Authentic(r, hash) {
 		c.message(w, r, http.StatusForbidden, "This request was refused",
 			"The console opens only from its own page: open the link again and press the button on the page it shows.")
 		return
@@ -205,8 +160,8 @@ func (c *Console) launch(w http.ResponseWriter, r *http.Request) {
 	if c.linkProblem(w, r, err) {
 		return
 	}
-	s := &session{Version: sessionVersion, Operator: l.ExternalUserID, ID: newSessionID(),
-		Expires: now.Add(c.cfg.SessionTTL).Unix(), Link: hex.EncodeToString(hash[:])}
+	s := &session{Version: sessionVersion, Operator: l.ExternalUserID, ID: webauth.NewSessionID(),
+		Expires: now.Add(c.cfg.SessionTTL).Unix(), Link: webauth.HashHex(hash)}
 	c.setCookie(w, c.encodeSession(s), int(c.cfg.SessionTTL/time.Second))
 	c.audit(r, s, "trail.console_session.started", "operator", s.Operator, s.Operator, []string{store.SystemOrganizationID}, nil)
 	http.Redirect(w, r, "/console/organizations", http.StatusSeeOther)
@@ -222,28 +177,9 @@ type session struct {
 	Link     string `json:"l"` // hex SHA-256 of the link's token
 }
 
-func (s *session) linkHash() ([32]byte, bool) {
-	var h [32]byte
-	if len(s.Link) != 2*len(h) {
-		return h, false
-	}
-	if _, err := hex.Decode(h[:], []byte(s.Link)); err != nil {
-		return h, false
-	}
-	return h, true
-}
+func (s *session) linkHash() ([32]byte, bool) { return webauth.ParseHashHex(s.Link) }
 
-func newSessionID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
-}
-
-func (c *Console) encodeSession(s *session) string {
-	raw, _ := json.Marshal(s) // plain strings and ints always encode
-	body := base64.RawURLEncoding.EncodeToString(raw)
-	return body + "." + base64.RawURLEncoding.EncodeToString(c.mac("session", body))
-}
+func (c *Console) encodeSession(s *session) string { return c.signer.Seal(s) }
 
 var (
 	errBadSession     = errors.New("session cookie is malformed or not signed by this console")
@@ -252,23 +188,8 @@ var (
 )
 
 func (c *Console) decodeSession(v string, now time.Time) (*session, error) {
-	if len(v) > maxCookieLen {
-		return nil, errBadSession
-	}
-	body, sig, ok := strings.Cut(v, ".")
-	if !ok {
-		return nil, errBadSession
-	}
-	mac, err := base64.RawURLEncoding.Strict().DecodeString(sig)
-	if err != nil || !hmac.Equal(mac, c.mac("session", body)) {
-		return nil, errBadSession
-	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(body)
-	if err != nil {
-		return nil, errBadSession
-	}
 	var s session
-	if err := json.Unmarshal(raw, &s); err != nil || s.Version != sessionVersion || len(s.ID) != 32 || !ValidOperator(s.Operator) {
+	if err := c.signer.Open(v, maxCookieLen, &s); err != nil || s.Version != sessionVersion || len(s.ID) != 32 || !ValidOperator(s.Operator) {
 		return nil, errBadSession
 	}
 	if _, ok := s.linkHash(); !ok {
@@ -281,8 +202,7 @@ func (c *Console) decodeSession(v string, now time.Time) (*session, error) {
 }
 
 func (c *Console) setCookie(w http.ResponseWriter, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: value, Path: "/console", MaxAge: maxAge,
-		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteStrictMode})
+	c.cookie.Set(w, value, maxAge)
 }
 
 type sessionKey struct{}
@@ -341,9 +261,7 @@ func (c *Console) checkNotEnded(ctx context.Context, s *session) error {
 	return nil
 }
 
-func (c *Console) csrfToken(s *session) string {
-	return base64.RawURLEncoding.EncodeToString(c.mac("csrf", s.ID))
-}
+func (c *Console) csrfToken(s *session) string { return c.signer.CSRFToken(s.ID) }
 
 // csrf requires the session's token in the form field "csrf" and a POST
 // from this origin.
@@ -355,7 +273,7 @@ func (c *Console) csrf(h http.HandlerFunc) http.HandlerFunc {
 			c.messageIn(w, r, http.StatusBadRequest, "This form is not valid", "The form could not be read. Go back, reload the page and try again.", s)
 			return
 		}
-		if !c.sameOrigin(r) || !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(c.csrfToken(s))) {
+		if !c.sameOrigin(r) || !webauth.Equal(r.PostFormValue("csrf"), c.csrfToken(s)) {
 			c.messageIn(w, r, http.StatusForbidden, "Form expired",
 				"This form was not sent from your current console session. Go back, reload the page and try again.", s)
 			return

@@ -1,76 +1,33 @@
 package portal
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"html/template"
-	"io/fs"
-	"mime"
 	"net/http"
-	"path"
 	"strings"
 	"time"
+
+	"github.com/trailaudit/trail/internal/webauth"
 )
 
 //go:embed assets
 var embedded embed.FS
 
 // assets are the static files, each served at /portal/assets/<name>.<hash>.<ext>
-// where hash is the start of its SHA-256: a URL names one content for good,
-// so browsers may cache it forever, and a new release's files get new URLs.
-type assets struct {
-	byURL  map[string]asset  // hashed name → file
-	urlFor map[string]string // plain name → hashed URL
-}
-
-type asset struct {
-	body        []byte
-	contentType string
-}
+// where hash is the start of its SHA-256 (webauth.Assets).
+type assets = webauth.Assets
 
 func loadAssets() (*assets, error) {
-	a := &assets{byURL: map[string]asset{}, urlFor: map[string]string{}}
-	entries, err := fs.ReadDir(embedded, "assets/static")
+	a, err := webauth.LoadAssets(embedded, "assets/static", "/portal/assets/")
 	if err != nil {
 		return nil, fmt.Errorf("portal: assets: %w", err)
-	}
-	for _, e := range entries {
-		body, err := embedded.ReadFile("assets/static/" + e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("portal: assets: %w", err)
-		}
-		sum := sha256.Sum256(body)
-		ext := path.Ext(e.Name())
-		hashed := strings.TrimSuffix(e.Name(), ext) + "." + hex.EncodeToString(sum[:6]) + ext
-		a.byURL[hashed] = asset{body: body, contentType: mime.TypeByExtension(ext)}
-		a.urlFor[e.Name()] = "/portal/assets/" + hashed
 	}
 	return a, nil
 }
 
-// url returns the hashed URL of a static file; templates call it as
-// {{call .Asset "portal.css"}}. An unknown name is a bug in a template, and
-// parseTemplates' test render catches it.
-func (a *assets) url(name string) string {
-	u, ok := a.urlFor[name]
-	if !ok {
-		panic("portal: no asset " + name)
-	}
-	return u
-}
-
 func (p *Portal) serveAsset(w http.ResponseWriter, r *http.Request) {
-	f, ok := p.assets.byURL[r.PathValue("name")]
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", f.contentType)
-	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
+	p.assets.Serve(w, r, r.PathValue("name"))
 }
 
 // pages are the templates, each parsed with the layout.

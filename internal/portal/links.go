@@ -2,19 +2,15 @@ package portal
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/webauth"
 )
 
 // A link is BaseURL/portal/launch?secret=ptl_<43 characters>: 32 random
@@ -26,24 +22,11 @@ import (
 const tokenPrefix = "ptl_"
 
 // newToken returns a new link secret.
-func newToken() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return tokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-}
+func newToken() string { return webauth.NewSecret(tokenPrefix) }
 
 // parseToken checks a link secret's form and returns the hash it is stored
 // under.
-func parseToken(t string) ([32]byte, bool) {
-	if len(t) != len(tokenPrefix)+43 || !strings.HasPrefix(t, tokenPrefix) {
-		return [32]byte{}, false
-	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(t[len(tokenPrefix):])
-	if err != nil || len(raw) != 32 {
-		return [32]byte{}, false
-	}
-	return sha256.Sum256([]byte(t)), true
-}
+func parseToken(t string) ([32]byte, bool) { return webauth.ParseSecret(tokenPrefix, t) }
 
 // Intents lists the intents links can be generated for.
 func (p *Portal) Intents() []string {
@@ -78,9 +61,7 @@ func (p *Portal) GenerateLink(ctx context.Context, org, intent string, adminEmai
 
 // launchToken is the anti-forgery token of the launch form of the link
 // with this hash.
-func (p *Portal) launchToken(hash [32]byte) string {
-	return base64.RawURLEncoding.EncodeToString(p.mac("launch", hex.EncodeToString(hash[:])))
-}
+func (p *Portal) launchToken(hash [32]byte) string { return p.signer().LaunchToken(hash) }
 
 // linkProblem renders the page of a link that cannot be opened, and
 // reports whether it did.
@@ -134,14 +115,7 @@ func (p *Portal) launchPage(w http.ResponseWriter, r *http.Request) {
 	}
 	l, err := p.cfg.Store.PortalLink(r.Context(), hash)
 	if err == nil {
-		switch now := p.cfg.Now(); {
-		case !l.UsedAt.IsZero():
-			err = store.ErrLinkUsed
-		case !l.EndedAt.IsZero():
-			err = store.ErrLinkRevoked
-		case !l.ExpiresAt.After(now):
-			err = store.ErrLinkExpired
-		}
+		err = webauth.LinkState(l, p.cfg.Now())
 	}
 	if p.linkProblem(w, r, err) {
 		return
@@ -159,28 +133,6 @@ func (p *Portal) launchPage(w http.ResponseWriter, r *http.Request) {
 		Data: launchData{OrgName: org.Name, What: what, Admin: l.AdminEmail, Secret: q.Get("secret"), Token: p.launchToken(hash)}})
 }
 
-// sameOrigin reports whether a POST comes from a page of this portal: by
-// Sec-Fetch-Site where the browser sends it, else by Origin (the public
-// URL's, or the host the request was sent to). A request with neither is
-// refused: every browser that runs the portal sends one of them.
-func (p *Portal) sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
-		return site == "same-origin"
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" || origin == "null" {
-		return false
-	}
-	if base, err := url.Parse(p.cfg.BaseURL); err == nil && origin == base.Scheme+"://"+base.Host {
-		return true
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return origin == scheme+"://"+r.Host
-}
-
 // launch is POST /portal/launch from the launch page: redeem the link,
 // start the session, and move to a URL without the secret.
 func (p *Portal) launch(w http.ResponseWriter, r *http.Request) {
@@ -194,7 +146,7 @@ func (p *Portal) launch(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !p.sameOrigin(r) || !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(p.launchToken(hash))) {
+	if !(webauth.Launcher{Prefix: tokenPrefix, Signer: p.signer(), BaseURL: p.cfg.BaseURL}).Authentic(r, hash) {
 		p.message(w, r, http.StatusForbidden, "This request was refused",
 			"The portal opens only from its own page. Open the link from your application again and press the button on the page it shows.")
 		return
@@ -210,7 +162,7 @@ func (p *Portal) launch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := &session{Version: sessionVersion, Org: org.ID, OrgName: org.Name, Intent: l.Intent, Admin: l.AdminEmail, User: l.ExternalUserID,
-		ReturnURL: l.ReturnURL, ID: newSessionID(), Expires: now.Add(p.cfg.SessionTTL).Unix(), Link: hex.EncodeToString(hash[:])}
+		ReturnURL: l.ReturnURL, ID: newSessionID(), Expires: now.Add(p.cfg.SessionTTL).Unix(), Link: webauth.HashHex(hash)}
 	p.setCookie(w, p.encodeSession(s), int(p.cfg.SessionTTL/time.Second))
 	p.audit(r, s, "trail.portal_session.started", nil)
 	http.Redirect(w, r, landing(s.Intent), http.StatusSeeOther)

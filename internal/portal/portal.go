@@ -221,7 +221,7 @@ type page struct {
 }
 
 func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name string, pg page) {
-	pg.Asset = p.assets.url
+	pg.Asset = p.assets.URL
 	pg.Live = p.cfg.Tail != nil
 	if pg.Session != nil {
 		pg.CSRF = p.csrfToken(pg.Session)

@@ -2,12 +2,6 @@ package portal
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trailaudit/trail/internal/store"
+	"github.com/trailaudit/trail/internal/webauth"
 )
 
 // Sessions are signed cookies that name a database row: a session is a few
@@ -54,16 +49,7 @@ type session struct {
 const sessionVersion = 2
 
 // linkHash is the session's link hash, false when Link is malformed.
-func (s *session) linkHash() ([32]byte, bool) {
-	var h [32]byte
-	if len(s.Link) != 2*len(h) {
-		return h, false
-	}
-	if _, err := hex.Decode(h[:], []byte(s.Link)); err != nil {
-		return h, false
-	}
-	return h, true
-}
+func (s *session) linkHash() ([32]byte, bool) { return webauth.ParseHashHex(s.Link) }
 
 // actor is the admin the session's actions are attributed to: the first
 // one the link named.
@@ -72,26 +58,13 @@ func (s *session) actor() string {
 	return a
 }
 
-func newSessionID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return hex.EncodeToString(b[:])
-}
+func newSessionID() string { return webauth.NewSessionID() }
 
-func (p *Portal) mac(label, data string) []byte {
-	m := hmac.New(sha256.New, p.cfg.SessionKey)
-	m.Write([]byte(label))
-	m.Write([]byte{0})
-	m.Write([]byte(data))
-	return m.Sum(nil)
-}
+// signer signs the portal's cookies and tokens (internal/webauth).
+func (p *Portal) signer() webauth.Signer { return webauth.NewSigner(p.cfg.SessionKey) }
 
 // encodeSession returns the cookie value of s: base64url(JSON) "." base64url(MAC).
-func (p *Portal) encodeSession(s *session) string {
-	raw, _ := json.Marshal(s) // plain strings and ints always encode
-	body := base64.RawURLEncoding.EncodeToString(raw)
-	return body + "." + base64.RawURLEncoding.EncodeToString(p.mac("session", body))
-}
+func (p *Portal) encodeSession(s *session) string { return p.signer().Seal(s) }
 
 var (
 	errBadSession     = errors.New("session cookie is malformed or not signed by this deployment")
@@ -102,23 +75,8 @@ var (
 // decodeSession checks and opens a cookie value: the signature first, so
 // nothing of a forged cookie is ever parsed.
 func (p *Portal) decodeSession(v string, now time.Time) (*session, error) {
-	if len(v) > maxCookieLen {
-		return nil, errBadSession
-	}
-	body, sig, ok := strings.Cut(v, ".")
-	if !ok {
-		return nil, errBadSession
-	}
-	mac, err := base64.RawURLEncoding.Strict().DecodeString(sig)
-	if err != nil || !hmac.Equal(mac, p.mac("session", body)) {
-		return nil, errBadSession
-	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(body)
-	if err != nil {
-		return nil, errBadSession
-	}
 	var s session
-	if err := json.Unmarshal(raw, &s); err != nil || s.Version != sessionVersion || s.Org == "" || s.ID == "" {
+	if err := p.signer().Open(v, maxCookieLen, &s); err != nil || s.Version != sessionVersion || s.Org == "" || s.ID == "" {
 		return nil, errBadSession
 	}
 	if _, ok := s.linkHash(); !ok {
@@ -131,8 +89,7 @@ func (p *Portal) decodeSession(v string, now time.Time) (*session, error) {
 }
 
 func (p *Portal) setCookie(w http.ResponseWriter, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: value, Path: "/portal", MaxAge: maxAge,
-		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteLaxMode})
+	webauth.Cookie{Name: cookieName, Path: "/portal", Secure: p.secure, SameSite: http.SameSiteLaxMode}.Set(w, value, maxAge)
 }
 
 type sessionKey struct{}
@@ -242,9 +199,7 @@ func intentName(intent string) string {
 
 // csrfToken is the session's anti-forgery token, carried by every form
 // that changes something.
-func (p *Portal) csrfToken(s *session) string {
-	return base64.RawURLEncoding.EncodeToString(p.mac("csrf", s.ID))
-}
+func (p *Portal) csrfToken(s *session) string { return p.signer().CSRFToken(s.ID) }
 
 // csrf requires the session's token in the form field "csrf".
 func (p *Portal) csrf(h http.HandlerFunc) http.HandlerFunc {
@@ -252,7 +207,7 @@ func (p *Portal) csrf(h http.HandlerFunc) http.HandlerFunc {
 		s := sessionFrom(r)
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		got := r.PostFormValue("csrf")
-		if !hmac.Equal([]byte(got), []byte(p.csrfToken(s))) {
+		if !webauth.Equal(got, p.csrfToken(s)) {
 			p.messageWith(w, r, http.StatusForbidden, messageData{Heading: "Form expired",
 				Text: "This form was not sent from your current portal session. Go back, reload the page and try again."}, s)
 			return
