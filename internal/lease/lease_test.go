@@ -214,3 +214,27 @@ func TestHealthReportsFailingRenewals(t *testing.T) {
 	<-done
 	<-otherDone
 }
+
+// TestLeasesAsTheStoreReadsThem: what a holder writes is what operators
+// read through store.LeaseStore (the console's system page): the holder
+// while it holds, no holder once it released the lease.
+func TestLeasesAsTheStoreReadsThem(t *testing.T) {
+	dsn := migrated(t)
+	st, err := postgres.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var active, maxActive atomic.Int32
+	r := startReplica(t, dsn, "replica-a:42", &active, &maxActive)
+	waitFor(t, "the replica taking the lease", func() bool { return r.running.Load() })
+	leases, err := st.Leases(context.Background())
+	if err != nil || len(leases) != 1 || leases[0].Name != "integrator" || leases[0].Holder != "replica-a:42" || !leases[0].Held || leases[0].Token < 1 {
+		t.Fatalf("Leases = %+v, %v; want integrator held by replica-a:42", leases, err)
+	}
+	r.stop()
+	leases, err = st.Leases(context.Background())
+	if err != nil || len(leases) != 1 || leases[0].Held {
+		t.Fatalf("after release, Leases = %+v, %v; want the lease not held", leases, err)
+	}
+}

@@ -38,4 +38,5 @@ type Backend interface {
 	CheckpointCompactor
 	PartitionDropper
 	DeploymentStore
+	LeaseStore
 }

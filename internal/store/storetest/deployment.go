@@ -52,3 +52,14 @@ func runDeployment(t *testing.T, open func(t *testing.T) store.Backend) {
 		}
 	})
 }
+
+// runLeases is the conformance case of store.LeaseStore that every backend
+// shares: a fresh database has no lease (package lease's own tests check
+// what a holder writes, on PostgreSQL, where leases exist).
+func runLeases(t *testing.T, open func(t *testing.T) store.Backend) {
+	s := open(t)
+	leases, err := s.Leases(ctxOf(t))
+	if err != nil || len(leases) != 0 {
+		t.Fatalf("Leases on a fresh database = %+v, %v; want none", leases, err)
+	}
+}

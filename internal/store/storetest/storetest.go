@@ -69,6 +69,7 @@ func Run[S store.Backend](t *testing.T, d Driver[S]) {
 	runSearch(t, open)
 	t.Run("FirstSeqSince", func(t *testing.T) { testFirstSeqSince(t, open) })
 	t.Run("Deployment", func(t *testing.T) { runDeployment(t, open) })
+	t.Run("Leases", func(t *testing.T) { runLeases(t, open) })
 	t.Run("Ledger", func(t *testing.T) { runLedger(t, d) })
 	t.Run("Retention", func(t *testing.T) { runRetention(t, d) })
 	t.Run("Streams", func(t *testing.T) { runStreams(t, open) })
