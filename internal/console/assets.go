@@ -4,6 +4,7 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -38,8 +39,9 @@ func parseTemplates() (map[string]*template.Template, error) {
 		"join": strings.Join,
 		"has":  func(list []string, v string) bool { return slices.Contains(list, v) },
 	}
+	maps.Copy(funcs, operationsFuncs())
 	out := map[string]*template.Template{}
-	for _, name := range pages {
+	for _, name := range append(slices.Clone(pages), operationsPages...) {
 		t, err := template.New(name).Funcs(funcs).ParseFS(embedded, "assets/templates/layout.tmpl", "assets/templates/"+name+".tmpl")
 		if err != nil {
 			return nil, fmt.Errorf("console: template %s: %w", name, err)

@@ -84,6 +84,8 @@ type Config struct {
 	Now    func() time.Time
 	// SessionTTL is how long a session lasts (default 8 hours).
 	SessionTTL time.Duration
+	// Operations connects the operations pages (ops.go).
+	Operations Operations
 }
 
 // Console serves the operator console under /console/. It implements
@@ -97,6 +99,7 @@ type Console struct {
 	signer webauth.Signer
 	cookie webauth.Cookie
 	secure bool
+	rates  rateSamples // the system page's ingest rate (system.go)
 }
 
 var _ http.Handler = (*Console)(nil)
@@ -149,6 +152,7 @@ func (c *Console) routes() {
 	c.mux.Handle("POST /console/keys", c.session(c.csrf(c.createKey)))
 	c.mux.Handle("POST /console/keys/{id}/revoke", c.session(c.csrf(c.revokeKey)))
 	c.mux.Handle("POST /console/logout", c.session(c.csrf(c.logout)))
+	c.operationsRoutes()
 	c.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c.message(w, r, http.StatusNotFound, "Page not found", "There is no such page in the console.")
 	})
@@ -178,7 +182,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // page is what every full page's template gets.
 type page struct {
 	Title   string
-	Nav     string // organizations, keys
+	Nav     string // organizations, keys, schemas, streams, integrity, system
 	Session *session
 	CSRF    string
 	Asset   func(string) string

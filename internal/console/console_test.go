@@ -32,8 +32,7 @@ const base = "http://trail.test"
 
 // backend is a store the console runs on.
 type backend interface {
-	store.Store
-	store.PortalLinks
+	store.Backend
 }
 
 var backends = []struct {
@@ -80,11 +79,12 @@ type env struct {
 	now    time.Time
 	mu     sync.Mutex
 	audits []Action
+	ops    *opsFixture // operations_test.go
 }
 
 func newEnv(t *testing.T, st backend) *env {
 	e := &env{t: t, st: st, portal: &fakePortal{}, now: time.Now().UTC().Truncate(time.Second)}
-	c, err := New(Config{Store: st, Portal: e.portal, BaseURL: base, SessionKey: []byte(strings.Repeat("k", 32)),
+	c, err := New(Config{Store: st, Portal: e.portal, BaseURL: base, SessionKey: []byte(strings.Repeat("k", 32)), Operations: e.operations(st),
 		Now: func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now },
 		Audit: func(_ *http.Request, a Action) {
 			e.mu.Lock()
@@ -459,6 +459,18 @@ var hostileRoutes = map[string]struct {
 	"POST /console/keys":                           {target: "/console/keys", form: url.Values{"name": {"k"}, "scope": {"admin"}, "organization_id": {"{org}"}}},
 	"POST /console/keys/{id}/revoke":               {target: "/console/keys/{key}/revoke", form: url.Values{}},
 	"POST /console/logout":                         {target: "/console/logout", form: url.Values{}},
+	// The operations pages (operations_test.go).
+	"GET /console/organizations/{id}/rate.svg":   {target: "/console/organizations/{org}/rate.svg"},
+	"POST /console/organizations/{id}/retention": {target: "/console/organizations/{org}/retention", form: url.Values{"days": {"60"}}},
+	"GET /console/schemas":                       {target: "/console/schemas?after=a.b&action=user.created"},
+	"GET /console/schemas/{action}":              {target: "/console/schemas/{action}?from=1&to=1&org={org}&done=created"},
+	"POST /console/schemas/{action}":             {target: "/console/schemas/{action}", form: url.Values{"body": {`{"targets":[]}`}, "org": {"{org}"}, "preview": {"1"}, "save": {""}}},
+	"GET /console/streams":                       {target: "/console/streams?org={org}&state=active&after=ls_x&done=paused"},
+	"POST /console/streams/{id}/test":            {target: "/console/streams/{stream}/test", form: url.Values{}},
+	"POST /console/streams/{id}/pause":           {target: "/console/streams/{stream}/pause", form: url.Values{}},
+	"POST /console/streams/{id}/resume":          {target: "/console/streams/{stream}/resume", form: url.Values{}},
+	"GET /console/integrity":                     {target: "/console/integrity?after=org_x"},
+	"GET /console/system":                        {target: "/console/system"},
 }
 
 var hostileValues = []string{"", "\x00", "'; DROP TABLE organizations; --", "<script>alert(1)</script>", "%zz", strings.Repeat("é", 5000),
@@ -483,7 +495,14 @@ func TestHostileInput(t *testing.T) {
 		if err := e.st.CreateOrganization(context.Background(), org); err != nil {
 			t.Fatal(err)
 		}
-		fill := func(s string) string { return strings.ReplaceAll(s, "{org}", org.ID) }
+		ls, err := e.ops.manager.Create(context.Background(), org.ID, "webhook", "w", "now", []byte(`{"url":"http://127.0.0.1:9/hook","secret":"0123456789abcdef0123"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.st.CreateSchema(context.Background(), store.Schema{Kind: store.SchemaKindAction, Name: "user.created", Body: []byte(`{"targets":[],"actor":{"metadata":{"type":"object","properties":{}}},"metadata":null}`), CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		fill := strings.NewReplacer("{org}", org.ID, "{stream}", ls.ID, "{action}", "user.created").Replace
 		n := 0
 		for _, route := range routes {
 			spec := hostileRoutes[route]
@@ -509,8 +528,10 @@ func TestHostileInput(t *testing.T) {
 			}
 			for _, v := range hostileValues {
 				// In the path.
-				if i := strings.Index(target, "{org}"); i >= 0 {
-					send(strings.Replace(target, "{org}", url.PathEscape(v), 1), clone(spec.form), "path="+v)
+				for _, seg := range []string{"{org}", "{stream}", "{action}"} {
+					if i := strings.Index(target, seg); i >= 0 && i < strings.IndexAny(target+"?", "?") {
+						send(strings.Replace(target, seg, url.PathEscape(v), 1), clone(spec.form), "path="+v)
+					}
 				}
 				// In the query.
 				if u, err := url.Parse(target); err == nil && u.RawQuery != "" {

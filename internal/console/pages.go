@@ -32,6 +32,10 @@ type orgsData struct {
 	Error, Field string
 	Name, ExtID  string
 	Intents      []string
+	// The operations columns (orgstats.go).
+	Ops              map[string]*orgOps
+	RetentionChoices []int
+	StreamsShown     bool
 }
 
 // organizations is GET /console/organizations[?q=…][&after=…]: the list,
@@ -39,7 +43,7 @@ type orgsData struct {
 func (c *Console) organizations(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := orgsData{Query: strings.TrimSpace(q.Get("q")), Done: q.Get("done")}
-	if d.Done != "created" {
+	if d.Done != "created" && d.Done != "retention" {
 		d.Done = ""
 	}
 	if utf8.RuneCountInString(d.Query) > maxQuery || textsafe.HasControl(d.Query) {
@@ -52,6 +56,10 @@ func (c *Console) organizations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := c.findOrganizations(r, &d, after); err != nil {
+		c.fail(w, r, sessionFrom(r), err)
+		return
+	}
+	if err := c.orgOperations(r, &d); err != nil {
 		c.fail(w, r, sessionFrom(r), err)
 		return
 	}
