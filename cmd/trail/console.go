@@ -18,11 +18,12 @@ import (
 
 // withConsole serves the operator console (docs/CONSOLE.md) under
 // /console beside next, which serves everything else. audit records its
-// operators' actions; links generates Admin Portal links.
-func withConsole(next http.Handler, st console.Store, keys *keyring.Keyring, publicURL string, logger *slog.Logger,
-	audit *selfaudit.Recorder, links console.PortalLinks) (http.Handler, error) {
+// operators' actions; links generates Admin Portal links; ops connects its
+// operations pages, whose ingest rate is sampled until workers ends.
+func withConsole(workers context.Context, next http.Handler, st console.Store, keys *keyring.Keyring, publicURL string, logger *slog.Logger,
+	audit *selfaudit.Recorder, links console.PortalLinks, ops console.Operations) (http.Handler, error) {
 	c, err := console.New(console.Config{
-		Store: st, Portal: links, BaseURL: publicURL,
+		Store: st, Portal: links, BaseURL: publicURL, Operations: ops,
 		SessionKey: keys.Key("trail console sessions v1"),
 		Logger:     logger.With("component", "console"),
 		Audit: func(r *http.Request, a console.Action) {
@@ -35,6 +36,7 @@ func withConsole(next http.Handler, st console.Store, keys *keyring.Keyring, pub
 	if err != nil {
 		return nil, err
 	}
+	go c.RunSampler(workers)
 	mux := http.NewServeMux()
 	mux.Handle("/console/", c)
 	mux.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther))

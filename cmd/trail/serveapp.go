@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/trailaudit/trail/internal/api"
+	"github.com/trailaudit/trail/internal/console"
 	"github.com/trailaudit/trail/internal/diskguard"
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/export"
@@ -335,7 +336,16 @@ func (s *server) buildAPI(context.Context) error {
 		Tail:      api.TailConfig{Hub: s.tail},
 		Unready:   newReadiness(pingOf(st), s.guard, s.health).Unready,
 	})
-	if s.public, err = withConsole(s.handler, st, s.keys, publicURL, logger, audit, portalConfig.Links); err != nil {
+	ops := console.Operations{Retention: st, DefaultDays: int(c.retention.defaultDays), RetentionChanged: s.sweeper.Wake,
+		Events: st, Streams: streamManager, Schemas: schemas.Store(), Forget: schemas.Forget,
+		Ledger: st, Metrics: s.reg, Leases: st}
+	if s.cosigner != nil {
+		ops.Quorum = s.cosigner.Quorum()
+	}
+	if s.guard != nil {
+		ops.DiskReserve = c.diskReserveMiB << 20
+	}
+	if s.public, err = withConsole(s.workers, s.handler, st, s.keys, publicURL, logger, audit, portalConfig.Links, ops); err != nil {
 		return err
 	}
 	return nil
