@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"html/template"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,6 +88,8 @@ var operationsPages = []string{"schemas", "schema", "streams", "streamtest", "in
 func operationsFuncs() template.FuncMap {
 	return template.FuncMap{
 		"commas": func(n int64) string { return commas(n) },
+		"plural": plural,
+		"hasInt": func(list []int, v int) bool { return slices.Contains(list, v) },
 		"inc":    func(n int) int { return n + 1 },
 		"dec":    func(n int) int { return n - 1 },
 		"seconds": func(s float64) string {

@@ -244,8 +244,10 @@ func (c *Console) ingestRate(d *systemData) {
 		d.Rate = max(last.total-from.total, 0) / span
 		d.RateWindow = fmt.Sprintf("%.0f s", span)
 	}
-	var labels []string
-	var values []float64
+	// A bar for each interval of the ten minutes kept, the oldest empty
+	// until sampled, so that bars keep their width as samples come.
+	labels := make([]string, keepSamples-len(samples))
+	values := make([]float64, keepSamples-len(samples))
 	for i := 1; i < len(samples); i++ {
 		span := samples[i].at.Sub(samples[i-1].at).Seconds()
 		v := 0.0
