@@ -1,0 +1,169 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/trailaudit/trail/internal/trailtest"
+)
+
+// admin calls the API with the server's bootstrap admin key and decodes
+// its answer into out (when not nil); the status must be want.
+func admin(t *testing.T, srv *trailtest.Server, method, path, body string, want int, out any) {
+	t.Helper()
+	code, got := call(t, method, srv.URL+path, http.Header{"Authorization": {"Bearer " + srv.Key}, "Content-Type": {"application/json"}}, body)
+	if code != want {
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, code, want, got)
+	}
+	if out != nil {
+		if err := json.Unmarshal([]byte(got), out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, got)
+		}
+	}
+}
+
+// waitText reloads the page until sel's text contains want.
+func waitText(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		run(t, ctx, "reload", chromedp.Reload(), visible(sel))
+		if got := text(t, ctx, sel); strings.Contains(got, want) {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%s says %q, want %q", sel, got, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestConsoleOperations drives the operations pages in Chromium:
+// retention and the event-rate chart on the organizations list, the log
+// streams with test, pause and resume, a schema previewed against the
+// organization's events and saved, the difference of two versions, the
+// integrity page and the system page; and finds the actions in the
+// organization's log.
+func TestConsoleOperations(t *testing.T) {
+	srv := trailtest.Start(t, trailtest.Options{Args: []string{"--streams-allow-private"}})
+	ctx := browser(t)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer hook.Close()
+
+	var org struct{ ID string }
+	admin(t, srv, "POST", "/organizations", `{"name":"Globex"}`, 201, &org)
+	for i := range 6 {
+		meta := ""
+		if i < 4 {
+			meta = `,"metadata":{"plan":"pro"}`
+		}
+		admin(t, srv, "POST", "/audit_logs/events", fmt.Sprintf(`{"organization_id":%q,"event":{"action":"invoice.paid","occurred_at":%q,"actor":{"id":"u%d","type":"user"},"targets":[{"id":"inv_%d","type":"invoice"}],"context":{"location":"203.0.113.9"}%s}}`,
+			org.ID, time.Now().UTC().Format(time.RFC3339), i, i, meta), 201, nil)
+	}
+	var ls struct{ ID string }
+	admin(t, srv, "POST", "/v1/organizations/"+org.ID+"/log_streams",
+		`{"type":"webhook","name":"Globex SIEM","start":"beginning","config":{"url":"`+hook.URL+`","secret":"0123456789abcdef0123"}}`, 201, &ls)
+
+	run(t, ctx, "sign in", chromedp.Navigate(consoleLink(t, srv, "ops@example.com")), visible("#launch"),
+		chromedp.Click(chromedp.CSS("#launch")), visible("#orgs"))
+
+	// The organizations list: retention, stream health, the chart.
+	days := "#days-" + org.ID
+	run(t, ctx, "set the retention", chromedp.SetValue(chromedp.CSS(days), "90"),
+		chromedp.Click(chromedp.CSS(`form[action$="/retention"] button`)), visible("#done"))
+	if got := value(t, ctx, days); got != "90" {
+		t.Errorf("retention after setting 90: %q", got)
+	}
+	waitText(t, ctx, "#orgs tbody", "healthy")
+	loaded := get(t, ctx, "the chart", chromedp.Evaluate[bool](`(() => { const i = document.querySelector("img.spark"); return i.complete && i.naturalWidth > 0 })()`))
+	if !loaded {
+		t.Error("the event-rate chart did not load")
+	}
+	screenshots(t, ctx, "organizations-ops", true)
+
+	// Log streams: test, pause, resume.
+	row := "#row-" + ls.ID
+	run(t, ctx, "the streams", chromedp.Navigate(srv.URL+"/console/streams"), visible(row))
+	if got := text(t, ctx, row); !strings.Contains(got, "Globex SIEM") || !strings.Contains(got, "active") {
+		t.Errorf("the stream's row: %q", got)
+	}
+	screenshots(t, ctx, "streams", true)
+	run(t, ctx, "test the stream", chromedp.Click(chromedp.CSS(row+` form[action$="/test"] button`)), visible("#result"))
+	if got := text(t, ctx, "#result"); !strings.Contains(got, "Accepted") {
+		t.Errorf("test result: %q", got)
+	}
+	run(t, ctx, "pause", chromedp.Navigate(srv.URL+"/console/streams"), visible(row),
+		chromedp.Click(chromedp.CSS(row+` form[action$="/pause"] button`)))
+	waitURL(t, ctx, srv.URL+"/console/streams?done=paused&org="+org.ID)
+	run(t, ctx, "paused", visible(row))
+	if got := text(t, ctx, row); !strings.Contains(got, "inactive") {
+		t.Errorf("after pause: %q", got)
+	}
+	run(t, ctx, "resume", chromedp.Click(chromedp.CSS(row+` form[action$="/resume"] button`)))
+	waitURL(t, ctx, srv.URL+"/console/streams?done=resumed&org="+org.ID)
+	run(t, ctx, "resumed", visible(row))
+	if got := text(t, ctx, row); !strings.Contains(got, "active") || strings.Contains(got, "inactive") {
+		t.Errorf("after resume: %q", got)
+	}
+
+	// Schemas: a first version, then a second previewed and saved.
+	run(t, ctx, "a new action's schema", chromedp.Navigate(srv.URL+"/console/schemas"), visible("#action"),
+		chromedp.SendKeys(chromedp.CSS("#action"), "invoice.paid"), chromedp.Submit(chromedp.CSS("#action")), visible("#body"))
+	run(t, ctx, "preview version 1", chromedp.SetValue(chromedp.CSS("#body"), `{"targets":[{"type":"invoice"}]}`),
+		chromedp.SendKeys(chromedp.CSS("#org"), org.ID), chromedp.Click(chromedp.CSS("#preview-button")), visible("#preview-summary"))
+	if got := text(t, ctx, "#preview-summary"); !strings.Contains(got, "6 would validate") {
+		t.Errorf("preview of version 1: %q", got)
+	}
+	run(t, ctx, "save version 1", chromedp.Click(chromedp.CSS("#save")), visible("#done"))
+	run(t, ctx, "preview version 2",
+		chromedp.SetValue(chromedp.CSS("#body"), `{"targets":[{"type":"invoice"}],"metadata":{"type":"object","properties":{"plan":{"type":"string"}}}}`),
+		chromedp.SetValue(chromedp.CSS("#org"), org.ID), chromedp.Click(chromedp.CSS("#preview-button")), visible("#preview-summary"))
+	if got := text(t, ctx, "#preview-summary"); !strings.Contains(got, "4 would validate against this schema and 2 would not") {
+		t.Errorf("preview of version 2: %q", got)
+	}
+	if got := text(t, ctx, "#invalid"); !strings.Contains(got, "metadata.plan") {
+		t.Errorf("the failing events: %q", got)
+	}
+	shots(t, ctx, "schema-preview", false)
+	run(t, ctx, "save version 2", chromedp.Click(chromedp.CSS("#save")), visible("#done"))
+	if got := text(t, ctx, "#changes"); !strings.Contains(got, "metadata") || !strings.Contains(got, "plan (string)") {
+		t.Errorf("the difference of versions 1 and 2: %q", got)
+	}
+	screenshots(t, ctx, "schema", true)
+
+	// Integrity: the newest checkpoint covers the events.
+	run(t, ctx, "integrity", chromedp.Navigate(srv.URL+"/console/integrity"), visible("#log-"+org.ID))
+	waitText(t, ctx, "#log-"+org.ID, "6")
+	if got := text(t, ctx, "#log-"+org.ID); !strings.Contains(got, "key id") {
+		t.Errorf("the checkpoint's row: %q", got)
+	}
+	screenshots(t, ctx, "integrity", true)
+
+	// System.
+	run(t, ctx, "system", chromedp.Navigate(srv.URL+"/console/system"), visible("#rate"), visible("#integration-lag"))
+	if got := text(t, ctx, "main"); !strings.Contains(got, "No lease has been taken") || !strings.Contains(got, "Reserve") {
+		t.Errorf("system page: %q", got)
+	}
+	screenshots(t, ctx, "system", true)
+
+	// The actions are in the organization's log, by the operator.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, body := call(t, "GET", srv.URL+"/v1/events?organization_id="+org.ID+"&actor_id=ops%40example.com", http.Header{"Authorization": {"Bearer " + srv.Key}}, "")
+		if strings.Contains(body, "trail.retention.updated") && strings.Contains(body, "trail.log_stream.tested") &&
+			strings.Contains(body, "trail.log_stream.paused") && strings.Contains(body, "trail.log_stream.resumed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the console's actions are not in %s's log: %.500s", org.ID, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
