@@ -293,7 +293,7 @@ func TestConsole(t *testing.T) {
 
 	// An Admin Portal link for the organization.
 	run(t, ctx, "portal link", chromedp.Navigate(srv.URL+"/console/organizations?q="+org), visible("#orgs"),
-		chromedp.Click(chromedp.CSS("#orgs button")), visible("#link"))
+		chromedp.Click(chromedp.CSS(`#orgs form[action$="/portal_link"] button`)), visible("#link"))
 	portalLink := value(t, ctx, "#link")
 	if !strings.HasPrefix(portalLink, srv.URL+"/portal/launch?secret=ptl_") {
 		t.Fatalf("portal link %q", portalLink)
