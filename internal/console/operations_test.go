@@ -338,3 +338,21 @@ func TestSchemaDiff(t *testing.T) {
 func parseDef(s string) (*schema.Definition, []event.FieldError) {
 	return schema.ParseAction([]byte(s))
 }
+
+// TestRetentionDefaultOutsideTheChoices: a deployment default the API's
+// periods do not include shows as the current value, so that pressing Set
+// never changes it to another one unnoticed.
+func TestRetentionDefaultOutsideTheChoices(t *testing.T) {
+	e := newEnv(t, backends[0].open(t))
+	e.c.cfg.Operations.DefaultDays = 45
+	cookie, _ := e.signIn()
+	now := e.c.cfg.Now()
+	org := store.Organization{ID: access.NewOrganizationID(now), Name: "Acme", CreatedAt: now, UpdatedAt: now}
+	if err := e.st.CreateOrganization(context.Background(), org); err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := e.do(req{method: "GET", target: "/console/organizations", cookie: cookie})
+	if !strings.Contains(body, `<option value="" selected disabled>45 days</option>`) || strings.Contains(body, `<option value="30" selected>`) {
+		t.Errorf("a 45-day default: %s", body)
+	}
+}
