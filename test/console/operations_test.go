@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // admin calls the API with the server's bootstrap admin key and decodes
 // its answer into out (when not nil); the status must be want.
@@ -166,4 +171,30 @@ func TestConsoleOperations(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestConsoleSystemOnPostgreSQL: on PostgreSQL the system page names the
+// replica that holds each lease, from the lease table.
+func TestConsoleSystemOnPostgreSQL(t *testing.T) {
+	dsn := pgtest.New(t)
+	srv := trailtest.Start(t, trailtest.Options{Args: []string{"--database", dsn, "--log-origin", "trail.test/console"}})
+	ctx := browser(t)
+	out, err := exec.Command(trailtest.Binary(t), "console", "link", "--database", dsn, "--data", srv.Data, "--url", srv.URL, "--operator", "ops@example.com").CombinedOutput()
+	link := regexp.MustCompile(`(?m)^(http\S+/console/launch\?secret=csl_\S+)$`).FindSubmatch(out)
+	if err != nil || link == nil {
+		t.Fatalf("trail console link: %v\n%s", err, out)
+	}
+	run(t, ctx, "sign in", chromedp.Navigate(string(link[1])), visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("#create-org"))
+	run(t, ctx, "system", chromedp.Navigate(srv.URL+"/console/system"), visible("main"))
+	waitText(t, ctx, "main", "integrator")
+	got := text(t, ctx, "#leases")
+	for _, want := range []string{"integrator", "streams", "held"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the leases: %q, want %q", got, want)
+		}
+	}
+	if got := text(t, ctx, "main"); !strings.Contains(got, "This replica is") {
+		t.Errorf("the system page does not name this replica: %q", got)
+	}
+	screenshots(t, ctx, "system-postgres", true)
 }
