@@ -462,7 +462,7 @@ var hostileRoutes = map[string]struct {
 	// The operations pages (operations_test.go).
 	"GET /console/organizations/{id}/rate.svg":   {target: "/console/organizations/{org}/rate.svg"},
 	"POST /console/organizations/{id}/retention": {target: "/console/organizations/{org}/retention", form: url.Values{"days": {"60"}}},
-	"GET /console/schemas":                       {target: "/console/schemas?after=a.b&action=user.created"},
+	"GET /console/schemas":                       {target: "/console/schemas?org={org}&after=a.b"},
 	"GET /console/schemas/{action}":              {target: "/console/schemas/{action}?from=1&to=1&org={org}&done=created"},
 	"POST /console/schemas/{action}":             {target: "/console/schemas/{action}", form: url.Values{"body": {`{"targets":[]}`}, "org": {"{org}"}, "preview": {"1"}, "save": {""}}},
 	"GET /console/streams":                       {target: "/console/streams?org={org}&state=active&after=ls_x&done=paused"},

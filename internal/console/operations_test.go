@@ -203,6 +203,10 @@ func TestOperationsPages(t *testing.T) {
 		if _, body := get("/console/schemas"); !strings.Contains(body, `href="/console/schemas/user.signed_in"`) {
 			t.Errorf("schemas list: %s", body)
 		}
+		if _, body := get("/console/schemas?org=" + org.ID); !strings.Contains(body, `href="/console/schemas/user.signed_in?org=`+org.ID+`"`) ||
+			!strings.Contains(body, "version 1") {
+			t.Errorf("the organization's actions: %s", body)
+		}
 		code, body, _ = post("/console/schemas/"+action, url.Values{"body": {v2}, "org": {org.ID}, "preview": {"1"}})
 		if code != 200 || !regexp.MustCompile(`<strong>3</strong> would validate against this schema and <strong class="bad">2</strong> would not`).MatchString(body) ||
 			!strings.Contains(body, "Against the current version 1, 0 do not.") || !strings.Contains(body, "Save as version 2") {
@@ -274,6 +278,8 @@ func TestOperationsPages(t *testing.T) {
 			{"POST", "/console/schemas/" + action, url.Values{"body": {v2}}, 400, "org"},
 			{"POST", "/console/schemas/" + action, url.Values{"body": {v2}, "org": {"org_nope"}}, 400, "org"},
 			{"GET", "/console/integrity?after=x", nil, 400, "after"},
+			{"GET", "/console/schemas?org=org_nope", nil, 400, "org"},
+			{"GET", "/console/schemas?org=" + store.SystemOrganizationID, nil, 400, "org"},
 		}
 		for _, c := range bad {
 			var code int

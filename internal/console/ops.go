@@ -56,6 +56,7 @@ type Operations struct {
 type EventReader interface {
 	SearchEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error)
 	EventHistogram(ctx context.Context, org string, from time.Time, step time.Duration, n int) ([]int64, error)
+	OrganizationActions(ctx context.Context, org string, limit int) ([]string, error)
 }
 
 // Ledger is what the integrity and system pages read of the verifiable log.

@@ -29,7 +29,21 @@ type schemasData struct {
 	Action  string // the new action form's value
 	Error   string
 	Field   string
+	// Org, when given, lists the actions of that organization's events
+	// instead, each with its latest schema version (0: none).
+	Org        string
+	OrgName    string
+	OrgActions []orgAction
+	Truncated  bool
 }
+
+type orgAction struct {
+	Name   string
+	Latest int
+}
+
+// maxOrgActions bounds the actions of one organization a page lists.
+const maxOrgActions = 200
 
 // schemas is GET /console/schemas[?after=…]: the actions with schemas.
 func (c *Console) schemas(w http.ResponseWriter, r *http.Request) {
@@ -49,6 +63,10 @@ func (c *Console) schemas(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		http.Redirect(w, r, "/console/schemas/"+url.PathEscape(action), http.StatusSeeOther)
+		return
+	}
+	if org := strings.TrimSpace(q.Get("org")); org != "" {
+		c.orgSchemas(w, r, s, org)
 		return
 	}
 	after := q.Get("after")
@@ -72,6 +90,45 @@ func (c *Console) schemas(w http.ResponseWriter, r *http.Request) {
 		d.Next = safeURL("/console/schemas", url.Values{"after": {pg.After}})
 	}
 	c.render(w, r, http.StatusOK, "schemas", page{Title: "Schemas", Nav: "schemas", Session: s, Data: d})
+}
+
+// orgSchemas is GET /console/schemas?org=…: the actions of the
+// organization's events, each with its latest schema version.
+func (c *Console) orgSchemas(w http.ResponseWriter, r *http.Request, s *session, id string) {
+	ops := c.cfg.Operations
+	d := schemasData{Org: id}
+	o, err := c.organization(r, id)
+	if errors.Is(err, store.ErrNotFound) || ops.Events == nil {
+		d.Error, d.Field = "org: there is no organization with this id", "org"
+		c.render(w, r, http.StatusBadRequest, "schemas", page{Title: "Schemas", Nav: "schemas", Session: s, Data: d})
+		return
+	}
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	d.OrgName = o.Name
+	actions, err := ops.Events.OrganizationActions(r.Context(), o.ID, maxOrgActions+1)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	if len(actions) > maxOrgActions {
+		actions, d.Truncated = actions[:maxOrgActions], true
+	}
+	for _, a := range actions {
+		oa := orgAction{Name: a}
+		sc, err := ops.Schemas.Schema(r.Context(), store.SchemaKindAction, a, 0)
+		switch {
+		case err == nil:
+			oa.Latest = sc.Version
+		case !errors.Is(err, store.ErrNotFound):
+			c.fail(w, r, s, err)
+			return
+		}
+		d.OrgActions = append(d.OrgActions, oa)
+	}
+	c.render(w, r, http.StatusOK, "schemas", page{Title: "Schemas of " + o.Name, Nav: "schemas", Session: s, Data: d})
 }
 
 type schemaData struct {
