@@ -119,10 +119,18 @@ func TestConsoleOperations(t *testing.T) {
 	}
 
 	// Schemas: a first version, then a second previewed and saved.
-	run(t, ctx, "a new action's schema", chromedp.Navigate(srv.URL+"/console/schemas"), visible("#action"),
-		chromedp.SendKeys(chromedp.CSS("#action"), "invoice.paid"), chromedp.Submit(chromedp.CSS("#action")), visible("#body"))
+	run(t, ctx, "the organization's actions", chromedp.Navigate(srv.URL+"/console/schemas"), visible("#schemas-org"),
+		chromedp.SendKeys(chromedp.CSS("#schemas-org"), org.ID), chromedp.Submit(chromedp.CSS("#schemas-org")), visible("#org-actions"))
+	if got := text(t, ctx, "#org-actions"); !strings.Contains(got, "invoice.paid") || !strings.Contains(got, "none") {
+		t.Errorf("the organization's actions: %q", got)
+	}
+	screenshots(t, ctx, "schemas-org", true)
+	run(t, ctx, "a new action's schema", chromedp.Click(chromedp.CSS(`#org-actions a[href^="/console/schemas/invoice.paid"]`)), visible("#body"))
+	if got := value(t, ctx, "#org"); got != org.ID {
+		t.Errorf("the preview's organization: %q, want %s", got, org.ID)
+	}
 	run(t, ctx, "preview version 1", chromedp.SetValue(chromedp.CSS("#body"), `{"targets":[{"type":"invoice"}]}`),
-		chromedp.SendKeys(chromedp.CSS("#org"), org.ID), chromedp.Click(chromedp.CSS("#preview-button")), visible("#preview-summary"))
+		chromedp.Click(chromedp.CSS("#preview-button")), visible("#preview-summary"))
 	if got := text(t, ctx, "#preview-summary"); !strings.Contains(got, "6 would validate") {
 		t.Errorf("preview of version 1: %q", got)
 	}
