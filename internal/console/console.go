@@ -1,8 +1,10 @@
 // Package console is the operator console: the pages a deployment's
 // operators open at /console to manage the deployment across
 // organizations — organizations (search, create, an Admin Portal link for
-// one), and API keys (create with the secret shown once, list, revoke).
-// docs/CONSOLE.md says what it covers and what is still to come.
+// one), and API keys (create with the secret shown once, list, revoke) —
+// and the operations pages (ops.go): retention, stream health and event
+// rates on the organizations list, schemas, log streams, integrity and the
+// system. docs/CONSOLE.md says what it covers and what is still to come.
 //
 // It owns its sign-in and sessions (session.go): a single-use link that
 // `trail console link` stores (a row of the portal's link table under the
