@@ -200,7 +200,7 @@ func TestOperationsPages(t *testing.T) {
 		if code, _, _ := post("/console/schemas/"+action, url.Values{"body": {v1}, "save": {"1"}}); code != http.StatusSeeOther {
 			t.Fatalf("save v1: %d", code)
 		}
-		if _, body := get("/console/schemas"); !strings.Contains(body, `href="/console/schemas/user.signed_in"`) {
+		if _, body := get("/console/schemas"); !strings.Contains(body, `href="/console/schemas/user.signed_in"`) || !strings.Contains(body, "None: only the actions") {
 			t.Errorf("schemas list: %s", body)
 		}
 		if _, body := get("/console/schemas?org=" + org.ID); !strings.Contains(body, `href="/console/schemas/user.signed_in?org=`+org.ID+`"`) ||
@@ -222,6 +222,18 @@ func TestOperationsPages(t *testing.T) {
 		code, body = get("/console/schemas/" + action + "?from=1&to=2")
 		if code != 200 || !strings.Contains(body, `<li class="diff-added"><span class="sr-only">added: </span><code>metadata</code> the event&#39;s metadata is described, requiring metadata role (string)</li>`) {
 			t.Errorf("diff: %d %s", code, body)
+		}
+
+		// The actor schema applies on top: the list shows it, and a
+		// preview counts it (these actors have no email).
+		if _, err := e.st.CreateSchema(ctx, store.Schema{Kind: store.SchemaKindActor, Body: []byte(`{"metadata":{"type":"object","properties":{"email":{"type":"string"}}}}`), CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		if _, body := get("/console/schemas"); !strings.Contains(body, "Version 1, created") || !strings.Contains(body, "&#34;email&#34;") {
+			t.Errorf("the actor schema: %s", body)
+		}
+		if _, body, _ := post("/console/schemas/"+action, url.Values{"body": {v2}, "org": {org.ID}, "preview": {"1"}}); !strings.Contains(body, `<strong>0</strong> would validate`) {
+			t.Errorf("a preview with the actor schema: %s", body)
 		}
 
 		// Integrity: the newest checkpoint and a witness's cosignature.

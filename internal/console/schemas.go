@@ -29,6 +29,10 @@ type schemasData struct {
 	Action  string // the new action form's value
 	Error   string
 	Field   string
+	// Actor is the deployment's latest actor schema (Version 0: none),
+	// ActorBody its body for reading.
+	Actor     store.Schema
+	ActorBody string
 	// Org, when given, lists the actions of that organization's events
 	// instead, each with its latest schema version (0: none).
 	Org        string
@@ -86,6 +90,12 @@ func (c *Console) schemas(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := schemasData{Actions: pg.Data}
+	if a, err := st.Schema(r.Context(), store.SchemaKindActor, "", 0); err == nil {
+		d.Actor, d.ActorBody = a, pretty(a.Body)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		c.fail(w, r, s, err)
+		return
+	}
 	if pg.After != "" {
 		d.Next = safeURL("/console/schemas", url.Values{"after": {pg.After}})
 	}
