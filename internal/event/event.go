@@ -53,6 +53,11 @@ type Draft struct {
 	// that its occurred_at and content came from elsewhere.
 	Imported *Import
 
+	// Privacy, when set, says which fields a field policy hashed or
+	// redacted before the event was stored (privacy.go); the record
+	// carries it as "privacy".
+	Privacy *Privacy
+
 	// Tail is the canonical JSON of the fields action … metadata, without the
 	// surrounding braces and without a leading comma.
 	Tail []byte

@@ -245,6 +245,7 @@ const (
 	fSeq
 	fReceivedAt
 	fImported
+	fPrivacy
 )
 
 func eventBit(key string, record bool) uint32 {
@@ -276,6 +277,8 @@ func eventBit(key string, record bool) uint32 {
 			return fReceivedAt
 		case "imported":
 			return fImported
+		case "privacy":
+			return fPrivacy
 		}
 	}
 	return 0
@@ -318,6 +321,8 @@ func (p *parser) event(base string, d *Draft, acc *Accepted) {
 			acc.ReceivedAt, _ = p.timeField(l, "received_at", false)
 		case fImported:
 			d.Imported = p.imported(l)
+		case fPrivacy:
+			d.Privacy = p.privacy(l)
 		}
 	}
 	if p.sc.err != nil {

@@ -152,6 +152,10 @@ func appendTail(dst []byte, d *Draft) []byte {
 		dst = AppendJSONString(dst, d.Imported.ID)
 		dst = append(dst, '}')
 	}
+	if d.Privacy != nil {
+		dst = append(dst, `,"privacy":`...)
+		dst = appendPrivacy(dst, d.Privacy)
+	}
 	return dst
 }
 

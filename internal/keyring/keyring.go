@@ -24,6 +24,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -330,4 +331,70 @@ func open(aead cipher.AEAD, sealed, associatedData []byte) ([]byte, error) {
 		return nil, ErrOpen
 	}
 	return plain, nil
+}
+
+// fieldHashPurpose derives the field hashing keys (FieldHasher).
+const fieldHashPurpose = "trail field hmac v1"
+
+// FieldHashPrefix starts every value FieldHasher.Hash returns.
+const FieldHashPrefix = "hmac:v1:"
+
+// FieldHasher computes the keyed hashes a field policy stores instead of
+// values (docs/PRIVACY.md), like Vault's audit hashing: HMAC-SHA256 under
+// a key derived from a master key, of the organization's id, a zero byte
+// and the value, written "hmac:v1:<key id>:<base64url>". The key id is the
+// master key's check value, so a hash made before the master key was
+// rotated still names its key, and HashAll gives a value's hash under every
+// key the keyring holds, for searching across a rotation. The organization
+// is part of the input so that one organization's hashes say nothing about
+// another's: equal values of two tenants hash apart.
+type FieldHasher struct {
+	ids  []string // master key check values in hex, primary first
+	keys [][]byte
+}
+
+// FieldHasher returns the field hasher of the keyring's master keys.
+func (k *Keyring) FieldHasher() *FieldHasher {
+	h := &FieldHasher{}
+	for _, m := range k.all() {
+		c := checkValue(m)
+		h.ids = append(h.ids, hex.EncodeToString(c[:]))
+		h.keys = append(h.keys, derive(m, fieldHashPurpose))
+	}
+	return h
+}
+
+// Hash returns value's keyed hash in organization org under the primary
+// master key.
+func (h *FieldHasher) Hash(org, value string) string { return h.hashWith(0, org, value) }
+
+// KeyedHash is a value's hash under one master key.
+type KeyedHash struct {
+	KeyID   string `json:"key_id"`
+	Primary bool   `json:"primary"`
+	Hash    string `json:"hmac"`
+}
+
+// HashAll returns value's keyed hash in org under every master key, the
+// primary's first.
+func (h *FieldHasher) HashAll(org, value string) []KeyedHash {
+	out := make([]KeyedHash, len(h.keys))
+	for i := range h.keys {
+		out[i] = KeyedHash{KeyID: h.ids[i], Primary: i == 0, Hash: h.hashWith(i, org, value)}
+	}
+	return out
+}
+
+func (h *FieldHasher) hashWith(i int, org, value string) string {
+	m := hmac.New(sha256.New, h.keys[i])
+	m.Write([]byte(org))
+	m.Write([]byte{0})
+	m.Write([]byte(value))
+	var sum [sha256.Size]byte
+	buf := make([]byte, 0, len(FieldHashPrefix)+len(h.ids[i])+1+base64.RawURLEncoding.EncodedLen(sha256.Size))
+	buf = append(buf, FieldHashPrefix...)
+	buf = append(buf, h.ids[i]...)
+	buf = append(buf, ':')
+	buf = base64.RawURLEncoding.AppendEncode(buf, m.Sum(sum[:0]))
+	return string(buf)
 }
