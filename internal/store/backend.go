@@ -39,4 +39,6 @@ type Backend interface {
 	PartitionDropper
 	DeploymentStore
 	LeaseStore
+	// Field policies and erasures (package privacy).
+	PrivacyStore
 }

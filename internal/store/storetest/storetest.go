@@ -76,6 +76,7 @@ func Run[S store.Backend](t *testing.T, d Driver[S]) {
 	t.Run("Portal", func(t *testing.T) { runPortal(t, open) })
 	t.Run("Schemas", func(t *testing.T) { runSchemas(t, open) })
 	t.Run("Exports", func(t *testing.T) { runExports(t, d.OpenExports) })
+	t.Run("Privacy", func(t *testing.T) { runPrivacy(t, open) })
 }
 
 func runSearch(t *testing.T, open func(t *testing.T) store.Backend) {

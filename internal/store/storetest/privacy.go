@@ -1,0 +1,151 @@
+package storetest
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/store"
+)
+
+// runPrivacy runs the conformance suite of store.PrivacyStore: policies,
+// erasure jobs (idempotent on the request id), and erasing records as
+// retention deletes them (bodies and search entries gone, only when
+// integrated).
+func runPrivacy(t *testing.T, open func(t *testing.T) store.Backend) {
+	t.Run("Policies", func(t *testing.T) { testPrivacyPolicies(t, open(t)) })
+	t.Run("ErasureJobs", func(t *testing.T) { testErasureJobs(t, open(t)) })
+	t.Run("EraseRecords", func(t *testing.T) { testEraseRecords(t, open(t)) })
+}
+
+func testPrivacyPolicies(t *testing.T, s store.Backend) {
+	ctx := t.Context()
+	if _, _, err := s.PrivacyPolicy(ctx, "org_none"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("PrivacyPolicy of an unknown organization: %v, want ErrNotFound", err)
+	}
+	if err := s.SetPrivacyPolicy(ctx, "org_none", []byte(`{}`), t0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetPrivacyPolicy of an unknown organization: %v, want ErrNotFound", err)
+	}
+	a, b := orgID("PRIVPOL", 1), orgID("PRIVPOL", 2)
+	mustCreateOrg(t, s, a, t0)
+	mustCreateOrg(t, s, b, t0)
+	if doc, _, err := s.PrivacyPolicy(ctx, a); err != nil || doc != nil {
+		t.Errorf("PrivacyPolicy before any = %q, %v; want none", doc, err)
+	}
+	for i, doc := range []string{`{"fields":{"actor.id":"hmac"}}`, `{"fields":{"metadata.email":"redact"}}`} {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		if err := s.SetPrivacyPolicy(ctx, a, []byte(doc), at); err != nil {
+			t.Fatalf("SetPrivacyPolicy: %v", err)
+		}
+		got, updated, err := s.PrivacyPolicy(ctx, a)
+		if err != nil || string(got) != doc || !updated.Equal(at) {
+			t.Errorf("PrivacyPolicy = %q at %v, %v; want %q at %v", got, updated, err, doc, at)
+		}
+	}
+	if m, err := s.PrivacyPolicies(ctx); err != nil || len(m) != 1 || string(m[a]) != `{"fields":{"metadata.email":"redact"}}` {
+		t.Errorf("PrivacyPolicies = %q, %v", m, err)
+	}
+	if err := s.SetPrivacyPolicy(ctx, a, nil, t0); err != nil {
+		t.Fatalf("removing the policy: %v", err)
+	}
+	if m, err := s.PrivacyPolicies(ctx); err != nil || len(m) != 0 {
+		t.Errorf("PrivacyPolicies after removal = %q, %v", m, err)
+	}
+}
+
+func testErasureJobs(t *testing.T, s store.Backend) {
+	ctx := t.Context()
+	org := orgID("ERASEJOB", 1)
+	mustCreateOrg(t, s, org, t0)
+	e := store.Erasure{ID: "ers_1", OrganizationID: org, RequestID: "req-1", SubjectKind: "actor", SubjectHash: "hmac:v1:k:x",
+		SealedSubject: []byte("sealed"), Reason: "GDPR Art. 17", RequestedByType: "api_key", RequestedByID: "key_1", RequestedByName: "ops",
+		UpTo: 10, State: store.ErasurePlanning, CreatedAt: t0}
+	if _, _, err := s.CreateErasure(ctx, store.Erasure{ID: "ers_0", OrganizationID: "org_none", RequestID: "r", CreatedAt: t0}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("CreateErasure of an unknown organization: %v, want ErrNotFound", err)
+	}
+	got, created, err := s.CreateErasure(ctx, e)
+	if err != nil || !created || got.ID != e.ID || string(got.SealedSubject) != "sealed" || !got.CreatedAt.Equal(t0) || got.UpTo != 10 {
+		t.Fatalf("CreateErasure = %+v, %v, %v", got, created, err)
+	}
+	again := e
+	again.ID, again.Reason = "ers_2", "another"
+	got, created, err = s.CreateErasure(ctx, again)
+	if err != nil || created || got.ID != "ers_1" || got.Reason != e.Reason {
+		t.Errorf("CreateErasure with the same request id = %+v, %v, %v; want the first job", got, created, err)
+	}
+	if list, err := s.UnfinishedErasures(ctx); err != nil || len(list) != 1 || list[0].ID != "ers_1" {
+		t.Errorf("UnfinishedErasures = %+v, %v", list, err)
+	}
+	e.State, e.Seqs, e.Planned, e.Erased, e.SealedSubject, e.Tombstones, e.CompletedAt = store.ErasureCompleted, "1-3,7", 4, 4, nil, "11", t0.Add(time.Hour)
+	if err := s.UpdateErasure(ctx, e); err != nil {
+		t.Fatalf("UpdateErasure: %v", err)
+	}
+	got, err = s.Erasure(ctx, org, "ers_1")
+	if err != nil || got.State != store.ErasureCompleted || got.Seqs != "1-3,7" || got.Planned != 4 || got.SealedSubject != nil ||
+		got.Tombstones != "11" || !got.CompletedAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("Erasure after update = %+v, %v", got, err)
+	}
+	if list, err := s.UnfinishedErasures(ctx); err != nil || len(list) != 0 {
+		t.Errorf("UnfinishedErasures after completion = %+v, %v", list, err)
+	}
+	if _, err := s.Erasure(ctx, orgID("ERASEJOB", 2), "ers_1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("another organization's erasure: %v, want ErrNotFound", err)
+	}
+}
+
+func testEraseRecords(t *testing.T, s store.Backend) {
+	ctx := t.Context()
+	org := orgID("ERASEREC", 1)
+	mustCreateOrg(t, s, org, t0)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	accepted := appendAged(t, s, org, ages(now, 20, time.Hour))
+	size := int64(len(accepted))
+	indexAll(t, s, 1000)
+	// Only the first 10 are integrated: the others must wait.
+	fakeIntegrate(t, s, org, 0, 10)
+	erased, pending, err := s.EraseRecords(ctx, org, []int64{2, 3, 12, 15})
+	if err != nil || erased != 2 || pending != 2 {
+		t.Fatalf("EraseRecords = %d erased, %d pending, %v; want 2 and 2", erased, pending, err)
+	}
+	fakeIntegrate(t, s, org, 10, size)
+	erased, pending, err = s.EraseRecords(ctx, org, []int64{2, 3, 12, 15})
+	if err != nil || erased != 2 || pending != 0 {
+		t.Fatalf("EraseRecords again = %d erased, %d pending, %v; want 2 (the others gone already) and 0", erased, pending, err)
+	}
+	var want []int64
+	for q := range size {
+		if !slices.Contains([]int64{2, 3, 12, 15}, q) {
+			want = append(want, q)
+		}
+	}
+	if got := storedSeqs(t, s, org, size); !slices.Equal(got, want) {
+		t.Errorf("stored seqs %v, want %v", got, want)
+	}
+	for _, a := range accepted {
+		_, err := s.Event(ctx, a.ID)
+		if gone := !slices.Contains(want, a.Seq); gone != errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Event of seq %d: %v", a.Seq, err)
+		}
+	}
+	for _, q := range []store.EventQuery{
+		{OrganizationID: org},
+		{OrganizationID: org, ActorID: "user_12"},
+		{OrganizationID: org, TargetType: "team", TargetID: "team_1"},
+		{OrganizationID: org, Text: "retentionword"},
+	} {
+		got := searchSeqs(t, s, q)
+		if q.ActorID != "" {
+			if len(got) != 0 {
+				t.Errorf("search %+v found erased seqs %v", q, got)
+			}
+			continue
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("search %+v found %v, want %v", q, got, want)
+		}
+	}
+	if _, _, err := s.EraseRecords(ctx, "org_none", []int64{1}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("EraseRecords of an unknown organization: %v, want ErrNotFound", err)
+	}
+}
