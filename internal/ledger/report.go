@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ProblemKind names what is wrong with a bundle.
@@ -65,6 +66,9 @@ type Report struct {
 	SelectionSigned bool
 	Problems        []Problem // the first maxProblems problems
 	ProblemCount    int64
+	// Erased are the runs of seqs absent from the bundle that its signed
+	// tombstone events say an erasure deleted (erasure.go): not problems.
+	Erased []Erased
 }
 
 // OK reports whether the bundle verified.
@@ -152,6 +156,7 @@ func (r *Report) String() string {
 			fmt.Fprintf(&b, "%s of %s (seq %s–%s) match %s: none altered, none missing in that range.",
 				plural(n, "event"), org, commas(r.From), commas(r.To-1), signed)
 		}
+		b.WriteString(r.erasedText())
 		if r.Since {
 			fmt.Fprintf(&b, " Checkpoint size %s is consistent with your older checkpoint size %s: the log only grew.",
 				commas(r.CheckpointSize), commas(r.SinceSize))
@@ -174,6 +179,38 @@ func (r *Report) String() string {
 	if r.ProblemCount > int64(len(r.Problems)) {
 		fmt.Fprintf(&b, "\n  … and %s more.", commas(r.ProblemCount-int64(len(r.Problems))))
 	}
+	b.WriteString(r.erasedText())
+	return b.String()
+}
+
+// erasedText lists the erased runs: " Erased (not missing): seq 3–5 by
+// request ers_… at 2026-…; …". The records are absent because an erasure
+// deleted them, which a tombstone signed with the log key says.
+func (r *Report) erasedText() string {
+	if len(r.Erased) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	var n int64
+	for _, e := range r.Erased {
+		n += e.SeqEnd - e.Seq + 1
+	}
+	fmt.Fprintf(&b, " %s erased (not missing; signed tombstones in the bundle say so):", plural(n, "record"))
+	for i, e := range r.Erased {
+		if i == 20 {
+			fmt.Fprintf(&b, " … and %d more runs", len(r.Erased)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		seqs := "seq " + commas(e.Seq)
+		if e.SeqEnd > e.Seq {
+			seqs = "seq " + commas(e.Seq) + "–" + commas(e.SeqEnd)
+		}
+		fmt.Fprintf(&b, " %s erased by request %s at %s", seqs, e.ErasureID, e.ErasedAt.UTC().Format(time.RFC3339))
+	}
+	b.WriteByte('.')
 	return b.String()
 }
 

@@ -85,6 +85,7 @@ func Verify(r io.Reader, verifierKey string, opts VerifyOptions) (Report, error)
 		rep.add(Problem{Kind: ProblemMalformed, Seq: -1, Line: -1, Detail: err.Error()})
 		return rep, failed(&rep)
 	}
+	erased := &erasureSet{keys: v, org: rep.OrganizationID}
 	for {
 		e, err := br.Next()
 		if err == io.EOF {
@@ -92,6 +93,7 @@ func Verify(r io.Reader, verifierKey string, opts VerifyOptions) (Report, error)
 		}
 		if err == nil && e.Record != nil {
 			sv.record(e)
+			erased.consider(e.Record)
 			continue
 		}
 		if err == nil {
@@ -120,6 +122,7 @@ func Verify(r io.Reader, verifierKey string, opts VerifyOptions) (Report, error)
 	if since != nil {
 		checkSince(&rep, br, ck, *since)
 	}
+	erased.apply(&rep)
 	rep.finishMissing()
 	if !rep.OK() {
 		return rep, failed(&rep)
