@@ -151,6 +151,13 @@ var hostileRoutes = map[string]routeSpec{
 		body: `{"organization":"{org}","intent":"audit_logs","return_url":"https://app.example.com/x","admin_emails":["alice@example.com"]}`},
 	"POST /portal/revoke_link":                      {path: "/portal/revoke_link", body: `{"organization":"{org}","external_user_id":"user_1"}`},
 	"DELETE /v1/organizations/{id}/portal_sessions": {path: "/v1/organizations/{org}/portal_sessions"},
+	"GET /v1/organizations/{id}/privacy_policy":     {path: "/v1/organizations/{org}/privacy_policy"},
+	"PUT /v1/organizations/{id}/privacy_policy": {path: "/v1/organizations/{org}/privacy_policy",
+		body: `{"fields":{"actor.id":"hmac","metadata.email":"redact"},"actions":{"user.*":{"actor.name":"redact"}}}`},
+	"DELETE /v1/organizations/{id}/privacy_policy":  {path: "/v1/organizations/{org}/privacy_policy"},
+	"POST /v1/organizations/{id}/hmac":              {path: "/v1/organizations/{org}/hmac", body: `{"value":"alice@example.com"}`},
+	"POST /v1/organizations/{id}/erasures":          {path: "/v1/organizations/{org}/erasures", body: `{"actor_id":"user_1","reason":"GDPR","request_id":"r1"}`},
+	"GET /v1/organizations/{id}/erasures/{erasure}": {path: "/v1/organizations/{org}/erasures/{erasure}"},
 	// Everything else under /portal/ is the portal's: hostilePortalRoutes.
 	"/portal/": {path: "/portal/", okStatus: 499},
 }
@@ -198,6 +205,7 @@ type hostileStore interface {
 	store.StreamStore
 	store.RetentionStore
 	store.SchemaStore
+	store.PrivacyStore
 	portal.Store
 	ledger.Storage
 }
@@ -290,7 +298,8 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 		Schemas:   schema.NewRegistry(st, schema.Options{}),
 		Portal:    PortalConfig{Handler: p, Links: p},
 		// A live tail answers until it is ended: here, at once.
-		Tail: TailConfig{Hub: tail, MaxDuration: time.Millisecond},
+		Tail:    TailConfig{Hub: tail, MaxDuration: time.Millisecond},
+		Privacy: privacyFor(t, st),
 	})
 	srv.SetReady(true)
 	e.api = srv
@@ -313,6 +322,7 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 	e.create("POST", "/v1/actor_schema", `{"metadata":{"type":"object","properties":{"role":{"type":"string"}}}}`, "")
 	e.create("POST", "/audit_logs/events", hostileEventBody, "")
 	e.fixtures["{key}"] = e.create("POST", "/v1/api_keys", `{"name":"k","scopes":["events:read"]}`, "id")
+	e.fixtures["{erasure}"] = e.create("POST", "/v1/organizations/{org}/erasures", `{"actor_id":"user_1","reason":"GDPR"}`, "id")
 	e.portalLogs, e.csrfLogs = e.openPortal("audit_logs", "/portal/events")
 	e.portalStreams, e.csrfStreams = e.openPortal("log_streams", "/portal/streams")
 	return e

@@ -75,6 +75,7 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	doneParsing()
 	setIdempotency(&sub, idem, body)
+	s.applyPolicies(&sub, drafts)
 	res, err := s.submit(r.Context(), sub)
 	if err != nil {
 		return err
@@ -152,6 +153,7 @@ func (s *Server) createEventBatch(w http.ResponseWriter, r *http.Request) error 
 	}
 	doneParsing()
 	setIdempotency(&sub, idem, body)
+	s.applyPolicies(&sub, drafts)
 	res, err := s.submit(r.Context(), sub)
 	if err != nil {
 		return err

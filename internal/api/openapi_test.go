@@ -77,6 +77,7 @@ func withEverything(t *testing.T) envOption {
 		c.Exports = ExportConfig{Service: svc, Links: export.NewLinks([]byte("0123456789abcdef0123456789abcdef"))}
 		// A live tail answers until it is ended: here, at once.
 		c.Tail = TailConfig{Hub: livetail.NewHub(e.st, livetail.Options{}), MaxDuration: time.Millisecond}
+		c.Privacy = privacyFor(t, e.st)
 	}
 }
 
@@ -94,6 +95,9 @@ var validBodies = map[string]string{
 	"PATCH /v1/organizations/{id}/log_streams/{stream}": `{"name":"SIEM 2"}`,
 	"PUT /organizations/{id}/audit_logs_retention":      `{"retention_period_in_days":30}`,
 	"POST /portal/generate_link":                        `{"organization":"ORG","intent":"audit_logs"}`,
+	"PUT /v1/organizations/{id}/privacy_policy":         `{"fields":{"metadata.email":"hmac"}}`,
+	"POST /v1/organizations/{id}/hmac":                  `{"value":"alice@example.com"}`,
+	"POST /v1/organizations/{id}/erasures":              `{"actor_id":"user_9","reason":"GDPR"}`,
 }
 
 // checkBody validates a JSON answer against the documented schema.

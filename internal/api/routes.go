@@ -109,6 +109,18 @@ func (s *Server) routes() {
 		s.handle("GET /v1/actor_schema/versions", access.ScopeEventsRead, s.listActorSchemas)
 	}
 
+	// Field policies, keyed hashes for searching, and erasures
+	// (privacy.go, docs/PRIVACY.md).
+	if s.cfg.Privacy.Store != nil {
+		const base = "/v1/organizations/{id}"
+		s.handle("GET "+base+"/privacy_policy", access.ScopeAdmin, s.getPrivacyPolicy)
+		s.handle("PUT "+base+"/privacy_policy", access.ScopeAdmin, s.putPrivacyPolicy)
+		s.handle("DELETE "+base+"/privacy_policy", access.ScopeAdmin, s.deletePrivacyPolicy)
+		s.handle("POST "+base+"/hmac", access.ScopeEventsRead, s.hashValue)
+		s.handle("POST "+base+"/erasures", access.ScopeAdmin, s.createErasure)
+		s.handle("GET "+base+"/erasures/{erasure}", access.ScopeAdmin, s.getErasure)
+	}
+
 	// The Admin Portal (portal.go): its links, and its pages under /portal/.
 	if s.cfg.Portal.Handler != nil && s.cfg.Portal.Links != nil {
 		// A key with the admin scope generates links: a link opens every

@@ -89,6 +89,9 @@ type Config struct {
 	Portal PortalConfig
 	// Tail serves the live tail; its route exists only when set.
 	Tail TailConfig
+	// Privacy applies field policies at ingest and serves the policy,
+	// hash and erasure routes (privacy.go); both exist only when set.
+	Privacy PrivacyConfig
 	// Unready, when set, names what keeps this replica from doing its
 	// work (database unreachable, disk short, a lease it cannot renew),
 	// with a reason each: /readyz answers 503 while it names anything,
