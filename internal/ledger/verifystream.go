@@ -36,7 +36,7 @@ type lineRecord struct {
 //
 // Order: each record line must carry the seq after the previous line's. When
 // it does not, the next line decides: if the log continues from this record
-// (next = seq+1), the seqs skipped are missing (or, going back, this is a
+// (next = seq+1, or a jump ahead of it further still), the seqs skipped are missing (or, going back, this is a
 // repeat); otherwise this one record is out of place and stands in the slot
 // of the expected seq. A swap of two records is thus two out-of-order lines,
 // and a deleted record one missing seq.
@@ -108,9 +108,11 @@ func (sv *streamVerifier) resolve(p lineRecord, next int64, hasNext bool) {
 	case p.seq == e || p.seq < 0:
 		sv.place(e, p)
 		sv.expected = e + 1
-	case !hasNext || next == p.seq+1:
-		// The log continues from this record: the seqs skipped stay
-		// empty (missing), or, going back, place reports a repeat.
+	case !hasNext || next == p.seq+1 || (p.seq > e && next > p.seq):
+		// The log continues from this record (the next line follows it,
+		// or skips ahead too, as records erased one here and one there
+		// leave them): the seqs skipped stay empty (missing or erased),
+		// or, going back, place reports a repeat.
 		sv.place(p.seq, p)
 		sv.expected = p.seq + 1
 	default:
