@@ -47,6 +47,7 @@ type serveCommand struct {
 	masterKey      string // file holding the master key (package keyring)
 	diskReserveMiB int64
 	retention      retentionFlags
+	privacy        privacyFlags
 
 	streamsAllowPrivate bool   // log streams may reach private addresses
 	publicURL           string // the URL Admin Portal links point at
@@ -89,6 +90,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	setting{fs}.BoolVar(&c.streamsAllowPrivate, "streams-allow-private", "TRAIL_STREAMS_ALLOW_PRIVATE", "let log streams deliver to loopback and private addresses (a SIEM on your own network); link-local and cloud metadata addresses stay refused")
 	setting{fs}.BoolVar(&c.streamsAllowLinkLocal, "streams-allow-link-local", "TRAIL_STREAMS_ALLOW_LINK_LOCAL", "let log streams deliver to link-local addresses (169.254.0.0/16, fe80::/10), where cloud credential endpoints live; known metadata addresses stay refused")
 	c.retention.register(fs)
+	c.privacy.register(fs)
 	setting{fs}.Float64Var(&c.exportMaxRate, "export-max-rate", "TRAIL_EXPORT_MAX_RATE", 0, "events per second one export job reads at most, to spare a busy database; 0 means no limit")
 	setting{fs}.DurationVar(&c.shutdownWait, "shutdown-timeout", "TRAIL_SHUTDOWN_TIMEOUT", 30*time.Second, "how long to wait for in-flight requests on shutdown")
 	setting{fs}.DurationVar(&c.shutdownDelay, "shutdown-delay", "TRAIL_SHUTDOWN_DELAY", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes and in-flight requests drain: give load balancers time to stop sending new ones")

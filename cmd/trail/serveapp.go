@@ -310,6 +310,11 @@ func (s *server) buildAPI(context.Context) error {
 	// Trail's own actions.
 	streamManager := s.streams.manager(st)
 	audit := selfaudit.New(submitter, selfaudit.Config{Limits: limits, Logger: logger, TrustProxyHeaders: c.trustProxy})
+	privacyConfig, erasing, err := startPrivacy(s.workers, st, submitter, s.keys, s.signer, s.db.pool, s.leases, &c.privacy, logger)
+	if err != nil {
+		return err
+	}
+	s.workersDone = append(s.workersDone, erasing)
 	portalConfig, err := newPortal(s.workers, st, s.signer, s.keys, publicURL, logger, streamManager, audit,
 		s.exports.svc, s.logStorage, portalWitnesses(s.cosigner), s.tail)
 	if err != nil {
@@ -334,6 +339,7 @@ func (s *server) buildAPI(context.Context) error {
 		Exports:   exportAPI,
 		Schemas:   schemas,
 		Tail:      api.TailConfig{Hub: s.tail},
+		Privacy:   privacyConfig,
 		Unready:   newReadiness(pingOf(st), s.guard, s.health).Unready,
 	})
 	ops := console.Operations{Retention: st, DefaultDays: int(c.retention.defaultDays), RetentionChanged: s.sweeper.Wake,
