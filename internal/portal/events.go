@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -48,6 +50,11 @@ type eventRow struct {
 	MoreTarget int
 	Location   string
 	Imported   string // the service the event was imported from, or ""
+	// Erased, for a tombstone of an erasure, says which records it
+	// erased ("12 records erased: seq 3–5, 9"); Protected says a field
+	// policy hashed or redacted fields of the event.
+	Erased    string
+	Protected bool
 }
 
 type entityView struct {
@@ -150,6 +157,7 @@ func rows(evs []store.StoredEvent) ([]eventRow, error) {
 		if rec.Imported != nil {
 			row.Imported = sourceName(rec.Imported.Source)
 		}
+		row.Erased, row.Protected = erasedText(rec), rec.Privacy != nil
 		for i, t := range rec.Targets {
 			if i == 3 {
 				row.MoreTarget = len(rec.Targets) - 3
@@ -175,8 +183,12 @@ type eventData struct {
 	Metadata   []kv
 	Record     string // indented for reading
 	Imported   *importView
-	Proof      proofView
-	Back       string
+	// Erased: see eventRow. Hashed and Redacted name the fields a field
+	// policy replaced before the event was stored.
+	Erased           string
+	Hashed, Redacted []string
+	Proof            proofView
+	Back             string
 }
 
 // eventDetail is GET /portal/events/{id}: one event's full record and the
@@ -212,6 +224,10 @@ func (p *Portal) eventDetail(w http.ResponseWriter, r *http.Request) {
 	if rec.Imported != nil {
 		d.Imported = &importView{Source: sourceName(rec.Imported.Source), ID: rec.Imported.ID}
 	}
+	d.Erased = erasedText(rec)
+	if rec.Privacy != nil {
+		d.Hashed, d.Redacted = rec.Privacy.Hashed, rec.Privacy.Redacted
+	}
 	for i, t := range rec.Targets {
 		var md event.Metadata
 		if i < len(rec.TargetsMetadata) {
@@ -230,4 +246,31 @@ func (p *Portal) eventDetail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.render(w, r, http.StatusOK, "event", page{Title: "Event " + e.ID, Nav: "events", Session: s, Data: d})
+}
+
+// erasedText says which records a tombstone of an erasure erased, or ""
+// for any other event. The portal shows what the tombstone claims; trail
+// verify checks its signature (docs/PRIVACY.md).
+func erasedText(rec *event.Record) string {
+	if rec.Action != ledger.ErasureAction {
+		return ""
+	}
+	var seqs []string
+	for i := 0; ; i++ {
+		v, ok := rec.Metadata[ledger.ErasureSeqKey(i)].(string)
+		if !ok {
+			break
+		}
+		seqs = append(seqs, v)
+	}
+	n := fmt.Sprint(rec.Metadata["erased_count"])
+	id, _ := rec.Metadata["erasure_id"].(string)
+	list := strings.ReplaceAll(strings.Join(seqs, ","), ",", ", ")
+	if len(list) > 300 {
+		list = list[:300] + "…"
+	}
+	if list == "" {
+		return "No records erased by request " + id + " (the subject had no events)."
+	}
+	return n + " records erased by request " + id + ": seq " + strings.ReplaceAll(list, "-", "–") + ". Their leaf hashes stay in the log, so it still verifies."
 }
