@@ -6,7 +6,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/privacy"
@@ -148,4 +150,26 @@ func TestErasureRequestIsIdempotent(t *testing.T) {
 	}
 	expectError(t, e.do("GET", path+"/ers_none", e.admin, ""), http.StatusNotFound, "entity_not_found")
 	e.search(e.admin, "/v1/events?organization_id="+org+"&action=trail.erasure.requested", 1)
+}
+
+// TestNoPolicyAllocatesNothing: with no organization holding a policy,
+// applying policies to a submission costs no allocation.
+func TestNoPolicyAllocatesNothing(t *testing.T) {
+	e := newEnv(t, withPrivacy(t))
+	org := e.org("Acme")
+	d := newTestDraft(t, e.eventBody(org, "user.signed_in"))
+	sub := store.Submission{Events: []store.PendingEvent{{OrganizationID: org, Tail: d.Tail}}}
+	drafts := []*event.Draft{d}
+	if n := testing.AllocsPerRun(100, func() { e.srv.applyPolicies(&sub, drafts) }); n != 0 {
+		t.Errorf("applying no policy allocates %v times per submission", n)
+	}
+}
+
+func newTestDraft(t *testing.T, body string) *event.Draft {
+	t.Helper()
+	_, d, err := event.ParseCreate([]byte(body), time.Now(), event.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
