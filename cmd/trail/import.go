@@ -15,6 +15,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/importer"
+	"github.com/trailaudit/trail/internal/privacy"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/textsafe"
 )
@@ -36,6 +37,7 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 	c.storage.register(fs)
 	org := fs.String("org", "", "the organization whose history the file is (required)")
 	format := fs.String("format", "workos-csv", "the file's format: workos-csv, WorkOS's audit-log CSV export")
+	keyFile := fs.String("master-key-file", envString("TRAIL_MASTER_KEY_FILE", ""), "file of the deployment's master keys (default: <data>/master.key; TRAIL_MASTER_KEY may hold them): needed only when the organization has a field policy, whose keyed hashes derive from it [TRAIL_MASTER_KEY_FILE]")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,7 +73,11 @@ func (c *importCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	res, err := importEvents(ctx, st, o.ID, file, now, rows, newProgress(c.stderr))
+	protect, err := importPolicy(ctx, st, o.ID, *keyFile, c.storage.Data)
+	if err != nil {
+		return err
+	}
+	res, err := importEvents(ctx, st, o.ID, file, now, rows, protect, newProgress(c.stderr))
 	if err != nil {
 		return err
 	}
@@ -167,7 +173,7 @@ type importResult struct {
 // imported before, importBatch to a transaction. Each event's id is derived
 // from the organization and its id at the source, so a run interrupted
 // half-way, or repeated, stores every event exactly once.
-func importEvents(ctx context.Context, st store.Store, org, file string, now time.Time, total int, prog *progress) (importResult, error) {
+func importEvents(ctx context.Context, st store.Store, org, file string, now time.Time, total int, protect func(*event.Draft), prog *progress) (importResult, error) {
 	var res importResult
 	f, err := os.Open(file)
 	if err != nil {
@@ -221,6 +227,9 @@ func importEvents(ctx context.Context, st store.Store, org, file string, now tim
 		case !errors.Is(err, store.ErrNotFound):
 			return res, fmt.Errorf("couldn't look up event %s: %w", id, err)
 		}
+		if protect != nil {
+			protect(row.Draft)
+		}
 		batch = append(batch, store.PendingEvent{OrganizationID: org, ID: id, ReceivedAt: now, Tail: row.Draft.Tail, Draft: row.Draft})
 		if len(batch) == importBatch {
 			if err := flush(); err != nil {
@@ -233,4 +242,28 @@ func importEvents(ctx context.Context, st store.Store, org, file string, now tim
 	}
 	prog.clear()
 	return res, nil
+}
+
+// importPolicy returns what applies org's field policy to an imported event
+// as ingest applies it (docs/PRIVACY.md), or nil when org has none: an
+// import must not store what the API would refuse to keep. The keyed
+// hashes need the deployment's master keys, with its primary first.
+func importPolicy(ctx context.Context, st backend, org, keyFile, dataDir string) (func(*event.Draft), error) {
+	doc, _, err := st.PrivacyPolicy(ctx, org)
+	if err != nil || doc == nil {
+		return nil, err
+	}
+	pol, err := privacy.Parse(doc)
+	if err != nil {
+		return nil, fmt.Errorf("the privacy policy of %s: %w", org, err)
+	}
+	keys, err := readMasterKeys(keyFile, dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("%s has a field policy, whose keyed hashes need the deployment's master keys: %w", org, err)
+	}
+	if keys, err = checkMasterKeys(ctx, st, keys); err != nil {
+		return nil, err
+	}
+	h := keys.FieldHasher()
+	return func(d *event.Draft) { pol.Apply(d, org, h) }, nil
 }
