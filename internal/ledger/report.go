@@ -145,7 +145,7 @@ func (r *Report) String() string {
 		return b.String()
 	}
 	if r.OK() {
-		n := r.To - r.From
+		n := r.To - r.From - r.erasedCount()
 		switch {
 		case n == 0:
 			fmt.Fprintf(&b, "The bundle holds no events; %s for %s is authentic.", signed, org)
@@ -179,8 +179,20 @@ func (r *Report) String() string {
 	if r.ProblemCount > int64(len(r.Problems)) {
 		fmt.Fprintf(&b, "\n  … and %s more.", commas(r.ProblemCount-int64(len(r.Problems))))
 	}
-	b.WriteString(r.erasedText())
+	if len(r.Erased) > 0 {
+		b.WriteString("\n ")
+		b.WriteString(r.erasedText())
+	}
 	return b.String()
+}
+
+// erasedCount is how many records the erased runs hold.
+func (r *Report) erasedCount() int64 {
+	var n int64
+	for _, e := range r.Erased {
+		n += e.SeqEnd - e.Seq + 1
+	}
+	return n
 }
 
 // erasedText lists the erased runs: " Erased (not missing): seq 3–5 by
@@ -191,10 +203,7 @@ func (r *Report) erasedText() string {
 		return ""
 	}
 	var b strings.Builder
-	var n int64
-	for _, e := range r.Erased {
-		n += e.SeqEnd - e.Seq + 1
-	}
+	n := r.erasedCount()
 	fmt.Fprintf(&b, " %s erased (not missing; signed tombstones in the bundle say so):", plural(n, "record"))
 	for i, e := range r.Erased {
 		if i == 20 {
