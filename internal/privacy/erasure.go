@@ -169,7 +169,10 @@ func (e *Eraser) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if err := e.process(ctx, j); err != nil && ctx.Err() == nil && !errors.Is(err, errWaiting) {
+			// process advances j as it stores each step, so that a
+			// failure is recorded on the job as it now is, never on the
+			// state it was read in.
+			if err := e.process(ctx, &j); err != nil && ctx.Err() == nil && !errors.Is(err, errWaiting) {
 				e.log.Error("erasure job failed; it will be retried", "erasure", j.ID, "organization", j.OrganizationID, "err", err)
 				j.Error = truncate(err.Error(), 500)
 				if uerr := e.st.UpdateErasure(ctx, j); uerr != nil {
@@ -189,26 +192,32 @@ func (e *Eraser) Run(ctx context.Context) {
 // errWaiting means a job waits for its records to be integrated.
 var errWaiting = errors.New("waiting for records to be integrated")
 
-// process takes job through its remaining steps.
-func (e *Eraser) process(ctx context.Context, job store.Erasure) error {
+// process takes job through its remaining steps. On an error, *job is
+// the job as last stored.
+func (e *Eraser) process(ctx context.Context, job *store.Erasure) error {
 	for {
+		next := *job
 		var err error
-		switch job.State {
+		switch next.State {
 		case store.ErasurePlanning:
-			err = e.plan(ctx, &job)
+			err = e.plan(ctx, &next)
 		case store.ErasureErasing:
-			err = e.erase(ctx, &job)
+			err = e.erase(ctx, &next)
 		case store.ErasureRecording:
-			err = e.record(ctx, &job)
+			err = e.record(ctx, &next)
 		default:
 			return nil
 		}
+		if err == nil {
+			err = e.st.UpdateErasure(ctx, next)
+		}
 		if err != nil {
+			if next.State == job.State {
+				job.Erased = next.Erased // erase stores its progress as it goes
+			}
 			return err
 		}
-		if err := e.st.UpdateErasure(ctx, job); err != nil {
-			return err
-		}
+		*job = next
 		e.log.Info("erasure job advanced", "erasure", job.ID, "organization", job.OrganizationID, "state", job.State, "planned", job.Planned)
 	}
 }

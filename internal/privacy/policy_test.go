@@ -52,7 +52,7 @@ const sampleEvent = `{"action":"user.signed_in","occurred_at":"2024-01-02T03:04:
 	"actor":{"id":"alice@example.com","type":"user","name":"Alice","metadata":{"phone":"+1 555 0100"}},
 	"targets":[{"id":"doc_1","type":"document","name":"Salaries","metadata":{"owner":"bob@example.com"}}],
 	"context":{"location":"203.0.113.9","user_agent":"Browser/1"},
-	"metadata":{"email":"alice@example.com","age":42,"admin":true,"plan":"pro"}}`
+	"metadata":{"email":"alice@example.com","age":735190421,"admin":true,"plan":"pro"}}`
 
 func TestApply(t *testing.T) {
 	kr, err := keyring.Generate()
@@ -70,7 +70,7 @@ func TestApply(t *testing.T) {
 		{
 			name:     "organization-wide",
 			policy:   `{"fields":{"actor.id":"hmac","actor.name":"redact","metadata.email":"hmac","metadata.age":"redact","context.location":"redact","targets.metadata.owner":"hmac","actor.metadata.phone":"redact"}}`,
-			secrets:  []string{"alice@example.com", "Alice", "42", "203.0.113.9", "bob@example.com", "555 0100"},
+			secrets:  []string{"alice@example.com", "Alice", "735190421", "203.0.113.9", "bob@example.com", "555 0100"},
 			kept:     []string{"doc_1", "Salaries", "pro", "Browser/1"},
 			hashed:   []string{"actor.id", "targets[0].metadata.owner", "metadata.email"},
 			redacted: []string{"actor.name", "actor.metadata.phone", "metadata.age", "context.location"},
