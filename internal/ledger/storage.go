@@ -171,3 +171,24 @@ type CosignatureStorage interface {
 	// witness key.
 	LatestCosignatures(ctx context.Context, org string) ([]Cosignature, error)
 }
+
+// SignedHead is the newest checkpoint signed for one origin: its tree size
+// and root hash.
+type SignedHead struct {
+	Origin string
+	Size   int64
+	Hash   tlog.Hash
+}
+
+// HeadStorage keeps, in the database, the newest checkpoint the deployment
+// signed for each origin (the integrator's fork guard), so that every
+// process that integrates (each PostgreSQL replica, a pod that starts with
+// an empty data directory) checks the log against it.
+type HeadStorage interface {
+	// SignedHeads returns every origin's recorded head, ordered by origin.
+	SignedHeads(ctx context.Context) ([]SignedHead, error)
+	// RecordSignedHeads records heads in one transaction; a head replaces
+	// the recorded one of its origin only if it is larger (a size never
+	// goes down).
+	RecordSignedHeads(ctx context.Context, heads []SignedHead) error
+}

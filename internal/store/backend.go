@@ -30,6 +30,10 @@ type Backend interface {
 	ledger.Storage
 	ledger.BatchStorage
 	ledger.CosignatureStorage
+	// The newest checkpoint signed for each origin (the integrator's
+	// fork guard), in the database rather than one replica's data
+	// directory.
+	ledger.HeadStorage
 
 	SchemaStore
 	StreamStore

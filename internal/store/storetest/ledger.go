@@ -27,6 +27,7 @@ func runLedger[S store.Backend](t *testing.T, d Driver[S]) {
 	t.Run("IntegrateBatch", func(t *testing.T) { testLedgerIntegrateBatch(t, d) })
 	t.Run("Integrator", func(t *testing.T) { testLedgerIntegrator(t, d) })
 	t.Run("Cosignatures", func(t *testing.T) { testCosignatures(t, d) })
+	t.Run("SignedHeads", func(t *testing.T) { testSignedHeads(t, d) })
 }
 
 const ledgerPrefix = "trail.test"
