@@ -26,9 +26,11 @@
 //
 // with origin "<origin prefix>/<organization id>". Every checkpoint signed is
 // kept, so a consistency proof between any two can be served. The Integrator
-// never signs two inconsistent checkpoints for one origin: besides the
-// database it keeps the newest checkpoint it signed per origin in
-// <data dir>/signed-checkpoints and checks the database against it.
+// never signs two inconsistent checkpoints for one origin: it records the
+// newest checkpoint signed per origin in the database (HeadStorage) before
+// the commit that stores it, and checks the stored tree against that record,
+// against a <data dir>/signed-checkpoints file left by an older version, and
+// against checkpoints outsiders hold (Options.Held).
 //
 // # Retention
 //

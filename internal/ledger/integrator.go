@@ -22,8 +22,21 @@ var ErrStopped = errors.New("integrator is stopped")
 
 // Options tune the integrator. Zero values take the defaults.
 type Options struct {
-	// DataDir holds the signed-checkpoints state file (required).
+	// DataDir is where older versions kept the signed-checkpoints state
+	// file (required): a file found there is still read, and copied into
+	// Heads.
 	DataDir string
+	// Heads, when set, is where the newest checkpoint signed for each
+	// origin is recorded (the database); without it, the state file in
+	// DataDir is.
+	Heads HeadStorage
+	// Held, when set, returns checkpoints that outsiders hold (the
+	// replica's record of published checkpoints), read once before the
+	// first pass: a log whose stored tree does not extend one of them is
+	// refused like one behind a checkpoint signed here. source names
+	// them in the refusal. An error is logged and the check skipped (the
+	// holder cannot tell).
+	Held func(ctx context.Context) (source string, heads []SignedHead, err error)
 	// Batch is the most records integrated per log per pass, and per pass
 	// in total across logs (default 100,000).
 	Batch int
@@ -51,10 +64,12 @@ type Options struct {
 // It never signs two inconsistent checkpoints for one origin: each new tree
 // is built from the stored hashes of the previous one, and before signing it
 // checks that the new tree contains the newest checkpoint it ever signed for
-// that origin, as recorded in <DataDir>/signed-checkpoints, which is written
-// before the database commit. A log whose database state disagrees with that
-// file (a database restored from an old backup, altered tiles) is refused:
-// nothing more is signed for it, and Refused says why.
+// that origin, as recorded in the database (Options.Heads; without it, in
+// <DataDir>/signed-checkpoints) before the commit that stores the
+// checkpoint. A log whose database state disagrees with that record, with a
+// state file left by an older version, or with a checkpoint outsiders hold
+// (Options.Held) — a database restored from an old backup, altered tiles —
+// is refused: nothing more is signed for it, and Refused says why.
 type Integrator struct {
 	storage   Storage
 	signer    CheckpointSigner
@@ -84,9 +99,16 @@ type Integrator struct {
 	stopped   bool
 
 	// Owned by the loop goroutine.
-	heads   map[string]signedHead // origin → newest signed, as in the state file
-	checked map[string]bool       // organizations checked against heads and their newest checkpoint
-	edges   map[string]*edgeCache
+	heads map[string]signedHead // origin → newest signed, as recorded
+	// also holds, per origin, heads smaller than or conflicting with
+	// heads[origin] that came from other sources (the state file, Held):
+	// the tree must extend them too.
+	also        map[string][]signedHead
+	headsLoaded bool
+	seeds       []SignedHead // checked newest checkpoints without a head, to record
+	seeded      bool
+	checked     map[string]bool // organizations checked against heads and their newest checkpoint
+	edges       map[string]*edgeCache
 
 	m metrics
 }
@@ -99,7 +121,7 @@ func NewIntegrator(storage Storage, signer CheckpointSigner, originPrefix string
 		return nil, err
 	}
 	if opts.DataDir == "" {
-		return nil, errors.New("ledger: Options.DataDir is required (it holds the signed-checkpoints file)")
+		return nil, errors.New("ledger: Options.DataDir is required (older versions kept the signed-checkpoints file there)")
 	}
 	if opts.Batch <= 0 {
 		opts.Batch = 100_000
@@ -124,6 +146,7 @@ func NewIntegrator(storage Storage, signer CheckpointSigner, originPrefix string
 		refused:    map[string]string{},
 		checked:    map[string]bool{},
 		edges:      map[string]*edgeCache{},
+		also:       map[string][]signedHead{},
 	}
 	i.m = newMetrics(reg, func() float64 {
 		i.mu.Lock()
@@ -133,7 +156,7 @@ func NewIntegrator(storage Storage, signer CheckpointSigner, originPrefix string
 	return i, nil
 }
 
-// Start reads the signed-checkpoints file and runs the integrator until Stop
+// Start reads the signed-checkpoints file, if any, and runs the integrator until Stop
 // or until ctx ends. Before its first pass it checks every log the file or the
 // database has checkpoints for; see Refused.
 func (i *Integrator) Start(ctx context.Context) error {

@@ -103,10 +103,10 @@ func (i *Integrator) pass(ctx context.Context) (work, backlog bool, failures int
 	return true, backlog, failures, flush()
 }
 
-// integrateChunk extends, signs and stores the logs of one chunk: one state
-// file write, then one database transaction (or one per log, if the storage
+// integrateChunk extends, signs and stores the logs of one chunk: one record
+// of the heads (HeadStorage, or the state file), then one database transaction (or one per log, if the storage
 // cannot batch). A failure of one log is logged, counted and does not stop
-// the others; a failure to write the state file stores nothing.
+// the others; a failure to record the heads stores nothing.
 func (i *Integrator) integrateChunk(ctx context.Context, logs []LogState) (failures int, err error) {
 	var exts []*extension
 	for _, st := range logs {
@@ -126,15 +126,23 @@ func (i *Integrator) integrateChunk(ctx context.Context, logs []LogState) (failu
 		return failures, nil
 	}
 	heads := maps.Clone(i.heads)
+	recorded := make([]SignedHead, 0, len(exts))
 	for _, e := range exts {
-		heads[Origin(i.prefix, e.org)] = signedHead{Size: e.newSize, Hash: e.root}
+		origin := Origin(i.prefix, e.org)
+		heads[origin] = signedHead{Size: e.newSize, Hash: e.root}
+		recorded = append(recorded, SignedHead{Origin: origin, Size: e.newSize, Hash: e.root})
 	}
 	// The checkpoints are recorded as signed before any reaches the
-	// database. If the process dies after this write and before a commit
-	// below, the next start finds the file ahead of the database and
-	// integrates up to the file's size again, checking that the root it
-	// computes is the one signed.
-	if err := writeStateFile(i.statePath, heads); err != nil {
+	// database's log: in the database (its own committed transaction), or
+	// without one in the state file. If the process dies after this write
+	// and before a commit below, the next start finds the record ahead of
+	// the log and integrates up to the recorded size again, checking that
+	// the root it computes is the one signed.
+	if i.opts.Heads != nil {
+		if err := i.opts.Heads.RecordSignedHeads(ctx, recorded); err != nil {
+			return failures + len(exts), fmt.Errorf("couldn't record the checkpoints about to be signed, so none were stored: %w", err)
+		}
+	} else if err := writeStateFile(i.statePath, heads); err != nil {
 		return failures + len(exts), fmt.Errorf("couldn't record the checkpoints about to be signed, so none were stored: %w", err)
 	}
 	i.heads = heads
@@ -161,6 +169,8 @@ func (i *Integrator) integrateChunk(ctx context.Context, logs []LogState) (failu
 			continue
 		}
 		i.committed(e)
+		// The stored tree now extends every other head of the origin.
+		delete(i.also, Origin(i.prefix, e.org))
 	}
 	return failures, nil
 }
@@ -206,15 +216,19 @@ func (i *Integrator) prepare(ctx context.Context, st LogState) (*extension, erro
 		}
 	}
 	origin := Origin(i.prefix, org)
-	head, signed := i.heads[origin]
+	heads := i.headsOf(origin)
 	target := min(st.NextSeq, st.IntegratedSize+int64(i.opts.Batch))
-	if signed && head.Size > target && st.NextSeq >= head.Size {
-		// A checkpoint of this size was signed but its commit was lost:
-		// sign no smaller one now.
-		target = head.Size
+	for _, head := range heads {
+		if head.Size > target && st.NextSeq >= head.Size {
+			// A checkpoint of this size was signed but its commit was
+			// lost (or outsiders hold it): sign no smaller one now.
+			target = head.Size
+		}
 	}
-	if signed && head.Size > target {
-		return nil, i.refuseMissing(st, head)
+	for _, head := range heads {
+		if head.Size > target {
+			return nil, i.refuseMissing(st, head)
+		}
 	}
 	ext, err := extend(ctx, i.storage, org, st.IntegratedSize, target, i.edgeFor(org, st.IntegratedSize))
 	if err != nil {
@@ -224,9 +238,9 @@ func (i *Integrator) prepare(ctx context.Context, st LogState) (*extension, erro
 		}
 		return nil, err
 	}
-	if signed {
-		// Never sign two inconsistent checkpoints: the new tree must
-		// contain the newest one ever signed for this origin.
+	// Never sign two inconsistent checkpoints: the new tree must contain
+	// the newest one ever signed for this origin (and any outsiders hold).
+	for _, head := range heads {
 		h, err := tlog.TreeHash(head.Size, ext.reader)
 		if err != nil {
 			delete(i.edges, org)

@@ -16,7 +16,10 @@ import (
 )
 
 // StateFile is the name, in the data directory, of the file where the
-// integrator keeps the newest checkpoint it signed for each origin.
+// integrator kept the newest checkpoint it signed for each origin before
+// that record moved into the database (HeadStorage). A file found there is
+// still read and checked, and copied into the database; without a
+// HeadStorage it is still written.
 const StateFile = "signed-checkpoints"
 
 const stateHeader = "trail signed-checkpoints v1"
@@ -25,7 +28,13 @@ const stateHeader = "trail signed-checkpoints v1"
 type signedHead struct {
 	Size int64
 	Hash tlog.Hash
+	// Source names where the head was found, for refusals; empty for the
+	// record this deployment keeps.
+	Source string
 }
+
+// fileSource names the state file as a head's source.
+const fileSource = "the signed-checkpoints file in the data directory"
 
 // readStateFile reads origin → newest signed checkpoint. A missing file is an
 // empty map (first start).
@@ -64,7 +73,7 @@ func readStateFile(path string) (map[string]signedHead, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: bad root hash %q", path, line, f[2])
 		}
-		heads[f[0]] = signedHead{Size: size, Hash: h}
+		heads[f[0]] = signedHead{Size: size, Hash: h, Source: fileSource}
 	}
 	if line == 0 {
 		return nil, fmt.Errorf("%s is empty", path)
