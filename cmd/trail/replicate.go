@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -55,8 +56,9 @@ func (f *replicateFlags) validate(postgres bool) error {
 }
 
 // replicatedFiles are the data directory's small files a restore needs:
-// the keys and the log origin. The signed-checkpoints file is not one of
-// them: a restore starts it over from the published checkpoints.
+// the keys and the log origin. The record of the checkpoints signed is in
+// the database (ledger.HeadStorage), replicated with it; a signed-checkpoints
+// file left by an older version is not copied.
 func replicatedFiles(dataDir string) []string {
 	return []string{filepath.Join(dataDir, ledger.SigningKeyFile), filepath.Join(dataDir, keyring.FileName), filepath.Join(dataDir, originFile)}
 }
@@ -101,6 +103,34 @@ func (r *replication) record(ctx context.Context, logs []ledger.PublishedLog) er
 	}
 	return r.rep.Load().WritePublished(ctx, rec)
 }
+
+// held returns the checkpoints the replica's record of publication holds
+// (ledger.Options.Held): a data directory restored from an older copy than
+// the replica is refused for the logs it is behind on.
+func (r *replication) held(ctx context.Context) (string, []ledger.SignedHead, error) {
+	const source = "the replica's record of published checkpoints (" + replicate.PublishedFile + ")"
+	ctx, cancel := context.WithTimeout(ctx, heldReadTimeout)
+	defer cancel()
+	rec, ok, err := replicate.ReadPublished(ctx, r.target)
+	if err != nil || !ok {
+		return source, nil, err
+	}
+	heads := make([]ledger.SignedHead, 0, len(rec.Logs))
+	for _, l := range rec.Logs {
+		body, _, _ := strings.Cut(l.Checkpoint, "\n\n")
+		ck, err := ledger.ParseCheckpointBody([]byte(body + "\n"))
+		if err != nil {
+			return source, nil, fmt.Errorf("%s/%s: the checkpoint of %s: %w", r.target, replicate.PublishedFile, l.OrganizationID, err)
+		}
+		heads = append(heads, ledger.SignedHead(ck))
+	}
+	return source, heads, nil
+}
+
+// heldReadTimeout bounds reading the record of published checkpoints at
+// startup: a target that does not answer cannot tell, and must not keep
+// the integrator from starting for long.
+const heldReadTimeout = 30 * time.Second
 
 func (r *replication) published(org string, size int64, checkpoint []byte) {
 	if r.next != nil {

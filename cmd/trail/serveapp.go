@@ -165,7 +165,7 @@ func (s *server) bootstrapAndKeys(ctx context.Context) error {
 	if err := c.checkDeploymentIdentity(ctx, st, pool != nil, origin, s.signer); err != nil {
 		return err
 	}
-	s.integrator = &integratorRunner{st: st, signer: s.signer, dataDir: c.storage.Data, prefix: origin,
+	s.integrator = &integratorRunner{st: st, heads: st, signer: s.signer, dataDir: c.storage.Data, prefix: origin,
 		explicit: c.logOrigin != "", logger: s.logger.With("worker", "integrator"), reg: s.reg, always: pool == nil}
 	return nil
 }
@@ -198,6 +198,7 @@ func (s *server) startLog(ctx context.Context) error {
 	}
 	if repl != nil {
 		s.integrator.signed = repl.hold(s.integrator.signed)
+		s.integrator.held = repl.held
 	}
 	// With SQLite the data directory holds the log: a disk reserve keeps
 	// the last megabytes for signing what was acknowledged (package

@@ -50,6 +50,13 @@ type integratorRunner struct {
 	witnessesChecked atomic.Bool
 
 	current atomic.Pointer[ledger.Integrator]
+
+	// heads is where the newest checkpoint signed per origin is recorded:
+	// the database, whichever replica integrates.
+	heads ledger.HeadStorage
+	// held, when set, returns the checkpoints outsiders hold beside the
+	// database (the replica's record of published checkpoints).
+	held func(ctx context.Context) (string, []ledger.SignedHead, error)
 }
 
 // Admit reports whether events for org may be acknowledged now (see
@@ -126,7 +133,7 @@ func (r *integratorRunner) run(ctx context.Context) {
 	// A pass every 250 ms keeps the lag to a checkpoint well under the 1 s
 	// promised while storing 2.5× fewer checkpoints than the 100 ms default
 	// on a deployment with many quiet organizations (docs/SCALING.md).
-	in, err := ledger.NewIntegrator(r.st, r.signer, prefix, ledger.Options{DataDir: r.dataDir, Interval: 250 * time.Millisecond, Signed: r.signed, Frozen: r.signer.Frozen}, r.logger, reg)
+	in, err := ledger.NewIntegrator(r.st, r.signer, prefix, ledger.Options{DataDir: r.dataDir, Heads: r.heads, Held: r.held, Interval: 250 * time.Millisecond, Signed: r.signed, Frozen: r.signer.Frozen}, r.logger, reg)
 	if err != nil {
 		r.logger.Error("not integrating", "err", err)
 		<-ctx.Done()

@@ -1,0 +1,76 @@
+package backup_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trailaudit/trail/internal/trailtest"
+)
+
+// TestOldDataDirectoryRefused: the embedded deployment's data directory is
+// its database, so the database's own record of the checkpoints signed goes
+// back in time with a data directory restored from an old copy. Trail then
+// checks the log against what outsiders hold: with --replicate, the
+// replica's record of published checkpoints. The copy, started against the
+// replica that holds a newer published checkpoint, refuses the log, saying
+// which checkpoint it lacks, and acknowledges no event into it.
+func TestOldDataDirectoryRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts trail serve processes")
+	}
+	r := replica{url: "file://" + filepath.Join(t.TempDir(), "replica")}
+	data := filepath.Join(t.TempDir(), "data")
+	srv := trailtest.Start(t, trailtest.Options{Data: data, Args: r.args(), Env: env()})
+	org := createOrg(t, srv)
+	_, base := waitSize(t, srv, org, 1)
+	if !send(t, srv, org, 50) {
+		t.Fatal("events refused")
+	}
+	waitSize(t, srv, org, base+50)
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(t.TempDir(), "old")
+	if err := os.CopyFS(old, os.DirFS(data)); err != nil {
+		t.Fatal(err)
+	}
+
+	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: r.args(), Env: env()})
+	if !send(t, srv, org, 100) {
+		t.Fatal("events refused")
+	}
+	waitSize(t, srv, org, base+150)
+	if err := srv.Stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	// The old copy put back in place of the data directory.
+	if err := os.RemoveAll(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(data, os.DirFS(old)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "signed-checkpoints")); err == nil {
+		t.Fatal("the data directory holds a signed-checkpoints file: the record should be in the database")
+	}
+	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: r.args(), Env: env()})
+	want := "replica's record of published checkpoints (published.json) holds a checkpoint of size " + strconv.FormatInt(base+150, 10)
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(srv.Logs(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the old data directory was not refused (%q):\n%s", want, srv.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if send(t, srv, org, 1) {
+		t.Error("an event was acknowledged into the refused log")
+	}
+	if _, size := checkpoint(t, srv, org); size > base+50 {
+		t.Errorf("serves a checkpoint of size %d from the old copy of size %d", size, base+50)
+	}
+}
