@@ -97,7 +97,15 @@ func (r *replication) Sync(ctx context.Context) error {
 }
 
 func (r *replication) record(ctx context.Context, logs []ledger.PublishedLog) error {
+	// WrittenAt is when the counts were taken: every event acknowledged
+	// before it is counted, so a restore's count of lost events is exact
+	// up to that instant (docs/BACKUP.md).
 	rec := replicate.Record{WrittenAt: time.Now().UTC(), Logs: make([]replicate.RecordLog, len(logs))}
+	for _, l := range logs {
+		if !l.AcceptedAt.IsZero() && l.AcceptedAt.Before(rec.WrittenAt) {
+			rec.WrittenAt = l.AcceptedAt.UTC()
+		}
+	}
 	for i, l := range logs {
 		rec.Logs[i] = replicate.RecordLog{OrganizationID: l.OrganizationID, Size: l.Size, Checkpoint: string(l.Checkpoint), Acknowledged: l.Accepted}
 	}

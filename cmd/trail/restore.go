@@ -149,8 +149,9 @@ func (c *restoreCommand) Run(ctx context.Context, args []string) error {
 	}
 	if res.lost > 0 {
 		fmt.Fprintf(c.stdout, "LOST: %s events acknowledged after the last replicated point are not in the restored log:\n  %s\n", commas(res.lost), strings.Join(res.lostBy, "\n  "))
+		fmt.Fprintf(c.stdout, "That count is exact for events acknowledged before %s; any acknowledged after it cannot be counted.\n", rec.WrittenAt.Format(time.RFC3339Nano))
 	} else if haveRecord {
-		fmt.Fprintf(c.stdout, "No acknowledged event is known to be lost (events acknowledged after %s cannot be counted).\n", rec.WrittenAt.Format(time.RFC3339))
+		fmt.Fprintf(c.stdout, "No event acknowledged before %s is lost (events acknowledged after it cannot be counted).\n", rec.WrittenAt.Format(time.RFC3339Nano))
 	}
 	fmt.Fprintf(c.stdout, "Restored %d logs (%s events) from %s into %s. Start trail serve on it.\n", res.logs, commas(res.events), source, *data)
 	return nil

@@ -30,6 +30,9 @@ type PublishedLog struct {
 	Size           int64
 	Checkpoint     []byte
 	Accepted       int64
+	// AcceptedAt is when Accepted was counted: every record of the log
+	// acknowledged before it is among the Accepted.
+	AcceptedAt time.Time
 }
 
 // GateOptions tune a PublishGate.
@@ -265,6 +268,13 @@ func (g *PublishGate) round(ctx context.Context) error {
 // accepted fills in how many records each log had accepted, read after
 // the replica caught up: a restore holding fewer lost the rest.
 func (g *PublishGate) accepted(ctx context.Context, logs map[string]PublishedLog) error {
+	// Taken before the reads: a record acknowledged before this instant
+	// was committed before it, so the reads below count it.
+	at := time.Now()
+	for org, p := range logs {
+		p.AcceptedAt = at
+		logs[org] = p
+	}
 	for _, list := range []func(context.Context) ([]LogState, error){g.st.IntegratedLogs, g.st.PendingLogs} {
 		states, err := list(ctx)
 		if err != nil {

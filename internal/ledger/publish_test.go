@@ -133,6 +133,7 @@ func TestPublishGate(t *testing.T) {
 			t.Errorf("witnesses got size %d while the replica was down", got.size("org_a"))
 		}
 
+		addedAt := time.Now() // every record of the logs was acknowledged before it
 		rep.down.Store(false)
 		waitPublished(t, view, signer, "org_a", 15)
 		waitPublished(t, view, signer, "org_b", 3)
@@ -141,6 +142,13 @@ func TestPublishGate(t *testing.T) {
 		got.mu.Unlock()
 		if len(last) != 2 || last[0].OrganizationID != "org_a" || last[0].Size != 15 || last[0].Accepted != 15 || last[1].Size != 3 {
 			t.Errorf("last record = %+v", last)
+		}
+		// The counts are exact up to AcceptedAt: taken after every
+		// record above was acknowledged, they include them all.
+		for _, l := range last {
+			if l.AcceptedAt.Before(addedAt) {
+				t.Errorf("%s counted at %v, before its last records were acknowledged (%v)", l.OrganizationID, l.AcceptedAt, addedAt)
+			}
 		}
 		// Every delay observed is a real one: under the minute this test
 		// may take, not an age since the zero time.

@@ -10,6 +10,9 @@ import (
 // newest checkpoint published, and how many of its events had been
 // acknowledged when the record was written (after the replica held them).
 type Record struct {
+	// WrittenAt is when the Acknowledged counts were taken: every event
+	// acknowledged before it is counted; those acknowledged after it
+	// cannot be known to a restore.
 	WrittenAt time.Time   `json:"written_at"`
 	Logs      []RecordLog `json:"logs"`
 }
