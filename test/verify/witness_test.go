@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"crypto/rand"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/trailtest"
 	"github.com/trailaudit/trail/internal/witness"
 )
@@ -115,6 +117,11 @@ func TestWitnessesCatchARestoredFork(t *testing.T) {
 	}
 	backup := filepath.Join(t.TempDir(), "backup")
 	replaceDir(t, data, backup)
+	// The record of the checkpoints signed is in the database, so it goes
+	// back in time with the copy: only the witnesses can tell.
+	if _, err := os.Stat(filepath.Join(backup, ledger.StateFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the copy holds a %s file (%v): the record should be in the database", ledger.StateFile, err)
+	}
 	srv = trailtest.Start(t, trailtest.Options{Data: data, Args: args})
 	sendEvents(t, srv, org.ID, 50)
 	waitCosigned(t, srv, org.ID, 151, vs)

@@ -21,7 +21,7 @@ import (
 )
 
 // runLedger runs the conformance cases of ledger.Storage,
-// ledger.BatchStorage and ledger.CosignatureStorage.
+// ledger.BatchStorage, ledger.CosignatureStorage and ledger.HeadStorage.
 func runLedger[S store.Backend](t *testing.T, d Driver[S]) {
 	t.Run("Storage", func(t *testing.T) { testLedgerStorage(t, d) })
 	t.Run("IntegrateBatch", func(t *testing.T) { testLedgerIntegrateBatch(t, d) })
