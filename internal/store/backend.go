@@ -25,6 +25,20 @@ type Backend interface {
 	// passing more than limit events (exports skip to it).
 	FirstSeqSince(ctx context.Context, org string, since time.Time, limit int64) (int64, error)
 
+	// SearchAllEvents returns a page of the events of every organization
+	// (org_system's too) matching q, for the deployment's operators (the
+	// console's search across organizations). q.OrganizationID must be
+	// empty; ActionPrefixes and SchemaMismatch do not filter here (an
+	// error if set); every other field means what it means in
+	// SearchEvents. Results are ordered by occurred_at, newest first
+	// unless OrderAsc; events of one millisecond come in an order of the
+	// backend's own, the same on every page, so that a walk with the
+	// cursors neither skips nor repeats an event. It covers the events the
+	// search index has reached (SearchIndexer; at once on PostgreSQL,
+	// which indexes in the ingest transaction), not necessarily every
+	// acknowledged one.
+	SearchAllEvents(ctx context.Context, q EventQuery) (EventPage, error)
+
 	// The verifiable log's storage (package ledger), stored in the same
 	// database as the events it is built from.
 	ledger.Storage

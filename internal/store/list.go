@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -80,4 +81,18 @@ func (q EventQuery) PageLimit() int {
 		return 10
 	}
 	return q.Limit
+}
+
+// CheckAllEventsQuery is what SearchAllEvents refuses in q, shared by the
+// backends: nil when q can be answered.
+func CheckAllEventsQuery(q EventQuery) error {
+	switch {
+	case q.OrganizationID != "":
+		return errors.New("a search across organizations names no organization")
+	case len(q.ActionPrefixes) > 0:
+		return errors.New("a search across organizations takes exact actions, not prefixes")
+	case q.SchemaMismatch:
+		return errors.New("a search across organizations does not filter on schema mismatches")
+	}
+	return nil
 }

@@ -84,6 +84,7 @@ func runSearch(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("SearchPartlyIndexed", func(t *testing.T) { testSearch(t, open, indexedPartly) })
 	t.Run("SearchNotIndexed", func(t *testing.T) { testSearch(t, open, indexedNone) })
 	t.Run("SearchIndexedBetweenPages", func(t *testing.T) { testSearchIndexedBetweenPages(t, open) })
+	t.Run("SearchAllEvents", func(t *testing.T) { testSearchAll(t, open) })
 }
 
 // RunSearch runs only the search cases of Run, for a backend that checks
