@@ -19,11 +19,12 @@ import (
 // withConsole serves the operator console (docs/CONSOLE.md) under
 // /console beside next, which serves everything else. audit records its
 // operators' actions; links generates Admin Portal links; ops connects its
-// operations pages, whose ingest rate is sampled until workers ends.
+// operations pages, whose ingest rate is sampled until workers ends; tail
+// serves the live view.
 func withConsole(workers context.Context, next http.Handler, st console.Store, keys *keyring.Keyring, publicURL string, logger *slog.Logger,
-	audit *selfaudit.Recorder, links console.PortalLinks, ops console.Operations) (http.Handler, error) {
+	audit *selfaudit.Recorder, links console.PortalLinks, ops console.Operations, tail console.Tail) (http.Handler, error) {
 	c, err := console.New(console.Config{
-		Store: st, Portal: links, BaseURL: publicURL, Operations: ops,
+		Store: st, Portal: links, BaseURL: publicURL, Operations: ops, Tail: tail,
 		SessionKey: keys.Key("trail console sessions v1"),
 		Logger:     logger.With("component", "console"),
 		Audit: func(r *http.Request, a console.Action) {

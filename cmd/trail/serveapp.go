@@ -352,7 +352,7 @@ func (s *server) buildAPI(context.Context) error {
 	if s.guard != nil {
 		ops.DiskReserve = c.diskReserveMiB << 20
 	}
-	if s.public, err = withConsole(s.workers, s.handler, st, s.keys, publicURL, logger, audit, portalConfig.Links, ops); err != nil {
+	if s.public, err = withConsole(s.workers, s.handler, st, s.keys, publicURL, logger, audit, portalConfig.Links, ops, s.tail); err != nil {
 		return err
 	}
 	return nil

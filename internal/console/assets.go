@@ -31,18 +31,20 @@ func (c *Console) serveAsset(w http.ResponseWriter, r *http.Request) {
 }
 
 // pages are the templates, each parsed with the layout.
-var pages = []string{"message", "launch", "organizations", "portallink", "keys", "keycreated"}
+var pages = []string{"message", "launch", "organizations", "portallink", "keys", "keycreated", "events", "event", "live"}
 
 func parseTemplates() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
 		"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
 		"join": strings.Join,
 		"has":  func(list []string, v string) bool { return slices.Contains(list, v) },
+		"ms":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") },
+		"rfc":  func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	}
 	maps.Copy(funcs, operationsFuncs())
 	out := map[string]*template.Template{}
 	for _, name := range append(slices.Clone(pages), operationsPages...) {
-		t, err := template.New(name).Funcs(funcs).ParseFS(embedded, "assets/templates/layout.tmpl", "assets/templates/"+name+".tmpl")
+		t, err := template.New(name).Funcs(funcs).ParseFS(embedded, "assets/templates/layout.tmpl", "assets/templates/eventrows.tmpl", "assets/templates/"+name+".tmpl")
 		if err != nil {
 			return nil, fmt.Errorf("console: template %s: %w", name, err)
 		}

@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/trailaudit/trail/internal/livetail"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/webauth"
 )
@@ -46,6 +47,11 @@ type Store interface {
 	ListAPIKeys(ctx context.Context, p store.ListParams) (store.ListPage[store.APIKey], error)
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 	store.PortalLinks
+	// The events pages (events.go).
+	Event(ctx context.Context, id string) (store.StoredEvent, error)
+	SearchEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error)
+	SearchAllEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error)
+	OrganizationActions(ctx context.Context, org string, limit int) ([]string, error)
 }
 
 // PortalLinks generates Admin Portal links (the portal's own generation,
@@ -88,6 +94,9 @@ type Config struct {
 	SessionTTL time.Duration
 	// Operations connects the operations pages (ops.go).
 	Operations Operations
+	// Tail serves the live view's event stream; nil hides the live view.
+	Tail       Tail
+	TailStream livetail.StreamOptions
 }
 
 // Console serves the operator console under /console/. It implements
@@ -155,6 +164,14 @@ func (c *Console) routes() {
 	c.mux.Handle("POST /console/keys/{id}/revoke", c.session(c.csrf(c.revokeKey)))
 	c.mux.Handle("POST /console/logout", c.session(c.csrf(c.logout)))
 	c.operationsRoutes()
+	// Events (events.go, live.go).
+	c.mux.Handle("GET /console/events", c.session(c.allEvents))
+	c.mux.Handle("GET /console/events/{id}", c.session(c.eventDetail))
+	c.mux.Handle("GET /console/organizations/{id}/events", c.session(c.orgEvents))
+	if c.cfg.Tail != nil {
+		c.mux.Handle("GET /console/organizations/{id}/live", c.session(c.live))
+		c.mux.Handle("GET /console/organizations/{id}/live/stream", c.session(c.liveStream))
+	}
 	c.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c.message(w, r, http.StatusNotFound, "Page not found", "There is no such page in the console.")
 	})
@@ -163,8 +180,9 @@ func (c *Console) routes() {
 // ServeHTTP sets the security headers every answer carries, then routes.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	// Nothing inline, nothing from elsewhere, no script at all.
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	// Nothing inline, nothing from elsewhere: the one script (the live
+	// view's) and the stylesheet come from hashed asset URLs.
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -184,7 +202,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // page is what every full page's template gets.
 type page struct {
 	Title   string
-	Nav     string // organizations, keys, schemas, streams, integrity, system
+	Nav     string // organizations, events, keys, schemas, streams, integrity, system
 	Session *session
 	CSRF    string
 	Asset   func(string) string

@@ -84,7 +84,7 @@ type env struct {
 
 func newEnv(t *testing.T, st backend) *env {
 	e := &env{t: t, st: st, portal: &fakePortal{}, now: time.Now().UTC().Truncate(time.Second)}
-	c, err := New(Config{Store: st, Portal: e.portal, BaseURL: base, SessionKey: []byte(strings.Repeat("k", 32)), Operations: e.operations(st),
+	c, err := New(Config{Store: st, Portal: e.portal, BaseURL: base, SessionKey: []byte(strings.Repeat("k", 32)), Operations: e.operations(st), Tail: &fakeTail{},
 		Now: func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now },
 		Audit: func(_ *http.Request, a Action) {
 			e.mu.Lock()
@@ -471,6 +471,12 @@ var hostileRoutes = map[string]struct {
 	"POST /console/streams/{id}/resume":          {target: "/console/streams/{stream}/resume", form: url.Values{}},
 	"GET /console/integrity":                     {target: "/console/integrity?after=org_x"},
 	"GET /console/system":                        {target: "/console/system"},
+	// The events pages (events_test.go).
+	"GET /console/events":                         {target: "/console/events?from=2026-01-01&to=2026-02-01&action=a.b&actor_id=u&actor_name=n&target_type=t&target_id=i&q=w&after=x"},
+	"GET /console/events/{id}":                    {target: "/console/events/{org}"},
+	"GET /console/organizations/{id}/events":      {target: "/console/organizations/{org}/events?from=2026-01-01&action=a.b&actor_id=u&q=w&before=x"},
+	"GET /console/organizations/{id}/live":        {target: "/console/organizations/{org}/live?action=a.b&actor_id=u&q=w"},
+	"GET /console/organizations/{id}/live/stream": {target: "/console/organizations/{org}/live/stream?action=a.b&actor_id=u&q=w"},
 }
 
 var hostileValues = []string{"", "\x00", "'; DROP TABLE organizations; --", "<script>alert(1)</script>", "%zz", strings.Repeat("é", 5000),
