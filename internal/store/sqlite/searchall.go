@@ -24,8 +24,10 @@ const allChunk = 256
 // target id or an action narrow the walk through the full-text index's
 // body column, the action is checked on event_search, and each candidate
 // is then checked against q by the filter of events not indexed yet
-// (tail.go), whose rules are SearchEvents' own. Events the indexer has
-// not reached are not included (store.Backend says so).
+// (tail.go), whose rules are SearchEvents' own. A filter whose values
+// hold no word (an actor id such as "--") narrows nothing and is checked
+// event by event along the walk. Events the indexer has not reached are
+// not included (store.Backend says so).
 func (s *Store) SearchAllEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
 	if err := store.CheckAllEventsQuery(q); err != nil {
 		return store.EventPage{}, err
@@ -75,6 +77,7 @@ func (s *Store) SearchAllEvents(ctx context.Context, q store.EventQuery) (store.
 	}
 	phrase(q.ActorID)
 	phrase(q.ActorName)
+	phrase(q.TargetType)
 	phrase(q.TargetID)
 	if len(q.Actions) > 0 {
 		alts := make([]string, 0, len(q.Actions))
