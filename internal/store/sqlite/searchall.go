@@ -11,9 +11,9 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// allChunk is how many candidates a search across organizations reads at a
-// time when it checks them one by one.
-const allChunk = 256
+// allChunk is the most candidates a search across organizations reads at
+// a time when it checks them one by one (it starts with twice the page).
+const allChunk = 4096
 
 // SearchAllEvents answers a page of the search across organizations
 // (store.Backend). It walks the search file's sort keys, which are one
@@ -93,8 +93,10 @@ func (s *Store) SearchAllEvents(ctx context.Context, q store.EventQuery) (store.
 		}
 	}
 	// Candidates need a look at their record unless the walk's own
-	// conditions are the whole filter.
-	check := q.Text != "" || q.ActorID != "" || q.ActorName != "" || q.TargetType != "" || q.TargetID != ""
+	// conditions are the whole filter: free text is matched by the
+	// full-text index exactly as SearchEvents matches it, but the phrases
+	// of an actor or a target only find candidates.
+	check := q.ActorID != "" || q.ActorName != "" || q.TargetType != "" || q.TargetID != ""
 	filter := newTailFilter(&q, nil, nil, nil)
 	if q.Text != "" {
 		t, ok := compileText(q.Text)
@@ -108,9 +110,9 @@ func (s *Store) SearchAllEvents(ctx context.Context, q store.EventQuery) (store.
 	var cursors []string
 	chunk := limit + 1
 	if check {
-		chunk = allChunk
+		chunk = 2 * (limit + 1)
 	}
-	for len(events) <= limit {
+	for ; len(events) <= limit; chunk = min(chunk*4, allChunk) {
 		b := &queryBuilder{limit: chunk, scanDesc: scanDesc}
 		if len(terms) > 0 {
 			b.from = `event_fts d CROSS JOIN event_search s ON s.sort_key = d.rowid`
