@@ -59,4 +59,9 @@ type Backend interface {
 	LeaseStore
 	// Field policies and erasures (package privacy).
 	PrivacyStore
+
+	// Organization update and deletion, and the verifiable archive's
+	// positions (lifecycle.go).
+	OrganizationLifecycle
+	ArchiveStore
 }

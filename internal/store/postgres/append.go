@@ -274,8 +274,9 @@ func (s *Store) appendTx(ctx context.Context, subs []store.Submission, fields []
 }
 
 // loadOrganizations makes sure every organization the submissions name is
-// either in s.known or absent from the database. Organizations are never
-// deleted, so one seen once is known for good.
+// either in s.known or absent from the database. An organization deleted
+// after it was cached is caught by advance, whose UPDATE skips deleted
+// organizations (the cache is then cleared and the append retried).
 func (s *Store) loadOrganizations(ctx context.Context, tx pgx.Tx, subs []store.Submission) error {
 	var ask []string
 	seen := map[string]bool{}
@@ -293,7 +294,7 @@ func (s *Store) loadOrganizations(ctx context.Context, tx pgx.Tx, subs []store.S
 	if len(ask) == 0 {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `SELECT id FROM organizations WHERE id = ANY($1)`, ask)
+	rows, err := tx.Query(ctx, `SELECT id FROM organizations WHERE id = ANY($1) AND deleted_at IS NULL`, ask)
 	if err != nil {
 		return fmt.Errorf("couldn't look up organizations: %w", classify(err))
 	}
@@ -428,7 +429,7 @@ func (s *Store) advance(ctx context.Context, tx pgx.Tx, counts map[string]int64)
 	})
 	batch := &pgx.Batch{}
 	for _, o := range orgs {
-		batch.Queue(`UPDATE organizations SET next_seq = next_seq + $2 WHERE id = $1 RETURNING next_seq, log_refused`, o, counts[o])
+		batch.Queue(`UPDATE organizations SET next_seq = next_seq + $2 WHERE id = $1 AND deleted_at IS NULL RETURNING next_seq, log_refused`, o, counts[o])
 	}
 	br := tx.SendBatch(ctx, batch)
 	defer br.Close()
@@ -437,8 +438,9 @@ func (s *Store) advance(ctx context.Context, tx pgx.Tx, counts map[string]int64)
 		var end int64
 		var refused *string
 		if err := br.QueryRow().Scan(&end, &refused); errors.Is(err, pgx.ErrNoRows) {
-			// Known, yet not there: the database is not the one it was
-			// (restored from a backup). Forget what was cached.
+			// Known, yet not there: the organization was deleted since
+			// (store.OrganizationLifecycle), or the database is not the
+			// one it was (restored from a backup). Forget what was cached.
 			s.known.Clear()
 			return nil, errRetryAppend
 		} else if err != nil {

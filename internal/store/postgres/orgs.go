@@ -40,7 +40,7 @@ func scanOrg(row pgx.Row) (store.Organization, error) {
 
 // Organization returns one organization.
 func (s *Store) Organization(ctx context.Context, id string) (store.Organization, error) {
-	o, err := scanOrg(s.pool.QueryRow(ctx, `SELECT `+orgColumns+` FROM organizations WHERE id = $1`, id))
+	o, err := scanOrg(s.pool.QueryRow(ctx, `SELECT `+orgColumns+` FROM organizations WHERE id = $1 AND deleted_at IS NULL`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, fmt.Errorf("organization %s: %w", id, store.ErrNotFound)
 	}
@@ -56,7 +56,7 @@ func (s *Store) OrganizationByExternalID(ctx context.Context, externalID string)
 		// PostgreSQL text cannot hold NUL: no organization has it.
 		return store.Organization{}, fmt.Errorf("organization with external id %q: %w", externalID, store.ErrNotFound)
 	}
-	o, err := scanOrg(s.pool.QueryRow(ctx, `SELECT `+orgColumns+` FROM organizations WHERE external_id = $1`, externalID))
+	o, err := scanOrg(s.pool.QueryRow(ctx, `SELECT `+orgColumns+` FROM organizations WHERE external_id = $1 AND deleted_at IS NULL`, externalID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, fmt.Errorf("organization with external id %q: %w", externalID, store.ErrNotFound)
 	}
@@ -69,7 +69,7 @@ func (s *Store) OrganizationByExternalID(ctx context.Context, externalID string)
 // ListOrganizations lists organizations by id (ids are time-ordered ULIDs),
 // hiding the system organization.
 func (s *Store) ListOrganizations(ctx context.Context, p store.ListParams) (store.ListPage[store.Organization], error) {
-	return listByID(ctx, s, "organizations", orgColumns, "id <> 'org_system'", nil, p, scanOrg,
+	return listByID(ctx, s, "organizations", orgColumns, "id <> 'org_system' AND deleted_at IS NULL", nil, p, scanOrg,
 		func(o store.Organization) string { return o.ID })
 }
 

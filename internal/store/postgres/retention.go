@@ -79,7 +79,10 @@ func (s *Store) PruneRecords(ctx context.Context, org string, cutoff time.Time, 
 		return 0, nil
 	}
 	var integrated int64
-	err := s.pool.QueryRow(ctx, `SELECT integrated_size FROM organizations WHERE id = $1`, org).Scan(&integrated)
+	// A held archive (store.ArchiveStore) bounds what may go, as the
+	// integrated size does.
+	err := s.pool.QueryRow(ctx, `SELECT CASE WHEN a.held THEN least(o.integrated_size, a.archived_to) ELSE o.integrated_size END
+		FROM organizations o LEFT JOIN archive_state a ON a.organization_id = o.id WHERE o.id = $1`, org).Scan(&integrated)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("organization %s: %w", org, store.ErrNotFound)
 	}

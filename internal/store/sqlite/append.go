@@ -40,7 +40,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		return st
 	}
 	s.stmts = appendStmts{
-		orgSeq:  prep(`SELECT next_seq FROM organizations WHERE id = ?`),
+		orgSeq:  prep(`SELECT next_seq FROM organizations WHERE id = ? AND deleted_at IS NULL`),
 		setSeq:  prep(`UPDATE organizations SET next_seq = ? WHERE id = ?`),
 		insert:  prep(`INSERT INTO events (organization_id, seq, id, record, schema_mismatch) VALUES (?, ?, ?, ?, ?)`),
 		idemGet: prep(`SELECT body_hash, result FROM idempotency_keys WHERE organization_id = ? AND key = ? AND created_at > ?`),

@@ -39,7 +39,7 @@ func scanOrg(row interface{ Scan(...any) error }) (store.Organization, error) {
 
 // Organization returns one organization.
 func (s *Store) Organization(ctx context.Context, id string) (store.Organization, error) {
-	o, err := scanOrg(s.read.QueryRowContext(ctx, `SELECT `+orgColumns+` FROM organizations WHERE id = ?`, id))
+	o, err := scanOrg(s.read.QueryRowContext(ctx, `SELECT `+orgColumns+` FROM organizations WHERE id = ? AND deleted_at IS NULL`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, fmt.Errorf("organization %s: %w", id, store.ErrNotFound)
 	}
@@ -51,7 +51,7 @@ func (s *Store) Organization(ctx context.Context, id string) (store.Organization
 
 // OrganizationByExternalID returns the organization with this external id.
 func (s *Store) OrganizationByExternalID(ctx context.Context, externalID string) (store.Organization, error) {
-	o, err := scanOrg(s.read.QueryRowContext(ctx, `SELECT `+orgColumns+` FROM organizations WHERE external_id = ?`, externalID))
+	o, err := scanOrg(s.read.QueryRowContext(ctx, `SELECT `+orgColumns+` FROM organizations WHERE external_id = ? AND deleted_at IS NULL`, externalID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, fmt.Errorf("organization with external id %q: %w", externalID, store.ErrNotFound)
 	}
@@ -64,7 +64,7 @@ func (s *Store) OrganizationByExternalID(ctx context.Context, externalID string)
 // ListOrganizations lists organizations by id (ids are time-ordered ULIDs),
 // hiding the system organization.
 func (s *Store) ListOrganizations(ctx context.Context, p store.ListParams) (store.ListPage[store.Organization], error) {
-	return listByID(ctx, s.read, "organizations", orgColumns, "id <> 'org_system'", nil, p, scanOrg,
+	return listByID(ctx, s.read, "organizations", orgColumns, "id <> 'org_system' AND deleted_at IS NULL", nil, p, scanOrg,
 		func(o store.Organization) string { return o.ID })
 }
 

@@ -91,7 +91,10 @@ func (s *Store) PruneRecords(ctx context.Context, org string, cutoff time.Time, 
 		return 0, nil
 	}
 	var integrated int64
-	err := s.read.QueryRowContext(ctx, `SELECT integrated_size FROM organizations WHERE id = ?`, org).Scan(&integrated)
+	// A held archive (store.ArchiveStore) bounds what may go, as the
+	// integrated size does.
+	err := s.read.QueryRowContext(ctx, `SELECT CASE WHEN a.held THEN min(o.integrated_size, a.archived_to) ELSE o.integrated_size END
+		FROM organizations o LEFT JOIN archive_state a ON a.organization_id = o.id WHERE o.id = ?`, org).Scan(&integrated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("organization %s: %w", org, store.ErrNotFound)
 	}

@@ -77,6 +77,7 @@ func Run[S store.Backend](t *testing.T, d Driver[S]) {
 	t.Run("Schemas", func(t *testing.T) { runSchemas(t, open) })
 	t.Run("Exports", func(t *testing.T) { runExports(t, d.OpenExports) })
 	t.Run("Privacy", func(t *testing.T) { runPrivacy(t, open) })
+	t.Run("Lifecycle", func(t *testing.T) { runLifecycle(t, open) })
 }
 
 func runSearch(t *testing.T, open func(t *testing.T) store.Backend) {
