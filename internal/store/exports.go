@@ -65,4 +65,12 @@ type ExportStore interface {
 	// ExpireExports moves ready and error exports created before cutoff to
 	// expired and returns them (their files are to be removed).
 	ExpireExports(ctx context.Context, cutoff, now time.Time) ([]Export, error)
+
+	// For deleting an organization (docs/ORGANIZATIONS.md):
+	// OrganizationExports returns every export of org, in any state,
+	// oldest first; ExpireOrganizationExports moves org's exports that
+	// are pending, ready or error to expired (a pending one's job then
+	// finishes nothing) and returns how many.
+	OrganizationExports(ctx context.Context, org string) ([]Export, error)
+	ExpireOrganizationExports(ctx context.Context, org string, now time.Time) (int64, error)
 }

@@ -106,3 +106,33 @@ func (s *Store) ExpireExports(ctx context.Context, cutoff, now time.Time) ([]sto
 	}
 	return out, nil
 }
+
+// OrganizationExports implements store.ExportStore.
+func (s *Store) OrganizationExports(ctx context.Context, org string) ([]store.Export, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+exportColumns+` FROM exports WHERE organization_id = $1 ORDER BY created_at, id`, org)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list the exports of %s: %w", org, classify(err))
+	}
+	defer rows.Close()
+	var out []store.Export
+	for rows.Next() {
+		e, err := scanExport(rows)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read an export of %s: %w", org, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't list the exports of %s: %w", org, classify(err))
+	}
+	return out, nil
+}
+
+// ExpireOrganizationExports implements store.ExportStore.
+func (s *Store) ExpireOrganizationExports(ctx context.Context, org string, now time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE exports SET state = 'expired', updated_at = $2 WHERE organization_id = $1 AND state <> 'expired'`, org, now)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't expire the exports of %s: %w", org, classify(err))
+	}
+	return tag.RowsAffected(), nil
+}

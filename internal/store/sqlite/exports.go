@@ -219,3 +219,33 @@ func (x *Exports) ExpireExports(ctx context.Context, cutoff, now time.Time) ([]s
 	}
 	return out, nil
 }
+
+// OrganizationExports implements store.ExportStore.
+func (x *Exports) OrganizationExports(ctx context.Context, org string) ([]store.Export, error) {
+	rows, err := x.db.QueryContext(ctx, `SELECT `+exportColumns+` FROM exports WHERE organization_id = ? ORDER BY created_at, id`, org)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list the exports of %s: %w", org, classify(err))
+	}
+	defer rows.Close()
+	var out []store.Export
+	for rows.Next() {
+		e, err := scanExport(rows)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read an export of %s: %w", org, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't list the exports of %s: %w", org, classify(err))
+	}
+	return out, nil
+}
+
+// ExpireOrganizationExports implements store.ExportStore.
+func (x *Exports) ExpireOrganizationExports(ctx context.Context, org string, now time.Time) (int64, error) {
+	res, err := x.db.ExecContext(ctx, `UPDATE exports SET state = 'expired', updated_at = ? WHERE organization_id = ? AND state <> 'expired'`, ms(now), org)
+	if err != nil {
+		return 0, fmt.Errorf("couldn't expire the exports of %s: %w", org, classify(err))
+	}
+	return res.RowsAffected()
+}

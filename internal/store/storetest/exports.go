@@ -18,6 +18,45 @@ func runExports(t *testing.T, open func(t *testing.T) store.ExportStore) {
 	t.Run("EnqueueFailureStoresNothing", func(t *testing.T) { testExportRollback(t, open(t)) })
 	t.Run("ProgressAndFinish", func(t *testing.T) { testExportFinish(t, open(t)) })
 	t.Run("Expire", func(t *testing.T) { testExportExpire(t, open(t)) })
+	t.Run("ExpireOrganization", func(t *testing.T) { testExportExpireOrganization(t, open(t)) })
+}
+
+// testExportExpireOrganization checks the exports of one organization,
+// listed and expired together when it is deleted.
+func testExportExpireOrganization(t *testing.T, s store.ExportStore) {
+	ctx := ctxOf(t)
+	other := newExport(9, t0)
+	other.OrganizationID = orgID("X", 2)
+	mustCreateExport(t, s, other)
+	for i := 1; i <= 3; i++ {
+		mustCreateExport(t, s, newExport(i, t0.Add(time.Duration(i)*time.Second)))
+	}
+	ready := newExport(2, t0)
+	ready.State, ready.Size = store.ExportReady, 10
+	if _, err := s.FinishExport(ctx, ready, t0); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.OrganizationExports(ctx, orgID("X", 1))
+	if err != nil || len(list) != 3 || list[0].ID != newExport(1, t0).ID || list[1].State != store.ExportReady {
+		t.Fatalf("OrganizationExports = %+v, %v; want 3, oldest first", list, err)
+	}
+	for round, want := range []int64{3, 0} {
+		if n, err := s.ExpireOrganizationExports(ctx, orgID("X", 1), t0.Add(time.Minute)); err != nil || n != want {
+			t.Errorf("ExpireOrganizationExports round %d = %d, %v; want %d", round, n, err, want)
+		}
+	}
+	list, err = s.OrganizationExports(ctx, orgID("X", 1))
+	if err != nil || len(list) != 3 {
+		t.Fatalf("OrganizationExports after expiring = %+v, %v", list, err)
+	}
+	for _, e := range list {
+		if e.State != store.ExportExpired {
+			t.Errorf("export %s is %s after ExpireOrganizationExports, want expired", e.ID, e.State)
+		}
+	}
+	if e, err := s.Export(ctx, other.ID); err != nil || e.State != store.ExportPending {
+		t.Errorf("another organization's export = %+v, %v; want it pending still", e, err)
+	}
 }
 
 func newExport(i int, created time.Time) store.Export {
