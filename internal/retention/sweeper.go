@@ -79,6 +79,21 @@ type Options struct {
 	KeepCheckpoint func(org string, size int64) bool
 	// Now is the sweeper's clock (default time.Now). Tests move it.
 	Now func() time.Time
+	// Archive, when set, writes each organization's due records to the
+	// verifiable archive before they are deleted (package archive).
+	Archive Archiver
+}
+
+// Archiver is the verifiable archive as the sweeper sees it
+// (docs/ARCHIVE.md).
+type Archiver interface {
+	// Archive makes sure the archive holds org's records received before
+	// cutoff, when org is archived. Whatever it returns, PruneRecords
+	// deletes none it does not hold: the store enforces the position.
+	Archive(ctx context.Context, org string, cutoff time.Time) error
+	// Active reports whether any organization may be archived; then
+	// whole partitions are never dropped.
+	Active(ctx context.Context) (bool, error)
 }
 
 // Result is what one sweep did.
@@ -234,9 +249,20 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	for _, d := range settings {
 		longest = max(longest, d)
 	}
-	drop, err := s.st.DropPartitions(ctx, now.Add(-period(longest)))
-	if err != nil {
-		return res, s.failed(ctx, fmt.Errorf("couldn't drop expired partitions: %w", err))
+	archiving := false
+	if s.opts.Archive != nil {
+		if archiving, err = s.opts.Archive.Active(ctx); err != nil {
+			return res, s.failed(ctx, fmt.Errorf("couldn't read archive settings: %w", err))
+		}
+	}
+	var drop store.PartitionDrop
+	if !archiving {
+		// With an archive, records go row by row, each organization's
+		// only once the archive holds them.
+		drop, err = s.st.DropPartitions(ctx, now.Add(-period(longest)))
+		if err != nil {
+			return res, s.failed(ctx, fmt.Errorf("couldn't drop expired partitions: %w", err))
+		}
 	}
 	res.Partitions, res.Records = drop.Partitions, drop.Records
 	if len(drop.Partitions) > 0 {
@@ -248,6 +274,17 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	for _, l := range logs {
 		days, set := settings[l.OrganizationID]
 		cutoff := now.Add(-period(Days(days, set, s.opts.DefaultDays)))
+		if s.opts.Archive != nil {
+			if err := s.opts.Archive.Archive(ctx, l.OrganizationID, cutoff); err != nil {
+				if ctx.Err() != nil {
+					return res, s.failed(ctx, err)
+				}
+				// Pruning goes on: it deletes only what the archive holds.
+				s.logger.Error("couldn't archive records past retention; they are kept until the archive holds them",
+					"organization_id", l.OrganizationID, "err", err)
+				errs = append(errs, err)
+			}
+		}
 		n, err := s.prune(ctx, l.OrganizationID, cutoff)
 		res.Records += n
 		if n > 0 {
