@@ -25,6 +25,7 @@ import (
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/livetail"
+	"github.com/trailaudit/trail/internal/orgdelete"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/portal"
 	"github.com/trailaudit/trail/internal/schema"
@@ -113,9 +114,17 @@ var hostileRoutes = map[string]routeSpec{
 	"GET /v1/events/stream": {path: "/v1/events/stream", query: url.Values{"organization_id": {"{org}"}, "action": {"user.signed_in"},
 		"actor_id": {"user_1"}, "actor_name": {"Jon"}, "target_type": {"team"}, "target_id": {"team_1"}, "q": {"blue"}, "since_seq": {"0"}}},
 
-	"POST /organizations":                                     {path: "/organizations", body: `{"name":"Org","external_id":"ext_1","domains":[],"metadata":{},"allow_profiles_outside_organization":false}`},
-	"GET /organizations":                                      {path: "/organizations", query: url.Values{"limit": {"5"}, "order": {"asc"}, "after": {"{org}"}, "domains": {"example.com"}}},
-	"GET /organizations/{id}":                                 {path: "/organizations/{org}"},
+	"POST /organizations":     {path: "/organizations", body: `{"name":"Org","external_id":"ext_1","domains":[],"metadata":{},"allow_profiles_outside_organization":false}`},
+	"GET /organizations":      {path: "/organizations", query: url.Values{"limit": {"5"}, "order": {"asc"}, "after": {"{org}"}, "domains": {"example.com"}}},
+	"GET /organizations/{id}": {path: "/organizations/{org}"},
+	// The fixture organization has a stream and an export running: its
+	// deletion is refused (409), so the other cases keep it.
+	"DELETE /organizations/{id}":                              {path: "/organizations/{org}", query: url.Values{"force": {"false"}, "final_bundle": {"false"}}, okStatus: 409},
+	"PUT /organizations/{id}":                                 {path: "/organizations/{org}", body: `{"name":"Acme","external_id":"ext_fixture","metadata":{},"domain_data":[]}`},
+	"PATCH /organizations/{id}":                               {path: "/organizations/{org}", body: `{"name":"Acme","external_id":"ext_fixture"}`},
+	"GET /v1/organizations/{id}/deletion":                     {path: "/v1/organizations/{org}/deletion", okStatus: 404},
+	"GET /v1/organizations/{id}/archive":                      {path: "/v1/organizations/{org}/archive"},
+	"PUT /v1/organizations/{id}/archive":                      {path: "/v1/organizations/{org}/archive", body: `{"enabled":true}`},
 	"GET /organizations/external_id/{external_id}":            {path: "/organizations/external_id/ext_fixture"},
 	"GET /organizations/{id}/{resource}":                      {path: "/organizations/{org}/audit_logs_retention"},
 	"PUT /organizations/{id}/audit_logs_retention":            {path: "/organizations/{org}/audit_logs_retention", body: `{"retention_period_in_days":30}`},
@@ -208,6 +217,8 @@ type hostileStore interface {
 	store.PrivacyStore
 	portal.Store
 	ledger.Storage
+	store.OrganizationLifecycle
+	store.ArchiveStore
 }
 
 // hostileEnv is the whole server (every feature, the real portal) on one
@@ -229,6 +240,7 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 	ctx := context.Background()
 	var st hostileStore
 	var svc *export.Service
+	var exports store.ExportStore
 	var onCommit func()
 	dir := t.TempDir()
 	switch backend {
@@ -250,7 +262,7 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 		if svc, err = export.NewSQLite(ctx, xs.DB(), export.Config{Exports: xs, Log: s, Dir: filepath.Join(dir, "exports")}); err != nil {
 			t.Fatal(err)
 		}
-		st = s
+		st, exports = s, xs
 	case "postgres":
 		s, err := postgres.Open(ctx, pgtest.New(t), nil)
 		if err != nil {
@@ -260,7 +272,7 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 		if svc, err = export.NewPostgres(ctx, s.Pool(), export.Config{Exports: s, Log: s, Dir: filepath.Join(dir, "exports")}); err != nil {
 			t.Fatal(err)
 		}
-		st = s
+		st, exports = s, s
 	}
 	if err := svc.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -300,6 +312,9 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 		// A live tail answers until it is ended: here, at once.
 		Tail:    TailConfig{Hub: tail, MaxDuration: time.Millisecond},
 		Privacy: privacyFor(t, st),
+		Tail:    TailConfig{Hub: tail, MaxDuration: time.Millisecond},
+		Lifecycle: LifecycleConfig{Store: st, Archive: st,
+			Deleter: orgdelete.New(orgdelete.Config{Store: st, Exports: exports, ExportPath: svc.Path, Audit: audit})},
 	})
 	srv.SetReady(true)
 	e.api = srv

@@ -20,6 +20,7 @@ import (
 	"github.com/trailaudit/trail/internal/export"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/livetail"
+	"github.com/trailaudit/trail/internal/orgdelete"
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/store/sqlite"
 )
@@ -78,6 +79,8 @@ func withEverything(t *testing.T) envOption {
 		// A live tail answers until it is ended: here, at once.
 		c.Tail = TailConfig{Hub: livetail.NewHub(e.st, livetail.Options{}), MaxDuration: time.Millisecond}
 		c.Privacy = privacyFor(t, e.st)
+		c.Lifecycle = LifecycleConfig{Store: e.st, Archive: e.st,
+			Deleter: orgdelete.New(orgdelete.Config{Store: e.st, Exports: xs, ExportPath: svc.Path})}
 	}
 }
 
@@ -94,6 +97,9 @@ var validBodies = map[string]string{
 	"POST /v1/organizations/{id}/log_streams":           `{"type":"webhook","name":"Other","config":{"url":"http://127.0.0.1:9/other","secret":"0123456789abcdef0123456789abcdef"}}`,
 	"PATCH /v1/organizations/{id}/log_streams/{stream}": `{"name":"SIEM 2"}`,
 	"PUT /organizations/{id}/audit_logs_retention":      `{"retention_period_in_days":30}`,
+	"PUT /organizations/{id}":                           `{"name":"Acme","external_id":"acme-ext"}`,
+	"PATCH /organizations/{id}":                         `{"name":"Acme"}`,
+	"PUT /v1/organizations/{id}/archive":                `{"enabled":null}`,
 	"POST /portal/generate_link":                        `{"organization":"ORG","intent":"audit_logs"}`,
 	"PUT /v1/organizations/{id}/privacy_policy":         `{"fields":{"metadata.email":"hmac"}}`,
 	"POST /v1/organizations/{id}/hmac":                  `{"value":"alice@example.com"}`,

@@ -41,6 +41,22 @@ func (s *Server) routes() {
 	// Any key restricted to the organization may read it; the handler checks.
 	s.handle("GET /organizations/{id}", anyScope, s.getOrganization)
 	s.handle("GET /organizations/external_id/{external_id}", anyScope, s.getOrganizationByExternalID)
+	// Organization update and deletion, and the archive setting
+	// (lifecycle.go). A deleted organization answers 404 everywhere but
+	// its deletion and its log (checkpoint, proofs, tiles, bundle), which
+	// keep answering admin keys: earlier bundles stay verifiable.
+	if s.cfg.Lifecycle.Store != nil {
+		s.handle("PUT /organizations/{id}", access.ScopeAdmin, s.updateOrganization)
+		s.handle("PATCH /organizations/{id}", access.ScopeAdmin, s.updateOrganization)
+		s.handle("GET /v1/organizations/{id}/deletion", access.ScopeAdmin, s.getDeletion)
+		if s.cfg.Lifecycle.Deleter != nil {
+			s.handle("DELETE /organizations/{id}", access.ScopeAdmin, s.deleteOrganization)
+		}
+		if s.cfg.Lifecycle.Archive != nil {
+			s.handle("GET /v1/organizations/{id}/archive", access.ScopeAdmin, s.getArchive)
+			s.handle("PUT /v1/organizations/{id}/archive", access.ScopeAdmin, s.putArchive)
+		}
+	}
 
 	s.handle("POST /v1/api_keys", access.ScopeAdmin, s.createAPIKey)
 	s.handle("GET /v1/api_keys", access.ScopeAdmin, s.listAPIKeys)

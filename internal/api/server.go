@@ -92,6 +92,9 @@ type Config struct {
 	// Privacy applies field policies at ingest and serves the policy,
 	// hash and erasure routes (privacy.go); both exist only when set.
 	Privacy PrivacyConfig
+	// Lifecycle updates and deletes organizations and serves their
+	// archive settings (lifecycle.go); the routes exist only when set.
+	Lifecycle LifecycleConfig
 	// Unready, when set, names what keeps this replica from doing its
 	// work (database unreachable, disk short, a lease it cannot renew),
 	// with a reason each: /readyz answers 503 while it names anything,
