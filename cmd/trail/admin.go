@@ -35,7 +35,7 @@ type orgCommand struct {
 
 func (c *orgCommand) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usagef("say what to do: trail org create --name NAME [--external-id ID] | trail org list | trail org import FILE...")
+		return usagef("say what to do: trail org create --name NAME [--external-id ID] | trail org list | trail org import FILE... | trail org update ID ... | trail org delete ID [--force]")
 	}
 	fs := flag.NewFlagSet("org "+args[0], flag.ContinueOnError)
 	c.storage.register(fs)
@@ -123,8 +123,12 @@ func (c *orgCommand) Run(ctx context.Context, args []string) error {
 		}
 		defer st.Close()
 		return importOrganizations(ctx, st, orgs, c.stdout)
+	case "update":
+		return c.update(ctx, fs, args[1:])
+	case "delete":
+		return c.delete(ctx, fs, args[1:])
 	}
-	return usagef("unknown org command %q: use create, list or import", args[0])
+	return usagef("unknown org command %q: use create, list, import, update or delete", args[0])
 }
 
 // workosOrganizationList is a page of WorkOS's GET /organizations, as its

@@ -7,12 +7,14 @@ import (
 
 	"github.com/trailaudit/trail/internal/export"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/store/sqlite"
 )
 
 // exportJobs is the export service of trail serve and what it holds open.
 type exportJobs struct {
 	svc   *export.Service
+	store store.ExportStore
 	close func() error
 }
 
@@ -35,7 +37,7 @@ func openExports(ctx context.Context, db *database, log export.Reader, signer le
 		if err != nil {
 			return nil, err
 		}
-		return &exportJobs{svc: svc, close: func() error { return nil }}, nil
+		return &exportJobs{svc: svc, store: db.pg, close: func() error { return nil }}, nil
 	}
 	xdb, err := sqlite.OpenExportsCurrent(ctx, sqlite.ExportsPath(sf.databasePath()))
 	if err != nil {
@@ -47,7 +49,7 @@ func openExports(ctx context.Context, db *database, log export.Reader, signer le
 		xdb.Close()
 		return nil, err
 	}
-	return &exportJobs{svc: svc, close: xdb.Close}, nil
+	return &exportJobs{svc: svc, store: xdb, close: xdb.Close}, nil
 }
 
 // cosignedLog is a log reader whose checkpoint notes carry the witness

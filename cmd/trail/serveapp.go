@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/trailaudit/trail/internal/api"
+	"github.com/trailaudit/trail/internal/archive"
 	"github.com/trailaudit/trail/internal/console"
 	"github.com/trailaudit/trail/internal/diskguard"
 	"github.com/trailaudit/trail/internal/event"
@@ -56,6 +57,7 @@ type server struct {
 	streams    *streamsRunner
 	committer  *ingest.Committer
 	sweeper    *retention.Sweeper
+	archiver   *archive.Archiver // nil without --archive
 	exports    *exportJobs
 	tail       *livetail.Hub
 	handler    *api.Server
@@ -267,7 +269,15 @@ func (s *server) startWorkers(ctx context.Context) error {
 	go expireIdempotencyKeys(s.workers, st, logger)
 	go s.signer.run(s.workers)
 	cosigning := runSubmitter(s.workers, s.cosigner)
-	sweeper, retentionDone, err := startRetention(s.workers, st, pool, s.leases, &c.retention, logger, s.reg)
+	var err error
+	if s.archiver, err = c.archive.newArchiver(st, logger, s.reg); err != nil {
+		return err
+	}
+	var archiver retention.Archiver
+	if s.archiver != nil {
+		archiver = s.archiver
+	}
+	sweeper, retentionDone, err := startRetention(s.workers, st, pool, s.leases, &c.retention, archiver, logger, s.reg)
 	if err != nil {
 		return err
 	}
@@ -316,6 +326,12 @@ func (s *server) buildAPI(context.Context) error {
 		return err
 	}
 	s.workersDone = append(s.workersDone, erasing)
+	deleter, deletionsDone := startDeletions(s.workers, st, s.db.pool, s.leases, s.exports.store, s.exports.svc.Path, s.archiver, audit, logger)
+	s.workersDone = append(s.workersDone, deletionsDone)
+	lifecycle := api.LifecycleConfig{Store: st, Deleter: deleter, Archive: st}
+	if s.archiver != nil {
+		lifecycle.ArchiveDefault, lifecycle.ArchiveLocation = c.archive.all, s.archiver.Store().String()
+	}
 	portalConfig, err := newPortal(s.workers, st, s.signer, s.keys, publicURL, logger, streamManager, audit,
 		s.exports.svc, s.logStorage, portalWitnesses(s.cosigner), s.tail)
 	if err != nil {
@@ -341,6 +357,7 @@ func (s *server) buildAPI(context.Context) error {
 		Schemas:   schemas,
 		Tail:      api.TailConfig{Hub: s.tail},
 		Privacy:   privacyConfig,
+		Lifecycle: lifecycle,
 		Unready:   newReadiness(pingOf(st), s.guard, s.health).Unready,
 	})
 	ops := console.Operations{Retention: st, DefaultDays: int(c.retention.defaultDays), RetentionChanged: s.sweeper.Wake,

@@ -26,3 +26,8 @@ func registerRetentionTestNow(fs *flag.FlagSet, p *string) {
 // that long (a Go duration) before each batch, with which tests show that
 // no read depends on the indexer having caught up.
 func searchIndexDelay() string { return os.Getenv("TRAIL_SEARCH_INDEX_DELAY") }
+
+// deletionCrashAfter is TRAIL_TEST_DELETION_CRASH_AFTER: the organization
+// deletion worker ends the process (SIGKILL) right after recording this
+// step, so that tests show a deletion resumes after a crash.
+func deletionCrashAfter() string { return os.Getenv("TRAIL_TEST_DELETION_CRASH_AFTER") }

@@ -11,3 +11,5 @@ const testKnobs = false
 func registerRetentionTestNow(*flag.FlagSet, *string) {}
 
 func searchIndexDelay() string { return "" }
+
+func deletionCrashAfter() string { return "" }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/trailaudit/trail/internal/archive"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/textsafe"
 	"github.com/trailaudit/trail/internal/witness"
@@ -26,13 +27,13 @@ type verifyCommand struct {
 	stdout, stderr io.Writer
 }
 
-const verifyUsage = "trail verify FILE --key VERIFIER_KEY|KEYS_FILE [--key …] [--since CHECKPOINT_FILE] [--witness WITNESS_KEY … --quorum N]"
+const verifyUsage = "trail verify FILE|s3://BUCKET/KEY --key VERIFIER_KEY|KEYS_FILE [--key …] [--endpoint URL] [--since CHECKPOINT_FILE] [--witness WITNESS_KEY … --quorum N]"
 
 func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s\n\nFILE is a bundle (trail log pull), or - for standard input.\n\n", verifyUsage)
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\nFILE is a bundle (trail log pull), or - for standard input; s3://BUCKET/KEY a bundle in the archive (docs/ARCHIVE.md), read with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or the AWS default chain.\n\n", verifyUsage)
 		fs.PrintDefaults()
 	}
 	var keyFlags repeatFlag
@@ -41,6 +42,7 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	var witnessFlags repeatFlag
 	fs.Var(&witnessFlags, "witness", "a witness's verifier key (or a file of them, one per line): require its cosignature on the bundle's checkpoint (repeatable; see --quorum)")
 	quorum := fs.Int("quorum", 0, "how many of the --witness keys must have cosigned the checkpoint (default: all of them)")
+	endpoint := setting{fs}.String("endpoint", "TRAIL_ARCHIVE_ENDPOINT", "", "URL of the S3-compatible server an s3:// FILE is on (default: AWS)")
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -70,12 +72,20 @@ func (c *verifyCommand) Run(ctx context.Context, args []string) error {
 	}
 
 	var in io.Reader
-	if files[0] == "-" {
+	switch {
+	case files[0] == "-":
 		in = c.stdin
 		if in == nil {
 			in = os.Stdin
 		}
-	} else {
+	case strings.HasPrefix(files[0], "s3://"):
+		rc, err := archive.OpenURL(ctx, files[0], *endpoint, os.Getenv)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		in = rc
+	default:
 		f, err := os.Open(files[0])
 		if err != nil {
 			return usageError{err}

@@ -303,11 +303,12 @@ func (f *retentionFlags) options() (retention.Options, error) {
 // with leases). It
 // returns the sweeper (for Wake) and a channel closed once it has stopped
 // after ctx ends. With interval 0 nothing runs.
-func startRetention(ctx context.Context, st retention.Storage, pool *pgxpool.Pool, leases lease.Options, f *retentionFlags, logger *slog.Logger, reg prometheus.Registerer) (*retention.Sweeper, <-chan struct{}, error) {
+func startRetention(ctx context.Context, st retention.Storage, pool *pgxpool.Pool, leases lease.Options, f *retentionFlags, archiver retention.Archiver, logger *slog.Logger, reg prometheus.Registerer) (*retention.Sweeper, <-chan struct{}, error) {
 	opts, err := f.options()
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
+	opts.Archive = archiver
 	logger = logger.With("worker", "retention")
 	sw := retention.New(st, opts, logger, reg)
 	done := make(chan struct{})
