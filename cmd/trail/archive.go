@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"syscall"
@@ -93,4 +94,20 @@ func startDeletions(ctx context.Context, st store.Backend, pool *pgxpool.Pool, l
 		lease.Run(ctx, pool, "organization-deletion", leases, logger, svc.Run)
 	}()
 	return svc, done
+}
+
+// archiveNote tells the portal's events page where an organization's
+// older events live (nil without an archive).
+func archiveNote(st store.ArchiveStore, archiver *archive.Archiver) func(context.Context, string) string {
+	if archiver == nil {
+		return nil
+	}
+	where := archiver.Store().String()
+	return func(ctx context.Context, org string) string {
+		to, _, err := st.ArchivePosition(ctx, org)
+		if err != nil || to == 0 {
+			return ""
+		}
+		return fmt.Sprintf("Events before number %d of this log are past its retention period and are kept in the verifiable archive (%s), not here: ask your administrator for them. Each archived bundle verifies with trail verify.", to, where)
+	}
 }

@@ -18,10 +18,11 @@ import (
 // cleanup of expired links under ctx. The portal manages log streams with
 // the API's rules (streams) and records its admins' actions with the
 // API's recorder (audit). exports (nil: none) serves the events page's CSV
-// export; tail the live view.
+// export; tail the live view; archived (nil: no archive) where older
+// events live.
 func newPortal(ctx context.Context, st portal.Store, signing *deploymentKeys, keys *keyring.Keyring, publicURL string,
 	logger *slog.Logger, streams *streamadmin.Manager, audit *selfaudit.Recorder, exports portal.Exports, ls ledger.Storage,
-	witnesses portal.Witnesses, tail portal.Tail) (api.PortalConfig, error) {
+	witnesses portal.Witnesses, tail portal.Tail, archived func(context.Context, string) string) (api.PortalConfig, error) {
 	p, err := portal.New(portal.Config{
 		Store: st, Ledger: ls, VerifierKey: signing.NewestKey(), Keys: signing.History, BaseURL: publicURL,
 		SessionKey: keys.Key("trail portal sessions v1"),
@@ -31,6 +32,7 @@ func newPortal(ctx context.Context, st portal.Store, signing *deploymentKeys, ke
 		Tail:       tail,
 		Streams:    streams,
 		Audit:      audit.RecordPortal,
+		Archived:   archived,
 	})
 	if err != nil {
 		return api.PortalConfig{}, usagef("%v (set --public-url to the URL admins reach this server at, e.g. https://trail.example.com)", err)

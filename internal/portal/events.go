@@ -31,6 +31,8 @@ type eventsData struct {
 	// filter can't be exported as it is.
 	Export     bool
 	ExportNote string
+	// ArchiveNote says where older events live, when some were archived.
+	ArchiveNote string
 }
 
 type actionOption struct {
@@ -128,6 +130,9 @@ func (p *Portal) events(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusBadRequest
 	} else {
 		d.Histogram = histogramFor(f, p.cfg.Now())
+	}
+	if p.cfg.Archived != nil {
+		d.ArchiveNote = p.cfg.Archived(r.Context(), s.Org)
 	}
 	p.render(w, r, status, "events", page{Title: "Events", Nav: "events", Session: s, Data: d})
 }

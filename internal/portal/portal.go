@@ -79,6 +79,10 @@ type Config struct {
 	// shapes its streams.
 	Tail       Tail
 	TailStream livetail.StreamOptions
+	// Archived, when set, says where an organization's older events live
+	// (docs/ARCHIVE.md): a note for the events page, "" when none of its
+	// events was archived.
+	Archived func(ctx context.Context, org string) string
 
 	Logger *slog.Logger
 	Now    func() time.Time
