@@ -328,7 +328,7 @@ func (s *Sweeper) prune(ctx context.Context, org string, cutoff time.Time) (int6
 		total += int64(n)
 		s.metrics.deleted.Add(float64(n))
 		if errors.Is(err, store.ErrNotFound) {
-			return total, nil // gone meanwhile; organizations are never deleted, but nothing to do
+			return total, nil // gone meanwhile: nothing to do
 		}
 		if err != nil {
 			return total, fmt.Errorf("couldn't delete expired records of %s: %w", org, err)
