@@ -328,9 +328,9 @@ func (s *server) buildAPI(context.Context) error {
 	s.workersDone = append(s.workersDone, erasing)
 	deleter, deletionsDone := startDeletions(s.workers, st, s.db.pool, s.leases, s.exports.store, s.exports.svc.Path, s.archiver, audit, logger)
 	s.workersDone = append(s.workersDone, deletionsDone)
-	lifecycle := api.LifecycleConfig{Store: st, Deleter: deleter, Archive: st}
+	lifecycle := api.LifecycleConfig{Store: st, Deleter: deleter}
 	if s.archiver != nil {
-		lifecycle.ArchiveDefault, lifecycle.ArchiveLocation = c.archive.all, s.archiver.Store().String()
+		lifecycle.Archive, lifecycle.ArchiveDefault, lifecycle.ArchiveLocation = st, c.archive.all, s.archiver.Store().String()
 	}
 	portalConfig, err := newPortal(s.workers, st, s.signer, s.keys, publicURL, logger, streamManager, audit,
 		s.exports.svc, s.logStorage, portalWitnesses(s.cosigner), s.tail, archiveNote(st, s.archiver))

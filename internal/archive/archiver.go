@@ -221,12 +221,25 @@ func (a *Archiver) write(ctx context.Context, org string, from, to int64) error 
 	return nil
 }
 
-// WriteFinal writes org's final bundle — every record still stored under
-// its newest checkpoint — and returns where it went and the checkpoint's
+// WriteFinal writes org's final bundle — every record still stored, under
+// its checkpoint of the integrated size — and returns where it went and the checkpoint's
 // size.
 func (a *Archiver) WriteFinal(ctx context.Context, org string) (string, int64, error) {
+	st, err := a.st.LogState(ctx, org)
+	if err != nil {
+		return "", 0, fmt.Errorf("couldn't read the log state of %s: %w", org, err)
+	}
+	// From the first record still stored: the ones before are gone
+	// (retention) or already in the archive.
+	from := st.IntegratedSize
+	if err := a.st.ReadRecords(ctx, org, 0, st.IntegratedSize, func(seq int64, _ []byte) error {
+		from = seq
+		return errStop
+	}); err != nil && !errors.Is(err, errStop) {
+		return "", 0, fmt.Errorf("couldn't read the records of %s: %w", org, err)
+	}
 	var buf bytes.Buffer
-	info, err := ledger.WriteBundle(ctx, &buf, a.st, org, ledger.BundleOptions{})
+	info, err := ledger.WriteBundle(ctx, &buf, a.st, org, ledger.BundleOptions{From: from, To: st.IntegratedSize, Size: st.IntegratedSize})
 	if err != nil {
 		return "", 0, fmt.Errorf("couldn't write the final bundle of %s: %w", org, err)
 	}

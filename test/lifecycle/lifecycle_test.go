@@ -442,10 +442,19 @@ func TestArchiveThenRetentionThenVerify(t *testing.T) {
 			if verified == 0 {
 				t.Error("no archived bundle verified")
 			}
-			// The portal's events page would say where older events live;
-			// the archive position says which: everything below it.
 			if metric(t, srv, "trail_archive_bundles_written_total") < 1 {
 				t.Error("trail_archive_bundles_written_total did not count the bundles")
+			}
+
+			// Deleted with a final bundle: it lands in the archive too, and
+			// verifies from there.
+			mustCall(t, srv, "DELETE", "/organizations/"+org+"?final_bundle=true", "", http.StatusAccepted)
+			d := waitDeleted(t, srv, org)
+			if d.FinalBundle == nil || !strings.HasPrefix(*d.FinalBundle, "s3://trail-archive/prod/"+org+"/final-") {
+				t.Fatalf("deletion %+v, want a final bundle in the archive", d)
+			}
+			if code, out := trail(t, creds, "verify", *d.FinalBundle, "--endpoint", s3.url, "--key", key); code != 0 {
+				t.Errorf("verify %s: exit %d\n%s", *d.FinalBundle, code, out)
 			}
 		})
 	}
