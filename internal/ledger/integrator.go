@@ -45,6 +45,17 @@ type Options struct {
 	// Each pass signs and stores one checkpoint per log it extends, so
 	// Interval bounds how many checkpoints a busy log accumulates.
 	Interval time.Duration
+	// LogInterval is the shortest time between two checkpoints of one
+	// log while it has fewer than LogRecords records waiting: a log that
+	// grows by a trickle is signed once per LogInterval instead of once per
+	// pass, which bounds the signatures, checkpoint rows and right-edge
+	// tile writes per second by the number of logs, however many grow at
+	// once. Zero signs every log that grew in every pass. Idle and
+	// WaitIdle sign every waiting log at once, whatever the interval.
+	LogInterval time.Duration
+	// LogRecords is how many waiting records make a log due before
+	// LogInterval has passed (default 1,000).
+	LogRecords int
 	// CacheLogs is how many logs' right-edge tiles are kept in memory
 	// (default 1024); others are re-read from storage when they grow.
 	CacheLogs int
@@ -109,6 +120,7 @@ type Integrator struct {
 	seeded      bool
 	checked     map[string]bool // organizations checked against heads and their newest checkpoint
 	edges       map[string]*edgeCache
+	signedAt    map[string]time.Time // organization → when its last checkpoint was stored (LogInterval)
 
 	m metrics
 }
@@ -132,6 +144,9 @@ func NewIntegrator(storage Storage, signer CheckpointSigner, originPrefix string
 	if opts.CacheLogs <= 0 {
 		opts.CacheLogs = 1024
 	}
+	if opts.LogRecords <= 0 {
+		opts.LogRecords = 1000
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -147,6 +162,7 @@ func NewIntegrator(storage Storage, signer CheckpointSigner, originPrefix string
 		checked:    map[string]bool{},
 		edges:      map[string]*edgeCache{},
 		also:       map[string][]signedHead{},
+		signedAt:   map[string]time.Time{},
 	}
 	i.m = newMetrics(reg, func() float64 {
 		i.mu.Lock()

@@ -310,3 +310,59 @@ func TestIntegratorAdmitAndRecordedRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestIntegratorLogInterval checks that a log signed less than LogInterval
+// ago waits while it has fewer than LogRecords records waiting, that
+// reaching LogRecords makes it due, and that WaitIdle signs it at once.
+func TestIntegratorLogInterval(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		type signing struct {
+			org  string
+			size int64
+		}
+		signed := make(chan signing, 100)
+		i := startIntegrator(t, b.storage, newSigner(t), t.TempDir(), ledger.Options{
+			LogInterval: time.Hour, LogRecords: 5,
+			Signed: func(org string, size int64, _ []byte) { signed <- signing{org, size} },
+		})
+		next := func(org string) int64 {
+			t.Helper()
+			deadline := time.After(time.Minute)
+			for {
+				select {
+				case s := <-signed:
+					if s.org == org {
+						return s.size
+					}
+					t.Errorf("signed %s at %d, want only %s", s.org, s.size, org)
+				case <-deadline:
+					t.Fatalf("no checkpoint of %s signed within a minute", org)
+				}
+			}
+		}
+		for _, step := range []struct {
+			name string
+			add  map[string]int // records added, org_a's first
+			want signing        // the next checkpoint signed
+			idle bool           // WaitIdle before looking
+		}{
+			{name: "first checkpoint at once", add: map[string]int{"org_a": 3}, want: signing{"org_a", 3}},
+			// org_b's pass sees org_a's two waiting records and leaves them.
+			{name: "trickle waits", add: map[string]int{"org_a": 2, "org_b": 1}, want: signing{"org_b", 1}},
+			{name: "enough records are due", add: map[string]int{"org_a": 3}, want: signing{"org_a", 8}},
+			{name: "WaitIdle signs everything", add: map[string]int{"org_a": 1}, want: signing{"org_a", 9}, idle: true},
+		} {
+			for _, org := range []string{"org_a", "org_b"} {
+				if n := step.add[org]; n > 0 {
+					b.add(t, org, n)
+				}
+			}
+			if step.idle {
+				waitIdle(t, i)
+			}
+			if got := next(step.want.org); got != step.want.size {
+				t.Fatalf("%s: signed %s at %d, want %d", step.name, step.want.org, got, step.want.size)
+			}
+		}
+	})
+}

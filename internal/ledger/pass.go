@@ -22,7 +22,7 @@ func (i *Integrator) passAndNotify(ctx context.Context) (backlog, failed bool) {
 	i.waiters = nil
 	i.mu.Unlock()
 
-	work, backlog, failures, err := i.pass(ctx)
+	work, backlog, failures, err := i.pass(ctx, len(waiters) > 0)
 	if perr := i.publishRefusals(ctx, false); perr != nil && err == nil {
 		err = perr
 	}
@@ -46,10 +46,11 @@ func (i *Integrator) passAndNotify(ctx context.Context) (backlog, failed bool) {
 }
 
 // pass integrates up to Batch records of every log with records waiting,
-// in chunks of at most Batch records in total. failures counts the logs
-// that could not be integrated (logged, retried); err is a failure of the
-// whole pass.
-func (i *Integrator) pass(ctx context.Context) (work, backlog bool, failures int, err error) {
+// in chunks of at most Batch records in total. A log signed less than
+// LogInterval ago with fewer than LogRecords waiting is left for a later
+// pass, unless all is true. failures counts the logs that could not be
+// integrated (logged, retried); err is a failure of the whole pass.
+func (i *Integrator) pass(ctx context.Context, all bool) (work, backlog bool, failures int, err error) {
 	if i.opts.Frozen != nil && i.opts.Frozen() {
 		return false, false, 0, nil
 	}
@@ -60,11 +61,16 @@ func (i *Integrator) pass(ctx context.Context) (work, backlog bool, failures int
 	}
 	var todo []LogState
 	var total, worst int64
+	deferred := false
 	for _, st := range logs {
 		waiting := st.NextSeq - st.IntegratedSize
 		total += waiting
 		worst = max(worst, waiting)
 		if i.isRefused(st.OrganizationID) {
+			continue
+		}
+		if !all && i.notDue(st, start) {
+			deferred = true
 			continue
 		}
 		todo = append(todo, st)
@@ -73,7 +79,7 @@ func (i *Integrator) pass(ctx context.Context) (work, backlog bool, failures int
 	i.m.worstLog.Set(float64(worst))
 	i.m.pendingLogs.Set(float64(len(logs)))
 	if len(todo) == 0 {
-		return false, false, 0, nil
+		return deferred, false, 0, nil
 	}
 	defer func() { i.m.passTime.Observe(time.Since(start).Seconds()) }()
 	slices.SortFunc(todo, func(a, b LogState) int { return strings.Compare(a.OrganizationID, b.OrganizationID) })
@@ -259,6 +265,17 @@ func (i *Integrator) prepare(ctx context.Context, st LogState) (*extension, erro
 	return ext, nil
 }
 
+// notDue reports whether st's log was signed less than LogInterval before
+// now and has fewer than LogRecords records waiting: it can wait for a
+// later pass.
+func (i *Integrator) notDue(st LogState, now time.Time) bool {
+	if i.opts.LogInterval <= 0 || st.NextSeq-st.IntegratedSize >= int64(i.opts.LogRecords) {
+		return false
+	}
+	at, ok := i.signedAt[st.OrganizationID]
+	return ok && now.Sub(at) < i.opts.LogInterval
+}
+
 // edgeFor returns the right-edge cache of org if it is for size, else a new
 // empty one (evicting another log's if the cache is full).
 func (i *Integrator) edgeFor(org string, size int64) *edgeCache {
@@ -287,6 +304,9 @@ func (i *Integrator) committed(e *extension) {
 			edge.put(t.Tile.L, t.Tile.N, t.Data)
 		}
 		edge.size = e.newSize
+	}
+	if i.opts.LogInterval > 0 {
+		i.signedAt[e.org] = time.Now()
 	}
 	i.m.leaves.Add(float64(e.newSize - e.oldSize))
 	if i.opts.Signed != nil {
