@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEventsAreValidAndSized(t *testing.T) {
@@ -146,5 +147,24 @@ func TestReadRecordRefuses(t *testing.T) {
 				t.Fatalf("error %v, want one saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCPUOf(t *testing.T) {
+	for _, tc := range []struct {
+		seconds          float64
+		elapsed          time.Duration
+		requests, events int64
+		want             CPU
+	}{
+		{2, 10 * time.Second, 10_000, 10_000, CPU{Seconds: 2, Cores: 0.2, MicrosPerRequest: 200, MicrosPerEvent: 200}},
+		{3, 2 * time.Second, 100, 100_000, CPU{Seconds: 3, Cores: 1.5, MicrosPerRequest: 30_000, MicrosPerEvent: 30}},
+		{1, 0, 10, 0, CPU{Seconds: 1, MicrosPerRequest: 100_000}},
+	} {
+		got := cpuOf(tc.seconds, tc.elapsed, tc.requests, tc.events)
+		tc.want.Source = "process_cpu_seconds_total"
+		if *got != tc.want {
+			t.Errorf("cpuOf(%v, %v, %d, %d) = %+v, want %+v", tc.seconds, tc.elapsed, tc.requests, tc.events, *got, tc.want)
+		}
 	}
 }

@@ -120,6 +120,45 @@ func metricValue(text []byte, name string) (float64, bool) {
 	return 0, false
 }
 
+// cpuSpan measures the server's CPU time between startCPU and stop.
+type cpuSpan struct {
+	c     *Client
+	start float64
+	at    time.Time
+	ok    bool
+}
+
+// startCPU reads the server's process_cpu_seconds_total (on its operator
+// listener) at the start of a run.
+func (c *Client) startCPU(ctx context.Context) *cpuSpan {
+	v, ok, err := c.Metric(ctx, "process_cpu_seconds_total")
+	return &cpuSpan{c: c, start: v, at: time.Now(), ok: ok && err == nil}
+}
+
+// stop reads it again and returns the CPU used, per acknowledged request and
+// event; nil when the server's CPU time is unknown.
+func (s *cpuSpan) stop(ctx context.Context, requests, events int64) *CPU {
+	if !s.ok || requests <= 0 {
+		return nil
+	}
+	v, ok, err := s.c.Metric(ctx, "process_cpu_seconds_total")
+	if !ok || err != nil || v < s.start {
+		return nil
+	}
+	return cpuOf(v-s.start, time.Since(s.at), requests, events)
+}
+
+func cpuOf(seconds float64, elapsed time.Duration, requests, events int64) *CPU {
+	out := &CPU{Seconds: seconds, Source: "process_cpu_seconds_total", MicrosPerRequest: seconds * 1e6 / float64(requests)}
+	if elapsed > 0 {
+		out.Cores = seconds / elapsed.Seconds()
+	}
+	if events > 0 {
+		out.MicrosPerEvent = seconds * 1e6 / float64(events)
+	}
+	return out
+}
+
 // RSSSampler polls a server's process_resident_memory_bytes and keeps the
 // largest value seen: the peak as far as sampling can tell.
 type RSSSampler struct {

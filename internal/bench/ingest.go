@@ -110,8 +110,10 @@ func Ingest(ctx context.Context, c *Client, opts IngestOptions) (Report, error) 
 			}
 		}
 	}
+	cpu := c.startCPU(ctx)
 	res := loadgen.Run(ctx, c.HTTP, lo, build)
 	rep.fill(res, per)
+	rep.ServerCPU = cpu.stop(ctx, rep.Requests-rep.Errors, rep.Events)
 	if rec != nil {
 		if err := rec.Close(); err != nil {
 			return rep, err

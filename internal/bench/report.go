@@ -48,6 +48,10 @@ type Report struct {
 	Export  *ExportStats `json:"export,omitempty"`
 
 	ServerRSS *RSS `json:"server_peak_rss,omitempty"`
+	// ServerCPU is the CPU time the server used during the load (ingest
+	// runs whose server exports process_cpu_seconds_total on a known
+	// operator listener).
+	ServerCPU *CPU `json:"server_cpu,omitempty"`
 
 	Record         string `json:"record,omitempty"` // file of acknowledged events
 	RecordedEvents int64  `json:"recorded_events,omitempty"`
@@ -100,6 +104,18 @@ type RSS struct {
 	// /metrics during the run: a lower bound of the true peak).
 	Source  string `json:"source"`
 	Samples int    `json:"samples,omitempty"`
+}
+
+// CPU is the server's CPU time (user and system) over a run, and per
+// acknowledged request and event.
+type CPU struct {
+	Seconds float64 `json:"seconds"`
+	// Cores is Seconds over the time between the two readings: how many
+	// of the machine's cores the server kept busy.
+	Cores            float64 `json:"cores"`
+	MicrosPerRequest float64 `json:"us_per_request"`
+	MicrosPerEvent   float64 `json:"us_per_event"`
+	Source           string  `json:"source"` // "process_cpu_seconds_total"
 }
 
 // LatencyOf summarizes s.
@@ -172,6 +188,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("baseline", "%.0f events/s (%.2fs to stream the same records raw: the log bundle)", x.BaselineEventsPerSecond, x.BaselineSeconds)
 		row("ratio", "the export takes %.2f× as long as reading the records raw", x.RatioToBaseline)
 		row("download", "%.2fs", x.DownloadSeconds)
+	}
+	if c := r.ServerCPU; c != nil {
+		row("server CPU", "%.2fs (%.2f cores): %.0f µs per acknowledged request, %.1f µs per event", c.Seconds, c.Cores, c.MicrosPerRequest, c.MicrosPerEvent)
 	}
 	switch {
 	case r.ServerRSS == nil:
