@@ -33,7 +33,10 @@ func writeSVG(path string, med map[key]cell, levels []int) error {
 	var thr, lat []series
 	var ceilings []series
 	for _, sys := range systems {
-		color := backendColor[sys.backend]
+		color, drawn := backendColor[sys.backend]
+		if !drawn {
+			continue // the HTTP ceiling: in the table, beside Trail
+		}
 		if sys.ceiling {
 			if c, ok := med[key{sys.name, 1}]; ok {
 				ceilings = append(ceilings, series{label: sys.label, color: color, dash: "2,4", points: []float64{c.eventsPerS}})

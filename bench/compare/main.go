@@ -9,7 +9,10 @@
 // approach on SQLite and on PostgreSQL, and the bare ceilings (1,000-row
 // transactions into a table with only a primary key; COPY on PostgreSQL).
 // PostgreSQL is a throwaway server started here with its default
-// durability (fsync on).
+// durability (fsync on). Beside them, the no-storage HTTP ceiling: a Go
+// server (this program again, in a process of its own) that decodes each
+// event's JSON body and answers 200, driven by the same client; for single
+// events it is the limit that matters.
 //
 // Usage: go run ./bench/compare [-duration 10s] [-runs 3] [-concurrency 1,4,16,64]
 // (bench/compare.sh does that and names the output files).
@@ -21,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -40,12 +44,14 @@ import (
 const (
 	trailSQLite   = "trail-sqlite"
 	trailPostgres = "trail-postgres"
+	httpCeiling   = "http-ceiling"
 )
 
 var systems = []struct {
 	name, label, backend string
 	ceiling              bool // measured once per run, not per concurrency
 }{
+	{httpCeiling, "no-storage HTTP ceiling: decode the JSON body, answer 200", "http", false},
 	{trailSQLite, "Trail embedded (SQLite), HTTP", "sqlite", false},
 	{bench.BaselineSQLiteNaive, "naive SQLite: 1 INSERT per event per transaction", "sqlite", false},
 	{bench.BaselineSQLiteBare, "bare SQLite: 1,000-row transactions, primary key only", "sqlite", true},
@@ -61,6 +67,7 @@ type measurement struct {
 	p99ms       float64
 	errors      int64
 	peakRSS     int64
+	cpuPerEvent float64 // server CPU µs per acknowledged event; 0 if unknown
 }
 
 func main() {
@@ -75,8 +82,15 @@ func main() {
 		trailBin    = flag.String("trail", "", "trail binary to measure (default: built from this checkout)")
 		querySeed   = flag.Int64("query-seed", 1_000_000, "events stored before the query runs (0 skips them)")
 		queryConc   = flag.Int("query-concurrency", 4, "clients of the query runs")
+		ceilingAddr = flag.String("serve-ceiling", "", "serve the no-storage HTTP ceiling on this address and do nothing else (how this program runs it in a process of its own)")
 	)
 	flag.Parse()
+	if *ceilingAddr != "" {
+		if err := serveCeiling(*ceilingAddr); err != nil {
+			fatal(err)
+		}
+		return
+	}
 	levels, err := parseLevels(*concurrency)
 	if err != nil {
 		fatal(err)
@@ -176,6 +190,11 @@ func measure(ctx context.Context, system string, c int, d time.Duration, orgs in
 	m := measurement{system: system, concurrency: c}
 	var rep bench.Report
 	switch system {
+	case httpCeiling:
+		var err error
+		if rep, m.cpuPerEvent, err = measureCeiling(ctx, c, d, orgs); err != nil {
+			return m, err
+		}
 	case trailSQLite, trailPostgres:
 		opts := bench.EmbeddedOptions{Executable: bin}
 		if system == trailPostgres {
@@ -203,6 +222,9 @@ func measure(ctx context.Context, system string, c int, d time.Duration, orgs in
 			return m, fmt.Errorf("stopping the server: %w", stopErr)
 		}
 		m.peakRSS = srv.PeakRSS()
+		if rep.ServerCPU != nil {
+			m.cpuPerEvent = rep.ServerCPU.MicrosPerEvent
+		}
 	default:
 		opts := bench.BaselineOptions{Kind: system, Concurrency: c, Duration: d, Orgs: orgs}
 		if strings.HasPrefix(system, "postgres") {
@@ -231,9 +253,68 @@ func measure(ctx context.Context, system string, c int, d time.Duration, orgs in
 	return m, nil
 }
 
+// serveCeiling serves the no-storage HTTP ceiling on addr, saying where on
+// its first line of output, until it is told to stop.
+func serveCeiling(addr string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ceiling on http://%s\n", ln.Addr())
+	return bench.ServeCeiling(ctx, ln)
+}
+
+// measureCeiling runs the ingest load against the ceiling in a process of
+// its own, and returns the report and that process's CPU per event.
+func measureCeiling(ctx context.Context, c int, d time.Duration, orgs int) (bench.Report, float64, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return bench.Report{}, 0, err
+	}
+	cmd := exec.CommandContext(ctx, self, "-serve-ceiling", "127.0.0.1:0")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return bench.Report{}, 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return bench.Report{}, 0, fmt.Errorf("starting the ceiling: %w", err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	base, ok := strings.CutPrefix(strings.TrimSpace(line), "ceiling on ")
+	if err != nil || !ok {
+		return bench.Report{}, 0, fmt.Errorf("the ceiling did not say where it listens (%q): %v", line, err)
+	}
+	client, err := bench.NewClient(base, "sk_ceiling", c, "trail-bench-compare")
+	if err != nil {
+		return bench.Report{}, 0, err
+	}
+	ids := make([]string, orgs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("org_ceiling_%d", i)
+	}
+	before, _ := bench.ProcessCPU(cmd.Process.Pid)
+	rep, err := bench.Ingest(ctx, client, bench.IngestOptions{Load: bench.Load{Concurrency: c, Duration: d}, OrgIDs: ids, Target: "ceiling"})
+	if err != nil {
+		return rep, 0, err
+	}
+	after, ok := bench.ProcessCPU(cmd.Process.Pid)
+	if !ok || rep.Events == 0 {
+		return rep, 0, nil
+	}
+	return rep, float64((after - before).Microseconds()) / float64(rep.Events), nil
+}
+
 // cell is the median of one system at one concurrency.
 type cell struct {
 	eventsPerS, p99ms float64
+	cpuPerEvent       float64 // µs; 0 if unknown
 	peakRSS           int64
 	n                 int
 }
@@ -253,12 +334,16 @@ func medians(all []measurement) map[key]cell {
 	for k, ms := range groups {
 		eps := make([]float64, len(ms))
 		p99 := make([]float64, len(ms))
+		var cpu []float64
 		var rss int64
 		for i, m := range ms {
 			eps[i], p99[i] = m.eventsPerS, m.p99ms
+			if m.cpuPerEvent > 0 {
+				cpu = append(cpu, m.cpuPerEvent)
+			}
 			rss = max(rss, m.peakRSS)
 		}
-		out[k] = cell{eventsPerS: median(eps), p99ms: median(p99), peakRSS: rss, n: len(ms)}
+		out[k] = cell{eventsPerS: median(eps), p99ms: median(p99), cpuPerEvent: median(cpu), peakRSS: rss, n: len(ms)}
 	}
 	return out
 }
@@ -371,11 +456,12 @@ func writeReport(path, svgPath string, med map[key]cell, levels []int, info repo
 		machine(), time.Now().UTC().Format("2006-01-02"), info.runs, info.duration, info.orgs, info.took.Round(time.Second))
 	p("- **Trail**: a real `trail serve` (fresh data directory or database for each measurement) driven over loopback HTTP by `trail bench ingest`'s engine: closed loop, each client sending one event (`POST /audit_logs/events`, the WorkOS call) and waiting for its answer. An event is acknowledged only once durable, with its seq, search indexing and Merkle integration behind it.\n")
 	p("- **naive**: what most applications do — in process, no HTTP, one `INSERT` of the same canonical record per event, each its own transaction, from as many connections as clients (SQLite in WAL mode with synchronous=FULL; PostgreSQL with its default durability).\n")
-	p("- **bare**: the ceiling — one connection storing the same records 1,000 a transaction into a table with only its primary key (SQLite `INSERT`s; PostgreSQL `COPY`). Its latency is that of a 1,000-row transaction.\n\n")
+	p("- **bare**: the ceiling — one connection storing the same records 1,000 a transaction into a table with only its primary key (SQLite `INSERT`s; PostgreSQL `COPY`). Its latency is that of a 1,000-row transaction.\n")
+	p("- **no-storage HTTP ceiling**: a Go `net/http` server in a process of its own that decodes each event's JSON body and answers 200, storing nothing, driven by the same client: what single events over HTTP cost before anything is done with them.\n\n")
 	p("![Throughput and p99 latency against concurrency](%s)\n\n", relPath(path, svgPath))
 
-	p("| system | clients | events/s | p99 ms | × naive | × bare | peak RSS |\n")
-	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	p("| system | clients | events/s | p99 ms | × naive | × bare | × HTTP ceiling | server CPU µs/event | peak RSS |\n")
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, sys := range systems {
 		cs := levels
 		if sys.ceiling {
@@ -386,13 +472,21 @@ func writeReport(path, svgPath string, med map[key]cell, levels []int, info repo
 			if !ok {
 				continue
 			}
-			naive, bare := "—", "—"
-			if !sys.ceiling && !strings.HasSuffix(sys.name, "naive") {
+			naive, bare, ceil, cpu := "—", "—", "—", "—"
+			if strings.HasPrefix(sys.name, "trail-") {
+				if h, ok := med[key{httpCeiling, c}]; ok && h.eventsPerS > 0 {
+					ceil = fmt.Sprintf("%.2f×", m.eventsPerS/h.eventsPerS)
+				}
+			}
+			if m.cpuPerEvent > 0 {
+				cpu = fmt.Sprintf("%.0f", m.cpuPerEvent)
+			}
+			if sys.name != httpCeiling && !sys.ceiling && !strings.HasSuffix(sys.name, "naive") {
 				if n, ok := med[key{naiveOf(sys.backend), c}]; ok && n.eventsPerS > 0 {
 					naive = fmt.Sprintf("%.2f×", m.eventsPerS/n.eventsPerS)
 				}
 			}
-			if !sys.ceiling {
+			if !sys.ceiling && sys.name != httpCeiling {
 				if c0, ok := med[key{bareOf(sys.backend), 1}]; ok && c0.eventsPerS > 0 {
 					bare = fmt.Sprintf("%.2f×", m.eventsPerS/c0.eventsPerS)
 				}
@@ -405,10 +499,10 @@ func writeReport(path, svgPath string, med map[key]cell, levels []int, info repo
 			if m.peakRSS > 0 {
 				rss = fmt.Sprintf("%.0f MiB", float64(m.peakRSS)/(1<<20))
 			}
-			p("| %s | %s | %s | %.1f | %s | %s | %s |\n", sys.label, clients, thousands(m.eventsPerS), m.p99ms, naive, bare, rss)
+			p("| %s | %s | %s | %.1f | %s | %s | %s | %s | %s |\n", sys.label, clients, thousands(m.eventsPerS), m.p99ms, naive, bare, ceil, cpu, rss)
 		}
 	}
-	p("\n× naive: Trail's events/s divided by the naive approach's on the same database at the same concurrency. × bare: events/s divided by the bare ceiling of the same database.\n\n")
+	p("\n× naive: Trail's events/s divided by the naive approach's on the same database at the same concurrency. × bare: events/s divided by the bare ceiling of the same database. × HTTP ceiling: events/s divided by the no-storage HTTP ceiling's at the same concurrency. Server CPU: the server process's user and system time over the measurement, per acknowledged event (Trail: its `process_cpu_seconds_total`; the ceiling: `/proc`).\n\n")
 	if len(info.queries) > 0 {
 		p("## Queries\n\n")
 		p("First pages (50 events) of `GET /v1/events` over HTTP, the mix of `trail bench query` (%d clients, %s), after storing %s events over %d organizations in a fresh Trail. The baseline is the unfiltered newest page of the same run: × newest is a filter's p99 over it.\n\n",

@@ -34,8 +34,12 @@ func (l Load) describe(r *Report) {
 // IngestOptions configure an ingest run.
 type IngestOptions struct {
 	Load
-	Batch     int    // 0: single events (POST /audit_logs/events); N: batches of N (POST /v1/events/batch)
-	Orgs      int    // organizations to create and spread the events over
+	Batch int // 0: single events (POST /audit_logs/events); N: batches of N (POST /v1/events/batch)
+	Orgs  int // organizations to create and spread the events over
+	// OrgIDs, when set, are the organizations to spread the events over
+	// instead of creating Orgs new ones (a server that has them, or the
+	// no-storage ceiling, which has none).
+	OrgIDs    []string
 	EventSize int    // approximate JSON bytes of one event; 0: natural (~600)
 	Record    string // file to write the acknowledged events to; "" for none
 	Target    string // how the report names the server
@@ -54,10 +58,14 @@ func NewRunID() string {
 func Ingest(ctx context.Context, c *Client, opts IngestOptions) (Report, error) {
 	rep := Report{Mode: "ingest", RunID: NewRunID(), Target: opts.Target, Batch: opts.Batch, Orgs: opts.Orgs}
 	opts.describe(&rep)
-	orgs, err := c.CreateOrganizations(ctx, rep.RunID, opts.Orgs)
-	if err != nil {
-		return rep, err
+	orgs := opts.OrgIDs
+	var err error
+	if len(orgs) == 0 {
+		if orgs, err = c.CreateOrganizations(ctx, rep.RunID, opts.Orgs); err != nil {
+			return rep, err
+		}
 	}
+	rep.Orgs = len(orgs)
 	gen := NewEvents(rep.RunID, orgs, opts.EventSize)
 	rep.EventBytes = len(gen.Event(nil, 0))
 
