@@ -9,23 +9,39 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/trailaudit/trail/internal/store/sqlite"
 )
 
 // storageFlags are shared by every command that opens the database.
 type storageFlags struct {
 	Data     string // data directory: SQLite file, keys, secrets
 	Database string // "" = SQLite in Data
+	// SQLiteCacheMiB bounds SQLite's page caches, all connections
+	// together (sqlite.WithCache); 0 is the default.
+	SQLiteCacheMiB int64
 }
 
 func (s *storageFlags) register(fs *flag.FlagSet) {
 	setting{fs}.StringVar(&s.Data, "data", "TRAIL_DATA", "./trail-data", "data directory (SQLite database, signing key, secrets)")
 	setting{fs}.StringVar(&s.Database, "database", "TRAIL_DATABASE", "", "database URL; empty means SQLite in the data directory")
+	setting{fs}.Int64Var(&s.SQLiteCacheMiB, "sqlite-cache-mib", "TRAIL_SQLITE_CACHE_MIB", sqlite.DefaultCacheBytes>>20, "with SQLite, MiB of memory its page caches may hold, every connection together (the largest part of the server's memory beyond Go's own; docs/OPERATIONS.md)")
+}
+
+// sqliteCache is the SQLite cache budget the flags give.
+func (s *storageFlags) sqliteCache() sqlite.Option {
+	if s.SQLiteCacheMiB == 0 {
+		return sqlite.WithCache(sqlite.DefaultCacheBytes)
+	}
+	return sqlite.WithCache(s.SQLiteCacheMiB << 20)
 }
 
 func (s *storageFlags) sqlitePath() string { return filepath.Join(s.Data, "trail.db") }
 
 func (s *storageFlags) validate() error {
 	switch {
+	case s.SQLiteCacheMiB < 0:
+		return fmt.Errorf("--sqlite-cache-mib %d: give a number of MiB, at least 1", s.SQLiteCacheMiB)
 	case s.Database == "", s.postgres(),
 		strings.HasPrefix(s.Database, "sqlite:"), strings.HasPrefix(s.Database, "file:"):
 		return nil

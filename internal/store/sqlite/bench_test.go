@@ -121,7 +121,7 @@ func submissions(b *testing.B, n int) [][]store.Submission {
 // transaction.
 func BenchmarkBareInsert(b *testing.B) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(b.TempDir(), "bare.db"), false, true))
+	db, err := sql.Open("sqlite", dsn(filepath.Join(b.TempDir(), "bare.db"), false, true, 256<<20))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func openExports(ctx context.Context, path string, mode migrationMode) (*Exports
 		return nil, fmt.Errorf("couldn't open %s: %w", path, err)
 	}
 	f.Close()
-	db, err := sql.Open("sqlite", dsn(path, false, true))
+	db, err := sql.Open("sqlite", dsn(path, false, true, 8<<20))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open %s: %w", path, err)
 	}

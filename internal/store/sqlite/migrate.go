@@ -70,7 +70,7 @@ func fileSchemaEmpty(ctx context.Context, path string) (bool, error) {
 	if fi.Size() == 0 {
 		return true, nil
 	}
-	db, err := sql.Open("sqlite", dsn(path, true, false))
+	db, err := sql.Open("sqlite", dsn(path, true, false, 2<<20))
 	if err != nil {
 		return false, fmt.Errorf("couldn't open %s: %w", path, err)
 	}
@@ -108,7 +108,7 @@ func fileStatus(ctx context.Context, path, dir string) (store.SchemaStatus, erro
 		defer db.Close()
 		return schemaStatus(ctx, db, dir)
 	}
-	db, err := sql.Open("sqlite", dsn(path, true, false))
+	db, err := sql.Open("sqlite", dsn(path, true, false, 2<<20))
 	if err != nil {
 		return store.SchemaStatus{}, fmt.Errorf("couldn't open %s: %w", path, err)
 	}

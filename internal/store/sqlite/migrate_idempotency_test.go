@@ -13,7 +13,7 @@ import (
 func TestMigrateIdempotencyKeys(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "trail.db")
-	db, err := sql.Open("sqlite", dsn(path, false, true))
+	db, err := sql.Open("sqlite", dsn(path, false, true, 32<<20))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,7 @@ type Store struct {
 	lastPos, indexedMark atomic.Int64
 	backlogLimit         int64
 
+	opts               options
 	stopCheckpoints    func()
 	stopLogCheckpoints func() // the log file's checkpointer only
 	checkpoints        sync.WaitGroup
@@ -72,9 +73,44 @@ var _ store.Backend = (*Store)(nil)
 // to the current schema. It is for tests and tools that own their
 // database; trail's commands open with OpenCurrent and migrate only when
 // told to (Migrate).
-func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
-	return open(ctx, path, logger, applyPending)
+func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option) (*Store, error) {
+	return open(ctx, path, logger, applyPending, opts)
 }
+
+// DefaultCacheBytes is the memory SQLite may hold for the store's page
+// caches (every connection of the log and of the search index together)
+// unless WithCache says otherwise.
+const DefaultCacheBytes = 128 << 20
+
+// Option tunes how a Store is opened.
+type Option func(*options)
+
+type options struct {
+	cache int64 // bytes; see WithCache
+}
+
+// WithCache sets the memory SQLite may hold in page caches, every
+// connection of the log and of the search index together: each of the two
+// writers gets a quarter of it (at most 256 MiB), and the readers share the
+// other half equally (at most 32 MiB each). A connection past its share
+// reuses its least recently used pages rather than allocating more. Less
+// memory means more page reads from the operating system's file cache;
+// docs/OPERATIONS.md says how to size it.
+//
+// The budget is divided rather than enforced as SQLite's soft heap limit
+// because the driver's SQLite is built without memory statistics
+// (SQLITE_DEFAULT_MEMSTATUS=0), under which that limit is not enforced.
+func WithCache(bytes int64) Option {
+	return func(o *options) { o.cache = bytes }
+}
+
+// readers is how many connections each file's read pool opens at most.
+func readers() int { return max(4, runtime.GOMAXPROCS(0)*2) }
+
+// writerCache and readerCache are the cache_size of a writing and a
+// reading connection under the budget.
+func (o options) writerCache() int64 { return min(256<<20, o.cache/4) }
+func (o options) readerCache() int64 { return min(32<<20, o.cache/int64(4*readers())) }
 
 // OpenCurrent opens the database file at path as Open does, but changes
 // no schema: a missing file is refused, one with pending migrations with
@@ -82,11 +118,11 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 // store.ErrSchemaTooNew, both naming the versions. Only the search index
 // file, a projection rebuilt from the events, is created when it is
 // missing.
-func OpenCurrent(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+func OpenCurrent(ctx context.Context, path string, logger *slog.Logger, opts ...Option) (*Store, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("there is no database at %s: run `trail migrate` (or `trail serve`, which creates a new one) first", path)
 	}
-	return open(ctx, path, logger, requireCurrent)
+	return open(ctx, path, logger, requireCurrent, opts)
 }
 
 // migrationMode says what opening a file does about its schema.
@@ -97,7 +133,14 @@ const (
 	applyPending                        // apply them
 )
 
-func open(ctx context.Context, path string, logger *slog.Logger, mode migrationMode) (*Store, error) {
+func open(ctx context.Context, path string, logger *slog.Logger, mode migrationMode, opts []Option) (*Store, error) {
+	o := options{cache: DefaultCacheBytes}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.cache < 1<<20 {
+		return nil, fmt.Errorf("SQLite cache budget of %d bytes: give at least 1 MiB", o.cache)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -106,9 +149,9 @@ func open(ctx context.Context, path string, logger *slog.Logger, mode migrationM
 			return nil, fmt.Errorf("couldn't create database directory %s: %w", dir, err)
 		}
 	}
-	s := &Store{path: path, searchPath: SearchPath(path), logger: logger, recent: newRecentRecords()}
+	s := &Store{path: path, searchPath: SearchPath(path), logger: logger, recent: newRecentRecords(), opts: o}
 	var err error
-	if s.write, s.read, err = openPools(ctx, path, true, "migrations", mode); err != nil {
+	if s.write, s.read, err = openPools(ctx, path, true, "migrations", mode, o); err != nil {
 		return nil, err
 	}
 	if err := s.openSearch(ctx, mode); err != nil {
@@ -122,7 +165,9 @@ func open(ctx context.Context, path string, logger *slog.Logger, mode migrationM
 	ckCtx, stop := context.WithCancel(context.Background())
 	s.stopCheckpoints = stop
 	for _, path := range []string{s.path, s.searchPath} {
-		db, err := sql.Open("sqlite", dsn(path, false, path == s.path))
+		// A checkpoint copies WAL frames into the file without the page
+		// cache: a small one is enough.
+		db, err := sql.Open("sqlite", dsn(path, false, path == s.path, 2<<20))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("couldn't open %s for checkpoints: %w", path, err)
@@ -190,7 +235,7 @@ func SearchPath(path string) string {
 
 // openPools opens one file's writer and reader pools and migrates it with the
 // migrations in dir, or checks that it needs none (mode).
-func openPools(ctx context.Context, path string, durable bool, dir string, mode migrationMode) (write, read *sql.DB, err error) {
+func openPools(ctx context.Context, path string, durable bool, dir string, mode migrationMode, o options) (write, read *sql.DB, err error) {
 	// The file holds API key hashes and every event: readable by the
 	// owner only. SQLite gives the -wal and -shm files the mode of the
 	// database file, so creating it here first covers them too.
@@ -199,7 +244,7 @@ func openPools(ctx context.Context, path string, durable bool, dir string, mode 
 		return nil, nil, fmt.Errorf("couldn't open %s: %w", path, err)
 	}
 	f.Close()
-	write, err = sql.Open("sqlite", dsn(path, false, durable))
+	write, err = sql.Open("sqlite", dsn(path, false, durable, o.writerCache()))
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't open %s: %w", path, err)
 	}
@@ -222,12 +267,12 @@ func openPools(ctx context.Context, path string, durable bool, dir string, mode 
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	read, err = sql.Open("sqlite", dsn(path, true, durable))
+	read, err = sql.Open("sqlite", dsn(path, true, durable, o.readerCache()))
 	if err != nil {
 		write.Close()
 		return nil, nil, fmt.Errorf("couldn't open %s for reading: %w", path, err)
 	}
-	n := max(4, runtime.GOMAXPROCS(0)*2)
+	n := readers()
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 	return write, read, nil
@@ -258,7 +303,7 @@ func (s *Store) openSearch(ctx context.Context, mode migrationMode) error {
 		} else if empty {
 			searchMode = applyPending
 		}
-		if s.searchWrite, s.searchRead, err = openPools(ctx, s.searchPath, false, "search_migrations", searchMode); err != nil {
+		if s.searchWrite, s.searchRead, err = openPools(ctx, s.searchPath, false, "search_migrations", searchMode, s.opts); err != nil {
 			return err
 		}
 		var source string
@@ -294,7 +339,8 @@ func (s *Store) openSearch(ctx context.Context, mode migrationMode) error {
 // against power loss in WAL mode, which is what "acknowledged" means for the
 // log; the search file, rebuildable, uses NORMAL (consistent after a crash,
 // possibly missing its last commits, which the indexer redoes).
-func dsn(path string, readOnly, durable bool) string {
+// cache is the connection's page cache size in bytes.
+func dsn(path string, readOnly, durable bool, cache int64) string {
 	v := url.Values{}
 	v.Add("_pragma", "busy_timeout(10000)")
 	v.Add("_pragma", "journal_mode(WAL)")
@@ -305,13 +351,12 @@ func dsn(path string, readOnly, durable bool) string {
 	}
 	v.Add("_pragma", "foreign_keys(1)")
 	v.Add("_pragma", "temp_store(MEMORY)")
+	// A writer's cache keeps the hot right edges of every index in
+	// memory, so a commit writes only the pages it dirtied (WithCache).
+	v.Add("_pragma", fmt.Sprintf("cache_size(%d)", -max(cache>>10, 64))) // in KiB when negative
 	if readOnly {
 		v.Add("_pragma", "query_only(1)")
-		v.Add("_pragma", "cache_size(-32768)") // 32 MiB per reader
 	} else {
-		// A large cache keeps the hot right edges of every index in memory,
-		// so a commit writes only the pages it dirtied.
-		v.Add("_pragma", "cache_size(-262144)") // 256 MiB
 		// The writer never checkpoints: copying the WAL back into the
 		// database (and syncing it) inside a commit stalls every request
 		// waiting on that commit. A background checkpointer does it
