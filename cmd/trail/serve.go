@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -21,6 +22,11 @@ import (
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/store"
 )
+
+// goMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT is
+// set: above the most the server holds for events waiting for the search
+// indexer (160 MiB), with room for requests being parsed.
+const goMemoryLimit = 320 << 20
 
 type serveCommand struct {
 	stdout, stderr io.Writer
@@ -133,6 +139,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 
+	// Unless GOMEMLIMIT says otherwise, the Go heap is collected before it
+	// outgrows goMemoryLimit, rather than at twice its live size: a burst
+	// that holds many parsed events for the indexer then does not double
+	// the server's memory (docs/OPERATIONS.md, "Memory").
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(goMemoryLimit)
+	}
 	s := &server{c: c, logger: logger}
 	defer s.close()
 	if err := s.build(ctx); err != nil {

@@ -27,7 +27,7 @@ import (
 // the indexer is within it (readTailFromTable).
 const (
 	maxBacklogEvents = 100_000
-	maxBacklogBytes  = 256 << 20
+	maxBacklogBytes  = 128 << 20
 )
 
 // admit refuses an Append while the backlog is at its bound. It reads the

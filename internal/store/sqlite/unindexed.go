@@ -11,7 +11,7 @@ import (
 // the events it has not reached yet, counted as heldSize: above what
 // admit lets the backlog reach (maxBacklogBytes), so that the queue holds
 // every event of the backlog this process committed.
-const unindexedBudget = 320 << 20
+const unindexedBudget = 160 << 20
 
 // heldSize is what holding r costs, roughly: its record, and when it has a
 // draft, the draft's tail and the parsed values, which share a copy of the
