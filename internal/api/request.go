@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -25,8 +26,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > 0 {
 		size = int(r.ContentLength) + 1 // +1 lets ReadAll see EOF without growing
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	// Read into a buffer of the announced size, as io.ReadAll would but
+	// without its first small allocation; bytes.Buffer.ReadFrom would
+	// allocate a second buffer, wanting 512 bytes free before each read.
+	b, err := readAllInto(make([]byte, 0, size), http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -37,7 +40,24 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, &apiError{status: http.StatusBadRequest, code: "invalid_body",
 			message: "Couldn't read the request body: " + err.Error() + "."}
 	}
-	return buf.Bytes(), nil
+	return b, nil
+}
+
+// readAllInto appends everything r reads to b, growing it only when full.
+func readAllInto(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // decodeStrict decodes an administrative request body (one JSON object) into
