@@ -5,19 +5,22 @@
 //
 // Everything replicas must agree on is decided inside the database:
 //
-//   - Seqs. The append transaction advances each organization's next_seq
-//     with UPDATE … RETURNING, organizations in id order. The row lock it
-//     takes is held until commit, so an organization's seqs are handed out
-//     and committed in order, without gaps, whichever replica accepts the
+//   - Seqs. One statement per append (appendSQL in append.go) locks the
+//     organizations' rows in id order, advances each next_seq and inserts
+//     the events and targets numbered from the start it got; it is sent
+//     with the commit in one pipelined round trip. The row lock is held
+//     until that commit, so an organization's seqs are handed out and
+//     committed in order, without gaps, whichever replica accepts the
 //     events, while appends to other organizations proceed in parallel.
 //   - Idempotency. Keys are claimed with INSERT … ON CONFLICT before any
 //     organization is locked (keys first, then organizations: one global
 //     lock order, so appends never deadlock). A replica given a request
 //     that another replica is storing at that moment waits on the key's
 //     row, then answers with the stored result.
-//   - The ledger's integrated size is a compare-and-swap (UPDATE … WHERE
-//     integrated_size = old AND next_seq >= new); IntegrateBatch updates
-//     organizations in id order too.
+//   - The ledger's integrated size is a compare-and-swap (integrated_size
+//     = old AND next_seq >= new), for a whole batch of organizations in
+//     one statement that also stores their tiles and checkpoints
+//     (integrateSQL in ledger.go); it locks the rows in id order too.
 //   - Migrations run (ApplyMigrations, Open) under a session advisory
 //     lock on a dedicated connection (LockMigrations); OpenCurrent, what
 //     trail's commands use, only checks the schema version. Partitions are

@@ -183,77 +183,99 @@ func (s *Store) IntegrateBatch(ctx context.Context, batch []ledger.Integration) 
 	return errs, nil
 }
 
+// integrateSQL stores a batch of integrations in one statement: the
+// compare-and-swap of each organization's integrated size, and the tiles
+// and checkpoint of those that won. It runs as its own transaction in one
+// round trip, so the organizations' rows (which appends lock too) are
+// locked in id order and held only while it runs and commits, not across
+// several round trips. It returns the organizations that won.
+const integrateSQL = `WITH locked AS (
+	SELECT id FROM organizations WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE
+), won AS (
+	UPDATE organizations o SET integrated_size = u.new
+	FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u(id, new, old), locked l
+	WHERE o.id = u.id AND l.id = u.id AND o.integrated_size = u.old AND o.next_seq >= u.new
+	RETURNING o.id
+), tiles AS (
+	INSERT INTO ledger_tiles (organization_id, level, n, width, data)
+	SELECT t.org, t.level, t.n, t.width, t.data
+	FROM unnest($4::text[], $5::int[], $6::bigint[], $7::int[], $8::bytea[]) AS t(org, level, n, width, data)
+	JOIN won w ON w.id = t.org
+	ON CONFLICT (organization_id, level, n) DO UPDATE SET width = excluded.width, data = excluded.data
+), checkpoints AS (
+	INSERT INTO ledger_checkpoints (organization_id, size, note, created_at)
+	SELECT c.org, c.size, c.note, $11
+	FROM unnest($1::text[], $9::bigint[], $10::bytea[]) AS c(org, size, note)
+	JOIN won w ON w.id = c.org
+)
+SELECT id FROM won`
+
 func (s *Store) integrateTx(ctx context.Context, batch []ledger.Integration, order []int) ([]error, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't begin integration: %w", classify(err))
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-
-	// The compare-and-swaps first, pipelined; then the rows of the
-	// integrations that won, pipelined too.
-	cas := &pgx.Batch{}
+	// One integration per organization per statement: a second one
+	// (which the integrator never sends) goes in a statement of its own.
+	var orgs, torgs []string
+	var news, olds, ns []int64
+	var levels, widths []int32
+	var data, notes [][]byte
+	var rest []int
 	for _, i := range order {
 		in := batch[i]
-		cas.Queue(`UPDATE organizations SET integrated_size = $2 WHERE id = $1 AND integrated_size = $3 AND next_seq >= $2`,
-			in.OrganizationID, in.NewSize, in.OldSize)
-	}
-	won := make([]bool, len(batch))
-	br := tx.SendBatch(ctx, cas)
-	for _, i := range order {
-		tag, err := br.Exec()
-		if err != nil {
-			br.Close()
-			return nil, fmt.Errorf("couldn't advance integrated size of %s: %w", batch[i].OrganizationID, classify(err))
-		}
-		won[i] = tag.RowsAffected() == 1
-	}
-	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("couldn't advance integrated sizes: %w", classify(err))
-	}
-
-	errs := make([]error, len(batch))
-	rows := &pgx.Batch{}
-	now := time.Now()
-	for _, i := range order {
-		in := batch[i]
-		org := in.OrganizationID
-		if !won[i] {
-			var cur, next int64
-			err := tx.QueryRow(ctx, `SELECT integrated_size, next_seq FROM organizations WHERE id = $1`, org).Scan(&cur, &next)
-			if errors.Is(err, pgx.ErrNoRows) {
-				errs[i] = fmt.Errorf("organization %s: %w", org, store.ErrNotFound)
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("couldn't read log state of %s: %w", org, classify(err))
-			}
-			errs[i] = fmt.Errorf("log of %s is at integrated size %d with %d records, not %d with at least %d: %w",
-				org, cur, next, in.OldSize, in.NewSize, ledger.ErrSizeChanged)
+		if len(orgs) > 0 && orgs[len(orgs)-1] == in.OrganizationID {
+			rest = append(rest, i)
 			continue
 		}
-		if tiles := distinctTiles(in.Tiles); len(tiles) > 0 {
-			levels, ns, widths, data := make([]int32, len(tiles)), make([]int64, len(tiles)), make([]int32, len(tiles)), make([][]byte, len(tiles))
-			for j, t := range tiles {
-				levels[j], ns[j], widths[j], data[j] = int32(t.Tile.L), t.Tile.N, int32(t.Tile.W), t.Data
-			}
-			rows.Queue(`INSERT INTO ledger_tiles (organization_id, level, n, width, data)
-				SELECT $1, * FROM unnest($2::int[], $3::bigint[], $4::int[], $5::bytea[])
-				ON CONFLICT (organization_id, level, n) DO UPDATE SET width = excluded.width, data = excluded.data`,
-				org, levels, ns, widths, data)
-		}
-		rows.Queue(`INSERT INTO ledger_checkpoints (organization_id, size, note, created_at) VALUES ($1, $2, $3, $4)`,
-			org, in.NewSize, in.Checkpoint, now)
-	}
-	if rows.Len() > 0 {
-		if err := tx.SendBatch(ctx, rows).Close(); err != nil {
-			return nil, fmt.Errorf("couldn't store tiles and checkpoints of %d logs: %w", len(batch), classify(err))
+		orgs, news, olds, notes = append(orgs, in.OrganizationID), append(news, in.NewSize), append(olds, in.OldSize), append(notes, in.Checkpoint)
+		for _, t := range distinctTiles(in.Tiles) {
+			torgs, levels, ns = append(torgs, in.OrganizationID), append(levels, int32(t.Tile.L)), append(ns, t.Tile.N)
+			widths, data = append(widths, int32(t.Tile.W)), append(data, t.Data)
 		}
 	}
-	// If the process dies before this returns, the transaction either
+	// If the process dies before this returns, the statement either
 	// committed or did not; the integrator re-reads the state.
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("couldn't commit integration of %d logs: %w", len(batch), classify(err))
+	rows, err := s.pool.Query(ctx, integrateSQL, orgs, news, olds, torgs, levels, ns, widths, data, news, notes, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't integrate %d logs: %w", len(orgs), classify(err))
+	}
+	won, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("couldn't integrate %d logs: %w", len(orgs), classify(err))
+	}
+	errs := make([]error, len(batch))
+	for _, i := range order {
+		if slices.Contains(rest, i) {
+			continue
+		}
+		in := batch[i]
+		if slices.Contains(won, in.OrganizationID) {
+			continue
+		}
+		st, err := s.LogState(ctx, in.OrganizationID)
+		if errors.Is(err, store.ErrNotFound) {
+			errs[i] = err
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		errs[i] = fmt.Errorf("log of %s is at integrated size %d with %d records, not %d with at least %d: %w",
+			in.OrganizationID, st.IntegratedSize, st.NextSeq, in.OldSize, in.NewSize, ledger.ErrSizeChanged)
+	}
+	if len(rest) > 0 {
+		sub := make([]ledger.Integration, len(rest))
+		for j, i := range rest {
+			sub[j] = batch[i]
+		}
+		subOrder := make([]int, len(sub))
+		for j := range subOrder {
+			subOrder[j] = j
+		}
+		more, err := s.integrateTx(ctx, sub, subOrder)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range rest {
+			errs[i] = more[j]
+		}
 	}
 	return errs, nil
 }
