@@ -75,6 +75,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 	if len(subs) == 0 {
 		return []store.AppendResult{}, nil
 	}
+	s.startGINCleaner()
 	// Search fields do not depend on the seq: they are derived before the
 	// transaction, so that organizations' rows stay locked only while the
 	// rows are written.

@@ -46,6 +46,12 @@ type Store struct {
 		mu   sync.Mutex
 		conn *pgx.Conn
 	}
+
+	cleaner struct { // the GIN pending-list cleaner (ginclean.go)
+		once sync.Once
+		stop context.CancelFunc
+		done chan struct{}
+	}
 }
 
 type actionKey struct{ org, action string }
@@ -147,6 +153,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Close closes the pool, waiting for connections in use to be released.
 func (s *Store) Close() error {
+	s.stopGINCleaner()
 	s.ping.mu.Lock()
 	if s.ping.conn != nil {
 		s.ping.conn.Close(context.Background())
