@@ -83,6 +83,7 @@ func main() {
 		querySeed   = flag.Int64("query-seed", 1_000_000, "events stored before the query runs (0 skips them)")
 		queryConc   = flag.Int("query-concurrency", 4, "clients of the query runs")
 		ceilingAddr = flag.String("serve-ceiling", "", "serve the no-storage HTTP ceiling on this address and do nothing else (how this program runs it in a process of its own)")
+		only        = flag.String("systems", "", "comma-separated systems to measure (default all: "+systemNames()+")")
 	)
 	flag.Parse()
 	if *ceilingAddr != "" {
@@ -127,6 +128,9 @@ func main() {
 	}
 	for run := 1; run <= *runs; run++ {
 		for _, sys := range systems {
+			if *only != "" && !slices.Contains(strings.Split(*only, ","), sys.name) {
+				continue
+			}
 			cs := levels
 			if sys.ceiling {
 				cs = []int{1}
@@ -172,6 +176,15 @@ func main() {
 	fmt.Fprintf(os.Stderr, "wrote %s and %s\n", *out, *svg)
 }
 
+// systemNames lists the systems -systems can name.
+func systemNames() string {
+	names := make([]string, len(systems))
+	for i, s := range systems {
+		names[i] = s.name
+	}
+	return strings.Join(names, ",")
+}
+
 func parseLevels(s string) ([]int, error) {
 	var levels []int
 	for _, f := range strings.Split(s, ",") {
@@ -202,7 +215,7 @@ func measure(ctx context.Context, system string, c int, d time.Duration, orgs in
 			if err != nil {
 				return m, err
 			}
-			opts.Args = []string{"--database", dsn}
+			opts.Args = []string{"--database", dsn, "--log-origin", "bench.trail.example/audit"}
 		}
 		srv, err := bench.StartEmbedded(ctx, opts)
 		if err != nil {
@@ -387,7 +400,7 @@ func measureQueries(ctx context.Context, backend string, seed int64, c int, d ti
 		if err != nil {
 			return q, err
 		}
-		opts.Args = []string{"--database", dsn}
+		opts.Args = []string{"--database", dsn, "--log-origin", "bench.trail.example/audit"}
 	}
 	srv, err := bench.StartEmbedded(ctx, opts)
 	if err != nil {
