@@ -153,43 +153,61 @@ func sameAccepted(a, b []event.Accepted) bool {
 }
 
 func testAppend(t *testing.T, open func(t *testing.T) store.Backend) {
-	t.Run("SeqsContiguous", func(t *testing.T) {
-		s := open(t)
-		orgs := []string{orgID("A", 1), orgID("A", 2), orgID("A", 3)}
-		for _, o := range orgs {
-			mustCreateOrg(t, s, o, t0)
-		}
-		ap := newAppender(t, s, 1)
-		next := map[string]int64{}
-		rng := rand.New(rand.NewPCG(2, 2))
-		for call := range 12 {
-			// Each call: 1–4 submissions of 1–5 events, organizations interleaved
-			// within submissions and across them.
-			var subs []store.Submission
-			for range 1 + rng.IntN(4) {
-				var os []string
-				for range 1 + rng.IntN(5) {
-					os = append(os, orgs[rng.IntN(len(orgs))])
-				}
-				subs = append(subs, ap.sub(os...))
+	// Calls of a few events, and calls of hundreds (a store may write
+	// large group commits another way), each with an idempotency key on
+	// its first submission, replayed after.
+	for _, tc := range []struct {
+		name                string
+		calls, subs, events int // at most subs submissions of at least minEvents, at most events events
+		minEvents           int
+	}{
+		{name: "small", calls: 12, subs: 4, events: 5, minEvents: 1},
+		{name: "large", calls: 3, subs: 3, events: 160, minEvents: 100},
+	} {
+		t.Run("SeqsContiguous/"+tc.name, func(t *testing.T) {
+			s := open(t)
+			orgs := []string{orgID("A", 1), orgID("A", 2), orgID("A", 3)}
+			for _, o := range orgs {
+				mustCreateOrg(t, s, o, t0)
 			}
-			res := ap.appendOK(t0, subs...)
-			for i, sub := range subs {
-				ap.checkAccepted(fmt.Sprintf("call %d submission %d", call, i), sub, res[i])
-				for j, a := range res[i].Events {
-					if a.Seq != next[a.OrganizationID] {
-						t.Fatalf("call %d submission %d event %d of %s got seq %d, want %d (seqs start at 0 and are contiguous per organization)",
-							call, i, j, a.OrganizationID, a.Seq, next[a.OrganizationID])
+			ap := newAppender(t, s, 1)
+			next := map[string]int64{}
+			rng := rand.New(rand.NewPCG(2, 2))
+			for call := range tc.calls {
+				// Each call: submissions of several events, organizations
+				// interleaved within submissions and across them.
+				var subs []store.Submission
+				for range 1 + rng.IntN(tc.subs) {
+					var os []string
+					for range tc.minEvents + rng.IntN(tc.events-tc.minEvents+1) {
+						os = append(os, orgs[rng.IntN(len(orgs))])
 					}
-					next[a.OrganizationID]++
+					subs = append(subs, ap.sub(os...))
 				}
-				ap.checkStored(res[i].Events...)
+				key := fmt.Sprintf("contiguous-%s-%d", tc.name, call)
+				subs[0] = idempotent(subs[0], key, key)
+				res := ap.appendOK(t0, subs...)
+				for i, sub := range subs {
+					ap.checkAccepted(fmt.Sprintf("call %d submission %d", call, i), sub, res[i])
+					for j, a := range res[i].Events {
+						if a.Seq != next[a.OrganizationID] {
+							t.Fatalf("call %d submission %d event %d of %s got seq %d, want %d (seqs start at 0 and are contiguous per organization)",
+								call, i, j, a.OrganizationID, a.Seq, next[a.OrganizationID])
+						}
+						next[a.OrganizationID]++
+					}
+					ap.checkStored(res[i].Events...)
+				}
+				ap.wantNextSeq(next)
+				again := ap.appendOK(t0, subs[0])
+				if !again[0].Replayed || !sameAccepted(again[0].Events, res[0].Events) {
+					t.Fatalf("call %d: replay of key %s = %+v, want the first result %+v", call, key, again[0], res[0])
+				}
 			}
-			ap.wantNextSeq(next)
-		}
-		// Other organizations' logs are untouched.
-		ap.wantNextSeq(map[string]int64{store.SystemOrganizationID: 0})
-	})
+			// Other organizations' logs are untouched.
+			ap.wantNextSeq(map[string]int64{store.SystemOrganizationID: 0})
+		})
+	}
 
 	t.Run("Empty", func(t *testing.T) {
 		s := open(t)
