@@ -51,8 +51,10 @@ func (s *Store) cleanGIN(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			// The database is away, or this is a standby: appends
-			// then merge the list themselves, as they would anyway.
+			// The database is away, this is a standby, or the role
+			// does not own the index (gin_clean_pending_list asks
+			// for that): appends then merge the list themselves, as
+			// they would anyway.
 			if failures++; failures == 1 || failures%240 == 0 {
 				s.logger.Warn("couldn't merge the free-text index's pending entries", "failures", failures, "err", classify(err))
 			}
