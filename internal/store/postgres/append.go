@@ -571,8 +571,9 @@ func (s *Store) appendError(err error, n int) error {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "TRL01":
-			// Known, yet not there: the database is not the one it was
-			// (restored from a backup). Forget what was cached.
+			// Known, yet not there: the organization was deleted since
+			// (store.OrganizationLifecycle), or the database is not the
+			// one it was (restored from a backup). Forget what was cached.
 			s.known.Clear()
 			return errRetryAppend
 		case "TRL02":
