@@ -58,7 +58,17 @@ type Definition struct {
 	// Metadata is the event's metadata; nil when the schema does not
 	// describe it (it is then not checked).
 	Metadata Metadata
+	// DisplayName and Description are how the Admin Portal shows the
+	// events of this action and version ("" : the action's code); they
+	// check nothing.
+	DisplayName, Description string
 }
+
+// Limits of an action schema's display texts.
+const (
+	MaxDisplayName = 100
+	MaxDescription = 500
+)
 
 // wire shapes, as the WorkOS SDKs send and read them.
 
@@ -82,9 +92,11 @@ type actorJSON struct {
 
 // ActionJSON is the definition part of WorkOS's audit_log_schema object.
 type ActionJSON struct {
-	Targets  []targetJSON  `json:"targets"`
-	Actor    actorJSON     `json:"actor"`
-	Metadata *metadataJSON `json:"metadata"`
+	Targets     []targetJSON  `json:"targets"`
+	Actor       actorJSON     `json:"actor"`
+	Metadata    *metadataJSON `json:"metadata"`
+	DisplayName string        `json:"display_name,omitempty"`
+	Description string        `json:"description,omitempty"`
 }
 
 // ActorJSON is the definition part of Trail's actor_schema object.
@@ -102,7 +114,8 @@ func metaJSON(m Metadata) metadataJSON {
 
 // WireAction is d in WorkOS's shape, for answers.
 func (d *Definition) WireAction() ActionJSON {
-	out := ActionJSON{Targets: make([]targetJSON, len(d.Targets)), Actor: actorJSON{Metadata: metaJSON(d.Actor)}}
+	out := ActionJSON{Targets: make([]targetJSON, len(d.Targets)), Actor: actorJSON{Metadata: metaJSON(d.Actor)},
+		DisplayName: d.DisplayName, Description: d.Description}
 	for i, t := range d.Targets {
 		out.Targets[i] = targetJSON{Type: t.Type}
 		if t.Metadata != nil {
@@ -146,17 +159,20 @@ func Decode(body []byte) (*Definition, error) {
 // ParseAction parses and checks the body of POST
 // /audit_logs/actions/{action}/schemas: {"targets":[{"type":…,"metadata":
 // {"type":"object","properties":{k:{"type":T}}}}],"actor":{"metadata":…},
-// "metadata":…}. targets is required (it may be empty: then the events
-// may have no target); actor and metadata are optional. Unknown fields are
-// refused. Every problem is reported, with its path.
+// "metadata":…, "display_name":…, "description":…}. targets is required
+// (it may be empty: then the events may have no target); actor, metadata
+// and the display texts (Trail's, for the Admin Portal) are optional.
+// Unknown fields are refused. Every problem is reported, with its path.
 func ParseAction(body []byte) (*Definition, []event.FieldError) {
 	p := &parser{}
 	obj, ok := p.object(body, "")
 	if !ok {
 		return nil, p.errs
 	}
-	p.unknown(obj, "", "targets", "actor", "metadata")
+	p.unknown(obj, "", "targets", "actor", "metadata", "display_name", "description")
 	d := &Definition{}
+	d.DisplayName = p.display(obj["display_name"], "display_name", MaxDisplayName)
+	d.Description = p.display(obj["description"], "description", MaxDescription)
 	raw, ok := obj["targets"]
 	switch {
 	case !ok || isNull(raw):
@@ -281,6 +297,25 @@ func (p *parser) unknown(obj map[string]json.RawMessage, path string, known ...s
 	for _, k := range names {
 		p.add(join(path, keyName(k)), "unknown_field", fmt.Sprintf("is not a field of a schema (expected %s); remove it", strings.Join(known, ", ")))
 	}
+}
+
+// display reads an optional display text: a string of at most max
+// characters without control characters.
+func (p *parser) display(raw json.RawMessage, path string, max int) string {
+	var s string
+	switch {
+	case raw == nil || isNull(raw):
+		return ""
+	case json.Unmarshal(raw, &s) != nil:
+		p.add(path, event.CodeInvalidType, "must be a string")
+	case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
+		p.add(path, event.CodeInvalidValue, "must be text without control characters")
+	case utf8.RuneCountInString(s) > max:
+		p.add(path, event.CodeInvalidValue, fmt.Sprintf("must be at most %d characters", max))
+	default:
+		return strings.TrimSpace(s)
+	}
+	return ""
 }
 
 // typeName reads a target type: a string of 1 to 1000 characters without

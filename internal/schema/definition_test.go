@@ -88,6 +88,10 @@ func TestParseActionErrors(t *testing.T) {
 		{"long key", `{"targets":[],"metadata":{"properties":{"` + strings.Repeat("k", 41) + `":{"type":"string"}}}}`, []event.FieldError{{Field: `metadata.properties."` + strings.Repeat("k", 40) + `…"`, Code: event.CodeInvalidFormat}}},
 		{"actor not object", `{"targets":[],"actor":"user"}`, []event.FieldError{{Field: "actor", Code: event.CodeInvalidType}}},
 		{"actor unknown field", `{"targets":[],"actor":{"type":"user"}}`, []event.FieldError{{Field: "actor.type", Code: "unknown_field"}}},
+		{"display name not a string", `{"targets":[],"display_name":3}`, []event.FieldError{{Field: "display_name", Code: event.CodeInvalidType}}},
+		{"display name control", `{"targets":[],"display_name":"a\u0007"}`, []event.FieldError{{Field: "display_name", Code: event.CodeInvalidValue}}},
+		{"display name too long", `{"targets":[],"display_name":"` + strings.Repeat("é", MaxDisplayName+1) + `"}`, []event.FieldError{{Field: "display_name", Code: event.CodeInvalidValue}}},
+		{"description too long", `{"targets":[],"description":"` + strings.Repeat("x", MaxDescription+1) + `"}`, []event.FieldError{{Field: "description", Code: event.CodeInvalidValue}}},
 		{"every problem at once", `{"targets":[{"type":""},{"type":"x","metadata":{"properties":{"n":{"type":"int"}}}}],"metadata":{"type":"object","properties":{"ok":{"type":"string"},"b":{"type":"bool"}}}}`,
 			[]event.FieldError{{Field: "targets[0].type", Code: event.CodeRequired}, {Field: "targets[1].metadata.properties.n.type", Code: event.CodeInvalidValue}, {Field: "metadata.properties.b.type", Code: event.CodeInvalidValue}}},
 	} {
@@ -103,6 +107,36 @@ func TestParseActionErrors(t *testing.T) {
 				if e.Field != tc.want[i].Field || e.Code != tc.want[i].Code || e.Message == "" {
 					t.Errorf("error %d = %+v, want field %q code %q with a message", i, e, tc.want[i].Field, tc.want[i].Code)
 				}
+			}
+		})
+	}
+}
+
+// TestDisplayTexts: an action schema's display name and description are
+// kept, encoded and decoded back; absent, they stay out of the encoding.
+func TestDisplayTexts(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, wantName, wantDesc string
+	}{
+		{"both", `{"targets":[],"display_name":" Role changed ","description":"A member's role changed."}`, "Role changed", "A member's role changed."},
+		{"none", `{"targets":[]}`, "", ""},
+		{"null", `{"targets":[],"display_name":null}`, "", ""},
+		{"markup is text", `{"targets":[],"display_name":"<b>Rôle</b> \u05e9"}`, "<b>Rôle</b> \u05e9", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, errs := ParseAction([]byte(tc.body))
+			if errs != nil {
+				t.Fatalf("ParseAction: %+v", errs)
+			}
+			back, err := Decode(d.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back.DisplayName != tc.wantName || back.Description != tc.wantDesc {
+				t.Errorf("got %q / %q, want %q / %q", back.DisplayName, back.Description, tc.wantName, tc.wantDesc)
+			}
+			if tc.wantName == "" && strings.Contains(string(d.Encode()), "display_name") {
+				t.Errorf("encoding %s names an empty display name", d.Encode())
 			}
 		})
 	}
