@@ -92,8 +92,33 @@ type PortalQueries interface {
 	EventHistogram(ctx context.Context, org string, from time.Time, step time.Duration, n int) ([]int64, error)
 }
 
+// PortalSettings are one organization's Admin Portal settings, over the
+// deployment's (docs/PORTAL.md, "Branding"; docs/EMBEDDING.md): its look,
+// and the origins whose pages may show the portal in an iframe. Empty
+// fields take the deployment's.
+type PortalSettings struct {
+	OrganizationID string
+	ProductName    string
+	Accent         string // #RRGGBB, or ""
+	Logo           []byte // nil: the deployment's
+	LogoType       string // the logo's media type
+	FrameOrigins   []string
+	UpdatedAt      time.Time
+}
+
+// PortalSettingsStore stores organizations' portal settings.
+type PortalSettingsStore interface {
+	// PortalSettings returns org's settings; ErrNotFound when none were
+	// ever set.
+	PortalSettings(ctx context.Context, org string) (PortalSettings, error)
+	// SetPortalSettings replaces s.OrganizationID's settings with s;
+	// ErrNotFound when there is no such organization.
+	SetPortalSettings(ctx context.Context, s PortalSettings) error
+}
+
 // PortalStore is what the Admin Portal needs beyond Store.
 type PortalStore interface {
 	PortalLinks
 	PortalQueries
+	PortalSettingsStore
 }

@@ -20,6 +20,7 @@ func runPortal(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("RedeemOnceConcurrently", func(t *testing.T) { testPortalRedeemRace(t, open(t)) })
 	t.Run("Sessions", func(t *testing.T) { testPortalSessions(t, open(t)) })
 	t.Run("RevokeUserLinks", func(t *testing.T) { testPortalRevokeUser(t, open(t)) })
+	t.Run("Settings", func(t *testing.T) { testPortalSettings(t, open(t)) })
 	for _, ix := range []indexing{indexedFully, indexedPartly, indexedNone} {
 		// Like search, they include every acknowledged event, whatever
 		// the indexer has reached.
@@ -409,4 +410,47 @@ func testPortalHistogram(t *testing.T, s store.Backend, ix indexing) {
 			t.Errorf("EventHistogram(step %s, n %d) = nil error, want one", bad.step, bad.n)
 		}
 	}
+}
+
+// testPortalSettings: an organization's portal settings are stored whole,
+// replaced whole, kept apart from another organization's, and refused for
+// an organization that does not exist.
+func testPortalSettings(t *testing.T, s store.Backend) {
+	ctx := ctxOf(t)
+	org := mustCreateOrg(t, s, orgID("S", 1), t0).ID
+	other := mustCreateOrg(t, s, orgID("S", 2), t0).ID
+	_, err := s.PortalSettings(ctx, org)
+	wantErr(t, "PortalSettings before any is set", err, store.ErrNotFound)
+	logo := []byte("\x89PNG\r\n\x1a\n\x00\x00 a logo's bytes, NUL and all")
+	full := store.PortalSettings{OrganizationID: org, ProductName: "Acme \"Audit\" <Log>", Accent: "#0a7e3b",
+		Logo: logo, LogoType: "image/png", FrameOrigins: []string{"https://app.example.com", "http://localhost:3000"},
+		UpdatedAt: t0.Add(time.Minute)}
+	tests := []struct {
+		name string
+		set  store.PortalSettings
+	}{
+		{"everything", full},
+		{"replaced by less", store.PortalSettings{OrganizationID: org, Accent: "#123456", UpdatedAt: t0.Add(2 * time.Minute)}},
+		{"everything again", full},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.SetPortalSettings(ctx, tt.set); err != nil {
+				t.Fatalf("SetPortalSettings: %v", err)
+			}
+			got, err := s.PortalSettings(ctx, org)
+			if err != nil {
+				t.Fatalf("PortalSettings: %v", err)
+			}
+			want := tt.set
+			if got.ProductName != want.ProductName || got.Accent != want.Accent || string(got.Logo) != string(want.Logo) ||
+				got.LogoType != want.LogoType || !slices.Equal(got.FrameOrigins, want.FrameOrigins) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+				t.Errorf("PortalSettings = %+v, want %+v", got, want)
+			}
+		})
+	}
+	_, err = s.PortalSettings(ctx, other)
+	wantErr(t, "another organization's settings", err, store.ErrNotFound)
+	err = s.SetPortalSettings(ctx, store.PortalSettings{OrganizationID: "org_does_not_exist", UpdatedAt: t0})
+	wantErr(t, "SetPortalSettings of an unknown organization", err, store.ErrNotFound)
 }
