@@ -70,6 +70,7 @@ type serveCommand struct {
 	replication replicateFlags // --replicate (docs/BACKUP.md)
 
 	archive archiveFlags // --archive (docs/ARCHIVE.md)
+	portal  portalFlags  // the Admin Portal's brand and embedding (docs/PORTAL.md)
 }
 
 func (c *serveCommand) flags() *flag.FlagSet {
@@ -106,6 +107,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs.BoolVar(&c.migrate, "migrate", envString("TRAIL_MIGRATE", "") == "true", "apply pending schema migrations (Trail's and River's) before serving, as trail migrate does; without it only a new, empty database is initialised and one with pending migrations is refused [TRAIL_MIGRATE]")
 	c.replication.register(fs)
 	c.archive.register(fs)
+	c.portal.register(fs)
 	fs.BoolVar(&c.checkConfig, "check-config", false, "check every setting (flags, TRAIL_… variables and the files they name) and exit: 0 when all are valid, 2 naming the first that is not")
 	return fs
 }
@@ -431,6 +433,9 @@ func (c *serveCommand) validate() error {
 		return err
 	}
 	if _, err := c.archive.open(); err != nil {
+		return err
+	}
+	if _, err := c.portal.options(); err != nil {
 		return err
 	}
 	if _, _, err := net.SplitHostPort(c.listen); err != nil {

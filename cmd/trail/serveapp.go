@@ -333,7 +333,7 @@ func (s *server) buildAPI(context.Context) error {
 		lifecycle.Archive, lifecycle.ArchiveDefault, lifecycle.ArchiveLocation = st, c.archive.all, s.archiver.Store().String()
 	}
 	portalConfig, err := newPortal(s.workers, st, s.signer, s.keys, publicURL, logger, streamManager, audit,
-		s.exports.svc, s.logStorage, portalWitnesses(s.cosigner), s.tail, archiveNote(st, s.archiver))
+		s.exports.svc, s.logStorage, portalWitnesses(s.cosigner), s.tail, archiveNote(st, s.archiver), c.portal)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ const maxActionOptions = 500
 type eventsData struct {
 	Filter       filter
 	Active       bool
+	Summary      []string // the filters set, for the folded filter line
 	Problems     []string
 	Actions      []actionOption
 	Rows         []eventRow
@@ -36,8 +37,10 @@ type eventsData struct {
 }
 
 type actionOption struct {
-	Name     string
+	Name     string // the action's code
+	Label    string // its display name (the code when it has none)
 	Selected bool
+	Trail    bool // one of Trail's own actions ("access to this log")
 }
 
 // eventRow is one line of the events table.
@@ -47,6 +50,8 @@ type eventRow struct {
 	URL        string
 	OccurredAt time.Time
 	Action     string
+	Label      string // the action's display name, or its code
+	Trail      bool   // one of Trail's own events ("access to this log")
 	Actor      entityView
 	Targets    []entityView
 	MoreTarget int
@@ -84,39 +89,58 @@ func (p *Portal) events(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
 	f, problems := parseFilter(r.URL.Query())
 	d := eventsData{Filter: f, Active: f.active(), Problems: problems}
+	lang := p.locales.pick(r)
 	status := http.StatusOK
 	actions, err := p.cfg.Store.OrganizationActions(r.Context(), s.Org, maxActionOptions)
 	if err != nil {
 		p.fail(w, r, s, err)
 		return
 	}
+	known := slices.Clone(actions)
 	for _, a := range f.Actions {
 		if !slices.Contains(actions, a) { // from a shared URL, or not indexed yet
 			actions = append(actions, a)
 		}
 	}
-	slices.Sort(actions)
+	labels := p.actionLabels(r.Context(), actions)
+	slices.SortFunc(actions, func(a, b string) int {
+		// The application's actions first, then Trail's own.
+		if ta, tb := strings.HasPrefix(a, trailPrefix), strings.HasPrefix(b, trailPrefix); ta != tb {
+			if ta {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a, b)
+	})
+	d.Summary = f.summary(lang, labels)
 	for _, a := range actions {
-		d.Actions = append(d.Actions, actionOption{Name: a, Selected: slices.Contains(f.Actions, a)})
+		d.Actions = append(d.Actions, actionOption{Name: a, Label: labels.label(a), Selected: slices.Contains(f.Actions, a),
+			Trail: strings.HasPrefix(a, trailPrefix)})
 	}
 	if len(problems) == 0 {
-		page, err := p.cfg.Store.SearchEvents(r.Context(), f.query(s.Org))
-		switch {
-		case errors.Is(err, store.ErrInvalidCursor):
-			d.Problems = append(d.Problems, "The page cursor is not valid; go back to the first page.")
-		case err != nil:
-			p.fail(w, r, s, err)
-			return
-		default:
-			if d.Rows, err = rows(page.Events); err != nil {
+		if !f.resolve(known) {
+			d.Filter = f // nothing can match: no query
+		} else {
+			d.Filter = f
+			page, err := p.cfg.Store.SearchEvents(r.Context(), f.query(s.Org))
+			switch {
+			case errors.Is(err, store.ErrInvalidCursor):
+				d.Problems = append(d.Problems, "The page cursor is not valid; go back to the first page.")
+			case err != nil:
 				p.fail(w, r, s, err)
 				return
-			}
-			if page.Before != "" {
-				d.Newer = f.link("/portal/events", "before", page.Before)
-			}
-			if page.After != "" {
-				d.Older = f.link("/portal/events", "after", page.After)
+			default:
+				if d.Rows, err = p.rows(page.Events, labels); err != nil {
+					p.fail(w, r, s, err)
+					return
+				}
+				if page.Before != "" {
+					d.Newer = f.link("/portal/events", "before", page.Before)
+				}
+				if page.After != "" {
+					d.Older = f.link("/portal/events", "after", page.After)
+				}
 			}
 		}
 	}
@@ -129,7 +153,7 @@ func (p *Portal) events(w http.ResponseWriter, r *http.Request) {
 	if len(d.Problems) > 0 {
 		status = http.StatusBadRequest
 	} else {
-		d.Histogram = histogramFor(f, p.cfg.Now())
+		d.Histogram = histogramFor(f, p.cfg.Now(), lang)
 	}
 	if p.cfg.Archived != nil {
 		d.ArchiveNote = p.cfg.Archived(r.Context(), s.Org)
@@ -150,7 +174,10 @@ func sourceName(source string) string {
 	return source
 }
 
-func rows(evs []store.StoredEvent) ([]eventRow, error) {
+// rows are the events table's lines. Trail's own events done by the
+// vendor show the vendor (vendorActor), not its internal key ids and
+// addresses; they stay in the record and its proof.
+func (p *Portal) rows(evs []store.StoredEvent, labels actionLabels) ([]eventRow, error) {
 	out := make([]eventRow, 0, len(evs))
 	for _, e := range evs {
 		rec, err := event.ParseRecord(e.Record)
@@ -158,7 +185,11 @@ func rows(evs []store.StoredEvent) ([]eventRow, error) {
 			return nil, fmt.Errorf("couldn't decode event %s (seq %d) of %s: %w", e.ID, e.Seq, e.OrganizationID, err)
 		}
 		row := eventRow{ID: e.ID, Seq: e.Seq, URL: "/portal/events/" + e.ID, OccurredAt: rec.OccurredAt,
-			Action: rec.Action, Actor: entity(rec.Actor, nil), Location: rec.Location}
+			Action: rec.Action, Label: labels.label(rec.Action), Trail: strings.HasPrefix(rec.Action, trailPrefix),
+			Actor: entity(rec.Actor, nil), Location: rec.Location}
+		if p.byVendor(rec.Action, rec.Actor) {
+			row.Actor, row.Location = p.vendorActor(), ""
+		}
 		if rec.Imported != nil {
 			row.Imported = sourceName(rec.Imported.Source)
 		}
@@ -177,6 +208,12 @@ func rows(evs []store.StoredEvent) ([]eventRow, error) {
 
 type eventData struct {
 	ID, Action string
+	Label      actionText
+	Trail      bool // one of Trail's own events
+	// ByVendor: the actor is the application's operator, shown by the
+	// deployment's vendor name; its key ids and addresses are left out of
+	// the page (the record keeps them: its hash is what the proof proves).
+	ByVendor   bool
 	Seq        int64
 	Version    int64
 	OccurredAt time.Time
@@ -225,7 +262,13 @@ func (p *Portal) eventDetail(w http.ResponseWriter, r *http.Request) {
 	}
 	d := eventData{ID: e.ID, Seq: e.Seq, Action: rec.Action, Version: rec.Version, OccurredAt: rec.OccurredAt,
 		ReceivedAt: rec.ReceivedAt, Actor: entity(rec.Actor, rec.ActorMetadata), Location: rec.Location,
-		UserAgent: rec.UserAgent, Metadata: metadata(rec.Metadata), Back: "/portal/events"}
+		UserAgent: rec.UserAgent, Metadata: metadata(rec.Metadata), Back: "/portal/events",
+		Label: p.versionLabel(r.Context(), rec.Action, rec.Version), Trail: strings.HasPrefix(rec.Action, trailPrefix)}
+	if p.byVendor(rec.Action, rec.Actor) {
+		d.ByVendor = true
+		d.Actor, d.Location, d.UserAgent = p.vendorActor(), "", ""
+		d.Metadata = slices.DeleteFunc(d.Metadata, func(m kv) bool { return m.Key == "request_id" })
+	}
 	if rec.Imported != nil {
 		d.Imported = &importView{Source: sourceName(rec.Imported.Source), ID: rec.Imported.ID}
 	}
@@ -241,9 +284,13 @@ func (p *Portal) eventDetail(w http.ResponseWriter, r *http.Request) {
 		d.Targets = append(d.Targets, entity(t, md))
 	}
 	var pretty bytes.Buffer
-	if json.Indent(&pretty, e.Record, "", "  ") == nil {
+	switch {
+	case d.ByVendor:
+		// The canonical record would show the vendor's key id and
+		// address: the page says where the whole record is instead.
+	case json.Indent(&pretty, e.Record, "", "  ") == nil:
 		d.Record = pretty.String()
-	} else {
+	default:
 		d.Record = string(e.Record)
 	}
 	if d.Proof, err = p.proveInclusion(r.Context(), s.Org, e); err != nil {

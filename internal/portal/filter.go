@@ -23,11 +23,29 @@ type filter struct {
 	TargetType string
 	TargetID   string
 	Text       string
+	// Trail is how the page shows Trail's own events (actions trail.*,
+	// "access to this log"): "" with the others, "hide" or "only".
+	Trail string
+	// Invalid holds the message of each field whose value is not valid,
+	// by parameter name: the page shows it beside the field, which keeps
+	// what was typed.
+	Invalid map[string]string
 	// Cursors: After pages to older events, Before to newer ones.
 	After, Before string
 
 	from, to time.Time // zero = unbounded
+	// resolved, when set, are the exact actions the query asks for once
+	// the actions chosen and the Trail filter are combined (resolve).
+	resolved *[]string
 }
+
+// Values of filter.Trail.
+const (
+	trailHide = "hide"
+	trailOnly = "only"
+	// trailPrefix starts the actions of Trail's own events.
+	trailPrefix = "trail."
+)
 
 // Bounds of the filter's values.
 const (
@@ -63,19 +81,31 @@ func parseTime(v string, end bool) (time.Time, bool) {
 func parseFilter(v url.Values) (filter, []string) {
 	var f filter
 	var problems []string
+	invalid := func(field, msg string) {
+		if f.Invalid == nil {
+			f.Invalid = map[string]string{}
+		}
+		if _, ok := f.Invalid[field]; !ok {
+			f.Invalid[field] = msg
+		}
+		problems = append(problems, msg)
+	}
+	// one reads a single-valued parameter. A value that is not valid text
+	// stays in its field, cut to the field's length, with the message
+	// beside it; the page then runs no query.
 	one := func(name, label string) string {
 		vals := v[name]
 		if len(vals) == 0 {
 			return ""
 		}
 		if len(vals) > 1 {
-			problems = append(problems, fmt.Sprintf("%s is given %d times; give it once.", label, len(vals)))
-			return ""
+			invalid(name, fmt.Sprintf("%s is given %d times; give it once.", label, len(vals)))
+			return strings.TrimSpace(vals[0])
 		}
 		s := strings.TrimSpace(vals[0])
 		if err := checkText(s); err != nil {
-			problems = append(problems, fmt.Sprintf("%s %v.", label, err))
-			return ""
+			invalid(name, fmt.Sprintf("%s %v.", label, err))
+			return strings.ToValidUTF8(truncateBytes(s, maxFilterLen), "\uFFFD")
 		}
 		return s
 	}
@@ -96,16 +126,22 @@ func parseFilter(v url.Values) (filter, []string) {
 	var ok bool
 	if f.From != "" {
 		if f.from, ok = parseTime(f.From, false); !ok {
-			problems = append(problems, fmt.Sprintf("From %q is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).", truncate(f.From, 40)))
+			invalid("from", fmt.Sprintf("From %q is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).", truncate(f.From, 40)))
 		}
 	}
 	if f.To != "" {
 		if f.to, ok = parseTime(f.To, true); !ok {
-			problems = append(problems, fmt.Sprintf("To %q is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).", truncate(f.To, 40)))
+			invalid("to", fmt.Sprintf("To %q is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).", truncate(f.To, 40)))
 		}
 	}
 	if !f.from.IsZero() && !f.to.IsZero() && !f.from.Before(f.to) {
-		problems = append(problems, "From must be before To.")
+		invalid("to", "From must be before To.")
+	}
+	switch t := one("trail", "Trail's events"); t {
+	case "", trailHide, trailOnly:
+		f.Trail = t
+	default:
+		invalid("trail", fmt.Sprintf("Trail's events %q is not a choice: use hide or only.", truncate(t, 40)))
 	}
 	seen := map[string]bool{}
 	for _, a := range v["action"] {
@@ -136,6 +172,14 @@ func checkText(s string) error {
 	return nil
 }
 
+// truncateBytes cuts s to at most n bytes.
+func truncateBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
 func truncate(s string, n int) string {
 	for i := range s {
 		if n == 0 {
@@ -146,9 +190,38 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// resolve combines the actions chosen with the Trail filter, given the
+// organization's actions: it returns the exact actions to ask for (nil:
+// every action) and false when no action can match (the answer is empty).
+func (f *filter) resolve(orgActions []string) bool {
+	if f.Trail == "" {
+		return true
+	}
+	pick := f.Actions
+	if len(pick) == 0 {
+		pick = orgActions
+	}
+	out := []string{}
+	for _, a := range pick {
+		if strings.HasPrefix(a, trailPrefix) == (f.Trail == trailOnly) {
+			out = append(out, a)
+		}
+	}
+	f.resolved = &out
+	return len(out) > 0
+}
+
+// actions are the exact actions the store is asked for (nil: all).
+func (f filter) actions() []string {
+	if f.resolved != nil {
+		return *f.resolved
+	}
+	return f.Actions
+}
+
 // query is the store query of the filter, in org, newest first.
 func (f filter) query(org string) store.EventQuery {
-	return store.EventQuery{OrganizationID: org, From: f.from, To: f.to, Actions: f.Actions,
+	return store.EventQuery{OrganizationID: org, From: f.from, To: f.to, Actions: f.actions(),
 		ActorID: f.ActorID, ActorName: f.ActorName, TargetType: f.TargetType, TargetID: f.TargetID,
 		Text: f.Text, Limit: eventPageSize, Order: store.OrderDesc, After: f.After, Before: f.Before}
 }
@@ -171,6 +244,7 @@ func (f filter) values() url.Values {
 	set("target_type", f.TargetType)
 	set("target_id", f.TargetID)
 	set("q", f.Text)
+	set("trail", f.Trail)
 	return v
 }
 
@@ -187,4 +261,36 @@ func (f filter) link(path, key, value string) string {
 		return path
 	}
 	return path + "?" + v.Encode()
+}
+
+// summary names the filters set, one short phrase each, for the line the
+// folded filters show.
+func (f filter) summary(l *locale, labels actionLabels) []string {
+	var out []string
+	add := func(label, v string) {
+		if v != "" {
+			out = append(out, l.T("%s: %s", l.tr(label), truncate(v, 40)))
+		}
+	}
+	add("From", f.From)
+	add("To", f.To)
+	switch len(f.Actions) {
+	case 0:
+	case 1:
+		add("Action", labels.label(f.Actions[0]))
+	default:
+		out = append(out, l.T("%d actions", len(f.Actions)))
+	}
+	add("Actor id", f.ActorID)
+	add("Actor name", f.ActorName)
+	add("Target type", f.TargetType)
+	add("Target id", f.TargetID)
+	add("Search text", f.Text)
+	switch f.Trail {
+	case trailHide:
+		out = append(out, l.T("access to this log hidden"))
+	case trailOnly:
+		out = append(out, l.T("only access to this log"))
+	}
+	return out
 }

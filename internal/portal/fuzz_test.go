@@ -17,6 +17,11 @@ func FuzzParseFilter(f *testing.F) {
 		"from=2026-11-25T10:00:00.123Z&target_type=team&target_id=t%22%3C1"} {
 		f.Add(s)
 	}
+	ls, err := loadLocales()
+	if err != nil {
+		f.Fatal(err)
+	}
+	en := ls.list[0]
 	f.Fuzz(func(t *testing.T, raw string) {
 		v, err := url.ParseQuery(raw)
 		if err != nil {
@@ -39,7 +44,7 @@ func FuzzParseFilter(f *testing.F) {
 		if ef, notes := fl.exportFilter(); len(notes) == 0 && (fl.Text != "" || fl.TargetID != "" || !ef.RangeStart.Equal(fl.from)) {
 			t.Fatalf("filter %+v exported as %+v", fl, ef)
 		}
-		histogramFor(fl, time.Now())
+		histogramFor(fl, time.Now(), en)
 	})
 }
 

@@ -2,7 +2,9 @@ package portal
 
 import (
 	"bytes"
+
 	"fmt"
+	"github.com/trailaudit/trail/internal/event"
 	"net/http"
 	"net/url"
 	"time"
@@ -59,25 +61,35 @@ func histogramRange(f filter, now time.Time) (from, to time.Time) {
 }
 
 type histogramView struct {
-	URL, Alt string
+	URL, PhoneURL, DarkURL, DarkPhoneURL, Alt string
 }
 
-func histogramFor(f filter, now time.Time) histogramView {
+// histogramFor is the histogram of the events a filter selects: its URL
+// carries every filter, so the bars count what the table lists.
+func histogramFor(f filter, now time.Time, l *locale) histogramView {
 	from, to := histogramRange(f, now)
-	v := url.Values{}
-	if f.From != "" {
-		v.Set("from", f.From)
-	}
-	if f.To != "" {
-		v.Set("to", f.To)
-	}
-	u := "/portal/events/histogram.svg"
-	if len(v) > 0 {
-		u += "?" + v.Encode()
+	v := f.values()
+	u := func(extra ...string) string {
+		q := url.Values{}
+		for k, vals := range v {
+			q[k] = vals
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			q.Set(extra[i], extra[i+1])
+		}
+		if len(q) == 0 {
+			return "/portal/events/histogram.svg"
+		}
+		return "/portal/events/histogram.svg?" + q.Encode()
 	}
 	_, step, n := buckets(from, to)
-	return histogramView{URL: u, Alt: fmt.Sprintf("Bar chart of the number of events from %s to %s (UTC), %d bars of %s each; all actions.",
-		from.Format("2006-01-02 15:04"), to.Format("2006-01-02 15:04"), n, stepName(step))}
+	which := l.T("all events")
+	if f.active() {
+		which = l.T("the events matching the filters")
+	}
+	return histogramView{URL: u(), PhoneURL: u("size", "phone"), DarkURL: u("theme", "dark"), DarkPhoneURL: u("size", "phone", "theme", "dark"),
+		Alt: l.T("Bar chart of the number of events from %s to %s (UTC), %d bars of %s each; %s.",
+			from.Format("2006-01-02 15:04"), to.Format("2006-01-02 15:04"), n, stepName(step), which)}
 }
 
 func stepName(d time.Duration) string {
@@ -93,17 +105,39 @@ func stepName(d time.Duration) string {
 	}
 }
 
-// histogram is GET /portal/events/histogram.svg?from=…&to=….
+// histogramScanCap bounds the events a filtered histogram reads (the
+// newest first): beyond it the chart says it counted only these.
+const histogramScanCap = 5000
+
+// histogram is GET /portal/events/histogram.svg?<the page's filter>
+// [&size=phone][&theme=dark]. With dates alone it counts with one index
+// walk per bucket (store.PortalQueries.EventHistogram); with any other
+// filter it walks the search's pages of the filter, newest first, up to
+// histogramScanCap events.
 func (p *Portal) histogram(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
-	f, problems := parseFilter(url.Values{"from": r.URL.Query()["from"], "to": r.URL.Query()["to"]})
+	q := r.URL.Query()
+	look := histogramLook{phone: q.Get("size") == "phone", dark: q.Get("theme") == "dark", accent: p.accentOf(r.Context(), s)}
+	q.Del("size")
+	q.Del("theme")
+	q.Del("after")
+	q.Del("before")
+	f, problems := parseFilter(q)
 	if len(problems) > 0 {
 		http.Error(w, problems[0], http.StatusBadRequest)
 		return
 	}
 	from, to := histogramRange(f, p.cfg.Now())
 	start, step, n := buckets(from, to)
-	counts, err := p.cfg.Store.EventHistogram(r.Context(), s.Org, start, step, n)
+	var counts []int64
+	capped := false
+	var err error
+	onlyDates := len(f.Actions) == 0 && f.ActorID == "" && f.ActorName == "" && f.TargetType == "" && f.TargetID == "" && f.Text == "" && f.Trail == ""
+	if onlyDates {
+		counts, err = p.cfg.Store.EventHistogram(r.Context(), s.Org, start, step, n)
+	} else {
+		counts, capped, err = p.countMatching(r, s.Org, f, start, step, n)
+	}
 	if err != nil {
 		p.log.Error("couldn't count events for the histogram", "organization_id", s.Org, "err", err)
 		http.Error(w, "The event counts are unavailable.", http.StatusServiceUnavailable)
@@ -111,13 +145,90 @@ func (p *Portal) histogram(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "image/svg+xml")
 	w.Header().Set("Cache-Control", "private, max-age=10")
-	_, _ = w.Write(histogramSVG(start, step, counts))
+	_, _ = w.Write(histogramSVG(start, step, counts, look, capped))
+}
+
+// countMatching counts the events of f in the buckets by walking its
+// search pages, newest first; capped reports that it stopped at
+// histogramScanCap.
+func (p *Portal) countMatching(r *http.Request, org string, f filter, start time.Time, step time.Duration, n int) (counts []int64, capped bool, err error) {
+	counts = make([]int64, n)
+	known, err := p.cfg.Store.OrganizationActions(r.Context(), org, maxActionOptions)
+	if err != nil {
+		return nil, false, err
+	}
+	if !f.resolve(known) {
+		return counts, false, nil
+	}
+	end := start.Add(time.Duration(n) * step)
+	f.from = maxTime(f.from, start)
+	if f.to.IsZero() || f.to.After(end) {
+		f.to = end
+	}
+	if !f.to.IsZero() && !f.from.Before(f.to) {
+		return counts, false, nil
+	}
+	q := f.query(org)
+	q.Limit = 100
+	seen := 0
+	for {
+		page, err := p.cfg.Store.SearchEvents(r.Context(), q)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, e := range page.Events {
+			rec, err := event.ParseRecord(e.Record)
+			if err != nil {
+				return nil, false, fmt.Errorf("couldn't decode event %s: %w", e.ID, err)
+			}
+			if i := int(rec.OccurredAt.Sub(start) / step); i >= 0 && i < n && !rec.OccurredAt.Before(start) {
+				counts[i]++
+			}
+			seen++
+		}
+		if page.After == "" {
+			return counts, false, nil
+		}
+		if seen >= histogramScanCap {
+			return counts, true, nil
+		}
+		q.After = page.After
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// histogramLook is how a histogram is drawn: for a phone (narrower, so
+// that its labels are not shrunk) and for the dark theme.
+type histogramLook struct {
+	phone, dark bool
+	accent      string // rrggbb of the bars; "" for the default
 }
 
 // histogramSVG draws the bars. Everything written is a number or a date
 // this function formats: nothing from the request reaches the document.
-func histogramSVG(start time.Time, step time.Duration, counts []int64) []byte {
-	const w, h, top, bottom, left = 960.0, 180.0, 16.0, 24.0, 56.0
+func histogramSVG(start time.Time, step time.Duration, counts []int64, look histogramLook, capped bool) []byte {
+	w, h, top, bottom, left := 960.0, 80.0, 12.0, 20.0, 56.0
+	if look.phone {
+		w, h, left = 360.0, 96.0, 44.0
+	}
+	bar, axis, label := "#2563eb", "#cbd5e1", "#475569"
+	if look.dark {
+		bar, axis, label = "#60a5fa", "#334155", "#cbd5e1"
+	}
+	if look.accent != "" {
+		c, _ := parseHex(look.accent)
+		if look.dark {
+			bar = "#" + readable(c, darkBackgrounds, white).hex()
+		} else {
+			bar = "#" + readable(c, lightBackgrounds, black).hex()
+		}
+	}
 	var peak, total int64
 	for _, c := range counts {
 		peak = max(peak, c)
@@ -128,9 +239,9 @@ func histogramSVG(start time.Time, step time.Duration, counts []int64) []byte {
 	fmt.Fprintf(&b, `<title>%s, %s to %s UTC</title>`, events(total), start.UTC().Format("2006-01-02 15:04"),
 		start.Add(time.Duration(len(counts))*step).UTC().Format("2006-01-02 15:04"))
 	plotH := h - top - bottom
-	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#cbd5e1"/>`, left, h-bottom, w, h-bottom)
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="#64748b">%s</text>`, left-8, top+4, commas(peak))
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="#64748b">0</text>`, left-8, h-bottom)
+	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="%s"/>`, left, h-bottom, w, h-bottom, axis)
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="%s">%s</text>`, left-6, top+4, label, commas(peak))
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="%s">0</text>`, left-6, h-bottom, label)
 	barW := (w - left) / float64(len(counts))
 	for i, c := range counts {
 		bh := 0.0
@@ -141,12 +252,19 @@ func histogramSVG(start time.Time, step time.Duration, counts []int64) []byte {
 			bh = 1
 		}
 		at := start.Add(time.Duration(i) * step).UTC()
-		fmt.Fprintf(&b, `<rect x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="#2563eb"><title>%s: %s</title></rect>`,
-			left+float64(i)*barW+1, h-bottom-bh, max(barW-2, 1), bh, at.Format("2006-01-02 15:04"), events(c))
+		fmt.Fprintf(&b, `<rect x="%.2f" y="%.2f" width="%.2f" height="%.2f" fill="%s"><title>%s: %s</title></rect>`,
+			left+float64(i)*barW+1, h-bottom-bh, max(barW-2, 1), bh, bar, at.Format("2006-01-02 15:04"), events(c))
 	}
 	end := start.Add(time.Duration(len(counts)) * step).UTC()
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#64748b">%s</text>`, left, h-6, start.UTC().Format("2006-01-02 15:04"))
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="#64748b">%s UTC</text>`, w, h-6, end.Format("2006-01-02 15:04"))
+	layout := "2006-01-02 15:04"
+	if look.phone {
+		layout = "01-02 15:04"
+	}
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="%s">%s</text>`, left, h-5, label, start.UTC().Format(layout))
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="%s">%s UTC</text>`, w, h-5, label, end.Format(layout))
+	if capped {
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="%s">newest %s counted</text>`, w, top, label, events(histogramScanCap))
+	}
 	b.WriteString(`</svg>`)
 	return b.Bytes()
 }

@@ -51,7 +51,7 @@ func (p *Portal) live(w http.ResponseWriter, r *http.Request) {
 			p.fail(w, r, s, err)
 			return
 		}
-		if d.Rows, err = rows(page.Events); err != nil {
+		if d.Rows, err = p.rows(page.Events, p.actionLabels(r.Context(), nil)); err != nil {
 			p.fail(w, r, s, err)
 			return
 		}

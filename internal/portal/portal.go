@@ -17,10 +17,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/trailaudit/trail/internal/ledger"
@@ -83,6 +83,20 @@ type Config struct {
 	// (docs/ARCHIVE.md): a note for the events page, "" when none of its
 	// events was archived.
 	Archived func(ctx context.Context, org string) string
+	// Brand is the deployment's look: product name, logo and accent
+	// colour (each organization may override it, store.PortalSettings).
+	Brand Brand
+	// FrameOrigins are the origins whose pages may show the portal in an
+	// iframe (ParseOrigins); each organization may add its own. None: the
+	// portal refuses to be framed.
+	FrameOrigins []string
+	// Schemas, when set, gives actions their display names and
+	// descriptions (an action schema's display_name and description).
+	Schemas Schemas
+	// VendorName is how the customer sees the application's operator: the
+	// actor of Trail's own events done with its API keys, console or
+	// command line (default "The application's provider").
+	VendorName string
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -97,7 +111,9 @@ type Portal struct {
 	cfg      Config
 	log      *slog.Logger
 	mux      *http.ServeMux
-	tmpl     map[string]*template.Template
+	tmpl     templates
+	locales  *locales
+	brand    *branding
 	assets   *assets
 	verifier verifier
 	secure   bool
@@ -139,8 +155,17 @@ func New(cfg Config) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Portal{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), assets: a, verifier: v, secure: base.Scheme == "https"}
-	if p.tmpl, err = parseTemplates(a); err != nil {
+	ls, err := loadLocales()
+	if err != nil {
+		return nil, err
+	}
+	b, err := newBranding(cfg.Brand)
+	if err != nil {
+		return nil, err
+	}
+	p := &Portal{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), assets: a, verifier: v, secure: base.Scheme == "https",
+		locales: ls, brand: b}
+	if p.tmpl, err = parseTemplates(a, ls); err != nil {
 		return nil, err
 	}
 	p.routes()
@@ -149,6 +174,7 @@ func New(cfg Config) (*Portal, error) {
 
 func (p *Portal) routes() {
 	p.mux.HandleFunc("GET /portal/assets/{name}", p.serveAsset)
+	p.mux.HandleFunc("GET /portal/brand/{file}", p.serveBrand)
 	p.mux.HandleFunc("GET /portal/launch", p.launchPage)
 	p.mux.HandleFunc("POST /portal/launch", p.launch)
 	p.mux.Handle("GET /portal/{$}", p.session(p.home))
@@ -193,10 +219,8 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	// Nothing inline, nothing from elsewhere: scripts, styles and images
 	// come from this origin's hashed asset URLs (and the histogram).
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "+
-		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	frameHeaders(h, p.cfg.FrameOrigins)
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	defer func() {
@@ -209,29 +233,61 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"The portal hit an internal error. Try again; if it persists, tell the application's operator.")
 		}
 	}()
+	if strings.HasPrefix(r.URL.Path, "/portal/") && p.chooseLanguage(w, r) {
+		return
+	}
 	p.mux.ServeHTTP(w, r)
 }
 
 // page is what every full page's template gets.
 type page struct {
-	Title   string
-	Nav     string // the current section: events, streams, integrity
-	Session *session
-	CSRF    string
-	Refresh int  // seconds; > 0 reloads the page (a meta refresh, no script)
-	Live    bool // the live view is served (Config.Tail)
-	Asset   func(string) string
-	Data    any
+	Lang      *locale
+	Languages []langLink
+	Brand     brandView
+	// Embedded: the page is shown inside an iframe of an allowed origin
+	// (docs/EMBEDDING.md); it leaves out the way back to the application.
+	Embedded bool
+	Title    string
+	Nav      string // the current section: events, streams, integrity
+	Session  *session
+	CSRF     string
+	Refresh  int  // seconds; > 0 reloads the page (a meta refresh, no script)
+	Live     bool // the live view is served (Config.Tail)
+	Asset    func(string) string
+	Data     any
+}
+
+// langLink is a link of the language picker.
+type langLink struct {
+	Code, Name, URL string
+	Current         bool
 }
 
 func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name string, pg page) {
+	pg.Lang = p.locales.pick(r)
+	for _, l := range p.locales.list {
+		q := r.URL.Query()
+		q.Set("lang", l.Code)
+		pg.Languages = append(pg.Languages, langLink{Code: l.Code, Name: l.Name, URL: r.URL.Path + "?" + q.Encode(), Current: l == pg.Lang})
+	}
+	if r.Method != http.MethodGet {
+		for i := range pg.Languages {
+			pg.Languages[i].URL = "/portal/?lang=" + pg.Languages[i].Code
+		}
+	}
+	pg.Brand = p.brandFor(r.Context(), pg.Session)
+	pg.Embedded = p.embedded(r)
+	if pg.Session != nil && pg.Session.Org != "" {
+		frameHeaders(w.Header(), p.frameOrigins(r.Context(), pg.Session.Org))
+	}
+	pg.Title = pg.Lang.tr(pg.Title)
 	pg.Asset = p.assets.URL
 	pg.Live = p.cfg.Tail != nil
 	if pg.Session != nil {
 		pg.CSRF = p.csrfToken(pg.Session)
 	}
 	var buf bytes.Buffer
-	if err := p.tmpl[name].ExecuteTemplate(&buf, "layout", pg); err != nil {
+	if err := p.tmpl[pg.Lang.Code][name].ExecuteTemplate(&buf, "layout", pg); err != nil {
 		p.log.Error("couldn't render a portal page", "template", name, "err", err)
 		http.Error(w, "The page could not be rendered.", http.StatusInternalServerError)
 		return

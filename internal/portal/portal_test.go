@@ -366,19 +366,22 @@ func testEventsPage(t *testing.T, e *env) {
 		rows   int
 		want   []string
 	}{
-		{"", 200, 50, []string{`rel="next"`, `<option value="invoice.paid">`}},
-		{"?action=team.deleted", 200, 40, []string{`<option value="team.deleted" selected>`}},
+		{"", 200, 50, []string{`rel="next"`, `<input type="checkbox" name="action" value="invoice.paid">`, `<details class="filters-box">`}},
+		{"?action=team.deleted", 200, 40, []string{`<input type="checkbox" name="action" value="team.deleted" checked>`, `<details class="filters-box" open data-active>`}},
+		{"?trail=only", 200, 0, []string{"No events match these filters."}},
+		{"?trail=hide&action=team.deleted", 200, 40, []string{`value="hide" checked`}},
+		{"?trail=sometimes", 400, 0, []string{`is not a choice`}},
 		{"?action=team.deleted&action=invoice.paid", 200, 50, []string{`rel="next"`}},
 		{"?actor_id=user_b&action=user.signed_in", 200, 8, nil},
 		{"?from=" + now.Add(-10*time.Minute).Format("2006-01-02T15:04") + "&to=" + now.Add(-5*time.Minute).Format("2006-01-02T15:04"), 200, 5, nil},
 		{"?from=" + day + "&to=" + day, 200, min(ofDay, 50), nil}, // a whole day
 		{"?target_type=team&target_id=t1", 200, 50, nil},
-		{"?from=yesterday", 400, 0, []string{"is not a date"}},
+		{"?from=yesterday", 400, 0, []string{"is not a date", `<input id="f-from" name="from" type="text" step="1" value="yesterday" placeholder="YYYY-MM-DDTHH:MM" aria-invalid="true" aria-describedby="f-from-err">`, `<p class="field-error" id="f-from-err">`}},
 		{"?from=" + day + "T12:00&to=" + day + "T11:00", 400, 0, []string{"From must be before To"}},
 		{"?after=bogus", 400, 0, []string{"page cursor is not valid"}},
 		{"?after=a&before=b", 400, 0, []string{"not both"}},
 		{"?q=" + strings.Repeat("x", 600), 400, 0, []string{"longer than 500"}},
-		{"?actor_id=%00", 400, 0, []string{"control characters"}},
+		{"?actor_id=%00", 400, 0, []string{"control characters", `id="f-actor-id-err"`}},
 		{"?actor_id=%ff", 400, 0, []string{"not valid text"}},
 		{"?actor_id=a&actor_id=b", 400, 0, []string{"given 2 times"}},
 	}

@@ -333,7 +333,8 @@ func TestPortal(t *testing.T) {
 	})
 
 	t.Run("FilterAndPage", func(t *testing.T) {
-		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("form.filters"))
+		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("details.filters-box summary"),
+			chromedp.Click(chromedp.CSS("details.filters-box summary")), visible("form.filters"))
 		run(t, ctx, "filter by actor",
 			chromedp.SendKeys(chromedp.CSS("#f-actor-id"), "user_03"),
 			chromedp.Click(chromedp.CSS("form.filters button[type=submit]")))
@@ -355,13 +356,13 @@ func TestPortal(t *testing.T) {
 		run(t, ctx, "filter by actions",
 			chromedp.Navigate(f.srv.URL+"/portal/events?action=team.deleted&action=invoice.paid"),
 			visible("table.events"))
-		selected := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-action option:checked")].map(o => o.value)`)
+		selected := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-actions input:checked")].map(o => o.value)`)
 		got := eval[[]string](t, ctx, `[...new Set([...document.querySelectorAll("table.events code.action")].map(e => e.textContent))].sort()`)
 		if strings.Join(selected, ",") != "invoice.paid,team.deleted" || strings.Join(got, ",") != "invoice.paid,team.deleted" {
 			t.Errorf("actions selected %q, shown %q; want invoice.paid and team.deleted", selected, got)
 		}
 		// The organization's actions are offered; another organization's are not.
-		options := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-action option")].map(o => o.value)`)
+		options := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-actions input")].map(o => o.value)`)
 		if !strings.Contains(strings.Join(options, " "), "user.signed_in") || strings.Contains(strings.Join(options, " "), "beta.") {
 			t.Errorf("action options %q: want org A's actions only", options)
 		}

@@ -45,7 +45,7 @@ func TestPortalReadYourWrites(t *testing.T) {
 				t.Errorf("round %d: the events page opened right after sending lacks %s:\n%s", round, a, table)
 			}
 		}
-		options := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-action option")].map(o => o.value)`)
+		options := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-actions input")].map(o => o.value)`)
 		for _, a := range append(actions, "trail.organization.created") {
 			if !strings.Contains(strings.Join(options, " "), a) {
 				t.Errorf("round %d: the action list %q lacks %s", round, options, a)

@@ -29,17 +29,115 @@
       document.querySelectorAll("a[data-back]").forEach(function (a) { a.href = list; });
     }
   } catch (e) { /* storage disabled: the plain link stays */ }
-  // On a phone the filters start folded, unless some are active.
-  var box = document.querySelector("details.filters-box");
-  if (box && !box.hasAttribute("data-active") && window.matchMedia("(max-width: 560px)").matches) {
-    box.open = false;
+  // Times: the server writes UTC; here they are shown in the viewer's
+  // time zone, in the page's language, with a button to switch to UTC and
+  // back (remembered). The zone in use is always named.
+  var body0 = document.body;
+  var lang = body0.getAttribute("data-lang") || "en";
+  var tzKey = "trail-portal-tz";
+  var localZone = "";
+  try { localZone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { localZone = ""; }
+  var useUTC = function () {
+    try { return localStorage.getItem(tzKey) === "utc" || !localZone; } catch (e) { return !localZone; }
+  };
+  var fmtCache = {};
+  var formatter = function (utc) {
+    var k = utc ? "utc" : "local";
+    if (!fmtCache[k]) {
+      var o = { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+      if (utc) o.timeZone = "UTC";
+      try { fmtCache[k] = new Intl.DateTimeFormat(lang, o); } catch (e) { fmtCache[k] = new Intl.DateTimeFormat("en", o); }
+    }
+    return fmtCache[k];
+  };
+  var zoneName = function (utc) {
+    if (utc) return body0.getAttribute("data-utc-label") || "UTC";
+    var off = "";
+    try {
+      var parts = new Intl.DateTimeFormat(lang, { timeZone: localZone, timeZoneName: "shortOffset" }).formatToParts(new Date());
+      parts.forEach(function (p) { if (p.type === "timeZoneName") off = p.value; });
+    } catch (e) { off = ""; }
+    return localZone + (off ? " (" + off + ")" : "");
+  };
+  var showTimes = function () {
+    var utc = useUTC();
+    document.querySelectorAll("time[datetime]").forEach(function (t) {
+      var d = new Date(t.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      if (!t.hasAttribute("data-utc-text")) t.setAttribute("data-utc-text", t.textContent);
+      t.textContent = formatter(utc).format(d);
+      t.setAttribute("title", t.getAttribute("datetime"));
+    });
+    var name = zoneName(utc);
+    document.querySelectorAll(".zone-tag, #zone-name").forEach(function (e) { e.textContent = name; });
+    document.querySelectorAll(".zone-col").forEach(function (e) {
+      if (!e.hasAttribute("data-label")) e.setAttribute("data-label", e.textContent.replace(/\s*\(.*\)\s*$/, ""));
+      e.textContent = e.getAttribute("data-label") + " (" + name + ")";
+    });
+    if (toggle) toggle.textContent = body0.getAttribute(utc ? "data-show-local" : "data-show-utc");
+    body0.setAttribute("data-zone", utc ? "UTC" : localZone);
+  };
+  var toggle = null;
+  var zone = document.getElementById("zone");
+  if (zone && localZone) {
+    toggle = document.createElement("button");
+    toggle.type = "button";
+    toggle.className = "link";
+    toggle.id = "zone-toggle";
+    toggle.addEventListener("click", function () {
+      try { localStorage.setItem(tzKey, useUTC() ? "local" : "utc"); } catch (e) { /* not remembered */ }
+      showTimes();
+    });
+    zone.appendChild(toggle);
+  }
+  showTimes();
+  window.trailShowTimes = showTimes;
+  // The action picker: a plain list of checkboxes; here it gains a box
+  // that narrows the list as one types.
+  var list = document.querySelector(".action-list");
+  if (list) {
+    var search = document.createElement("input");
+    search.type = "search";
+    search.className = "action-search";
+    search.id = "f-action-search";
+    search.setAttribute("aria-controls", "f-actions");
+    search.setAttribute("aria-label", list.getAttribute("data-search-label") || "Find an action");
+    search.placeholder = list.getAttribute("data-search-label") || "Find an action";
+    search.autocomplete = "off";
+    var none = document.createElement("p");
+    none.className = "action-empty";
+    none.hidden = true;
+    none.setAttribute("role", "status");
+    none.textContent = list.getAttribute("data-empty") || "";
+    list.parentNode.insertBefore(search, list);
+    list.parentNode.insertBefore(none, list.nextSibling);
+    var narrow = function () {
+      var words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+      var shown = 0;
+      list.querySelectorAll("label.action-option").forEach(function (l) {
+        var hay = (l.getAttribute("data-search") || "").toLowerCase();
+        var ok = words.every(function (w) { return hay.indexOf(w) >= 0; });
+        l.hidden = !ok;
+        if (ok) shown++;
+      });
+      none.hidden = shown > 0;
+    };
+    search.addEventListener("input", narrow);
+    // Enter in the box chooses the only action left instead of sending
+    // the form half-done.
+    search.addEventListener("keydown", function (ev) {
+      if (ev.key !== "Enter") return;
+      ev.preventDefault();
+      var left = list.querySelectorAll("label.action-option:not([hidden]) input");
+      if (left.length === 1) { left[0].checked = true; search.value = ""; narrow(); }
+    });
   }
   // Empty filter fields stay out of the URL, so shared links are short.
   var f = document.querySelector("form.filters");
   if (f) {
     f.addEventListener("submit", function () {
       f.querySelectorAll("input").forEach(function (i) {
-        if (i.value === "") i.disabled = true;
+        if (i.value === "" || i.classList.contains("action-search")) i.disabled = true;
       });
     });
   }
@@ -76,6 +174,7 @@
       tm.setAttribute("datetime", r.occurred_at);
       tm.textContent = utc(r.occurred_at);
       a.appendChild(tm);
+      if (!useUTC()) { var dd = new Date(r.occurred_at); if (!isNaN(dd)) tm.textContent = formatter(false).format(dd); }
       t.appendChild(a);
       td("Action").appendChild(el("code", "action", r.action));
       var actor = td("Actor");
