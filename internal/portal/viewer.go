@@ -79,10 +79,12 @@ func (p *Portal) versionLabel(ctx context.Context, action string, version int64)
 	if t, ok := trailActions[action]; ok {
 		return t
 	}
-	if p.cfg.Schemas == nil || version <= 0 {
+	if p.cfg.Schemas == nil {
 		return actionText{Label: action}
 	}
-	sc, err := p.cfg.Schemas.Schema(ctx, store.SchemaKindAction, action, int(version))
+	// An event recorded without a version is shown by the latest schema
+	// (store.SchemaStore.Schema's version 0).
+	sc, err := p.cfg.Schemas.Schema(ctx, store.SchemaKindAction, action, int(max(version, 0)))
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			p.log.Warn("couldn't read an action schema's display name", "action", action, "err", err)
