@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/access"
+	"github.com/trailaudit/trail/internal/portal"
 	"github.com/trailaudit/trail/internal/selfaudit"
 	"github.com/trailaudit/trail/internal/store"
 	"github.com/trailaudit/trail/internal/textsafe"
@@ -404,8 +405,11 @@ type portalCommand struct {
 // DELETE /v1/organizations/{id}/portal_sessions, or with --user its POST
 // /portal/revoke_link, for an operator at the server.
 func (c *portalCommand) Run(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "settings" {
+		return c.settings(ctx, args[1:])
+	}
 	if len(args) == 0 || args[0] != "revoke" {
-		return usagef("say what to do: trail portal revoke [--user EXTERNAL_USER_ID] ORG_ID (end the organization's, or one admin's, Admin Portal sessions and unopened links)")
+		return usagef("say what to do: trail portal revoke [--user EXTERNAL_USER_ID] ORG_ID (end the organization's, or one admin's, Admin Portal sessions and unopened links), or trail portal settings [flags] ORG_ID (its brand and the origins that may frame it)")
 	}
 	fs := flag.NewFlagSet("portal revoke", flag.ContinueOnError)
 	c.storage.register(fs)
@@ -451,6 +455,103 @@ func (c *portalCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "Ended %d Admin Portal sessions and links of %s (%s). Every server refuses them from now on.\n", n, org.ID, textsafe.Terminal(org.Name))
+	return nil
+}
+
+// settings is `trail portal settings [flags] ORG_ID`: the organization's
+// Admin Portal brand and framing allowlist over the deployment's
+// (docs/PORTAL.md). Flags not given keep their stored value; with none it
+// prints the settings.
+func (c *portalCommand) settings(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("portal settings", flag.ContinueOnError)
+	c.storage.register(fs)
+	name := fs.String("product-name", "", "the name the organization's portal shows (\"-\" clears it)")
+	accent := fs.String("accent", "", "the accent colour, #RRGGBB (\"-\" clears it)")
+	logo := fs.String("logo-file", "", "a PNG, JPEG, WebP or SVG file of at most 256 KiB (\"-\" clears it)")
+	origins := fs.String("frame-origins", "", "space- or comma-separated https origins whose pages may frame the organization's portal, beside --portal-frame-origins (\"-\" clears them)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("give the id of the organization: trail portal settings [flags] org_…")
+	}
+	st, err := openStore(ctx, &c.storage)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	org, err := st.Organization(ctx, fs.Arg(0))
+	if err == nil && org.ID == store.SystemOrganizationID {
+		err = fmt.Errorf("organization %s: %w", org.ID, store.ErrNotFound)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return usagef("no organization %s: see trail org list", fs.Arg(0))
+	}
+	if err != nil {
+		return err
+	}
+	set, err := st.PortalSettings(ctx, org.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	set.OrganizationID = org.ID
+	changed := map[string]any{}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "product-name", "accent", "logo-file", "frame-origins":
+			changed[f.Name] = true
+		}
+	})
+	if len(changed) == 0 {
+		fmt.Fprintf(c.stdout, "product name: %s\naccent: %s\nlogo: %d bytes %s\nframe origins: %s\n", textsafe.Terminal(set.ProductName),
+			set.Accent, len(set.Logo), set.LogoType, strings.Join(set.FrameOrigins, " "))
+		return nil
+	}
+	clear := func(v string) bool { return v == "-" }
+	if changed["product-name"] != nil {
+		set.ProductName = strings.TrimSpace(*name)
+		if clear(*name) {
+			set.ProductName = ""
+		}
+	}
+	if changed["accent"] != nil {
+		set.Accent = strings.TrimSpace(*accent)
+		if clear(*accent) {
+			set.Accent = ""
+		}
+	}
+	if changed["logo-file"] != nil {
+		set.Logo, set.LogoType = nil, ""
+		if !clear(*logo) {
+			if set.LogoType, err = portal.LogoType(*logo); err != nil {
+				return usagef("--logo-file: %v", err)
+			}
+			if set.Logo, err = os.ReadFile(*logo); err != nil {
+				return usagef("--logo-file: %v", err)
+			}
+		}
+	}
+	if err := portal.CheckBrand(portal.Brand{ProductName: set.ProductName, Accent: set.Accent, Logo: set.Logo, LogoType: set.LogoType}); err != nil {
+		return usagef("%v", err)
+	}
+	if changed["frame-origins"] != nil {
+		set.FrameOrigins = nil
+		if !clear(*origins) {
+			if set.FrameOrigins, err = portal.ParseOrigins(*origins); err != nil {
+				return usagef("--frame-origins: %v", err)
+			}
+		}
+	}
+	set.UpdatedAt = time.Now()
+	if err := st.SetPortalSettings(ctx, set); err != nil {
+		return err
+	}
+	meta := map[string]any{"frame_origins": strings.Join(set.FrameOrigins, " "), "accent": set.Accent, "product_name": set.ProductName,
+		"logo_bytes": len(set.Logo)}
+	if err := recordCLIActionWith(ctx, st, "trail.portal_settings.updated", org.ID, cliTarget{Type: "organization", ID: org.ID, Name: org.Name}, meta); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Set the Admin Portal settings of %s (%s); open portal pages show them on their next load.\n", org.ID, textsafe.Terminal(org.Name))
 	return nil
 }
 

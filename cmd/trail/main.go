@@ -70,6 +70,7 @@ Usage:
   trail import --org ID FILE  import an organization's past events from WorkOS's CSV export
   trail key create|list|revoke  manage API keys
   trail portal revoke ORG_ID  end an organization's Admin Portal sessions
+  trail portal settings ORG_ID  an organization's Admin Portal brand and framing origins
   trail console link          a single-use sign-in link to the operator console
   trail deployment show|set   the settings every replica must agree on
   trail signing-key list|rotate|retire|revoke|freeze  the log's signing keys (docs/OPERATIONS.md)

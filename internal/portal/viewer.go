@@ -102,22 +102,21 @@ func (p *Portal) versionLabel(ctx context.Context, action string, version int64)
 // to this log that the application's operator and the portal's admins
 // have had.
 var trailActions = map[string]actionText{
-	"trail.organization.created":     {"Audit log created", "The application created this organization's audit log."},
-	"trail.portal_link.generated":    {"Portal link generated", "The application generated a link that opens this portal."},
-	"trail.portal_link.revoked":      {"Portal links revoked", "The application revoked one admin's portal links and sessions."},
-	"trail.portal_sessions.revoked":  {"Portal sessions revoked", "The application ended every portal session of this organization."},
-	"trail.portal_session.started":   {"Portal opened", "An admin opened this portal through a link."},
-	"trail.portal_session.ended":     {"Signed out of the portal", "An admin signed out of this portal."},
-	"trail.export.requested":         {"Export requested", "A CSV export of events was requested."},
-	"trail.log_stream.created":       {"Log stream created", "A log stream to a SIEM was added."},
-	"trail.log_stream.updated":       {"Log stream changed", "A log stream's settings were changed."},
-	"trail.log_stream.paused":        {"Log stream paused", "A log stream was paused."},
-	"trail.log_stream.resumed":       {"Log stream resumed", "A log stream was resumed."},
-	"trail.log_stream.tested":        {"Log stream tested", "A test event was sent to a log stream."},
-	"trail.log_stream.deleted":       {"Log stream deleted", "A log stream was deleted."},
-	"trail.organization.updated":     {"Audit log settings changed", "The application changed this organization's settings."},
-	"trail.portal_branding.updated":  {"Portal branding changed", "The portal's logo, name or colour for this organization changed."},
-	"trail.portal_embedding.updated": {"Portal embedding changed", "The sites that may show this portal inside their pages changed."},
+	"trail.organization.created":    {"Audit log created", "The application created this organization's audit log."},
+	"trail.portal_link.generated":   {"Portal link generated", "The application generated a link that opens this portal."},
+	"trail.portal_link.revoked":     {"Portal links revoked", "The application revoked one admin's portal links and sessions."},
+	"trail.portal_sessions.revoked": {"Portal sessions revoked", "The application ended every portal session of this organization."},
+	"trail.portal_session.started":  {"Portal opened", "An admin opened this portal through a link."},
+	"trail.portal_session.ended":    {"Signed out of the portal", "An admin signed out of this portal."},
+	"trail.export.requested":        {"Export requested", "A CSV export of events was requested."},
+	"trail.log_stream.created":      {"Log stream created", "A log stream to a SIEM was added."},
+	"trail.log_stream.updated":      {"Log stream changed", "A log stream's settings were changed."},
+	"trail.log_stream.paused":       {"Log stream paused", "A log stream was paused."},
+	"trail.log_stream.resumed":      {"Log stream resumed", "A log stream was resumed."},
+	"trail.log_stream.tested":       {"Log stream tested", "A test event was sent to a log stream."},
+	"trail.log_stream.deleted":      {"Log stream deleted", "A log stream was deleted."},
+	"trail.organization.updated":    {"Audit log settings changed", "The application changed this organization's settings."},
+	"trail.portal_settings.updated": {"Portal settings changed", "The portal's name, logo, colour or the sites that may show it inside their pages changed."},
 }
 
 // vendorActorTypes are the actors of Trail's own events that are the
