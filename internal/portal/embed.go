@@ -1,12 +1,14 @@
 package portal
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Embedding (docs/EMBEDDING.md): the portal may be shown in an iframe by
@@ -101,6 +103,21 @@ func (p *Portal) frameOrigins(ctx context.Context, org string) []string {
 
 // embedded reports whether the page is being shown inside an iframe: the
 // browser says so in Sec-Fetch-Dest.
-func (p *Portal) embedded(r *http.Request) bool {
-	return r.Header.Get("Sec-Fetch-Dest") == "iframe"
+func (p *Portal) embedded(r *http.Request) bool { return framed(r) }
+
+// serveEmbedScript is GET /portal/embed.js: the script a host page
+// includes to size the portal's iframe to its content (docs/EMBEDDING.md).
+// Its URL is stable, so that host pages can name it; it is also served
+// under a hashed URL like every asset.
+func (p *Portal) serveEmbedScript(w http.ResponseWriter, r *http.Request) {
+	body, err := embedded.ReadFile("assets/static/embed.js")
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	// Host pages load it from their own origin's document.
+	w.Header().Set("Cross-Origin-Resource-Policy", "cross-origin")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }

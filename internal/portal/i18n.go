@@ -141,8 +141,7 @@ func (p *Portal) chooseLanguage(w http.ResponseWriter, r *http.Request) bool {
 		back = "/portal/"
 	}
 	if l := p.locales.byCode(code[0]); l != nil {
-		c := p.cookie(langCookie, l.Code, 365*24*60*60)
-		http.SetCookie(w, c)
+		http.SetCookie(w, p.cookie(r, langCookie, l.Code, 365*24*60*60))
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
 	return true

@@ -129,7 +129,7 @@ func (p *Portal) launchPage(w http.ResponseWriter, r *http.Request) {
 	if l.Intent == IntentLogStreams {
 		what = "log streams"
 	}
-	p.render(w, r, http.StatusOK, "launch", page{Title: "Open the " + what + " of " + org.Name,
+	p.render(w, r, http.StatusOK, "launch", page{Title: "Open the " + what + " of " + org.Name, FrameOrg: org.ID,
 		Data: launchData{OrgName: org.Name, What: what, Admin: l.AdminEmail, Secret: q.Get("secret"), Token: p.launchToken(hash)}})
 }
 
@@ -163,7 +163,7 @@ func (p *Portal) launch(w http.ResponseWriter, r *http.Request) {
 	}
 	s := &session{Version: sessionVersion, Org: org.ID, OrgName: org.Name, Intent: l.Intent, Admin: l.AdminEmail, User: l.ExternalUserID,
 		ReturnURL: l.ReturnURL, ID: newSessionID(), Expires: now.Add(p.cfg.SessionTTL).Unix(), Link: webauth.HashHex(hash)}
-	p.setCookie(w, p.encodeSession(s), int(p.cfg.SessionTTL/time.Second))
+	p.setCookie(w, r, p.encodeSession(s), int(p.cfg.SessionTTL/time.Second))
 	p.audit(r, s, "trail.portal_session.started", nil)
 	http.Redirect(w, r, landing(s.Intent), http.StatusSeeOther)
 }

@@ -175,6 +175,7 @@ func New(cfg Config) (*Portal, error) {
 func (p *Portal) routes() {
 	p.mux.HandleFunc("GET /portal/assets/{name}", p.serveAsset)
 	p.mux.HandleFunc("GET /portal/brand/{file}", p.serveBrand)
+	p.mux.HandleFunc("GET /portal/embed.js", p.serveEmbedScript)
 	p.mux.HandleFunc("GET /portal/launch", p.launchPage)
 	p.mux.HandleFunc("POST /portal/launch", p.launch)
 	p.mux.Handle("GET /portal/{$}", p.session(p.home))
@@ -247,14 +248,20 @@ type page struct {
 	// Embedded: the page is shown inside an iframe of an allowed origin
 	// (docs/EMBEDDING.md); it leaves out the way back to the application.
 	Embedded bool
-	Title    string
-	Nav      string // the current section: events, streams, integrity
-	Session  *session
-	CSRF     string
-	Refresh  int  // seconds; > 0 reloads the page (a meta refresh, no script)
-	Live     bool // the live view is served (Config.Tail)
-	Asset    func(string) string
-	Data     any
+	// FrameOrigins are the origins that may frame the page, for its
+	// script's messages to the host page; FrameOrg is the organization
+	// whose allowlist applies to a page outside a session (the launch
+	// page).
+	FrameOrigins string
+	FrameOrg     string
+	Title        string
+	Nav          string // the current section: events, streams, integrity
+	Session      *session
+	CSRF         string
+	Refresh      int  // seconds; > 0 reloads the page (a meta refresh, no script)
+	Live         bool // the live view is served (Config.Tail)
+	Asset        func(string) string
+	Data         any
 }
 
 // langLink is a link of the language picker.
@@ -277,8 +284,14 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name
 	}
 	pg.Brand = p.brandFor(r.Context(), pg.Session)
 	pg.Embedded = p.embedded(r)
+	org := pg.FrameOrg
 	if pg.Session != nil && pg.Session.Org != "" {
-		frameHeaders(w.Header(), p.frameOrigins(r.Context(), pg.Session.Org))
+		org = pg.Session.Org
+	}
+	origins := p.frameOrigins(r.Context(), org)
+	frameHeaders(w.Header(), origins)
+	if pg.Embedded {
+		pg.FrameOrigins = strings.Join(origins, " ")
 	}
 	pg.Title = pg.Lang.tr(pg.Title)
 	pg.Asset = p.assets.URL

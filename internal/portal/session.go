@@ -88,8 +88,10 @@ func (p *Portal) decodeSession(v string, now time.Time) (*session, error) {
 	return &s, nil
 }
 
-func (p *Portal) setCookie(w http.ResponseWriter, value string, maxAge int) {
-	webauth.Cookie{Name: cookieName, Path: "/portal", Secure: p.secure, SameSite: http.SameSiteLaxMode}.Set(w, value, maxAge)
+// setCookie sets (or with maxAge < 0 deletes) the session cookie, with
+// the attributes of the context the request came in (p.cookie).
+func (p *Portal) setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
+	http.SetCookie(w, p.cookie(r, cookieName, value, maxAge))
 }
 
 type sessionKey struct{}
@@ -113,12 +115,12 @@ func (p *Portal) session(h http.HandlerFunc) http.Handler {
 		}
 		switch {
 		case errors.Is(err, errExpiredSession):
-			p.setCookie(w, "", -1)
+			p.setCookie(w, r, "", -1)
 			p.message(w, r, http.StatusUnauthorized, "Your session has ended",
 				"Portal sessions last 12 hours. Open the Admin Portal again from your application to start a new one.")
 			return
 		case errors.Is(err, errEndedSession):
-			p.setCookie(w, "", -1)
+			p.setCookie(w, r, "", -1)
 			p.message(w, r, http.StatusUnauthorized, "Your session has ended",
 				"This portal session was signed out or revoked. Open the Admin Portal again from your application to start a new one.")
 			return
@@ -127,7 +129,7 @@ func (p *Portal) session(h http.HandlerFunc) http.Handler {
 			return
 		case err != nil:
 			if c != nil {
-				p.setCookie(w, "", -1)
+				p.setCookie(w, r, "", -1)
 			}
 			p.message(w, r, http.StatusUnauthorized, "Sign-in needed",
 				"The Admin Portal opens through a link your application generates. Open it again from your application.")
@@ -237,7 +239,7 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, s, err)
 		return
 	}
-	p.setCookie(w, "", -1)
+	p.setCookie(w, r, "", -1)
 	p.audit(r, s, "trail.portal_session.ended", nil)
 	p.messageWith(w, r, http.StatusOK, messageData{Heading: "You have signed out",
 		Text: "Your Admin Portal session has ended. Open a new link from your application to come back.", ReturnURL: s.ReturnURL}, nil)

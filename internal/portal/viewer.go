@@ -129,7 +129,11 @@ func (p *Portal) byVendor(action string, actor event.Entity) bool {
 // vendorActor is how the customer sees the vendor: by the name the
 // deployment sets, without its internal key ids or addresses.
 func (p *Portal) vendorActor() entityView {
-	return entityView{Type: "vendor", ID: "", Name: p.vendorName()}
+	v := entityView{Type: "vendor", Name: p.vendorName()}
+	if p.cfg.VendorName != "" {
+		v.ID = "named" // the page adds what the name is: the application's provider
+	}
+	return v
 }
 
 func (p *Portal) vendorName() string {

@@ -326,3 +326,35 @@ func testViewer(t *testing.T, e *env) {
 		}
 	})
 }
+
+// TestCookieAttributes: a portal opened top-level keeps its Lax cookie; one
+// opened inside an iframe gets SameSite=None; Secure; Partitioned, the only
+// cookie a browser sends back to a frame of another site, kept in that
+// site's partition.
+func TestCookieAttributes(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		base, dest       string
+		secure, part     bool
+		sameSite         http.SameSite
+		wantHeaderSubstr string
+	}{
+		{"top-level, http", "http://portal.test", "document", false, false, http.SameSiteLaxMode, "SameSite=Lax"},
+		{"top-level, https", "https://portal.test", "document", true, false, http.SameSiteLaxMode, "Secure; SameSite=Lax"},
+		{"framed", "https://portal.test", "iframe", true, true, http.SameSiteNoneMode, "Secure; SameSite=None; Partitioned"},
+		{"framed on localhost", "http://localhost:8080", "iframe", true, true, http.SameSiteNoneMode, "SameSite=None; Partitioned"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &Portal{secure: strings.HasPrefix(tt.base, "https:")} // all the cookie needs
+			r := httptest.NewRequest("POST", "/portal/launch", nil)
+			r.Header.Set("Sec-Fetch-Dest", tt.dest)
+			c := p.cookie(r, cookieName, "v", 60)
+			if c.Secure != tt.secure || c.Partitioned != tt.part || c.SameSite != tt.sameSite || !c.HttpOnly || c.Path != "/portal" {
+				t.Errorf("cookie %+v", c)
+			}
+			if h := c.String(); !strings.Contains(h, tt.wantHeaderSubstr) {
+				t.Errorf("Set-Cookie %q lacks %q", h, tt.wantHeaderSubstr)
+			}
+		})
+	}
+}

@@ -125,6 +125,9 @@
     search.addEventListener("input", narrow);
     // Enter in the box chooses the only action left instead of sending
     // the form half-done.
+    search.addEventListener("keypress", function (ev) {
+      if (ev.key === "Enter") ev.preventDefault(); // not a submission of the form
+    });
     search.addEventListener("keydown", function (ev) {
       if (ev.key !== "Enter") return;
       ev.preventDefault();
@@ -140,6 +143,35 @@
         if (i.value === "" || i.classList.contains("action-search")) i.disabled = true;
       });
     });
+  }
+  // Inside an iframe of an allowed site (docs/EMBEDDING.md): the launch
+  // page opens the session at once (its link was handed to that frame by
+  // the application; a scanner that fetches the link loads it top-level,
+  // where the button waits for a person), and every page tells the host
+  // page its height, to the allowed origins only, so that the host's
+  // embed.js sizes the frame to it.
+  if (body0.hasAttribute("data-embedded") && window.parent !== window) {
+    var auto = document.querySelector("form[data-autolaunch]");
+    if (auto) {
+      auto.submit();
+    }
+    var origins = (body0.getAttribute("data-frame-origins") || "").split(" ").filter(Boolean);
+    if (window.location.ancestorOrigins && window.location.ancestorOrigins.length) {
+      var top0 = window.location.ancestorOrigins[0];
+      if (origins.indexOf(top0) >= 0) origins = [top0];
+    }
+    var lastH = 0;
+    var tell = function () {
+      var h = Math.ceil(document.documentElement.scrollHeight);
+      if (h === lastH) return;
+      lastH = h;
+      origins.forEach(function (o) {
+        window.parent.postMessage({ type: "trail-portal:height", height: h }, o);
+      });
+    };
+    if (window.ResizeObserver) new ResizeObserver(tell).observe(document.body);
+    window.addEventListener("load", tell);
+    tell();
   }
   // The live view: new events arrive over Server-Sent Events and go on
   // top of the list. Without this script the page is a list to refresh.
