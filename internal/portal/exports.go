@@ -46,7 +46,7 @@ func (f filter) exportFilter() (store.ExportFilter, []string) {
 		return store.ExportFilter{}, []string{"An export can't filter by " + strings.Join(unsupported, " or ") +
 			"; clear it to export the other filters' events (exports filter by dates, actions, actor id and name, and target type)."}
 	}
-	ef := store.ExportFilter{RangeStart: f.from, RangeEnd: f.to, Actions: f.Actions}
+	ef := store.ExportFilter{RangeStart: f.from, RangeEnd: f.to, Actions: f.actions()}
 	if f.ActorID != "" {
 		ef.ActorIDs = []string{f.ActorID}
 	}
@@ -81,6 +81,18 @@ func (p *Portal) createExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, problems := parseFilter(r.PostForm)
+	if len(problems) == 0 && f.Trail != "" {
+		// Trail's own events shown or hidden: the export asks for the
+		// actions that leaves, as the page does.
+		known, err := p.cfg.Store.OrganizationActions(r.Context(), s.Org, maxActionOptions)
+		if err != nil {
+			p.fail(w, r, s, err)
+			return
+		}
+		if !f.resolve(known) {
+			problems = append(problems, "No event matches these filters; there is nothing to export.")
+		}
+	}
 	var ef store.ExportFilter
 	if len(problems) == 0 {
 		ef, problems = f.exportFilter()
@@ -117,6 +129,7 @@ func filterMeta(f filter) []kv {
 	add("actor_id", f.ActorID)
 	add("actor_name", f.ActorName)
 	add("target_type", f.TargetType)
+	add("trail_events", f.Trail)
 	return out
 }
 
