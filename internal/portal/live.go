@@ -26,6 +26,9 @@ type liveData struct {
 	Stream  string
 	Refresh string
 	Events  string // the events page with the same filters
+	// Vendor is how the script shows the actor of Trail's own events the
+	// vendor did (viewer.go, vendorActor).
+	Vendor string
 }
 
 // live is GET /portal/live: the newest events matching the filters, which
@@ -34,7 +37,7 @@ type liveData struct {
 func (p *Portal) live(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
 	f, problems := parseFilter(liveFilterValues(r.URL.Query()))
-	d := liveData{Filter: f, Active: f.active(), Problems: problems}
+	d := liveData{Filter: f, Active: f.active(), Problems: problems, Vendor: p.vendorName()}
 	v := f.values()
 	d.Refresh = "/portal/live"
 	d.Events = "/portal/events"

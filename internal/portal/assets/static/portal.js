@@ -210,8 +210,16 @@
       t.appendChild(a);
       td("Action").appendChild(el("code", "action", r.action));
       var actor = td("Actor");
-      actor.appendChild(el("span", "name", r.actor.name || r.actor.id));
-      actor.appendChild(el("span", "sub", r.actor.type + " · " + r.actor.id));
+      // Trail's own events done by the vendor show the vendor's name, not
+      // its key ids or addresses (as the events page does).
+      var byVendor = String(r.action).indexOf("trail.") === 0 && r.actor.type !== "portal_admin";
+      if (byVendor) {
+        tr.className += " trail";
+        actor.appendChild(el("span", "name", status.getAttribute("data-vendor") || ""));
+      } else {
+        actor.appendChild(el("span", "name", r.actor.name || r.actor.id));
+        actor.appendChild(el("span", "sub", r.actor.type + " · " + r.actor.id));
+      }
       var targets = td("Targets");
       (r.targets || []).slice(0, 3).forEach(function (x) {
         targets.appendChild(el("span", "chip", x.type + ": " + (x.name || x.id)));
@@ -219,7 +227,7 @@
       if ((r.targets || []).length > 3) targets.appendChild(el("span", "muted", "+" + (r.targets.length - 3) + " more"));
       var loc = td("Location");
       loc.setAttribute("dir", "auto");
-      loc.textContent = (r.context && r.context.location) || "";
+      loc.textContent = byVendor ? "" : ((r.context && r.context.location) || "");
       return tr;
     };
     var es = new EventSource(status.getAttribute("data-stream"));
