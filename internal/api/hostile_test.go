@@ -179,10 +179,11 @@ var hostilePortalRoutes = map[string]routeSpec{
 	"POST /portal/launch":       {path: "/portal/launch", form: url.Values{"secret": {"ptl_x"}, "csrf": {"x"}}, okStatus: 499},
 	"GET /portal/{$}":           {path: "/portal/"},
 	"GET /portal/events": {path: "/portal/events", query: url.Values{"from": {"2000-01-01"}, "to": {"2100-01-01"}, "action": {"user.signed_in"},
-		"actor_id": {"user_1"}, "actor_name": {"Jon"}, "target_type": {"team"}, "target_id": {"team_1"}, "q": {"blue"}}},
-	"GET /portal/events/histogram.svg": {path: "/portal/events/histogram.svg", query: url.Values{"from": {"2000-01-01"}, "to": {"2100-01-01"}}},
-	"GET /portal/events/{id}":          {path: "/portal/events/evt_01JDGOLDEN0000000000000000", okStatus: 404},
-	"GET /portal/live":                 {path: "/portal/live", query: url.Values{"action": {"user.signed_in"}, "actor_id": {"user_1"}, "q": {"blue"}}},
+		"actor_id": {"user_1"}, "actor_name": {"Jon"}, "target_type": {"team"}, "target_id": {"team_1"}, "q": {"blue"}, "trail": {"hide"}}},
+	"GET /portal/events/histogram.svg": {path: "/portal/events/histogram.svg", query: url.Values{"from": {"2000-01-01"}, "to": {"2100-01-01"},
+		"action": {"user.signed_in"}, "actor_id": {"user_1"}, "q": {"blue"}, "trail": {"hide"}, "size": {"phone"}, "theme": {"dark"}}},
+	"GET /portal/events/{id}": {path: "/portal/events/evt_01JDGOLDEN0000000000000000", okStatus: 404},
+	"GET /portal/live":        {path: "/portal/live", query: url.Values{"action": {"user.signed_in"}, "actor_id": {"user_1"}, "q": {"blue"}}},
 	"GET /portal/live/stream": {path: "/portal/live/stream", query: url.Values{"action": {"user.signed_in"}, "actor_id": {"user_1"},
 		"actor_name": {"Jon"}, "target_type": {"team"}, "target_id": {"team_1"}, "q": {"blue"}}},
 	"GET /portal/integrity":        {path: "/portal/integrity"},
@@ -206,6 +207,9 @@ var hostilePortalRoutes = map[string]routeSpec{
 	"POST /portal/streams/{id}/resume": {path: "/portal/streams/{stream}/resume", form: url.Values{}},
 	"GET /portal/streams/{id}/delete":  {path: "/portal/streams/{stream}/delete"},
 	"POST /portal/streams/{id}/delete": {path: "/portal/streams/{stream}/delete", form: url.Values{}},
+	// The viewer's brand files and the host page's embed script.
+	"GET /portal/brand/{file}": {path: "/portal/brand/accent-1d4ed8.css"},
+	"GET /portal/embed.js":     {path: "/portal/embed.js"},
 }
 
 // hostileStore is what the whole server runs on; both backends are one.
