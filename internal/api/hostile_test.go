@@ -316,7 +316,6 @@ func newHostileEnv(t *testing.T, backend string) *hostileEnv {
 		// A live tail answers until it is ended: here, at once.
 		Tail:    TailConfig{Hub: tail, MaxDuration: time.Millisecond},
 		Privacy: privacyFor(t, st),
-		Tail:    TailConfig{Hub: tail, MaxDuration: time.Millisecond},
 		Lifecycle: LifecycleConfig{Store: st, Archive: st,
 			Deleter: orgdelete.New(orgdelete.Config{Store: st, Exports: exports, ExportPath: svc.Path, Audit: audit})},
 	})

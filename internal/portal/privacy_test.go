@@ -21,7 +21,7 @@ func TestRowsShowErasuresAndPolicies(t *testing.T) {
 			"", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := rows([]store.StoredEvent{{OrganizationID: "org_a", ID: "evt", Record: []byte(tt.record)}})
+			out, err := (&Portal{}).rows([]store.StoredEvent{{OrganizationID: "org_a", ID: "evt", Record: []byte(tt.record)}}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
