@@ -27,9 +27,10 @@
 // with origin "<origin prefix>/<organization id>". Every checkpoint signed is
 // kept, so a consistency proof between any two can be served. The Integrator
 // never signs two inconsistent checkpoints for one origin: it records the
-// newest checkpoint signed per origin in the database (HeadStorage) before
-// the commit that stores it, and checks the stored tree against that record,
-// against a <data dir>/signed-checkpoints file left by an older version, and
+// newest checkpoint signed per origin in the database (HeadStorage) and in
+// the replica's <data dir>/signed-checkpoints file before the commit that
+// stores it, and checks the stored tree against both records (the database's
+// survives a lost data directory, the file survives a restored database) and
 // against checkpoints outsiders hold (Options.Held).
 //
 // # Retention

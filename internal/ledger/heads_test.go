@@ -152,8 +152,10 @@ func TestHeadsInTheDatabase(t *testing.T) {
 			addRecords(m, org, 200)
 			waitIdle(t, i)
 			i.Stop()
-			if _, err := os.Stat(filepath.Join(dir, ledger.StateFile)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("a state file was written beside a HeadStorage: %v", err)
+			// The replica keeps its own record beside the database's: it
+			// is what catches a database restored from an older copy.
+			if _, err := os.Stat(filepath.Join(dir, ledger.StateFile)); err != nil {
+				t.Errorf("no state file beside the HeadStorage: %v", err)
 			}
 			if h, _ := heads.get(origin); h.Size != 300 {
 				t.Fatalf("recorded head at size %d, want 300", h.Size)

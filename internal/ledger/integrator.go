@@ -22,13 +22,14 @@ var ErrStopped = errors.New("integrator is stopped")
 
 // Options tune the integrator. Zero values take the defaults.
 type Options struct {
-	// DataDir is where older versions kept the signed-checkpoints state
-	// file (required): a file found there is still read, and copied into
-	// Heads.
+	// DataDir is where this replica keeps its signed-checkpoints state
+	// file (required): the replica's own record, which catches a database
+	// restored from an older copy; a file found there at start is copied
+	// into Heads.
 	DataDir string
 	// Heads, when set, is where the newest checkpoint signed for each
-	// origin is recorded (the database); without it, the state file in
-	// DataDir is.
+	// origin is also recorded (the database), so that a replica with an
+	// empty data directory still knows what was signed.
 	Heads HeadStorage
 	// Held, when set, returns checkpoints that outsiders hold (the
 	// replica's record of published checkpoints), read once before the

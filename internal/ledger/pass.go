@@ -139,16 +139,19 @@ func (i *Integrator) integrateChunk(ctx context.Context, logs []LogState) (failu
 		recorded = append(recorded, SignedHead{Origin: origin, Size: e.newSize, Hash: e.root})
 	}
 	// The checkpoints are recorded as signed before any reaches the
-	// database's log: in the database (its own committed transaction), or
-	// without one in the state file. If the process dies after this write
-	// and before a commit below, the next start finds the record ahead of
-	// the log and integrates up to the recorded size again, checking that
-	// the root it computes is the one signed.
+	// database's log: in the database (its own committed transaction),
+	// which outlives any one replica, and in this replica's state file,
+	// which outlives the database being restored from an older copy (a
+	// record inside the database is restored with it). If the process dies
+	// after these writes and before a commit below, the next start finds
+	// the record ahead of the log and integrates up to the recorded size
+	// again, checking that the root it computes is the one signed.
 	if i.opts.Heads != nil {
 		if err := i.opts.Heads.RecordSignedHeads(ctx, recorded); err != nil {
 			return failures + len(exts), fmt.Errorf("couldn't record the checkpoints about to be signed, so none were stored: %w", err)
 		}
-	} else if err := writeStateFile(i.statePath, heads); err != nil {
+	}
+	if err := writeStateFile(i.statePath, heads); err != nil {
 		return failures + len(exts), fmt.Errorf("couldn't record the checkpoints about to be signed, so none were stored: %w", err)
 	}
 	i.heads = heads
