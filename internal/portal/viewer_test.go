@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -112,9 +113,12 @@ func TestCatalogsComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := map[string]string{}
-	for _, f := range []string{"layout", "events", "event", "message"} {
-		b, err := embedded.ReadFile("assets/templates/" + f + ".tmpl")
+	// Texts that reach a template as data and are translated there with
+	// tr (the launch page's "Open the %s").
+	keys := map[string]string{"audit log": "launch", "log streams": "launch"}
+	for _, file := range files {
+		f := strings.TrimSuffix(path.Base(file), ".tmpl")
+		b, err := embedded.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,6 +286,13 @@ func testViewer(t *testing.T, e *env) {
 		for _, w := range []string{`<html lang="de">`, "<h1>Ereignisse</h1>", "Zugriff auf dieses Protokoll", "Abmelden"} {
 			if !strings.Contains(page.body, w) {
 				t.Errorf("German page lacks %q", w)
+			}
+		}
+		for _, tt := range []struct{ path, want string }{
+			{"/portal/integrity", "Das Protokoll selbst prüfen"},
+		} {
+			if page := c.get(tt.path); page.status != http.StatusOK || !strings.Contains(page.body, tt.want) {
+				t.Errorf("German %s: %d, lacks %q", tt.path, page.status, tt.want)
 			}
 		}
 		c.do("GET", "/portal/events?lang=en", nil)
