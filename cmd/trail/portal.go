@@ -50,7 +50,7 @@ func newPortal(ctx context.Context, st store.Backend, signing *deploymentKeys, k
 		return api.PortalConfig{}, usagef("%v (set --public-url to the URL admins reach this server at, e.g. https://trail.example.com)", err)
 	}
 	go deletePortalLinks(ctx, st, logger)
-	return api.PortalConfig{Handler: p, Links: p}, nil
+	return api.PortalConfig{Handler: p, Links: p, Settings: st}, nil
 }
 
 // deletePortalLinks forgets portal links a day after they expired. A link's

@@ -55,7 +55,7 @@ func withEverything(t *testing.T) envOption {
 		c.Retention = RetentionConfig{Store: e.st}
 		withStreams()(c, e)
 		c.Schemas = schema.NewRegistry(e.st, schema.Options{Registerer: e.reg})
-		c.Portal = PortalConfig{Links: &fakeLinks{intents: []string{"audit_logs"}},
+		c.Portal = PortalConfig{Links: &fakeLinks{intents: []string{"audit_logs"}}, Settings: e.st,
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/html")
 				w.Write([]byte("<p>portal</p>"))
@@ -101,6 +101,7 @@ var validBodies = map[string]string{
 	"PATCH /organizations/{id}":                         `{"name":"Acme"}`,
 	"PUT /v1/organizations/{id}/archive":                `{"enabled":null}`,
 	"POST /portal/generate_link":                        `{"organization":"ORG","intent":"audit_logs"}`,
+	"PUT /v1/organizations/{id}/portal_settings":        `{"product_name":"Acme Audit","accent":"#0a7e3b","frame_origins":["https://app.example.com"]}`,
 	"PUT /v1/organizations/{id}/privacy_policy":         `{"fields":{"metadata.email":"hmac"}}`,
 	"POST /v1/organizations/{id}/hmac":                  `{"value":"alice@example.com"}`,
 	"POST /v1/organizations/{id}/erasures":              `{"actor_id":"user_9","reason":"GDPR"}`,

@@ -31,6 +31,9 @@ type PortalConfig struct {
 	Handler http.Handler
 	// Links generates the links.
 	Links PortalLinks
+	// Settings stores organizations' portal settings; the
+	// /v1/organizations/{id}/portal_settings routes exist only when set.
+	Settings store.PortalSettingsStore
 }
 
 // PortalLinks generates Admin Portal links.

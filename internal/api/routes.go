@@ -149,6 +149,12 @@ func (s *Server) routes() {
 		// WorkOS's per-admin revocation (SDK adminPortal.revokeLink): the
 		// links generated with that external_user_id, and their sessions.
 		s.handle("POST /portal/revoke_link", access.ScopeAdmin, s.revokePortalLink)
+		// An organization's brand and framing allowlist over the
+		// deployment's (portalsettings.go), as `trail portal settings`.
+		if s.cfg.Portal.Settings != nil {
+			s.handle("GET /v1/organizations/{id}/portal_settings", access.ScopeAdmin, s.getPortalSettings)
+			s.handle("PUT /v1/organizations/{id}/portal_settings", access.ScopeAdmin, s.putPortalSettings)
+		}
 		s.patterns["/portal/"] = publicRoute
 		s.mux.Handle("/portal/", http.HandlerFunc(s.portalPages))
 	}
