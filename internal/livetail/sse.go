@@ -18,6 +18,11 @@ type StreamOptions struct {
 	// reconnects with Last-Event-ID and loses nothing, and long-lived
 	// connections spread again over the replicas behind a load balancer.
 	MaxDuration time.Duration
+	// Transform, when set, is what each event's data becomes for this
+	// stream: one line of JSON made from the record (the portal sends
+	// what its page shows, not the record), or nil to leave the event
+	// out. Without it the data is the record as stored.
+	Transform func(rec Record) []byte
 }
 
 // ServeSSE subscribes to org's log from seq from with filter f and writes
@@ -60,12 +65,12 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request, org string, from 
 	for {
 		select {
 		case rec := <-sub.C():
-			buf = appendSSE(buf[:0], rec)
+			buf = appendSSE(buf[:0], rec, opts.Transform)
 			// Write whatever else is waiting too, then flush once.
 			for more := true; more && len(buf) < 256<<10; {
 				select {
 				case next := <-sub.C():
-					buf = appendSSE(buf, next)
+					buf = appendSSE(buf, next, opts.Transform)
 				default:
 					more = false
 				}
@@ -99,11 +104,18 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request, org string, from 
 }
 
 // appendSSE appends one record as an SSE event: its seq as the id, the
-// record (one line of JSON, byte for byte as stored) as the data.
-func appendSSE(b []byte, rec Record) []byte {
+// record (one line of JSON, byte for byte as stored) or what transform
+// makes of it as the data. A record transform drops is not appended.
+func appendSSE(b []byte, rec Record, transform func(Record) []byte) []byte {
+	data := rec.Record
+	if transform != nil {
+		if data = transform(rec); data == nil {
+			return b
+		}
+	}
 	b = append(b, "id: "...)
 	b = strconv.AppendInt(b, rec.Seq, 10)
 	b = append(b, "\nevent: event\ndata: "...)
-	b = append(b, rec.Record...)
+	b = append(b, data...)
 	return append(b, "\n\n"...)
 }

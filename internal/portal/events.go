@@ -184,26 +184,32 @@ func (p *Portal) rows(evs []store.StoredEvent, labels actionLabels) ([]eventRow,
 		if err != nil {
 			return nil, fmt.Errorf("couldn't decode event %s (seq %d) of %s: %w", e.ID, e.Seq, e.OrganizationID, err)
 		}
-		row := eventRow{ID: e.ID, Seq: e.Seq, URL: "/portal/events/" + e.ID, OccurredAt: rec.OccurredAt,
-			Action: rec.Action, Label: labels.label(rec.Action), Trail: strings.HasPrefix(rec.Action, trailPrefix),
-			Actor: entity(rec.Actor, nil), Location: rec.Location}
-		if p.byVendor(rec.Action, rec.Actor) {
-			row.Actor, row.Location = p.vendorActor(), ""
-		}
-		if rec.Imported != nil {
-			row.Imported = sourceName(rec.Imported.Source)
-		}
-		row.Erased, row.Protected = erasedText(rec), rec.Privacy != nil
-		for i, t := range rec.Targets {
-			if i == 3 {
-				row.MoreTarget = len(rec.Targets) - 3
-				break
-			}
-			row.Targets = append(row.Targets, entity(t, nil))
-		}
-		out = append(out, row)
+		out = append(out, p.row(e.ID, e.Seq, rec, labels))
 	}
 	return out, nil
+}
+
+// row is one event as a list shows it: the vendor's own actions by the
+// vendor's name, without its key ids or addresses.
+func (p *Portal) row(id string, seq int64, rec *event.Record, labels actionLabels) eventRow {
+	row := eventRow{ID: id, Seq: seq, URL: "/portal/events/" + id, OccurredAt: rec.OccurredAt,
+		Action: rec.Action, Label: labels.label(rec.Action), Trail: strings.HasPrefix(rec.Action, trailPrefix),
+		Actor: entity(rec.Actor, nil), Location: rec.Location}
+	if p.byVendor(rec.Action, rec.Actor) {
+		row.Actor, row.Location = p.vendorActor(), ""
+	}
+	if rec.Imported != nil {
+		row.Imported = sourceName(rec.Imported.Source)
+	}
+	row.Erased, row.Protected = erasedText(rec), rec.Privacy != nil
+	for i, t := range rec.Targets {
+		if i == 3 {
+			row.MoreTarget = len(rec.Targets) - 3
+			break
+		}
+		row.Targets = append(row.Targets, entity(t, nil))
+	}
+	return row
 }
 
 type eventData struct {

@@ -1,10 +1,13 @@
 package portal
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
+	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/livetail"
 )
 
@@ -77,7 +80,9 @@ func (p *Portal) liveStream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, problems[0], http.StatusBadRequest)
 		return
 	}
-	err := p.cfg.Tail.ServeSSE(w, r, s.Org, lastEventSeq(r), livetail.FilterOf(f.query(s.Org)), p.cfg.TailStream)
+	opts := p.cfg.TailStream
+	opts.Transform = p.liveEvent(p.actionLabels(r.Context(), nil))
+	err := p.cfg.Tail.ServeSSE(w, r, s.Org, lastEventSeq(r), livetail.FilterOf(f.query(s.Org)), opts)
 	switch {
 	case err == nil:
 	case errors.Is(err, livetail.ErrTooMany), errors.Is(err, livetail.ErrClosed):
@@ -89,6 +94,59 @@ func (p *Portal) liveStream(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		p.fail(w, r, s, err)
+	}
+}
+
+// liveEntity is an actor or target as the live view's rows show it.
+type liveEntity struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name,omitempty"`
+}
+
+// liveRow is what the live stream sends of an event: what a row of the
+// page shows (eventRow), not the record. For the vendor's own actions that
+// leaves out its key ids and addresses, as the events page does; the
+// record, its proof and the API's stream keep them.
+type liveRow struct {
+	ID          string       `json:"id"`
+	Seq         int64        `json:"seq"`
+	OccurredAt  string       `json:"occurred_at"`
+	Action      string       `json:"action"`
+	Label       string       `json:"label"`
+	Trail       bool         `json:"trail"`
+	Actor       liveEntity   `json:"actor"`
+	Targets     []liveEntity `json:"targets"`
+	MoreTargets int          `json:"more_targets"`
+	Location    string       `json:"location"`
+	Imported    string       `json:"imported,omitempty"`
+}
+
+// liveEvent returns the live stream's transform: each record as a liveRow,
+// one line of JSON. A record that does not decode is left out (logged).
+func (p *Portal) liveEvent(labels actionLabels) func(livetail.Record) []byte {
+	return func(lr livetail.Record) []byte {
+		rec, err := event.ParseRecord(lr.Record)
+		if err != nil {
+			p.log.Warn("live view: couldn't decode a record", "seq", lr.Seq, "err", err)
+			return nil
+		}
+		row := p.row(rec.ID, lr.Seq, rec, labels)
+		out := liveRow{ID: row.ID, Seq: row.Seq, OccurredAt: row.OccurredAt.UTC().Format(time.RFC3339Nano), Action: row.Action,
+			Label: row.Label, Trail: row.Trail, Actor: liveEntity{Type: row.Actor.Type, ID: row.Actor.ID, Name: row.Actor.Name},
+			Targets: []liveEntity{}, MoreTargets: row.MoreTarget, Location: row.Location, Imported: row.Imported}
+		if row.Actor.Type == "vendor" {
+			out.Actor.ID = ""
+		}
+		for _, t := range row.Targets {
+			out.Targets = append(out.Targets, liveEntity{Type: t.Type, ID: t.ID, Name: t.Name})
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			p.log.Warn("live view: couldn't encode a row", "seq", lr.Seq, "err", err)
+			return nil
+		}
+		return b
 	}
 }
 

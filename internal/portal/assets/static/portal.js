@@ -210,24 +210,24 @@
       t.appendChild(a);
       td("Action").appendChild(el("code", "action", r.action));
       var actor = td("Actor");
-      // Trail's own events done by the vendor show the vendor's name, not
-      // its key ids or addresses (as the events page does).
-      var byVendor = String(r.action).indexOf("trail.") === 0 && r.actor.type !== "portal_admin";
-      if (byVendor) {
-        tr.className += " trail";
-        actor.appendChild(el("span", "name", status.getAttribute("data-vendor") || ""));
+      // The stream sends a row as the page shows it (live.go, liveRow):
+      // Trail's own events done by the vendor come with the vendor's name
+      // only, never its key ids or addresses.
+      if (r.trail) tr.className += " trail";
+      if (r.actor.type === "vendor") {
+        actor.appendChild(el("span", "name", status.getAttribute("data-vendor") || r.actor.name || ""));
       } else {
         actor.appendChild(el("span", "name", r.actor.name || r.actor.id));
         actor.appendChild(el("span", "sub", r.actor.type + " · " + r.actor.id));
       }
       var targets = td("Targets");
-      (r.targets || []).slice(0, 3).forEach(function (x) {
+      (r.targets || []).forEach(function (x) {
         targets.appendChild(el("span", "chip", x.type + ": " + (x.name || x.id)));
       });
-      if ((r.targets || []).length > 3) targets.appendChild(el("span", "muted", "+" + (r.targets.length - 3) + " more"));
+      if (r.more_targets > 0) targets.appendChild(el("span", "muted", "+" + r.more_targets + " more"));
       var loc = td("Location");
       loc.setAttribute("dir", "auto");
-      loc.textContent = byVendor ? "" : ((r.context && r.context.location) || "");
+      loc.textContent = r.location || "";
       return tr;
     };
     var es = new EventSource(status.getAttribute("data-stream"));
