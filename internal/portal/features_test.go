@@ -182,6 +182,19 @@ func testStreamsPages(t *testing.T, e *env) {
 		t.Errorf("the form echoes a secret or raw markup")
 	}
 
+	// In German, the text the server fills in is German too: the title,
+	// the destination's labels and help, the form's own messages.
+	c.do("GET", "/portal/streams?lang=de", nil)
+	r = c.do("POST", "/portal/streams", url.Values{"csrf": {token}, "type": {"webhook"}, "name": {"n"},
+		"url": {"https://x.example"}, "secret": {secret}, "headers": {"no colon here"}})
+	for _, want := range []string{"<title>Neuer Stream: Webhook (HTTPS)", "Signaturgeheimnis", "Trail sendet jeden Stapel von Ereignissen per POST hierhin.",
+		`id="c-headers-err">Zeile 1 ist kein Header`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("German form: %d, missing %q", r.status, want)
+		}
+	}
+	c.do("GET", "/portal/streams?lang=en", nil)
+
 	// Create, then test: the receiver gets a signed test event.
 	r = c.do("POST", "/portal/streams", url.Values{"csrf": {token}, "type": {"webhook"}, "name": {hostile},
 		"url": {rc.srv.URL + "/hook"}, "secret": {secret}, "headers": {"X-Token: hunter2"}, "start": {"now"}})

@@ -84,6 +84,10 @@ func FuzzSessionCookie(f *testing.F) {
 // the destination's settings, and its secrets are never echoed into the
 // form's values.
 func FuzzStreamForm(f *testing.F) {
+	ls, err := loadLocales()
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, s := range []string{"", "type=webhook&url=https%3A%2F%2Fx.example&secret=0123456789abcdef&headers=X-A%3A+1%0AX-B%3A2",
 		"type=syslog&address=h%3A514&facility=99&ca_pem=%00", "type=s3&bucket=b&path_style=on&edit=1", "type=datadog&api_key=k&site=eu1&name=%E2%80%AE",
 		"type=splunk&url=a&url=b&token=%ff", "type=webhook&headers=%3Avalue", "type=nope&edit=1",
@@ -101,7 +105,7 @@ func FuzzStreamForm(f *testing.F) {
 		}
 		form := newForm(dest, nil, nil)
 		form.Edit = v.Get("edit") != ""
-		_, config, ok := parseStreamForm(form, v)
+		_, config, ok := parseStreamForm(ls.list[len(ls.list)-1], form, v)
 		for _, ff := range form.Fields {
 			if ff.secret() && ff.Value != "" {
 				t.Fatalf("secret %s echoed", ff.Key)

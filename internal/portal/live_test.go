@@ -43,6 +43,15 @@ func testLiveStreamShowsWhatThePageShows(t *testing.T, e *env) {
 
 	c := e.client()
 	c.open("org_a")
+	// The script's status lines come translated from the page.
+	c.do("GET", "/portal/live?lang=de", nil)
+	page := c.get("/portal/live")
+	for _, want := range []string{`data-say-open="Live: Neue Ereignisse erscheinen oben`, `data-say-many="Live: {n} neue Ereignisse`, `data-more="&#43;{n} weitere"`, `data-col-time="Zeit"`} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("German live page lacks %q", want)
+		}
+	}
+	c.do("GET", "/portal/live?lang=en", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/portal/live/stream", nil)

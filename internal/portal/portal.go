@@ -255,6 +255,7 @@ type page struct {
 	FrameOrigins string
 	FrameOrg     string
 	Title        string
+	TitleArgs    []any  // values for Title's %-verbs (a stream's name)
 	Nav          string // the current section: events, streams, integrity
 	Session      *session
 	CSRF         string
@@ -293,7 +294,11 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name
 	if pg.Embedded {
 		pg.FrameOrigins = strings.Join(origins, " ")
 	}
-	pg.Title = pg.Lang.tr(pg.Title)
+	if len(pg.TitleArgs) > 0 {
+		pg.Title = pg.Lang.T(pg.Title, pg.TitleArgs...)
+	} else {
+		pg.Title = pg.Lang.tr(pg.Title)
+	}
 	pg.Asset = p.assets.URL
 	pg.Live = p.cfg.Tail != nil
 	if pg.Session != nil {

@@ -3,7 +3,6 @@ package portal
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/url"
 	"slices"
 	"strconv"
@@ -193,6 +192,36 @@ func newForm(dest destSpec, config map[string]any, secrets []string) *streamForm
 	return f
 }
 
+// The messages of the form's own checks, translated with the page's
+// language (the stream package's messages, shared with the API, stay
+// English).
+const (
+	msgOneName        = "Give one name."
+	msgTooLong        = "%s is too long or holds control characters."
+	msgWholeNumber    = "%s must be a whole number."
+	msgNotHeader      = "Line %d is not a header: write it as Name: value."
+	msgTooManyHeaders = "At most %d headers."
+)
+
+// goMessages are the messages Go code translates, beside the templates'
+// (TestCatalogsComplete checks every shipped language has them): the
+// destinations' labels and help, the form's messages and the page titles
+// that carry a value.
+func goMessages() []string {
+	out := []string{msgOneName, msgTooLong, msgWholeNumber, msgNotHeader, msgTooManyHeaders,
+		"Log stream %s", "New %s stream", "Edit %s", "Delete %s"}
+	for _, d := range destinations {
+		out = append(out, d.Label, d.Help)
+		for _, f := range d.Fields {
+			out = append(out, f.Label)
+			if f.Help != "" {
+				out = append(out, f.Help)
+			}
+		}
+	}
+	return out
+}
+
 // Bounds of a stream form.
 const (
 	maxFormValue = 16 << 10 // bytes of one field (a CA bundle fits)
@@ -204,7 +233,7 @@ const (
 // other field is sent (so that a cleared field is cleared). Problems the
 // form itself can tell (a header line without a colon, a facility that is
 // not a number) are set on the form's fields and reported with ok false.
-func parseStreamForm(f *streamForm, v url.Values) (name string, config []byte, ok bool) {
+func parseStreamForm(l *locale, f *streamForm, v url.Values) (name string, config []byte, ok bool) {
 	ok = true
 	one := func(key string, multiline bool) (string, bool) {
 		s := v.Get(key)
@@ -217,7 +246,7 @@ func parseStreamForm(f *streamForm, v url.Values) (name string, config []byte, o
 	// created or updated, as for the API.
 	name = strings.TrimSpace(v.Get("name"))
 	if len(v["name"]) > 1 {
-		f.NameError, ok = "Give one name.", false
+		f.NameError, ok = l.T(msgOneName), false
 	} else if fe := stream.CheckName(name); fe != nil {
 		f.NameError, ok = fe.Message, false
 	}
@@ -230,7 +259,7 @@ func parseStreamForm(f *streamForm, v url.Values) (name string, config []byte, o
 		ff := &f.Fields[i]
 		raw, good := one(ff.Key, ff.Kind == kindTextarea || ff.Kind == kindHeaders || ff.Kind == kindSecretText)
 		if !good {
-			ff.Error, ok = ff.Label+" is too long or holds control characters.", false
+			ff.Error, ok = l.T(msgTooLong, l.tr(ff.Label)), false
 			continue
 		}
 		switch ff.Kind {
@@ -253,7 +282,7 @@ func parseStreamForm(f *streamForm, v url.Values) (name string, config []byte, o
 			}
 			n, err := strconv.Atoi(ff.Value)
 			if err != nil {
-				ff.Error, ok = ff.Label+" must be a whole number.", false
+				ff.Error, ok = l.T(msgWholeNumber, l.tr(ff.Label)), false
 				break
 			}
 			obj[ff.Key] = n
@@ -261,7 +290,7 @@ func parseStreamForm(f *streamForm, v url.Values) (name string, config []byte, o
 			if strings.TrimSpace(raw) == "" {
 				break
 			}
-			h, problem := parseHeaders(raw)
+			h, problem := parseHeaders(l, raw)
 			if problem != "" {
 				ff.Error, ok = problem, false
 				break
@@ -295,7 +324,7 @@ func checkMultiline(s string) error {
 
 // parseHeaders reads "Name: value" lines; problem says what is wrong
 // with them, for the form.
-func parseHeaders(raw string) (h map[string]string, problem string) {
+func parseHeaders(l *locale, raw string) (h map[string]string, problem string) {
 	h = map[string]string{}
 	for i, line := range strings.Split(strings.ReplaceAll(raw, "\r\n", "\n"), "\n") {
 		line = strings.TrimSpace(line)
@@ -305,10 +334,10 @@ func parseHeaders(raw string) (h map[string]string, problem string) {
 		k, val, found := strings.Cut(line, ":")
 		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
 		if !found || k == "" {
-			return nil, fmt.Sprintf("Line %d is not a header: write it as Name: value.", i+1)
+			return nil, l.T(msgNotHeader, i+1)
 		}
 		if len(h) == maxHeaders {
-			return nil, fmt.Sprintf("At most %d headers.", maxHeaders)
+			return nil, l.T(msgTooManyHeaders, maxHeaders)
 		}
 		h[k] = val
 	}

@@ -18,6 +18,10 @@ import (
 )
 
 func TestParseStreamForm(t *testing.T) {
+	ls, err := loadLocales()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name    string
 		typ     string
@@ -63,7 +67,7 @@ func TestParseStreamForm(t *testing.T) {
 			dest, _ := destination(tc.typ)
 			f := newForm(dest, nil, nil)
 			f.Edit = tc.edit
-			_, raw, ok := parseStreamForm(f, tc.form)
+			_, raw, ok := parseStreamForm(ls.list[0], f, tc.form)
 			if ok == tc.wantErr {
 				t.Fatalf("ok = %v", ok)
 			}

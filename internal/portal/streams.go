@@ -201,7 +201,7 @@ func (p *Portal) renderStream(w http.ResponseWriter, r *http.Request, s *session
 			d.Settings = append(d.Settings, kv{"Extra headers", strings.Join(names, ", ") + " (values hidden)"})
 		}
 	}
-	p.render(w, r, http.StatusOK, "stream", page{Title: "Log stream " + st.Stream.Name, Nav: "streams", Session: s, Data: d})
+	p.render(w, r, http.StatusOK, "stream", page{Title: "Log stream %s", TitleArgs: []any{st.Stream.Name}, Nav: "streams", Session: s, Data: d})
 }
 
 // streamDetail is GET /portal/streams/{id}: status, settings and actions.
@@ -224,7 +224,7 @@ func (p *Portal) newStream(w http.ResponseWriter, r *http.Request) {
 	}
 	f := newForm(dest, nil, nil)
 	f.Action = "/portal/streams"
-	p.render(w, r, http.StatusOK, "streamform", page{Title: "New " + dest.Label + " stream", Nav: "streams", Session: s, Data: f})
+	p.render(w, r, http.StatusOK, "streamform", page{Title: "New %s stream", TitleArgs: []any{p.locales.pick(r).tr(dest.Label)}, Nav: "streams", Session: s, Data: f})
 }
 
 // createStream is POST /portal/streams.
@@ -238,7 +238,7 @@ func (p *Portal) createStream(w http.ResponseWriter, r *http.Request) {
 	}
 	f := newForm(dest, nil, nil)
 	f.Action = "/portal/streams"
-	name, config, valid := parseStreamForm(f, r.PostForm)
+	name, config, valid := parseStreamForm(p.locales.pick(r), f, r.PostForm)
 	if valid {
 		st, err := p.cfg.Streams.Create(r.Context(), s.Org, dest.Type, name, f.Start, config)
 		var ce *stream.ConfigError
@@ -254,7 +254,7 @@ func (p *Portal) createStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.render(w, r, http.StatusUnprocessableEntity, "streamform", page{Title: "New " + dest.Label + " stream", Nav: "streams", Session: s, Data: f})
+	p.render(w, r, http.StatusUnprocessableEntity, "streamform", page{Title: "New %s stream", TitleArgs: []any{p.locales.pick(r).tr(dest.Label)}, Nav: "streams", Session: s, Data: f})
 }
 
 func editForm(st streamadmin.Status) (*streamForm, bool) {
@@ -282,7 +282,7 @@ func (p *Portal) editStream(w http.ResponseWriter, r *http.Request) {
 		p.streamNotFound(w, r, s)
 		return
 	}
-	p.render(w, r, http.StatusOK, "streamform", page{Title: "Edit " + st.Stream.Name, Nav: "streams", Session: s, Data: f})
+	p.render(w, r, http.StatusOK, "streamform", page{Title: "Edit %s", TitleArgs: []any{st.Stream.Name}, Nav: "streams", Session: s, Data: f})
 }
 
 // updateStream is POST /portal/streams/{id}/edit.
@@ -297,7 +297,7 @@ func (p *Portal) updateStream(w http.ResponseWriter, r *http.Request) {
 		p.streamNotFound(w, r, s)
 		return
 	}
-	name, config, valid := parseStreamForm(f, r.PostForm)
+	name, config, valid := parseStreamForm(p.locales.pick(r), f, r.PostForm)
 	if valid {
 		up, err := p.cfg.Streams.Update(r.Context(), s.Org, st.Stream.ID, name, config)
 		var ce *stream.ConfigError
@@ -316,7 +316,7 @@ func (p *Portal) updateStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.render(w, r, http.StatusUnprocessableEntity, "streamform", page{Title: "Edit " + st.Stream.Name, Nav: "streams", Session: s, Data: f})
+	p.render(w, r, http.StatusUnprocessableEntity, "streamform", page{Title: "Edit %s", TitleArgs: []any{st.Stream.Name}, Nav: "streams", Session: s, Data: f})
 }
 
 // setStreamActive is POST /portal/streams/{id}/pause and …/resume.
@@ -377,7 +377,7 @@ func (p *Portal) confirmDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.render(w, r, http.StatusOK, "streamdelete", page{Title: "Delete " + st.Stream.Name, Nav: "streams", Session: s, Data: row(st)})
+	p.render(w, r, http.StatusOK, "streamdelete", page{Title: "Delete %s", TitleArgs: []any{st.Stream.Name}, Nav: "streams", Session: s, Data: row(st)})
 }
 
 // deleteStream is POST /portal/streams/{id}/delete.

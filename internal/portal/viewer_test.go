@@ -115,7 +115,7 @@ func TestCatalogsComplete(t *testing.T) {
 	}
 	// Texts that reach a template as data and are translated there with
 	// tr (the launch page's "Open the %s").
-	keys := map[string]string{"audit log": "launch", "log streams": "launch"}
+	keys := map[string]string{"audit log": "launch.tmpl", "log streams": "launch.tmpl"}
 	for _, file := range files {
 		f := strings.TrimSuffix(path.Base(file), ".tmpl")
 		b, err := embedded.ReadFile(file)
@@ -128,11 +128,18 @@ func TestCatalogsComplete(t *testing.T) {
 			if err := json.Unmarshal([]byte(`"`+k+`"`), &s); err != nil {
 				t.Fatalf("%s: key %q: %v", f, k, err)
 			}
-			keys[s] = f
+			keys[s] = f + ".tmpl"
 		}
 	}
 	if len(keys) < 50 || len(files) == 0 {
 		t.Fatalf("found %d messages in the templates; the pattern is broken", len(keys))
+	}
+	// Messages Go code translates: the stream destinations' labels and
+	// help, the stream form's messages, titles that carry a value.
+	for _, k := range goMessages() {
+		if _, ok := keys[k]; !ok {
+			keys[k] = "Go code (goMessages)"
+		}
 	}
 	locales, err := fs.Glob(embedded, "assets/locales/*.json")
 	if err != nil || len(locales) == 0 {
@@ -146,7 +153,7 @@ func TestCatalogsComplete(t *testing.T) {
 		}
 		for k, f := range keys {
 			if _, ok := msgs[k]; !ok {
-				t.Errorf("%s lacks %q (from %s.tmpl)", lf, k, f)
+				t.Errorf("%s lacks %q (from %s)", lf, k, f)
 			}
 		}
 		for k, v := range msgs {

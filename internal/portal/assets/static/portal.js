@@ -179,7 +179,9 @@
   var body = document.querySelector("#live-events tbody");
   if (status && body && status.getAttribute("data-stream") && window.EventSource) {
     var maxRows = 200;
-    var say = function (text) { status.textContent = text; };
+    // The status lines come translated from the page (live.tmpl); {n}
+    // stands for a count.
+    var say = function (name, n) { status.textContent = (status.getAttribute("data-say-" + name) || "").replace("{n}", n); };
     var el = function (tag, cls, text) {
       var e = document.createElement(tag);
       if (cls) e.className = cls;
@@ -197,8 +199,8 @@
     var row = function (r) {
       var tr = document.createElement("tr");
       tr.className = "fresh";
-      var td = function (label) { var c = document.createElement("td"); c.setAttribute("data-label", label); tr.appendChild(c); return c; };
-      var t = td("Time");
+      var td = function (col) { var c = document.createElement("td"); c.setAttribute("data-label", status.getAttribute("data-col-" + col) || ""); tr.appendChild(c); return c; };
+      var t = td("time");
       t.className = "time";
       var a = document.createElement("a");
       a.href = "/portal/events/" + encodeURIComponent(r.id);
@@ -208,8 +210,8 @@
       a.appendChild(tm);
       if (!useUTC()) { var dd = new Date(r.occurred_at); if (!isNaN(dd)) tm.textContent = formatter(false).format(dd); }
       t.appendChild(a);
-      td("Action").appendChild(el("code", "action", r.action));
-      var actor = td("Actor");
+      td("action").appendChild(el("code", "action", r.action));
+      var actor = td("actor");
       // The stream sends a row as the page shows it (live.go, liveRow):
       // Trail's own events done by the vendor come with the vendor's name
       // only, never its key ids or addresses.
@@ -220,19 +222,19 @@
         actor.appendChild(el("span", "name", r.actor.name || r.actor.id));
         actor.appendChild(el("span", "sub", r.actor.type + " · " + r.actor.id));
       }
-      var targets = td("Targets");
+      var targets = td("targets");
       (r.targets || []).forEach(function (x) {
         targets.appendChild(el("span", "chip", x.type + ": " + (x.name || x.id)));
       });
-      if (r.more_targets > 0) targets.appendChild(el("span", "muted", "+" + r.more_targets + " more"));
-      var loc = td("Location");
+      if (r.more_targets > 0) targets.appendChild(el("span", "muted", (status.getAttribute("data-more") || "+{n}").replace("{n}", r.more_targets)));
+      var loc = td("location");
       loc.setAttribute("dir", "auto");
       loc.textContent = r.location || "";
       return tr;
     };
     var es = new EventSource(status.getAttribute("data-stream"));
     var seen = 0;
-    es.addEventListener("open", function () { say("Live: new events appear at the top as they are recorded."); });
+    es.addEventListener("open", function () { say("open"); });
     es.addEventListener("event", function (m) {
       var r;
       try { r = JSON.parse(m.data); } catch (e) { return; }
@@ -241,11 +243,11 @@
       body.insertBefore(row(r), body.firstChild);
       while (body.rows.length > maxRows) body.deleteRow(body.rows.length - 1);
       seen++;
-      say("Live: " + seen + (seen === 1 ? " new event" : " new events") + " since the page opened.");
+      say(seen === 1 ? "one" : "many", seen);
     });
     es.addEventListener("error", function () {
-      if (es.readyState === EventSource.CLOSED) say("The live view stopped. Refresh the page to start it again.");
-      else say("Reconnecting…");
+      if (es.readyState === EventSource.CLOSED) say("stopped");
+      else say("retry");
     });
   }
 })();
