@@ -94,13 +94,8 @@ func entity(e event.Entity, md event.Metadata) entityView {
 // events, newest first, with the portal's filters.
 func (c *Console) orgEvents(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
-	org, err := c.logOrganization(r, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		c.messageIn(w, r, http.StatusNotFound, "Organization not found", "There is no organization with this id.", s)
-		return
-	}
-	if err != nil {
-		c.fail(w, r, s, err)
+	org, ok := c.pathOrganization(w, r, s)
+	if !ok {
 		return
 	}
 	c.eventsPage(w, r, scope{Org: &org})
@@ -301,6 +296,22 @@ func (c *Console) eventDetail(w http.ResponseWriter, r *http.Request) {
 		d.Record = string(e.Record)
 	}
 	c.render(w, r, http.StatusOK, "event", page{Title: "Event " + e.ID, Nav: "events", Session: s, Data: d})
+}
+
+// pathOrganization is the organization the path's {id} names, for a page
+// about it; when there is none it has answered with the 404 page (or the
+// failure) and reports false.
+func (c *Console) pathOrganization(w http.ResponseWriter, r *http.Request, s *session) (store.Organization, bool) {
+	org, err := c.logOrganization(r, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		c.messageIn(w, r, http.StatusNotFound, "Organization not found", "There is no organization with this id.", s)
+		return store.Organization{}, false
+	}
+	if err != nil {
+		c.fail(w, r, s, err)
+		return store.Organization{}, false
+	}
+	return org, true
 }
 
 // logOrganization is the organization whose log a page shows: any,

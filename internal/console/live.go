@@ -36,13 +36,8 @@ type liveData struct {
 // …/live/stream. Without JavaScript it is a list with a link to refresh.
 func (c *Console) live(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
-	org, err := c.logOrganization(r, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		c.messageIn(w, r, http.StatusNotFound, "Organization not found", "There is no organization with this id.", s)
-		return
-	}
-	if err != nil {
-		c.fail(w, r, s, err)
+	org, ok := c.pathOrganization(w, r, s)
+	if !ok {
 		return
 	}
 	sc := scope{Org: &org}
