@@ -446,6 +446,11 @@ func (s *server) run(ctx context.Context) error {
 	if err := s.exports.svc.Stop(sctx); err != nil {
 		logger.Warn("export jobs did not stop in time; they will run again after the restart", "err", err)
 	}
+	// Sign what the committer stored last while the integrator still runs
+	// (and, on PostgreSQL, still holds its lease if it did).
+	if err := s.integrator.settle(sctx); err != nil {
+		logger.Warn("events acknowledged last are signed at the next start", "err", err)
+	}
 	s.stopWorkers()
 	for _, done := range s.workersDone {
 		<-done

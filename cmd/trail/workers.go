@@ -112,6 +112,22 @@ func (r *integratorRunner) Wake() {
 	}
 }
 
+// settle waits, bounded by ctx, for a pass of the current integrator that
+// finds nothing left to sign: at a graceful stop, after the committer has
+// drained, every event acknowledged is then covered by a stored checkpoint
+// before the process exits, not only at the next start. A replica that
+// does not integrate (another holds the lease) has nothing to wait for.
+func (r *integratorRunner) settle(ctx context.Context) error {
+	in := r.current.Load()
+	if in == nil {
+		return nil
+	}
+	if err := in.WaitIdle(ctx); err != nil && !errors.Is(err, ledger.ErrStopped) {
+		return fmt.Errorf("waiting for the last events to be signed: %w", err)
+	}
+	return nil
+}
+
 // Refused reports the current integrator's refusals.
 func (r *integratorRunner) Refused() map[string]string {
 	if in := r.current.Load(); in != nil {
