@@ -92,19 +92,11 @@ func (c *orgCommand) Run(ctx context.Context, args []string) error {
 		defer st.Close()
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tEXTERNAL ID\tCREATED")
-		p := store.ListParams{Limit: 100, Order: store.OrderAsc}
-		for {
-			page, err := st.ListOrganizations(ctx, p)
-			if err != nil {
-				return err
-			}
-			for _, o := range page.Data {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", textsafe.Terminal(o.ID), textsafe.Terminal(o.Name), textsafe.Terminal(o.ExternalID), o.CreatedAt.Format(time.RFC3339))
-			}
-			if page.After == "" {
-				break
-			}
-			p.After = page.After
+		err = eachListed(ctx, st.ListOrganizations, func(o store.Organization) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", textsafe.Terminal(o.ID), textsafe.Terminal(o.Name), textsafe.Terminal(o.ExternalID), o.CreatedAt.Format(time.RFC3339))
+		})
+		if err != nil {
+			return err
 		}
 		return tw.Flush()
 	case "import":
@@ -344,24 +336,16 @@ func (c *keyCommand) Run(ctx context.Context, args []string) error {
 		defer st.Close()
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tSCOPES\tORGANIZATION\tCREATED\tREVOKED")
-		p := store.ListParams{Limit: 100, Order: store.OrderAsc}
-		for {
-			page, err := st.ListAPIKeys(ctx, p)
-			if err != nil {
-				return err
+		err = eachListed(ctx, st.ListAPIKeys, func(k store.APIKey) {
+			revoked := ""
+			if !k.RevokedAt.IsZero() {
+				revoked = k.RevokedAt.Format(time.RFC3339)
 			}
-			for _, k := range page.Data {
-				revoked := ""
-				if !k.RevokedAt.IsZero() {
-					revoked = k.RevokedAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, textsafe.Terminal(k.Name), k.Prefix, strings.Join(k.Scopes, ","),
-					k.OrganizationID, k.CreatedAt.Format(time.RFC3339), revoked)
-			}
-			if page.After == "" {
-				break
-			}
-			p.After = page.After
+			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, textsafe.Terminal(k.Name), k.Prefix, strings.Join(k.Scopes, ","),
+				k.OrganizationID, k.CreatedAt.Format(time.RFC3339), revoked)
+		})
+		if err != nil {
+			return err
 		}
 		return tw.Flush()
 	case "revoke":
@@ -583,4 +567,23 @@ func recordCLIActionWith(ctx context.Context, st store.Store, action, logOrg str
 		return fmt.Errorf("couldn't record audit event %s: %w", action, err)
 	}
 	return nil
+}
+
+// eachListed calls fn for every item of a paginated store listing, oldest
+// first, one page of 100 at a time.
+func eachListed[T any](ctx context.Context, list func(context.Context, store.ListParams) (store.ListPage[T], error), fn func(T)) error {
+	p := store.ListParams{Limit: 100, Order: store.OrderAsc}
+	for {
+		page, err := list(ctx, p)
+		if err != nil {
+			return fmt.Errorf("listing: %w", err)
+		}
+		for _, item := range page.Data {
+			fn(item)
+		}
+		if page.After == "" {
+			return nil
+		}
+		p.After = page.After
+	}
 }
