@@ -42,6 +42,17 @@ type FieldError struct {
 	Field   string // e.g. "config.url"
 	Code    string // "required", "invalid", "unknown_field"
 	Message string // a sentence saying what to fix
+	// Format and Args are Message before its values were filled in: a
+	// stable key a user interface translates (the Admin Portal's message
+	// catalogs) and the values of its verbs; fmt.Sprintf(Format, Args...)
+	// is Message.
+	Format string
+	Args   []any
+}
+
+// fieldError is a FieldError whose Message is format filled with args.
+func fieldError(field, code, format string, args ...any) FieldError {
+	return FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...), Format: format, Args: args}
 }
 
 // ConfigError is an invalid stream configuration: the caller's input, to
@@ -133,8 +144,8 @@ const MaxConfigBytes = 64 << 10
 func (c *Codec) Parse(typ string, raw []byte, prev *Settings) (*Settings, error) {
 	dest := newSettings(typ)
 	if dest == nil {
-		return nil, &ConfigError{[]FieldError{{Field: "type", Code: "invalid",
-			Message: fmt.Sprintf("type must be one of %s, not %q.", strings.Join(Types, ", "), truncate(typ, 40))}}}
+		return nil, &ConfigError{[]FieldError{fieldError("type", "invalid",
+			"type must be one of %s, not %q.", strings.Join(Types, ", "), truncate(typ, 40))}}
 	}
 	if prev != nil && prev.Type == typ {
 		// Start from a copy of the stored settings.
@@ -147,8 +158,8 @@ func (c *Codec) Parse(typ string, raw []byte, prev *Settings) (*Settings, error)
 		}
 	}
 	if len(raw) > MaxConfigBytes {
-		return nil, &ConfigError{[]FieldError{{Field: "config", Code: "invalid",
-			Message: fmt.Sprintf("config must be at most %d bytes.", MaxConfigBytes)}}}
+		return nil, &ConfigError{[]FieldError{fieldError("config", "invalid",
+			"config must be at most %d bytes.", MaxConfigBytes)}}
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		raw = []byte("{}")
@@ -167,29 +178,29 @@ func (c *Codec) Parse(typ string, raw []byte, prev *Settings) (*Settings, error)
 // decodeConfig decodes one JSON object strictly into dst.
 func decodeConfig(raw []byte, dst settings) error {
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
-		return &ConfigError{[]FieldError{{Field: "config", Code: "invalid", Message: "config must be a JSON object."}}}
+		return &ConfigError{[]FieldError{fieldError("config", "invalid", "config must be a JSON object.")}}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(dst)
 	if err == nil {
 		if dec.More() {
-			return &ConfigError{[]FieldError{{Field: "config", Code: "invalid", Message: "config must be a single JSON object."}}}
+			return &ConfigError{[]FieldError{fieldError("config", "invalid", "config must be a single JSON object.")}}
 		}
 		return nil
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return &ConfigError{[]FieldError{{Field: "config." + te.Field, Code: "invalid_type",
-			Message: fmt.Sprintf("config.%s must be a JSON %s, not %s.", te.Field, jsonKind(te.Type.Kind().String()), te.Value)}}}
+		return &ConfigError{[]FieldError{fieldError("config."+te.Field, "invalid_type",
+			"config.%s must be a JSON %s, not %s.", te.Field, jsonKind(te.Type.Kind().String()), te.Value)}}
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name, _ = strconv.Unquote(name)
-		return &ConfigError{[]FieldError{{Field: "config." + name, Code: "unknown_field",
-			Message: fmt.Sprintf("config.%s is not a setting of this destination type; remove it.", truncate(name, 60))}}}
+		return &ConfigError{[]FieldError{fieldError("config."+name, "unknown_field",
+			"config.%s is not a setting of this destination type; remove it.", truncate(name, 60))}}
 	}
-	return &ConfigError{[]FieldError{{Field: "config", Code: "invalid",
-		Message: "config is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ") + "."}}}
+	return &ConfigError{[]FieldError{fieldError("config", "invalid",
+		"config is not valid JSON: %s.", strings.TrimPrefix(err.Error(), "json: "))}}
 }
 
 func jsonKind(k string) string {
@@ -274,11 +285,14 @@ func (c *Codec) Test(ctx context.Context, s *Settings, org string) error {
 type errList []FieldError
 
 func (e *errList) add(field, code, format string, args ...any) {
-	*e = append(*e, FieldError{Field: "config." + field, Code: code, Message: fmt.Sprintf(format, args...)})
+	*e = append(*e, fieldError("config."+field, code, format, args...))
 }
 
+// required says a setting is missing; what, a literal, describes it. The
+// description is part of the message's format, so that the message has
+// one key to translate per setting.
 func (e *errList) required(field, what string) {
-	e.add(field, "required", "config.%s is required: %s.", field, what)
+	e.add(field, "required", "config.%s is required: "+strings.ReplaceAll(what, "%", "%%")+".", field)
 }
 
 // checkURL validates an http(s) URL setting: https unless the policy allows

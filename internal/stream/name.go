@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"fmt"
 	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/textsafe"
@@ -20,6 +19,6 @@ func CheckName(name string) *FieldError {
 	if utf8.ValidString(name) && utf8.RuneCountInString(name) <= MaxNameLen && !textsafe.HasControl(name) {
 		return nil
 	}
-	return &FieldError{Field: "name", Code: "invalid",
-		Message: fmt.Sprintf("name must be one line of at most %d characters, without control characters.", MaxNameLen)}
+	fe := fieldError("name", "invalid", "name must be one line of at most %d characters, without control characters.", MaxNameLen)
+	return &fe
 }
