@@ -87,7 +87,7 @@ func metadata(md event.Metadata) []kv {
 // events is GET /portal/events: the organization's events, newest first.
 func (p *Portal) events(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
-	f, problems := parseFilter(r.URL.Query())
+	f, problems := parseFilterIn(p.locales.pick(r), r.URL.Query())
 	d := eventsData{Filter: f, Active: f.active(), Problems: problems}
 	lang := p.locales.pick(r)
 	status := http.StatusOK
@@ -126,7 +126,7 @@ func (p *Portal) events(w http.ResponseWriter, r *http.Request) {
 			page, err := p.cfg.Store.SearchEvents(r.Context(), f.query(s.Org))
 			switch {
 			case errors.Is(err, store.ErrInvalidCursor):
-				d.Problems = append(d.Problems, "The page cursor is not valid; go back to the first page.")
+				d.Problems = append(d.Problems, lang.T("The page cursor is not valid; go back to the first page."))
 			case err != nil:
 				p.fail(w, r, s, err)
 				return
@@ -147,7 +147,7 @@ func (p *Portal) events(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.Exports != nil && len(d.Problems) == 0 {
 		d.Export = true
 		if _, notes := f.exportFilter(); len(notes) > 0 {
-			d.ExportNote = notes[0]
+			d.ExportNote = notes[0].in(lang)
 		}
 	}
 	if len(d.Problems) > 0 {

@@ -34,17 +34,18 @@ type Exports interface {
 
 // exportFilter maps the events page's filter to what an export selects,
 // or says why it can't.
-func (f filter) exportFilter() (store.ExportFilter, []string) {
-	var unsupported []string
-	if f.Text != "" {
-		unsupported = append(unsupported, "search text")
+func (f filter) exportFilter() (store.ExportFilter, []phrase) {
+	var unsupported label
+	switch {
+	case f.Text != "" && f.TargetID != "":
+		unsupported = label("search text or target id")
+	case f.Text != "":
+		unsupported = label("search text")
+	case f.TargetID != "":
+		unsupported = label("target id")
 	}
-	if f.TargetID != "" {
-		unsupported = append(unsupported, "target id")
-	}
-	if len(unsupported) > 0 {
-		return store.ExportFilter{}, []string{"An export can't filter by " + strings.Join(unsupported, " or ") +
-			"; clear it to export the other filters' events (exports filter by dates, actions, actor id and name, and target type)."}
+	if unsupported != "" {
+		return store.ExportFilter{}, []phrase{msg("An export can't filter by %s; clear it to export the other filters' events (exports filter by dates, actions, actor id and name, and target type).", unsupported)}
 	}
 	ef := store.ExportFilter{RangeStart: f.from, RangeEnd: f.to, Actions: f.actions()}
 	if f.ActorID != "" {
@@ -80,7 +81,7 @@ func (p *Portal) createExport(w http.ResponseWriter, r *http.Request) {
 		p.messageWith(w, r, http.StatusBadRequest, messageData{Heading: "Export not started", Text: "The form could not be read; go back and try again."}, s)
 		return
 	}
-	f, problems := parseFilter(r.PostForm)
+	f, problems := parseFilterIn(p.locales.pick(r), r.PostForm)
 	if len(problems) == 0 && f.Trail != "" {
 		// Trail's own events shown or hidden: the export asks for the
 		// actions that leaves, as the page does.
@@ -90,12 +91,14 @@ func (p *Portal) createExport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !f.resolve(known) {
-			problems = append(problems, "No event matches these filters; there is nothing to export.")
+			problems = append(problems, p.locales.pick(r).T("No event matches these filters; there is nothing to export."))
 		}
 	}
 	var ef store.ExportFilter
 	if len(problems) == 0 {
-		ef, problems = f.exportFilter()
+		var notes []phrase
+		ef, notes = f.exportFilter()
+		problems = phrasesIn(p.locales.pick(r), notes)
 	}
 	if len(problems) > 0 {
 		p.render(w, r, http.StatusBadRequest, "export", page{Title: "Export not started", Nav: "events", Session: s,

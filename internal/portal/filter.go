@@ -2,7 +2,6 @@ package portal
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -27,9 +26,10 @@ type filter struct {
 	// "access to this log"): "" with the others, "hide" or "only".
 	Trail string
 	// Invalid holds the message of each field whose value is not valid,
-	// by parameter name: the page shows it beside the field, which keeps
-	// what was typed.
+	// by parameter name, in the page's language (parseFilterIn): the page
+	// shows it beside the field, which keeps what was typed.
 	Invalid map[string]string
+	invalid map[string]phrase
 	// Cursors: After pages to older events, Before to newer ones.
 	After, Before string
 
@@ -77,81 +77,83 @@ func parseTime(v string, end bool) (time.Time, bool) {
 }
 
 // parseFilter reads the events page's query parameters. Unknown parameters
-// are ignored; every problem with a known one is described for the page.
-func parseFilter(v url.Values) (filter, []string) {
+// are ignored; every problem with a known one is described for the page,
+// as phrases written in the page's language (parseFilterIn).
+func parseFilter(v url.Values) (filter, []phrase) {
 	var f filter
-	var problems []string
-	invalid := func(field, msg string) {
-		if f.Invalid == nil {
-			f.Invalid = map[string]string{}
+	var problems []phrase
+	invalid := func(field string, n phrase) {
+		if f.invalid == nil {
+			f.invalid = map[string]phrase{}
 		}
-		if _, ok := f.Invalid[field]; !ok {
-			f.Invalid[field] = msg
+		if _, ok := f.invalid[field]; !ok {
+			f.invalid[field] = n
 		}
-		problems = append(problems, msg)
+		problems = append(problems, n)
 	}
 	// one reads a single-valued parameter. A value that is not valid text
 	// stays in its field, cut to the field's length, with the message
 	// beside it; the page then runs no query.
-	one := func(name, label string) string {
+	one := func(name string, what label) string {
 		vals := v[name]
 		if len(vals) == 0 {
 			return ""
 		}
 		if len(vals) > 1 {
-			invalid(name, fmt.Sprintf("%s is given %d times; give it once.", label, len(vals)))
+			invalid(name, msg("%s is given %d times; give it once.", what, len(vals)))
 			return strings.TrimSpace(vals[0])
 		}
 		s := strings.TrimSpace(vals[0])
-		if err := checkText(s); err != nil {
-			invalid(name, fmt.Sprintf("%s %v.", label, err))
+		if n, bad := textNote(s, what); bad {
+			invalid(name, n)
 			return strings.ToValidUTF8(truncateBytes(s, maxFilterLen), "\uFFFD")
 		}
 		return s
 	}
-	f.From, f.To = one("from", "From"), one("to", "To")
-	f.ActorID, f.ActorName = one("actor_id", "Actor id"), one("actor_name", "Actor name")
-	f.TargetType, f.TargetID = one("target_type", "Target type"), one("target_id", "Target id")
-	f.Text = one("q", "Search text")
-	f.After, f.Before = one("after", "The page cursor"), one("before", "The page cursor")
+	f.From, f.To = one("from", label("From")), one("to", label("To"))
+	f.ActorID, f.ActorName = one("actor_id", label("Actor id")), one("actor_name", label("Actor name"))
+	f.TargetType, f.TargetID = one("target_type", label("Target type")), one("target_id", label("Target id"))
+	f.Text = one("q", label("Search text"))
+	f.After, f.Before = one("after", label("The page cursor")), one("before", label("The page cursor"))
 	for _, c := range []string{f.After, f.Before} {
 		if len(c) > maxCursorLen {
-			problems = append(problems, "The page cursor is too long; go back to the first page.")
+			problems = append(problems, msg("The page cursor is too long; go back to the first page."))
 		}
 	}
 	if f.After != "" && f.Before != "" {
-		problems = append(problems, "A page has either an after or a before cursor, not both; go back to the first page.")
+		problems = append(problems, msg("A page has either an after or a before cursor, not both; go back to the first page."))
 		f.After, f.Before = "", ""
 	}
 	var ok bool
 	if f.From != "" {
 		if f.from, ok = parseTime(f.From, false); !ok {
-			invalid("from", fmt.Sprintf("From %q is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).", truncate(f.From, 40)))
+			invalid("from", msg("From %q is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).", truncate(f.From, 40)))
 		}
 	}
 	if f.To != "" {
 		if f.to, ok = parseTime(f.To, true); !ok {
-			invalid("to", fmt.Sprintf("To %q is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).", truncate(f.To, 40)))
+			invalid("to", msg("To %q is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC).", truncate(f.To, 40)))
 		}
 	}
 	if !f.from.IsZero() && !f.to.IsZero() && !f.from.Before(f.to) {
-		invalid("to", "From must be before To.")
+		invalid("to", msg("From must be before To."))
 	}
-	switch t := one("trail", "Trail's events"); t {
+	switch t := one("trail", label("Trail's events")); t {
 	case "", trailHide, trailOnly:
 		f.Trail = t
 	default:
-		invalid("trail", fmt.Sprintf("Trail's events %q is not a choice: use hide or only.", truncate(t, 40)))
+		invalid("trail", msg("Trail's events %q is not a choice: use hide or only.", truncate(t, 40)))
 	}
 	seen := map[string]bool{}
 	for _, a := range v["action"] {
 		a = strings.TrimSpace(a)
-		switch err := checkText(a); {
+		n, bad := textNote(a, label("An action"))
+		switch {
 		case a == "" || seen[a]:
-		case err != nil:
-			problems = append(problems, fmt.Sprintf("An action %v.", err))
+		case bad:
+			problems = append(problems, n)
 		case len(f.Actions) == maxActions:
-			problems = append(problems, fmt.Sprintf("Choose at most %d actions.", maxActions))
+			problems = append(problems, msg("Choose at most %d actions.", maxActions))
 		default:
 			seen[a] = true
 			f.Actions = append(f.Actions, a)
@@ -160,14 +162,47 @@ func parseFilter(v url.Values) (filter, []string) {
 	return f, problems
 }
 
-func checkText(s string) error {
+// parseFilterIn is parseFilter with its messages written in l's language
+// (English when l is nil, as the operator console shows them): beside
+// their fields (Invalid) and as the list of problems.
+func parseFilterIn(l *locale, v url.Values) (filter, []string) {
+	f, notes := parseFilter(v)
+	write := func(n phrase) string {
+		if l == nil {
+			return n.String()
+		}
+		return n.in(l)
+	}
+	if len(f.invalid) > 0 {
+		f.Invalid = make(map[string]string, len(f.invalid))
+		for k, n := range f.invalid {
+			f.Invalid[k] = write(n)
+		}
+	}
+	out := make([]string, len(notes))
+	for i, n := range notes {
+		out[i] = write(n)
+	}
+	return f, out
+}
+
+// textNote is checkText's message about a value named what, and whether
+// there is one.
+func textNote(s string, what label) (phrase, bool) {
 	switch {
 	case len(s) > maxFilterLen:
-		return fmt.Errorf("is longer than %d characters", maxFilterLen)
+		return msg("%s is longer than %d characters.", what, maxFilterLen), true
 	case !utf8.ValidString(s):
-		return errors.New("is not valid text (UTF-8)")
+		return msg("%s is not valid text (UTF-8).", what), true
 	case strings.ContainsFunc(s, unicode.IsControl):
-		return errors.New("contains control characters")
+		return msg("%s contains control characters.", what), true
+	}
+	return phrase{}, false
+}
+
+func checkText(s string) error {
+	if n, bad := textNote(s, "The value"); bad {
+		return errors.New(n.String())
 	}
 	return nil
 }

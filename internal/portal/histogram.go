@@ -122,7 +122,7 @@ func (p *Portal) histogram(w http.ResponseWriter, r *http.Request) {
 	q.Del("theme")
 	q.Del("after")
 	q.Del("before")
-	f, problems := parseFilter(q)
+	f, problems := parseFilterIn(p.locales.pick(r), q)
 	if len(problems) > 0 {
 		http.Error(w, problems[0], http.StatusBadRequest)
 		return

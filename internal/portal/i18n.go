@@ -146,3 +146,61 @@ func (p *Portal) chooseLanguage(w http.ResponseWriter, r *http.Request) bool {
 	http.Redirect(w, r, back, http.StatusSeeOther)
 	return true
 }
+
+// phrase is a message written where the page is rendered, in its language:
+// a catalog key (the English text) and the values of its verbs. Code that
+// has no page at hand (the filter's checks, which the operator console
+// shares) returns phrases rather than text.
+type phrase struct {
+	Key  string
+	Args []any
+}
+
+// label is a value of a phrase that is itself a message (a field's name):
+// it is translated before it fills its verb, as a value that is a phrase
+// is written first.
+type label string
+
+// in writes the phrase in l's language.
+func (n phrase) in(l *locale) string {
+	args := make([]any, len(n.Args))
+	for i, a := range n.Args {
+		switch v := a.(type) {
+		case label:
+			a = l.tr(string(v))
+		case phrase:
+			a = v.in(l)
+		}
+		args[i] = a
+	}
+	return l.p.Sprintf(n.Key, args...)
+}
+
+// String writes the phrase in English, as fmt does (the operator console's
+// language).
+func (n phrase) String() string {
+	args := make([]any, len(n.Args))
+	for i, a := range n.Args {
+		switch v := a.(type) {
+		case label:
+			a = string(v)
+		case phrase:
+			a = v.String()
+		}
+		args[i] = a
+	}
+	return fmt.Sprintf(n.Key, args...)
+}
+
+// phrasesIn writes phrases in l's language.
+func phrasesIn(l *locale, ns []phrase) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.in(l)
+	}
+	return out
+}
+
+// msg is a phrase: key is a literal the catalogs translate
+// (TestCatalogsComplete finds every msg, T and label of the package).
+func msg(key string, args ...any) phrase { return phrase{Key: key, Args: args} }

@@ -39,7 +39,7 @@ type liveData struct {
 // JavaScript it is a list with a link to refresh it.
 func (p *Portal) live(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
-	f, problems := parseFilter(liveFilterValues(r.URL.Query()))
+	f, problems := parseFilterIn(p.locales.pick(r), liveFilterValues(r.URL.Query()))
 	d := liveData{Filter: f, Active: f.active(), Problems: problems, Vendor: p.vendorName()}
 	v := f.values()
 	d.Refresh = "/portal/live"
@@ -75,7 +75,7 @@ func (p *Portal) live(w http.ResponseWriter, r *http.Request) {
 // events matching the filters, as Server-Sent Events (docs/LIVETAIL.md).
 func (p *Portal) liveStream(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
-	f, problems := parseFilter(liveFilterValues(r.URL.Query()))
+	f, problems := parseFilterIn(p.locales.pick(r), liveFilterValues(r.URL.Query()))
 	if len(problems) > 0 {
 		http.Error(w, problems[0], http.StatusBadRequest)
 		return

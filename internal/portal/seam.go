@@ -22,8 +22,9 @@ type Filter = filter
 const EventPageSize = eventPageSize
 
 // ParseFilter reads the events page's query parameters; every problem with
-// a known one is described for the page, and unknown ones are ignored.
-func ParseFilter(v url.Values) (Filter, []string) { return parseFilter(v) }
+// a known one is described for the page, in English (the portal writes the
+// same messages in its page's language), and unknown ones are ignored.
+func ParseFilter(v url.Values) (Filter, []string) { return parseFilterIn(nil, v) }
 
 // LiveFilterValues drops what a live view has no use for (dates and page
 // cursors) before ParseFilter.

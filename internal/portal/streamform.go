@@ -193,8 +193,8 @@ func newForm(dest destSpec, config map[string]any, secrets []string) *streamForm
 }
 
 // The messages of the form's own checks, translated with the page's
-// language (the stream package's messages, shared with the API, stay
-// English).
+// language (the stream package's messages, shared with the API, are
+// translated by their format: fieldMessage).
 const (
 	msgOneName        = "Give one name."
 	msgTooLong        = "%s is too long or holds control characters."
@@ -206,10 +206,19 @@ const (
 // goMessages are the messages Go code translates, beside the templates'
 // (TestCatalogsComplete checks every shipped language has them): the
 // destinations' labels and help, the form's messages and the page titles
-// that carry a value.
+// that carry a value, the streams' states and the notices after a change.
+// (Literals handed to T, tr, msg and label are found in the source by the
+// test itself.)
 func goMessages() []string {
 	out := []string{msgOneName, msgTooLong, msgWholeNumber, msgNotHeader, msgTooManyHeaders,
 		"Log stream %s", "New %s stream", "Edit %s", "Delete %s"}
+	for _, st := range streamStates {
+		v := stateOf(st)
+		out = append(out, v.Label, v.Help)
+	}
+	for _, n := range notices {
+		out = append(out, n)
+	}
 	for _, d := range destinations {
 		out = append(out, d.Label, d.Help)
 		for _, f := range d.Fields {
@@ -248,7 +257,7 @@ func parseStreamForm(l *locale, f *streamForm, v url.Values) (name string, confi
 	if len(v["name"]) > 1 {
 		f.NameError, ok = l.T(msgOneName), false
 	} else if fe := stream.CheckName(name); fe != nil {
-		f.NameError, ok = fe.Message, false
+		f.NameError, ok = fieldMessage(l, *fe), false
 	}
 	f.Name = name
 	if s := v.Get("start"); !f.Edit && s != "" {
@@ -344,16 +353,18 @@ func parseHeaders(l *locale, raw string) (h map[string]string, problem string) {
 	return h, ""
 }
 
-// setErrors puts the stream package's field errors beside their fields.
-func (f *streamForm) setErrors(errs []stream.FieldError) {
+// setErrors puts the stream package's field errors beside their fields,
+// in l's language.
+func (f *streamForm) setErrors(l *locale, errs []stream.FieldError) {
 	for _, fe := range errs {
 		key := strings.TrimPrefix(fe.Field, "config.")
+		text := fieldMessage(l, fe)
 		switch {
 		case fe.Field == "name":
-			f.NameError = fe.Message
+			f.NameError = text
 			continue
 		case fe.Field == "start":
-			f.StartError = fe.Message
+			f.StartError = text
 			continue
 		}
 		placed := false
@@ -363,14 +374,24 @@ func (f *streamForm) setErrors(errs []stream.FieldError) {
 					f.Fields[i].Error += " "
 				}
 				// "config.url must be …" reads "URL must be …" beside the field.
-				f.Fields[i].Error += strings.ReplaceAll(fe.Message, fe.Field, f.Fields[i].Label)
+				f.Fields[i].Error += strings.ReplaceAll(text, fe.Field, l.tr(f.Fields[i].Label))
 				placed = true
 			}
 		}
 		if !placed {
-			f.Errors = append(f.Errors, fe.Message)
+			f.Errors = append(f.Errors, text)
 		}
 	}
+}
+
+// fieldMessage is a stream settings check's message in l's language: its
+// format is the catalog's key (the English message before its values were
+// filled in); a message without one (the stream manager's own) is its key.
+func fieldMessage(l *locale, fe stream.FieldError) string {
+	if fe.Format == "" {
+		return l.tr(fe.Message)
+	}
+	return l.T(fe.Format, fe.Args...)
 }
 
 // HasErrors reports whether any field has an error (the template shows a

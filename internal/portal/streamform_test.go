@@ -104,7 +104,11 @@ func manyHeaders(n int) string {
 func TestStreamFormErrors(t *testing.T) {
 	dest, _ := destination("webhook")
 	f := newForm(dest, nil, nil)
-	f.setErrors([]stream.FieldError{{Field: "config.url", Message: "config.url must use https://."}, {Field: "name", Message: "bad name"},
+	ls, err := loadLocales()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.setErrors(ls.list[0], []stream.FieldError{{Field: "config.url", Message: "config.url must use https://."}, {Field: "name", Message: "bad name"},
 		{Field: "config", Message: "config is not valid JSON."}, {Field: "config.nope", Message: "x"}})
 	if f.Fields[0].Error != "URL must use https://." || f.NameError != "bad name" || len(f.Errors) != 2 || !f.HasErrors() {
 		t.Fatalf("%+v", f)
@@ -171,7 +175,7 @@ func TestExportFilter(t *testing.T) {
 		}
 		got, notes := f.exportFilter()
 		if tc.note != "" {
-			if len(notes) != 1 || !strings.Contains(notes[0], tc.note) {
+			if len(notes) != 1 || !strings.Contains(notes[0].String(), tc.note) {
 				t.Errorf("%s: notes %q", tc.query, notes)
 			}
 			continue

@@ -55,6 +55,8 @@ type streamRow struct {
 
 type stateView struct{ Name, Label, Class, Help string }
 
+// stateOf describes a stream's state, in English: the page translates
+// Label and Help (goMessages lists them).
 func stateOf(s string) stateView {
 	switch s {
 	case store.StreamActive:
@@ -69,44 +71,47 @@ func stateOf(s string) stateView {
 	return stateView{s, s, "muted", ""}
 }
 
+// streamStates are the states stateOf names.
+var streamStates = []string{store.StreamActive, store.StreamError, store.StreamInvalid, store.StreamInactive}
+
 // lag describes how far behind a stream is.
-func lag(events int64, seconds float64) string {
+func lag(events int64, seconds float64) phrase {
 	if events == 0 {
-		return "up to date"
+		return msg("up to date")
 	}
-	return fmt.Sprintf("%s event%s, oldest %s", commas(events), plural(events), ago(seconds))
+	if events == 1 {
+		return msg("1 event, oldest %s", ago(seconds))
+	}
+	return msg("%d events, oldest %s", events, ago(seconds))
 }
 
-func plural(n int64) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
-}
-
-func ago(seconds float64) string {
+// ago is the age of a stream's oldest undelivered event, a phrase of its
+// own inside lag's.
+func ago(seconds float64) phrase {
 	d := time.Duration(seconds * float64(time.Second))
 	switch {
 	case d < time.Minute:
-		return fmt.Sprintf("%d s old", int(d.Seconds()))
+		return msg("%d s old", int(d.Seconds()))
 	case d < time.Hour:
-		return fmt.Sprintf("%d min old", int(d.Minutes()))
+		return msg("%d min old", int(d.Minutes()))
 	case d < 48*time.Hour:
-		return fmt.Sprintf("%.1f h old", d.Hours())
+		return msg("%.1f h old", d.Hours())
 	}
-	return fmt.Sprintf("%d days old", int(d.Hours()/24))
+	return msg("%d days old", int(d.Hours()/24))
 }
 
-func row(st streamadmin.Status) streamRow {
+func row(l *locale, st streamadmin.Status) streamRow {
 	s := st.Stream
+	state := stateOf(s.State)
+	state.Label, state.Help = l.tr(state.Label), l.tr(state.Help)
 	r := streamRow{ID: s.ID, Name: s.Name, Type: s.Type, TypeLabel: s.Type, URL: "/portal/streams/" + s.ID,
-		State: stateOf(s.State), LastSyncedAt: s.LastSyncedAt, LagEvents: st.LagEvents, Lag: lag(st.LagEvents, st.LagSeconds),
+		State: state, LastSyncedAt: s.LastSyncedAt, LagEvents: st.LagEvents, Lag: lag(st.LagEvents, st.LagSeconds).in(l),
 		LastError: s.LastError, LastErrorAt: s.LastErrorAt, Unreadable: st.Unreadable}
 	if d, ok := destination(s.Type); ok {
 		r.TypeLabel = d.Label
 	}
 	if st.Unreadable {
-		r.LastError = "Trail can't decrypt this stream's secrets (was the master key changed?); edit the stream and give its secrets again."
+		r.LastError = l.T("Trail can't decrypt this stream's secrets (was the master key changed?); edit the stream and give its secrets again.")
 	}
 	return r
 }
@@ -135,9 +140,10 @@ func (p *Portal) streamList(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, s, err)
 		return
 	}
-	d := streamsData{Notice: notices[r.URL.Query().Get("done")], Destinations: destinations}
+	l := p.locales.pick(r)
+	d := streamsData{Notice: l.tr(notices[r.URL.Query().Get("done")]), Destinations: destinations}
 	for _, st := range list {
-		d.Rows = append(d.Rows, row(st))
+		d.Rows = append(d.Rows, row(l, st))
 	}
 	p.render(w, r, http.StatusOK, "streams", page{Title: "Log streams", Nav: "streams", Session: s, Data: d})
 }
@@ -177,7 +183,8 @@ type streamData struct {
 }
 
 func (p *Portal) renderStream(w http.ResponseWriter, r *http.Request, s *session, st streamadmin.Status, notice string, test *streamadmin.TestResult) {
-	d := streamData{Row: row(st), Notice: notice, Secrets: st.SecretNames, Created: st.Stream.CreatedAt,
+	l := p.locales.pick(r)
+	d := streamData{Row: row(l, st), Notice: l.tr(notice), Secrets: st.SecretNames, Created: st.Stream.CreatedAt,
 		Updated: st.Stream.UpdatedAt, Test: test, Paused: st.Stream.State == store.StreamInactive}
 	var cfg map[string]any
 	if json.Unmarshal(st.Stream.Config, &cfg) == nil {
@@ -244,7 +251,7 @@ func (p *Portal) createStream(w http.ResponseWriter, r *http.Request) {
 		var ce *stream.ConfigError
 		switch {
 		case errors.As(err, &ce):
-			f.setErrors(ce.Errors)
+			f.setErrors(p.locales.pick(r), ce.Errors)
 		case err != nil:
 			p.fail(w, r, s, err)
 			return
@@ -303,7 +310,7 @@ func (p *Portal) updateStream(w http.ResponseWriter, r *http.Request) {
 		var ce *stream.ConfigError
 		switch {
 		case errors.As(err, &ce):
-			f.setErrors(ce.Errors)
+			f.setErrors(p.locales.pick(r), ce.Errors)
 		case errors.Is(err, store.ErrNotFound):
 			p.streamNotFound(w, r, s)
 			return
@@ -377,7 +384,7 @@ func (p *Portal) confirmDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.render(w, r, http.StatusOK, "streamdelete", page{Title: "Delete %s", TitleArgs: []any{st.Stream.Name}, Nav: "streams", Session: s, Data: row(st)})
+	p.render(w, r, http.StatusOK, "streamdelete", page{Title: "Delete %s", TitleArgs: []any{st.Stream.Name}, Nav: "streams", Session: s, Data: row(p.locales.pick(r), st)})
 }
 
 // deleteStream is POST /portal/streams/{id}/delete.

@@ -3,10 +3,14 @@ package portal
 import (
 	"context"
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -141,6 +145,13 @@ func TestCatalogsComplete(t *testing.T) {
 			keys[k] = "Go code (goMessages)"
 		}
 	}
+	// Every literal the portal's Go code translates (T, tr, msg, label),
+	// and the stream settings checks' formats the stream form shows.
+	for k, where := range sourceMessages(t) {
+		if _, ok := keys[k]; !ok {
+			keys[k] = where
+		}
+	}
 	locales, err := fs.Glob(embedded, "assets/locales/*.json")
 	if err != nil || len(locales) == 0 {
 		t.Fatalf("no locale files: %v", err)
@@ -162,6 +173,92 @@ func TestCatalogsComplete(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sourceMessages finds the messages Go code hands to the catalogs as
+// literals: in this package, the first argument of T, tr and msg and the
+// value of a label; in package stream (internal/stream), the formats of
+// its settings checks (errs.add, errs.required, fieldError), which the
+// stream form translates; in package streamadmin, the messages of the
+// field errors it makes itself. A message added there without a German
+// entry fails TestCatalogsComplete.
+func sourceMessages(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	lit := func(e ast.Expr) (string, bool) {
+		b, ok := e.(*ast.BasicLit)
+		if !ok || b.Kind != token.STRING {
+			return "", false
+		}
+		s, err := strconv.Unquote(b.Value)
+		return s, err == nil
+	}
+	name := func(e ast.Expr) string {
+		switch f := e.(type) {
+		case *ast.Ident:
+			return f.Name
+		case *ast.SelectorExpr:
+			return f.Sel.Name
+		}
+		return ""
+	}
+	for _, dir := range []string{".", "../stream", "../streamadmin"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no Go files in %s: %v", dir, err)
+		}
+		for _, file := range files {
+			if strings.HasSuffix(file, "_test.go") {
+				continue
+			}
+			fset := token.NewFileSet()
+			f, err := parser.ParseFile(fset, file, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.CallExpr:
+					fn := name(n.Fun)
+					arg := -1
+					switch {
+					case dir == "." && (fn == "T" || fn == "tr" || fn == "msg" || fn == "label"):
+						arg = 0
+					case dir == "../stream" && fn == "add":
+						arg = 2
+					case dir == "../stream" && fn == "fieldError":
+						arg = 2
+					case dir == "../stream" && fn == "required" && len(n.Args) == 2:
+						if s, ok := lit(n.Args[1]); ok {
+							out["config.%s is required: "+s+"."] = fset.Position(n.Pos()).String()
+						}
+					}
+					if arg >= 0 && len(n.Args) > arg {
+						if s, ok := lit(n.Args[arg]); ok {
+							out[s] = fset.Position(n.Pos()).String()
+						}
+					}
+				case *ast.CompositeLit:
+					// streamadmin's own stream.FieldError{…, Message: "…"}.
+					if dir != "../streamadmin" || name(n.Type) != "FieldError" {
+						break
+					}
+					for _, el := range n.Elts {
+						if kv, ok := el.(*ast.KeyValueExpr); ok && name(kv.Key) == "Message" {
+							if s, ok := lit(kv.Value); ok {
+								out[s] = fset.Position(n.Pos()).String()
+							}
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	if len(out) < 50 {
+		t.Fatalf("found %d messages in Go code; the search is broken", len(out))
+	}
+	return out
 }
 
 func TestLanguageChoice(t *testing.T) {
