@@ -90,6 +90,13 @@ type PortalQueries interface {
 	// time index once, in one ordered range scan, and includes every event
 	// acknowledged before it began.
 	EventHistogram(ctx context.Context, org string, from time.Time, step time.Duration, n int) ([]int64, error)
+	// SearchHistogram is EventHistogram of the events SearchEvents(q)
+	// finds: those of q.OrganizationID that match every filter of q
+	// (From, To, Actions, ActionPrefixes, actor, target, Text,
+	// SchemaMismatch, with the search's rules), counted by occurred_at in
+	// the same buckets. Cursors, Limit and Order are ignored. Like the
+	// search, it includes every event acknowledged before it began.
+	SearchHistogram(ctx context.Context, q EventQuery, from time.Time, step time.Duration, n int) ([]int64, error)
 }
 
 // PortalSettings are one organization's Admin Portal settings, over the

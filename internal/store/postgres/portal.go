@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -182,6 +184,98 @@ func (s *Store) EventHistogram(ctx context.Context, org string, from time.Time, 
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("couldn't count the events of %s: %w", org, classify(err))
+	}
+	return counts, nil
+}
+
+// SearchHistogram counts the events SearchEvents(q) finds in the buckets:
+// one aggregate over the search's conditions (the plan's filters, the
+// text through the GIN index with the organization's lexeme ANDed in, a
+// target through event_targets), bounded to the buckets' range.
+func (s *Store) SearchHistogram(ctx context.Context, q store.EventQuery, from time.Time, step time.Duration, n int) ([]int64, error) {
+	if n < 1 || n > store.MaxHistogramBuckets || step < time.Millisecond {
+		return nil, fmt.Errorf("histogram of %d buckets of %s: need 1 to %d buckets of at least 1ms", n, step, store.MaxHistogramBuckets)
+	}
+	org := q.OrganizationID
+	counts := make([]int64, n)
+	if matchesNothingStorable(q) {
+		return counts, nil
+	}
+	actions := append([]string(nil), q.Actions...)
+	if len(q.ActionPrefixes) > 0 {
+		expanded, err := s.expandPrefixes(ctx, org, q.ActionPrefixes)
+		if err != nil {
+			return nil, err
+		}
+		actions = append(actions, expanded...)
+		if len(actions) == 0 {
+			return counts, nil // no action of this organization has that prefix
+		}
+	}
+	slices.Sort(actions)
+	actions = slices.Compact(actions)
+	fromMS, stepMS := from.UnixMilli(), step.Milliseconds()
+	lo, hi := time.UnixMilli(fromMS), time.UnixMilli(fromMS+int64(n)*stepMS)
+	if !q.From.IsZero() && ceilMS(q.From).After(lo) {
+		lo = ceilMS(q.From)
+	}
+	if !q.To.IsZero() && ceilMS(q.To).Before(hi) {
+		hi = ceilMS(q.To)
+	}
+	if !lo.Before(hi) {
+		return counts, nil
+	}
+
+	p := &plan{}
+	p.org = p.arg(org)
+	p.bounds = append(p.bounds, "%[1]s.occurred_at >= "+p.arg(lo), "%[1]s.occurred_at < "+p.arg(hi))
+	if q.ActorID != "" {
+		p.filters = append(p.filters, "e.actor_id = "+p.arg(q.ActorID))
+	}
+	if q.ActorName != "" {
+		p.filters = append(p.filters, "e.actor_name = "+p.arg(q.ActorName))
+	}
+	if q.SchemaMismatch {
+		p.filters = append(p.filters, "e.schema_mismatch")
+	}
+	p.whereActions(actions)
+	var extra []string
+	if q.Text != "" {
+		tsquery := searchQuery(q.Text)
+		if tsquery == "" {
+			return counts, nil // nothing searchable in the text
+		}
+		extra = append(extra, "e.search @@ "+p.arg(tenantQuery(org, tsquery))+"::tsquery")
+	}
+	if q.TargetType != "" || q.TargetID != "" {
+		t := []string{"t.organization_id = " + p.org}
+		if q.TargetType != "" {
+			t = append(t, "t.target_type = "+p.arg(q.TargetType))
+		}
+		if q.TargetID != "" {
+			t = append(t, "t.target_id = "+p.arg(q.TargetID))
+		}
+		extra = append(extra, `EXISTS (SELECT 1 FROM event_targets t WHERE `+strings.Join(t, " AND ")+
+			` AND t.occurred_at = e.occurred_at AND t.seq = e.seq AND t.received_at = e.received_at)`)
+	}
+	sql := `SELECT ((extract(epoch FROM e.occurred_at) * 1000)::bigint - ` + p.arg(fromMS) + `) / ` + p.arg(stepMS) +
+		`, count(*) FROM events e` + p.where("e", extra...) + ` GROUP BY 1`
+	rows, err := s.pool.Query(ctx, sql, p.args...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't count the matching events of %s: %w", org, classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b, c int64
+		if err := rows.Scan(&b, &c); err != nil {
+			return nil, fmt.Errorf("couldn't count the matching events of %s: %w", org, classify(err))
+		}
+		if b >= 0 && b < int64(n) {
+			counts[b] += c
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't count the matching events of %s: %w", org, classify(err))
 	}
 	return counts, nil
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/trailaudit/trail/internal/store"
 )
@@ -265,6 +267,117 @@ func (s *Store) EventHistogram(ctx context.Context, org string, from time.Time, 
 			i := sort.Search(n+1, func(i int) bool { return bound(i) > p.ms }) - 1
 			if i >= 0 && i < n && p.ms < bound(i+1) {
 				counts[i]++
+			}
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return counts, nil
+}
+
+// SearchHistogram counts the events SearchEvents(q) finds in the buckets:
+// the indexed ones with one aggregate over the search's walk (the same
+// FTS5 expression and conditions, bounded to the buckets' range of sort
+// keys), then the events after the search file's high-water mark with the
+// search's tail filter, as the search reads them.
+func (s *Store) SearchHistogram(ctx context.Context, q store.EventQuery, from time.Time, step time.Duration, n int) ([]int64, error) {
+	if n < 1 || n > store.MaxHistogramBuckets || step < time.Millisecond {
+		return nil, fmt.Errorf("histogram of %d buckets of %s: need 1 to %d buckets of at least 1ms", n, step, store.MaxHistogramBuckets)
+	}
+	org := q.OrganizationID
+	if !utf8.ValidString(q.Text) {
+		q.Text = strings.ToValidUTF8(q.Text, " ") // as SearchEvents
+	}
+	counts := make([]int64, n)
+	fromMS, stepMS := ms(from), step.Milliseconds()
+	// Bucket i is [bound(i), bound(i+1)) in milliseconds, clamped as sort
+	// keys are (sortKeyAt).
+	clamp := func(v int64) int64 { return max(min(v, maxSortMS), 0) }
+	bound := func(i int) int64 { return clamp(fromMS + int64(i)*stepMS) }
+	loMS, hiMS := bound(0), bound(n)
+	if !q.From.IsZero() {
+		loMS = max(loMS, clamp(ceilMS(q.From)))
+	}
+	if !q.To.IsZero() {
+		hiMS = min(hiMS, clamp(ceilMS(q.To)))
+	}
+	if loMS >= hiMS {
+		return counts, nil
+	}
+	var text *textQuery
+	if q.Text != "" {
+		t, ok := compileText(q.Text)
+		if !ok {
+			return counts, nil // nothing searchable in the text
+		}
+		text = &t
+	}
+	bucket := func(at int64) int {
+		i := sort.Search(n+1, func(i int) bool { return bound(i) > at }) - 1
+		if i >= 0 && i < n && at < bound(i+1) {
+			return i
+		}
+		return -1
+	}
+	fail := func(err error) ([]int64, error) {
+		return nil, fmt.Errorf("couldn't count the matching events of %s: %w", org, classify(err))
+	}
+
+	// The high-water mark and the indexed counts in one snapshot.
+	tx, err := s.searchRead.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	indexed, err := indexedPos(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	b, ok, err := searchWhere(ctx, tx, q)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		b.where(b.keyCol+" >= ?", sortKeyAt(loMS))
+		b.where(b.keyCol+" < ?", sortKeyAt(hiMS))
+		// A row's bucket from its key's milliseconds; grouped over at
+		// most MaxHistogramBuckets values.
+		query := fmt.Sprintf(`SELECT ((%s >> %d) - ?) / ?, count(*) FROM %s WHERE %s GROUP BY 1`,
+			b.keyCol, slotBits, b.from, strings.Join(b.conds, " AND "))
+		rows, err := tx.QueryContext(ctx, query, append([]any{fromMS, stepMS}, b.args...)...)
+		if err != nil {
+			return fail(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var i, c int64
+			if err := rows.Scan(&i, &c); err != nil {
+				return fail(err)
+			}
+			if i >= 0 && i < int64(n) {
+				counts[i] += c
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fail(err)
+		}
+		rows.Close()
+	}
+	tx.Rollback() //nolint:errcheck // read-only
+
+	// The events after the mark, read after it (see tail.go).
+	last, err := s.lastPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	filter := newTailFilter(&q, &position{loMS, -1, 0}, &position{hiMS, -1, 0}, text)
+	err = s.scanTail(ctx, org, indexed, last, func(rows []pendingRow) error {
+		return orgRowsFrom(rows, org, false, func(p *pendingRow) {
+			if filter.match(p) {
+				if i := bucket(p.ms); i >= 0 {
+					counts[i]++
+				}
 			}
 		})
 	})

@@ -203,17 +203,81 @@ func (s *Store) searchIndexed(ctx context.Context, sq searchQuerier, q store.Eve
 		}
 		return nil, nil, mark, err
 	}
+	b, ok, err := searchWhere(ctx, sq, q)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if !ok {
+		return none()
+	}
+	b.limit, b.scanDesc = n, scanDesc
+	org := q.OrganizationID
+	if lo != nil {
+		b.where(b.keyCol+" >= ?", keyFrom(*lo))
+	}
+	if hi != nil {
+		b.where(b.keyCol+" < ?", keyBelow(*hi))
+	}
+	sqlText, args := b.build()
+	if withMark {
+		// One statement, one snapshot: the mark as a row of key -1 (sort
+		// keys are never negative), then the walk's rows.
+		sqlText = `SELECT -1, indexed_pos FROM search_state WHERE id = 1 UNION ALL SELECT * FROM (` + sqlText + `)`
+	}
+
+	rows, err := sq.QueryContext(ctx, sqlText, args...)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
+	}
+	defer rows.Close()
+	type row struct{ key, seq int64 }
+	var found []row
+	marked := false
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.key, &r.seq); err != nil {
+			return nil, nil, 0, fmt.Errorf("couldn't read search result: %w", err)
+		}
+		if r.key == -1 {
+			mark, marked = r.seq, true
+			continue
+		}
+		found = append(found, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, 0, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
+	}
+	if withMark && !marked {
+		return nil, nil, 0, fmt.Errorf("couldn't read search high-water mark")
+	}
+	// In the walk's order, whatever order the compound statement gave.
+	slices.SortFunc(found, func(a, b row) int {
+		if scanDesc {
+			return cmp.Compare(b.key, a.key)
+		}
+		return cmp.Compare(a.key, b.key)
+	})
+	for _, r := range found {
+		keys, seqs = append(keys, r.key), append(seqs, r.seq)
+	}
+	return keys, seqs, mark, nil
+}
+
+// searchWhere is the walk of the search file for q's filters but its time
+// bounds: its tables, key column and conditions. It reports false when no
+// indexed event can match.
+func searchWhere(ctx context.Context, sq searchQuerier, q store.EventQuery) (*queryBuilder, bool, error) {
 	actions := append([]string(nil), q.Actions...)
 	if len(q.ActionPrefixes) > 0 {
 		expanded, err := expandPrefixes(ctx, sq, q.OrganizationID, q.ActionPrefixes)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, false, err
 		}
 		actions = append(actions, expanded...)
 		slices.Sort(actions)
 		actions = slices.Compact(actions)
 		if len(actions) == 0 {
-			return none() // no indexed action of this organization has that prefix
+			return nil, false, nil // no indexed action of this organization has that prefix
 		}
 	}
 
@@ -272,7 +336,7 @@ func (s *Store) searchIndexed(ctx context.Context, sq searchQuerier, q store.Eve
 	if q.Text != "" {
 		text := ftsExpression(q.Text)
 		if text == "" {
-			return none() // nothing searchable in the text
+			return nil, false, nil // nothing searchable in the text
 		}
 		terms = append(terms, text)
 	}
@@ -283,7 +347,7 @@ func (s *Store) searchIndexed(ctx context.Context, sq searchQuerier, q store.Eve
 		facetFilter(facetOrganization)
 	}
 
-	b := &queryBuilder{limit: n, scanDesc: scanDesc}
+	b := &queryBuilder{}
 	if len(terms) > 0 {
 		b.from = `event_fts d CROSS JOIN event_search s ON s.sort_key = d.rowid`
 		b.where("d.event_fts MATCH ?", strings.Join(terms, " AND "))
@@ -298,59 +362,11 @@ func (s *Store) searchIndexed(ctx context.Context, sq searchQuerier, q store.Eve
 		// spaces: a match is a whole token.
 		b.where("instr(s.exact, ?) > 0", tok)
 	}
-	if lo != nil {
-		b.where(b.keyCol+" >= ?", keyFrom(*lo))
-	}
-	if hi != nil {
-		b.where(b.keyCol+" < ?", keyBelow(*hi))
-	}
 	if actionsInSQL {
 		ph := strings.TrimSuffix(strings.Repeat("?,", len(actions)), ",")
 		b.where("s.action IN ("+ph+")", anySlice(actions)...)
 	}
-	sqlText, args := b.build()
-	if withMark {
-		// One statement, one snapshot: the mark as a row of key -1 (sort
-		// keys are never negative), then the walk's rows.
-		sqlText = `SELECT -1, indexed_pos FROM search_state WHERE id = 1 UNION ALL SELECT * FROM (` + sqlText + `)`
-	}
-
-	rows, err := sq.QueryContext(ctx, sqlText, args...)
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
-	}
-	defer rows.Close()
-	type row struct{ key, seq int64 }
-	var found []row
-	marked := false
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.key, &r.seq); err != nil {
-			return nil, nil, 0, fmt.Errorf("couldn't read search result: %w", err)
-		}
-		if r.key == -1 {
-			mark, marked = r.seq, true
-			continue
-		}
-		found = append(found, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, 0, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
-	}
-	if withMark && !marked {
-		return nil, nil, 0, fmt.Errorf("couldn't read search high-water mark")
-	}
-	// In the walk's order, whatever order the compound statement gave.
-	slices.SortFunc(found, func(a, b row) int {
-		if scanDesc {
-			return cmp.Compare(b.key, a.key)
-		}
-		return cmp.Compare(a.key, b.key)
-	})
-	for _, r := range found {
-		keys, seqs = append(keys, r.key), append(seqs, r.seq)
-	}
-	return keys, seqs, mark, nil
+	return b, true, nil
 }
 
 // eventsBySeq reads the stored events of org with the given seqs, in the

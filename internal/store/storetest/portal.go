@@ -30,6 +30,7 @@ func runPortal(t *testing.T, open func(t *testing.T) store.Backend) {
 		}
 		t.Run("Actions"+name, func(t *testing.T) { testPortalActions(t, open(t), ix) })
 		t.Run("Histogram"+name, func(t *testing.T) { testPortalHistogram(t, open(t), ix) })
+		t.Run("SearchHistogram"+name, func(t *testing.T) { testSearchHistogram(t, open(t), ix) })
 	}
 }
 
@@ -408,6 +409,123 @@ func testPortalHistogram(t *testing.T, s store.Backend, ix indexing) {
 	}{{time.Hour, 0}, {time.Hour, store.MaxHistogramBuckets + 1}, {0, 4}, {time.Microsecond, 4}} {
 		if _, err := s.EventHistogram(ctx, a, base, bad.step, bad.n); err == nil {
 			t.Errorf("EventHistogram(step %s, n %d) = nil error, want one", bad.step, bad.n)
+		}
+	}
+}
+
+// testSearchHistogram: SearchHistogram counts, per bucket, exactly the
+// events SearchEvents finds for the same filters (every filter: actions
+// and prefixes, actor id and name, target type and id, free text, dates),
+// of the one organization, whatever the indexer has reached.
+func testSearchHistogram(t *testing.T, s store.Backend, ix indexing) {
+	ctx := ctxOf(t)
+	a := mustCreateOrg(t, s, orgID("S", 1), t0).ID
+	b := mustCreateOrg(t, s, orgID("S", 2), t0).ID
+	base := time.Now().UTC().Truncate(time.Hour).Add(-48 * time.Hour)
+	actions := []string{"user.signed_in", "user.deleted", "team.created", "invoice.paid"}
+	actors := [][2]string{{"user_1", "Ann Lee"}, {"user_2", "Bob Stone"}, {"svc_9", "Billing Robot"}}
+	targets := [][2]string{{"team", "team_1"}, {"team", "team_2"}, {"invoice", "inv_7"}}
+	words := []string{"alpha", "bravo", "charlie"}
+	at := map[string]time.Time{} // event id → occurred_at
+	var evs []store.PendingEvent
+	for i := range 48 {
+		org, seq := a, i
+		if i%7 == 6 {
+			org, seq = b, 1000+i // another organization's, with the same values
+		}
+		when := base.Add(time.Duration(i*5)*time.Minute + time.Duration(i%3)*time.Second)
+		act, actor, tg, word := actions[i%4], actors[i%3], targets[(i/2)%3], words[(i/3)%3]
+		raw := fmt.Appendf(nil, `{"action":%q,"occurred_at":%q,"actor":{"id":%q,"type":"user","name":%q},"targets":[{"type":%q,"id":%q}],"metadata":{"note":"%s %d"},"context":{"location":"203.0.113.7"}}`,
+			act, when.Format(time.RFC3339Nano), actor[0], actor[1], tg[0], tg[1], word, i)
+		d, err := event.ParseEvent(raw, time.Now(), event.DefaultLimits())
+		if err != nil {
+			t.Fatalf("test event: %v", err)
+		}
+		id := fmt.Sprintf("evt_01JTSEARCHH%016d", seq)
+		at[id] = when
+		evs = append(evs, store.PendingEvent{OrganizationID: org, ID: id, ReceivedAt: t0, Tail: d.Tail})
+	}
+	appendAll(t, s, evs, ix)
+
+	// want counts what SearchEvents finds, page by page.
+	want := func(t *testing.T, q store.EventQuery, from time.Time, step time.Duration, n int) []int64 {
+		counts := make([]int64, n)
+		q.Limit = 100
+		for {
+			page, err := s.SearchEvents(ctx, q)
+			if err != nil {
+				t.Fatalf("SearchEvents: %v", err)
+			}
+			for _, e := range page.Events {
+				if i := int(at[e.ID].Sub(from) / step); !at[e.ID].Before(from) && i < n {
+					counts[i]++
+				}
+			}
+			if page.After == "" {
+				return counts
+			}
+			q.After = page.After
+		}
+	}
+	tests := []struct {
+		name  string
+		q     store.EventQuery
+		total int64 // of the 3 hours from base, in 12 buckets of 15 min
+	}{
+		{"all", store.EventQuery{}, 31},
+		{"action", store.EventQuery{Actions: []string{"team.created"}}, 7},
+		{"actions", store.EventQuery{Actions: []string{"team.created", "invoice.paid"}}, 15},
+		{"prefix", store.EventQuery{ActionPrefixes: []string{"user."}}, 16},
+		{"actor id", store.EventQuery{ActorID: "user_2"}, 10},
+		{"actor name", store.EventQuery{ActorName: "Billing Robot"}, 11},
+		{"target type", store.EventQuery{TargetType: "invoice"}, 11},
+		{"target id", store.EventQuery{TargetID: "team_2"}, 10},
+		{"target", store.EventQuery{TargetType: "team", TargetID: "team_1"}, 10},
+		{"text", store.EventQuery{Text: "bravo"}, 11},
+		{"text prefix", store.EventQuery{Text: "char*"}, 10},
+		{"text and actor", store.EventQuery{Text: "alpha", ActorID: "user_1"}, 3},
+		{"dates", store.EventQuery{From: base.Add(time.Hour), To: base.Add(90 * time.Minute)}, 5},
+		{"combined", store.EventQuery{Actions: []string{"user.signed_in", "team.created"}, TargetType: "team", From: base.Add(20 * time.Minute)}, 8},
+		{"nothing", store.EventQuery{ActorID: "user_none"}, 0},
+		{"nothing searchable", store.EventQuery{Text: "--- ..."}, 0},
+	}
+	from, step, n := base, 15*time.Minute, 12
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := tt.q
+			q.OrganizationID = a
+			got, err := s.SearchHistogram(ctx, q, from, step, n)
+			if err != nil {
+				t.Fatalf("SearchHistogram: %v", err)
+			}
+			w := want(t, q, from, step, n)
+			if !slices.Equal(got, w) {
+				t.Errorf("SearchHistogram(%+v) = %v, SearchEvents finds %v", tt.q, got, w)
+			}
+			var total int64
+			for _, c := range got {
+				total += c
+			}
+			if total != tt.total {
+				t.Errorf("SearchHistogram(%+v) counted %d, want %d", tt.q, total, tt.total)
+			}
+		})
+	}
+	t.Run("other organization", func(t *testing.T) {
+		got, err := s.SearchHistogram(ctx, store.EventQuery{OrganizationID: b, ActorID: "user_1"}, from, step, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := want(t, store.EventQuery{OrganizationID: b, ActorID: "user_1"}, from, step, n); !slices.Equal(got, w) {
+			t.Errorf("got %v, SearchEvents finds %v", got, w)
+		}
+	})
+	for _, bad := range []struct {
+		step time.Duration
+		n    int
+	}{{time.Hour, 0}, {time.Hour, store.MaxHistogramBuckets + 1}, {time.Microsecond, 4}} {
+		if _, err := s.SearchHistogram(ctx, store.EventQuery{OrganizationID: a}, base, bad.step, bad.n); err == nil {
+			t.Errorf("SearchHistogram(step %s, n %d) = nil error, want one", bad.step, bad.n)
 		}
 	}
 }
