@@ -10,6 +10,9 @@ package portal
 
 import (
 	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -19,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,8 +118,7 @@ func BenchmarkEventsPage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cookie := &http.Cookie{Name: cookieName, Value: p.encodeSession(&session{Version: 1, Org: benchOrg, OrgName: "Bench",
-		Intent: IntentAuditLogs, ID: "bench", Expires: time.Now().Add(24 * time.Hour).Unix()})}
+	cookie := benchSession(b, p, s)
 	ctx := context.Background()
 	// Values from stored events, so that filters match.
 	first, err := s.SearchEvents(ctx, store.EventQuery{OrganizationID: benchOrg, Limit: 100})
@@ -191,6 +194,82 @@ func BenchmarkEventsPage(b *testing.B) {
 			report(b, d)
 		})
 	}
+}
+
+// BenchmarkHistogram reports the server time of the histogram over every
+// event of the organization (3 hours from before the first), without a
+// filter (EventHistogram, the baseline) and with each kind of filter
+// (SearchHistogram: exact counts, every matching event counted):
+//
+//	TRAIL_BENCH_DIR=/var/tmp/trail-bench TRAIL_BENCH_EVENTS=100000 go test ./internal/portal -run '^$' -bench Histogram -benchtime 20x -count 3
+func BenchmarkHistogram(b *testing.B) {
+	s, _ := openBenchStore(b)
+	_, vkey, _ := note.GenerateKey(nil, "bench")
+	p, err := New(Config{Store: s, Ledger: s, VerifierKey: vkey, BaseURL: "http://bench.test", SessionKey: make([]byte, 32)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cookie := benchSession(b, p, s)
+	first, err := s.SearchEvents(context.Background(), store.EventQuery{OrganizationID: benchOrg, Limit: 100})
+	if err != nil || len(first.Events) == 0 {
+		b.Fatalf("no events: %v", err)
+	}
+	rec, _ := event.ParseRecord(first.Events[7].Record)
+	from := storetest.EventEpoch.Add(-time.Minute)
+	dates := "from=" + from.Format("2006-01-02T15:04") + "&to=" + from.Add(3*time.Hour).Format("2006-01-02T15:04")
+	for _, v := range []struct{ name, query string }{
+		{"dates", ""},
+		{"action", "action=" + url.QueryEscape(rec.Action)},
+		{"actor", "actor_id=" + url.QueryEscape(rec.Actor.ID)},
+		{"target", "target_type=" + url.QueryEscape(rec.Targets[0].Type) + "&target_id=" + url.QueryEscape(rec.Targets[0].ID)},
+		{"text", "q=" + url.QueryEscape(rec.Actor.Name)},
+		// Half of the events, by half of the actions: the most an
+		// action filter counts through the index of the search (more
+		// are counted as all events less the others').
+		{"half_actions", "action=" + strings.Join(storetest.Actions[:len(storetest.Actions)/2], "&action=")},
+		// Every event matches: all of the organization's actions.
+		{"all_actions", "trail=hide"},
+	} {
+		q := dates
+		if v.query != "" {
+			q += "&" + v.query
+		}
+		b.Run(v.name, func(b *testing.B) {
+			var d []time.Duration
+			for b.Loop() {
+				req := httptest.NewRequest("GET", "/portal/events/histogram.svg?"+q, nil)
+				req.AddCookie(cookie)
+				w := httptest.NewRecorder()
+				t0 := time.Now()
+				p.ServeHTTP(w, req)
+				d = append(d, time.Since(t0))
+				if w.Code != 200 {
+					b.Fatalf("%d: %s", w.Code, w.Body.String())
+				}
+			}
+			report(b, d)
+		})
+	}
+}
+
+// benchSession is the cookie of a session opened through a link redeemed
+// in s (every request checks the link's row).
+func benchSession(b *testing.B, p *Portal, s *sqlite.Store) *http.Cookie {
+	b.Helper()
+	ctx := context.Background()
+	var token [16]byte
+	crand.Read(token[:])
+	hash := sha256.Sum256(token[:])
+	now := time.Now()
+	if err := s.CreatePortalLink(ctx, store.PortalLink{Hash: hash, OrganizationID: benchOrg, Intent: IntentAuditLogs,
+		CreatedAt: now, ExpiresAt: now.Add(5 * time.Minute)}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.RedeemPortalLink(ctx, hash, now); err != nil {
+		b.Fatal(err)
+	}
+	return &http.Cookie{Name: cookieName, Value: p.encodeSession(&session{Version: sessionVersion, Org: benchOrg, OrgName: "Bench",
+		Intent: IntentAuditLogs, ID: "bench", Expires: now.Add(24 * time.Hour).Unix(), Link: hex.EncodeToString(hash[:])})}
 }
 
 func report(b *testing.B, d []time.Duration) {

@@ -2,11 +2,10 @@ package portal
 
 import (
 	"bytes"
-
 	"fmt"
-	"github.com/trailaudit/trail/internal/event"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 )
 
@@ -105,15 +104,11 @@ func stepName(d time.Duration) string {
 	}
 }
 
-// histogramScanCap bounds the events a filtered histogram reads (the
-// newest first): beyond it the chart says it counted only these.
-const histogramScanCap = 5000
-
 // histogram is GET /portal/events/histogram.svg?<the page's filter>
 // [&size=phone][&theme=dark]. With dates alone it counts with one index
 // walk per bucket (store.PortalQueries.EventHistogram); with any other
-// filter it walks the search's pages of the filter, newest first, up to
-// histogramScanCap events.
+// filter, with the search's own conditions in one aggregate
+// (store.PortalQueries.SearchHistogram): exact, whatever the filter.
 func (p *Portal) histogram(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r)
 	q := r.URL.Query()
@@ -130,13 +125,12 @@ func (p *Portal) histogram(w http.ResponseWriter, r *http.Request) {
 	from, to := histogramRange(f, p.cfg.Now())
 	start, step, n := buckets(from, to)
 	var counts []int64
-	capped := false
 	var err error
 	onlyDates := len(f.Actions) == 0 && f.ActorID == "" && f.ActorName == "" && f.TargetType == "" && f.TargetID == "" && f.Text == "" && f.Trail == ""
 	if onlyDates {
 		counts, err = p.cfg.Store.EventHistogram(r.Context(), s.Org, start, step, n)
 	} else {
-		counts, capped, err = p.countMatching(r, s.Org, f, start, step, n)
+		counts, err = p.countMatching(r, s.Org, f, start, step, n)
 	}
 	if err != nil {
 		p.log.Error("couldn't count events for the histogram", "organization_id", s.Org, "err", err)
@@ -145,62 +139,52 @@ func (p *Portal) histogram(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "image/svg+xml")
 	w.Header().Set("Cache-Control", "private, max-age=10")
-	_, _ = w.Write(histogramSVG(start, step, counts, look, capped))
+	_, _ = w.Write(histogramSVG(start, step, counts, look))
 }
 
-// countMatching counts the events of f in the buckets by walking its
-// search pages, newest first; capped reports that it stopped at
-// histogramScanCap.
-func (p *Portal) countMatching(r *http.Request, org string, f filter, start time.Time, step time.Duration, n int) (counts []int64, capped bool, err error) {
-	counts = make([]int64, n)
+// countMatching counts the events of f in the buckets: those the events
+// page lists, Trail's own events shown or hidden as it shows them.
+func (p *Portal) countMatching(r *http.Request, org string, f filter, start time.Time, step time.Duration, n int) ([]int64, error) {
 	known, err := p.cfg.Store.OrganizationActions(r.Context(), org, maxActionOptions)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if !f.resolve(known) {
-		return counts, false, nil
+		return make([]int64, n), nil
 	}
-	end := start.Add(time.Duration(n) * step)
-	f.from = maxTime(f.from, start)
-	if f.to.IsZero() || f.to.After(end) {
-		f.to = end
-	}
-	if !f.to.IsZero() && !f.from.Before(f.to) {
-		return counts, false, nil
-	}
-	q := f.query(org)
-	q.Limit = 100
-	seen := 0
-	for {
-		page, err := p.cfg.Store.SearchEvents(r.Context(), q)
+	acts := f.actions()
+	onlyActions := f.ActorID == "" && f.ActorName == "" && f.TargetType == "" && f.TargetID == "" && f.Text == ""
+	if onlyActions && len(acts) > 0 && len(known) < maxActionOptions && 2*len(acts) > len(known) {
+		// Most of the organization's actions (Trail's own events
+		// hidden, say): all events less those of the other actions,
+		// counted first, so that an event arriving meanwhile can only
+		// add to the total. known is every action of the organization
+		// (fewer than asked for), as the events page offers them.
+		var rest []string
+		for _, a := range known {
+			if !slices.Contains(acts, a) {
+				rest = append(rest, a)
+			}
+		}
+		var less []int64
+		if len(rest) > 0 {
+			// Whole buckets, as EventHistogram counts them.
+			g := f
+			g.resolved, g.from, g.to = &rest, time.Time{}, time.Time{}
+			if less, err = p.cfg.Store.SearchHistogram(r.Context(), g.query(org), start, step, n); err != nil {
+				return nil, err
+			}
+		}
+		all, err := p.cfg.Store.EventHistogram(r.Context(), org, start, step, n)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
-		for _, e := range page.Events {
-			rec, err := event.ParseRecord(e.Record)
-			if err != nil {
-				return nil, false, fmt.Errorf("couldn't decode event %s: %w", e.ID, err)
-			}
-			if i := int(rec.OccurredAt.Sub(start) / step); i >= 0 && i < n && !rec.OccurredAt.Before(start) {
-				counts[i]++
-			}
-			seen++
+		for i := range less {
+			all[i] = max(all[i]-less[i], 0)
 		}
-		if page.After == "" {
-			return counts, false, nil
-		}
-		if seen >= histogramScanCap {
-			return counts, true, nil
-		}
-		q.After = page.After
+		return all, nil
 	}
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
+	return p.cfg.Store.SearchHistogram(r.Context(), f.query(org), start, step, n)
 }
 
 // histogramLook is how a histogram is drawn: for a phone (narrower, so
@@ -212,7 +196,7 @@ type histogramLook struct {
 
 // histogramSVG draws the bars. Everything written is a number or a date
 // this function formats: nothing from the request reaches the document.
-func histogramSVG(start time.Time, step time.Duration, counts []int64, look histogramLook, capped bool) []byte {
+func histogramSVG(start time.Time, step time.Duration, counts []int64, look histogramLook) []byte {
 	w, h, top, bottom, left := 960.0, 80.0, 12.0, 20.0, 56.0
 	if look.phone {
 		w, h, left = 360.0, 96.0, 44.0
@@ -262,9 +246,6 @@ func histogramSVG(start time.Time, step time.Duration, counts []int64, look hist
 	}
 	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="%s">%s</text>`, left, h-5, label, start.UTC().Format(layout))
 	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="%s">%s UTC</text>`, w, h-5, label, end.Format(layout))
-	if capped {
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end" fill="%s">newest %s counted</text>`, w, top, label, events(histogramScanCap))
-	}
 	b.WriteString(`</svg>`)
 	return b.Bytes()
 }
