@@ -193,6 +193,15 @@ func testStreamsPages(t *testing.T, e *env) {
 			t.Errorf("German form: %d, missing %q", r.status, want)
 		}
 	}
+	// The stream package's checks, beside their fields.
+	r = c.do("POST", "/portal/streams", url.Values{"csrf": {token}, "type": {"webhook"}, "name": {"n"},
+		"url": {"ftp://bad.example"}, "secret": {""}})
+	for _, want := range []string{`id="c-url-err">URL muss eine absolute https://-URL sein, nicht &#34;ftp://bad.example&#34;.`,
+		`id="c-secret-err">Signaturgeheimnis ist erforderlich: mindestens 16 Zeichen`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("German checks: %d, missing %q in\n%s", r.status, want, r.body)
+		}
+	}
 	c.do("GET", "/portal/streams?lang=en", nil)
 
 	// Create, then test: the receiver gets a signed test event.
@@ -223,6 +232,24 @@ func testStreamsPages(t *testing.T, e *env) {
 			t.Fatalf("after %s: %s", step.path, r.body)
 		}
 	}
+
+	// In German: the state, its help, the backlog and the notice.
+	c.do("GET", "/portal/streams?lang=de", nil)
+	r = c.do("POST", "/portal/streams/"+id+"/pause", url.Values{"csrf": {token}})
+	r = c.get(r.header.Get("Location"))
+	for _, want := range []string{`id="stream-state">Pausiert`, "Von einem Admin pausiert.", "Der Stream ist pausiert."} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("German stream page lacks %q", want)
+		}
+	}
+	if lag := regexp.MustCompile(`id="stream-lag">([^<]*)<`).FindStringSubmatch(r.body); lag == nil || strings.Contains(lag[1], "event") || strings.Contains(lag[1], "up to date") {
+		t.Errorf("German backlog %q", lag)
+	}
+	if r = c.get("/portal/streams"); !strings.Contains(r.body, `<span class="state muted">Pausiert</span>`) {
+		t.Errorf("German streams list lacks the state")
+	}
+	r = c.do("POST", "/portal/streams/"+id+"/resume", url.Values{"csrf": {token}})
+	c.do("GET", "/portal/streams?lang=en", nil)
 
 	// Edit: the form shows no secret; leaving it empty keeps it.
 	r = c.get("/portal/streams/" + id + "/edit")

@@ -399,7 +399,23 @@ func testViewer(t *testing.T, e *env) {
 				t.Errorf("German %s: %d, lacks %q", tt.path, page.status, tt.want)
 			}
 		}
+		// The filter's messages, beside the field and in the list, and
+		// the histogram's answer to a bad filter.
+		for _, tt := range []struct{ path, want, not string }{
+			{"/portal/events?from=yesterday", `<p class="field-error" id="f-from-err">Von &#34;yesterday&#34; ist kein Datum`, "is not a date"},
+			{"/portal/events?from=2026-01-02&to=2026-01-01", "Von muss vor Bis liegen.", "must be before"},
+			{"/portal/events?actor_id=a&actor_id=b", "Akteur-ID ist 2-mal angegeben", "is given"},
+			{"/portal/events/histogram.svg?from=yesterday", `Von "yesterday" ist kein Datum`, "is not a date"},
+		} {
+			page := c.get(tt.path)
+			if page.status != http.StatusBadRequest || !strings.Contains(page.body, tt.want) || strings.Contains(page.body, tt.not) {
+				t.Errorf("German %s: %d, want %q without %q in:\n%.600s", tt.path, page.status, tt.want, tt.not, page.body)
+			}
+		}
 		c.do("GET", "/portal/events?lang=en", nil)
+		if page := c.get("/portal/events?from=yesterday"); !strings.Contains(page.body, `From &#34;yesterday&#34; is not a date`) {
+			t.Errorf("back in English: the filter's message is not English")
+		}
 		if page := c.get("/portal/events"); !strings.Contains(page.body, "<h1>Events</h1>") {
 			t.Errorf("back in English: no English heading")
 		}
