@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -273,6 +274,52 @@ func TestPortalStreamsAndExport(t *testing.T) {
 		}
 		if body := text(t, ctx, "table.streams"); !strings.Contains(body, "No log streams yet") {
 			t.Errorf("after delete the list shows %q", body)
+		}
+	})
+
+	// In German, what the server fills in on the log streams pages is
+	// German: a stream's state and backlog, and the stream package's
+	// settings checks beside their fields.
+	t.Run("StreamsGerman", func(t *testing.T) {
+		// An organization of its own: A's log is checked for the
+		// portal's actions below.
+		orgC := createOrg(t, srv, "Gamma Streams")
+		if _, err := api.CreateStream(trailtest.Context(t), orgC, client.StreamRequest{Type: "webhook", Name: "SIEM",
+			Config: json.RawMessage(`{"url":"` + rc.srv.URL + `/de","secret":"0123456789abcdef-de"}`)}); err != nil {
+			t.Fatalf("creating a stream: %v", err)
+		}
+		de := browser(t)
+		emulate(t, de, "German", emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome", AcceptLanguage: "de-DE,de"})
+		run(t, de, "open the log streams link", chromedp.Navigate(generateIntentLink(t, srv, orgC, "log_streams", []string{"alice@example.com"})),
+			visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("table.streams"))
+		row := text(t, de, "table.streams tbody")
+		if !strings.Contains(row, "Aktiv") && !strings.Contains(row, "Wird wiederholt") {
+			t.Errorf("German streams table %q: no German state", row)
+		}
+		for _, en := range []string{"Active", "Retrying", "up to date", "oldest", " old"} {
+			if strings.Contains(row, en) {
+				t.Errorf("German streams table %q holds %q", row, en)
+			}
+		}
+		run(t, de, "the stream", chromedp.Click(chromedp.CSS("table.streams tbody a.name")), visible("#stream-state"))
+		if s := text(t, de, "#stream-state"); s != "Aktiv" && s != "Wird wiederholt" {
+			t.Errorf("German stream state %q", s)
+		}
+		run(t, de, "pause", chromedp.Click(chromedp.CSS("#stream-pause")), visible("#stream-resume"))
+		if s := text(t, de, "#stream-state"); s != "Pausiert" {
+			t.Errorf("German state after pause %q", s)
+		}
+		if n := text(t, de, ".alert.ok"); !strings.Contains(n, "Der Stream ist pausiert") {
+			t.Errorf("German notice %q", n)
+		}
+		run(t, de, "new webhook", chromedp.Navigate(srv.URL+"/portal/streams/new?type=webhook"), visible("form.stream-form"),
+			chromedp.SendKeys(chromedp.CSS("#c-url"), "ftp://siem.example.com"),
+			chromedp.Click(chromedp.CSS("#stream-save")), visible("#c-url-err"))
+		if msg := text(t, de, "#c-url-err"); !strings.Contains(msg, "URL muss eine absolute https://-URL sein") {
+			t.Errorf("German URL error %q", msg)
+		}
+		if msg := text(t, de, "#c-secret-err"); !strings.Contains(msg, "ist erforderlich") {
+			t.Errorf("German secret error %q", msg)
 		}
 	})
 

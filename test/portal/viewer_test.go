@@ -204,6 +204,16 @@ func TestPortalViewer(t *testing.T) {
 			t.Errorf("html lang %q", lang)
 		}
 		screenshots(t, de, "events-de")
+		// What the server fills in is German too: a filter's error stays
+		// beside the value typed, in the page's language.
+		run(t, de, "bad date", chromedp.Navigate(f.srv.URL+"/portal/events?from=yesterday"), visible("#f-from-err"))
+		if msg := text(t, de, "#f-from-err"); !strings.Contains(msg, `Von "yesterday" ist kein Datum`) {
+			t.Errorf("German filter error %q", msg)
+		}
+		if msg := text(t, de, ".alert.error"); strings.Contains(msg, "is not a date") {
+			t.Errorf("the list of problems is English: %q", msg)
+		}
+		run(t, de, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("table.events"))
 		emulate(t, de, "dark", emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
 		screenshots(t, de, "events-de-dark")
 		// The language picker overrides the browser's, and is remembered.
