@@ -39,6 +39,36 @@ type Policy struct {
 // address the Policy refuses.
 var ErrRefusedAddress = errors.New("destination address refused")
 
+// RefusedError is an address the Policy refuses, and why. It wraps
+// ErrRefusedAddress. Format and Args are the reason before its values were
+// filled in: a stable key a user interface translates (the Admin Portal's
+// catalogs), and the values of its verbs, one of which may be another
+// RefusedError (the IPv4 address an IPv6 one carries).
+type RefusedError struct {
+	Format string
+	Args   []any
+}
+
+func refused(format string, args ...any) *RefusedError {
+	return &RefusedError{Format: format, Args: args}
+}
+
+// Reason is the reason alone, in English.
+func (e *RefusedError) Reason() string {
+	args := make([]any, len(e.Args))
+	for i, a := range e.Args {
+		if r, ok := a.(*RefusedError); ok {
+			a = r.Reason()
+		}
+		args[i] = a
+	}
+	return fmt.Sprintf(e.Format, args...)
+}
+
+func (e *RefusedError) Error() string { return ErrRefusedAddress.Error() + ": " + e.Reason() }
+
+func (e *RefusedError) Unwrap() error { return ErrRefusedAddress }
+
 // metadata are cloud instance metadata and credential endpoints, refused
 // whatever the policy: AWS/GCP/Azure/OpenStack (169.254.169.254), AWS
 // IPv6, ECS task credentials (169.254.170.2), EKS Pod Identity
@@ -113,55 +143,56 @@ func unicast(ip netip.Addr) bool {
 		thisNet.Contains(ip) || ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
 }
 
-// Check reports whether ip may be dialed.
+// Check reports whether ip may be dialed: a refusal is a *RefusedError.
 func (p Policy) Check(ip netip.Addr) error {
 	// Without its zone (fe80::1%eth0): prefixes never contain an address
 	// with one.
 	ip = ip.Unmap().WithZone("")
 	local := nat64Local.Contains(ip)
 	if local && !p.AllowPrivate {
-		return fmt.Errorf("%w: %s is a local-use NAT64 address; Trail only streams to public addresses unless the operator allows private ones (--streams-allow-private)", ErrRefusedAddress, ip)
+		return refused("%s is a local-use NAT64 address; Trail only streams to public addresses unless the operator allows private ones (--streams-allow-private)", ip.String())
 	}
 	for _, v4 := range embedded(ip) {
 		if local && !unicast(v4) {
 			continue // not how this network embeds IPv4 addresses
 		}
-		if err := p.check(v4); err != nil {
-			return fmt.Errorf("%w (%s carries the IPv4 address %s)", err, ip, v4)
+		if r := p.check(v4); r != nil {
+			return refused("%v (%s carries the IPv4 address %s)", r, ip.String(), v4.String())
 		}
 	}
-	return p.check(ip)
+	if r := p.check(ip); r != nil {
+		return r
+	}
+	return nil
 }
 
-func (p Policy) check(ip netip.Addr) error {
-	refuse := func(kind, flag string) error {
-		return fmt.Errorf("%w: %s is a %s address; Trail only streams to public addresses unless the operator allows %s ones (%s)", ErrRefusedAddress, ip, kind, kind, flag)
-	}
+// check is Check of one address; its refusal is a *RefusedError.
+func (p Policy) check(ip netip.Addr) *RefusedError {
 	for _, m := range metadata {
 		if ip == m {
-			return fmt.Errorf("%w: %s is a cloud metadata address", ErrRefusedAddress, ip)
+			return refused("%s is a cloud metadata address", ip.String())
 		}
 	}
 	switch {
 	case !ip.IsValid():
-		return fmt.Errorf("%w: not an IP address", ErrRefusedAddress)
+		return refused("not an IP address")
 	case !unicast(ip):
-		return fmt.Errorf("%w: %s is not a unicast address", ErrRefusedAddress, ip)
+		return refused("%s is not a unicast address", ip.String())
 	case linkLocal4.Contains(ip), linkLocal6.Contains(ip):
 		if p.AllowLinkLocal {
 			return nil
 		}
-		return refuse("link-local", "--streams-allow-link-local")
+		return refused("%s is a link-local address; Trail only streams to public addresses unless the operator allows link-local ones (%s)", ip.String(), "--streams-allow-link-local")
 	case ip.IsLoopback():
 		if p.AllowLoopback || p.AllowPrivate {
 			return nil
 		}
-		return refuse("loopback", "--streams-allow-private")
+		return refused("%s is a loopback address; Trail only streams to public addresses unless the operator allows loopback ones (%s)", ip.String(), "--streams-allow-private")
 	case ip.IsPrivate(), shared.Contains(ip), ietf.Contains(ip):
 		if p.AllowPrivate {
 			return nil
 		}
-		return refuse("private", "--streams-allow-private")
+		return refused("%s is a private address; Trail only streams to public addresses unless the operator allows private ones (%s)", ip.String(), "--streams-allow-private")
 	}
 	return nil
 }
