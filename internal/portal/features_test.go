@@ -202,6 +202,16 @@ func testStreamsPages(t *testing.T, e *env) {
 			t.Errorf("German checks: %d, missing %q in\n%s", r.status, want, r.body)
 		}
 	}
+	// The policy's reason for refusing an address, too.
+	for _, tt := range []struct{ url, want string }{
+		{"https://169.254.169.254/latest", `id="c-url-err">URL: Zieladresse abgelehnt: 169.254.169.254 ist eine Cloud-Metadatenadresse.`},
+		{"https://[2002:a9fe:a9fe::1]/", `id="c-url-err">URL: Zieladresse abgelehnt: 169.254.169.254 ist eine Cloud-Metadatenadresse (2002:a9fe:a9fe::1 enthält die IPv4-Adresse 169.254.169.254).`},
+	} {
+		r = c.do("POST", "/portal/streams", url.Values{"csrf": {token}, "type": {"webhook"}, "name": {"n"}, "url": {tt.url}, "secret": {secret}})
+		if !strings.Contains(r.body, tt.want) {
+			t.Errorf("German refusal of %s: %d, missing %q", tt.url, r.status, tt.want)
+		}
+	}
 	c.do("GET", "/portal/streams?lang=en", nil)
 
 	// Create, then test: the receiver gets a signed test event.

@@ -391,7 +391,26 @@ func fieldMessage(l *locale, fe stream.FieldError) string {
 	if fe.Format == "" {
 		return l.tr(fe.Message)
 	}
-	return l.T(fe.Format, fe.Args...)
+	args := make([]any, len(fe.Args))
+	for i, a := range fe.Args {
+		if r, ok := a.(*stream.RefusedError); ok {
+			a = l.T("destination address refused") + ": " + refusal(l, r)
+		}
+		args[i] = a
+	}
+	return l.T(fe.Format, args...)
+}
+
+// refusal is why the stream policy refuses an address, in l's language.
+func refusal(l *locale, r *stream.RefusedError) string {
+	args := make([]any, len(r.Args))
+	for i, a := range r.Args {
+		if inner, ok := a.(*stream.RefusedError); ok {
+			a = refusal(l, inner)
+		}
+		args[i] = a
+	}
+	return l.T(r.Format, args...)
 }
 
 // HasErrors reports whether any field has an error (the template shows a

@@ -178,8 +178,9 @@ func TestCatalogsComplete(t *testing.T) {
 // sourceMessages finds the messages Go code hands to the catalogs as
 // literals: in this package, the first argument of T, tr and msg and the
 // value of a label; in package stream (internal/stream), the formats of
-// its settings checks (errs.add, errs.required, fieldError), which the
-// stream form translates; in package streamadmin, the messages of the
+// its settings checks (errs.add, errs.required, fieldError) and of the
+// policy's refusals of an address (refused), which the stream form
+// translates; in package streamadmin, the messages of the
 // field errors it makes itself. A message added there without a German
 // entry fails TestCatalogsComplete.
 func sourceMessages(t *testing.T) map[string]string {
@@ -228,6 +229,8 @@ func sourceMessages(t *testing.T) map[string]string {
 						arg = 2
 					case dir == "../stream" && fn == "fieldError":
 						arg = 2
+					case dir == "../stream" && fn == "refused":
+						arg = 0
 					case dir == "../stream" && fn == "required" && len(n.Args) == 2:
 						if s, ok := lit(n.Args[1]); ok {
 							out["config.%s is required: "+s+"."] = fset.Position(n.Pos()).String()
