@@ -246,7 +246,7 @@ func (p *Portal) eventDetail(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	notFound := func() {
 		p.messageWith(w, r, http.StatusNotFound, messageData{Heading: "Event not found",
-			Text: "There is no event with this id in the audit log of " + s.OrgName + "."}, s)
+			Text: "There is no event with this id in the audit log of %s.", TextArgs: []any{s.OrgName}}, s)
 	}
 	if len(id) > 100 || checkText(id) != nil {
 		notFound()

@@ -142,7 +142,7 @@ func (p *Portal) ownExport(w http.ResponseWriter, r *http.Request, s *session) (
 	id := r.PathValue("id")
 	notFound := func() {
 		p.messageWith(w, r, http.StatusNotFound, messageData{Heading: "Export not found",
-			Text: "There is no export with this id for " + s.OrgName + "."}, s)
+			Text: "There is no export with this id for %s.", TextArgs: []any{s.OrgName}}, s)
 	}
 	if len(id) > 100 || checkText(id) != nil {
 		notFound()
@@ -227,7 +227,7 @@ func (p *Portal) downloadExport(w http.ResponseWriter, r *http.Request) {
 	}
 	if e.State != store.ExportReady {
 		p.messageWith(w, r, http.StatusConflict, messageData{Heading: "Export not ready",
-			Text: "This export is " + e.State + ", not ready for download."}, s)
+			Text: "This export is %s, not ready for download.", TextArgs: []any{e.State}}, s)
 		return
 	}
 	f, err := os.Open(p.cfg.Exports.Path(e))

@@ -318,7 +318,9 @@ func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name
 
 type messageData struct {
 	Heading, Text string
-	ReturnURL     string
+	// TextArgs are the values of Text's %-verbs (an organization's name).
+	TextArgs  []any
+	ReturnURL string
 }
 
 // message renders a page that only says something: an error, a rejected
@@ -327,8 +329,18 @@ func (p *Portal) message(w http.ResponseWriter, r *http.Request, status int, hea
 	p.messageWith(w, r, status, messageData{Heading: heading, Text: text}, nil)
 }
 
+// messageWith renders m in the request's language: Heading and Text are
+// catalog keys (Text with TextArgs for its values).
 func (p *Portal) messageWith(w http.ResponseWriter, r *http.Request, status int, m messageData, s *session) {
-	p.render(w, r, status, "message", page{Title: m.Heading, Session: s, Data: m})
+	l := p.locales.pick(r)
+	title := m.Heading
+	m.Heading = l.tr(m.Heading)
+	if len(m.TextArgs) > 0 {
+		m.Text = msg(m.Text, m.TextArgs...).in(l)
+	} else {
+		m.Text = l.tr(m.Text)
+	}
+	p.render(w, r, status, "message", page{Title: title, Session: s, Data: m})
 }
 
 // fail answers an unexpected error (the database is down, …) without
@@ -337,10 +349,12 @@ func (p *Portal) fail(w http.ResponseWriter, r *http.Request, s *session, err er
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the browser went away
 	}
-	status, text := http.StatusInternalServerError, "The portal hit an internal error. Try again; if it persists, tell the application's operator."
+	status, m := http.StatusInternalServerError, messageData{Heading: "Something went wrong",
+		Text: "The portal hit an internal error. Try again; if it persists, tell the application's operator."}
 	if errors.Is(err, store.ErrUnavailable) {
 		w.Header().Set("Retry-After", "5")
-		status, text = http.StatusServiceUnavailable, "The audit log's database is unavailable right now. Try again in a few seconds."
+		status, m = http.StatusServiceUnavailable, messageData{Heading: "Something went wrong",
+			Text: "The audit log's database is unavailable right now. Try again in a few seconds."}
 	}
 	var show *session // the navigation, for a request in a session
 	org := ""
@@ -348,5 +362,5 @@ func (p *Portal) fail(w http.ResponseWriter, r *http.Request, s *session, err er
 		show, org = s, s.Org
 	}
 	p.log.Error("Admin Portal request failed", "path", r.URL.Path, "organization_id", org, "err", err)
-	p.messageWith(w, r, status, messageData{Heading: "Something went wrong", Text: text}, show)
+	p.messageWith(w, r, status, m, show)
 }

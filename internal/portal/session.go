@@ -185,18 +185,18 @@ func (p *Portal) intent(intent string, h http.HandlerFunc) http.HandlerFunc {
 		s := sessionFrom(r)
 		if s.Intent != intent {
 			p.messageWith(w, r, http.StatusForbidden, messageData{Heading: "Not part of this session",
-				Text: "This portal session was opened for " + intentName(s.Intent) + ". Open a new link from your application for " + intentName(intent) + "."}, s)
+				Text: "This portal session was opened for %s. Open a new link from your application for %s.", TextArgs: []any{intentName(s.Intent), intentName(intent)}}, s)
 			return
 		}
 		h(w, r)
 	}
 }
 
-func intentName(intent string) string {
+func intentName(intent string) label {
 	if intent == IntentLogStreams {
-		return "log streams"
+		return label("log streams")
 	}
-	return "audit logs"
+	return label("audit logs")
 }
 
 // csrfToken is the session's anti-forgery token, carried by every form

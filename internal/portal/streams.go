@@ -168,7 +168,7 @@ func (p *Portal) streamID(w http.ResponseWriter, r *http.Request, s *session) (s
 
 func (p *Portal) streamNotFound(w http.ResponseWriter, r *http.Request, s *session) {
 	p.messageWith(w, r, http.StatusNotFound, messageData{Heading: "Log stream not found",
-		Text: "There is no log stream with this id for " + s.OrgName + ". It may have been deleted."}, s)
+		Text: "There is no log stream with this id for %s. It may have been deleted.", TextArgs: []any{s.OrgName}}, s)
 }
 
 type streamData struct {

@@ -176,8 +176,8 @@ func TestCatalogsComplete(t *testing.T) {
 }
 
 // sourceMessages finds the messages Go code hands to the catalogs as
-// literals: in this package, the first argument of T, tr and msg and the
-// value of a label; in package stream (internal/stream), the formats of
+// literals: in this package, the first argument of T, tr and msg, the
+// value of a label, and the heading and text of a message page; in package stream (internal/stream), the formats of
 // its settings checks (errs.add, errs.required, fieldError) and of the
 // policy's refusals of an address (refused), which the stream form
 // translates; in package streamadmin, the messages of the
@@ -225,6 +225,13 @@ func sourceMessages(t *testing.T) map[string]string {
 					switch {
 					case dir == "." && (fn == "T" || fn == "tr" || fn == "msg" || fn == "label"):
 						arg = 0
+					case dir == "." && fn == "message" && len(n.Args) == 5:
+						// p.message(w, r, status, heading, text)
+						for _, a := range n.Args[3:] {
+							if s, ok := lit(a); ok {
+								out[s] = fset.Position(n.Pos()).String()
+							}
+						}
 					case dir == "../stream" && fn == "add":
 						arg = 2
 					case dir == "../stream" && fn == "fieldError":
@@ -242,12 +249,17 @@ func sourceMessages(t *testing.T) map[string]string {
 						}
 					}
 				case *ast.CompositeLit:
-					// streamadmin's own stream.FieldError{…, Message: "…"}.
-					if dir != "../streamadmin" || name(n.Type) != "FieldError" {
-						break
+					// streamadmin's own stream.FieldError{…, Message: "…"},
+					// and the portal's messageData{Heading: "…", Text: "…"}.
+					fields := map[string]bool{}
+					switch {
+					case dir == "../streamadmin" && name(n.Type) == "FieldError":
+						fields["Message"] = true
+					case dir == "." && name(n.Type) == "messageData":
+						fields["Heading"], fields["Text"] = true, true
 					}
 					for _, el := range n.Elts {
-						if kv, ok := el.(*ast.KeyValueExpr); ok && name(kv.Key) == "Message" {
+						if kv, ok := el.(*ast.KeyValueExpr); ok && fields[name(kv.Key)] {
 							if s, ok := lit(kv.Value); ok {
 								out[s] = fset.Position(n.Pos()).String()
 							}
@@ -413,6 +425,19 @@ func testViewer(t *testing.T, e *env) {
 			page := c.get(tt.path)
 			if page.status != http.StatusBadRequest || !strings.Contains(page.body, tt.want) || strings.Contains(page.body, tt.not) {
 				t.Errorf("German %s: %d, want %q without %q in:\n%.600s", tt.path, page.status, tt.want, tt.not, page.body)
+			}
+		}
+		// Message pages, with the values they name.
+		for _, tt := range []struct {
+			path   string
+			status int
+			want   string
+		}{
+			{"/portal/events/evt_nope", http.StatusNotFound, "Im Audit-Protokoll von"},
+			{"/portal/nowhere", http.StatusNotFound, "Diese Seite gibt es im Admin-Portal nicht."},
+		} {
+			if page := c.get(tt.path); page.status != tt.status || !strings.Contains(page.body, tt.want) {
+				t.Errorf("German %s: %d, want %d and %q", tt.path, page.status, tt.status, tt.want)
 			}
 		}
 		c.do("GET", "/portal/events?lang=en", nil)
