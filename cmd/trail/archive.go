@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 	"github.com/trailaudit/trail/internal/archive"
 	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/orgdelete"
+	"github.com/trailaudit/trail/internal/portal"
 	"github.com/trailaudit/trail/internal/selfaudit"
 	"github.com/trailaudit/trail/internal/store"
 )
@@ -98,16 +98,16 @@ func startDeletions(ctx context.Context, st store.Backend, pool *pgxpool.Pool, l
 
 // archiveNote tells the portal's events page where an organization's
 // older events live (nil without an archive).
-func archiveNote(st store.ArchiveStore, archiver *archive.Archiver) func(context.Context, string) string {
+func archiveNote(st store.ArchiveStore, archiver *archive.Archiver) func(context.Context, string) (portal.ArchivedEvents, bool) {
 	if archiver == nil {
 		return nil
 	}
 	where := archiver.Store().String()
-	return func(ctx context.Context, org string) string {
+	return func(ctx context.Context, org string) (portal.ArchivedEvents, bool) {
 		to, _, err := st.ArchivePosition(ctx, org)
 		if err != nil || to == 0 {
-			return ""
+			return portal.ArchivedEvents{}, false
 		}
-		return fmt.Sprintf("Events before number %d of this log are past its retention period and are kept in the verifiable archive (%s), not here: ask your administrator for them. Each archived bundle verifies with trail verify.", to, where)
+		return portal.ArchivedEvents{Before: to, Where: where}, true
 	}
 }

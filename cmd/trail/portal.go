@@ -26,7 +26,7 @@ import (
 // events live; pf the brand and embedding.
 func newPortal(ctx context.Context, st store.Backend, signing *deploymentKeys, keys *keyring.Keyring, publicURL string,
 	logger *slog.Logger, streams *streamadmin.Manager, audit *selfaudit.Recorder, exports portal.Exports, ls ledger.Storage,
-	witnesses portal.Witnesses, tail portal.Tail, archived func(context.Context, string) string, pf portalFlags) (api.PortalConfig, error) {
+	witnesses portal.Witnesses, tail portal.Tail, archived func(context.Context, string) (portal.ArchivedEvents, bool), pf portalFlags) (api.PortalConfig, error) {
 	look, err := pf.options()
 	if err != nil {
 		return api.PortalConfig{}, usageError{err}

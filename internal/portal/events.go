@@ -156,7 +156,9 @@ func (p *Portal) events(w http.ResponseWriter, r *http.Request) {
 		d.Histogram = histogramFor(f, p.cfg.Now(), lang)
 	}
 	if p.cfg.Archived != nil {
-		d.ArchiveNote = p.cfg.Archived(r.Context(), s.Org)
+		if a, ok := p.cfg.Archived(r.Context(), s.Org); ok {
+			d.ArchiveNote = lang.T("Events before number %d of this log are past its retention period and are kept in the verifiable archive (%s), not here: ask your administrator for them. Each archived bundle verifies with trail verify.", a.Before, a.Where)
+		}
 	}
 	p.render(w, r, status, "events", page{Title: "Events", Nav: "events", Session: s, Data: d})
 }

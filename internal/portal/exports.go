@@ -226,8 +226,16 @@ func (p *Portal) downloadExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e.State != store.ExportReady {
-		p.messageWith(w, r, http.StatusConflict, messageData{Heading: "Export not ready",
-			Text: "This export is %s, not ready for download.", TextArgs: []any{e.State}}, s)
+		m := messageData{Heading: "Export not ready", Text: "This export is %s, not ready for download.", TextArgs: []any{e.State}}
+		switch e.State {
+		case store.ExportPending:
+			m.Text, m.TextArgs = "This export is still being prepared; it is not ready for download yet.", nil
+		case store.ExportError:
+			m.Text, m.TextArgs = "This export failed, so there is nothing to download.", nil
+		case store.ExportExpired:
+			m.Text, m.TextArgs = "This export has expired and its file was deleted.", nil
+		}
+		p.messageWith(w, r, http.StatusConflict, m, s)
 		return
 	}
 	f, err := os.Open(p.cfg.Exports.Path(e))

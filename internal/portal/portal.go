@@ -47,6 +47,13 @@ const (
 // (selfaudit.Recorder.RecordPortal records it).
 type Action = selfaudit.PortalAction
 
+// ArchivedEvents is where an organization's events past retention are
+// kept: those numbered below Before, in the archive named by Where.
+type ArchivedEvents struct {
+	Before int64
+	Where  string
+}
+
 // Config configures a Portal.
 type Config struct {
 	Store Store
@@ -80,9 +87,9 @@ type Config struct {
 	Tail       Tail
 	TailStream livetail.StreamOptions
 	// Archived, when set, says where an organization's older events live
-	// (docs/ARCHIVE.md): a note for the events page, "" when none of its
-	// events was archived.
-	Archived func(ctx context.Context, org string) string
+	// (docs/ARCHIVE.md), for a note on the events page; ok is false when
+	// none of its events was archived.
+	Archived func(ctx context.Context, org string) (a ArchivedEvents, ok bool)
 	// Brand is the deployment's look: product name, logo and accent
 	// colour (each organization may override it, store.PortalSettings).
 	Brand Brand
