@@ -11,13 +11,10 @@
 package console_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -28,86 +25,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/trailaudit/trail/internal/browsertest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
-
-func missing(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("TRAIL_TEST_REQUIRE_ALL") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	missing(t, "the console browser tests need Debian's chromium (./scripts/test installs it as root)")
-	return ""
-}
-
-// browser starts a headless Chromium with a fresh profile, closed at cleanup.
-func browser(t *testing.T) context.Context {
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
-
-func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return v
-}
-
-func visible(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.WaitVisible(chromedp.CSS(sel))
-}
-
-func text(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	return get(t, ctx, "read "+sel, chromedp.Text(chromedp.CSS(sel)))
-}
-
-func value(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	return get(t, ctx, "value of "+sel, chromedp.Value(chromedp.CSS(sel)))
-}
-
-func location(t *testing.T, ctx context.Context) string {
-	t.Helper()
-	return get(t, ctx, "location", chromedp.Location())
-}
 
 // consoleLink runs `trail console link` beside the server, as an operator
 // would, and returns the link it prints.
@@ -226,17 +146,17 @@ func portalSession(t *testing.T, srv *trailtest.Server, link string) string {
 
 func TestConsole(t *testing.T) {
 	srv := trailtest.Start(t, trailtest.Options{})
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 
 	link := consoleLink(t, srv, "ops@example.com")
 	// The link's page only shows a button: opening it twice spends nothing.
-	run(t, ctx, "open the console link", chromedp.Navigate(link), visible("#launch"), chromedp.Reload(), visible("#launch"))
-	if got := text(t, ctx, "main"); !strings.Contains(got, "ops@example.com") {
+	browsertest.Run(t, ctx, "open the console link", chromedp.Navigate(link), browsertest.Visible("#launch"), chromedp.Reload(), browsertest.Visible("#launch"))
+	if got := browsertest.Text(t, ctx, "main"); !strings.Contains(got, "ops@example.com") {
 		t.Errorf("launch page: %q", got)
 	}
-	screenshots(t, ctx, "launch", true)
-	run(t, ctx, "sign in", chromedp.Click(chromedp.CSS("#launch")), visible("#create-org"))
-	if u := location(t, ctx); u != srv.URL+"/console/organizations" {
+	browsertest.Screenshots(t, ctx, "console", "launch", true)
+	browsertest.Run(t, ctx, "sign in", chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("#create-org"))
+	if u := browsertest.Location(t, ctx); u != srv.URL+"/console/organizations" {
 		t.Fatalf("after sign-in at %s", u)
 	}
 	// The link is spent.
@@ -245,60 +165,60 @@ func TestConsole(t *testing.T) {
 	}
 
 	// An organization.
-	run(t, ctx, "create an organization",
+	browsertest.Run(t, ctx, "create an organization",
 		chromedp.SendKeys(chromedp.CSS("#name"), "Acme Corp"),
 		chromedp.SendKeys(chromedp.CSS("#external_id"), "acme-42"),
-		chromedp.Click(chromedp.CSS("#create-org")), visible("#done"))
-	row := text(t, ctx, "#orgs tbody")
+		chromedp.Click(chromedp.CSS("#create-org")), browsertest.Visible("#done"))
+	row := browsertest.Text(t, ctx, "#orgs tbody")
 	org := regexp.MustCompile(`org_[0-9A-Z]{26}`).FindString(row)
 	if !strings.Contains(row, "Acme Corp") || org == "" {
 		t.Fatalf("the new organization's row: %q", row)
 	}
-	run(t, ctx, "search", chromedp.Navigate(srv.URL+"/console/organizations"), visible("#q"),
+	browsertest.Run(t, ctx, "search", chromedp.Navigate(srv.URL+"/console/organizations"), browsertest.Visible("#q"),
 		chromedp.SendKeys(chromedp.CSS("#q"), "acme"), chromedp.Submit(chromedp.CSS("#q")))
 	waitURL(t, ctx, srv.URL+"/console/organizations?q=acme")
-	run(t, ctx, "search results", visible("#orgs"))
-	if got := text(t, ctx, "#orgs tbody"); !strings.Contains(got, org) {
+	browsertest.Run(t, ctx, "search results", browsertest.Visible("#orgs"))
+	if got := browsertest.Text(t, ctx, "#orgs tbody"); !strings.Contains(got, org) {
 		t.Errorf("searching acme: %q", got)
 	}
-	screenshots(t, ctx, "organizations", true)
+	browsertest.Screenshots(t, ctx, "console", "organizations", true)
 
 	// An API key: created with its secret on the page, working, revoked.
-	run(t, ctx, "create a key", chromedp.Navigate(srv.URL+"/console/keys"), visible("#create-key"),
+	browsertest.Run(t, ctx, "create a key", chromedp.Navigate(srv.URL+"/console/keys"), browsertest.Visible("#create-key"),
 		chromedp.SendKeys(chromedp.CSS("#key-name"), "reader"),
 		chromedp.Click(chromedp.CSS(`input[value="events:read"]`)),
 		chromedp.SendKeys(chromedp.CSS("#key-org"), org),
-		chromedp.Click(chromedp.CSS("#create-key")), visible("#secret"))
-	secret := value(t, ctx, "#secret")
-	keyID := regexp.MustCompile(`key_[0-9A-Z]{26}`).FindString(text(t, ctx, "main"))
+		chromedp.Click(chromedp.CSS("#create-key")), browsertest.Visible("#secret"))
+	secret := browsertest.Value(t, ctx, "#secret")
+	keyID := regexp.MustCompile(`key_[0-9A-Z]{26}`).FindString(browsertest.Text(t, ctx, "main"))
 	if !strings.HasPrefix(secret, "sk_") || keyID == "" {
 		t.Fatalf("created key %q, secret %q", keyID, secret)
 	}
-	shots(t, ctx, "keycreated", false)
+	browsertest.Screenshots(t, ctx, "console", "keycreated", false)
 	bearer := http.Header{"Authorization": {"Bearer " + secret}}
 	events := srv.URL + "/v1/events?organization_id=" + org
 	if code, body := call(t, "GET", events, bearer, ""); code != 200 {
 		t.Fatalf("the new key reading its organization's events: %d %s", code, body)
 	}
-	run(t, ctx, "back to the keys", chromedp.Click(chromedp.CSS("#back")), visible("#row-"+keyID))
-	if got := text(t, ctx, "#keys"); strings.Contains(got, secret) {
+	browsertest.Run(t, ctx, "back to the keys", chromedp.Click(chromedp.CSS("#back")), browsertest.Visible("#row-"+keyID))
+	if got := browsertest.Text(t, ctx, "#keys"); strings.Contains(got, secret) {
 		t.Error("the key list shows the secret")
 	}
-	screenshots(t, ctx, "keys", true)
-	run(t, ctx, "revoke the key", chromedp.Click(chromedp.CSS("#row-"+keyID+" button")), visible("#done"))
-	if got := text(t, ctx, "#row-"+keyID); !strings.Contains(got, "Revoked") {
+	browsertest.Screenshots(t, ctx, "console", "keys", true)
+	browsertest.Run(t, ctx, "revoke the key", chromedp.Click(chromedp.CSS("#row-"+keyID+" button")), browsertest.Visible("#done"))
+	if got := browsertest.Text(t, ctx, "#row-"+keyID); !strings.Contains(got, "Revoked") {
 		t.Errorf("the revoked key's row: %q", got)
 	}
 	waitStatus(t, "GET", events, bearer, http.StatusUnauthorized)
 
 	// An Admin Portal link for the organization.
-	run(t, ctx, "portal link", chromedp.Navigate(srv.URL+"/console/organizations?q="+org), visible("#orgs"),
-		chromedp.Click(chromedp.CSS(`#orgs form[action$="/portal_link"] button`)), visible("#link"))
-	portalLink := value(t, ctx, "#link")
+	browsertest.Run(t, ctx, "portal link", chromedp.Navigate(srv.URL+"/console/organizations?q="+org), browsertest.Visible("#orgs"),
+		chromedp.Click(chromedp.CSS(`#orgs form[action$="/portal_link"] button`)), browsertest.Visible("#link"))
+	portalLink := browsertest.Value(t, ctx, "#link")
 	if !strings.HasPrefix(portalLink, srv.URL+"/portal/launch?secret=ptl_") {
 		t.Fatalf("portal link %q", portalLink)
 	}
-	shots(t, ctx, "portallink", false)
+	browsertest.Screenshots(t, ctx, "console", "portallink", false)
 
 	// Isolation: the console's session opens neither the portal nor the
 	// API; a portal session does not open the console.
@@ -342,58 +262,16 @@ func TestConsole(t *testing.T) {
 
 	// Sign-out ends the session on the server: the cookie, replayed, is
 	// refused.
-	run(t, ctx, "sign out", chromedp.Navigate(srv.URL+"/console/keys"), visible("#create-key"),
-		chromedp.Click(chromedp.CSS("#logout")), visible(".message"))
-	if got := text(t, ctx, "main"); !strings.Contains(got, "You have signed out") {
+	browsertest.Run(t, ctx, "sign out", chromedp.Navigate(srv.URL+"/console/keys"), browsertest.Visible("#create-key"),
+		chromedp.Click(chromedp.CSS("#logout")), browsertest.Visible(".message"))
+	if got := browsertest.Text(t, ctx, "main"); !strings.Contains(got, "You have signed out") {
 		t.Errorf("sign-out page: %q", got)
 	}
 	if code, _ := call(t, "GET", srv.URL+"/console/organizations", http.Header{"Cookie": {"trail_console=" + consoleCookie}}, ""); code != http.StatusUnauthorized {
 		t.Errorf("the console cookie after sign-out: %d, want 401", code)
 	}
-	run(t, ctx, "after sign-out", chromedp.Navigate(srv.URL+"/console/organizations"), visible("main"))
-	if got := text(t, ctx, "main"); !strings.Contains(got, "Sign-in needed") {
+	browsertest.Run(t, ctx, "after sign-out", chromedp.Navigate(srv.URL+"/console/organizations"), browsertest.Visible("main"))
+	if got := browsertest.Text(t, ctx, "main"); !strings.Contains(got, "Sign-in needed") {
 		t.Errorf("after sign-out: %q", got)
 	}
-}
-
-// screenshots saves the current page at laptop and phone widths when
-// TRAIL_UPDATE_SCREENSHOTS is set.
-func screenshots(t *testing.T, ctx context.Context, name string, reload bool) {
-	shots(t, ctx, name, reload)
-}
-
-// shots is screenshots; a page that answered a POST is not reloaded.
-func shots(t *testing.T, ctx context.Context, name string, reload bool) {
-	t.Helper()
-	if os.Getenv("TRAIL_UPDATE_SCREENSHOTS") == "" {
-		return
-	}
-	dir := filepath.Join(trailtest.ModuleRoot(), "docs", "screenshots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []struct {
-		suffix        string
-		width, height int64
-		mobile        bool
-	}{{"laptop", 1280, 800, false}, {"phone", 390, 844, true}} {
-		opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(2)}
-		if v.mobile {
-			opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait)
-		}
-		steps := []chromedp.Action[chromedp.Void]{chromedp.EmulateViewport(v.width, v.height, opts...)}
-		if reload {
-			steps = append(steps, chromedp.Reload())
-		}
-		steps = append(steps, visible("main"), chromedp.Sleep(300*time.Millisecond)) // let the layout settle
-		run(t, ctx, "resize for "+name, steps...)
-		png := get(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
-		if !bytes.HasPrefix(png, []byte("\x89PNG")) {
-			t.Fatalf("screenshot %s is not a PNG", name)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "console-"+name+"-"+v.suffix+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run(t, ctx, "back to the laptop width", chromedp.EmulateViewport(1280, 900))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/trailaudit/trail/client"
+	"github.com/trailaudit/trail/internal/browsertest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -60,17 +61,12 @@ func sendEvent(t *testing.T, srv *trailtest.Server, org, action, actorID, actorN
 	}
 }
 
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	return get(t, ctx, expr, chromedp.Evaluate[T](expr))
-}
-
 // waitShown waits, without reloading, until the element's text contains want.
 func waitShown(t *testing.T, ctx context.Context, sel, want string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		got := eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel))
+		got := browsertest.Eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel))
 		if strings.Contains(got, want) {
 			return
 		}
@@ -87,8 +83,8 @@ func waitPage(t *testing.T, ctx context.Context, target, sel, want string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		run(t, ctx, "open "+target, chromedp.Navigate(target), visible("main"))
-		if got := eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)); strings.Contains(got, want) {
+		browsertest.Run(t, ctx, "open "+target, chromedp.Navigate(target), browsertest.Visible("main"))
+		if got := browsertest.Eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)); strings.Contains(got, want) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -115,83 +111,83 @@ func TestConsoleEvents(t *testing.T) {
 	sendEvent(t, srv, beta, "user.signed_in", "user_shared", "Grace Hopper")
 	sendEvent(t, srv, acme, "user.signed_in", "user_shared", "Grace Hopper")
 
-	ctx := browser(t)
-	run(t, ctx, "sign in", chromedp.Navigate(consoleLink(t, srv, "ops@example.com")), visible("#launch"),
-		chromedp.Click(chromedp.CSS("#launch")), visible("#create-org"))
+	ctx := browsertest.New(t)
+	browsertest.Run(t, ctx, "sign in", chromedp.Navigate(consoleLink(t, srv, "ops@example.com")), browsertest.Visible("#launch"),
+		chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("#create-org"))
 
 	// One organization's events, from its row in the list.
-	run(t, ctx, "the organization's events", chromedp.Navigate(srv.URL+"/console/organizations?q=Acme"), visible("#orgs"),
-		chromedp.Click(chromedp.CSS(`a[href="/console/organizations/`+acme+`/events"]`)), visible("#events"))
+	browsertest.Run(t, ctx, "the organization's events", chromedp.Navigate(srv.URL+"/console/organizations?q=Acme"), browsertest.Visible("#orgs"),
+		chromedp.Click(chromedp.CSS(`a[href="/console/organizations/`+acme+`/events"]`)), browsertest.Visible("#events"))
 	waitPage(t, ctx, srv.URL+"/console/organizations/"+acme+"/events", "#events tbody", "user_shared")
-	if got := text(t, ctx, "#scope"); !strings.Contains(got, "organization Acme Corp") || !strings.Contains(got, acme) {
+	if got := browsertest.Text(t, ctx, "#scope"); !strings.Contains(got, "organization Acme Corp") || !strings.Contains(got, acme) {
 		t.Errorf("scope %q", got)
 	}
-	if n := eval[int](t, ctx, `document.querySelectorAll("#events tbody tr").length`); n != 50 {
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll("#events tbody tr").length`); n != 50 {
 		t.Errorf("%d rows on the first page, want 50", n)
 	}
-	screenshots(t, ctx, "events", true)
-	run(t, ctx, "older", chromedp.Click(chromedp.CSS("#older")), visible("#newer"))
+	browsertest.Screenshots(t, ctx, "console", "events", true)
+	browsertest.Run(t, ctx, "older", chromedp.Click(chromedp.CSS("#older")), browsertest.Visible("#newer"))
 	// 56 sent, and the organization's creation, recorded in its log.
-	if n := eval[int](t, ctx, `document.querySelectorAll("#events tbody tr").length`); n != 7 {
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll("#events tbody tr").length`); n != 7 {
 		t.Errorf("%d rows on the second page, want 7", n)
 	}
 	// The portal's filters: an action chosen in the list.
-	run(t, ctx, "filter by action", chromedp.Navigate(srv.URL+"/console/organizations/"+acme+"/events"), visible("#f-action"),
+	browsertest.Run(t, ctx, "filter by action", chromedp.Navigate(srv.URL+"/console/organizations/"+acme+"/events"), browsertest.Visible("#f-action"),
 		chromedp.SetValue(chromedp.CSS("#f-action"), "user.signed_in"), chromedp.Click(chromedp.CSS("#apply")))
 	waitURL(t, ctx, srv.URL+"/console/organizations/"+acme+"/events?from=&to=&q=&actor_id=&actor_name=&target_type=&target_id=&action=user.signed_in")
-	run(t, ctx, "filtered", visible("#clear"))
-	if n := eval[int](t, ctx, `document.querySelectorAll("#events tbody tr").length`); n != 12 {
+	browsertest.Run(t, ctx, "filtered", browsertest.Visible("#clear"))
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll("#events tbody tr").length`); n != 12 {
 		t.Errorf("%d user.signed_in rows, want 12", n)
 	}
 	// A mistake in a filter is named on the page.
-	run(t, ctx, "a bad date", chromedp.Navigate(srv.URL+"/console/organizations/"+acme+"/events?from=soon"), visible("#problems"))
-	if got := text(t, ctx, "#problems"); !strings.Contains(got, `From "soon" is not a date`) {
+	browsertest.Run(t, ctx, "a bad date", chromedp.Navigate(srv.URL+"/console/organizations/"+acme+"/events?from=soon"), browsertest.Visible("#problems"))
+	if got := browsertest.Text(t, ctx, "#problems"); !strings.Contains(got, `From "soon" is not a date`) {
 		t.Errorf("problems %q", got)
 	}
 
 	// Across organizations: the scope says so, each row names its
 	// organization.
-	run(t, ctx, "all organizations", chromedp.Navigate(srv.URL+"/console/events"), visible("#f-actor-id"),
-		chromedp.SendKeys(chromedp.CSS("#f-actor-id"), "user_shared"), chromedp.Click(chromedp.CSS("#apply")), visible("#events"))
+	browsertest.Run(t, ctx, "all organizations", chromedp.Navigate(srv.URL+"/console/events"), browsertest.Visible("#f-actor-id"),
+		chromedp.SendKeys(chromedp.CSS("#f-actor-id"), "user_shared"), chromedp.Click(chromedp.CSS("#apply")), browsertest.Visible("#events"))
 	waitPage(t, ctx, srv.URL+"/console/events?actor_id=user_shared", "#events tbody", "Beta Labs")
-	if got := text(t, ctx, "#scope"); !strings.Contains(got, "all organizations") {
+	if got := browsertest.Text(t, ctx, "#scope"); !strings.Contains(got, "all organizations") {
 		t.Errorf("scope %q", got)
 	}
-	body := text(t, ctx, "#events tbody")
+	body := browsertest.Text(t, ctx, "#events tbody")
 	if !strings.Contains(body, "Acme Corp") || !strings.Contains(body, "Beta Labs") || strings.Count(body, "user_shared") != 2 {
 		t.Errorf("across organizations: %q", body)
 	}
-	screenshots(t, ctx, "events-all", true)
+	browsertest.Screenshots(t, ctx, "console", "events-all", true)
 
 	// An event's page names its organization.
-	run(t, ctx, "an event", chromedp.Click(chromedp.CSS("#events tbody tr td.time a")), visible("#record"))
-	if got := text(t, ctx, "#scope"); !strings.Contains(got, "organization") {
+	browsertest.Run(t, ctx, "an event", chromedp.Click(chromedp.CSS("#events tbody tr td.time a")), browsertest.Visible("#record"))
+	if got := browsertest.Text(t, ctx, "#scope"); !strings.Contains(got, "organization") {
 		t.Errorf("event scope %q", got)
 	}
-	screenshots(t, ctx, "event", true)
+	browsertest.Screenshots(t, ctx, "console", "event", true)
 
 	// The live view: new events appear at the top, only the organization's;
 	// hostile content stays text.
-	run(t, ctx, "live", chromedp.Navigate(srv.URL+"/console/organizations/"+acme+"/events"), visible("#live-link"),
-		chromedp.Click(chromedp.CSS("#live-link")), visible("#live-status"))
+	browsertest.Run(t, ctx, "live", chromedp.Navigate(srv.URL+"/console/organizations/"+acme+"/events"), browsertest.Visible("#live-link"),
+		chromedp.Click(chromedp.CSS("#live-link")), browsertest.Visible("#live-status"))
 	waitShown(t, ctx, "#live-status", "Live:")
 	sendEvent(t, srv, beta, "beta.elsewhere", "user_b", "Nobody")
 	sendEvent(t, srv, acme, "live.first", "user_l", "Ada")
 	sendEvent(t, srv, acme, "live.second", "user_l", hostileName)
 	waitShown(t, ctx, "#events tbody", "live.second")
-	rows := eval[[]string](t, ctx, `[...document.querySelectorAll("#events tbody tr")].map(r => r.cells[1].textContent)`)
+	rows := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#events tbody tr")].map(r => r.cells[1].textContent)`)
 	if len(rows) < 2 || rows[0] != "live.second" || rows[1] != "live.first" {
 		t.Errorf("live rows, newest first: %q", rows[:min(3, len(rows))])
 	}
-	if body := text(t, ctx, "#events tbody"); strings.Contains(body, "beta.elsewhere") || !strings.Contains(body, hostileName) {
+	if body := browsertest.Text(t, ctx, "#events tbody"); strings.Contains(body, "beta.elsewhere") || !strings.Contains(body, hostileName) {
 		t.Errorf("live table %q", body)
 	}
-	if pwned := eval[bool](t, ctx, `window.__pwned !== undefined || document.querySelector("#events img") !== null`); pwned {
+	if pwned := browsertest.Eval[bool](t, ctx, `window.__pwned !== undefined || document.querySelector("#events img") !== null`); pwned {
 		t.Fatal("hostile content ran or became markup in the live view")
 	}
-	screenshots(t, ctx, "live", false)
+	browsertest.Screenshots(t, ctx, "console", "live", false)
 	// Without the script the page is a list to refresh.
-	html := get(t, ctx, "fetch the live page", chromedp.Evaluate[string](`fetch("/console/organizations/`+acme+`/live").then(r => r.text())`, chromedp.EvalAwaitPromise))
+	html := browsertest.Get(t, ctx, "fetch the live page", chromedp.Evaluate[string](`fetch("/console/organizations/`+acme+`/live").then(r => r.text())`, chromedp.EvalAwaitPromise))
 	for _, want := range []string{`id="refresh">Refresh</a> to see new ones`, "live.second", "live.first"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("the live page as served lacks %q", want)

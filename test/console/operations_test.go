@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/trailaudit/trail/internal/browsertest"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
@@ -40,8 +41,8 @@ func waitText(t *testing.T, ctx context.Context, sel, want string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		run(t, ctx, "reload", chromedp.Reload(), visible(sel))
-		if got := text(t, ctx, sel); strings.Contains(got, want) {
+		browsertest.Run(t, ctx, "reload", chromedp.Reload(), browsertest.Visible(sel))
+		if got := browsertest.Text(t, ctx, sel); strings.Contains(got, want) {
 			return
 		} else if time.Now().After(deadline) {
 			t.Fatalf("%s says %q, want %q", sel, got, want)
@@ -58,7 +59,7 @@ func waitText(t *testing.T, ctx context.Context, sel, want string) {
 // organization's log.
 func TestConsoleOperations(t *testing.T) {
 	srv := trailtest.Start(t, trailtest.Options{Args: []string{"--streams-allow-private"}})
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	defer hook.Close()
 
@@ -76,95 +77,95 @@ func TestConsoleOperations(t *testing.T) {
 	admin(t, srv, "POST", "/v1/organizations/"+org.ID+"/log_streams",
 		`{"type":"webhook","name":"Globex SIEM","start":"beginning","config":{"url":"`+hook.URL+`","secret":"0123456789abcdef0123"}}`, 201, &ls)
 
-	run(t, ctx, "sign in", chromedp.Navigate(consoleLink(t, srv, "ops@example.com")), visible("#launch"),
-		chromedp.Click(chromedp.CSS("#launch")), visible("#orgs"))
+	browsertest.Run(t, ctx, "sign in", chromedp.Navigate(consoleLink(t, srv, "ops@example.com")), browsertest.Visible("#launch"),
+		chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("#orgs"))
 
 	// The organizations list: retention, stream health, the chart.
 	days := "#days-" + org.ID
-	run(t, ctx, "set the retention", chromedp.SetValue(chromedp.CSS(days), "90"),
-		chromedp.Click(chromedp.CSS(`form[action$="/retention"] button`)), visible("#done"))
-	if got := value(t, ctx, days); got != "90" {
+	browsertest.Run(t, ctx, "set the retention", chromedp.SetValue(chromedp.CSS(days), "90"),
+		chromedp.Click(chromedp.CSS(`form[action$="/retention"] button`)), browsertest.Visible("#done"))
+	if got := browsertest.Value(t, ctx, days); got != "90" {
 		t.Errorf("retention after setting 90: %q", got)
 	}
 	waitText(t, ctx, "#orgs tbody", "healthy")
-	loaded := get(t, ctx, "the chart", chromedp.Evaluate[bool](`(() => { const i = document.querySelector("img.spark"); return i.complete && i.naturalWidth > 0 })()`))
+	loaded := browsertest.Get(t, ctx, "the chart", chromedp.Evaluate[bool](`(() => { const i = document.querySelector("img.spark"); return i.complete && i.naturalWidth > 0 })()`))
 	if !loaded {
 		t.Error("the event-rate chart did not load")
 	}
-	screenshots(t, ctx, "organizations-ops", true)
+	browsertest.Screenshots(t, ctx, "console", "organizations-ops", true)
 
 	// Log streams: test, pause, resume.
 	row := "#row-" + ls.ID
-	run(t, ctx, "the streams", chromedp.Navigate(srv.URL+"/console/streams"), visible(row))
-	if got := text(t, ctx, row); !strings.Contains(got, "Globex SIEM") || !strings.Contains(got, "active") {
+	browsertest.Run(t, ctx, "the streams", chromedp.Navigate(srv.URL+"/console/streams"), browsertest.Visible(row))
+	if got := browsertest.Text(t, ctx, row); !strings.Contains(got, "Globex SIEM") || !strings.Contains(got, "active") {
 		t.Errorf("the stream's row: %q", got)
 	}
-	screenshots(t, ctx, "streams", true)
-	run(t, ctx, "test the stream", chromedp.Click(chromedp.CSS(row+` form[action$="/test"] button`)), visible("#result"))
-	if got := text(t, ctx, "#result"); !strings.Contains(got, "Accepted") {
+	browsertest.Screenshots(t, ctx, "console", "streams", true)
+	browsertest.Run(t, ctx, "test the stream", chromedp.Click(chromedp.CSS(row+` form[action$="/test"] button`)), browsertest.Visible("#result"))
+	if got := browsertest.Text(t, ctx, "#result"); !strings.Contains(got, "Accepted") {
 		t.Errorf("test result: %q", got)
 	}
-	run(t, ctx, "pause", chromedp.Navigate(srv.URL+"/console/streams"), visible(row),
+	browsertest.Run(t, ctx, "pause", chromedp.Navigate(srv.URL+"/console/streams"), browsertest.Visible(row),
 		chromedp.Click(chromedp.CSS(row+` form[action$="/pause"] button`)))
 	waitURL(t, ctx, srv.URL+"/console/streams?done=paused&org="+org.ID)
-	run(t, ctx, "paused", visible(row))
-	if got := text(t, ctx, row); !strings.Contains(got, "inactive") {
+	browsertest.Run(t, ctx, "paused", browsertest.Visible(row))
+	if got := browsertest.Text(t, ctx, row); !strings.Contains(got, "inactive") {
 		t.Errorf("after pause: %q", got)
 	}
-	run(t, ctx, "resume", chromedp.Click(chromedp.CSS(row+` form[action$="/resume"] button`)))
+	browsertest.Run(t, ctx, "resume", chromedp.Click(chromedp.CSS(row+` form[action$="/resume"] button`)))
 	waitURL(t, ctx, srv.URL+"/console/streams?done=resumed&org="+org.ID)
-	run(t, ctx, "resumed", visible(row))
-	if got := text(t, ctx, row); !strings.Contains(got, "active") || strings.Contains(got, "inactive") {
+	browsertest.Run(t, ctx, "resumed", browsertest.Visible(row))
+	if got := browsertest.Text(t, ctx, row); !strings.Contains(got, "active") || strings.Contains(got, "inactive") {
 		t.Errorf("after resume: %q", got)
 	}
 
 	// Schemas: a first version, then a second previewed and saved.
-	run(t, ctx, "the organization's actions", chromedp.Navigate(srv.URL+"/console/schemas"), visible("#schemas-org"),
-		chromedp.SendKeys(chromedp.CSS("#schemas-org"), org.ID), chromedp.Submit(chromedp.CSS("#schemas-org")), visible("#org-actions"))
-	if got := text(t, ctx, "#org-actions"); !strings.Contains(got, "invoice.paid") || !strings.Contains(got, "none") {
+	browsertest.Run(t, ctx, "the organization's actions", chromedp.Navigate(srv.URL+"/console/schemas"), browsertest.Visible("#schemas-org"),
+		chromedp.SendKeys(chromedp.CSS("#schemas-org"), org.ID), chromedp.Submit(chromedp.CSS("#schemas-org")), browsertest.Visible("#org-actions"))
+	if got := browsertest.Text(t, ctx, "#org-actions"); !strings.Contains(got, "invoice.paid") || !strings.Contains(got, "none") {
 		t.Errorf("the organization's actions: %q", got)
 	}
-	screenshots(t, ctx, "schemas-org", true)
-	run(t, ctx, "a new action's schema", chromedp.Click(chromedp.CSS(`#org-actions a[href^="/console/schemas/invoice.paid"]`)), visible("#body"))
-	if got := value(t, ctx, "#org"); got != org.ID {
+	browsertest.Screenshots(t, ctx, "console", "schemas-org", true)
+	browsertest.Run(t, ctx, "a new action's schema", chromedp.Click(chromedp.CSS(`#org-actions a[href^="/console/schemas/invoice.paid"]`)), browsertest.Visible("#body"))
+	if got := browsertest.Value(t, ctx, "#org"); got != org.ID {
 		t.Errorf("the preview's organization: %q, want %s", got, org.ID)
 	}
-	run(t, ctx, "preview version 1", chromedp.SetValue(chromedp.CSS("#body"), `{"targets":[{"type":"invoice"}]}`),
-		chromedp.Click(chromedp.CSS("#preview-button")), visible("#preview-summary"))
-	if got := text(t, ctx, "#preview-summary"); !strings.Contains(got, "6 would validate") {
+	browsertest.Run(t, ctx, "preview version 1", chromedp.SetValue(chromedp.CSS("#body"), `{"targets":[{"type":"invoice"}]}`),
+		chromedp.Click(chromedp.CSS("#preview-button")), browsertest.Visible("#preview-summary"))
+	if got := browsertest.Text(t, ctx, "#preview-summary"); !strings.Contains(got, "6 would validate") {
 		t.Errorf("preview of version 1: %q", got)
 	}
-	run(t, ctx, "save version 1", chromedp.Click(chromedp.CSS("#save")), visible("#done"))
-	run(t, ctx, "preview version 2",
+	browsertest.Run(t, ctx, "save version 1", chromedp.Click(chromedp.CSS("#save")), browsertest.Visible("#done"))
+	browsertest.Run(t, ctx, "preview version 2",
 		chromedp.SetValue(chromedp.CSS("#body"), `{"targets":[{"type":"invoice"}],"metadata":{"type":"object","properties":{"plan":{"type":"string"}}}}`),
-		chromedp.SetValue(chromedp.CSS("#org"), org.ID), chromedp.Click(chromedp.CSS("#preview-button")), visible("#preview-summary"))
-	if got := text(t, ctx, "#preview-summary"); !strings.Contains(got, "4 would validate against this schema and 2 would not") {
+		chromedp.SetValue(chromedp.CSS("#org"), org.ID), chromedp.Click(chromedp.CSS("#preview-button")), browsertest.Visible("#preview-summary"))
+	if got := browsertest.Text(t, ctx, "#preview-summary"); !strings.Contains(got, "4 would validate against this schema and 2 would not") {
 		t.Errorf("preview of version 2: %q", got)
 	}
-	if got := text(t, ctx, "#invalid"); !strings.Contains(got, "metadata.plan") {
+	if got := browsertest.Text(t, ctx, "#invalid"); !strings.Contains(got, "metadata.plan") {
 		t.Errorf("the failing events: %q", got)
 	}
-	shots(t, ctx, "schema-preview", false)
-	run(t, ctx, "save version 2", chromedp.Click(chromedp.CSS("#save")), visible("#done"))
-	if got := text(t, ctx, "#changes"); !strings.Contains(got, "metadata") || !strings.Contains(got, "plan (string)") {
+	browsertest.Screenshots(t, ctx, "console", "schema-preview", false)
+	browsertest.Run(t, ctx, "save version 2", chromedp.Click(chromedp.CSS("#save")), browsertest.Visible("#done"))
+	if got := browsertest.Text(t, ctx, "#changes"); !strings.Contains(got, "metadata") || !strings.Contains(got, "plan (string)") {
 		t.Errorf("the difference of versions 1 and 2: %q", got)
 	}
-	screenshots(t, ctx, "schema", true)
+	browsertest.Screenshots(t, ctx, "console", "schema", true)
 
 	// Integrity: the newest checkpoint covers the events.
-	run(t, ctx, "integrity", chromedp.Navigate(srv.URL+"/console/integrity"), visible("#log-"+org.ID))
+	browsertest.Run(t, ctx, "integrity", chromedp.Navigate(srv.URL+"/console/integrity"), browsertest.Visible("#log-"+org.ID))
 	waitText(t, ctx, "#log-"+org.ID, "6")
-	if got := text(t, ctx, "#log-"+org.ID); !strings.Contains(got, "key id") {
+	if got := browsertest.Text(t, ctx, "#log-"+org.ID); !strings.Contains(got, "key id") {
 		t.Errorf("the checkpoint's row: %q", got)
 	}
-	screenshots(t, ctx, "integrity", true)
+	browsertest.Screenshots(t, ctx, "console", "integrity", true)
 
 	// System.
-	run(t, ctx, "system", chromedp.Navigate(srv.URL+"/console/system"), visible("#rate"), visible("#integration-lag"))
-	if got := text(t, ctx, "main"); !strings.Contains(got, "No lease has been taken") || !strings.Contains(got, "Reserve") {
+	browsertest.Run(t, ctx, "system", chromedp.Navigate(srv.URL+"/console/system"), browsertest.Visible("#rate"), browsertest.Visible("#integration-lag"))
+	if got := browsertest.Text(t, ctx, "main"); !strings.Contains(got, "No lease has been taken") || !strings.Contains(got, "Reserve") {
 		t.Errorf("system page: %q", got)
 	}
-	screenshots(t, ctx, "system", true)
+	browsertest.Screenshots(t, ctx, "console", "system", true)
 
 	// The actions are in the organization's log, by the operator.
 	deadline := time.Now().Add(30 * time.Second)
@@ -186,23 +187,23 @@ func TestConsoleOperations(t *testing.T) {
 func TestConsoleSystemOnPostgreSQL(t *testing.T) {
 	dsn := pgtest.New(t)
 	srv := trailtest.Start(t, trailtest.Options{Args: []string{"--database", dsn, "--log-origin", "trail.test/console"}})
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 	out, err := exec.Command(trailtest.Binary(t), "console", "link", "--database", dsn, "--data", srv.Data, "--url", srv.URL, "--operator", "ops@example.com").CombinedOutput()
 	link := regexp.MustCompile(`(?m)^(http\S+/console/launch\?secret=csl_\S+)$`).FindSubmatch(out)
 	if err != nil || link == nil {
 		t.Fatalf("trail console link: %v\n%s", err, out)
 	}
-	run(t, ctx, "sign in", chromedp.Navigate(string(link[1])), visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("#create-org"))
-	run(t, ctx, "system", chromedp.Navigate(srv.URL+"/console/system"), visible("main"))
+	browsertest.Run(t, ctx, "sign in", chromedp.Navigate(string(link[1])), browsertest.Visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("#create-org"))
+	browsertest.Run(t, ctx, "system", chromedp.Navigate(srv.URL+"/console/system"), browsertest.Visible("main"))
 	waitText(t, ctx, "main", "integrator")
-	got := text(t, ctx, "#leases")
+	got := browsertest.Text(t, ctx, "#leases")
 	for _, want := range []string{"integrator", "streams", "held"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the leases: %q, want %q", got, want)
 		}
 	}
-	if got := text(t, ctx, "main"); !strings.Contains(got, "This replica is") {
+	if got := browsertest.Text(t, ctx, "main"); !strings.Contains(got, "This replica is") {
 		t.Errorf("the system page does not name this replica: %q", got)
 	}
-	screenshots(t, ctx, "system-postgres", true)
+	browsertest.Screenshots(t, ctx, "console", "system-postgres", true)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/trailaudit/trail/client"
+	"github.com/trailaudit/trail/internal/browsertest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -126,126 +127,126 @@ func TestPortalStreamsAndExport(t *testing.T) {
 		t.Fatalf("creating B's export: %v", err)
 	}
 
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 	const hostileName = "<img src=x onerror=\"window.__pwned=1\">\u202egnp.exe"
 
 	t.Run("Streams", func(t *testing.T) {
-		run(t, ctx, "open the log streams link", chromedp.Navigate(generateIntentLink(t, srv, orgA, "log_streams", []string{"alice@example.com"})),
-			visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("table.streams"))
-		if u := location(t, ctx); u != srv.URL+"/portal/streams" {
+		browsertest.Run(t, ctx, "open the log streams link", chromedp.Navigate(generateIntentLink(t, srv, orgA, "log_streams", []string{"alice@example.com"})),
+			browsertest.Visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("table.streams"))
+		if u := browsertest.Location(t, ctx); u != srv.URL+"/portal/streams" {
 			t.Errorf("landed at %s", u)
 		}
-		if body := text(t, ctx, "table.streams"); !strings.Contains(body, "No log streams yet") {
+		if body := browsertest.Text(t, ctx, "table.streams"); !strings.Contains(body, "No log streams yet") {
 			t.Errorf("A sees streams: %q", body)
 		}
-		run(t, ctx, "new webhook", chromedp.Click(chromedp.CSS(`a[href="/portal/streams/new?type=webhook"]`)), visible("form.stream-form"))
-		screenshots(t, ctx, "stream-new")
+		browsertest.Run(t, ctx, "new webhook", chromedp.Click(chromedp.CSS(`a[href="/portal/streams/new?type=webhook"]`)), browsertest.Visible("form.stream-form"))
+		browsertest.Screenshots(t, ctx, "portal", "stream-new", true)
 
 		// Field-level errors beside the fields.
-		run(t, ctx, "bad form",
+		browsertest.Run(t, ctx, "bad form",
 			chromedp.SetValue(chromedp.CSS("#s-name"), hostileName),
 			chromedp.SendKeys(chromedp.CSS("#c-url"), "ftp://siem.example.com"),
 			chromedp.SendKeys(chromedp.CSS("#c-secret"), "short"),
-			chromedp.Click(chromedp.CSS("#stream-save")), visible("#c-url-err"))
-		if msg := text(t, ctx, "#c-url-err"); !strings.Contains(msg, "URL must be an absolute https:// URL") {
+			chromedp.Click(chromedp.CSS("#stream-save")), browsertest.Visible("#c-url-err"))
+		if msg := browsertest.Text(t, ctx, "#c-url-err"); !strings.Contains(msg, "URL must be an absolute https:// URL") {
 			t.Errorf("URL error: %q", msg)
 		}
-		if msg := text(t, ctx, "#c-secret-err"); !strings.Contains(msg, "at least 16 characters") {
+		if msg := browsertest.Text(t, ctx, "#c-secret-err"); !strings.Contains(msg, "at least 16 characters") {
 			t.Errorf("secret error: %q", msg)
 		}
-		if v := eval[string](t, ctx, `document.querySelector("#c-secret").value`); v != "" {
+		if v := browsertest.Eval[string](t, ctx, `document.querySelector("#c-secret").value`); v != "" {
 			t.Errorf("the secret was echoed: %q", v)
 		}
-		if v := eval[string](t, ctx, `document.querySelector("#s-name").value`); v != hostileName {
+		if v := browsertest.Eval[string](t, ctx, `document.querySelector("#s-name").value`); v != hostileName {
 			t.Errorf("name kept as %q", v)
 		}
-		shots(t, ctx, "stream-form-errors", false)
+		browsertest.Screenshots(t, ctx, "portal", "stream-form-errors", false)
 
 		// A valid stream to the loopback receiver.
-		run(t, ctx, "good form",
+		browsertest.Run(t, ctx, "good form",
 			chromedp.SetValue(chromedp.CSS("#c-url"), rc.srv.URL+"/hook"),
 			chromedp.SendKeys(chromedp.CSS("#c-secret"), "0123456789abcdef-secret"),
 			chromedp.SendKeys(chromedp.CSS("#c-headers"), "X-Token: hunter2"),
-			chromedp.Click(chromedp.CSS("#stream-save")), visible("#stream-state"))
-		if n := text(t, ctx, ".alert.ok"); !strings.Contains(n, "The stream was created") {
+			chromedp.Click(chromedp.CSS("#stream-save")), browsertest.Visible("#stream-state"))
+		if n := browsertest.Text(t, ctx, ".alert.ok"); !strings.Contains(n, "The stream was created") {
 			t.Errorf("notice %q", n)
 		}
-		if h := text(t, ctx, "main h1"); h != hostileName {
+		if h := browsertest.Text(t, ctx, "main h1"); h != hostileName {
 			t.Errorf("heading %q, want the name as text", h)
 		}
-		if v := eval[any](t, ctx, `window.__pwned`); v != nil {
+		if v := browsertest.Eval[any](t, ctx, `window.__pwned`); v != nil {
 			t.Fatalf("the stream's name ran a script")
 		}
-		if n := eval[int](t, ctx, `document.querySelectorAll("main img").length`); n != 0 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll("main img").length`); n != 0 {
 			t.Errorf("%d images injected by the name", n)
 		}
-		if body := text(t, ctx, "main"); strings.Contains(body, "hunter2") || strings.Contains(body, "0123456789abcdef-secret") {
+		if body := browsertest.Text(t, ctx, "main"); strings.Contains(body, "hunter2") || strings.Contains(body, "0123456789abcdef-secret") {
 			t.Error("the stream page shows a secret")
 		}
-		streamURL := location(t, ctx)
+		streamURL := browsertest.Location(t, ctx)
 		streamURL = strings.Split(streamURL, "?")[0]
-		screenshots(t, ctx, "stream")
+		browsertest.Screenshots(t, ctx, "portal", "stream", true)
 
 		// Test event: the destination's answer, and the receiver got it.
-		run(t, ctx, "test", chromedp.Click(chromedp.CSS("#stream-test")), visible("#test-result"))
-		if r := text(t, ctx, "#test-result"); !strings.Contains(r, "Test event delivered") {
+		browsertest.Run(t, ctx, "test", chromedp.Click(chromedp.CSS("#stream-test")), browsertest.Visible("#test-result"))
+		if r := browsertest.Text(t, ctx, "#test-result"); !strings.Contains(r, "Test event delivered") {
 			t.Errorf("test result %q", r)
 		}
 		if !rc.got(`"action":"trail.log_stream.test"`) {
 			t.Errorf("the receiver did not get the test event")
 		}
-		shots(t, ctx, "stream-tested", false)
+		browsertest.Screenshots(t, ctx, "portal", "stream-tested", false)
 
 		// Pause and resume.
-		run(t, ctx, "pause", chromedp.Click(chromedp.CSS("#stream-pause")), visible("#stream-resume"))
-		if s := text(t, ctx, "#stream-state"); s != "Paused" {
+		browsertest.Run(t, ctx, "pause", chromedp.Click(chromedp.CSS("#stream-pause")), browsertest.Visible("#stream-resume"))
+		if s := browsertest.Text(t, ctx, "#stream-state"); s != "Paused" {
 			t.Errorf("state after pause %q", s)
 		}
-		run(t, ctx, "resume", chromedp.Click(chromedp.CSS("#stream-resume")), visible("#stream-pause"))
-		if s := text(t, ctx, "#stream-state"); s != "Active" {
+		browsertest.Run(t, ctx, "resume", chromedp.Click(chromedp.CSS("#stream-resume")), browsertest.Visible("#stream-pause"))
+		if s := browsertest.Text(t, ctx, "#stream-state"); s != "Active" {
 			t.Errorf("state after resume %q", s)
 		}
 
 		// Edit: secrets are write-only.
-		run(t, ctx, "edit", chromedp.Click(chromedp.CSS("#stream-edit")), visible("form.stream-form"))
+		browsertest.Run(t, ctx, "edit", chromedp.Click(chromedp.CSS("#stream-edit")), browsertest.Visible("form.stream-form"))
 		if p := attr(t, ctx, "#c-secret", "placeholder"); p != "set — leave empty to keep" {
 			t.Errorf("secret placeholder %q", p)
 		}
-		if v := eval[string](t, ctx, `document.querySelector("#c-secret").value + document.querySelector("#c-headers").value`); v != "" {
+		if v := browsertest.Eval[string](t, ctx, `document.querySelector("#c-secret").value + document.querySelector("#c-headers").value`); v != "" {
 			t.Errorf("the edit form holds secrets: %q", v)
 		}
-		screenshots(t, ctx, "stream-edit")
-		run(t, ctx, "rename", chromedp.SetValue(chromedp.CSS("#s-name"), "SIEM webhook"), chromedp.SetValue(chromedp.CSS("#c-format"), "ndjson"),
-			chromedp.Click(chromedp.CSS("#stream-save")), visible("#stream-state"))
-		if h := text(t, ctx, "main h1"); h != "SIEM webhook" {
+		browsertest.Screenshots(t, ctx, "portal", "stream-edit", true)
+		browsertest.Run(t, ctx, "rename", chromedp.SetValue(chromedp.CSS("#s-name"), "SIEM webhook"), chromedp.SetValue(chromedp.CSS("#c-format"), "ndjson"),
+			chromedp.Click(chromedp.CSS("#stream-save")), browsertest.Visible("#stream-state"))
+		if h := browsertest.Text(t, ctx, "main h1"); h != "SIEM webhook" {
 			t.Errorf("after the edit: %q", h)
 		}
-		if body := text(t, ctx, "main"); !strings.Contains(body, "ndjson") || !strings.Contains(body, "The stream's settings were saved") {
+		if body := browsertest.Text(t, ctx, "main"); !strings.Contains(body, "ndjson") || !strings.Contains(body, "The stream's settings were saved") {
 			t.Errorf("after the edit the page lacks the new format or the notice")
 		}
-		run(t, ctx, "test again", chromedp.Click(chromedp.CSS("#stream-test")), visible("#test-result"))
-		if r := text(t, ctx, "#test-result"); !strings.Contains(r, "Test event delivered") {
+		browsertest.Run(t, ctx, "test again", chromedp.Click(chromedp.CSS("#stream-test")), browsertest.Visible("#test-result"))
+		if r := browsertest.Text(t, ctx, "#test-result"); !strings.Contains(r, "Test event delivered") {
 			t.Errorf("test after the edit (kept secret): %q", r)
 		}
 
 		// The list with its status columns.
-		run(t, ctx, "list", chromedp.Navigate(srv.URL+"/portal/streams"), visible("table.streams"))
-		row := text(t, ctx, "table.streams tbody tr")
+		browsertest.Run(t, ctx, "list", chromedp.Navigate(srv.URL+"/portal/streams"), browsertest.Visible("table.streams"))
+		row := browsertest.Text(t, ctx, "table.streams tbody tr")
 		for _, want := range []string{"SIEM webhook", "Webhook (HTTPS)", "Active"} {
 			if !strings.Contains(row, want) {
 				t.Errorf("list row %q lacks %q", row, want)
 			}
 		}
-		if strings.Contains(text(t, ctx, "main"), "B's secret stream") {
+		if strings.Contains(browsertest.Text(t, ctx, "main"), "B's secret stream") {
 			t.Error("A's list shows B's stream")
 		}
-		screenshots(t, ctx, "streams")
+		browsertest.Screenshots(t, ctx, "portal", "streams", true)
 
 		// Cross-organization: B's stream does not exist for A's session.
 		csrf := attr(t, ctx, `form[action="/portal/logout"] input[name=csrf]`, "value")
 		for _, p := range []string{"", "/edit", "/delete"} {
-			run(t, ctx, "B's stream "+p, chromedp.Navigate(srv.URL+"/portal/streams/"+streamB.ID+p), visible("main h1"))
-			if h := text(t, ctx, "main h1"); h != "Log stream not found" {
+			browsertest.Run(t, ctx, "B's stream "+p, chromedp.Navigate(srv.URL+"/portal/streams/"+streamB.ID+p), browsertest.Visible("main h1"))
+			if h := browsertest.Text(t, ctx, "main h1"); h != "Log stream not found" {
 				t.Errorf("B's stream%s from A's session: %q", p, h)
 			}
 		}
@@ -265,14 +266,14 @@ func TestPortalStreamsAndExport(t *testing.T) {
 		}
 
 		// Delete, with a confirmation step.
-		run(t, ctx, "open the stream", chromedp.Navigate(streamURL), visible("#stream-delete"))
-		run(t, ctx, "delete", chromedp.Click(chromedp.CSS("#stream-delete")), visible("#stream-delete-confirm"))
-		screenshots(t, ctx, "stream-delete")
-		run(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#stream-delete-confirm")), visible("table.streams"))
-		if n := text(t, ctx, ".alert.ok"); !strings.Contains(n, "The stream was deleted") {
+		browsertest.Run(t, ctx, "open the stream", chromedp.Navigate(streamURL), browsertest.Visible("#stream-delete"))
+		browsertest.Run(t, ctx, "delete", chromedp.Click(chromedp.CSS("#stream-delete")), browsertest.Visible("#stream-delete-confirm"))
+		browsertest.Screenshots(t, ctx, "portal", "stream-delete", true)
+		browsertest.Run(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#stream-delete-confirm")), browsertest.Visible("table.streams"))
+		if n := browsertest.Text(t, ctx, ".alert.ok"); !strings.Contains(n, "The stream was deleted") {
 			t.Errorf("after delete: %q", n)
 		}
-		if body := text(t, ctx, "table.streams"); !strings.Contains(body, "No log streams yet") {
+		if body := browsertest.Text(t, ctx, "table.streams"); !strings.Contains(body, "No log streams yet") {
 			t.Errorf("after delete the list shows %q", body)
 		}
 	})
@@ -288,11 +289,11 @@ func TestPortalStreamsAndExport(t *testing.T) {
 			Config: json.RawMessage(`{"url":"` + rc.srv.URL + `/de","secret":"0123456789abcdef-de"}`)}); err != nil {
 			t.Fatalf("creating a stream: %v", err)
 		}
-		de := browser(t)
+		de := browsertest.New(t)
 		emulate(t, de, "German", emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome", AcceptLanguage: "de-DE,de"})
-		run(t, de, "open the log streams link", chromedp.Navigate(generateIntentLink(t, srv, orgC, "log_streams", []string{"alice@example.com"})),
-			visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("table.streams"))
-		row := text(t, de, "table.streams tbody")
+		browsertest.Run(t, de, "open the log streams link", chromedp.Navigate(generateIntentLink(t, srv, orgC, "log_streams", []string{"alice@example.com"})),
+			browsertest.Visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("table.streams"))
+		row := browsertest.Text(t, de, "table.streams tbody")
 		if !strings.Contains(row, "Aktiv") && !strings.Contains(row, "Wird wiederholt") {
 			t.Errorf("German streams table %q: no German state", row)
 		}
@@ -301,49 +302,49 @@ func TestPortalStreamsAndExport(t *testing.T) {
 				t.Errorf("German streams table %q holds %q", row, en)
 			}
 		}
-		run(t, de, "the stream", chromedp.Click(chromedp.CSS("table.streams tbody a.name")), visible("#stream-state"))
-		if s := text(t, de, "#stream-state"); s != "Aktiv" && s != "Wird wiederholt" {
+		browsertest.Run(t, de, "the stream", chromedp.Click(chromedp.CSS("table.streams tbody a.name")), browsertest.Visible("#stream-state"))
+		if s := browsertest.Text(t, de, "#stream-state"); s != "Aktiv" && s != "Wird wiederholt" {
 			t.Errorf("German stream state %q", s)
 		}
-		run(t, de, "pause", chromedp.Click(chromedp.CSS("#stream-pause")), visible("#stream-resume"))
-		if s := text(t, de, "#stream-state"); s != "Pausiert" {
+		browsertest.Run(t, de, "pause", chromedp.Click(chromedp.CSS("#stream-pause")), browsertest.Visible("#stream-resume"))
+		if s := browsertest.Text(t, de, "#stream-state"); s != "Pausiert" {
 			t.Errorf("German state after pause %q", s)
 		}
-		if n := text(t, de, ".alert.ok"); !strings.Contains(n, "Der Stream ist pausiert") {
+		if n := browsertest.Text(t, de, ".alert.ok"); !strings.Contains(n, "Der Stream ist pausiert") {
 			t.Errorf("German notice %q", n)
 		}
-		run(t, de, "new webhook", chromedp.Navigate(srv.URL+"/portal/streams/new?type=webhook"), visible("form.stream-form"),
+		browsertest.Run(t, de, "new webhook", chromedp.Navigate(srv.URL+"/portal/streams/new?type=webhook"), browsertest.Visible("form.stream-form"),
 			chromedp.SendKeys(chromedp.CSS("#c-url"), "ftp://siem.example.com"),
-			chromedp.Click(chromedp.CSS("#stream-save")), visible("#c-url-err"))
-		if msg := text(t, de, "#c-url-err"); !strings.Contains(msg, "URL muss eine absolute https://-URL sein") {
+			chromedp.Click(chromedp.CSS("#stream-save")), browsertest.Visible("#c-url-err"))
+		if msg := browsertest.Text(t, de, "#c-url-err"); !strings.Contains(msg, "URL muss eine absolute https://-URL sein") {
 			t.Errorf("German URL error %q", msg)
 		}
-		if msg := text(t, de, "#c-secret-err"); !strings.Contains(msg, "ist erforderlich") {
+		if msg := browsertest.Text(t, de, "#c-secret-err"); !strings.Contains(msg, "ist erforderlich") {
 			t.Errorf("German secret error %q", msg)
 		}
 	})
 
 	t.Run("ExportCSV", func(t *testing.T) {
-		run(t, ctx, "open the audit logs link", chromedp.Navigate(generateIntentLink(t, srv, orgA, "audit_logs", []string{"bob@example.com"})),
-			visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("table.events"))
-		run(t, ctx, "filter", chromedp.Navigate(srv.URL+"/portal/events?action=user.signed_in&actor_id=user_0"), visible("#export-csv"))
-		run(t, ctx, "export", chromedp.Click(chromedp.CSS("#export-csv")), visible("#export-progress"))
-		if u := location(t, ctx); !strings.Contains(u, "/portal/exports/audit_log_export_") {
+		browsertest.Run(t, ctx, "open the audit logs link", chromedp.Navigate(generateIntentLink(t, srv, orgA, "audit_logs", []string{"bob@example.com"})),
+			browsertest.Visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("table.events"))
+		browsertest.Run(t, ctx, "filter", chromedp.Navigate(srv.URL+"/portal/events?action=user.signed_in&actor_id=user_0"), browsertest.Visible("#export-csv"))
+		browsertest.Run(t, ctx, "export", chromedp.Click(chromedp.CSS("#export-csv")), browsertest.Visible("#export-progress"))
+		if u := browsertest.Location(t, ctx); !strings.Contains(u, "/portal/exports/audit_log_export_") {
 			t.Fatalf("export page at %s", u)
 		}
 		// The page refreshes itself until the file is ready.
 		ready := false
 		for range 300 {
-			if eval[bool](t, ctx, `!!document.querySelector("#export-download")`) {
+			if browsertest.Eval[bool](t, ctx, `!!document.querySelector("#export-download")`) {
 				ready = true
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		if !ready {
-			t.Fatalf("the export page never offered the download: %s", text(t, ctx, "main"))
+			t.Fatalf("the export page never offered the download: %s", browsertest.Text(t, ctx, "main"))
 		}
-		screenshots(t, ctx, "export")
+		browsertest.Screenshots(t, ctx, "portal", "export", true)
 		href := attr(t, ctx, "#export-download", "href")
 		st, body := sessionDo(t, ctx, srv, "GET", href, "")
 		if st != 200 {
@@ -361,8 +362,8 @@ func TestPortalStreamsAndExport(t *testing.T) {
 			t.Errorf("formula in actor name not neutralised: %q", rows[1][5])
 		}
 		// Free text can't be exported: the page says so.
-		run(t, ctx, "free text", chromedp.Navigate(srv.URL+"/portal/events?q=calc"), visible("#export-note"))
-		if n := text(t, ctx, "#export-note"); !strings.Contains(n, "can't filter by search text") {
+		browsertest.Run(t, ctx, "free text", chromedp.Navigate(srv.URL+"/portal/events?q=calc"), browsertest.Visible("#export-note"))
+		if n := browsertest.Text(t, ctx, "#export-note"); !strings.Contains(n, "can't filter by search text") {
 			t.Errorf("note %q", n)
 		}
 		// B's export does not exist for A's session.
@@ -372,8 +373,8 @@ func TestPortalStreamsAndExport(t *testing.T) {
 			}
 		}
 		// A log streams page from an audit logs session.
-		run(t, ctx, "streams", chromedp.Navigate(srv.URL+"/portal/streams"), visible("main h1"))
-		if h := text(t, ctx, "main h1"); h != "Not part of this session" {
+		browsertest.Run(t, ctx, "streams", chromedp.Navigate(srv.URL+"/portal/streams"), browsertest.Visible("main h1"))
+		if h := browsertest.Text(t, ctx, "main h1"); h != "Not part of this session" {
 			t.Errorf("streams from an audit logs session: %q", h)
 		}
 	})

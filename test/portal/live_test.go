@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/trailaudit/trail/internal/browsertest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -20,10 +21,10 @@ func TestPortalLive(t *testing.T) {
 	srv := trailtest.Start(t, trailtest.Options{})
 	org := createOrg(t, srv, "Live Corp")
 	other := createOrg(t, srv, "Other Corp")
-	ctx := browser(t)
-	run(t, ctx, "open the link", chromedp.Navigate(generateLink(t, srv, org, nil)), visible("#launch"),
-		chromedp.Click(chromedp.CSS("#launch")), visible("table.events"))
-	run(t, ctx, "open the live view", chromedp.Click(chromedp.CSS(`nav a[href="/portal/live"]`)), visible("#live-events"))
+	ctx := browsertest.New(t)
+	browsertest.Run(t, ctx, "open the link", chromedp.Navigate(generateLink(t, srv, org, nil)), browsertest.Visible("#launch"),
+		chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("table.events"))
+	browsertest.Run(t, ctx, "open the live view", chromedp.Click(chromedp.CSS(`nav a[href="/portal/live"]`)), browsertest.Visible("#live-events"))
 	waitText(t, ctx, "#live-status", "Live:")
 
 	send := func(org, action, actor string) {
@@ -39,38 +40,38 @@ func TestPortalLive(t *testing.T) {
 	send(org, "live.first", "Ada")
 	send(org, "live.second", hostileActor)
 	waitText(t, ctx, "#live-events tbody", "live.second")
-	rows := eval[[]string](t, ctx, `[...document.querySelectorAll("#live-events tbody tr")].map(r => r.cells[1].textContent)`)
+	rows := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#live-events tbody tr")].map(r => r.cells[1].textContent)`)
 	if len(rows) < 2 || rows[0] != "live.second" || rows[1] != "live.first" {
 		t.Fatalf("live rows (newest first) %q", rows)
 	}
-	if body := text(t, ctx, "#live-events tbody"); strings.Contains(body, "other.org_event") || !strings.Contains(body, hostileActor) {
+	if body := browsertest.Text(t, ctx, "#live-events tbody"); strings.Contains(body, "other.org_event") || !strings.Contains(body, hostileActor) {
 		t.Fatalf("live table: %q", body)
 	}
-	if pwned := eval[bool](t, ctx, `window.__pwned !== undefined || document.querySelector("#live-events img") !== null`); pwned {
+	if pwned := browsertest.Eval[bool](t, ctx, `window.__pwned !== undefined || document.querySelector("#live-events img") !== null`); pwned {
 		t.Fatal("hostile content ran or became markup in the live view")
 	}
-	if st := text(t, ctx, "#live-status"); !strings.Contains(st, "2 new events") {
+	if st := browsertest.Text(t, ctx, "#live-status"); !strings.Contains(st, "2 new events") {
 		t.Errorf("status %q", st)
 	}
 
 	// A filtered live view shows only what it matches.
-	run(t, ctx, "filter", chromedp.Navigate(srv.URL+"/portal/live?action=live.wanted"), visible("#live-events"))
+	browsertest.Run(t, ctx, "filter", chromedp.Navigate(srv.URL+"/portal/live?action=live.wanted"), browsertest.Visible("#live-events"))
 	waitText(t, ctx, "#live-status", "Live:")
 	send(org, "live.unwanted", "Bob")
 	send(org, "live.wanted", "Cy")
 	waitText(t, ctx, "#live-events tbody", "live.wanted")
-	if body := text(t, ctx, "#live-events tbody"); strings.Contains(body, "live.unwanted") {
+	if body := browsertest.Text(t, ctx, "#live-events tbody"); strings.Contains(body, "live.unwanted") {
 		t.Fatalf("the filtered live view shows an event it does not match: %q", body)
 	}
 
 	// The page without its script: the newest events and a refresh link.
-	html := get(t, ctx, "fetch the page", chromedp.Evaluate[string](`fetch("/portal/live").then(r => r.text())`, chromedp.EvalAwaitPromise))
+	html := browsertest.Get(t, ctx, "fetch the page", chromedp.Evaluate[string](`fetch("/portal/live").then(r => r.text())`, chromedp.EvalAwaitPromise))
 	for _, want := range []string{`<a href="/portal/live">Refresh</a> to see new ones`, "live.wanted", "live.first"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("the live page as served lacks %q", want)
 		}
 	}
-	screenshots(t, ctx, "portal-live")
+	browsertest.Screenshots(t, ctx, "portal", "portal-live", true)
 }
 
 // waitText waits until the element's text contains want.
@@ -78,7 +79,7 @@ func waitText(t *testing.T, ctx context.Context, sel, want string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		got := eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel))
+		got := browsertest.Eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel))
 		if strings.Contains(got, want) {
 			return
 		}

@@ -16,8 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,82 +26,9 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/trailaudit/trail/client"
+	"github.com/trailaudit/trail/internal/browsertest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
-
-// missing fails the test when TRAIL_TEST_REQUIRE_ALL is set (as
-// ./scripts/test sets it), and skips it otherwise.
-func missing(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("TRAIL_TEST_REQUIRE_ALL") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	missing(t, "the Admin Portal browser tests need Debian's chromium (./scripts/test installs it as root)")
-	return ""
-}
-
-// browser starts a headless Chromium with a fresh profile, closed at cleanup.
-func browser(t *testing.T) context.Context {
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
-
-// run runs browser steps with a time bound (a hung page fails the test
-// instead of hanging it).
-func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-// get runs one action that returns a value, with a time bound.
-func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return v
-}
-
-// eval evaluates a JavaScript expression in the page.
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	return get(t, ctx, expr, chromedp.Evaluate[T](expr))
-}
-
-func visible(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.WaitVisible(chromedp.CSS(sel))
-}
 
 // apiClient is a client of srv with the admin key.
 func apiClient(t *testing.T, srv *trailtest.Server) *client.Client {
@@ -253,41 +178,31 @@ func setup(t *testing.T) *fixture {
 	return f
 }
 
-func text(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	return get(t, ctx, "read "+sel, chromedp.Text(chromedp.CSS(sel)))
-}
-
-func location(t *testing.T, ctx context.Context) string {
-	t.Helper()
-	return get(t, ctx, "location", chromedp.Location())
-}
-
 func TestPortal(t *testing.T) {
 	f := setup(t)
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 	link := generateLink(t, f.srv, f.orgA, []string{"alice@example.com"})
 
 	t.Run("OpenLink", func(t *testing.T) {
 		// A link scanner or chat preview fetches the link first, in another
 		// browser: that shows the page and spends nothing.
-		scanner := browser(t)
+		scanner := browsertest.New(t)
 		for range 2 {
-			run(t, scanner, "scan the link", chromedp.Navigate(link), visible("#launch"))
+			browsertest.Run(t, scanner, "scan the link", chromedp.Navigate(link), browsertest.Visible("#launch"))
 		}
-		run(t, ctx, "open the link", chromedp.Navigate(link), visible("#launch"))
-		if h := text(t, ctx, "main h1"); !strings.Contains(h, `Acme "Ops" <b>Corp</b>`) {
+		browsertest.Run(t, ctx, "open the link", chromedp.Navigate(link), browsertest.Visible("#launch"))
+		if h := browsertest.Text(t, ctx, "main h1"); !strings.Contains(h, `Acme "Ops" <b>Corp</b>`) {
 			t.Errorf("the launch page's heading %q does not name the organization as text", h)
 		}
-		screenshots(t, ctx, "launch")
-		run(t, ctx, "press the button", chromedp.Click(chromedp.CSS("#launch")), visible("table.events"))
-		if u := location(t, ctx); u != f.srv.URL+"/portal/events" {
+		browsertest.Screenshots(t, ctx, "portal", "launch", true)
+		browsertest.Run(t, ctx, "press the button", chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("table.events"))
+		if u := browsertest.Location(t, ctx); u != f.srv.URL+"/portal/events" {
 			t.Errorf("after the link the browser is at %s, want the clean %s/portal/events", u, f.srv.URL)
 		}
-		if h := text(t, ctx, ".brand"); !strings.Contains(h, `Acme "Ops" <b>Corp</b>`) {
+		if h := browsertest.Text(t, ctx, ".brand"); !strings.Contains(h, `Acme "Ops" <b>Corp</b>`) {
 			t.Errorf("header %q does not show the organization's name as text", h)
 		}
-		rows := eval[int](t, ctx, `document.querySelectorAll("table.events tbody tr").length`)
+		rows := browsertest.Eval[int](t, ctx, `document.querySelectorAll("table.events tbody tr").length`)
 		if rows != 50 {
 			t.Errorf("first page has %d rows, want 50", rows)
 		}
@@ -295,55 +210,55 @@ func TestPortal(t *testing.T) {
 		// second (search follows acceptance).
 		first := ""
 		for range 100 {
-			if first = text(t, ctx, "table.events tbody tr:first-child"); strings.Contains(first, "trail.portal_session.started") {
+			if first = browsertest.Text(t, ctx, "table.events tbody tr:first-child"); strings.Contains(first, "trail.portal_session.started") {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
-			run(t, ctx, "reload", chromedp.Reload(), visible("table.events"))
+			browsertest.Run(t, ctx, "reload", chromedp.Reload(), browsertest.Visible("table.events"))
 		}
 		if !strings.Contains(first, "trail.portal_session.started") || !strings.Contains(first, "alice@example.com") {
 			t.Errorf("newest event is %q; want the portal session just started, by alice", first)
 		}
-		screenshots(t, ctx, "events")
+		browsertest.Screenshots(t, ctx, "portal", "events", true)
 	})
 
 	t.Run("HostileContentIsInert", func(t *testing.T) {
-		run(t, ctx, "open the hostile event", chromedp.Navigate(f.srv.URL+"/portal/events/"+f.hostileEvent),
-			visible("section.proof"))
-		pwned := eval[any](t, ctx, `window.__pwned`)
+		browsertest.Run(t, ctx, "open the hostile event", chromedp.Navigate(f.srv.URL+"/portal/events/"+f.hostileEvent),
+			browsertest.Visible("section.proof"))
+		pwned := browsertest.Eval[any](t, ctx, `window.__pwned`)
 		if pwned != nil {
 			t.Fatalf("hostile metadata ran a script: window.__pwned = %v", pwned)
 		}
-		body := text(t, ctx, "main")
+		body := browsertest.Text(t, ctx, "main")
 		for _, want := range []string{hostileActor, hostileRTL, hostileLong, "</pre><script>window.__pwned=3</script>", `t"1'`, "<b>doc</b>"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("page does not show %q as text", want)
 			}
 		}
-		imgs := eval[int](t, ctx, `document.querySelectorAll("main img, main script, main b").length`)
+		imgs := browsertest.Eval[int](t, ctx, `document.querySelectorAll("main img, main script, main b").length`)
 		if imgs != 0 {
 			t.Errorf("%d elements were injected into the page by event contents", imgs)
 		}
 		// The long value stays inside the viewport (wrapped, not overflowing).
-		overflow := eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth`)
+		overflow := browsertest.Eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth`)
 		if overflow {
 			t.Errorf("the page scrolls sideways: a long value is not wrapped")
 		}
-		screenshots(t, ctx, "event-hostile")
+		browsertest.Screenshots(t, ctx, "portal", "event-hostile", true)
 	})
 
 	t.Run("FilterAndPage", func(t *testing.T) {
-		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("details.filters-box summary"),
-			chromedp.Click(chromedp.CSS("details.filters-box summary")), visible("form.filters"))
-		run(t, ctx, "filter by actor",
+		browsertest.Run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), browsertest.Visible("details.filters-box summary"),
+			chromedp.Click(chromedp.CSS("details.filters-box summary")), browsertest.Visible("form.filters"))
+		browsertest.Run(t, ctx, "filter by actor",
 			chromedp.SendKeys(chromedp.CSS("#f-actor-id"), "user_03"),
 			chromedp.Click(chromedp.CSS("form.filters button[type=submit]")))
 		u := waitURL(t, ctx, func(u string) bool { return strings.Contains(u, "actor_id=") })
-		run(t, ctx, "filtered page", visible("table.events"))
+		browsertest.Run(t, ctx, "filtered page", browsertest.Visible("table.events"))
 		if !strings.Contains(u, "actor_id=user_03") || strings.Contains(u, "actor_name=") {
 			t.Errorf("filtered URL %s: want actor_id=user_03 and no empty fields", u)
 		}
-		actors := eval[[]string](t, ctx, `[...document.querySelectorAll("table.events tbody td[data-label=Actor] .sub")].map(e => e.textContent)`)
+		actors := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("table.events tbody td[data-label=Actor] .sub")].map(e => e.textContent)`)
 		if len(actors) != 9 { // i%7 == 3 for i < 60
 			t.Errorf("%d events of user_03, want 9: %q", len(actors), actors)
 		}
@@ -353,94 +268,94 @@ func TestPortal(t *testing.T) {
 			}
 		}
 		// Several actions, from the URL (shareable): the select shows them chosen.
-		run(t, ctx, "filter by actions",
+		browsertest.Run(t, ctx, "filter by actions",
 			chromedp.Navigate(f.srv.URL+"/portal/events?action=team.deleted&action=invoice.paid"),
-			visible("table.events"))
-		selected := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-actions input:checked")].map(o => o.value)`)
-		got := eval[[]string](t, ctx, `[...new Set([...document.querySelectorAll("table.events code.action")].map(e => e.textContent))].sort()`)
+			browsertest.Visible("table.events"))
+		selected := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#f-actions input:checked")].map(o => o.value)`)
+		got := browsertest.Eval[[]string](t, ctx, `[...new Set([...document.querySelectorAll("table.events code.action")].map(e => e.textContent))].sort()`)
 		if strings.Join(selected, ",") != "invoice.paid,team.deleted" || strings.Join(got, ",") != "invoice.paid,team.deleted" {
 			t.Errorf("actions selected %q, shown %q; want invoice.paid and team.deleted", selected, got)
 		}
 		// The organization's actions are offered; another organization's are not.
-		options := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-actions input")].map(o => o.value)`)
+		options := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#f-actions input")].map(o => o.value)`)
 		if !strings.Contains(strings.Join(options, " "), "user.signed_in") || strings.Contains(strings.Join(options, " "), "beta.") {
 			t.Errorf("action options %q: want org A's actions only", options)
 		}
 		// Paging, then back.
-		run(t, ctx, "first page", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("a[rel=next]"))
-		run(t, ctx, "older", chromedp.Click(chromedp.CSS("a[rel=next]")), visible("a[rel=prev]"))
-		rows := eval[int](t, ctx, `document.querySelectorAll("table.events tbody tr").length`)
+		browsertest.Run(t, ctx, "first page", chromedp.Navigate(f.srv.URL+"/portal/events"), browsertest.Visible("a[rel=next]"))
+		browsertest.Run(t, ctx, "older", chromedp.Click(chromedp.CSS("a[rel=next]")), browsertest.Visible("a[rel=prev]"))
+		rows := browsertest.Eval[int](t, ctx, `document.querySelectorAll("table.events tbody tr").length`)
 		if rows < 13 || rows > 16 {
 			t.Errorf("second page has %d rows, want the rest of the log (13 to 16)", rows)
 		}
-		if u := location(t, ctx); !strings.Contains(u, "after=") {
+		if u := browsertest.Location(t, ctx); !strings.Contains(u, "after=") {
 			t.Errorf("second page URL %s has no cursor", u)
 		}
-		eval[any](t, ctx, `history.back()`)
+		browsertest.Eval[any](t, ctx, `history.back()`)
 		if u := waitLocation(t, ctx, f.srv.URL+"/portal/events"); u != f.srv.URL+"/portal/events" {
 			t.Errorf("back button went to %s", u)
 		}
 		// A bad filter is a clear message, not an error page.
-		run(t, ctx, "bad filter", chromedp.Navigate(f.srv.URL+"/portal/events?from=yesterday"), visible(".alert.error"))
-		if msg := text(t, ctx, ".alert.error"); !strings.Contains(msg, `From "yesterday" is not a date`) {
+		browsertest.Run(t, ctx, "bad filter", chromedp.Navigate(f.srv.URL+"/portal/events?from=yesterday"), browsertest.Visible(".alert.error"))
+		if msg := browsertest.Text(t, ctx, ".alert.error"); !strings.Contains(msg, `From "yesterday" is not a date`) {
 			t.Errorf("bad date message: %q", msg)
 		}
-		screenshots(t, ctx, "events-bad-filter")
+		browsertest.Screenshots(t, ctx, "portal", "events-bad-filter", true)
 	})
 
 	t.Run("EventDetailAndProof", func(t *testing.T) {
-		run(t, ctx, "filter", chromedp.Navigate(f.srv.URL+"/portal/events?action=invoice.paid"), visible("table.events"))
-		run(t, ctx, "open the first event", chromedp.Click(chromedp.CSS("table.events tbody tr:first-child td.time a")),
-			visible("section.proof"))
+		browsertest.Run(t, ctx, "filter", chromedp.Navigate(f.srv.URL+"/portal/events?action=invoice.paid"), browsertest.Visible("table.events"))
+		browsertest.Run(t, ctx, "open the first event", chromedp.Click(chromedp.CSS("table.events tbody tr:first-child td.time a")),
+			browsertest.Visible("section.proof"))
 		if cls := attr(t, ctx, "section.proof", "class"); !strings.Contains(cls, "verified") {
-			t.Fatalf("proof section %q is not verified: %s", cls, text(t, ctx, "section.proof"))
+			t.Fatalf("proof section %q is not verified: %s", cls, browsertest.Text(t, ctx, "section.proof"))
 		}
-		body := text(t, ctx, "main")
+		body := browsertest.Text(t, ctx, "main")
 		for _, want := range []string{"Sequence number", "invoice.paid", "Included in the signed log", `"organization_id": "` + f.orgA + `"`} {
 			if !strings.Contains(body, want) {
 				t.Errorf("event page lacks %q", want)
 			}
 		}
-		run(t, ctx, "open proof", chromedp.Click(chromedp.CSS("section.proof summary")), visible("ol.path"))
-		screenshots(t, ctx, "event")
+		browsertest.Run(t, ctx, "open proof", chromedp.Click(chromedp.CSS("section.proof summary")), browsertest.Visible("ol.path"))
+		browsertest.Screenshots(t, ctx, "portal", "event", true)
 		// Back to the filtered list.
-		run(t, ctx, "back link", chromedp.Click(chromedp.CSS("a[data-back]")), visible("table.events"))
-		if u := location(t, ctx); !strings.HasSuffix(u, "/portal/events?action=invoice.paid") {
+		browsertest.Run(t, ctx, "back link", chromedp.Click(chromedp.CSS("a[data-back]")), browsertest.Visible("table.events"))
+		if u := browsertest.Location(t, ctx); !strings.HasSuffix(u, "/portal/events?action=invoice.paid") {
 			t.Errorf("← Events went to %s, want the filtered list", u)
 		}
 	})
 
 	t.Run("Integrity", func(t *testing.T) {
-		run(t, ctx, "integrity", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("nav"),
-			chromedp.Click(chromedp.CSS(`a[href="/portal/integrity"]`)), visible("#how-h"))
+		browsertest.Run(t, ctx, "integrity", chromedp.Navigate(f.srv.URL+"/portal/events"), browsertest.Visible("nav"),
+			chromedp.Click(chromedp.CSS(`a[href="/portal/integrity"]`)), browsertest.Visible("#how-h"))
 		key, err := apiClient(t, f.srv).LogKey(trailtest.Context(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		body := text(t, ctx, "main")
+		body := browsertest.Text(t, ctx, "main")
 		for _, want := range []string{key, "trail verify " + f.orgA + ".bundle --key trail.vkey",
 			"trail log pull --server " + f.srv.URL + " --org " + f.orgA, "Events covered"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("integrity page lacks %q", want)
 			}
 		}
-		screenshots(t, ctx, "integrity")
+		browsertest.Screenshots(t, ctx, "portal", "integrity", true)
 	})
 
 	t.Run("CrossOrganization", func(t *testing.T) {
 		for _, path := range []string{"/portal/events/" + f.eventOfB, "/portal/events/" + f.eventOfB + "?organization_id=" + f.orgB} {
-			run(t, ctx, "B's event", chromedp.Navigate(f.srv.URL+path), visible("main h1"))
-			if h := text(t, ctx, "main h1"); h != "Event not found" {
+			browsertest.Run(t, ctx, "B's event", chromedp.Navigate(f.srv.URL+path), browsertest.Visible("main h1"))
+			if h := browsertest.Text(t, ctx, "main h1"); h != "Event not found" {
 				t.Errorf("%s with A's session: %q, want Event not found", path, h)
 			}
 		}
-		run(t, ctx, "search B's action", chromedp.Navigate(f.srv.URL+"/portal/events?action=beta.secret_rotated&organization_id="+f.orgB),
-			visible("table.events"))
-		if body := text(t, ctx, "table.events"); !strings.Contains(body, "No events match") {
+		browsertest.Run(t, ctx, "search B's action", chromedp.Navigate(f.srv.URL+"/portal/events?action=beta.secret_rotated&organization_id="+f.orgB),
+			browsertest.Visible("table.events"))
+		if body := browsertest.Text(t, ctx, "table.events"); !strings.Contains(body, "No events match") {
 			t.Errorf("A's session searching B's action found: %q", body)
 		}
-		run(t, ctx, "integrity", chromedp.Navigate(f.srv.URL+"/portal/integrity"), visible("#how-h"))
-		if body := text(t, ctx, "main"); strings.Contains(body, f.orgB) {
+		browsertest.Run(t, ctx, "integrity", chromedp.Navigate(f.srv.URL+"/portal/integrity"), browsertest.Visible("#how-h"))
+		if body := browsertest.Text(t, ctx, "main"); strings.Contains(body, f.orgB) {
 			t.Errorf("A's integrity page mentions org B")
 		}
 	})
@@ -448,18 +363,18 @@ func TestPortal(t *testing.T) {
 	t.Run("OpenLinkWithoutJavaScript", func(t *testing.T) {
 		// The launch page is a plain form: with scripts off it still opens
 		// the portal.
-		noJS := browser(t)
+		noJS := browsertest.New(t)
 		cctx, cancel := context.WithTimeout(noJS, 10*time.Second)
 		defer cancel()
 		if _, err := chromedp.Call(cctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
 			t.Fatalf("disabling scripts: %v", err)
 		}
-		run(t, noJS, "open a link", chromedp.Navigate(generateLink(t, f.srv, f.orgB, nil)), visible("#launch"),
-			chromedp.Click(chromedp.CSS("#launch")), visible("table.events"))
+		browsertest.Run(t, noJS, "open a link", chromedp.Navigate(generateLink(t, f.srv, f.orgB, nil)), browsertest.Visible("#launch"),
+			chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("table.events"))
 	})
 
 	t.Run("RejectedLinks", func(t *testing.T) {
-		other := browser(t) // no session
+		other := browsertest.New(t) // no session
 		// A link past its 5 minutes: the test moves its expiry into the
 		// past in the server's database rather than waiting.
 		expired := generateLink(t, f.srv, f.orgA, nil)
@@ -471,27 +386,27 @@ func TestPortal(t *testing.T) {
 			{"malformed", f.srv.URL + "/portal/launch?secret=%3Cscript%3E", "This link is not valid"},
 			{"no session", f.srv.URL + "/portal/events", "Sign-in needed"},
 		} {
-			run(t, other, tt.name, chromedp.Navigate(tt.url), visible("main h1"))
-			if h := text(t, other, "main h1"); h != tt.heading {
+			browsertest.Run(t, other, tt.name, chromedp.Navigate(tt.url), browsertest.Visible("main h1"))
+			if h := browsertest.Text(t, other, "main h1"); h != tt.heading {
 				t.Errorf("%s link: heading %q, want %q", tt.name, h, tt.heading)
 			}
 			if tt.name == "reused" || tt.name == "expired" {
-				screenshots(t, other, "link-"+tt.name)
+				browsertest.Screenshots(t, other, "portal", "link-"+tt.name, true)
 			}
 		}
 	})
 
 	t.Run("SignOut", func(t *testing.T) {
-		run(t, ctx, "sign out", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("nav"),
-			chromedp.Click(chromedp.CSS(`form[action="/portal/logout"] button`)), visible("section.message"))
-		if h := text(t, ctx, "main h1"); h != "You have signed out" {
+		browsertest.Run(t, ctx, "sign out", chromedp.Navigate(f.srv.URL+"/portal/events"), browsertest.Visible("nav"),
+			chromedp.Click(chromedp.CSS(`form[action="/portal/logout"] button`)), browsertest.Visible("section.message"))
+		if h := browsertest.Text(t, ctx, "main h1"); h != "You have signed out" {
 			t.Errorf("after sign out: %q", h)
 		}
 		if href := attr(t, ctx, "main a.button", "href"); href != "https://app.example.com/settings" {
 			t.Errorf("return link %q", href)
 		}
-		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("main h1"))
-		if h := text(t, ctx, "main h1"); h != "Sign-in needed" {
+		browsertest.Run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), browsertest.Visible("main h1"))
+		if h := browsertest.Text(t, ctx, "main h1"); h != "Sign-in needed" {
 			t.Errorf("events after sign out: %q", h)
 		}
 	})
@@ -506,24 +421,24 @@ func TestPortal(t *testing.T) {
 		// An open session and a link not opened yet, then the API revokes
 		// org A's portal access: the page refuses the session on reload,
 		// the link is refused, and org B's session goes on.
-		b := browser(t)
-		run(t, b, "open org A", chromedp.Navigate(generateLink(t, f.srv, f.orgA, nil)), visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("nav"))
-		other := browser(t)
-		run(t, other, "open org B", chromedp.Navigate(generateLink(t, f.srv, f.orgB, nil)), visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), visible("nav"))
+		b := browsertest.New(t)
+		browsertest.Run(t, b, "open org A", chromedp.Navigate(generateLink(t, f.srv, f.orgA, nil)), browsertest.Visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("nav"))
+		other := browsertest.New(t)
+		browsertest.Run(t, other, "open org B", chromedp.Navigate(generateLink(t, f.srv, f.orgB, nil)), browsertest.Visible("#launch"), chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("nav"))
 		pending := generateLink(t, f.srv, f.orgA, nil)
 		if ended, err := apiClient(t, f.srv).RevokePortalSessions(trailtest.Context(t), f.orgA); err != nil || ended < 2 {
 			t.Fatalf("revoking org A's portal sessions: %v, %d ended; want at least 2 (this session, the pending link)", err, ended)
 		}
-		run(t, b, "reload", chromedp.Reload(), visible("main h1"))
-		if h := text(t, b, "main h1"); h != "Your session has ended" {
+		browsertest.Run(t, b, "reload", chromedp.Reload(), browsertest.Visible("main h1"))
+		if h := browsertest.Text(t, b, "main h1"); h != "Your session has ended" {
 			t.Errorf("org A's session after the revocation: %q", h)
 		}
-		run(t, b, "pending link", chromedp.Navigate(pending), visible("main h1"))
-		if h := text(t, b, "main h1"); h != "This link was revoked" {
+		browsertest.Run(t, b, "pending link", chromedp.Navigate(pending), browsertest.Visible("main h1"))
+		if h := browsertest.Text(t, b, "main h1"); h != "This link was revoked" {
 			t.Errorf("a link generated before the revocation: %q", h)
 		}
-		run(t, other, "reload org B", chromedp.Reload(), visible("nav"))
-		if h := text(t, other, "main h1"); h != "Events" {
+		browsertest.Run(t, other, "reload org B", chromedp.Reload(), browsertest.Visible("nav"))
+		if h := browsertest.Text(t, other, "main h1"); h != "Events" {
 			t.Errorf("org B's session after org A's revocation: %q", h)
 		}
 	})
@@ -582,48 +497,5 @@ func expire(t *testing.T, srv *trailtest.Server, link string) {
 
 func attr(t *testing.T, ctx context.Context, sel, name string) string {
 	t.Helper()
-	return get(t, ctx, "attribute "+name+" of "+sel, chromedp.AttributeValue(chromedp.CSS(sel), name)).Value
-}
-
-// screenshots saves the current page at laptop and phone widths when
-// TRAIL_UPDATE_SCREENSHOTS is set.
-func screenshots(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	shots(t, ctx, name, true)
-}
-
-// shots is screenshots, without the reload when reload is false (a page
-// that answered a POST is not sent again).
-func shots(t *testing.T, ctx context.Context, name string, reload bool) {
-	t.Helper()
-	if os.Getenv("TRAIL_UPDATE_SCREENSHOTS") == "" {
-		return
-	}
-	dir := filepath.Join(trailtest.ModuleRoot(), "docs", "screenshots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []struct {
-		suffix        string
-		width, height int64
-		mobile        bool
-	}{{"laptop", 1280, 800, false}, {"phone", 390, 844, true}} {
-		opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(2)}
-		if v.mobile {
-			opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait)
-		}
-		// Reloaded at that size, as a phone would load it (the script
-		// folds the filters on narrow screens).
-		steps := []chromedp.Action[chromedp.Void]{chromedp.EmulateViewport(v.width, v.height, opts...)}
-		if reload {
-			steps = append(steps, chromedp.Reload())
-		}
-		steps = append(steps, visible("main"), chromedp.Sleep(300*time.Millisecond)) // let the layout settle
-		run(t, ctx, "resize for "+name, steps...)
-		png := get(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
-		if err := os.WriteFile(filepath.Join(dir, "portal-"+name+"-"+v.suffix+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run(t, ctx, "back to the laptop viewport", chromedp.EmulateViewport(1280, 900))
+	return browsertest.Get(t, ctx, "attribute "+name+" of "+sel, chromedp.AttributeValue(chromedp.CSS(sel), name)).Value
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/trailaudit/trail/internal/browsertest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -20,7 +21,7 @@ import (
 // that the page cannot owe its events to it.
 func TestPortalReadYourWrites(t *testing.T) {
 	srv := trailtest.Start(t, trailtest.Options{Env: []string{"TRAIL_SEARCH_INDEX_DELAY=1h"}})
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 	for round := range 3 {
 		org := createOrg(t, srv, fmt.Sprintf("Fresh %d", round))
 		now := time.Now().UTC()
@@ -36,27 +37,27 @@ func TestPortalReadYourWrites(t *testing.T) {
 			})
 			actors, actions = append(actors, actor), append(actions, action)
 		}
-		run(t, ctx, "open the link", chromedp.Navigate(generateLink(t, srv, org, nil)), visible("#launch"),
-			chromedp.Click(chromedp.CSS("#launch")), visible("table.events"))
+		browsertest.Run(t, ctx, "open the link", chromedp.Navigate(generateLink(t, srv, org, nil)), browsertest.Visible("#launch"),
+			chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("table.events"))
 
-		table := text(t, ctx, "table.events tbody")
+		table := browsertest.Text(t, ctx, "table.events tbody")
 		for _, a := range actors {
 			if !strings.Contains(table, a) {
 				t.Errorf("round %d: the events page opened right after sending lacks %s:\n%s", round, a, table)
 			}
 		}
-		options := eval[[]string](t, ctx, `[...document.querySelectorAll("#f-actions input")].map(o => o.value)`)
+		options := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#f-actions input")].map(o => o.value)`)
 		for _, a := range append(actions, "trail.organization.created") {
 			if !strings.Contains(strings.Join(options, " "), a) {
 				t.Errorf("round %d: the action list %q lacks %s", round, options, a)
 			}
 		}
-		eventURL := eval[string](t, ctx, `document.querySelector("table.events tbody tr td.time a").href`)
+		eventURL := browsertest.Eval[string](t, ctx, `document.querySelector("table.events tbody tr td.time a").href`)
 		// The histogram (an SVG image) counts the events of its range in
 		// its title.
-		histURL := eval[string](t, ctx, `document.querySelector("figure.histogram img").src`)
-		run(t, ctx, "open the histogram", chromedp.Navigate(histURL))
-		title := eval[string](t, ctx, `document.querySelector("title").textContent`)
+		histURL := browsertest.Eval[string](t, ctx, `document.querySelector("figure.histogram img").src`)
+		browsertest.Run(t, ctx, "open the histogram", chromedp.Navigate(histURL))
+		title := browsertest.Eval[string](t, ctx, `document.querySelector("title").textContent`)
 		m := regexp.MustCompile(`^([\d,]+) events?,`).FindStringSubmatch(title)
 		if m == nil {
 			t.Fatalf("round %d: no count in the histogram's title %q", round, title)
@@ -65,8 +66,8 @@ func TestPortalReadYourWrites(t *testing.T) {
 			t.Errorf("round %d: the histogram counts %d events, want at least %d (those sent and the organization's creation)", round, n, len(actors)+1)
 		}
 		// The newest event's own page.
-		run(t, ctx, "open an event", chromedp.Navigate(eventURL), visible("main h1"))
-		if page := text(t, ctx, "main"); !strings.Contains(page, "ryw_user_") && !strings.Contains(page, "trail.portal") {
+		browsertest.Run(t, ctx, "open an event", chromedp.Navigate(eventURL), browsertest.Visible("main h1"))
+		if page := browsertest.Text(t, ctx, "main"); !strings.Contains(page, "ryw_user_") && !strings.Contains(page, "trail.portal") {
 			t.Errorf("round %d: the event page shows %.300q", round, page)
 		}
 	}

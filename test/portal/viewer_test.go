@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/trailaudit/trail/internal/browsertest"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -30,15 +31,15 @@ func emulate[P any, R any](t *testing.T, ctx context.Context, what string, cmd c
 // openPortal opens a fresh link of org in ctx's browser.
 func openPortal(t *testing.T, ctx context.Context, srv *trailtest.Server, org string) {
 	t.Helper()
-	run(t, ctx, "open a link", chromedp.Navigate(generateLink(t, srv, org, []string{"alice@example.com"})), visible("#launch"),
-		chromedp.Click(chromedp.CSS("#launch")), visible("table.events"))
+	browsertest.Run(t, ctx, "open a link", chromedp.Navigate(generateLink(t, srv, org, []string{"alice@example.com"})), browsertest.Visible("#launch"),
+		chromedp.Click(chromedp.CSS("#launch")), browsertest.Visible("table.events"))
 }
 
 // firstRowVisible reports where the events table's first row ends and the
 // viewport's height.
 func firstRowBottom(t *testing.T, ctx context.Context) (bottom, height float64) {
 	t.Helper()
-	got := eval[[]float64](t, ctx, `[document.querySelector("table.events tbody tr").getBoundingClientRect().bottom, window.innerHeight]`)
+	got := browsertest.Eval[[]float64](t, ctx, `[document.querySelector("table.events tbody tr").getBoundingClientRect().bottom, window.innerHeight]`)
 	return got[0], got[1]
 }
 
@@ -48,7 +49,7 @@ func firstRowBottom(t *testing.T, ctx context.Context) (bottom, height float64) 
 // and by keyboard alone.
 func TestPortalViewer(t *testing.T) {
 	f := setup(t)
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 	openPortal(t, ctx, f.srv, f.orgA)
 
 	t.Run("EventsFirst", func(t *testing.T) {
@@ -61,56 +62,56 @@ func TestPortalViewer(t *testing.T) {
 			if v.mobile {
 				opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait)
 			}
-			run(t, ctx, "resize", chromedp.EmulateViewport(v.width, v.height, opts...), chromedp.Navigate(f.srv.URL+"/portal/events"),
-				visible("table.events tbody tr"))
+			browsertest.Run(t, ctx, "resize", chromedp.EmulateViewport(v.width, v.height, opts...), chromedp.Navigate(f.srv.URL+"/portal/events"),
+				browsertest.Visible("table.events tbody tr"))
 			bottom, height := firstRowBottom(t, ctx)
 			t.Logf("%s: the first row ends at %.0f px of %.0f", v.name, bottom, height)
 			if bottom <= 0 || bottom > height {
 				t.Errorf("%s: the first event row ends at %.0f px, below the first screen (%.0f px)", v.name, bottom, height)
 			}
-			if open := eval[bool](t, ctx, `document.querySelector("details.filters-box").open`); open {
+			if open := browsertest.Eval[bool](t, ctx, `document.querySelector("details.filters-box").open`); open {
 				t.Errorf("%s: the filters are open with none set", v.name)
 			}
 			// The sign-out button is on one line.
-			if lines := eval[float64](t, ctx, `(() => { const b = document.querySelector("button.signout"); return Math.round(b.getBoundingClientRect().height / parseFloat(getComputedStyle(b).lineHeight)); })()`); lines > 1 {
+			if lines := browsertest.Eval[float64](t, ctx, `(() => { const b = document.querySelector("button.signout"); return Math.round(b.getBoundingClientRect().height / parseFloat(getComputedStyle(b).lineHeight)); })()`); lines > 1 {
 				t.Errorf("%s: Sign out wraps onto %.0f lines", v.name, lines)
 			}
 			// The histogram's labels are drawn at least 10 px high.
-			scale := eval[float64](t, ctx, `(() => { const i = document.querySelector(".histogram img"); return i.getBoundingClientRect().width / i.naturalWidth; })()`)
+			scale := browsertest.Eval[float64](t, ctx, `(() => { const i = document.querySelector(".histogram img"); return i.getBoundingClientRect().width / i.naturalWidth; })()`)
 			if scale*12 < 10 {
 				t.Errorf("%s: the histogram is drawn at %.2f of its size: its 12px labels are %.1f px", v.name, scale, scale*12)
 			}
 			if v.mobile {
-				h := eval[float64](t, ctx, `document.querySelector("table.events tbody tr").getBoundingClientRect().height`)
+				h := browsertest.Eval[float64](t, ctx, `document.querySelector("table.events tbody tr").getBoundingClientRect().height`)
 				if h > 140 {
 					t.Errorf("phone: an event card is %.0f px tall, want at most 140", h)
 				}
 			}
 		}
-		run(t, ctx, "laptop", chromedp.EmulateViewport(1280, 900))
+		browsertest.Run(t, ctx, "laptop", chromedp.EmulateViewport(1280, 900))
 		// An invalid value stays in its field, the message beside it.
-		run(t, ctx, "bad filter", chromedp.Navigate(f.srv.URL+"/portal/events?from=yesterday"), visible("#f-from-err"))
-		if v := eval[string](t, ctx, `document.getElementById("f-from").value`); v != "yesterday" {
+		browsertest.Run(t, ctx, "bad filter", chromedp.Navigate(f.srv.URL+"/portal/events?from=yesterday"), browsertest.Visible("#f-from-err"))
+		if v := browsertest.Eval[string](t, ctx, `document.getElementById("f-from").value`); v != "yesterday" {
 			t.Errorf("the invalid From field holds %q, want what was typed", v)
 		}
 	})
 
 	t.Run("TrailEvents", func(t *testing.T) {
-		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events?trail=only"), visible("table.events"))
-		body := text(t, ctx, "table.events")
+		browsertest.Run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events?trail=only"), browsertest.Visible("table.events"))
+		body := browsertest.Text(t, ctx, "table.events")
 		if !strings.Contains(body, "access to this log") || strings.Contains(body, "key_") || strings.Contains(body, "api_key") {
 			t.Errorf("Trail's own events: %q; want them grouped, without key ids", body)
 		}
 		// The provider's rows name no address (a portal admin's keep the
 		// admin's own).
-		if where := eval[[]string](t, ctx, `[...document.querySelectorAll("tr.trail")].filter(r => r.textContent.includes("provider")).map(r => r.querySelector("td.where").textContent.trim())`); len(where) == 0 || strings.Join(where, "") != "" {
+		if where := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("tr.trail")].filter(r => r.textContent.includes("provider")).map(r => r.querySelector("td.where").textContent.trim())`); len(where) == 0 || strings.Join(where, "") != "" {
 			t.Errorf("the provider's rows show addresses %q", where)
 		}
 		if !strings.Contains(body, "The application's provider") {
 			t.Errorf("the organization's creation is not shown as done by the provider: %q", body)
 		}
-		run(t, ctx, "hidden", chromedp.Navigate(f.srv.URL+"/portal/events?trail=hide"), visible("table.events"))
-		if n := eval[int](t, ctx, `document.querySelectorAll("table.events tr.trail").length`); n != 0 {
+		browsertest.Run(t, ctx, "hidden", chromedp.Navigate(f.srv.URL+"/portal/events?trail=hide"), browsertest.Visible("table.events"))
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll("table.events tr.trail").length`); n != 0 {
 			t.Errorf("%d of Trail's events shown with them hidden", n)
 		}
 	})
@@ -118,11 +119,11 @@ func TestPortalViewer(t *testing.T) {
 	t.Run("TimeZone", func(t *testing.T) {
 		// São Paulo: three hours behind UTC all year.
 		emulate(t, ctx, "time zone", emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "America/Sao_Paulo"})
-		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("#zone-toggle"))
-		if z := text(t, ctx, "#zone-name"); !strings.Contains(z, "America/Sao_Paulo") {
+		browsertest.Run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), browsertest.Visible("#zone-toggle"))
+		if z := browsertest.Text(t, ctx, "#zone-name"); !strings.Contains(z, "America/Sao_Paulo") {
 			t.Errorf("zone shown: %q, want America/Sao_Paulo", z)
 		}
-		first := eval[[]string](t, ctx, `(() => { const t = document.querySelector("table.events tbody time"); return [t.textContent, t.getAttribute("datetime")]; })()`)
+		first := browsertest.Eval[[]string](t, ctx, `(() => { const t = document.querySelector("table.events tbody time"); return [t.textContent, t.getAttribute("datetime")]; })()`)
 		at, err := time.Parse(time.RFC3339Nano, first[1])
 		if err != nil {
 			t.Fatal(err)
@@ -131,46 +132,46 @@ func TestPortalViewer(t *testing.T) {
 		if !strings.Contains(first[0], local.Format("15:04")) {
 			t.Errorf("first time %q, want the São Paulo time %s", first[0], local.Format("15:04"))
 		}
-		run(t, ctx, "to UTC", chromedp.Click(chromedp.CSS("#zone-toggle")))
-		if z := text(t, ctx, "#zone-name"); z != "UTC" {
+		browsertest.Run(t, ctx, "to UTC", chromedp.Click(chromedp.CSS("#zone-toggle")))
+		if z := browsertest.Text(t, ctx, "#zone-name"); z != "UTC" {
 			t.Errorf("after the toggle the zone is %q, want UTC", z)
 		}
-		if txt := text(t, ctx, "table.events tbody time"); !strings.Contains(txt, at.UTC().Format("15:04")) {
+		if txt := browsertest.Text(t, ctx, "table.events tbody time"); !strings.Contains(txt, at.UTC().Format("15:04")) {
 			t.Errorf("UTC time %q, want %s", txt, at.UTC().Format("15:04"))
 		}
 		// Remembered across pages, and back.
-		run(t, ctx, "reload", chromedp.Reload(), visible("#zone-toggle"))
-		if z := text(t, ctx, "#zone-name"); z != "UTC" {
+		browsertest.Run(t, ctx, "reload", chromedp.Reload(), browsertest.Visible("#zone-toggle"))
+		if z := browsertest.Text(t, ctx, "#zone-name"); z != "UTC" {
 			t.Errorf("after a reload the zone is %q, want UTC (remembered)", z)
 		}
-		run(t, ctx, "to local", chromedp.Click(chromedp.CSS("#zone-toggle")))
+		browsertest.Run(t, ctx, "to local", chromedp.Click(chromedp.CSS("#zone-toggle")))
 		emulate(t, ctx, "time zone", emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "UTC"})
 	})
 
 	t.Run("Keyboard", func(t *testing.T) {
-		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("details.filters-box summary"))
+		browsertest.Run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), browsertest.Visible("details.filters-box summary"))
 		tabTo := func(sel string) {
 			t.Helper()
 			for range 60 {
-				if eval[bool](t, ctx, `document.activeElement && document.activeElement.matches(`+fmt.Sprintf("%q", sel)+`)`) {
+				if browsertest.Eval[bool](t, ctx, `document.activeElement && document.activeElement.matches(`+fmt.Sprintf("%q", sel)+`)`) {
 					return
 				}
-				run(t, ctx, "tab", chromedp.KeyEvent("\t"))
+				browsertest.Run(t, ctx, "tab", chromedp.KeyEvent("\t"))
 			}
-			t.Fatalf("Tab never reached %s; at %s", sel, eval[string](t, ctx, `document.activeElement ? document.activeElement.outerHTML.slice(0, 200) : "nothing"`))
+			t.Fatalf("Tab never reached %s; at %s", sel, browsertest.Eval[string](t, ctx, `document.activeElement ? document.activeElement.outerHTML.slice(0, 200) : "nothing"`))
 		}
 		tabTo("details.filters-box summary")
-		run(t, ctx, "open the filters", chromedp.KeyEvent("\r"), visible("#f-action-search"))
+		browsertest.Run(t, ctx, "open the filters", chromedp.KeyEvent("\r"), browsertest.Visible("#f-action-search"))
 		tabTo("#f-action-search")
-		run(t, ctx, "find an action", chromedp.KeyEvent("invoice.pa"), chromedp.KeyEvent("\r"))
-		if !eval[bool](t, ctx, `document.querySelector('#f-actions input[value="invoice.paid"]').checked`) {
+		browsertest.Run(t, ctx, "find an action", chromedp.KeyEvent("invoice.pa"), chromedp.KeyEvent("\r"))
+		if !browsertest.Eval[bool](t, ctx, `document.querySelector('#f-actions input[value="invoice.paid"]').checked`) {
 			t.Fatalf("Enter in the action search did not choose the one action left")
 		}
-		if u := location(t, ctx); u != f.srv.URL+"/portal/events" {
+		if u := browsertest.Location(t, ctx); u != f.srv.URL+"/portal/events" {
 			t.Fatalf("Enter in the action search sent the form: %s", u)
 		}
 		tabTo("form.filters button[type=submit]")
-		run(t, ctx, "apply", chromedp.KeyEvent("\r"))
+		browsertest.Run(t, ctx, "apply", chromedp.KeyEvent("\r"))
 		if u := waitURL(t, ctx, func(u string) bool { return strings.Contains(u, "action=") }); !strings.HasSuffix(u, "/portal/events?action=invoice.paid") {
 			t.Errorf("keyboard filtering went to %s", u)
 		}
@@ -178,51 +179,51 @@ func TestPortalViewer(t *testing.T) {
 
 	t.Run("DarkTheme", func(t *testing.T) {
 		emulate(t, ctx, "dark", emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
-		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("table.events"))
-		if bg := eval[string](t, ctx, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(2, 6, 23)" {
+		browsertest.Run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), browsertest.Visible("table.events"))
+		if bg := browsertest.Eval[string](t, ctx, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(2, 6, 23)" {
 			t.Errorf("dark theme background %s", bg)
 		}
-		if src := eval[string](t, ctx, `document.querySelector(".histogram img").currentSrc`); !strings.Contains(src, "theme=dark") {
+		if src := browsertest.Eval[string](t, ctx, `document.querySelector(".histogram img").currentSrc`); !strings.Contains(src, "theme=dark") {
 			t.Errorf("dark theme histogram %s", src)
 		}
-		screenshots(t, ctx, "events-dark")
+		browsertest.Screenshots(t, ctx, "portal", "events-dark", true)
 		emulate(t, ctx, "light", emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}})
-		run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("table.events"))
-		if bg := eval[string](t, ctx, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(248, 250, 252)" {
+		browsertest.Run(t, ctx, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), browsertest.Visible("table.events"))
+		if bg := browsertest.Eval[string](t, ctx, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(248, 250, 252)" {
 			t.Errorf("light theme background %s", bg)
 		}
 	})
 
 	t.Run("German", func(t *testing.T) {
-		de := browser(t)
+		de := browsertest.New(t)
 		emulate(t, de, "German", emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: "Mozilla/5.0 (X11; Linux x86_64) Chrome", AcceptLanguage: "de-DE,de"})
 		openPortal(t, de, f.srv, f.orgA)
-		if h := text(t, de, "main h1"); h != "Ereignisse" {
+		if h := browsertest.Text(t, de, "main h1"); h != "Ereignisse" {
 			t.Errorf("with Accept-Language de the heading is %q", h)
 		}
-		if lang := eval[string](t, de, `document.documentElement.lang`); lang != "de" {
+		if lang := browsertest.Eval[string](t, de, `document.documentElement.lang`); lang != "de" {
 			t.Errorf("html lang %q", lang)
 		}
-		screenshots(t, de, "events-de")
+		browsertest.Screenshots(t, de, "portal", "events-de", true)
 		// What the server fills in is German too: a filter's error stays
 		// beside the value typed, in the page's language.
-		run(t, de, "bad date", chromedp.Navigate(f.srv.URL+"/portal/events?from=yesterday"), visible("#f-from-err"))
-		if msg := text(t, de, "#f-from-err"); !strings.Contains(msg, `Von "yesterday" ist kein Datum`) {
+		browsertest.Run(t, de, "bad date", chromedp.Navigate(f.srv.URL+"/portal/events?from=yesterday"), browsertest.Visible("#f-from-err"))
+		if msg := browsertest.Text(t, de, "#f-from-err"); !strings.Contains(msg, `Von "yesterday" ist kein Datum`) {
 			t.Errorf("German filter error %q", msg)
 		}
-		if msg := text(t, de, ".alert.error"); strings.Contains(msg, "is not a date") {
+		if msg := browsertest.Text(t, de, ".alert.error"); strings.Contains(msg, "is not a date") {
 			t.Errorf("the list of problems is English: %q", msg)
 		}
-		run(t, de, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), visible("table.events"))
+		browsertest.Run(t, de, "events", chromedp.Navigate(f.srv.URL+"/portal/events"), browsertest.Visible("table.events"))
 		emulate(t, de, "dark", emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
-		screenshots(t, de, "events-de-dark")
+		browsertest.Screenshots(t, de, "portal", "events-de-dark", true)
 		// The language picker overrides the browser's, and is remembered.
-		run(t, de, "English", chromedp.Click(chromedp.CSS(`.langs a[lang="en"]`)), visible("table.events"))
-		if h := text(t, de, "main h1"); h != "Events" {
+		browsertest.Run(t, de, "English", chromedp.Click(chromedp.CSS(`.langs a[lang="en"]`)), browsertest.Visible("table.events"))
+		if h := browsertest.Text(t, de, "main h1"); h != "Events" {
 			t.Errorf("after choosing English the heading is %q", h)
 		}
-		run(t, de, "reload", chromedp.Reload(), visible("table.events"))
-		if h := text(t, de, "main h1"); h != "Events" {
+		browsertest.Run(t, de, "reload", chromedp.Reload(), browsertest.Visible("table.events"))
+		if h := browsertest.Text(t, de, "main h1"); h != "Events" {
 			t.Errorf("English is not remembered: %q", h)
 		}
 	})
@@ -269,13 +270,13 @@ func TestPortalEmbedded(t *testing.T) {
 		t.Errorf("CSP %q, X-Frame-Options %q; want the host allowed", csp, res.Header.Get("X-Frame-Options"))
 	}
 
-	ctx := browser(t)
-	run(t, ctx, "host page", chromedp.Navigate(hostOrigin+"/"), visible("#portal"))
+	ctx := browsertest.New(t)
+	browsertest.Run(t, ctx, "host page", chromedp.Navigate(hostOrigin+"/"), browsertest.Visible("#portal"))
 	// The frame grows to the events page's height: the session works
 	// inside it.
 	var h float64
 	for range 150 {
-		h = eval[float64](t, ctx, `Number(document.getElementById("portal").getAttribute("data-trail-portal-height") || 0)`)
+		h = browsertest.Eval[float64](t, ctx, `Number(document.getElementById("portal").getAttribute("data-trail-portal-height") || 0)`)
 		if h > 1500 {
 			break
 		}
@@ -284,7 +285,7 @@ func TestPortalEmbedded(t *testing.T) {
 	if h <= 1500 {
 		t.Fatalf("the embedded portal reported a height of %.0f px; want the events page's (over 1500)", h)
 	}
-	if css := eval[float64](t, ctx, `document.getElementById("portal").getBoundingClientRect().height`); css < 1500 {
+	if css := browsertest.Eval[float64](t, ctx, `document.getElementById("portal").getBoundingClientRect().height`); css < 1500 {
 		t.Errorf("the iframe is %.0f px tall; embed.js did not size it", css)
 	}
 	// A message from anything but the frame's window, or from its window
@@ -294,10 +295,10 @@ func TestPortalEmbedded(t *testing.T) {
 		`{data: {type: "trail-portal:height", height: 250}, origin: "` + srv.URL + `", source: window}`,
 		`{data: {type: "trail-portal:height", height: 250}, origin: "https://evil.example", source: document.getElementById("portal").contentWindow}`,
 	} {
-		got := eval[float64](t, ctx, `(() => { window.dispatchEvent(new MessageEvent("message", `+forged+`)); return document.getElementById("portal").getBoundingClientRect().height; })()`)
+		got := browsertest.Eval[float64](t, ctx, `(() => { window.dispatchEvent(new MessageEvent("message", `+forged+`)); return document.getElementById("portal").getBoundingClientRect().height; })()`)
 		if got < 1500 {
 			t.Errorf("a forged message %s resized the frame to %.0f px", forged, got)
 		}
 	}
-	shots(t, ctx, "embedded", false) // a reload would present the spent link again
+	browsertest.Screenshots(t, ctx, "portal", "embedded", false) // a reload would present the spent link again
 }
