@@ -11,9 +11,9 @@ import (
 // target checks one by one before it changes plan, and returns a function
 // restoring it.
 func SetCheckWindow(n int) (restore func()) {
-	old := checkWindow
-	checkWindow = n
-	return func() { checkWindow = old }
+	old, oldText := checkWindow, textWindow
+	checkWindow, textWindow = n, n
+	return func() { checkWindow, textWindow = old, oldText }
 }
 
 // Columns of the baseline rows, as Append copies them.
@@ -47,4 +47,13 @@ func BaselineRows(subs []store.Submission, next map[string]int64) (events, targe
 		}
 	}
 	return events, targets, nil
+}
+
+// SetTextSteps sets how many stretches of the log a free-text search reads
+// from the GIN index before it reads every remaining match, and returns a
+// function restoring it.
+func SetTextSteps(n int) (restore func()) {
+	old := textSteps
+	textSteps = n
+	return func() { textSteps = old }
 }

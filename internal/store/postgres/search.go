@@ -139,41 +139,79 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 	return store.FinishEventPage(page.Events, cursors, limit, q), nil
 }
 
-// checkWindow is how many events, in result order, a search with free
-// text or a lone target filter checks one by one before it changes plan.
-var checkWindow = 2000
+// checkWindow is how many events, in result order, a search with a lone
+// target filter checks one by one before it changes plan; textWindow is
+// the same for free text (see searchChecked).
+var (
+	checkWindow = 2000
+	textWindow  = 512
+)
+
+// textSteps is how many stretches of the log a free-text search reads
+// matches from, each sized from the matches found so far, before it reads
+// every remaining match (see searchChecked).
+var textSteps = 3
 
 // searchChecked runs a search whose free text or lone target type or id
-// is checked per event, in up to two steps, because which plan is fast
+// is checked per event, in up to three steps, because which plan is fast
 // depends on how common the match is in this organization, which no
 // statistic tells (the planner knows how common a word is overall, not in
 // one tenant, and nothing of how often a target goes with the other
 // filters):
 //
 //  1. Walk the other filters' index in result order and check each event,
-//     for at most checkWindow events. Matches common enough fill the page
-//     here at the cost of the page alone; if the walk ends before the
-//     window is full, its answer is exact too.
-//  2. Otherwise matches are rare here: read them from the index that holds
-//     them — the GIN index for text (the organization's lexeme ANDed in, so
-//     other tenants' matches are never read), then sort; the target's
-//     (organization_id, X, occurred_at, seq) index, in order, for a
-//     target — and check the other filters on each.
+//     for at most checkWindow (textWindow) events. Matches common enough
+//     fill the page here at the cost of the page alone; if the walk ends
+//     before the window is full, its answer is exact too.
+//  2. For text found in the window but not often enough to fill the page:
+//     read the matches of the next stretch of the log, sized from the
+//     window's rate of matches and of events over time to hold the rest
+//     of the page. The planner ANDs the GIN index's bitmap of the text
+//     (the organization's lexeme ANDed in, so that other tenants' matches
+//     are never read) with the bitmap of the stretch's range of
+//     (organization_id, occurred_at, seq), so that only the stretch's
+//     matches are read from the table. Up to textSteps stretches, each
+//     sized from all the matches so far.
+//  3. Otherwise, or after those, matches are rare here: read the rest
+//     from the index that holds them — the GIN index for text, then sort;
+//     the target's (organization_id, X, occurred_at, seq) index, in
+//     order, for a target — and check the other filters on each.
+//
+// Step 3 alone reads every match of the organization from the table, about
+// one page of the table each, to sort them; step 2 reads those of a
+// stretch, and an index entry per event of the stretch, which costs
+// several times less than a page (1,000,000 events over 10 organizations,
+// a word in 1 % of them: a first page read about 800 buffers instead of
+// about 3,100; docs/PERFORMANCE.md). A word not seen in the window skips
+// step 2: its rate is unknown, and a stretch wide enough to be sure of it
+// would cost more than reading the few matches such a word has.
 func (s *Store) searchChecked(ctx context.Context, org string, p *plan) ([]cursor, []store.StoredEvent, error) {
-	if checkWindow > 0 {
-		rows, err := s.pool.Query(ctx, p.window(), p.args...)
+	window := checkWindow
+	if p.text != "" {
+		window = textWindow
+	}
+	var (
+		keys        []cursor
+		events      []store.StoredEvent
+		first, last cursor // the window's first and last events
+		full        bool
+	)
+	if window > 0 {
+		rows, err := s.pool.Query(ctx, p.window(window), p.args...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
 		}
-		var keys []cursor
-		var events []store.StoredEvent
-		full := false
 		var k cursor
 		var e store.StoredEvent
 		var match bool
 		var rn int64
 		_, err = pgx.ForEachRow(rows, []any{&k.at, &k.seq, &e.ID, &e.Record, &e.SchemaMismatch, &match, &rn}, func() error {
-			full = full || rn == int64(checkWindow)
+			if rn == 1 {
+				first = k
+			}
+			if rn == int64(window) {
+				last, full = k, true
+			}
 			if match && len(keys) < p.n {
 				keys = append(keys, k)
 				events = append(events, store.StoredEvent{OrganizationID: org, Seq: k.seq, ID: e.ID, Record: e.Record, SchemaMismatch: e.SchemaMismatch})
@@ -187,12 +225,52 @@ func (s *Store) searchChecked(ctx context.Context, org string, p *plan) ([]curso
 			return keys, events, nil
 		}
 	}
-	if p.text != "" {
-		args := slices.Clone(p.args)
-		args[p.textIndex] = tenantQuery(org, p.tsquery)
-		return s.searchRows(ctx, org, p.sortedText(), args)
+	if p.text == "" {
+		return s.searchRows(ctx, org, p.byLoneTarget(), p.args)
 	}
-	return s.searchRows(ctx, org, p.byLoneTarget(), p.args)
+	args := slices.Clip(slices.Clone(p.args))
+	args[p.textIndex] = tenantQuery(org, p.tsquery)
+	if !full {
+		sql, args := p.sortedText(args, cursor{}, false, time.Time{}, p.n)
+		return s.searchRows(ctx, org, sql, args)
+	}
+	// Step 2. The next stretch starts past after (and past every event of
+	// its occurred_at unless strict); checked events over covered seconds
+	// have been read so far, and held the matches in keys.
+	after, strict := last, true
+	checked := float64(window)
+	covered := first.at.Sub(last.at).Abs().Seconds()
+	for step := 0; step < textSteps && len(keys) > 0; step++ {
+		// Events for the missing matches at the rate so far, and a fifth
+		// more. A stretch too wide costs more (an index entry per event)
+		// than a second, narrower one (a round trip).
+		width := 1.2 * float64(p.n-len(keys)) * checked / float64(len(keys)+1)
+		span := max(width*covered/checked, 0.001)
+		if span > 100*365*24*3600 {
+			break
+		}
+		d := time.Duration(span * float64(time.Second))
+		if p.dir == "DESC" {
+			d = -d
+		}
+		until := after.at.Add(d).Truncate(time.Millisecond) // as occurred_at is stored
+		sql, stepArgs := p.sortedText(args, after, strict, until, p.n-len(keys))
+		k, e, err := s.searchRows(ctx, org, sql, stepArgs)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys, events = append(keys, k...), append(events, e...)
+		if len(keys) == p.n {
+			return keys, events, nil
+		}
+		// The stretch held every event of until's millisecond too.
+		after, strict = cursor{at: until}, false
+		checked += width
+		covered += span
+	}
+	sql, rest := p.sortedText(args, after, strict, time.Time{}, p.n-len(keys))
+	k, e, err := s.searchRows(ctx, org, sql, rest)
+	return append(keys, k...), append(events, e...), err
 }
 
 // searchRows runs a search query returning (occurred_at, seq, id, record,
@@ -340,30 +418,67 @@ func (p *plan) byTarget() string {
 		p.where("d", extra...) + p.order("d", p.n)
 }
 
-// window is the first step of searchChecked: the walk of at most
-// checkWindow events with the checks as a column, and each event's rank in
-// the walk. It returns the matches and the window's last event, so that
-// the caller knows whether the window was full. The checks, in the select
+// window is the first step of searchChecked: the walk of at most n
+// events with the checks as a column, and each event's rank in
+// the walk. It returns the matches and the window's first and last events,
+// so that the caller knows whether the window was full and over how much
+// time it reached. The checks, in the select
 // list, cannot become a join that reads every match first.
-func (p *plan) window() string {
+func (p *plan) window(n int) string {
 	return `SELECT w.occurred_at, w.seq, w.id, w.record, w.schema_mismatch, w.match, w.rn FROM (
 		SELECT e.occurred_at, e.seq, e.id, e.record, e.schema_mismatch, (` + strings.Join(p.checks(), " AND ") + `) AS match,
 			row_number() OVER (` + strings.TrimSuffix(p.order("e", 0), " LIMIT 0") + `) AS rn
-		FROM events e` + p.where("e") + p.order("e", checkWindow) + `) w
-		WHERE w.match OR w.rn = ` + strconv.Itoa(checkWindow) + p.order("w", p.n+1)
+		FROM events e` + p.where("e") + p.order("e", n) + `) w
+		WHERE w.match OR w.rn = 1 OR w.rn = ` + strconv.Itoa(n) + p.order("w", p.n+2)
 }
 
 // sortedText reads the text's matches in the organization from the GIN
-// index and sorts them; the text's parameter must hold the tenant query.
-// Ordering by expressions no index holds keeps the planner from walking an
-// index in order instead.
-func (p *plan) sortedText() string {
+// index and sorts them, returning the query and its arguments; args must
+// hold the tenant query as the text's parameter. With a non-zero after,
+// only events past it in the result order (after itself too unless
+// strict is false: then every event of its occurred_at is past), and with
+// a non-zero until, only events up to that occurred_at: the planner then
+// ANDs the GIN index's bitmap with that range of (organization_id,
+// occurred_at, seq), so that only the stretch's matches are read. Ordering
+// by expressions no index holds keeps the planner from walking an index in
+// order instead.
+func (p *plan) sortedText(args []any, after cursor, strict bool, until time.Time, limit int) (string, []any) {
 	conds := []string{"e.search @@ " + p.text + "::tsquery"}
 	if c := p.targetCheck(); c != "" {
 		conds = append(conds, c)
 	}
+	desc := p.dir == "DESC"
+	if !after.at.IsZero() {
+		args = append(args, after.at)
+		at := "$" + strconv.Itoa(len(args))
+		switch {
+		case !strict && desc:
+			conds = append(conds, "e.occurred_at < "+at)
+		case !strict:
+			conds = append(conds, "e.occurred_at > "+at)
+		default:
+			// Not a row comparison: as an index condition, that costs
+			// several times more per index entry than a plain bound on
+			// occurred_at, and the stretch's range may hold many.
+			args = append(args, after.seq)
+			op, eq := ">", ">="
+			if desc {
+				op, eq = "<", "<="
+			}
+			conds = append(conds, fmt.Sprintf("e.occurred_at %s %s", eq, at),
+				fmt.Sprintf("(e.occurred_at %s %s OR e.seq %s $%d)", op, at, op, len(args)))
+		}
+	}
+	if !until.IsZero() {
+		args = append(args, until)
+		op := "<="
+		if desc {
+			op = ">="
+		}
+		conds = append(conds, "e.occurred_at "+op+" $"+strconv.Itoa(len(args)))
+	}
 	return `SELECT e.occurred_at, e.seq, e.id, e.record, e.schema_mismatch FROM events e` + p.where("e", conds...) +
-		fmt.Sprintf(" ORDER BY (e.occurred_at + interval '0 s') %s, (e.seq + 0) %s LIMIT %d", p.dir, p.dir, p.n)
+		fmt.Sprintf(" ORDER BY (e.occurred_at + interval '0 s') %s, (e.seq + 0) %s LIMIT %d", p.dir, p.dir, limit), args
 }
 
 // byLoneTarget walks the index of a target type or a target id alone, in
