@@ -84,10 +84,19 @@ func main() {
 		queryConc   = flag.Int("query-concurrency", 4, "clients of the query runs")
 		ceilingAddr = flag.String("serve-ceiling", "", "serve the no-storage HTTP ceiling on this address and do nothing else (how this program runs it in a process of its own)")
 		only        = flag.String("systems", "", "comma-separated systems to measure (default all: "+systemNames()+")")
+		naiveAddr   = flag.String("serve-naive", "", "serve the naive app over HTTP on this address and do nothing else (one INSERT per request; for wrk beside trail serve)")
+		naiveDB     = flag.String("naive-database", "", "with -serve-naive: a postgres:// URL or a SQLite file path")
+		naiveConns  = flag.Int("naive-connections", 64, "with -serve-naive: the app's database connections")
 	)
 	flag.Parse()
 	if *ceilingAddr != "" {
 		if err := serveCeiling(*ceilingAddr); err != nil {
+			fatal(err)
+		}
+		return
+	}
+	if *naiveAddr != "" {
+		if err := serveNaive(*naiveAddr, *naiveDB, *naiveConns); err != nil {
 			fatal(err)
 		}
 		return
@@ -277,6 +286,27 @@ func serveCeiling(addr string) error {
 	}
 	fmt.Printf("ceiling on http://%s\n", ln.Addr())
 	return bench.ServeCeiling(ctx, ln)
+}
+
+// serveNaive serves the naive app (bench.NaiveApp) on addr over database,
+// saying where on its first line of output, until it is told to stop.
+func serveNaive(addr, database string, conns int) error {
+	if database == "" {
+		return errors.New("-serve-naive needs -naive-database (a postgres:// URL or a SQLite file path)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app, err := bench.NewNaiveApp(ctx, database, conns)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("naive app on http://%s\n", ln.Addr())
+	return bench.ServeHandler(ctx, ln, app)
 }
 
 // measureCeiling runs the ingest load against the ceiling in a process of

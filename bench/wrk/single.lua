@@ -3,7 +3,9 @@
 --   TRAIL_API_KEY=sk_… TRAIL_ORGS=org_a,org_b wrk -t2 -c64 -d10s --latency \
 --     -s bench/wrk/single.lua http://127.0.0.1:8080
 -- docs/PERFORMANCE.md ("CPU per event") uses it against trail serve and
--- against the no-storage ceiling (go run ./bench/compare -serve-ceiling ADDR).
+-- against the no-storage ceiling (go run ./bench/compare -serve-ceiling ADDR)
+-- and the naive app over HTTP (go run ./bench/compare -serve-naive ADDR
+-- -naive-database FILE_OR_URL: one INSERT per request).
 local orgs = {}
 for org in string.gmatch(os.getenv("TRAIL_ORGS") or "org_ceiling", "[^,]+") do
   orgs[#orgs + 1] = org

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -28,15 +27,7 @@ func CeilingHandler() http.Handler {
 
 // ServeCeiling serves CeilingHandler on ln until ctx ends.
 func ServeCeiling(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: CeilingHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return ServeHandler(ctx, ln, CeilingHandler())
 }
 
 // ProcessCPU is a process's user and system CPU time so far (Linux:
