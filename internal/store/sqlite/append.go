@@ -19,10 +19,11 @@ const idempotencyTTL = 24 * time.Hour
 type appendStmts struct {
 	orgSeq, setSeq, insert, idemGet, idemPut *sql.Stmt
 	lastPos                                  *sql.Stmt // on the read pool: max(pos), for every read of the tail
+	streamPositions                          *sql.Stmt // on the read pool: the stream engine reads it up to 50 times a second
 }
 
 func (st *appendStmts) close() {
-	for _, s := range []*sql.Stmt{st.orgSeq, st.setSeq, st.insert, st.idemGet, st.idemPut, st.lastPos} {
+	for _, s := range []*sql.Stmt{st.orgSeq, st.setSeq, st.insert, st.idemGet, st.idemPut, st.lastPos, st.streamPositions} {
 		if s != nil {
 			s.Close()
 		}
@@ -50,6 +51,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		return fmt.Errorf("couldn't prepare statements: %w", err)
 	}
 	if s.stmts.lastPos, err = s.read.PrepareContext(ctx, `SELECT max(pos) FROM events`); err != nil {
+		return fmt.Errorf("couldn't prepare statements: %w", err)
+	}
+	if s.stmts.streamPositions, err = s.read.PrepareContext(ctx, streamPositionsSQL); err != nil {
 		return fmt.Errorf("couldn't prepare statements: %w", err)
 	}
 	return nil

@@ -47,10 +47,17 @@ func (s *Store) RecordSignedHeads(ctx context.Context, heads []ledger.SignedHead
 		return fmt.Errorf("couldn't begin recording signed checkpoints: %w", classify(err))
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	// Prepared once for the batch: a pass may record a thousand heads, and
+	// parsing the statement again for each cost more than executing it.
+	put, err := tx.PrepareContext(ctx, `INSERT INTO signed_heads (origin, size, root_hash) VALUES (?, ?, ?)
+		ON CONFLICT (origin) DO UPDATE SET size = excluded.size, root_hash = excluded.root_hash
+		WHERE excluded.size > signed_heads.size`)
+	if err != nil {
+		return fmt.Errorf("couldn't prepare recording signed checkpoints: %w", classify(err))
+	}
+	defer put.Close()
 	for _, h := range heads {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO signed_heads (origin, size, root_hash) VALUES (?, ?, ?)
-			ON CONFLICT (origin) DO UPDATE SET size = excluded.size, root_hash = excluded.root_hash
-			WHERE excluded.size > signed_heads.size`, h.Origin, h.Size, h.Hash[:]); err != nil {
+		if _, err := put.ExecContext(ctx, h.Origin, h.Size, h.Hash[:]); err != nil {
 			return fmt.Errorf("couldn't record signed checkpoint %d of %s: %w", h.Size, h.Origin, classify(err))
 		}
 	}

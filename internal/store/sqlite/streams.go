@@ -67,10 +67,14 @@ func (s *Store) ListStreams(ctx context.Context, org string, p store.ListParams)
 		func(st store.Stream) string { return st.ID })
 }
 
+// streamPositionsSQL is prepared once (Store.prepare): the stream engine
+// reads the positions after every burst of commits.
+const streamPositionsSQL = `SELECT l.id, l.organization_id, l.type, l.state, l.version, l.cursor_seq, o.next_seq
+	FROM log_streams l JOIN organizations o ON o.id = l.organization_id`
+
 // StreamPositions returns every stream's cursor beside its log's size.
 func (s *Store) StreamPositions(ctx context.Context) ([]store.StreamPosition, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT l.id, l.organization_id, l.type, l.state, l.version, l.cursor_seq, o.next_seq
-		FROM log_streams l JOIN organizations o ON o.id = l.organization_id`)
+	rows, err := s.stmts.streamPositions.QueryContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read stream positions: %w", classify(err))
 	}
