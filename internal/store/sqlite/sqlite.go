@@ -201,7 +201,13 @@ func (s *Store) LeaveCheckpoints() {
 // checkpointInterval is how often the WAL is copied back into the database
 // file. The writers never do it themselves (wal_autocheckpoint is off):
 // a checkpoint inside a commit would stall every request waiting on it.
-const checkpointInterval = 100 * time.Millisecond
+// Commits under load rewrite the same pages (the right edges of the events
+// table and its indexes, each organization's right-edge tiles), and a
+// checkpoint copies each page once however many commits rewrote it, then
+// syncs the file: a second apart, one copy stands for hundreds of commits
+// (docs/PERFORMANCE.md, "CPU per event"), and the WAL holds about a
+// second of ingest.
+const checkpointInterval = time.Second
 
 // checkpointLoop runs PASSIVE checkpoints on its own connection until ctx
 // ends: they copy committed frames into the database file beside the writer,
