@@ -2,12 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 )
 
 // TestCacheBudget checks that WithCache divides its budget among the
-// connections' page caches.
+// connections' page caches, counting each page as the memory it takes.
 func TestCacheBudget(t *testing.T) {
 	for _, tc := range []struct {
 		name               string
@@ -47,10 +48,22 @@ func TestCacheBudget(t *testing.T) {
 			if err := s.read.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&read); err != nil {
 				t.Fatal(err)
 			}
-			// A negative cache_size is in KiB.
-			if -write<<10 != tc.write || -searchWrite<<10 != tc.write || -read<<10 != tc.read || -searchRead<<10 != tc.read {
-				t.Errorf("cache_size write %d KiB, search write %d KiB, read %d KiB, search read %d KiB; want %d and %d bytes",
-					-write, -searchWrite, -read, -searchRead, tc.write, tc.read)
+			// A positive cache_size is in pages, each counted as the
+			// pageMemory it occupies.
+			wantWrite, wantRead := tc.write/pageMemory, tc.read/pageMemory
+			if write != wantWrite || searchWrite != wantWrite || read != wantRead || searchRead != wantRead {
+				t.Errorf("cache_size write %d pages, search write %d, read %d, search read %d; want %d and %d bytes of %d-byte pages",
+					write, searchWrite, read, searchRead, tc.write, tc.read, pageMemory)
+			}
+			// pageMemory assumes SQLite's default page of 4 KiB.
+			for _, db := range []*sql.DB{s.write, s.searchWrite} {
+				var size int64
+				if err := db.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&size); err != nil {
+					t.Fatal(err)
+				}
+				if size != 4096 {
+					t.Errorf("page_size %d, want the 4096 bytes pageMemory is for", size)
+				}
 			}
 		})
 	}

@@ -95,7 +95,8 @@ type options struct {
 // other half equally (at most 32 MiB each). A connection past its share
 // reuses its least recently used pages rather than allocating more. Less
 // memory means more page reads from the operating system's file cache;
-// docs/OPERATIONS.md says how to size it.
+// docs/OPERATIONS.md says how to size it. The budget is memory, not page
+// data: each 4 KiB page counts as the 8 KiB it occupies (pageMemory).
 //
 // The budget is divided rather than enforced as SQLite's soft heap limit
 // because the driver's SQLite is built without memory statistics
@@ -103,6 +104,13 @@ type options struct {
 func WithCache(bytes int64) Option {
 	return func(o *options) { o.cache = bytes }
 }
+
+// pageMemory is what one cached page costs: a page of SQLite's default
+// 4 KiB with its header is a little over 4 KiB, which the pure-Go SQLite's
+// allocator (modernc.org/memory, power-of-two slots) places in an 8 KiB
+// slot. A cache_size given in KiB of page data therefore took twice its
+// budget in memory; given in pages of pageMemory, it takes the budget.
+const pageMemory = 8 << 10
 
 // readers is how many connections each file's read pool opens at most.
 func readers() int { return max(4, runtime.GOMAXPROCS(0)*2) }
@@ -359,7 +367,7 @@ func dsn(path string, readOnly, durable bool, cache int64) string {
 	v.Add("_pragma", "temp_store(MEMORY)")
 	// A writer's cache keeps the hot right edges of every index in
 	// memory, so a commit writes only the pages it dirtied (WithCache).
-	v.Add("_pragma", fmt.Sprintf("cache_size(%d)", -max(cache>>10, 64))) // in KiB when negative
+	v.Add("_pragma", fmt.Sprintf("cache_size(%d)", max(cache/pageMemory, 16))) // in pages when positive
 	if readOnly {
 		v.Add("_pragma", "query_only(1)")
 	} else {
