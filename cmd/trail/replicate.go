@@ -83,18 +83,9 @@ func (f *replicateFlags) newReplication(st ledger.Storage, logger *slog.Logger, 
 		return nil, err
 	}
 	r := &replication{target: t, logger: logger, done: make(chan struct{})}
-	r.gate = ledger.NewPublishGate(st, r, ledger.GateOptions{Record: r.record, Published: r.published, Interval: publishInterval}, logger, reg)
+	r.gate = ledger.NewPublishGate(st, r, ledger.GateOptions{Record: r.record, Published: r.published}, logger, reg)
 	return r, nil
 }
-
-// publishInterval is the shortest time between two publication rounds.
-// Each round is a Litestream sync (an LTX file, synced), an upload and a
-// write of published.json, which ingest pays for on the same cores and
-// disk; back to back they followed every integration pass (about four a
-// second under load). One a second adds at most a second to the
-// publication delay, whose p99 target is 2 s (docs/PERFORMANCE.md,
-// "Replication").
-const publishInterval = time.Second
 
 // Sync is the gate's barrier (ledger.Replica).
 func (r *replication) Sync(ctx context.Context) error {

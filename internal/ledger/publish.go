@@ -48,12 +48,6 @@ type GateOptions struct {
 	Published func(org string, size int64, checkpoint []byte)
 	// Retry is the wait after a failed round (default 1s).
 	Retry time.Duration
-	// Interval is the shortest time between the starts of two rounds
-	// (default 0: a round starts as soon as a checkpoint waits). Each round
-	// brings the replica up to date, so a longer interval batches more
-	// checkpoints, and more of the WAL, into each, at the price of up to
-	// Interval more publication delay.
-	Interval time.Duration
 }
 
 // PublishGate holds back each checkpoint the integrator signs until a
@@ -155,14 +149,7 @@ func (g *PublishGate) Run(ctx context.Context) {
 		}
 	}
 	failing := false
-	var last time.Time
 	for {
-		if wait := g.opts.Interval - time.Since(last); wait > 0 && !last.IsZero() {
-			if !sleepCtx(ctx, wait) {
-				return
-			}
-		}
-		last = time.Now()
 		err := g.round(ctx)
 		if ctx.Err() != nil {
 			return

@@ -182,35 +182,3 @@ func TestPublishGate(t *testing.T) {
 		waitPublished(t, gate2.Storage(), signer, "org_a", 15)
 	})
 }
-
-// TestPublishGateInterval: with an interval, checkpoints signed after a
-// round wait for the next one, which starts no sooner than the interval
-// after it, and a gate waiting out its interval stops when asked.
-func TestPublishGateInterval(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *backend) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		signer := newSigner(t)
-		rep := &fakeReplica{}
-		gate := ledger.NewPublishGate(b.storage, rep, ledger.GateOptions{Retry: 10 * time.Millisecond, Interval: time.Hour}, testLogger(t), nil)
-		view := gate.Storage()
-		i := startIntegrator(t, b.storage, signer, t.TempDir(), ledger.Options{Signed: gate.Signed})
-		b.add(t, "org_a", 4)
-		waitIdle(t, i)
-		done := make(chan struct{})
-		go func() { defer close(done); gate.Run(ctx) }()
-		waitPublished(t, view, signer, "org_a", 4) // the first round does not wait
-
-		b.add(t, "org_a", 3)
-		waitIdle(t, i) // signed: the gate wakes, then waits out its hour
-		cancel()
-		<-done
-		if n := rep.syncs.Load(); n != 1 {
-			t.Errorf("%d rounds within the interval, want 1", n)
-		}
-		if _, err := view.Checkpoint(context.Background(), "org_a", 7); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("checkpoint signed within the interval: %v, want ErrNotFound (held for the next round)", err)
-		}
-		i.Stop()
-	})
-}

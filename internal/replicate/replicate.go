@@ -31,7 +31,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/litestream"
@@ -64,9 +63,8 @@ type Replicator struct {
 	store  *litestream.Store
 	blobs  blobs
 
-	mu        sync.Mutex // one Sync round at a time
-	copied    map[string]time.Time
-	lastRound atomic.Int64 // when the last round started (Unix ns)
+	mu     sync.Mutex // one Sync round at a time
+	copied map[string]time.Time
 
 	upMu    sync.Mutex
 	up      bool
@@ -169,9 +167,6 @@ func (r *Replicator) Target() Target { return r.target }
 
 // loop brings the replica up to date every Interval, so that writes no
 // checkpoint waits for (settings, keys, cosignatures) are replicated too.
-// It skips a tick when a round (the publication gate's) started less than
-// Interval before: each round costs a Litestream sync, an LTX file and an
-// upload, which ingest pays for on the same cores and disk.
 func (r *Replicator) loop(ctx context.Context) {
 	defer r.loopWG.Done()
 	t := time.NewTicker(r.opts.Interval)
@@ -181,9 +176,6 @@ func (r *Replicator) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if time.Since(time.Unix(0, r.lastRound.Load())) < r.opts.Interval {
-			continue
 		}
 		_ = r.Sync(ctx) // logged and counted by Sync
 	}
@@ -196,7 +188,6 @@ func (r *Replicator) Sync(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
-	r.lastRound.Store(start.UnixNano())
 	rctx, cancel := context.WithTimeout(ctx, r.opts.RoundTimeout)
 	defer cancel()
 	err := r.round(rctx)
