@@ -113,16 +113,18 @@ func (r *integratorRunner) Wake() {
 }
 
 // settle waits, bounded by ctx, for a pass of the current integrator that
-// finds nothing left to sign: at a graceful stop, after the committer has
-// drained, every event acknowledged is then covered by a stored checkpoint
-// before the process exits, not only at the next start. A replica that
-// does not integrate (another holds the lease) has nothing to wait for.
+// signs every record committed before the call: at a graceful stop, after
+// the committer has drained, every event acknowledged is then covered by a
+// stored checkpoint before the process exits, not only at the next start.
+// It does not wait for the logs to stop growing (other replicas may keep
+// appending). A replica that does not integrate (another holds the lease)
+// has nothing to wait for.
 func (r *integratorRunner) settle(ctx context.Context) error {
 	in := r.current.Load()
 	if in == nil {
 		return nil
 	}
-	if err := in.WaitIdle(ctx); err != nil && !errors.Is(err, ledger.ErrStopped) {
+	if err := in.WaitFlushed(ctx); err != nil && !errors.Is(err, ledger.ErrStopped) {
 		return fmt.Errorf("waiting for the last events to be signed: %w", err)
 	}
 	return nil

@@ -108,6 +108,7 @@ type Integrator struct {
 	// by the loop goroutine.
 	published map[string]string
 	waiters   []chan struct{}
+	flushers  []chan struct{} // see Flushed
 	stopped   bool
 
 	// Owned by the loop goroutine.
@@ -228,6 +229,41 @@ func (i *Integrator) Idle() <-chan struct{} {
 	return ch
 }
 
+// Flushed returns a channel closed once a pass that starts after this call
+// has signed every record committed before the call (except in refused
+// logs), or once the integrator stops. Unlike Idle it does not wait for
+// the logs to stop growing: on PostgreSQL other replicas may append all
+// the while, and a replica that stops only needs its own acknowledged
+// events signed. It wakes the integrator.
+func (i *Integrator) Flushed() <-chan struct{} {
+	ch := make(chan struct{})
+	i.mu.Lock()
+	if i.stopped {
+		close(ch)
+	} else {
+		i.flushers = append(i.flushers, ch)
+	}
+	i.mu.Unlock()
+	i.Wake()
+	return ch
+}
+
+// WaitFlushed waits for Flushed. It returns ErrStopped if the integrator
+// stopped first, or ctx's error.
+func (i *Integrator) WaitFlushed(ctx context.Context) error {
+	select {
+	case <-i.Flushed():
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		if i.stopped {
+			return ErrStopped
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // WaitIdle waits for Idle. It returns ErrStopped if the integrator stopped
 // first, or ctx's error.
 func (i *Integrator) WaitIdle(ctx context.Context) error {
@@ -328,6 +364,10 @@ func (i *Integrator) run(ctx context.Context) {
 			close(ch)
 		}
 		i.waiters = nil
+		for _, ch := range i.flushers {
+			close(ch)
+		}
+		i.flushers = nil
 		i.mu.Unlock()
 	}()
 

@@ -366,3 +366,50 @@ func TestIntegratorLogInterval(t *testing.T) {
 		}
 	})
 }
+
+// Flushed signs every record committed before it was asked for, even a
+// trickle LogInterval would leave waiting, and returns while another
+// writer keeps appending (other replicas do, on PostgreSQL): the logs never
+// stop growing, so Idle would not return, but a stopping replica only
+// needs its own acknowledged events signed.
+func TestIntegratorFlushed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		signer := newSigner(t)
+		i := startIntegrator(t, b.storage, signer, t.TempDir(), ledger.Options{LogInterval: time.Hour, LogRecords: 1000})
+		b.add(t, "org_a", 3)
+		waitIdle(t, i) // the first checkpoint, at 3
+		b.add(t, "org_a", 2)
+		b.add(t, "org_b", 1)
+
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { // another writer, appending until the flush is over
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+					b.add(t, "org_c", 1)
+				}
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err := i.WaitFlushed(ctx)
+		close(stop)
+		<-done
+		if err != nil {
+			t.Fatalf("WaitFlushed while another writer appends: %v", err)
+		}
+		for org, want := range map[string]int64{"org_a": 5, "org_b": 1} {
+			if got := latest(t, b.storage, signer, org).Size; got < want {
+				t.Errorf("%s: newest checkpoint at %d after the flush, want ≥ %d", org, got, want)
+			}
+		}
+		i.Stop()
+		if err := i.WaitFlushed(context.Background()); !errors.Is(err, ledger.ErrStopped) {
+			t.Errorf("WaitFlushed after Stop: %v, want ErrStopped", err)
+		}
+	})
+}

@@ -14,15 +14,16 @@ import (
 )
 
 // passAndNotify runs one pass and releases the Idle waiters registered before
-// it started if it found nothing to do. It reports whether logs still have
-// more waiting than one pass takes, and whether anything failed.
+// it started if it found nothing to do, and the Flushed ones if it signed
+// everything it listed. It reports whether logs still have more waiting
+// than one pass takes, and whether anything failed.
 func (i *Integrator) passAndNotify(ctx context.Context) (backlog, failed bool) {
 	i.mu.Lock()
-	waiters := i.waiters
-	i.waiters = nil
+	waiters, flushers := i.waiters, i.flushers
+	i.waiters, i.flushers = nil, nil
 	i.mu.Unlock()
 
-	work, backlog, failures, err := i.pass(ctx, len(waiters) > 0)
+	work, backlog, failures, err := i.pass(ctx, len(waiters) > 0 || len(flushers) > 0)
 	if perr := i.publishRefusals(ctx, false); perr != nil && err == nil {
 		err = perr
 	}
@@ -40,6 +41,15 @@ func (i *Integrator) passAndNotify(ctx context.Context) (backlog, failed bool) {
 		}
 	} else {
 		i.waiters = append(i.waiters, waiters...)
+	}
+	// The pass listed every log's size after these were registered and, with
+	// no backlog and no failure, signed each up to it.
+	if !backlog && !failed {
+		for _, ch := range flushers {
+			close(ch)
+		}
+	} else {
+		i.flushers = append(i.flushers, flushers...)
 	}
 	i.mu.Unlock()
 	return backlog, failed
