@@ -216,18 +216,7 @@ func (i *Integrator) Wake() {
 // finds nothing to integrate (every record committed before the call is then
 // covered by a stored checkpoint, except in refused logs), or once the
 // integrator stops. It wakes the integrator.
-func (i *Integrator) Idle() <-chan struct{} {
-	ch := make(chan struct{})
-	i.mu.Lock()
-	if i.stopped {
-		close(ch)
-	} else {
-		i.waiters = append(i.waiters, ch)
-	}
-	i.mu.Unlock()
-	i.Wake()
-	return ch
-}
+func (i *Integrator) Idle() <-chan struct{} { return i.register(&i.waiters) }
 
 // Flushed returns a channel closed once a pass that starts after this call
 // has signed every record committed before the call (except in refused
@@ -235,24 +224,28 @@ func (i *Integrator) Idle() <-chan struct{} {
 // the logs to stop growing: on PostgreSQL other replicas may append all
 // the while, and a replica that stops only needs its own acknowledged
 // events signed. It wakes the integrator.
-func (i *Integrator) Flushed() <-chan struct{} {
+func (i *Integrator) Flushed() <-chan struct{} { return i.register(&i.flushers) }
+
+// register adds a channel to a list the loop closes (Idle's waiters,
+// Flushed's flushers), or returns it closed if the integrator stopped,
+// and wakes the integrator.
+func (i *Integrator) register(list *[]chan struct{}) <-chan struct{} {
 	ch := make(chan struct{})
 	i.mu.Lock()
 	if i.stopped {
 		close(ch)
 	} else {
-		i.flushers = append(i.flushers, ch)
+		*list = append(*list, ch)
 	}
 	i.mu.Unlock()
 	i.Wake()
 	return ch
 }
 
-// WaitFlushed waits for Flushed. It returns ErrStopped if the integrator
-// stopped first, or ctx's error.
-func (i *Integrator) WaitFlushed(ctx context.Context) error {
+// wait waits for ch; ErrStopped if the integrator stopped first.
+func (i *Integrator) wait(ctx context.Context, ch <-chan struct{}) error {
 	select {
-	case <-i.Flushed():
+	case <-ch:
 		i.mu.Lock()
 		defer i.mu.Unlock()
 		if i.stopped {
@@ -264,21 +257,13 @@ func (i *Integrator) WaitFlushed(ctx context.Context) error {
 	}
 }
 
+// WaitFlushed waits for Flushed. It returns ErrStopped if the integrator
+// stopped first, or ctx's error.
+func (i *Integrator) WaitFlushed(ctx context.Context) error { return i.wait(ctx, i.Flushed()) }
+
 // WaitIdle waits for Idle. It returns ErrStopped if the integrator stopped
 // first, or ctx's error.
-func (i *Integrator) WaitIdle(ctx context.Context) error {
-	select {
-	case <-i.Idle():
-		i.mu.Lock()
-		defer i.mu.Unlock()
-		if i.stopped {
-			return ErrStopped
-		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (i *Integrator) WaitIdle(ctx context.Context) error { return i.wait(ctx, i.Idle()) }
 
 // Refused returns the organizations whose logs the integrator refuses to
 // extend, each with the reason, for readiness reporting. It is empty when all
