@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -201,19 +200,13 @@ func (s *Store) SearchHistogram(ctx context.Context, q store.EventQuery, from ti
 	if matchesNothingStorable(q) {
 		return counts, nil
 	}
-	actions := append([]string(nil), q.Actions...)
-	if len(q.ActionPrefixes) > 0 {
-		expanded, err := s.expandPrefixes(ctx, org, q.ActionPrefixes)
-		if err != nil {
-			return nil, err
-		}
-		actions = append(actions, expanded...)
-		if len(actions) == 0 {
-			return counts, nil // no action of this organization has that prefix
-		}
+	actions, none, err := s.queryActions(ctx, org, q)
+	if err != nil {
+		return nil, err
 	}
-	slices.Sort(actions)
-	actions = slices.Compact(actions)
+	if none {
+		return counts, nil
+	}
 	fromMS, stepMS := from.UnixMilli(), step.Milliseconds()
 	lo, hi := time.UnixMilli(fromMS), time.UnixMilli(fromMS+int64(n)*stepMS)
 	if !q.From.IsZero() && ceilMS(q.From).After(lo) {

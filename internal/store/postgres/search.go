@@ -49,19 +49,10 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		cur = &v
 	}
 
-	actions := append([]string(nil), q.Actions...)
-	if len(q.ActionPrefixes) > 0 {
-		expanded, err := s.expandPrefixes(ctx, q.OrganizationID, q.ActionPrefixes)
-		if err != nil {
-			return page, err
-		}
-		actions = append(actions, expanded...)
-		if len(actions) == 0 {
-			return page, nil // no action of this organization has that prefix
-		}
+	actions, none, err := s.queryActions(ctx, q.OrganizationID, q)
+	if err != nil || none {
+		return page, err
 	}
-	slices.Sort(actions)
-	actions = slices.Compact(actions)
 
 	tsquery := ""
 	if q.Text != "" {
@@ -110,10 +101,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		p.targetID = p.arg(q.TargetID)
 	}
 
-	var (
-		keys []cursor
-		err  error
-	)
+	var keys []cursor
 	switch {
 	case p.targetType != "" && p.targetID != "":
 		// Driven by the target: one index range of its events in order.
@@ -293,6 +281,26 @@ func (s *Store) searchRows(ctx context.Context, org, sql string, args []any) ([]
 		return nil, nil, fmt.Errorf("couldn't search events of %s: %w", org, classify(err))
 	}
 	return keys, events, nil
+}
+
+// queryActions is the exact actions q filters by: its actions and those of
+// the organization's actions its prefixes match, sorted and without
+// repeats. none reports that q has prefixes no action of the organization
+// has, so nothing can match.
+func (s *Store) queryActions(ctx context.Context, org string, q store.EventQuery) (actions []string, none bool, err error) {
+	actions = append([]string(nil), q.Actions...)
+	if len(q.ActionPrefixes) > 0 {
+		expanded, err := s.expandPrefixes(ctx, org, q.ActionPrefixes)
+		if err != nil {
+			return nil, false, err
+		}
+		actions = append(actions, expanded...)
+		if len(actions) == 0 {
+			return nil, true, nil
+		}
+	}
+	slices.Sort(actions)
+	return slices.Compact(actions), false, nil
 }
 
 // expandPrefixes returns the organization's known actions that start with
