@@ -20,6 +20,7 @@ import (
 	"github.com/trailaudit/trail/internal/ingest"
 	"github.com/trailaudit/trail/internal/keyring"
 	"github.com/trailaudit/trail/internal/ledger"
+	"github.com/trailaudit/trail/internal/logbuf"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -129,10 +130,15 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if c.bootstrapKey != "" && (!strings.HasPrefix(c.bootstrapKey, "sk_") || len(c.bootstrapKey) < 24) {
 		return usagef("TRAIL_BOOTSTRAP_KEY (--bootstrap-key) must start with sk_ and be at least 24 characters long")
 	}
-	logger, err := newLogger(c.stderr, c.logFormat, c.logLevel)
+	// The access log's lines are written out in batches (internal/logbuf);
+	// every other line at once.
+	lines := logbuf.New(c.stderr, logFlushEvery, logBufferBytes)
+	defer lines.Close()
+	handler, err := newLogHandler(c.stderr, lines, c.logFormat, c.logLevel)
 	if err != nil {
 		return usageError{err}
 	}
+	logger := slog.New(logbuf.NewHandler(handler, lines))
 	if err := c.validate(); err != nil {
 		return usageError{err}
 	}
@@ -403,7 +409,24 @@ func expireIdempotencyKeys(ctx context.Context, st store.Store, logger *slog.Log
 	}
 }
 
+// How long an access log line may wait in serve's log buffer, and how many
+// bytes of them it holds (internal/logbuf).
+const (
+	logFlushEvery  = 100 * time.Millisecond
+	logBufferBytes = 32 << 10
+)
+
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	h, err := newLogHandler(w, w, format, level)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(h), nil
+}
+
+// newLogHandler returns the handler writing to out in format; "auto" picks
+// text when w, where out's lines end up, is a terminal.
+func newLogHandler(w, out io.Writer, format, level string) (slog.Handler, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
@@ -412,13 +435,13 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	switch format {
 	case "auto":
 		if isTerminal(w) {
-			return slog.New(slog.NewTextHandler(w, opts)), nil
+			return slog.NewTextHandler(out, opts), nil
 		}
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.NewJSONHandler(out, opts), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.NewTextHandler(out, opts), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.NewJSONHandler(out, opts), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: use auto, text or json", format)
 }

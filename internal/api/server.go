@@ -19,6 +19,7 @@ import (
 
 	"github.com/trailaudit/trail/internal/access"
 	"github.com/trailaudit/trail/internal/event"
+	"github.com/trailaudit/trail/internal/logbuf"
 	"github.com/trailaudit/trail/internal/lograte"
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/selfaudit"
@@ -398,7 +399,9 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, rout
 	if !s.log.Enabled(r.Context(), level) {
 		return
 	}
-	attrs := []slog.Attr{
+	// A fixed array, not a growing slice: no allocation per request.
+	var buf [11]slog.Attr
+	attrs := append(buf[:0],
 		slog.String("request_id", info.id),
 		slog.String("method", r.Method),
 		slog.String("route", route),
@@ -406,8 +409,7 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, rout
 		slog.Int("status", status),
 		slog.Int64("bytes", rec.bytes),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-		slog.String("remote", r.RemoteAddr),
-	}
+		slog.String("remote", r.RemoteAddr))
 	if info.principal != nil {
 		attrs = append(attrs, slog.String("key_id", info.principal.ID))
 	}
@@ -417,7 +419,9 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, rout
 	if info.err != nil {
 		attrs = append(attrs, slog.String("err", info.err.Error()))
 	}
-	s.log.LogAttrs(context.WithoutCancel(r.Context()), level, "request", attrs...)
+	// The line may wait in serve's log buffer (internal/logbuf): one write
+	// per request would cost more CPU than decoding the request.
+	s.log.LogAttrs(logbuf.MayWait(context.WithoutCancel(r.Context())), level, "request", attrs...)
 }
 
 // unavailableLogEvery is how often a 503 is logged at most: the first of
