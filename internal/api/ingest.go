@@ -37,11 +37,16 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
-	body, err := readBody(w, r, s.cfg.Limits.MaxBodyBytes)
+	// ParseCreate copies what it keeps, and nothing else holds on to the
+	// body past this handler: its buffer is reused for another request.
+	buf := s.bodies.get()
+	defer func() { s.bodies.put(buf) }()
+	body, err := readBodyInto(w, r, s.cfg.Limits.MaxBodyBytes, *buf)
 	if err != nil {
 		s.metrics.reject(rejectTooLarge, 1)
 		return err
 	}
+	*buf = body
 	idem, err := idempotencyKey(r)
 	if err != nil {
 		s.metrics.reject(rejectIdempotency, 1)
@@ -97,6 +102,29 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeRawJSON(w, http.StatusCreated, []byte(`{"success":true}`))
 	return nil
+}
+
+// bodyBuffers holds the buffers single events' bodies are read into, so
+// that reading a request allocates nothing. Buffers over maxPooledBody are
+// left to the garbage collector: one rare large body must not stay pinned.
+type bodyBuffers struct{ pool sync.Pool }
+
+const maxPooledBody = 16 << 10
+
+func (b *bodyBuffers) get() *[]byte {
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return p
+	}
+	buf := make([]byte, 0, 2<<10)
+	return &buf
+}
+
+func (b *bodyBuffers) put(p *[]byte) {
+	if cap(*p) > maxPooledBody {
+		return
+	}
+	*p = (*p)[:0]
+	b.pool.Put(p)
 }
 
 // createEventBatch is POST /v1/events/batch: up to 1000 events, possibly of

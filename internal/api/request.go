@@ -19,6 +19,12 @@ import (
 
 // readBody reads the whole request body, refusing (413) one over limit bytes.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	return readBodyInto(w, r, limit, nil)
+}
+
+// readBodyInto is readBody reading into buf when it is large enough for the
+// announced length (else into a new buffer).
+func readBodyInto(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, errTooLarge(limit)
 	}
@@ -29,7 +35,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	// Read into a buffer of the announced size, as io.ReadAll would but
 	// without its first small allocation; bytes.Buffer.ReadFrom would
 	// allocate a second buffer, wanting 512 bytes free before each read.
-	b, err := readAllInto(make([]byte, 0, size), http.MaxBytesReader(w, r.Body, limit))
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	b, err := readAllInto(buf[:0], http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):

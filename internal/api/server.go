@@ -124,6 +124,7 @@ type Server struct {
 	unavailable *slog.Logger
 	intake      intakeBudgets
 	parsing     chan struct{} // parseTurn's turns, one per core
+	bodies      bodyBuffers   // single events' request bodies (ingest.go)
 
 	metricsHandler http.Handler
 	auditor        *selfaudit.Recorder
@@ -296,7 +297,7 @@ func setOrg(r *http.Request, orgID string) { infoFrom(r).orgID = orgID }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	info := &requestInfo{id: requestID(r.Header.Get("X-Request-ID"))}
-	w.Header().Set("X-Request-ID", info.id)
+	w.Header()["X-Request-Id"] = []string{info.id} // Set("X-Request-ID"), without canonicalizing the key each time
 	rec := &recorder{ResponseWriter: w}
 	ctx := selfaudit.WithRequest(r.Context(), info.id, func(org string) { info.orgID = org })
 	r = r.WithContext(context.WithValue(ctx, infoKey{}, info))

@@ -662,3 +662,44 @@ func TestErrorRendering(t *testing.T) {
 		t.Fatalf("Error() = %q", err.Error())
 	}
 }
+
+// TestParseCreateKeepsNothingOfTheBody checks that a draft holds no byte of
+// the body it was parsed from: the API reads every single event into a
+// reused buffer, so the next request would overwrite what a draft shared.
+func TestParseCreateKeepsNothingOfTheBody(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"plain", body(nil)},
+		{"escapes and metadata", body(func(ev map[string]any) {
+			ev["metadata"] = map[string]any{"note": "line\nbreak \u00e9 \"quoted\"", "n": 3, "ok": true}
+			obj(ev, "actor")["name"] = "J\u00f6n \\ Smith"
+			obj(ev, "actor")["metadata"] = map[string]any{"role": "admin"}
+			target(ev, 0)["metadata"] = map[string]any{"size": 1024}
+			obj(ev, "context")["user_agent"] = "Mozilla/5.0"
+		})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, want, err := ParseCreate([]byte(tt.body), testNow, DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := []byte(tt.body)
+			org, got, err := ParseCreate(buf, testNow, DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range buf {
+				buf[i] = 'x'
+			}
+			if org != "org_1" {
+				t.Errorf("organization_id = %q after the body was overwritten", org)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("the draft changed when its body was overwritten:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
