@@ -61,11 +61,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeRawJSON(w, status, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
+// Header values of every JSON answer, shared by all of them: net/http
+// copies a handler's header when it writes it and never changes a value in
+// place, and assigning the canonical keys directly spares Header.Set's
+// canonicalization and a slice per value per request.
+var (
+	jsonContentType = []string{"application/json"}
+	noSniff         = []string{"nosniff"}
+)
+
 func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("X-Content-Type-Options", "nosniff") // records hold client strings
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h["X-Content-Type-Options"] = noSniff // records hold client strings
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,8 +16,12 @@ import (
 // metrics are the API's Prometheus series. Labels are bounded: route is a
 // mux pattern (or "unmatched"), never a raw path.
 type metrics struct {
-	requests  *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	// series caches each route's and status's children of requests and
+	// duration (routeStatus → routeSeries): looking them up by label
+	// values hashes the labels on every request.
+	series    sync.Map
 	accepted  prometheus.Counter
 	rejected  *prometheus.CounterVec
 	idemReuse prometheus.Counter
@@ -83,9 +88,30 @@ func register[C prometheus.Collector](reg prometheus.Registerer, log *slog.Logge
 	return c
 }
 
+type routeStatus struct {
+	route  string
+	status int
+}
+
+type routeSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
 func (m *metrics) observe(route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	k := routeStatus{route, status}
+	v, ok := m.series.Load(k)
+	if !ok {
+		// Routes and statuses are bounded (a mux pattern or "unmatched"),
+		// so the cache is too.
+		v, _ = m.series.LoadOrStore(k, &routeSeries{
+			requests: m.requests.WithLabelValues(route, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(route),
+		})
+	}
+	rs := v.(*routeSeries)
+	rs.requests.Inc()
+	rs.duration.Observe(d.Seconds())
 }
 
 func (m *metrics) reject(reason string, events int) {
