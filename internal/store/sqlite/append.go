@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/trailaudit/trail/internal/event"
@@ -17,13 +18,15 @@ import (
 const idempotencyTTL = 24 * time.Hour
 
 type appendStmts struct {
-	orgSeq, setSeq, insert, idemGet, idemPut *sql.Stmt
-	lastPos                                  *sql.Stmt // on the read pool: max(pos), for every read of the tail
-	streamPositions                          *sql.Stmt // on the read pool: the stream engine reads it up to 50 times a second
+	orgSeq, setSeq, idemGet, idemPut *sql.Stmt
+	// insert[i] stores insertSizes[i] events in one statement.
+	insert          [len(insertSizes)]*sql.Stmt
+	lastPos         *sql.Stmt // on the read pool: max(pos), for every read of the tail
+	streamPositions *sql.Stmt // on the read pool: the stream engine reads it up to 50 times a second
 }
 
 func (st *appendStmts) close() {
-	for _, s := range []*sql.Stmt{st.orgSeq, st.setSeq, st.insert, st.idemGet, st.idemPut, st.lastPos, st.streamPositions} {
+	for _, s := range append([]*sql.Stmt{st.orgSeq, st.setSeq, st.idemGet, st.idemPut, st.lastPos, st.streamPositions}, st.insert[:]...) {
 		if s != nil {
 			s.Close()
 		}
@@ -43,9 +46,11 @@ func (s *Store) prepare(ctx context.Context) error {
 	s.stmts = appendStmts{
 		orgSeq:  prep(`SELECT next_seq FROM organizations WHERE id = ? AND deleted_at IS NULL`),
 		setSeq:  prep(`UPDATE organizations SET next_seq = ? WHERE id = ?`),
-		insert:  prep(`INSERT INTO events (organization_id, seq, id, record, schema_mismatch) VALUES (?, ?, ?, ?, ?)`),
 		idemGet: prep(`SELECT body_hash, result FROM idempotency_keys WHERE organization_id = ? AND key = ? AND created_at > ?`),
 		idemPut: prep(`INSERT OR REPLACE INTO idempotency_keys (organization_id, key, body_hash, created_at, result) VALUES (?, ?, ?, ?, ?)`),
+	}
+	for i, n := range insertSizes {
+		s.stmts.insert[i] = prep(insertSQL(n))
 	}
 	if err != nil {
 		return fmt.Errorf("couldn't prepare statements: %w", err)
@@ -55,6 +60,64 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	if s.stmts.streamPositions, err = s.read.PrepareContext(ctx, streamPositionsSQL); err != nil {
 		return fmt.Errorf("couldn't prepare statements: %w", err)
+	}
+	return nil
+}
+
+// insertSizes are the numbers of events one INSERT stores, largest first:
+// a commit's events go in as few statements as these make up (a statement
+// costs several times one more row of VALUES), each prepared once.
+var insertSizes = [...]int{32, 8, 1}
+
+func insertSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT OR ROLLBACK INTO events (organization_id, seq, id, record, schema_mismatch) VALUES `)
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?, ?, ?, ?)`)
+	}
+	return b.String()
+}
+
+// insertEvents stores rows, in order, in as few statements as insertSizes
+// allow, and sets each row's pos. OR ROLLBACK: a failed insert fails the
+// whole append anyway, and without it SQLite keeps a statement journal of
+// every page a statement of several rows changes, to undo that statement
+// alone — which cost more than the statements saved. The rows of one INSERT
+// get consecutive
+// positions in the order of its VALUES: events.pos is an AUTOINCREMENT
+// rowid, each new one one more than the largest ever used, and the append
+// transaction holds SQLite's write lock.
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, rows []pendingRow) error {
+	var stmts [len(insertSizes)]*sql.Stmt
+	args := make([]any, 0, 5*insertSizes[0])
+	for len(rows) > 0 {
+		k := 0
+		for insertSizes[k] > len(rows) {
+			k++
+		}
+		n := insertSizes[k]
+		if stmts[k] == nil {
+			stmts[k] = tx.StmtContext(ctx, s.stmts.insert[k])
+		}
+		args = args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, r.org, r.seq, r.id, r.record, r.mismatch)
+		}
+		res, err := stmts[k].ExecContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("couldn't insert events %s to %s: %w", rows[0].id, rows[n-1].id, classify(err))
+		}
+		last, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("couldn't read the positions of events %s to %s: %w", rows[0].id, rows[n-1].id, classify(err))
+		}
+		for i := range rows[:n] {
+			rows[i].pos = last - int64(n-1-i)
+		}
+		rows = rows[n:]
 	}
 	return nil
 }
@@ -97,7 +160,6 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 
 	orgSeq := tx.StmtContext(ctx, s.stmts.orgSeq)
-	insert := tx.StmtContext(ctx, s.stmts.insert)
 
 	next := map[string]int64{} // organization → next seq, for the organizations of this batch
 	known := func(org string) (bool, error) {
@@ -160,17 +222,10 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 			a := event.Accepted{ID: e.ID, OrganizationID: e.OrganizationID, Seq: next[e.OrganizationID], ReceivedAt: e.ReceivedAt}
 			next[e.OrganizationID]++
 			// Each record gets its own buffer: the integrator's cache
-			// keeps it after the commit.
+			// keeps it after the commit. The rows are inserted after this
+			// loop, all together (insertEvents sets their pos).
 			rec := event.AppendRecord(make([]byte, 0, event.RecordSize(a, len(e.Tail))), a, e.Tail)
-			res, err := insert.ExecContext(ctx, a.OrganizationID, a.Seq, a.ID, rec, e.SchemaMismatch)
-			if err != nil {
-				return nil, fmt.Errorf("couldn't insert event %s: %w", a.ID, classify(err))
-			}
-			pos, err := res.LastInsertId()
-			if err != nil {
-				return nil, fmt.Errorf("couldn't read the position of event %s: %w", a.ID, classify(err))
-			}
-			fresh = append(fresh, pendingRow{pos: pos, org: a.OrganizationID, seq: a.Seq, id: a.ID, record: rec, mismatch: e.SchemaMismatch, draft: draftOf(e)})
+			fresh = append(fresh, pendingRow{org: a.OrganizationID, seq: a.Seq, id: a.ID, record: rec, mismatch: e.SchemaMismatch, draft: draftOf(e)})
 			accepted[j] = a
 		}
 		results[i].Events = accepted
@@ -181,6 +236,9 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 				return nil, err
 			}
 		}
+	}
+	if err := s.insertEvents(ctx, tx, fresh); err != nil {
+		return nil, err
 	}
 	setSeq := tx.StmtContext(ctx, s.stmts.setSeq)
 	for org, n := range next {
