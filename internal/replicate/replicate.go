@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/litestream"
@@ -52,6 +53,12 @@ type Options struct {
 	// RoundTimeout bounds one Sync round against a target that does not
 	// answer (default 30s).
 	RoundTimeout time.Duration
+	// RoundGap is the least time between the starts of two rounds
+	// (default 500ms). Calls of Sync that arrive meanwhile wait and share
+	// the next round: each round writes an LTX file and syncs it, here and
+	// in the replica, whatever it carries, so fewer and larger rounds cost
+	// less (docs/PERFORMANCE.md, "Replication").
+	RoundGap time.Duration
 }
 
 // Replicator replicates a data directory's databases and files to a Target.
@@ -65,6 +72,13 @@ type Replicator struct {
 
 	mu     sync.Mutex // one Sync round at a time
 	copied map[string]time.Time
+	// Rounds are numbered from 1 as they start; okGen is the number of
+	// the last one that succeeded (both under mu). started mirrors the
+	// number of rounds started, lastStart the start of the last one (Unix
+	// ns), for readers that do not hold mu.
+	okGen     uint64
+	started   atomic.Uint64
+	lastStart atomic.Int64
 
 	upMu    sync.Mutex
 	up      bool
@@ -109,6 +123,9 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 	}
 	if opts.RoundTimeout <= 0 {
 		opts.RoundTimeout = 30 * time.Second
+	}
+	if opts.RoundGap <= 0 {
+		opts.RoundGap = 500 * time.Millisecond
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -165,8 +182,9 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 // Target returns where the replica lives.
 func (r *Replicator) Target() Target { return r.target }
 
-// loop brings the replica up to date every Interval, so that writes no
-// checkpoint waits for (settings, keys, cosignatures) are replicated too.
+// loop brings the replica up to date at least every Interval, so that
+// writes no checkpoint waits for (settings, keys, cosignatures) are
+// replicated too. A round that Sync ran meanwhile counts.
 func (r *Replicator) loop(ctx context.Context) {
 	defer r.loopWG.Done()
 	t := time.NewTicker(r.opts.Interval)
@@ -177,6 +195,9 @@ func (r *Replicator) loop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if time.Since(time.Unix(0, r.lastStart.Load())) < r.opts.Interval {
+			continue
+		}
 		_ = r.Sync(ctx) // logged and counted by Sync
 	}
 }
@@ -184,14 +205,36 @@ func (r *Replicator) loop(ctx context.Context) {
 // Sync returns once everything committed to the replicated databases
 // before the call is held by the replica, and the files are copied. A
 // target that does not answer makes it fail after Options.RoundTimeout.
+//
+// Calls share rounds: a call waiting for the round in progress returns
+// when a round that started after the call succeeds, and rounds start at
+// least Options.RoundGap apart.
 func (r *Replicator) Sync(ctx context.Context) error {
+	called := r.started.Load()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.okGen > called {
+		return nil // a round that started after the call holds it
+	}
+	if wait := time.Until(time.Unix(0, r.lastStart.Load()).Add(r.opts.RoundGap)); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	gen := r.started.Add(1)
 	start := time.Now()
+	r.lastStart.Store(start.UnixNano())
 	rctx, cancel := context.WithTimeout(ctx, r.opts.RoundTimeout)
 	defer cancel()
 	err := r.round(rctx)
 	r.record(start, err)
+	if err == nil {
+		r.okGen = gen
+	}
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}

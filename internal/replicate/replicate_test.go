@@ -13,6 +13,7 @@ import (
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite"
 
 	"github.com/trailaudit/trail/internal/replicate"
@@ -209,4 +210,71 @@ func TestParseTarget(t *testing.T) {
 			t.Errorf("ParseTarget(%q) = %q, %v; want %q", tc.in, got.String(), err, tc.want)
 		}
 	}
+}
+
+// TestSyncSharesRounds: calls of Sync that arrive together share rounds,
+// and each still returns only once what was committed before it is in the
+// replica.
+func TestSyncSharesRounds(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		callers int
+	}{
+		{"one", 1},
+		{"many", 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			target, err := replicate.ParseTarget("file://"+t.TempDir()+"/replica", "", func(string) string { return "" })
+			if err != nil {
+				t.Fatal(err)
+			}
+			dbPath := filepath.Join(t.TempDir(), "trail.db")
+			db := openDB(t, dbPath)
+			reg := prometheus.NewRegistry()
+			r, err := replicate.Start(ctx, target, replicate.Options{Databases: []string{dbPath}, Interval: time.Hour}, nil, reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close(ctx)
+			errs := make(chan error, tc.callers)
+			for i := range tc.callers {
+				insert(t, db, i*10, i*10+10)
+				go func() { errs <- r.Sync(ctx) }()
+			}
+			for range tc.callers {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			out := filepath.Join(t.TempDir(), "data")
+			if _, err := replicate.Restore(ctx, target, out, []string{"trail.db"}, nil, replicate.RestoreOptions{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := count(t, filepath.Join(out, "trail.db")), tc.callers*10; got != want {
+				t.Errorf("restored %d rows after every Sync returned, want %d", got, want)
+			}
+			if rounds := roundsTotal(t, reg); rounds < 1 || rounds > float64(tc.callers) {
+				t.Errorf("%v rounds for %d calls of Sync", rounds, tc.callers)
+			}
+		})
+	}
+}
+
+// roundsTotal sums trail_replication_rounds_total over its results.
+func roundsTotal(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "trail_replication_rounds_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
