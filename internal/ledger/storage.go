@@ -74,10 +74,16 @@ type Storage interface {
 	// integrated size is still oldSize and NextSeq ≥ newSize; otherwise it
 	// stores nothing and returns an error wrapping ErrSizeChanged.
 	//
-	// It is durable when it returns nil. If the process dies during the
-	// call, either all of it was stored or none of it; an error may also
-	// be returned after a commit that did persist (a lost acknowledgement),
-	// so callers re-read the state rather than assume either.
+	// It survives the process when it returns nil; a storage may leave it
+	// to a later durable commit of the same database to survive a power
+	// loss too (SQLite: the next synced write of its WAL), since what it
+	// stores is recomputed from records that were durable before they were
+	// read, and the integrator records the signed heads it must reach
+	// again in a synced file before the call (docs/ARCHITECTURE.md). If
+	// the process dies during the call, either all of it was stored or
+	// none of it; an error may also be returned after a commit that did
+	// persist (a lost acknowledgement), so callers re-read the state
+	// rather than assume either.
 	Integrate(ctx context.Context, org string, oldSize, newSize int64, tiles []TileData, checkpoint []byte) error
 
 	// LatestCheckpoint returns the stored checkpoint note of the largest
@@ -121,9 +127,9 @@ type Integration struct {
 }
 
 // BatchStorage is implemented by storages that can store the integrations of
-// several logs in one durable transaction: with many active organizations a
-// pass then costs one commit instead of one per organization. The integrator
-// uses it when the Storage has it.
+// several logs in one transaction, as durable as Integrate's: with many
+// active organizations a pass then costs one commit instead of one per
+// organization. The integrator uses it when the Storage has it.
 type BatchStorage interface {
 	// IntegrateBatch does, in one transaction, what Integrate does for each
 	// integration. errs[i] is nil if integration i was stored, or wraps

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -172,8 +173,8 @@ func (s *Store) Integrate(ctx context.Context, org string, oldSize, newSize int6
 }
 
 // IntegrateBatch stores several logs' integrations in one IMMEDIATE
-// transaction (one commit); an integration whose compare-and-swap fails is
-// skipped.
+// transaction (one commit, not synced: see unsynced); an integration whose
+// compare-and-swap fails is skipped.
 func (s *Store) IntegrateBatch(ctx context.Context, batch []ledger.Integration) ([]error, error) {
 	for _, in := range batch {
 		if in.NewSize <= in.OldSize {
@@ -186,11 +187,70 @@ func (s *Store) IntegrateBatch(ctx context.Context, batch []ledger.Integration) 
 			}
 		}
 	}
-	tx, err := s.write.BeginTx(ctx, nil)
+	errs := make([]error, len(batch))
+	err := s.unsynced(ctx, "integration", func(tx *sql.Tx) error {
+		return integrateAll(ctx, tx, batch, errs)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("couldn't begin integration: %w", classify(err))
+		return nil, err
+	}
+	for i, in := range batch {
+		if errs[i] == nil {
+			s.recent.trim(in.OrganizationID, in.NewSize)
+		}
+	}
+	return errs, nil
+}
+
+// unsynced runs fn in one IMMEDIATE transaction on the writer connection
+// with synchronous=NORMAL: the commit is written to the WAL but not synced,
+// which the next durable commit on the connection (an append's, with
+// synchronous=FULL), or the next WAL checkpoint, does for it and for every
+// frame before it. A power loss before then loses the transaction whole and
+// never anything after it. Only the integrator's writes go this way: what
+// they store is recomputed from records that were durable before the
+// integrator read them, and the fork guard's record in the data directory
+// is synced before they run (docs/ARCHITECTURE.md, "The integrator's
+// commits are not synced"). Ingest's commits keep paying the fsync; this
+// spares the writer one per integration pass, held while appends wait.
+func (s *Store) unsynced(ctx context.Context, what string, fn func(*sql.Tx) error) (err error) {
+	conn, err := s.write.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't take the write connection for the %s: %w", what, classify(err))
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return fmt.Errorf("couldn't set up the %s: %w", what, classify(err))
+	}
+	defer func() {
+		// The connection goes back to the pool durable, or not at all:
+		// appends on it must sync.
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); rerr != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn }) //nolint:errcheck // discards the connection
+			if err == nil {
+				err = fmt.Errorf("couldn't make the write connection durable again after the %s: %w", what, classify(rerr))
+			}
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("couldn't begin the %s: %w", what, classify(err))
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	// If the process dies before this returns, the transaction is either
+	// wholly in the WAL or not at all; the integrator re-reads the state.
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("couldn't commit the %s: %w", what, classify(err))
+	}
+	return nil
+}
+
+// integrateAll applies the batch's integrations inside tx, setting errs[i]
+// to integration i's own failure; an error fails the transaction.
+func integrateAll(ctx context.Context, tx *sql.Tx, batch []ledger.Integration, errs []error) (err error) {
 
 	// Prepared once for the batch: a pass may store a thousand logs, and
 	// parsing the statements again for each was a fifth of its cost.
@@ -205,28 +265,17 @@ func (s *Store) IntegrateBatch(ctx context.Context, batch []ledger.Integration) 
 		{&st.checkpoint, `INSERT INTO ledger_checkpoints (organization_id, size, note, created_at) VALUES (?, ?, ?, ?)`},
 	} {
 		if *p.stmt, err = tx.PrepareContext(ctx, p.text); err != nil {
-			return nil, fmt.Errorf("couldn't prepare the integration's statements: %w", classify(err))
+			return fmt.Errorf("couldn't prepare the integration's statements: %w", classify(err))
 		}
 		defer (*p.stmt).Close()
 	}
-	errs := make([]error, len(batch))
 	now := ms(time.Now())
 	for i, in := range batch {
 		if errs[i], err = integrateOne(ctx, tx, &st, in, now); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	// If the process dies before this returns, the transaction is either
-	// wholly in the WAL or not at all; the integrator re-reads the state.
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("couldn't commit integration of %d logs: %w", len(batch), classify(err))
-	}
-	for i, in := range batch {
-		if errs[i] == nil {
-			s.recent.trim(in.OrganizationID, in.NewSize)
-		}
-	}
-	return errs, nil
+	return nil
 }
 
 // integrateStmts are the statements of an integration, prepared in its

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/trailaudit/trail/internal/ledger"
@@ -37,32 +38,29 @@ func (s *Store) SignedHeads(ctx context.Context) ([]ledger.SignedHead, error) {
 }
 
 // RecordSignedHeads records heads in one transaction, never lowering an
-// origin's size (ledger.HeadStorage).
+// origin's size (ledger.HeadStorage). The commit is not synced (see
+// Store.unsynced): the integrator records the same heads in its state file,
+// synced, before it stores the checkpoints, and a later durable commit
+// syncs this one with the rest of the WAL.
 func (s *Store) RecordSignedHeads(ctx context.Context, heads []ledger.SignedHead) error {
 	if len(heads) == 0 {
 		return nil
 	}
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("couldn't begin recording signed checkpoints: %w", classify(err))
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	// Prepared once for the batch: a pass may record a thousand heads, and
-	// parsing the statement again for each cost more than executing it.
-	put, err := tx.PrepareContext(ctx, `INSERT INTO signed_heads (origin, size, root_hash) VALUES (?, ?, ?)
+	return s.unsynced(ctx, "record of signed checkpoints", func(tx *sql.Tx) error {
+		// Prepared once for the batch: a pass may record a thousand heads, and
+		// parsing the statement again for each cost more than executing it.
+		put, err := tx.PrepareContext(ctx, `INSERT INTO signed_heads (origin, size, root_hash) VALUES (?, ?, ?)
 		ON CONFLICT (origin) DO UPDATE SET size = excluded.size, root_hash = excluded.root_hash
 		WHERE excluded.size > signed_heads.size`)
-	if err != nil {
-		return fmt.Errorf("couldn't prepare recording signed checkpoints: %w", classify(err))
-	}
-	defer put.Close()
-	for _, h := range heads {
-		if _, err := put.ExecContext(ctx, h.Origin, h.Size, h.Hash[:]); err != nil {
-			return fmt.Errorf("couldn't record signed checkpoint %d of %s: %w", h.Size, h.Origin, classify(err))
+		if err != nil {
+			return fmt.Errorf("couldn't prepare recording signed checkpoints: %w", classify(err))
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("couldn't commit %d signed checkpoints: %w", len(heads), classify(err))
-	}
-	return nil
+		defer put.Close()
+		for _, h := range heads {
+			if _, err := put.ExecContext(ctx, h.Origin, h.Size, h.Hash[:]); err != nil {
+				return fmt.Errorf("couldn't record signed checkpoint %d of %s: %w", h.Size, h.Origin, classify(err))
+			}
+		}
+		return nil
+	})
 }
