@@ -57,6 +57,21 @@ type Options struct {
 	// LogRecords is how many waiting records make a log due before
 	// LogInterval has passed (default 1,000).
 	LogRecords int
+	// LogRate is how many checkpoints a second, all logs together, the
+	// integrator keeps to when more logs grow at once than LogInterval
+	// allows for (default 500): with n logs waiting, a log is signed at
+	// most every max(LogInterval, n/LogRate), up to MaxLogInterval. Each
+	// checkpoint costs a signature, a row and a rewrite of the log's
+	// right-edge tiles however few records it adds, so with a thousand
+	// organizations growing by a trickle this, not the records, is the
+	// integrator's cost (docs/PERFORMANCE.md).
+	LogRate int
+	// MaxLogInterval bounds the stretching of LogInterval by LogRate, and
+	// with it the wait for a checkpoint under load (default 1.5 ×
+	// LogInterval: with the server's 750 ms and its pass every 250 ms,
+	// an event's checkpoint is stored within about 1.4 s, under the 2 s
+	// its publication may take).
+	MaxLogInterval time.Duration
 	// CacheLogs is how many logs' right-edge tiles are kept in memory
 	// (default 1024); others are re-read from storage when they grow.
 	CacheLogs int
@@ -148,6 +163,12 @@ func NewIntegrator(storage Storage, signer CheckpointSigner, originPrefix string
 	}
 	if opts.LogRecords <= 0 {
 		opts.LogRecords = 1000
+	}
+	if opts.LogRate <= 0 {
+		opts.LogRate = 500
+	}
+	if opts.MaxLogInterval < opts.LogInterval {
+		opts.MaxLogInterval = opts.LogInterval * 3 / 2
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

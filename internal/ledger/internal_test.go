@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -69,5 +70,34 @@ func TestTreeBuilderMemory(t *testing.T) {
 	}
 	if _, err := newTreeBuilder(0, []tlog.Hash{{}}); err == nil {
 		t.Error("a range starting at 0 with left hashes was accepted")
+	}
+}
+
+// TestLogInterval checks that LogInterval stretches to keep waiting logs
+// near LogRate checkpoints a second, never beyond MaxLogInterval.
+func TestLogInterval(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		waiting int
+		want    time.Duration
+	}{
+		{name: "no interval", opts: Options{}, waiting: 1000, want: 0},
+		{name: "few logs", opts: Options{LogInterval: 750 * time.Millisecond}, waiting: 10, want: 750 * time.Millisecond},
+		{name: "at the rate", opts: Options{LogInterval: 750 * time.Millisecond}, waiting: 375, want: 750 * time.Millisecond},
+		{name: "stretched", opts: Options{LogInterval: 750 * time.Millisecond}, waiting: 500, want: time.Second},
+		{name: "capped", opts: Options{LogInterval: 750 * time.Millisecond}, waiting: 1000, want: 1125 * time.Millisecond},
+		{name: "own rate and cap", opts: Options{LogInterval: time.Second, LogRate: 100, MaxLogInterval: 5 * time.Second}, waiting: 300, want: 3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.DataDir = t.TempDir()
+			i, err := NewIntegrator(nil, nil, "example.com/log", tc.opts, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := i.logInterval(tc.waiting); got != tc.want {
+				t.Errorf("logInterval(%d) = %v, want %v", tc.waiting, got, tc.want)
+			}
+		})
 	}
 }

@@ -27,9 +27,10 @@ func newMetrics(reg prometheus.Registerer, refused func() float64) metrics {
 			Name: "trail_ledger_pass_errors_total", Help: "Integration passes that failed (retried).",
 		}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "trail_ledger_lag_seconds",
-			Help:    "Per log and pass: from acceptance (received_at) of the oldest record a new checkpoint covers to that checkpoint's commit.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+			Name: "trail_ledger_lag_seconds",
+			Help: "Per log and pass: from acceptance (received_at) of the oldest record a new checkpoint covers to that checkpoint's commit.",
+			// Fine around a second, where LogInterval and the passes put it.
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, .75, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 5, 10, 30, 60},
 		}),
 		unintegrated: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "trail_ledger_unintegrated_records", Help: "Accepted records not yet covered by a checkpoint, all logs together, at the last pass.",

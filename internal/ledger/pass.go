@@ -72,6 +72,7 @@ func (i *Integrator) pass(ctx context.Context, all bool) (work, backlog bool, fa
 	var todo []LogState
 	var total, worst int64
 	deferred := false
+	interval := i.logInterval(len(logs))
 	for _, st := range logs {
 		waiting := st.NextSeq - st.IntegratedSize
 		total += waiting
@@ -79,7 +80,7 @@ func (i *Integrator) pass(ctx context.Context, all bool) (work, backlog bool, fa
 		if i.isRefused(st.OrganizationID) {
 			continue
 		}
-		if !all && i.notDue(st, start) {
+		if !all && i.notDue(st, start, interval) {
 			deferred = true
 			continue
 		}
@@ -278,15 +279,27 @@ func (i *Integrator) prepare(ctx context.Context, st LogState) (*extension, erro
 	return ext, nil
 }
 
-// notDue reports whether st's log was signed less than LogInterval before
+// notDue reports whether st's log was signed less than interval before
 // now and has fewer than LogRecords records waiting: it can wait for a
 // later pass.
-func (i *Integrator) notDue(st LogState, now time.Time) bool {
-	if i.opts.LogInterval <= 0 || st.NextSeq-st.IntegratedSize >= int64(i.opts.LogRecords) {
+func (i *Integrator) notDue(st LogState, now time.Time, interval time.Duration) bool {
+	if interval <= 0 || st.NextSeq-st.IntegratedSize >= int64(i.opts.LogRecords) {
 		return false
 	}
 	at, ok := i.signedAt[st.OrganizationID]
-	return ok && now.Sub(at) < i.opts.LogInterval
+	return ok && now.Sub(at) < interval
+}
+
+// logInterval is the least time between two checkpoints of a trickling log
+// while waiting logs have records waiting: LogInterval, stretched so that
+// they are signed at about LogRate checkpoints a second, up to
+// MaxLogInterval.
+func (i *Integrator) logInterval(waiting int) time.Duration {
+	if i.opts.LogInterval <= 0 {
+		return 0
+	}
+	spread := time.Duration(waiting) * time.Second / time.Duration(i.opts.LogRate)
+	return max(i.opts.LogInterval, min(spread, i.opts.MaxLogInterval))
 }
 
 // edgeFor returns the right-edge cache of org if it is for size, else a new
