@@ -151,11 +151,13 @@ func (r *integratorRunner) run(ctx context.Context) {
 	// A pass every 250 ms keeps the lag to a checkpoint well under the 1 s
 	// promised while storing 2.5× fewer checkpoints than the 100 ms default
 	// on a deployment with many quiet organizations (docs/SCALING.md).
-	// A log growing by a trickle is signed at most every 750 ms, so that
-	// an event waits at most 750 + 250 ms for its checkpoint while a
-	// thousand organizations growing at once cost a thousand signatures,
-	// checkpoint rows and tile writes a second at most, not one per pass
-	// each (docs/PERFORMANCE.md).
+	// A log growing by a trickle is signed at most every 750 ms; when
+	// many logs wait at once the integrator stretches that towards
+	// 1,125 ms (ledger.Options.LogRate, MaxLogInterval), so that an event
+	// waits at most 1,125 + 250 ms for its checkpoint while a thousand
+	// organizations growing at once cost about 500 signatures, checkpoint
+	// rows and tile writes a second, not one per pass each
+	// (docs/PERFORMANCE.md).
 	in, err := ledger.NewIntegrator(r.st, r.signer, prefix, ledger.Options{DataDir: r.dataDir, Heads: r.heads, Held: r.held, Interval: 250 * time.Millisecond,
 		LogInterval: 750 * time.Millisecond, Signed: r.signed, Frozen: r.signer.Frozen}, r.logger, reg)
 	if err != nil {
