@@ -62,23 +62,26 @@ func (w *Writer) run(interval time.Duration) {
 }
 
 // Write keeps p in the buffer, first writing out the buffer if p would take
-// it past its limit. After Close it writes p through at once.
+// it past its limit. After Close it writes p through at once. A batch that
+// fails to write is dropped, but p is still kept (or written through): one
+// failed write loses the lines before it, never the line being logged.
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed || len(p) >= w.limit {
-		if err := w.flushLocked(); err != nil {
-			return 0, err
+		ferr := w.flushLocked()
+		n, err := w.out.Write(p)
+		if err == nil {
+			err = ferr
 		}
-		return w.out.Write(p)
+		return n, err
 	}
+	var ferr error
 	if len(w.buf)+len(p) > w.limit {
-		if err := w.flushLocked(); err != nil {
-			return 0, err
-		}
+		ferr = w.flushLocked()
 	}
 	w.buf = append(w.buf, p...)
-	return len(p), nil
+	return len(p), ferr
 }
 
 // Flush writes out what is buffered.
@@ -143,10 +146,11 @@ func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
 }
 
 // Handle passes r to next, then writes out the buffer unless ctx allows r
-// to wait.
+// to wait and r is below a warning: warnings and errors are never held back,
+// whatever context they were logged with.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	err := h.next.Handle(ctx, r)
-	if ctx == nil || !mayWait(ctx) {
+	if ctx == nil || !mayWait(ctx) || r.Level >= slog.LevelWarn {
 		if ferr := h.w.Flush(); err == nil {
 			err = ferr
 		}

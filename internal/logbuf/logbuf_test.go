@@ -3,6 +3,7 @@ package logbuf
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -45,13 +46,16 @@ func TestHandlerWritesOutUnlessTheLineMayWait(t *testing.T) {
 	tests := []struct {
 		name      string
 		ctxs      []context.Context // one record each
+		warnLast  bool              // the last record is a warning
 		wantOut   int               // lines written out after the records
 		wantWrite int               // writes to the underlying writer
 	}{
-		{"plain lines go out at once", []context.Context{context.Background(), context.Background()}, 2, 2},
-		{"lines that may wait stay buffered", []context.Context{MayWait(context.Background()), MayWait(context.Background())}, 0, 0},
+		{"a warning goes out at once even with a context that may wait",
+			[]context.Context{MayWait(context.Background()), MayWait(context.Background())}, true, 2, 1},
+		{"plain lines go out at once", []context.Context{context.Background(), context.Background()}, false, 2, 2},
+		{"lines that may wait stay buffered", []context.Context{MayWait(context.Background()), MayWait(context.Background())}, false, 0, 0},
 		{"a plain line takes the waiting ones out with it, in order",
-			[]context.Context{MayWait(context.Background()), MayWait(context.Background()), context.Background()}, 3, 1},
+			[]context.Context{MayWait(context.Background()), MayWait(context.Background()), context.Background()}, false, 3, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +63,10 @@ func TestHandlerWritesOutUnlessTheLineMayWait(t *testing.T) {
 			w := New(out, hour, 1<<10)
 			log := slog.New(NewHandler(slog.NewTextHandler(w, nil), w))
 			for i, ctx := range tt.ctxs {
+				if tt.warnLast && i == len(tt.ctxs)-1 {
+					log.WarnContext(ctx, "line", "n", i)
+					continue
+				}
 				log.InfoContext(ctx, "line", "n", i)
 			}
 			if got := strings.Count(out.String(), "\n"); got != tt.wantOut {
@@ -139,5 +147,52 @@ func TestWriterWritesOutOnItsTimer(t *testing.T) {
 			t.Fatalf("the timer never wrote the line out: %q", out.String())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// failingOnce fails its first write and records the others.
+type failingOnce struct {
+	syncBuffer
+	failed bool
+}
+
+func (f *failingOnce) Write(p []byte) (int, error) {
+	if !f.failed {
+		f.failed = true
+		return 0, errors.New("disk full")
+	}
+	return f.syncBuffer.Write(p)
+}
+
+// A batch that fails to write is dropped, but the line being written when
+// it failed is not: it is kept, or written through when it is too large.
+func TestWriterKeepsTheLineWhenABatchFails(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		line string
+	}{
+		{"a line that fits is kept", "kept-kept-kept-kept\n"},
+		{"a line too large is written through", strings.Repeat("x", 64) + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := &failingOnce{}
+			w := New(out, hour, 32)
+			if _, err := w.Write([]byte("lost-lost-lost-lost\n")); err != nil {
+				t.Fatal(err)
+			}
+			n, err := w.Write([]byte(tt.line))
+			if err == nil {
+				t.Error("the failed batch was not reported")
+			}
+			if n != len(tt.line) {
+				t.Errorf("n = %d, want %d", n, len(tt.line))
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := out.String(); got != tt.line {
+				t.Errorf("written = %q, want %q", got, tt.line)
+			}
+		})
 	}
 }

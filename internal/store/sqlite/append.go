@@ -86,8 +86,7 @@ func insertSQL(rows int) string {
 // whole append anyway, and without it SQLite keeps a statement journal of
 // every page a statement of several rows changes, to undo that statement
 // alone — which cost more than the statements saved. The rows of one INSERT
-// get consecutive
-// positions in the order of its VALUES: events.pos is an AUTOINCREMENT
+// get consecutive positions in the order of its VALUES: events.pos is an AUTOINCREMENT
 // rowid, each new one one more than the largest ever used, and the append
 // transaction holds SQLite's write lock.
 func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, rows []pendingRow) error {
@@ -108,7 +107,7 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, rows []pendingRow)
 		}
 		res, err := stmts[k].ExecContext(ctx, args...)
 		if err != nil {
-			return fmt.Errorf("couldn't insert events %s to %s: %w", rows[0].id, rows[n-1].id, classify(err))
+			return fmt.Errorf("couldn't insert one of the %d events %s … %s: %w", n, rows[0].id, rows[n-1].id, classify(err))
 		}
 		last, err := res.LastInsertId()
 		if err != nil {
