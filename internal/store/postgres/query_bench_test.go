@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -191,5 +193,122 @@ func BenchmarkQuery(b *testing.B) {
 				b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/page")
 			})
 		}
+	}
+}
+
+// BenchmarkTextKinds measures free-text first pages by kind of word on a
+// database seeded by `trail bench query --seed N` (docs/PERFORMANCE.md),
+// one query at a time on one connection, so that the PostgreSQL backend's
+// CPU time (from /proc, on the same machine) and the buffers it touched
+// (pg_stat_database) are the page's own:
+//
+//	TRAIL_BENCH_TEXT_DATABASE='postgres://…/q1m?pool_max_conns=1' \
+//	  go test ./internal/store/postgres -run '^$' -bench TextKinds -benchtime 1x
+//
+// Kinds: a user's id, in 1 % of an organization's events (the text query
+// of `trail bench query`); a request id, in one event; a word in none; words
+// in most events; a prefix matching 10 % of them.
+func BenchmarkTextKinds(b *testing.B) {
+	dsn := os.Getenv("TRAIL_BENCH_TEXT_DATABASE")
+	if dsn == "" {
+		b.Skip("TRAIL_BENCH_TEXT_DATABASE is not set")
+	}
+	s := openDSN(b, dsn)
+	ctx := context.Background()
+	pool := s.Pool()
+	var orgs []string
+	rows, err := pool.Query(ctx, `SELECT id FROM organizations WHERE id <> 'org_system' ORDER BY id`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			b.Fatal(err)
+		}
+		orgs = append(orgs, o)
+	}
+	rows.Close()
+	type query struct{ org, text string }
+	kinds := map[string][]query{}
+	for k, org := range orgs {
+		var actor string
+		if err := pool.QueryRow(ctx, `SELECT actor_id FROM events WHERE organization_id = $1 AND actor_id LIKE 'user_%' LIMIT 1`, org).Scan(&actor); err != nil {
+			b.Fatal(err)
+		}
+		var v int
+		if _, err := fmt.Sscanf(actor, "user_%06d", &v); err != nil {
+			b.Fatal(err)
+		}
+		for i := range 10 {
+			kinds["OnePercent"] = append(kinds["OnePercent"], query{org, fmt.Sprintf("user_%06d", (v%10+10*((i*37+k*7)%100))%1000)})
+		}
+		r, err := pool.Query(ctx, `SELECT (regexp_match(search::text, '''(req_[0-9]+)'''))[1] FROM events
+			WHERE organization_id = $1 AND seq % 4999 = 7 AND search::text LIKE '%req_%' LIMIT 10`, org)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for r.Next() {
+			var w string
+			if err := r.Scan(&w); err != nil {
+				b.Fatal(err)
+			}
+			kinds["OneEvent"] = append(kinds["OneEvent"], query{org, w})
+		}
+		r.Close()
+		kinds["None"] = append(kinds["None"], query{org, "xylophone"}, query{org, "nothingatall"})
+		kinds["Common"] = append(kinds["Common"], query{org, "user"}, query{org, "mozilla"}, query{org, "signed_in"})
+		kinds["Prefix"] = append(kinds["Prefix"], query{org, fmt.Sprintf("user_0009%d*", v%10)}, query{org, fmt.Sprintf("user_0004%d*", v%10)})
+	}
+	var pid int
+	if err := pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	cpu := func() time.Duration { // the backend's user and system time
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			b.Skipf("the backend's CPU time: %v (run on the database's machine)", err)
+		}
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+	}
+	buffers := func() int64 {
+		// Backends report their counts when idle, at most once a second.
+		time.Sleep(1500 * time.Millisecond)
+		var n int64
+		if err := pool.QueryRow(ctx, `SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	for _, kind := range []string{"OnePercent", "OneEvent", "None", "Common", "Prefix"} {
+		b.Run(kind, func(b *testing.B) {
+			qs := kinds[kind]
+			var lat []time.Duration
+			var used time.Duration
+			blocks := buffers()
+			b.ResetTimer()
+			for range b.N {
+				for _, q := range qs {
+					c0, t0 := cpu(), time.Now()
+					if _, err := s.SearchEvents(ctx, store.EventQuery{OrganizationID: q.org, Text: q.text, Limit: 50}); err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(t0))
+					used += cpu() - c0
+				}
+			}
+			b.StopTimer()
+			blocks = buffers() - blocks
+			slices.Sort(lat)
+			n := float64(len(lat))
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+			b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+			b.ReportMetric(ms(lat[int(0.99*(n-1))]), "p99-ms")
+			b.ReportMetric(ms(used)/n, "pgcpu-ms/page")
+			b.ReportMetric(float64(blocks)/n, "buffers/page")
+		})
 	}
 }
