@@ -11,9 +11,13 @@ package postgres_test
 // flush here: the figures are the CPU and I/O of the statements.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -362,4 +366,134 @@ func BenchmarkNaiveInsert(b *testing.B) {
 		b.Fatal(err)
 	}
 	reportRate(b, len(events))
+}
+
+// appendIndexes are the indexes of events and event_targets (their
+// partitioned parents) that BenchmarkAppendIndexCost drops one at a time.
+var appendIndexes = []string{
+	"events_pkey", "events_id", "events_org_time", "events_action", "events_actor_id", "events_actor_name",
+	"events_search", "events_schema_mismatch",
+	"event_targets_pkey", "event_targets_type", "event_targets_id",
+}
+
+// BenchmarkAppendIndexCost is what each index of the event tables costs
+// the append: Store.Append of group commits as concurrent single-event
+// requests make them (benchGroup submissions of one event over benchGroupOrgs
+// organizations), on a fresh database with every index ("all") and with
+// each one dropped in turn. Besides time per event it reports the
+// database's CPU per event (its backends' /proc times, when the server
+// runs on this machine) and WAL bytes per event. Run against a server
+// with fsync on and pg_stat_statements loaded:
+//
+//	TRAIL_TEST_DATABASE=postgres://… go test ./internal/store/postgres -run '^$' \
+//		-bench AppendIndexCost -benchtime 1000x -count 3
+func BenchmarkAppendIndexCost(b *testing.B) {
+	const benchGroup, benchGroupOrgs = 30, 10
+	for _, drop := range append([]string{"none"}, appendIndexes...) {
+		b.Run("drop="+drop, func(b *testing.B) {
+			s := openBench(b)
+			ctx := context.Background()
+			var have []string
+			rows, err := s.Pool().Query(ctx, `SELECT indexrelid::regclass::text FROM pg_index
+				WHERE indrelid IN ('events'::regclass, 'event_targets'::regclass) ORDER BY 1`)
+			if err == nil {
+				have, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !slices.Equal(have, slices.Sorted(slices.Values(appendIndexes))) {
+				b.Fatalf("the event tables' indexes are %v: update appendIndexes", have)
+			}
+			switch {
+			case drop == "none":
+			case strings.HasSuffix(drop, "_pkey"):
+				table := strings.TrimSuffix(drop, "_pkey")
+				if _, err := s.Pool().Exec(ctx, `ALTER TABLE `+table+` DROP CONSTRAINT `+drop); err != nil {
+					b.Fatal(err)
+				}
+			default:
+				if _, err := s.Pool().Exec(ctx, `DROP INDEX `+drop); err != nil {
+					b.Fatal(err)
+				}
+			}
+			evs := benchEvents(b, b.N*benchGroup)
+			groups := make([][]store.Submission, b.N)
+			for i := range groups {
+				groups[i] = make([]store.Submission, benchGroup)
+				for k := range benchGroup {
+					j := i*benchGroup + k
+					e := evs[j]
+					groups[i][k].Events = []store.PendingEvent{{OrganizationID: benchOrg(j % benchGroupOrgs), ID: e.id, ReceivedAt: e.received, Tail: e.tail}}
+				}
+			}
+			now := time.Now()
+			// One warm-up append: the pool's connections and cached plans.
+			if _, err := s.Append(ctx, groups[0][:1], now); err != nil {
+				b.Fatal(err)
+			}
+			groups[0] = groups[0][1:]
+			cpu0, wal0 := backendCPU(b, s), walLSN(b, s)
+			b.ResetTimer()
+			for i := range groups {
+				res, err := s.Append(ctx, groups[i], now)
+				if err != nil || res[0].Err != nil {
+					b.Fatalf("Append: %v %v", err, res)
+				}
+			}
+			b.StopTimer()
+			n := float64(b.N*benchGroup - 1)
+			cpu1, wal1 := backendCPU(b, s), walLSN(b, s)
+			if cpu0 != nil {
+				var d time.Duration
+				for pid, t := range cpu1 {
+					d += t - cpu0[pid]
+				}
+				b.ReportMetric(float64(d.Microseconds())/n, "pg-µs/event")
+			}
+			var wal int64
+			if err := s.Pool().QueryRow(ctx, `SELECT pg_wal_lsn_diff($1, $2)::bigint`, wal1, wal0).Scan(&wal); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(wal)/n, "WAL-B/event")
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/n, "µs/event")
+		})
+	}
+}
+
+// backendCPU returns the CPU time of each backend serving the store's
+// database, read from /proc (nil when the server is not on this machine).
+func backendCPU(b *testing.B, s *postgres.Store) map[int]time.Duration {
+	b.Helper()
+	rows, err := s.Pool().Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[int]time.Duration{}
+	for _, pid := range pids {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return nil
+		}
+		// utime and stime are fields 14 and 15, in clock ticks (100 Hz
+		// on Linux); the command name, field 2, ends with ')'.
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[int(pid)] = time.Duration(u+st) * 10 * time.Millisecond
+	}
+	return out
+}
+
+func walLSN(b *testing.B, s *postgres.Store) string {
+	b.Helper()
+	var lsn string
+	if err := s.Pool().QueryRow(context.Background(), `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+		b.Fatal(err)
+	}
+	return lsn
 }
