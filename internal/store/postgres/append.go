@@ -256,7 +256,14 @@ func (s *Store) appendTx(ctx context.Context, subs []store.Submission, fields []
 
 	batch := &pgx.Batch{}
 	if len(orgs) > 0 {
+		// The statement's plan does not depend on its arrays: it is
+		// made once per connection (generic) rather than at every
+		// commit under the session's force_custom_plan (Connect), which
+		// cost the database more per event than any one index
+		// (docs/PERFORMANCE.md, "PostgreSQL: the append's CPU").
+		batch.Queue(`SET plan_cache_mode = force_generic_plan`)
 		batch.Queue(appendSQL, append([]any{orgs, ns}, rows.args()...)...)
+		batch.Queue(`RESET plan_cache_mode`)
 	}
 	newActions := s.newActions(subs, fields, isNew)
 	if len(newActions) > 0 {
@@ -306,7 +313,11 @@ func (s *Store) appendTx(ctx context.Context, subs []store.Submission, fields []
 	if len(orgs) > 0 {
 		var org string
 		var first int64
-		rows, err := br.Query()
+		_, err := br.Exec() // SET plan_cache_mode
+		var rows pgx.Rows
+		if err == nil {
+			rows, err = br.Query()
+		}
 		if err == nil {
 			_, err = pgx.ForEachRow(rows, []any{&org, &first}, func() error {
 				start[org] = first

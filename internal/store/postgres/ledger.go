@@ -79,13 +79,18 @@ func (s *Store) ReadRecords(ctx context.Context, org string, from, to int64, fn 
 }
 
 func (s *Store) readRecordBatch(ctx context.Context, org string, from, to int64, fn func(int64, []byte) error) (n int, last int64, err error) {
-	rows, err := s.pool.Query(ctx,
+	rows, done, err := s.queryGeneric(ctx,
 		`SELECT seq, record FROM events WHERE organization_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq LIMIT $4`,
 		org, from, to, recordBatch)
 	if err != nil {
 		return 0, 0, fmt.Errorf("couldn't read records %d–%d of %s: %w", from, to-1, org, classify(err))
 	}
-	defer rows.Close()
+	defer func() {
+		rows.Close()
+		if derr := done(); derr != nil && err == nil {
+			err = fmt.Errorf("couldn't read records %d–%d of %s: %w", from, to-1, org, classify(derr))
+		}
+	}()
 	for rows.Next() {
 		// RawValues are only valid until the next row, as fn is told.
 		raw := rows.RawValues()
@@ -232,11 +237,14 @@ func (s *Store) integrateTx(ctx context.Context, batch []ledger.Integration, ord
 	}
 	// If the process dies before this returns, the statement either
 	// committed or did not; the integrator re-reads the state.
-	rows, err := s.pool.Query(ctx, integrateSQL, orgs, news, olds, torgs, levels, ns, widths, data, news, notes, time.Now())
+	rows, done, err := s.queryGeneric(ctx, integrateSQL, orgs, news, olds, torgs, levels, ns, widths, data, news, notes, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("couldn't integrate %d logs: %w", len(orgs), classify(err))
 	}
 	won, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if derr := done(); err == nil {
+		err = derr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("couldn't integrate %d logs: %w", len(orgs), classify(err))
 	}
@@ -346,4 +354,31 @@ func (s *Store) RefusedLogs(ctx context.Context) (map[string]string, error) {
 		return nil, fmt.Errorf("couldn't read the refused logs: %w", classify(err))
 	}
 	return out, nil
+}
+
+// queryGeneric runs one statement with plan_cache_mode = force_generic_plan,
+// between a SET and a RESET in the same round trip and implicit
+// transaction (a failed statement rolls the SET back): planned once per
+// connection, not at every call as the session's force_custom_plan
+// (Connect) would. It is for statements of the write path whose plan does
+// not depend on their arguments and that run per commit or per integrator
+// pass, where planning cost the database as much as running them
+// (docs/PERFORMANCE.md, "PostgreSQL: the append's CPU"). The caller closes
+// rows, then calls done, which returns the connection and any error
+// after the rows (the commit's among them).
+func (s *Store) queryGeneric(ctx context.Context, sql string, args ...any) (rows pgx.Rows, done func() error, err error) {
+	b := &pgx.Batch{}
+	b.Queue(`SET plan_cache_mode = force_generic_plan`)
+	b.Queue(sql, args...)
+	b.Queue(`RESET plan_cache_mode`)
+	br := s.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, nil, err
+	}
+	if rows, err = br.Query(); err != nil {
+		br.Close()
+		return nil, nil, err
+	}
+	return rows, br.Close, nil
 }
