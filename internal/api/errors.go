@@ -64,7 +64,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // Header values of every JSON answer, shared by all of them: net/http
 // copies a handler's header when it writes it and never changes a value in
 // place, and assigning the canonical keys directly spares Header.Set's
-// canonicalization and a slice per value per request.
+// canonicalization and a slice per value per request. Nothing may change
+// them in place (h[key][0] = …): assign a new slice instead.
 var (
 	jsonContentType = []string{"application/json"}
 	noSniff         = []string{"nosniff"}
