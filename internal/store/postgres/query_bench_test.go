@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/pgtest"
 	"github.com/trailaudit/trail/internal/store"
@@ -216,19 +218,14 @@ func BenchmarkTextKinds(b *testing.B) {
 	s := openDSN(b, dsn)
 	ctx := context.Background()
 	pool := s.Pool()
-	var orgs []string
 	rows, err := pool.Query(ctx, `SELECT id FROM organizations WHERE id <> 'org_system' ORDER BY id`)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for rows.Next() {
-		var o string
-		if err := rows.Scan(&o); err != nil {
-			b.Fatal(err)
-		}
-		orgs = append(orgs, o)
+	orgs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		b.Fatal(err)
 	}
-	rows.Close()
 	type query struct{ org, text string }
 	kinds := map[string][]query{}
 	for k, org := range orgs {
@@ -248,14 +245,13 @@ func BenchmarkTextKinds(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for r.Next() {
-			var w string
-			if err := r.Scan(&w); err != nil {
-				b.Fatal(err)
-			}
+		words, err := pgx.CollectRows(r, pgx.RowTo[string])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, w := range words {
 			kinds["OneEvent"] = append(kinds["OneEvent"], query{org, w})
 		}
-		r.Close()
 		kinds["None"] = append(kinds["None"], query{org, "xylophone"}, query{org, "nothingatall"})
 		kinds["Common"] = append(kinds["Common"], query{org, "user"}, query{org, "mozilla"}, query{org, "signed_in"})
 		kinds["Prefix"] = append(kinds["Prefix"], query{org, fmt.Sprintf("user_0009%d*", v%10)}, query{org, fmt.Sprintf("user_0004%d*", v%10)})
