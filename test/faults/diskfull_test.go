@@ -58,6 +58,14 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := filepath.Join(disk, "data")
+	// Registered before the server starts, so that it runs after the
+	// server has stopped: what filled the disk, file by file.
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("sh", "-c", "df -k "+disk+"; ls -la "+data).CombinedOutput()
+			t.Logf("%s", out)
+		}
+	})
 	tg := newTarget(trailtest.Start(t, trailtest.Options{Data: data}))
 	dumpOnFailure(t, tg)
 	srv := tg.get()
@@ -158,12 +166,6 @@ func TestDiskFull(t *testing.T) {
 	}
 	lc := checkLogs(t, c, srv, orgs, tr)
 	requireLogs(t, lc)
-	t.Cleanup(func() {
-		if t.Failed() {
-			out, _ := exec.Command("sh", "-c", "df -k "+disk+"; ls -la "+data).CombinedOutput()
-			t.Logf("%s", out)
-		}
-	})
 	settleAndVerify(t, c, srv, lc)
 	_, acked := tr.counts()
 	t.Logf("disk full after %v and %d acknowledged events; %d refusals (503 with Retry-After), p99 %v, none other",
