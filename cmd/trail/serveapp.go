@@ -207,7 +207,7 @@ func (s *server) startLog(ctx context.Context) error {
 	// diskguard). The search indexer waits while the disk is short.
 	indexerOpts := ingest.IndexerOptions{}
 	if s.db.pool == nil && c.diskReserveMiB > 0 {
-		s.guard = diskguard.New(c.storage.Data, diskguard.Options{Reserve: c.diskReserveMiB << 20}, logger.With("worker", "diskguard"))
+		s.guard = diskguard.New(c.storage.Data, diskguard.Options{Reserve: c.diskReserveMiB << 20, Debts: s.db.lite}, logger.With("worker", "diskguard"))
 		indexerOpts.Hold = s.guard.WaitRoom
 		registerDiskGuard(s.reg, s.guard)
 	}

@@ -31,6 +31,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Debts reports space the data directory's databases have already
+// promised: the bytes by which their own WAL checkpoints will still grow
+// their files. It is space in use as far as the guard is concerned: were
+// ingest to take it, a checkpoint could not complete, the WAL could not
+// start over, and nothing else could be written (docs/FAULTS.md).
+type Debts interface {
+	CheckpointDebt(ctx context.Context) (int64, error)
+}
+
 // ReserveFile is the reserve's name in the data directory.
 const ReserveFile = "disk-reserve"
 
@@ -52,6 +61,8 @@ type Options struct {
 	// FreeBytes reports the space available to this process on the data
 	// directory's filesystem; default statfs's Bavail × Bsize.
 	FreeBytes func(dir string) (int64, error)
+	// Debts, when set, is subtracted from free space at every poll.
+	Debts Debts
 }
 
 // Guard watches one data directory. Its methods are safe for concurrent use.
@@ -61,7 +72,11 @@ type Guard struct {
 	logger *slog.Logger
 	short  atomic.Bool
 	free   atomic.Int64 // at the last poll; -1 before the first
-	trip   chan struct{}
+	owed   atomic.Int64 // Debts at the last poll
+	// debtFailing is set while Debts fails (Run's goroutine only), so
+	// that the warning is logged once, not at every poll.
+	debtFailing bool
+	trip        chan struct{}
 
 	mu      sync.Mutex
 	waiters chan struct{} // closed when the disk stops being short
@@ -91,7 +106,8 @@ func New(dir string, opts Options, logger *slog.Logger) *Guard {
 
 // Collectors returns the guard's Prometheus gauges: trail_disk_guard_short
 // (1 while ingest is refused for lack of disk) and
-// trail_disk_guard_free_bytes (free space at the last poll).
+// trail_disk_guard_free_bytes (free space at the last poll) and
+// trail_disk_guard_owed_bytes (what checkpoints still need of it).
 func (g *Guard) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trail_disk_guard_short",
@@ -105,6 +121,9 @@ func (g *Guard) Collectors() []prometheus.Collector {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trail_disk_guard_free_bytes",
 			Help: "Free space on the data directory's disk at the disk guard's last poll (bytes; -1 before the first)."},
 			func() float64 { return float64(g.free.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "trail_disk_guard_owed_bytes",
+			Help: "Bytes the databases' WAL checkpoints will still add to their files, counted as used by the disk guard (at its last poll)."},
+			func() float64 { return float64(g.owed.Load()) }),
 	}
 }
 
@@ -169,17 +188,33 @@ func (g *Guard) Run(ctx context.Context) {
 		case <-g.trip:
 			tripped = true
 		}
-		g.poll(tripped)
+		g.poll(ctx, tripped)
 	}
 }
 
-func (g *Guard) poll(tripped bool) {
+// poll reads free space, less what checkpoints owe, and trips or resumes.
+// The debt counts on both sides: the trip leaves the checkpoints room to
+// finish beside the released reserve, and ingest resumes only when space
+// beyond them has returned.
+func (g *Guard) poll(ctx context.Context, tripped bool) {
 	free, err := g.opts.FreeBytes(g.dir)
 	if err != nil {
 		g.logger.Warn("couldn't read the free space of the data directory's disk", "dir", g.dir, "err", err)
 		return
 	}
 	g.free.Store(free)
+	if g.opts.Debts != nil {
+		owed, err := g.opts.Debts.CheckpointDebt(ctx)
+		if err != nil {
+			if ctx.Err() == nil && !g.debtFailing {
+				g.logger.Warn("couldn't read what the databases' checkpoints still need; counting the last figure until it can", "dir", g.dir, "err", err)
+			}
+			owed = g.owed.Load()
+		}
+		g.debtFailing = err != nil
+		g.owed.Store(owed)
+		free -= owed
+	}
 	if !g.short.Load() {
 		if !tripped && free >= g.opts.Low {
 			return
@@ -187,7 +222,7 @@ func (g *Guard) poll(tripped bool) {
 		released := g.releaseReserve()
 		g.setShort(true)
 		g.logger.Error("disk nearly full: refusing ingest (503) until space is freed; released the disk reserve so that acknowledged events are still integrated and signed",
-			"dir", g.dir, "free_bytes", free, "reserve_released", released, "resume_at_free_mib", (g.opts.Reserve+g.opts.Resume)>>20)
+			"dir", g.dir, "free_bytes", g.free.Load(), "owed_bytes", g.owed.Load(), "reserve_released", released, "resume_at_free_mib", (g.opts.Reserve+g.opts.Resume)>>20)
 		return
 	}
 	if free < g.opts.Reserve+g.opts.Resume {
@@ -198,7 +233,7 @@ func (g *Guard) poll(tripped bool) {
 		return
 	}
 	g.setShort(false)
-	g.logger.Info("disk space returned: ingest resumes", "dir", g.dir, "free_bytes", free)
+	g.logger.Info("disk space returned: ingest resumes", "dir", g.dir, "free_bytes", g.free.Load(), "owed_bytes", g.owed.Load())
 }
 
 func (g *Guard) setShort(short bool) {

@@ -152,3 +152,48 @@ func TestRealFilesystem(t *testing.T) {
 		t.Error("short on a disk with room")
 	}
 }
+
+// debts is a Debts whose figure the test sets.
+type debts struct{ owed atomic.Int64 }
+
+func (d *debts) CheckpointDebt(context.Context) (int64, error) { return d.owed.Load(), nil }
+
+var _ diskguard.Debts = (*debts)(nil)
+
+// TestCountsCheckpointDebt checks that space the checkpoints still need is
+// counted as used: with plenty free by statfs, a debt that leaves less
+// than Low trips the guard, and ingest resumes only once it is paid.
+func TestCountsCheckpointDebt(t *testing.T) {
+	dir := t.TempDir()
+	d := &debts{}
+	g := diskguard.New(dir, diskguard.Options{Reserve: 1 << 20, Interval: time.Millisecond, Debts: d,
+		FreeBytes: func(string) (int64, error) { return 10 << 20, nil }}, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { g.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the reserve to be placed", func() bool { return reserveSize(dir) == 1<<20 })
+
+	for _, step := range []struct {
+		owed      int64
+		wantShort bool
+	}{
+		{owed: 9 << 20, wantShort: false},        // 1 MiB left: above Low (512 KiB)
+		{owed: 9<<20 + 700<<10, wantShort: true}, // 324 KiB left: trips
+		{owed: 9 << 20, wantShort: true},         // 1 MiB: less than reserve + margin (2 MiB)
+		{owed: 8<<20 - 1<<10, wantShort: false},  // paid down: resumes
+		{owed: 10<<20 + 1<<20, wantShort: true},  // more owed than free: trips
+	} {
+		d.owed.Store(step.owed)
+		if step.wantShort {
+			waitFor(t, "the guard to be short", g.Short)
+		} else {
+			waitFor(t, "the guard to have room", func() bool { return !g.Short() })
+		}
+		// And it stays so over the polls that follow.
+		time.Sleep(20 * time.Millisecond)
+		if g.Short() != step.wantShort {
+			t.Fatalf("with %d bytes owed of 10 MiB free: short = %v, want %v", step.owed, g.Short(), step.wantShort)
+		}
+	}
+}
