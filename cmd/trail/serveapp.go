@@ -448,7 +448,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	// Sign what the committer stored last while the integrator still runs
 	// (and, on PostgreSQL, still holds its lease if it did).
-	if err := s.integrator.settle(sctx); err != nil {
+	if err := s.integrator.settle(sctx, settleWait); err != nil {
 		logger.Warn("events acknowledged last are signed at the next start", "err", err)
 	}
 	s.stopWorkers()

@@ -112,18 +112,26 @@ func (r *integratorRunner) Wake() {
 	}
 }
 
-// settle waits, bounded by ctx, for a pass of the current integrator that
-// signs every record committed before the call: at a graceful stop, after
-// the committer has drained, every event acknowledged is then covered by a
-// stored checkpoint before the process exits, not only at the next start.
-// It does not wait for the logs to stop growing (other replicas may keep
-// appending). A replica that does not integrate (another holds the lease)
-// has nothing to wait for.
-func (r *integratorRunner) settle(ctx context.Context) error {
+// settleWait bounds settle. A pass takes about a second; one that cannot
+// succeed (a full disk, a database gone) would otherwise hold the stop for
+// the whole shutdown timeout, and what it would sign is durable already:
+// the next start signs it.
+const settleWait = 10 * time.Second
+
+// settle waits, bounded by ctx and by limit, for a pass of the current
+// integrator that signs every record committed before the call: at a
+// graceful stop, after the committer has drained, every event acknowledged
+// is then covered by a stored checkpoint before the process exits, not only
+// at the next start. It does not wait for the logs to stop growing (other
+// replicas may keep appending). A replica that does not integrate (another
+// holds the lease) has nothing to wait for.
+func (r *integratorRunner) settle(ctx context.Context, limit time.Duration) error {
 	in := r.current.Load()
 	if in == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	if err := in.WaitFlushed(ctx); err != nil && !errors.Is(err, ledger.ErrStopped) {
 		return fmt.Errorf("waiting for the last events to be signed: %w", err)
 	}
