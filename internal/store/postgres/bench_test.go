@@ -497,3 +497,100 @@ func walLSN(b *testing.B, s *postgres.Store) string {
 	}
 	return lsn
 }
+
+// BenchmarkAppendAgainstCopy is the batch goal's measurement: Store.Append
+// of 1,000-event submissions against a bare COPY of the same records (the
+// bytes Append stores, with their organizations and seqs) into a table with
+// only a primary key, on the same server, in alternating rounds so that
+// both see the same load. A third arm, "schema", COPYs the very rows Append
+// stores (search columns, vector, targets; computed before the clock
+// starts) into Trail's schema and indexes in a second fresh database: what
+// the schema costs without Trail's sequencing, checks and encoding. Each
+// round runs appendRoundBatches batches of each arm, the order rotating
+// every round. b.N is the number of rounds; it reports each arm's events/s
+// over all rounds and the median of the rounds' ratios to the bare COPY.
+// Point TRAIL_TEST_DATABASE at a server with fsync on to include commits'
+// flushes:
+//
+//	TRAIL_TEST_DATABASE=postgres://… go test ./internal/store/postgres -run '^$' \
+//		-bench AppendAgainstCopy -benchtime 6x
+func BenchmarkAppendAgainstCopy(b *testing.B) {
+	const appendRoundBatches = 5
+	ctx := context.Background()
+	s, schema := openBench(b), openBench(b)
+	if _, err := s.Pool().Exec(ctx, `CREATE TABLE bare (organization_id text COLLATE "C", seq bigint, record bytea, PRIMARY KEY (organization_id, seq))`); err != nil {
+		b.Fatal(err)
+	}
+	batches := b.N * appendRoundBatches
+	subs := submissions(b, batches)
+	evs := benchEvents(b, batches*benchBatch)
+	next := make([]int64, benchOrgs)
+	bare := make([][][]any, batches)
+	type rows struct{ events, targets [][]any }
+	same := make([]rows, batches)
+	nextSame := map[string]int64{}
+	for i := range bare {
+		bare[i] = bareRows(evs, i, next)
+		ev, tg, err := postgres.BaselineRows(subs[i], nextSame)
+		if err != nil {
+			b.Fatal(err)
+		}
+		same[i] = rows{ev, tg}
+	}
+	now := time.Now()
+	copyIn := func(st *postgres.Store, table string, cols []string, rs ...[][]any) {
+		tx, err := st.Pool().Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for k, r := range rs {
+			tbl, cl := table, cols
+			if k == 1 {
+				tbl, cl = "event_targets", postgres.TargetColumns
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{tbl}, cl, pgx.CopyFromRows(r)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	arms := []func(int){
+		func(i int) { // Trail's append
+			res, err := s.Append(ctx, subs[i], now)
+			if err != nil || res[0].Err != nil {
+				b.Fatalf("Append: %v %v", err, res)
+			}
+		},
+		func(i int) { copyIn(s, "bare", []string{"organization_id", "seq", "record"}, bare[i]) },
+		func(i int) { copyIn(schema, "events", postgres.EventColumns, same[i].events, same[i].targets) },
+	}
+	took := make([]time.Duration, len(arms))
+	ratios := [][]float64{make([]float64, b.N), make([]float64, b.N)} // append, schema ÷ bare
+	b.ResetTimer()
+	for r := 0; r < b.N; r++ {
+		round := make([]time.Duration, len(arms))
+		for k := range arms {
+			a := (r + k) % len(arms)
+			start := time.Now()
+			for j := range appendRoundBatches {
+				arms[a](r*appendRoundBatches + j)
+			}
+			round[a] = time.Since(start)
+			took[a] += round[a]
+		}
+		// Equal events in each arm: the ratio of rates is that of times.
+		ratios[0][r] = round[1].Seconds() / round[0].Seconds()
+		ratios[1][r] = round[1].Seconds() / round[2].Seconds()
+	}
+	b.StopTimer()
+	n := float64(batches * benchBatch)
+	b.ReportMetric(n/took[0].Seconds(), "append-events/s")
+	b.ReportMetric(n/took[1].Seconds(), "copy-events/s")
+	b.ReportMetric(n/took[2].Seconds(), "schema-events/s")
+	for k, name := range []string{"append/copy", "schema/copy"} {
+		slices.Sort(ratios[k])
+		b.ReportMetric(ratios[k][len(ratios[k])/2], name)
+	}
+}
