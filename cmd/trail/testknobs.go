@@ -5,6 +5,8 @@ package main
 import (
 	"flag"
 	"os"
+	"strconv"
+	"time"
 )
 
 // Settings only tests use, which move the server's clocks or hold its
@@ -31,3 +33,20 @@ func searchIndexDelay() string { return os.Getenv("TRAIL_SEARCH_INDEX_DELAY") }
 // deletion worker ends the process (SIGKILL) right after recording this
 // step, so that tests show a deletion resumes after a crash.
 func deletionCrashAfter() string { return os.Getenv("TRAIL_TEST_DELETION_CRASH_AFTER") }
+
+// replicateCheckpointPages is TRAIL_TEST_REPLICATE_CHECKPOINT_PAGES: the
+// WAL size in pages from which replication checkpoints (0 or unset:
+// Litestream's default), with which the replication benchmark compares
+// settings in one run (test/backup/bench_test.go).
+func replicateCheckpointPages() int {
+	n, _ := strconv.Atoi(os.Getenv("TRAIL_TEST_REPLICATE_CHECKPOINT_PAGES"))
+	return n
+}
+
+// replicateLockWait is TRAIL_TEST_REPLICATE_LOCK_WAIT: how long a
+// replication checkpoint waits for the write lock (a Go duration; unset:
+// Litestream's default), for the same comparisons.
+func replicateLockWait() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_REPLICATE_LOCK_WAIT"))
+	return d
+}

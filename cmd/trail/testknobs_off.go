@@ -2,7 +2,10 @@
 
 package main
 
-import "flag"
+import (
+	"flag"
+	"time"
+)
 
 // The shipped binary has no test-only settings (testknobs.go).
 
@@ -13,3 +16,7 @@ func registerRetentionTestNow(*flag.FlagSet, *string) {}
 func searchIndexDelay() string { return "" }
 
 func deletionCrashAfter() string { return "" }
+
+func replicateCheckpointPages() int { return 0 }
+
+func replicateLockWait() time.Duration { return 0 }

@@ -59,6 +59,16 @@ type Options struct {
 	// in the replica, whatever it carries, so fewer and larger rounds cost
 	// less (docs/PERFORMANCE.md, "Replication").
 	RoundGap time.Duration
+	// CheckpointPages is the WAL size, in pages, from which a round
+	// checkpoints the WAL into the database (0: Litestream's default,
+	// litestream.DefaultMinCheckpointPageN). Each checkpoint holds
+	// SQLite's write lock while it runs (docs/PERFORMANCE.md,
+	// "Replication").
+	CheckpointPages int
+	// LockWait bounds how long a checkpoint waits for SQLite's write lock
+	// before it is skipped until a later round (0: Litestream's
+	// default, litestream.DefaultBusyTimeout).
+	LockWait time.Duration
 }
 
 // Replicator replicates a data directory's databases and files to a Target.
@@ -147,6 +157,12 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 		// second, from the loop below) copies the WAL into local LTX
 		// files and checkpoints it, even while the target is down.
 		db.MonitorInterval = 0
+		if opts.LockWait > 0 {
+			db.BusyTimeout = opts.LockWait
+		}
+		if opts.CheckpointPages > 0 {
+			db.MinCheckpointPageN = opts.CheckpointPages
+		}
 		client := t.ltxClient(filepath.Base(p))
 		rep := litestream.NewReplicaWithClient(db, client)
 		// Uploads are driven by Sync (and the loop below), so that a
