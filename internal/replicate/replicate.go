@@ -174,6 +174,9 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 		}
 		r.dbs = append(r.dbs, db)
 	}
+	if reg != nil {
+		reg.MustRegister(newCheckpointCollector(opts.Databases))
+	}
 	r.store = litestream.NewStore(r.dbs, litestream.DefaultCompactionLevels)
 	// Litestream's routine messages (snapshots, compactions) are debug
 	// here; its warnings and errors stay what they are.

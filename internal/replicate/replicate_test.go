@@ -278,3 +278,62 @@ func roundsTotal(t *testing.T, reg *prometheus.Registry) float64 {
 	}
 	return n
 }
+
+// TestCheckpointMetrics: Litestream's checkpoints of the replicated
+// database are counted on the registry given to Start, and none of a
+// database this replicator does not replicate.
+func TestCheckpointMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		pages int // Options.CheckpointPages
+		want  bool
+	}{
+		{"every round", 1, true},
+		{"default threshold", 0, false}, // a few rows stay under 1,000 pages
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			target, err := replicate.ParseTarget("file://"+t.TempDir()+"/replica", "", func(string) string { return "" })
+			if err != nil {
+				t.Fatal(err)
+			}
+			dbPath := filepath.Join(t.TempDir(), "trail.db")
+			db := openDB(t, dbPath)
+			reg := prometheus.NewRegistry()
+			r, err := replicate.Start(ctx, target, replicate.Options{Databases: []string{dbPath}, Interval: time.Hour,
+				CheckpointPages: tc.pages, RoundGap: time.Millisecond}, nil, reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close(ctx)
+			for i := range 3 {
+				insert(t, db, i*10, i*10+10)
+				if err := r.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n := metricSum(t, reg, "trail_replication_checkpoints_total")
+			if got := n > 0; got != tc.want {
+				t.Errorf("trail_replication_checkpoints_total = %v after three rounds, want some: %v", n, tc.want)
+			}
+		})
+	}
+}
+
+// metricSum sums a counter over its labels (0 when absent).
+func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
