@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,6 +33,16 @@ import (
 //     file and (for the directory) the replica's files.
 //
 //     go test ./test/backup -run '^$' -bench Replication -benchtime 1x
+//
+// TRAIL_BENCH_TARGETS=s3 (or file) measures only that target beside none,
+// TRAIL_BENCH_ROUNDS sets the alternated rounds (default 2; the ratios
+// reported are then medians of the rounds' ratios), TRAIL_BENCH_QUICK=1
+// skips the publication delay and restore, and TRAIL_BENCH_PROFILE=DIR
+// writes a CPU profile of each server's ingest there.
+// TRAIL_BENCH_CANDIDATE=NAME=VALUE adds, after each target, the same target
+// with that variable in the server's environment (a test-only setting,
+// cmd/trail/testknobs.go), so that a candidate setting is measured in the
+// same rounds as the default.
 func BenchmarkReplication(b *testing.B) {
 	dur := 15 * time.Second
 	if d := os.Getenv("TRAIL_BENCH_DURATION"); d != "" {
@@ -45,29 +56,93 @@ func BenchmarkReplication(b *testing.B) {
 		modes := []struct {
 			name string
 			r    *replica
+			env  []string
 		}{
-			{"off", nil},
-			{"file", &replica{url: "file://" + filepath.Join(b.TempDir(), "replica")}},
-			{"s3", &replica{url: "s3://trail-backups/bench-" + strconv.FormatInt(time.Now().UnixNano(), 36), endpoint: s3.url, s3: s3}},
+			{"off", nil, nil},
+			{"file", &replica{url: "file://" + filepath.Join(b.TempDir(), "replica")}, nil},
+			{"s3", &replica{url: "s3://trail-backups/bench-" + strconv.FormatInt(time.Now().UnixNano(), 36), endpoint: s3.url, s3: s3}, nil},
 		}
-		// Two rounds, alternating, so that a machine's drift shows.
+		if t := os.Getenv("TRAIL_BENCH_TARGETS"); t != "" {
+			kept := slices.Clone(modes[:1])
+			for _, m := range modes[1:] {
+				if slices.Contains(strings.Split(t, ","), m.name) {
+					kept = append(kept, m)
+				}
+			}
+			modes = kept
+		}
+		if c := os.Getenv("TRAIL_BENCH_CANDIDATE"); c != "" {
+			kept := slices.Clone(modes[:1])
+			for _, m := range modes[1:] {
+				kept = append(kept, m)
+				cand := m
+				cand.name += "+candidate"
+				cand.env = []string{c}
+				kept = append(kept, cand)
+			}
+			modes = kept
+		}
+		rounds := 2
+		if r := os.Getenv("TRAIL_BENCH_ROUNDS"); r != "" {
+			var err error
+			if rounds, err = strconv.Atoi(r); err != nil || rounds < 1 {
+				b.Fatalf("TRAIL_BENCH_ROUNDS=%q: want a positive number", r)
+			}
+		}
+		profDir := os.Getenv("TRAIL_BENCH_PROFILE")
+		// Rounds alternate the configurations, so that a machine's drift
+		// shows; each round's ratio is taken against that round's run
+		// without replication.
 		best := map[string]float64{}
-		for round := range 2 {
+		ratios := map[string][]float64{}
+		for round := range rounds {
+			var off float64
 			for _, m := range modes {
-				opts := trailtest.Options{Env: env(), Args: []string{"--log-level", "error"}}
+				opts := trailtest.Options{Env: append(env(), m.env...), Args: []string{"--log-level", "error"}}
 				if m.r != nil {
-					opts.Args = append(opts.Args, m.r.args()...)
+					// A replica of its own: each server starts with a
+					// new database.
+					r := *m.r
+					r.url += "-" + strconv.Itoa(round) + "-" + strings.ReplaceAll(m.name, "+", "-")
+					opts.Args = append(opts.Args, r.args()...)
+				}
+				if profDir != "" {
+					opts.Args = append(opts.Args, "--pprof")
 				}
 				srv := trailtest.Start(b, opts)
+				var prof chan struct{}
+				if profDir != "" {
+					prof = profile(b, srv, filepath.Join(profDir, fmt.Sprintf("%s-%d.pprof", m.name, round)), dur*4/5)
+				}
 				eps := ingest(b, srv, "--concurrency", "16", "--batch", "100", "--duration", dur.String())
+				if prof != nil {
+					<-prof
+				}
 				best[m.name] = max(best[m.name], eps)
-				b.Logf("round %d, replication %s: %.0f events/s", round, m.name, eps)
+				if m.r == nil {
+					off = eps
+				} else {
+					ratios[m.name] = append(ratios[m.name], eps/off)
+				}
+				if m.r != nil {
+					n := counterSum(b, srv, "trail_replication_checkpoints_total")
+					secs := counterSum(b, srv, "trail_replication_checkpoint_seconds_total")
+					failed := counterSum(b, srv, `trail_replication_rounds_total{result="error"}`)
+					b.Logf("round %d, replication %s: %.0f events/s; %.0f WAL checkpoints, %.3f s in them; %.0f rounds failed", round, m.name, eps, n, secs, failed)
+				} else {
+					b.Logf("round %d, replication %s: %.0f events/s", round, m.name, eps)
+				}
 				srv.Stop(b)
 			}
 		}
 		b.ReportMetric(best["off"], "events/s-off")
-		b.ReportMetric(best["file"]/best["off"], "ratio-file")
-		b.ReportMetric(best["s3"]/best["off"], "ratio-s3")
+		for _, m := range modes[1:] {
+			b.Logf("replication %s ÷ off, round by round: %.2f (median %.2f)", m.name, ratios[m.name], median(ratios[m.name]))
+			b.ReportMetric(median(ratios[m.name]), "ratio-"+m.name)
+		}
+		if os.Getenv("TRAIL_BENCH_QUICK") != "" {
+			continue
+		}
 
 		// Publication delay at 5,000 events/s (50 requests of 100 a
 		// second; TRAIL_BENCH_RATE sets another rate of requests), beside
@@ -77,7 +152,7 @@ func BenchmarkReplication(b *testing.B) {
 			rate = r
 		}
 		for _, m := range modes[1:] {
-			srv := trailtest.Start(b, trailtest.Options{Env: env(), Args: append([]string{"--log-level", "error"}, m.r.args()...)})
+			srv := trailtest.Start(b, trailtest.Options{Env: append(env(), m.env...), Args: append([]string{"--log-level", "error"}, m.r.args()...)})
 			eps := ingest(b, srv, "--rate", rate, "--batch", "100", "--duration", (2 * dur).String())
 			p50, p99, n := delayQuantiles(b, srv, "trail_checkpoint_publication_delay_seconds")
 			l50, l99, _ := delayQuantiles(b, srv, "trail_ledger_lag_seconds")
@@ -110,6 +185,43 @@ func BenchmarkReplication(b *testing.B) {
 			b.ReportMetric(float64(events)/took.Seconds(), "restore-events/s-"+m.name)
 		}
 	}
+}
+
+// median returns the middle of xs (the mean of the two middle ones for an
+// even count).
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return math.NaN()
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// profile writes a CPU profile of srv (served with --pprof) over d to
+// path, in the background; the channel closes when it is written.
+func profile(b *testing.B, srv *trailtest.Server, path string, d time.Duration) chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", srv.MetricsURL, int(max(d.Seconds(), 1))))
+		if err != nil {
+			b.Logf("profile: %v", err)
+			return
+		}
+		defer res.Body.Close()
+		data, err := io.ReadAll(res.Body)
+		if err == nil {
+			err = os.WriteFile(path, data, 0o600)
+		}
+		if err != nil {
+			b.Logf("profile: %v", err)
+		}
+	}()
+	return done
 }
 
 var restoredEvents = regexp.MustCompile(`Restored [0-9]+ logs \(([0-9,]+) events\)`)
@@ -177,6 +289,28 @@ func delayQuantiles(b *testing.B, srv *trailtest.Server, name string) (p50, p99 
 		return math.Inf(1)
 	}
 	return q(0.5), q(0.99), n
+}
+
+// counterSum reads a counter on /metrics, summed over its labels.
+func counterSum(b *testing.B, srv *trailtest.Server, name string) float64 {
+	b.Helper()
+	res, err := http.Get(srv.MetricsURL + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	var n float64
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
+			// name may carry labels: name{label="value"}
+			if i := strings.LastIndexByte(rest, ' '); i >= 0 {
+				v, _ := strconv.ParseFloat(rest[i+1:], 64)
+				n += v
+			}
+		}
+	}
+	return n
 }
 
 func fileSize(b *testing.B, p string) int64 {
