@@ -36,7 +36,7 @@ func deletionCrashAfter() string { return os.Getenv("TRAIL_TEST_DELETION_CRASH_A
 
 // replicateCheckpointPages is TRAIL_TEST_REPLICATE_CHECKPOINT_PAGES: the
 // WAL size in pages from which replication checkpoints (0 or unset:
-// Litestream's default), with which the replication benchmark compares
+// replicate.DefaultCheckpointPages), with which the replication benchmark compares
 // settings in one run (test/backup/bench_test.go).
 func replicateCheckpointPages() int {
 	n, _ := strconv.Atoi(os.Getenv("TRAIL_TEST_REPLICATE_CHECKPOINT_PAGES"))

@@ -60,16 +60,21 @@ type Options struct {
 	// less (docs/PERFORMANCE.md, "Replication").
 	RoundGap time.Duration
 	// CheckpointPages is the WAL size, in pages, from which a round
-	// checkpoints the WAL into the database (0: Litestream's default,
-	// litestream.DefaultMinCheckpointPageN). Each checkpoint holds
-	// SQLite's write lock while it runs (docs/PERFORMANCE.md,
-	// "Replication").
+	// checkpoints the WAL into the database (default
+	// DefaultCheckpointPages). Each checkpoint holds SQLite's write lock
+	// for a few fsyncs whatever its size, so fewer, larger ones stop the
+	// writers for less in all (docs/PERFORMANCE.md, "Replication's cost
+	// by target").
 	CheckpointPages int
 	// LockWait bounds how long a checkpoint waits for SQLite's write lock
 	// before it is skipped until a later round (0: Litestream's
 	// default, litestream.DefaultBusyTimeout).
 	LockWait time.Duration
 }
+
+// DefaultCheckpointPages is Options.CheckpointPages's default: 4,000 pages
+// (16 MiB of WAL at 4 KiB pages), four times Litestream's own.
+const DefaultCheckpointPages = 4000
 
 // Replicator replicates a data directory's databases and files to a Target.
 type Replicator struct {
@@ -137,6 +142,9 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 	if opts.RoundGap <= 0 {
 		opts.RoundGap = 500 * time.Millisecond
 	}
+	if opts.CheckpointPages <= 0 {
+		opts.CheckpointPages = DefaultCheckpointPages
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -160,9 +168,7 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 		if opts.LockWait > 0 {
 			db.BusyTimeout = opts.LockWait
 		}
-		if opts.CheckpointPages > 0 {
-			db.MinCheckpointPageN = opts.CheckpointPages
-		}
+		db.MinCheckpointPageN = opts.CheckpointPages
 		client := t.ltxClient(filepath.Base(p))
 		rep := litestream.NewReplicaWithClient(db, client)
 		// Uploads are driven by Sync (and the loop below), so that a

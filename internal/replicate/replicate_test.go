@@ -289,7 +289,7 @@ func TestCheckpointMetrics(t *testing.T) {
 		want  bool
 	}{
 		{"every round", 1, true},
-		{"default threshold", 0, false}, // a few rows stay under 1,000 pages
+		{"default threshold", 0, false}, // a few rows stay under DefaultCheckpointPages
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
