@@ -10,7 +10,8 @@ import (
 
 // The backlog is the events accepted and not indexed yet. Reads cover it
 // in Go (tail.go), at a cost that grows with it, so it is bounded: past
-// maxBacklogEvents events, or maxBacklogBytes held in memory for them,
+// maxBacklogEvents events, or maxBacklogBytes held in memory for them
+// (WithBacklogMemory changes it),
 // Append refuses new submissions with store.ErrUnavailable (503 with
 // Retry-After to clients) until the indexer has caught up below the bound.
 // Ingest never outruns search by more than that, and no read is ever
@@ -38,7 +39,7 @@ func (s *Store) admit(ctx context.Context) error {
 	}
 	limit := s.backlogBound()
 	last, mark := s.lastPos.Load(), s.indexedMark.Load()
-	if last-mark < limit && s.unindexed.heldBytes() < maxBacklogBytes {
+	if last-mark < limit && s.unindexed.heldBytes() < s.opts.backlogBytes() {
 		return nil
 	}
 	indexed, err := indexedPos(ctx, s.searchRead)
@@ -47,7 +48,7 @@ func (s *Store) admit(ctx context.Context) error {
 	}
 	s.noteIndexed(indexed)
 	events, bytes := last-indexed, s.unindexed.heldAfter(indexed)
-	if events < limit && bytes < maxBacklogBytes || !s.unindexed.holdsFrom(indexed+1) {
+	if events < limit && bytes < s.opts.backlogBytes() || !s.unindexed.holdsFrom(indexed+1) {
 		return nil
 	}
 	return fmt.Errorf("%d accepted events (%d MiB) are waiting for the search indexer, the most Trail lets wait: %w: %w", events, bytes>>20, store.ErrBacklog, store.ErrUnavailable)

@@ -53,6 +53,41 @@ func TestBacklogBound(t *testing.T) {
 	}
 }
 
+// TestBacklogMemoryBound: past the memory held for the events waiting
+// for the indexer (WithBacklogMemory), Append refuses as it does past the
+// bound of events, and accepts again once the indexer has caught up.
+func TestBacklogMemoryBound(t *testing.T) {
+	ctx := context.Background()
+	s := openIndexerTest(t, filepath.Join(t.TempDir(), "trail.db"), "org_a")
+	defer s.Close()
+	one := indexerEvent(t, "org_a", "a.b", testNow, true)
+	// Room for three held events: the fourth Append is refused.
+	s.opts.backlog = int64(3 * heldSize(&pendingRow{record: make([]byte, 1), draft: one.Draft}))
+	sub := func() []store.Submission {
+		return []store.Submission{{Events: []store.PendingEvent{indexerEvent(t, "org_a", "a.b", testNow, true)}}}
+	}
+	for i, step := range []struct {
+		refused bool
+		index   bool // IndexPending before the append
+	}{
+		{false, false},
+		{false, false},
+		{false, false},
+		{true, false},
+		{false, true},
+	} {
+		if step.index {
+			if _, err := s.IndexPending(ctx, 1000); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := s.Append(ctx, sub(), testNow)
+		if refused := errors.Is(err, store.ErrUnavailable) && errors.Is(err, store.ErrBacklog); refused != step.refused || err != nil && !refused {
+			t.Fatalf("step %d: Append = %v (%d bytes held, bound %d), want refused=%v", i, err, s.unindexed.heldBytes(), s.opts.backlog, step.refused)
+		}
+	}
+}
+
 // TestBacklogNotHeld: a backlog this process does not hold in memory (as
 // while the search file is rebuilt, or after a restart behind) never stops
 // ingest; reads whose tail it would take past the bound from the events

@@ -20,6 +20,7 @@ func TestCacheBudget(t *testing.T) {
 		{name: "small", opts: []Option{WithCache(16 << 20)}, write: 4 << 20, read: 16 << 20 / int64(4*readers())},
 		{name: "large caps each connection", opts: []Option{WithCache(8 << 30)}, write: 256 << 20, read: 32 << 20},
 		{name: "too small", opts: []Option{WithCache(1000)}, wantErr: true},
+		{name: "backlog memory too small", opts: []Option{WithBacklogMemory(1000)}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

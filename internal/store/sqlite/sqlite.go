@@ -86,7 +86,27 @@ const DefaultCacheBytes = 128 << 20
 type Option func(*options)
 
 type options struct {
-	cache int64 // bytes; see WithCache
+	cache   int64 // bytes; see WithCache
+	backlog int64 // bytes; see WithBacklogMemory; 0 means maxBacklogBytes
+}
+
+// WithBacklogMemory sets the memory the store may hold in the Go heap for
+// accepted events the search indexer has not reached yet (counted as
+// heldSize, which follows the heap's measured cost): past it, Append
+// refuses new submissions with store.ErrUnavailable until the indexer has
+// caught up (backlog.go). Less memory means a burst is refused sooner when
+// ingest outruns the indexer, never a stale search. The default is
+// maxBacklogBytes.
+func WithBacklogMemory(bytes int64) Option {
+	return func(o *options) { o.backlog = bytes }
+}
+
+// backlogBytes is the most held bytes admit lets the backlog reach.
+func (o options) backlogBytes() int {
+	if o.backlog == 0 {
+		return maxBacklogBytes
+	}
+	return int(o.backlog)
 }
 
 // WithCache sets the memory SQLite may hold in page caches, every
@@ -149,6 +169,9 @@ func open(ctx context.Context, path string, logger *slog.Logger, mode migrationM
 	if o.cache < 1<<20 {
 		return nil, fmt.Errorf("SQLite cache budget of %d bytes: give at least 1 MiB", o.cache)
 	}
+	if o.backlog != 0 && o.backlog < 1<<20 {
+		return nil, fmt.Errorf("search backlog memory of %d bytes: give at least 1 MiB", o.backlog)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -158,6 +181,9 @@ func open(ctx context.Context, path string, logger *slog.Logger, mode migrationM
 		}
 	}
 	s := &Store{path: path, searchPath: SearchPath(path), logger: logger, recent: newRecentRecords(), opts: o}
+	// The queue holds a quarter more than the bound, so that it keeps
+	// every event of the backlog admit allows.
+	s.unindexed.budget = o.backlogBytes() + o.backlogBytes()/4
 	var err error
 	if s.write, s.read, err = openPools(ctx, path, true, "migrations", mode, o); err != nil {
 		return nil, err

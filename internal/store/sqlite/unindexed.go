@@ -8,22 +8,31 @@ import (
 )
 
 // unindexedBudget bounds the memory held for the indexer and for reads of
-// the events it has not reached yet, counted as heldSize: above what
-// admit lets the backlog reach (maxBacklogBytes), so that the queue holds
-// every event of the backlog this process committed.
-const unindexedBudget = 160 << 20
+// the events it has not reached yet, counted as heldSize, unless the store
+// was opened WithBacklogMemory: a quarter above what admit lets the
+// backlog reach (maxBacklogBytes), so that the queue holds every event of
+// the backlog this process committed.
+const unindexedBudget = maxBacklogBytes + maxBacklogBytes/4
 
-// heldSize is what holding r costs, roughly: its record, and when it has a
-// draft, the draft's tail and the parsed values, which share a copy of the
-// request body (the API hands drafts over only when that body is not much
-// larger than their tails).
+// heldSize is what holding r costs in the Go heap: its record, and when it
+// has a draft, the draft's tail and the parsed values, which share a copy
+// of the request body (the API hands drafts over only when that body is not
+// much larger than their tails), and the row, draft and metadata maps
+// around them. The factors are measured: at the peak of a burst of batches
+// (docs/PERFORMANCE.md, "Memory") the heap held about 4.3 KB for each held
+// event of about 700 bytes of record and 550 of tail, where counting only
+// the bytes of record and tail came to half of that.
 func heldSize(r *pendingRow) int {
-	n := len(r.record)
+	n := 2*len(r.record) + heldOverhead
 	if r.draft != nil {
-		n += 2 * len(r.draft.Tail)
+		n += 4 * len(r.draft.Tail)
 	}
 	return n
 }
+
+// heldOverhead is what a held event costs beside its bytes: the row, its
+// draft and their maps and slices.
+const heldOverhead = 512
 
 // unindexedEvents holds the events this process committed and the indexer
 // has not covered yet, in pos order, each with the draft it was accepted

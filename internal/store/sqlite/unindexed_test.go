@@ -20,6 +20,8 @@ func TestUnindexedEvents(t *testing.T) {
 		}
 		return out
 	}
+	// Room for two of the rows above: a third drops the oldest.
+	two := 2*heldSize(&pendingRow{record: make([]byte, 10)}) + 1
 	for _, tc := range []struct {
 		name   string
 		budget int
@@ -34,8 +36,8 @@ func TestUnindexedEvents(t *testing.T) {
 		{"next position not held", 0, [][]int64{{3, 4}}, 1, 10, nil},
 		{"stops at a gap", 0, [][]int64{{1, 2}, {5, 6}}, 0, 10, []int64{1, 2}},
 		{"after the gap", 0, [][]int64{{1, 2}, {5, 6}}, 4, 10, []int64{5, 6}},
-		{"budget drops the oldest", 25, [][]int64{{1, 2, 3, 4}}, 0, 10, nil},
-		{"budget keeps the newest", 25, [][]int64{{1, 2, 3, 4}}, 2, 10, []int64{3, 4}},
+		{"budget drops the oldest", two, [][]int64{{1, 2, 3, 4}}, 0, 10, nil},
+		{"budget keeps the newest", two, [][]int64{{1, 2, 3, 4}}, 2, 10, []int64{3, 4}},
 		{"out of order starts over", 0, [][]int64{{5, 6}, {2, 3}}, 1, 10, []int64{2, 3}},
 		{"all covered", 0, [][]int64{{1, 2}}, 7, 10, nil},
 	} {
