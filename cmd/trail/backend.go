@@ -52,7 +52,11 @@ func openDatabase(ctx context.Context, sf *storageFlags, logger *slog.Logger) (*
 		}
 		return &database{backend: pg, pool: pg.Pool(), pg: pg}, nil
 	}
-	lite, err := sqlite.OpenCurrent(ctx, sf.databasePath(), logger, sf.sqliteCache())
+	opts, err := sf.sqliteOptions()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	lite, err := sqlite.OpenCurrent(ctx, sf.databasePath(), logger, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the database: %w", err)
 	}

@@ -18,30 +18,51 @@ type storageFlags struct {
 	Data     string // data directory: SQLite file, keys, secrets
 	Database string // "" = SQLite in Data
 	// SQLiteCacheMiB bounds SQLite's page caches, all connections
-	// together (sqlite.WithCache); 0 is the default.
+	// together (sqlite.WithCache); 0 is the default: a quarter of
+	// MemoryMiB, or sqlite.DefaultCacheBytes for commands without it.
 	SQLiteCacheMiB int64
+	// MemoryMiB is the server's memory budget (memory.go), registered by
+	// trail serve only; 0 for other commands.
+	MemoryMiB int64
 }
 
 func (s *storageFlags) register(fs *flag.FlagSet) {
 	setting{fs}.StringVar(&s.Data, "data", "TRAIL_DATA", "./trail-data", "data directory (SQLite database, signing key, secrets)")
 	setting{fs}.StringVar(&s.Database, "database", "TRAIL_DATABASE", "", "database URL; empty means SQLite in the data directory")
-	setting{fs}.Int64Var(&s.SQLiteCacheMiB, "sqlite-cache-mib", "TRAIL_SQLITE_CACHE_MIB", sqlite.DefaultCacheBytes>>20, "with SQLite, MiB of memory its page caches may hold, every connection together (the largest part of the server's memory beyond Go's own; docs/OPERATIONS.md)")
+	setting{fs}.Int64Var(&s.SQLiteCacheMiB, "sqlite-cache-mib", "TRAIL_SQLITE_CACHE_MIB", 0, "with SQLite, MiB of memory its page caches may hold, every connection together; 0 means a quarter of --memory-mib with trail serve, 128 otherwise (docs/OPERATIONS.md, \"Memory\")")
 }
 
-// sqliteCache is the SQLite cache budget the flags give.
-func (s *storageFlags) sqliteCache() sqlite.Option {
-	if s.SQLiteCacheMiB == 0 {
-		return sqlite.WithCache(sqlite.DefaultCacheBytes)
+// registerMemory adds --memory-mib, for trail serve.
+func (s *storageFlags) registerMemory(fs *flag.FlagSet) {
+	setting{fs}.Int64Var(&s.MemoryMiB, "memory-mib", "TRAIL_MEMORY_MIB", defaultMemoryMiB, "MiB of memory the server plans for: the Go runtime's soft memory limit and, with SQLite, its page caches and the events held for the search indexer are derived from it (docs/OPERATIONS.md, \"Memory\")")
+}
+
+// sqliteOptions are the SQLite store options the flags give.
+func (s *storageFlags) sqliteOptions() ([]sqlite.Option, error) {
+	if s.MemoryMiB != 0 {
+		b, err := newMemoryBudget(s.MemoryMiB, s.SQLiteCacheMiB)
+		if err != nil {
+			return nil, err
+		}
+		return b.sqliteOptions(), nil
 	}
-	return sqlite.WithCache(s.SQLiteCacheMiB << 20)
+	if s.SQLiteCacheMiB == 0 {
+		return []sqlite.Option{sqlite.WithCache(sqlite.DefaultCacheBytes)}, nil
+	}
+	return []sqlite.Option{sqlite.WithCache(s.SQLiteCacheMiB << 20)}, nil
 }
 
 func (s *storageFlags) sqlitePath() string { return filepath.Join(s.Data, "trail.db") }
 
 func (s *storageFlags) validate() error {
+	if s.MemoryMiB != 0 && s.SQLiteCacheMiB >= 0 {
+		if _, err := newMemoryBudget(s.MemoryMiB, s.SQLiteCacheMiB); err != nil {
+			return err
+		}
+	}
 	switch {
 	case s.SQLiteCacheMiB < 0:
-		return fmt.Errorf("--sqlite-cache-mib %d: give a number of MiB, at least 1", s.SQLiteCacheMiB)
+		return fmt.Errorf("--sqlite-cache-mib %d: give a number of MiB, at least 1 (or 0 for the default)", s.SQLiteCacheMiB)
 	case s.Database == "", s.postgres(),
 		strings.HasPrefix(s.Database, "sqlite:"), strings.HasPrefix(s.Database, "file:"):
 		return nil

@@ -48,6 +48,14 @@ func TestServeCheckConfig(t *testing.T) {
 		{"shutdown delay that is not", map[string]string{"TRAIL_SHUTDOWN_DELAY": "5"}, nil, 2, `TRAIL_SHUTDOWN_DELAY="5"`},
 		{"negative shutdown delay", nil, []string{"--shutdown-delay", "-1s"}, 2, "--shutdown-delay"},
 		{"migrate that is not", map[string]string{"TRAIL_MIGRATE": "yes"}, nil, 2, `TRAIL_MIGRATE="yes"`},
+		{"memory budget", map[string]string{"TRAIL_MEMORY_MIB": "256"}, nil, 0, "valid"},
+		{"memory budget too small", nil, []string{"--memory-mib", "64"}, 2, "--memory-mib 64"},
+		{"memory budget negative", nil, []string{"--memory-mib", "-1"}, 2, "--memory-mib -1"},
+		{"memory budget zero", map[string]string{"TRAIL_MEMORY_MIB": "0"}, nil, 2, "--memory-mib 0"},
+		{"memory budget that is not", map[string]string{"TRAIL_MEMORY_MIB": "1GiB"}, nil, 2, `TRAIL_MEMORY_MIB="1GiB"`},
+		{"SQLite caches beside the budget", nil, []string{"--memory-mib", "256", "--sqlite-cache-mib", "64"}, 0, "valid"},
+		{"SQLite caches over the budget", nil, []string{"--memory-mib", "256", "--sqlite-cache-mib", "200"}, 2, "--sqlite-cache-mib 200"},
+		{"negative SQLite caches", nil, []string{"--sqlite-cache-mib", "-1"}, 2, "--sqlite-cache-mib -1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

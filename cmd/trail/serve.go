@@ -24,11 +24,6 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// goMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT is
-// set: above the most the server holds for events waiting for the search
-// indexer (160 MiB), with room for requests being parsed.
-const goMemoryLimit = 320 << 20
-
 type serveCommand struct {
 	stdout, stderr io.Writer
 
@@ -78,6 +73,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
 	c.storage.register(fs)
+	c.storage.registerMemory(fs)
 	setting{fs}.StringVar(&c.listen, "listen", "TRAIL_LISTEN", "127.0.0.1:8080", "address to serve HTTP on")
 	setting{fs}.StringVar(&c.metricsListen, "metrics-listen", "TRAIL_METRICS_LISTEN", "127.0.0.1:9464", "address of the operator listener: Prometheus /metrics, /readyz with the organizations it is degraded for, and with --pprof the Go profiler; keep it off the internet (readiness names organizations, a profile shows memory); empty disables it")
 	setting{fs}.BoolVar(&c.pprof, "pprof", "TRAIL_PPROF", "serve the Go profiler (net/http/pprof) under /debug/pprof/ on the operator listener")
@@ -124,6 +120,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err := c.storage.validate(); err != nil {
 		return usageError{err}
 	}
+	if _, err := newMemoryBudget(c.storage.MemoryMiB, c.storage.SQLiteCacheMiB); err != nil {
+		return usageError{err}
+	}
 	if _, err := c.retention.options(); err != nil {
 		return usageError{err}
 	}
@@ -148,11 +147,16 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 
 	// Unless GOMEMLIMIT says otherwise, the Go heap is collected before it
-	// outgrows goMemoryLimit, rather than at twice its live size: a burst
-	// that holds many parsed events for the indexer then does not double
-	// the server's memory (docs/OPERATIONS.md, "Memory").
+	// outgrows its share of --memory-mib (memory.go), rather than at twice
+	// its live size: a burst that holds many parsed events for the indexer
+	// then does not double the server's memory (docs/OPERATIONS.md,
+	// "Memory").
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(goMemoryLimit)
+		b, err := newMemoryBudget(c.storage.MemoryMiB, c.storage.SQLiteCacheMiB)
+		if err != nil {
+			return usageError{err}
+		}
+		debug.SetMemoryLimit(b.goLimit)
 	}
 	s := &server{c: c, logger: logger}
 	defer s.close()
