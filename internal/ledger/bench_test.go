@@ -59,7 +59,7 @@ func BenchmarkIntegrate(b *testing.B) {
 			signer := newSigner(b)
 			var elapsed time.Duration
 			for k := 0; b.Loop(); k++ {
-				for _, q := range []string{`DELETE FROM ledger_tiles`, `DELETE FROM ledger_checkpoints`, `UPDATE organizations SET integrated_size = 0`} {
+				for _, q := range []string{`DELETE FROM ledger_tiles`, `DELETE FROM ledger_checkpoints`, `UPDATE organizations SET integrated_size = 0, unintegrated = next_seq > 0`} {
 					if _, err := db.Exec(q); err != nil {
 						b.Fatal(err)
 					}

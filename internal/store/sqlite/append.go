@@ -18,7 +18,7 @@ import (
 const idempotencyTTL = 24 * time.Hour
 
 type appendStmts struct {
-	orgSeq, setSeq, idemGet, idemPut *sql.Stmt
+	orgSeq, setSeq, setSeqPending, idemGet, idemPut *sql.Stmt
 	// insert[i] stores insertSizes[i] events in one statement.
 	insert          [len(insertSizes)]*sql.Stmt
 	lastPos         *sql.Stmt // on the read pool: max(pos), for every read of the tail
@@ -26,7 +26,7 @@ type appendStmts struct {
 }
 
 func (st *appendStmts) close() {
-	for _, s := range append([]*sql.Stmt{st.orgSeq, st.setSeq, st.idemGet, st.idemPut, st.lastPos, st.streamPositions}, st.insert[:]...) {
+	for _, s := range append([]*sql.Stmt{st.orgSeq, st.setSeq, st.setSeqPending, st.idemGet, st.idemPut, st.lastPos, st.streamPositions}, st.insert[:]...) {
 		if s != nil {
 			s.Close()
 		}
@@ -44,10 +44,15 @@ func (s *Store) prepare(ctx context.Context) error {
 		return st
 	}
 	s.stmts = appendStmts{
-		orgSeq:  prep(`SELECT next_seq FROM organizations WHERE id = ? AND deleted_at IS NULL`),
-		setSeq:  prep(`UPDATE organizations SET next_seq = ? WHERE id = ?`),
-		idemGet: prep(`SELECT body_hash, result FROM idempotency_keys WHERE organization_id = ? AND key = ? AND created_at > ?`),
-		idemPut: prep(`INSERT OR REPLACE INTO idempotency_keys (organization_id, key, body_hash, created_at, result) VALUES (?, ?, ?, ?, ?)`),
+		orgSeq: prep(`SELECT next_seq, unintegrated FROM organizations WHERE id = ? AND deleted_at IS NULL`),
+		// setSeq leaves the partial index organizations_unintegrated alone
+		// (neither of its columns is set), so it is for a log that already
+		// has pending records; setSeqPending enters the log in it
+		// (00017_unintegrated_flag.sql).
+		setSeq:        prep(`UPDATE organizations SET next_seq = ? WHERE id = ?`),
+		setSeqPending: prep(`UPDATE organizations SET next_seq = ?, unintegrated = 1 WHERE id = ?`),
+		idemGet:       prep(`SELECT body_hash, result FROM idempotency_keys WHERE organization_id = ? AND key = ? AND created_at > ?`),
+		idemPut:       prep(`INSERT OR REPLACE INTO idempotency_keys (organization_id, key, body_hash, created_at, result) VALUES (?, ?, ?, ?, ?)`),
 	}
 	for i, n := range insertSizes {
 		s.stmts.insert[i] = prep(insertSQL(n))
@@ -121,6 +126,13 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, rows []pendingRow)
 	return nil
 }
 
+// logRow is what an append reads of an organization's row: the log's size
+// and whether it has records the integrator has not integrated yet.
+type logRow struct {
+	next         int64
+	unintegrated bool
+}
+
 // acceptedJSON is how an idempotent result is remembered.
 type acceptedJSON struct {
 	ID             string    `json:"id"`
@@ -160,20 +172,21 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 
 	orgSeq := tx.StmtContext(ctx, s.stmts.orgSeq)
 
-	next := map[string]int64{} // organization → next seq, for the organizations of this batch
+	next := map[string]int64{}    // organization → next seq, for the organizations of this batch
+	before := map[string]logRow{} // organization → its row as the batch found it
 	known := func(org string) (bool, error) {
 		if _, ok := next[org]; ok {
 			return true, nil
 		}
-		var n int64
-		err := orgSeq.QueryRowContext(ctx, org).Scan(&n)
+		var r logRow
+		err := orgSeq.QueryRowContext(ctx, org).Scan(&r.next, &r.unintegrated)
 		if errors.Is(err, sql.ErrNoRows) {
 			return false, nil
 		}
 		if err != nil {
 			return false, fmt.Errorf("couldn't read log size of %s: %w", org, classify(err))
 		}
-		next[org] = n
+		next[org], before[org] = r.next, r
 		return true, nil
 	}
 
@@ -239,9 +252,24 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 	if err := s.insertEvents(ctx, tx, fresh); err != nil {
 		return nil, err
 	}
-	setSeq := tx.StmtContext(ctx, s.stmts.setSeq)
+	var setSeq, setSeqPending *sql.Stmt
 	for org, n := range next {
-		if _, err := setSeq.ExecContext(ctx, n, org); err != nil {
+		var st *sql.Stmt
+		switch b := before[org]; {
+		case n == b.next: // checked, but its submission was refused
+			continue
+		case b.unintegrated:
+			if setSeq == nil {
+				setSeq = tx.StmtContext(ctx, s.stmts.setSeq)
+			}
+			st = setSeq
+		default:
+			if setSeqPending == nil {
+				setSeqPending = tx.StmtContext(ctx, s.stmts.setSeqPending)
+			}
+			st = setSeqPending
+		}
+		if _, err := st.ExecContext(ctx, n, org); err != nil {
 			return nil, fmt.Errorf("couldn't advance log of %s: %w", org, classify(err))
 		}
 	}

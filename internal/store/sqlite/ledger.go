@@ -21,10 +21,11 @@ import (
 const recordBatch = 4096
 
 // PendingLogs lists the logs with records not yet integrated, through the
-// partial index organizations_unintegrated.
+// partial index organizations_unintegrated (a flag the append sets and the
+// integrator clears: 00017_unintegrated_flag.sql).
 func (s *Store) PendingLogs(ctx context.Context) ([]ledger.LogState, error) {
 	return s.logStates(ctx, "pending logs",
-		`SELECT id, integrated_size, next_seq FROM organizations WHERE next_seq > integrated_size`)
+		`SELECT id, integrated_size, next_seq FROM organizations WHERE unintegrated AND next_seq > integrated_size`)
 }
 
 // IntegratedLogs lists the logs with at least one integrated record.
@@ -259,7 +260,8 @@ func integrateAll(ctx context.Context, tx *sql.Tx, batch []ledger.Integration, e
 		stmt **sql.Stmt
 		text string
 	}{
-		{&st.advance, `UPDATE organizations SET integrated_size = ? WHERE id = ? AND integrated_size = ? AND next_seq >= ?`},
+		// unintegrated stays set while records remain beyond the new size.
+		{&st.advance, `UPDATE organizations SET integrated_size = ?1, unintegrated = next_seq > ?1 WHERE id = ?2 AND integrated_size = ?3 AND next_seq >= ?1`},
 		{&st.put, `INSERT INTO ledger_tiles (organization_id, level, n, width, data) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (organization_id, level, n) DO UPDATE SET width = excluded.width, data = excluded.data`},
 		{&st.checkpoint, `INSERT INTO ledger_checkpoints (organization_id, size, note, created_at) VALUES (?, ?, ?, ?)`},
@@ -289,7 +291,7 @@ type integrateStmts struct {
 // as skip, and a failure of the transaction as err.
 func integrateOne(ctx context.Context, tx *sql.Tx, st *integrateStmts, in ledger.Integration, now int64) (skip, err error) {
 	org := in.OrganizationID
-	res, err := st.advance.ExecContext(ctx, in.NewSize, org, in.OldSize, in.NewSize)
+	res, err := st.advance.ExecContext(ctx, in.NewSize, org, in.OldSize)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't advance integrated size of %s: %w", org, classify(err))
 	}

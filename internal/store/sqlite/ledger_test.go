@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func TestLedgerQueryPlans(t *testing.T) {
 	}{
 		{`SELECT seq, record FROM events WHERE organization_id = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?`,
 			[]any{"a", 0, 9, 10}, "USING INDEX events_org_seq (organization_id=? AND seq>? AND seq<?)"},
-		{`SELECT id, integrated_size, next_seq FROM organizations WHERE next_seq > integrated_size`,
+		{`SELECT id, integrated_size, next_seq FROM organizations WHERE unintegrated AND next_seq > integrated_size`,
 			nil, "organizations_unintegrated"},
 		{`SELECT level, n, data FROM ledger_tiles WHERE organization_id = ? AND (level, n) IN (VALUES (?, ?), (?, ?), (?, ?))`,
 			[]any{"a", 0, 1, 1, 0, 2, 0}, "USING PRIMARY KEY (organization_id=? AND level=? AND n=?)"},
@@ -355,6 +356,84 @@ func TestLedgerRestoredBackupRefused(t *testing.T) {
 				t.Errorf("other log integrated to %d, want 15", st.IntegratedSize)
 			}
 			t.Log(reason)
+		})
+	}
+}
+
+// TestUnintegratedFlag follows the flag behind PendingLogs through appends,
+// integration and the migration that introduced it: a log is pending
+// exactly while it has records beyond its integrated size.
+func TestUnintegratedFlag(t *testing.T) {
+	ctx := context.Background()
+	pending := func(t *testing.T, s *Store) []string {
+		t.Helper()
+		logs, err := s.PendingLogs(ctx)
+		if err != nil {
+			t.Fatalf("PendingLogs: %v", err)
+		}
+		var ids []string
+		for _, l := range logs {
+			ids = append(ids, l.OrganizationID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	for _, tc := range []struct {
+		name string
+		// steps run in order on a fresh database with a signer and data
+		// directory; want is the pending logs after them.
+		steps func(t *testing.T, s *Store, signer *ledger.Signer, dir string)
+		want  []string
+	}{
+		{"fresh organizations", func(t *testing.T, s *Store, _ *ledger.Signer, _ string) {
+			lgAppend(t, s, "org_a", 0)
+		}, nil},
+		{"appended", func(t *testing.T, s *Store, _ *ledger.Signer, _ string) {
+			lgAppend(t, s, "org_a", 3)
+			lgAppend(t, s, "org_b", 1)
+		}, []string{"org_a", "org_b"}},
+		{"integrated", func(t *testing.T, s *Store, signer *ledger.Signer, dir string) {
+			lgAppend(t, s, "org_a", 3)
+			lgIntegrate(t, s, signer, dir)
+		}, nil},
+		{"appended after integration", func(t *testing.T, s *Store, signer *ledger.Signer, dir string) {
+			lgAppend(t, s, "org_a", 3)
+			lgAppend(t, s, "org_b", 2)
+			lgIntegrate(t, s, signer, dir)
+			lgAppend(t, s, "org_b", 1)
+		}, []string{"org_b"}},
+		{"migrated with a pending log", func(t *testing.T, s *Store, signer *ledger.Signer, dir string) {
+			lgAppend(t, s, "org_a", 3)
+			lgIntegrate(t, s, signer, dir)
+			lgAppend(t, s, "org_b", 2)
+			p, err := Migrator(s.write)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.DownTo(ctx, 16); err != nil {
+				t.Fatalf("down to 16: %v", err)
+			}
+			if _, err := p.Up(ctx); err != nil {
+				t.Fatalf("up again: %v", err)
+			}
+		}, []string{"org_b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := lgOpen(t, filepath.Join(dir, "trail.db"))
+			tc.steps(t, s, lgSigner(t), dir)
+			if got := pending(t, s); !slices.Equal(got, tc.want) {
+				t.Errorf("pending logs %v, want %v", got, tc.want)
+			}
+			// The flag itself, not only the query's second condition:
+			// set logs are what the partial index holds.
+			var flagged int
+			if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM organizations WHERE unintegrated`).Scan(&flagged); err != nil {
+				t.Fatal(err)
+			}
+			if flagged != len(tc.want) {
+				t.Errorf("%d organizations flagged unintegrated, want %d", flagged, len(tc.want))
+			}
 		})
 	}
 }
