@@ -318,7 +318,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeAPIError(rec, errInternal(info.id))
 			}
 		}
-		s.observe(r, rec, info, route, time.Since(start))
+		d := time.Since(start)
+		// A complete answer goes out before the metrics and the access log
+		// are written, not after: a client waiting for it (one sending
+		// events one after another) should not also wait for them
+		// (docs/PERFORMANCE.md, "One client, stage by stage"). Only an
+		// answer that declared its length: flushing any other would turn
+		// it chunked.
+		if rec.wroteHeader && len(rec.Header()["Content-Length"]) > 0 {
+			_ = http.NewResponseController(rec).Flush()
+		}
+		s.observe(r, rec, info, route, d)
 	}()
 	if route == "unmatched" {
 		s.unmatched(rec, r, h)
