@@ -392,6 +392,17 @@ func TestUnintegratedFlag(t *testing.T) {
 			lgAppend(t, s, "org_a", 3)
 			lgAppend(t, s, "org_b", 1)
 		}, []string{"org_a", "org_b"}},
+		{"refused with another organization", func(t *testing.T, s *Store, _ *ledger.Signer, _ string) {
+			lgAppend(t, s, "org_a", 0)
+			now := time.Now()
+			sub := store.Submission{Events: []store.PendingEvent{
+				{OrganizationID: "org_a", ID: event.NewID(now), ReceivedAt: now, Tail: []byte(`}`)},
+				{OrganizationID: "org_missing", ID: event.NewID(now), ReceivedAt: now, Tail: []byte(`}`)},
+			}}
+			if res, err := s.Append(ctx, []store.Submission{sub}, now); err != nil || !errors.Is(res[0].Err, store.ErrNotFound) {
+				t.Fatalf("Append naming a missing organization = %v, %v", err, res[0].Err)
+			}
+		}, nil},
 		{"integrated", func(t *testing.T, s *Store, signer *ledger.Signer, dir string) {
 			lgAppend(t, s, "org_a", 3)
 			lgIntegrate(t, s, signer, dir)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 // ledger.BatchStorage, ledger.CosignatureStorage and ledger.HeadStorage.
 func runLedger[S store.Backend](t *testing.T, d Driver[S]) {
 	t.Run("Storage", func(t *testing.T) { testLedgerStorage(t, d) })
+	t.Run("PendingLogs", func(t *testing.T) { testLedgerPending(t, d) })
 	t.Run("IntegrateBatch", func(t *testing.T) { testLedgerIntegrateBatch(t, d) })
 	t.Run("Integrator", func(t *testing.T) { testLedgerIntegrator(t, d) })
 	t.Run("Cosignatures", func(t *testing.T) { testCosignatures(t, d) })
@@ -307,6 +309,63 @@ func testLedgerIntegrator[S store.Backend](t *testing.T, b Driver[S]) {
 		rep, err := ledger.Verify(&buf, signer.VerifierKey(), ledger.VerifyOptions{})
 		if err != nil || !rep.OK() {
 			t.Fatalf("Verify(%s): %v\n%s", org, err, rep.String())
+		}
+	}
+}
+
+// testLedgerPending follows one log through the list of pending logs: a
+// log is listed exactly while it holds records beyond its integrated size,
+// and a submission refused for another organization adds nothing to it.
+func testLedgerPending[S store.Backend](t *testing.T, b Driver[S]) {
+	ctx := context.Background()
+	s := b.Open(t)
+	const org = "org_pending"
+	LedgerAppend(t, s, org, 0)
+	d, err := event.ParseEvent([]byte(`{"action":"user.signed_in","occurred_at":"2026-11-25T17:59:59.123Z","actor":{"id":"user_1","type":"user"},"targets":[],"context":{"location":"203.0.113.7"}}`),
+		ledgerEpoch, event.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func(t *testing.T) {
+		now := time.Now()
+		sub := store.Submission{Events: []store.PendingEvent{
+			{OrganizationID: org, ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail},
+			{OrganizationID: "org_missing", ID: event.NewID(now), ReceivedAt: now, Tail: d.Tail},
+		}}
+		res, err := s.Append(ctx, []store.Submission{sub}, now)
+		if err != nil || !errors.Is(res[0].Err, store.ErrNotFound) {
+			t.Fatalf("Append naming a missing organization = %v, %v; want its ErrNotFound", err, res[0].Err)
+		}
+	}
+	integrate := func(old, new int64) func(t *testing.T) {
+		return func(t *testing.T) {
+			if err := s.Integrate(ctx, org, old, new, nil, []byte(fmt.Sprintf("note %d\n", new))); err != nil {
+				t.Fatalf("Integrate(%d→%d): %v", old, new, err)
+			}
+		}
+	}
+	appendN := func(n int) func(t *testing.T) { return func(t *testing.T) { LedgerAppend(t, s, org, n) } }
+	for _, step := range []struct {
+		name string
+		do   func(t *testing.T)
+		want []ledger.LogState // the pending logs after it
+	}{
+		{"created", func(*testing.T) {}, nil},
+		{"refused with another organization", refused, nil},
+		{"appended", appendN(3), []ledger.LogState{{OrganizationID: org, NextSeq: 3}}},
+		{"integrated", integrate(0, 3), nil},
+		{"refused after integration", refused, nil},
+		{"appended again", appendN(2), []ledger.LogState{{OrganizationID: org, IntegratedSize: 3, NextSeq: 5}}},
+		{"integrated in part", integrate(3, 4), []ledger.LogState{{OrganizationID: org, IntegratedSize: 4, NextSeq: 5}}},
+		{"integrated the rest", integrate(4, 5), nil},
+	} {
+		step.do(t)
+		got, err := s.PendingLogs(ctx)
+		if err != nil {
+			t.Fatalf("%s: PendingLogs: %v", step.name, err)
+		}
+		if !slices.Equal(got, step.want) {
+			t.Fatalf("%s: PendingLogs = %v, want %v", step.name, got, step.want)
 		}
 	}
 }
