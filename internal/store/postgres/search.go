@@ -56,7 +56,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 
 	tsquery := ""
 	if q.Text != "" {
-		if tsquery = searchQuery(q.Text); tsquery == "" {
+		if tsquery = searchQuery(lexemePrefix(q.OrganizationID), q.Text); tsquery == "" {
 			return page, nil // nothing searchable in the text
 		}
 	}
@@ -91,8 +91,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		p.filters = append(p.filters, "e.schema_mismatch")
 	}
 	if tsquery != "" {
-		p.tsquery, p.text = tsquery, p.arg(tsquery)
-		p.textIndex = len(p.args) - 1
+		p.text = p.arg(tsquery)
 	}
 	if q.TargetType != "" {
 		p.targetType = p.arg(q.TargetType)
@@ -155,8 +154,8 @@ var textSteps = 3
 //     read the matches of the next stretch of the log, sized from the
 //     window's rate of matches and of events over time to hold the rest
 //     of the page. The planner ANDs the GIN index's bitmap of the text
-//     (the organization's lexeme ANDed in, so that other tenants' matches
-//     are never read) with the bitmap of the stretch's range of
+//     (whose lexemes carry the organization's prefix, so that other
+//     tenants' matches are never read) with the bitmap of the stretch's range of
 //     (organization_id, occurred_at, seq), so that only the stretch's
 //     matches are read from the table. Up to textSteps stretches, each
 //     sized from all the matches so far.
@@ -216,8 +215,7 @@ func (s *Store) searchChecked(ctx context.Context, org string, p *plan) ([]curso
 	if p.text == "" {
 		return s.searchRows(ctx, org, p.byLoneTarget(), p.args)
 	}
-	args := slices.Clip(slices.Clone(p.args))
-	args[p.textIndex] = tenantQuery(org, p.tsquery)
+	args := slices.Clip(p.args) // sortedText appends to a copy
 	if !full {
 		sql, args := p.sortedText(args, cursor{}, false, time.Time{}, p.n)
 		return s.searchRows(ctx, org, sql, args)
@@ -332,8 +330,6 @@ type plan struct {
 	// Checked per event when they do not drive the walk (placeholders,
 	// "" when absent).
 	text, targetType, targetID string
-	tsquery                    string // the text's query itself
-	textIndex                  int    // and its index in args
 }
 
 // arg adds a parameter and returns its placeholder.
@@ -441,15 +437,14 @@ func (p *plan) window(n int) string {
 }
 
 // sortedText reads the text's matches in the organization from the GIN
-// index and sorts them, returning the query and its arguments; args must
-// hold the tenant query as the text's parameter. With a non-zero after,
-// only events past it in the result order (after itself too unless
-// strict is false: then every event of its occurred_at is past), and with
-// a non-zero until, only events up to that occurred_at: the planner then
-// ANDs the GIN index's bitmap with that range of (organization_id,
-// occurred_at, seq), so that only the stretch's matches are read. Ordering
-// by expressions no index holds keeps the planner from walking an index in
-// order instead.
+// index and sorts them, returning the query and its arguments. With a
+// non-zero after, only events past it in the result order (after itself
+// too unless strict is false: then every event of its occurred_at is
+// past), and with a non-zero until, only events up to that occurred_at:
+// the planner then ANDs the GIN index's bitmap with that range of
+// (organization_id, occurred_at, seq), so that only the stretch's matches
+// are read. Ordering by expressions no index holds keeps the planner from
+// walking an index in order instead.
 func (p *plan) sortedText(args []any, after cursor, strict bool, until time.Time, limit int) (string, []any) {
 	conds := []string{"e.search @@ " + p.text + "::tsquery"}
 	if c := p.targetCheck(); c != "" {

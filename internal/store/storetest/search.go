@@ -507,6 +507,13 @@ func searchCases() []searchCase {
 		{"TextColumnSyntax", store.EventQuery{Text: "body:alpha org:x"}},
 		{"TextOtherTenantsWord", store.EventQuery{Text: "zulu"}},
 		{"TextNoMatch", store.EventQuery{Text: "xylophone"}},
+		// Words a backend's own index keys could answer for: a prefix of
+		// the organization's id, the id itself, and a phrase ending in a
+		// prefix.
+		{"TextPrefixOrg", store.EventQuery{Text: "org*"}},
+		{"TextPrefixOrgID", store.EventQuery{Text: "org_01jts*"}},
+		{"TextPhrasePrefix", store.EventQuery{Text: "203.0.11*"}},
+		{"TextSinglePrefix", store.EventQuery{Text: "a*"}},
 		{"RangeAndPrefix", store.EventQuery{From: ms(10), To: ms(50), ActionPrefixes: []string{"user."}}},
 		{"ActorIDAndPrefix", store.EventQuery{ActorID: "user_03", ActionPrefixes: []string{"document."}}},
 		{"ActorIDAndActions", store.EventQuery{ActorID: "user_02", Actions: []string{"user.signed_in", "user.created", "document.shared"}}},
