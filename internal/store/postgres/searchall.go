@@ -113,7 +113,13 @@ func (s *Store) SearchAllEvents(ctx context.Context, q store.EventQuery) (store.
 		conds = append(conds, "(e.occurred_at, e.seq) "+op+" ("+at+", CASE WHEN o.id < "+org+" THEN "+strconv.FormatInt(math.MaxInt64, 10)+
 			" WHEN o.id = "+org+" THEN "+seq+"::bigint ELSE -1 END)")
 	}
-	conds = append([]string{"e.organization_id = o.id"}, conds...)
+	if text != "" {
+		// As in sortedText (search.go): the GIN index alone answers for
+		// the organization, not ANDed with its every entry in a B-tree.
+		conds = append([]string{"(e.organization_id || '') = o.id"}, conds...)
+	} else {
+		conds = append([]string{"e.organization_id = o.id"}, conds...)
+	}
 	keysSQL := `SELECT x.occurred_at, x.organization_id, x.seq FROM organizations o CROSS JOIN LATERAL (
 		SELECT e.occurred_at, e.organization_id, e.seq FROM events e WHERE ` + strings.Join(conds, " AND ") + inner + `) x` + order("x")
 	rows, err := s.pool.Query(ctx, keysSQL, p.args...)

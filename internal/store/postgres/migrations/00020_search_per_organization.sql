@@ -46,6 +46,9 @@ DROP INDEX events_search;
 ALTER TABLE events ALTER COLUMN search TYPE tsvector USING trail_search_per_organization(organization_id, search);
 CREATE INDEX events_search ON events USING gin (search);
 DROP FUNCTION trail_search_per_organization(text, tsvector);
+-- A column's new type drops its statistics: without them the planner
+-- guesses how common a word is.
+ANALYZE events;
 
 -- +goose Down
 -- +goose StatementBegin
@@ -63,4 +66,5 @@ DROP INDEX events_search;
 ALTER TABLE events ALTER COLUMN search TYPE tsvector USING trail_search_per_database(organization_id, search);
 CREATE INDEX events_search ON events USING gin (search);
 DROP FUNCTION trail_search_per_database(text, tsvector);
+ANALYZE events;
 DROP FUNCTION trail_search_prefix(text);
