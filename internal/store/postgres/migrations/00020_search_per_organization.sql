@@ -1,6 +1,6 @@
 -- Free-text words indexed per organization (see lexemePrefix in text.go):
 -- every lexeme of events.search begins with its organization's prefix, the
--- first 8 hexadecimal digits of the MD5 of its id, and the lexeme naming the
+-- first 3 characters of the base64 of the MD5 of its id, and the lexeme naming the
 -- organization ('org:' and its id) is gone. A word's entry in the GIN index
 -- then lists one organization's events, so that a search's lookup costs
 -- that organization's matches, where ANDing the organization's lexeme made
@@ -12,14 +12,14 @@
 -- exclusive lock of the table for the whole migration. The GIN index is
 -- dropped first and built once, after. Measured on 1,000,000 events: see
 -- docs/PERFORMANCE.md ("PostgreSQL: free-text words per organization").
--- Words longer than 2,039 bytes (PostgreSQL's limit of 2,047 less the
+-- Words longer than 2,043 bytes (PostgreSQL's limit of 2,046 less the
 -- prefix) are no longer indexed, as the append no longer indexes them.
 
 -- +goose Up
 -- +goose StatementBegin
 CREATE FUNCTION trail_search_prefix(org text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT left(md5(org), 8)
+    SELECT left(encode(substring(decode(md5(org), 'hex') FROM 1 FOR 3), 'base64'), 3)
 $$;
 -- +goose StatementEnd
 
@@ -32,9 +32,9 @@ LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
     t text := ts_delete(v, 'org:' || org)::text;
 BEGIN
-    IF octet_length(t) > 2039 THEN -- it may hold a word too long to prefix
+    IF octet_length(t) > 2043 THEN -- it may hold a word too long to prefix
         t := ts_delete(v, ARRAY(SELECT u.lexeme FROM unnest(v) u
-            WHERE octet_length(u.lexeme) > 2039 OR u.lexeme = 'org:' || org))::text;
+            WHERE octet_length(u.lexeme) > 2043 OR u.lexeme = 'org:' || org))::text;
     END IF;
     RETURN replace(' ' || t, ' ''', ' ''' || trail_search_prefix(org))::tsvector;
 END
