@@ -63,11 +63,9 @@
 // of letters, digits and '_', case folded, no stemming or stop words, as
 // the 'simple' configuration would) at consecutive positions, so a query
 // word of several parts matches as a phrase, and diacritics are folded as
-// FTS5's remove_diacritics does ("cafe" finds "café"). Every lexeme
-// begins with a short prefix of its organization (lexemePrefix), so that a
-// word's entry in the GIN index lists one tenant's events; searches still
-// keep to the organization's rows by organization_id. A query with free
-// text (or a lone target type or id) first walks an index in result order
-// checking each event, and reads the GIN (or target) index only when the
-// first few thousand events hold less than a page: see searchChecked.
+// FTS5's remove_diacritics does ("cafe" finds "café"). Each vector also holds a lexeme naming the organization, so that the GIN
+// index narrows to one tenant. A query with free text (or a lone target
+// type or id) first walks an index in result order checking each event,
+// and reads the GIN (or target) index only when the first few thousand
+// events hold less than a page: see searchChecked.
 package postgres

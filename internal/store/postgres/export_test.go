@@ -3,8 +3,6 @@ package postgres
 import (
 	"slices"
 
-	"github.com/jackc/pgx/v5/pgtype"
-
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
 )
@@ -58,11 +56,4 @@ func SetTextSteps(n int) (restore func()) {
 	old := textSteps
 	textSteps = n
 	return func() { textSteps = old }
-}
-
-// SearchVector is the search column Append stores for an event of org
-// whose search text is text.
-func SearchVector(org, text string) pgtype.TSVector {
-	v, _ := searchVector(org, []byte(text), nil)
-	return v
 }

@@ -189,7 +189,7 @@ func (s *Store) EventHistogram(ctx context.Context, org string, from time.Time, 
 
 // SearchHistogram counts the events SearchEvents(q) finds in the buckets:
 // one aggregate over the search's conditions (the plan's filters, the
-// text through the GIN index (its lexemes prefixed for the organization), a
+// text through the GIN index with the organization's lexeme ANDed in, a
 // target through event_targets), bounded to the buckets' range.
 func (s *Store) SearchHistogram(ctx context.Context, q store.EventQuery, from time.Time, step time.Duration, n int) ([]int64, error) {
 	if n < 1 || n > store.MaxHistogramBuckets || step < time.Millisecond {
@@ -234,11 +234,11 @@ func (s *Store) SearchHistogram(ctx context.Context, q store.EventQuery, from ti
 	p.whereActions(actions)
 	var extra []string
 	if q.Text != "" {
-		tsquery := searchQuery(lexemePrefix(org), q.Text)
+		tsquery := searchQuery(q.Text)
 		if tsquery == "" {
 			return counts, nil // nothing searchable in the text
 		}
-		extra = append(extra, "e.search @@ "+p.arg(tsquery)+"::tsquery")
+		extra = append(extra, "e.search @@ "+p.arg(tenantQuery(org, tsquery))+"::tsquery")
 	}
 	if q.TargetType != "" || q.TargetID != "" {
 		t := []string{"t.organization_id = " + p.org}

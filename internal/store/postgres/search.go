@@ -56,7 +56,7 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 
 	tsquery := ""
 	if q.Text != "" {
-		if tsquery = searchQuery(lexemePrefix(q.OrganizationID), q.Text); tsquery == "" {
+		if tsquery = searchQuery(q.Text); tsquery == "" {
 			return page, nil // nothing searchable in the text
 		}
 	}
@@ -91,7 +91,8 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		p.filters = append(p.filters, "e.schema_mismatch")
 	}
 	if tsquery != "" {
-		p.text = p.arg(tsquery)
+		p.tsquery, p.text = tsquery, p.arg(tsquery)
+		p.textIndex = len(p.args) - 1
 	}
 	if q.TargetType != "" {
 		p.targetType = p.arg(q.TargetType)
@@ -154,8 +155,8 @@ var textSteps = 3
 //     read the matches of the next stretch of the log, sized from the
 //     window's rate of matches and of events over time to hold the rest
 //     of the page. The planner ANDs the GIN index's bitmap of the text
-//     (whose lexemes carry the organization's prefix, so that other
-//     tenants' matches are never read) with the bitmap of the stretch's range of
+//     (the organization's lexeme ANDed in, so that other tenants' matches
+//     are never read) with the bitmap of the stretch's range of
 //     (organization_id, occurred_at, seq), so that only the stretch's
 //     matches are read from the table. Up to textSteps stretches, each
 //     sized from all the matches so far.
@@ -215,7 +216,8 @@ func (s *Store) searchChecked(ctx context.Context, org string, p *plan) ([]curso
 	if p.text == "" {
 		return s.searchRows(ctx, org, p.byLoneTarget(), p.args)
 	}
-	args := slices.Clip(p.args) // sortedText appends to a copy
+	args := slices.Clip(slices.Clone(p.args))
+	args[p.textIndex] = tenantQuery(org, p.tsquery)
 	if !full {
 		sql, args := p.sortedText(args, cursor{}, false, time.Time{}, p.n)
 		return s.searchRows(ctx, org, sql, args)
@@ -330,6 +332,8 @@ type plan struct {
 	// Checked per event when they do not drive the walk (placeholders,
 	// "" when absent).
 	text, targetType, targetID string
+	tsquery                    string // the text's query itself
+	textIndex                  int    // and its index in args
 }
 
 // arg adds a parameter and returns its placeholder.
@@ -352,12 +356,7 @@ func (p *plan) whereActions(actions []string) {
 // where joins the organization condition, the bounds on alias's
 // (occurred_at, seq), the filters and extra conditions.
 func (p *plan) where(alias string, extra ...string) string {
-	return p.whereOrg(alias+".organization_id = "+p.org, alias, extra...)
-}
-
-// whereOrg is where with org as the organization condition.
-func (p *plan) whereOrg(org, alias string, extra ...string) string {
-	conds := []string{org}
+	conds := []string{alias + ".organization_id = " + p.org}
 	for _, b := range p.bounds {
 		conds = append(conds, fmt.Sprintf(b, alias))
 	}
@@ -442,14 +441,15 @@ func (p *plan) window(n int) string {
 }
 
 // sortedText reads the text's matches in the organization from the GIN
-// index and sorts them, returning the query and its arguments. With a
-// non-zero after, only events past it in the result order (after itself
-// too unless strict is false: then every event of its occurred_at is
-// past), and with a non-zero until, only events up to that occurred_at:
-// the planner then ANDs the GIN index's bitmap with that range of
-// (organization_id, occurred_at, seq), so that only the stretch's matches
-// are read. Ordering by expressions no index holds keeps the planner from
-// walking an index in order instead.
+// index and sorts them, returning the query and its arguments; args must
+// hold the tenant query as the text's parameter. With a non-zero after,
+// only events past it in the result order (after itself too unless
+// strict is false: then every event of its occurred_at is past), and with
+// a non-zero until, only events up to that occurred_at: the planner then
+// ANDs the GIN index's bitmap with that range of (organization_id,
+// occurred_at, seq), so that only the stretch's matches are read. Ordering
+// by expressions no index holds keeps the planner from walking an index in
+// order instead.
 func (p *plan) sortedText(args []any, after cursor, strict bool, until time.Time, limit int) (string, []any) {
 	conds := []string{"e.search @@ " + p.text + "::tsquery"}
 	if c := p.targetCheck(); c != "" {
@@ -485,16 +485,7 @@ func (p *plan) sortedText(args []any, after cursor, strict bool, until time.Time
 		}
 		conds = append(conds, "e.occurred_at "+op+" $"+strconv.Itoa(len(args)))
 	}
-	org := "e.organization_id = " + p.org
-	if until.IsZero() {
-		// The GIN index alone holds the organization's matches (its
-		// lexemes carry the organization): a condition no index answers
-		// keeps the planner from ANDing them with the organization's
-		// every entry in a B-tree, as it would for a word it guesses
-		// common (one missing from the column's statistics).
-		org = "(e.organization_id || '') = " + p.org
-	}
-	return `SELECT e.occurred_at, e.seq, e.id, e.record, e.schema_mismatch FROM events e` + p.whereOrg(org, "e", conds...) +
+	return `SELECT e.occurred_at, e.seq, e.id, e.record, e.schema_mismatch FROM events e` + p.where("e", conds...) +
 		fmt.Sprintf(" ORDER BY (e.occurred_at + interval '0 s') %s, (e.seq + 0) %s LIMIT %d", p.dir, p.dir, limit), args
 }
 

@@ -15,18 +15,14 @@ import (
 	"github.com/trailaudit/trail/internal/store"
 )
 
-// textMark stands for each organization's lexeme prefix in the text query
-// of SearchAllEvents.
-const textMark = "%"
-
 // SearchAllEvents answers a page of the search across organizations
 // (store.Backend), ordered by (occurred_at, organization_id, seq). Every
 // index of events begins with the organization, so the page is, for each
 // organization, the ordered walk SearchEvents would make of the filter's
 // index, stopped after the page (a LATERAL join over organizations), and
 // the merge of those walks: its cost grows with the number of
-// organizations, not of events. Free text is the exception: each
-// organization's matches are read from the GIN index and sorted, like a
+// organizations, not of events. Free text is the exception: its matches
+// across organizations are read from the GIN index and sorted, like a
 // rare word in SearchEvents. Only keys are merged; the page's records are
 // read last, by primary key.
 func (s *Store) SearchAllEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
@@ -85,43 +81,36 @@ func (s *Store) SearchAllEvents(ctx context.Context, q store.EventQuery) (store.
 	}
 	text := ""
 	if q.Text != "" {
-		// Lexemes begin with their organization's prefix: the query has
-		// textMark where each organization's goes, which no word holds.
-		if text = searchQuery(textMark, q.Text); text == "" {
+		if text = searchQuery(q.Text); text == "" {
 			return page, nil // nothing searchable in the text
 		}
-		conds = append(conds, "e.search @@ replace("+p.arg(text)+", '"+textMark+"', trail_search_prefix(o.id))::tsquery")
+		conds = append(conds, "e.search @@ "+p.arg(text)+"::tsquery")
 	}
 	order := func(alias string) string {
 		return fmt.Sprintf(" ORDER BY %[1]s.occurred_at %[2]s, %[1]s.organization_id %[2]s, %[1]s.seq %[2]s LIMIT %[3]d", alias, dir, p.n)
 	}
-	inner := fmt.Sprintf(" ORDER BY e.occurred_at %[1]s, e.seq %[1]s LIMIT %[2]d", dir, p.n)
+	var keysSQL string
 	if text != "" {
-		// Each organization's matches are read from the GIN index and
-		// sorted: ordering by expressions no index holds keeps the
-		// planner from walking an index in order instead.
+		// The GIN index finds the matches of every organization at once.
 		if cur != nil {
 			conds = append(conds, fmt.Sprintf("(e.occurred_at, e.organization_id, e.seq) %s (%s, %s, %s)", op, p.arg(cur.at), p.arg(cur.org), p.arg(cur.seq)))
 		}
-		inner = fmt.Sprintf(" ORDER BY (e.occurred_at + interval '0 s') %[1]s, (e.seq + 0) %[1]s LIMIT %[2]d", dir, p.n)
-	} else if cur != nil {
+		keysSQL = `SELECT e.occurred_at, e.organization_id, e.seq FROM events e WHERE ` + strings.Join(conds, " AND ") + order("e")
+	} else {
 		// Within one organization's walk the cursor is a bound on
 		// (occurred_at, seq): up to its time for organizations after it
 		// in the order, from its event on for its own, and beyond its
 		// time for those before it.
-		at, org, seq := p.arg(cur.at), p.arg(cur.org), p.arg(cur.seq)
-		conds = append(conds, "(e.occurred_at, e.seq) "+op+" ("+at+", CASE WHEN o.id < "+org+" THEN "+strconv.FormatInt(math.MaxInt64, 10)+
-			" WHEN o.id = "+org+" THEN "+seq+"::bigint ELSE -1 END)")
-	}
-	if text != "" {
-		// As in sortedText (search.go): the GIN index alone answers for
-		// the organization, not ANDed with its every entry in a B-tree.
-		conds = append([]string{"(e.organization_id || '') = o.id"}, conds...)
-	} else {
+		if cur != nil {
+			at, org, seq := p.arg(cur.at), p.arg(cur.org), p.arg(cur.seq)
+			conds = append(conds, "(e.occurred_at, e.seq) "+op+" ("+at+", CASE WHEN o.id < "+org+" THEN "+strconv.FormatInt(math.MaxInt64, 10)+
+				" WHEN o.id = "+org+" THEN "+seq+"::bigint ELSE -1 END)")
+		}
 		conds = append([]string{"e.organization_id = o.id"}, conds...)
+		keysSQL = `SELECT x.occurred_at, x.organization_id, x.seq FROM organizations o CROSS JOIN LATERAL (
+			SELECT e.occurred_at, e.organization_id, e.seq FROM events e WHERE ` + strings.Join(conds, " AND ") +
+			fmt.Sprintf(" ORDER BY e.occurred_at %[1]s, e.seq %[1]s LIMIT %[2]d", dir, p.n) + `) x` + order("x")
 	}
-	keysSQL := `SELECT x.occurred_at, x.organization_id, x.seq FROM organizations o CROSS JOIN LATERAL (
-		SELECT e.occurred_at, e.organization_id, e.seq FROM events e WHERE ` + strings.Join(conds, " AND ") + inner + `) x` + order("x")
 	rows, err := s.pool.Query(ctx, keysSQL, p.args...)
 	if err != nil {
 		return page, fmt.Errorf("couldn't search events across organizations: %w", classify(err))

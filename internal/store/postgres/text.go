@@ -1,8 +1,6 @@
 package postgres
 
 import (
-	"crypto/md5"
-	"encoding/base64"
 	"slices"
 	"strings"
 	"unicode"
@@ -103,28 +101,15 @@ func foldWord(w string) string {
 	return w
 }
 
-// prefixBytes is the length of lexemePrefix's result.
-const prefixBytes = 3
-
-// lexemePrefix is what every lexeme of an organization's events begins
-// with: the first 3 characters of the base64 of the MD5 of its id (18
-// bits), as the SQL function trail_search_prefix (migration 00020)
-// computes it. A word's entry in the GIN index then lists that
-// organization's events only, so a lookup costs the organization's
-// matches, not every tenant's. Organizations may share a prefix (among
-// 10,000, each shares with 0.04 others on average); that costs their
-// lookups each other's entries, never a result, since every search also
-// keeps to the organization's rows by organization_id. Every byte of the
-// prefix is a byte more per word of every event.
-func lexemePrefix(org string) string {
-	sum := md5.Sum([]byte(org))
-	return base64.StdEncoding.EncodeToString(sum[:3])[:prefixBytes]
-}
+// orgLexeme is the word every event's vector holds for its organization. It
+// contains ':', which no word of the text can, so it never matches text; a
+// query ANDs it in so that the GIN index narrows to one tenant.
+func orgLexeme(org string) string { return "org:" + org }
 
 // searchVector builds the tsvector of an event: every word of text at its
 // position (1-based, consecutive across lines, as the phrase matching of
-// queries expects), each prefixed by lexemePrefix(org). words is scratch
-// space, returned for reuse.
+// queries expects), plus orgLexeme(org). words is scratch space, returned
+// for reuse.
 func searchVector(org string, text []byte, words []string) (pgtype.TSVector, []string) {
 	words = appendWords(words[:0], string(text))
 	// Sorting the occurrences by word, then position, leaves each word's
@@ -137,7 +122,7 @@ func searchVector(org string, text []byte, words []string) (pgtype.TSVector, []s
 	}
 	occ := make([]occurrence, 0, len(words))
 	for i, w := range words {
-		if prefixBytes+len(w) < maxLexemeBytes { // at most 2046 bytes, as tsvector input takes
+		if len(w) <= maxLexemeBytes {
 			occ = append(occ, occurrence{w, uint16(min(i+1, maxPosition))})
 		}
 	}
@@ -149,25 +134,21 @@ func searchVector(org string, text []byte, words []string) (pgtype.TSVector, []s
 	})
 	positions := make([]pgtype.TSVectorPosition, 0, len(occ))
 	lexemes := make([]pgtype.TSVectorLexeme, 0, len(occ)/2+1)
-	// The prefixed lexemes are substrings of one string.
-	prefix := lexemePrefix(org)
-	var all strings.Builder
-	all.Grow(len(occ)*prefixBytes + len(text))
-	for i, o := range occ {
-		if i == 0 || o.word != occ[i-1].word {
-			all.WriteString(prefix)
-			all.WriteString(o.word)
-		}
+	orgWord := orgLexeme(org)
+	orgDone := false
+	addOrg := func() {
+		lexemes = append(lexemes, pgtype.TSVectorLexeme{Word: orgWord})
+		orgDone = true
 	}
-	joined, offset := all.String(), 0
 	size := 0
 	for i := 0; i < len(occ); {
 		w := occ[i].word
-		if size += prefixBytes + len(w) + 8; size > maxVectorBytes {
+		if size += len(w) + 8; size > maxVectorBytes {
 			break
 		}
-		lexeme := joined[offset : offset+prefixBytes+len(w)]
-		offset += prefixBytes + len(w)
+		if !orgDone && orgWord < w {
+			addOrg()
+		}
 		start := len(positions)
 		for ; i < len(occ) && occ[i].word == w; i++ {
 			// Positions past maxPosition are all stored as it, once.
@@ -176,19 +157,20 @@ func searchVector(org string, text []byte, words []string) (pgtype.TSVector, []s
 			}
 		}
 		size += 2 * (len(positions) - start)
-		lexemes = append(lexemes, pgtype.TSVectorLexeme{Word: lexeme, Positions: positions[start:len(positions):len(positions)]})
+		lexemes = append(lexemes, pgtype.TSVectorLexeme{Word: w, Positions: positions[start:len(positions):len(positions)]})
+	}
+	if !orgDone {
+		addOrg()
 	}
 	return pgtype.TSVector{Valid: true, Lexemes: lexemes}, words
 }
 
-// searchQuery turns free text into a tsquery (in its text form) for the
-// vectors of an organization whose lexemes begin with orgPrefix
-// (lexemePrefix): for every whitespace-separated word of text that holds a
-// letter or digit, its parts as a phrase, the last one a prefix if the
-// word ends in *, all ANDed. Operators in the user's text are never
-// interpreted: every part is quoted. It returns "" when no word of text is
-// searchable.
-func searchQuery(orgPrefix, text string) string {
+// searchQuery turns free text into a tsquery (in its text form): for every
+// whitespace-separated word of text that holds a letter or digit, its parts
+// as a phrase, the last one a prefix if the word ends in *, all ANDed.
+// Operators in the user's text are never interpreted: every part is quoted.
+// It returns "" when no word of text is searchable.
+func searchQuery(text string) string {
 	var b strings.Builder
 	terms := 0
 	var parts []string
@@ -210,7 +192,7 @@ func searchQuery(orgPrefix, text string) string {
 			if i > 0 {
 				b.WriteString(" <-> ")
 			}
-			b.WriteString(quoteLexeme(orgPrefix + p))
+			b.WriteString(quoteLexeme(p))
 			if prefix && i == len(parts)-1 {
 				b.WriteString(":*")
 			}
@@ -221,6 +203,12 @@ func searchQuery(orgPrefix, text string) string {
 		return ""
 	}
 	return b.String()
+}
+
+// tenantQuery is query ANDed with the organization's lexeme: what the GIN
+// index can answer for one tenant alone.
+func tenantQuery(org, query string) string {
+	return quoteLexeme(orgLexeme(org)) + " & " + query
 }
 
 // quoteLexeme quotes a lexeme for tsquery input: inside single quotes, a

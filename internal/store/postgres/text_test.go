@@ -40,12 +40,12 @@ func TestSearchQuery(t *testing.T) {
 		{"*** ( ) --", ""},
 		{"", ""},
 	} {
-		if got := searchQuery("", c.text); got != c.want {
+		if got := searchQuery(c.text); got != c.want {
 			t.Errorf("searchQuery(%q) = %q, want %q", c.text, got, c.want)
 		}
 	}
-	if got := searchQuery("pfx", "carol@example.com doc_*"); got != "('pfxcarol' <-> 'pfxexample' <-> 'pfxcom') & ('pfxdoc_':*)" {
-		t.Errorf("searchQuery with a prefix = %q", got)
+	if got := tenantQuery("org_1", "('alpha')"); got != "'org:org_1' & ('alpha')" {
+		t.Errorf("tenantQuery = %q", got)
 	}
 	if got := quoteLexeme(`org:it's\`); got != `'org:it\'s\\'` {
 		t.Errorf("quoteLexeme = %s", got)
@@ -62,55 +62,24 @@ func TestSearchVector(t *testing.T) {
 		}
 		got = append(got, l.Word+":"+strings.Join(pos, ","))
 	}
-	p := lexemePrefix("org_1")
-	want := []string{p + "alice:4,6", p + "johnson:5", p + "signed_in:2", p + "user:1", p + "user_01:3"}
+	want := []string{"alice:4,6", "johnson:5", "org:org_1:", "signed_in:2", "user:1", "user_01:3"}
 	if !slices.Equal(got, want) {
 		t.Errorf("searchVector = %q, want %q", got, want)
 	}
 
-	// Limits: words too long to prefix are left out, positions stop at
-	// 16383 and at 256 per word.
-	long := strings.Repeat("x", maxLexemeBytes-prefixBytes)
+	// Limits: words too long are left out, positions stop at 16383 and at
+	// 256 per word.
+	long := strings.Repeat("x", maxLexemeBytes+1)
 	text := long + " " + strings.Repeat("w ", 20000)
 	v, _ = searchVector("o", []byte(text), nil)
 	for _, l := range v.Lexemes {
-		if strings.HasSuffix(l.Word, long) {
+		if l.Word == long {
 			t.Errorf("a %d-byte word was kept", len(long))
 		}
-		if l.Word == lexemePrefix("o")+"w" {
+		if l.Word == "w" {
 			if n := len(l.Positions); n != maxPositions {
 				t.Errorf("%d positions kept, want %d", n, maxPositions)
 			}
 		}
-	}
-}
-
-func TestLexemePrefix(t *testing.T) {
-	// The migration's trail_search_prefix computes the same in SQL
-	// (TestMigrateSearchPerOrganization); different ids, however alike,
-	// get different prefixes.
-	seen := map[string]string{}
-	for _, org := range []string{"org_1", "org_10", "org_1 ", "org_01KBXZ3J0000000000000000A", "org_01KBXZ3J0000000000000000B"} {
-		p := lexemePrefix(org)
-		if len(p) != prefixBytes || strings.ContainsAny(p, "%' \\") {
-			t.Errorf("lexemePrefix(%q) = %q, want %d base64 characters", org, p, prefixBytes)
-		}
-		if o, ok := seen[p]; ok {
-			t.Errorf("lexemePrefix(%q) = lexemePrefix(%q) = %q", org, o, p)
-		}
-		seen[p] = org
-	}
-}
-
-// BenchmarkSearchVector is the Go side of an event's vector: words split,
-// folded, sorted and prefixed.
-func BenchmarkSearchVector(b *testing.B) {
-	text := []byte("user.signed_in\nuser_000123\nAlice Johnson\nalice@example.com\nteam\nteam_42\nEngineering\n" +
-		"203.0.113.7\nMozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15\n" +
-		"req_0000000000149530\nsso\nokta\nsuccess")
-	var words []string
-	b.ReportAllocs()
-	for b.Loop() {
-		_, words = searchVector("org_01M94DK8ARK4AFTRQ6VH0HNH02", text, words)
 	}
 }
