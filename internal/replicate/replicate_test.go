@@ -225,18 +225,7 @@ func TestSyncSharesRounds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			target, err := replicate.ParseTarget("file://"+t.TempDir()+"/replica", "", func(string) string { return "" })
-			if err != nil {
-				t.Fatal(err)
-			}
-			dbPath := filepath.Join(t.TempDir(), "trail.db")
-			db := openDB(t, dbPath)
-			reg := prometheus.NewRegistry()
-			r, err := replicate.Start(ctx, target, replicate.Options{Databases: []string{dbPath}, Interval: time.Hour}, nil, reg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close(ctx)
+			target, db, r, reg := startFileReplicator(t, replicate.Options{Interval: time.Hour})
 			errs := make(chan error, tc.callers)
 			for i := range tc.callers {
 				insert(t, db, i*10, i*10+10)
@@ -254,29 +243,11 @@ func TestSyncSharesRounds(t *testing.T) {
 			if got, want := count(t, filepath.Join(out, "trail.db")), tc.callers*10; got != want {
 				t.Errorf("restored %d rows after every Sync returned, want %d", got, want)
 			}
-			if rounds := roundsTotal(t, reg); rounds < 1 || rounds > float64(tc.callers) {
+			if rounds := metricSum(t, reg, "trail_replication_rounds_total"); rounds < 1 || rounds > float64(tc.callers) {
 				t.Errorf("%v rounds for %d calls of Sync", rounds, tc.callers)
 			}
 		})
 	}
-}
-
-// roundsTotal sums trail_replication_rounds_total over its results.
-func roundsTotal(t *testing.T, reg *prometheus.Registry) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() == "trail_replication_rounds_total" {
-			for _, m := range mf.GetMetric() {
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
 }
 
 // TestCheckpointMetrics: Litestream's checkpoints of the replicated
@@ -293,19 +264,8 @@ func TestCheckpointMetrics(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			target, err := replicate.ParseTarget("file://"+t.TempDir()+"/replica", "", func(string) string { return "" })
-			if err != nil {
-				t.Fatal(err)
-			}
-			dbPath := filepath.Join(t.TempDir(), "trail.db")
-			db := openDB(t, dbPath)
-			reg := prometheus.NewRegistry()
-			r, err := replicate.Start(ctx, target, replicate.Options{Databases: []string{dbPath}, Interval: time.Hour,
-				CheckpointPages: tc.pages, RoundGap: time.Millisecond}, nil, reg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close(ctx)
+			_, db, r, reg := startFileReplicator(t, replicate.Options{Interval: time.Hour,
+				CheckpointPages: tc.pages, RoundGap: time.Millisecond})
 			for i := range 3 {
 				insert(t, db, i*10, i*10+10)
 				if err := r.Sync(ctx); err != nil {
@@ -318,6 +278,28 @@ func TestCheckpointMetrics(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startFileReplicator opens a database in a temporary directory and starts
+// replicating it, with opts, to a directory target; it is closed with the
+// test.
+func startFileReplicator(t *testing.T, opts replicate.Options) (replicate.Target, *sql.DB, *replicate.Replicator, *prometheus.Registry) {
+	t.Helper()
+	ctx := context.Background()
+	target, err := replicate.ParseTarget("file://"+t.TempDir()+"/replica", "", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbPath := filepath.Join(t.TempDir(), "trail.db")
+	db := openDB(t, dbPath)
+	reg := prometheus.NewRegistry()
+	opts.Databases = []string{dbPath}
+	r, err := replicate.Start(ctx, target, opts, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(ctx) })
+	return target, db, r, reg
 }
 
 // metricSum sums a counter over its labels (0 when absent).

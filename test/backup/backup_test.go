@@ -161,17 +161,26 @@ func waitSize(t *testing.T, srv *trailtest.Server, org string, size int64) ([]by
 	}
 }
 
+// metricsText reads the server's /metrics from the operator listener.
+func metricsText(tb testing.TB, srv *trailtest.Server) string {
+	tb.Helper()
+	res, err := http.Get(srv.MetricsURL + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		tb.Fatalf("GET /metrics: %d %v", res.StatusCode, err)
+	}
+	return string(data)
+}
+
 // metric returns the value of an unlabelled metric on the operator
 // listener.
 func metric(t *testing.T, srv *trailtest.Server, name string) float64 {
 	t.Helper()
-	res, err := http.Get(srv.MetricsURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
-	for line := range strings.SplitSeq(string(data), "\n") {
+	for line := range strings.SplitSeq(metricsText(t, srv), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {

@@ -252,18 +252,13 @@ func ingest(b *testing.B, srv *trailtest.Server, args ...string) float64 {
 // bucket bounds).
 func delayQuantiles(b *testing.B, srv *trailtest.Server, name string) (p50, p99 float64, n int64) {
 	b.Helper()
-	res, err := http.Get(srv.MetricsURL + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
+	data := metricsText(b, srv)
 	type bucket struct {
 		le    float64
 		count int64
 	}
 	var buckets []bucket
-	for line := range strings.SplitSeq(string(data), "\n") {
+	for line := range strings.SplitSeq(data, "\n") {
 		rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
 		if !ok {
 			continue
@@ -294,14 +289,9 @@ func delayQuantiles(b *testing.B, srv *trailtest.Server, name string) (p50, p99 
 // counterSum reads a counter on /metrics, summed over its labels.
 func counterSum(b *testing.B, srv *trailtest.Server, name string) float64 {
 	b.Helper()
-	res, err := http.Get(srv.MetricsURL + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
+	data := metricsText(b, srv)
 	var n float64
-	for line := range strings.SplitSeq(string(data), "\n") {
+	for line := range strings.SplitSeq(data, "\n") {
 		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
 			// name may carry labels: name{label="value"}
 			if i := strings.LastIndexByte(rest, ' '); i >= 0 {
