@@ -133,11 +133,11 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	// every other line at once.
 	lines := logbuf.New(c.stderr, logFlushEvery, logBufferBytes)
 	defer lines.Close()
-	handler, err := newLogHandler(c.stderr, lines, c.logFormat, c.logLevel)
+	handler, enc, err := newLogHandler(c.stderr, lines, c.logFormat, c.logLevel)
 	if err != nil {
 		return usageError{err}
 	}
-	logger := slog.New(logbuf.NewHandler(handler, lines))
+	logger := slog.New(logbuf.NewEncodedHandler(handler, lines, enc))
 	if err := c.validate(); err != nil {
 		return usageError{err}
 	}
@@ -421,33 +421,35 @@ const (
 )
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	h, err := newLogHandler(w, w, format, level)
+	h, _, err := newLogHandler(w, w, format, level)
 	if err != nil {
 		return nil, err
 	}
 	return slog.New(h), nil
 }
 
-// newLogHandler returns the handler writing to out in format; "auto" picks
-// text when w, where out's lines end up, is a terminal.
-func newLogHandler(w, out io.Writer, format, level string) (slog.Handler, error) {
+// newLogHandler returns the handler writing to out in format, and that
+// format as a logbuf.Encoding (the access log writes its lines in it
+// without the handler); "auto" picks text when w, where out's lines end
+// up, is a terminal.
+func newLogHandler(w, out io.Writer, format, level string) (slog.Handler, logbuf.Encoding, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+		return nil, logbuf.Opaque, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv} // no ReplaceAttr, no AddSource: logbuf.NewEncodedHandler
 	switch format {
 	case "auto":
 		if isTerminal(w) {
-			return slog.NewTextHandler(out, opts), nil
+			return slog.NewTextHandler(out, opts), logbuf.Text, nil
 		}
-		return slog.NewJSONHandler(out, opts), nil
+		return slog.NewJSONHandler(out, opts), logbuf.JSON, nil
 	case "text":
-		return slog.NewTextHandler(out, opts), nil
+		return slog.NewTextHandler(out, opts), logbuf.Text, nil
 	case "json":
-		return slog.NewJSONHandler(out, opts), nil
+		return slog.NewJSONHandler(out, opts), logbuf.JSON, nil
 	}
-	return nil, fmt.Errorf("--log-format %q: use auto, text or json", format)
+	return nil, logbuf.Opaque, fmt.Errorf("--log-format %q: use auto, text or json", format)
 }
 
 // validate checks the settings that need no database: addresses, URLs,

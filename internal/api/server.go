@@ -410,6 +410,33 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, rout
 	if !s.log.Enabled(r.Context(), level) {
 		return
 	}
+	// The line may wait in serve's log buffer (internal/logbuf): one write
+	// per request would cost more CPU than decoding the request. Where the
+	// handler can, it writes the line itself, as slog would have encoded
+	// it, without building a slog.Record.
+	if lw, ok := s.log.Handler().(lineWriter); ok {
+		if l := lw.Line(time.Now(), level, "request"); l != nil {
+			l.String("request_id", info.id)
+			l.String("method", r.Method)
+			l.String("route", route)
+			l.String("path", r.URL.Path)
+			l.Int("status", int64(status))
+			l.Int("bytes", rec.bytes)
+			l.Float("duration_ms", float64(d.Microseconds())/1000)
+			l.String("remote", r.RemoteAddr)
+			if info.principal != nil {
+				l.String("key_id", info.principal.ID)
+			}
+			if info.orgID != "" {
+				l.String("organization_id", info.orgID)
+			}
+			if info.err != nil {
+				l.String("err", info.err.Error())
+			}
+			_ = l.End(level, true) // nowhere to report a log write's failure
+			return
+		}
+	}
 	// A fixed array, not a growing slice: no allocation per request.
 	var buf [11]slog.Attr
 	attrs := append(buf[:0],
@@ -430,9 +457,13 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, rout
 	if info.err != nil {
 		attrs = append(attrs, slog.String("err", info.err.Error()))
 	}
-	// The line may wait in serve's log buffer (internal/logbuf): one write
-	// per request would cost more CPU than decoding the request.
 	s.log.LogAttrs(logbuf.MayWait(context.WithoutCancel(r.Context())), level, "request", attrs...)
+}
+
+// lineWriter is a log handler that writes a line itself (logbuf.Handler,
+// as trail serve sets it up); Line returns nil where it cannot.
+type lineWriter interface {
+	Line(t time.Time, level slog.Level, msg string) *logbuf.Line
 }
 
 // unavailableLogEvery is how often a 503 is logged at most: the first of

@@ -12,6 +12,10 @@
 // through a Handler; every other line is written out at once, after the
 // lines buffered before it, so the order of the log is kept and warnings
 // and errors are never held back.
+//
+// A Handler made with NewEncodedHandler also writes such lines itself
+// (Line), encoded exactly as the slog handler it wraps would, but without
+// slog's generic machinery, which costs more than the line's fields.
 package logbuf
 
 import (
@@ -135,9 +139,11 @@ func mayWait(ctx context.Context) bool {
 type Handler struct {
 	next slog.Handler
 	w    *Writer
+	enc  Encoding // Opaque unless next is known (NewEncodedHandler)
 }
 
-// NewHandler returns a Handler over next, which must write to w.
+// NewHandler returns a Handler over next, which must write to w. Its Line
+// returns nil: NewEncodedHandler makes one that writes lines itself.
 func NewHandler(next slog.Handler, w *Writer) *Handler { return &Handler{next: next, w: w} }
 
 // Enabled reports whether next handles records at level.
@@ -158,12 +164,14 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	return err
 }
 
-// WithAttrs returns a Handler over next.WithAttrs(attrs), sharing w.
+// WithAttrs returns a Handler over next.WithAttrs(attrs), sharing w. It
+// writes no Line itself.
 func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return &Handler{next: h.next.WithAttrs(attrs), w: h.w}
 }
 
-// WithGroup returns a Handler over next.WithGroup(name), sharing w.
+// WithGroup returns a Handler over next.WithGroup(name), sharing w. It
+// writes no Line itself.
 func (h *Handler) WithGroup(name string) slog.Handler {
 	return &Handler{next: h.next.WithGroup(name), w: h.w}
 }
