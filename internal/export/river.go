@@ -76,7 +76,13 @@ func (w warnOnly) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (w warnOnly) WithGroup(name string) slog.Handler { return warnOnly{w.Handler.WithGroup(name)} }
 
-func riverConfig(s *Service) *river.Config {
+// riverConfig is River's configuration. pollOnly leaves out River's
+// notifier: its SQLite listener reads the notification table 20 times a
+// second whether or not anything happens, while the exports file has no
+// other process to hear from, and the queue is polled every
+// FetchPollInterval anyway (docs/PERFORMANCE.md, "The request path's
+// fixed costs").
+func riverConfig(s *Service, pollOnly bool) *river.Config {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &worker{s: s})
 	return &river.Config{
@@ -89,6 +95,7 @@ func riverConfig(s *Service) *river.Config {
 		// Neither SQLite nor a pooled PostgreSQL connection wakes the
 		// queue on insert here: it polls. An empty poll writes nothing.
 		FetchPollInterval:    200 * time.Millisecond,
+		PollOnly:             pollOnly,
 		JobTimeout:           s.cfg.JobTimeout,
 		RescueStuckJobsAfter: s.cfg.JobTimeout + time.Minute,
 		// River logs each failed poll of its queue; in a database outage
@@ -232,7 +239,7 @@ func NewSQLite(ctx context.Context, db *sql.DB, cfg Config) (*Service, error) {
 	if err := prepareRiver(ctx, driver, cfg, func() error { _, err := migrateRiver(ctx, driver); return err }); err != nil {
 		return nil, err
 	}
-	client, err := river.NewClient(driver, riverConfig(s))
+	client, err := river.NewClient(driver, riverConfig(s, true))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't create the River client: %w", err)
 	}
@@ -297,7 +304,7 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Service,
 	if err := prepareRiver(ctx, driver, cfg, func() error { return migrateRiverLocked(ctx, pool, driver) }); err != nil {
 		return nil, err
 	}
-	client, err := river.NewClient(driver, riverConfig(s))
+	client, err := river.NewClient(driver, riverConfig(s, false))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't create the River client: %w", err)
 	}
