@@ -39,7 +39,7 @@ func newStreams(st backend, keys *keyring.Keyring, allowPrivate, allowLinkLocal 
 }
 
 // Wake tells the engine new events were committed.
-func (r *streamsRunner) Wake() { r.engine.Wake() }
+func (r *streamsRunner) Wake() { r.engine.Committed() }
 
 // start runs the engine until ctx ends; the returned channel closes once it
 // has stopped. With PostgreSQL one replica delivers every stream at a time

@@ -50,6 +50,9 @@ type Engine struct {
 	log    *slog.Logger
 	wake   chan struct{}
 	cycles atomic.Int64
+	// delivering is whether the last look found a stream to deliver:
+	// without one, Committed need not wake the engine.
+	delivering atomic.Bool
 
 	delivered, failures *prometheus.CounterVec // by destination type
 	// failLog logs the failures that repeat while the database is out:
@@ -105,6 +108,19 @@ func (e *Engine) Wake() {
 	}
 }
 
+// Committed tells the engine new events were committed. It looks at once
+// (Wake) only while it delivers a stream: with none, new events change
+// nothing it would see, and a commit every few hundred microseconds would
+// otherwise have it read every stream's position up to 50 times a second
+// for nothing (docs/PERFORMANCE.md, "The request path's fixed costs").
+// A stream created or resumed here calls Wake; one changed on another
+// replica is seen at the next poll, as before.
+func (e *Engine) Committed() {
+	if e.delivering.Load() {
+		e.Wake()
+	}
+}
+
 // wakeGap is the least time between two looks: under load a commit wakes
 // the engine hundreds of times a second, and one look per gap serves them
 // all.
@@ -125,6 +141,7 @@ func (e *Engine) Run(ctx context.Context) {
 		// A replica that stops delivering (the lease went to another)
 		// reports no streams, so that the fleet's sums count each once.
 		clear(e.positions)
+		e.delivering.Store(false)
 		e.mu.Unlock()
 		wg.Wait()
 	}()
@@ -191,6 +208,7 @@ func (e *Engine) sync(ctx context.Context, wg *sync.WaitGroup) {
 		}
 	}
 	e.positions = seen
+	e.delivering.Store(len(e.workers) > 0)
 }
 
 // worker delivers one stream.

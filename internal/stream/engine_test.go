@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -288,4 +289,42 @@ func TestSlowDestinationIsolated(t *testing.T) {
 		h.waitCursor(id, int64(200+i*100))
 	}
 	s.check(t, 0, 600)
+}
+
+// TestCommittedWakesOnlyWhileDelivering: a commit wakes the engine only
+// when it has a stream to deliver; a stream's change always does.
+func TestCommittedWakesOnlyWhileDelivering(t *testing.T) {
+	tests := []struct {
+		name      string
+		stream    bool // an active stream exists before the look
+		committed bool // Committed, rather than Wake
+		want      bool
+	}{
+		{"commit, no stream", false, true, false},
+		{"commit, a stream to deliver", true, true, true},
+		{"stream change, no stream", false, false, true},
+		{"stream change, a stream to deliver", true, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, stream.Options{})
+			if tt.stream {
+				var s sink
+				h.createStream(stream.TypeWebhook, webhookConfig(webhookReceiver(t, &s, nil).URL), 0)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			defer func() { cancel(); wg.Wait() }()
+			h.engine.TakeWake() // createStream's, as Run would take it
+			h.engine.Look(ctx, &wg)
+			if tt.committed {
+				h.engine.Committed()
+			} else {
+				h.engine.Wake()
+			}
+			if got := h.engine.WakePending(); got != tt.want {
+				t.Errorf("woken = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }

@@ -102,7 +102,8 @@ func (h *harness) halt() {
 	}
 }
 
-// appendEvents appends n events to the organization and wakes the engine.
+// appendEvents appends n events to the organization and tells the engine,
+// as trail serve's committer does.
 func (h *harness) appendEvents(n int) {
 	h.t.Helper()
 	for n > 0 {
@@ -123,7 +124,7 @@ func (h *harness) appendEvents(n int) {
 		}
 		n -= k
 	}
-	h.engine.Wake()
+	h.engine.Committed()
 }
 
 // createStream stores a stream of typ with config, delivering from start.
