@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os/user"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/trailaudit/trail/internal/console"
@@ -42,7 +44,46 @@ func withConsole(workers context.Context, next http.Handler, st console.Store, k
 	mux.Handle("/console/", c)
 	mux.Handle("/console", http.RedirectHandler("/console/", http.StatusSeeOther))
 	mux.Handle("/", next)
-	return mux, nil
+	return consoleRouter{mux: mux, next: next}, nil
+}
+
+// consoleRouter is the console's mux beside next. A request whose path is
+// already clean and outside /console goes straight to next, where the mux
+// would send it anyway: the API's own mux then routes it, and one lookup
+// per request is saved (docs/PERFORMANCE.md, "The request path's fixed
+// costs"). Every other request, whose path the mux would clean or
+// redirect, goes through the mux as before.
+type consoleRouter struct {
+	mux  *http.ServeMux
+	next http.Handler
+}
+
+func (c consoleRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodConnect {
+		if p := r.URL.EscapedPath(); !strings.HasPrefix(p, "/console") && cleanPath(p) {
+			c.next.ServeHTTP(w, r)
+			return
+		}
+	}
+	c.mux.ServeHTTP(w, r)
+}
+
+// cleanPath reports whether http.ServeMux leaves the escaped path p as it
+// is, by its own rule (net/http's cleanPath): p starts with "/" and
+// path.Clean changes nothing but a final "/", which the mux keeps.
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		if len(p) == len(np)+1 && strings.HasPrefix(p, np) {
+			np = p
+		} else {
+			np += "/"
+		}
+	}
+	return np == p
 }
 
 type consoleCommand struct {
