@@ -3,6 +3,7 @@ package logbuf
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -152,6 +153,53 @@ func TestLineMayWaitInTheBuffer(t *testing.T) {
 			_ = w.Close()
 			if !bytes.HasSuffix([]byte(out.String()), []byte(`"msg":"request","k":"v"}`+"\n")) {
 				t.Fatalf("line %q", out.String())
+			}
+		})
+	}
+}
+
+// BenchmarkAccessLine compares an access log line written as a Line with
+// the same line through slog (go test -bench AccessLine ./internal/logbuf).
+func BenchmarkAccessLine(b *testing.B) {
+	for _, direct := range []bool{false, true} {
+		name := "slog"
+		if direct {
+			name = "line"
+		}
+		b.Run(name, func(b *testing.B) {
+			w := New(io.Discard, hour, 32<<10)
+			defer w.Close()
+			h := NewEncodedHandler(slog.NewJSONHandler(w, nil), w, JSON)
+			log := slog.New(h)
+			ctx := MayWait(context.Background())
+			b.ReportAllocs()
+			for b.Loop() {
+				if direct {
+					l := h.Line(time.Now(), slog.LevelInfo, "request")
+					l.String("request_id", "0123456789abcdef0123456789abcdef")
+					l.String("method", "POST")
+					l.String("route", "POST /audit_logs/events")
+					l.String("path", "/audit_logs/events")
+					l.Int("status", 201)
+					l.Int("bytes", 16)
+					l.Float("duration_ms", 6.283)
+					l.String("remote", "127.0.0.1:40000")
+					l.String("key_id", "key_01JTKEY0000000000000000")
+					l.String("organization_id", "org_01JTORG0000000000000000")
+					_ = l.End(slog.LevelInfo, true)
+					continue
+				}
+				log.LogAttrs(ctx, slog.LevelInfo, "request",
+					slog.String("request_id", "0123456789abcdef0123456789abcdef"),
+					slog.String("method", "POST"),
+					slog.String("route", "POST /audit_logs/events"),
+					slog.String("path", "/audit_logs/events"),
+					slog.Int("status", 201),
+					slog.Int64("bytes", 16),
+					slog.Float64("duration_ms", 6.283),
+					slog.String("remote", "127.0.0.1:40000"),
+					slog.String("key_id", "key_01JTKEY0000000000000000"),
+					slog.String("organization_id", "org_01JTORG0000000000000000"))
 			}
 		})
 	}
