@@ -137,7 +137,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	logger := slog.New(logbuf.NewEncodedHandler(handler, lines, enc))
+	logHandler := logbuf.NewEncodedHandler(handler, lines, enc)
+	logger := slog.New(logHandler)
 	if err := c.validate(); err != nil {
 		return usageError{err}
 	}
@@ -158,7 +159,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		}
 		debug.SetMemoryLimit(b.goLimit)
 	}
-	s := &server{c: c, logger: logger}
+	s := &server{c: c, logger: logger, lines: logHandler}
 	defer s.close()
 	if err := s.build(ctx); err != nil {
 		return err

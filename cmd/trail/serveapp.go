@@ -23,6 +23,7 @@ import (
 	"github.com/trailaudit/trail/internal/lease"
 	"github.com/trailaudit/trail/internal/ledger"
 	"github.com/trailaudit/trail/internal/livetail"
+	"github.com/trailaudit/trail/internal/logbuf"
 	"github.com/trailaudit/trail/internal/retention"
 	"github.com/trailaudit/trail/internal/schema"
 	"github.com/trailaudit/trail/internal/selfaudit"
@@ -37,6 +38,7 @@ import (
 type server struct {
 	c       *serveCommand
 	logger  *slog.Logger
+	lines   *logbuf.Handler // logger's handler: the access log writes its lines through it
 	cleanup []func()
 
 	db         *database
@@ -346,6 +348,7 @@ func (s *server) buildAPI(context.Context) error {
 		TrustProxyHeaders: c.trustProxy,
 		Logger:            logger,
 		AccessLog:         c.accessLog,
+		AccessLines:       s.lines,
 		Registerer:        s.reg,
 		Gatherer:          s.reg,
 		Log: api.LogConfig{Storage: s.logStorage, VerifierKey: s.signer.NewestKey(), Refused: s.integrator.Refused,
@@ -461,3 +464,6 @@ func (s *server) run(ctx context.Context) error {
 	logger.Info("stopped")
 	return nil
 }
+
+// The access log writes its lines through serve's log handler.
+var _ api.LineWriter = (*logbuf.Handler)(nil)

@@ -55,7 +55,12 @@ func TestAccessLogGolden(t *testing.T) {
 				} else {
 					lh = logbuf.NewHandler(h, lines)
 				}
-				e := newEnv(t, func(c *Config, _ *env) { c.Logger = slog.New(lh) })
+				e := newEnv(t, func(c *Config, _ *env) {
+					c.Logger = slog.New(lh)
+					if direct {
+						c.AccessLines = lh
+					}
+				})
 				org := e.org("Acme")
 				_ = lines.Flush()
 				out.Reset()

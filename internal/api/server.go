@@ -67,6 +67,11 @@ type Config struct {
 	// logged one per request, on or off: during an outage every request
 	// gets one, so they are summarised (unavailableLogEvery).
 	AccessLog bool
+	// AccessLines, when set, writes the access log's lines itself, as
+	// Logger's handler would have encoded them, without building a
+	// slog.Record (docs/PERFORMANCE.md, "The request path's fixed costs");
+	// it must write where Logger does. Nil: every line goes through Logger.
+	AccessLines LineWriter
 	// Registerer receives the HTTP metrics; Gatherer is what /metrics
 	// serves. When both are nil a private registry is used for both.
 	Registerer prometheus.Registerer
@@ -414,8 +419,8 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, rout
 	// per request would cost more CPU than decoding the request. Where the
 	// handler can, it writes the line itself, as slog would have encoded
 	// it, without building a slog.Record.
-	if lw, ok := s.log.Handler().(lineWriter); ok {
-		if l := lw.Line(time.Now(), level, "request"); l != nil {
+	if s.cfg.AccessLines != nil {
+		if l := s.cfg.AccessLines.Line(time.Now(), level, "request"); l != nil {
 			l.String("request_id", info.id)
 			l.String("method", r.Method)
 			l.String("route", route)
@@ -460,9 +465,9 @@ func (s *Server) observe(r *http.Request, rec *recorder, info *requestInfo, rout
 	s.log.LogAttrs(logbuf.MayWait(context.WithoutCancel(r.Context())), level, "request", attrs...)
 }
 
-// lineWriter is a log handler that writes a line itself (logbuf.Handler,
-// as trail serve sets it up); Line returns nil where it cannot.
-type lineWriter interface {
+// LineWriter writes a log line itself (logbuf.Handler, as trail serve
+// sets it up); Line returns nil where it cannot.
+type LineWriter interface {
 	Line(t time.Time, level slog.Level, msg string) *logbuf.Line
 }
 

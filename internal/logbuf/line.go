@@ -27,7 +27,8 @@ const (
 // enc (a slog.JSONHandler or slog.TextHandler made with no ReplaceAttr and
 // no AddSource): its Line writes records the way next would.
 func NewEncodedHandler(next slog.Handler, w *Writer, enc Encoding) *Handler {
-	return &Handler{next: next, w: w, enc: enc}
+	return &Handler{next: next, w: w, enc: enc,
+		lines: &sync.Pool{New: func() any { return &Line{buf: make([]byte, 0, 512)} }}}
 }
 
 // A Line is one record written straight into a Handler's Writer, encoded
@@ -43,9 +44,8 @@ type Line struct {
 	buf  []byte
 	json bool
 	w    *Writer
+	pool *sync.Pool // where End returns it
 }
-
-var linePool = sync.Pool{New: func() any { return &Line{buf: make([]byte, 0, 512)} }}
 
 // Line starts a record at t with level and msg, or returns nil when h
 // cannot write one itself (its encoding is Opaque, or it was derived with
@@ -55,8 +55,8 @@ func (h *Handler) Line(t time.Time, level slog.Level, msg string) *Line {
 	if h.enc == Opaque {
 		return nil
 	}
-	l := linePool.Get().(*Line)
-	l.json, l.w = h.enc == JSON, h.w
+	l := h.lines.Get().(*Line)
+	l.json, l.w, l.pool = h.enc == JSON, h.w, h.lines
 	t = t.Round(0) // as slog does: no monotonic reading
 	if l.json {
 		l.buf = append(l.buf, `{"time":"`...)
@@ -111,8 +111,9 @@ func (l *Line) End(level slog.Level, mayWait bool) error {
 		}
 	}
 	if cap(l.buf) <= 4<<10 { // one long line must not stay pinned
-		l.buf, l.w = l.buf[:0], nil
-		linePool.Put(l)
+		pool := l.pool
+		l.buf, l.w, l.pool = l.buf[:0], nil, nil
+		pool.Put(l)
 	}
 	return err
 }

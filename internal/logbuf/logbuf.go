@@ -140,6 +140,8 @@ type Handler struct {
 	next slog.Handler
 	w    *Writer
 	enc  Encoding // Opaque unless next is known (NewEncodedHandler)
+	// lines are the Lines this handler writes, for reuse (NewEncodedHandler).
+	lines *sync.Pool
 }
 
 // NewHandler returns a Handler over next, which must write to w. Its Line
