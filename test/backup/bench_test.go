@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,7 +115,9 @@ func BenchmarkReplication(b *testing.B) {
 				if profDir != "" {
 					prof = profile(b, srv, filepath.Join(profDir, fmt.Sprintf("%s-%d.pprof", m.name, round)), dur*4/5)
 				}
+				benchCPU := cpuTime(b)
 				eps := ingest(b, srv, "--concurrency", "16", "--batch", "100", "--duration", dur.String())
+				benchCPU = cpuTime(b) - benchCPU
 				if prof != nil {
 					<-prof
 				}
@@ -124,13 +127,18 @@ func BenchmarkReplication(b *testing.B) {
 				} else {
 					ratios[m.name] = append(ratios[m.name], eps/off)
 				}
+				// CPU beside the rate: the server's own, and this
+				// process's, which serves the S3 target's requests
+				// (ingest runs in a process of its own).
+				cpu := fmt.Sprintf("server CPU %.2f s, benchmark process (S3 server) %.2f s",
+					counterSum(b, srv, "process_cpu_seconds_total"), benchCPU.Seconds())
 				if m.r != nil {
 					n := counterSum(b, srv, "trail_replication_checkpoints_total")
 					secs := counterSum(b, srv, "trail_replication_checkpoint_seconds_total")
 					failed := counterSum(b, srv, `trail_replication_rounds_total{result="error"}`)
-					b.Logf("round %d, replication %s: %.0f events/s; %.0f WAL checkpoints, %.3f s in them; %.0f rounds failed", round, m.name, eps, n, secs, failed)
+					b.Logf("round %d, replication %s: %.0f events/s; %s; %.0f WAL checkpoints, %.3f s in them; %.0f rounds failed", round, m.name, eps, cpu, n, secs, failed)
 				} else {
-					b.Logf("round %d, replication %s: %.0f events/s", round, m.name, eps)
+					b.Logf("round %d, replication %s: %.0f events/s; %s", round, m.name, eps, cpu)
 				}
 				srv.Stop(b)
 			}
@@ -222,6 +230,16 @@ func profile(b *testing.B, srv *trailtest.Server, path string, d time.Duration) 
 		}
 	}()
 	return done
+}
+
+// cpuTime is the CPU time this process has used (user and system).
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 var restoredEvents = regexp.MustCompile(`Restored [0-9]+ logs \(([0-9,]+) events\)`)
