@@ -17,6 +17,7 @@ func runPrivacy(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("Policies", func(t *testing.T) { testPrivacyPolicies(t, open(t)) })
 	t.Run("ErasureJobs", func(t *testing.T) { testErasureJobs(t, open(t)) })
 	t.Run("EraseRecords", func(t *testing.T) { testEraseRecords(t, open(t)) })
+	t.Run("AppendAfterErasingNewest", func(t *testing.T) { testAppendAfterErasingNewest(t, open(t)) })
 }
 
 func testPrivacyPolicies(t *testing.T, s store.Backend) {
@@ -91,6 +92,58 @@ func testErasureJobs(t *testing.T, s store.Backend) {
 	}
 	if _, err := s.Erasure(ctx, orgID("ERASEJOB", 2), "ers_1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("another organization's erasure: %v, want ErrNotFound", err)
+	}
+}
+
+// testAppendAfterErasingNewest erases an organization's newest records,
+// those last appended to the whole store, then appends more: the new events
+// take new seqs and new places in the store's order (a backend that reused
+// the erased records' positions would have its indexer, which has passed
+// them, skip the new events), so search and streams see every one of them.
+func testAppendAfterErasingNewest(t *testing.T, s store.Backend) {
+	ctx := t.Context()
+	org := orgID("ERASENEW", 1)
+	mustCreateOrg(t, s, org, t0)
+	mustCreateStream(t, s, newStream(org, 9))
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	appendAged(t, s, org, ages(now, 6, time.Hour))
+	indexAll(t, s, 1000)
+	fakeIntegrate(t, s, org, 0, 6)
+	if erased, pending, err := s.EraseRecords(ctx, org, []int64{3, 4, 5}); err != nil || erased != 3 || pending != 0 {
+		t.Fatalf("EraseRecords = %d erased, %d pending, %v; want 3 and 0", erased, pending, err)
+	}
+	for round, want := range [][]int64{{0, 1, 2, 6, 7}, {0, 1, 2, 6, 7, 8, 9}} {
+		received := ages(now, 2, time.Duration(30-round)*time.Minute)
+		var sub store.Submission
+		for i, at := range received {
+			sub.Events = append(sub.Events, retEvent(t, org, 100*round+i, at))
+		}
+		res, err := s.Append(ctx, []store.Submission{sub}, now)
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("Append after the erasure: %v %v", err, res[0].Err)
+		}
+		size := want[len(want)-1] + 1
+		if got := res[0].Events; got[0].Seq != size-2 || got[1].Seq != size-1 {
+			t.Errorf("round %d: appended seqs %d and %d, want %d and %d", round, got[0].Seq, got[1].Seq, size-2, size-1)
+		}
+		if got := storedSeqs(t, s, org, size); !slices.Equal(got, want) {
+			t.Errorf("round %d: stored seqs %v, want %v", round, got, want)
+		}
+		if got := searchSeqs(t, s, store.EventQuery{OrganizationID: org}); !slices.Equal(got, want) {
+			t.Errorf("round %d: search found seqs %v, want %v", round, got, want)
+		}
+		if got := searchSeqs(t, s, store.EventQuery{OrganizationID: org, Text: "retentionword"}); !slices.Equal(got, want) {
+			t.Errorf("round %d: free-text search found seqs %v, want %v", round, got, want)
+		}
+		pos, err := s.StreamPositions(ctx)
+		if err != nil {
+			t.Fatalf("StreamPositions: %v", err)
+		}
+		for _, p := range pos {
+			if p.ID == streamID(9) && p.LogSize != size {
+				t.Errorf("round %d: the stream sees a log of %d records, want %d", round, p.LogSize, size)
+			}
+		}
 	}
 }
 
