@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
 )
 
@@ -62,7 +63,9 @@ func TestBacklogMemoryBound(t *testing.T) {
 	defer s.Close()
 	one := indexerEvent(t, "org_a", "a.b", testNow, true)
 	// Room for three held events: the fourth Append is refused.
-	s.opts.backlog = int64(3 * heldSize(&pendingRow{record: make([]byte, 1), draft: one.Draft}))
+	held := pendingRow{record: event.AppendRecord(nil, event.Accepted{ID: one.ID, OrganizationID: "org_a", Seq: 1, ReceivedAt: one.ReceivedAt}, one.Tail), draft: one.Draft}
+	held.hold(nil)
+	s.opts.backlog = int64(3 * heldSize(&held))
 	sub := func() []store.Submission {
 		return []store.Submission{{Events: []store.PendingEvent{indexerEvent(t, "org_a", "a.b", testNow, true)}}}
 	}

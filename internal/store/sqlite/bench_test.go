@@ -15,6 +15,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -346,5 +347,52 @@ func BenchmarkIndexPending(b *testing.B) {
 			}
 			reportRate(b, n)
 		})
+	}
+}
+
+// BenchmarkHeldEvent is the heap one accepted event costs while it waits
+// for the indexer: 20,000 events appended in batches of benchBatch from
+// drafts parsed from their JSON as the API parses them and dropped after
+// the Append, none indexed. held-B/event is the heap's growth after a GC
+// per event (it includes the integrator's few bytes of bookkeeping per
+// record, which shares the record); counted-B/event is what the backlog's
+// budget counts for it (heldSize).
+func BenchmarkHeldEvent(b *testing.B) {
+	const n = 20 * benchBatch
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		s := openBench(b)
+		s.unindexed.budget = math.MaxInt
+		rng := rand.New(rand.NewPCG(2026, 11))
+		received := time.Now().Truncate(time.Millisecond)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		for i := range n / benchBatch {
+			var sub store.Submission
+			for k := range benchBatch {
+				j := i*benchBatch + k
+				d, err := event.ParseEvent(storetest.Event(rng, j), received, event.DefaultLimits())
+				if err != nil {
+					b.Fatalf("generated event %d is invalid: %v", j, err)
+				}
+				sub.Events = append(sub.Events, store.PendingEvent{OrganizationID: benchOrg(j % benchOrgs), ID: event.NewID(received), ReceivedAt: received, Tail: d.Tail, Draft: d})
+			}
+			if _, err := s.Append(ctx, []store.Submission{sub}, received); err != nil {
+				b.Fatalf("Append: %v", err)
+			}
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if held := s.unindexed.heldAfter(0); held == 0 {
+			b.Fatal("no event held")
+		}
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "held-B/event")
+		b.ReportMetric(float64(s.unindexed.heldBytes())/n, "counted-B/event")
+		runtime.KeepAlive(s)
+		s.Close()
 	}
 }

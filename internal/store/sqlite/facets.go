@@ -102,19 +102,19 @@ func (f *facetHasher) appendToken(dst []byte, kind facetKind, org string, values
 // appendFacets appends the facet tokens of one event that event_fts holds:
 // those of the few-valued kinds, and those of many-valued values that make
 // no phrase.
-func (f *facetHasher) appendFacets(dst []byte, org string, rec *event.Record, mismatch bool) []byte {
+func (f *facetHasher) appendFacets(dst []byte, org string, e *indexFields, mismatch bool) []byte {
 	dst = f.appendToken(dst, facetOrganization, org)
-	dst = f.appendToken(dst, facetAction, org, rec.Action)
-	if !hasWord(rec.Actor.ID) {
-		dst = f.appendToken(dst, facetActorID, org, rec.Actor.ID)
+	dst = f.appendToken(dst, facetAction, org, e.action)
+	if !hasWord(e.actorID) {
+		dst = f.appendToken(dst, facetActorID, org, e.actorID)
 	}
-	if rec.Actor.Name != "" && !hasWord(rec.Actor.Name) {
-		dst = f.appendToken(dst, facetActorName, org, rec.Actor.Name)
+	if e.actorName != "" && !hasWord(e.actorName) {
+		dst = f.appendToken(dst, facetActorName, org, e.actorName)
 	}
-	for _, t := range rec.Targets {
-		dst = f.appendToken(dst, facetTargetType, org, t.Type)
-		if !hasWord(t.ID) {
-			dst = f.appendToken(dst, facetTargetID, org, t.ID)
+	for _, t := range e.targets {
+		dst = f.appendToken(dst, facetTargetType, org, t.typ)
+		if !hasWord(t.id) {
+			dst = f.appendToken(dst, facetTargetID, org, t.id)
 		}
 	}
 	if mismatch {
@@ -125,14 +125,14 @@ func (f *facetHasher) appendFacets(dst []byte, org string, rec *event.Record, mi
 
 // appendExact appends the facet tokens of one event's many-valued kinds,
 // what event_search.exact holds.
-func (f *facetHasher) appendExact(dst []byte, org string, rec *event.Record) []byte {
-	dst = f.appendToken(dst, facetActorID, org, rec.Actor.ID)
-	if rec.Actor.Name != "" {
-		dst = f.appendToken(dst, facetActorName, org, rec.Actor.Name)
+func (f *facetHasher) appendExact(dst []byte, org string, e *indexFields) []byte {
+	dst = f.appendToken(dst, facetActorID, org, e.actorID)
+	if e.actorName != "" {
+		dst = f.appendToken(dst, facetActorName, org, e.actorName)
 	}
-	for _, t := range rec.Targets {
-		dst = f.appendToken(dst, facetTargetID, org, t.ID)
-		dst = f.appendToken(dst, facetTarget, org, t.Type, t.ID)
+	for _, t := range e.targets {
+		dst = f.appendToken(dst, facetTargetID, org, t.id)
+		dst = f.appendToken(dst, facetTarget, org, t.typ, t.id)
 	}
 	return dst
 }
@@ -157,9 +157,12 @@ func hasWord(s string) bool {
 // ftsEntry is what event_fts holds for one event: its facet tokens and
 // its free text. The indexer inserts it and retention deletes it with the
 // same values (FTS5's 'delete' on a contentless table needs exactly what
-// was inserted), so both build it here, reusing the buffers given.
-func (f *facetHasher) ftsEntry(facets, text []byte, org string, rec *event.Record, mismatch bool) (facetsOut, textOut []byte) {
-	return f.appendFacets(facets[:0], org, rec, mismatch), rec.AppendSearchText(text[:0])
+// was inserted), so both build it from indexFields (held.go): the indexer
+// from those an event waiting for it holds, retention from its record
+// here.
+func (f *facetHasher) ftsEntry(org string, rec *event.Record, mismatch bool) (facets []byte, text string) {
+	e, _ := fieldsOf(&rec.Draft, nil, nil)
+	return f.appendFacets(nil, org, &e, mismatch), e.text
 }
 
 // facetTermOf is a facet as a term of an FTS5 query on the facets column.

@@ -121,11 +121,14 @@ type pendingRow struct {
 	id       string
 	record   []byte
 	mismatch bool         // events.schema_mismatch
-	draft    *event.Draft // what record encodes, when the event was committed by this process; nil otherwise
-	// For reads of events not indexed yet (tail.go), set by prepare:
-	// occurred_at in unix milliseconds, and the tokens of the draft's
-	// search text, made by the first read that needs them.
+	draft    *event.Draft // what record encodes, when the event was committed by this process, until hold
+	// What the indexer and reads of the tail take of the event, set by
+	// hold (held.go; empty if the record does not parse): its index
+	// fields, and occurred_at in unix milliseconds.
+	held heldFields
 	ms   int64
+	// The tokens of the search text, made by the first read of the
+	// tail that needs them (set by prepare).
 	text *lazyTokens
 	// Hashes of the action and the actor's id and name, kept beside the
 	// row so that a filter rules most rows out without reading their
@@ -305,30 +308,40 @@ func (s *Store) indexRows(pending []pendingRow, keys *sortKeys) (indexPass, erro
 	}
 	b := indexPass{events: len(pending), search: make([]any, 0, len(pending)*5), newActions: map[[2]string]struct{}{}}
 	fts := make([]ftsRow, 0, len(pending))
-	var text, facets, exact []byte
+	var buf, facets, exact []byte
+	var targets []targetRef
 	hasher := newFacetHasher()
-	for _, p := range pending {
-		rec, err := p.parsed()
-		if err != nil {
-			// Stored records were produced by event.AppendRecord; one that
-			// does not parse means the database was altered outside Trail.
-			return b, fmt.Errorf("couldn't parse stored record %s/%d for indexing: %w", p.org, p.seq, err)
+	for i := range pending {
+		p := &pending[i]
+		if p.held == "" { // read from the table
+			if buf = p.hold(buf); p.held == "" {
+				// Stored records were produced by event.AppendRecord; one
+				// that does not parse means the database was altered
+				// outside Trail.
+				_, err := event.ParseRecord(p.record)
+				return b, fmt.Errorf("couldn't parse stored record %s/%d for indexing: %w", p.org, p.seq, err)
+			}
 		}
-		key, err := keys.allocate(rec.OccurredAt.UnixMilli())
+		e := p.held.fields(targets[:0])
+		targets = e.targets
+		key, err := keys.allocate(p.ms)
 		if err != nil {
 			return b, err
 		}
-		exact = hasher.appendExact(exact[:0], p.org, rec)
-		b.search = append(b.search, key, p.org, p.seq, rec.Action, string(exact))
-		ak := [2]string{p.org, rec.Action}
+		exact = hasher.appendExact(exact[:0], p.org, &e)
+		b.search = append(b.search, key, p.org, p.seq, e.action, string(exact))
+		ak := [2]string{p.org, e.action}
 		if _, ok := s.indexCache.actions[ak]; !ok {
 			if _, ok := b.newActions[ak]; !ok {
+				// A copy: the cache outlives the event's held fields.
+				ak[1] = strings.Clone(ak[1])
 				b.newActions[ak] = struct{}{}
-				b.actions = append(b.actions, p.org, rec.Action)
+				b.actions = append(b.actions, p.org, ak[1])
 			}
 		}
-		facets, text = hasher.ftsEntry(facets, text, p.org, rec, p.mismatch)
-		fts = append(fts, ftsRow{key, string(facets), string(text)})
+		facets = hasher.appendFacets(facets[:0], p.org, &e, p.mismatch)
+		// The text is a part of the event's held fields, not a copy.
+		fts = append(fts, ftsRow{key, string(facets), e.text})
 	}
 	slices.SortFunc(fts, func(a, b ftsRow) int { return cmp.Compare(a.key, b.key) })
 	b.fts = make([]any, 0, len(fts)*3)

@@ -114,7 +114,7 @@ func (x *invIndex) pass(ctx context.Context, s *Store, limit int) (int, error) {
 	var z tokenizer
 	hasher := newFacetHasher()
 	for _, p := range pending {
-		rec, err := p.parsed()
+		rec, err := pendingRecord(&p)
 		if err != nil {
 			return 0, err
 		}
@@ -122,7 +122,7 @@ func (x *invIndex) pass(ctx context.Context, s *Store, limit int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		exact = hasher.appendExact(exact[:0], p.org, rec)
+		exact = appendExactOf(hasher, exact[:0], p.org, rec)
 		b.search = append(b.search, key, p.org, p.seq, rec.Action, string(exact))
 		ak := [2]string{p.org, rec.Action}
 		if _, ok := s.indexCache.actions[ak]; !ok {
@@ -131,7 +131,7 @@ func (x *invIndex) pass(ctx context.Context, s *Store, limit int) (int, error) {
 				b.actions = append(b.actions, p.org, rec.Action)
 			}
 		}
-		facets, text = hasher.ftsEntry(facets, text, p.org, rec, p.mismatch)
+		facets, text = ftsEntryInto(hasher, facets, text, p.org, rec, p.mismatch)
 		oc := orgChunk{p.org, p.seq >> invChunkBits}
 		m := touched[oc]
 		if m == nil {
@@ -507,11 +507,11 @@ func invCatchUp(ctx context.Context, s *Store, inv *invIndex, from int64) error 
 		var z tokenizer
 		hasher := newFacetHasher()
 		for _, p := range pending {
-			rec, err := p.parsed()
+			rec, err := pendingRecord(&p)
 			if err != nil {
 				return err
 			}
-			facets, text = hasher.ftsEntry(facets, text, p.org, rec, p.mismatch)
+			facets, text = ftsEntryInto(hasher, facets, text, p.org, rec, p.mismatch)
 			oc := orgChunk{p.org, p.seq >> invChunkBits}
 			if touched[oc] == nil {
 				touched[oc] = map[string]*roaring.Bitmap{}
@@ -639,4 +639,24 @@ func BenchmarkSearchIndexQuery(b *testing.B) {
 			b.ReportMetric(pct(inv, 95), "bitmap-p95-ms")
 		})
 	}
+}
+
+// pendingRecord is the event p holds, parsed from its record unless it
+// still has its draft.
+func pendingRecord(p *pendingRow) (*event.Record, error) {
+	if p.draft != nil {
+		return &event.Record{Draft: *p.draft}, nil
+	}
+	return event.ParseRecord(p.record)
+}
+
+// ftsEntryInto is ftsEntry into the buffers given.
+func ftsEntryInto(h *facetHasher, facets, text []byte, org string, rec *event.Record, mismatch bool) ([]byte, []byte) {
+	e, _ := fieldsOf(&rec.Draft, nil, nil)
+	return h.appendFacets(facets[:0], org, &e, mismatch), append(text[:0], e.text...)
+}
+
+func appendExactOf(h *facetHasher, dst []byte, org string, rec *event.Record) []byte {
+	e, _ := fieldsOf(&rec.Draft, nil, nil)
+	return h.appendExact(dst, org, &e)
 }

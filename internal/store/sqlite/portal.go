@@ -190,7 +190,7 @@ func (s *Store) OrganizationActions(ctx context.Context, org string, limit int) 
 		return nil, err
 	}
 	err = s.scanTail(ctx, org, indexed, last, func(rows []pendingRow) error {
-		return orgRows(rows, org, func(p *pendingRow) { out = append(out, p.draft.Action) })
+		return orgRows(rows, org, func(p *pendingRow) { out = append(out, strings.Clone(p.held.action())) })
 	})
 	if err != nil {
 		return nil, err

@@ -226,8 +226,8 @@ func (s *Store) EraseRecords(ctx context.Context, org string, seqs []int64) (int
 			rows.Close()
 			return 0, 0, fmt.Errorf("couldn't parse stored record %s/%d: %w", org, seq, err)
 		}
-		facets, text := hasher.ftsEntry(nil, nil, org, rec, mismatch)
-		due = append(due, dueRecord{seq: seq, occurredMS: rec.OccurredAt.UnixMilli(), facets: string(facets), text: string(text)})
+		facets, text := hasher.ftsEntry(org, rec, mismatch)
+		due = append(due, dueRecord{seq: seq, occurredMS: rec.OccurredAt.UnixMilli(), facets: string(facets), text: text})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

@@ -178,8 +178,8 @@ func (s *Store) dueRecords(ctx context.Context, org string, integrated, indexed 
 		if !rec.ReceivedAt.Before(cutoff) {
 			break
 		}
-		facets, text := hasher.ftsEntry(nil, nil, org, rec, mismatch)
-		due = append(due, dueRecord{seq: seq, occurredMS: rec.OccurredAt.UnixMilli(), facets: string(facets), text: string(text)})
+		facets, text := hasher.ftsEntry(org, rec, mismatch)
+		due = append(due, dueRecord{seq: seq, occurredMS: rec.OccurredAt.UnixMilli(), facets: string(facets), text: text})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("couldn't read records of %s: %w", org, classify(err))

@@ -152,7 +152,7 @@ func (s *Store) SearchAllEvents(ctx context.Context, q store.EventQuery) (store.
 			}
 			if check {
 				p := pendingRow{org: c.org, seq: c.seq, id: e.ID, record: e.Record, mismatch: e.SchemaMismatch}
-				if p.prepare(); p.draft == nil {
+				if p.prepare(nil); p.held == "" {
 					return store.EventPage{}, fmt.Errorf("couldn't parse stored record %s/%d", c.org, c.seq)
 				}
 				if !filter.match(&p) {

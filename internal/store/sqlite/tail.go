@@ -142,27 +142,46 @@ func cursorBound(ctx context.Context, tx searchQuerier, org, c string, indexed i
 }
 
 // lazyTokens are the tokens of an event's search text and their Bloom
-// filter, made once.
+// filter, made once, by the first read that needs them.
 type lazyTokens struct {
-	once  sync.Once
+	once sync.Once
+	t    *textTokens
+}
+
+type textTokens struct {
 	bloom tokenBloom
 	z     tokenizer
 }
 
-// prepare gives p its draft (parsing its record if it has none; a record
-// that does not parse keeps none, and its reads fail) and what reads of
-// the tail use.
-func (p *pendingRow) prepare() {
-	if p.draft == nil {
+// hold gives p its held fields (held.go) from its draft, parsing its
+// record if it has none (a record that does not parse holds none, and its
+// reads fail), and drops the draft. buf is scratch, returned for reuse.
+func (p *pendingRow) hold(buf []byte) []byte {
+	d := p.draft
+	if d == nil {
 		rec, err := event.ParseRecord(p.record)
 		if err != nil {
-			return
+			return buf
 		}
-		p.draft = &rec.Draft
+		d = &rec.Draft
 	}
-	p.ms = p.draft.OccurredAt.UnixMilli()
-	p.text = &lazyTokens{}
-	p.actionHash, p.actorIDHash, p.actorNameHash = hash32(p.draft.Action), hash32(p.draft.Actor.ID), hash32(p.draft.Actor.Name)
+	p.held, buf = makeHeldFields(d, buf)
+	p.draft = nil
+	p.ms = d.OccurredAt.UnixMilli()
+	p.actionHash, p.actorIDHash, p.actorNameHash = hash32(d.Action), hash32(d.Actor.ID), hash32(d.Actor.Name)
+	return buf
+}
+
+// prepare gives p what reads of the tail use: its held fields, and room
+// for the tokens of its text.
+func (p *pendingRow) prepare(buf []byte) []byte {
+	if p.held == "" {
+		buf = p.hold(buf)
+	}
+	if p.text == nil {
+		p.text = &lazyTokens{}
+	}
+	return buf
 }
 
 // hash32 is FNV-1a of s.
@@ -175,12 +194,15 @@ func hash32(s string) uint32 {
 }
 
 // tokens returns the tokens of p's search text.
-func (p *pendingRow) tokens() *lazyTokens {
+func (p *pendingRow) tokens() *textTokens {
 	p.text.once.Do(func() {
-		p.text.z.add(string(p.draft.AppendSearchText(nil)))
-		p.text.bloom = p.text.z.bloom()
+		t := &textTokens{}
+		var none [0]targetRef
+		t.z.add(p.held.fields(none[:]).text)
+		t.bloom = t.z.bloom()
+		p.text.t = t
 	})
-	return p.text
+	return p.text.t
 }
 
 func (p *pendingRow) at() position { return position{p.ms, 1, p.pos} }
@@ -222,8 +244,9 @@ func (s *Store) scanTail(ctx context.Context, org string, indexed, last int64, f
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("couldn't read the events of %s not indexed yet: %w", org, classify(err))
 	}
+	var buf []byte
 	for i := range out {
-		if out[i].prepare(); out[i].draft == nil {
+		if buf = out[i].prepare(buf); out[i].held == "" {
 			_, err := event.ParseRecord(out[i].record)
 			return fmt.Errorf("couldn't parse stored record %s/%d: %w", org, out[i].seq, err)
 		}
@@ -248,7 +271,7 @@ func orgRowsFrom(rows []pendingRow, org string, backwards bool, fn func(p *pendi
 		if p.org != org {
 			continue
 		}
-		if p.draft == nil {
+		if p.held == "" {
 			_, err := event.ParseRecord(p.record)
 			return fmt.Errorf("couldn't parse stored record %s/%d: %w", org, p.seq, err)
 		}
@@ -292,16 +315,17 @@ func (f *tailFilter) match(p *pendingRow) bool {
 		len(f.prefixes) == 0 && len(f.actions) > 0 && !slices.Contains(f.actionHashes, p.actionHash) {
 		return false // without reading the draft
 	}
-	r := p.draft
-	if len(f.actions)+len(f.prefixes) > 0 && !slices.Contains(f.actions, r.Action) && !slices.ContainsFunc(f.prefixes, func(p string) bool { return hasActionPrefix(r.Action, p) }) {
+	var targets [4]targetRef
+	r := p.held.fields(targets[:0])
+	if len(f.actions)+len(f.prefixes) > 0 && !slices.Contains(f.actions, r.action) && !slices.ContainsFunc(f.prefixes, func(p string) bool { return hasActionPrefix(r.action, p) }) {
 		return false
 	}
-	if q.ActorID != "" && r.Actor.ID != q.ActorID || q.ActorName != "" && r.Actor.Name != q.ActorName {
+	if q.ActorID != "" && r.actorID != q.ActorID || q.ActorName != "" && r.actorName != q.ActorName {
 		return false
 	}
 	if q.TargetType != "" || q.TargetID != "" {
-		if !slices.ContainsFunc(r.Targets, func(t event.Entity) bool {
-			return (q.TargetType == "" || t.Type == q.TargetType) && (q.TargetID == "" || t.ID == q.TargetID)
+		if !slices.ContainsFunc(r.targets, func(t targetRef) bool {
+			return (q.TargetType == "" || t.typ == q.TargetType) && (q.TargetID == "" || t.id == q.TargetID)
 		}) {
 			return false
 		}

@@ -3,8 +3,6 @@ package sqlite
 import (
 	"sort"
 	"sync"
-
-	"github.com/trailaudit/trail/internal/event"
 )
 
 // unindexedBudget bounds the memory held for the indexer and for reads of
@@ -14,31 +12,27 @@ import (
 // the backlog this process committed.
 const unindexedBudget = maxBacklogBytes + maxBacklogBytes/4
 
-// heldSize is what holding r costs in the Go heap: its record, and when it
-// has a draft, the draft's tail and the parsed values, which share a copy
-// of the request body (the API hands drafts over only when that body is not
-// much larger than their tails), and the row, draft and metadata maps
-// around them. The factors are measured: at the peak of a burst of batches
-// (docs/PERFORMANCE.md, "Memory") the heap held about 4.3 KB for each held
-// event of about 700 bytes of record and 550 of tail, where counting only
-// the bytes of record and tail came to half of that.
+// heldSize is what holding r costs in the Go heap: its record and its
+// held fields (held.go), and heldOverhead beside them. BenchmarkHeldEvent
+// measures it (about 1.4 KB an event of about 700 bytes of record, where
+// the parsed draft made it 3.2 KB; docs/PERFORMANCE.md, "Memory: held
+// events without their drafts"), and TestHeldEventCost checks that the
+// count covers what the heap holds.
 func heldSize(r *pendingRow) int {
-	n := 2*len(r.record) + heldOverhead
-	if r.draft != nil {
-		n += 4 * len(r.draft.Tail)
-	}
-	return n
+	return len(r.record) + len(r.held) + heldOverhead
 }
 
-// heldOverhead is what a held event costs beside its bytes: the row, its
-// draft and their maps and slices.
-const heldOverhead = 512
+// heldOverhead is what a held event costs beside the bytes of its record
+// and held fields: the row in the queue (with the room the queue grows
+// into), its id, the room for its tokens, and the allocator's rounding.
+const heldOverhead = 384
 
 // unindexedEvents holds the events this process committed and the indexer
-// has not covered yet, in pos order, each with the draft it was accepted
-// from, so the indexer neither reads them back from the events table nor
-// parses their records again (together about a seventh of its cost), and
-// reads cover them at the cost of filtering drafts in memory (tail.go). It
+// has not covered yet, in pos order, each with its record and its index
+// fields made from the draft it was accepted from (held.go), so the indexer
+// neither reads them back from the events table nor parses their records
+// again (together about a seventh of its cost), and reads cover them at the
+// cost of filtering those fields in memory (tail.go). It
 // is only a shortcut: the indexer takes from it only a run of positions that
 // directly follows the search high-water mark, and reads the table whenever
 // it does not hold one (after a restart, when another process appended in
@@ -56,12 +50,15 @@ type unindexedEvents struct {
 	budget int // bytes held at most; 0 means unindexedBudget
 }
 
-// add appends events just committed, in pos order. Each gets its draft
-// (parsed from its record if it came without one), so that reads of the
-// tail filter drafts without parsing.
+// add appends events just committed, in pos order. Each gets its held
+// fields (from its draft, or parsed from its record if it came without
+// one) and lets go of its draft, so that reads of the tail filter without
+// parsing, and a held event costs less than half of what it did with its
+// draft (heldSize).
 func (u *unindexedEvents) add(rows []pendingRow) {
+	var buf []byte
 	for i := range rows {
-		rows[i].prepare()
+		buf = rows[i].prepare(buf)
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -192,13 +189,4 @@ func (u *unindexedEvents) compactLocked() {
 		clear(u.items[n:])
 		u.items, u.head = u.items[:n], 0
 	}
-}
-
-// parsed returns the event a pending row holds: its draft if it came with
-// one, else its record parsed.
-func (p *pendingRow) parsed() (*event.Record, error) {
-	if p.draft != nil {
-		return &event.Record{Draft: *p.draft}, nil
-	}
-	return event.ParseRecord(p.record)
 }
