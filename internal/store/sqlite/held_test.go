@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/trailaudit/trail/internal/event"
 	"github.com/trailaudit/trail/internal/store"
@@ -118,5 +119,34 @@ func TestHeldEventCost(t *testing.T) {
 	// A tenth of slack for what else the heap did meanwhile.
 	if grew > counted+counted/10 {
 		t.Fatalf("the heap grew %d bytes for %d held events, the budget counted %d", grew, n, counted)
+	}
+}
+
+// TestHeldIDsOwnTheirBytes: an organization id an event came with may be a
+// part of its request body (a WorkOS body names its organization); what
+// the store keeps after the commit, for the integrator and the indexer,
+// must not keep that body alive.
+func TestHeldIDsOwnTheirBytes(t *testing.T) {
+	body := []byte(`{"organization_id":"org_a","action":"a.b"}`)
+	org := string(body)[19:24] // "org_a", a part of the body's string
+	inBody := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		start := uintptr(unsafe.Pointer(unsafe.StringData(org))) - 19
+		return p >= start && p < start+uintptr(len(body))
+	}
+	rows := []pendingRow{{pos: 1, org: org, seq: 0, record: []byte("x")}, {pos: 2, org: org, seq: 1, record: []byte("y")}}
+	r := newRecentRecords()
+	r.add(slices.Clone(rows))
+	var u unindexedEvents
+	u.add(slices.Clone(rows))
+	for _, e := range r.fifo[r.head:] {
+		if inBody(e.org) {
+			t.Fatal("the integrator's records keep the request body alive")
+		}
+	}
+	for _, p := range u.items[u.head:] {
+		if inBody(p.org) {
+			t.Fatal("a held event keeps the request body alive")
+		}
 	}
 }

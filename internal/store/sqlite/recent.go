@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"strings"
 	"sync"
 )
 
@@ -25,6 +26,12 @@ type recentRecords struct {
 }
 
 type orgRecent struct {
+	// id is the organization's id, a copy of its own: the fifo's entries
+	// use it, where the id an event came with may be a part of its
+	// request body (a WorkOS body names its organization), which every
+	// entry would keep alive until it is evicted, long after its record
+	// is integrated (trim).
+	id      string
 	first   int64 // seq of records[0]
 	records [][]byte
 }
@@ -46,8 +53,8 @@ func (r *recentRecords) add(fresh []pendingRow) {
 	for _, f := range fresh {
 		o := r.orgs[f.org]
 		if o == nil {
-			o = &orgRecent{first: f.seq}
-			r.orgs[f.org] = o
+			o = &orgRecent{id: strings.Clone(f.org), first: f.seq}
+			r.orgs[o.id] = o
 		}
 		if f.seq != o.first+int64(len(o.records)) {
 			// Another process appended in between (the CLI writes
@@ -55,7 +62,7 @@ func (r *recentRecords) add(fresh []pendingRow) {
 			o.first, o.records = f.seq, o.records[:0]
 		}
 		o.records = append(o.records, f.record)
-		r.fifo = append(r.fifo, recentEntry{f.org, f.seq, len(f.record)})
+		r.fifo = append(r.fifo, recentEntry{o.id, f.seq, len(f.record)})
 		r.bytes += len(f.record)
 	}
 	for r.bytes > recentBudget && r.head < len(r.fifo) {

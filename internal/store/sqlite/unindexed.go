@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -40,7 +41,8 @@ const heldOverhead = 384
 // events the indexer covered, so nothing held here can have been deleted.
 type unindexedEvents struct {
 	// orgs interns organization ids, so that reads comparing them touch
-	// one copy rather than one per event.
+	// one copy rather than one per event, and no held event keeps the
+	// request body an id it came with is a part of alive.
 	orgs map[string]string
 
 	mu     sync.RWMutex // reads of the tail scan items[head:] under RLock
@@ -69,6 +71,7 @@ func (u *unindexedEvents) add(rows []pendingRow) {
 		if o, ok := u.orgs[r.org]; ok {
 			r.org = o
 		} else {
+			r.org = strings.Clone(r.org)
 			u.orgs[r.org] = r.org
 		}
 		if n := len(u.items); n > u.head && u.items[n-1].pos >= r.pos {
