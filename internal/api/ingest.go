@@ -581,12 +581,12 @@ func distinctOrgs(items []batchItem) []string {
 // fractional digits, as WorkOS does and as the canonical record does.
 func formatTime(t time.Time) string { return t.UTC().Format(event.TimeLayout) }
 
-// handOverDrafts gives the store each event's parsed draft (its search
-// indexer then need not parse the record again) unless the drafts would
-// keep much more memory alive than they hold: their strings share one copy
-// of the request body, and the store may keep the drafts until the events
-// are indexed, counting about twice their tails. A body mostly made of
-// anything else (whitespace, say) would make that count a lie.
+// handOverDrafts gives the store each event's parsed draft (it then need
+// not parse the record again for its search indexer) unless the drafts
+// would keep much more memory alive than they hold: their strings share one
+// copy of the request body, which the store keeps until the commit, when it
+// takes what the indexer needs from them. A body mostly made of anything
+// else (whitespace, say) would hold that much more for nothing.
 func handOverDrafts(sub *store.Submission, drafts []*event.Draft, bodyLen int) {
 	tails := 0
 	for _, d := range drafts {
