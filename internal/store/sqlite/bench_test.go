@@ -396,3 +396,80 @@ func BenchmarkHeldEvent(b *testing.B) {
 		s.Close()
 	}
 }
+
+// BenchmarkIndexAutomerge is BenchmarkIndexPending (from memory) with
+// FTS5's automerge at 4, 8 (what the search file sets) and 16 segments a
+// level: the process's CPU per event over the passes (getrusage), and the
+// rows of event_fts_data (segment pages and structure) at the end.
+func BenchmarkIndexAutomerge(b *testing.B) {
+	for _, merge := range []int{8, 16, 4} {
+		b.Run(fmt.Sprintf("automerge=%d", merge), func(b *testing.B) {
+			s := openBench(b)
+			ctx := context.Background()
+			if _, err := s.searchWrite.ExecContext(ctx, `INSERT INTO event_fts (event_fts, rank) VALUES ('automerge', ?)`, merge); err != nil {
+				b.Fatal(err)
+			}
+			s.unindexed.budget = math.MaxInt
+			for _, sub := range submissions(b, b.N) {
+				if _, err := s.Append(ctx, sub, time.Now()); err != nil {
+					b.Fatalf("Append: %v", err)
+				}
+			}
+			cpu0, _ := processCost(b)
+			b.ResetTimer()
+			n := 0
+			for {
+				k, err := s.IndexPending(ctx, indexBatch)
+				if err != nil {
+					b.Fatalf("IndexPending: %v", err)
+				}
+				if k == 0 {
+					break
+				}
+				n += k
+			}
+			b.StopTimer()
+			cpu1, _ := processCost(b)
+			var rows int
+			if err := s.searchRead.QueryRowContext(ctx, `SELECT count(*) FROM event_fts_data`).Scan(&rows); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(n), "cpu-µs/ev")
+			b.ReportMetric(float64(rows), "fts-rows")
+		})
+	}
+}
+
+// BenchmarkSearchTokens counts the full-text tokens of the benchmarks'
+// events (storetest.Event, as BenchmarkIndexPending indexes them) by
+// field, as unicode61 makes them (textmatch.go). b.N is the number of
+// events; every figure is per event.
+func BenchmarkSearchTokens(b *testing.B) {
+	evs := benchEvents(b, b.N)
+	var z tokenizer
+	count := func(s string) int {
+		z.reset()
+		z.add(s)
+		return z.n()
+	}
+	fields := map[string]int{}
+	for _, e := range evs {
+		d := e.draft
+		all := count(string(d.AppendSearchText(nil)))
+		actor := count(d.Actor.ID) + count(d.Actor.Type) + count(d.Actor.Name)
+		targets := 0
+		for _, t := range d.Targets {
+			targets += count(t.ID) + count(t.Type) + count(t.Name)
+		}
+		fields["action"] += count(d.Action)
+		fields["actor"] += actor
+		fields["targets"] += targets
+		fields["location"] += count(d.Location)
+		fields["agent"] += count(d.UserAgent)
+		fields["metadata"] += all - count(d.Action) - actor - targets - count(d.Location) - count(d.UserAgent)
+		fields["text"] += all
+	}
+	for k, v := range fields {
+		b.ReportMetric(float64(v)/float64(b.N), k+"-tok/ev")
+	}
+}

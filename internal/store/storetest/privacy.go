@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ func runPrivacy(t *testing.T, open func(t *testing.T) store.Backend) {
 	t.Run("ErasureJobs", func(t *testing.T) { testErasureJobs(t, open(t)) })
 	t.Run("EraseRecords", func(t *testing.T) { testEraseRecords(t, open(t)) })
 	t.Run("AppendAfterErasingNewest", func(t *testing.T) { testAppendAfterErasingNewest(t, open(t)) })
+	t.Run("EraseRecordsUserAgent", func(t *testing.T) { testEraseRecordsUserAgent(t, open(t)) })
 }
 
 func testPrivacyPolicies(t *testing.T, s store.Backend) {
@@ -200,5 +202,63 @@ func testEraseRecords(t *testing.T, s store.Backend) {
 	}
 	if _, _, err := s.EraseRecords(ctx, "org_none", []int64{1}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("EraseRecords of an unknown organization: %v, want ErrNotFound", err)
+	}
+}
+
+// testEraseRecordsUserAgent erases events by the words of their user
+// agents, which a backend may index once per distinct value: once the last
+// event holding a value is erased, no word of it finds anything, while the
+// events that share a value with an erased one are still found by it, and
+// a value that comes back is found again.
+func testEraseRecordsUserAgent(t *testing.T, s store.Backend) {
+	ctx := t.Context()
+	org := orgID("ERASEUA", 1)
+	mustCreateOrg(t, s, org, t0)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	agents := []string{"Mozilla/5.0 Rareagent/1.0", "Mozilla/5.0 Sharedagent/2.0", "Mozilla/5.0 Sharedagent/2.0", "Mozilla/5.0 Rareagent/1.0", "Mozilla/5.0 Keptagent/3.0"}
+	add := func(n int, agent string) {
+		t.Helper()
+		raw := fmt.Sprintf(`{"action":"doc.viewed","occurred_at":%q,"actor":{"id":"user_%d","type":"user"},"targets":[{"id":"doc_%d","type":"document"}],`+
+			`"context":{"location":"203.0.113.7","user_agent":%q},"metadata":{"word":"agentword"}}`,
+			now.Add(time.Duration(n)*time.Millisecond-time.Second).Format("2006-01-02T15:04:05.000Z"), n, n, agent)
+		res, err := s.Append(ctx, []store.Submission{{Events: []store.PendingEvent{pending(org, draft(t, []byte(raw)), now.Add(time.Duration(n)*time.Millisecond))}}}, now)
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("Append: %v %v", err, res)
+		}
+	}
+	for i, a := range agents {
+		add(i, a)
+	}
+	indexAll(t, s, 1000)
+	fakeIntegrate(t, s, org, 0, int64(len(agents)))
+	if erased, pending, err := s.EraseRecords(ctx, org, []int64{0, 1, 3}); err != nil || erased != 3 || pending != 0 {
+		t.Fatalf("EraseRecords = %d erased, %d pending, %v; want 3 and 0", erased, pending, err)
+	}
+	cases := []struct {
+		text string
+		want []int64
+	}{
+		{"rareagent", nil},
+		{"Rare*", nil},
+		{"Mozilla/5.0/Rareagent", nil},
+		{"203.0.113.7/mozilla/5.0/rareagent/1.0/agentword", nil},
+		{"sharedagent", []int64{2}},
+		{"Shared*", []int64{2}},
+		{"113.7/Mozilla/5.0/Sharedagent/2.0/agentword", []int64{2}},
+		{"keptagent/3", []int64{4}},
+		{"mozilla", []int64{2, 4}},
+		{"agentword", []int64{2, 4}},
+	}
+	for _, c := range cases {
+		got := searchSeqs(t, s, store.EventQuery{OrganizationID: org, Text: c.text, Order: store.OrderAsc})
+		if !slices.Equal(got, c.want) {
+			t.Errorf("after erasing, search %q found %v, want %v", c.text, got, c.want)
+		}
+	}
+	// The erased value comes back with a new event.
+	add(len(agents), agents[0])
+	indexAll(t, s, 1000)
+	if got := searchSeqs(t, s, store.EventQuery{OrganizationID: org, Text: "rareagent", Order: store.OrderAsc}); !slices.Equal(got, []int64{5}) {
+		t.Errorf("search for a value erased and stored again found %v, want [5]", got)
 	}
 }

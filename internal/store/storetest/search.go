@@ -512,6 +512,22 @@ func searchCases() []searchCase {
 		{"TextPrefixOrgID", store.EventQuery{Text: "org_01jts*"}},
 		{"TextPhrasePrefix", store.EventQuery{Text: "203.0.11*"}},
 		{"TextSinglePrefix", store.EventQuery{Text: "a*"}},
+		// Words of the user agent, which a backend may index apart from
+		// the rest of the text (one entry per distinct value): inside it,
+		// as prefixes, and phrases that run into it from the location
+		// before it, out of it into the metadata after it, and across it.
+		{"TextOnlyInUserAgent", store.EventQuery{Text: "firefox"}},
+		{"TextPrefixInUserAgent", store.EventQuery{Text: "Saf*"}},
+		{"TextPhraseInUserAgent", store.EventQuery{Text: "rv:132.0)"}},
+		{"TextPhraseInUserAgentPrefix", store.EventQuery{Text: "Gecko/2010*"}},
+		{"TextPhraseIntoUserAgent", store.EventQuery{Text: "113.7/Mozilla/5.0"}},
+		{"TextPhraseIntoUserAgentPrefix", store.EventQuery{Text: "2.1/trail-c*"}},
+		{"TextPhraseOutOfUserAgent", store.EventQuery{Text: "1.4.2/alice@example.com"}},
+		{"TextPhraseOutOfUserAgentPrefix", store.EventQuery{Text: "Firefox/132.0/bob@ex*"}},
+		{"TextPhraseAcrossUserAgent", store.EventQuery{Text: "192.0.2.1/trail-cli/1.4.2/carol"}},
+		{"TextPhraseAcrossUserAgentPrefix", store.EventQuery{Text: "23:trail-cli/1.4.2.a*"}},
+		{"TextPhraseSkippingUserAgent", store.EventQuery{Text: "203.0.113.7/alice"}},
+		{"TextUserAgentAndWord", store.EventQuery{Text: "linux alpha"}},
 		{"RangeAndPrefix", store.EventQuery{From: ms(10), To: ms(50), ActionPrefixes: []string{"user."}}},
 		{"ActorIDAndPrefix", store.EventQuery{ActorID: "user_03", ActionPrefixes: []string{"document."}}},
 		{"ActorIDAndActions", store.EventQuery{ActorID: "user_02", Actions: []string{"user.signed_in", "user.created", "document.shared"}}},
