@@ -238,7 +238,11 @@ func (s *Store) SearchHistogram(ctx context.Context, q store.EventQuery, from ti
 		if tsquery == "" {
 			return counts, nil // nothing searchable in the text
 		}
-		extra = append(extra, "e.search @@ "+p.arg(tenantQuery(org, tsquery))+"::tsquery")
+		if tenantPrefix(q.Text) {
+			extra = append(extra, "e.search @@ "+p.arg(tenantQuery(org, looseQuery(q.Text)))+"::tsquery", textRecheck("e", p.arg(tsquery)))
+		} else {
+			extra = append(extra, "e.search @@ "+p.arg(tenantQuery(org, tsquery))+"::tsquery")
+		}
 	}
 	if q.TargetType != "" || q.TargetID != "" {
 		t := []string{"t.organization_id = " + p.org}

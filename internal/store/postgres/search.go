@@ -91,6 +91,11 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		p.filters = append(p.filters, "e.schema_mismatch")
 	}
 	if tsquery != "" {
+		if tenantPrefix(q.Text) {
+			// Matched loosely, the index's way, and checked exactly.
+			p.recheck = textRecheck("e", p.arg(tsquery))
+			tsquery = looseQuery(q.Text)
+		}
 		p.tsquery, p.text = tsquery, p.arg(tsquery)
 		p.textIndex = len(p.args) - 1
 	}
@@ -334,6 +339,10 @@ type plan struct {
 	text, targetType, targetID string
 	tsquery                    string // the text's query itself
 	textIndex                  int    // and its index in args
+	// recheck is the text's condition on the vector without the
+	// organization's lexeme, when its match could be that lexeme's
+	// (tenantPrefix); "" otherwise.
+	recheck string
 }
 
 // arg adds a parameter and returns its placeholder.
@@ -391,12 +400,21 @@ func (p *plan) targetCheck() string {
 func (p *plan) checks() []string {
 	var out []string
 	if p.text != "" {
-		out = append(out, "e.search @@ "+p.text+"::tsquery")
+		out = append(out, p.textMatch())
 	}
 	if c := p.targetCheck(); c != "" {
 		out = append(out, c)
 	}
 	return out
+}
+
+// textMatch is the condition that an event matches the free text.
+func (p *plan) textMatch() string {
+	m := "e.search @@ " + p.text + "::tsquery"
+	if p.recheck != "" {
+		m += " AND " + p.recheck
+	}
+	return m
 }
 
 // walk is one ordered walk of the index of the filters.
@@ -419,7 +437,7 @@ func (p *plan) mergedActions(actions []string) string {
 func (p *plan) byTarget() string {
 	extra := []string{"d.target_type = " + p.targetType, "d.target_id = " + p.targetID}
 	if p.text != "" {
-		extra = append(extra, "e.search @@ "+p.text+"::tsquery")
+		extra = append(extra, p.textMatch())
 	}
 	return `SELECT d.occurred_at, d.seq, e.id, e.record, e.schema_mismatch FROM event_targets d
 		JOIN events e ON e.organization_id = d.organization_id AND e.seq = d.seq AND e.received_at = d.received_at` +
@@ -451,7 +469,7 @@ func (p *plan) window(n int) string {
 // by expressions no index holds keeps the planner from walking an index in
 // order instead.
 func (p *plan) sortedText(args []any, after cursor, strict bool, until time.Time, limit int) (string, []any) {
-	conds := []string{"e.search @@ " + p.text + "::tsquery"}
+	conds := []string{p.textMatch()}
 	if c := p.targetCheck(); c != "" {
 		conds = append(conds, c)
 	}

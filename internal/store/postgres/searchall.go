@@ -84,7 +84,11 @@ func (s *Store) SearchAllEvents(ctx context.Context, q store.EventQuery) (store.
 		if text = searchQuery(q.Text); text == "" {
 			return page, nil // nothing searchable in the text
 		}
-		conds = append(conds, "e.search @@ "+p.arg(text)+"::tsquery")
+		if tenantPrefix(q.Text) {
+			conds = append(conds, "e.search @@ "+p.arg(looseQuery(q.Text))+"::tsquery", textRecheck("e", p.arg(text)))
+		} else {
+			conds = append(conds, "e.search @@ "+p.arg(text)+"::tsquery")
+		}
 	}
 	order := func(alias string) string {
 		return fmt.Sprintf(" ORDER BY %[1]s.occurred_at %[2]s, %[1]s.organization_id %[2]s, %[1]s.seq %[2]s LIMIT %[3]d", alias, dir, p.n)

@@ -170,7 +170,17 @@ func searchVector(org string, text []byte, words []string) (pgtype.TSVector, []s
 // as a phrase, the last one a prefix if the word ends in *, all ANDed.
 // Operators in the user's text are never interpreted: every part is quoted.
 // It returns "" when no word of text is searchable.
-func searchQuery(text string) string {
+func searchQuery(text string) string { return buildQuery(text, " <-> ") }
+
+// looseQuery is searchQuery with the parts of each word ANDed instead of
+// a phrase: what every match of searchQuery matches too. A phrase whose
+// prefix also matches the organization's lexeme, which has no positions,
+// is not reliably matched by PostgreSQL; the loose form is, and
+// textRecheck then checks the phrase.
+func looseQuery(text string) string { return buildQuery(text, " & ") }
+
+// buildQuery is searchQuery with the parts of a word joined by join.
+func buildQuery(text, join string) string {
 	var b strings.Builder
 	terms := 0
 	var parts []string
@@ -190,7 +200,7 @@ func searchQuery(text string) string {
 		b.WriteString("(")
 		for i, p := range parts {
 			if i > 0 {
-				b.WriteString(" <-> ")
+				b.WriteString(join)
 			}
 			b.WriteString(quoteLexeme(p))
 			if prefix && i == len(parts)-1 {
@@ -204,6 +214,37 @@ func searchQuery(text string) string {
 	}
 	return b.String()
 }
+
+// tenantPrefix reports whether a prefix term of the free text ("o*",
+// "or*", "org*", or a phrase ending in one) also matches the organization
+// lexeme every vector holds, and so every event. A word never holds ':'
+// (appendWords splits there), so only a prefix of orgLexeme's "org" does.
+// Such a query is checked again on the vector without that lexeme
+// (textRecheck).
+func tenantPrefix(text string) bool {
+	var parts []string
+	for _, w := range strings.Fields(text) {
+		if !strings.HasSuffix(w, "*") {
+			continue
+		}
+		parts = appendWords(parts[:0], strings.TrimRight(w, "*"))
+		if len(parts) > 0 && strings.HasPrefix(orgLexeme(""), parts[len(parts)-1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// textRecheck is the condition that the vector of the events row alias
+// matches the tsquery placeholder query (without the organization's
+// lexeme) once the organization's lexeme is taken out of it: what
+// tenantPrefix's queries add to their match.
+func textRecheck(alias, query string) string {
+	return "ts_delete(" + alias + ".search, " + quoteSQL(orgLexeme("")) + " || " + alias + ".organization_id) @@ " + query + "::tsquery"
+}
+
+// quoteSQL quotes s as an SQL string literal.
+func quoteSQL(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // tenantQuery is query ANDed with the organization's lexeme: what the GIN
 // index can answer for one tenant alone.

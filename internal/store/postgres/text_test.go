@@ -52,6 +52,31 @@ func TestSearchQuery(t *testing.T) {
 	}
 }
 
+func TestTenantPrefix(t *testing.T) {
+	for _, c := range []struct {
+		text  string
+		want  bool
+		loose string
+	}{
+		{"org*", true, "('org':*)"},
+		{"OR* alpha", true, "('or':*) & ('alpha')"},
+		{"o*", true, "('o':*)"},
+		{"mac.o*", true, "('mac' & 'o':*)"},
+		{"orga*", false, "('orga':*)"},
+		{"org", false, "('org')"},
+		{"org:*", true, "('org':*)"}, // no word holds ':': this is "org*"
+		{"o.mac*", false, "('o' & 'mac':*)"},
+		{"x*", false, "('x':*)"},
+	} {
+		if got := tenantPrefix(c.text); got != c.want {
+			t.Errorf("tenantPrefix(%q) = %v, want %v", c.text, got, c.want)
+		}
+		if got := looseQuery(c.text); got != c.loose {
+			t.Errorf("looseQuery(%q) = %q, want %q", c.text, got, c.loose)
+		}
+	}
+}
+
 func TestSearchVector(t *testing.T) {
 	v, _ := searchVector("org_1", []byte("user.signed_in\nuser_01\nAlice Johnson\nalice"), nil)
 	var got []string

@@ -137,6 +137,11 @@ func searchSpec(rng *rand.Rand, org int) spec {
 	if org == 1 && rng.IntN(3) == 0 {
 		e.Metadata["codename"] = "zulu"
 	}
+	if strings.HasPrefix(e.Action, "team.") {
+		// A word starting with "org", as a backend's organization key
+		// may (see the TextPrefixOrg cases).
+		e.Metadata["scope"] = "organization"
+	}
 	if rng.IntN(2) == 0 {
 		e.Metadata["attempt"] = rng.IntN(5)
 	}
@@ -528,6 +533,16 @@ func searchCases() []searchCase {
 		{"TextPhraseAcrossUserAgentPrefix", store.EventQuery{Text: "23:trail-cli/1.4.2.a*"}},
 		{"TextPhraseSkippingUserAgent", store.EventQuery{Text: "203.0.113.7/alice"}},
 		{"TextUserAgentAndWord", store.EventQuery{Text: "linux alpha"}},
+		// Prefixes of "org": "organization" and "os" (in "Mac OS X") match,
+		// and nothing else does, whatever a backend keys its tenants by.
+		{"TextPrefixOrg", store.EventQuery{Text: "org*"}},
+		{"TextPrefixOr", store.EventQuery{Text: "or*"}},
+		{"TextPrefixO", store.EventQuery{Text: "o*"}},
+		{"TextPrefixOrgUpper", store.EventQuery{Text: "ORG*"}},
+		{"TextPrefixOrgAndWord", store.EventQuery{Text: "org* bravo"}},
+		{"TextWordOrganization", store.EventQuery{Text: "organization"}},
+		{"TextPhrasePrefixO", store.EventQuery{Text: "mac.o*"}},
+		{"TextPhrasePrefixOrg", store.EventQuery{Text: "alpha.org*"}},
 		{"RangeAndPrefix", store.EventQuery{From: ms(10), To: ms(50), ActionPrefixes: []string{"user."}}},
 		{"ActorIDAndPrefix", store.EventQuery{ActorID: "user_03", ActionPrefixes: []string{"document."}}},
 		{"ActorIDAndActions", store.EventQuery{ActorID: "user_02", Actions: []string{"user.signed_in", "user.created", "document.shared"}}},
