@@ -253,7 +253,7 @@ func (s *Store) SearchHistogram(ctx context.Context, q store.EventQuery, from ti
 			t = append(t, "t.target_id = "+p.arg(q.TargetID))
 		}
 		extra = append(extra, `EXISTS (SELECT 1 FROM event_targets t WHERE `+strings.Join(t, " AND ")+
-			` AND t.occurred_at = e.occurred_at AND t.seq = e.seq AND t.received_at = e.received_at)`)
+			` AND t.occurred_at = e.occurred_at AND t.seq = e.seq)`)
 	}
 	sql := `SELECT ((extract(epoch FROM e.occurred_at) * 1000)::bigint - ` + p.arg(fromMS) + `) / ` + p.arg(stepMS) +
 		`, count(*) FROM events e` + p.where("e", extra...) + ` GROUP BY 1`

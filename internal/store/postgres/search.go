@@ -391,9 +391,11 @@ func (p *plan) targetCheck() string {
 	}
 	// The organization as a parameter rather than e.organization_id: if
 	// the planner evaluates this once, hashing the target's rows, it
-	// reads them through the (organization_id, X, …) index.
+	// reads them through the (organization_id, X, …) index. (occurred_at,
+	// seq) names the event, and both are in that index, so the probe is
+	// index only; received_at, which is not, would make it read the table.
 	return `EXISTS (SELECT 1 FROM event_targets t WHERE t.organization_id = ` + p.org + ` AND t.` + col + ` = ` + v +
-		` AND t.occurred_at = e.occurred_at AND t.seq = e.seq AND t.received_at = e.received_at)`
+		` AND t.occurred_at = e.occurred_at AND t.seq = e.seq)`
 }
 
 // checks is the conditions searchChecked checks per event.

@@ -70,7 +70,7 @@ func (s *Store) SearchAllEvents(ctx context.Context, q store.EventQuery) (store.
 		conds = append(conds, "e.actor_name = "+p.arg(q.ActorName))
 	}
 	if q.TargetType != "" || q.TargetID != "" {
-		t := []string{"t.organization_id = e.organization_id", "t.occurred_at = e.occurred_at", "t.seq = e.seq", "t.received_at = e.received_at"}
+		t := []string{"t.organization_id = e.organization_id", "t.occurred_at = e.occurred_at", "t.seq = e.seq"}
 		if q.TargetType != "" {
 			t = append(t, "t.target_type = "+p.arg(q.TargetType))
 		}
