@@ -29,8 +29,9 @@ const maxMergedActions = 32
 // size of the log. Several actions (a prefix expanded) are one such walk
 // per action, merged. Free text is a tsvector match, walked or read from the
 // GIN index depending on how common the words are (see searchText). A
-// target type and id together drive the walk from event_targets; either
-// alone is checked per event.
+// target type and id together drive the walk from event_targets; so does
+// either alone when nothing but bounds goes with it, and otherwise it is
+// checked per event.
 func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
 	var page store.EventPage
 	if matchesNothingStorable(q) {
@@ -112,6 +113,10 @@ func (s *Store) SearchEvents(ctx context.Context, q store.EventQuery) (store.Eve
 		// Driven by the target: one index range of its events in order.
 		p.whereActions(actions)
 		keys, page.Events, err = s.searchRows(ctx, q.OrganizationID, p.byTarget(), p.args)
+	case p.text == "" && len(actions) == 0 && len(p.filters) == 0 && (p.targetType != "" || p.targetID != ""):
+		// A lone target type or id and nothing else but bounds: its
+		// index holds exactly the events asked for, in order.
+		keys, page.Events, err = s.searchRows(ctx, q.OrganizationID, p.byLoneTarget(true), p.args)
 	case p.text != "" || p.targetType != "" || p.targetID != "":
 		p.whereActions(actions)
 		keys, page.Events, err = s.searchChecked(ctx, q.OrganizationID, p)
@@ -219,7 +224,7 @@ func (s *Store) searchChecked(ctx context.Context, org string, p *plan) ([]curso
 		}
 	}
 	if p.text == "" {
-		return s.searchRows(ctx, org, p.byLoneTarget(), p.args)
+		return s.searchRows(ctx, org, p.byLoneTarget(false), p.args)
 	}
 	args := slices.Clip(slices.Clone(p.args))
 	args[p.textIndex] = tenantQuery(org, p.tsquery)
@@ -436,14 +441,41 @@ func (p *plan) mergedActions(actions []string) string {
 
 // byTarget walks the events of one target (type and id) in order; the
 // join on received_at prunes each lookup of the event to one partition.
+//
+// The planner multiplies the selectivities of target_type and target_id,
+// which go together, and of the join's columns: as a plain join it
+// expected one row for a team's 20,000 and read and sorted them all
+// instead of walking the primary key in order (docs/PERFORMANCE.md,
+// "PostgreSQL: first pages by target"). So the lookup of the event is a
+// LATERAL subquery with LIMIT 1 (an event is one row of events), which
+// the planner counts as one event per target row; and with no condition
+// on events, the target's rows are limited to a page before any event is
+// read, so that even an estimate below a page costs at most a sort of the
+// target's index entries, not a lookup of each of its events.
 func (p *plan) byTarget() string {
-	extra := []string{"d.target_type = " + p.targetType, "d.target_id = " + p.targetID}
+	var conds []string
 	if p.text != "" {
-		extra = append(extra, p.textMatch())
+		conds = append(conds, p.textMatch())
+	}
+	conds = append(slices.Clone(p.filters), conds...)
+	where := p.whereTargets("d", "d.target_type = "+p.targetType, "d.target_id = "+p.targetID)
+	if len(conds) == 0 {
+		return `SELECT d.occurred_at, d.seq, e.id, e.record, e.schema_mismatch FROM (
+			SELECT d.organization_id, d.occurred_at, d.seq, d.received_at FROM event_targets d` + where + p.order("d", p.n) + `) d
+			CROSS JOIN LATERAL (` + eventOf("d", nil) + `) e` + p.order("d", p.n)
 	}
 	return `SELECT d.occurred_at, d.seq, e.id, e.record, e.schema_mismatch FROM event_targets d
-		JOIN events e ON e.organization_id = d.organization_id AND e.seq = d.seq AND e.received_at = d.received_at` +
-		p.where("d", extra...) + p.order("d", p.n)
+		CROSS JOIN LATERAL (` + eventOf("d", conds) + `) e` + where + p.order("d", p.n)
+}
+
+// eventOf is the lookup of the event of the target row alias, with the
+// conditions on it (on alias e), at most one row.
+func eventOf(alias string, conds []string) string {
+	where := []string{
+		"e.organization_id = " + alias + ".organization_id", "e.seq = " + alias + ".seq",
+		"e.received_at = " + alias + ".received_at",
+	}
+	return `SELECT e.id, e.record, e.schema_mismatch FROM events e WHERE ` + strings.Join(append(where, conds...), " AND ") + ` LIMIT 1`
 }
 
 // window is the first step of searchChecked: the walk of at most n
@@ -512,16 +544,27 @@ func (p *plan) sortedText(args []any, after cursor, strict bool, until time.Time
 // byLoneTarget walks the index of a target type or a target id alone, in
 // order, one row per event (an event may have several targets of the type,
 // or the id under several types: their rows are adjacent in the walk).
-func (p *plan) byLoneTarget() string {
+//
+// limited is for a query with no filter on events: the walk then stops
+// after a page's events, which the planner sees, so it walks the index in
+// order rather than reading and sorting all the target's rows (DISTINCT
+// ON keeps the outer LIMIT from reaching into the subquery). Otherwise
+// the walk is unbounded, and the planner chooses by its estimates; that
+// is step 3 of searchChecked, for targets rare in the events its window
+// checked.
+func (p *plan) byLoneTarget(limited bool) string {
 	col, v := "target_type", p.targetType
 	if p.targetID != "" {
 		col, v = "target_id", p.targetID
 	}
+	order := strings.TrimSuffix(p.order("d", 0), " LIMIT 0")
+	if limited {
+		order = p.order("d", p.n)
+	}
 	return `SELECT d.occurred_at, d.seq, e.id, e.record, e.schema_mismatch FROM (
 		SELECT DISTINCT ON (d.occurred_at, d.seq) d.organization_id, d.occurred_at, d.seq, d.received_at FROM event_targets d` +
-		p.whereTargets("d", "d."+col+" = "+v) + strings.TrimSuffix(p.order("d", 0), " LIMIT 0") + `) d
-		JOIN events e ON e.organization_id = d.organization_id AND e.seq = d.seq AND e.received_at = d.received_at` +
-		filtersWhere(p.filters) + p.order("d", p.n)
+		p.whereTargets("d", "d."+col+" = "+v) + order + `) d
+		CROSS JOIN LATERAL (` + eventOf("d", p.filters) + `) e` + p.order("d", p.n)
 }
 
 // whereTargets is the organization and bounds on a targets alias, with
@@ -533,13 +576,6 @@ func (p *plan) whereTargets(alias string, extra ...string) string {
 	}
 	conds = append(conds, extra...)
 	return " WHERE " + strings.Join(conds, " AND ")
-}
-
-func filtersWhere(filters []string) string {
-	if len(filters) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(filters, " AND ")
 }
 
 // ceilMS is the first millisecond not before t. occurred_at holds
