@@ -549,6 +549,8 @@ func searchCases() []searchCase {
 		{"ActorNameAndTargetType", store.EventQuery{ActorName: "Alice Johnson", TargetType: "team"}},
 		{"TargetAndActions", store.EventQuery{TargetType: "document", TargetID: "doc_2", Actions: []string{"document.created", "document.deleted", "document.shared"}}},
 		{"TargetTypeAndRange", store.EventQuery{TargetType: "invoice", From: ms(5), To: ms(55)}},
+		{"TargetIDAndRange", store.EventQuery{TargetID: "::", From: ms(5), To: ms(55)}},
+		{"TargetTypeAndIDAndRange", store.EventQuery{TargetType: "document", TargetID: "doc_3", From: ms(5), To: ms(55)}},
 		{"TextAndPrefixAndFrom", store.EventQuery{Text: "bravo", ActionPrefixes: []string{"user."}, From: ms(15)}},
 		{"TextAndTarget", store.EventQuery{Text: "charlie", TargetType: "team", TargetID: "team_2"}},
 		{"TextAndActorAndTo", store.EventQuery{Text: "delta", ActorID: "user_04", To: ms(40)}},
