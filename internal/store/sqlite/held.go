@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"encoding/binary"
+
 	"github.com/trailaudit/trail/internal/event"
 )
 
@@ -122,10 +124,6 @@ func (h heldFields) action() string {
 	return r.s[r.i : r.i+la]
 }
 
-func appendUvarint(b []byte, n int) []byte {
-	for n >= 0x80 {
-		b = append(b, byte(n)|0x80)
-		n >>= 7
-	}
-	return append(b, byte(n))
-}
+// appendUvarint appends n as encoding/binary's uvarint, which heldReader
+// reads from a string without copying it.
+func appendUvarint(b []byte, n int) []byte { return binary.AppendUvarint(b, uint64(n)) }
