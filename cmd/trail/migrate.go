@@ -175,9 +175,12 @@ func migratePostgres(ctx context.Context, dsn string, onlyIfEmpty bool, logger *
 	}
 	defer pool.Close()
 	if onlyIfEmpty {
-		// Most starts find a schema: no lock needed to see that.
+		// Most starts find a whole schema: no lock needed to see that. One
+		// with migrations pending may be another replica initialising the
+		// database right now, one migration after another: wait for its
+		// lock and look again, rather than refuse a schema half made.
 		st, err := postgres.ReadSchemaStatus(ctx, pool)
-		if err != nil || !st.Empty() {
+		if err != nil || !st.Empty() && len(st.Pending) == 0 {
 			return nil, err
 		}
 	}
