@@ -207,7 +207,7 @@ func (s *server) startLog(ctx context.Context) error {
 	// With SQLite the data directory holds the log: a disk reserve keeps
 	// the last megabytes for signing what was acknowledged (package
 	// diskguard). The search indexer waits while the disk is short.
-	indexerOpts := ingest.IndexerOptions{}
+	indexerOpts := ingest.IndexerOptions{Gap: indexGap()}
 	if s.db.pool == nil && c.diskReserveMiB > 0 {
 		s.guard = diskguard.New(c.storage.Data, diskguard.Options{Reserve: c.diskReserveMiB << 20, Debts: s.db.lite}, logger.With("worker", "diskguard"))
 		indexerOpts.Hold = s.guard.WaitRoom
@@ -222,7 +222,7 @@ func (s *server) startLog(ctx context.Context) error {
 	if s.streams, err = newStreams(st, s.keys, c.streamsAllowPrivate, c.streamsAllowLinkLocal, logger, s.reg); err != nil {
 		return err
 	}
-	s.committer = ingest.New(st, ingest.Options{OnCommit: func() {
+	s.committer = ingest.New(st, ingest.Options{MinInterval: commitInterval(), OnCommit: func() {
 		s.streams.Wake()
 		if s.indexer != nil {
 			s.indexer.Wake()

@@ -50,3 +50,18 @@ func replicateLockWait() time.Duration {
 	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_REPLICATE_LOCK_WAIT"))
 	return d
 }
+
+// commitInterval is TRAIL_TEST_COMMIT_INTERVAL: the committer's
+// ingest.Options.MinInterval (a Go duration; unset: its default), and
+// indexGap is TRAIL_TEST_INDEX_GAP: the search indexer's
+// ingest.IndexerOptions.Gap, with which benchmarks compare spacings in one
+// run (docs/PERFORMANCE.md, "Spacing commits and indexer passes").
+func commitInterval() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_COMMIT_INTERVAL"))
+	return d
+}
+
+func indexGap() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_INDEX_GAP"))
+	return d
+}

@@ -20,3 +20,7 @@ func deletionCrashAfter() string { return "" }
 func replicateCheckpointPages() int { return 0 }
 
 func replicateLockWait() time.Duration { return 0 }
+
+func commitInterval() time.Duration { return 0 }
+
+func indexGap() time.Duration { return 0 }
