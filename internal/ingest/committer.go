@@ -48,7 +48,18 @@ type Options struct {
 	// whatever it carries, so fuller commits are cheaper per event
 	// (docs/PERFORMANCE.md, "Spacing commits and indexer passes").
 	MinInterval time.Duration
-	// OnCommit is called after every durable batch (to wake the indexer).
+	// Concurrency is how many group-commit transactions may be in flight
+	// at once, each gathered while the others commit (default 1). A
+	// store with one writer (SQLite) gains nothing from more; PostgreSQL
+	// runs several on their own connections, and the commits that wait
+	// on its WAL flush share it (docs/PERFORMANCE.md, "PostgreSQL: more
+	// than one commit in flight"). The Appender must then be safe for
+	// concurrent use, and commits may become durable out of the order
+	// they started in: only each organization's own events are ordered,
+	// by the store.
+	Concurrency int
+	// OnCommit is called after every durable batch (to wake the indexer);
+	// with Concurrency above 1, from several goroutines at once.
 	OnCommit func()
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
@@ -65,8 +76,8 @@ type outcome struct {
 }
 
 // Committer batches concurrent submissions into transactions. While one
-// transaction commits, the next batch gathers in the queue, so batches grow
-// with load; under concurrent load commits also start at least
+// transaction commits (or Options.Concurrency of them), the next batch
+// gathers in the queue, so batches grow with load; under concurrent load commits also start at least
 // Options.MinInterval apart, so a request arriving right after a commit
 // started waits at most that long; a lone client's requests never wait.
 type Committer struct {
@@ -99,6 +110,9 @@ func New(app Appender, opts Options, logger *slog.Logger, reg prometheus.Registe
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 16384
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 1
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -137,7 +151,7 @@ func (c *Committer) Start() {
 }
 
 // Stop refuses new submissions, commits every one already queued, and
-// returns when the writer has finished. Calling it twice is harmless.
+// returns when every transaction in flight has finished. Calling it twice is harmless.
 func (c *Committer) Stop() {
 	c.once.Do(func() {
 		c.mu.Lock()
@@ -177,17 +191,44 @@ func (c *Committer) Submit(ctx context.Context, s store.Submission) (store.Appen
 // a single request, and that alone should not end the spacing.
 const sharedMemory = 100 * time.Millisecond
 
+// gathering is what the committer's workers share: one of them at a time
+// gathers a batch (so that concurrent workers do not split what is queued
+// into many small transactions), and the spacing of commits counts the
+// starts of all of them.
+type gathering struct {
+	sync.Mutex
+	lastStart  time.Time
+	lastShared time.Time // start of the last commit that carried several requests
+}
+
 func (c *Committer) run() {
 	defer close(c.stopped)
+	var g gathering
+	var wg sync.WaitGroup
+	for range c.opts.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.work(&g)
+		}()
+	}
+	// The queue is closed by Stop: each worker commits what it gathered
+	// and returns once the queue is drained.
+	wg.Wait()
+}
+
+// work gathers batches and commits them until the queue is closed and
+// drained.
+func (c *Committer) work(g *gathering) {
 	batch := make([]*request, 0, 256)
 	subs := make([]store.Submission, 0, 256)
-	var lastStart time.Time
-	var lastShared time.Time // start of the last commit that carried several requests
 	linger := time.NewTimer(0)
 	<-linger.C
 	for {
+		g.Lock()
 		r, ok := <-c.queue
 		if !ok {
+			g.Unlock()
 			return
 		}
 		batch, subs = append(batch[:0], r), append(subs[:0], r.sub)
@@ -196,7 +237,7 @@ func (c *Committer) run() {
 		// One client sending requests one after another never has
 		// company to wait for: only within sharedMemory of a commit that
 		// carried several requests is the next one held back.
-		if d := c.opts.MinInterval - time.Since(lastStart); d > 0 && time.Since(lastShared) < sharedMemory {
+		if d := c.opts.MinInterval - time.Since(g.lastStart); d > 0 && time.Since(g.lastShared) < sharedMemory {
 			linger.Reset(d)
 			wait = linger.C
 		}
@@ -227,10 +268,11 @@ func (c *Committer) run() {
 		if wait != nil && !linger.Stop() {
 			<-linger.C
 		}
-		lastStart = time.Now()
+		g.lastStart = time.Now()
 		if len(batch) > 1 {
-			lastShared = lastStart
+			g.lastShared = g.lastStart
 		}
+		g.Unlock()
 		c.commit(batch, subs, n)
 	}
 }
