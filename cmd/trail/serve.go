@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,6 +59,8 @@ type serveCommand struct {
 
 	requireSchemas bool // refuse events of actions without a schema
 
+	commitConcurrency int64 // group-commit transactions in flight; 0: the backend's default
+
 	exportDir     string  // where export files are kept
 	exportMaxRate float64 // events per second one export job reads at most
 
@@ -95,6 +98,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	setting{fs}.StringVar(&c.exportDir, "export-dir", "TRAIL_EXPORT_DIR", "", "directory for export files, kept 24 hours (default: <data>/exports); with several PostgreSQL replicas it must be one directory they all share")
 	setting{fs}.BoolVar(&c.streamsAllowPrivate, "streams-allow-private", "TRAIL_STREAMS_ALLOW_PRIVATE", "let log streams deliver to loopback and private addresses (a SIEM on your own network); link-local and cloud metadata addresses stay refused")
 	setting{fs}.BoolVar(&c.streamsAllowLinkLocal, "streams-allow-link-local", "TRAIL_STREAMS_ALLOW_LINK_LOCAL", "let log streams deliver to link-local addresses (169.254.0.0/16, fe80::/10), where cloud credential endpoints live; known metadata addresses stay refused")
+	setting{fs}.Int64Var(&c.commitConcurrency, "commit-concurrency", "TRAIL_COMMIT_CONCURRENCY", 0, "with PostgreSQL, how many group-commit transactions one server keeps in flight, each on its own connection; 0 means the default ("+strconv.Itoa(postgresCommitConcurrency)+"); SQLite has one writer and always commits one at a time")
 	c.retention.register(fs)
 	c.privacy.register(fs)
 	setting{fs}.Float64Var(&c.exportMaxRate, "export-max-rate", "TRAIL_EXPORT_MAX_RATE", 0, "events per second one export job reads at most, to spare a busy database; 0 means no limit")
@@ -493,6 +497,12 @@ func (c *serveCommand) validate() error {
 			return fmt.Errorf("%s %v: want 0 (no limit) or a positive number", n.name, n.value)
 		}
 	}
+	if c.commitConcurrency < 0 || c.commitConcurrency > maxCommitConcurrency {
+		return fmt.Errorf("--commit-concurrency %d: want 0 (the default) or 1 to %d", c.commitConcurrency, maxCommitConcurrency)
+	}
+	if c.commitConcurrency > 1 && !c.storage.postgres() {
+		return fmt.Errorf("--commit-concurrency %d: SQLite has one writer; more than one commit in flight needs PostgreSQL", c.commitConcurrency)
+	}
 	if c.rateBurst < 0 || c.diskReserveMiB < 0 || c.shutdownWait < 0 || c.shutdownDelay < 0 {
 		return fmt.Errorf("--rate-burst, --disk-reserve-mib, --shutdown-timeout and --shutdown-delay cannot be negative")
 	}
@@ -505,6 +515,30 @@ func (c *serveCommand) validate() error {
 		}
 	}
 	return nil
+}
+
+// postgresCommitConcurrency is how many group commits a server keeps in
+// flight on PostgreSQL by default: while one waits for its WAL flush (or
+// for an organization's row another holds), the next is already sent, and
+// commits of different organizations share flushes (docs/PERFORMANCE.md,
+// "PostgreSQL: more than one commit in flight").
+const postgresCommitConcurrency = 2
+
+// maxCommitConcurrency bounds --commit-concurrency: every commit in flight
+// holds a pool connection.
+const maxCommitConcurrency = 64
+
+// commitConcurrency is how many group commits the committer keeps in
+// flight: one on SQLite (one writer), the flag's or the default on
+// PostgreSQL.
+func (c *serveCommand) commitConcurrencyFor(postgres bool) int {
+	switch {
+	case !postgres:
+		return 1
+	case c.commitConcurrency > 0:
+		return int(c.commitConcurrency)
+	}
+	return postgresCommitConcurrency
 }
 
 // delayIndexer makes the search indexer wait d (a Go duration) before each
