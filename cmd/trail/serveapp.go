@@ -222,7 +222,7 @@ func (s *server) startLog(ctx context.Context) error {
 	if s.streams, err = newStreams(st, s.keys, c.streamsAllowPrivate, c.streamsAllowLinkLocal, logger, s.reg); err != nil {
 		return err
 	}
-	s.committer = ingest.New(st, ingest.Options{MinInterval: commitInterval(), Concurrency: c.commitConcurrencyFor(s.db.pool != nil), OnCommit: func() {
+	s.committer = ingest.New(st, ingest.Options{MinInterval: commitInterval(), Concurrency: c.commitConcurrencyFor(s.db.pool != nil), ByOrganization: true, OnCommit: func() {
 		s.streams.Wake()
 		if s.indexer != nil {
 			s.indexer.Wake()

@@ -58,6 +58,12 @@ type Options struct {
 	// they started in: only each organization's own events are ordered,
 	// by the store.
 	Concurrency int
+	// ByOrganization, with Concurrency above 1, gives each transaction
+	// in flight its own queue, a submission going to the one of its
+	// first event's organization: transactions in flight then lock
+	// different organizations' rows, rather than queueing on the same
+	// rows, and each queue holds QueueSize/Concurrency submissions.
+	ByOrganization bool
 	// OnCommit is called after every durable batch (to wake the indexer);
 	// with Concurrency above 1, from several goroutines at once.
 	OnCommit func()
@@ -91,7 +97,8 @@ type Committer struct {
 
 	mu      sync.RWMutex // guards closed against sends on a closed queue
 	closed  bool
-	queue   chan *request
+	queue   chan *request   // the queue of every worker, or of none with ByOrganization
+	lanes   []chan *request // with ByOrganization, each worker's queue
 	stopped chan struct{}
 	once    sync.Once
 
@@ -136,11 +143,16 @@ func New(app Appender, opts Options, logger *slog.Logger, reg prometheus.Registe
 			Name: "trail_ingest_commit_errors_total", Help: "Group-commit transactions that failed (nothing of them was stored).",
 		}),
 	}
+	if opts.ByOrganization && opts.Concurrency > 1 {
+		for range opts.Concurrency {
+			c.lanes = append(c.lanes, make(chan *request, max(1, opts.QueueSize/opts.Concurrency)))
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(c.batchEvents, c.commitTime, c.commitErrors,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "trail_ingest_queue_depth", Help: "Submissions waiting for the next transaction.",
-			}, func() float64 { return float64(len(c.queue)) }))
+			}, func() float64 { return float64(c.queued()) }))
 	}
 	return c
 }
@@ -157,6 +169,9 @@ func (c *Committer) Stop() {
 		c.mu.Lock()
 		c.closed = true
 		close(c.queue)
+		for _, l := range c.lanes {
+			close(l)
+		}
 		c.mu.Unlock()
 	})
 	<-c.stopped
@@ -171,8 +186,12 @@ func (c *Committer) Submit(ctx context.Context, s store.Submission) (store.Appen
 		c.mu.RUnlock()
 		return store.AppendResult{}, ErrStopped
 	}
+	q := c.queue
+	if c.lanes != nil {
+		q = c.lanes[laneOf(s, len(c.lanes))]
+	}
 	select {
-	case c.queue <- r:
+	case q <- r:
 	default:
 		c.mu.RUnlock()
 		return store.AppendResult{}, ErrOverloaded
@@ -201,15 +220,40 @@ type gathering struct {
 	lastShared time.Time // start of the last commit that carried several requests
 }
 
+// queued counts the submissions waiting in the queues.
+func (c *Committer) queued() int {
+	n := len(c.queue)
+	for _, l := range c.lanes {
+		n += len(l)
+	}
+	return n
+}
+
+// laneOf is the queue of s's first event's organization, of n (FNV-1a).
+func laneOf(s store.Submission, n int) int {
+	if len(s.Events) == 0 {
+		return 0
+	}
+	h := uint32(2166136261)
+	for _, b := range []byte(s.Events[0].OrganizationID) {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	return int(h % uint32(n))
+}
+
 func (c *Committer) run() {
 	defer close(c.stopped)
 	var g gathering
 	var wg sync.WaitGroup
-	for range c.opts.Concurrency {
+	for i := range c.opts.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.work(&g)
+			if c.lanes != nil {
+				c.work(&gathering{}, c.lanes[i])
+				return
+			}
+			c.work(&g, c.queue)
 		}()
 	}
 	// The queue is closed by Stop: each worker commits what it gathered
@@ -219,14 +263,14 @@ func (c *Committer) run() {
 
 // work gathers batches and commits them until the queue is closed and
 // drained.
-func (c *Committer) work(g *gathering) {
+func (c *Committer) work(g *gathering, queue chan *request) {
 	batch := make([]*request, 0, 256)
 	subs := make([]store.Submission, 0, 256)
 	linger := time.NewTimer(0)
 	<-linger.C
 	for {
 		g.Lock()
-		r, ok := <-c.queue
+		r, ok := <-queue
 		if !ok {
 			g.Unlock()
 			return
@@ -247,14 +291,14 @@ func (c *Committer) work(g *gathering) {
 			var ok bool
 			if wait != nil { // lingering: take what arrives until the timer fires
 				select {
-				case r, ok = <-c.queue:
+				case r, ok = <-queue:
 				case <-wait:
 					wait = nil
 					continue
 				}
 			} else { // take only what is already queued
 				select {
-				case r, ok = <-c.queue:
+				case r, ok = <-queue:
 				default:
 					break gather
 				}

@@ -73,7 +73,7 @@ func submitAsync(c *Committer, s store.Submission) <-chan submitted {
 // waitQueued waits until n submissions are queued (none taken by a worker).
 func waitQueued(t *testing.T, c *Committer, n int) {
 	t.Helper()
-	for len(c.queue) < n {
+	for c.queued() < n {
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -273,5 +273,70 @@ func TestCommitterOverloadWithCommitsInFlight(t *testing.T) {
 			c.Stop()
 			close(stopped)
 		})
+	}
+}
+
+// subOf is a submission of one event of org.
+func subOf(org, id string) store.Submission {
+	return store.Submission{Events: []store.PendingEvent{{OrganizationID: org, ID: id}}}
+}
+
+// With ByOrganization, the transactions in flight carry different
+// organizations: a submission waits behind its own organization's
+// transaction, never takes another's worker, and one organization's
+// submissions are committed by one transaction at a time.
+func TestCommitterByOrganization(t *testing.T) {
+	const n = 4
+	app := newHoldAppender()
+	c := New(app, Options{Concurrency: n, ByOrganization: true}, nil, nil)
+	c.Start()
+	defer c.Stop()
+	// Organizations whose queues differ, and a second one of the first's.
+	var orgs []string
+	seen := map[int]bool{}
+	var twin string
+	for i := 0; len(orgs) < 2 || twin == ""; i++ {
+		o := fmt.Sprint("org_", i)
+		l := laneOf(subOf(o, ""), n)
+		switch {
+		case !seen[l]:
+			seen[l] = true
+			orgs = append(orgs, o)
+		case l == laneOf(subOf(orgs[0], ""), n) && twin == "":
+			twin = o
+		}
+	}
+	a := submitAsync(c, subOf(orgs[0], "a"))
+	first := <-app.calls
+	// The same organization (and one sharing its queue) waits for it...
+	same := submitAsync(c, subOf(orgs[0], "same"))
+	shared := submitAsync(c, subOf(twin, "twin"))
+	// ...while another organization's commit goes ahead beside it.
+	b := submitAsync(c, subOf(orgs[1], "b"))
+	other := <-app.calls
+	if got := other.subs[0].Events[0].ID; got != "b" {
+		t.Fatalf("the second transaction in flight carries %s, want the other organization's", got)
+	}
+	close(other.release)
+	if got := <-b; got.err != nil {
+		t.Fatalf("other organization: %v", got.err)
+	}
+	if m := app.most.Load(); m != 2 {
+		t.Errorf("%d transactions were in flight at once, want 2", m)
+	}
+	waitQueued(t, c, 2)
+	close(first.release)
+	if got := <-a; got.err != nil {
+		t.Fatal(got.err)
+	}
+	next := <-app.calls // both waiting submissions, gathered together
+	close(next.release)
+	for _, ch := range []<-chan submitted{same, shared} {
+		if got := <-ch; got.err != nil {
+			t.Error(got.err)
+		}
+	}
+	if len(next.subs) != 2 {
+		t.Errorf("the queue's next transaction carries %d submissions, want both that waited", len(next.subs))
 	}
 }

@@ -38,22 +38,24 @@ import (
 func TestCommitsInFlight(t *testing.T) {
 	cases := []struct {
 		name        string
-		concurrency int
-		orgs        int
+		opts ingest.Options
+		orgs int
 	}{
-		{"one in flight", 1, 3},
-		{"four in flight, organizations spread", 4, 6},
-		{"four in flight, one organization", 4, 1},
-		{"eight in flight, two organizations", 8, 2},
+		{"one in flight", ingest.Options{Concurrency: 1}, 3},
+		{"four in flight, organizations spread", ingest.Options{Concurrency: 4}, 6},
+		{"four in flight, one organization", ingest.Options{Concurrency: 4}, 1},
+		{"eight in flight, two organizations", ingest.Options{Concurrency: 8}, 2},
+		{"four by organization, organizations spread", ingest.Options{Concurrency: 4, ByOrganization: true}, 6},
+		{"two by organization, one organization", ingest.Options{Concurrency: 2, ByOrganization: true}, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			testCommitsInFlight(t, tc.concurrency, tc.orgs)
+			testCommitsInFlight(t, tc.opts, tc.orgs)
 		})
 	}
 }
 
-func testCommitsInFlight(t *testing.T, concurrency, norgs int) {
+func testCommitsInFlight(t *testing.T, opts ingest.Options, norgs int) {
 	ctx := context.Background()
 	s := openFresh(t)
 	var orgs []string
@@ -61,7 +63,7 @@ func testCommitsInFlight(t *testing.T, concurrency, norgs int) {
 		orgs = append(orgs, fmt.Sprintf("org_inflight_%d", i))
 		createOrg(t, s, orgs[i])
 	}
-	c := ingest.New(s, ingest.Options{Concurrency: concurrency}, nil, nil)
+	c := ingest.New(s, opts, nil, nil)
 	c.Start()
 	stopped := false
 	defer func() {
@@ -109,7 +111,7 @@ func testCommitsInFlight(t *testing.T, concurrency, norgs int) {
 		}()
 	}
 
-	g := newGen(uint64(17 + concurrency + norgs))
+	g := newGen(uint64(17 + opts.Concurrency + norgs))
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	const clients, calls = 12, 15
 	type answer struct {
