@@ -56,6 +56,11 @@ func TestServeCheckConfig(t *testing.T) {
 		{"SQLite caches beside the budget", nil, []string{"--memory-mib", "256", "--sqlite-cache-mib", "64"}, 0, "valid"},
 		{"SQLite caches over the budget", nil, []string{"--memory-mib", "256", "--sqlite-cache-mib", "200"}, 2, "--sqlite-cache-mib 200"},
 		{"negative SQLite caches", nil, []string{"--sqlite-cache-mib", "-1"}, 2, "--sqlite-cache-mib -1"},
+		{"commits in flight on PostgreSQL", map[string]string{"TRAIL_DATABASE_FILE": dbURL, "TRAIL_COMMIT_CONCURRENCY": "4"}, nil, 0, "valid"},
+		{"commits in flight on SQLite", nil, []string{"--commit-concurrency", "2"}, 2, "--commit-concurrency 2: SQLite has one writer"},
+		{"one commit in flight on SQLite", nil, []string{"--commit-concurrency", "1"}, 0, "valid"},
+		{"negative commits in flight", map[string]string{"TRAIL_DATABASE_FILE": dbURL}, []string{"--commit-concurrency", "-1"}, 2, "--commit-concurrency -1"},
+		{"too many commits in flight", map[string]string{"TRAIL_DATABASE_FILE": dbURL}, []string{"--commit-concurrency", "65"}, 2, "--commit-concurrency 65"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

@@ -98,7 +98,7 @@ func (c *serveCommand) flags() *flag.FlagSet {
 	setting{fs}.StringVar(&c.exportDir, "export-dir", "TRAIL_EXPORT_DIR", "", "directory for export files, kept 24 hours (default: <data>/exports); with several PostgreSQL replicas it must be one directory they all share")
 	setting{fs}.BoolVar(&c.streamsAllowPrivate, "streams-allow-private", "TRAIL_STREAMS_ALLOW_PRIVATE", "let log streams deliver to loopback and private addresses (a SIEM on your own network); link-local and cloud metadata addresses stay refused")
 	setting{fs}.BoolVar(&c.streamsAllowLinkLocal, "streams-allow-link-local", "TRAIL_STREAMS_ALLOW_LINK_LOCAL", "let log streams deliver to link-local addresses (169.254.0.0/16, fe80::/10), where cloud credential endpoints live; known metadata addresses stay refused")
-	setting{fs}.Int64Var(&c.commitConcurrency, "commit-concurrency", "TRAIL_COMMIT_CONCURRENCY", 0, "with PostgreSQL, how many group-commit transactions one server keeps in flight, each on its own connection; 0 means the default ("+strconv.Itoa(postgresCommitConcurrency)+"); SQLite has one writer and always commits one at a time")
+	setting{fs}.Int64Var(&c.commitConcurrency, "commit-concurrency", "TRAIL_COMMIT_CONCURRENCY", 0, "with PostgreSQL, how many group-commit transactions one server keeps in flight, each on its own connection (give the pool room: pool_max_conns in the URL, default the larger of 4 and the CPUs) and with its own queue of organizations; 0 means the default ("+strconv.Itoa(postgresCommitConcurrency)+"); SQLite has one writer and always commits one at a time")
 	c.retention.register(fs)
 	c.privacy.register(fs)
 	setting{fs}.Float64Var(&c.exportMaxRate, "export-max-rate", "TRAIL_EXPORT_MAX_RATE", 0, "events per second one export job reads at most, to spare a busy database; 0 means no limit")
@@ -518,17 +518,19 @@ func (c *serveCommand) validate() error {
 }
 
 // postgresCommitConcurrency is how many group commits a server keeps in
-// flight on PostgreSQL by default: while one waits for its WAL flush (or
-// for an organization's row another holds), the next is already sent, and
-// commits of different organizations share flushes (docs/PERFORMANCE.md,
-// "PostgreSQL: more than one commit in flight").
-const postgresCommitConcurrency = 2
+// flight on PostgreSQL by default. More in flight split the same load into
+// smaller commits, and each commit costs the database a fixed part
+// whatever it carries: where PostgreSQL's CPU is the limit (as on the
+// machines docs/PERFORMANCE.md measures, "PostgreSQL: more than one commit
+// in flight") more cost CPU per event and gained no throughput, so one is
+// the default and more is for a database with cores to spare.
+const postgresCommitConcurrency = 1
 
 // maxCommitConcurrency bounds --commit-concurrency: every commit in flight
 // holds a pool connection.
 const maxCommitConcurrency = 64
 
-// commitConcurrency is how many group commits the committer keeps in
+// commitConcurrencyFor is how many group commits the committer keeps in
 // flight: one on SQLite (one writer), the flag's or the default on
 // PostgreSQL.
 func (c *serveCommand) commitConcurrencyFor(postgres bool) int {
