@@ -37,7 +37,7 @@ import (
 //   - Stop answers every submission it accepted.
 func TestCommitsInFlight(t *testing.T) {
 	cases := []struct {
-		name        string
+		name string
 		opts ingest.Options
 		orgs int
 	}{
