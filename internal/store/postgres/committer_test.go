@@ -278,3 +278,75 @@ func testCommitsInFlight(t *testing.T, opts ingest.Options, norgs int) {
 		}
 	}
 }
+
+// TestCommitsInFlightShareAKey sends one idempotency key in two
+// transactions in flight at once, deterministically: the first claims the
+// key and then waits for its organization's row (held here by another
+// transaction), the second waits for the first's claim. Once the row is
+// free, one submission is stored and both callers get its events.
+func TestCommitsInFlightShareAKey(t *testing.T) {
+	ctx := context.Background()
+	s := openFresh(t)
+	const org = "org_inflight_key"
+	createOrg(t, s, org)
+	c := ingest.New(s, ingest.Options{Concurrency: 2}, nil, nil)
+	c.Start()
+	defer c.Stop()
+
+	// Hold the organization's row, as a long append elsewhere would.
+	holder, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if _, err := holder.Exec(ctx, `SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE`, org); err != nil {
+		t.Fatal(err)
+	}
+	// waiting reports how many of Trail's connections wait for a lock.
+	waiting := func() int {
+		var n int
+		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	g := newGen(23)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	sb := g.sub(t, now, org, org)
+	sb.IdempotencyKey, sb.BodyHash = "shared-key", sha256.Sum256([]byte("shared body"))
+	type answer struct {
+		res store.AppendResult
+		err error
+	}
+	answers := make(chan answer, 2)
+	submit := func() {
+		res, err := c.Submit(ctx, sb)
+		answers <- answer{res, err}
+	}
+	go submit()
+	for waiting() < 1 { // the first claimed the key and waits for the row
+		time.Sleep(5 * time.Millisecond)
+	}
+	go submit()
+	for waiting() < 2 { // the second, in the other transaction, waits for the key
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := holder.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, b := <-answers, <-answers
+	if a.err != nil || b.err != nil || a.res.Err != nil || b.res.Err != nil {
+		t.Fatalf("answers: %+v, %+v", a, b)
+	}
+	if len(a.res.Events) != 2 || !slices.Equal(a.res.Events, b.res.Events) {
+		t.Errorf("the two callers got %+v and %+v, want the same two events", a.res.Events, b.res.Events)
+	}
+	if a.res.Replayed == b.res.Replayed {
+		t.Errorf("replayed %v and %v, want exactly one stored", a.res.Replayed, b.res.Replayed)
+	}
+	if n, err := s.NextSeq(ctx, org); err != nil || n != 2 {
+		t.Errorf("NextSeq = %d, %v; want 2 (one submission of two events stored)", n, err)
+	}
+}
