@@ -51,12 +51,12 @@ type Options struct {
 	// Concurrency is how many group-commit transactions may be in flight
 	// at once, each gathered while the others commit (default 1). A
 	// store with one writer (SQLite) gains nothing from more; PostgreSQL
-	// runs several on their own connections, and the commits that wait
-	// on its WAL flush share it (docs/PERFORMANCE.md, "PostgreSQL: more
-	// than one commit in flight"). The Appender must then be safe for
-	// concurrent use, and commits may become durable out of the order
-	// they started in: only each organization's own events are ordered,
-	// by the store.
+	// runs several on their own connections, but the same load then makes
+	// smaller commits, each costing the database its fixed part again
+	// (docs/PERFORMANCE.md, "PostgreSQL: more than one commit in
+	// flight"). The Appender must be safe for concurrent use, and commits
+	// may become durable out of the order they started in: only each
+	// organization's own events are ordered, by the store.
 	Concurrency int
 	// ByOrganization, with Concurrency above 1, gives each transaction
 	// in flight its own queue, a submission going to the one of its
@@ -83,8 +83,8 @@ type outcome struct {
 
 // Committer batches concurrent submissions into transactions. While one
 // transaction commits (or Options.Concurrency of them), the next batch
-// gathers in the queue, so batches grow with load; under concurrent load commits also start at least
-// Options.MinInterval apart, so a request arriving right after a commit
+// gathers in the queue, so batches grow with load; under concurrent load
+// commits also start at least Options.MinInterval apart, so a request arriving right after a commit
 // started waits at most that long; a lone client's requests never wait.
 type Committer struct {
 	app    Appender
@@ -163,7 +163,8 @@ func (c *Committer) Start() {
 }
 
 // Stop refuses new submissions, commits every one already queued, and
-// returns when every transaction in flight has finished. Calling it twice is harmless.
+// returns when every transaction in flight has finished. Calling it twice
+// is harmless.
 func (c *Committer) Stop() {
 	c.once.Do(func() {
 		c.mu.Lock()
@@ -210,10 +211,11 @@ func (c *Committer) Submit(ctx context.Context, s store.Submission) (store.Appen
 // a single request, and that alone should not end the spacing.
 const sharedMemory = 100 * time.Millisecond
 
-// gathering is what the committer's workers share: one of them at a time
-// gathers a batch (so that concurrent workers do not split what is queued
-// into many small transactions), and the spacing of commits counts the
-// starts of all of them.
+// gathering is what the workers of one queue share: one of them at a time
+// gathers a batch (so that idle workers do not split what is queued into
+// many small transactions), and the spacing of commits counts the starts
+// of all of them. With ByOrganization each worker has a queue and a
+// gathering of its own.
 type gathering struct {
 	sync.Mutex
 	lastStart  time.Time
@@ -229,7 +231,9 @@ func (c *Committer) queued() int {
 	return n
 }
 
-// laneOf is the queue of s's first event's organization, of n (FNV-1a).
+// laneOf is the queue, of n, of s's first event's organization: FNV-1a of
+// its id, computed here rather than by hash/fnv so that Submit allocates
+// nothing for it.
 func laneOf(s store.Submission, n int) int {
 	if len(s.Events) == 0 {
 		return 0
