@@ -204,7 +204,7 @@ func (r *replication) start(ctx context.Context, lite *sqlite.Store, dataDir str
 	dbs := []string{lite.Path()}
 	lite.LeaveCheckpoints()
 	rep, err := replicate.Start(ctx, r.target, replicate.Options{Databases: dbs, Files: replicatedFiles(dataDir),
-		CheckpointPages: replicateCheckpointPages(), LockWait: replicateLockWait()}, r.logger, reg)
+		CheckpointPages: replicateCheckpointPages(), LockWait: replicateLockWait(), RoundGap: replicateRoundGap()}, r.logger, reg)
 	if err != nil {
 		return err
 	}

@@ -65,3 +65,11 @@ func indexGap() time.Duration {
 	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_INDEX_GAP"))
 	return d
 }
+
+// replicateRoundGap is TRAIL_TEST_REPLICATE_ROUND_GAP: the least time
+// between the starts of two replication rounds (a Go duration; unset:
+// replicate.Options's default), for the same comparisons.
+func replicateRoundGap() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_REPLICATE_ROUND_GAP"))
+	return d
+}

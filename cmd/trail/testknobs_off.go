@@ -24,3 +24,5 @@ func replicateLockWait() time.Duration { return 0 }
 func commitInterval() time.Duration { return 0 }
 
 func indexGap() time.Duration { return 0 }
+
+func replicateRoundGap() time.Duration { return 0 }
