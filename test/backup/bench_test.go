@@ -43,7 +43,9 @@ import (
 // TRAIL_BENCH_CANDIDATE=NAME=VALUE adds, after each target, the same target
 // with that variable in the server's environment (a test-only setting,
 // cmd/trail/testknobs.go), so that a candidate setting is measured in the
-// same rounds as the default.
+// same rounds as the default. Several variables of one candidate are
+// separated by spaces, several candidates by semicolons
+// ("A=1;A=2 B=3": candidate1 and candidate2).
 func BenchmarkReplication(b *testing.B) {
 	dur := 15 * time.Second
 	if d := os.Getenv("TRAIL_BENCH_DURATION"); d != "" {
@@ -73,13 +75,19 @@ func BenchmarkReplication(b *testing.B) {
 			modes = kept
 		}
 		if c := os.Getenv("TRAIL_BENCH_CANDIDATE"); c != "" {
+			cands := strings.Split(c, ";")
 			kept := slices.Clone(modes[:1])
 			for _, m := range modes[1:] {
 				kept = append(kept, m)
-				cand := m
-				cand.name += "+candidate"
-				cand.env = []string{c}
-				kept = append(kept, cand)
+				for i, vars := range cands {
+					cand := m
+					cand.name += "+candidate"
+					if len(cands) > 1 {
+						cand.name += strconv.Itoa(i + 1)
+					}
+					cand.env = strings.Fields(vars)
+					kept = append(kept, cand)
+				}
 			}
 			modes = kept
 		}
