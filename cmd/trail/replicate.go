@@ -204,7 +204,8 @@ func (r *replication) start(ctx context.Context, lite *sqlite.Store, dataDir str
 	dbs := []string{lite.Path()}
 	lite.LeaveCheckpoints()
 	rep, err := replicate.Start(ctx, r.target, replicate.Options{Databases: dbs, Files: replicatedFiles(dataDir),
-		CheckpointPages: replicateCheckpointPages(), LockWait: replicateLockWait(), RoundGap: replicateRoundGap()}, r.logger, reg)
+		CheckpointPages: replicateCheckpointPages(), LockWait: replicateLockWait(), RoundGap: replicateRoundGap(),
+		CheckpointInRound: replicateCheckpointInRound()}, r.logger, reg)
 	if err != nil {
 		return err
 	}

@@ -73,3 +73,10 @@ func replicateRoundGap() time.Duration {
 	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_REPLICATE_ROUND_GAP"))
 	return d
 }
+
+// replicateCheckpointInRound is TRAIL_TEST_REPLICATE_CHECKPOINT_IN_ROUND=1:
+// Litestream checkpoints inside the replication rounds, as before the
+// checkpoints were taken between rounds, for the same comparisons.
+func replicateCheckpointInRound() bool {
+	return os.Getenv("TRAIL_TEST_REPLICATE_CHECKPOINT_IN_ROUND") == "1"
+}

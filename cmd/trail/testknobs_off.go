@@ -26,3 +26,5 @@ func commitInterval() time.Duration { return 0 }
 func indexGap() time.Duration { return 0 }
 
 func replicateRoundGap() time.Duration { return 0 }
+
+func replicateCheckpointInRound() bool { return false }

@@ -28,8 +28,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,11 +72,24 @@ type Options struct {
 	// before it is skipped until a later round (0: Litestream's
 	// default, litestream.DefaultBusyTimeout).
 	LockWait time.Duration
+	// CheckpointInRound leaves the checkpoints inside the rounds, where
+	// Litestream takes them, so that a Sync waits for the checkpoint of
+	// its round. By default a round that leaves the WAL past
+	// CheckpointPages checkpoints it after the round, before the next
+	// one starts: Sync returns without waiting for the checkpoint, which
+	// stops the writers either way (docs/PERFORMANCE.md, "Replication:
+	// checkpoints between rounds").
+	CheckpointInRound bool
 }
 
 // DefaultCheckpointPages is Options.CheckpointPages's default: 4,000 pages
 // (16 MiB of WAL at 4 KiB pages), four times Litestream's own.
 const DefaultCheckpointPages = 4000
+
+// noThreshold is Litestream's checkpoint threshold when the Replicator
+// checkpoints between rounds itself: past any WAL its emergency TRUNCATE
+// threshold (litestream.DefaultTruncatePageN) allows.
+const noThreshold = math.MaxInt32
 
 // Replicator replicates a data directory's databases and files to a Target.
 type Replicator struct {
@@ -85,8 +100,15 @@ type Replicator struct {
 	store  *litestream.Store
 	blobs  blobs
 
-	mu     sync.Mutex // one Sync round at a time
+	mu     sync.Mutex // one Sync round, or one checkpoint, at a time
 	copied map[string]time.Time
+	// due lists the databases whose WAL a round left past
+	// Options.CheckpointPages (under mu); checkpointing is set while a
+	// checkpoint between rounds is started or running, ckptWG waits for
+	// it.
+	due           []*litestream.DB
+	checkpointing atomic.Bool
+	ckptWG        sync.WaitGroup
 	// Rounds are numbered from 1 as they start; okGen is the number of
 	// the last one that succeeded (both under mu). started mirrors the
 	// number of rounds started, lastStart the start of the last one (Unix
@@ -169,6 +191,9 @@ func Start(ctx context.Context, t Target, opts Options, logger *slog.Logger, reg
 			db.BusyTimeout = opts.LockWait
 		}
 		db.MinCheckpointPageN = opts.CheckpointPages
+		if !opts.CheckpointInRound {
+			db.MinCheckpointPageN = noThreshold
+		}
 		client := t.ltxClient(filepath.Base(p))
 		rep := litestream.NewReplicaWithClient(db, client)
 		// Uploads are driven by Sync (and the loop below), so that a
@@ -241,6 +266,12 @@ func (r *Replicator) Sync(ctx context.Context) error {
 	if r.okGen > called {
 		return nil // a round that started after the call holds it
 	}
+	if len(r.due) > 0 {
+		// A checkpoint the last round left to do, not begun yet: it
+		// comes before the next round, and its time counts towards
+		// the gap.
+		r.checkpointDue()
+	}
 	if wait := time.Until(time.Unix(0, r.lastStart.Load()).Add(r.opts.RoundGap)); wait > 0 {
 		t := time.NewTimer(wait)
 		select {
@@ -260,16 +291,66 @@ func (r *Replicator) Sync(ctx context.Context) error {
 	if err == nil {
 		r.okGen = gen
 	}
+	if len(r.due) > 0 && r.checkpointing.CompareAndSwap(false, true) {
+		r.ckptWG.Add(1)
+		go r.checkpoint()
+	}
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return err
 }
 
+// checkpoint checkpoints the WAL of the databases a round left past
+// Options.CheckpointPages, after that round and before the next: Sync
+// has returned meanwhile, so publication does not wait for it. It runs
+// as Litestream's own would (litestream.DB.Checkpoint: the new
+// transactions copied, then a PASSIVE checkpoint holding the write lock);
+// the LTX files it writes go to the replica with the next round.
+func (r *Replicator) checkpoint() {
+	defer r.ckptWG.Done()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer r.checkpointing.Store(false)
+	r.checkpointDue()
+}
+
+// checkpointDue checkpoints the databases in r.due (under mu): the
+// goroutine a round starts, or the next Sync if it gets mu first.
+func (r *Replicator) checkpointDue() {
+	due := r.due
+	r.due = nil
+	for _, db := range due {
+		ctx, cancel := context.WithTimeout(context.Background(), r.opts.RoundTimeout)
+		err := db.Checkpoint(ctx, litestream.CheckpointModePassive)
+		cancel()
+		if err != nil {
+			// A busy database or a failure: the next round finds the
+			// WAL still past the threshold and tries again.
+			r.logger.Debug("couldn't checkpoint the WAL; the next round tries again", "db", filepath.Base(db.Path()), "err", err)
+		}
+	}
+}
+
+// pastThreshold reports whether db's WAL, as of its last copy, holds
+// Options.CheckpointPages pages or more.
+func (r *Replicator) pastThreshold(db *litestream.DB) bool {
+	size := db.PageSize()
+	if size <= 0 {
+		return false
+	}
+	// The WAL's header (32 bytes) and each frame's (24 bytes), as
+	// Litestream counts them (https://www.sqlite.org/fileformat.html#the_write_ahead_log).
+	return db.SyncDiagnostic().LastSyncedWALOffset >= 32+int64(24+size)*int64(r.opts.CheckpointPages)
+}
+
 func (r *Replicator) round(ctx context.Context) error {
 	for _, db := range r.dbs {
 		if err := db.Sync(ctx); err != nil {
 			return fmt.Errorf("couldn't read the new transactions of %s: %w", filepath.Base(db.Path()), err)
+		}
+		if !r.opts.CheckpointInRound && r.pastThreshold(db) && !slices.Contains(r.due, db) {
+			r.due = append(r.due, db)
 		}
 		pos, err := db.Pos()
 		if err != nil {
@@ -363,6 +444,7 @@ func (r *Replicator) Close(ctx context.Context) error {
 	r.stop()
 	r.loopWG.Wait()
 	err := r.Sync(ctx)
+	r.ckptWG.Wait() // a checkpoint that last round started
 	if cerr := r.store.Close(ctx); cerr != nil && err == nil {
 		err = cerr
 	}
