@@ -82,9 +82,11 @@ type Options struct {
 	CheckpointInRound bool
 }
 
-// DefaultCheckpointPages is Options.CheckpointPages's default: 4,000 pages
-// (16 MiB of WAL at 4 KiB pages), four times Litestream's own.
-const DefaultCheckpointPages = 4000
+// DefaultCheckpointPages is Options.CheckpointPages's default: 16,000
+// pages (64 MiB of WAL at 4 KiB pages), sixteen times Litestream's own. A
+// checkpoint's hold grows with its pages more slowly than their count, and
+// it no longer delays publication (checkpoints run between rounds).
+const DefaultCheckpointPages = 16000
 
 // noThreshold is Litestream's checkpoint threshold when the Replicator
 // checkpoints between rounds itself: past any WAL its emergency TRUNCATE
