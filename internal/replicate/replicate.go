@@ -78,14 +78,14 @@ type Options struct {
 	// CheckpointPages checkpoints it after the round, before the next
 	// one starts: Sync returns without waiting for the checkpoint, which
 	// stops the writers either way (docs/PERFORMANCE.md, "Replication:
-	// checkpoints between rounds").
+	// checkpoints between rounds, and the embedder's levers").
 	CheckpointInRound bool
 }
 
 // DefaultCheckpointPages is Options.CheckpointPages's default: 16,000
 // pages (64 MiB of WAL at 4 KiB pages), sixteen times Litestream's own. A
 // checkpoint's hold grows with its pages more slowly than their count, and
-// it no longer delays publication (checkpoints run between rounds).
+// it does not delay publication (it runs between rounds).
 const DefaultCheckpointPages = 16000
 
 // noThreshold is Litestream's checkpoint threshold when the Replicator
