@@ -252,29 +252,42 @@ func TestSyncSharesRounds(t *testing.T) {
 
 // TestCheckpointMetrics: Litestream's checkpoints of the replicated
 // database are counted on the registry given to Start, and none of a
-// database this replicator does not replicate.
+// database this replicator does not replicate; whether they run between
+// rounds or inside them, the replica holds every row committed before
+// the last Sync.
 func TestCheckpointMetrics(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		pages int // Options.CheckpointPages
-		want  bool
+		name    string
+		pages   int  // Options.CheckpointPages
+		inRound bool // Options.CheckpointInRound
+		want    bool
 	}{
-		{"every round", 1, true},
-		{"default threshold", 0, false}, // a few rows stay under DefaultCheckpointPages
+		{"every round", 1, false, true},
+		{"every round, inside it", 1, true, true},
+		{"default threshold", 0, false, false}, // a few rows stay under DefaultCheckpointPages
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			_, db, r, reg := startFileReplicator(t, replicate.Options{Interval: time.Hour,
-				CheckpointPages: tc.pages, RoundGap: time.Millisecond})
+			target, db, r, reg := startFileReplicator(t, replicate.Options{Interval: time.Hour,
+				CheckpointPages: tc.pages, CheckpointInRound: tc.inRound, RoundGap: time.Millisecond})
 			for i := range 3 {
 				insert(t, db, i*10, i*10+10)
 				if err := r.Sync(ctx); err != nil {
 					t.Fatal(err)
 				}
 			}
+			// A checkpoint a round leaves to do comes before the
+			// next round: after the second, the first's was taken.
 			n := metricSum(t, reg, "trail_replication_checkpoints_total")
 			if got := n > 0; got != tc.want {
 				t.Errorf("trail_replication_checkpoints_total = %v after three rounds, want some: %v", n, tc.want)
+			}
+			out := t.TempDir()
+			if _, err := replicate.Restore(ctx, target, out, []string{"trail.db"}, nil, replicate.RestoreOptions{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := count(t, filepath.Join(out, "trail.db")); got != 30 {
+				t.Errorf("restored %d rows after three rounds, want 30", got)
 			}
 		})
 	}
