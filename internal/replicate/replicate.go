@@ -109,6 +109,7 @@ type Replicator struct {
 	// checkpoint between rounds is started or running, ckptWG waits for
 	// it.
 	due           []*litestream.DB
+	ckptFailing   bool // the last checkpoint failed (under mu)
 	checkpointing atomic.Bool
 	ckptWG        sync.WaitGroup
 	// Rounds are numbered from 1 as they start; okGen is the number of
@@ -326,10 +327,16 @@ func (r *Replicator) checkpointDue() {
 		ctx, cancel := context.WithTimeout(context.Background(), r.opts.RoundTimeout)
 		err := db.Checkpoint(ctx, litestream.CheckpointModePassive)
 		cancel()
-		if err != nil {
-			// A busy database or a failure: the next round finds the
-			// WAL still past the threshold and tries again.
-			r.logger.Debug("couldn't checkpoint the WAL; the next round tries again", "db", filepath.Base(db.Path()), "err", err)
+		switch {
+		case err != nil && !r.ckptFailing:
+			// The next round finds the WAL still past the threshold
+			// and tries again; Litestream's emergency TRUNCATE bounds
+			// the WAL if none succeeds.
+			r.logger.Warn("couldn't checkpoint the WAL; the next round tries again", "db", filepath.Base(db.Path()), "err", err)
+			r.ckptFailing = true
+		case err == nil && r.ckptFailing:
+			r.logger.Info("the WAL is checkpointed again", "db", filepath.Base(db.Path()))
+			r.ckptFailing = false
 		}
 	}
 }
@@ -341,8 +348,8 @@ func (r *Replicator) pastThreshold(db *litestream.DB) bool {
 	if size <= 0 {
 		return false
 	}
-	// The WAL's header (32 bytes) and each frame's (24 bytes), as
-	// Litestream counts them (https://www.sqlite.org/fileformat.html#the_write_ahead_log).
+	// The WAL's header (32 bytes) and each frame's (24 bytes) count,
+	// as in Litestream's own threshold.
 	return db.SyncDiagnostic().LastSyncedWALOffset >= 32+int64(24+size)*int64(r.opts.CheckpointPages)
 }
 
