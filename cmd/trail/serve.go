@@ -163,6 +163,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		}
 		debug.SetMemoryLimit(b.goLimit)
 	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	s := &server{c: c, logger: logger, lines: logHandler}
 	defer s.close()
 	if err := s.build(ctx); err != nil {
