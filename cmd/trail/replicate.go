@@ -73,6 +73,15 @@ type replication struct {
 	logger *slog.Logger
 	stop   context.CancelFunc
 	done   chan struct{}
+
+	// found is the record the replica held before this server first
+	// wrote it (read by the first call of record): no log's entry is
+	// written lower than it was there. A data directory restored from an older copy
+	// publishes its older checkpoints first, and the record must not go
+	// back with it: the integrator's startup check reads it, and so does
+	// a restore (docs/BACKUP.md).
+	found     map[string]replicate.RecordLog
+	foundRead bool
 }
 
 // newReplication returns the replication of --replicate, not started; nil
@@ -106,8 +115,24 @@ func (r *replication) record(ctx context.Context, logs []ledger.PublishedLog) er
 			rec.WrittenAt = l.AcceptedAt.UTC()
 		}
 	}
+	if !r.foundRead {
+		old, ok, err := replicate.ReadPublished(ctx, r.target)
+		if err != nil {
+			return fmt.Errorf("couldn't read the record of published checkpoints before writing it: %w", err)
+		}
+		r.found = map[string]replicate.RecordLog{}
+		if ok {
+			for _, l := range old.Logs {
+				r.found[l.OrganizationID] = l
+			}
+		}
+		r.foundRead = true
+	}
 	for i, l := range logs {
 		rec.Logs[i] = replicate.RecordLog{OrganizationID: l.OrganizationID, Size: l.Size, Checkpoint: string(l.Checkpoint), Acknowledged: l.Accepted}
+		if f, ok := r.found[l.OrganizationID]; ok && f.Size > l.Size {
+			rec.Logs[i] = f
+		}
 	}
 	return r.rep.Load().WritePublished(ctx, rec)
 }

@@ -1,6 +1,7 @@
 package backup_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail/internal/replicate"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -22,7 +24,8 @@ func TestOldDataDirectoryRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts trail serve processes")
 	}
-	r := replica{url: "file://" + filepath.Join(t.TempDir(), "replica")}
+	replicaDir := filepath.Join(t.TempDir(), "replica")
+	r := replica{url: "file://" + replicaDir}
 	data := filepath.Join(t.TempDir(), "data")
 	srv := trailtest.Start(t, trailtest.Options{Data: data, Args: r.args(), Env: env()})
 	org := createOrg(t, srv)
@@ -69,6 +72,22 @@ func TestOldDataDirectoryRefused(t *testing.T) {
 	}
 	if send(t, srv, org, 1) {
 		t.Error("an event was acknowledged into the refused log")
+	}
+	// The copy publishes the older checkpoints it holds; the replica's
+	// record of publication must not go back with them, or the next
+	// start (or a restore) would no longer see what outsiders hold.
+	raw, err := os.ReadFile(filepath.Join(replicaDir, replicate.PublishedFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec replicate.Record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range rec.Logs {
+		if l.OrganizationID == org && l.Size < base+150 {
+			t.Errorf("the record of published checkpoints went back to size %d of %s (published: %d)", l.Size, org, base+150)
+		}
 	}
 	if _, size := checkpoint(t, srv, org); size > base+50 {
 		t.Errorf("serves a checkpoint of size %d from the old copy of size %d", size, base+50)
