@@ -282,9 +282,13 @@ func (x *countingIndexer) IndexPending(ctx context.Context, max int) (int, error
 func TestIndexerCatchesUp(t *testing.T) {
 	ix := &countingIndexer{}
 	x := NewIndexer(ix, IndexerOptions{Batch: 10, Interval: time.Hour}, nil, nil)
+	// Taken before Start: the first pass may find nothing and replace the
+	// channel before this goroutine asks for it, and the next pass is an
+	// hour away.
+	first := x.CaughtUp()
 	x.Start(context.Background())
 	defer x.Stop()
-	<-x.CaughtUp()
+	<-first
 
 	ix.pending.Store(95)
 	caught := x.CaughtUp()
@@ -432,9 +436,13 @@ func TestCommitterSpacesCommitsUnderLoad(t *testing.T) {
 func TestIndexerSpacesOnlyBackToBackPasses(t *testing.T) {
 	ix := &countingIndexer{}
 	x := NewIndexer(ix, IndexerOptions{Interval: time.Hour, Gap: time.Hour}, nil, nil)
+	// Taken before Start: the first pass may find nothing and replace the
+	// channel before this goroutine asks for it, and the next pass is an
+	// hour away.
+	first := x.CaughtUp()
 	x.Start(context.Background())
 	defer x.Stop()
-	<-x.CaughtUp()
+	<-first
 	for i := range 2 {
 		ix.pending.Store(3)
 		caught := x.CaughtUp()
