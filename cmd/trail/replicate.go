@@ -80,8 +80,7 @@ type replication struct {
 	// publishes its older checkpoints first, and the record must not go
 	// back with it: the integrator's startup check reads it, and so does
 	// a restore (docs/BACKUP.md).
-	found     map[string]replicate.RecordLog
-	foundRead bool
+	found map[string]replicate.RecordLog
 }
 
 // newReplication returns the replication of --replicate, not started; nil
@@ -115,7 +114,7 @@ func (r *replication) record(ctx context.Context, logs []ledger.PublishedLog) er
 			rec.WrittenAt = l.AcceptedAt.UTC()
 		}
 	}
-	if !r.foundRead {
+	if r.found == nil {
 		old, ok, err := replicate.ReadPublished(ctx, r.target)
 		if err != nil {
 			return fmt.Errorf("couldn't read the record of published checkpoints before writing it: %w", err)
@@ -126,7 +125,6 @@ func (r *replication) record(ctx context.Context, logs []ledger.PublishedLog) er
 				r.found[l.OrganizationID] = l
 			}
 		}
-		r.foundRead = true
 	}
 	for i, l := range logs {
 		rec.Logs[i] = replicate.RecordLog{OrganizationID: l.OrganizationID, Size: l.Size, Checkpoint: string(l.Checkpoint), Acknowledged: l.Accepted}

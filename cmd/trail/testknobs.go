@@ -47,8 +47,7 @@ func replicateCheckpointPages() int {
 // replication checkpoint waits for the write lock (a Go duration; unset:
 // Litestream's default), for the same comparisons.
 func replicateLockWait() time.Duration {
-	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_REPLICATE_LOCK_WAIT"))
-	return d
+	return envDuration("TRAIL_TEST_REPLICATE_LOCK_WAIT")
 }
 
 // commitInterval is TRAIL_TEST_COMMIT_INTERVAL: the committer's
@@ -57,21 +56,18 @@ func replicateLockWait() time.Duration {
 // ingest.IndexerOptions.Gap, with which benchmarks compare spacings in one
 // run (docs/PERFORMANCE.md, "Spacing commits and indexer passes").
 func commitInterval() time.Duration {
-	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_COMMIT_INTERVAL"))
-	return d
+	return envDuration("TRAIL_TEST_COMMIT_INTERVAL")
 }
 
 func indexGap() time.Duration {
-	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_INDEX_GAP"))
-	return d
+	return envDuration("TRAIL_TEST_INDEX_GAP")
 }
 
 // replicateRoundGap is TRAIL_TEST_REPLICATE_ROUND_GAP: the least time
 // between the starts of two replication rounds (a Go duration; unset:
 // replicate.Options's default), for the same comparisons.
 func replicateRoundGap() time.Duration {
-	d, _ := time.ParseDuration(os.Getenv("TRAIL_TEST_REPLICATE_ROUND_GAP"))
-	return d
+	return envDuration("TRAIL_TEST_REPLICATE_ROUND_GAP")
 }
 
 // replicateCheckpointInRound is TRAIL_TEST_REPLICATE_CHECKPOINT_IN_ROUND=1:
@@ -79,4 +75,11 @@ func replicateRoundGap() time.Duration {
 // checkpoints were taken between rounds, for the same comparisons.
 func replicateCheckpointInRound() bool {
 	return os.Getenv("TRAIL_TEST_REPLICATE_CHECKPOINT_IN_ROUND") == "1"
+}
+
+// envDuration is the Go duration in the environment variable name (0 when
+// unset or malformed: the setting's default).
+func envDuration(name string) time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(name))
+	return d
 }

@@ -24,6 +24,19 @@ type holdAppender struct {
 	most     atomic.Int32 // the most calls in flight at once
 }
 
+// releaseUntil lets every Append that starts through at once, until stop
+// is closed.
+func (a *holdAppender) releaseUntil(stop <-chan struct{}) {
+	for {
+		select {
+		case h := <-a.calls:
+			close(h.release)
+		case <-stop:
+			return
+		}
+	}
+}
+
 type heldCall struct {
 	subs    []store.Submission
 	release chan struct{}
@@ -117,16 +130,7 @@ func TestCommitterKeepsCommitsInFlight(t *testing.T) {
 			// The queued submissions go into further transactions; let
 			// every one of them through.
 			done := make(chan struct{})
-			go func() {
-				for {
-					select {
-					case h := <-app.calls:
-						close(h.release)
-					case <-done:
-						return
-					}
-				}
-			}()
+			go app.releaseUntil(done)
 			for i, a := range answers {
 				if i == n-1 {
 					continue // answered above
@@ -172,16 +176,7 @@ func TestCommitterStopDrainsEveryCommitInFlight(t *testing.T) {
 				}
 				close(h.release)
 			}
-			go func() {
-				for {
-					select {
-					case h := <-app.calls:
-						close(h.release)
-					case <-stopped:
-						return
-					}
-				}
-			}()
+			go app.releaseUntil(stopped)
 			<-stopped
 			for i, a := range answers {
 				if got := <-a; got.err != nil {
@@ -259,16 +254,7 @@ func TestCommitterOverloadWithCommitsInFlight(t *testing.T) {
 				close(h.release)
 			}
 			stopped := make(chan struct{})
-			go func() {
-				for {
-					select {
-					case h := <-app.calls:
-						close(h.release)
-					case <-stopped:
-						return
-					}
-				}
-			}()
+			go app.releaseUntil(stopped)
 			wg.Wait()
 			c.Stop()
 			close(stopped)

@@ -163,42 +163,11 @@ func TestReplicasAppendConcurrently(t *testing.T) {
 	}
 
 	// The database holds exactly the acknowledged events, with their seqs.
-	rows, err := first.Pool().Query(ctx, `SELECT organization_id, seq, id FROM events ORDER BY organization_id, seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seqs := map[string][]int64{}
-	count := 0
-	for rows.Next() {
-		var org, id string
-		var seq int64
-		if err := rows.Scan(&org, &seq, &id); err != nil {
-			t.Fatal(err)
-		}
-		count++
-		a, ok := stored[id]
-		if !ok {
-			t.Errorf("event %s (%s seq %d) is stored but was never acknowledged", id, org, seq)
-		} else if a.OrganizationID != org || a.Seq != seq {
-			t.Errorf("event %s is stored as %s seq %d but was acknowledged as %s seq %d", id, org, seq, a.OrganizationID, a.Seq)
-		}
-		seqs[org] = append(seqs[org], seq)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if count != len(stored) {
-		t.Errorf("%d events stored, %d acknowledged", count, len(stored))
-	}
+	seqs := storedSeqs(ctx, t, first, stored)
 	total := 0
 	for _, o := range orgs {
 		ss := seqs[o]
 		total += len(ss)
-		for i, v := range ss {
-			if v != int64(i) {
-				t.Fatalf("seqs of %s are not 0…%d without gaps or repeats: %v", o, len(ss)-1, ss)
-			}
-		}
 		if n, err := first.NextSeq(ctx, o); err != nil || n != int64(len(ss)) {
 			t.Errorf("NextSeq(%s) = %d, %v; want %d", o, n, err, len(ss))
 		}
@@ -367,4 +336,47 @@ func TestEnsurePartitions(t *testing.T) {
 	if err := s.EnsurePartitions(ctx, later); err != nil {
 		t.Errorf("EnsurePartitions again: %v", err)
 	}
+}
+
+// storedSeqs checks that the events table holds exactly the acknowledged
+// events (event id → as acknowledged), each with the organization and seq
+// it was acknowledged with, and that every organization's seqs run from 0
+// without gaps or repeats; it returns each organization's seqs.
+func storedSeqs(ctx context.Context, t *testing.T, s *postgres.Store, acked map[string]event.Accepted) map[string][]int64 {
+	t.Helper()
+	rows, err := s.Pool().Query(ctx, `SELECT organization_id, seq, id FROM events ORDER BY organization_id, seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seqs := map[string][]int64{}
+	count := 0
+	for rows.Next() {
+		var org, id string
+		var seq int64
+		if err := rows.Scan(&org, &seq, &id); err != nil {
+			t.Fatal(err)
+		}
+		count++
+		if a, ok := acked[id]; !ok {
+			t.Errorf("event %s (%s seq %d) is stored but was never acknowledged", id, org, seq)
+		} else if a.OrganizationID != org || a.Seq != seq {
+			t.Errorf("event %s is stored as %s seq %d but was acknowledged as %s seq %d", id, org, seq, a.OrganizationID, a.Seq)
+		}
+		seqs[org] = append(seqs[org], seq)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if count != len(acked) {
+		t.Errorf("%d events stored, %d acknowledged", count, len(acked))
+	}
+	for org, ss := range seqs {
+		for i, v := range ss {
+			if v != int64(i) {
+				t.Fatalf("seqs of %s are not 0…%d without gaps or repeats: %v", org, len(ss)-1, ss)
+			}
+		}
+	}
+	return seqs
 }

@@ -122,15 +122,7 @@ func submissions(b *testing.B, n int) [][]store.Submission {
 // transaction.
 func BenchmarkBareInsert(b *testing.B) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(b.TempDir(), "bare.db"), false, true, 256<<20))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, `CREATE TABLE bare (organization_id TEXT, seq INTEGER, record BLOB, PRIMARY KEY (organization_id, seq))`); err != nil {
-		b.Fatal(err)
-	}
+	db := openBare(b)
 	evs := benchEvents(b, b.N*benchBatch)
 	next := make([]int64, benchOrgs)
 	var buf []byte
@@ -164,6 +156,23 @@ func BenchmarkBareInsert(b *testing.B) {
 	b.StopTimer()
 	reportRate(b, b.N*benchBatch)
 	b.ReportMetric(float64(size)/float64(b.N*benchBatch), "B/record")
+}
+
+// openBare opens a fresh file with one table holding nothing but records
+// under their primary key (organization_id, seq), through one connection
+// with the store's write pragmas: the baselines' database.
+func openBare(b *testing.B) *sql.DB {
+	b.Helper()
+	db, err := sql.Open("sqlite", dsn(filepath.Join(b.TempDir(), "bare.db"), false, true, 256<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(context.Background(), `CREATE TABLE bare (organization_id TEXT, seq INTEGER, record BLOB, PRIMARY KEY (organization_id, seq))`); err != nil {
+		b.Fatal(err)
+	}
+	return db
 }
 
 // BenchmarkAppend is Store.Append of 1,000-event submissions, one a

@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -33,15 +31,7 @@ func BenchmarkAppendOne(b *testing.B) {
 // into a primary-key-only table, durable: the naive app's commit.
 func BenchmarkNaiveOne(b *testing.B) {
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(b.TempDir(), "naive.db"), false, true, 256<<20))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, `CREATE TABLE bare (organization_id TEXT, seq INTEGER, record BLOB, PRIMARY KEY (organization_id, seq))`); err != nil {
-		b.Fatal(err)
-	}
+	db := openBare(b)
 	ins, err := db.PrepareContext(ctx, `INSERT INTO bare (organization_id, seq, record) VALUES (?, ?, ?)`)
 	if err != nil {
 		b.Fatal(err)
