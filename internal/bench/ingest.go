@@ -118,8 +118,9 @@ func Ingest(ctx context.Context, c *Client, opts IngestOptions) (Report, error) 
 			}
 		}
 	}
-	cpu := c.startCPU(ctx)
+	cpu, machine := c.startCPU(ctx), startMachine()
 	res := loadgen.Run(ctx, c.HTTP, lo, build)
+	rep.Machine = machine.stop()
 	rep.fill(res, per)
 	rep.ServerCPU = cpu.stop(ctx, rep.Requests-rep.Errors, rep.Events)
 	if rec != nil {

@@ -150,9 +150,11 @@ func Query(ctx context.Context, c *Client, opts QueryOptions) (Report, error) {
 			s.empty++
 		}
 	}
+	machine := startMachine()
 	res := loadgen.Run(ctx, c.HTTP, lo, func(i int64) (*http.Request, error) {
 		return c.Request(http.MethodGet, "/v1/events", query(i), nil)
 	})
+	rep.Machine = machine.stop()
 	rep.fill(res, 0)
 	for k, s := range stats {
 		rep.Queries = append(rep.Queries, QueryStats{Kind: kinds[k].name, Example: s.example, Requests: s.requests,

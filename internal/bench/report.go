@@ -52,6 +52,9 @@ type Report struct {
 	// runs whose server exports process_cpu_seconds_total on a known
 	// operator listener).
 	ServerCPU *CPU `json:"server_cpu,omitempty"`
+	// Machine is the CPU the machine lent to other guests during the load
+	// (ingest and query runs, where the kernel says).
+	Machine *Machine `json:"machine,omitempty"`
 
 	Record         string `json:"record,omitempty"` // file of acknowledged events
 	RecordedEvents int64  `json:"recorded_events,omitempty"`
@@ -191,6 +194,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if c := r.ServerCPU; c != nil {
 		row("server CPU", "%.2fs (%.2f cores): %.0f µs per acknowledged request, %.1f µs per event", c.Seconds, c.Cores, c.MicrosPerRequest, c.MicrosPerEvent)
+	}
+	if m := r.Machine; m != nil {
+		text := fmt.Sprintf("%.2fs of CPU lent to other guests by the hypervisor (%.1f %% of %d cores)", m.StolenSeconds, m.StolenShare*100, m.Cores)
+		if m.StolenShare > noisyShare {
+			text += ": rates not comparable with quieter runs"
+		}
+		row("machine", "%s", text)
 	}
 	switch {
 	case r.ServerRSS == nil:
