@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,48 +19,24 @@ import (
 const idempotencyTTL = 24 * time.Hour
 
 type appendStmts struct {
-	orgSeq, setSeq, setSeqPending, idemGet, idemPut *sql.Stmt
-	// insert[i] stores insertSizes[i] events in one statement.
-	insert          [len(insertSizes)]*sql.Stmt
 	lastPos         *sql.Stmt // on the read pool: max(pos), for every read of the tail
 	streamPositions *sql.Stmt // on the read pool: the stream engine reads it up to 50 times a second
+	// writer is the append's statements on the writer's driver connection
+	// (writertx.go), used only while Append holds that connection.
+	writer appendDriverStmts
 }
 
 func (st *appendStmts) close() {
-	for _, s := range append([]*sql.Stmt{st.orgSeq, st.setSeq, st.setSeqPending, st.idemGet, st.idemPut, st.lastPos, st.streamPositions}, st.insert[:]...) {
+	for _, s := range []*sql.Stmt{st.lastPos, st.streamPositions} {
 		if s != nil {
 			s.Close()
 		}
 	}
+	st.writer.close()
 }
 
 func (s *Store) prepare(ctx context.Context) error {
 	var err error
-	prep := func(q string) *sql.Stmt {
-		if err != nil {
-			return nil
-		}
-		var st *sql.Stmt
-		st, err = s.write.PrepareContext(ctx, q)
-		return st
-	}
-	s.stmts = appendStmts{
-		orgSeq: prep(`SELECT next_seq, unintegrated FROM organizations WHERE id = ? AND deleted_at IS NULL`),
-		// setSeq leaves the partial index organizations_unintegrated alone
-		// (neither of its columns is set), so it is for a log that already
-		// has pending records; setSeqPending enters the log in it
-		// (00017_unintegrated_flag.sql).
-		setSeq:        prep(`UPDATE organizations SET next_seq = ? WHERE id = ?`),
-		setSeqPending: prep(`UPDATE organizations SET next_seq = ?, unintegrated = 1 WHERE id = ?`),
-		idemGet:       prep(`SELECT body_hash, result FROM idempotency_keys WHERE organization_id = ? AND key = ? AND created_at > ?`),
-		idemPut:       prep(`INSERT OR REPLACE INTO idempotency_keys (organization_id, key, body_hash, created_at, result) VALUES (?, ?, ?, ?, ?)`),
-	}
-	for i, n := range insertSizes {
-		s.stmts.insert[i] = prep(insertSQL(n))
-	}
-	if err != nil {
-		return fmt.Errorf("couldn't prepare statements: %w", err)
-	}
 	if s.stmts.lastPos, err = s.read.PrepareContext(ctx, `SELECT max(pos) FROM events`); err != nil {
 		return fmt.Errorf("couldn't prepare statements: %w", err)
 	}
@@ -94,8 +71,7 @@ func insertSQL(rows int) string {
 // get consecutive positions in the order of its VALUES: events.pos is an AUTOINCREMENT
 // rowid, each new one one more than the largest ever used, and the append
 // transaction holds SQLite's write lock.
-func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, rows []pendingRow) error {
-	var stmts [len(insertSizes)]*sql.Stmt
+func (s *Store) insertEvents(tx *appendConn, rows []pendingRow) error {
 	args := make([]any, 0, 5*insertSizes[0])
 	for len(rows) > 0 {
 		k := 0
@@ -103,14 +79,11 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, rows []pendingRow)
 			k++
 		}
 		n := insertSizes[k]
-		if stmts[k] == nil {
-			stmts[k] = tx.StmtContext(ctx, s.stmts.insert[k])
-		}
 		args = args[:0]
 		for _, r := range rows[:n] {
 			args = append(args, r.org, r.seq, r.id, r.record, r.mismatch)
 		}
-		res, err := stmts[k].ExecContext(ctx, args...)
+		res, err := tx.exec(tx.st.insert[k], args...)
 		if err != nil {
 			return fmt.Errorf("couldn't insert one of the %d events %s … %s: %w", n, rows[0].id, rows[n-1].id, classify(err))
 		}
@@ -163,28 +136,69 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 	if err := s.admit(ctx); err != nil {
 		return nil, err
 	}
-	results := make([]store.AppendResult, len(subs))
-	tx, err := s.write.BeginTx(ctx, nil)
+	conn, err := s.write.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't begin append transaction: %w", classify(err))
+		return nil, fmt.Errorf("couldn't take the writer's connection: %w", classify(err))
 	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	defer conn.Close()
+	var (
+		results []store.AppendResult
+		fresh   []pendingRow
+	)
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("the SQLite driver's connection is a %T", dc)
+		}
+		if err := s.stmts.writer.prepareOn(ctx, c); err != nil {
+			return err
+		}
+		tx := &appendConn{ctx: ctx, st: &s.stmts.writer}
+		if _, err := tx.exec(tx.st.begin); err != nil {
+			return fmt.Errorf("couldn't begin append transaction: %w", classify(err))
+		}
+		var err error
+		results, fresh, err = s.appendIn(tx, subs, now)
+		// If the process dies before this returns, nothing was
+		// acknowledged: the transaction is either wholly in the WAL (and
+		// the events simply have no waiting client) or not at all.
+		if err := tx.finish(err); err != nil {
+			return fmt.Errorf("couldn't append %d submissions: %w", len(subs), classify(err))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.recent.add(fresh)
+	s.unindexed.add(fresh)
+	if len(fresh) > 0 {
+		s.noteAppended(fresh[len(fresh)-1].pos)
+	}
+	return results, nil
+}
 
-	orgSeq := tx.StmtContext(ctx, s.stmts.orgSeq)
-
+// appendIn does Append's work inside its transaction and returns the
+// results and the rows stored.
+func (s *Store) appendIn(tx *appendConn, subs []store.Submission, now time.Time) ([]store.AppendResult, []pendingRow, error) {
+	results := make([]store.AppendResult, len(subs))
 	next := map[string]int64{}    // organization → next seq, for the organizations of this batch
 	before := map[string]logRow{} // organization → its row as the batch found it
+	row := make([]driver.Value, 2)
 	known := func(org string) (bool, error) {
 		if _, ok := next[org]; ok {
 			return true, nil
 		}
-		var r logRow
-		err := orgSeq.QueryRowContext(ctx, org).Scan(&r.next, &r.unintegrated)
-		if errors.Is(err, sql.ErrNoRows) {
-			return false, nil
-		}
+		found, err := tx.queryRow(tx.st.orgSeq, row, org)
 		if err != nil {
 			return false, fmt.Errorf("couldn't read log size of %s: %w", org, classify(err))
+		}
+		if !found {
+			return false, nil
+		}
+		r, err := logRowOf(row)
+		if err != nil {
+			return false, fmt.Errorf("couldn't read log size of %s: %w", org, err)
 		}
 		next[org], before[org] = r.next, r
 		return true, nil
@@ -204,9 +218,9 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 				results[i] = store.AppendResult{Events: results[j].Events, Replayed: true, BodyMismatch: subs[j].BodyHash != sub.BodyHash}
 				continue
 			}
-			prev, hash, ok, err := s.idempotentResult(ctx, tx, k, now)
+			prev, hash, ok, err := s.idempotentResult(tx, k, now)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if ok {
 				results[i] = store.AppendResult{Events: prev, Replayed: true, BodyMismatch: hash != sub.BodyHash}
@@ -218,7 +232,7 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 		for _, e := range sub.Events {
 			ok, err := known(e.OrganizationID)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if !ok {
 				missing = e.OrganizationID
@@ -244,47 +258,37 @@ func (s *Store) Append(ctx context.Context, subs []store.Submission, now time.Ti
 		if sub.IdempotencyKey != "" {
 			k := keyOf(sub)
 			inBatch[k] = i
-			if err := s.rememberIdempotent(ctx, tx, k, sub.BodyHash, accepted, now); err != nil {
-				return nil, err
+			if err := s.rememberIdempotent(tx, k, sub.BodyHash, accepted, now); err != nil {
+				return nil, nil, err
 			}
 		}
 	}
-	if err := s.insertEvents(ctx, tx, fresh); err != nil {
-		return nil, err
+	if err := s.insertEvents(tx, fresh); err != nil {
+		return nil, nil, err
 	}
-	var setSeq, setSeqPending *sql.Stmt
 	for org, n := range next {
-		var st *sql.Stmt
+		st := tx.st.setSeqPending
 		switch b := before[org]; {
 		case n == b.next: // checked, but its submission was refused
 			continue
 		case b.unintegrated:
-			if setSeq == nil {
-				setSeq = tx.StmtContext(ctx, s.stmts.setSeq)
-			}
-			st = setSeq
-		default:
-			if setSeqPending == nil {
-				setSeqPending = tx.StmtContext(ctx, s.stmts.setSeqPending)
-			}
-			st = setSeqPending
+			st = tx.st.setSeq
 		}
-		if _, err := st.ExecContext(ctx, n, org); err != nil {
-			return nil, fmt.Errorf("couldn't advance log of %s: %w", org, classify(err))
+		if _, err := tx.exec(st, n, org); err != nil {
+			return nil, nil, fmt.Errorf("couldn't advance log of %s: %w", org, classify(err))
 		}
 	}
-	// If the process dies before this returns, nothing was acknowledged: the
-	// transaction is either wholly in the WAL (and the events simply have no
-	// waiting client) or not at all.
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("couldn't commit %d submissions: %w", len(subs), classify(err))
+	return results, fresh, nil
+}
+
+// logRowOf reads an organization's row as orgSeq returns it.
+func logRowOf(row []driver.Value) (logRow, error) {
+	next, ok1 := row[0].(int64)
+	flag, ok2 := row[1].(int64)
+	if !ok1 || !ok2 {
+		return logRow{}, fmt.Errorf("unexpected next_seq %T and unintegrated %T", row[0], row[1])
 	}
-	s.recent.add(fresh)
-	s.unindexed.add(fresh)
-	if len(fresh) > 0 {
-		s.noteAppended(fresh[len(fresh)-1].pos)
-	}
-	return results, nil
+	return logRow{next: next, unintegrated: flag != 0}, nil
 }
 
 // draftOf is e's draft if it is the event e's tail encodes (the record is
@@ -298,16 +302,17 @@ func draftOf(e store.PendingEvent) *event.Draft {
 
 // idempotentResult is the remembered result of k and the hash of the body
 // that stored it; false when k is not remembered (or expired).
-func (s *Store) idempotentResult(ctx context.Context, tx *sql.Tx, k idemKey, now time.Time) ([]event.Accepted, [32]byte, bool, error) {
-	var raw, hashBytes []byte
+func (s *Store) idempotentResult(tx *appendConn, k idemKey, now time.Time) ([]event.Accepted, [32]byte, bool, error) {
 	var hash [32]byte
-	err := tx.StmtContext(ctx, s.stmts.idemGet).QueryRowContext(ctx, k.org, k.key, ms(now.Add(-idempotencyTTL))).Scan(&hashBytes, &raw)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, hash, false, nil
-	}
+	row := make([]driver.Value, 2)
+	found, err := tx.queryRow(tx.st.idemGet, row, k.org, k.key, ms(now.Add(-idempotencyTTL)))
 	if err != nil {
 		return nil, hash, false, fmt.Errorf("couldn't look up idempotency key: %w", classify(err))
 	}
+	if !found {
+		return nil, hash, false, nil
+	}
+	hashBytes, raw := bytesOf(row[0]), bytesOf(row[1])
 	copy(hash[:], hashBytes)
 	var stored []acceptedJSON
 	if err := json.Unmarshal(raw, &stored); err != nil {
@@ -320,7 +325,18 @@ func (s *Store) idempotentResult(ctx context.Context, tx *sql.Tx, k idemKey, now
 	return out, hash, true, nil
 }
 
-func (s *Store) rememberIdempotent(ctx context.Context, tx *sql.Tx, k idemKey, hash [32]byte, accepted []event.Accepted, now time.Time) error {
+// bytesOf is a BLOB or TEXT column's bytes as the driver returns them.
+func bytesOf(v driver.Value) []byte {
+	switch v := v.(type) {
+	case []byte:
+		return v
+	case string:
+		return []byte(v)
+	}
+	return nil
+}
+
+func (s *Store) rememberIdempotent(tx *appendConn, k idemKey, hash [32]byte, accepted []event.Accepted, now time.Time) error {
 	stored := make([]acceptedJSON, len(accepted))
 	for i, a := range accepted {
 		stored[i] = acceptedJSON{a.ID, a.OrganizationID, a.Seq, a.ReceivedAt}
@@ -330,7 +346,7 @@ func (s *Store) rememberIdempotent(ctx context.Context, tx *sql.Tx, k idemKey, h
 		return fmt.Errorf("couldn't encode idempotent result: %w", err)
 	}
 	// OR REPLACE: an expired entry with the same key is overwritten.
-	if _, err := tx.StmtContext(ctx, s.stmts.idemPut).ExecContext(ctx, k.org, k.key, hash[:], ms(now), raw); err != nil {
+	if _, err := tx.exec(tx.st.idemPut, k.org, k.key, hash[:], ms(now), raw); err != nil {
 		return fmt.Errorf("couldn't remember idempotency key: %w", classify(err))
 	}
 	return nil
