@@ -83,12 +83,20 @@ func waitPage(t *testing.T, ctx context.Context, target, sel, want string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		browsertest.Run(t, ctx, "open "+target, chromedp.Navigate(target), browsertest.Visible("main"))
-		if got := browsertest.Eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)); strings.Contains(got, want) {
-			return
+		// A navigation the page itself started just before (a form
+		// submitted by the test's last click) can abort this one
+		// (net::ERR_ABORTED): that is a reason to try again, not a
+		// failure of the page.
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := chromedp.Do(actx, chromedp.Navigate(target), browsertest.Visible("main"))
+		cancel()
+		if err == nil {
+			if got := browsertest.Eval[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)); strings.Contains(got, want) {
+				return
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s never showed %q", target, sel, want)
+			t.Fatalf("%s: %s never showed %q (last navigation: %v)", target, sel, want, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
