@@ -36,7 +36,7 @@ type machineSpan struct {
 }
 
 func startMachine() *machineSpan {
-	d, ok := stolenNow()
+	d, ok := StolenCPU()
 	return &machineSpan{start: d, at: time.Now(), ok: ok}
 }
 
@@ -46,7 +46,7 @@ func (s *machineSpan) stop() *Machine {
 	if !s.ok {
 		return nil
 	}
-	d, ok := stolenNow()
+	d, ok := StolenCPU()
 	if !ok || d < s.start {
 		return nil
 	}
@@ -57,8 +57,10 @@ func (s *machineSpan) stop() *Machine {
 	return m
 }
 
-// stolenNow is the machine's stolen CPU time since boot.
-func stolenNow() (time.Duration, bool) {
+// StolenCPU is the CPU time, over every core, that the machine's
+// hypervisor has given to other guests since boot; false where the kernel
+// does not say.
+func StolenCPU() (time.Duration, bool) {
 	f, err := os.Open("/proc/stat")
 	if err != nil {
 		return 0, false

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trailaudit/trail/internal/bench"
 	"github.com/trailaudit/trail/internal/trailtest"
 )
 
@@ -254,26 +255,13 @@ func profile(b *testing.B, srv *trailtest.Server, path string, d time.Duration) 
 	return done
 }
 
-// stolenTime is the CPU time the machine's hypervisor has given to other
-// guests since boot (the steal column of /proc/stat's cpu line), zero
-// where the kernel does not say. A run during which it grows by seconds
-// measured a machine that was not ours, whatever the configuration.
+// stolenTime is the CPU time the machine lent to other guests since boot
+// (bench.StolenCPU), zero where the kernel does not say. A run during
+// which it grows by seconds measured a machine that was not ours,
+// whatever the configuration.
 func stolenTime() time.Duration {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
-	ticks, err := strconv.ParseInt(f[8], 10, 64)
-	if err != nil {
-		return 0
-	}
-	// The kernel reports USER_HZ ticks, 100 a second on Linux.
-	return time.Duration(ticks) * 10 * time.Millisecond
+	d, _ := bench.StolenCPU()
+	return d
 }
 
 // cpuTime is the CPU time this process has used (user and system).

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"errors"
-	"io"
 	"testing"
 
 	"github.com/trailaudit/trail/internal/event"
@@ -14,9 +12,9 @@ import (
 // BenchmarkOneEventTransaction is the statements of a one-event append
 // (read the organization's next seq, insert the event, advance next_seq,
 // commit), with nothing else of Append around them, run two ways on the
-// store's writer: through database/sql's Tx with the store's prepared
-// statements, as Append does, and on the driver's connection directly,
-// with BEGIN IMMEDIATE and COMMIT prepared once like the rest. The
+// store's writer: through database/sql's Tx with prepared statements, as
+// Append did, and on the driver's connection with BEGIN IMMEDIATE and
+// COMMIT prepared once like the rest, as Append does (appendConn). The
 // difference is what database/sql's transaction and a BEGIN parsed at
 // each call cost a lone client's commit (docs/PERFORMANCE.md, "One
 // client: what database/sql's transaction costs").
@@ -50,9 +48,9 @@ func BenchmarkOneEventTransaction(b *testing.B) {
 					st, err = s.write.PrepareContext(ctx, q)
 					return st
 				}
-				orgSeq := prep(`SELECT next_seq, unintegrated FROM organizations WHERE id = ? AND deleted_at IS NULL`)
+				orgSeq := prep(orgSeqSQL)
 				insert := prep(insertSQL(1))
-				setSeqPending := prep(`UPDATE organizations SET next_seq = ?, unintegrated = 1 WHERE id = ?`)
+				setSeqPending := prep(setSeqPendingSQL)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -83,76 +81,42 @@ func BenchmarkOneEventTransaction(b *testing.B) {
 				}
 				return
 			}
+			// The driver's connection, as Append uses it (writertx.go).
 			conn, err := s.write.Conn(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer conn.Close()
 			err = conn.Raw(func(dc any) error {
-				c, ok := dc.(driver.ConnPrepareContext)
-				if !ok {
-					return errors.New("the driver's connection cannot prepare with a context")
-				}
-				prep := func(q string) driver.Stmt {
-					if err != nil {
-						return nil
-					}
-					var st driver.Stmt
-					st, err = c.PrepareContext(ctx, q)
-					return st
-				}
-				begin, commit := prep("BEGIN IMMEDIATE"), prep("COMMIT")
-				orgSeq := prep(`SELECT next_seq, unintegrated FROM organizations WHERE id = ? AND deleted_at IS NULL`)
-				ins := prep(insertSQL(1))
-				setSeq := prep(`UPDATE organizations SET next_seq = ?, unintegrated = 1 WHERE id = ?`)
-				if err != nil {
+				if err := s.stmts.writer.prepareOn(ctx, dc.(driver.Conn)); err != nil {
 					return err
 				}
-				exec := func(st driver.Stmt, args ...driver.NamedValue) (driver.Result, error) {
-					return st.(driver.StmtExecContext).ExecContext(ctx, args)
-				}
-				arg := func(vs ...any) []driver.NamedValue {
-					out := make([]driver.NamedValue, len(vs))
-					for i, v := range vs {
-						out[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
-					}
-					return out
-				}
-				dest := make([]driver.Value, 2)
+				tx := &appendConn{ctx: ctx, st: &s.stmts.writer}
+				row := make([]driver.Value, 2)
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					if _, err := exec(begin); err != nil {
+					if _, err := tx.exec(tx.st.begin); err != nil {
 						return err
 					}
-					rows, err := orgSeq.(driver.StmtQueryContext).QueryContext(ctx, arg(org))
-					if err != nil {
+					if _, err := tx.queryRow(tx.st.orgSeq, row, org); err != nil {
 						return err
 					}
-					if err := rows.Next(dest); err != nil && err != io.EOF {
-						return err
-					}
-					next := dest[0].(int64)
-					if err := rows.Close(); err != nil {
-						return err
-					}
-					res, err := exec(ins, arg(org, next, evs[i].id, record(i, next), false)...)
+					next := row[0].(int64)
+					res, err := tx.exec(tx.st.insert[len(insertSizes)-1], org, next, evs[i].id, record(i, next), false)
 					if err != nil {
 						return err
 					}
 					if _, err := res.LastInsertId(); err != nil {
 						return err
 					}
-					if _, err := exec(setSeq, arg(next+1, org)...); err != nil {
+					if _, err := tx.exec(tx.st.setSeqPending, next+1, org); err != nil {
 						return err
 					}
-					if _, err := exec(commit); err != nil {
+					if err := tx.finish(nil); err != nil {
 						return err
 					}
 				}
 				b.StopTimer()
-				for _, st := range []driver.Stmt{begin, commit, orgSeq, ins, setSeq} {
-					st.Close()
-				}
 				return nil
 			})
 			if err != nil {

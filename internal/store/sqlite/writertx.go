@@ -79,13 +79,13 @@ func (st *appendDriverStmts) prepareOn(ctx context.Context, c driver.Conn) error
 		begin:    prep(`BEGIN IMMEDIATE`),
 		commit:   prep(`COMMIT`),
 		rollback: prep(`ROLLBACK`),
-		orgSeq:   prep(`SELECT next_seq, unintegrated FROM organizations WHERE id = ? AND deleted_at IS NULL`),
+		orgSeq:   prep(orgSeqSQL),
 		// setSeq leaves the partial index organizations_unintegrated alone
 		// (neither of its columns is set), so it is for a log that already
 		// has pending records; setSeqPending enters the log in it
 		// (00017_unintegrated_flag.sql).
 		setSeq:        prep(`UPDATE organizations SET next_seq = ? WHERE id = ?`),
-		setSeqPending: prep(`UPDATE organizations SET next_seq = ?, unintegrated = 1 WHERE id = ?`),
+		setSeqPending: prep(setSeqPendingSQL),
 		idemGet:       prep(`SELECT body_hash, result FROM idempotency_keys WHERE organization_id = ? AND key = ? AND created_at > ?`),
 		idemPut:       prep(`INSERT OR REPLACE INTO idempotency_keys (organization_id, key, body_hash, created_at, result) VALUES (?, ?, ?, ?, ?)`),
 	}
@@ -104,6 +104,13 @@ func (st *appendDriverStmts) prepareOn(ctx context.Context, c driver.Conn) error
 	st.conn = c
 	return nil
 }
+
+// The statements that read and advance an organization's log in an
+// append (BenchmarkOneEventTransaction runs them through database/sql too).
+const (
+	orgSeqSQL        = `SELECT next_seq, unintegrated FROM organizations WHERE id = ? AND deleted_at IS NULL`
+	setSeqPendingSQL = `UPDATE organizations SET next_seq = ?, unintegrated = 1 WHERE id = ?`
+)
 
 // named turns args into the driver's arguments. Every value the append
 // binds is already one the driver takes (string, int64, bool, []byte).
@@ -126,10 +133,8 @@ func (t *appendConn) queryRow(s driver.Stmt, dest []driver.Value, args ...any) (
 		return false, err
 	}
 	err = rows.Next(dest)
-	if cerr := rows.Close(); err == nil || err == io.EOF {
-		if cerr != nil {
-			return false, cerr
-		}
+	if cerr := rows.Close(); cerr != nil && (err == nil || err == io.EOF) {
+		return false, cerr
 	}
 	if err == io.EOF {
 		return false, nil
