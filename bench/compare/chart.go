@@ -10,8 +10,9 @@ import (
 
 // The chart is drawn here, from the numbers of the run, as plain SVG: two
 // panels (throughput, p99 latency) against the number of clients. Each
-// backend has a colour; Trail is a solid line, the naive approach a dashed
-// one, and the bare ceiling a dotted horizontal line on the throughput panel.
+// backend has a colour; Trail is a solid line, the naive app over HTTP a
+// dash-dotted one, the naive approach in process a dashed one, and the bare
+// ceiling a dotted horizontal line on the throughput panel.
 
 const (
 	panelW, panelH = 470, 330
@@ -19,7 +20,7 @@ const (
 	marginR        = 16
 	marginT        = 40
 	marginB        = 48
-	legendH        = 80
+	legendH        = 100
 )
 
 var backendColor = map[string]string{"sqlite": "#1d4ed8", "postgres": "#c2410c"}
@@ -44,8 +45,11 @@ func writeSVG(path string, med map[key]cell, levels []int) error {
 			continue
 		}
 		dash := ""
-		if strings.HasSuffix(sys.name, "naive") {
+		switch {
+		case strings.HasSuffix(sys.name, "naive"):
 			dash = "7,5"
+		case strings.HasPrefix(sys.name, "naive-http-"):
+			dash = "10,3,2,3"
 		}
 		t := series{label: sys.label, color: color, dash: dash}
 		l := t
@@ -73,7 +77,7 @@ func writeSVG(path string, med map[key]cell, levels []int) error {
 		logScaleOf(append(append([]series{}, thr...), ceilings...)))
 	panel(&b, panelW+20, "p99 latency (ms, log scale, lower is better)", levels, lat, nil, logScaleOf(lat))
 
-	// Legend: one column per backend, Trail, naive, bare from the top.
+	// Legend: one column per backend, in the order of systems, bare last.
 	for col, backend := range []string{"sqlite", "postgres"} {
 		x, y := marginL+col*(panelW+20), panelH+8
 		for _, s := range append(append([]series{}, thr...), ceilings...) {

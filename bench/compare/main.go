@@ -6,8 +6,10 @@
 // `trail serve` on SQLite, driven over HTTP by `trail bench ingest`'s
 // engine), Trail on PostgreSQL (the same, with --database), and the
 // baselines of package bench — the naive one-INSERT-per-event-per-transaction
-// approach on SQLite and on PostgreSQL, and the bare ceilings (1,000-row
-// transactions into a table with only a primary key; COPY on PostgreSQL).
+// approach on SQLite and on PostgreSQL, in process and as the naive app over
+// HTTP (a process of its own, one INSERT per request: the baseline Trail's
+// ratios are taken against), and the bare ceilings (1,000-row transactions
+// into a table with only a primary key; COPY on PostgreSQL).
 // PostgreSQL is a throwaway server started here with its default
 // durability (fsync on). Beside them, the no-storage HTTP ceiling: a Go
 // server (this program again, in a process of its own) that decodes each
@@ -45,6 +47,9 @@ const (
 	trailSQLite   = "trail-sqlite"
 	trailPostgres = "trail-postgres"
 	httpCeiling   = "http-ceiling"
+	// The naive app over HTTP (bench.NaiveApp), in a process of its own.
+	naiveHTTPSQLite   = "naive-http-sqlite"
+	naiveHTTPPostgres = "naive-http-postgres"
 )
 
 var systems = []struct {
@@ -53,9 +58,11 @@ var systems = []struct {
 }{
 	{httpCeiling, "no-storage HTTP ceiling: decode the JSON body, answer 200", "http", false},
 	{trailSQLite, "Trail embedded (SQLite), HTTP", "sqlite", false},
+	{naiveHTTPSQLite, "naive app over HTTP (SQLite): 1 INSERT per request", "sqlite", false},
 	{bench.BaselineSQLiteNaive, "naive SQLite: 1 INSERT per event per transaction", "sqlite", false},
 	{bench.BaselineSQLiteBare, "bare SQLite: 1,000-row transactions, primary key only", "sqlite", true},
 	{trailPostgres, "Trail on PostgreSQL, HTTP", "postgres", false},
+	{naiveHTTPPostgres, "naive app over HTTP (PostgreSQL): 1 INSERT per request", "postgres", false},
 	{bench.BaselinePostgresNaive, "naive PostgreSQL: 1 INSERT per event, autocommit", "postgres", false},
 	{bench.BaselinePostgresCopy, "bare PostgreSQL: COPY of 1,000 rows, primary key only", "postgres", true},
 }
@@ -214,7 +221,23 @@ func measure(ctx context.Context, system string, c int, d time.Duration, orgs in
 	switch system {
 	case httpCeiling:
 		var err error
-		if rep, m.cpuPerEvent, err = measureCeiling(ctx, c, d, orgs); err != nil {
+		if rep, m.cpuPerEvent, err = measureOwnProcess(ctx, "ceiling on ", c, d, orgs, "-serve-ceiling", "127.0.0.1:0"); err != nil {
+			return m, err
+		}
+	case naiveHTTPSQLite, naiveHTTPPostgres:
+		database, err := newDB()
+		if system == naiveHTTPSQLite {
+			var dir string
+			dir, err = os.MkdirTemp(tmp, system+"-")
+			defer os.RemoveAll(dir)
+			database = filepath.Join(dir, "naive.db")
+		}
+		if err != nil {
+			return m, err
+		}
+		// As many connections as clients, like the in-process naive approach.
+		if rep, m.cpuPerEvent, err = measureOwnProcess(ctx, "naive app on ", c, d, orgs,
+			"-serve-naive", "127.0.0.1:0", "-naive-database", database, "-naive-connections", strconv.Itoa(c)); err != nil {
 			return m, err
 		}
 	case trailSQLite, trailPostgres:
@@ -309,30 +332,32 @@ func serveNaive(addr, database string, conns int) error {
 	return bench.ServeHandler(ctx, ln, app)
 }
 
-// measureCeiling runs the ingest load against the ceiling in a process of
-// its own, and returns the report and that process's CPU per event.
-func measureCeiling(ctx context.Context, c int, d time.Duration, orgs int) (bench.Report, float64, error) {
+// measureOwnProcess runs this program again with args (the ceiling or the
+// naive app, which say where they listen on their first line, after
+// prefix), drives the ingest load against it, and returns the report and
+// that process's CPU per event.
+func measureOwnProcess(ctx context.Context, prefix string, c int, d time.Duration, orgs int, args ...string) (bench.Report, float64, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return bench.Report{}, 0, err
 	}
-	cmd := exec.CommandContext(ctx, self, "-serve-ceiling", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return bench.Report{}, 0, err
 	}
 	if err := cmd.Start(); err != nil {
-		return bench.Report{}, 0, fmt.Errorf("starting the ceiling: %w", err)
+		return bench.Report{}, 0, fmt.Errorf("starting %s: %w", strings.Join(args, " "), err)
 	}
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}()
 	line, err := bufio.NewReader(out).ReadString('\n')
-	base, ok := strings.CutPrefix(strings.TrimSpace(line), "ceiling on ")
+	base, ok := strings.CutPrefix(strings.TrimSpace(line), prefix)
 	if err != nil || !ok {
-		return bench.Report{}, 0, fmt.Errorf("the ceiling did not say where it listens (%q): %v", line, err)
+		return bench.Report{}, 0, fmt.Errorf("%s did not say where it listens (%q): %v", strings.Join(args, " "), line, err)
 	}
 	client, err := bench.NewClient(base, "sk_ceiling", c, "trail-bench-compare")
 	if err != nil {
@@ -498,7 +523,8 @@ func writeReport(path, svgPath string, med map[key]cell, levels []int, info repo
 	p("on %s, on %s. Each cell is the median of %d measurements of %s each, interleaved (all systems at every concurrency, then again), with %d organizations; the run took %s.\n\n",
 		machine(), time.Now().UTC().Format("2006-01-02"), info.runs, info.duration, info.orgs, info.took.Round(time.Second))
 	p("- **Trail**: a real `trail serve` (fresh data directory or database for each measurement) driven over loopback HTTP by `trail bench ingest`'s engine: closed loop, each client sending one event (`POST /audit_logs/events`, the WorkOS call) and waiting for its answer. An event is acknowledged only once durable, with its seq, search indexing and Merkle integration behind it.\n")
-	p("- **naive**: what most applications do — in process, no HTTP, one `INSERT` of the same canonical record per event, each its own transaction, from as many connections as clients (SQLite in WAL mode with synchronous=FULL; PostgreSQL with its default durability).\n")
+	p("- **naive app over HTTP**: what most applications do, and the baseline of × naive — a Go `net/http` server in a process of its own that decodes each event's JSON body and stores it with one `INSERT`, its own transaction, from as many connections as clients (SQLite in WAL mode with synchronous=FULL; PostgreSQL with its default durability), driven by the same client as Trail.\n")
+	p("- **naive**: the same `INSERT`s in process, without HTTP: what the storage alone does.\n")
 	p("- **bare**: the ceiling — one connection storing the same records 1,000 a transaction into a table with only its primary key (SQLite `INSERT`s; PostgreSQL `COPY`). Its latency is that of a 1,000-row transaction.\n")
 	p("- **no-storage HTTP ceiling**: a Go `net/http` server in a process of its own that decodes each event's JSON body and answers 200, storing nothing, driven by the same client: what single events over HTTP cost before anything is done with them.\n\n")
 	p("![Throughput and p99 latency against concurrency](%s)\n\n", relPath(path, svgPath))
@@ -524,7 +550,7 @@ func writeReport(path, svgPath string, med map[key]cell, levels []int, info repo
 			if m.cpuPerEvent > 0 {
 				cpu = fmt.Sprintf("%.0f", m.cpuPerEvent)
 			}
-			if sys.name != httpCeiling && !sys.ceiling && !strings.HasSuffix(sys.name, "naive") {
+			if strings.HasPrefix(sys.name, "trail-") {
 				if n, ok := med[key{naiveOf(sys.backend), c}]; ok && n.eventsPerS > 0 {
 					naive = fmt.Sprintf("%.2f×", m.eventsPerS/n.eventsPerS)
 				}
@@ -545,7 +571,7 @@ func writeReport(path, svgPath string, med map[key]cell, levels []int, info repo
 			p("| %s | %s | %s | %.1f | %s | %s | %s | %s | %s |\n", sys.label, clients, thousands(m.eventsPerS), m.p99ms, naive, bare, ceil, cpu, rss)
 		}
 	}
-	p("\n× naive: Trail's events/s divided by the naive approach's on the same database at the same concurrency. × bare: events/s divided by the bare ceiling of the same database. × HTTP ceiling: events/s divided by the no-storage HTTP ceiling's at the same concurrency. Server CPU: the server process's user and system time over the measurement, per acknowledged event (Trail: its `process_cpu_seconds_total`; the ceiling: `/proc`).\n\n")
+	p("\n× naive: Trail's events/s divided by the naive app's over HTTP on the same database at the same concurrency. × bare: events/s divided by the bare ceiling of the same database. × HTTP ceiling: events/s divided by the no-storage HTTP ceiling's at the same concurrency. Server CPU: the server process's user and system time over the measurement, per acknowledged event (Trail: its `process_cpu_seconds_total`; the ceiling: `/proc`).\n\n")
 	if len(info.queries) > 0 {
 		p("## Queries\n\n")
 		p("First pages (50 events) of `GET /v1/events` over HTTP, the mix of `trail bench query` (%d clients, %s), after storing %s events over %d organizations in a fresh Trail. The baseline is the unfiltered newest page of the same run: × newest is a filter's p99 over it.\n\n",
@@ -578,9 +604,9 @@ func writeReport(path, svgPath string, med map[key]cell, levels []int, info repo
 
 func naiveOf(backend string) string {
 	if backend == "postgres" {
-		return bench.BaselinePostgresNaive
+		return naiveHTTPPostgres
 	}
-	return bench.BaselineSQLiteNaive
+	return naiveHTTPSQLite
 }
 
 func bareOf(backend string) string {
