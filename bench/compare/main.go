@@ -257,6 +257,7 @@ func measure(ctx context.Context, system string, c int, d time.Duration, orgs in
 		if err != nil {
 			return m, errors.Join(err, srv.Stop())
 		}
+		client.MetricsBase = srv.MetricsURL // the server's CPU per event
 		rep, err = bench.Ingest(ctx, client, bench.IngestOptions{
 			Load: bench.Load{Concurrency: c, Duration: d}, Orgs: orgs, Target: "embedded"})
 		stopErr := srv.Stop()
