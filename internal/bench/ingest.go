@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -130,23 +129,4 @@ func Ingest(ctx context.Context, c *Client, opts IngestOptions) (Report, error) 
 		rep.Record, rep.RecordedEvents = opts.Record, rec.Count()
 	}
 	return rep, nil
-}
-
-// seed stores n events, spread over the last day, in batches of 500 spread
-// over orgs, and returns the generator that made them.
-func seed(ctx context.Context, c *Client, runID string, orgs []string, n int64, live *loadgen.Counters) (*Events, error) {
-	const batch = 500
-	gen := NewEvents(runID, orgs, 0)
-	gen.Spread, gen.End, gen.Total = 24*time.Hour, time.Now().Add(-time.Minute), n
-	requests := (n + batch - 1) / batch
-	res := loadgen.Run(ctx, c.HTTP, loadgen.Options{Concurrency: 4, Requests: requests, Live: live}, func(i int64) (*http.Request, error) {
-		return c.Request(http.MethodPost, "/v1/events/batch", nil, gen.Batch(i*batch, int(min(batch, n-i*batch))))
-	})
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if res.Errors > 0 {
-		return nil, fmt.Errorf("seeding %d events: %d of %d batches failed, first: %s", n, res.Errors, res.Requests, res.FirstErr)
-	}
-	return gen, nil
 }
