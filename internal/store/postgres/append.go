@@ -135,6 +135,7 @@ func searchFieldsOf(subs []store.Submission) ([][]searchFields, error) {
 	out := make([][]searchFields, len(subs))
 	var words []string
 	var text []byte
+	var org, orgWord string // the last event's organization and its lexeme
 	for i := range subs {
 		out[i] = make([]searchFields, len(subs[i].Events))
 		for j, e := range subs[i].Events {
@@ -142,16 +143,17 @@ func searchFieldsOf(subs []store.Submission) ([][]searchFields, error) {
 			// changes nothing searchable.
 			a := event.Accepted{ID: e.ID, OrganizationID: e.OrganizationID, ReceivedAt: e.ReceivedAt}
 			raw := event.AppendRecord(nil, a, e.Tail)
-			rec, err := event.ParseRecord(raw)
+			rec, err := recordOf(e, a, raw)
 			if err != nil {
-				// The tail comes from event.ParseEvent: one whose record
-				// does not parse back is a bug, and must not be stored.
-				return nil, fmt.Errorf("couldn't parse the record of event %s back: %w", e.ID, err)
+				return nil, err
 			}
 			text = rec.AppendSearchText(text[:0])
 			f := &out[i][j]
 			f.rec = rec
-			f.search, words = searchVector(e.OrganizationID, text, words)
+			if e.OrganizationID != org {
+				org, orgWord = e.OrganizationID, orgLexeme(e.OrganizationID)
+			}
+			f.search, words = vectorOf(orgWord, text, words)
 			// The id and organization id are JSON strings: no unescaped
 			// quote in them, so the first `,"seq":0,` is the seq's.
 			at := bytes.Index(raw, []byte(`,"seq":0,`))
@@ -163,6 +165,22 @@ func searchFieldsOf(subs []store.Submission) ([][]searchFields, error) {
 		}
 	}
 	return out, nil
+}
+
+// recordOf is the parsed record raw of e: the draft e was parsed into when
+// it came with one that encodes its tail (a request's events do), which
+// spares parsing the record back; raw parsed otherwise.
+func recordOf(e store.PendingEvent, a event.Accepted, raw []byte) (*event.Record, error) {
+	if e.Draft != nil && bytes.Equal(e.Draft.Tail, e.Tail) {
+		return &event.Record{Accepted: a, Draft: *e.Draft}, nil
+	}
+	rec, err := event.ParseRecord(raw)
+	if err != nil {
+		// The tail comes from event.ParseEvent: one whose record does not
+		// parse back is a bug, and must not be stored.
+		return nil, fmt.Errorf("couldn't parse the record of event %s back: %w", e.ID, err)
+	}
+	return rec, nil
 }
 
 func (s *Store) appendTx(ctx context.Context, subs []store.Submission, fields [][]searchFields, now time.Time) (_ []store.AppendResult, err error) {

@@ -101,6 +101,25 @@ func foldWord(w string) string {
 	return w
 }
 
+// lowerASCII is text as a string, in lower case when it is all ASCII, so
+// that appendWords folds none of its words one by one (one allocation for
+// the text instead of one per word with a capital). Text with other
+// characters is returned as it is: its words are folded by foldWord.
+func lowerASCII(text []byte) string {
+	var b strings.Builder
+	b.Grow(len(text))
+	for _, c := range text {
+		if c >= utf8.RuneSelf {
+			return string(text)
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
 // orgLexeme is the word every event's vector holds for its organization. It
 // contains ':', which no word of the text can, so it never matches text; a
 // query ANDs it in so that the GIN index narrows to one tenant.
@@ -111,7 +130,13 @@ func orgLexeme(org string) string { return "org:" + org }
 // queries expects), plus orgLexeme(org). words is scratch space, returned
 // for reuse.
 func searchVector(org string, text []byte, words []string) (pgtype.TSVector, []string) {
-	words = appendWords(words[:0], string(text))
+	return vectorOf(orgLexeme(org), text, words)
+}
+
+// vectorOf is searchVector with the organization's lexeme given (the
+// append computes it once per organization, not once per event).
+func vectorOf(orgWord string, text []byte, words []string) (pgtype.TSVector, []string) {
+	words = appendWords(words[:0], lowerASCII(text))
 	// Sorting the occurrences by word, then position, leaves each word's
 	// positions contiguous and increasing: one backing array holds them
 	// all, and lexemes come out in the byte order PostgreSQL keeps them in
@@ -134,7 +159,6 @@ func searchVector(org string, text []byte, words []string) (pgtype.TSVector, []s
 	})
 	positions := make([]pgtype.TSVectorPosition, 0, len(occ))
 	lexemes := make([]pgtype.TSVectorLexeme, 0, len(occ)/2+1)
-	orgWord := orgLexeme(org)
 	orgDone := false
 	addOrg := func() {
 		lexemes = append(lexemes, pgtype.TSVectorLexeme{Word: orgWord})
