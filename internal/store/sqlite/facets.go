@@ -63,6 +63,7 @@ const (
 type facetHasher struct {
 	h   hash.Hash
 	buf []byte
+	sum [sha256.Size]byte // the hash's output, here so that it is not allocated per token
 }
 
 func newFacetHasher() *facetHasher { return &facetHasher{h: sha256.New()} }
@@ -80,9 +81,8 @@ func (f *facetHasher) appendFacet(dst []byte, kind facetKind, org string, values
 	}
 	f.h.Reset()
 	f.h.Write(f.buf)
-	var sum [sha256.Size]byte
 	var enc [32]byte
-	facetEncoding.Encode(enc[:], f.h.Sum(sum[:0])[:facetHashBytes])
+	facetEncoding.Encode(enc[:], f.h.Sum(f.sum[:0])[:facetHashBytes])
 	dst = append(dst, byte(kind))
 	return append(dst, enc[:facetLen-1]...)
 }
