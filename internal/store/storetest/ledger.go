@@ -98,7 +98,7 @@ func testRecentRecords[S store.Backend](t *testing.T, b Driver[S]) {
 	// Integrated (the integrator reading through the cache): the bundles,
 	// which read the database, verify; and what the cache let go of comes
 	// from the database, alike.
-	signer := integrateOnce(t, s)
+	signer := integrateAll(t, s)
 	for _, org := range []string{a, c} {
 		st, err := s.LogState(ctx, org)
 		if err != nil || st.IntegratedSize != st.NextSeq {
@@ -113,37 +113,6 @@ func testRecentRecords[S store.Backend](t *testing.T, b Driver[S]) {
 			t.Fatalf("Verify(%s): %v\n%s", org, err, rep.String())
 		}
 	}
-}
-
-// integrateOnce runs an integrator over s until every log is integrated,
-// and returns its signer.
-func integrateOnce(t *testing.T, s store.Backend) *ledger.Signer {
-	t.Helper()
-	skey, _, err := note.GenerateKey(rand.Reader, ledgerPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ledger.NewSignerFromKey(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	in, err := ledger.NewIntegrator(s, signer, ledgerPrefix, ledger.Options{DataDir: t.TempDir(), Interval: time.Millisecond},
-		slog.New(slog.NewTextHandler(&logs, nil)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := in.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err = in.WaitIdle(ctx)
-	in.Stop()
-	if err != nil {
-		t.Fatalf("WaitIdle: %v\n%s", err, logs.String())
-	}
-	return signer
 }
 
 const ledgerPrefix = "trail.test"
