@@ -5,6 +5,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -102,6 +103,16 @@ type PendingEvent struct {
 	// did not match its action's latest schema (package schema). It is
 	// stored beside the record, never in it.
 	SchemaMismatch bool
+}
+
+// TailDraft is e's Draft if it is the event e's Tail encodes, nil if not:
+// the record is the truth, and a caller's mistake must not reach the
+// search index.
+func (e *PendingEvent) TailDraft() *event.Draft {
+	if e.Draft == nil || !bytes.Equal(e.Draft.Tail, e.Tail) {
+		return nil
+	}
+	return e.Draft
 }
 
 // AppendResult is what happened to one Submission.

@@ -171,8 +171,8 @@ func searchFieldsOf(subs []store.Submission) ([][]searchFields, error) {
 // it came with one that encodes its tail (a request's events do), which
 // spares parsing the record back; raw parsed otherwise.
 func recordOf(e store.PendingEvent, a event.Accepted, raw []byte) (*event.Record, error) {
-	if e.Draft != nil && bytes.Equal(e.Draft.Tail, e.Tail) {
-		return &event.Record{Accepted: a, Draft: *e.Draft}, nil
+	if d := e.TailDraft(); d != nil {
+		return &event.Record{Accepted: a, Draft: *d}, nil
 	}
 	rec, err := event.ParseRecord(raw)
 	if err != nil {

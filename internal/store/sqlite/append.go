@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -251,7 +250,7 @@ func (s *Store) appendIn(tx *appendConn, subs []store.Submission, now time.Time)
 			// keeps it after the commit. The rows are inserted after this
 			// loop, all together (insertEvents sets their pos).
 			rec := event.AppendRecord(make([]byte, 0, event.RecordSize(a, len(e.Tail))), a, e.Tail)
-			fresh = append(fresh, pendingRow{org: a.OrganizationID, seq: a.Seq, id: a.ID, record: rec, mismatch: e.SchemaMismatch, draft: draftOf(e)})
+			fresh = append(fresh, pendingRow{org: a.OrganizationID, seq: a.Seq, id: a.ID, record: rec, mismatch: e.SchemaMismatch, draft: e.TailDraft()})
 			accepted[j] = a
 		}
 		results[i].Events = accepted
@@ -289,15 +288,6 @@ func logRowOf(row []driver.Value) (logRow, error) {
 		return logRow{}, fmt.Errorf("unexpected next_seq %T and unintegrated %T", row[0], row[1])
 	}
 	return logRow{next: next, unintegrated: flag != 0}, nil
-}
-
-// draftOf is e's draft if it is the event e's tail encodes (the record is
-// the truth; a caller's mistake must not reach the search index).
-func draftOf(e store.PendingEvent) *event.Draft {
-	if e.Draft == nil || !bytes.Equal(e.Draft.Tail, e.Tail) {
-		return nil
-	}
-	return e.Draft
 }
 
 // idempotentResult is the remembered result of k and the hash of the body
