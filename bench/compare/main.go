@@ -225,17 +225,23 @@ func measure(ctx context.Context, system string, c int, d time.Duration, orgs in
 			return m, err
 		}
 	case naiveHTTPSQLite, naiveHTTPPostgres:
-		database, err := newDB()
-		if system == naiveHTTPSQLite {
-			var dir string
-			dir, err = os.MkdirTemp(tmp, system+"-")
+		var database string
+		if system == naiveHTTPPostgres {
+			dsn, err := newDB()
+			if err != nil {
+				return m, err
+			}
+			database = dsn
+		} else {
+			dir, err := os.MkdirTemp(tmp, system+"-")
+			if err != nil {
+				return m, err
+			}
 			defer os.RemoveAll(dir)
 			database = filepath.Join(dir, "naive.db")
 		}
-		if err != nil {
-			return m, err
-		}
 		// As many connections as clients, like the in-process naive approach.
+		var err error
 		if rep, m.cpuPerEvent, err = measureOwnProcess(ctx, "naive app on ", c, d, orgs,
 			"-serve-naive", "127.0.0.1:0", "-naive-database", database, "-naive-connections", strconv.Itoa(c)); err != nil {
 			return m, err
